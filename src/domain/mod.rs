@@ -1,0 +1,18 @@
+//! Domain types of SPEC 1–3: identifiers, dates, code lists and the member record.
+//! Pure values and parsers; no I/O.
+
+pub mod codes;
+pub mod date;
+pub mod ids;
+pub mod record;
+pub mod text;
+
+pub use codes::{
+    CopayRatio, InsurerKind, LimitCategory, ReasonOfLoss, Relationship, Sex, Validity,
+};
+pub use date::{Date, DateError};
+pub use ids::{
+    mask_raw, normalize_card_text, Branch, IdError, IndividualNumber, InstitutionCode,
+    InsurerNumber, PersonHash, PersonKey,
+};
+pub use record::{covers, Record};
