@@ -1,1 +1,8 @@
+//! shikaku: a high-throughput eligibility lookup engine for Japan's online eligibility
+//! confirmation. See ARCHITECTURE.md for the map of the modules.
+
+pub mod build;
 pub mod domain;
+pub mod format;
+pub mod index;
+pub mod query;

@@ -6,7 +6,8 @@ use super::ids::{Branch, IndividualNumber, InsurerNumber};
 
 /// One validated row of an insurer snapshot (SPEC 3). Symbol and number are already
 /// normalized (SPEC 1.2): equal cards have equal strings.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// The derived order sorts by card key (insurer, symbol, number, branch) first.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Record {
     pub insurer: InsurerNumber,
     /// Normalized 記号; empty when the card has none (後期高齢者).

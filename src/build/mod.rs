@@ -1,0 +1,85 @@
+//! The nightly build: snapshot rows in, a verified index generation out. Stages: per insurer
+//! (`encode`, in parallel), across insurers (`link`), then write (`format::writer`).
+
+pub mod encode;
+pub mod link;
+pub mod report;
+
+pub use encode::{encode_insurer, InsurerPart, InsurerRows, Link};
+pub use link::{link_persons, Persons};
+pub use report::{Counts, Finding, InsurerReport, Report};
+
+use crate::domain::{Date, PersonKey};
+use crate::format::writer::{write_index, IndexContents, InsurerInput};
+use crate::format::FormatError;
+use rayon::prelude::*;
+use std::io::{Seek, Write};
+
+/// Encodes every insurer (in parallel) and links persons. `insurers` need not be sorted.
+pub fn assemble(
+    mut insurers: Vec<InsurerRows>,
+    key: &PersonKey,
+    built_on: Date,
+) -> Result<(Vec<InsurerPart>, Persons), FormatError> {
+    insurers.sort_by_key(|i| i.number.to_key());
+    if let Some(w) = insurers.windows(2).find(|w| w[0].number == w[1].number) {
+        return Err(FormatError::Malformed(format!(
+            "insurer {} appears twice",
+            w[0].number
+        )));
+    }
+    let parts = insurers
+        .into_par_iter()
+        .enumerate()
+        .map(|(i, rows)| encode_insurer(rows, i as u32, key, built_on))
+        .collect::<Result<Vec<_>, _>>()?;
+    let persons = link_persons(&parts);
+    Ok((parts, persons))
+}
+
+/// Writes the assembled index into `w`.
+pub fn write_assembled<W: Write + Seek>(
+    w: &mut W,
+    parts: &[InsurerPart],
+    persons: &Persons,
+    generation_id: &str,
+    built_on: Date,
+    key: &PersonKey,
+) -> std::io::Result<crate::format::Header> {
+    let inputs: Vec<InsurerInput<'_>> = parts
+        .iter()
+        .map(|p| InsurerInput {
+            number: p.number,
+            kind: p.kind.code(),
+            name: &p.name,
+            snapshot_date: p.snapshot_date,
+            covered_count: p.covered_count,
+            segment: &p.segment,
+        })
+        .collect();
+    write_index(
+        w,
+        &IndexContents {
+            generation_id,
+            built_on,
+            person_key_fingerprint: key.fingerprint(),
+            insurers: &inputs,
+            persons: &persons.entries,
+            person_refs: &persons.refs,
+        },
+    )
+}
+
+/// Builds an index in memory (tests, benches).
+pub fn build_in_memory(
+    insurers: Vec<InsurerRows>,
+    key: &PersonKey,
+    built_on: Date,
+    generation_id: &str,
+) -> Result<Vec<u8>, FormatError> {
+    let (parts, persons) = assemble(insurers, key, built_on)?;
+    let mut cur = std::io::Cursor::new(Vec::new());
+    write_assembled(&mut cur, &parts, &persons, generation_id, built_on, key)
+        .map_err(|e| FormatError::Malformed(e.to_string()))?;
+    Ok(cur.into_inner())
+}

@@ -1,0 +1,561 @@
+//! The index file format, byte by byte (see FORMAT.md). This module does no I/O: it encodes
+//! and decodes fixed-width structures in byte slices, and `writer` streams them into any
+//! `Write + Seek`.
+//!
+//! Everything is little-endian. A file is: header (128 bytes), sections (each 8-byte aligned),
+//! section table. The header and the section table carry xxh3-64 checksums; every section has
+//! its own checksum in the table, and every insurer segment has one in the insurer table.
+
+pub mod writer;
+
+use crate::domain::{
+    Branch, CopayRatio, Date, InsurerNumber, LimitCategory, PersonHash, ReasonOfLoss, Relationship,
+    Sex,
+};
+use thiserror::Error;
+
+pub const MAGIC: [u8; 8] = *b"SHIKAKU\x1a";
+pub const FORMAT_VERSION: u32 = 1;
+pub const HEADER_BYTES: usize = 128;
+pub const SECTION_ENTRY_BYTES: usize = 32;
+pub const INSURER_ENTRY_BYTES: usize = 64;
+pub const RECORD_BYTES: usize = 48;
+pub const PERSON_ENTRY_BYTES: usize = 24;
+pub const PERSON_REF_BYTES: usize = 8;
+pub const GENERATION_ID_BYTES: usize = 32;
+/// Records sharing one card key (symbol, number) in one insurer: branches × history. The FST
+/// value packs the count in 16 bits.
+pub const MAX_RECORDS_PER_CARD: usize = u16::MAX as usize;
+/// Sentinel for "no disqualification date" in a record.
+pub const NO_DATE: i32 = i32::MAX;
+
+/// The sections of an index file, in file order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum SectionKind {
+    Insurers = 1,
+    Strings = 2,
+    Segments = 3,
+    Persons = 4,
+    PersonRefs = 5,
+}
+
+impl SectionKind {
+    pub const ALL: [SectionKind; 5] = [
+        SectionKind::Insurers,
+        SectionKind::Strings,
+        SectionKind::Segments,
+        SectionKind::Persons,
+        SectionKind::PersonRefs,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SectionKind::Insurers => "insurers",
+            SectionKind::Strings => "strings",
+            SectionKind::Segments => "segments",
+            SectionKind::Persons => "persons",
+            SectionKind::PersonRefs => "person refs",
+        }
+    }
+}
+
+/// What can be wrong with an index file. Each message says how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum FormatError {
+    #[error("not a shikaku index (bad magic bytes); point --data at a directory made by `shikaku build`")]
+    BadMagic,
+    #[error("index format version {found}, this shikaku reads version {expected}; rebuild the index with this shikaku (`shikaku build`)")]
+    UnsupportedVersion { found: u32, expected: u32 },
+    #[error("index file is truncated or has trailing bytes ({actual} bytes, header says {expected}); the copy is incomplete: rebuild or copy it again")]
+    Length { expected: u64, actual: u64 },
+    #[error("checksum mismatch in the {what}; the file is corrupt: rebuild it or roll back to an earlier generation")]
+    Checksum { what: String },
+    #[error("malformed index: {0}; the file is corrupt: rebuild it or roll back to an earlier generation")]
+    Malformed(String),
+    #[error("the index was built with another person key (fingerprint {index:016x}, configured {configured:016x}); serve it with the key it was built with")]
+    PersonKeyMismatch { index: u64, configured: u64 },
+}
+
+/// Little-endian field readers over a slice known to be long enough (callers check lengths
+/// once per structure, so these index directly).
+pub fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+pub fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+pub fn i32_at(b: &[u8], at: usize) -> i32 {
+    i32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+pub fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+pub fn xxh3(bytes: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(bytes)
+}
+
+/// Rounds up to the next multiple of 8: every section and segment part starts 8-aligned.
+pub fn align8(n: u64) -> u64 {
+    (n + 7) & !7
+}
+
+/// The fixed header at offset 0.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub file_bytes: u64,
+    pub generation_id: String,
+    pub built_on: Date,
+    pub insurer_count: u32,
+    pub record_count: u64,
+    pub person_count: u64,
+    pub person_key_fingerprint: u64,
+    pub section_count: u32,
+    pub section_table_offset: u64,
+    pub section_table_xxh3: u64,
+}
+
+impl Header {
+    pub fn encode(&self) -> [u8; HEADER_BYTES] {
+        assert!(
+            self.generation_id.len() <= GENERATION_ID_BYTES,
+            "generation id too long"
+        );
+        assert!(self.generation_id.is_ascii(), "generation id must be ASCII");
+        let mut b = [0u8; HEADER_BYTES];
+        b[0..8].copy_from_slice(&MAGIC);
+        b[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[12..16].copy_from_slice(&(HEADER_BYTES as u32).to_le_bytes());
+        b[16..24].copy_from_slice(&self.file_bytes.to_le_bytes());
+        b[24..24 + self.generation_id.len()].copy_from_slice(self.generation_id.as_bytes());
+        b[56..60].copy_from_slice(&self.built_on.days().to_le_bytes());
+        b[60..64].copy_from_slice(&self.insurer_count.to_le_bytes());
+        b[64..72].copy_from_slice(&self.record_count.to_le_bytes());
+        b[72..80].copy_from_slice(&self.person_count.to_le_bytes());
+        b[80..88].copy_from_slice(&self.person_key_fingerprint.to_le_bytes());
+        b[88..92].copy_from_slice(&self.section_count.to_le_bytes());
+        b[96..104].copy_from_slice(&self.section_table_offset.to_le_bytes());
+        b[104..112].copy_from_slice(&self.section_table_xxh3.to_le_bytes());
+        let sum = xxh3(&b[..120]);
+        b[120..128].copy_from_slice(&sum.to_le_bytes());
+        b
+    }
+
+    /// Checks magic, version, header checksum and file length before reading any field.
+    pub fn decode(file: &[u8]) -> Result<Header, FormatError> {
+        if file.len() < HEADER_BYTES {
+            if file.len() >= 8 && file[..8] != MAGIC {
+                return Err(FormatError::BadMagic);
+            }
+            return Err(FormatError::Length {
+                expected: HEADER_BYTES as u64,
+                actual: file.len() as u64,
+            });
+        }
+        let header = Header::decode_fields(&file[..HEADER_BYTES])?;
+        if header.file_bytes != file.len() as u64 {
+            return Err(FormatError::Length {
+                expected: header.file_bytes,
+                actual: file.len() as u64,
+            });
+        }
+        Ok(header)
+    }
+
+    /// Decodes the 128 header bytes alone (magic, version, checksum, fields).
+    pub fn decode_fields(b: &[u8]) -> Result<Header, FormatError> {
+        if b.len() != HEADER_BYTES {
+            return Err(FormatError::Length {
+                expected: HEADER_BYTES as u64,
+                actual: b.len() as u64,
+            });
+        }
+        if b[0..8] != MAGIC {
+            return Err(FormatError::BadMagic);
+        }
+        let version = u32_at(b, 8);
+        if version != FORMAT_VERSION {
+            return Err(FormatError::UnsupportedVersion {
+                found: version,
+                expected: FORMAT_VERSION,
+            });
+        }
+        if xxh3(&b[..120]) != u64_at(b, 120) {
+            return Err(FormatError::Checksum {
+                what: "header".into(),
+            });
+        }
+        let id_bytes = &b[24..24 + GENERATION_ID_BYTES];
+        let id_len = id_bytes
+            .iter()
+            .position(|&c| c == 0)
+            .unwrap_or(GENERATION_ID_BYTES);
+        let generation_id = std::str::from_utf8(&id_bytes[..id_len])
+            .map_err(|_| FormatError::Malformed("generation id is not text".into()))?
+            .to_owned();
+        Ok(Header {
+            file_bytes: u64_at(b, 16),
+            generation_id,
+            built_on: Date::from_days(i32_at(b, 56)),
+            insurer_count: u32_at(b, 60),
+            record_count: u64_at(b, 64),
+            person_count: u64_at(b, 72),
+            person_key_fingerprint: u64_at(b, 80),
+            section_count: u32_at(b, 88),
+            section_table_offset: u64_at(b, 96),
+            section_table_xxh3: u64_at(b, 104),
+        })
+    }
+}
+
+/// One row of the section table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SectionEntry {
+    pub kind: u32,
+    pub offset: u64,
+    pub bytes: u64,
+    pub xxh3: u64,
+}
+
+impl SectionEntry {
+    pub fn encode(&self) -> [u8; SECTION_ENTRY_BYTES] {
+        let mut b = [0u8; SECTION_ENTRY_BYTES];
+        b[0..4].copy_from_slice(&self.kind.to_le_bytes());
+        b[8..16].copy_from_slice(&self.offset.to_le_bytes());
+        b[16..24].copy_from_slice(&self.bytes.to_le_bytes());
+        b[24..32].copy_from_slice(&self.xxh3.to_le_bytes());
+        b
+    }
+
+    pub fn decode(b: &[u8]) -> SectionEntry {
+        SectionEntry {
+            kind: u32_at(b, 0),
+            offset: u64_at(b, 8),
+            bytes: u64_at(b, 16),
+            xxh3: u64_at(b, 24),
+        }
+    }
+}
+
+/// One row of the insurer table: where its segment lies and what it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InsurerEntry {
+    pub number: InsurerNumber,
+    pub kind: u8,
+    pub snapshot_date: Date,
+    pub name_offset: u32,
+    pub name_bytes: u32,
+    /// Offset of the segment within the segments section.
+    pub segment_offset: u64,
+    pub fst_bytes: u32,
+    pub record_count: u32,
+    pub heap_bytes: u32,
+    pub key_count: u32,
+    pub segment_xxh3: u64,
+    /// Members covered on the build date, for the guard against truncated deliveries.
+    pub covered_count: u32,
+}
+
+impl InsurerEntry {
+    pub fn encode(&self) -> [u8; INSURER_ENTRY_BYTES] {
+        let mut b = [0u8; INSURER_ENTRY_BYTES];
+        b[0..8].copy_from_slice(&self.number.to_key());
+        b[8] = self.kind;
+        b[12..16].copy_from_slice(&self.snapshot_date.days().to_le_bytes());
+        b[16..20].copy_from_slice(&self.name_offset.to_le_bytes());
+        b[20..24].copy_from_slice(&self.name_bytes.to_le_bytes());
+        b[24..32].copy_from_slice(&self.segment_offset.to_le_bytes());
+        b[32..36].copy_from_slice(&self.fst_bytes.to_le_bytes());
+        b[36..40].copy_from_slice(&self.record_count.to_le_bytes());
+        b[40..44].copy_from_slice(&self.heap_bytes.to_le_bytes());
+        b[44..48].copy_from_slice(&self.key_count.to_le_bytes());
+        b[48..56].copy_from_slice(&self.segment_xxh3.to_le_bytes());
+        b[56..60].copy_from_slice(&self.covered_count.to_le_bytes());
+        b
+    }
+
+    pub fn decode(b: &[u8]) -> Result<InsurerEntry, FormatError> {
+        let key: [u8; 8] = b[0..8].try_into().expect("8 bytes");
+        let number = InsurerNumber::from_key(key).ok_or_else(|| {
+            FormatError::Malformed("insurer table holds an invalid insurer number".into())
+        })?;
+        Ok(InsurerEntry {
+            number,
+            kind: b[8],
+            snapshot_date: Date::from_days(i32_at(b, 12)),
+            name_offset: u32_at(b, 16),
+            name_bytes: u32_at(b, 20),
+            segment_offset: u64_at(b, 24),
+            fst_bytes: u32_at(b, 32),
+            record_count: u32_at(b, 36),
+            heap_bytes: u32_at(b, 40),
+            key_count: u32_at(b, 44),
+            segment_xxh3: u64_at(b, 48),
+            covered_count: u32_at(b, 56),
+        })
+    }
+
+    /// Segment layout: records, then the FST, then the string heap, each part 8-aligned.
+    pub fn fst_offset(&self) -> u64 {
+        self.segment_offset + align8(self.record_count as u64 * RECORD_BYTES as u64)
+    }
+
+    pub fn heap_offset(&self) -> u64 {
+        self.fst_offset() + align8(u64::from(self.fst_bytes))
+    }
+
+    pub fn segment_end(&self) -> u64 {
+        self.heap_offset() + align8(u64::from(self.heap_bytes))
+    }
+}
+
+/// Flags in byte 33 of a record.
+pub const RECORD_HAS_PERSON: u8 = 1;
+
+/// A member record in its fixed 48-byte form. Strings live in the segment's heap at
+/// `heap_offset`, in the order symbol, number, name, name_kana.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordEntry {
+    pub person: Option<PersonHash>,
+    pub heap_offset: u32,
+    pub symbol_bytes: u8,
+    pub number_bytes: u8,
+    pub name_bytes: u16,
+    pub kana_bytes: u16,
+    pub branch: Branch,
+    pub sex: Sex,
+    pub relationship: Relationship,
+    pub copay_ratio: CopayRatio,
+    pub reason_of_loss: Option<ReasonOfLoss>,
+    pub limit_category: Option<LimitCategory>,
+    pub birthdate: Date,
+    pub qualification_date: Date,
+    pub disqualification_date: Option<Date>,
+    /// Line of the row in its snapshot file, so reports can point at it.
+    pub line: u32,
+}
+
+// Byte offsets inside a record.
+pub const REC_PERSON: usize = 0;
+pub const REC_HEAP: usize = 16;
+pub const REC_SYMBOL_LEN: usize = 20;
+pub const REC_NUMBER_LEN: usize = 21;
+pub const REC_NAME_LEN: usize = 22;
+pub const REC_KANA_LEN: usize = 24;
+pub const REC_BRANCH: usize = 26;
+pub const REC_SEX: usize = 27;
+pub const REC_RELATIONSHIP: usize = 28;
+pub const REC_COPAY: usize = 29;
+pub const REC_REASON: usize = 30;
+pub const REC_LIMIT: usize = 31;
+pub const REC_FLAGS: usize = 32;
+pub const REC_LINE: usize = 33; // 3 bytes: line numbers up to 16,777,215
+pub const REC_BIRTH: usize = 36;
+pub const REC_QUAL: usize = 40;
+pub const REC_DISQ: usize = 44;
+/// Largest line number a record can carry (24 bits).
+pub const MAX_LINE: u32 = (1 << 24) - 1;
+
+impl RecordEntry {
+    pub fn encode(&self) -> [u8; RECORD_BYTES] {
+        let mut b = [0u8; RECORD_BYTES];
+        if let Some(p) = self.person {
+            b[REC_PERSON..REC_PERSON + 16].copy_from_slice(&p.0);
+            b[REC_FLAGS] |= RECORD_HAS_PERSON;
+        }
+        b[REC_HEAP..REC_HEAP + 4].copy_from_slice(&self.heap_offset.to_le_bytes());
+        b[REC_SYMBOL_LEN] = self.symbol_bytes;
+        b[REC_NUMBER_LEN] = self.number_bytes;
+        b[REC_NAME_LEN..REC_NAME_LEN + 2].copy_from_slice(&self.name_bytes.to_le_bytes());
+        b[REC_KANA_LEN..REC_KANA_LEN + 2].copy_from_slice(&self.kana_bytes.to_le_bytes());
+        b[REC_BRANCH] = self.branch.value();
+        b[REC_SEX] = self.sex.code();
+        b[REC_RELATIONSHIP] = self.relationship.code();
+        b[REC_COPAY] = self.copay_ratio.percent();
+        b[REC_REASON] = self.reason_of_loss.map_or(0, |r| r.code());
+        b[REC_LIMIT] = self.limit_category.map_or(0, |l| l.code());
+        let line = self.line.min(MAX_LINE).to_le_bytes();
+        b[REC_LINE..REC_LINE + 3].copy_from_slice(&line[..3]);
+        b[REC_BIRTH..REC_BIRTH + 4].copy_from_slice(&self.birthdate.days().to_le_bytes());
+        b[REC_QUAL..REC_QUAL + 4].copy_from_slice(&self.qualification_date.days().to_le_bytes());
+        let disq = self.disqualification_date.map_or(NO_DATE, Date::days);
+        b[REC_DISQ..REC_DISQ + 4].copy_from_slice(&disq.to_le_bytes());
+        b
+    }
+
+    /// Decodes and validates every code (pair assertion for the writer, and the slow path
+    /// for tools; the query path reads single fields through `index::RecordView`).
+    pub fn decode(b: &[u8]) -> Result<RecordEntry, FormatError> {
+        let bad = |what: &str| FormatError::Malformed(format!("record has an invalid {what}"));
+        let person = (b[REC_FLAGS] & RECORD_HAS_PERSON != 0)
+            .then(|| PersonHash(b[REC_PERSON..REC_PERSON + 16].try_into().expect("16 bytes")));
+        let opt_code = |code: u8| (code != 0).then_some(code);
+        let disq = i32_at(b, REC_DISQ);
+        Ok(RecordEntry {
+            person,
+            heap_offset: u32_at(b, REC_HEAP),
+            symbol_bytes: b[REC_SYMBOL_LEN],
+            number_bytes: b[REC_NUMBER_LEN],
+            name_bytes: u16_at(b, REC_NAME_LEN),
+            kana_bytes: u16_at(b, REC_KANA_LEN),
+            branch: Branch::new(b[REC_BRANCH]).ok_or_else(|| bad("branch"))?,
+            sex: Sex::from_code(b[REC_SEX]).ok_or_else(|| bad("sex"))?,
+            relationship: Relationship::from_code(b[REC_RELATIONSHIP])
+                .ok_or_else(|| bad("relationship"))?,
+            copay_ratio: CopayRatio::new(b[REC_COPAY]).ok_or_else(|| bad("copay ratio"))?,
+            reason_of_loss: match opt_code(b[REC_REASON]) {
+                None => None,
+                Some(c) => Some(ReasonOfLoss::from_code(c).ok_or_else(|| bad("reason of loss"))?),
+            },
+            limit_category: match opt_code(b[REC_LIMIT]) {
+                None => None,
+                Some(c) => Some(LimitCategory::from_code(c).ok_or_else(|| bad("limit category"))?),
+            },
+            line: u32::from_le_bytes([b[REC_LINE], b[REC_LINE + 1], b[REC_LINE + 2], 0]),
+            birthdate: Date::from_days(i32_at(b, REC_BIRTH)),
+            qualification_date: Date::from_days(i32_at(b, REC_QUAL)),
+            disqualification_date: (disq != NO_DATE).then(|| Date::from_days(disq)),
+        })
+    }
+}
+
+/// Flags of a person entry.
+pub const PERSON_IDENTITY_UNVERIFIED: u16 = 1;
+
+/// One row of the person table, sorted by hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PersonEntry {
+    pub hash: PersonHash,
+    pub refs_start: u32,
+    pub refs_count: u16,
+    pub flags: u16,
+}
+
+impl PersonEntry {
+    pub fn encode(&self) -> [u8; PERSON_ENTRY_BYTES] {
+        let mut b = [0u8; PERSON_ENTRY_BYTES];
+        b[0..16].copy_from_slice(&self.hash.0);
+        b[16..20].copy_from_slice(&self.refs_start.to_le_bytes());
+        b[20..22].copy_from_slice(&self.refs_count.to_le_bytes());
+        b[22..24].copy_from_slice(&self.flags.to_le_bytes());
+        b
+    }
+
+    pub fn decode(b: &[u8]) -> PersonEntry {
+        PersonEntry {
+            hash: PersonHash(b[0..16].try_into().expect("16 bytes")),
+            refs_start: u32_at(b, 16),
+            refs_count: u16_at(b, 20),
+            flags: u16_at(b, 22),
+        }
+    }
+}
+
+/// A person's record: insurer index (high 32 bits) and record index in its segment.
+pub fn encode_person_ref(insurer: u32, record: u32) -> u64 {
+    (u64::from(insurer) << 32) | u64::from(record)
+}
+
+pub fn decode_person_ref(r: u64) -> (u32, u32) {
+    ((r >> 32) as u32, r as u32)
+}
+
+/// FST key of a card within its insurer: symbol, a 0 byte, number. Normalized symbols and
+/// numbers never contain a 0 byte, so keys sort by symbol then number without ambiguity.
+pub fn card_key(symbol: &str, number: &str, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(symbol.as_bytes());
+    out.push(0);
+    out.extend_from_slice(number.as_bytes());
+}
+
+/// FST value: first record index (high 48 bits) and record count (low 16 bits).
+pub fn encode_card_value(start: u32, count: u16) -> u64 {
+    (u64::from(start) << 16) | u64::from(count)
+}
+
+pub fn decode_card_value(v: u64) -> (u32, u16) {
+    ((v >> 16) as u32, v as u16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_round_trip() {
+        let r = RecordEntry {
+            person: Some(PersonHash([9; 16])),
+            heap_offset: 123_456,
+            symbol_bytes: 2,
+            number_bytes: 4,
+            name_bytes: 13,
+            kana_bytes: 21,
+            branch: Branch::new(1).unwrap(),
+            sex: Sex::Female,
+            relationship: Relationship::Dependant,
+            copay_ratio: CopayRatio::new(30).unwrap(),
+            reason_of_loss: Some(ReasonOfLoss::Other),
+            limit_category: Some(LimitCategory::B10),
+            birthdate: Date::parse("1980-01-23").unwrap(),
+            qualification_date: Date::parse("2015-04-01").unwrap(),
+            disqualification_date: None,
+            line: 1_234_567,
+        };
+        assert_eq!(RecordEntry::decode(&r.encode()), Ok(r));
+    }
+
+    #[test]
+    fn header_checks() {
+        let h = Header {
+            file_bytes: 128,
+            generation_id: "g20261124-014030".into(),
+            built_on: Date::parse("2026-11-24").unwrap(),
+            insurer_count: 3,
+            record_count: 4,
+            person_count: 5,
+            person_key_fingerprint: 6,
+            section_count: 5,
+            section_table_offset: 7,
+            section_table_xxh3: 8,
+        };
+        let b = h.encode();
+        assert_eq!(Header::decode(&b), Ok(h.clone()));
+        assert_eq!(Header::decode_fields(&b), Ok(h));
+        let mut flipped = b;
+        flipped[70] ^= 1;
+        assert_eq!(
+            Header::decode(&flipped),
+            Err(FormatError::Checksum {
+                what: "header".into()
+            })
+        );
+        let mut version = b;
+        version[8] = 9;
+        assert!(matches!(
+            Header::decode(&version),
+            Err(FormatError::UnsupportedVersion { found: 9, .. })
+        ));
+        assert_eq!(
+            Header::decode(&b[..100]),
+            Err(FormatError::Length {
+                expected: 128,
+                actual: 100
+            })
+        );
+        assert_eq!(
+            Header::decode(b"not an index at all, not at all, not at all"),
+            Err(FormatError::BadMagic)
+        );
+    }
+
+    #[test]
+    fn packed_values() {
+        assert_eq!(
+            decode_card_value(encode_card_value(4_000_000_000, 65_535)),
+            (4_000_000_000, 65_535)
+        );
+        assert_eq!(decode_person_ref(encode_person_ref(3_400, 77)), (3_400, 77));
+    }
+}

@@ -1,0 +1,281 @@
+//! Serializer: encodes insurer segments in memory and streams a whole index file into a
+//! caller's `Write + Seek` (a file in production, a `Cursor<Vec<u8>>` in tests).
+
+use super::*;
+use crate::domain::Record;
+use std::io::{self, Seek, SeekFrom, Write};
+
+/// One record handed to the segment encoder, with what the build learned about it.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentInput<'a> {
+    pub record: &'a Record,
+    pub line: u32,
+    pub person: Option<PersonHash>,
+}
+
+/// An insurer's encoded segment: records, FST and heap laid out as in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedSegment {
+    pub bytes: Vec<u8>,
+    pub record_count: u32,
+    pub key_count: u32,
+    pub fst_bytes: u32,
+    pub heap_bytes: u32,
+}
+
+impl EncodedSegment {
+    pub fn xxh3(&self) -> u64 {
+        xxh3(&self.bytes)
+    }
+}
+
+fn too_big(what: &str) -> FormatError {
+    FormatError::Malformed(format!("{what} exceeds the format's limit"))
+}
+
+/// Encodes one insurer's records. `inputs` must be sorted by card key (symbol, number) and
+/// free of exact duplicates; records of one card keep their order.
+pub fn encode_segment(inputs: &[SegmentInput<'_>]) -> Result<EncodedSegment, FormatError> {
+    let record_count = u32::try_from(inputs.len()).map_err(|_| too_big("record count"))?;
+    let mut records = Vec::with_capacity(inputs.len() * RECORD_BYTES);
+    let mut heap: Vec<u8> = Vec::new();
+    let mut fst = fst::MapBuilder::memory();
+    let mut key = Vec::new();
+    let mut key_count = 0u32;
+    let mut group_start = 0usize;
+    while group_start < inputs.len() {
+        let first = inputs[group_start].record;
+        let group_end = group_start
+            + inputs[group_start..]
+                .iter()
+                .take_while(|i| i.record.symbol == first.symbol && i.record.number == first.number)
+                .count();
+        let count = group_end - group_start;
+        if count > MAX_RECORDS_PER_CARD {
+            return Err(too_big("records on one card"));
+        }
+        card_key(&first.symbol, &first.number, &mut key);
+        fst.insert(&key, encode_card_value(group_start as u32, count as u16))
+            .map_err(|e| FormatError::Malformed(format!("card keys out of order: {e}")))?;
+        key_count += 1;
+        for input in &inputs[group_start..group_end] {
+            let entry = record_entry(input, &mut heap)?;
+            let encoded = entry.encode();
+            // Pair assertion: what we write decodes to what we meant.
+            debug_assert_eq!(RecordEntry::decode(&encoded).as_ref(), Ok(&entry));
+            records.extend_from_slice(&encoded);
+        }
+        group_start = group_end;
+    }
+    let fst = fst
+        .into_inner()
+        .map_err(|e| FormatError::Malformed(format!("fst: {e}")))?;
+    let fst_bytes = u32::try_from(fst.len()).map_err(|_| too_big("fst"))?;
+    let heap_bytes = u32::try_from(heap.len()).map_err(|_| too_big("string heap"))?;
+    let mut bytes = records;
+    pad8(&mut bytes);
+    bytes.extend_from_slice(&fst);
+    pad8(&mut bytes);
+    bytes.extend_from_slice(&heap);
+    pad8(&mut bytes);
+    Ok(EncodedSegment {
+        bytes,
+        record_count,
+        key_count,
+        fst_bytes,
+        heap_bytes,
+    })
+}
+
+fn pad8(v: &mut Vec<u8>) {
+    v.resize(align8(v.len() as u64) as usize, 0);
+}
+
+fn record_entry(input: &SegmentInput<'_>, heap: &mut Vec<u8>) -> Result<RecordEntry, FormatError> {
+    let r = input.record;
+    let heap_offset = u32::try_from(heap.len()).map_err(|_| too_big("string heap"))?;
+    let symbol_bytes = u8::try_from(r.symbol.len()).map_err(|_| too_big("symbol"))?;
+    let number_bytes = u8::try_from(r.number.len()).map_err(|_| too_big("number"))?;
+    let name_bytes = u16::try_from(r.name.len()).map_err(|_| too_big("name"))?;
+    let kana_bytes = u16::try_from(r.name_kana.len()).map_err(|_| too_big("name_kana"))?;
+    for s in [&r.symbol, &r.number, &r.name, &r.name_kana] {
+        heap.extend_from_slice(s.as_bytes());
+    }
+    Ok(RecordEntry {
+        person: input.person,
+        heap_offset,
+        symbol_bytes,
+        number_bytes,
+        name_bytes,
+        kana_bytes,
+        branch: r.branch,
+        sex: r.sex,
+        relationship: r.relationship,
+        copay_ratio: r.copay_ratio,
+        reason_of_loss: r.reason_of_loss,
+        limit_category: r.limit_category,
+        birthdate: r.birthdate,
+        qualification_date: r.qualification_date,
+        disqualification_date: r.disqualification_date,
+        line: input.line,
+    })
+}
+
+/// An insurer as the writer lays it out.
+#[derive(Debug, Clone, Copy)]
+pub struct InsurerInput<'a> {
+    pub number: InsurerNumber,
+    pub kind: u8,
+    pub name: &'a str,
+    pub snapshot_date: Date,
+    pub covered_count: u32,
+    pub segment: &'a EncodedSegment,
+}
+
+/// Everything an index file holds. Insurers must be sorted by number key; persons by hash.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexContents<'a> {
+    pub generation_id: &'a str,
+    pub built_on: Date,
+    pub person_key_fingerprint: u64,
+    pub insurers: &'a [InsurerInput<'a>],
+    pub persons: &'a [PersonEntry],
+    pub person_refs: &'a [u64],
+}
+
+/// Writes a complete index file and returns its header. The header is written last (by
+/// seeking back), so a file cut short by a crash never carries a valid header.
+pub fn write_index<W: Write + Seek>(w: &mut W, c: &IndexContents<'_>) -> io::Result<Header> {
+    check_contents(c).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let start = w.stream_position()?;
+    let mut out = Positioned { inner: w, pos: 0 };
+    out.write_all(&[0u8; HEADER_BYTES])?;
+
+    let mut strings = Vec::new();
+    let mut insurer_table = Vec::with_capacity(c.insurers.len() * INSURER_ENTRY_BYTES);
+    let mut segment_offset = 0u64;
+    for ins in c.insurers {
+        let entry = InsurerEntry {
+            number: ins.number,
+            kind: ins.kind,
+            snapshot_date: ins.snapshot_date,
+            name_offset: strings.len() as u32,
+            name_bytes: ins.name.len() as u32,
+            segment_offset,
+            fst_bytes: ins.segment.fst_bytes,
+            record_count: ins.segment.record_count,
+            heap_bytes: ins.segment.heap_bytes,
+            key_count: ins.segment.key_count,
+            segment_xxh3: ins.segment.xxh3(),
+            covered_count: ins.covered_count,
+        };
+        assert_eq!(
+            entry.segment_end() - entry.segment_offset,
+            ins.segment.bytes.len() as u64
+        );
+        strings.extend_from_slice(ins.name.as_bytes());
+        insurer_table.extend_from_slice(&entry.encode());
+        segment_offset += ins.segment.bytes.len() as u64;
+    }
+
+    let mut sections = Vec::with_capacity(SectionKind::ALL.len());
+    sections.push(out.section(SectionKind::Insurers, &[&insurer_table])?);
+    sections.push(out.section(SectionKind::Strings, &[&strings])?);
+    let segments: Vec<&[u8]> = c
+        .insurers
+        .iter()
+        .map(|i| i.segment.bytes.as_slice())
+        .collect();
+    sections.push(out.section(SectionKind::Segments, &segments)?);
+    let persons: Vec<u8> = c.persons.iter().flat_map(|p| p.encode()).collect();
+    sections.push(out.section(SectionKind::Persons, &[&persons])?);
+    let refs: Vec<u8> = c.person_refs.iter().flat_map(|r| r.to_le_bytes()).collect();
+    sections.push(out.section(SectionKind::PersonRefs, &[&refs])?);
+
+    let table: Vec<u8> = sections.iter().flat_map(SectionEntry::encode).collect();
+    let section_table_offset = out.pos;
+    out.write_all(&table)?;
+    let header = Header {
+        file_bytes: out.pos,
+        generation_id: c.generation_id.to_owned(),
+        built_on: c.built_on,
+        insurer_count: c.insurers.len() as u32,
+        record_count: c
+            .insurers
+            .iter()
+            .map(|i| u64::from(i.segment.record_count))
+            .sum(),
+        person_count: c.persons.len() as u64,
+        person_key_fingerprint: c.person_key_fingerprint,
+        section_count: sections.len() as u32,
+        section_table_offset,
+        section_table_xxh3: xxh3(&table),
+    };
+    let encoded = header.encode();
+    // Pair assertion: the header we write is the header a reader will decode.
+    debug_assert_eq!(Header::decode_fields(&encoded).as_ref(), Ok(&header));
+    let end = start + out.pos;
+    w.seek(SeekFrom::Start(start))?;
+    w.write_all(&encoded)?;
+    w.seek(SeekFrom::Start(end))?;
+    Ok(header)
+}
+
+fn check_contents(c: &IndexContents<'_>) -> Result<(), String> {
+    if c.generation_id.len() > GENERATION_ID_BYTES || !c.generation_id.is_ascii() {
+        return Err(format!(
+            "generation id {:?} must be ASCII of at most 32 bytes",
+            c.generation_id
+        ));
+    }
+    if !c
+        .insurers
+        .windows(2)
+        .all(|w| w[0].number.to_key() < w[1].number.to_key())
+    {
+        return Err("insurers must be sorted by number without repeats".into());
+    }
+    if !c.persons.windows(2).all(|w| w[0].hash < w[1].hash) {
+        return Err("persons must be sorted by hash without repeats".into());
+    }
+    let refs = c.person_refs.len() as u64;
+    if c.persons
+        .iter()
+        .any(|p| u64::from(p.refs_start) + u64::from(p.refs_count) > refs)
+    {
+        return Err("a person points past the person refs".into());
+    }
+    Ok(())
+}
+
+/// Counts bytes written so sections know their offsets.
+struct Positioned<'w, W: Write> {
+    inner: &'w mut W,
+    pos: u64,
+}
+
+impl<W: Write> Positioned<'_, W> {
+    fn write_all(&mut self, b: &[u8]) -> io::Result<()> {
+        self.inner.write_all(b)?;
+        self.pos += b.len() as u64;
+        Ok(())
+    }
+
+    /// Writes one section from parts, 8-aligned, and returns its table entry.
+    fn section(&mut self, kind: SectionKind, parts: &[&[u8]]) -> io::Result<SectionEntry> {
+        let pad = align8(self.pos) - self.pos;
+        self.write_all(&[0u8; 8][..pad as usize])?;
+        let offset = self.pos;
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        for part in parts {
+            hasher.update(part);
+            self.write_all(part)?;
+        }
+        Ok(SectionEntry {
+            kind: kind as u32,
+            offset,
+            bytes: self.pos - offset,
+            xxh3: hasher.digest(),
+        })
+    }
+}

@@ -1,0 +1,635 @@
+//! The index reader: generic over its bytes (`AsRef<[u8]>`), so tests read a `Vec` and
+//! production an mmap. `open` checks the structure, `verify` every checksum; the lookups
+//! implement SPEC 4.1 and 4.2 and return views borrowing from the bytes, allocating nothing
+//! except for the rare multi-record person answer.
+
+mod mmap;
+
+pub use mmap::{map_file, MappedIndex, OpenError};
+
+use crate::domain::{
+    covers, Branch, Date, InsurerNumber, LimitCategory, PersonHash, PersonKey, ReasonOfLoss,
+};
+use crate::format::{self, *};
+use crate::query::{CardQuery, Outcome, PersonQuery, Qualification};
+use std::ops::Range;
+
+/// A segment's parts as absolute byte ranges, computed once at open.
+#[derive(Debug, Clone)]
+struct Segment {
+    records: Range<usize>,
+    fst: Range<usize>,
+    heap: Range<usize>,
+    xxh3: u64,
+    whole: Range<usize>,
+}
+
+/// An insurer as the reader keeps it.
+#[derive(Debug, Clone)]
+pub struct InsurerInfo {
+    pub entry: InsurerEntry,
+    pub name: String,
+    number_str: String,
+}
+
+impl InsurerInfo {
+    pub fn number_str(&self) -> &str {
+        &self.number_str
+    }
+}
+
+/// An opened index over `B`.
+pub struct Index<B> {
+    bytes: B,
+    header: Header,
+    sections: Vec<SectionEntry>,
+    insurer_keys: Vec<[u8; 8]>,
+    insurers: Vec<InsurerInfo>,
+    segments: Vec<Segment>,
+    persons: Range<usize>,
+    person_refs: Range<usize>,
+    key: PersonKey,
+}
+
+fn malformed(what: impl Into<String>) -> FormatError {
+    FormatError::Malformed(what.into())
+}
+
+fn range(
+    offset: u64,
+    bytes: u64,
+    within: &Range<usize>,
+    what: &str,
+) -> Result<Range<usize>, FormatError> {
+    let start = (within.start as u64)
+        .checked_add(offset)
+        .ok_or_else(|| malformed(format!("{what} offset overflows")))?;
+    let end = start
+        .checked_add(bytes)
+        .ok_or_else(|| malformed(format!("{what} length overflows")))?;
+    if end > within.end as u64 {
+        return Err(malformed(format!("{what} lies outside its section")));
+    }
+    Ok(start as usize..end as usize)
+}
+
+impl<B: AsRef<[u8]>> Index<B> {
+    /// Checks header, section table and insurer table, and the bounds of every part, so no
+    /// later read can go out of bounds. Checksums of the large sections are `verify`'s job.
+    pub fn open(bytes: B, key: PersonKey) -> Result<Index<B>, FormatError> {
+        let b = bytes.as_ref();
+        let header = Header::decode(b)?;
+        if header.person_key_fingerprint != key.fingerprint() {
+            return Err(FormatError::PersonKeyMismatch {
+                index: header.person_key_fingerprint,
+                configured: key.fingerprint(),
+            });
+        }
+        let whole = 0..b.len();
+        let table_len = u64::from(header.section_count) * SECTION_ENTRY_BYTES as u64;
+        let table = range(
+            header.section_table_offset,
+            table_len,
+            &whole,
+            "section table",
+        )?;
+        if xxh3(&b[table.clone()]) != header.section_table_xxh3 {
+            return Err(FormatError::Checksum {
+                what: "section table".into(),
+            });
+        }
+        let sections: Vec<SectionEntry> = b[table]
+            .chunks_exact(SECTION_ENTRY_BYTES)
+            .map(SectionEntry::decode)
+            .collect();
+        let section = |kind: SectionKind| -> Result<(SectionEntry, Range<usize>), FormatError> {
+            let e = sections
+                .iter()
+                .find(|s| s.kind == kind as u32)
+                .copied()
+                .ok_or_else(|| malformed(format!("no {} section", kind.name())))?;
+            Ok((e, range(e.offset, e.bytes, &whole, kind.name())?))
+        };
+        let (ins_entry, ins_range) = section(SectionKind::Insurers)?;
+        if xxh3(&b[ins_range.clone()]) != ins_entry.xxh3 {
+            return Err(FormatError::Checksum {
+                what: "insurer table".into(),
+            });
+        }
+        if ins_range.len() != header.insurer_count as usize * INSURER_ENTRY_BYTES {
+            return Err(malformed("insurer table size does not match the header"));
+        }
+        let (_, strings) = section(SectionKind::Strings)?;
+        let (_, seg_range) = section(SectionKind::Segments)?;
+        let (_, persons) = section(SectionKind::Persons)?;
+        let (_, person_refs) = section(SectionKind::PersonRefs)?;
+        if persons.len() as u64 != header.person_count * PERSON_ENTRY_BYTES as u64
+            || person_refs.len() % PERSON_REF_BYTES != 0
+        {
+            return Err(malformed("person sections have the wrong size"));
+        }
+        let mut insurers = Vec::with_capacity(header.insurer_count as usize);
+        let mut segments = Vec::with_capacity(header.insurer_count as usize);
+        let mut record_total = 0u64;
+        for chunk in b[ins_range].chunks_exact(INSURER_ENTRY_BYTES) {
+            let entry = InsurerEntry::decode(chunk)?;
+            let name_range = range(
+                u64::from(entry.name_offset),
+                u64::from(entry.name_bytes),
+                &strings,
+                "insurer name",
+            )?;
+            let name = std::str::from_utf8(&b[name_range])
+                .map_err(|_| malformed("insurer name is not UTF-8"))?
+                .to_owned();
+            let rec_bytes = u64::from(entry.record_count) * RECORD_BYTES as u64;
+            let seg = Segment {
+                records: range(entry.segment_offset, rec_bytes, &seg_range, "records")?,
+                fst: range(
+                    entry.fst_offset(),
+                    u64::from(entry.fst_bytes),
+                    &seg_range,
+                    "card keys",
+                )?,
+                heap: range(
+                    entry.heap_offset(),
+                    u64::from(entry.heap_bytes),
+                    &seg_range,
+                    "string heap",
+                )?,
+                xxh3: entry.segment_xxh3,
+                whole: range(
+                    entry.segment_offset,
+                    entry.segment_end() - entry.segment_offset,
+                    &seg_range,
+                    "segment",
+                )?,
+            };
+            record_total += u64::from(entry.record_count);
+            insurers.push(InsurerInfo {
+                number_str: entry.number.as_str().to_owned(),
+                entry,
+                name,
+            });
+            segments.push(seg);
+        }
+        if record_total != header.record_count {
+            return Err(malformed("record count does not match the header"));
+        }
+        let insurer_keys: Vec<[u8; 8]> = insurers.iter().map(|i| i.entry.number.to_key()).collect();
+        if !insurer_keys.windows(2).all(|w| w[0] < w[1]) {
+            return Err(malformed("insurer table is not sorted"));
+        }
+        Ok(Index {
+            bytes,
+            header,
+            sections,
+            insurer_keys,
+            insurers,
+            segments,
+            persons,
+            person_refs,
+            key,
+        })
+    }
+
+    /// Recomputes every section and segment checksum. Run before serving a new generation.
+    pub fn verify(&self) -> Result<(), FormatError> {
+        let b = self.bytes.as_ref();
+        for s in &self.sections {
+            let r = s.offset as usize..(s.offset + s.bytes) as usize;
+            if xxh3(&b[r]) != s.xxh3 {
+                let name = SectionKind::ALL
+                    .iter()
+                    .find(|k| **k as u32 == s.kind)
+                    .map_or("unknown", |k| k.name());
+                return Err(FormatError::Checksum {
+                    what: format!("{name} section"),
+                });
+            }
+        }
+        for (seg, ins) in self.segments.iter().zip(&self.insurers) {
+            if xxh3(&b[seg.whole.clone()]) != seg.xxh3 {
+                return Err(FormatError::Checksum {
+                    what: format!("segment of insurer {}", ins.entry.number),
+                });
+            }
+            fst::Map::new(&b[seg.fst.clone()]).map_err(|e| {
+                malformed(format!("card keys of insurer {}: {e}", ins.entry.number))
+            })?;
+        }
+        let refs = (self.person_refs.len() / PERSON_REF_BYTES) as u64;
+        for p in b[self.persons.clone()]
+            .chunks_exact(PERSON_ENTRY_BYTES)
+            .map(PersonEntry::decode)
+        {
+            if u64::from(p.refs_start) + u64::from(p.refs_count) > refs {
+                return Err(malformed("a person points past the person refs"));
+            }
+        }
+        for r in b[self.person_refs.clone()]
+            .chunks_exact(8)
+            .map(|c| u64_at(c, 0))
+        {
+            let (ins, rec) = decode_person_ref(r);
+            let ok = self
+                .insurers
+                .get(ins as usize)
+                .is_some_and(|i| rec < i.entry.record_count);
+            if !ok {
+                return Err(malformed("a person ref points at no record"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    pub fn generation(&self) -> &str {
+        &self.header.generation_id
+    }
+
+    pub fn insurers(&self) -> &[InsurerInfo] {
+        &self.insurers
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes.as_ref()
+    }
+
+    /// The encoded segment of insurer `i`, for reuse by an incremental build.
+    pub fn segment_bytes(&self, i: usize) -> &[u8] {
+        &self.bytes.as_ref()[self.segments[i].whole.clone()]
+    }
+
+    fn insurer_index(&self, n: &InsurerNumber) -> Option<usize> {
+        self.insurer_keys.binary_search(&n.to_key()).ok()
+    }
+
+    /// Records of insurer `i`, `start..start+count`, as views.
+    fn view(&self, i: usize, rec: usize) -> Option<RecordView<'_>> {
+        let seg = &self.segments[i];
+        let b = self.bytes.as_ref();
+        let at = seg.records.start + rec * RECORD_BYTES;
+        if at + RECORD_BYTES > seg.records.end {
+            return None;
+        }
+        Some(RecordView {
+            insurer: &self.insurers[i],
+            rec: &b[at..at + RECORD_BYTES],
+            heap: &b[seg.heap.clone()],
+        })
+    }
+
+    /// All records of one card (insurer, symbol, number), in branch then date order.
+    pub fn card_records(
+        &self,
+        insurer: &InsurerNumber,
+        symbol: &str,
+        number: &str,
+    ) -> CardRecords<'_, B> {
+        let empty = CardRecords {
+            index: self,
+            insurer: 0,
+            next: 0,
+            end: 0,
+        };
+        let Some(i) = self.insurer_index(insurer) else {
+            return empty;
+        };
+        let mut key = [0u8; 2 * 4 * 20 + 1];
+        let klen = symbol.len() + 1 + number.len();
+        if klen > key.len() {
+            return empty;
+        }
+        key[..symbol.len()].copy_from_slice(symbol.as_bytes());
+        key[symbol.len() + 1..klen].copy_from_slice(number.as_bytes());
+        let Ok(map) = fst::Map::new(&self.bytes.as_ref()[self.segments[i].fst.clone()]) else {
+            return empty;
+        };
+        match map.get(&key[..klen]) {
+            Some(v) => {
+                let (start, count) = decode_card_value(v);
+                CardRecords {
+                    index: self,
+                    insurer: i,
+                    next: start as usize,
+                    end: start as usize + count as usize,
+                }
+            }
+            None => empty,
+        }
+    }
+
+    /// SPEC 4.1. `today` is used when the query gives no date.
+    pub fn card(&self, q: &CardQuery, today: Date) -> Outcome<RecordView<'_>> {
+        let date = q.date.unwrap_or(today);
+        let card = self.card_records(&q.insurer, &q.symbol, &q.number);
+        let candidates = || {
+            card.clone().filter(move |r| {
+                r.birthdate() == q.birthdate && q.branch.is_none_or(|b| r.branch() == b)
+            })
+        };
+        let Some(first) = candidates().next() else {
+            return Outcome::NotFound;
+        };
+        if candidates().any(|r| r.branch() != first.branch()) {
+            return Outcome::MultipleCard;
+        }
+        let mut covering = candidates().filter(|r| r.covers(date));
+        match (covering.next(), covering.next()) {
+            (Some(r), None) => return Outcome::Eligible(r),
+            (Some(_), Some(_)) => return Outcome::MultipleCard,
+            (None, _) => {}
+        }
+        let newer_elsewhere = candidates().filter_map(|r| r.person()).any(|h| {
+            self.person_entry(&h).is_some_and(|p| {
+                p.flags & PERSON_IDENTITY_UNVERIFIED == 0
+                    && self.person_records(&p).any(|r| r.covers(date))
+            })
+        });
+        if newer_elsewhere {
+            return Outcome::InvalidNewerQualification;
+        }
+        Outcome::Invalid(nearest_before(candidates(), date).expect("at least one candidate"))
+    }
+
+    /// SPEC 4.2.
+    pub fn person(&self, q: &PersonQuery, today: Date) -> Outcome<RecordView<'_>> {
+        let date = q.date.unwrap_or(today);
+        let hash = self.key.hash(&q.individual_number);
+        let Some(p) = self.person_entry(&hash) else {
+            return Outcome::NotFound;
+        };
+        if p.flags & PERSON_IDENTITY_UNVERIFIED != 0 {
+            return Outcome::NotFound;
+        }
+        let mut covering = self.person_records(&p).filter(|r| r.covers(date));
+        match (covering.next(), covering.next()) {
+            (Some(r), None) => Outcome::Eligible(r),
+            (Some(a), Some(b)) => {
+                let mut all = vec![a, b];
+                all.extend(covering);
+                Outcome::MultiplePerson(all)
+            }
+            (None, _) => match nearest_before(self.person_records(&p), date) {
+                Some(r) => Outcome::Invalid(r),
+                None => Outcome::NotFound,
+            },
+        }
+    }
+
+    /// Finds a person by hash. Hashes are uniform, so an interpolation guess lands within a
+    /// few entries; a binary search over the narrowed window finishes.
+    pub fn person_entry(&self, hash: &PersonHash) -> Option<PersonEntry> {
+        let table = &self.bytes.as_ref()[self.persons.clone()];
+        let n = table.len() / PERSON_ENTRY_BYTES;
+        if n == 0 {
+            return None;
+        }
+        let key_at =
+            |i: usize| -> &[u8] { &table[i * PERSON_ENTRY_BYTES..i * PERSON_ENTRY_BYTES + 16] };
+        let prefix = u64::from_be_bytes(hash.0[..8].try_into().expect("8 bytes"));
+        let guess = ((u128::from(prefix) * n as u128) >> 64) as usize;
+        // Widen a window around the guess until it brackets the hash.
+        let (mut lo, mut hi) = (guess.saturating_sub(8), (guess + 8).min(n));
+        while lo > 0 && key_at(lo) > &hash.0[..] {
+            lo = lo.saturating_sub((guess - lo).max(8) * 2);
+        }
+        while hi < n && key_at(hi - 1) < &hash.0[..] {
+            hi = (hi + (hi - guess).max(8) * 2).min(n);
+        }
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match key_at(mid).cmp(&hash.0[..]) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => {
+                    return Some(PersonEntry::decode(
+                        &table[mid * PERSON_ENTRY_BYTES..(mid + 1) * PERSON_ENTRY_BYTES],
+                    ))
+                }
+            }
+        }
+        None
+    }
+
+    /// A person's records in insurer, then record order.
+    pub fn person_records<'a>(
+        &'a self,
+        p: &PersonEntry,
+    ) -> impl Iterator<Item = RecordView<'a>> + 'a {
+        let refs = &self.bytes.as_ref()[self.person_refs.clone()];
+        let start = p.refs_start as usize * PERSON_REF_BYTES;
+        let end = (start + p.refs_count as usize * PERSON_REF_BYTES).min(refs.len());
+        refs[start.min(end)..end]
+            .chunks_exact(PERSON_REF_BYTES)
+            .filter_map(move |c| {
+                let (ins, rec) = decode_person_ref(u64_at(c, 0));
+                self.insurers.get(ins as usize)?;
+                self.view(ins as usize, rec as usize)
+            })
+    }
+
+    /// Every record of every insurer (for tools and the guard).
+    pub fn all_records(&self) -> impl Iterator<Item = RecordView<'_>> + '_ {
+        (0..self.insurers.len()).flat_map(move |i| {
+            (0..self.insurers[i].entry.record_count as usize).filter_map(move |r| self.view(i, r))
+        })
+    }
+}
+
+/// SPEC 4.1 step 4 and 4.2: the record nearest before `date` — among records that began on
+/// or before it, the one that ended last; if `date` is before every record, the earliest.
+pub fn nearest_before<R: Qualification>(records: impl Iterator<Item = R>, date: Date) -> Option<R> {
+    let mut before: Option<R> = None;
+    let mut earliest: Option<R> = None;
+    for r in records {
+        if r.qualification_date() <= date {
+            let end = |x: &R| {
+                (
+                    x.disqualification_date().unwrap_or(Date::MAX),
+                    x.qualification_date(),
+                )
+            };
+            if before.as_ref().is_none_or(|b| end(&r) > end(b)) {
+                before = Some(r);
+            }
+        } else if earliest
+            .as_ref()
+            .is_none_or(|e| r.qualification_date() < e.qualification_date())
+        {
+            earliest = Some(r);
+        }
+    }
+    before.or(earliest)
+}
+
+/// Iterator over one card's records.
+pub struct CardRecords<'a, B> {
+    index: &'a Index<B>,
+    insurer: usize,
+    next: usize,
+    end: usize,
+}
+
+impl<'a, B: AsRef<[u8]>> Iterator for CardRecords<'a, B> {
+    type Item = RecordView<'a>;
+
+    fn next(&mut self) -> Option<RecordView<'a>> {
+        if self.next >= self.end {
+            return None;
+        }
+        let v = self.index.view(self.insurer, self.next);
+        self.next += 1;
+        v
+    }
+}
+
+impl<B> Clone for CardRecords<'_, B> {
+    fn clone(&self) -> Self {
+        CardRecords {
+            index: self.index,
+            insurer: self.insurer,
+            next: self.next,
+            end: self.end,
+        }
+    }
+}
+
+/// A record borrowed from the index bytes. Field reads decode on demand.
+#[derive(Clone, Copy)]
+pub struct RecordView<'a> {
+    insurer: &'a InsurerInfo,
+    rec: &'a [u8],
+    heap: &'a [u8],
+}
+
+impl PartialEq for RecordView<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.rec, other.rec)
+    }
+}
+
+impl Eq for RecordView<'_> {}
+
+impl std::fmt::Debug for RecordView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RecordView({} line {})",
+            self.insurer.number_str,
+            self.line()
+        )
+    }
+}
+
+impl<'a> RecordView<'a> {
+    pub fn person(&self) -> Option<PersonHash> {
+        (self.rec[REC_FLAGS] & RECORD_HAS_PERSON != 0).then(|| {
+            PersonHash(
+                self.rec[REC_PERSON..REC_PERSON + 16]
+                    .try_into()
+                    .expect("16 bytes"),
+            )
+        })
+    }
+
+    pub fn covers(&self, date: Date) -> bool {
+        covers(
+            self.qualification_date(),
+            self.disqualification_date(),
+            date,
+        )
+    }
+
+    pub fn line(&self) -> u32 {
+        u32::from_le_bytes([
+            self.rec[REC_LINE],
+            self.rec[REC_LINE + 1],
+            self.rec[REC_LINE + 2],
+            0,
+        ])
+    }
+
+    pub fn insurer(&self) -> &'a InsurerInfo {
+        self.insurer
+    }
+
+    /// The full decoded record (slow path, for tools and tests).
+    pub fn entry(&self) -> Result<RecordEntry, FormatError> {
+        RecordEntry::decode(self.rec)
+    }
+
+    fn text(&self, skip: usize, len: usize) -> &'a str {
+        let start = u32_at(self.rec, REC_HEAP) as usize + skip;
+        self.heap
+            .get(start..start + len)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or("")
+    }
+
+    fn lens(&self) -> (usize, usize, usize, usize) {
+        (
+            self.rec[REC_SYMBOL_LEN] as usize,
+            self.rec[REC_NUMBER_LEN] as usize,
+            u16_at(self.rec, REC_NAME_LEN) as usize,
+            u16_at(self.rec, REC_KANA_LEN) as usize,
+        )
+    }
+}
+
+impl Qualification for RecordView<'_> {
+    fn insurer_number(&self) -> &str {
+        &self.insurer.number_str
+    }
+    fn insurer_name(&self) -> &str {
+        &self.insurer.name
+    }
+    fn symbol(&self) -> &str {
+        let (s, ..) = self.lens();
+        self.text(0, s)
+    }
+    fn number(&self) -> &str {
+        let (s, n, ..) = self.lens();
+        self.text(s, n)
+    }
+    fn branch(&self) -> Branch {
+        Branch::new(self.rec[REC_BRANCH]).unwrap_or(Branch::new(0).expect("00 is a branch"))
+    }
+    fn relationship(&self) -> u8 {
+        self.rec[REC_RELATIONSHIP]
+    }
+    fn name(&self) -> &str {
+        let (s, n, m, _) = self.lens();
+        self.text(s + n, m)
+    }
+    fn name_kana(&self) -> &str {
+        let (s, n, m, k) = self.lens();
+        self.text(s + n + m, k)
+    }
+    fn sex(&self) -> u8 {
+        self.rec[REC_SEX]
+    }
+    fn birthdate(&self) -> Date {
+        Date::from_days(i32_at(self.rec, REC_BIRTH))
+    }
+    fn qualification_date(&self) -> Date {
+        Date::from_days(i32_at(self.rec, REC_QUAL))
+    }
+    fn disqualification_date(&self) -> Option<Date> {
+        let d = i32_at(self.rec, REC_DISQ);
+        (d != format::NO_DATE).then(|| Date::from_days(d))
+    }
+    fn reason_of_loss(&self) -> Option<&'static str> {
+        ReasonOfLoss::from_code(self.rec[REC_REASON]).map(ReasonOfLoss::as_str)
+    }
+    fn copay_ratio(&self) -> u8 {
+        self.rec[REC_COPAY]
+    }
+    fn limit_category(&self) -> Option<&'static str> {
+        LimitCategory::from_code(self.rec[REC_LIMIT]).map(LimitCategory::as_str)
+    }
+}

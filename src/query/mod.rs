@@ -1,0 +1,385 @@
+//! Queries and answers of SPEC 4: parsing raw fields into checked queries (an error names the
+//! field), and writing the answer JSON of SPEC 4.3.
+
+mod json;
+
+pub use json::write_json_str;
+
+use crate::domain::{
+    mask_raw, normalize_card_text, Branch, Date, IndividualNumber, InsurerNumber, Validity,
+};
+use thiserror::Error;
+
+/// A malformed query: which field, and why. Never validity 4 (SPEC 4.3). The reason never
+/// holds an individual number in clear.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{field}: {reason}")]
+pub struct QueryError {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl QueryError {
+    pub fn new(field: &'static str, reason: impl Into<String>) -> QueryError {
+        QueryError {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// 記号・番号等による照会 after normalization (SPEC 4.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardQuery {
+    pub insurer: InsurerNumber,
+    /// Normalized symbol; empty when the card has none.
+    pub symbol: String,
+    pub number: String,
+    pub branch: Option<Branch>,
+    pub birthdate: Date,
+    pub date: Option<Date>,
+    pub limit_consent: bool,
+}
+
+/// マイナンバーカードによる照会 (SPEC 4.2). `limit_consent` is shikaku's addition, default
+/// false: 限度額 information is shown only with the patient's consent, as for card queries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonQuery {
+    pub individual_number: IndividualNumber,
+    pub date: Option<Date>,
+    pub limit_consent: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    Card(CardQuery),
+    Person(PersonQuery),
+}
+
+impl Query {
+    pub fn limit_consent(&self) -> bool {
+        match self {
+            Query::Card(q) => q.limit_consent,
+            Query::Person(q) => q.limit_consent,
+        }
+    }
+}
+
+/// The raw text fields of a card query, as any protocol delivers them. `None` and `""` both
+/// mean absent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CardFields<'a> {
+    pub insurer_number: Option<&'a str>,
+    pub symbol: Option<&'a str>,
+    pub number: Option<&'a str>,
+    pub branch: Option<&'a str>,
+    pub birthdate: Option<&'a str>,
+    pub date: Option<&'a str>,
+    pub limit_consent: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PersonFields<'a> {
+    pub individual_number: Option<&'a str>,
+    pub date: Option<&'a str>,
+    pub limit_consent: bool,
+}
+
+fn present(v: Option<&str>) -> Option<&str> {
+    v.filter(|s| !s.trim().is_empty())
+}
+
+fn required<'a>(field: &'static str, v: Option<&'a str>) -> Result<&'a str, QueryError> {
+    present(v).ok_or_else(|| QueryError::new(field, "is required"))
+}
+
+fn parse_date(field: &'static str, v: &str) -> Result<Date, QueryError> {
+    Date::parse(v).map_err(|e| QueryError::new(field, format!("{e}: {v:?}")))
+}
+
+fn optional_date(field: &'static str, v: Option<&str>) -> Result<Option<Date>, QueryError> {
+    present(v).map(|s| parse_date(field, s)).transpose()
+}
+
+impl CardQuery {
+    pub fn parse(f: &CardFields<'_>) -> Result<CardQuery, QueryError> {
+        let raw = required("insurer_number", f.insurer_number)?;
+        let insurer = InsurerNumber::parse(raw)
+            .map_err(|e| QueryError::new("insurer_number", format!("{e}: {raw:?}")))?;
+        let symbol = match present(f.symbol) {
+            None => String::new(),
+            Some(s) => {
+                normalize_card_text(s).map_err(|e| QueryError::new("symbol", e.to_string()))?
+            }
+        };
+        let number = normalize_card_text(required("number", f.number)?)
+            .map_err(|e| QueryError::new("number", e.to_string()))?;
+        if number.is_empty() {
+            return Err(QueryError::new("number", "is required"));
+        }
+        let branch = present(f.branch)
+            .map(|b| {
+                Branch::parse_query(b).map_err(|e| QueryError::new("branch", format!("{e}: {b:?}")))
+            })
+            .transpose()?;
+        let birthdate = parse_date("birthdate", required("birthdate", f.birthdate)?)?;
+        let date = optional_date("date", f.date)?;
+        Ok(CardQuery {
+            insurer,
+            symbol,
+            number,
+            branch,
+            birthdate,
+            date,
+            limit_consent: f.limit_consent,
+        })
+    }
+}
+
+impl PersonQuery {
+    pub fn parse(f: &PersonFields<'_>) -> Result<PersonQuery, QueryError> {
+        let raw = required("individual_number", f.individual_number)?;
+        let individual_number = IndividualNumber::parse(raw)
+            .map_err(|e| QueryError::new("individual_number", format!("{e}: {}", mask_raw(raw))))?;
+        let date = optional_date("date", f.date)?;
+        Ok(PersonQuery {
+            individual_number,
+            date,
+            limit_consent: f.limit_consent,
+        })
+    }
+}
+
+/// Parses a `limit_consent` flag: `1`, `true`, `yes`, `LIMIT` mean yes; empty means no.
+pub fn parse_consent(v: Option<&str>) -> Result<bool, QueryError> {
+    match present(v).map(|s| s.trim().to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(s) => match s.as_str() {
+            "1" | "true" | "yes" | "limit" => Ok(true),
+            "0" | "false" | "no" => Ok(false),
+            _ => Err(QueryError::new(
+                "limit_consent",
+                format!("expected 1 or empty, got {s:?}"),
+            )),
+        },
+    }
+}
+
+/// The outcome of a lookup, borrowing the records it names from the index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome<R> {
+    /// 1, with the covering record.
+    Eligible(R),
+    /// 2, with the nearest record before the date.
+    Invalid(R),
+    /// 3, without details.
+    InvalidNewerQualification,
+    /// 4.
+    NotFound,
+    /// 5 from a card query: no personal details.
+    MultipleCard,
+    /// 5 from a person query: every covering record.
+    MultiplePerson(Vec<R>),
+}
+
+impl<R> Outcome<R> {
+    pub fn validity(&self) -> Validity {
+        match self {
+            Outcome::Eligible(_) => Validity::Eligible,
+            Outcome::Invalid(_) => Validity::Invalid,
+            Outcome::InvalidNewerQualification => Validity::InvalidNewerQualification,
+            Outcome::NotFound => Validity::NotFound,
+            Outcome::MultipleCard | Outcome::MultiplePerson(_) => Validity::Multiple,
+        }
+    }
+}
+
+/// The fields of a qualification as an answer shows them (SPEC 4.3). Implemented by the
+/// index's borrowed record view and by the naive model in tests.
+pub trait Qualification {
+    fn insurer_number(&self) -> &str;
+    fn insurer_name(&self) -> &str;
+    fn symbol(&self) -> &str;
+    fn number(&self) -> &str;
+    fn branch(&self) -> Branch;
+    fn relationship(&self) -> u8;
+    fn name(&self) -> &str;
+    fn name_kana(&self) -> &str;
+    fn sex(&self) -> u8;
+    fn birthdate(&self) -> Date;
+    fn qualification_date(&self) -> Date;
+    fn disqualification_date(&self) -> Option<Date>;
+    fn reason_of_loss(&self) -> Option<&'static str>;
+    fn copay_ratio(&self) -> u8;
+    fn limit_category(&self) -> Option<&'static str>;
+}
+
+/// Writes the answer JSON of SPEC 4.3 on one line, without allocating. Hand-written rather
+/// than serde: it is the last step of every query and writes straight from the mmap.
+pub fn write_answer<R: Qualification>(
+    out: &mut Vec<u8>,
+    outcome: &Outcome<R>,
+    date: Date,
+    generation: &str,
+    limit_consent: bool,
+) {
+    let v = outcome.validity();
+    out.extend_from_slice(b"{\"validity\":");
+    out.push(b'0' + v.code());
+    out.extend_from_slice(b",\"validity_name\":\"");
+    out.extend_from_slice(v.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"date\":\"");
+    date.write_iso(out);
+    out.extend_from_slice(b"\",\"generation\":");
+    write_json_str(out, generation);
+    match outcome {
+        Outcome::Eligible(r) | Outcome::Invalid(r) => {
+            out.extend_from_slice(b",\"qualification\":");
+            write_qualification(out, r, limit_consent);
+        }
+        Outcome::MultiplePerson(rs) => {
+            out.extend_from_slice(b",\"qualifications\":[");
+            for (i, r) in rs.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_qualification(out, r, limit_consent);
+            }
+            out.push(b']');
+        }
+        Outcome::InvalidNewerQualification | Outcome::NotFound | Outcome::MultipleCard => {}
+    }
+    out.push(b'}');
+}
+
+fn write_qualification<R: Qualification>(out: &mut Vec<u8>, r: &R, limit_consent: bool) {
+    out.extend_from_slice(b"{\"insurer_number\":");
+    write_json_str(out, r.insurer_number());
+    out.extend_from_slice(b",\"insurer_name\":");
+    write_json_str(out, r.insurer_name());
+    out.extend_from_slice(b",\"symbol\":");
+    write_json_str(out, r.symbol());
+    out.extend_from_slice(b",\"number\":");
+    write_json_str(out, r.number());
+    out.extend_from_slice(b",\"branch\":\"");
+    out.extend_from_slice(&r.branch().as_bytes());
+    out.extend_from_slice(b"\",\"relationship\":");
+    write_small_int(out, r.relationship());
+    out.extend_from_slice(b",\"name\":");
+    write_json_str(out, r.name());
+    out.extend_from_slice(b",\"name_kana\":");
+    write_json_str(out, r.name_kana());
+    out.extend_from_slice(b",\"sex\":");
+    write_small_int(out, r.sex());
+    out.extend_from_slice(b",\"birthdate\":");
+    write_date(out, Some(r.birthdate()));
+    out.extend_from_slice(b",\"qualification_date\":");
+    write_date(out, Some(r.qualification_date()));
+    out.extend_from_slice(b",\"disqualification_date\":");
+    write_date(out, r.disqualification_date());
+    out.extend_from_slice(b",\"reason_of_loss\":");
+    write_opt_code(out, r.reason_of_loss());
+    out.extend_from_slice(b",\"copay_ratio\":");
+    write_small_int(out, r.copay_ratio());
+    out.extend_from_slice(b",\"limit_category\":");
+    write_opt_code(out, r.limit_category().filter(|_| limit_consent));
+    out.push(b'}');
+}
+
+fn write_small_int(out: &mut Vec<u8>, n: u8) {
+    if n >= 100 {
+        out.push(b'0' + n / 100);
+    }
+    if n >= 10 {
+        out.push(b'0' + n / 10 % 10);
+    }
+    out.push(b'0' + n % 10);
+}
+
+fn write_date(out: &mut Vec<u8>, d: Option<Date>) {
+    match d {
+        Some(d) => {
+            out.push(b'"');
+            d.write_iso(out);
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn write_opt_code(out: &mut Vec<u8>, code: Option<&str>) {
+    match code {
+        Some(c) => write_json_str(out, c),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn card(fields: &[(&str, &str)]) -> Result<CardQuery, QueryError> {
+        let get = |k: &str| fields.iter().find(|(f, _)| *f == k).map(|(_, v)| *v);
+        CardQuery::parse(&CardFields {
+            insurer_number: get("insurer_number"),
+            symbol: get("symbol"),
+            number: get("number"),
+            branch: get("branch"),
+            birthdate: get("birthdate"),
+            date: get("date"),
+            limit_consent: false,
+        })
+    }
+
+    #[test]
+    fn card_query_errors_name_the_field() {
+        let base = [
+            ("insurer_number", "06139992"),
+            ("number", "3456"),
+            ("birthdate", "1980-01-23"),
+        ];
+        let check = |over: &[(&'static str, &'static str)], field: Option<&str>| {
+            let mut f: Vec<(&str, &str)> = base.to_vec();
+            for (k, v) in over {
+                f.retain(|(fk, _)| fk != k);
+                f.push((k, v));
+            }
+            let got = card(&f).err().map(|e| e.field);
+            assert_eq!(got, field, "{over:?}");
+        };
+        // 0613999 → check digit 2 (SPEC 4.3's example "06139998" is only illustrative).
+        check(&[], None);
+        check(&[("insurer_number", "06139998")], Some("insurer_number"));
+        check(&[("insurer_number", "")], Some("insurer_number"));
+        check(&[("number", " ")], Some("number"));
+        check(&[("number", "123456789012345678901")], Some("number"));
+        check(&[("branch", "123")], Some("branch"));
+        check(&[("branch", "1")], None);
+        check(&[("birthdate", "H31.05.01")], Some("birthdate"));
+        check(&[("birthdate", "")], Some("birthdate"));
+        check(&[("date", "2026-02-30")], Some("date"));
+        check(&[("symbol", "１２"), ("number", "００３４５６")], None);
+    }
+
+    #[test]
+    fn person_query_error_masks_the_number() {
+        let e = PersonQuery::parse(&PersonFields {
+            individual_number: Some("123456789019"),
+            date: None,
+            limit_consent: false,
+        })
+        .unwrap_err();
+        assert_eq!(e.field, "individual_number");
+        assert!(!e.to_string().contains("123456789019"), "{e}");
+        assert!(e.to_string().contains("9019"), "{e}");
+    }
+
+    #[test]
+    fn consent_flags() {
+        assert_eq!(parse_consent(None), Ok(false));
+        assert_eq!(parse_consent(Some("")), Ok(false));
+        assert_eq!(parse_consent(Some("1")), Ok(true));
+        assert_eq!(parse_consent(Some("LIMIT")), Ok(true));
+        assert!(parse_consent(Some("maybe")).is_err());
+    }
+}
