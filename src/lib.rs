@@ -2,7 +2,9 @@
 //! confirmation. See ARCHITECTURE.md for the map of the modules.
 
 pub mod build;
+pub mod cli;
 pub mod domain;
 pub mod format;
+pub mod generations;
 pub mod index;
 pub mod query;

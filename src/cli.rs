@@ -1,0 +1,36 @@
+//! Shared pieces of the command-line programs: the person key from configuration, logging.
+
+use crate::domain::PersonKey;
+use anyhow::Context;
+use std::path::Path;
+
+/// Environment variable naming the operator's person key file (64 hex digits).
+pub const PERSON_KEY_ENV: &str = "SHIKAKU_PERSON_KEY_FILE";
+
+/// Loads the person key: from `path`, else from `$SHIKAKU_PERSON_KEY_FILE`, else the fixed
+/// demo key (with a warning: acceptable for demo data only, SPEC 1.3).
+pub fn person_key(path: Option<&Path>) -> anyhow::Result<PersonKey> {
+    let from_env = std::env::var_os(PERSON_KEY_ENV).map(std::path::PathBuf::from);
+    match path.map(Path::to_path_buf).or(from_env) {
+        Some(p) => {
+            let text = std::fs::read_to_string(&p)
+                .with_context(|| format!("cannot read person key file {}", p.display()))?;
+            PersonKey::from_hex(&text)
+                .with_context(|| format!("person key file {} must hold 64 hex digits", p.display()))
+        }
+        None => {
+            tracing::warn!("no person key configured (--person-key-file or {PERSON_KEY_ENV}); using the fixed demo key, fit for demo data only");
+            Ok(PersonKey::demo())
+        }
+    }
+}
+
+/// Logs to stderr; `RUST_LOG` overrides the level (default info).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
