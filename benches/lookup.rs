@@ -1,0 +1,279 @@
+//! Card and person lookups against the in-memory baseline, side by side in one run.
+//!
+//! `cargo bench --bench lookup` (set `SHIKAKU_BENCH_PERSONS=1000000,10000000` for the sizes;
+//! default 1,000,000). The population is synthesized here, deterministically: families on
+//! employee cards across insurers of uneven size, a fifth with a lost qualification, 80% linked
+//! to an individual number. The baseline is a `std::collections::HashMap` from the full card key
+//! (insurer, symbol, number, branch) to the owned record(s), answering the same question
+//! (birthdate match, covered on the date).
+
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use shikaku::build::{build_in_memory, InsurerRows};
+use shikaku::domain::*;
+use shikaku::index::Index;
+use shikaku::query::{CardQuery, Outcome, PersonQuery};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Counts live heap bytes, to measure the baseline's memory.
+struct Counting;
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size(), Ordering::Relaxed);
+        // SAFETY: forwarding the caller's layout to the system allocator.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
+        // SAFETY: `p` was allocated by `alloc` above with the same layout.
+        unsafe { System.dealloc(p, l) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // splitmix64: fast, deterministic, good enough for synthetic keys.
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+const TODAY: &str = "2026-11-24";
+
+fn day(s: &str) -> Date {
+    Date::parse(s).unwrap()
+}
+
+/// Synthesizes `persons` people in families on cards, spread Zipf-like over 1,000 insurers.
+fn population(persons: usize) -> Vec<InsurerRows> {
+    let mut rng = Rng(7);
+    let insurer_count = 1_000usize;
+    let mut insurers: Vec<InsurerRows> = (0..insurer_count)
+        .map(|i| InsurerRows {
+            number: InsurerNumber::from_body(&format!("06{:05}", 10_000 + i)).unwrap(),
+            name: format!("健康保険組合{i}"),
+            kind: InsurerKind::Kumiai,
+            snapshot_date: day(TODAY),
+            file: String::new(),
+            rows: Vec::new(),
+        })
+        .collect();
+    let today = day(TODAY);
+    let mut made = 0usize;
+    let mut card = 0u64;
+    while made < persons {
+        // Zipf-ish insurer choice: squares skew toward low indexes.
+        let u = rng.below(1_000_000) as f64 / 1_000_000.0;
+        let ins = ((u * u) * insurer_count as f64) as usize;
+        let family = 1 + rng.below(4) as usize;
+        card += 1;
+        let symbol = format!("{}", 1 + rng.below(9_999));
+        let number = format!("{}", card);
+        for branch in 0..family {
+            let person = made as u64;
+            let birth = Date::from_days(-20_000 + rng.below(27_000) as i32);
+            let qual = birth
+                .max(today.add_days(-8_000))
+                .add_days(rng.below(2_000) as i32);
+            let lost = rng.below(5) == 0;
+            let record = Record {
+                insurer: insurers[ins].number,
+                symbol: symbol.clone(),
+                number: number.clone(),
+                branch: Branch::new(branch as u8).unwrap(),
+                individual_number: (rng.below(5) != 0)
+                    .then(|| IndividualNumber::from_first11(10_000_000_000 + person)),
+                name: "山田 太郎".into(),
+                name_kana: "ヤマダ タロウ".into(),
+                sex: if branch % 2 == 0 {
+                    Sex::Male
+                } else {
+                    Sex::Female
+                },
+                birthdate: birth,
+                relationship: if branch == 0 {
+                    Relationship::Insured
+                } else {
+                    Relationship::Dependant
+                },
+                qualification_date: qual,
+                disqualification_date: lost.then(|| today.add_days(-(rng.below(300) as i32) - 1)),
+                reason_of_loss: lost.then_some(ReasonOfLoss::OtherInsurance),
+                copay_ratio: CopayRatio::new(30).unwrap(),
+                limit_category: None,
+            };
+            let line = insurers[ins].rows.len() as u32 + 2;
+            insurers[ins].rows.push((record, line));
+            made += 1;
+        }
+    }
+    insurers
+}
+
+/// The in-memory baseline: full card key (insurer ‖ symbol ‖ 0 ‖ number ‖ 0 ‖ branch) →
+/// records. Lookups build the key into a reused buffer, so the baseline pays no allocation.
+type Baseline = HashMap<Box<[u8]>, Vec<Record>>;
+
+fn full_key(
+    out: &mut Vec<u8>,
+    insurer: &InsurerNumber,
+    symbol: &str,
+    number: &str,
+    branch: Branch,
+) {
+    out.clear();
+    out.extend_from_slice(&insurer.to_key());
+    out.extend_from_slice(symbol.as_bytes());
+    out.push(0);
+    out.extend_from_slice(number.as_bytes());
+    out.push(0);
+    out.push(branch.value());
+}
+
+fn baseline(insurers: &[InsurerRows]) -> Baseline {
+    let mut map: Baseline = HashMap::new();
+    let mut key = Vec::new();
+    for ins in insurers {
+        for (r, _) in &ins.rows {
+            full_key(&mut key, &r.insurer, &r.symbol, &r.number, r.branch);
+            map.entry(key.clone().into_boxed_slice())
+                .or_default()
+                .push(r.clone());
+        }
+    }
+    map.shrink_to_fit();
+    map
+}
+
+fn baseline_card(map: &Baseline, key: &mut Vec<u8>, q: &CardQuery, date: Date) -> u8 {
+    full_key(
+        key,
+        &q.insurer,
+        &q.symbol,
+        &q.number,
+        q.branch.unwrap_or(Branch::new(0).unwrap()),
+    );
+    match map.get(key.as_slice()) {
+        None => 4,
+        Some(rs) => {
+            let mut found = 4;
+            for r in rs.iter().filter(|r| r.birthdate == q.birthdate) {
+                found = if r.covers(date) { 1 } else { 2 };
+            }
+            found
+        }
+    }
+}
+
+fn workload(insurers: &[InsurerRows], n: usize) -> (Vec<CardQuery>, Vec<PersonQuery>) {
+    let mut rng = Rng(11);
+    let mut cards = Vec::with_capacity(n);
+    let mut persons = Vec::with_capacity(n);
+    let nonempty: Vec<&InsurerRows> = insurers.iter().filter(|i| !i.rows.is_empty()).collect();
+    while cards.len() < n {
+        let ins = nonempty[rng.below(nonempty.len() as u64) as usize];
+        let (r, _) = &ins.rows[rng.below(ins.rows.len() as u64) as usize];
+        cards.push(CardQuery {
+            insurer: r.insurer,
+            symbol: r.symbol.clone(),
+            number: r.number.clone(),
+            branch: Some(r.branch),
+            birthdate: r.birthdate,
+            date: Some(day(TODAY)),
+            limit_consent: false,
+        });
+        if let Some(n) = r.individual_number {
+            persons.push(PersonQuery {
+                individual_number: n,
+                date: Some(day(TODAY)),
+                limit_consent: false,
+            });
+        }
+    }
+    (cards, persons)
+}
+
+fn sizes() -> Vec<usize> {
+    std::env::var("SHIKAKU_BENCH_PERSONS")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1_000_000])
+}
+
+fn lookups(c: &mut Criterion) {
+    for persons in sizes() {
+        let insurers = population(persons);
+        let (cards, people) = workload(&insurers, 100_000);
+        let before = LIVE.load(Ordering::Relaxed);
+        let map = baseline(&insurers);
+        let baseline_bytes = LIVE.load(Ordering::Relaxed) - before;
+        let key = PersonKey::demo();
+        let bytes = build_in_memory(insurers, &key, day(TODAY), "bench").unwrap();
+        let index_bytes = bytes.len();
+        let index = Index::open(bytes, key).unwrap();
+        eprintln!(
+            "persons {persons}: index_bytes {index_bytes} ({:.1} B/person), baseline_bytes {baseline_bytes} ({:.1} B/person), ratio {:.2}",
+            index_bytes as f64 / persons as f64,
+            baseline_bytes as f64 / persons as f64,
+            index_bytes as f64 / baseline_bytes as f64
+        );
+        let today = day(TODAY);
+        let eligible = cards
+            .iter()
+            .filter(|q| matches!(index.card(q, today), Outcome::Eligible(_)))
+            .count();
+        assert!(
+            eligible > cards.len() / 2,
+            "workload should mostly hit current members"
+        );
+
+        let mut g = c.benchmark_group(format!("lookup_{persons}"));
+        g.throughput(Throughput::Elements(1));
+        let mut i = 0usize;
+        g.bench_function(BenchmarkId::new("card", "index"), |b| {
+            b.iter(|| {
+                i = (i + 1) % cards.len();
+                black_box(index.card(black_box(&cards[i]), today).validity())
+            })
+        });
+        let mut key_buf = Vec::with_capacity(64);
+        g.bench_function(BenchmarkId::new("card", "hashmap"), |b| {
+            b.iter(|| {
+                i = (i + 1) % cards.len();
+                black_box(baseline_card(
+                    &map,
+                    &mut key_buf,
+                    black_box(&cards[i]),
+                    today,
+                ))
+            })
+        });
+        g.bench_function(BenchmarkId::new("person", "index"), |b| {
+            b.iter(|| {
+                i = (i + 1) % people.len();
+                black_box(index.person(black_box(&people[i]), today).validity())
+            })
+        });
+        g.finish();
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(50).measurement_time(std::time::Duration::from_secs(5));
+    targets = lookups
+}
+criterion_main!(benches);
