@@ -1,7 +1,7 @@
 //! Per-insurer stage of the build: deduplicate, sort by card key, find card conflicts (X2),
 //! and encode the insurer's segment. Runs in parallel, one insurer per task.
 
-use super::report::Finding;
+use super::report::ReportLine;
 use crate::domain::{Date, InsurerKind, InsurerNumber, PersonHash, PersonKey, Record, Sex};
 use crate::format::writer::{encode_segment, EncodedSegment, SegmentInput};
 use crate::format::FormatError;
@@ -45,7 +45,7 @@ pub struct InsurerPart {
     pub records_indexed: u64,
     pub rows_deduplicated: u64,
     pub links: Vec<Link>,
-    pub findings: Vec<Finding>,
+    pub findings: Vec<ReportLine>,
 }
 
 /// Encodes one insurer. `insurer_index` is its position in the final (sorted) insurer table,
@@ -122,7 +122,7 @@ fn periods_overlap(a: &Record, b: &Record) -> bool {
 
 /// X2: one card key (insurer, symbol, number, branch) on records of different people
 /// (birthdate or name_kana differ) whose periods overlap. `rows` is sorted by card key.
-fn card_conflicts(rows: &[(Record, u32)], file: &str) -> Vec<Finding> {
+fn card_conflicts(rows: &[(Record, u32)], file: &str) -> Vec<ReportLine> {
     let mut findings = Vec::new();
     let same_key = |a: &Record, b: &Record| {
         a.symbol == b.symbol && a.number == b.number && a.branch == b.branch
@@ -140,11 +140,11 @@ fn card_conflicts(rows: &[(Record, u32)], file: &str) -> Vec<Finding> {
                 let (b, lb) = &rows[j];
                 let different_people = a.birthdate != b.birthdate || a.name_kana != b.name_kana;
                 if different_people && periods_overlap(a, b) {
-                    findings.push(Finding {
+                    findings.push(ReportLine {
                         file: file.to_owned(),
-                        line: *lb,
+                        line: u64::from(*lb),
                         rule: "X2",
-                        field: "number",
+                        field: "number".into(),
                         reason: format!(
                             "card conflict: same card key as line {la} (branch {}) for a different person with an overlapping period; both kept",
                             b.branch

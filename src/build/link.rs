@@ -2,7 +2,7 @@
 //! mislinkage (X1), report dual coverage (X3), and lay out the person table.
 
 use super::encode::{InsurerPart, Link};
-use super::report::Finding;
+use super::report::ReportLine;
 use crate::domain::Date;
 use crate::format::{encode_person_ref, PersonEntry, PERSON_IDENTITY_UNVERIFIED};
 use rayon::slice::ParallelSliceMut;
@@ -12,7 +12,7 @@ use rayon::slice::ParallelSliceMut;
 pub struct Persons {
     pub entries: Vec<PersonEntry>,
     pub refs: Vec<u64>,
-    pub findings: Vec<Finding>,
+    pub findings: Vec<ReportLine>,
     /// Per insurer index: how many of its records were marked identity-unverified.
     pub unverified_records: u64,
 }
@@ -66,7 +66,7 @@ fn place(parts: &[InsurerPart], l: &Link) -> String {
     format!("{} line {}", parts[l.insurer as usize].file, l.line)
 }
 
-fn report_mislinkage(parts: &[InsurerPart], group: &[Link], findings: &mut Vec<Finding>) {
+fn report_mislinkage(parts: &[InsurerPart], group: &[Link], findings: &mut Vec<ReportLine>) {
     for (i, l) in group.iter().enumerate() {
         let others: Vec<String> = group
             .iter()
@@ -75,11 +75,11 @@ fn report_mislinkage(parts: &[InsurerPart], group: &[Link], findings: &mut Vec<F
             .take(3)
             .map(|(_, o)| place(parts, o))
             .collect();
-        findings.push(Finding {
+        findings.push(ReportLine {
             file: parts[l.insurer as usize].file.clone(),
-            line: l.line,
+            line: u64::from(l.line),
             rule: "X1",
-            field: "individual_number",
+            field: "individual_number".into(),
             reason: format!(
                 "suspected mislinkage: the same individual number is on records with a different birthdate or sex ({}); hidden from person queries until the insurer fixes it",
                 others.join(", ")
@@ -89,17 +89,17 @@ fn report_mislinkage(parts: &[InsurerPart], group: &[Link], findings: &mut Vec<F
 }
 
 /// X3: two records of one person covering the same day.
-fn report_dual_coverage(parts: &[InsurerPart], group: &[Link], findings: &mut Vec<Finding>) {
+fn report_dual_coverage(parts: &[InsurerPart], group: &[Link], findings: &mut Vec<ReportLine>) {
     let end = |l: &Link| l.disqualification_date.unwrap_or(Date::MAX);
     for (i, a) in group.iter().enumerate() {
         for b in &group[i + 1..] {
             if a.qualification_date < end(b) && b.qualification_date < end(a) {
                 let day = a.qualification_date.max(b.qualification_date);
-                findings.push(Finding {
+                findings.push(ReportLine {
                     file: parts[b.insurer as usize].file.clone(),
-                    line: b.line,
+                    line: u64::from(b.line),
                     rule: "X3",
-                    field: "qualification_date",
+                    field: "qualification_date".into(),
                     reason: format!("dual coverage: the same person is also covered by {} from {day}; both kept", place(parts, a)),
                 });
             }

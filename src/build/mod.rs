@@ -7,7 +7,7 @@ pub mod report;
 
 pub use encode::{encode_insurer, InsurerPart, InsurerRows, Link};
 pub use link::{link_persons, Persons};
-pub use report::{Counts, Finding, InsurerReport, Report};
+pub use report::{Counts, InsurerReport, Report, ReportLine};
 
 use crate::domain::{Date, PersonKey};
 use crate::format::writer::{write_index, IndexContents, InsurerInput};

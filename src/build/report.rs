@@ -8,11 +8,12 @@ use std::io::Write;
 
 /// One line of `rejects.csv`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
+pub struct ReportLine {
     pub file: String,
-    pub line: u32,
+    /// 1-based line in the file (the header is line 1); 0 for a whole file.
+    pub line: u64,
     pub rule: &'static str,
-    pub field: &'static str,
+    pub field: String,
     pub reason: String,
 }
 
@@ -77,7 +78,7 @@ pub struct Report {
 }
 
 /// Writes `rejects.csv`.
-pub fn write_rejects<W: Write>(w: W, findings: &[Finding]) -> csv::Result<()> {
+pub fn write_rejects<W: Write>(w: W, findings: &[ReportLine]) -> csv::Result<()> {
     let mut out = csv::Writer::from_writer(w);
     out.write_record(["file", "line", "rule", "field", "reason"])?;
     for f in findings {
@@ -85,7 +86,7 @@ pub fn write_rejects<W: Write>(w: W, findings: &[Finding]) -> csv::Result<()> {
             f.file.as_str(),
             &f.line.to_string(),
             f.rule,
-            f.field,
+            f.field.as_str(),
             &f.reason,
         ])?;
     }

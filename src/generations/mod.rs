@@ -218,6 +218,57 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The generation published before the live one (the rollback target by default).
+    pub fn previous(&self) -> Result<Option<String>, StoreError> {
+        let ids = self.list()?;
+        let Some(live) = self.current()? else {
+            return Ok(None);
+        };
+        Ok(ids.iter().take_while(|id| **id != live).last().cloned())
+    }
+
+    /// Makes an older generation live again after verifying every checksum of it.
+    pub fn rollback(&self, to: Option<&str>, key: PersonKey) -> Result<String, StoreError> {
+        let target = match to {
+            Some(id) => id.to_owned(),
+            None => self
+                .previous()?
+                .ok_or_else(|| StoreError::NoCurrent("no generation before the live one".into()))?,
+        };
+        let index = self.open(&target, key)?;
+        index.verify().map_err(|e| {
+            StoreError::Open(OpenError::Format(
+                self.index_path(&target).display().to_string(),
+                e,
+            ))
+        })?;
+        drop(index);
+        self.publish(&target)?;
+        Ok(target)
+    }
+
+    /// Deletes all but the newest `keep` generations, never the live one. Returns the ids
+    /// removed. A server still mapping a removed index keeps reading it (unlinked inodes stay
+    /// valid until unmapped).
+    pub fn gc(&self, keep: usize) -> Result<Vec<String>, StoreError> {
+        let live = self.current()?;
+        let ids = self.list()?;
+        let excess = ids.len().saturating_sub(keep);
+        let mut removed = Vec::new();
+        for id in ids.into_iter().take(excess) {
+            if live.as_deref() == Some(id.as_str()) {
+                continue;
+            }
+            let dir = self.generation_dir(&id);
+            fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
+            removed.push(id);
+        }
+        self.clean_tmp()?;
+        Ok(removed)
+    }
+}
+
 fn fsync_file(p: &Path) -> Result<(), StoreError> {
     File::open(p).and_then(|f| f.sync_all()).map_err(io_err(p))
 }
@@ -271,5 +322,21 @@ mod tests {
         assert!(store.publish("g2").is_err());
         store.begin("g3").unwrap();
         assert_eq!(store.clean_tmp().unwrap(), 1);
+    }
+
+    #[test]
+    fn gc_keeps_the_live_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        for id in ["g1", "g2", "g3", "g4"] {
+            fs::write(store.begin(id).unwrap().join(INDEX_FILE), b"x").unwrap();
+            store.seal(id).unwrap();
+        }
+        store.publish("g1").unwrap();
+        assert_eq!(store.previous().unwrap(), None);
+        assert_eq!(store.gc(2).unwrap(), vec!["g2".to_owned()]);
+        assert_eq!(store.list().unwrap(), vec!["g1", "g3", "g4"]);
+        store.publish("g4").unwrap();
+        assert_eq!(store.previous().unwrap().as_deref(), Some("g3"));
     }
 }
