@@ -3,6 +3,7 @@
 
 use super::decode::{decode, Source};
 use super::error::SnapshotError;
+use super::read::record_line;
 use super::row::quote;
 use crate::domain::{text, Date, InsurerKind, InsurerNumber};
 use std::collections::BTreeMap;
@@ -133,7 +134,7 @@ fn read_insurers_reporting(path: &Path) -> Result<(Vec<InsurerEntry>, Vec<String
     let mut seen: BTreeMap<InsurerNumber, u64> = BTreeMap::new();
     for rec in records {
         let rec = rec.map_err(|e| csv_error(path, &e))?;
-        let line = rec.position().map_or(0, |p| p.line());
+        let line = record_line(&decoded.text, &rec);
         let entry = insurer_entry(path, &rec, &cols, line)?;
         if let Some(first) = seen.insert(entry.number, line) {
             return Err(bad_line(

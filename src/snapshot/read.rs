@@ -188,23 +188,27 @@ impl<'a> Rows<'a> {
             })
     }
 
-    /// The reader's position for a record is where the previous one ended, so blank lines
-    /// (which the reader skips) and a CRLF's trailing LF may lie between; step over them.
     fn line_of(&self, rec: &ByteRecord) -> u64 {
-        let Some(pos) = rec.position() else {
-            return 0;
-        };
-        let start = usize::try_from(pos.byte()).unwrap_or(usize::MAX);
-        let skipped = self
-            .text
-            .get(start..)
-            .unwrap_or_default()
-            .iter()
-            .take_while(|&&b| b == b'\r' || b == b'\n')
-            .filter(|&&b| b == b'\n')
-            .count();
-        pos.line() + skipped as u64
+        record_line(self.text, rec)
     }
+}
+
+/// Physical 1-based line where `rec` starts in `text`. The reader's position for a record is
+/// where the previous one ended, so blank lines (which the reader skips) and a CRLF's trailing
+/// LF may lie between; step over them.
+pub(crate) fn record_line(text: &[u8], rec: &ByteRecord) -> u64 {
+    let Some(pos) = rec.position() else {
+        return 0;
+    };
+    let start = usize::try_from(pos.byte()).unwrap_or(usize::MAX);
+    let skipped = text
+        .get(start..)
+        .unwrap_or_default()
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .filter(|&&b| b == b'\n')
+        .count();
+    pos.line() + skipped as u64
 }
 
 /// Accounts for a file rejected whole under a file-level `rule` (F1..F4): every data row counts

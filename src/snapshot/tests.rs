@@ -710,8 +710,8 @@ fn insurers_csv_bad_line_fails_naming_line_and_field() {
         "/insurers.csv: line 2: field insurer_name: is empty",
     );
     check(
-        "insurer_number,insurer_name,kind\n33120015,a,kyosai\n33120015,b,kyosai\n",
-        "/insurers.csv: line 3: field insurer_number: 33120015 listed twice (first on line 2)",
+        "insurer_number,insurer_name,kind\n33120015,a,kyosai\n\n33120015,b,kyosai\n",
+        "/insurers.csv: line 4: field insurer_number: 33120015 listed twice (first on line 2)",
     );
     check(
         "insurer_number,insurer_name\n",
