@@ -1,6 +1,6 @@
 //! Reading one snapshot file row by row, and accounting for files rejected whole.
 
-use super::decode::{count_data_lines, decode, Source};
+use super::decode::{count_data_lines, decode, Encoding, Source};
 use super::discover::{InsurerEntry, SnapshotFile};
 use super::error::SnapshotError;
 use super::header::{Column, ColumnMap};
@@ -248,7 +248,7 @@ pub fn account_rejected_file(
     }
 }
 
-fn count_rows(bytes: &[u8]) -> (u64, Option<super::decode::Encoding>) {
+fn count_rows(bytes: &[u8]) -> (u64, Option<Encoding>) {
     let Ok(decoded) = decode(bytes) else {
         return (count_data_lines(bytes), None);
     };
