@@ -1,0 +1,386 @@
+//! Finding the snapshots of a build (SPEC 3 layout): `insurers.csv` and, per listed insurer,
+//! the newest `SNAPSHOTS/<insurer_number>/<YYYYMMDD>.csv`.
+
+use super::decode::{decode, Source};
+use super::error::SnapshotError;
+use super::read::record_line;
+use super::row::quote;
+use crate::domain::{text, Date, InsurerKind, InsurerNumber};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub const INSURERS_FILE: &str = "insurers.csv";
+
+/// One line of `insurers.csv`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InsurerEntry {
+    pub number: InsurerNumber,
+    pub name: String,
+    pub kind: InsurerKind,
+    /// Line in `insurers.csv`.
+    pub line: u64,
+}
+
+/// One snapshot file: where it is and the date its name gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotFile {
+    pub path: PathBuf,
+    /// Relative to the snapshots directory, `/`-separated (`131045/20260401.csv`).
+    pub rel_path: Arc<str>,
+    pub date: Date,
+}
+
+/// A listed insurer and the snapshot a build reads for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InsurerSnapshot {
+    pub insurer: InsurerEntry,
+    pub file: SnapshotFile,
+    /// Older `YYYYMMDD.csv` files of this insurer, not read.
+    pub older: usize,
+}
+
+/// What a build should report besides rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    /// Listed in `insurers.csv` but no `YYYYMMDD.csv` in its directory (or no directory).
+    InsurerWithoutSnapshot { insurer: InsurerNumber },
+    /// A directory that is not a listed insurer. `newest` is the file a build would have read:
+    /// account for its rows under F4 with `account_rejected_file`.
+    UnlistedDirectory {
+        dir: Arc<str>,
+        insurer: Option<InsurerNumber>,
+        newest: Option<SnapshotFile>,
+    },
+    /// A file or directory where only `YYYYMMDD.csv` files (or insurer directories) belong.
+    BadFileName { path: Arc<str> },
+    /// A column of `insurers.csv` that is not `insurer_number`, `insurer_name` or `kind`.
+    UnknownInsurersColumn { column: String },
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Finding::InsurerWithoutSnapshot { insurer } => {
+                write!(f, "insurer {insurer} is listed but has no snapshot")
+            }
+            Finding::UnlistedDirectory { dir, newest, .. } => {
+                write!(f, "directory {dir} is not a listed insurer")?;
+                match newest {
+                    Some(file) => write!(f, "; its newest snapshot {} is not read", file.rel_path),
+                    None => write!(f, " and holds no snapshot"),
+                }
+            }
+            Finding::BadFileName { path } => {
+                write!(
+                    f,
+                    "{path} is not named <insurer_number>/YYYYMMDD.csv; ignored"
+                )
+            }
+            Finding::UnknownInsurersColumn { column } => {
+                write!(
+                    f,
+                    "{INSURERS_FILE}: unknown column {} ignored",
+                    quote(column)
+                )
+            }
+        }
+    }
+}
+
+/// Everything a build reads, in insurer order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovery {
+    pub insurers: Vec<InsurerEntry>,
+    pub snapshots: Vec<InsurerSnapshot>,
+    pub findings: Vec<Finding>,
+}
+
+/// Reads `insurers.csv`. Any bad line fails the whole list (see the module docs for why).
+pub fn read_insurers(path: &Path) -> Result<Vec<InsurerEntry>, SnapshotError> {
+    read_insurers_reporting(path).map(|(entries, _)| entries)
+}
+
+/// Columns of `insurers.csv`: (name, position).
+struct InsurerColumns {
+    number: usize,
+    name: usize,
+    kind: usize,
+    width: usize,
+}
+
+fn read_insurers_reporting(path: &Path) -> Result<(Vec<InsurerEntry>, Vec<String>), SnapshotError> {
+    let source = Source::open(path)?;
+    let decoded = decode(source.bytes()).map_err(|line| SnapshotError::Undecodable {
+        path: path.to_owned(),
+        line,
+    })?;
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(&*decoded.text);
+    let mut records = rdr.byte_records();
+    let header = match records.next() {
+        Some(h) => h.map_err(|e| csv_error(path, &e))?,
+        None => {
+            return Err(SnapshotError::NoHeader {
+                path: path.to_owned(),
+            })
+        }
+    };
+    let (cols, unknown) = insurer_columns(path, &header)?;
+    let mut entries: Vec<InsurerEntry> = Vec::new();
+    let mut seen: BTreeMap<InsurerNumber, u64> = BTreeMap::new();
+    for rec in records {
+        let rec = rec.map_err(|e| csv_error(path, &e))?;
+        let line = record_line(&decoded.text, &rec);
+        let entry = insurer_entry(path, &rec, &cols, line)?;
+        if let Some(first) = seen.insert(entry.number, line) {
+            return Err(bad_line(
+                path,
+                line,
+                "insurer_number",
+                format!("{} listed twice (first on line {first})", entry.number),
+            ));
+        }
+        entries.push(entry);
+    }
+    Ok((entries, unknown))
+}
+
+fn insurer_columns(
+    path: &Path,
+    header: &csv::ByteRecord,
+) -> Result<(InsurerColumns, Vec<String>), SnapshotError> {
+    let (mut number, mut name, mut kind) = (None, None, None);
+    let mut unknown = Vec::new();
+    for (i, raw) in header.iter().enumerate() {
+        let col = String::from_utf8_lossy(raw);
+        let slot = match col.trim().to_ascii_lowercase().as_str() {
+            "insurer_number" => &mut number,
+            "insurer_name" => &mut name,
+            "kind" => &mut kind,
+            _ => {
+                unknown.push(col.trim().to_owned());
+                continue;
+            }
+        };
+        if slot.replace(i).is_some() {
+            return Err(SnapshotError::DuplicateColumn {
+                path: path.to_owned(),
+                column: col.trim().to_owned(),
+            });
+        }
+    }
+    let missing = |column| SnapshotError::MissingColumn {
+        path: path.to_owned(),
+        column,
+    };
+    let cols = InsurerColumns {
+        number: number.ok_or_else(|| missing("insurer_number"))?,
+        name: name.ok_or_else(|| missing("insurer_name"))?,
+        kind: kind.ok_or_else(|| missing("kind"))?,
+        width: header.len(),
+    };
+    Ok((cols, unknown))
+}
+
+fn insurer_entry(
+    path: &Path,
+    rec: &csv::ByteRecord,
+    cols: &InsurerColumns,
+    line: u64,
+) -> Result<InsurerEntry, SnapshotError> {
+    if rec.len() != cols.width {
+        return Err(bad_line(
+            path,
+            line,
+            "row",
+            format!("{} fields where the header has {}", rec.len(), cols.width),
+        ));
+    }
+    let field = |i: usize| std::str::from_utf8(rec.get(i).unwrap_or_default()).unwrap_or("");
+    let raw_number = field(cols.number);
+    let number = InsurerNumber::parse(raw_number).map_err(|e| {
+        bad_line(
+            path,
+            line,
+            "insurer_number",
+            format!("{} {e}", quote(raw_number)),
+        )
+    })?;
+    let name = field(cols.name).trim_matches(text::is_space);
+    if name.is_empty() {
+        return Err(bad_line(path, line, "insurer_name", "is empty".to_owned()));
+    }
+    let raw_kind = field(cols.kind);
+    let kind = InsurerKind::parse(raw_kind).ok_or_else(|| {
+        bad_line(
+            path,
+            line,
+            "kind",
+            format!(
+                "{} is not one of kyokai, senin, kumiai, kyosai, kokuho, kokuho_kumiai, koki",
+                quote(raw_kind)
+            ),
+        )
+    })?;
+    Ok(InsurerEntry {
+        number,
+        name: name.to_owned(),
+        kind,
+        line,
+    })
+}
+
+fn bad_line(path: &Path, line: u64, field: &'static str, reason: String) -> SnapshotError {
+    SnapshotError::InsurerLine {
+        path: path.to_owned(),
+        line,
+        field,
+        reason,
+    }
+}
+
+fn csv_error(path: &Path, e: &csv::Error) -> SnapshotError {
+    SnapshotError::Csv {
+        path: path.to_owned(),
+        line: e.position().map_or(0, |p| p.line()),
+        message: e.to_string(),
+    }
+}
+
+/// Reads `insurers.csv` and picks, for each listed insurer, its newest snapshot.
+pub fn discover(snapshots_dir: &Path) -> Result<Discovery, SnapshotError> {
+    let (insurers, unknown_columns) = read_insurers_reporting(&snapshots_dir.join(INSURERS_FILE))?;
+    let mut findings: Vec<Finding> = unknown_columns
+        .into_iter()
+        .map(|column| Finding::UnknownInsurersColumn { column })
+        .collect();
+    let listed: BTreeMap<InsurerNumber, &InsurerEntry> =
+        insurers.iter().map(|e| (e.number, e)).collect();
+    // Several directories could name one insurer (e.g. full-width digits); pool their files.
+    let mut files: BTreeMap<InsurerNumber, Vec<SnapshotFile>> = BTreeMap::new();
+    for (name, path, is_dir) in sorted_entries(snapshots_dir)? {
+        if !is_dir {
+            if name != INSURERS_FILE {
+                findings.push(Finding::BadFileName { path: name.into() });
+            }
+            continue;
+        }
+        let (dated, bad) = scan_insurer_dir(&path, &name)?;
+        findings.extend(bad.into_iter().map(|path| Finding::BadFileName { path }));
+        let insurer = InsurerNumber::parse(&name).ok();
+        match insurer.filter(|n| listed.contains_key(n)) {
+            Some(n) => files.entry(n).or_default().extend(dated),
+            None => findings.push(Finding::UnlistedDirectory {
+                dir: name.into(),
+                insurer,
+                newest: dated.into_iter().max_by(newest_first_order),
+            }),
+        }
+    }
+    let mut snapshots = Vec::new();
+    for entry in &insurers {
+        let mut dated = files.remove(&entry.number).unwrap_or_default();
+        dated.sort_by(newest_first_order);
+        match dated.pop() {
+            Some(file) => snapshots.push(InsurerSnapshot {
+                insurer: entry.clone(),
+                file,
+                older: dated.len(),
+            }),
+            None => findings.push(Finding::InsurerWithoutSnapshot {
+                insurer: entry.number,
+            }),
+        }
+    }
+    Ok(Discovery {
+        insurers,
+        snapshots,
+        findings,
+    })
+}
+
+/// Orders by date, then by path so that two names of one date pick deterministically.
+fn newest_first_order(a: &SnapshotFile, b: &SnapshotFile) -> std::cmp::Ordering {
+    (a.date, &a.rel_path).cmp(&(b.date, &b.rel_path))
+}
+
+/// Entries of a directory as (name, path, is directory), sorted by name. Names that are not
+/// UTF-8 are shown lossily; they can never be insurer numbers or dates anyway.
+fn sorted_entries(dir: &Path) -> Result<Vec<(String, PathBuf, bool)>, SnapshotError> {
+    let read = std::fs::read_dir(dir).map_err(|e| SnapshotError::io(dir, e))?;
+    let mut out = Vec::new();
+    for entry in read {
+        let entry = entry.map_err(|e| SnapshotError::io(dir, e))?;
+        let path = entry.path();
+        // Follows symbolic links, so a linked directory or file counts as what it points at.
+        let is_dir = std::fs::metadata(&path)
+            .map_err(|e| SnapshotError::io(&path, e))?
+            .is_dir();
+        out.push((
+            entry.file_name().to_string_lossy().into_owned(),
+            path,
+            is_dir,
+        ));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The dated snapshot files of one insurer directory, and the relative paths of anything else.
+fn scan_insurer_dir(
+    dir: &Path,
+    dir_name: &str,
+) -> Result<(Vec<SnapshotFile>, Vec<Arc<str>>), SnapshotError> {
+    let mut dated = Vec::new();
+    let mut bad = Vec::new();
+    for (name, path, is_dir) in sorted_entries(dir)? {
+        let rel_path: Arc<str> = format!("{dir_name}/{name}").into();
+        match snapshot_date(&name).filter(|_| !is_dir) {
+            Some(date) => dated.push(SnapshotFile {
+                path,
+                rel_path,
+                date,
+            }),
+            None => bad.push(rel_path),
+        }
+    }
+    Ok((dated, bad))
+}
+
+/// `YYYYMMDD.csv` (extension in any case) naming a real date.
+fn snapshot_date(file_name: &str) -> Option<Date> {
+    let (stem, ext) = file_name.split_once('.')?;
+    if !ext.eq_ignore_ascii_case("csv") || stem.len() != 8 || !text::is_ascii_digits(stem) {
+        return None;
+    }
+    Date::parse(stem).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_file_names() {
+        let check = |name: &str, expected: Option<&str>| {
+            assert_eq!(
+                snapshot_date(name).map(|d| d.to_string()),
+                expected.map(str::to_owned),
+                "{name}"
+            )
+        };
+        check("20260401.csv", Some("2026-04-01"));
+        check("20260401.CSV", Some("2026-04-01"));
+        check("20260431.csv", None);
+        check("2026041.csv", None);
+        check("3450123.csv", None);
+        check("20260401.csv.bak", None);
+        check("20260401", None);
+        check("２０２６０４０１.csv", None);
+        check("notes.txt", None);
+    }
+}

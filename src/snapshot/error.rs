@@ -1,0 +1,69 @@
+//! Errors that stop a whole file (or the insurer list) from being read.
+
+use super::types::Rule;
+use std::path::PathBuf;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum SnapshotError {
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: neither UTF-8 nor CP932 (Shift_JIS); first byte invalid as UTF-8 is on line {line}")]
+    Undecodable { path: PathBuf, line: u64 },
+    #[error("{path}: no header row")]
+    NoHeader { path: PathBuf },
+    #[error("{path}: required column {column:?} missing from the header")]
+    MissingColumn { path: PathBuf, column: &'static str },
+    #[error("{path}: column {column:?} named twice in the header")]
+    DuplicateColumn { path: PathBuf, column: String },
+    #[error("{path}: line {line}: CSV error: {message}")]
+    Csv {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
+    /// A bad line of `insurers.csv`; the whole list is refused.
+    #[error("{path}: line {line}: field {field}: {reason}")]
+    InsurerLine {
+        path: PathBuf,
+        line: u64,
+        field: &'static str,
+        reason: String,
+    },
+}
+
+impl SnapshotError {
+    /// The file-level rule a snapshot rejected with this error is counted under.
+    pub fn rule(&self) -> Rule {
+        match self {
+            SnapshotError::Undecodable { .. } => Rule::F1,
+            SnapshotError::NoHeader { .. }
+            | SnapshotError::MissingColumn { .. }
+            | SnapshotError::DuplicateColumn { .. } => Rule::F2,
+            SnapshotError::Io { .. }
+            | SnapshotError::Csv { .. }
+            | SnapshotError::InsurerLine { .. } => Rule::F3,
+        }
+    }
+
+    /// The column the error is about, if any (the `field` of the report line).
+    pub fn field(&self) -> &str {
+        match self {
+            SnapshotError::MissingColumn { column, .. } => column,
+            SnapshotError::DuplicateColumn { column, .. } => column,
+            SnapshotError::InsurerLine { field, .. } => field,
+            _ => "",
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> SnapshotError {
+        SnapshotError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

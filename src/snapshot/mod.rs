@@ -1,0 +1,65 @@
+//! Reading insurer snapshots (SPEC 3): discovering the files, decoding them, and turning every
+//! data row into an indexed [`Record`](crate::domain::Record) or a reported reject.
+//!
+//! Flow for a build: [`discover`] the snapshots directory, then for each
+//! [`InsurerSnapshot`] call [`read_snapshot`] (files are independent, so run them in parallel).
+//! When it returns an error the file is rejected whole: call [`account_rejected_file`] so its
+//! rows are still counted. Do the same for the newest file of an [`Finding::UnlistedDirectory`]
+//! with [`Rule::F4`]. Then rows read = indexed + rejected (+ deduplicated, done by the build)
+//! holds for every file.
+//!
+//! Decisions where the contract is silent:
+//! - **Rule order.** A row is rejected under the first failing rule in the order R0, R1, R2
+//!   (number, then symbol), R3, R4, R5, R6, R7 (sex, relationship, reason_of_loss,
+//!   copay_ratio, limit_category); later fields are not examined. Warnings are only computed
+//!   for rows that are kept, in the order W1..W4; a row can carry several.
+//! - **R0** malformed row: a row whose number of fields differs from the header's. Its raw text
+//!   is never quoted (it may hold an individual number in any position).
+//! - **File-level rule codes** (every data line of the file counts as read and rejected):
+//!   F1 undecodable (neither UTF-8 nor CP932), F2 unusable header (no header row, a required
+//!   column missing, or a column named twice), F3 unreadable (I/O error; nothing could be read,
+//!   so 0 rows), F4 directory of an insurer not listed in `insurers.csv`. A whole-file reject
+//!   is one [`Issue`] with line 0.
+//! - **W0** unknown column: ignored, reported once per file with the header's line (1).
+//! - **Required columns**: every column of SPEC 3 except `symbol`, `individual_number`,
+//!   `disqualification_date`, `reason_of_loss` and `limit_category`, whose values are optional;
+//!   an absent optional column reads as empty in every row.
+//! - **Header names** are matched after trimming white space, ASCII case-insensitively.
+//! - **W1** covers every unusable individual number: bad check digit, wrong length, or not
+//!   digits. The row is kept without it. The value is shown only through `mask_raw`.
+//! - **W4 and empty kana**: an empty (or blank) `name_kana` is a W4 warning, because the kana is
+//!   what tells people apart in X2 and what a clinic reads back; it is not a reject rule in
+//!   SPEC 3. Katakana means, after NFKC: U+30A1–U+30FE (letters, ・, ー, ヽ, ヾ) and white space.
+//!   The record keeps the NFKC form of the kana, trimmed (half-width kana become full-width).
+//! - `name` is kept as written (only trimmed); an empty name is not a rule of SPEC 3.
+//! - **`insurers.csv`**: any bad line (bad insurer number, unknown kind, empty name, wrong
+//!   number of fields, an insurer listed twice) fails the whole list with an error naming
+//!   file, line and field. A build that silently lost one insurer would publish "not found" for
+//!   all its members; failing keeps the previous generation live until the list is fixed.
+//!   Unknown columns there are ignored and reported as a [`Finding::UnknownInsurersColumn`].
+//! - Snapshot file names are `YYYYMMDD.csv` with a real calendar date (extension matched
+//!   case-insensitively); anything else in an insurer directory is a
+//!   [`Finding::BadFileName`]. Older snapshots of an insurer are ignored silently.
+//! - **Privacy**: reasons quote raw values of ordinary fields, but every quoted value has any
+//!   run of 12 or more digits masked to its last four, so an individual number that strayed into
+//!   another column does not leak either.
+
+mod decode;
+mod discover;
+mod error;
+mod header;
+mod read;
+mod row;
+mod types;
+
+pub use decode::{count_data_lines, Encoding};
+pub use discover::{
+    discover, read_insurers, Discovery, Finding, InsurerEntry, InsurerSnapshot, SnapshotFile,
+};
+pub use error::SnapshotError;
+pub use header::Column;
+pub use read::{account_rejected_file, read_snapshot, read_snapshot_bytes, FileContext};
+pub use types::{FileSummary, Issue, RowOutcome, Rule, RuleCounts};
+
+#[cfg(test)]
+mod tests;

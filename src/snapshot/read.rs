@@ -1,0 +1,265 @@
+//! Reading one snapshot file row by row, and accounting for files rejected whole.
+
+use super::decode::{count_data_lines, decode, Encoding, Source};
+use super::discover::{InsurerEntry, SnapshotFile};
+use super::error::SnapshotError;
+use super::header::{Column, ColumnMap};
+use super::row::{check_row, quote, Fields};
+use super::types::{FileSummary, Issue, RowOutcome, Rule, RuleCounts};
+use crate::domain::{Date, InsurerNumber};
+use csv::ByteRecord;
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What the row rules need to know about the file a row comes from.
+#[derive(Debug, Clone)]
+pub struct FileContext {
+    /// Path relative to the snapshots directory, as reports show it.
+    pub file: Arc<str>,
+    /// Path as opened, for error messages.
+    pub path: PathBuf,
+    /// The insurer of the file's directory (R1).
+    pub insurer: InsurerNumber,
+    /// From the file name; "today" for R4, W2 and W3.
+    pub snapshot_date: Date,
+}
+
+impl FileContext {
+    pub fn new(file: &SnapshotFile, insurer: InsurerNumber) -> FileContext {
+        FileContext {
+            file: file.rel_path.clone(),
+            path: file.path.clone(),
+            insurer,
+            snapshot_date: file.date,
+        }
+    }
+}
+
+/// Reads one snapshot and hands every data row to `sink`, in file order, as it is parsed.
+///
+/// An `Err` means the file is rejected whole (F1 undecodable, F2 bad header, F3 unreadable);
+/// it is always returned before any row reaches `sink`. Count its rows with
+/// [`account_rejected_file`].
+pub fn read_snapshot(
+    file: &SnapshotFile,
+    insurer: &InsurerEntry,
+    sink: impl FnMut(RowOutcome),
+) -> Result<FileSummary, SnapshotError> {
+    let ctx = FileContext::new(file, insurer.number);
+    let source = Source::open(&file.path)?;
+    read_snapshot_bytes(source.bytes(), &ctx, sink)
+}
+
+/// [`read_snapshot`] over bytes already in memory (tests, benchmarks).
+pub fn read_snapshot_bytes(
+    bytes: &[u8],
+    ctx: &FileContext,
+    mut sink: impl FnMut(RowOutcome),
+) -> Result<FileSummary, SnapshotError> {
+    let decoded = decode(bytes).map_err(|line| SnapshotError::Undecodable {
+        path: ctx.path.clone(),
+        line,
+    })?;
+    let text: &[u8] = &decoded.text;
+    let mut rows = Rows::new(text);
+    let mut rec = ByteRecord::new();
+    if !rows.next(&mut rec, ctx)? {
+        return Err(SnapshotError::NoHeader {
+            path: ctx.path.clone(),
+        });
+    }
+    let header_line = rows.line_of(&rec);
+    let cols = ColumnMap::from_header(&ctx.path, rec.iter())?;
+    let mut summary = FileSummary {
+        file: ctx.file.clone(),
+        insurer: Some(ctx.insurer),
+        snapshot_date: ctx.snapshot_date,
+        encoding: Some(decoded.encoding),
+        rows_read: 0,
+        indexed: 0,
+        rejected: 0,
+        by_rule: RuleCounts::default(),
+        file_warnings: unknown_column_warnings(&cols, ctx, header_line),
+        file_reject: None,
+    };
+    summary
+        .by_rule
+        .add(Rule::W0, summary.file_warnings.len() as u64);
+    while rows.next(&mut rec, ctx)? {
+        let line = rows.line_of(&rec);
+        let outcome = row_outcome(&rec, &cols, ctx, line);
+        count(&mut summary, &outcome);
+        sink(outcome);
+    }
+    Ok(summary)
+}
+
+fn unknown_column_warnings(cols: &ColumnMap, ctx: &FileContext, line: u64) -> Vec<Issue> {
+    cols.unknown
+        .iter()
+        .map(|name| Issue {
+            file: ctx.file.clone(),
+            line,
+            rule: Rule::W0,
+            field: Cow::Owned(name.clone()),
+            reason: format!("unknown column {} ignored", quote(name)),
+        })
+        .collect()
+}
+
+fn row_outcome(rec: &ByteRecord, cols: &ColumnMap, ctx: &FileContext, line: u64) -> RowOutcome {
+    let malformed = |reason: String| {
+        RowOutcome::Rejected(Issue {
+            file: ctx.file.clone(),
+            line,
+            rule: Rule::R0,
+            field: Cow::Borrowed(""),
+            reason,
+        })
+    };
+    if rec.len() != cols.width {
+        return malformed(format!(
+            "{} fields where the header has {}",
+            rec.len(),
+            cols.width
+        ));
+    }
+    let mut fields = Fields([""; Column::ALL.len()]);
+    for c in Column::ALL {
+        if let Some(i) = cols.get(c) {
+            // The whole file is valid UTF-8 and fields split at ASCII bytes, so this holds;
+            // checked anyway rather than assumed.
+            match std::str::from_utf8(rec.get(i).unwrap_or_default()) {
+                Ok(s) => fields.0[c as usize] = s,
+                Err(_) => return malformed(format!("field {} is not valid text", c.name())),
+            }
+        }
+    }
+    match check_row(&fields, ctx, line) {
+        Ok((record, warnings)) => RowOutcome::Indexed {
+            record,
+            line,
+            warnings,
+        },
+        Err(issue) => RowOutcome::Rejected(issue),
+    }
+}
+
+fn count(summary: &mut FileSummary, outcome: &RowOutcome) {
+    summary.rows_read += 1;
+    match outcome {
+        RowOutcome::Indexed { warnings, .. } => {
+            summary.indexed += 1;
+            for w in warnings {
+                summary.by_rule.add(w.rule, 1);
+            }
+        }
+        RowOutcome::Rejected(issue) => {
+            summary.rejected += 1;
+            summary.by_rule.add(issue.rule, 1);
+        }
+    }
+}
+
+/// CSV records of a decoded text, with the physical line each starts on.
+struct Rows<'a> {
+    text: &'a [u8],
+    rdr: csv::Reader<&'a [u8]>,
+}
+
+impl<'a> Rows<'a> {
+    fn new(text: &'a [u8]) -> Rows<'a> {
+        let rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .buffer_capacity(1 << 16)
+            .from_reader(text);
+        Rows { text, rdr }
+    }
+
+    fn next(&mut self, rec: &mut ByteRecord, ctx: &FileContext) -> Result<bool, SnapshotError> {
+        self.rdr
+            .read_byte_record(rec)
+            .map_err(|e| SnapshotError::Csv {
+                path: ctx.path.clone(),
+                line: e.position().map_or(0, |p| p.line()),
+                message: e.to_string(),
+            })
+    }
+
+    fn line_of(&self, rec: &ByteRecord) -> u64 {
+        record_line(self.text, rec)
+    }
+}
+
+/// Physical 1-based line where `rec` starts in `text`. The reader's position for a record is
+/// where the previous one ended, so blank lines (which the reader skips) and a CRLF's trailing
+/// LF may lie between; step over them.
+pub(crate) fn record_line(text: &[u8], rec: &ByteRecord) -> u64 {
+    let Some(pos) = rec.position() else {
+        return 0;
+    };
+    let start = usize::try_from(pos.byte()).unwrap_or(usize::MAX);
+    let skipped = text
+        .get(start..)
+        .unwrap_or_default()
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .filter(|&&b| b == b'\n')
+        .count();
+    pos.line() + skipped as u64
+}
+
+/// Accounts for a file rejected whole under a file-level `rule` (F1..F4): every data row counts
+/// as read and rejected, and one [`Issue`] (line 0) says why. Rows are CSV records after the
+/// header when the file decodes, else non-blank lines after the first
+/// ([`count_data_lines`]); an unreadable file has 0.
+pub fn account_rejected_file(
+    file: &SnapshotFile,
+    insurer: Option<InsurerNumber>,
+    rule: Rule,
+    field: &str,
+    reason: &str,
+) -> FileSummary {
+    let (rows, encoding) = match Source::open(&file.path) {
+        Ok(source) => count_rows(source.bytes()),
+        Err(_) => (0, None),
+    };
+    let mut by_rule = RuleCounts::default();
+    by_rule.add(rule, rows);
+    FileSummary {
+        file: file.rel_path.clone(),
+        insurer,
+        snapshot_date: file.date,
+        encoding,
+        rows_read: rows,
+        indexed: 0,
+        rejected: rows,
+        by_rule,
+        file_warnings: Vec::new(),
+        file_reject: Some(Issue {
+            file: file.rel_path.clone(),
+            line: 0,
+            rule,
+            field: Cow::Owned(field.to_owned()),
+            reason: format!("whole file rejected ({rows} data rows): {reason}"),
+        }),
+    }
+}
+
+fn count_rows(bytes: &[u8]) -> (u64, Option<Encoding>) {
+    let Ok(decoded) = decode(bytes) else {
+        return (count_data_lines(bytes), None);
+    };
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(&*decoded.text);
+    let mut rec = ByteRecord::new();
+    let mut records = 0u64;
+    while let Ok(true) = rdr.read_byte_record(&mut rec) {
+        records += 1;
+    }
+    (records.saturating_sub(1), Some(decoded.encoding))
+}
