@@ -27,8 +27,55 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Build a new index generation from insurer snapshots, report, and publish it.
+    Build(BuildArgs),
     /// Answer one query from the live generation and print the answer JSON.
     Query(QueryArgs),
+    /// List, roll back or garbage-collect index generations.
+    Generations(GenerationsArgs),
+}
+
+#[derive(Args)]
+struct BuildArgs {
+    /// Snapshot directory: insurers.csv and <insurer_number>/<YYYYMMDD>.csv.
+    #[arg(long)]
+    snapshots: PathBuf,
+    /// Data directory: generations/, CURRENT.
+    #[arg(long)]
+    data: PathBuf,
+    /// Refuse to publish when an insurer's members covered today fall by more than this percent.
+    #[arg(long, default_value_t = shikaku::build::run::DEFAULT_MAX_DROP_PERCENT)]
+    max_drop_percent: f64,
+    /// Publish even though this insurer trips the guard (repeatable).
+    #[arg(long = "accept", value_name = "INSURER")]
+    accept: Vec<String>,
+    /// Build date (default: today in Japan); used for the members-covered-today counts.
+    #[arg(long)]
+    date: Option<String>,
+}
+
+#[derive(Args)]
+struct GenerationsArgs {
+    #[arg(long)]
+    data: PathBuf,
+    #[command(subcommand)]
+    action: GenerationsAction,
+}
+
+#[derive(Subcommand)]
+enum GenerationsAction {
+    /// List published generations, oldest first; the live one is marked.
+    List,
+    /// Make an earlier generation live again (default: the one before the live one).
+    Rollback {
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Delete all but the newest K generations; never the live one.
+    Gc {
+        #[arg(long, default_value_t = 3)]
+        keep: usize,
+    },
 }
 
 #[derive(Args)]
@@ -86,8 +133,97 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Build(args) => run_build(args, cli.person_key_file),
         Command::Query(args) => run_query(args, cli.person_key_file),
+        Command::Generations(args) => run_generations(args, cli.person_key_file),
     }
+}
+
+fn run_build(args: BuildArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    use shikaku::build::run::{run, BuildConfig, BuildError};
+    use shikaku::domain::InsurerNumber;
+    let key = shikaku::cli::person_key(key_file.as_deref())?;
+    let accept = args
+        .accept
+        .iter()
+        .map(|a| {
+            InsurerNumber::parse(a)
+                .with_context(|| format!("--accept {a:?} is not an insurer number"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let built_on = match &args.date {
+        Some(d) => Date::parse(d).with_context(|| format!("--date {d:?}"))?,
+        None => Date::today_jst(),
+    };
+    let cfg = BuildConfig {
+        snapshots: args.snapshots.clone(),
+        data: args.data.clone(),
+        key,
+        built_on,
+        max_drop_percent: args.max_drop_percent,
+        accept,
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    match run(&cfg) {
+        Ok(out) => {
+            let t = &out.report.totals;
+            println!(
+                "published {} in {:.1} s: {} rows read, {} indexed, {} rejected, {} duplicates; {} index bytes",
+                out.generation,
+                out.report.elapsed_ms as f64 / 1000.0,
+                t.rows_read,
+                t.rows_indexed,
+                t.rows_rejected,
+                t.rows_deduplicated,
+                out.report.index_bytes
+            );
+            println!(
+                "report: {}",
+                out.generation_dir
+                    .join(shikaku::generations::REPORT_FILE)
+                    .display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ BuildError::Refused { .. }) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(3))
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!(
+            "building from {} into {}",
+            args.snapshots.display(),
+            args.data.display()
+        ))),
+    }
+}
+
+fn run_generations(args: GenerationsArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let store = Store::new(&args.data);
+    let ctx = || format!("data directory {}", args.data.display());
+    match args.action {
+        GenerationsAction::List => {
+            let live = store.current().with_context(ctx)?;
+            for id in store.list().with_context(ctx)? {
+                let mark = if live.as_deref() == Some(id.as_str()) {
+                    "*"
+                } else {
+                    " "
+                };
+                println!("{mark} {id}");
+            }
+        }
+        GenerationsAction::Rollback { to } => {
+            let key = shikaku::cli::person_key(key_file.as_deref())?;
+            let id = store.rollback(to.as_deref(), key).with_context(ctx)?;
+            println!("live generation is now {id}");
+        }
+        GenerationsAction::Gc { keep } => {
+            for id in store.gc(keep).with_context(ctx)? {
+                println!("removed {id}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_query(args: QueryArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {

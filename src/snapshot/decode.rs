@@ -4,7 +4,6 @@
 
 use super::error::SnapshotError;
 use std::borrow::Cow;
-use std::fs::File;
 use std::path::Path;
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -17,38 +16,20 @@ pub enum Encoding {
     Cp932,
 }
 
-/// The bytes of one file, mapped rather than copied so a large insurer costs page cache, not
-/// heap. Only one file per worker is held at a time.
-pub(crate) enum Source {
-    Mapped(memmap2::Mmap),
-    Empty,
-}
+/// The bytes of one file, read whole. Read rather than mapped: a delivery still being
+/// written or replaced would raise SIGBUS through a mapping, and shikaku keeps `unsafe` to the
+/// one index mapping (`index::map_file`). Only one file per worker is held at a time.
+pub(crate) struct Source(Vec<u8>);
 
 impl Source {
     pub(crate) fn open(path: &Path) -> Result<Source, SnapshotError> {
-        let file = File::open(path).map_err(|e| SnapshotError::io(path, e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| SnapshotError::io(path, e))?
-            .len();
-        if len == 0 {
-            // Mapping zero bytes is an error on Linux; an empty file has nothing to map.
-            return Ok(Source::Empty);
-        }
-        // SAFETY: snapshot files are delivered whole and never rewritten in place (a new
-        // snapshot is a new dated file), so the mapping does not change while it is read. The
-        // map is read-only and dropped when the file has been parsed.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| SnapshotError::io(path, e))?;
-        // Advice only speeds up read-ahead; failing to give it changes nothing.
-        let _ = map.advise(memmap2::Advice::Sequential);
-        Ok(Source::Mapped(map))
+        std::fs::read(path)
+            .map(Source)
+            .map_err(|e| SnapshotError::io(path, e))
     }
 
     pub(crate) fn bytes(&self) -> &[u8] {
-        match self {
-            Source::Mapped(m) => m,
-            Source::Empty => &[],
-        }
+        &self.0
     }
 }
 

@@ -1,0 +1,420 @@
+//! The nightly build, end to end: discover, read and encode every insurer in parallel, link
+//! persons, write the index and its report under `tmp/`, verify what was written, check the
+//! delivery guard, seal and publish.
+
+use super::encode::{encode_insurer, InsurerPart, InsurerRows};
+use super::link::link_persons;
+use super::report::{write_rejects, Counts, InsurerReport, Report, ReportLine};
+use super::write_assembled;
+use crate::domain::{Date, InsurerNumber, PersonKey};
+use crate::format::FormatError;
+use crate::generations::{self, Store, StoreError, INDEX_FILE, REJECTS_FILE, REPORT_FILE};
+use crate::index::MappedIndex;
+use crate::snapshot::{self, Finding, InsurerSnapshot, Issue, RowOutcome, Rule, SnapshotError};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use thiserror::Error;
+
+/// Default for the guard: refuse to publish when an insurer's members covered today fall by
+/// more than this share against the live generation.
+pub const DEFAULT_MAX_DROP_PERCENT: f64 = 10.0;
+
+#[derive(Debug, Clone)]
+pub struct BuildConfig {
+    pub snapshots: PathBuf,
+    pub data: PathBuf,
+    pub key: PersonKey,
+    /// "Today" for covered counts (the build date in Japan).
+    pub built_on: Date,
+    /// Guard threshold, in percent.
+    pub max_drop_percent: f64,
+    /// Insurers the operator accepts despite the guard.
+    pub accept: Vec<InsurerNumber>,
+    pub progress: bool,
+}
+
+#[derive(Debug, Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("encoding the index: {0}")]
+    Format(#[from] FormatError),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "row accounting does not balance for {0}: this is a bug in shikaku, nothing was published"
+    )]
+    Accounting(String),
+    #[error("not published: {}; see {report}", reasons.join("; "))]
+    Refused {
+        reasons: Vec<String>,
+        report: String,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
+    move |source| BuildError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// A finished, published build.
+#[derive(Debug)]
+pub struct BuildOutcome {
+    pub generation: String,
+    pub report: Report,
+    pub generation_dir: PathBuf,
+}
+
+/// One insurer after reading and encoding.
+struct InsurerResult {
+    part: InsurerPart,
+    counts: Counts,
+    lines: Vec<ReportLine>,
+}
+
+fn report_line(issue: Issue) -> ReportLine {
+    ReportLine {
+        file: issue.file.to_string(),
+        line: issue.line,
+        rule: issue.rule.as_str(),
+        field: issue.field.into_owned(),
+        reason: issue.reason,
+    }
+}
+
+/// Reads one insurer's snapshot and encodes its segment.
+fn read_and_encode(
+    s: &InsurerSnapshot,
+    insurer_index: u32,
+    cfg: &BuildConfig,
+) -> Result<InsurerResult, BuildError> {
+    let mut rows = Vec::new();
+    let mut lines = Vec::new();
+    let summary = snapshot::read_snapshot(&s.file, &s.insurer, |o| match o {
+        RowOutcome::Indexed {
+            record,
+            line,
+            warnings,
+        } => {
+            rows.push((record, u32::try_from(line).unwrap_or(u32::MAX)));
+            lines.extend(warnings.into_iter().map(report_line));
+        }
+        RowOutcome::Rejected(issue) => lines.push(report_line(issue)),
+    });
+    let summary = match summary {
+        Ok(summary) => summary,
+        Err(e) => {
+            lines.clear();
+            rows.clear();
+            snapshot::account_rejected_file(
+                &s.file,
+                Some(s.insurer.number),
+                e.rule(),
+                e.field(),
+                &e.to_string(),
+            )
+        }
+    };
+    lines.extend(summary.file_warnings.iter().cloned().map(report_line));
+    lines.extend(summary.file_reject.iter().cloned().map(report_line));
+    let rows_in_file = rows.len() as u64;
+    let part = encode_insurer(
+        InsurerRows {
+            number: s.insurer.number,
+            name: s.insurer.name.clone(),
+            kind: s.insurer.kind,
+            snapshot_date: s.file.date,
+            file: s.file.rel_path.to_string(),
+            rows,
+        },
+        insurer_index,
+        &cfg.key,
+        cfg.built_on,
+    )?;
+    let mut counts = Counts {
+        rows_read: summary.rows_read,
+        rows_indexed: part.records_indexed,
+        rows_rejected: summary.rejected,
+        rows_deduplicated: part.rows_deduplicated,
+        covered_today: u64::from(part.covered_count),
+        by_rule: BTreeMap::new(),
+    };
+    for (rule, n) in summary.by_rule.iter() {
+        *counts.by_rule.entry(rule.as_str().to_owned()).or_default() += n;
+    }
+    if part.rows_deduplicated > 0 {
+        *counts.by_rule.entry("DUP".to_owned()).or_default() += part.rows_deduplicated;
+    }
+    for l in &part.findings {
+        counts.count_rule(l.rule);
+    }
+    lines.extend(part.findings.iter().cloned());
+    // Pair assertion: every row the reader indexed went into the segment or was a duplicate.
+    if summary.indexed != rows_in_file || !counts.balanced() {
+        return Err(BuildError::Accounting(s.file.rel_path.to_string()));
+    }
+    Ok(InsurerResult {
+        part,
+        counts,
+        lines,
+    })
+}
+
+fn progress_bar(len: u64, show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {pos}/{len} insurers ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message("reading snapshots");
+    bar
+}
+
+/// Runs a whole build. On success the new generation is live.
+pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
+    let started = Instant::now();
+    let store = Store::new(&cfg.data);
+    let cleaned = store.clean_tmp()?;
+    if cleaned > 0 {
+        tracing::info!(
+            cleaned,
+            "removed unfinished builds from {}",
+            store.tmp_dir().display()
+        );
+    }
+    let discovery = snapshot::discover(&cfg.snapshots)?;
+    let mut snapshots = discovery.snapshots.clone();
+    snapshots.sort_by_key(|s| s.insurer.number.to_key());
+    let id = generations::new_generation_id();
+    let tmp = store.begin(&id)?;
+
+    let bar = progress_bar(snapshots.len() as u64, cfg.progress);
+    let results = snapshots
+        .par_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let r = read_and_encode(s, i as u32, cfg);
+            bar.inc(1);
+            r
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    bar.set_message("linking persons");
+    let (parts, mut lines, mut insurer_reports): (Vec<_>, Vec<_>, Vec<_>) = split(results);
+    let persons = link_persons(&parts);
+    for l in &persons.findings {
+        if let Some(r) = insurer_reports
+            .iter_mut()
+            .find(|r| r.file.as_deref() == Some(l.file.as_str()))
+        {
+            r.counts.count_rule(l.rule);
+        }
+    }
+    lines.extend(persons.findings.iter().cloned());
+    let (extra_lines, notes) = discovery_findings(&discovery.findings);
+    for (line, counts) in extra_lines {
+        insurer_reports.push(InsurerReport {
+            insurer_number: line.file.split('/').next().unwrap_or_default().to_owned(),
+            insurer_name: String::new(),
+            file: Some(line.file.clone()),
+            snapshot_date: None,
+            counts,
+        });
+        lines.push(line);
+    }
+    let mut totals = Counts::default();
+    for r in &insurer_reports {
+        totals.add(&r.counts);
+    }
+    assert!(
+        totals.balanced(),
+        "per-insurer counts balance, so the totals do"
+    );
+
+    bar.set_message("writing index");
+    let index_path = tmp.join(INDEX_FILE);
+    let header = {
+        let file = File::create(&index_path).map_err(io_err(&index_path))?;
+        let mut w = BufWriter::with_capacity(1 << 20, file);
+        let header = write_assembled(&mut w, &parts, &persons, &id, cfg.built_on, &cfg.key)
+            .map_err(io_err(&index_path))?;
+        w.flush().map_err(io_err(&index_path))?;
+        header
+    };
+    bar.set_message("verifying");
+    // Read back what was written: structure, every checksum, and the counts.
+    let index = MappedIndex::open_file(&index_path, cfg.key.clone()).map_err(StoreError::from)?;
+    index.verify()?;
+    assert_eq!(index.header(), &header, "the index reads back as written");
+    assert_eq!(
+        header.record_count, totals.rows_indexed,
+        "every indexed row is in the index"
+    );
+
+    let refused = guard(&store, cfg, &index);
+    let mut report = Report {
+        generation: id.clone(),
+        built_on: cfg.built_on.to_string(),
+        published: refused.is_empty(),
+        refused: refused.clone(),
+        totals,
+        insurers: insurer_reports,
+        notes,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        index_bytes: header.file_bytes,
+    };
+    drop(index);
+    write_report_files(&tmp, &report, &lines)?;
+    bar.finish_and_clear();
+    if !refused.is_empty() {
+        // Keep the refused build for inspection, outside `generations/` so it can never go live.
+        let kept = cfg.data.join("refused").join(&id);
+        std::fs::create_dir_all(cfg.data.join("refused")).map_err(io_err(&kept))?;
+        std::fs::rename(&tmp, &kept).map_err(io_err(&kept))?;
+        return Err(BuildError::Refused {
+            reasons: refused,
+            report: kept.join(REPORT_FILE).display().to_string(),
+        });
+    }
+    let dir = store.seal(&id)?;
+    store.publish(&id)?;
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(BuildOutcome {
+        generation: id,
+        report,
+        generation_dir: dir,
+    })
+}
+
+type Split = (Vec<InsurerPart>, Vec<ReportLine>, Vec<InsurerReport>);
+
+fn split(results: Vec<InsurerResult>) -> Split {
+    let mut parts = Vec::with_capacity(results.len());
+    let mut lines = Vec::new();
+    let mut reports = Vec::with_capacity(results.len());
+    for r in results {
+        reports.push(InsurerReport {
+            insurer_number: r.part.number.to_string(),
+            insurer_name: r.part.name.clone(),
+            file: Some(r.part.file.clone()),
+            snapshot_date: Some(r.part.snapshot_date.to_string()),
+            counts: r.counts,
+        });
+        lines.extend(r.lines);
+        parts.push(r.part);
+    }
+    (parts, lines, reports)
+}
+
+/// Turns discovery findings into report lines (with row accounting for unlisted insurers'
+/// files, rejected whole under F4) and notes.
+fn discovery_findings(findings: &[Finding]) -> (Vec<(ReportLine, Counts)>, Vec<String>) {
+    let mut lines = Vec::new();
+    let mut notes = Vec::new();
+    for f in findings {
+        notes.push(f.to_string());
+        if let Finding::UnlistedDirectory {
+            newest: Some(file),
+            insurer,
+            ..
+        } = f
+        {
+            let summary = snapshot::account_rejected_file(
+                file,
+                *insurer,
+                Rule::F4,
+                "insurer_number",
+                "the insurer is not listed in insurers.csv",
+            );
+            let mut counts = Counts {
+                rows_read: summary.rows_read,
+                rows_rejected: summary.rejected,
+                ..Counts::default()
+            };
+            for (rule, n) in summary.by_rule.iter() {
+                *counts.by_rule.entry(rule.as_str().to_owned()).or_default() += n;
+            }
+            if let Some(issue) = summary.file_reject {
+                lines.push((report_line(issue), counts));
+            }
+        }
+    }
+    (lines, notes)
+}
+
+/// The guard against truncated or failed deliveries: compares each insurer's members covered
+/// today with the live generation's. Returns why it refuses, if it does.
+fn guard(store: &Store, cfg: &BuildConfig, new: &MappedIndex) -> Vec<String> {
+    let Ok(Some(live_id)) = store.current() else {
+        return Vec::new();
+    };
+    let Ok(live) = store.open(&live_id, cfg.key.clone()) else {
+        tracing::warn!(
+            live_id,
+            "the live generation cannot be opened; the guard has nothing to compare with"
+        );
+        return Vec::new();
+    };
+    let new_counts: BTreeMap<String, u32> = new
+        .insurers()
+        .iter()
+        .map(|i| (i.number_str().to_owned(), i.entry.covered_count))
+        .collect();
+    let mut refused = Vec::new();
+    for old in live.insurers() {
+        if cfg.accept.contains(&old.entry.number) {
+            continue;
+        }
+        let before = f64::from(old.entry.covered_count);
+        match new_counts.get(old.number_str()) {
+            None => refused.push(format!(
+                "insurer {} is missing (present in {live_id}); pass --accept {} if it really left",
+                old.number_str(),
+                old.number_str()
+            )),
+            Some(&after) if before > 0.0 && (before - f64::from(after)) / before * 100.0 > cfg.max_drop_percent => {
+                refused.push(format!(
+                    "insurer {}: members covered today fell from {} to {} (more than {}%); a truncated delivery? pass --accept {} if it is real",
+                    old.number_str(),
+                    old.entry.covered_count,
+                    after,
+                    cfg.max_drop_percent,
+                    old.number_str()
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    refused
+}
+
+fn write_report_files(dir: &Path, report: &Report, lines: &[ReportLine]) -> Result<(), BuildError> {
+    let report_path = dir.join(REPORT_FILE);
+    let f = File::create(&report_path).map_err(io_err(&report_path))?;
+    serde_json::to_writer_pretty(BufWriter::new(f), report).map_err(|e| BuildError::Io {
+        path: report_path.display().to_string(),
+        source: e.into(),
+    })?;
+    let rejects_path = dir.join(REJECTS_FILE);
+    let f = File::create(&rejects_path).map_err(io_err(&rejects_path))?;
+    write_rejects(BufWriter::new(f), lines).map_err(|e| BuildError::Io {
+        path: rejects_path.display().to_string(),
+        source: e.into(),
+    })?;
+    Ok(())
+}
