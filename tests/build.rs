@@ -232,3 +232,84 @@ fn undecodable_file_is_rejected_whole_and_counted() {
     assert!(rejects(&out.generation_dir).contains("06139992/20261101.csv,0,F1"));
     assert!(out.report.totals.balanced());
 }
+
+#[test]
+fn incremental_build_reuses_unchanged_insurers_and_matches_a_full_build() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (snap, data, fresh) = (
+        tmp.path().join("s"),
+        tmp.path().join("d"),
+        tmp.path().join("f"),
+    );
+    let b = person_b();
+    let kyosai: Vec<String> = vec![
+        member(
+            "33120015",
+            1,
+            PERSON_A,
+            "1980-01-23",
+            "2015-04-01",
+            "2020-04-01",
+        ),
+        member("33120015", 2, &b, "1970-05-05", "2010-04-01", ""),
+        member("33120015", 4, "", "1980-13-01", "2015-04-01", ""), // R4
+    ];
+    let kumiai_day1: Vec<String> = vec![
+        member("06139992", 9, PERSON_A, "1980-01-23", "2020-04-01", ""),
+        member("06139992", 10, &b, "1970-05-06", "2010-04-01", ""), // X1 with kyosai's record
+    ];
+    write_delivery(
+        &snap,
+        &[
+            ("33120015", "kyosai", "20261101", &kyosai),
+            ("06139992", "kumiai", "20261120", &kumiai_day1),
+        ],
+    );
+    let day1 = run(&config(&snap, &data)).unwrap();
+    assert!(day1.report.insurers.iter().all(|r| !r.reused));
+    assert_eq!(day1.report.totals.by_rule.get("X1"), Some(&2));
+
+    // Day 2: the kumiai insurer fixes its mislinked row; the kyosai file is unchanged.
+    let kumiai_day2: Vec<String> = vec![
+        member("06139992", 9, PERSON_A, "1980-01-23", "2020-04-01", ""),
+        member("06139992", 10, "", "1970-05-06", "2010-04-01", ""),
+    ];
+    fs::remove_file(snap.join("06139992/20261120.csv")).unwrap();
+    write_delivery(
+        &snap,
+        &[
+            ("33120015", "kyosai", "20261101", &kyosai),
+            ("06139992", "kumiai", "20261121", &kumiai_day2),
+        ],
+    );
+    let day2 = run(&config(&snap, &data)).unwrap();
+    let reused: Vec<(&str, bool)> = day2
+        .report
+        .insurers
+        .iter()
+        .map(|r| (r.insurer_number.as_str(), r.reused))
+        .collect();
+    assert_eq!(reused, vec![("06139992", false), ("33120015", true)]);
+    assert_eq!(
+        day2.report.totals.by_rule.get("X1"),
+        None,
+        "X1 recomputed across insurers"
+    );
+    assert_eq!(
+        day2.report.totals.by_rule.get("R4"),
+        Some(&1),
+        "reused insurer keeps its counts"
+    );
+    assert!(
+        rejects(&day2.generation_dir).contains(",R4,"),
+        "reused insurer keeps its report lines"
+    );
+
+    // A full build of the same delivery writes the same index, header aside.
+    let full = run(&config(&snap, &fresh)).unwrap();
+    let a = fs::read(day2.generation_dir.join(INDEX_FILE)).unwrap();
+    let b = fs::read(full.generation_dir.join(INDEX_FILE)).unwrap();
+    assert_eq!(a.len(), b.len());
+    assert!(a[128..] == b[128..], "incremental and full builds differ");
+    assert_eq!(day2.report.totals, full.report.totals);
+}

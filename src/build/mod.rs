@@ -4,6 +4,7 @@
 pub mod encode;
 pub mod link;
 pub mod report;
+pub mod reuse;
 pub mod run;
 
 pub use encode::{encode_insurer, InsurerPart, InsurerRows, Link};

@@ -2,7 +2,7 @@
 //! `rejects.csv` (`file,line,rule,field,reason`: every rejected row, warning and cross-check
 //! finding). Reasons never hold an individual number in clear.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
 
@@ -18,7 +18,7 @@ pub struct ReportLine {
 }
 
 /// Row accounting: rows_read = rows_indexed + rows_rejected + rows_deduplicated.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub rows_read: u64,
     pub rows_indexed: u64,
@@ -51,18 +51,26 @@ impl Counts {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InsurerReport {
     pub insurer_number: String,
     pub insurer_name: String,
     /// The snapshot file used, relative to the snapshots directory.
     pub file: Option<String>,
     pub snapshot_date: Option<String>,
+    /// Size and xxh3 of the snapshot file, so the next build can tell an unchanged delivery.
+    #[serde(default)]
+    pub file_bytes: u64,
+    #[serde(default)]
+    pub file_xxh3: u64,
+    /// True when this insurer's segment was reused from the previous generation.
+    #[serde(default)]
+    pub reused: bool,
     #[serde(flatten)]
     pub counts: Counts,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub generation: String,
     pub built_on: String,
@@ -75,6 +83,38 @@ pub struct Report {
     pub notes: Vec<String>,
     pub elapsed_ms: u64,
     pub index_bytes: u64,
+}
+
+/// Rule codes as `&'static str`, so lines read back from an earlier `rejects.csv` keep the
+/// same type as fresh ones.
+pub const RULE_CODES: &[&str] = &[
+    "R0", "R1", "R2", "R3", "R4", "R5", "R6", "R7", "W0", "W1", "W2", "W3", "W4", "F1", "F2", "F3",
+    "F4", "X1", "X2", "X3", "DUP",
+];
+
+/// Reads an earlier `rejects.csv` back (for an incremental build).
+pub fn read_rejects(bytes: &[u8]) -> csv::Result<Vec<ReportLine>> {
+    let mut rdr = csv::Reader::from_reader(bytes);
+    let mut out = Vec::new();
+    for rec in rdr.records() {
+        let rec = rec?;
+        let (Some(file), Some(line), Some(rule), Some(field), Some(reason)) =
+            (rec.get(0), rec.get(1), rec.get(2), rec.get(3), rec.get(4))
+        else {
+            continue;
+        };
+        let Some(rule) = RULE_CODES.iter().find(|r| **r == rule) else {
+            continue;
+        };
+        out.push(ReportLine {
+            file: file.to_owned(),
+            line: line.parse().unwrap_or(0),
+            rule,
+            field: field.to_owned(),
+            reason: reason.to_owned(),
+        });
+    }
+    Ok(out)
 }
 
 /// Writes `rejects.csv`.

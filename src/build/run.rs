@@ -5,6 +5,7 @@
 use super::encode::{encode_insurer, InsurerPart, InsurerRows};
 use super::link::link_persons;
 use super::report::{write_rejects, Counts, InsurerReport, Report, ReportLine};
+use super::reuse::{file_identity, Previous};
 use super::write_assembled;
 use crate::domain::{Date, InsurerNumber, PersonKey};
 use crate::format::FormatError;
@@ -83,6 +84,9 @@ struct InsurerResult {
     part: InsurerPart,
     counts: Counts,
     lines: Vec<ReportLine>,
+    /// Size and xxh3 of the snapshot file.
+    identity: (u64, u64),
+    reused: bool,
 }
 
 fn report_line(issue: Issue) -> ReportLine {
@@ -170,7 +174,37 @@ fn read_and_encode(
         part,
         counts,
         lines,
+        identity: (0, 0),
+        reused: false,
     })
+}
+
+/// Reuses the previous generation's segment when the snapshot file is unchanged, else reads
+/// and encodes it.
+fn process_insurer(
+    s: &InsurerSnapshot,
+    insurer_index: u32,
+    cfg: &BuildConfig,
+    previous: Option<&Previous>,
+) -> Result<InsurerResult, BuildError> {
+    // An unreadable file gets identity (0, 0), never matches, and is reported by the reader.
+    let identity = file_identity(&s.file.path).unwrap_or((0, 0));
+    if let Some((old, report)) = previous.and_then(|p| p.unchanged(&s.file.rel_path, identity)) {
+        let (part, counts, lines) =
+            previous
+                .expect("matched")
+                .reuse(*old, report, insurer_index, cfg.built_on)?;
+        return Ok(InsurerResult {
+            part,
+            counts,
+            lines,
+            identity,
+            reused: true,
+        });
+    }
+    let mut fresh = read_and_encode(s, insurer_index, cfg)?;
+    fresh.identity = identity;
+    Ok(fresh)
 }
 
 fn progress_bar(len: u64, show: bool) -> ProgressBar {
@@ -201,6 +235,7 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
     let discovery = snapshot::discover(&cfg.snapshots)?;
     let mut snapshots = discovery.snapshots.clone();
     snapshots.sort_by_key(|s| s.insurer.number.to_key());
+    let previous = Previous::load(&store, &cfg.key);
     let id = generations::new_generation_id();
     let tmp = store.begin(&id)?;
 
@@ -209,11 +244,12 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
         .par_iter()
         .enumerate()
         .map(|(i, s)| {
-            let r = read_and_encode(s, i as u32, cfg);
+            let r = process_insurer(s, i as u32, cfg, previous.as_ref());
             bar.inc(1);
             r
         })
         .collect::<Result<Vec<_>, _>>()?;
+    drop(previous);
     bar.set_message("linking persons");
     let (parts, mut lines, mut insurer_reports): (Vec<_>, Vec<_>, Vec<_>) = split(results);
     let persons = link_persons(&parts);
@@ -233,6 +269,9 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
             insurer_name: String::new(),
             file: Some(line.file.clone()),
             snapshot_date: None,
+            file_bytes: 0,
+            file_xxh3: 0,
+            reused: false,
             counts,
         });
         lines.push(line);
@@ -313,6 +352,9 @@ fn split(results: Vec<InsurerResult>) -> Split {
             insurer_name: r.part.name.clone(),
             file: Some(r.part.file.clone()),
             snapshot_date: Some(r.part.snapshot_date.to_string()),
+            file_bytes: r.identity.0,
+            file_xxh3: r.identity.1,
+            reused: r.reused,
             counts: r.counts,
         });
         lines.extend(r.lines);

@@ -433,6 +433,15 @@ impl<B: AsRef<[u8]>> Index<B> {
             })
     }
 
+    /// The records of insurer `i` (by table position), in segment order.
+    pub fn insurer_records(&self, i: usize) -> impl Iterator<Item = RecordView<'_>> + '_ {
+        let n = self
+            .insurers
+            .get(i)
+            .map_or(0, |ins| ins.entry.record_count as usize);
+        (0..n).filter_map(move |r| self.view(i, r))
+    }
+
     /// Every record of every insurer (for tools and the guard).
     pub fn all_records(&self) -> impl Iterator<Item = RecordView<'_>> + '_ {
         (0..self.insurers.len()).flat_map(move |i| {
