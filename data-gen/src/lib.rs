@@ -463,9 +463,7 @@ pub fn generate(cfg: &Config) -> Result<Summary> {
         persons: cfg.persons,
         snapshot_date: cfg.date.to_string(),
         defect_rate: cfg.defect_rate,
-        undecodable_file: u
-            .undecodable
-            .map(|i| writer::snapshot_rel(&u, i, cfg.date)),
+        undecodable_file: u.undecodable.map(|i| writer::snapshot_rel(&u, i, cfg.date)),
         older_snapshots: older_files.clone(),
         counts: counts.clone(),
         defects: &w.entries,
@@ -473,7 +471,16 @@ pub fn generate(cfg: &Config) -> Result<Summary> {
     let path = cfg.out.join("manifest.json");
     let json = serde_json::to_vec_pretty(&manifest)?;
     fs::write(&path, json).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(summary(cfg, &u, &stats, &w, counts, qcounts, older_files.len(), started))
+    Ok(summary(
+        cfg,
+        &u,
+        &stats,
+        &w,
+        counts,
+        qcounts,
+        older_files.len(),
+        started,
+    ))
 }
 
 fn add_stats(total: &mut Stats, s: &Stats) {

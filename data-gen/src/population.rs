@@ -441,12 +441,12 @@ impl<'a> ChunkGen<'a> {
         ps: &[Person],
         members: &[u32],
         card: (u32, Sym, u64),
-        qual: Date,
-        loss: Option<(Date, ReasonOfLoss)>,
+        period: (Date, Option<(Date, ReasonOfLoss)>),
         link_chance: f64,
         rows: &mut Vec<Row>,
     ) {
         let (insurer, sym, number) = card;
+        let (qual, loss) = period;
         let head_branch = self.u.insurers[insurer as usize].habit.head_branch;
         let start = rows.len();
         let mut branch = head_branch;
@@ -456,11 +456,20 @@ impl<'a> ChunkGen<'a> {
                 continue; // born after the card was lost
             }
             let rel = if n == 0 { 1 } else { 2 };
-            let rec = self.rec(p, insurer, sym, number, branch, rel, qual, loss, link_chance);
+            let rec = self.rec(
+                p,
+                insurer,
+                sym,
+                number,
+                branch,
+                rel,
+                qual,
+                loss,
+                link_chance,
+            );
             branch += 1;
             if rec.covers(self.d) {
-                self.stats.current_by_kind[kind_index(self.u.insurers[insurer as usize].kind)] +=
-                    1;
+                self.stats.current_by_kind[kind_index(self.u.insurers[insurer as usize].kind)] += 1;
             }
             rows.push(Row::plain(rec));
         }
@@ -510,10 +519,17 @@ impl<'a> ChunkGen<'a> {
                 let psym = self.new_symbol(prev);
                 let loss = (q_cur.add_days(-gap), ReasonOfLoss::OtherInsurance);
                 let card = (prev, psym, Self::card_number(head.gidx, 1));
-                self.emit_card(ps, &hh.members, card, q_prev, Some(loss), 0.7, rows);
+                self.emit_card(ps, &hh.members, card, (q_prev, Some(loss)), 0.7, rows);
             }
         }
-        self.emit_card(ps, &hh.members, (insurer, sym, number), q_cur, None, 0.85, rows);
+        self.emit_card(
+            ps,
+            &hh.members,
+            (insurer, sym, number),
+            (q_cur, None),
+            0.85,
+            rows,
+        );
     }
 
     fn emit_kokuho(&mut self, ps: &[Person], hh: &Household, rows: &mut Vec<Row>) {
@@ -542,7 +558,14 @@ impl<'a> ChunkGen<'a> {
             };
             if q_prev < q_cur {
                 let card = (prev, psym, Self::card_number(head.gidx, 1));
-                self.emit_card(ps, &hh.members, card, q_prev, Some((q_cur, reason)), 0.7, rows);
+                self.emit_card(
+                    ps,
+                    &hh.members,
+                    card,
+                    (q_prev, Some((q_cur, reason))),
+                    0.7,
+                    rows,
+                );
             }
         }
         let single = hh.members.len() == 1;
@@ -555,7 +578,7 @@ impl<'a> ChunkGen<'a> {
             None
         };
         let card = (insurer, sym, Self::card_number(head.gidx, 0));
-        self.emit_card(ps, &hh.members, card, q_cur, end, 0.85, rows);
+        self.emit_card(ps, &hh.members, card, (q_cur, end), 0.85, rows);
     }
 
     /// A death within the retention window after `qual`: the record ends the day after.
@@ -590,7 +613,7 @@ impl<'a> ChunkGen<'a> {
                 .max(years_after(p.birth, 60));
             let loss = Some((b75, ReasonOfLoss::OtherInsurance));
             let card = (prev, psym, Self::card_number(p.gidx, 1));
-            self.emit_card(one, &members, card, q_prev, loss, 0.7, rows);
+            self.emit_card(one, &members, card, (q_prev, loss), 0.7, rows);
         }
         let death_chance = match p.age {
             0..=84 => 0.04,
@@ -604,7 +627,7 @@ impl<'a> ChunkGen<'a> {
         };
         let insurer = self.u.pick(InsurerKind::Koki, pref, &mut self.rng);
         let card = (insurer, Sym::None, Self::card_number(p.gidx, 0));
-        self.emit_card(one, &members, card, q_cur, end, 0.85, rows);
+        self.emit_card(one, &members, card, (q_cur, end), 0.85, rows);
     }
 }
 
@@ -636,9 +659,8 @@ pub fn copay_and_limit(rng: &mut Xoshiro256PlusPlus, age: i32) -> (u8, Option<Li
     if !rng.gen_bool(0.3) {
         return (copay, None);
     }
-    let pick = |rng: &mut Xoshiro256PlusPlus, list: &[LimitCategory]| {
-        list[rng.gen_range(0..list.len())]
-    };
+    let pick =
+        |rng: &mut Xoshiro256PlusPlus, list: &[LimitCategory]| list[rng.gen_range(0..list.len())];
     let limit = match (age, copay) {
         (i32::MIN..=69, _) => pick(rng, &[A01, A02, A03, A03, A03, A04, A04, A05, A06]),
         (_, 30) => pick(rng, &[B01, B02, B03]),

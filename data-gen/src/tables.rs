@@ -247,7 +247,17 @@ pub const GIVEN_NAMES: &[(&str, &str, u8, u8)] = &[
 
 /// Words of 組合健保 names: region, then trade.
 pub const COMPANY_REGIONS: &[&str] = &[
-    "日本", "東京", "大阪", "関東", "中部", "西日本", "東日本", "北海道", "九州", "全国", "東海",
+    "日本",
+    "東京",
+    "大阪",
+    "関東",
+    "中部",
+    "西日本",
+    "東日本",
+    "北海道",
+    "九州",
+    "全国",
+    "東海",
     "近畿",
 ];
 pub const COMPANY_TRADES: &[&str] = &[
@@ -277,9 +287,26 @@ pub const COMPANY_TRADES: &[&str] = &[
 
 /// 国家公務員共済組合 (法別 31).
 pub const NATIONAL_KYOSAI: &[&str] = &[
-    "衆議院", "参議院", "内閣", "総務省", "法務省", "外務省", "財務省", "文部科学省", "厚生労働省",
-    "農林水産省", "経済産業省", "国土交通省", "裁判所", "会計検査院", "刑務", "防衛省", "環境省",
-    "林野庁", "日本郵政", "国家公務員",
+    "衆議院",
+    "参議院",
+    "内閣",
+    "総務省",
+    "法務省",
+    "外務省",
+    "財務省",
+    "文部科学省",
+    "厚生労働省",
+    "農林水産省",
+    "経済産業省",
+    "国土交通省",
+    "裁判所",
+    "会計検査院",
+    "刑務",
+    "防衛省",
+    "環境省",
+    "林野庁",
+    "日本郵政",
+    "国家公務員",
 ];
 
 /// 国保組合 trades.
@@ -372,10 +399,16 @@ mod tests {
     #[test]
     fn readings_are_katakana() {
         for (_, r) in FAMILY_NAMES {
-            assert!(r.chars().all(|c| ('\u{30A1}'..='\u{30FC}').contains(&c)), "{r}");
+            assert!(
+                r.chars().all(|c| ('\u{30A1}'..='\u{30FC}').contains(&c)),
+                "{r}"
+            );
         }
         for (_, r, _, _) in GIVEN_NAMES {
-            assert!(r.chars().all(|c| ('\u{30A1}'..='\u{30FC}').contains(&c)), "{r}");
+            assert!(
+                r.chars().all(|c| ('\u{30A1}'..='\u{30FC}').contains(&c)),
+                "{r}"
+            );
         }
     }
 

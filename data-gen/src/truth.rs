@@ -102,13 +102,7 @@ impl Truth {
 
     /// SPEC 4.1. `None` when the contract leaves the answer open (candidates of one branch
     /// linked to different people), so such a query is not emitted.
-    pub fn card(
-        &self,
-        key: CardKey,
-        branch: Option<u8>,
-        birth: Date,
-        date: Date,
-    ) -> Option<u8> {
+    pub fn card(&self, key: CardKey, branch: Option<u8>, birth: Date, date: Date) -> Option<u8> {
         let cands: Vec<&TRec> = self
             .cards
             .get(&key)
@@ -140,9 +134,10 @@ impl Truth {
         match numbers.as_slice() {
             [] => Some(2),
             [n] => {
-                let elsewhere = self.persons.get(n).is_some_and(|ids| {
-                    ids.iter().any(|&i| self.recs[i as usize].covers(date))
-                });
+                let elsewhere = self
+                    .persons
+                    .get(n)
+                    .is_some_and(|ids| ids.iter().any(|&i| self.recs[i as usize].covers(date)));
                 Some(if elsewhere { 3 } else { 2 })
             }
             _ => None,

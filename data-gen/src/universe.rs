@@ -159,7 +159,10 @@ impl Picker {
     pub fn pick(&self, rng: &mut Xoshiro256PlusPlus) -> Option<u32> {
         let total = *self.cum.last()?;
         let x = rng.gen::<f64>() * total;
-        let i = self.cum.partition_point(|&c| c <= x).min(self.ids.len() - 1);
+        let i = self
+            .cum
+            .partition_point(|&c| c <= x)
+            .min(self.ids.len() - 1);
         Some(self.ids[i])
     }
 }
@@ -383,7 +386,10 @@ fn add_kumiai(b: &mut Builder, s: f64) {
         if seq[p] > 999 {
             continue;
         }
-        let region = COMPANY_REGIONS.choose(&mut b.rng).copied().unwrap_or("日本");
+        let region = COMPANY_REGIONS
+            .choose(&mut b.rng)
+            .copied()
+            .unwrap_or("日本");
         let trade = COMPANY_TRADES.choose(&mut b.rng).copied().unwrap_or("電機");
         let name = format!("{region}{trade}健康保険組合");
         let number = body(&format!("06{:02}{:03}", p + 1, seq[p]));
@@ -542,7 +548,11 @@ fn random_habit(rng: &mut Xoshiro256PlusPlus, kind: InsurerKind, six_digits: boo
         crlf: rng.gen_bool(0.35),
         dates,
         fullwidth: rng.gen_bool(0.08),
-        halfwidth_kana: rng.gen_bool(if encoding == Encoding::Cp932 { 0.4 } else { 0.05 }),
+        halfwidth_kana: rng.gen_bool(if encoding == Encoding::Cp932 {
+            0.4
+        } else {
+            0.05
+        }),
         copay_wari: rng.gen_bool(0.1),
         quote_all: rng.gen_bool(0.1),
         pad_number: rng.gen_bool(0.15),

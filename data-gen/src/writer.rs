@@ -187,7 +187,13 @@ fn undecodable_line(u: &Universe, insurer: u32, date: Date) -> Vec<u8> {
 }
 
 /// Writes a small older snapshot (the build must prefer the newest file).
-pub fn write_older(root: &Path, u: &Universe, insurer: u32, date: Date, rows: &[Row]) -> Result<()> {
+pub fn write_older(
+    root: &Path,
+    u: &Universe,
+    insurer: u32,
+    date: Date,
+    rows: &[Row],
+) -> Result<()> {
     let ins = &u.insurers[insurer as usize];
     let path = root.join(snapshot_rel(u, insurer, date));
     let mut bytes = header_bytes(&ins.habit);
