@@ -316,7 +316,7 @@ impl<'a> ChunkGen<'a> {
             let i = (k & 0xFFFF_FFFF) as u32;
             if h != cur_head {
                 cur_head = h;
-                let kind = self.household_kind(&ps[h as usize], head_of, h);
+                let kind = self.household_kind(&ps[h as usize]);
                 out.push(Household {
                     members: Vec::with_capacity(4),
                     kind,
@@ -331,11 +331,12 @@ impl<'a> ChunkGen<'a> {
     }
 
     /// Kind by the head's age, calibrated so persons by kind match the March 2020 shares.
-    fn household_kind(&mut self, head: &Person, head_of: &[u32], h: u32) -> InsurerKind {
+    /// Heads under 18 are children who found no parent of a fitting age: 国保 alone.
+    fn household_kind(&mut self, head: &Person) -> InsurerKind {
         let r: f64 = self.rng.gen();
         match head.age {
             75.. => InsurerKind::Koki,
-            0..=17 if head_of[h as usize] == h => InsurerKind::Kokuho,
+            0..=17 => InsurerKind::Kokuho,
             65..=74 if r < 0.75 => InsurerKind::Kokuho,
             65..=74 => self.employee_kind(),
             _ if r < 0.148 => InsurerKind::Kokuho,
