@@ -8,3 +8,4 @@ pub mod format;
 pub mod generations;
 pub mod index;
 pub mod query;
+pub mod server;
