@@ -128,11 +128,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn run_serve(args: ServeArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     use shikaku::server::{serve, AuthTable, Live, ServeConfig};
-    let auth = args
-        .auth
-        .as_deref()
-        .map(AuthTable::load)
-        .transpose()?;
+    let auth = args.auth.as_deref().map(AuthTable::load).transpose()?;
     if let Some(table) = &auth {
         tracing::info!(clients = table.len(), "authentication required");
     }
@@ -170,7 +166,9 @@ fn run_auth_line(args: AuthLineArgs) -> anyhow::Result<ExitCode> {
     let role = Role::parse(&args.role)
         .ok_or_else(|| anyhow::anyhow!("--role must be query or admin, not {:?}", args.role))?;
     let (token, line) = new_entry(code, role).context("reading the OS random source")?;
-    eprintln!("credential for {code} (give it to the institution; it is stored nowhere): {code}:{token}");
+    eprintln!(
+        "credential for {code} (give it to the institution; it is stored nowhere): {code}:{token}"
+    );
     eprintln!("append this line to the auth file:");
     println!("{line}");
     Ok(ExitCode::SUCCESS)

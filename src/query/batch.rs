@@ -269,12 +269,16 @@ pub fn parse_csv(body: &[u8]) -> Result<Vec<CsvRow>, BatchError> {
                 ))
             })?;
         if columns.contains(&col) {
-            return Err(BatchError::Malformed(format!("CSV column {name} appears twice")));
+            return Err(BatchError::Malformed(format!(
+                "CSV column {name} appears twice"
+            )));
         }
         columns.push(col);
     }
     if !columns.contains(&0) {
-        return Err(BatchError::Malformed("CSV header has no kind column".into()));
+        return Err(BatchError::Malformed(
+            "CSV header has no kind column".into(),
+        ));
     }
     let mut rows = Vec::new();
     for record in reader.records() {
@@ -289,7 +293,11 @@ pub fn parse_csv(body: &[u8]) -> Result<Vec<CsvRow>, BatchError> {
         let query = if record.len() > columns.len() {
             Err(QueryError::new(
                 "row",
-                format!("has {} cells; the header names {}", record.len(), columns.len()),
+                format!(
+                    "has {} cells; the header names {}",
+                    record.len(),
+                    columns.len()
+                ),
             ))
         } else {
             csv_query(&cells)
@@ -360,7 +368,12 @@ pub fn answer_person<B: AsRef<[u8]>>(
 }
 
 /// Answers any query into `out` and returns its validity.
-pub fn answer<B: AsRef<[u8]>>(index: &Index<B>, q: &Query, today: Date, out: &mut Vec<u8>) -> Validity {
+pub fn answer<B: AsRef<[u8]>>(
+    index: &Index<B>,
+    q: &Query,
+    today: Date,
+    out: &mut Vec<u8>,
+) -> Validity {
     match q {
         Query::Card(c) => answer_card(index, c, today, out),
         Query::Person(p) => answer_person(index, p, today, out),
@@ -447,8 +460,16 @@ fn csv_answer<B: AsRef<[u8]>>(
     fields: &mut Vec<String>,
 ) -> Validity {
     let (outcome, date, consent) = match q {
-        Query::Card(c) => (index.card(c, today), c.date.unwrap_or(today), c.limit_consent),
-        Query::Person(p) => (index.person(p, today), p.date.unwrap_or(today), p.limit_consent),
+        Query::Card(c) => (
+            index.card(c, today),
+            c.date.unwrap_or(today),
+            c.limit_consent,
+        ),
+        Query::Person(p) => (
+            index.person(p, today),
+            p.date.unwrap_or(today),
+            p.limit_consent,
+        ),
     };
     let v = outcome.validity();
     let mut iso = Vec::with_capacity(10);
@@ -491,7 +512,10 @@ fn csv_qualification<R: Qualification>(r: &R, consent: bool, fields: &mut Vec<St
         iso(r.disqualification_date()),
         r.reason_of_loss().unwrap_or("").to_owned(),
         r.copay_ratio().to_string(),
-        r.limit_category().filter(|_| consent).unwrap_or("").to_owned(),
+        r.limit_category()
+            .filter(|_| consent)
+            .unwrap_or("")
+            .to_owned(),
     ]);
 }
 
@@ -527,7 +551,10 @@ mod tests {
         };
         let rows = vec![
             (rec("3456", 0, 12345678901, "2015-04-01", None), 2),
-            (rec("3457", 1, 22345678901, "2010-04-01", Some("2016-01-01")), 3),
+            (
+                rec("3457", 1, 22345678901, "2010-04-01", Some("2016-01-01")),
+                3,
+            ),
             (rec("3458", 0, 22345678901, "2016-01-01", None), 4),
         ];
         let insurer = InsurerRows {
@@ -544,7 +571,12 @@ mod tests {
     }
 
     fn person(first11: u64) -> String {
-        String::from_utf8(IndividualNumber::from_first11(first11).expose_digits().to_vec()).unwrap()
+        String::from_utf8(
+            IndividualNumber::from_first11(first11)
+                .expose_digits()
+                .to_vec(),
+        )
+        .unwrap()
     }
 
     /// Answers a JSON batch and summarizes each slot as `validity` or `error:<field>`.
@@ -568,7 +600,10 @@ mod tests {
     #[test]
     fn json_batches() {
         let card = r#"{"kind":"card","insurer_number":"33120015","symbol":"12","number":"3456","birthdate":"1980-01-23"}"#;
-        let p1 = format!(r#"{{"kind":"person","individual_number":"{}"}}"#, person(12345678901));
+        let p1 = format!(
+            r#"{{"kind":"person","individual_number":"{}"}}"#,
+            person(12345678901)
+        );
         check_json("[]", Ok(&[]));
         check_json(&format!("[{card}]"), Ok(&["1"]));
         check_json(
@@ -579,7 +614,13 @@ mod tests {
         );
         check_json(
             r#"[{"kind":"nope"},{"kind":"card","number":3},{"kind":"card","bogus":"1"},{},7]"#,
-            Ok(&["error:kind", "error:query", "error:query", "error:kind", "error:query"]),
+            Ok(&[
+                "error:kind",
+                "error:query",
+                "error:query",
+                "error:kind",
+                "error:query",
+            ]),
         );
         check_json(
             r#"[{"kind":"card","insurer_number":"33120015","number":"1","birthdate":"1980-01-23","date":"2026-02-30"}]"#,
@@ -682,7 +723,9 @@ mod tests {
         check_csv(
             "number\n1\n",
             0,
-            Err(BatchError::Malformed("CSV header has no kind column".into())),
+            Err(BatchError::Malformed(
+                "CSV header has no kind column".into(),
+            )),
         );
         let many = format!("kind\n{}", "card\n".repeat(MAX_BATCH_QUERIES + 1));
         check_csv(&many, 0, Err(BatchError::TooMany(MAX_BATCH_QUERIES + 1)));
@@ -713,11 +756,14 @@ mod tests {
         assert_eq!(e.field, "kind");
         let e = parse_single(b"not json", QueryKind::Person).unwrap_err();
         assert_eq!(e.field, "query");
-        let e = parse_single(br#"{"individual_number":"123456789019"}"#, QueryKind::Person)
-            .unwrap_err();
+        let e = parse_single(
+            br#"{"individual_number":"123456789019"}"#,
+            QueryKind::Person,
+        )
+        .unwrap_err();
         assert!(!e.to_string().contains("123456789019"));
-        let e = parse_single(br#"{"individual_number":123456789018}"#, QueryKind::Person)
-            .unwrap_err();
+        let e =
+            parse_single(br#"{"individual_number":123456789018}"#, QueryKind::Person).unwrap_err();
         assert!(!e.to_string().contains("123456789018"), "{e}");
         assert!(e.to_string().contains("********9018"), "{e}");
     }

@@ -130,12 +130,8 @@ impl AuthTable {
             };
             let code = InstitutionCode::parse(code)
                 .map_err(|e| (i + 1, format!("institution code: {e}")))?;
-            let role = Role::parse(role).ok_or_else(|| {
-                (
-                    i + 1,
-                    format!("role must be query or admin, not {role:?}"),
-                )
-            })?;
+            let role = Role::parse(role)
+                .ok_or_else(|| (i + 1, format!("role must be query or admin, not {role:?}")))?;
             let hash = parse_hash(hash)
                 .ok_or_else(|| (i + 1, "token hash must be 64 hex digits".to_owned()))?;
             if entries.insert(code, (hash, role)).is_some() {

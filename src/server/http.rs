@@ -75,7 +75,9 @@ impl Session for HttpSession {
     fn process(&mut self, input: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Step {
         let mut step = Step::default();
         while step.consumed < input.len() {
-            if step.requests as usize >= MAX_PIPELINE_PER_READ || out.len() >= MAX_PENDING_OUTPUT_BYTES {
+            if step.requests as usize >= MAX_PIPELINE_PER_READ
+                || out.len() >= MAX_PENDING_OUTPUT_BYTES
+            {
                 step.more = true;
                 break;
             }
@@ -90,12 +92,24 @@ impl Session for HttpSession {
                 }
                 Ok(httparse::Status::Partial) => {
                     if frame.len() > HTTP_MAX_HEADER_BYTES {
-                        fatal(out, 431, &format!("request headers exceed {HTTP_MAX_HEADER_BYTES} bytes"), &mut step, ctx);
+                        fatal(
+                            out,
+                            431,
+                            &format!("request headers exceed {HTTP_MAX_HEADER_BYTES} bytes"),
+                            &mut step,
+                            ctx,
+                        );
                     }
                     break;
                 }
                 Err(e) => {
-                    fatal(out, 400, &format!("malformed HTTP request: {e}"), &mut step, ctx);
+                    fatal(
+                        out,
+                        400,
+                        &format!("malformed HTTP request: {e}"),
+                        &mut step,
+                        ctx,
+                    );
                     break;
                 }
             };
@@ -112,7 +126,17 @@ impl Session for HttpSession {
                 HTTP_MAX_QUERY_BODY_BYTES
             };
             if head.content_length > limit {
-                fatal(out, 413, &format!("request body of {} bytes exceeds the limit of {limit} bytes for {}", head.content_length, path_of(head.target)), &mut step, ctx);
+                fatal(
+                    out,
+                    413,
+                    &format!(
+                        "request body of {} bytes exceeds the limit of {limit} bytes for {}",
+                        head.content_length,
+                        path_of(head.target)
+                    ),
+                    &mut step,
+                    ctx,
+                );
                 break;
             }
             let total = head_len + head.content_length;
@@ -192,7 +216,10 @@ fn read_head<'a>(req: &httparse::Request<'_, 'a>) -> Result<Head<'a>, (u16, &'st
         }
     }
     if head.chunked {
-        return Err((411, "Transfer-Encoding is not supported; send the body with a Content-Length"));
+        return Err((
+            411,
+            "Transfer-Encoding is not supported; send the body with a Content-Length",
+        ));
     }
     head.content_length = length.unwrap_or(0);
     Ok(head)
@@ -226,10 +253,24 @@ fn may_hold_individual_number(query: &str) -> bool {
 }
 
 impl HttpSession {
-    fn respond(&mut self, head: &Head<'_>, body: &[u8], keep_alive: bool, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    fn respond(
+        &mut self,
+        head: &Head<'_>,
+        body: &[u8],
+        keep_alive: bool,
+        ctx: &Ctx<'_>,
+        out: &mut Vec<u8>,
+    ) {
         self.body.clear();
         let reply = self.route(head, body, ctx);
-        write_head(out, reply.status, reply.content_type, reply.extra, self.body.len(), keep_alive);
+        write_head(
+            out,
+            reply.status,
+            reply.content_type,
+            reply.extra,
+            self.body.len(),
+            keep_alive,
+        );
         if head.method != "HEAD" {
             out.extend_from_slice(&self.body);
         }
@@ -261,11 +302,16 @@ impl HttpSession {
         };
         if !allowed.contains(&head.method) {
             let mut r = self.error(405, &format!("{path} accepts {} only", allowed.join(", ")));
-            r.extra = if allowed[0] == "POST" { "Allow: POST\r\n" } else { "Allow: GET, HEAD\r\n" };
+            r.extra = if allowed[0] == "POST" {
+                "Allow: POST\r\n"
+            } else {
+                "Allow: GET, HEAD\r\n"
+            };
             return r;
         }
         if path == "/healthz" {
-            self.body.extend_from_slice(b"{\"status\":\"ok\",\"generation\":");
+            self.body
+                .extend_from_slice(b"{\"status\":\"ok\",\"generation\":");
             write_json_str(&mut self.body, ctx.generation.id());
             self.body.push(b'}');
             return Reply::json(200);
@@ -276,7 +322,12 @@ impl HttpSession {
         match path {
             "/metrics" => {
                 let mut text = String::with_capacity(8192);
-                metrics::render(&mut text, &ctx.shared.cores, ctx.generation.id(), ctx.generation.epoch);
+                metrics::render(
+                    &mut text,
+                    &ctx.shared.cores,
+                    ctx.generation.id(),
+                    ctx.generation.epoch,
+                );
                 self.body.extend_from_slice(text.as_bytes());
                 Reply {
                     status: 200,
@@ -304,11 +355,19 @@ impl HttpSession {
             r
         };
         let Some(value) = head.authorization else {
-            return Err(unauthorized(self, "authentication required: send Authorization: Bearer <institution_code>:<token>"));
+            return Err(unauthorized(
+                self,
+                "authentication required: send Authorization: Bearer <institution_code>:<token>",
+            ));
         };
         let credential = match value.split_at_checked(7) {
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case(b"Bearer ") => rest.trim_ascii(),
-            _ => return Err(unauthorized(self, "the Authorization header must be Bearer <institution_code>:<token>")),
+            _ => {
+                return Err(unauthorized(
+                    self,
+                    "the Authorization header must be Bearer <institution_code>:<token>",
+                ))
+            }
         };
         let identity = match &self.auth_cache {
             Some((cached, id)) if cached.as_slice() == credential => *id,
@@ -321,7 +380,14 @@ impl HttpSession {
             },
         };
         if !identity.role.allows(needed) {
-            return Err(self.error(403, &format!("role {} may not use this endpoint; it needs role {}", identity.role.as_str(), needed.as_str())));
+            return Err(self.error(
+                403,
+                &format!(
+                    "role {} may not use this endpoint; it needs role {}",
+                    identity.role.as_str(),
+                    needed.as_str()
+                ),
+            ));
         }
         Ok(())
     }
@@ -416,7 +482,14 @@ fn reason(status: u16) -> &'static str {
 }
 
 /// The status line and headers of a response with a body of `len` bytes.
-pub fn write_head(out: &mut Vec<u8>, status: u16, content_type: &str, extra: &str, len: usize, keep_alive: bool) {
+pub fn write_head(
+    out: &mut Vec<u8>,
+    status: u16,
+    content_type: &str,
+    extra: &str,
+    len: usize,
+    keep_alive: bool,
+) {
     out.extend_from_slice(b"HTTP/1.1 ");
     write_decimal(out, u64::from(status));
     out.push(b' ');

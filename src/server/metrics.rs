@@ -19,12 +19,18 @@ impl Counter {
     #[inline]
     pub fn add(&self, n: u64) {
         // Single writer: load + store cannot lose an update, and avoids a locked add.
-        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
     }
 
     #[inline]
     pub fn sub(&self, n: u64) {
-        self.0.store(self.0.load(Ordering::Relaxed).wrapping_sub(n), Ordering::Relaxed);
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_sub(n),
+            Ordering::Relaxed,
+        );
     }
 
     pub fn get(&self) -> u64 {
@@ -164,7 +170,12 @@ impl CoreMetrics {
 }
 
 /// Renders the Prometheus text format, summing every core's counters.
-pub fn render(out: &mut String, cores: &[std::sync::Arc<CoreMetrics>], generation: &str, epoch: u64) {
+pub fn render(
+    out: &mut String,
+    cores: &[std::sync::Arc<CoreMetrics>],
+    generation: &str,
+    epoch: u64,
+) {
     let sum = |f: &dyn Fn(&CoreMetrics) -> u64| cores.iter().map(|c| f(c)).sum::<u64>();
     out.push_str("# HELP shikaku_queries_total Eligibility queries answered, by command, protocol and validity (error: malformed).\n# TYPE shikaku_queries_total counter\n");
     for (v, via) in VIAS.iter().enumerate() {
@@ -181,17 +192,29 @@ pub fn render(out: &mut String, cores: &[std::sync::Arc<CoreMetrics>], generatio
     out.push_str("# HELP shikaku_requests_total Requests (RESP commands, HTTP requests) handled.\n# TYPE shikaku_requests_total counter\n");
     for p in Protocol::ALL {
         let n = sum(&|c| c.requests[p as usize].get());
-        let _ = writeln!(out, "shikaku_requests_total{{protocol=\"{}\"}} {n}", p.as_str());
+        let _ = writeln!(
+            out,
+            "shikaku_requests_total{{protocol=\"{}\"}} {n}",
+            p.as_str()
+        );
     }
     out.push_str("# HELP shikaku_protocol_errors_total Requests refused as malformed or over a limit.\n# TYPE shikaku_protocol_errors_total counter\n");
     for p in Protocol::ALL {
         let n = sum(&|c| c.protocol_errors[p as usize].get());
-        let _ = writeln!(out, "shikaku_protocol_errors_total{{protocol=\"{}\"}} {n}", p.as_str());
+        let _ = writeln!(
+            out,
+            "shikaku_protocol_errors_total{{protocol=\"{}\"}} {n}",
+            p.as_str()
+        );
     }
     out.push_str("# HELP shikaku_open_connections Connections open now.\n# TYPE shikaku_open_connections gauge\n");
     for p in Protocol::ALL {
         let n = sum(&|c| c.open_connections[p as usize].get());
-        let _ = writeln!(out, "shikaku_open_connections{{protocol=\"{}\"}} {n}", p.as_str());
+        let _ = writeln!(
+            out,
+            "shikaku_open_connections{{protocol=\"{}\"}} {n}",
+            p.as_str()
+        );
     }
     out.push_str("# HELP shikaku_refused_connections_total Connections refused at the per-core limit.\n# TYPE shikaku_refused_connections_total counter\n");
     let _ = writeln!(
@@ -238,7 +261,10 @@ mod tests {
 
     #[test]
     fn sums_cores() {
-        let cores = vec![Arc::new(CoreMetrics::default()), Arc::new(CoreMetrics::default())];
+        let cores = vec![
+            Arc::new(CoreMetrics::default()),
+            Arc::new(CoreMetrics::default()),
+        ];
         cores[0].query(Via::Resp, Kind::Card, Some(Validity::Eligible));
         cores[1].query(Via::Resp, Kind::Card, Some(Validity::Eligible));
         cores[1].query(Via::Batch, Kind::Person, None);
@@ -246,9 +272,17 @@ mod tests {
         cores[0].connection_opened(Protocol::Http);
         let mut out = String::new();
         render(&mut out, &cores, "g1", 0);
-        assert!(out.contains("shikaku_queries_total{command=\"card\",via=\"resp\",validity=\"1\"} 2\n"), "{out}");
-        assert!(out.contains("shikaku_queries_total{command=\"person\",via=\"batch\",validity=\"error\"} 1\n"));
-        assert!(out.contains("shikaku_request_duration_seconds_bucket{le=\"0.000005\"} 4\n"), "{out}");
+        assert!(
+            out.contains("shikaku_queries_total{command=\"card\",via=\"resp\",validity=\"1\"} 2\n"),
+            "{out}"
+        );
+        assert!(out.contains(
+            "shikaku_queries_total{command=\"person\",via=\"batch\",validity=\"error\"} 1\n"
+        ));
+        assert!(
+            out.contains("shikaku_request_duration_seconds_bucket{le=\"0.000005\"} 4\n"),
+            "{out}"
+        );
         assert!(out.contains("shikaku_request_duration_seconds_count 4\n"));
         assert!(out.contains("shikaku_open_connections{protocol=\"http\"} 1\n"));
         assert!(out.contains("shikaku_live_generation{id=\"g1\",epoch=\"0\"} 1\n"));

@@ -27,6 +27,8 @@ pub mod live;
 pub mod metrics;
 pub mod resp;
 pub mod session;
+#[cfg(test)]
+mod tests;
 
 pub use auth::{AuthTable, Identity, Role};
 pub use live::{Generation, Live, LiveView};
@@ -34,8 +36,8 @@ pub use live::{Generation, Live, LiveView};
 use crate::domain::Date;
 use limits::*;
 use metrics::{CoreMetrics, Protocol};
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::{ListenerOpts, TcpListener, TcpStream};
 use session::{Ctx, Session, Shared};
 use std::cell::Cell;
@@ -139,7 +141,11 @@ pub fn serve(config: ServeConfig, live: Arc<Live>) -> Result<Server, ServeError>
         }
     }
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = if config.threads == 0 { cpus } else { config.threads };
+    let threads = if config.threads == 0 {
+        cpus
+    } else {
+        config.threads
+    };
     let driver = if io_uring_available() {
         "io_uring"
     } else {
@@ -149,7 +155,9 @@ pub fn serve(config: ServeConfig, live: Arc<Live>) -> Result<Server, ServeError>
     let shared = Arc::new(Shared {
         live: live.clone(),
         auth: config.auth.clone(),
-        cores: (0..threads).map(|_| Arc::new(CoreMetrics::default())).collect(),
+        cores: (0..threads)
+            .map(|_| Arc::new(CoreMetrics::default()))
+            .collect(),
     });
     let (mut resp, mut http) = (config.resp, config.http);
     let mut handles = Vec::with_capacity(threads);
@@ -308,7 +316,9 @@ async fn serve_connection<S: Session>(mut stream: TcpStream, mut session: S, cor
                     let _ = monoio::time::timeout(WRITE_TIMEOUT, stream.write_all(out)).await;
                     return;
                 }
-                let grow = input.capacity().min(session.max_buffer() - input.capacity());
+                let grow = input
+                    .capacity()
+                    .min(session.max_buffer() - input.capacity());
                 input.reserve_exact(grow);
             }
             let len = input.len();

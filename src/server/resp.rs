@@ -83,10 +83,7 @@ fn read_int(buf: &[u8], start: usize, what: &str) -> Result<Option<(i64, usize)>
     Ok(Some((if neg { -n } else { n }, start + cr + 2)))
 }
 
-fn parse_multibulk(
-    buf: &[u8],
-    args: &mut Vec<Range<usize>>,
-) -> Result<Option<usize>, ProtoError> {
+fn parse_multibulk(buf: &[u8], args: &mut Vec<Range<usize>>) -> Result<Option<usize>, ProtoError> {
     let Some((n, mut pos)) = read_int(buf, 1, "multibulk")? else {
         return Ok(None);
     };
@@ -152,7 +149,11 @@ fn parse_inline(buf: &[u8], args: &mut Vec<Range<usize>>) -> Result<Option<usize
         }
         return Ok(None);
     };
-    let line_end = if nl > 0 && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
+    let line_end = if nl > 0 && buf[nl - 1] == b'\r' {
+        nl - 1
+    } else {
+        nl
+    };
     let mut i = 0;
     while i < line_end {
         match buf[i] {
@@ -224,7 +225,9 @@ impl Session for RespSession {
     fn process(&mut self, input: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Step {
         let mut step = Step::default();
         while step.consumed < input.len() {
-            if step.requests as usize >= MAX_PIPELINE_PER_READ || out.len() >= MAX_PENDING_OUTPUT_BYTES {
+            if step.requests as usize >= MAX_PIPELINE_PER_READ
+                || out.len() >= MAX_PENDING_OUTPUT_BYTES
+            {
                 step.more = true;
                 break;
             }
@@ -390,7 +393,12 @@ impl State {
         }
     }
 
-    fn check_credentials(&self, ctx: &Ctx<'_>, code: &[u8], token: Option<&[u8]>) -> Result<Option<Identity>, ()> {
+    fn check_credentials(
+        &self,
+        ctx: &Ctx<'_>,
+        code: &[u8],
+        token: Option<&[u8]>,
+    ) -> Result<Option<Identity>, ()> {
         let Some(table) = &ctx.shared.auth else {
             return Ok(None);
         };
@@ -512,7 +520,11 @@ impl State {
             } else if a.is(1, "SETNAME") || a.is(1, "SETINFO") {
                 out.extend_from_slice(b"+OK\r\n");
             } else {
-                write_error_line(out, "ERR ", "unknown CLIENT subcommand (shikaku supports ID, SETNAME, SETINFO)");
+                write_error_line(
+                    out,
+                    "ERR ",
+                    "unknown CLIENT subcommand (shikaku supports ID, SETNAME, SETINFO)",
+                );
             }
         } else if is("SELECT") {
             if a.len() == 2 && a.get(1) == b"0" {
@@ -616,7 +628,12 @@ mod tests {
         let expected: Parsed = expected
             .map(|(w, end)| Some((w.iter().map(|s| s.to_string()).collect(), end)))
             .map_err(str::to_owned);
-        assert_eq!(parse(input), expected, "{:?}", String::from_utf8_lossy(input));
+        assert_eq!(
+            parse(input),
+            expected,
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
         let end = match &expected {
             Ok(Some((_, end))) => *end,
             _ => input.len(),
@@ -643,7 +660,10 @@ mod tests {
         check(b"*1\r\n$3\r\na\r\n\r\n", Ok((&["a\r\n"], 13)));
         check(b"*x\r\n", Err("invalid multibulk length"));
         check(b"*1\n", Err("invalid multibulk length"));
-        check(b"*99999999999999999999999\r\n", Err("invalid multibulk length"));
+        check(
+            b"*99999999999999999999999\r\n",
+            Err("invalid multibulk length"),
+        );
         check(b"*65\r\n", Err("too many arguments (65; at most 64)"));
         check(b"*1\r\n+PING\r\n", Err("expected '$', got '+'"));
         check(b"*1\r\n$-1\r\n", Err("invalid bulk length"));
@@ -651,7 +671,10 @@ mod tests {
             b"*1\r\n$4097\r\n",
             Err("bulk length 4097 exceeds the limit of 4096 bytes"),
         );
-        check(b"*1\r\n$4\r\nPINGxx", Err("bulk string not terminated by CRLF"));
+        check(
+            b"*1\r\n$4\r\nPINGxx",
+            Err("bulk string not terminated by CRLF"),
+        );
         check(b"*1\r\n$\r\n", Err("invalid bulk length"));
     }
 

@@ -22,7 +22,12 @@ fn d(s: &str) -> Date {
 }
 
 pub fn person(first11: u64) -> String {
-    String::from_utf8(IndividualNumber::from_first11(first11).expose_digits().to_vec()).unwrap()
+    String::from_utf8(
+        IndividualNumber::from_first11(first11)
+            .expose_digits()
+            .to_vec(),
+    )
+    .unwrap()
 }
 
 /// Individual numbers of the data set.
@@ -79,22 +84,90 @@ pub fn index_bytes() -> Vec<u8> {
     let a = "33120015";
     let b = "06139992";
     let rows_a = [
-        Row { insurer: a, number: "3456", branch: 0, person: Some(P1), birth: "1980-01-23", qual: "2015-04-01", disq: None },
-        Row { insurer: a, number: "5000", branch: 0, person: Some(P2), birth: "1975-05-05", qual: "2010-04-01", disq: Some("2020-04-01") },
-        Row { insurer: a, number: "3457", branch: 1, person: Some(P3), birth: "1970-03-03", qual: "2010-04-01", disq: Some("2016-01-01") },
-        Row { insurer: a, number: "3458", branch: 0, person: Some(P3), birth: "1970-03-03", qual: "2016-01-01", disq: None },
-        Row { insurer: a, number: "7000", branch: 0, person: None, birth: "1990-09-09", qual: "2012-04-01", disq: None },
-        Row { insurer: a, number: "7000", branch: 1, person: None, birth: "1990-09-09", qual: "2012-04-01", disq: None },
-        Row { insurer: a, number: "8000", branch: 0, person: Some(P5), birth: "1960-06-06", qual: "2000-04-01", disq: None },
+        Row {
+            insurer: a,
+            number: "3456",
+            branch: 0,
+            person: Some(P1),
+            birth: "1980-01-23",
+            qual: "2015-04-01",
+            disq: None,
+        },
+        Row {
+            insurer: a,
+            number: "5000",
+            branch: 0,
+            person: Some(P2),
+            birth: "1975-05-05",
+            qual: "2010-04-01",
+            disq: Some("2020-04-01"),
+        },
+        Row {
+            insurer: a,
+            number: "3457",
+            branch: 1,
+            person: Some(P3),
+            birth: "1970-03-03",
+            qual: "2010-04-01",
+            disq: Some("2016-01-01"),
+        },
+        Row {
+            insurer: a,
+            number: "3458",
+            branch: 0,
+            person: Some(P3),
+            birth: "1970-03-03",
+            qual: "2016-01-01",
+            disq: None,
+        },
+        Row {
+            insurer: a,
+            number: "7000",
+            branch: 0,
+            person: None,
+            birth: "1990-09-09",
+            qual: "2012-04-01",
+            disq: None,
+        },
+        Row {
+            insurer: a,
+            number: "7000",
+            branch: 1,
+            person: None,
+            birth: "1990-09-09",
+            qual: "2012-04-01",
+            disq: None,
+        },
+        Row {
+            insurer: a,
+            number: "8000",
+            branch: 0,
+            person: Some(P5),
+            birth: "1960-06-06",
+            qual: "2000-04-01",
+            disq: None,
+        },
     ];
-    let rows_b = [Row { insurer: b, number: "8001", branch: 0, person: Some(P5), birth: "1960-06-06", qual: "2005-04-01", disq: None }];
+    let rows_b = [Row {
+        insurer: b,
+        number: "8001",
+        branch: 0,
+        person: Some(P5),
+        birth: "1960-06-06",
+        qual: "2005-04-01",
+        disq: None,
+    }];
     let insurer = |number: &str, name: &str, kind, rows: &[Row<'_>]| InsurerRows {
         number: InsurerNumber::parse(number).unwrap(),
         name: name.into(),
         kind,
         snapshot_date: d("2026-11-01"),
         file: format!("{number}/20261101.csv"),
-        rows: rows.iter().enumerate().map(|(i, r)| (record(r), i as u32 + 2)).collect(),
+        rows: rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (record(r), i as u32 + 2))
+            .collect(),
     };
     build_in_memory(
         vec![
@@ -145,12 +218,28 @@ pub fn cli_query(data: &Path, args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim_end().to_owned()
 }
 
 pub fn cli_card(data: &Path, symbol: &str, number: &str, branch: &str, birth: &str) -> String {
-    let mut args = vec!["card", "--insurer-number", "33120015", "--symbol", symbol, "--number", number, "--birthdate", birth, "--date", DATE];
+    let mut args = vec![
+        "card",
+        "--insurer-number",
+        "33120015",
+        "--symbol",
+        symbol,
+        "--number",
+        number,
+        "--birthdate",
+        birth,
+        "--date",
+        DATE,
+    ];
     if !branch.is_empty() {
         args.extend(["--branch", branch]);
     }
@@ -158,7 +247,16 @@ pub fn cli_card(data: &Path, symbol: &str, number: &str, branch: &str, birth: &s
 }
 
 pub fn cli_person(data: &Path, individual_number: &str) -> String {
-    cli_query(data, &["person", "--individual-number", individual_number, "--date", DATE])
+    cli_query(
+        data,
+        &[
+            "person",
+            "--individual-number",
+            individual_number,
+            "--date",
+            DATE,
+        ],
+    )
 }
 
 /// A parsed HTTP response.
@@ -191,16 +289,30 @@ pub struct Http {
 impl Http {
     pub fn connect(addr: SocketAddr) -> Http {
         let stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        Http { stream, buf: Vec::new() }
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Http {
+            stream,
+            buf: Vec::new(),
+        }
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).unwrap();
     }
 
-    pub fn request(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n", body.len());
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n",
+            body.len()
+        );
         for (n, v) in headers {
             req.push_str(&format!("{n}: {v}\r\n"));
         }
@@ -220,7 +332,12 @@ impl Http {
                 let headers: Vec<(String, String)> = resp
                     .headers
                     .iter()
-                    .map(|h| (h.name.to_owned(), String::from_utf8_lossy(h.value).into_owned()))
+                    .map(|h| {
+                        (
+                            h.name.to_owned(),
+                            String::from_utf8_lossy(h.value).into_owned(),
+                        )
+                    })
                     .collect();
                 let status = resp.code.unwrap();
                 let len: usize = headers
@@ -231,7 +348,11 @@ impl Http {
                 if self.buf.len() >= n + len {
                     let body = String::from_utf8(self.buf[n..n + len].to_vec()).unwrap();
                     self.buf.drain(..n + len);
-                    return Some(Response { status, headers, body });
+                    return Some(Response {
+                        status,
+                        headers,
+                        body,
+                    });
                 }
             }
             let mut chunk = [0u8; 65536];
