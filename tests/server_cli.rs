@@ -24,7 +24,13 @@ impl Drop for Child {
 fn serve_with_an_auth_file_made_by_auth_line() {
     let data = data_dir();
     let out = shikaku()
-        .args(["auth-line", "--institution-code", "0110113719", "--role", "query"])
+        .args([
+            "auth-line",
+            "--institution-code",
+            "0110113719",
+            "--role",
+            "query",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -36,13 +42,25 @@ fn serve_with_an_auth_file_made_by_auth_line() {
         .unwrap()
         .to_owned();
     let token = &credential["0110113719:".len()..];
-    assert!(!line.contains(token), "the file line must not hold the token");
+    assert!(
+        !line.contains(token),
+        "the file line must not hold the token"
+    );
     let auth = data.path().join("auth.txt");
     std::fs::write(&auth, format!("# clients\n{line}")).unwrap();
 
     let mut child = Child(
         shikaku()
-            .args(["serve", "--resp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--threads", "1", "--data"])
+            .args([
+                "serve",
+                "--resp",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+                "--threads",
+                "1",
+                "--data",
+            ])
             .arg(data.path())
             .arg("--auth")
             .arg(&auth)
@@ -67,11 +85,26 @@ fn serve_with_an_auth_file_made_by_auth_line() {
     assert!(log.contains("io_uring") || log.contains("epoll"), "{log}");
     assert!(!log.contains(token));
 
-    let got = raw_exchange(resp.parse().unwrap(), format!("PING\r\nAUTH {credential}\r\nPING\r\n").as_bytes(), usize::MAX);
-    assert_eq!(String::from_utf8(got).unwrap(), "-NOAUTH Authentication required.\r\n+OK\r\n+PONG\r\n");
+    let got = raw_exchange(
+        resp.parse().unwrap(),
+        format!("PING\r\nAUTH {credential}\r\nPING\r\n").as_bytes(),
+        usize::MAX,
+    );
+    assert_eq!(
+        String::from_utf8(got).unwrap(),
+        "-NOAUTH Authentication required.\r\n+OK\r\n+PONG\r\n"
+    );
     let mut client = Http::connect(http.parse().unwrap());
-    let body = format!(r#"{{"individual_number":"{}","date":"{DATE}"}}"#, person(P1));
-    let r = client.request("POST", "/v1/person", &[("Authorization", &format!("Bearer {credential}"))], body.as_bytes());
+    let body = format!(
+        r#"{{"individual_number":"{}","date":"{DATE}"}}"#,
+        person(P1)
+    );
+    let r = client.request(
+        "POST",
+        "/v1/person",
+        &[("Authorization", &format!("Bearer {credential}"))],
+        body.as_bytes(),
+    );
     assert_eq!(r.body, cli_person(data.path(), &person(P1)));
 }
 
@@ -79,13 +112,23 @@ fn serve_with_an_auth_file_made_by_auth_line() {
 fn refuses_to_start_open_to_the_world_or_with_a_bad_auth_file() {
     let data = data_dir();
     let out = shikaku()
-        .args(["serve", "--resp", "0.0.0.0:0", "--http", "127.0.0.1:0", "--data"])
+        .args([
+            "serve",
+            "--resp",
+            "0.0.0.0:0",
+            "--http",
+            "127.0.0.1:0",
+            "--data",
+        ])
         .arg(data.path())
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("not a loopback address") && err.contains("--auth"), "{err}");
+    assert!(
+        err.contains("not a loopback address") && err.contains("--auth"),
+        "{err}"
+    );
 
     let auth = data.path().join("auth.txt");
     std::fs::write(&auth, "0110113719 query nothex\n").unwrap();
@@ -105,7 +148,10 @@ fn refuses_to_start_open_to_the_world_or_with_a_bad_auth_file() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    let out = shikaku().args(["serve", "--data", "/nonexistent/shikaku"]).output().unwrap();
+    let out = shikaku()
+        .args(["serve", "--data", "/nonexistent/shikaku"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8(out.stderr).unwrap().contains("error:"));
 }

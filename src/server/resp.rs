@@ -533,7 +533,22 @@ impl State {
                 write_error_line(out, "ERR ", "DB index is out of range");
             }
         } else if is("CONFIG") {
-            self.write_map_header(out, 0);
+            // redis-benchmark reads `save` and `appendonly` at start; shikaku persists nothing.
+            let value: Option<&[u8]> = if a.is(2, "save") {
+                Some(b"")
+            } else if a.is(2, "appendonly") {
+                Some(b"no")
+            } else {
+                None
+            };
+            match value {
+                Some(v) if a.is(1, "GET") && a.len() == 3 => {
+                    self.write_map_header(out, 1);
+                    write_bulk(out, a.get(2));
+                    write_bulk(out, v);
+                }
+                _ => self.write_map_header(out, 0),
+            }
         } else if is("INFO") {
             let g = ctx.generation;
             let info = format!(

@@ -184,8 +184,8 @@ fn resp_sessions() {
         true,
     );
     check(
-        b"AUTH a b\r\nSELECT 1\r\nCLIENT SETINFO LIB-NAME x\r\nCOMMAND DOCS\r\nCONFIG GET save\r\n",
-        "+OK\r\n-ERR DB index is out of range\r\n+OK\r\n*0\r\n*0\r\n",
+        b"AUTH a b\r\nSELECT 1\r\nCLIENT SETINFO LIB-NAME x\r\nCOMMAND DOCS\r\nCONFIG GET save\r\nCONFIG GET x\r\n",
+        "+OK\r\n-ERR DB index is out of range\r\n+OK\r\n*0\r\n*2\r\n$4\r\nsave\r\n$0\r\n\r\n*0\r\n",
         false,
     );
     check(b"\r\n\r\n*0\r\nPING\r\n", "+PONG\r\n", false);
