@@ -8,4 +8,5 @@ pub mod format;
 pub mod generations;
 pub mod index;
 pub mod query;
+pub mod server;
 pub mod snapshot;

@@ -33,6 +33,10 @@ enum Command {
     Query(QueryArgs),
     /// List, roll back or garbage-collect index generations.
     Generations(GenerationsArgs),
+    /// Serve the live generation over RESP and HTTP (SPEC 6), one thread per core.
+    Serve(ServeArgs),
+    /// Make a new client token and the auth file line that admits it (see `shikaku serve --auth`).
+    AuthLine(AuthLineArgs),
 }
 
 #[derive(Args)]
@@ -76,6 +80,36 @@ enum GenerationsAction {
         #[arg(long, default_value_t = 3)]
         keep: usize,
     },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Data directory holding CURRENT and generations/.
+    #[arg(long)]
+    data: PathBuf,
+    /// RESP (Redis protocol) listen address.
+    #[arg(long, default_value = "127.0.0.1:7379")]
+    resp: std::net::SocketAddr,
+    /// HTTP listen address.
+    #[arg(long, default_value = "127.0.0.1:7380")]
+    http: std::net::SocketAddr,
+    /// Worker threads, one per core (default: every available core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Auth file: one `institution_code role blake3_hex(token)` line per client (make lines
+    /// with `shikaku auth-line`). Without it anyone may query, on loopback addresses only.
+    #[arg(long)]
+    auth: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct AuthLineArgs {
+    /// The client's 医療機関コード (10 digits).
+    #[arg(long)]
+    institution_code: String,
+    /// `query` (eligibility queries) or `admin` (also /metrics and administration).
+    #[arg(long, default_value = "query")]
+    role: String,
 }
 
 #[derive(Args)]
@@ -136,6 +170,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(args) => run_build(args, cli.person_key_file),
         Command::Query(args) => run_query(args, cli.person_key_file),
         Command::Generations(args) => run_generations(args, cli.person_key_file),
+        Command::Serve(args) => run_serve(args, cli.person_key_file),
+        Command::AuthLine(args) => run_auth_line(args),
     }
 }
 
@@ -223,6 +259,54 @@ fn run_generations(args: GenerationsArgs, key_file: Option<PathBuf>) -> anyhow::
             }
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_serve(args: ServeArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    use shikaku::server::{serve, AuthTable, Live, ServeConfig};
+    let auth = args.auth.as_deref().map(AuthTable::load).transpose()?;
+    if let Some(table) = &auth {
+        tracing::info!(clients = table.len(), "authentication required");
+    }
+    let key = shikaku::cli::person_key(key_file.as_deref())?;
+    let store = Store::new(&args.data);
+    let index = store
+        .open_current(key)
+        .with_context(|| format!("opening the live generation in {}", args.data.display()))?;
+    let id = index.generation().to_owned();
+    tracing::info!(generation = %id, "verifying checksums");
+    let live = Live::new(index).with_context(|| format!("generation {id} failed verification"))?;
+    let server = serve(
+        ServeConfig {
+            resp: args.resp,
+            http: args.http,
+            threads: args.threads,
+            auth,
+            pin: true,
+        },
+        std::sync::Arc::new(live),
+    )?;
+    eprintln!(
+        "shikaku serving generation {id}: RESP on {}, HTTP on {}",
+        server.resp_addr(),
+        server.http_addr()
+    );
+    server.join();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_auth_line(args: AuthLineArgs) -> anyhow::Result<ExitCode> {
+    use shikaku::server::auth::{new_entry, Role};
+    let code = shikaku::domain::InstitutionCode::parse(&args.institution_code)
+        .map_err(|e| anyhow::anyhow!("--institution-code: {e}"))?;
+    let role = Role::parse(&args.role)
+        .ok_or_else(|| anyhow::anyhow!("--role must be query or admin, not {:?}", args.role))?;
+    let (token, line) = new_entry(code, role).context("reading the OS random source")?;
+    eprintln!(
+        "credential for {code} (give it to the institution; it is stored nowhere): {code}:{token}"
+    );
+    eprintln!("append this line to the auth file:");
+    println!("{line}");
     Ok(ExitCode::SUCCESS)
 }
 
