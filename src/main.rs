@@ -269,6 +269,7 @@ fn run_serve(args: ServeArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitC
         tracing::info!(clients = table.len(), "authentication required");
     }
     let key = shikaku::cli::person_key(key_file.as_deref())?;
+    let reload_key = key.clone();
     let store = Store::new(&args.data);
     let index = store
         .open_current(key)
@@ -291,6 +292,17 @@ fn run_serve(args: ServeArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitC
         server.resp_addr(),
         server.http_addr()
     );
+    let reload = server.reload_flag();
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
+        .context("installing the SIGHUP handler")?;
+    shikaku::server::Reloader {
+        live: server.live().clone(),
+        store: store.clone(),
+        key: reload_key,
+        requested: reload,
+    }
+    .spawn()
+    .context("starting the reload thread")?;
     server.join();
     Ok(ExitCode::SUCCESS)
 }

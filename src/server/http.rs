@@ -298,7 +298,8 @@ impl HttpSession {
             "/metrics" => (&["GET", "HEAD"], Role::Admin),
             "/v1/generation" => (&["GET", "HEAD"], Role::Query),
             "/v1/card" | "/v1/person" | "/v1/batch" => (&["POST"], Role::Query),
-            _ => return self.error(404, "no such endpoint; see GET /healthz, /metrics, /v1/generation, POST /v1/card, /v1/person, /v1/batch"),
+            "/admin/reload" => (&["POST"], Role::Admin),
+            _ => return self.error(404, "no such endpoint; see GET /healthz, /metrics, /v1/generation, POST /v1/card, /v1/person, /v1/batch, /admin/reload"),
         };
         if !allowed.contains(&head.method) {
             let mut r = self.error(405, &format!("{path} accepts {} only", allowed.join(", ")));
@@ -338,6 +339,18 @@ impl HttpSession {
             "/v1/generation" => {
                 self.write_generation(ctx);
                 Reply::json(200)
+            }
+            "/admin/reload" => {
+                // The reloader thread does the work (opening and verifying takes a while, not
+                // for a core's event loop); GET /v1/generation shows the outcome.
+                ctx.shared
+                    .reload
+                    .store(true, std::sync::atomic::Ordering::Release);
+                self.body
+                    .extend_from_slice(b"{\"reload\":\"requested\",\"serving\":");
+                write_json_str(&mut self.body, ctx.generation.id());
+                self.body.push(b'}');
+                Reply::json(202)
             }
             "/v1/card" => self.single(body, QueryKind::Card, ctx),
             "/v1/person" => self.single(body, QueryKind::Person, ctx),
@@ -455,6 +468,18 @@ impl HttpSession {
         write_decimal(b, h.record_count);
         b.extend_from_slice(b",\"persons\":");
         write_decimal(b, h.person_count);
+        b.extend_from_slice(b",\"last_reload_refused\":");
+        match ctx
+            .shared
+            .live
+            .last_refusal
+            .lock()
+            .ok()
+            .and_then(|r| r.clone())
+        {
+            Some(why) => write_json_str(b, &why),
+            None => b.extend_from_slice(b"null"),
+        }
         b.push(b'}');
     }
 }

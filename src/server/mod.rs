@@ -25,6 +25,7 @@ pub mod http;
 pub mod limits;
 pub mod live;
 pub mod metrics;
+mod reload;
 pub mod resp;
 pub mod session;
 #[cfg(test)]
@@ -32,6 +33,7 @@ mod tests;
 
 pub use auth::{AuthTable, Identity, Role};
 pub use live::{Generation, Live, LiveView};
+pub use reload::Reloader;
 
 use crate::domain::Date;
 use limits::*;
@@ -40,7 +42,7 @@ use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::{ListenerOpts, TcpListener, TcpStream};
 use session::{Ctx, Session, Shared};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -101,6 +103,7 @@ pub struct Server {
     resp: SocketAddr,
     http: SocketAddr,
     live: Arc<Live>,
+    reload: Arc<std::sync::atomic::AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -116,6 +119,11 @@ impl Server {
 
     pub fn live(&self) -> &Arc<Live> {
         &self.live
+    }
+
+    /// The flag `POST /admin/reload` sets; give it to a [`Reloader`] (and to SIGHUP).
+    pub fn reload_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.reload.clone()
     }
 
     /// Waits for the worker threads (they serve until the process ends).
@@ -158,6 +166,7 @@ pub fn serve(config: ServeConfig, live: Arc<Live>) -> Result<Server, ServeError>
         cores: (0..threads)
             .map(|_| Arc::new(CoreMetrics::default()))
             .collect(),
+        reload: Arc::new(std::sync::atomic::AtomicBool::new(false)),
     });
     let (mut resp, mut http) = (config.resp, config.http);
     let mut handles = Vec::with_capacity(threads);
@@ -179,6 +188,7 @@ pub fn serve(config: ServeConfig, live: Arc<Live>) -> Result<Server, ServeError>
         resp,
         http,
         live,
+        reload: shared.reload.clone(),
         threads: handles,
     })
 }
@@ -227,10 +237,12 @@ fn worker(
         let core = Rc::new(Core {
             index: core,
             metrics: shared.cores[core].clone(),
+            view: RefCell::new(shared.live.view()),
             shared,
             connections: Cell::new(0),
             next_client: Cell::new(1),
         });
+        monoio::spawn(refresh_loop(core.clone()));
         monoio::spawn(accept_loop(resp_l, Protocol::Resp, core.clone()));
         accept_loop(http_l, Protocol::Http, core).await;
     });
@@ -240,9 +252,20 @@ fn worker(
 struct Core {
     index: usize,
     shared: Arc<Shared>,
+    /// This core's copy of the live generation: one per core, not per connection, so an old
+    /// generation is let go as soon as each core has moved on.
+    view: RefCell<LiveView>,
     metrics: Arc<CoreMetrics>,
     connections: Cell<usize>,
     next_client: Cell<u64>,
+}
+
+/// Moves an idle core to a newly published generation, so the old one is released.
+async fn refresh_loop(core: Rc<Core>) {
+    loop {
+        monoio::time::sleep(live::VIEW_REFRESH).await;
+        core.view.borrow_mut().refresh(&core.shared.live);
+    }
 }
 
 async fn accept_loop(listener: TcpListener, protocol: Protocol, core: Rc<Core>) {
@@ -304,7 +327,6 @@ async fn connection(stream: TcpStream, protocol: Protocol, core: Rc<Core>) {
 /// The connection loop: read, answer everything complete, write once.
 async fn serve_connection<S: Session>(mut stream: TcpStream, mut session: S, core: &Core) {
     let live = &core.shared.live;
-    let mut view = live.view();
     let mut input: Vec<u8> = Vec::with_capacity(INITIAL_BUFFER_BYTES);
     let mut out: Vec<u8> = Vec::with_capacity(INITIAL_BUFFER_BYTES);
     let mut pending_more = false;
@@ -335,14 +357,17 @@ async fn serve_connection<S: Session>(mut stream: TcpStream, mut session: S, cor
             }
         }
         let started = Instant::now();
-        let generation = view.refresh(live);
-        let ctx = Ctx {
-            generation,
-            today: Date::today_jst(),
-            shared: &core.shared,
-            metrics: &core.metrics,
+        // The view is borrowed only while this batch is answered (no await inside).
+        let step = {
+            let mut view = core.view.borrow_mut();
+            let ctx = Ctx {
+                generation: view.refresh(live),
+                today: Date::today_jst(),
+                shared: &core.shared,
+                metrics: &core.metrics,
+            };
+            session.process(&input, &ctx, &mut out)
         };
-        let step = session.process(&input, &ctx, &mut out);
         core.metrics.latency(started.elapsed(), step.requests);
         input.drain(..step.consumed);
         pending_more = step.more;

@@ -13,6 +13,8 @@ pub struct Shared {
     pub auth: Option<AuthTable>,
     /// Every core's counters, for `/metrics`.
     pub cores: Vec<Arc<CoreMetrics>>,
+    /// Set by `POST /admin/reload`; the reloader thread acts on it.
+    pub reload: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The context of one read batch: every request in it is answered from `generation` as of

@@ -61,6 +61,7 @@ fn shared(auth: Option<AuthTable>) -> (tempfile::TempDir, Shared) {
         live,
         auth,
         cores: vec![Arc::new(CoreMetrics::default())],
+        reload: Default::default(),
     };
     (dir, shared)
 }
@@ -268,7 +269,7 @@ fn http_sessions() {
         b"GET /x HTTP/1.1\r\n\r\n",
         &http_response(
             "404 Not Found",
-            r#"{"error":"no such endpoint; see GET /healthz, /metrics, /v1/generation, POST /v1/card, /v1/person, /v1/batch"}"#,
+            r#"{"error":"no such endpoint; see GET /healthz, /metrics, /v1/generation, POST /v1/card, /v1/person, /v1/batch, /admin/reload"}"#,
             false,
         ),
         false,
