@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod cli;
+pub mod demo;
 pub mod domain;
 pub mod format;
 pub mod generations;

@@ -35,6 +35,8 @@ enum Command {
     Generations(GenerationsArgs),
     /// Serve the live generation over RESP and HTTP (SPEC 6), one thread per core.
     Serve(ServeArgs),
+    /// Build the built-in demo data, print queries to try, and serve it.
+    Demo(DemoArgs),
     /// Make a new client token and the auth file line that admits it (see `shikaku serve --auth`).
     AuthLine(AuthLineArgs),
 }
@@ -100,6 +102,23 @@ struct ServeArgs {
     /// with `shikaku auth-line`). Without it anyone may query, on loopback addresses only.
     #[arg(long)]
     auth: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Snapshot directory to build (default: the built-in demo delivery in data-gen/demo).
+    #[arg(long)]
+    snapshots: Option<PathBuf>,
+    /// Data directory for the demo's generations.
+    #[arg(long, default_value = "demo-data")]
+    data: PathBuf,
+    #[arg(long, default_value = "127.0.0.1:7379")]
+    resp: std::net::SocketAddr,
+    #[arg(long, default_value = "127.0.0.1:7380")]
+    http: std::net::SocketAddr,
+    /// Build and print the queries, then exit instead of serving.
+    #[arg(long)]
+    no_serve: bool,
 }
 
 #[derive(Args)]
@@ -171,6 +190,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Query(args) => run_query(args, cli.person_key_file),
         Command::Generations(args) => run_generations(args, cli.person_key_file),
         Command::Serve(args) => run_serve(args, cli.person_key_file),
+        Command::Demo(args) => run_demo(args, cli.person_key_file),
         Command::AuthLine(args) => run_auth_line(args),
     }
 }
@@ -260,6 +280,61 @@ fn run_generations(args: GenerationsArgs, key_file: Option<PathBuf>) -> anyhow::
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn run_demo(args: DemoArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let snapshots = args
+        .snapshots
+        .clone()
+        .unwrap_or_else(shikaku::demo::builtin_snapshots);
+    anyhow::ensure!(
+        snapshots.join("insurers.csv").is_file(),
+        "no demo delivery at {} (it ships in the repository's data-gen/demo); pass --snapshots DIR, e.g. one made by shikaku-datagen",
+        snapshots.display()
+    );
+    let key = shikaku::cli::person_key(key_file.as_deref())?;
+    println!(
+        "building {} into {} ...",
+        snapshots.display(),
+        args.data.display()
+    );
+    if let Some(out) = shikaku::demo::build(&snapshots, &args.data, key)? {
+        let t = &out.report.totals;
+        println!(
+            "published {}: {} rows read, {} indexed, {} rejected, {} duplicates",
+            out.generation, t.rows_read, t.rows_indexed, t.rows_rejected, t.rows_deduplicated
+        );
+        let rules: Vec<String> = t.by_rule.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        println!("findings by rule: {}", rules.join(", "));
+        println!("report: {}", out.generation_dir.display());
+    }
+    let queries = snapshots.join("queries.csv");
+    if queries.is_file() {
+        println!("\nqueries to try (expected validity from the generator's ground truth):");
+        for e in shikaku::demo::examples(&queries)? {
+            println!("  # {} query, expected validity {}", e.kind, e.expected);
+            println!("  {}", e.redis_cli(args.resp.port()));
+            println!("  {}", e.curl(args.http.port()));
+        }
+        println!(
+            "  curl -s localhost:{}/metrics | head; curl -s localhost:{}/v1/generation\n",
+            args.http.port(),
+            args.http.port()
+        );
+    }
+    if args.no_serve {
+        return Ok(ExitCode::SUCCESS);
+    }
+    run_serve(
+        ServeArgs {
+            data: args.data,
+            resp: args.resp,
+            http: args.http,
+            threads: 0,
+            auth: None,
+        },
+        key_file,
+    )
 }
 
 fn run_serve(args: ServeArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
