@@ -6,7 +6,7 @@ use super::encode::{InsurerPart, Link};
 use super::report::{read_rejects, Counts, InsurerReport, Report, ReportLine};
 use crate::domain::{Date, InsurerKind, PersonKey};
 use crate::format::writer::EncodedSegment;
-use crate::format::FormatError;
+use crate::format::{FormatError, RecordEntry, RECORD_BYTES};
 use crate::generations::{Store, REJECTS_FILE, REPORT_FILE};
 use crate::index::MappedIndex;
 use std::collections::HashMap;
@@ -15,6 +15,9 @@ use std::path::Path;
 /// The live generation, opened for reuse.
 pub struct Previous {
     index: MappedIndex,
+    /// The same file, read with `pread` so reused segments never fault in the mapping (the
+    /// mapping serves only the small tables).
+    file: std::fs::File,
     /// Old insurer index and report, by snapshot file (relative path).
     by_file: HashMap<String, (usize, InsurerReport)>,
     lines_by_file: HashMap<String, Vec<ReportLine>>,
@@ -37,6 +40,7 @@ impl Previous {
     pub fn load(store: &Store, key: &PersonKey) -> Option<Previous> {
         let id = store.current().ok()??;
         let index = store.open(&id, key.clone()).ok()?;
+        let file = std::fs::File::open(store.index_path(&id)).ok()?;
         let dir = store.generation_dir(&id);
         let report: Report =
             serde_json::from_slice(&std::fs::read(dir.join(REPORT_FILE)).ok()?).ok()?;
@@ -63,6 +67,7 @@ impl Previous {
         }
         Some(Previous {
             index,
+            file,
             by_file,
             lines_by_file,
         })
@@ -88,10 +93,26 @@ impl Previous {
         insurer_index: u32,
         built_on: Date,
     ) -> Result<(InsurerPart, Counts, Vec<ReportLine>), FormatError> {
+        use std::os::unix::fs::FileExt;
         let info = &self.index.insurers()[old];
         let e = &info.entry;
+        let range = self.index.segment_range(old);
+        let mut bytes = vec![0u8; range.len()];
+        self.file
+            .read_exact_at(&mut bytes, range.start as u64)
+            .map_err(|err| {
+                FormatError::Malformed(format!(
+                    "reading the previous segment of {}: {err}",
+                    e.number
+                ))
+            })?;
+        // The bytes are copied as they are; the new index's read-back verifies them again.
+        let records: Vec<RecordEntry> = bytes[..e.record_count as usize * RECORD_BYTES]
+            .chunks_exact(RECORD_BYTES)
+            .map(RecordEntry::decode)
+            .collect::<Result<_, _>>()?;
         let segment = EncodedSegment {
-            bytes: self.index.segment_bytes(old).to_vec(),
+            bytes,
             xxh3: e.segment_xxh3,
             record_count: e.record_count,
             key_count: e.key_count,
@@ -100,9 +121,8 @@ impl Previous {
         };
         let mut links = Vec::new();
         let mut covered = 0u32;
-        for (i, view) in self.index.insurer_records(old).enumerate() {
-            let r = view.entry()?;
-            if view.covers(built_on) {
+        for (i, r) in records.into_iter().enumerate() {
+            if crate::domain::covers(r.qualification_date, r.disqualification_date, built_on) {
                 covered += 1;
             }
             if let Some(hash) = r.person {

@@ -6,8 +6,8 @@ use super::encode::{encode_insurer, InsurerPart, InsurerRows};
 use super::link::link_persons;
 use super::report::{write_rejects, Counts, InsurerReport, Report, ReportLine};
 use super::reuse::{file_identity, Previous};
-use super::write_assembled;
 use crate::domain::{Date, InsurerNumber, PersonKey};
+use crate::format::writer::{IndexTail, IndexWriter, InsurerInput};
 use crate::format::FormatError;
 use crate::generations::{self, Store, StoreError, INDEX_FILE, REJECTS_FILE, REPORT_FILE};
 use crate::index::MappedIndex;
@@ -241,15 +241,33 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
 
     let mut phases = Phases::new();
     let bar = progress_bar(snapshots.len() as u64, cfg.progress);
-    let results = snapshots
-        .par_iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let r = process_insurer(s, i as u32, cfg, previous.as_ref());
-            bar.inc(1);
-            r
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let index_path = tmp.join(INDEX_FILE);
+    let file = File::create(&index_path).map_err(io_err(&index_path))?;
+    let mut w = BufWriter::with_capacity(8 << 20, file);
+    let mut writer = IndexWriter::new(&mut w).map_err(io_err(&index_path))?;
+    // Insurers are read and encoded in parallel, a group at a time, and each group's segments
+    // are streamed into the file in insurer order: memory holds one group's segments, not the
+    // nation's.
+    let mut results: Vec<InsurerResult> = Vec::with_capacity(snapshots.len());
+    for group in groups(&snapshots) {
+        let base = results.len();
+        let done = group
+            .par_iter()
+            .enumerate()
+            .map(|(j, s)| {
+                let r = process_insurer(s, (base + j) as u32, cfg, previous.as_ref());
+                bar.inc(1);
+                r
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for mut r in done {
+            writer
+                .push_insurer(&insurer_input(&r.part))
+                .map_err(io_err(&index_path))?;
+            r.part.segment.bytes = Vec::new();
+            results.push(r);
+        }
+    }
     drop(previous);
     phases.end("read_encode");
     bar.set_message("linking persons");
@@ -289,23 +307,24 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
 
     phases.end("link");
     bar.set_message("writing index");
-    let index_path = tmp.join(INDEX_FILE);
-    let header = {
-        let file = File::create(&index_path).map_err(io_err(&index_path))?;
-        let mut w = BufWriter::with_capacity(1 << 20, file);
-        let header = write_assembled(&mut w, &parts, &persons, &id, cfg.built_on, &cfg.key)
-            .map_err(io_err(&index_path))?;
-        w.flush().map_err(io_err(&index_path))?;
-        header
-    };
-    // The encoded parts are in the file now; free them before reading it back.
+    let header = writer
+        .finish(&IndexTail {
+            generation_id: &id,
+            built_on: cfg.built_on,
+            person_key_fingerprint: cfg.key.fingerprint(),
+            persons: &persons.entries,
+            person_refs: &persons.refs,
+        })
+        .map_err(io_err(&index_path))?;
+    w.flush().map_err(io_err(&index_path))?;
+    drop(w);
     drop(parts);
     drop(persons);
     phases.end("write");
     bar.set_message("verifying");
     // Read back what was written: structure, every checksum, and the counts.
     let index = MappedIndex::open_file(&index_path, cfg.key.clone()).map_err(StoreError::from)?;
-    index.verify()?;
+    verify_by_reading(&index, &index_path)?;
     assert_eq!(index.header(), &header, "the index reads back as written");
     assert_eq!(
         header.record_count, totals.rows_indexed,
@@ -350,6 +369,60 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
         report,
         generation_dir: dir,
     })
+}
+
+/// Splits the insurers into groups of about `GROUP_SNAPSHOT_BYTES` of snapshot files, so a
+/// group's segments (about the size of its CSV) bound the build's memory.
+fn groups(snapshots: &[InsurerSnapshot]) -> Vec<&[InsurerSnapshot]> {
+    const GROUP_SNAPSHOT_BYTES: u64 = 256 << 20;
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0u64);
+    for (i, s) in snapshots.iter().enumerate() {
+        bytes += std::fs::metadata(&s.file.path).map_or(0, |m| m.len());
+        if bytes >= GROUP_SNAPSHOT_BYTES {
+            out.push(&snapshots[start..=i]);
+            (start, bytes) = (i + 1, 0);
+        }
+    }
+    if start < snapshots.len() {
+        out.push(&snapshots[start..]);
+    }
+    out
+}
+
+fn insurer_input(p: &InsurerPart) -> InsurerInput<'_> {
+    InsurerInput {
+        number: p.number,
+        kind: p.kind.code(),
+        name: &p.name,
+        snapshot_date: p.snapshot_date,
+        covered_count: p.covered_count,
+        segment: &p.segment,
+    }
+}
+
+/// Recomputes every checksum of the file just written by reading it, not through the
+/// mapping: a national index is larger than the build's memory budget, and read pages stay
+/// in the page cache instead of the process.
+fn verify_by_reading(index: &MappedIndex, path: &Path) -> Result<(), BuildError> {
+    use std::os::unix::fs::FileExt;
+    let file = File::open(path).map_err(io_err(path))?;
+    let mut buf = vec![0u8; 8 << 20];
+    for (what, range, expected) in index.checksummed_ranges() {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        let mut at = range.start as u64;
+        while at < range.end as u64 {
+            let n = (range.end as u64 - at).min(buf.len() as u64) as usize;
+            file.read_exact_at(&mut buf[..n], at)
+                .map_err(io_err(path))?;
+            hasher.update(&buf[..n]);
+            at += n as u64;
+        }
+        if hasher.digest() != expected {
+            return Err(BuildError::Format(FormatError::Checksum { what }));
+        }
+    }
+    Ok(())
 }
 
 /// Wall time per build phase.

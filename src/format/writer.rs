@@ -140,25 +140,80 @@ pub struct IndexContents<'a> {
     pub person_refs: &'a [u64],
 }
 
-/// Writes a complete index file and returns its header. The header is written last (by
-/// seeking back), so a file cut short by a crash never carries a valid header.
+/// What the index holds besides its segments, given when the writer finishes.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexTail<'a> {
+    pub generation_id: &'a str,
+    pub built_on: Date,
+    pub person_key_fingerprint: u64,
+    pub persons: &'a [PersonEntry],
+    pub person_refs: &'a [u64],
+}
+
+/// Writes a complete index file in one call and returns its header.
 pub fn write_index<W: Write + Seek>(w: &mut W, c: &IndexContents<'_>) -> io::Result<Header> {
     check_contents(c).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let start = w.stream_position()?;
-    let mut out = Positioned { inner: w, pos: 0 };
-    out.write_all(&[0u8; HEADER_BYTES])?;
-
-    let mut strings = Vec::new();
-    let mut insurer_table = Vec::with_capacity(c.insurers.len() * INSURER_ENTRY_BYTES);
-    let mut segment_offset = 0u64;
+    let mut writer = IndexWriter::new(w)?;
     for ins in c.insurers {
+        writer.push_insurer(ins)?;
+    }
+    writer.finish(&IndexTail {
+        generation_id: c.generation_id,
+        built_on: c.built_on,
+        person_key_fingerprint: c.person_key_fingerprint,
+        persons: c.persons,
+        person_refs: c.person_refs,
+    })
+}
+
+/// Streams an index file: segments are written as the build produces them (in insurer order),
+/// so a national build never holds every segment in memory; the small tables follow, and the
+/// header is written last (by seeking back), so a file cut short by a crash never carries a
+/// valid header.
+pub struct IndexWriter<'w, W: Write + Seek> {
+    out: Positioned<'w, W>,
+    start: u64,
+    segments_offset: u64,
+    entries: Vec<InsurerEntry>,
+    strings: Vec<u8>,
+    record_count: u64,
+}
+
+impl<'w, W: Write + Seek> IndexWriter<'w, W> {
+    pub fn new(w: &'w mut W) -> io::Result<IndexWriter<'w, W>> {
+        let start = w.stream_position()?;
+        let mut out = Positioned { inner: w, pos: 0 };
+        out.write_all(&[0u8; HEADER_BYTES])?;
+        let segments_offset = out.align()?;
+        Ok(IndexWriter {
+            out,
+            start,
+            segments_offset,
+            entries: Vec::new(),
+            strings: Vec::new(),
+            record_count: 0,
+        })
+    }
+
+    /// Appends one insurer's segment. Insurers must come in number order.
+    pub fn push_insurer(&mut self, ins: &InsurerInput<'_>) -> io::Result<()> {
+        if self
+            .entries
+            .last()
+            .is_some_and(|e| e.number.to_key() >= ins.number.to_key())
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "insurers must be sorted by number without repeats",
+            ));
+        }
         let entry = InsurerEntry {
             number: ins.number,
             kind: ins.kind,
             snapshot_date: ins.snapshot_date,
-            name_offset: strings.len() as u32,
+            name_offset: self.strings.len() as u32,
             name_bytes: ins.name.len() as u32,
-            segment_offset,
+            segment_offset: self.out.pos - self.segments_offset,
             fst_bytes: ins.segment.fst_bytes,
             record_count: ins.segment.record_count,
             heap_bytes: ins.segment.heap_bytes,
@@ -166,58 +221,73 @@ pub fn write_index<W: Write + Seek>(w: &mut W, c: &IndexContents<'_>) -> io::Res
             segment_xxh3: ins.segment.xxh3,
             covered_count: ins.covered_count,
         };
+        // Pair assertion: the layout the entry describes is the bytes we write.
         assert_eq!(
             entry.segment_end() - entry.segment_offset,
             ins.segment.bytes.len() as u64
         );
-        strings.extend_from_slice(ins.name.as_bytes());
-        insurer_table.extend_from_slice(&entry.encode());
-        segment_offset += ins.segment.bytes.len() as u64;
+        debug_assert_eq!(xxh3(&ins.segment.bytes), ins.segment.xxh3);
+        self.out.write_all(&ins.segment.bytes)?;
+        self.strings.extend_from_slice(ins.name.as_bytes());
+        self.record_count += u64::from(ins.segment.record_count);
+        self.entries.push(entry);
+        Ok(())
     }
 
-    let mut sections = Vec::with_capacity(SectionKind::ALL.len());
-    sections.push(out.section(SectionKind::Insurers, [&insurer_table])?);
-    sections.push(out.section(SectionKind::Strings, [&strings])?);
-    sections.push(out.segments_section(c.insurers)?);
-    // Persons and refs are encoded in chunks: a national table is gigabytes.
-    let persons = c
-        .persons
-        .chunks(1 << 16)
-        .map(|ch| ch.iter().flat_map(PersonEntry::encode).collect::<Vec<u8>>());
-    sections.push(out.section(SectionKind::Persons, persons)?);
-    let refs = c
-        .person_refs
-        .chunks(1 << 16)
-        .map(|ch| ch.iter().flat_map(|r| r.to_le_bytes()).collect::<Vec<u8>>());
-    sections.push(out.section(SectionKind::PersonRefs, refs)?);
-
-    let table: Vec<u8> = sections.iter().flat_map(SectionEntry::encode).collect();
-    let section_table_offset = out.pos;
-    out.write_all(&table)?;
-    let header = Header {
-        file_bytes: out.pos,
-        generation_id: c.generation_id.to_owned(),
-        built_on: c.built_on,
-        insurer_count: c.insurers.len() as u32,
-        record_count: c
-            .insurers
-            .iter()
-            .map(|i| u64::from(i.segment.record_count))
-            .sum(),
-        person_count: c.persons.len() as u64,
-        person_key_fingerprint: c.person_key_fingerprint,
-        section_count: sections.len() as u32,
-        section_table_offset,
-        section_table_xxh3: xxh3(&table),
-    };
-    let encoded = header.encode();
-    // Pair assertion: the header we write is the header a reader will decode.
-    debug_assert_eq!(Header::decode_fields(&encoded).as_ref(), Ok(&header));
-    let end = start + out.pos;
-    w.seek(SeekFrom::Start(start))?;
-    w.write_all(&encoded)?;
-    w.seek(SeekFrom::Start(end))?;
-    Ok(header)
+    /// Writes the remaining sections, the section table and the header.
+    pub fn finish(mut self, t: &IndexTail<'_>) -> io::Result<Header> {
+        if t.generation_id.len() > GENERATION_ID_BYTES || !t.generation_id.is_ascii() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "generation id must be ASCII of at most 32 bytes",
+            ));
+        }
+        let segments = SectionEntry {
+            kind: SectionKind::Segments as u32,
+            offset: self.segments_offset,
+            bytes: self.out.pos - self.segments_offset,
+            xxh3: segments_checksum(self.entries.iter().map(|e| e.segment_xxh3)),
+        };
+        let insurer_table: Vec<u8> = self.entries.iter().flat_map(InsurerEntry::encode).collect();
+        let mut sections = vec![segments];
+        sections.push(self.out.section(SectionKind::Insurers, [&insurer_table])?);
+        sections.push(self.out.section(SectionKind::Strings, [&self.strings])?);
+        // Persons and refs are encoded in chunks: a national table is gigabytes.
+        let persons = t
+            .persons
+            .chunks(1 << 16)
+            .map(|ch| ch.iter().flat_map(PersonEntry::encode).collect::<Vec<u8>>());
+        sections.push(self.out.section(SectionKind::Persons, persons)?);
+        let refs = t
+            .person_refs
+            .chunks(1 << 16)
+            .map(|ch| ch.iter().flat_map(|r| r.to_le_bytes()).collect::<Vec<u8>>());
+        sections.push(self.out.section(SectionKind::PersonRefs, refs)?);
+        let table: Vec<u8> = sections.iter().flat_map(SectionEntry::encode).collect();
+        let section_table_offset = self.out.pos;
+        self.out.write_all(&table)?;
+        let header = Header {
+            file_bytes: self.out.pos,
+            generation_id: t.generation_id.to_owned(),
+            built_on: t.built_on,
+            insurer_count: self.entries.len() as u32,
+            record_count: self.record_count,
+            person_count: t.persons.len() as u64,
+            person_key_fingerprint: t.person_key_fingerprint,
+            section_count: sections.len() as u32,
+            section_table_offset,
+            section_table_xxh3: xxh3(&table),
+        };
+        let encoded = header.encode();
+        // Pair assertion: the header we write is the header a reader will decode.
+        debug_assert_eq!(Header::decode_fields(&encoded).as_ref(), Ok(&header));
+        let end = self.start + self.out.pos;
+        let w = self.out.inner;
+        w.seek(SeekFrom::Start(self.start))?;
+        w.write_all(&encoded)?;
+        w.seek(SeekFrom::Start(end))?;
+        Ok(header)
+    }
 }
 
 fn check_contents(c: &IndexContents<'_>) -> Result<(), String> {
@@ -294,19 +364,6 @@ impl<W: Write> Positioned<'_, W> {
             offset,
             bytes: self.pos - offset,
             xxh3: hasher.digest(),
-        })
-    }
-
-    fn segments_section(&mut self, insurers: &[InsurerInput<'_>]) -> io::Result<SectionEntry> {
-        let offset = self.align()?;
-        for ins in insurers {
-            self.write_all(&ins.segment.bytes)?;
-        }
-        Ok(SectionEntry {
-            kind: SectionKind::Segments as u32,
-            offset,
-            bytes: self.pos - offset,
-            xxh3: segments_checksum(insurers.iter().map(|i| i.segment.xxh3)),
         })
     }
 }

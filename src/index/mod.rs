@@ -184,6 +184,15 @@ impl<B: AsRef<[u8]>> Index<B> {
         if next != seg_range.end {
             return Err(malformed("segments do not tile their section"));
         }
+        let seg_entry = sections
+            .iter()
+            .find(|s| s.kind == SectionKind::Segments as u32)
+            .expect("found above");
+        if format::writer::segments_checksum(segments.iter().map(|s| s.xxh3)) != seg_entry.xxh3 {
+            return Err(FormatError::Checksum {
+                what: "segments section".into(),
+            });
+        }
         if record_total != header.record_count {
             return Err(malformed("record count does not match the header"));
         }
@@ -204,33 +213,45 @@ impl<B: AsRef<[u8]>> Index<B> {
         })
     }
 
+    /// Every checksummed byte range with its expected xxh3: each section but the segments
+    /// section, and each segment (the segments section's own checksum combines theirs, checked
+    /// at open). Lets a caller verify by streaming a file instead of faulting in the mapping.
+    pub fn checksummed_ranges(&self) -> Vec<(String, Range<usize>, u64)> {
+        let mut out = Vec::with_capacity(self.sections.len() + self.segments.len());
+        for s in self
+            .sections
+            .iter()
+            .filter(|s| s.kind != SectionKind::Segments as u32)
+        {
+            let name = SectionKind::ALL
+                .iter()
+                .find(|k| **k as u32 == s.kind)
+                .map_or("unknown", |k| k.name());
+            out.push((
+                format!("{name} section"),
+                s.offset as usize..(s.offset + s.bytes) as usize,
+                s.xxh3,
+            ));
+        }
+        for (seg, ins) in self.segments.iter().zip(&self.insurers) {
+            out.push((
+                format!("segment of insurer {}", ins.entry.number),
+                seg.whole.clone(),
+                seg.xxh3,
+            ));
+        }
+        out
+    }
+
     /// Recomputes every section and segment checksum. Run before serving a new generation.
     pub fn verify(&self) -> Result<(), FormatError> {
         let b = self.bytes.as_ref();
-        for s in &self.sections {
-            let r = s.offset as usize..(s.offset + s.bytes) as usize;
-            let sum = if s.kind == SectionKind::Segments as u32 {
-                // Covered segment by segment below; here the combination of their checksums.
-                format::writer::segments_checksum(self.segments.iter().map(|seg| seg.xxh3))
-            } else {
-                xxh3(&b[r])
-            };
-            if sum != s.xxh3 {
-                let name = SectionKind::ALL
-                    .iter()
-                    .find(|k| **k as u32 == s.kind)
-                    .map_or("unknown", |k| k.name());
-                return Err(FormatError::Checksum {
-                    what: format!("{name} section"),
-                });
+        for (what, r, expected) in self.checksummed_ranges() {
+            if xxh3(&b[r]) != expected {
+                return Err(FormatError::Checksum { what });
             }
         }
         for (seg, ins) in self.segments.iter().zip(&self.insurers) {
-            if xxh3(&b[seg.whole.clone()]) != seg.xxh3 {
-                return Err(FormatError::Checksum {
-                    what: format!("segment of insurer {}", ins.entry.number),
-                });
-            }
             fst::Map::new(&b[seg.fst.clone()]).map_err(|e| {
                 malformed(format!("card keys of insurer {}: {e}", ins.entry.number))
             })?;
@@ -274,6 +295,11 @@ impl<B: AsRef<[u8]>> Index<B> {
 
     pub fn bytes(&self) -> &[u8] {
         self.bytes.as_ref()
+    }
+
+    /// Where the segment of insurer `i` lies in the file.
+    pub fn segment_range(&self, i: usize) -> Range<usize> {
+        self.segments[i].whole.clone()
     }
 
     /// The encoded segment of insurer `i`, for reuse by an incremental build.
