@@ -7,5 +7,6 @@ pub mod domain;
 pub mod format;
 pub mod generations;
 pub mod index;
+pub mod load;
 pub mod query;
 pub mod snapshot;
