@@ -473,6 +473,8 @@ async fn read_replies(th: Rc<ThreadState>, conn: Rc<Conn>, mut rd: OwnedReadHalf
 /// the run's end or quota. Never waits for replies.
 async fn pace(th: &ThreadState, conns: &[Rc<Conn>], sched: OpenSchedule) {
     let n = conns.len() as u64;
+    let relay = Rc::new(Relay::default());
+    relay.start();
     let mut k = 0u64;
     loop {
         let due = sched.due_by(th.now_ns());
@@ -491,7 +493,7 @@ async fn pace(th: &ThreadState, conns: &[Rc<Conn>], sched: OpenSchedule) {
         if wait > SPIN_NS {
             monoio::time::sleep(Duration::from_nanos(wait - SPIN_NS / 2)).await;
         } else {
-            YieldNow(false).await;
+            relay.yield_now().await;
         }
     }
 }
@@ -558,20 +560,97 @@ impl Future for Notified<'_> {
     }
 }
 
-/// Gives the other tasks (and the io driver, which monoio polls between rounds of ready
-/// tasks) one turn.
-struct YieldNow(bool);
+/// A yield that lets every other ready task run first. monoio puts a task that wakes itself
+/// while running at the *front* of its queue (its `yield_now`), so a self-waking spin loop
+/// would starve the writers and readers. Instead the spinner parks its waker here and wakes
+/// a helper task, which then wakes the spinner: both wakes come from outside the woken
+/// task, so both go to the back of the queue, behind the tasks the spinner just woke.
+#[derive(Default)]
+struct Relay {
+    spinner: Cell<Option<Waker>>,
+    helper: Cell<Option<Waker>>,
+}
 
-impl Future for YieldNow {
+impl Relay {
+    /// Starts the helper task; call once, before the first `yield_now`.
+    fn start(self: &Rc<Relay>) {
+        monoio::spawn(RelayHelper(self.clone()));
+    }
+
+    fn yield_now(&self) -> RelayYield<'_> {
+        RelayYield {
+            relay: self,
+            parked: false,
+        }
+    }
+}
+
+struct RelayYield<'a> {
+    relay: &'a Relay,
+    parked: bool,
+}
+
+impl Future for RelayYield<'_> {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
+        if self.parked {
+            return Poll::Ready(());
         }
+        self.parked = true;
+        self.relay.spinner.set(Some(cx.waker().clone()));
+        if let Some(h) = self.relay.helper.take() {
+            h.wake();
+        }
+        Poll::Pending
+    }
+}
+
+/// The helper: whenever it runs, it wakes a parked spinner, then waits to be woken again.
+/// It never finishes; it is dropped with the runtime.
+struct RelayHelper(Rc<Relay>);
+
+impl Future for RelayHelper {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(s) = self.0.spinner.take() {
+            s.wake();
+        }
+        self.0.helper.set(Some(cx.waker().clone()));
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pacer's spin yield must let the tasks it woke run before it resumes; a plain
+    /// self-wake would not (monoio runs a self-woken task again first) and the writers
+    /// would send nothing until the pacer stopped.
+    #[test]
+    fn relay_yield_lets_woken_tasks_run_first() {
+        let mut rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let relay = Rc::new(Relay::default());
+            relay.start();
+            let notify = Rc::new(Notify::default());
+            let runs = Rc::new(Cell::new(0));
+            let (n, r) = (notify.clone(), runs.clone());
+            monoio::spawn(async move {
+                loop {
+                    n.notified().await;
+                    r.set(r.get() + 1);
+                }
+            });
+            for i in 1..=100 {
+                notify.notify();
+                relay.yield_now().await;
+                assert_eq!(runs.get(), i);
+            }
+        });
     }
 }
