@@ -120,7 +120,10 @@ pub struct Report {
     /// "closed" or "open".
     pub loop_kind: &'static str,
     pub connections: usize,
-    pub pipeline: usize,
+    /// Closed loop: requests outstanding per connection (null in open loop).
+    pub pipeline: Option<usize>,
+    /// Open loop: the cap on requests outstanding per connection (null in closed loop).
+    pub max_outstanding: Option<usize>,
     pub threads: usize,
     /// Open loop: the total rate asked for.
     pub target_rate: Option<f64>,
@@ -157,6 +160,7 @@ pub struct Report {
 pub struct Shape {
     pub mode: Mode,
     pub connections: usize,
+    /// Closed loop: the depth; open loop: the outstanding cap.
     pub pipeline: usize,
     pub threads: usize,
     pub target_rate: Option<f64>,
@@ -182,7 +186,8 @@ impl Report {
                 "closed"
             },
             connections: shape.connections,
-            pipeline: shape.pipeline,
+            pipeline: shape.target_rate.is_none().then_some(shape.pipeline),
+            max_outstanding: shape.target_rate.map(|_| shape.pipeline),
             threads: shape.threads,
             target_rate: shape.target_rate,
             sent: s.sent,
@@ -223,18 +228,17 @@ impl Report {
             Mode::Elig => "ELIG",
             Mode::RedisGet => "GET",
         };
-        let target = self
-            .target_rate
-            .map(|r| format!(" at {r:.0}/s"))
-            .unwrap_or_default();
+        let shape = match (self.target_rate, self.pipeline, self.max_outstanding) {
+            (Some(r), _, Some(cap)) => format!("open loop at {r:.0}/s, at most {cap} outstanding"),
+            (_, Some(p), _) => format!("closed loop, pipeline {p}"),
+            _ => String::new(),
+        };
         let mut t = format!(
-            "{mode} {}-loop{target}: {} connections, pipeline {}, {} threads\n\
+            "{mode} {shape}: {} connections, {} threads\n\
              requests: {} sent, {} replies, {} measured in {:.2} s = {:.0}/s\n\
              latency µs: p50 {:.1}  p99 {:.1}  p99.9 {:.1}  p99.99 {:.1}  max {:.1}  mean {:.1}\n\
              answers: {} right, {} wrong, {} unexpected; {} error replies; {} connection failures; {} unanswered\n",
-            self.loop_kind,
             self.connections,
-            self.pipeline,
             self.threads,
             self.sent,
             self.replies,
