@@ -9,7 +9,8 @@
 #   redis-benchmark -c 50 -P 1 and -P 16   shikaku: ELIG.CARD of one fixed valid query;
 #                                          Redis: GET of that query's card key
 #   shikaku load closed loop               50 connections at depth 1 and at depth 16
-#   shikaku load open loop                 at half of shikaku's best closed-loop rate
+#   shikaku load open loop                 at half of shikaku's best depth-1 closed-loop
+#                                          rate (OPEN_BASIS=max: half its best rate of all)
 # shikaku load checks every answer against the workload's expected validity. The table is
 # printed and appended, with the date and the machine, to perf/RESULTS.md under
 # "## Server vs Redis". Exit status non-zero if any run failed or got a wrong answer.
@@ -18,12 +19,18 @@
 #   PERSONS [1000000] QUERIES [100000] SEED [7]   data set (cached in WORK between runs)
 #   DURATION [10] WARMUP [2]                      seconds per shikaku load run
 #   BENCH_N1 [500000] BENCH_N16 [4000000]         redis-benchmark requests at -P 1 / -P 16
-#   OPEN_RATE                                     open-loop rate [half shikaku's best]
+#   OPEN_RATE                                     open-loop rate [half shikaku's best, below]
+#   OPEN_BASIS [p1]                               p1: half of shikaku load's depth-1 closed-loop
+#                                                 rate. Open-loop requests go out one by one as
+#                                                 they fall due, as at depth 1, so half the
+#                                                 depth-16 rate overloads a server (max: use it)
 #   SERVER_CPU [0] CLIENT_CPU [1]
 #   SHIKAKU_PORT [17379] HTTP_PORT [17380] REDIS_PORT [16379]
 #   WORK [target/perf/compare]
 #   ONLY [all]                                    all, or redis: the Redis half alone (also
 #                                                 chosen when this build has no `serve`)
+#   SERVE_BIN [target/release/shikaku]            the shikaku binary that serves (e.g. to
+#                                                 compare another build)
 #   DATAGEN                                       a shikaku-datagen binary to use instead of
 #                                                 cargo run --release -p data-gen
 #   RESULTS [perf/RESULTS.md]
@@ -40,6 +47,9 @@ WARMUP=${WARMUP:-2}
 BENCH_N1=${BENCH_N1:-500000}
 BENCH_N16=${BENCH_N16:-4000000}
 OPEN_RATE=${OPEN_RATE:-}
+OPEN_BASIS=${OPEN_BASIS:-p1}
+[[ $OPEN_BASIS == p1 || $OPEN_BASIS == max ]] || { echo "OPEN_BASIS must be p1 or max" >&2; exit 1; }
+LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 SHIKAKU_PORT=${SHIKAKU_PORT:-17379}
@@ -95,7 +105,8 @@ command -v taskset >/dev/null || die "taskset (util-linux) is needed"
 say "building release binaries (cargo build --release)"
 cargo build --release -q -p shikaku >>"$LOG" 2>&1 || die "cargo build failed; see $LOG"
 SHIKAKU=$ROOT/target/release/shikaku
-if [[ $ONLY == all ]] && ! "$SHIKAKU" serve --help >/dev/null 2>&1; then
+SERVE_BIN=${SERVE_BIN:-$SHIKAKU}
+if [[ $ONLY == all ]] && ! "$SERVE_BIN" serve --help >/dev/null 2>&1; then
     say "warning: this build has no 'shikaku serve': running the Redis half only"
     ONLY=redis
 fi
@@ -201,8 +212,12 @@ load() {
     if [[ $shape == closed* ]]; then
         BEST_RATE[$name]=$(awk -v a="${BEST_RATE[$name]:-0}" -v b="$rate" 'BEGIN { print (b > a) ? b : a }')
     fi
+    if [[ $shape == "closed c50 P1" ]]; then
+        P1_RATE[$name]=$rate
+    fi
 }
-declare -A BEST_RATE=()
+# Best closed-loop rate of each server over all its runs, and shikaku load's depth-1 rate.
+declare -A BEST_RATE=() P1_RATE=()
 
 # ---- the fixed query for redis-benchmark ---------------------------------------------------
 # A card query with expected validity 1 whose fields are already in normal form (ASCII digits,
@@ -217,7 +232,7 @@ say "fixed query: ELIG.CARD $F_INS $F_SYM $F_NUM $F_BR $F_BIRTH $F_DATE (key $FI
 if [[ $ONLY == all ]]; then
     port_free "$SHIKAKU_PORT" || die "port $SHIKAKU_PORT is in use"
     say "starting shikaku serve on core $SERVER_CPU"
-    taskset -c "$SERVER_CPU" "$SHIKAKU" serve --data "$DATA" --resp "127.0.0.1:$SHIKAKU_PORT" \
+    taskset -c "$SERVER_CPU" "$SERVE_BIN" serve --data "$DATA" --resp "127.0.0.1:$SHIKAKU_PORT" \
         --http "127.0.0.1:$HTTP_PORT" --threads 1 >>"$LOG" 2>&1 &
     SHIKAKU_PID=$!
     wait_port "$SHIKAKU_PORT" "$SHIKAKU_PID" "shikaku serve"
@@ -251,20 +266,27 @@ bench redis "$REDIS_PORT" 16 "$BENCH_N16" GET "$FIXED_KEY"
 load redis "$REDIS_PORT" redis-get "closed c50 P1" --connections 50 --pipeline 1
 load redis "$REDIS_PORT" redis-get "closed c50 P16" --connections 50 --pipeline 16
 
-# ---- open loop at half of shikaku's best rate, against both ---------------------------------
-BASIS=shikaku
+# ---- open loop at half of shikaku's rate, against both --------------------------------------
+SERVER=shikaku
+[[ $ONLY == all ]] || SERVER=redis
 if [[ -z $OPEN_RATE ]]; then
-    [[ $ONLY == all ]] || BASIS=redis
-    OPEN_RATE=$(awk -v r="${BEST_RATE[$BASIS]:-0}" 'BEGIN { printf "%.0f", r / 2 }')
+    if [[ $OPEN_BASIS == p1 ]]; then
+        BASE=${P1_RATE[$SERVER]:-0}
+        BASIS="half of $SERVER's closed-loop rate at depth 1 with shikaku load"
+    else
+        BASE=${BEST_RATE[$SERVER]:-0}
+        BASIS="half of $SERVER's best closed-loop rate"
+    fi
+    OPEN_RATE=$(awk -v r="$BASE" 'BEGIN { printf "%.0f", r / 2 }')
 else
-    BASIS="OPEN_RATE"
+    BASIS="OPEN_RATE=$OPEN_RATE"
 fi
 if [[ $OPEN_RATE -gt 0 ]]; then
     load redis "$REDIS_PORT" redis-get "open c50 @$OPEN_RATE/s" --connections 50 --rate "$OPEN_RATE"
     stop "$REDIS_PID"
     REDIS_PID=
     if [[ $ONLY == all ]]; then
-        taskset -c "$SERVER_CPU" "$SHIKAKU" serve --data "$DATA" --resp "127.0.0.1:$SHIKAKU_PORT" \
+        taskset -c "$SERVER_CPU" "$SERVE_BIN" serve --data "$DATA" --resp "127.0.0.1:$SHIKAKU_PORT" \
             --http "127.0.0.1:$HTTP_PORT" --threads 1 >>"$LOG" 2>&1 &
         SHIKAKU_PID=$!
         wait_port "$SHIKAKU_PORT" "$SHIKAKU_PID" "shikaku serve"
@@ -286,7 +308,8 @@ BLOCK=$(mktemp)
     echo "- machine: $(nproc) cores (${CPU:-unknown CPU}), kernel $(uname -r), $(free -g | awk '/^Mem:/ { print $2 " GiB RAM" }')"
     echo "- $(redis-server --version | cut -d' ' -f1-3); data: $PERSONS persons, seed $SEED, $QUERIES queries; Redis holds $KEYS keys"
     echo "- servers pinned to core $SERVER_CPU (shikaku serve --threads 1), clients to core $CLIENT_CPU"
-    echo "- shikaku load: $DURATION s after $WARMUP s warm-up, latency from the intended send time; open loop at half of $BASIS's best closed-loop rate"
+    echo "- shikaku load: $DURATION s after $WARMUP s warm-up, latency from the intended send time; open loop at $BASIS"
+    echo "- load average (1, 5, 15 min) at start: $LOADAVG_START; at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews results)"
     [[ $ONLY == all ]] || echo "- **Redis half only**: this build had no shikaku serve"
     echo "- fixed query for redis-benchmark: \`ELIG.CARD $F_INS $F_SYM $F_NUM $F_BR $F_BIRTH $F_DATE\` / \`GET $FIXED_KEY\`"
     echo
