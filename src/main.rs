@@ -305,6 +305,10 @@ struct LoadArgs {
     /// Closed loop: requests kept outstanding on each connection.
     #[arg(long, default_value_t = 1)]
     pipeline: usize,
+    /// Closed loop: send the --pipeline requests together and the next ones only when all are
+    /// answered (redis-benchmark -P); default: refill each slot as soon as its reply comes.
+    #[arg(long, conflicts_with = "rate")]
+    batch: bool,
     /// Open loop at this total rate (requests/s), whatever the replies; default closed loop.
     #[arg(long)]
     rate: Option<f64>,
@@ -358,6 +362,7 @@ fn run_load(args: LoadArgs) -> anyhow::Result<ExitCode> {
         addr,
         connections: args.connections,
         pipeline: args.pipeline,
+        batch: args.batch,
         rate: args.rate,
         max_outstanding: args.max_outstanding,
         length,

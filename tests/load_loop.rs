@@ -110,6 +110,7 @@ fn config(addr: SocketAddr) -> LoadConfig {
         addr,
         connections: 4,
         pipeline: 3,
+        batch: false,
         rate: None,
         max_outstanding: 100,
         length: Length::Requests(16),
@@ -146,6 +147,16 @@ fn closed_loop_counts_right_and_wrong() {
     );
     assert!(r.failed);
     assert_eq!(r.loop_kind, "closed");
+}
+
+#[test]
+fn batches_count_the_same() {
+    let mut cfg = config(server(Behaviour::Answer));
+    cfg.batch = true;
+    cfg.pipeline = 4;
+    let r = run(&cfg, workload(&mixed(), Mode::Elig));
+    assert_eq!((r.replies, r.right, r.wrong), (16, 12, 4), "{r:?}");
+    assert!(r.batch);
 }
 
 #[test]

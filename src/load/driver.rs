@@ -48,6 +48,9 @@ pub struct RunShared {
     pub connections: usize,
     /// Closed loop: the pipeline depth. Open loop: the outstanding cap per connection.
     pub cap: usize,
+    /// Closed loop: send `cap` requests at once and the next batch only when all are
+    /// answered (redis-benchmark's -P), instead of refilling each slot as its reply comes.
+    pub batch: bool,
     /// Open loop's total rate; `None` for closed loop.
     pub rate: Option<f64>,
     pub warmup_ns: u64,
@@ -241,6 +244,7 @@ struct ThreadState {
     origin: Instant,
     closed: bool,
     cap: usize,
+    batch: bool,
     measure_start: u64,
     end_ns: Option<u64>,
     /// Measured requests this thread may still issue (`None`: until `end_ns`).
@@ -260,6 +264,7 @@ impl ThreadState {
             origin: shared.origin,
             closed: shared.rate.is_none(),
             cap: shared.cap,
+            batch: shared.batch,
             measure_start,
             end_ns: shared.duration_ns.map(|d| measure_start + d),
             quota: Cell::new(shared.requests_of(t)),
@@ -299,13 +304,14 @@ impl ThreadState {
         true
     }
 
-    /// Closed loop: tops the connection's queue up to the pipeline depth, stamped now.
+    /// Closed loop: tops the connection's queue up to the pipeline depth (in batch mode only
+    /// once it is empty), stamped now.
     fn fill_closed(&self, conn: &Conn) {
         if conn.closing.get() {
             return;
         }
         let mut q = conn.queue.borrow_mut();
-        if q.len() >= self.cap {
+        if q.len() >= self.cap || (self.batch && !q.is_empty()) {
             return;
         }
         let now = self.now_ns();

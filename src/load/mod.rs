@@ -61,6 +61,9 @@ pub struct LoadConfig {
     pub connections: usize,
     /// Closed loop: requests outstanding per connection.
     pub pipeline: usize,
+    /// Closed loop: send `pipeline` requests at once and the next batch only when all are
+    /// answered, as redis-benchmark -P does (default: refill each slot as its reply comes).
+    pub batch: bool,
     /// Open loop at this total rate (requests/s); `None` for closed loop.
     pub rate: Option<f64>,
     /// Open loop: most requests outstanding per connection.
@@ -131,6 +134,7 @@ pub fn run(cfg: &LoadConfig, workload: Arc<Workload>, mode: Mode) -> Result<Repo
         } else {
             cfg.pipeline
         },
+        batch: cfg.batch && cfg.rate.is_none(),
         rate: cfg.rate,
         warmup_ns: secs(cfg.warmup),
         duration_ns: match cfg.length {
@@ -185,6 +189,7 @@ pub fn run(cfg: &LoadConfig, workload: Arc<Workload>, mode: Mode) -> Result<Repo
         },
         threads,
         target_rate: cfg.rate,
+        batch: cfg.batch && cfg.rate.is_none(),
     };
     Ok(Report::new(shape, &total, elapsed_s))
 }

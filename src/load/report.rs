@@ -124,6 +124,8 @@ pub struct Report {
     pub pipeline: Option<usize>,
     /// Open loop: the cap on requests outstanding per connection (null in closed loop).
     pub max_outstanding: Option<usize>,
+    /// Closed loop in batches of `pipeline` (redis-benchmark -P) rather than refilling each slot.
+    pub batch: bool,
     pub threads: usize,
     /// Open loop: the total rate asked for.
     pub target_rate: Option<f64>,
@@ -162,6 +164,7 @@ pub struct Shape {
     pub connections: usize,
     /// Closed loop: the depth; open loop: the outstanding cap.
     pub pipeline: usize,
+    pub batch: bool,
     pub threads: usize,
     pub target_rate: Option<f64>,
 }
@@ -188,6 +191,7 @@ impl Report {
             connections: shape.connections,
             pipeline: shape.target_rate.is_none().then_some(shape.pipeline),
             max_outstanding: shape.target_rate.map(|_| shape.pipeline),
+            batch: shape.batch,
             threads: shape.threads,
             target_rate: shape.target_rate,
             sent: s.sent,
@@ -230,6 +234,7 @@ impl Report {
         };
         let shape = match (self.target_rate, self.pipeline, self.max_outstanding) {
             (Some(r), _, Some(cap)) => format!("open loop at {r:.0}/s, at most {cap} outstanding"),
+            (_, Some(p), _) if self.batch => format!("closed loop, batches of {p}"),
             (_, Some(p), _) => format!("closed loop, pipeline {p}"),
             _ => String::new(),
         };
