@@ -3,10 +3,12 @@
 
 pub mod build;
 pub mod cli;
+pub mod demo;
 pub mod domain;
 pub mod format;
 pub mod generations;
 pub mod index;
 pub mod load;
 pub mod query;
+pub mod server;
 pub mod snapshot;

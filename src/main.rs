@@ -33,6 +33,12 @@ enum Command {
     Query(QueryArgs),
     /// List, roll back or garbage-collect index generations.
     Generations(GenerationsArgs),
+    /// Serve the live generation over RESP and HTTP (SPEC 6), one thread per core.
+    Serve(ServeArgs),
+    /// Build the built-in demo data, print queries to try, and serve it.
+    Demo(DemoArgs),
+    /// Make a new client token and the auth file line that admits it (see `shikaku serve --auth`).
+    AuthLine(AuthLineArgs),
     /// Drive the RESP port with a workload file; report rate, latency and wrong answers.
     Load(LoadArgs),
     /// Print `SET <card key> <answer JSON>` for the workload's card queries, for `redis-cli --pipe`.
@@ -80,6 +86,53 @@ enum GenerationsAction {
         #[arg(long, default_value_t = 3)]
         keep: usize,
     },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Data directory holding CURRENT and generations/.
+    #[arg(long)]
+    data: PathBuf,
+    /// RESP (Redis protocol) listen address.
+    #[arg(long, default_value = "127.0.0.1:7379")]
+    resp: std::net::SocketAddr,
+    /// HTTP listen address.
+    #[arg(long, default_value = "127.0.0.1:7380")]
+    http: std::net::SocketAddr,
+    /// Worker threads, one per core (default: every available core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Auth file: one `institution_code role blake3_hex(token)` line per client (make lines
+    /// with `shikaku auth-line`). Without it anyone may query, on loopback addresses only.
+    #[arg(long)]
+    auth: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Snapshot directory to build (default: the built-in demo delivery in data-gen/demo).
+    #[arg(long)]
+    snapshots: Option<PathBuf>,
+    /// Data directory for the demo's generations.
+    #[arg(long, default_value = "demo-data")]
+    data: PathBuf,
+    #[arg(long, default_value = "127.0.0.1:7379")]
+    resp: std::net::SocketAddr,
+    #[arg(long, default_value = "127.0.0.1:7380")]
+    http: std::net::SocketAddr,
+    /// Build and print the queries, then exit instead of serving.
+    #[arg(long)]
+    no_serve: bool,
+}
+
+#[derive(Args)]
+struct AuthLineArgs {
+    /// The client's 医療機関コード (10 digits).
+    #[arg(long)]
+    institution_code: String,
+    /// `query` (eligibility queries) or `admin` (also /metrics and administration).
+    #[arg(long, default_value = "query")]
+    role: String,
 }
 
 #[derive(Args)]
@@ -140,6 +193,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(args) => run_build(args, cli.person_key_file),
         Command::Query(args) => run_query(args, cli.person_key_file),
         Command::Generations(args) => run_generations(args, cli.person_key_file),
+        Command::Serve(args) => run_serve(args, cli.person_key_file),
+        Command::Demo(args) => run_demo(args, cli.person_key_file),
+        Command::AuthLine(args) => run_auth_line(args),
         Command::Load(args) => run_load(args),
         Command::RedisExport(args) => run_redis_export(args, cli.person_key_file),
     }
@@ -229,6 +285,121 @@ fn run_generations(args: GenerationsArgs, key_file: Option<PathBuf>) -> anyhow::
             }
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_demo(args: DemoArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let snapshots = args
+        .snapshots
+        .clone()
+        .unwrap_or_else(shikaku::demo::builtin_snapshots);
+    anyhow::ensure!(
+        snapshots.join("insurers.csv").is_file(),
+        "no demo delivery at {} (it ships in the repository's data-gen/demo); pass --snapshots DIR, e.g. one made by shikaku-datagen",
+        snapshots.display()
+    );
+    let key = shikaku::cli::person_key(key_file.as_deref())?;
+    println!(
+        "building {} into {} ...",
+        snapshots.display(),
+        args.data.display()
+    );
+    if let Some(out) = shikaku::demo::build(&snapshots, &args.data, key)? {
+        let t = &out.report.totals;
+        println!(
+            "published {}: {} rows read, {} indexed, {} rejected, {} duplicates",
+            out.generation, t.rows_read, t.rows_indexed, t.rows_rejected, t.rows_deduplicated
+        );
+        let rules: Vec<String> = t.by_rule.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        println!("findings by rule: {}", rules.join(", "));
+        println!("report: {}", out.generation_dir.display());
+    }
+    let queries = snapshots.join("queries.csv");
+    if queries.is_file() {
+        println!("\nqueries to try (expected validity from the generator's ground truth):");
+        for e in shikaku::demo::examples(&queries)? {
+            println!("  # {} query, expected validity {}", e.kind, e.expected);
+            println!("  {}", e.redis_cli(args.resp.port()));
+            println!("  {}", e.curl(args.http.port()));
+        }
+        println!(
+            "  curl -s localhost:{}/metrics | head; curl -s localhost:{}/v1/generation\n",
+            args.http.port(),
+            args.http.port()
+        );
+    }
+    if args.no_serve {
+        return Ok(ExitCode::SUCCESS);
+    }
+    run_serve(
+        ServeArgs {
+            data: args.data,
+            resp: args.resp,
+            http: args.http,
+            threads: 0,
+            auth: None,
+        },
+        key_file,
+    )
+}
+
+fn run_serve(args: ServeArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    use shikaku::server::{serve, AuthTable, Live, ServeConfig};
+    let auth = args.auth.as_deref().map(AuthTable::load).transpose()?;
+    if let Some(table) = &auth {
+        tracing::info!(clients = table.len(), "authentication required");
+    }
+    let key = shikaku::cli::person_key(key_file.as_deref())?;
+    let reload_key = key.clone();
+    let store = Store::new(&args.data);
+    let index = store
+        .open_current(key)
+        .with_context(|| format!("opening the live generation in {}", args.data.display()))?;
+    let id = index.generation().to_owned();
+    tracing::info!(generation = %id, "verifying checksums");
+    let live = Live::new(index).with_context(|| format!("generation {id} failed verification"))?;
+    let server = serve(
+        ServeConfig {
+            resp: args.resp,
+            http: args.http,
+            threads: args.threads,
+            auth,
+            pin: true,
+        },
+        std::sync::Arc::new(live),
+    )?;
+    eprintln!(
+        "shikaku serving generation {id}: RESP on {}, HTTP on {}",
+        server.resp_addr(),
+        server.http_addr()
+    );
+    let reload = server.reload_flag();
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
+        .context("installing the SIGHUP handler")?;
+    shikaku::server::Reloader {
+        live: server.live().clone(),
+        store: store.clone(),
+        key: reload_key,
+        requested: reload,
+    }
+    .spawn()
+    .context("starting the reload thread")?;
+    server.join();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_auth_line(args: AuthLineArgs) -> anyhow::Result<ExitCode> {
+    use shikaku::server::auth::{new_entry, Role};
+    let code = shikaku::domain::InstitutionCode::parse(&args.institution_code)
+        .map_err(|e| anyhow::anyhow!("--institution-code: {e}"))?;
+    let role = Role::parse(&args.role)
+        .ok_or_else(|| anyhow::anyhow!("--role must be query or admin, not {:?}", args.role))?;
+    let (token, line) = new_entry(code, role).context("reading the OS random source")?;
+    eprintln!(
+        "credential for {code} (give it to the institution; it is stored nowhere): {code}:{token}"
+    );
+    eprintln!("append this line to the auth file:");
+    println!("{line}");
     Ok(ExitCode::SUCCESS)
 }
 

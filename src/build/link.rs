@@ -20,8 +20,14 @@ pub struct Persons {
 /// Largest number of records one person may have (the person table counts them in 16 bits).
 pub const MAX_RECORDS_PER_PERSON: usize = u16::MAX as usize;
 
-pub fn link_persons(parts: &[InsurerPart]) -> Persons {
-    let mut links: Vec<Link> = parts.iter().flat_map(|p| p.links.iter().copied()).collect();
+/// Consumes the parts' links (they are the largest transient of a build).
+pub fn link_persons(parts: &mut [InsurerPart]) -> Persons {
+    let mut links: Vec<Link> = Vec::with_capacity(parts.iter().map(|p| p.links.len()).sum());
+    for p in parts.iter_mut() {
+        links.append(&mut p.links);
+        p.links.shrink_to_fit();
+    }
+    let parts = &*parts;
     links.par_sort_unstable();
     let mut out = Persons {
         entries: Vec::new(),

@@ -30,12 +30,12 @@ pub fn assemble(
             w[0].number
         )));
     }
-    let parts = insurers
+    let mut parts = insurers
         .into_par_iter()
         .enumerate()
         .map(|(i, rows)| encode_insurer(rows, i as u32, key, built_on))
         .collect::<Result<Vec<_>, _>>()?;
-    let persons = link_persons(&parts);
+    let persons = link_persons(&mut parts);
     Ok((parts, persons))
 }
 

@@ -82,6 +82,9 @@ pub struct Report {
     /// Findings not tied to one insurer's rows (unlisted directories, bad file names).
     pub notes: Vec<String>,
     pub elapsed_ms: u64,
+    /// Wall time of each phase (read_encode, link, write, verify, publish), for operators.
+    #[serde(default)]
+    pub phases_ms: BTreeMap<String, u64>,
     pub index_bytes: u64,
 }
 

@@ -92,6 +92,7 @@ impl Previous {
         let e = &info.entry;
         let segment = EncodedSegment {
             bytes: self.index.segment_bytes(old).to_vec(),
+            xxh3: e.segment_xxh3,
             record_count: e.record_count,
             key_count: e.key_count,
             fst_bytes: e.fst_bytes,

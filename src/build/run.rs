@@ -239,6 +239,7 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
     let id = generations::new_generation_id();
     let tmp = store.begin(&id)?;
 
+    let mut phases = Phases::new();
     let bar = progress_bar(snapshots.len() as u64, cfg.progress);
     let results = snapshots
         .par_iter()
@@ -250,9 +251,10 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     drop(previous);
+    phases.end("read_encode");
     bar.set_message("linking persons");
-    let (parts, mut lines, mut insurer_reports): (Vec<_>, Vec<_>, Vec<_>) = split(results);
-    let persons = link_persons(&parts);
+    let (mut parts, mut lines, mut insurer_reports): (Vec<_>, Vec<_>, Vec<_>) = split(results);
+    let persons = link_persons(&mut parts);
     for l in &persons.findings {
         if let Some(r) = insurer_reports
             .iter_mut()
@@ -285,6 +287,7 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
         "per-insurer counts balance, so the totals do"
     );
 
+    phases.end("link");
     bar.set_message("writing index");
     let index_path = tmp.join(INDEX_FILE);
     let header = {
@@ -295,6 +298,10 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
         w.flush().map_err(io_err(&index_path))?;
         header
     };
+    // The encoded parts are in the file now; free them before reading it back.
+    drop(parts);
+    drop(persons);
+    phases.end("write");
     bar.set_message("verifying");
     // Read back what was written: structure, every checksum, and the counts.
     let index = MappedIndex::open_file(&index_path, cfg.key.clone()).map_err(StoreError::from)?;
@@ -305,6 +312,7 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
         "every indexed row is in the index"
     );
 
+    phases.end("verify");
     let refused = guard(&store, cfg, &index);
     let mut report = Report {
         generation: id.clone(),
@@ -315,6 +323,7 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
         insurers: insurer_reports,
         notes,
         elapsed_ms: started.elapsed().as_millis() as u64,
+        phases_ms: phases.done.clone(),
         index_bytes: header.file_bytes,
     };
     drop(index);
@@ -332,12 +341,36 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
     }
     let dir = store.seal(&id)?;
     store.publish(&id)?;
+    phases.end("publish");
+    report.phases_ms = phases.done;
     report.elapsed_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(generation = %id, phases_ms = ?report.phases_ms, "published");
     Ok(BuildOutcome {
         generation: id,
         report,
         generation_dir: dir,
     })
+}
+
+/// Wall time per build phase.
+struct Phases {
+    since: Instant,
+    done: BTreeMap<String, u64>,
+}
+
+impl Phases {
+    fn new() -> Phases {
+        Phases {
+            since: Instant::now(),
+            done: BTreeMap::new(),
+        }
+    }
+
+    fn end(&mut self, phase: &str) {
+        self.done
+            .insert(phase.to_owned(), self.since.elapsed().as_millis() as u64);
+        self.since = Instant::now();
+    }
 }
 
 type Split = (Vec<InsurerPart>, Vec<ReportLine>, Vec<InsurerReport>);

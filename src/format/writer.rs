@@ -17,16 +17,12 @@ pub struct SegmentInput<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedSegment {
     pub bytes: Vec<u8>,
+    /// xxh3 of `bytes`, taken once where the segment is made (in parallel, per insurer).
+    pub xxh3: u64,
     pub record_count: u32,
     pub key_count: u32,
     pub fst_bytes: u32,
     pub heap_bytes: u32,
-}
-
-impl EncodedSegment {
-    pub fn xxh3(&self) -> u64 {
-        xxh3(&self.bytes)
-    }
 }
 
 fn too_big(what: &str) -> FormatError {
@@ -79,6 +75,7 @@ pub fn encode_segment(inputs: &[SegmentInput<'_>]) -> Result<EncodedSegment, For
     bytes.extend_from_slice(&heap);
     pad8(&mut bytes);
     Ok(EncodedSegment {
+        xxh3: xxh3(&bytes),
         bytes,
         record_count,
         key_count,
@@ -166,7 +163,7 @@ pub fn write_index<W: Write + Seek>(w: &mut W, c: &IndexContents<'_>) -> io::Res
             record_count: ins.segment.record_count,
             heap_bytes: ins.segment.heap_bytes,
             key_count: ins.segment.key_count,
-            segment_xxh3: ins.segment.xxh3(),
+            segment_xxh3: ins.segment.xxh3,
             covered_count: ins.covered_count,
         };
         assert_eq!(
@@ -179,18 +176,20 @@ pub fn write_index<W: Write + Seek>(w: &mut W, c: &IndexContents<'_>) -> io::Res
     }
 
     let mut sections = Vec::with_capacity(SectionKind::ALL.len());
-    sections.push(out.section(SectionKind::Insurers, &[&insurer_table])?);
-    sections.push(out.section(SectionKind::Strings, &[&strings])?);
-    let segments: Vec<&[u8]> = c
-        .insurers
-        .iter()
-        .map(|i| i.segment.bytes.as_slice())
-        .collect();
-    sections.push(out.section(SectionKind::Segments, &segments)?);
-    let persons: Vec<u8> = c.persons.iter().flat_map(|p| p.encode()).collect();
-    sections.push(out.section(SectionKind::Persons, &[&persons])?);
-    let refs: Vec<u8> = c.person_refs.iter().flat_map(|r| r.to_le_bytes()).collect();
-    sections.push(out.section(SectionKind::PersonRefs, &[&refs])?);
+    sections.push(out.section(SectionKind::Insurers, [&insurer_table])?);
+    sections.push(out.section(SectionKind::Strings, [&strings])?);
+    sections.push(out.segments_section(c.insurers)?);
+    // Persons and refs are encoded in chunks: a national table is gigabytes.
+    let persons = c
+        .persons
+        .chunks(1 << 16)
+        .map(|ch| ch.iter().flat_map(PersonEntry::encode).collect::<Vec<u8>>());
+    sections.push(out.section(SectionKind::Persons, persons)?);
+    let refs = c
+        .person_refs
+        .chunks(1 << 16)
+        .map(|ch| ch.iter().flat_map(|r| r.to_le_bytes()).collect::<Vec<u8>>());
+    sections.push(out.section(SectionKind::PersonRefs, refs)?);
 
     let table: Vec<u8> = sections.iter().flat_map(SectionEntry::encode).collect();
     let section_table_offset = out.pos;
@@ -248,6 +247,17 @@ fn check_contents(c: &IndexContents<'_>) -> Result<(), String> {
     Ok(())
 }
 
+/// The segments section's checksum: xxh3 over the segments' own checksums (little-endian, in
+/// table order). Each segment is hashed once, where it is made; the reader verifies every
+/// segment and this combination, so every byte is still covered.
+pub fn segments_checksum(segment_checksums: impl Iterator<Item = u64>) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for s in segment_checksums {
+        h.update(&s.to_le_bytes());
+    }
+    h.digest()
+}
+
 /// Counts bytes written so sections know their offsets.
 struct Positioned<'w, W: Write> {
     inner: &'w mut W,
@@ -261,21 +271,42 @@ impl<W: Write> Positioned<'_, W> {
         Ok(())
     }
 
-    /// Writes one section from parts, 8-aligned, and returns its table entry.
-    fn section(&mut self, kind: SectionKind, parts: &[&[u8]]) -> io::Result<SectionEntry> {
+    fn align(&mut self) -> io::Result<u64> {
         let pad = align8(self.pos) - self.pos;
         self.write_all(&[0u8; 8][..pad as usize])?;
-        let offset = self.pos;
+        Ok(self.pos)
+    }
+
+    /// Writes one section from parts, 8-aligned, and returns its table entry.
+    fn section<P: AsRef<[u8]>>(
+        &mut self,
+        kind: SectionKind,
+        parts: impl IntoIterator<Item = P>,
+    ) -> io::Result<SectionEntry> {
+        let offset = self.align()?;
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
         for part in parts {
-            hasher.update(part);
-            self.write_all(part)?;
+            hasher.update(part.as_ref());
+            self.write_all(part.as_ref())?;
         }
         Ok(SectionEntry {
             kind: kind as u32,
             offset,
             bytes: self.pos - offset,
             xxh3: hasher.digest(),
+        })
+    }
+
+    fn segments_section(&mut self, insurers: &[InsurerInput<'_>]) -> io::Result<SectionEntry> {
+        let offset = self.align()?;
+        for ins in insurers {
+            self.write_all(&ins.segment.bytes)?;
+        }
+        Ok(SectionEntry {
+            kind: SectionKind::Segments as u32,
+            offset,
+            bytes: self.pos - offset,
+            xxh3: segments_checksum(insurers.iter().map(|i| i.segment.xxh3)),
         })
     }
 }

@@ -173,6 +173,17 @@ impl<B: AsRef<[u8]>> Index<B> {
             });
             segments.push(seg);
         }
+        // Segments tile their section exactly, so the per-segment checksums cover every byte.
+        let mut next = seg_range.start;
+        for seg in &segments {
+            if seg.whole.start != next {
+                return Err(malformed("segments do not tile their section"));
+            }
+            next = seg.whole.end;
+        }
+        if next != seg_range.end {
+            return Err(malformed("segments do not tile their section"));
+        }
         if record_total != header.record_count {
             return Err(malformed("record count does not match the header"));
         }
@@ -198,7 +209,13 @@ impl<B: AsRef<[u8]>> Index<B> {
         let b = self.bytes.as_ref();
         for s in &self.sections {
             let r = s.offset as usize..(s.offset + s.bytes) as usize;
-            if xxh3(&b[r]) != s.xxh3 {
+            let sum = if s.kind == SectionKind::Segments as u32 {
+                // Covered segment by segment below; here the combination of their checksums.
+                format::writer::segments_checksum(self.segments.iter().map(|seg| seg.xxh3))
+            } else {
+                xxh3(&b[r])
+            };
+            if sum != s.xxh3 {
                 let name = SectionKind::ALL
                     .iter()
                     .find(|k| **k as u32 == s.kind)

@@ -1,6 +1,7 @@
 //! Queries and answers of SPEC 4: parsing raw fields into checked queries (an error names the
 //! field), and writing the answer JSON of SPEC 4.3.
 
+pub mod batch;
 mod json;
 
 pub use json::write_json_str;

@@ -27,6 +27,8 @@
 //! - **Header names** are matched after trimming white space, ASCII case-insensitively.
 //! - **W1** covers every unusable individual number: bad check digit, wrong length, or not
 //!   digits. The row is kept without it. The value is shown only through `mask_raw`.
+//! - **W3** applies to records that cover the snapshot date: a record lost at the 75th birthday
+//!   is history, not a wrong insurer.
 //! - **W4 and empty kana**: an empty (or blank) `name_kana` is a W4 warning, because the kana is
 //!   what tells people apart in X2 and what a clinic reads back; it is not a reject rule in
 //!   SPEC 3. Katakana means, after NFKC: U+30A1–U+30FE (letters, ・, ー, ヽ, ヾ) and white space.

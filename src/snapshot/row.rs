@@ -245,7 +245,9 @@ fn warnings(f: &Fields<'_>, r: &Record, ctx: &FileContext) -> Vec<Failure> {
             ),
         ));
     }
-    if age >= 75 && !r.insurer.is_koki() {
+    // Only a current record is wrong for a 75-year-old: a record lost at the 75th birthday
+    // (the move into 後期高齢者) stays in the old insurer's file as history.
+    if age >= 75 && !r.insurer.is_koki() && r.covers(ctx.snapshot_date) {
         out.push((
             Rule::W3,
             Column::Birthdate,

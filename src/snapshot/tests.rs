@@ -384,6 +384,15 @@ fn w3_seventy_five_outside_koki() {
     // Born 1951-04-01 is 75 on the snapshot date; a day later is 74.
     check(&[("birthdate", "1951-04-02")], "ok");
     check(&[("birthdate", "1951-04-01")], "ok W3 birthdate");
+    // Regression (data-gen histories): a record lost at the 75th birthday is history, not W3.
+    check(
+        &[
+            ("birthdate", "1940-01-01"),
+            ("disqualification_date", "2016-01-01"),
+            ("reason_of_loss", "99"),
+        ],
+        "ok",
+    );
     check_in(
         &koki,
         &[

@@ -1,0 +1,141 @@
+//! `shikaku demo`: builds the built-in demo data set (a small synthetic delivery made by
+//! `shikaku-datagen`, with one of every defect, in `data-gen/demo/`) and picks queries to try
+//! from its workload, one per validity, with the answers the contract demands.
+
+use crate::build::run::{run, BuildConfig, BuildError, BuildOutcome};
+use crate::domain::{Date, PersonKey};
+use std::path::{Path, PathBuf};
+
+/// Where the built-in demo delivery lives in a checkout.
+pub fn builtin_snapshots() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data-gen")
+        .join("demo")
+}
+
+/// One query to try, with the validity the contract demands for it.
+#[derive(Debug, Clone)]
+pub struct Example {
+    pub expected: u8,
+    pub fields: Vec<(String, String)>,
+    pub kind: String,
+}
+
+impl Example {
+    fn get(&self, name: &str) -> &str {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    /// The query as a `redis-cli` command line.
+    pub fn redis_cli(&self, port: u16) -> String {
+        let q = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+        match self.kind.as_str() {
+            "card" => format!(
+                "redis-cli -p {port} ELIG.CARD {} {} {} {} {} {}",
+                q(self.get("insurer_number")),
+                q(self.get("symbol")),
+                q(self.get("number")),
+                q(self.get("branch")),
+                q(self.get("birthdate")),
+                q(self.get("date"))
+            ),
+            _ => format!(
+                "redis-cli -p {port} ELIG.PERSON {} {}",
+                q(self.get("individual_number")),
+                q(self.get("date"))
+            ),
+        }
+    }
+
+    /// The query as a `curl` command line against the HTTP port.
+    pub fn curl(&self, port: u16) -> String {
+        let keys: &[&str] = match self.kind.as_str() {
+            "card" => &[
+                "insurer_number",
+                "symbol",
+                "number",
+                "branch",
+                "birthdate",
+                "date",
+            ],
+            _ => &["individual_number", "date"],
+        };
+        let body: serde_json::Map<String, serde_json::Value> = keys
+            .iter()
+            .filter(|k| !self.get(k).is_empty())
+            .map(|k| ((*k).to_owned(), self.get(k).into()))
+            .collect();
+        let body = serde_json::Value::Object(body)
+            .to_string()
+            .replace('\'', "'\\''");
+        format!("curl -s localhost:{port}/v1/{} -d '{body}'", self.kind)
+    }
+}
+
+/// Picks, from a workload `queries.csv`, the first card query of each validity and the first
+/// person query that is eligible.
+pub fn examples(queries: &Path) -> anyhow::Result<Vec<Example>> {
+    let mut rdr = csv::Reader::from_path(queries)?;
+    let headers: Vec<String> = rdr.headers()?.iter().map(str::to_owned).collect();
+    let mut picked: Vec<Example> = Vec::new();
+    for rec in rdr.records() {
+        let rec = rec?;
+        let fields: Vec<(String, String)> = headers
+            .iter()
+            .cloned()
+            .zip(rec.iter().map(str::to_owned))
+            .collect();
+        let get = |k: &str| {
+            fields
+                .iter()
+                .find(|(h, _)| h == k)
+                .map_or("", |(_, v)| v.as_str())
+                .to_owned()
+        };
+        let (kind, expected) = (get("kind"), get("expected").parse().unwrap_or(0));
+        let wanted = match kind.as_str() {
+            "card" => !picked
+                .iter()
+                .any(|e| e.kind == "card" && e.expected == expected),
+            _ => expected == 1 && !picked.iter().any(|e| e.kind == "person"),
+        };
+        if wanted {
+            picked.push(Example {
+                expected,
+                fields,
+                kind,
+            });
+        }
+    }
+    picked.sort_by_key(|e| (e.kind != "card", e.expected));
+    Ok(picked)
+}
+
+/// Builds the demo delivery into `data`. A refusal by the delivery guard is not fatal: the
+/// generation already live keeps serving.
+pub fn build(
+    snapshots: &Path,
+    data: &Path,
+    key: PersonKey,
+) -> anyhow::Result<Option<BuildOutcome>> {
+    let cfg = BuildConfig {
+        snapshots: snapshots.to_owned(),
+        data: data.to_owned(),
+        key,
+        built_on: Date::today_jst(),
+        max_drop_percent: crate::build::run::DEFAULT_MAX_DROP_PERCENT,
+        accept: Vec::new(),
+        progress: false,
+    };
+    match run(&cfg) {
+        Ok(out) => Ok(Some(out)),
+        Err(e @ BuildError::Refused { .. }) => {
+            tracing::warn!("{e}");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,770 @@
+//! 一括照会 (SPEC 4.4), protocol-independent: parse a JSON or CSV batch into queries (a
+//! malformed query keeps its slot, with its error), answer every query from one index, and
+//! render the answers as JSON or CSV in the input order. Also the one-query helpers every
+//! protocol uses to answer.
+//!
+//! JSON form: an array of objects, each with `"kind": "card" | "person"` and the inputs of
+//! SPEC 4.1/4.2 as strings (`limit_consent` a boolean). The answer is an array of answers
+//! (SPEC 4.3); a malformed query's slot holds `{"error": "<field>: <reason>", "field": ...}`.
+//!
+//! CSV form (UTF-8, BOM optional): a header naming some of the columns
+//! `kind,insurer_number,symbol,number,branch,birthdate,individual_number,date,limit_consent`
+//! in any order (`limit_consent` 1 or empty). The answer CSV has the nine input columns as
+//! given, then `validity,validity_name,error,answer_date,generation`, then the qualification
+//! fields prefixed `q_` (`q_insurer_number … q_limit_category`; the prefix keeps them apart
+//! from the input columns of the same name). A person query with validity 5 has several
+//! qualifications, which one CSV row cannot hold: its `q_` fields are empty (the JSON form
+//! lists them all).
+
+use super::{
+    parse_consent, write_answer, write_json_str, CardFields, CardQuery, Outcome, PersonFields,
+    PersonQuery, Qualification, Query, QueryError,
+};
+use crate::domain::{Date, Validity};
+use crate::index::Index;
+use serde::Deserialize;
+use std::borrow::Cow;
+use thiserror::Error;
+
+/// Most queries in one batch (SPEC 4.4).
+pub const MAX_BATCH_QUERIES: usize = 10_000;
+
+/// The whole batch is unusable (as opposed to one malformed query, which keeps its slot).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum BatchError {
+    #[error("the batch holds {0} queries; at most {MAX_BATCH_QUERIES} are allowed")]
+    TooMany(usize),
+    #[error("malformed batch: {0}")]
+    Malformed(String),
+}
+
+/// Which query a JSON object or CSV row asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryKind {
+    Card,
+    Person,
+}
+
+/// The inputs of one query as JSON delivers them. Strings borrow from the body where they
+/// hold no escapes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryInput<'a> {
+    #[serde(borrow, default)]
+    pub kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub insurer_number: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub symbol: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub number: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub branch: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub birthdate: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub individual_number: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub date: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub limit_consent: Option<bool>,
+}
+
+impl QueryInput<'_> {
+    /// The query this input asks for, as `kind` (given by the endpoint or the `kind` field).
+    pub fn to_query(&self, kind: QueryKind) -> Result<Query, QueryError> {
+        let consent = self.limit_consent.unwrap_or(false);
+        match kind {
+            QueryKind::Card => {
+                if self.individual_number.is_some() {
+                    return Err(QueryError::new(
+                        "individual_number",
+                        "is not an input of a card query",
+                    ));
+                }
+                CardQuery::parse(&CardFields {
+                    insurer_number: self.insurer_number.as_deref(),
+                    symbol: self.symbol.as_deref(),
+                    number: self.number.as_deref(),
+                    branch: self.branch.as_deref(),
+                    birthdate: self.birthdate.as_deref(),
+                    date: self.date.as_deref(),
+                    limit_consent: consent,
+                })
+                .map(Query::Card)
+            }
+            QueryKind::Person => {
+                let card_field = [
+                    ("insurer_number", &self.insurer_number),
+                    ("symbol", &self.symbol),
+                    ("number", &self.number),
+                    ("branch", &self.branch),
+                    ("birthdate", &self.birthdate),
+                ]
+                .into_iter()
+                .find(|(_, v)| v.is_some());
+                if let Some((field, _)) = card_field {
+                    return Err(QueryError::new(field, "is not an input of a person query"));
+                }
+                PersonQuery::parse(&PersonFields {
+                    individual_number: self.individual_number.as_deref(),
+                    date: self.date.as_deref(),
+                    limit_consent: consent,
+                })
+                .map(Query::Person)
+            }
+        }
+    }
+
+    /// The query named by the `kind` field.
+    pub fn to_query_by_kind(&self) -> Result<Query, QueryError> {
+        self.to_query(parse_kind(self.kind.as_deref())?)
+    }
+}
+
+fn parse_kind(kind: Option<&str>) -> Result<QueryKind, QueryError> {
+    match kind.map(str::trim) {
+        Some("card") => Ok(QueryKind::Card),
+        Some("person") => Ok(QueryKind::Person),
+        None | Some("") => Err(QueryError::new("kind", "is required (card or person)")),
+        Some(other) => Err(QueryError::new(
+            "kind",
+            format!("must be card or person, not {:?}", truncate(other, 20)),
+        )),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// Turns a serde error on one query object into a query error. serde may quote a number it
+/// did not expect (an individual number sent as a JSON number), so long digit runs are masked.
+fn input_error(e: serde_json::Error) -> QueryError {
+    QueryError::new("query", scrub_digits(&e.to_string()))
+}
+
+/// Masks every run of 8 or more digits but its last 4 (SPEC 1.3: at most the last 4 digits
+/// of an individual number are ever shown).
+pub fn scrub_digits(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.len() >= 8 {
+            out.extend(std::iter::repeat_n('*', run.len() - 4));
+            out.push_str(&run[run.len() - 4..]);
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
+/// Parses the JSON body of a single query (`POST /v1/card`, `/v1/person`); a `kind` field, if
+/// given, must agree.
+pub fn parse_single(body: &[u8], kind: QueryKind) -> Result<Query, QueryError> {
+    let input: QueryInput<'_> = serde_json::from_slice(body).map_err(input_error)?;
+    if input.kind.is_some() && parse_kind(input.kind.as_deref())? != kind {
+        return Err(QueryError::new("kind", "does not match the endpoint"));
+    }
+    input.to_query(kind)
+}
+
+/// Parses a JSON batch: an array of query objects.
+pub fn parse_json(body: &[u8]) -> Result<Vec<Result<Query, QueryError>>, BatchError> {
+    let values: Vec<serde_json::Value> = serde_json::from_slice(body).map_err(|e| {
+        BatchError::Malformed(format!("expected a JSON array of query objects: {e}"))
+    })?;
+    if values.len() > MAX_BATCH_QUERIES {
+        return Err(BatchError::TooMany(values.len()));
+    }
+    Ok(values
+        .iter()
+        .map(|v| {
+            QueryInput::deserialize(v)
+                .map_err(input_error)
+                .and_then(|i| i.to_query_by_kind())
+        })
+        .collect())
+}
+
+/// The columns of the CSV form, in the order the answer repeats them.
+pub const CSV_INPUT_COLUMNS: [&str; 9] = [
+    "kind",
+    "insurer_number",
+    "symbol",
+    "number",
+    "branch",
+    "birthdate",
+    "individual_number",
+    "date",
+    "limit_consent",
+];
+
+const CSV_ANSWER_COLUMNS: [&str; 20] = [
+    "validity",
+    "validity_name",
+    "error",
+    "answer_date",
+    "generation",
+    "q_insurer_number",
+    "q_insurer_name",
+    "q_symbol",
+    "q_number",
+    "q_branch",
+    "q_relationship",
+    "q_name",
+    "q_name_kana",
+    "q_sex",
+    "q_birthdate",
+    "q_qualification_date",
+    "q_disqualification_date",
+    "q_reason_of_loss",
+    "q_copay_ratio",
+    "q_limit_category",
+];
+
+/// One row of a CSV batch: its cells as given (in [`CSV_INPUT_COLUMNS`] order) and its query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvRow {
+    pub cells: [String; 9],
+    pub query: Result<Query, QueryError>,
+}
+
+/// Parses a CSV batch (SPEC 4.4).
+pub fn parse_csv(body: &[u8]) -> Result<Vec<CsvRow>, BatchError> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(body);
+    let header = reader
+        .headers()
+        .map_err(|e| BatchError::Malformed(format!("CSV header: {e}")))?
+        .clone();
+    let mut columns = Vec::with_capacity(header.len());
+    for name in header.iter() {
+        let name = name.trim();
+        let col = CSV_INPUT_COLUMNS
+            .iter()
+            .position(|c| *c == name)
+            .ok_or_else(|| {
+                BatchError::Malformed(format!(
+                    "unknown CSV column {:?}; the columns are {}",
+                    truncate(name, 40),
+                    CSV_INPUT_COLUMNS.join(",")
+                ))
+            })?;
+        if columns.contains(&col) {
+            return Err(BatchError::Malformed(format!(
+                "CSV column {name} appears twice"
+            )));
+        }
+        columns.push(col);
+    }
+    if !columns.contains(&0) {
+        return Err(BatchError::Malformed(
+            "CSV header has no kind column".into(),
+        ));
+    }
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| BatchError::Malformed(format!("CSV: {e}")))?;
+        if rows.len() == MAX_BATCH_QUERIES {
+            return Err(BatchError::TooMany(MAX_BATCH_QUERIES + 1));
+        }
+        let mut cells: [String; 9] = Default::default();
+        for (value, &col) in record.iter().zip(&columns) {
+            cells[col] = value.to_owned();
+        }
+        let query = if record.len() > columns.len() {
+            Err(QueryError::new(
+                "row",
+                format!(
+                    "has {} cells; the header names {}",
+                    record.len(),
+                    columns.len()
+                ),
+            ))
+        } else {
+            csv_query(&cells)
+        };
+        rows.push(CsvRow { cells, query });
+    }
+    Ok(rows)
+}
+
+fn opt(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
+fn csv_query(c: &[String; 9]) -> Result<Query, QueryError> {
+    let consent = parse_consent(opt(&c[8]))?;
+    match parse_kind(Some(&c[0]))? {
+        QueryKind::Card => {
+            if !c[6].trim().is_empty() {
+                return Err(QueryError::new(
+                    "individual_number",
+                    "is not an input of a card query",
+                ));
+            }
+            CardQuery::parse(&CardFields {
+                insurer_number: opt(&c[1]),
+                symbol: opt(&c[2]),
+                number: opt(&c[3]),
+                branch: opt(&c[4]),
+                birthdate: opt(&c[5]),
+                date: opt(&c[7]),
+                limit_consent: consent,
+            })
+            .map(Query::Card)
+        }
+        QueryKind::Person => PersonQuery::parse(&PersonFields {
+            individual_number: opt(&c[6]),
+            date: opt(&c[7]),
+            limit_consent: consent,
+        })
+        .map(Query::Person),
+    }
+}
+
+/// Answers a card query into `out` (the answer JSON of SPEC 4.3) and returns its validity.
+pub fn answer_card<B: AsRef<[u8]>>(
+    index: &Index<B>,
+    q: &CardQuery,
+    today: Date,
+    out: &mut Vec<u8>,
+) -> Validity {
+    let outcome = index.card(q, today);
+    let date = q.date.unwrap_or(today);
+    write_answer(out, &outcome, date, index.generation(), q.limit_consent);
+    outcome.validity()
+}
+
+/// Answers a person query into `out` and returns its validity.
+pub fn answer_person<B: AsRef<[u8]>>(
+    index: &Index<B>,
+    q: &PersonQuery,
+    today: Date,
+    out: &mut Vec<u8>,
+) -> Validity {
+    let outcome = index.person(q, today);
+    let date = q.date.unwrap_or(today);
+    write_answer(out, &outcome, date, index.generation(), q.limit_consent);
+    outcome.validity()
+}
+
+/// Answers any query into `out` and returns its validity.
+pub fn answer<B: AsRef<[u8]>>(
+    index: &Index<B>,
+    q: &Query,
+    today: Date,
+    out: &mut Vec<u8>,
+) -> Validity {
+    match q {
+        Query::Card(c) => answer_card(index, c, today, out),
+        Query::Person(p) => answer_person(index, p, today, out),
+    }
+}
+
+/// Writes a query error as `{"error":"<field>: <reason>","field":"<field>"}`.
+pub fn write_error(out: &mut Vec<u8>, e: &QueryError) {
+    out.extend_from_slice(b"{\"error\":");
+    write_json_str(out, &e.to_string());
+    out.extend_from_slice(b",\"field\":");
+    write_json_str(out, e.field);
+    out.push(b'}');
+}
+
+/// What each slot of a batch came to: its kind (when it parsed) and validity (when answered).
+pub type Observe<'o> = &'o mut dyn FnMut(Option<&Query>, Option<Validity>);
+
+/// Answers a JSON batch from `index` into `out` as a JSON array, in order.
+pub fn write_json_answers<B: AsRef<[u8]>>(
+    index: &Index<B>,
+    queries: &[Result<Query, QueryError>],
+    today: Date,
+    out: &mut Vec<u8>,
+    observe: Observe<'_>,
+) {
+    out.push(b'[');
+    for (i, q) in queries.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        match q {
+            Ok(q) => {
+                let v = answer(index, q, today, out);
+                observe(Some(q), Some(v));
+            }
+            Err(e) => {
+                write_error(out, e);
+                observe(None, None);
+            }
+        }
+    }
+    out.push(b']');
+}
+
+/// Answers a CSV batch from `index` into `out` as CSV, in order.
+pub fn write_csv_answers<B: AsRef<[u8]>>(
+    index: &Index<B>,
+    rows: &[CsvRow],
+    today: Date,
+    out: &mut Vec<u8>,
+    observe: Observe<'_>,
+) {
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(std::mem::take(out));
+    let header = CSV_INPUT_COLUMNS.iter().chain(CSV_ANSWER_COLUMNS.iter());
+    // Writing into a Vec cannot fail.
+    let _ = w.write_record(header);
+    let mut fields: Vec<String> = Vec::with_capacity(29);
+    for row in rows {
+        fields.clear();
+        fields.extend(row.cells.iter().cloned());
+        match &row.query {
+            Err(e) => {
+                fields.extend(["".into(), "".into(), e.to_string()]);
+                fields.resize(29, String::new());
+                observe(None, None);
+            }
+            Ok(q) => {
+                let v = csv_answer(index, q, today, &mut fields);
+                observe(Some(q), Some(v));
+            }
+        }
+        let _ = w.write_record(&fields);
+    }
+    *out = w.into_inner().unwrap_or_default();
+}
+
+fn csv_answer<B: AsRef<[u8]>>(
+    index: &Index<B>,
+    q: &Query,
+    today: Date,
+    fields: &mut Vec<String>,
+) -> Validity {
+    let (outcome, date, consent) = match q {
+        Query::Card(c) => (
+            index.card(c, today),
+            c.date.unwrap_or(today),
+            c.limit_consent,
+        ),
+        Query::Person(p) => (
+            index.person(p, today),
+            p.date.unwrap_or(today),
+            p.limit_consent,
+        ),
+    };
+    let v = outcome.validity();
+    let mut iso = Vec::with_capacity(10);
+    date.write_iso(&mut iso);
+    fields.extend([
+        v.code().to_string(),
+        v.as_str().to_owned(),
+        String::new(),
+        String::from_utf8_lossy(&iso).into_owned(),
+        index.generation().to_owned(),
+    ]);
+    match &outcome {
+        Outcome::Eligible(r) | Outcome::Invalid(r) => csv_qualification(r, consent, fields),
+        _ => fields.resize(29, String::new()),
+    }
+    v
+}
+
+fn csv_qualification<R: Qualification>(r: &R, consent: bool, fields: &mut Vec<String>) {
+    let iso = |d: Option<Date>| {
+        d.map(|d| {
+            let mut b = Vec::with_capacity(10);
+            d.write_iso(&mut b);
+            String::from_utf8_lossy(&b).into_owned()
+        })
+        .unwrap_or_default()
+    };
+    fields.extend([
+        r.insurer_number().to_owned(),
+        r.insurer_name().to_owned(),
+        r.symbol().to_owned(),
+        r.number().to_owned(),
+        String::from_utf8_lossy(&r.branch().as_bytes()).into_owned(),
+        r.relationship().to_string(),
+        r.name().to_owned(),
+        r.name_kana().to_owned(),
+        r.sex().to_string(),
+        iso(Some(r.birthdate())),
+        iso(Some(r.qualification_date())),
+        iso(r.disqualification_date()),
+        r.reason_of_loss().unwrap_or("").to_owned(),
+        r.copay_ratio().to_string(),
+        r.limit_category()
+            .filter(|_| consent)
+            .unwrap_or("")
+            .to_owned(),
+    ]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::{build_in_memory, InsurerRows};
+    use crate::domain::*;
+
+    fn d(s: &str) -> Date {
+        Date::parse(s).unwrap()
+    }
+
+    /// 33120015: card 12/3456 branch 00, person 12345678901(8), eligible since 2015-04-01;
+    /// card 12/3457 branch 01 ended 2016-01-01 (person 22345678901x), who moved to 12/3458.
+    fn index() -> Index<Vec<u8>> {
+        let rec = |number: &str, branch: u8, person: u64, qual: &str, disq: Option<&str>| Record {
+            insurer: InsurerNumber::parse("33120015").unwrap(),
+            symbol: "12".into(),
+            number: number.into(),
+            branch: Branch::new(branch).unwrap(),
+            individual_number: Some(IndividualNumber::from_first11(person)),
+            name: "山田 太郎".into(),
+            name_kana: "ヤマダ タロウ".into(),
+            sex: Sex::Male,
+            birthdate: d("1980-01-23"),
+            relationship: Relationship::Insured,
+            qualification_date: d(qual),
+            disqualification_date: disq.map(d),
+            reason_of_loss: disq.map(|_| ReasonOfLoss::OtherInsurance),
+            copay_ratio: CopayRatio::new(30).unwrap(),
+            limit_category: Some(LimitCategory::parse("A03").unwrap()),
+        };
+        let rows = vec![
+            (rec("3456", 0, 12345678901, "2015-04-01", None), 2),
+            (
+                rec("3457", 1, 22345678901, "2010-04-01", Some("2016-01-01")),
+                3,
+            ),
+            (rec("3458", 0, 22345678901, "2016-01-01", None), 4),
+        ];
+        let insurer = InsurerRows {
+            number: InsurerNumber::parse("33120015").unwrap(),
+            name: "地方職員共済組合".into(),
+            kind: InsurerKind::Kyosai,
+            snapshot_date: d("2026-11-01"),
+            file: "33120015/20261101.csv".into(),
+            rows,
+        };
+        let bytes =
+            build_in_memory(vec![insurer], &PersonKey::demo(), d("2026-11-24"), "g-test").unwrap();
+        Index::open(bytes, PersonKey::demo()).unwrap()
+    }
+
+    fn person(first11: u64) -> String {
+        String::from_utf8(
+            IndividualNumber::from_first11(first11)
+                .expose_digits()
+                .to_vec(),
+        )
+        .unwrap()
+    }
+
+    /// Answers a JSON batch and summarizes each slot as `validity` or `error:<field>`.
+    fn check_json(input: &str, expected: Result<&[&str], BatchError>) {
+        let index = index();
+        let got = parse_json(input.as_bytes()).map(|queries| {
+            let mut out = Vec::new();
+            write_json_answers(&index, &queries, d("2026-11-24"), &mut out, &mut |_, _| {});
+            let v: Vec<serde_json::Value> = serde_json::from_slice(&out).unwrap();
+            v.iter()
+                .map(|a| match &a["error"] {
+                    serde_json::Value::Null => a["validity"].to_string(),
+                    _ => format!("error:{}", a["field"].as_str().unwrap()),
+                })
+                .collect::<Vec<_>>()
+        });
+        let expected = expected.map(|e| e.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(got, expected, "{input}");
+    }
+
+    #[test]
+    fn json_batches() {
+        let card = r#"{"kind":"card","insurer_number":"33120015","symbol":"12","number":"3456","birthdate":"1980-01-23"}"#;
+        let p1 = format!(
+            r#"{{"kind":"person","individual_number":"{}"}}"#,
+            person(12345678901)
+        );
+        check_json("[]", Ok(&[]));
+        check_json(&format!("[{card}]"), Ok(&["1"]));
+        check_json(
+            &format!(
+                r#"[{card},{p1},{{"kind":"card","insurer_number":"33120015","number":"3457","symbol":"12","birthdate":"S55.1.23"}},{{"kind":"person","individual_number":"123456789019"}}]"#
+            ),
+            Ok(&["1", "1", "3", "error:individual_number"]),
+        );
+        check_json(
+            r#"[{"kind":"nope"},{"kind":"card","number":3},{"kind":"card","bogus":"1"},{},7]"#,
+            Ok(&[
+                "error:kind",
+                "error:query",
+                "error:query",
+                "error:kind",
+                "error:query",
+            ]),
+        );
+        check_json(
+            r#"[{"kind":"card","insurer_number":"33120015","number":"1","birthdate":"1980-01-23","date":"2026-02-30"}]"#,
+            Ok(&["error:date"]),
+        );
+        check_json(
+            r#"[{"kind":"person","individual_number":"1","insurer_number":"33120015"}]"#,
+            Ok(&["error:insurer_number"]),
+        );
+        check_json(
+            "{}",
+            Err(BatchError::Malformed(
+                "expected a JSON array of query objects: invalid type: map, expected a sequence at line 1 column 0".into(),
+            )),
+        );
+        let many = format!("[{}]", vec!["{}"; MAX_BATCH_QUERIES + 1].join(","));
+        check_json(&many, Err(BatchError::TooMany(MAX_BATCH_QUERIES + 1)));
+    }
+
+    #[test]
+    fn json_answer_slots_are_whole_answers() {
+        let index = index();
+        let q = parse_json(
+            br#"[{"kind":"card","insurer_number":"33120015","symbol":"12","number":"3456","birthdate":"1980-01-23","limit_consent":true},{"kind":"card"}]"#,
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        write_json_answers(&index, &q, d("2026-11-24"), &mut out, &mut |_, _| {});
+        let mut single = Vec::new();
+        answer(&index, q[0].as_ref().unwrap(), d("2026-11-24"), &mut single);
+        let expected = format!(
+            "[{},{{\"error\":\"insurer_number: is required\",\"field\":\"insurer_number\"}}]",
+            String::from_utf8(single).unwrap()
+        );
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+        assert!(expected.contains("\"limit_category\":\"A03\""));
+    }
+
+    /// Answers a CSV batch and returns its lines with the first `keep` answer columns.
+    fn check_csv(input: &str, keep: usize, expected: Result<&[&str], BatchError>) {
+        let index = index();
+        let got = parse_csv(input.as_bytes()).map(|rows| {
+            let mut out = Vec::new();
+            write_csv_answers(&index, &rows, d("2026-11-24"), &mut out, &mut |_, _| {});
+            let mut reader = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(out.as_slice());
+            reader
+                .records()
+                .map(|r| {
+                    let r = r.unwrap();
+                    assert_eq!(r.len(), 29, "{r:?}");
+                    r.iter().take(9 + keep).collect::<Vec<_>>().join(",")
+                })
+                .collect::<Vec<_>>()
+        });
+        let expected = expected.map(|e| e.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(got, expected, "{input}");
+    }
+
+    #[test]
+    fn csv_batches() {
+        let header = "kind,insurer_number,symbol,number,branch,birthdate,individual_number,date,limit_consent";
+        let p = person(22345678901);
+        check_csv(
+            &format!("\u{feff}{header}\r\ncard,33120015,12,3456,,1980-01-23,,,1\r\nperson,,,,,,{p},2015-01-01,\r\ncard,33120015,12,3456,,1980-02-30,,,\r\nbogus,,,,,,,,\r\n"),
+            3,
+            Ok(&[
+                &format!("{header},validity,validity_name,error"),
+                "card,33120015,12,3456,,1980-01-23,,,1,1,eligible,",
+                &format!("person,,,,,,{p},2015-01-01,,1,eligible,"),
+                "card,33120015,12,3456,,1980-02-30,,,,,,birthdate: no such day: \"1980-02-30\"",
+                "bogus,,,,,,,,,,,kind: must be card or person, not \"bogus\"",
+            ]),
+        );
+        // Columns in another order, some absent; the answer repeats them in the standard order.
+        check_csv(
+            "number,kind,birthdate,insurer_number,symbol\n3457,card,1980-01-23,33120015,12\n",
+            2,
+            Ok(&[
+                &format!("{header},validity,validity_name"),
+                "card,33120015,12,3457,,1980-01-23,,,,3,invalid_newer_qualification",
+            ]),
+        );
+        check_csv(
+            "kind,insurer_number\ncard,33120015,extra\n",
+            3,
+            Ok(&[
+                &format!("{header},validity,validity_name,error"),
+                "card,33120015,,,,,,,,,,row: has 3 cells; the header names 2",
+            ]),
+        );
+        check_csv(
+            "kind,nope\n",
+            0,
+            Err(BatchError::Malformed(
+                "unknown CSV column \"nope\"; the columns are kind,insurer_number,symbol,number,branch,birthdate,individual_number,date,limit_consent".into(),
+            )),
+        );
+        check_csv(
+            "number\n1\n",
+            0,
+            Err(BatchError::Malformed(
+                "CSV header has no kind column".into(),
+            )),
+        );
+        let many = format!("kind\n{}", "card\n".repeat(MAX_BATCH_QUERIES + 1));
+        check_csv(&many, 0, Err(BatchError::TooMany(MAX_BATCH_QUERIES + 1)));
+    }
+
+    #[test]
+    fn csv_qualification_fields() {
+        let index = index();
+        let rows = parse_csv(b"kind,insurer_number,symbol,number,birthdate,date\ncard,33120015,12,3457,1980-01-23,2015-06-01\n").unwrap();
+        let mut out = Vec::new();
+        write_csv_answers(&index, &rows, d("2026-11-24"), &mut out, &mut |_, _| {});
+        let text = String::from_utf8(out).unwrap();
+        let line = text.lines().nth(1).unwrap();
+        assert_eq!(
+            line,
+            "card,33120015,12,3457,,1980-01-23,,2015-06-01,,1,eligible,,2015-06-01,g-test,33120015,地方職員共済組合,12,3457,01,1,山田 太郎,ヤマダ タロウ,1,1980-01-23,2010-04-01,2016-01-01,03,30,"
+        );
+    }
+
+    #[test]
+    fn single_queries() {
+        let q = parse_single(
+            br#"{"insurer_number":"33120015","number":"3456","birthdate":"1980-01-23"}"#,
+            QueryKind::Card,
+        );
+        assert!(matches!(q, Ok(Query::Card(_))));
+        let e = parse_single(br#"{"kind":"person"}"#, QueryKind::Card).unwrap_err();
+        assert_eq!(e.field, "kind");
+        let e = parse_single(b"not json", QueryKind::Person).unwrap_err();
+        assert_eq!(e.field, "query");
+        let e = parse_single(
+            br#"{"individual_number":"123456789019"}"#,
+            QueryKind::Person,
+        )
+        .unwrap_err();
+        assert!(!e.to_string().contains("123456789019"));
+        let e =
+            parse_single(br#"{"individual_number":123456789018}"#, QueryKind::Person).unwrap_err();
+        assert!(!e.to_string().contains("123456789018"), "{e}");
+        assert!(e.to_string().contains("********9018"), "{e}");
+    }
+}

@@ -1,0 +1,38 @@
+//! Every limit the server enforces, in one place. A request beyond a limit gets a clear error
+//! naming it; nothing grows without bound.
+
+use std::time::Duration;
+
+/// RESP: most elements in one command array (`*N`). No shikaku command needs more than 8.
+pub const RESP_MAX_ARGS: usize = 64;
+/// RESP: longest bulk string argument (`$N`). Every argument of a query is under 100 bytes.
+pub const RESP_MAX_BULK_BYTES: usize = 4096;
+/// RESP: longest inline command line (redis-cli/telnet style), like Redis's 64 KiB but tighter.
+pub const RESP_MAX_INLINE_BYTES: usize = 16 * 1024;
+/// RESP: the largest frame the limits above allow; the read buffer never grows past it.
+pub const RESP_MAX_FRAME_BYTES: usize = RESP_MAX_ARGS * (RESP_MAX_BULK_BYTES + 32) + 32;
+
+/// HTTP: bytes of the request line and headers.
+pub const HTTP_MAX_HEADER_BYTES: usize = 16 * 1024;
+/// HTTP: number of headers.
+pub const HTTP_MAX_HEADERS: usize = 64;
+/// HTTP: body of a single query (`/v1/card`, `/v1/person`).
+pub const HTTP_MAX_QUERY_BODY_BYTES: usize = 16 * 1024;
+/// HTTP: body of a batch (`/v1/batch`): 10,000 queries of a few hundred bytes each.
+pub const HTTP_MAX_BATCH_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// HTTP: the largest request the limits above allow.
+pub const HTTP_MAX_REQUEST_BYTES: usize = HTTP_MAX_HEADER_BYTES + HTTP_MAX_BATCH_BODY_BYTES;
+
+/// Open connections per core (RESP and HTTP together); the next is refused with an error.
+pub const MAX_CONNECTIONS_PER_CORE: usize = 16 * 1024;
+/// Pipelined requests answered per read before the answers are written; the rest of the
+/// buffer is answered next, before reading again.
+pub const MAX_PIPELINE_PER_READ: usize = 1024;
+/// Answers buffered before a write, whatever the pipeline count (bounds memory per connection).
+pub const MAX_PENDING_OUTPUT_BYTES: usize = 1024 * 1024;
+/// A connection that sends nothing for this long is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// A write the peer does not take within this long closes the connection.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Initial size of a connection's read and write buffers (reused for its lifetime).
+pub const INITIAL_BUFFER_BYTES: usize = 16 * 1024;

@@ -1,0 +1,142 @@
+//! The live generation, shared read-only by every core and replaceable while serving.
+//!
+//! Readers never lock: each connection keeps its own `Arc<Generation>` and the epoch it was
+//! taken at, and once per read batch compares that epoch with [`Live::epoch`] (one relaxed
+//! load of a word that changes only on publish, so its cache line stays shared and
+//! uncontended). Only when the epoch moved does it reload the `Arc` from the `ArcSwap`. Every
+//! answer is written from one generation, which it names.
+//!
+//! Each core holds one view, refreshed per read batch and by a timer every
+//! [`VIEW_REFRESH`], so an idle core lets go of an old generation within a second. A view never
+//! drops an old generation itself: it hands it to the reaper thread, so the unmapping (the last
+//! drop) never runs on a core's query path.
+
+use crate::format::FormatError;
+use crate::index::MappedIndex;
+use arc_swap::ArcSwap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How often an idle core re-reads the epoch, so it releases an old generation promptly.
+pub const VIEW_REFRESH: Duration = Duration::from_millis(500);
+
+/// One verified index generation being served.
+pub struct Generation {
+    pub index: MappedIndex,
+    /// Publish count: 0 for the generation the server started with.
+    pub epoch: u64,
+}
+
+impl Generation {
+    pub fn id(&self) -> &str {
+        self.index.generation()
+    }
+}
+
+/// The generation being served, replaceable by [`Live::publish`].
+pub struct Live {
+    current: ArcSwap<Generation>,
+    epoch: AtomicU64,
+    /// Old generations on their way to the reaper thread, which drops (unmaps) them.
+    retired: crossbeam::channel::Sender<Arc<Generation>>,
+    /// Why the last reload was refused, if it was (shown by `/v1/generation`).
+    pub last_refusal: Mutex<Option<String>>,
+}
+
+/// Drops retired generations off the query path; logs when one is released.
+fn spawn_reaper(rx: crossbeam::channel::Receiver<Arc<Generation>>) {
+    let spawned = std::thread::Builder::new()
+        .name("shikaku-reaper".into())
+        .spawn(move || {
+            for g in rx {
+                let id = g.id().to_owned();
+                if Arc::strong_count(&g) == 1 {
+                    drop(g);
+                    tracing::info!(generation = %id, "old generation released");
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        // Without a reaper, retired generations are dropped where they are retired.
+        tracing::warn!("cannot start the reaper thread: {e}");
+    }
+}
+
+impl Live {
+    /// Verifies every checksum of `index` and makes it the live generation.
+    pub fn new(index: MappedIndex) -> Result<Live, FormatError> {
+        index.verify()?;
+        let (retired, rx) = crossbeam::channel::unbounded();
+        spawn_reaper(rx);
+        Ok(Live {
+            current: ArcSwap::from_pointee(Generation { index, epoch: 0 }),
+            epoch: AtomicU64::new(0),
+            retired,
+            last_refusal: Mutex::new(None),
+        })
+    }
+
+    /// Verifies `index` and makes it live: the next read batch of every connection answers
+    /// from it; requests already being answered finish on the old one. Returns the new epoch.
+    pub fn publish(&self, index: MappedIndex) -> Result<u64, FormatError> {
+        index.verify()?;
+        // One publisher at a time is the caller's business (reload is rare); the epoch is
+        // bumped after the swap, so a reader that sees the new epoch loads the new generation.
+        let epoch = self.epoch.load(Ordering::Acquire) + 1;
+        let old = self.current.swap(Arc::new(Generation { index, epoch }));
+        self.epoch.store(epoch, Ordering::Release);
+        self.retire(old);
+        tracing::info!(generation = %self.current.load().id(), epoch, "generation published");
+        Ok(epoch)
+    }
+
+    /// Hands an old generation to the reaper. If the reaper is gone it is dropped here.
+    pub fn retire(&self, old: Arc<Generation>) {
+        let _ = self.retired.send(old);
+    }
+
+    /// The current generation (takes a reference count; not for the per-request path).
+    pub fn load(&self) -> Arc<Generation> {
+        self.current.load_full()
+    }
+
+    /// The publish count; changes only when a generation is published.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// A reader's handle on the live generation, refreshed by [`LiveView::refresh`].
+    pub fn view(&self) -> LiveView {
+        let epoch = self.epoch();
+        LiveView {
+            epoch,
+            current: self.load(),
+        }
+    }
+}
+
+/// A connection's (or core's) copy of the live generation.
+pub struct LiveView {
+    epoch: u64,
+    current: Arc<Generation>,
+}
+
+impl LiveView {
+    /// Returns the generation to answer the next batch from, reloading it only when a new
+    /// one was published since the last call.
+    #[inline]
+    pub fn refresh(&mut self, live: &Live) -> &Arc<Generation> {
+        let epoch = live.epoch();
+        if epoch != self.epoch {
+            self.epoch = epoch;
+            let old = std::mem::replace(&mut self.current, live.load());
+            live.retire(old);
+        }
+        &self.current
+    }
+
+    pub fn current(&self) -> &Arc<Generation> {
+        &self.current
+    }
+}

@@ -1,0 +1,290 @@
+//! Per-core counters, summed only when `/metrics` is read.
+//!
+//! Each core owns one [`CoreMetrics`] and is its only writer, so an increment is a relaxed
+//! load and store (plain `mov`s, no locked instruction); atomics are used only so the
+//! `/metrics` reader on another core may read them. Nothing on the query path is shared
+//! between cores.
+
+use crate::domain::Validity;
+use crate::query::Query;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A counter with one writer (its core) and any number of readers.
+#[derive(Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    #[inline]
+    pub fn add(&self, n: u64) {
+        // Single writer: load + store cannot lose an update, and avoids a locked add.
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
+    }
+
+    #[inline]
+    pub fn sub(&self, n: u64) {
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_sub(n),
+            Ordering::Relaxed,
+        );
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Resp = 0,
+    Http = 1,
+}
+
+impl Protocol {
+    pub const ALL: [Protocol; 2] = [Protocol::Resp, Protocol::Http];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Resp => "resp",
+            Protocol::Http => "http",
+        }
+    }
+}
+
+/// What a query came as: a single query over RESP or HTTP, or one slot of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Resp = 0,
+    Http = 1,
+    Batch = 2,
+}
+
+const VIAS: [&str; 3] = ["resp", "http", "batch"];
+const KINDS: [&str; 2] = ["card", "person"];
+/// Slot 0 counts malformed queries; 1–5 the validities.
+const OUTCOMES: [&str; 6] = ["error", "1", "2", "3", "4", "5"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Card = 0,
+    Person = 1,
+}
+
+impl Kind {
+    pub fn of(q: &Query) -> Kind {
+        match q {
+            Query::Card(_) => Kind::Card,
+            Query::Person(_) => Kind::Person,
+        }
+    }
+}
+
+/// Upper bounds of the latency buckets, in nanoseconds (Prometheus `le`, in seconds).
+const BUCKETS_NS: [u64; 15] = [
+    1_000,
+    2_500,
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+];
+
+/// One core's counters.
+#[derive(Default)]
+pub struct CoreMetrics {
+    queries: [[[Counter; 6]; 2]; 3],
+    requests: [Counter; 2],
+    protocol_errors: [Counter; 2],
+    open_connections: [Counter; 2],
+    refused_connections: Counter,
+    latency_buckets: [Counter; BUCKETS_NS.len() + 1],
+    latency_sum_ns: Counter,
+    latency_count: Counter,
+}
+
+impl CoreMetrics {
+    #[inline]
+    pub fn query(&self, via: Via, kind: Kind, validity: Option<Validity>) {
+        let slot = validity.map_or(0, |v| v.code() as usize);
+        self.queries[via as usize][kind as usize][slot].add(1);
+    }
+
+    #[inline]
+    pub fn requests(&self, p: Protocol, n: u64) {
+        self.requests[p as usize].add(n);
+    }
+
+    pub fn protocol_error(&self, p: Protocol) {
+        self.protocol_errors[p as usize].add(1);
+    }
+
+    pub fn connection_opened(&self, p: Protocol) {
+        self.open_connections[p as usize].add(1);
+    }
+
+    pub fn connection_closed(&self, p: Protocol) {
+        self.open_connections[p as usize].sub(1);
+    }
+
+    pub fn connection_refused(&self) {
+        self.refused_connections.add(1);
+    }
+
+    pub fn open_connections(&self) -> u64 {
+        Protocol::ALL
+            .iter()
+            .map(|p| self.open_connections[*p as usize].get())
+            .sum()
+    }
+
+    /// Records `n` requests answered in `elapsed` together (one read batch): each is counted
+    /// with the batch's mean time, which keeps the clock off the per-request path.
+    #[inline]
+    pub fn latency(&self, elapsed: Duration, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let total = elapsed.as_nanos().min(u128::from(u64::MAX)) as u64;
+        let each = total / n;
+        let b = BUCKETS_NS
+            .iter()
+            .position(|&le| each <= le)
+            .unwrap_or(BUCKETS_NS.len());
+        self.latency_buckets[b].add(n);
+        self.latency_sum_ns.add(total);
+        self.latency_count.add(n);
+    }
+}
+
+/// Renders the Prometheus text format, summing every core's counters.
+pub fn render(
+    out: &mut String,
+    cores: &[std::sync::Arc<CoreMetrics>],
+    generation: &str,
+    epoch: u64,
+) {
+    let sum = |f: &dyn Fn(&CoreMetrics) -> u64| cores.iter().map(|c| f(c)).sum::<u64>();
+    out.push_str("# HELP shikaku_queries_total Eligibility queries answered, by command, protocol and validity (error: malformed).\n# TYPE shikaku_queries_total counter\n");
+    for (v, via) in VIAS.iter().enumerate() {
+        for (k, kind) in KINDS.iter().enumerate() {
+            for (o, outcome) in OUTCOMES.iter().enumerate() {
+                let n = sum(&|c| c.queries[v][k][o].get());
+                let _ = writeln!(
+                    out,
+                    "shikaku_queries_total{{command=\"{kind}\",via=\"{via}\",validity=\"{outcome}\"}} {n}"
+                );
+            }
+        }
+    }
+    out.push_str("# HELP shikaku_requests_total Requests (RESP commands, HTTP requests) handled.\n# TYPE shikaku_requests_total counter\n");
+    for p in Protocol::ALL {
+        let n = sum(&|c| c.requests[p as usize].get());
+        let _ = writeln!(
+            out,
+            "shikaku_requests_total{{protocol=\"{}\"}} {n}",
+            p.as_str()
+        );
+    }
+    out.push_str("# HELP shikaku_protocol_errors_total Requests refused as malformed or over a limit.\n# TYPE shikaku_protocol_errors_total counter\n");
+    for p in Protocol::ALL {
+        let n = sum(&|c| c.protocol_errors[p as usize].get());
+        let _ = writeln!(
+            out,
+            "shikaku_protocol_errors_total{{protocol=\"{}\"}} {n}",
+            p.as_str()
+        );
+    }
+    out.push_str("# HELP shikaku_open_connections Connections open now.\n# TYPE shikaku_open_connections gauge\n");
+    for p in Protocol::ALL {
+        let n = sum(&|c| c.open_connections[p as usize].get());
+        let _ = writeln!(
+            out,
+            "shikaku_open_connections{{protocol=\"{}\"}} {n}",
+            p.as_str()
+        );
+    }
+    out.push_str("# HELP shikaku_refused_connections_total Connections refused at the per-core limit.\n# TYPE shikaku_refused_connections_total counter\n");
+    let _ = writeln!(
+        out,
+        "shikaku_refused_connections_total {}",
+        sum(&|c| c.refused_connections.get())
+    );
+    out.push_str("# HELP shikaku_request_duration_seconds Time to answer a request (mean over its pipelined read batch).\n# TYPE shikaku_request_duration_seconds histogram\n");
+    let mut cumulative = 0;
+    for (i, le) in BUCKETS_NS.iter().enumerate() {
+        cumulative += sum(&|c| c.latency_buckets[i].get());
+        let _ = writeln!(
+            out,
+            "shikaku_request_duration_seconds_bucket{{le=\"{}\"}} {cumulative}",
+            *le as f64 / 1e9
+        );
+    }
+    cumulative += sum(&|c| c.latency_buckets[BUCKETS_NS.len()].get());
+    let _ = writeln!(
+        out,
+        "shikaku_request_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+    );
+    let _ = writeln!(
+        out,
+        "shikaku_request_duration_seconds_sum {}",
+        sum(&|c| c.latency_sum_ns.get()) as f64 / 1e9
+    );
+    let _ = writeln!(
+        out,
+        "shikaku_request_duration_seconds_count {}",
+        sum(&|c| c.latency_count.get())
+    );
+    out.push_str("# HELP shikaku_live_generation The generation being served (1), by id.\n# TYPE shikaku_live_generation gauge\n");
+    let _ = writeln!(
+        out,
+        "shikaku_live_generation{{id=\"{generation}\",epoch=\"{epoch}\"}} 1"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn sums_cores() {
+        let cores = vec![
+            Arc::new(CoreMetrics::default()),
+            Arc::new(CoreMetrics::default()),
+        ];
+        cores[0].query(Via::Resp, Kind::Card, Some(Validity::Eligible));
+        cores[1].query(Via::Resp, Kind::Card, Some(Validity::Eligible));
+        cores[1].query(Via::Batch, Kind::Person, None);
+        cores[0].latency(Duration::from_micros(20), 4);
+        cores[0].connection_opened(Protocol::Http);
+        let mut out = String::new();
+        render(&mut out, &cores, "g1", 0);
+        assert!(
+            out.contains("shikaku_queries_total{command=\"card\",via=\"resp\",validity=\"1\"} 2\n"),
+            "{out}"
+        );
+        assert!(out.contains(
+            "shikaku_queries_total{command=\"person\",via=\"batch\",validity=\"error\"} 1\n"
+        ));
+        assert!(
+            out.contains("shikaku_request_duration_seconds_bucket{le=\"0.000005\"} 4\n"),
+            "{out}"
+        );
+        assert!(out.contains("shikaku_request_duration_seconds_count 4\n"));
+        assert!(out.contains("shikaku_open_connections{protocol=\"http\"} 1\n"));
+        assert!(out.contains("shikaku_live_generation{id=\"g1\",epoch=\"0\"} 1\n"));
+    }
+}

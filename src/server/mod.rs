@@ -1,0 +1,400 @@
+//! `shikaku serve`: a thread-per-core server speaking RESP and HTTP (SPEC 6).
+//!
+//! One monoio runtime per core on io_uring (epoll when the kernel refuses io_uring, said in
+//! the log at start), each pinned to its core with its own `SO_REUSEPORT` listeners, so the
+//! kernel spreads connections over the cores and a connection lives on one core. The index
+//! is shared read-only ([`Live`]); there are no locks and no shared atomics written on the
+//! query path (per-core counters, summed when `/metrics` is read). A connection reads into a
+//! reused buffer, answers every complete request in it, and writes the answers with one
+//! write.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use shikaku::server::{serve, Live, ServeConfig};
+//! let index = shikaku::generations::Store::new("data").open_current(shikaku::domain::PersonKey::demo())?;
+//! let live = std::sync::Arc::new(Live::new(index)?);
+//! let server = serve(ServeConfig::default(), live.clone())?;
+//! println!("RESP on {}, HTTP on {}", server.resp_addr(), server.http_addr());
+//! // Later (reload): live.publish(new_index)?;
+//! server.join();
+//! # Ok(()) }
+//! ```
+
+pub mod auth;
+pub mod http;
+pub mod limits;
+pub mod live;
+pub mod metrics;
+mod reload;
+pub mod resp;
+pub mod session;
+#[cfg(test)]
+mod tests;
+
+pub use auth::{AuthTable, Identity, Role};
+pub use live::{Generation, Live, LiveView};
+pub use reload::Reloader;
+
+use crate::domain::Date;
+use limits::*;
+use metrics::{CoreMetrics, Protocol};
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::{ListenerOpts, TcpListener, TcpStream};
+use session::{Ctx, Session, Shared};
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+use thiserror::Error;
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// RESP listener (port 0: any free port, the same on every core).
+    pub resp: SocketAddr,
+    /// HTTP listener.
+    pub http: SocketAddr,
+    /// Worker threads (cores); 0 means one per available core.
+    pub threads: usize,
+    /// Clients and their tokens; `None` lets anyone in, and then only loopback addresses
+    /// may be listened on.
+    pub auth: Option<AuthTable>,
+    /// Pin worker `i` to core `i` (modulo the cores available).
+    pub pin: bool,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            resp: SocketAddr::from(([127, 0, 0, 1], 7379)),
+            http: SocketAddr::from(([127, 0, 0, 1], 7380)),
+            threads: 0,
+            auth: None,
+            pin: true,
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum ServeError {
+    #[error("refusing to listen on {0}, which is not a loopback address, without --auth: anyone could query; give --auth FILE or listen on 127.0.0.1")]
+    OpenToTheWorld(SocketAddr),
+    #[error("cannot start the runtime of core {core}: {source}")]
+    Runtime {
+        core: usize,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("worker thread {0} died while starting")]
+    Thread(usize),
+}
+
+/// A running server.
+pub struct Server {
+    resp: SocketAddr,
+    http: SocketAddr,
+    live: Arc<Live>,
+    reload: Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// The RESP address actually bound (port resolved).
+    pub fn resp_addr(&self) -> SocketAddr {
+        self.resp
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+    }
+
+    pub fn live(&self) -> &Arc<Live> {
+        &self.live
+    }
+
+    /// The flag `POST /admin/reload` sets; give it to a [`Reloader`] (and to SIGHUP).
+    pub fn reload_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.reload.clone()
+    }
+
+    /// Waits for the worker threads (they serve until the process ends).
+    pub fn join(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Whether the kernel gives us io_uring (else the runtimes fall back to epoll).
+pub fn io_uring_available() -> bool {
+    monoio::utils::detect_uring()
+}
+
+/// Starts the workers and returns once every core listens.
+pub fn serve(config: ServeConfig, live: Arc<Live>) -> Result<Server, ServeError> {
+    if config.auth.is_none() {
+        for addr in [config.resp, config.http] {
+            if !addr.ip().is_loopback() {
+                return Err(ServeError::OpenToTheWorld(addr));
+            }
+        }
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = if config.threads == 0 {
+        cpus
+    } else {
+        config.threads
+    };
+    let driver = if io_uring_available() {
+        "io_uring"
+    } else {
+        "epoll (the kernel refused io_uring)"
+    };
+    tracing::info!(threads, driver, "starting workers");
+    let shared = Arc::new(Shared {
+        live: live.clone(),
+        auth: config.auth.clone(),
+        cores: (0..threads)
+            .map(|_| Arc::new(CoreMetrics::default()))
+            .collect(),
+        reload: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    });
+    let (mut resp, mut http) = (config.resp, config.http);
+    let mut handles = Vec::with_capacity(threads);
+    for core in 0..threads {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let shared = shared.clone();
+        let pin = config.pin.then_some(core % cpus);
+        let handle = std::thread::Builder::new()
+            .name(format!("shikaku-core-{core}"))
+            .spawn(move || worker(core, pin, resp, http, shared, tx))
+            .map_err(|source| ServeError::Runtime { core, source })?;
+        let (r, h) = rx.recv().map_err(|_| ServeError::Thread(core))??;
+        // Core 0 resolves port 0; the others bind the same ports.
+        (resp, http) = (r, h);
+        handles.push(handle);
+    }
+    tracing::info!(%resp, %http, generation = %live.load().id(), auth = config.auth.is_some(), "serving");
+    Ok(Server {
+        resp,
+        http,
+        live,
+        reload: shared.reload.clone(),
+        threads: handles,
+    })
+}
+
+type Started = Result<(SocketAddr, SocketAddr), ServeError>;
+
+fn worker(
+    core: usize,
+    pin: Option<usize>,
+    resp: SocketAddr,
+    http: SocketAddr,
+    shared: Arc<Shared>,
+    started: std::sync::mpsc::Sender<Started>,
+) {
+    if let Some(cpu) = pin {
+        if let Err(e) = monoio::utils::bind_to_cpu_set([cpu]) {
+            tracing::warn!(core, cpu, "cannot pin to the core: {e:?}");
+        }
+    }
+    let runtime = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+        .with_entries(1024)
+        .enable_timer()
+        .build();
+    let mut runtime = match runtime {
+        Ok(r) => r,
+        Err(source) => {
+            let _ = started.send(Err(ServeError::Runtime { core, source }));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let bind = |addr: SocketAddr| {
+            TcpListener::bind_with_config(addr, &ListenerOpts::new().reuse_port(true).backlog(4096))
+                .and_then(|l| Ok((l.local_addr()?, l)))
+                .map_err(|source| ServeError::Bind { addr, source })
+        };
+        let listeners = bind(resp).and_then(|r| Ok((r, bind(http)?)));
+        let ((resp_addr, resp_l), (http_addr, http_l)) = match listeners {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = started.send(Err(e));
+                return;
+            }
+        };
+        let _ = started.send(Ok((resp_addr, http_addr)));
+        let core = Rc::new(Core {
+            index: core,
+            metrics: shared.cores[core].clone(),
+            view: RefCell::new(shared.live.view()),
+            shared,
+            connections: Cell::new(0),
+            next_client: Cell::new(1),
+        });
+        monoio::spawn(refresh_loop(core.clone()));
+        monoio::spawn(accept_loop(resp_l, Protocol::Resp, core.clone()));
+        accept_loop(http_l, Protocol::Http, core).await;
+    });
+}
+
+/// One core's state, shared by its tasks (single-threaded: `Rc` and `Cell`).
+struct Core {
+    index: usize,
+    shared: Arc<Shared>,
+    /// This core's copy of the live generation: one per core, not per connection, so an old
+    /// generation is let go as soon as each core has moved on.
+    view: RefCell<LiveView>,
+    metrics: Arc<CoreMetrics>,
+    connections: Cell<usize>,
+    next_client: Cell<u64>,
+}
+
+/// Moves an idle core to a newly published generation, so the old one is released.
+async fn refresh_loop(core: Rc<Core>) {
+    loop {
+        monoio::time::sleep(live::VIEW_REFRESH).await;
+        core.view.borrow_mut().refresh(&core.shared.live);
+    }
+}
+
+async fn accept_loop(listener: TcpListener, protocol: Protocol, core: Rc<Core>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _peer)) => {
+                let _ = stream.set_nodelay(true);
+                if core.connections.get() >= MAX_CONNECTIONS_PER_CORE {
+                    core.metrics.connection_refused();
+                    monoio::spawn(refuse(stream, protocol));
+                    continue;
+                }
+                monoio::spawn(connection(stream, protocol, core.clone()));
+            }
+            Err(e) => {
+                // Out of descriptors and the like: back off instead of spinning.
+                tracing::warn!(core = core.index, "accept failed: {e}");
+                monoio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn refuse(mut stream: TcpStream, protocol: Protocol) {
+    let mut out = Vec::new();
+    match protocol {
+        Protocol::Resp => out.extend_from_slice(b"-ERR max number of clients reached\r\n"),
+        Protocol::Http => http::refusal(&mut out, 503, "too many connections; try again later"),
+    }
+    let _ = monoio::time::timeout(WRITE_TIMEOUT, stream.write_all(out)).await;
+}
+
+/// Counts a connection while it lives.
+struct Open(Rc<Core>, Protocol);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.connections.set(self.0.connections.get() - 1);
+        self.0.metrics.connection_closed(self.1);
+    }
+}
+
+async fn connection(stream: TcpStream, protocol: Protocol, core: Rc<Core>) {
+    core.connections.set(core.connections.get() + 1);
+    core.metrics.connection_opened(protocol);
+    let _open = Open(core.clone(), protocol);
+    match protocol {
+        Protocol::Resp => {
+            let id = core.next_client.get();
+            core.next_client.set(id + 1);
+            // Client ids are unique per server: core index in the low bits.
+            let client_id = id * 1024 + core.index as u64;
+            serve_connection(stream, resp::RespSession::new(client_id), &core).await
+        }
+        Protocol::Http => serve_connection(stream, http::HttpSession::default(), &core).await,
+    }
+}
+
+/// The connection loop: read, answer everything complete, write once.
+async fn serve_connection<S: Session>(mut stream: TcpStream, mut session: S, core: &Core) {
+    let live = &core.shared.live;
+    let mut input: Vec<u8> = Vec::with_capacity(INITIAL_BUFFER_BYTES);
+    let mut out: Vec<u8> = Vec::with_capacity(INITIAL_BUFFER_BYTES);
+    let mut pending_more = false;
+    loop {
+        if !pending_more {
+            if input.len() == input.capacity() {
+                if input.capacity() >= session.max_buffer() {
+                    session.overflow(&mut out);
+                    let _ = monoio::time::timeout(WRITE_TIMEOUT, stream.write_all(out)).await;
+                    return;
+                }
+                let grow = input
+                    .capacity()
+                    .min(session.max_buffer() - input.capacity());
+                input.reserve_exact(grow);
+            }
+            let len = input.len();
+            let cap = input.bytes_total();
+            let read = monoio::time::timeout(IDLE_TIMEOUT, stream.read(input.slice_mut(len..cap)));
+            let (res, slice) = match read.await {
+                Ok(r) => r,
+                Err(_) => return, // idle
+            };
+            input = slice.into_inner();
+            match res {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+        let started = Instant::now();
+        // The view is borrowed only while this batch is answered (no await inside).
+        let step = {
+            let mut view = core.view.borrow_mut();
+            let ctx = Ctx {
+                generation: view.refresh(live),
+                today: Date::today_jst(),
+                shared: &core.shared,
+                metrics: &core.metrics,
+            };
+            session.process(&input, &ctx, &mut out)
+        };
+        core.metrics.latency(started.elapsed(), step.requests);
+        input.drain(..step.consumed);
+        pending_more = step.more;
+        if step.want > input.capacity() {
+            input.reserve_exact(step.want.min(session.max_buffer()) - input.len());
+        }
+        if !out.is_empty() {
+            let written = monoio::time::timeout(WRITE_TIMEOUT, stream.write_all(out)).await;
+            let (res, mut buf) = match written {
+                Ok(r) => r,
+                Err(_) => return,
+            };
+            if res.is_err() {
+                return;
+            }
+            buf.clear();
+            if buf.capacity() > MAX_PENDING_OUTPUT_BYTES * 2 {
+                buf = Vec::with_capacity(INITIAL_BUFFER_BYTES);
+            }
+            out = buf;
+        }
+        if step.close {
+            return;
+        }
+        if input.is_empty() && input.capacity() > INITIAL_BUFFER_BYTES * 4 {
+            // A large request (a batch) has been answered: give the memory back.
+            input = Vec::with_capacity(INITIAL_BUFFER_BYTES);
+        }
+    }
+}

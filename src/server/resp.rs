@@ -1,0 +1,720 @@
+//! RESP2/RESP3 (the Redis protocol), SPEC 6.
+//!
+//! The parser is hand-written rather than a crate: it is the first step of every request, it
+//! only has to split `*N` arrays of `$N` bulk strings (and inline lines), and written here it
+//! records argument ranges into a reused buffer without copying or allocating.
+//!
+//! Commands: `HELLO [2|3] [AUTH code token] [SETNAME name]`, `AUTH code token` (or
+//! `AUTH code:token`), `PING [msg]`, `ECHO msg`, `QUIT`, `ELIG.CARD insurer_number symbol
+//! number branch birthdate [date] [LIMIT]`, `ELIG.PERSON individual_number [date] [LIMIT]`;
+//! and, so redis-cli, redis-benchmark and client libraries work unchanged: `COMMAND [...]`
+//! (empty reply), `CLIENT SETNAME|SETINFO|ID`, `SELECT 0`, `CONFIG GET` (empty), `INFO`.
+//!
+//! Errors: `-ERR <field>: <reason>` for a malformed query (the connection stays usable),
+//! `-NOAUTH Authentication required.` before authentication, `-WRONGPASS …` for a wrong
+//! institution code or token, `-ERR Protocol error: …` for a broken frame (then the
+//! connection closes, as Redis does).
+
+use super::auth::Identity;
+use super::limits::*;
+use super::metrics::{Kind, Protocol, Via};
+use super::session::{write_decimal, Ctx, Session, Step};
+use crate::query::batch::{answer_card, answer_person};
+use crate::query::{CardFields, CardQuery, PersonFields, PersonQuery};
+use std::ops::Range;
+
+/// A frame that cannot be parsed: the connection is answered `-ERR Protocol error: …` and
+/// closed, since where the next frame starts is unknown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtoError(pub String);
+
+impl ProtoError {
+    fn new(msg: impl Into<String>) -> ProtoError {
+        ProtoError(msg.into())
+    }
+}
+
+/// Parses one command at the start of `buf`. On success, returns the bytes it spans and
+/// leaves its arguments' ranges in `args` (empty for an empty inline line or `*0`, which are
+/// skipped); `Ok(None)` means the command is not complete yet.
+pub fn parse_command(
+    buf: &[u8],
+    args: &mut Vec<Range<usize>>,
+) -> Result<Option<usize>, ProtoError> {
+    args.clear();
+    match buf.first() {
+        None => Ok(None),
+        Some(b'*') => parse_multibulk(buf, args),
+        Some(_) => parse_inline(buf, args),
+    }
+}
+
+/// Reads a `\r\n`-terminated integer starting at `start`; returns it and the offset after
+/// the line.
+fn read_int(buf: &[u8], start: usize, what: &str) -> Result<Option<(i64, usize)>, ProtoError> {
+    const MAX_LINE: usize = 21;
+    let window = &buf[start..buf.len().min(start + MAX_LINE)];
+    let Some(cr) = window.iter().position(|&b| b == b'\r' || b == b'\n') else {
+        if window.len() == MAX_LINE {
+            return Err(ProtoError::new(format!("invalid {what} length")));
+        }
+        return Ok(None);
+    };
+    if window[cr] == b'\n' {
+        return Err(ProtoError::new(format!("invalid {what} length")));
+    }
+    let Some(&lf) = buf.get(start + cr + 1) else {
+        return Ok(None);
+    };
+    if lf != b'\n' {
+        return Err(ProtoError::new(format!("invalid {what} length")));
+    }
+    let text = &window[..cr];
+    let (neg, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(ProtoError::new(format!("invalid {what} length")));
+    }
+    let n = digits
+        .iter()
+        .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'));
+    Ok(Some((if neg { -n } else { n }, start + cr + 2)))
+}
+
+fn parse_multibulk(buf: &[u8], args: &mut Vec<Range<usize>>) -> Result<Option<usize>, ProtoError> {
+    let Some((n, mut pos)) = read_int(buf, 1, "multibulk")? else {
+        return Ok(None);
+    };
+    if n <= 0 {
+        return Ok(Some(pos));
+    }
+    if n as usize > RESP_MAX_ARGS {
+        return Err(ProtoError::new(format!(
+            "too many arguments ({n}; at most {RESP_MAX_ARGS})"
+        )));
+    }
+    for _ in 0..n {
+        let Some(&tag) = buf.get(pos) else {
+            return Ok(None);
+        };
+        if tag != b'$' {
+            return Err(ProtoError::new(format!(
+                "expected '$', got '{}'",
+                printable(tag)
+            )));
+        }
+        let Some((len, start)) = read_int(buf, pos + 1, "bulk")? else {
+            return Ok(None);
+        };
+        if len < 0 {
+            return Err(ProtoError::new("invalid bulk length"));
+        }
+        if len as usize > RESP_MAX_BULK_BYTES {
+            return Err(ProtoError::new(format!(
+                "bulk length {len} exceeds the limit of {RESP_MAX_BULK_BYTES} bytes"
+            )));
+        }
+        let end = start + len as usize;
+        if buf.len() < end + 2 {
+            return Ok(None);
+        }
+        if &buf[end..end + 2] != b"\r\n" {
+            return Err(ProtoError::new("bulk string not terminated by CRLF"));
+        }
+        args.push(start..end);
+        pos = end + 2;
+    }
+    Ok(Some(pos))
+}
+
+fn printable(b: u8) -> char {
+    if b.is_ascii_graphic() {
+        b as char
+    } else {
+        '?'
+    }
+}
+
+/// An inline command: words separated by spaces or tabs, a word in double quotes may be empty
+/// or hold spaces (no escapes).
+fn parse_inline(buf: &[u8], args: &mut Vec<Range<usize>>) -> Result<Option<usize>, ProtoError> {
+    let window = &buf[..buf.len().min(RESP_MAX_INLINE_BYTES)];
+    let Some(nl) = window.iter().position(|&b| b == b'\n') else {
+        if window.len() == RESP_MAX_INLINE_BYTES {
+            return Err(ProtoError::new(format!(
+                "inline command longer than {RESP_MAX_INLINE_BYTES} bytes"
+            )));
+        }
+        return Ok(None);
+    };
+    let line_end = if nl > 0 && buf[nl - 1] == b'\r' {
+        nl - 1
+    } else {
+        nl
+    };
+    let mut i = 0;
+    while i < line_end {
+        match buf[i] {
+            b' ' | b'\t' => i += 1,
+            b'"' => {
+                let close = buf[i + 1..line_end]
+                    .iter()
+                    .position(|&b| b == b'"')
+                    .ok_or_else(|| ProtoError::new("unbalanced quotes in request"))?;
+                let end = i + 1 + close;
+                if end + 1 < line_end && !matches!(buf[end + 1], b' ' | b'\t') {
+                    return Err(ProtoError::new("unbalanced quotes in request"));
+                }
+                push_arg(args, i + 1..end)?;
+                i = end + 1;
+            }
+            _ => {
+                let end = buf[i..line_end]
+                    .iter()
+                    .position(|&b| b == b' ' || b == b'\t')
+                    .map_or(line_end, |p| i + p);
+                push_arg(args, i..end)?;
+                i = end;
+            }
+        }
+    }
+    Ok(Some(nl + 1))
+}
+
+fn push_arg(args: &mut Vec<Range<usize>>, r: Range<usize>) -> Result<(), ProtoError> {
+    if args.len() == RESP_MAX_ARGS {
+        return Err(ProtoError::new(format!(
+            "too many arguments (at most {RESP_MAX_ARGS})"
+        )));
+    }
+    args.push(r);
+    Ok(())
+}
+
+/// A RESP connection.
+pub struct RespSession {
+    args: Vec<Range<usize>>,
+    state: State,
+}
+
+struct State {
+    proto: u8,
+    identity: Option<Identity>,
+    client_id: u64,
+    /// Reused for the answer JSON before it is framed as a bulk string.
+    scratch: Vec<u8>,
+}
+
+impl RespSession {
+    pub fn new(client_id: u64) -> RespSession {
+        RespSession {
+            args: Vec::with_capacity(RESP_MAX_ARGS),
+            state: State {
+                proto: 2,
+                identity: None,
+                client_id,
+                scratch: Vec::with_capacity(2048),
+            },
+        }
+    }
+}
+
+impl Session for RespSession {
+    fn process(&mut self, input: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Step {
+        let mut step = Step::default();
+        while step.consumed < input.len() {
+            if step.requests as usize >= MAX_PIPELINE_PER_READ
+                || out.len() >= MAX_PENDING_OUTPUT_BYTES
+            {
+                step.more = true;
+                break;
+            }
+            let frame = &input[step.consumed..];
+            match parse_command(frame, &mut self.args) {
+                Ok(None) => break,
+                Err(e) => {
+                    ctx.metrics.protocol_error(Protocol::Resp);
+                    write_error_line(out, "ERR Protocol error: ", &e.0);
+                    step.close = true;
+                    break;
+                }
+                Ok(Some(len)) => {
+                    step.consumed += len;
+                    if self.args.is_empty() {
+                        continue;
+                    }
+                    step.requests += 1;
+                    let args = Args {
+                        buf: frame,
+                        ranges: &self.args,
+                    };
+                    if self.state.dispatch(&args, ctx, out) == Flow::Close {
+                        step.close = true;
+                        break;
+                    }
+                }
+            }
+        }
+        ctx.metrics.requests(Protocol::Resp, step.requests);
+        step
+    }
+
+    fn max_buffer(&self) -> usize {
+        RESP_MAX_FRAME_BYTES
+    }
+
+    fn overflow(&mut self, out: &mut Vec<u8>) {
+        write_error_line(out, "ERR Protocol error: ", "request too large");
+    }
+}
+
+struct Args<'a> {
+    buf: &'a [u8],
+    ranges: &'a [Range<usize>],
+}
+
+impl<'a> Args<'a> {
+    fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    fn get(&self, i: usize) -> &'a [u8] {
+        &self.buf[self.ranges[i].clone()]
+    }
+
+    fn is(&self, i: usize, word: &str) -> bool {
+        i < self.len() && self.get(i).eq_ignore_ascii_case(word.as_bytes())
+    }
+
+    /// Argument `i` as text; `field` names it in the error.
+    fn text(&self, i: usize, field: &'static str) -> Result<&'a str, String> {
+        std::str::from_utf8(self.get(i)).map_err(|_| format!("{field}: is not UTF-8"))
+    }
+}
+
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Close,
+}
+
+impl State {
+    fn dispatch(&mut self, a: &Args<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Flow {
+        let name = a.get(0);
+        let is = |w: &str| name.eq_ignore_ascii_case(w.as_bytes());
+        // The hot path first.
+        if is("ELIG.CARD") {
+            if self.authorized(ctx, out) {
+                self.elig_card(a, ctx, out);
+            }
+        } else if is("ELIG.PERSON") {
+            if self.authorized(ctx, out) {
+                self.elig_person(a, ctx, out);
+            }
+        } else if is("AUTH") {
+            self.auth(a, ctx, out);
+        } else if is("HELLO") {
+            self.hello(a, ctx, out);
+        } else if is("QUIT") {
+            out.extend_from_slice(b"+OK\r\n");
+            return Flow::Close;
+        } else if self.authorized(ctx, out) {
+            self.other(a, ctx, out);
+        }
+        Flow::Continue
+    }
+
+    /// Whether the connection may run commands; writes `-NOAUTH` when not.
+    fn authorized(&self, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> bool {
+        if ctx.shared.auth.is_none() || self.identity.is_some() {
+            return true;
+        }
+        out.extend_from_slice(b"-NOAUTH Authentication required.\r\n");
+        false
+    }
+
+    fn elig_card(&mut self, a: &Args<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+        if !(6..=8).contains(&a.len()) {
+            return wrong_args(out, "elig.card");
+        }
+        let parsed = (|| -> Result<CardQuery, String> {
+            let (date, limit) = date_and_limit(a, 6)?;
+            let fields = CardFields {
+                insurer_number: Some(a.text(1, "insurer_number")?),
+                symbol: Some(a.text(2, "symbol")?),
+                number: Some(a.text(3, "number")?),
+                branch: Some(a.text(4, "branch")?),
+                birthdate: Some(a.text(5, "birthdate")?),
+                date,
+                limit_consent: limit,
+            };
+            CardQuery::parse(&fields).map_err(|e| e.to_string())
+        })();
+        match parsed {
+            Ok(q) => {
+                self.scratch.clear();
+                let v = answer_card(&ctx.generation.index, &q, ctx.today, &mut self.scratch);
+                write_bulk(out, &self.scratch);
+                ctx.metrics.query(Via::Resp, Kind::Card, Some(v));
+            }
+            Err(e) => {
+                write_error_line(out, "ERR ", &e);
+                ctx.metrics.query(Via::Resp, Kind::Card, None);
+            }
+        }
+    }
+
+    fn elig_person(&mut self, a: &Args<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+        if !(2..=4).contains(&a.len()) {
+            return wrong_args(out, "elig.person");
+        }
+        let parsed = (|| -> Result<PersonQuery, String> {
+            let (date, limit) = date_and_limit(a, 2)?;
+            let fields = PersonFields {
+                individual_number: Some(a.text(1, "individual_number")?),
+                date,
+                limit_consent: limit,
+            };
+            PersonQuery::parse(&fields).map_err(|e| e.to_string())
+        })();
+        match parsed {
+            Ok(q) => {
+                self.scratch.clear();
+                let v = answer_person(&ctx.generation.index, &q, ctx.today, &mut self.scratch);
+                write_bulk(out, &self.scratch);
+                ctx.metrics.query(Via::Resp, Kind::Person, Some(v));
+            }
+            Err(e) => {
+                write_error_line(out, "ERR ", &e);
+                ctx.metrics.query(Via::Resp, Kind::Person, None);
+            }
+        }
+    }
+
+    fn check_credentials(
+        &self,
+        ctx: &Ctx<'_>,
+        code: &[u8],
+        token: Option<&[u8]>,
+    ) -> Result<Option<Identity>, ()> {
+        let Some(table) = &ctx.shared.auth else {
+            return Ok(None);
+        };
+        let id = match token {
+            Some(t) => table.check(code, t),
+            None => table.check_pair(code),
+        };
+        id.map(Some).ok_or(())
+    }
+
+    fn auth(&mut self, a: &Args<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+        let checked = match a.len() {
+            2 => self.check_credentials(ctx, a.get(1), None),
+            3 => self.check_credentials(ctx, a.get(1), Some(a.get(2))),
+            _ => return wrong_args(out, "auth"),
+        };
+        match checked {
+            Ok(id) => {
+                if id.is_some() {
+                    self.identity = id;
+                }
+                out.extend_from_slice(b"+OK\r\n");
+            }
+            Err(()) => wrong_pass(out),
+        }
+    }
+
+    fn hello(&mut self, a: &Args<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+        let mut proto = self.proto;
+        if a.len() >= 2 {
+            proto = match a.get(1) {
+                b"2" => 2,
+                b"3" => 3,
+                _ => {
+                    out.extend_from_slice(b"-NOPROTO unsupported protocol version\r\n");
+                    return;
+                }
+            };
+        }
+        let mut i = 2;
+        let mut identity = self.identity;
+        while i < a.len() {
+            if a.is(i, "AUTH") && i + 2 < a.len() {
+                match self.check_credentials(ctx, a.get(i + 1), Some(a.get(i + 2))) {
+                    Ok(Some(id)) => identity = Some(id),
+                    Ok(None) => {}
+                    Err(()) => return wrong_pass(out),
+                }
+                i += 3;
+            } else if a.is(i, "SETNAME") && i + 1 < a.len() {
+                i += 2;
+            } else {
+                write_error_line(out, "ERR ", "syntax error in HELLO option");
+                return;
+            }
+        }
+        if ctx.shared.auth.is_some() && identity.is_none() {
+            out.extend_from_slice(b"-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <institution_code> <token> option can be used\r\n");
+            return;
+        }
+        self.identity = identity;
+        self.proto = proto;
+        self.write_map_header(out, 8);
+        write_bulk(out, b"server");
+        write_bulk(out, b"shikaku");
+        write_bulk(out, b"version");
+        write_bulk(out, env!("CARGO_PKG_VERSION").as_bytes());
+        write_bulk(out, b"proto");
+        write_int(out, u64::from(proto));
+        write_bulk(out, b"id");
+        write_int(out, self.client_id);
+        write_bulk(out, b"mode");
+        write_bulk(out, b"standalone");
+        write_bulk(out, b"role");
+        write_bulk(out, b"master");
+        write_bulk(out, b"modules");
+        out.extend_from_slice(b"*0\r\n");
+        write_bulk(out, b"generation");
+        write_bulk(out, ctx.generation.id().as_bytes());
+    }
+
+    fn write_map_header(&self, out: &mut Vec<u8>, pairs: u64) {
+        if self.proto == 3 {
+            out.push(b'%');
+            write_decimal(out, pairs);
+        } else {
+            out.push(b'*');
+            write_decimal(out, pairs * 2);
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// Commands clients send on connect or by habit.
+    fn other(&mut self, a: &Args<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+        let name = a.get(0);
+        let is = |w: &str| name.eq_ignore_ascii_case(w.as_bytes());
+        if is("PING") {
+            match a.len() {
+                1 => out.extend_from_slice(b"+PONG\r\n"),
+                2 => write_bulk(out, a.get(1)),
+                _ => wrong_args(out, "ping"),
+            }
+        } else if is("ECHO") {
+            match a.len() {
+                2 => write_bulk(out, a.get(1)),
+                _ => wrong_args(out, "echo"),
+            }
+        } else if is("COMMAND") {
+            if a.is(1, "COUNT") {
+                write_int(out, 0);
+            } else if a.is(1, "DOCS") {
+                self.write_map_header(out, 0);
+            } else {
+                out.extend_from_slice(b"*0\r\n");
+            }
+        } else if is("CLIENT") {
+            if a.is(1, "ID") {
+                write_int(out, self.client_id);
+            } else if a.is(1, "SETNAME") || a.is(1, "SETINFO") {
+                out.extend_from_slice(b"+OK\r\n");
+            } else {
+                write_error_line(
+                    out,
+                    "ERR ",
+                    "unknown CLIENT subcommand (shikaku supports ID, SETNAME, SETINFO)",
+                );
+            }
+        } else if is("SELECT") {
+            if a.len() == 2 && a.get(1) == b"0" {
+                out.extend_from_slice(b"+OK\r\n");
+            } else {
+                write_error_line(out, "ERR ", "DB index is out of range");
+            }
+        } else if is("CONFIG") {
+            // redis-benchmark reads `save` and `appendonly` at start; shikaku persists nothing.
+            let value: Option<&[u8]> = if a.is(2, "save") {
+                Some(b"")
+            } else if a.is(2, "appendonly") {
+                Some(b"no")
+            } else {
+                None
+            };
+            match value {
+                Some(v) if a.is(1, "GET") && a.len() == 3 => {
+                    self.write_map_header(out, 1);
+                    write_bulk(out, a.get(2));
+                    write_bulk(out, v);
+                }
+                _ => self.write_map_header(out, 0),
+            }
+        } else if is("INFO") {
+            let g = ctx.generation;
+            let info = format!(
+                "# Server\r\nserver:shikaku\r\nshikaku_version:{}\r\n# Index\r\ngeneration:{}\r\nepoch:{}\r\nrecords:{}\r\n",
+                env!("CARGO_PKG_VERSION"),
+                g.id(),
+                g.epoch,
+                g.index.header().record_count
+            );
+            write_bulk(out, info.as_bytes());
+        } else {
+            // The name only, never the arguments (they may hold an individual number).
+            let shown: String = name.iter().take(32).map(|&b| printable(b)).collect();
+            write_error_line(out, "ERR ", &format!("unknown command '{shown}'"));
+        }
+    }
+}
+
+/// `[date] [LIMIT]` from argument `from` on.
+fn date_and_limit<'a>(a: &Args<'a>, from: usize) -> Result<(Option<&'a str>, bool), String> {
+    match a.len() - from {
+        0 => Ok((None, false)),
+        1 if a.is(from, "LIMIT") => Ok((None, true)),
+        1 => Ok((Some(a.text(from, "date")?), false)),
+        _ if a.is(from + 1, "LIMIT") => Ok((Some(a.text(from, "date")?), true)),
+        _ => Err("syntax error: expected LIMIT after the date".into()),
+    }
+}
+
+fn wrong_args(out: &mut Vec<u8>, command: &str) {
+    write_error_line(
+        out,
+        "ERR ",
+        &format!("wrong number of arguments for '{command}' command"),
+    );
+}
+
+fn wrong_pass(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"-WRONGPASS invalid institution code or token\r\n");
+}
+
+/// `-<prefix><msg>\r\n`, with any CR or LF in `msg` turned into spaces.
+pub fn write_error_line(out: &mut Vec<u8>, prefix: &str, msg: &str) {
+    out.push(b'-');
+    out.extend_from_slice(prefix.as_bytes());
+    out.extend(
+        msg.bytes()
+            .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+    );
+    out.extend_from_slice(b"\r\n");
+}
+
+#[inline]
+pub fn write_bulk(out: &mut Vec<u8>, data: &[u8]) {
+    out.push(b'$');
+    write_decimal(out, data.len() as u64);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn write_int(out: &mut Vec<u8>, n: u64) {
+    out.push(b':');
+    write_decimal(out, n);
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Parsed = Result<Option<(Vec<String>, usize)>, String>;
+
+    fn parse(buf: &[u8]) -> Parsed {
+        let mut args = Vec::new();
+        parse_command(buf, &mut args)
+            .map(|r| {
+                r.map(|end| {
+                    let words = args
+                        .iter()
+                        .map(|r| String::from_utf8_lossy(&buf[r.clone()]).into_owned())
+                        .collect();
+                    (words, end)
+                })
+            })
+            .map_err(|e| e.0)
+    }
+
+    /// Parses `input` whole, and every prefix of it: a prefix of a complete command is
+    /// incomplete; a prefix of a broken one is incomplete or the same error.
+    fn check(input: &[u8], expected: Result<(&[&str], usize), &str>) {
+        let expected: Parsed = expected
+            .map(|(w, end)| Some((w.iter().map(|s| s.to_string()).collect(), end)))
+            .map_err(str::to_owned);
+        assert_eq!(
+            parse(input),
+            expected,
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
+        let end = match &expected {
+            Ok(Some((_, end))) => *end,
+            _ => input.len(),
+        };
+        for cut in 0..end {
+            let got = parse(&input[..cut]);
+            assert!(
+                got == Ok(None) || (expected.is_err() && got == expected),
+                "prefix {cut} of {:?}: {got:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[test]
+    fn multibulk() {
+        check(b"*1\r\n$4\r\nPING\r\n", Ok((&["PING"], 14)));
+        check(
+            b"*3\r\n$9\r\nELIG.CARD\r\n$0\r\n\r\n$3\r\n123\r\n*1\r\n",
+            Ok((&["ELIG.CARD", "", "123"], 34)),
+        );
+        check(b"*0\r\n", Ok((&[], 4)));
+        check(b"*-1\r\n", Ok((&[], 5)));
+        check(b"*1\r\n$3\r\na\r\n\r\n", Ok((&["a\r\n"], 13)));
+        check(b"*x\r\n", Err("invalid multibulk length"));
+        check(b"*1\n", Err("invalid multibulk length"));
+        check(
+            b"*99999999999999999999999\r\n",
+            Err("invalid multibulk length"),
+        );
+        check(b"*65\r\n", Err("too many arguments (65; at most 64)"));
+        check(b"*1\r\n+PING\r\n", Err("expected '$', got '+'"));
+        check(b"*1\r\n$-1\r\n", Err("invalid bulk length"));
+        check(
+            b"*1\r\n$4097\r\n",
+            Err("bulk length 4097 exceeds the limit of 4096 bytes"),
+        );
+        check(
+            b"*1\r\n$4\r\nPINGxx",
+            Err("bulk string not terminated by CRLF"),
+        );
+        check(b"*1\r\n$\r\n", Err("invalid bulk length"));
+    }
+
+    #[test]
+    fn inline() {
+        check(b"PING\r\n", Ok((&["PING"], 6)));
+        check(b"PING\n", Ok((&["PING"], 5)));
+        check(b"\r\n", Ok((&[], 2)));
+        check(
+            b"ELIG.CARD  33120015 \"\" 3456\t\"\" 1980-01-23\r\nPING\r\n",
+            Ok((&["ELIG.CARD", "33120015", "", "3456", "", "1980-01-23"], 43)),
+        );
+        check(b"ECHO \"a b\"\n", Ok((&["ECHO", "a b"], 11)));
+        check(b"ECHO \"a b\n", Err("unbalanced quotes in request"));
+        check(b"ECHO \"a\"b\n", Err("unbalanced quotes in request"));
+        let long = vec![b'a'; RESP_MAX_INLINE_BYTES];
+        check(&long, Err("inline command longer than 16384 bytes"));
+        let many = format!("{}\n", vec!["x"; RESP_MAX_ARGS + 1].join(" "));
+        check(many.as_bytes(), Err("too many arguments (at most 64)"));
+    }
+
+    #[test]
+    fn error_lines_are_one_line() {
+        let mut out = Vec::new();
+        write_error_line(&mut out, "ERR ", "a\r\nb");
+        assert_eq!(out, b"-ERR a  b\r\n");
+    }
+}

@@ -1,0 +1,69 @@
+//! What a protocol session gets to answer a read batch, and what it reports back.
+
+use super::auth::AuthTable;
+use super::live::{Generation, Live};
+use super::metrics::CoreMetrics;
+use crate::domain::Date;
+use std::sync::Arc;
+
+/// State shared by every core, read-only while serving.
+pub struct Shared {
+    pub live: Arc<Live>,
+    /// `None`: no `--auth`, everyone is let in (loopback only).
+    pub auth: Option<AuthTable>,
+    /// Every core's counters, for `/metrics`.
+    pub cores: Vec<Arc<CoreMetrics>>,
+    /// Set by `POST /admin/reload`; the reloader thread acts on it.
+    pub reload: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// The context of one read batch: every request in it is answered from `generation` as of
+/// `today`.
+pub struct Ctx<'a> {
+    pub generation: &'a Generation,
+    pub today: Date,
+    pub shared: &'a Shared,
+    pub metrics: &'a CoreMetrics,
+}
+
+/// The result of answering what a read delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Step {
+    /// Bytes of the input fully handled; the caller drops them.
+    pub consumed: usize,
+    /// Requests answered.
+    pub requests: u64,
+    /// Close the connection after writing the output.
+    pub close: bool,
+    /// Stopped at a limit with complete requests left: answer again before reading.
+    pub more: bool,
+    /// Bytes the incomplete request at the end needs in all (a hint to size the buffer).
+    pub want: usize,
+}
+
+/// A protocol's per-connection state.
+pub trait Session {
+    /// Answers every complete request at the start of `input` into `out`.
+    fn process(&mut self, input: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Step;
+    /// The read buffer never grows past this; the protocol's limits keep a request below it.
+    fn max_buffer(&self) -> usize;
+    /// Writes the error for input that outgrew [`Session::max_buffer`] (the connection closes).
+    fn overflow(&mut self, out: &mut Vec<u8>);
+}
+
+/// Appends `n` in decimal.
+#[inline]
+pub fn write_decimal(out: &mut Vec<u8>, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}

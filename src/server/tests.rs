@@ -1,0 +1,324 @@
+//! Data-driven tests of the protocol sessions: `check(input, expected output)`, with the input
+//! delivered whole, split at every byte, and a byte at a time; each must give the same bytes.
+
+use super::auth::{new_entry, AuthTable, Role};
+use super::http::HttpSession;
+use super::live::Live;
+use super::metrics::CoreMetrics;
+use super::resp::RespSession;
+use super::session::{Ctx, Session, Shared};
+use crate::build::{build_in_memory, InsurerRows};
+use crate::domain::*;
+use crate::index::MappedIndex;
+use crate::query::batch::answer_card;
+use crate::query::{CardFields, CardQuery};
+use std::sync::Arc;
+
+const TODAY: &str = "2026-11-24";
+
+fn d(s: &str) -> Date {
+    Date::parse(s).unwrap()
+}
+
+/// One member, 33120015 12/3456 born 1980-01-23, covered since 2015-04-01.
+fn live() -> (tempfile::TempDir, Arc<Live>) {
+    let record = Record {
+        insurer: InsurerNumber::parse("33120015").unwrap(),
+        symbol: "12".into(),
+        number: "3456".into(),
+        branch: Branch::new(0).unwrap(),
+        individual_number: Some(IndividualNumber::from_first11(12345678901)),
+        name: "山田 太郎".into(),
+        name_kana: "ヤマダ タロウ".into(),
+        sex: Sex::Male,
+        birthdate: d("1980-01-23"),
+        relationship: Relationship::Insured,
+        qualification_date: d("2015-04-01"),
+        disqualification_date: None,
+        reason_of_loss: None,
+        copay_ratio: CopayRatio::new(30).unwrap(),
+        limit_category: None,
+    };
+    let rows = InsurerRows {
+        number: record.insurer,
+        name: "地方職員共済組合".into(),
+        kind: InsurerKind::Kyosai,
+        snapshot_date: d("2026-11-01"),
+        file: "33120015/20261101.csv".into(),
+        rows: vec![(record, 2)],
+    };
+    let bytes = build_in_memory(vec![rows], &PersonKey::demo(), d(TODAY), "g-unit").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index.shk");
+    std::fs::write(&path, bytes).unwrap();
+    let index = MappedIndex::open_file(&path, PersonKey::demo()).unwrap();
+    (dir, Arc::new(Live::new(index).unwrap()))
+}
+
+fn shared(auth: Option<AuthTable>) -> (tempfile::TempDir, Shared) {
+    let (dir, live) = live();
+    let shared = Shared {
+        live,
+        auth,
+        cores: vec![Arc::new(CoreMetrics::default())],
+        reload: Default::default(),
+    };
+    (dir, shared)
+}
+
+/// Feeds `chunks` to a session as a connection would: append, answer, drop what was consumed.
+fn feed<S: Session>(mut session: S, shared: &Shared, chunks: &[&[u8]]) -> (String, bool) {
+    let generation = shared.live.load();
+    let ctx = Ctx {
+        generation: &generation,
+        today: d(TODAY),
+        shared,
+        metrics: &shared.cores[0],
+    };
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    for chunk in chunks {
+        buf.extend_from_slice(chunk);
+        loop {
+            let step = session.process(&buf, &ctx, &mut out);
+            buf.drain(..step.consumed);
+            if step.close {
+                return (String::from_utf8(out).unwrap(), true);
+            }
+            if !step.more {
+                break;
+            }
+        }
+    }
+    (String::from_utf8(out).unwrap(), false)
+}
+
+fn check_with<S: Session>(
+    new: impl Fn() -> S,
+    shared: &Shared,
+    input: &[u8],
+    expected: &str,
+    closes: bool,
+) {
+    let whole = feed(new(), shared, &[input]);
+    assert_eq!(
+        whole,
+        (expected.to_owned(), closes),
+        "{:?}",
+        String::from_utf8_lossy(input)
+    );
+    for cut in 0..input.len() {
+        let split = feed(new(), shared, &[&input[..cut], &input[cut..]]);
+        assert_eq!(split, whole, "split at {cut}");
+    }
+    let bytes: Vec<&[u8]> = input.chunks(1).collect();
+    assert_eq!(feed(new(), shared, &bytes), whole, "a byte at a time");
+}
+
+fn answer(date: Option<&str>) -> String {
+    let (_dir, live) = live();
+    let q = CardQuery::parse(&CardFields {
+        insurer_number: Some("33120015"),
+        symbol: Some("12"),
+        number: Some("3456"),
+        branch: None,
+        birthdate: Some("1980-01-23"),
+        date,
+        limit_consent: false,
+    })
+    .unwrap();
+    let mut out = Vec::new();
+    answer_card(&live.load().index, &q, d(TODAY), &mut out);
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn resp_sessions() {
+    let (_dir, shared) = shared(None);
+    let check = |input: &[u8], expected: &str, closes: bool| {
+        check_with(|| RespSession::new(1), &shared, input, expected, closes)
+    };
+    let a = answer(None);
+    let bulk = format!("${}\r\n{a}\r\n", a.len());
+    check(b"PING\r\n", "+PONG\r\n", false);
+    check(
+        b"*1\r\n$4\r\nping\r\n*2\r\n$4\r\nPING\r\n$2\r\nhi\r\n",
+        "+PONG\r\n$2\r\nhi\r\n",
+        false,
+    );
+    check(
+        b"*6\r\n$9\r\nELIG.CARD\r\n$8\r\n33120015\r\n$2\r\n12\r\n$4\r\n3456\r\n$0\r\n\r\n$10\r\n1980-01-23\r\n",
+        &bulk,
+        false,
+    );
+    check(b"elig.card 33120015 12 3456 \"\" 1980-01-23\r\nelig.card 33120015 12 3456 \"\" 1980-01-23\r\n", &bulk.repeat(2), false);
+    let dated = answer(Some("2014-01-01"));
+    check(
+        b"ELIG.CARD 33120015 12 3456 00 S55.1.23 2014-01-01 LIMIT\r\n",
+        &format!("${}\r\n{dated}\r\n", dated.len()),
+        false,
+    );
+    check(
+        b"ELIG.CARD 33120015 12 3456 \"\" 1980-02-30\r\nPING\r\n",
+        "-ERR birthdate: no such day: \"1980-02-30\"\r\n+PONG\r\n",
+        false,
+    );
+    check(
+        b"ELIG.CARD 33120015 12 3456 \"\" 1980-01-23 2026-01-01 NOPE\r\n",
+        "-ERR syntax error: expected LIMIT after the date\r\n",
+        false,
+    );
+    check(
+        b"ELIG.PERSON 123456789019\r\n",
+        "-ERR individual_number: bad check digit: ********9019\r\n",
+        false,
+    );
+    check(
+        b"ELIG.PERSON\r\n",
+        "-ERR wrong number of arguments for 'elig.person' command\r\n",
+        false,
+    );
+    check(b"*1\r\n$4\r\nQUIT\r\nPING\r\n", "+OK\r\n", true);
+    check(
+        b"PING\r\n*1\r\n:1\r\n",
+        "+PONG\r\n-ERR Protocol error: expected '$', got ':'\r\n",
+        true,
+    );
+    check(
+        b"AUTH a b\r\nSELECT 1\r\nCLIENT SETINFO LIB-NAME x\r\nCOMMAND DOCS\r\nCONFIG GET save\r\nCONFIG GET x\r\n",
+        "+OK\r\n-ERR DB index is out of range\r\n+OK\r\n*0\r\n*2\r\n$4\r\nsave\r\n$0\r\n\r\n*0\r\n",
+        false,
+    );
+    check(b"\r\n\r\n*0\r\nPING\r\n", "+PONG\r\n", false);
+}
+
+#[test]
+fn resp_authentication() {
+    let code = InstitutionCode::parse("0110113719").unwrap();
+    let (token, line) = new_entry(code, Role::Query).unwrap();
+    let (_dir, shared) = shared(Some(AuthTable::parse(&line).unwrap()));
+    let check = |input: &str, expected: &str| {
+        check_with(
+            || RespSession::new(7),
+            &shared,
+            input.as_bytes(),
+            expected,
+            false,
+        )
+    };
+    check("PING\r\n", "-NOAUTH Authentication required.\r\n");
+    check(
+        "ELIG.PERSON 123456789018\r\n",
+        "-NOAUTH Authentication required.\r\n",
+    );
+    check(
+        &format!("AUTH {code} nope\r\nPING\r\n"),
+        "-WRONGPASS invalid institution code or token\r\n-NOAUTH Authentication required.\r\n",
+    );
+    check(
+        &format!("AUTH {code} {token}\r\nPING\r\n"),
+        "+OK\r\n+PONG\r\n",
+    );
+    check(
+        &format!("AUTH {code}:{token}\r\nPING\r\n"),
+        "+OK\r\n+PONG\r\n",
+    );
+    check(
+        &format!("HELLO 2 AUTH {code} {token}\r\nPING\r\n"),
+        "*16\r\n$6\r\nserver\r\n$7\r\nshikaku\r\n$7\r\nversion\r\n$5\r\n0.1.0\r\n$5\r\nproto\r\n:2\r\n$2\r\nid\r\n:7\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n$10\r\ngeneration\r\n$6\r\ng-unit\r\n+PONG\r\n",
+    );
+}
+
+fn http_response(status: &str, body: &str, close: bool) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\nServer: shikaku\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}\r\n{body}",
+        body.len(),
+        if close { "Connection: close\r\n" } else { "" }
+    )
+}
+
+#[test]
+fn http_sessions() {
+    let (_dir, shared) = shared(None);
+    let check = |input: &[u8], expected: &str, closes: bool| {
+        check_with(HttpSession::default, &shared, input, expected, closes)
+    };
+    let health = http_response("200 OK", r#"{"status":"ok","generation":"g-unit"}"#, false);
+    check(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", &health, false);
+    check(
+        b"GET /healthz HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n",
+        &health.repeat(2),
+        false,
+    );
+    let body =
+        br#"{"insurer_number":"33120015","symbol":"12","number":"3456","birthdate":"1980-01-23"}"#;
+    let mut req = format!(
+        "POST /v1/card HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    check(&req, &http_response("200 OK", &answer(None), false), false);
+    check(
+        b"POST /v1/card HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n",
+        &(http_response("400 Bad Request", r#"{"error":"insurer_number: is required","field":"insurer_number"}"#, false)
+            + &http_response("200 OK", r#"{"status":"ok","generation":"g-unit"}"#, true)),
+        true,
+    );
+    check(
+        b"GET /x HTTP/1.1\r\n\r\n",
+        &http_response(
+            "404 Not Found",
+            r#"{"error":"no such endpoint; see GET /healthz, /metrics, /v1/generation, POST /v1/card, /v1/person, /v1/batch, /admin/reload"}"#,
+            false,
+        ),
+        false,
+    );
+    check(
+        b"GET /healthz HTTP/1.1\r\nContent-Length: 1x\r\n\r\n",
+        &http_response(
+            "400 Bad Request",
+            r#"{"error":"malformed Content-Length"}"#,
+            true,
+        ),
+        true,
+    );
+    check(
+        b"GET /healthz HTTP/1.0\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n",
+        &http_response("200 OK", r#"{"status":"ok","generation":"g-unit"}"#, true),
+        true,
+    );
+    check(
+        b"POST /v1/person?individual_number=1 HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        &http_response(
+            "400 Bad Request",
+            r#"{"error":"an individual number must never be sent in a URL; send it in the JSON body of POST /v1/person"}"#,
+            false,
+        ),
+        false,
+    );
+}
+
+#[test]
+fn http_expect_continue() {
+    let (_dir, shared) = shared(None);
+    let head = b"POST /v1/card HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+    let (out, _) = feed(HttpSession::default(), &shared, &[head, b"{", b"}"]);
+    assert!(
+        out.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 400 "),
+        "{out}"
+    );
+    assert_eq!(out.matches("100 Continue").count(), 1);
+}
+
+#[test]
+fn publish_moves_views() {
+    let (_dir, current) = live();
+    let mut view = current.view();
+    assert_eq!(view.refresh(&current).epoch, 0);
+    let (dir2, _other) = live();
+    let index = MappedIndex::open_file(&dir2.path().join("index.shk"), PersonKey::demo()).unwrap();
+    assert_eq!(current.publish(index).unwrap(), 1);
+    assert_eq!(view.refresh(&current).epoch, 1);
+    assert_eq!(current.epoch(), 1);
+}

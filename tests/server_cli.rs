@@ -1,0 +1,157 @@
+//! `shikaku serve` and `shikaku auth-line` as operators run them.
+
+mod server_support;
+
+use server_support::*;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn shikaku() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_shikaku"))
+}
+
+/// Kills the child when the test ends, however it ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn serve_with_an_auth_file_made_by_auth_line() {
+    let data = data_dir();
+    let out = shikaku()
+        .args([
+            "auth-line",
+            "--institution-code",
+            "0110113719",
+            "--role",
+            "query",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let line = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let credential = stderr
+        .split_whitespace()
+        .find(|w| w.starts_with("0110113719:"))
+        .unwrap()
+        .to_owned();
+    let token = &credential["0110113719:".len()..];
+    assert!(
+        !line.contains(token),
+        "the file line must not hold the token"
+    );
+    let auth = data.path().join("auth.txt");
+    std::fs::write(&auth, format!("# clients\n{line}")).unwrap();
+
+    let mut child = Child(
+        shikaku()
+            .args([
+                "serve",
+                "--resp",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+                "--threads",
+                "1",
+                "--data",
+            ])
+            .arg(data.path())
+            .arg("--auth")
+            .arg(&auth)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
+    let mut log = String::new();
+    let mut addrs = None;
+    for l in BufReader::new(stderr).lines() {
+        let l = l.unwrap();
+        log.push_str(&l);
+        log.push('\n');
+        if let Some(rest) = l.split("RESP on ").nth(1) {
+            let (resp, http) = rest.split_once(", HTTP on ").unwrap();
+            addrs = Some((resp.trim().to_owned(), http.trim().to_owned()));
+            break;
+        }
+    }
+    let (resp, http) = addrs.unwrap_or_else(|| panic!("no address in the log:\n{log}"));
+    assert!(log.contains("io_uring") || log.contains("epoll"), "{log}");
+    assert!(!log.contains(token));
+
+    let got = raw_exchange(
+        resp.parse().unwrap(),
+        format!("PING\r\nAUTH {credential}\r\nPING\r\n").as_bytes(),
+        usize::MAX,
+    );
+    assert_eq!(
+        String::from_utf8(got).unwrap(),
+        "-NOAUTH Authentication required.\r\n+OK\r\n+PONG\r\n"
+    );
+    let mut client = Http::connect(http.parse().unwrap());
+    let body = format!(
+        r#"{{"individual_number":"{}","date":"{DATE}"}}"#,
+        person(P1)
+    );
+    let r = client.request(
+        "POST",
+        "/v1/person",
+        &[("Authorization", &format!("Bearer {credential}"))],
+        body.as_bytes(),
+    );
+    assert_eq!(r.body, cli_person(data.path(), &person(P1)));
+}
+
+#[test]
+fn refuses_to_start_open_to_the_world_or_with_a_bad_auth_file() {
+    let data = data_dir();
+    let out = shikaku()
+        .args([
+            "serve",
+            "--resp",
+            "0.0.0.0:0",
+            "--http",
+            "127.0.0.1:0",
+            "--data",
+        ])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("not a loopback address") && err.contains("--auth"),
+        "{err}"
+    );
+
+    let auth = data.path().join("auth.txt");
+    std::fs::write(&auth, "0110113719 query nothex\n").unwrap();
+    let out = shikaku()
+        .args(["serve", "--data"])
+        .arg(data.path())
+        .arg("--auth")
+        .arg(&auth)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("line 1") && err.contains("64 hex"), "{err}");
+
+    let out = shikaku()
+        .args(["auth-line", "--institution-code", "0110113718"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let out = shikaku()
+        .args(["serve", "--data", "/nonexistent/shikaku"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8(out.stderr).unwrap().contains("error:"));
+}
