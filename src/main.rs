@@ -39,6 +39,10 @@ enum Command {
     Demo(DemoArgs),
     /// Make a new client token and the auth file line that admits it (see `shikaku serve --auth`).
     AuthLine(AuthLineArgs),
+    /// Drive the RESP port with a workload file; report rate, latency and wrong answers.
+    Load(LoadArgs),
+    /// Print `SET <card key> <answer JSON>` for the workload's card queries, for `redis-cli --pipe`.
+    RedisExport(RedisExportArgs),
 }
 
 #[derive(Args)]
@@ -192,6 +196,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => run_serve(args, cli.person_key_file),
         Command::Demo(args) => run_demo(args, cli.person_key_file),
         Command::AuthLine(args) => run_auth_line(args),
+        Command::Load(args) => run_load(args),
+        Command::RedisExport(args) => run_redis_export(args, cli.person_key_file),
     }
 }
 
@@ -454,5 +460,130 @@ fn run_query(args: QueryArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitC
         }
     }
     println!("{}", String::from_utf8_lossy(&out));
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+struct LoadArgs {
+    /// Workload file: queries.csv of shikaku-datagen --queries (with the expected validity).
+    #[arg(long)]
+    queries: PathBuf,
+    /// RESP address of the server.
+    #[arg(long, default_value = "127.0.0.1:7379")]
+    addr: String,
+    #[arg(long, default_value_t = 50)]
+    connections: usize,
+    /// Closed loop: requests kept outstanding on each connection.
+    #[arg(long, default_value_t = 1)]
+    pipeline: usize,
+    /// Closed loop: send the --pipeline requests together and the next ones only when all are
+    /// answered (redis-benchmark -P); default: refill each slot as soon as its reply comes.
+    #[arg(long, conflicts_with = "rate")]
+    batch: bool,
+    /// Open loop at this total rate (requests/s), whatever the replies; default closed loop.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Open loop: most requests outstanding on one connection; later ones wait (and count).
+    #[arg(long, default_value_t = 1000)]
+    max_outstanding: usize,
+    /// Seconds of measured load (default 10 unless --requests is given).
+    #[arg(long, conflicts_with = "requests")]
+    duration: Option<f64>,
+    /// Number of measured requests.
+    #[arg(long)]
+    requests: Option<u64>,
+    /// Client threads, one io_uring runtime each; connections are spread over them.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Authenticate every connection first: AUTH CODE TOKEN.
+    #[arg(long, value_name = "CODE:TOKEN")]
+    auth: Option<String>,
+    /// elig: ELIG.CARD/ELIG.PERSON; redis-get: GET <card key> (against redis-export's data).
+    #[arg(long, value_enum, default_value = "elig")]
+    mode: shikaku::load::Mode,
+    /// Seconds of load before measuring.
+    #[arg(long, default_value_t = 0.0)]
+    warmup: f64,
+    /// Print the report as one JSON line.
+    #[arg(long)]
+    json: bool,
+}
+
+fn run_load(args: LoadArgs) -> anyhow::Result<ExitCode> {
+    use shikaku::load::{self, Length, LoadConfig, Workload};
+    use std::net::ToSocketAddrs;
+    let addr = args
+        .addr
+        .to_socket_addrs()
+        .with_context(|| format!("--addr {:?}", args.addr))?
+        .next()
+        .with_context(|| format!("--addr {:?} resolves to no address", args.addr))?;
+    let auth = match &args.auth {
+        None => None,
+        Some(a) => {
+            let (code, token) = a.split_once(':').context("--auth must be CODE:TOKEN")?;
+            Some((code.to_string(), token.to_string()))
+        }
+    };
+    let length = match (args.requests, args.duration) {
+        (Some(k), _) => Length::Requests(k),
+        (None, d) => Length::Duration(d.unwrap_or(10.0)),
+    };
+    let cfg = LoadConfig {
+        addr,
+        connections: args.connections,
+        pipeline: args.pipeline,
+        batch: args.batch,
+        rate: args.rate,
+        max_outstanding: args.max_outstanding,
+        length,
+        threads: args.threads,
+        auth,
+        warmup: args.warmup,
+    };
+    cfg.check()?;
+    let workload = Workload::load(&args.queries, args.mode)?;
+    tracing::info!(
+        "{} requests from {} ({} rows skipped)",
+        workload.len(),
+        args.queries.display(),
+        workload.skipped
+    );
+    let report = load::run(&cfg, std::sync::Arc::new(workload), args.mode)
+        .with_context(|| format!("load against {addr}"))?;
+    if args.json {
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.text());
+    }
+    Ok(if report.failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[derive(Args)]
+struct RedisExportArgs {
+    /// Data directory holding CURRENT and generations/.
+    #[arg(long)]
+    data: PathBuf,
+    /// Workload file whose card queries with a branch are exported.
+    #[arg(long)]
+    queries: PathBuf,
+}
+
+fn run_redis_export(args: RedisExportArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let key = shikaku::cli::person_key(key_file.as_deref())?;
+    let index = Store::new(&args.data)
+        .open_current(key)
+        .with_context(|| format!("opening the live generation in {}", args.data.display()))?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    let stats = shikaku::load::export::export(&index, &args.queries, Date::today_jst(), &mut out)?;
+    eprintln!(
+        "exported {} keys ({} rows skipped); {} answers differ from the expected validity",
+        stats.keys, stats.skipped, stats.unexpected_validity
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,280 @@
+//! What a run counted, per thread while running and merged at the end, and the report printed
+//! for people (`text`) and scripts (`--json`).
+
+use super::Mode;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Latencies are recorded in ns from 1 ns to one hour with 3 significant digits; a longer
+/// latency is recorded as one hour (and would be reported as such, never dropped).
+const HIST_MAX_NS: u64 = 3_600_000_000_000;
+/// Longest error or failure message kept for the report.
+const MAX_MESSAGE: usize = 300;
+
+/// Counters of one load thread, and after `merge` of the whole run.
+#[derive(Debug, Clone)]
+pub struct Stats {
+    pub latency_ns: Histogram<u64>,
+    /// Requests handed to a connection (warm-up included).
+    pub sent: u64,
+    /// Replies received (warm-up included).
+    pub replies: u64,
+    /// Replies to requests intended after the warm-up: these are in the histogram and rate.
+    pub measured: u64,
+    /// Answers whose validity equals `expected`.
+    pub right: u64,
+    /// Answers with another validity.
+    pub wrong: u64,
+    /// Replies that are neither an answer nor an error (nil, other bulk, +OK, ...).
+    pub unexpected: u64,
+    /// `-ERR ...` replies.
+    pub errors: u64,
+    pub connection_failures: u64,
+    /// Requests that were due but never answered (connection failed or the run timed out).
+    pub unanswered: u64,
+    /// Open loop: requests that found their connection at the outstanding cap and so went
+    /// out later than intended (their latency still counts from the intended time).
+    pub cap_hits: u64,
+    /// Open loop: requests not even queued because their connection's backlog was full.
+    pub dropped: u64,
+    /// Time of the last measured reply, ns of the run clock.
+    pub last_reply_ns: u64,
+    pub first_error: Option<String>,
+    pub first_failure: Option<String>,
+}
+
+impl Default for Stats {
+    fn default() -> Stats {
+        Stats {
+            latency_ns: Histogram::new_with_bounds(1, HIST_MAX_NS, 3)
+                .expect("constant histogram bounds are valid"),
+            sent: 0,
+            replies: 0,
+            measured: 0,
+            right: 0,
+            wrong: 0,
+            unexpected: 0,
+            errors: 0,
+            connection_failures: 0,
+            unanswered: 0,
+            cap_hits: 0,
+            dropped: 0,
+            last_reply_ns: 0,
+            first_error: None,
+            first_failure: None,
+        }
+    }
+}
+
+impl Stats {
+    pub fn record_latency(&mut self, ns: u64) {
+        self.latency_ns.saturating_record(ns.max(1));
+    }
+
+    pub fn note_error(&mut self, msg: &[u8]) {
+        self.errors += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(clip(&String::from_utf8_lossy(msg)));
+        }
+    }
+
+    pub fn note_failure(&mut self, msg: &str) {
+        self.connection_failures += 1;
+        if self.first_failure.is_none() {
+            self.first_failure = Some(clip(msg));
+        }
+    }
+
+    pub fn merge(&mut self, o: Stats) {
+        // Both histograms have the same bounds, so adding cannot fail.
+        let _ = self.latency_ns.add(&o.latency_ns);
+        self.sent += o.sent;
+        self.replies += o.replies;
+        self.measured += o.measured;
+        self.right += o.right;
+        self.wrong += o.wrong;
+        self.unexpected += o.unexpected;
+        self.errors += o.errors;
+        self.connection_failures += o.connection_failures;
+        self.unanswered += o.unanswered;
+        self.cap_hits += o.cap_hits;
+        self.dropped += o.dropped;
+        self.last_reply_ns = self.last_reply_ns.max(o.last_reply_ns);
+        self.first_error = self.first_error.take().or(o.first_error);
+        self.first_failure = self.first_failure.take().or(o.first_failure);
+    }
+}
+
+fn clip(s: &str) -> String {
+    let s = s.trim();
+    match s.char_indices().nth(MAX_MESSAGE) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// The result of a run, as printed. Latencies in µs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub mode: Mode,
+    /// "closed" or "open".
+    pub loop_kind: &'static str,
+    pub connections: usize,
+    /// Closed loop: requests outstanding per connection (null in open loop).
+    pub pipeline: Option<usize>,
+    /// Open loop: the cap on requests outstanding per connection (null in closed loop).
+    pub max_outstanding: Option<usize>,
+    /// Closed loop in batches of `pipeline` (redis-benchmark -P) rather than refilling each slot.
+    pub batch: bool,
+    pub threads: usize,
+    /// Open loop: the total rate asked for.
+    pub target_rate: Option<f64>,
+    pub sent: u64,
+    pub replies: u64,
+    pub measured: u64,
+    /// Seconds from the end of the warm-up to the last measured reply.
+    pub elapsed_s: f64,
+    /// Measured replies per second.
+    pub rate: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub p9999_us: f64,
+    pub max_us: f64,
+    pub mean_us: f64,
+    pub right: u64,
+    pub wrong: u64,
+    pub unexpected: u64,
+    pub errors: u64,
+    pub connection_failures: u64,
+    pub unanswered: u64,
+    pub cap_hits: u64,
+    pub dropped: u64,
+    pub first_error: Option<String>,
+    pub first_failure: Option<String>,
+    /// True when any answer was wrong or unexpected, or any error reply, connection failure
+    /// or unanswered request occurred: the exit status is then non-zero.
+    pub failed: bool,
+}
+
+/// The run's shape, for the report.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub mode: Mode,
+    pub connections: usize,
+    /// Closed loop: the depth; open loop: the outstanding cap.
+    pub pipeline: usize,
+    pub batch: bool,
+    pub threads: usize,
+    pub target_rate: Option<f64>,
+}
+
+impl Report {
+    pub fn new(shape: Shape, s: &Stats, elapsed_s: f64) -> Report {
+        let h = &s.latency_ns;
+        let us = |ns: u64| ns as f64 / 1000.0;
+        let q = |p: f64| {
+            if h.is_empty() {
+                0.0
+            } else {
+                us(h.value_at_quantile(p))
+            }
+        };
+        let failed = s.wrong + s.unexpected + s.errors + s.connection_failures + s.unanswered > 0;
+        Report {
+            mode: shape.mode,
+            loop_kind: if shape.target_rate.is_some() {
+                "open"
+            } else {
+                "closed"
+            },
+            connections: shape.connections,
+            pipeline: shape.target_rate.is_none().then_some(shape.pipeline),
+            max_outstanding: shape.target_rate.map(|_| shape.pipeline),
+            batch: shape.batch,
+            threads: shape.threads,
+            target_rate: shape.target_rate,
+            sent: s.sent,
+            replies: s.replies,
+            measured: s.measured,
+            elapsed_s,
+            rate: if elapsed_s > 0.0 {
+                s.measured as f64 / elapsed_s
+            } else {
+                0.0
+            },
+            p50_us: q(0.5),
+            p99_us: q(0.99),
+            p999_us: q(0.999),
+            p9999_us: q(0.9999),
+            max_us: if h.is_empty() { 0.0 } else { us(h.max()) },
+            mean_us: if h.is_empty() { 0.0 } else { h.mean() / 1000.0 },
+            right: s.right,
+            wrong: s.wrong,
+            unexpected: s.unexpected,
+            errors: s.errors,
+            connection_failures: s.connection_failures,
+            unanswered: s.unanswered,
+            cap_hits: s.cap_hits,
+            dropped: s.dropped,
+            first_error: s.first_error.clone(),
+            first_failure: s.first_failure.clone(),
+            failed,
+        }
+    }
+
+    pub fn json(&self) -> String {
+        serde_json::to_string(self).expect("a report always serializes")
+    }
+
+    pub fn text(&self) -> String {
+        let mode = match self.mode {
+            Mode::Elig => "ELIG",
+            Mode::RedisGet => "GET",
+        };
+        let shape = match (self.target_rate, self.pipeline, self.max_outstanding) {
+            (Some(r), _, Some(cap)) => format!("open loop at {r:.0}/s, at most {cap} outstanding"),
+            (_, Some(p), _) if self.batch => format!("closed loop, batches of {p}"),
+            (_, Some(p), _) => format!("closed loop, pipeline {p}"),
+            _ => String::new(),
+        };
+        let mut t = format!(
+            "{mode} {shape}: {} connections, {} threads\n\
+             requests: {} sent, {} replies, {} measured in {:.2} s = {:.0}/s\n\
+             latency µs: p50 {:.1}  p99 {:.1}  p99.9 {:.1}  p99.99 {:.1}  max {:.1}  mean {:.1}\n\
+             answers: {} right, {} wrong, {} unexpected; {} error replies; {} connection failures; {} unanswered\n",
+            self.connections,
+            self.threads,
+            self.sent,
+            self.replies,
+            self.measured,
+            self.elapsed_s,
+            self.rate,
+            self.p50_us,
+            self.p99_us,
+            self.p999_us,
+            self.p9999_us,
+            self.max_us,
+            self.mean_us,
+            self.right,
+            self.wrong,
+            self.unexpected,
+            self.errors,
+            self.connection_failures,
+            self.unanswered,
+        );
+        if self.cap_hits + self.dropped > 0 {
+            t += &format!(
+                "warning: the server fell behind the schedule: {} requests waited at the outstanding cap, {} dropped at the backlog limit\n",
+                self.cap_hits, self.dropped
+            );
+        }
+        if let Some(e) = &self.first_error {
+            t += &format!("first error reply: {e}\n");
+        }
+        if let Some(e) = &self.first_failure {
+            t += &format!("first connection failure: {e}\n");
+        }
+        t
+    }
+}
