@@ -33,6 +33,9 @@ enum Command {
     Query(QueryArgs),
     /// List, roll back or garbage-collect index generations.
     Generations(GenerationsArgs),
+    /// Check every checksum of a generation (the live one by default), as a server does
+    /// before serving it.
+    Verify(VerifyArgs),
     /// Serve the live generation over RESP and HTTP (SPEC 6), one thread per core.
     Serve(ServeArgs),
     /// Build the built-in demo data, print queries to try, and serve it.
@@ -62,6 +65,15 @@ struct BuildArgs {
     /// Build date (default: today in Japan); used for the members-covered-today counts.
     #[arg(long)]
     date: Option<String>,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    #[arg(long)]
+    data: PathBuf,
+    /// Generation id (default: the live one).
+    #[arg(long)]
+    generation: Option<String>,
 }
 
 #[derive(Args)]
@@ -193,6 +205,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(args) => run_build(args, cli.person_key_file),
         Command::Query(args) => run_query(args, cli.person_key_file),
         Command::Generations(args) => run_generations(args, cli.person_key_file),
+        Command::Verify(args) => run_verify(args, cli.person_key_file),
         Command::Serve(args) => run_serve(args, cli.person_key_file),
         Command::Demo(args) => run_demo(args, cli.person_key_file),
         Command::AuthLine(args) => run_auth_line(args),
@@ -257,6 +270,32 @@ fn run_build(args: BuildArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitC
             args.data.display()
         ))),
     }
+}
+
+fn run_verify(args: VerifyArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let key = shikaku::cli::person_key(key_file.as_deref())?;
+    let store = Store::new(&args.data);
+    let id = match args.generation {
+        Some(id) => id,
+        None => store
+            .current()?
+            .with_context(|| format!("{} names no generation", store.current_path().display()))?,
+    };
+    let started = std::time::Instant::now();
+    let index = store
+        .open(&id, key)
+        .with_context(|| format!("opening generation {id}"))?;
+    index.verify().with_context(|| format!("generation {id}"))?;
+    let h = index.header();
+    println!(
+        "generation {id}: ok, {} bytes, {} insurers, {} records, {} persons verified in {:.2} s",
+        h.file_bytes,
+        h.insurer_count,
+        h.record_count,
+        h.person_count,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_generations(args: GenerationsArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
