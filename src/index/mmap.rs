@@ -24,7 +24,11 @@ pub fn map_file(path: &Path) -> std::io::Result<memmap2::Mmap> {
     // never writes a published generation (ARCHITECTURE.md, "Architecture invariants").
     // The length check against the header in `Index::open` catches a file that was already
     // short when mapped.
-    unsafe { memmap2::MmapOptions::new().map(&file) }
+    let map = unsafe { memmap2::MmapOptions::new().map(&file) }?;
+    // Lookups jump around gigabytes: ask for huge pages so the TLB covers more of the index.
+    // Only advice; kernels or filesystems without file-backed huge pages ignore it.
+    let _ = map.advise(memmap2::Advice::HugePage);
+    Ok(map)
 }
 
 impl MappedIndex {
