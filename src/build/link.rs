@@ -30,7 +30,11 @@ pub fn link_persons(parts: &mut [InsurerPart]) -> Persons {
     let parts = &*parts;
     let started = std::time::Instant::now();
     links.par_sort_unstable();
-    tracing::debug!(links = links.len(), sort_ms = started.elapsed().as_millis() as u64, "person links sorted");
+    tracing::debug!(
+        links = links.len(),
+        sort_ms = started.elapsed().as_millis() as u64,
+        "person links sorted"
+    );
     let mut out = Persons {
         entries: Vec::new(),
         refs: Vec::with_capacity(links.len()),
