@@ -114,6 +114,9 @@ struct ServeArgs {
     /// Worker threads, one per core (default: every available core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// I/O driver: `auto` (io_uring, else epoll) or `epoll` (faster at low pipelining depth).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "epoll"])]
+    driver: String,
     /// Auth file: one `institution_code role blake3_hex(token)` line per client (make lines
     /// with `shikaku auth-line`). Without it anyone may query, on loopback addresses only.
     #[arg(long)]
@@ -376,6 +379,7 @@ fn run_demo(args: DemoArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCod
             resp: args.resp,
             http: args.http,
             threads: 0,
+            driver: "auto".into(),
             auth: None,
         },
         key_file,
@@ -404,6 +408,11 @@ fn run_serve(args: ServeArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitC
             threads: args.threads,
             auth,
             pin: true,
+            driver: if args.driver == "epoll" {
+                shikaku::server::Driver::Epoll
+            } else {
+                shikaku::server::Driver::Auto
+            },
         },
         std::sync::Arc::new(live),
     )?;

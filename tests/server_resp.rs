@@ -286,3 +286,25 @@ fn authentication() {
     let got = raw_exchange(addr, b"HELLO 3\r\nQUIT\r\n", usize::MAX);
     assert!(String::from_utf8(got).unwrap().starts_with("-NOAUTH"));
 }
+
+#[test]
+fn epoll_driver_answers_like_the_default() {
+    let data = data_dir();
+    let uring = start(data.path(), None);
+    let epoll = start_with(data.path(), None, shikaku::server::Driver::Epoll);
+    let (mut a, mut b) = (client(uring.resp_addr()), client(epoll.resp_addr()));
+    for (symbol, number, branch, birth, _) in CARDS {
+        let ask = |con: &mut redis::Connection| -> String {
+            redis::cmd("ELIG.CARD")
+                .arg("33120015")
+                .arg(symbol)
+                .arg(number)
+                .arg(branch)
+                .arg(birth)
+                .arg(DATE)
+                .query(con)
+                .unwrap()
+        };
+        assert_eq!(ask(&mut a), ask(&mut b));
+    }
+}

@@ -64,6 +64,19 @@ pub struct ServeConfig {
     pub auth: Option<AuthTable>,
     /// Pin worker `i` to core `i` (modulo the cores available).
     pub pin: bool,
+    /// The I/O driver of every core's runtime.
+    pub driver: Driver,
+}
+
+/// Which kernel interface the runtimes use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Driver {
+    /// io_uring when the kernel offers it, else epoll.
+    #[default]
+    Auto,
+    /// epoll: measured faster here at pipelining depth 1 (94k vs 67k requests/s on one
+    /// core, perf/RESULTS.md), slower at depth 16.
+    Epoll,
 }
 
 impl Default for ServeConfig {
@@ -74,6 +87,7 @@ impl Default for ServeConfig {
             threads: 0,
             auth: None,
             pin: true,
+            driver: Driver::Auto,
         }
     }
 }
@@ -154,10 +168,10 @@ pub fn serve(config: ServeConfig, live: Arc<Live>) -> Result<Server, ServeError>
     } else {
         config.threads
     };
-    let driver = if io_uring_available() {
-        "io_uring"
-    } else {
-        "epoll (the kernel refused io_uring)"
+    let driver = match config.driver {
+        Driver::Epoll => "epoll (chosen with --driver epoll)",
+        Driver::Auto if io_uring_available() => "io_uring",
+        Driver::Auto => "epoll (the kernel refused io_uring)",
     };
     tracing::info!(threads, driver, "starting workers");
     let shared = Arc::new(Shared {
@@ -174,9 +188,10 @@ pub fn serve(config: ServeConfig, live: Arc<Live>) -> Result<Server, ServeError>
         let (tx, rx) = std::sync::mpsc::channel();
         let shared = shared.clone();
         let pin = config.pin.then_some(core % cpus);
+        let driver = config.driver;
         let handle = std::thread::Builder::new()
             .name(format!("shikaku-core-{core}"))
-            .spawn(move || worker(core, pin, resp, http, shared, tx))
+            .spawn(move || worker(core, pin, driver, resp, http, shared, tx))
             .map_err(|source| ServeError::Runtime { core, source })?;
         let (r, h) = rx.recv().map_err(|_| ServeError::Thread(core))??;
         // Core 0 resolves port 0; the others bind the same ports.
@@ -198,6 +213,7 @@ type Started = Result<(SocketAddr, SocketAddr), ServeError>;
 fn worker(
     core: usize,
     pin: Option<usize>,
+    driver: Driver,
     resp: SocketAddr,
     http: SocketAddr,
     shared: Arc<Shared>,
@@ -208,18 +224,32 @@ fn worker(
             tracing::warn!(core, cpu, "cannot pin to the core: {e:?}");
         }
     }
-    let runtime = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-        .with_entries(1024)
-        .enable_timer()
-        .build();
-    let mut runtime = match runtime {
-        Ok(r) => r,
-        Err(source) => {
-            let _ = started.send(Err(ServeError::Runtime { core, source }));
-            return;
-        }
+    // The two drivers make runtimes of different types; the core's work is the same.
+    let built = match driver {
+        Driver::Auto => monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+            .with_entries(1024)
+            .enable_timer()
+            .build()
+            .map(|mut rt| rt.block_on(run_core(core, resp, http, shared, started.clone()))),
+        Driver::Epoll => monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .map(|mut rt| rt.block_on(run_core(core, resp, http, shared, started.clone()))),
     };
-    runtime.block_on(async move {
+    if let Err(source) = built {
+        let _ = started.send(Err(ServeError::Runtime { core, source }));
+    }
+}
+
+/// One core: bind its listeners, report them, then accept and serve until the process ends.
+async fn run_core(
+    core: usize,
+    resp: SocketAddr,
+    http: SocketAddr,
+    shared: Arc<Shared>,
+    started: std::sync::mpsc::Sender<Started>,
+) {
+    {
         let bind = |addr: SocketAddr| {
             TcpListener::bind_with_config(addr, &ListenerOpts::new().reuse_port(true).backlog(4096))
                 .and_then(|l| Ok((l.local_addr()?, l)))
@@ -245,7 +275,7 @@ fn worker(
         monoio::spawn(refresh_loop(core.clone()));
         monoio::spawn(accept_loop(resp_l, Protocol::Resp, core.clone()));
         accept_loop(http_l, Protocol::Http, core).await;
-    });
+    }
 }
 
 /// One core's state, shared by its tasks (single-threaded: `Rc` and `Cell`).

@@ -194,6 +194,11 @@ pub fn data_dir() -> tempfile::TempDir {
 
 /// A server on ephemeral loopback ports over `data`, two cores, not pinned.
 pub fn start(data: &Path, auth: Option<AuthTable>) -> Server {
+    start_with(data, auth, Default::default())
+}
+
+/// As [`start`], on the given I/O driver.
+pub fn start_with(data: &Path, auth: Option<AuthTable>, driver: shikaku::server::Driver) -> Server {
     let index = Store::new(data).open_current(PersonKey::demo()).unwrap();
     let live = Arc::new(Live::new(index).unwrap());
     serve(
@@ -203,6 +208,7 @@ pub fn start(data: &Path, auth: Option<AuthTable>) -> Server {
             threads: 2,
             auth,
             pin: false,
+            driver,
         },
         live,
     )
