@@ -440,10 +440,21 @@ impl Phases {
     }
 
     fn end(&mut self, phase: &str) {
-        self.done
-            .insert(phase.to_owned(), self.since.elapsed().as_millis() as u64);
+        let ms = self.since.elapsed().as_millis() as u64;
+        self.done.insert(phase.to_owned(), ms);
+        tracing::debug!(phase, ms, peak_rss_mb = peak_rss_mb(), "build phase done");
         self.since = Instant::now();
     }
+}
+
+/// The process's peak resident memory so far (Linux `VmHWM`), for the phase log.
+fn peak_rss_mb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024)
 }
 
 type Split = (Vec<InsurerPart>, Vec<ReportLine>, Vec<InsurerReport>);
