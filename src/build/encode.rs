@@ -4,7 +4,7 @@
 use super::report::ReportLine;
 use crate::domain::{Date, InsurerKind, InsurerNumber, PersonHash, PersonKey, Record, Sex};
 use crate::format::writer::{encode_segment, EncodedSegment, SegmentInput};
-use crate::format::FormatError;
+use crate::format::{card_key, FormatError, MAX_CARD_KEY_BYTES};
 
 /// One insurer's validated rows, as the snapshot reader produced them.
 #[derive(Debug, Clone)]
@@ -60,6 +60,15 @@ pub fn encode_insurer(
     let before = input.rows.len();
     input.rows.dedup_by(|later, earlier| later.0 == earlier.0);
     let rows_deduplicated = (before - input.rows.len()) as u64;
+    // Segment order: by encoded card key (the FST's order); the sort is stable, so the records
+    // of one card keep their order. A key too long to encode sorts last and fails encoding.
+    input.rows.sort_by_cached_key(|(r, _)| {
+        let mut key = [0u8; MAX_CARD_KEY_BYTES];
+        card_key(&r.symbol, &r.number, &mut key).map_or_else(
+            || vec![0xFF; MAX_CARD_KEY_BYTES + 1],
+            |len| key[..len].to_vec(),
+        )
+    });
     let hashes: Vec<Option<PersonHash>> = input
         .rows
         .iter()

@@ -29,14 +29,15 @@ fn too_big(what: &str) -> FormatError {
     FormatError::Malformed(format!("{what} exceeds the format's limit"))
 }
 
-/// Encodes one insurer's records. `inputs` must be sorted by card key (symbol, number) and
-/// free of exact duplicates; records of one card keep their order.
+/// Encodes one insurer's records. `inputs` must be sorted by encoded card key (see
+/// [`card_key`]) and free of exact duplicates; records of one
+/// card keep their order.
 pub fn encode_segment(inputs: &[SegmentInput<'_>]) -> Result<EncodedSegment, FormatError> {
     let record_count = u32::try_from(inputs.len()).map_err(|_| too_big("record count"))?;
     let mut records = Vec::with_capacity(inputs.len() * RECORD_BYTES);
     let mut heap: Vec<u8> = Vec::new();
     let mut fst = fst::MapBuilder::memory();
-    let mut key = Vec::new();
+    let mut key = [0u8; MAX_CARD_KEY_BYTES];
     let mut key_count = 0u32;
     let mut group_start = 0usize;
     while group_start < inputs.len() {
@@ -50,9 +51,13 @@ pub fn encode_segment(inputs: &[SegmentInput<'_>]) -> Result<EncodedSegment, For
         if count > MAX_RECORDS_PER_CARD {
             return Err(too_big("records on one card"));
         }
-        card_key(&first.symbol, &first.number, &mut key);
-        fst.insert(&key, encode_card_value(group_start as u32, count as u16))
-            .map_err(|e| FormatError::Malformed(format!("card keys out of order: {e}")))?;
+        let len =
+            card_key(&first.symbol, &first.number, &mut key).ok_or_else(|| too_big("card key"))?;
+        fst.insert(
+            &key[..len],
+            encode_card_value(group_start as u32, count as u16),
+        )
+        .map_err(|e| FormatError::Malformed(format!("card keys out of order: {e}")))?;
         key_count += 1;
         for input in &inputs[group_start..group_end] {
             let entry = record_entry(input, &mut heap)?;

@@ -342,13 +342,10 @@ impl<B: AsRef<[u8]>> Index<B> {
         let Some(i) = self.insurer_index(insurer) else {
             return empty;
         };
-        let mut key = [0u8; 2 * 4 * 20 + 1];
-        let klen = symbol.len() + 1 + number.len();
-        if klen > key.len() {
+        let mut key = [0u8; MAX_CARD_KEY_BYTES];
+        let Some(klen) = card_key(symbol, number, &mut key) else {
             return empty;
-        }
-        key[..symbol.len()].copy_from_slice(symbol.as_bytes());
-        key[symbol.len() + 1..klen].copy_from_slice(number.as_bytes());
+        };
         let Ok(map) = fst::Map::new(&self.bytes.as_ref()[self.segments[i].fst.clone()]) else {
             return empty;
         };
