@@ -130,13 +130,13 @@ fn every_bit_flip_is_refused_or_harmless() {
 #[test]
 fn wrong_version_names_the_fix() {
     let mut bytes = sample_index();
-    bytes[8] = 2;
+    bytes[8] = 9;
     let err = open_and_verify(bytes).err().unwrap();
     assert!(matches!(
         err,
         FormatError::UnsupportedVersion {
-            found: 2,
-            expected: 1
+            found: 9,
+            expected: 2
         }
     ));
     assert!(err.to_string().contains("rebuild"), "{err}");
