@@ -21,7 +21,7 @@ fn build(c: &mut Criterion) {
             black_box(
                 build_in_memory(insurers.clone(), &key, day(TODAY), "bench")
                     .unwrap()
-                    .len(),
+                    .total_bytes(),
             )
         })
     });

@@ -24,11 +24,12 @@ timed datagen "$bin/shikaku-datagen" --persons "$persons" --seed 7 --out "$work/
 timed build-full "$bin/shikaku" build --snapshots "$work/snap" --data "$work/data" --date "$date_"
 grep -E '^published' "$work/build-full.out"
 gen=$(cat "$work/data/CURRENT")
-idx="$work/data/generations/$gen/index.shk"
-printf 'index bytes %s (%.1f per person)\n' "$(stat -c %s "$idx")" "$(echo "$(stat -c %s "$idx")/$persons" | bc -l)"
+bytes=$(du -sb --apparent-size "$work/data/generations/$gen" | cut -f1)
+printf 'generation bytes %s (%.1f per person)\n' "$bytes" "$(echo "$bytes/$persons" | bc -l)"
+grep -o '"phases_ms": {[^}]*}' -z "$work/data/generations/$gen/report.json" | tr -d '\n ' ; echo
 
-# Nightly: 1% of insurers deliver a new snapshot (new bytes: a trailing blank line), the rest
-# are unchanged and reuse their encoded segments.
+# Nightly: 1% of insurers deliver a new snapshot (a new file, with a trailing blank line), the
+# rest are unchanged (same path, size and mtime) and keep their segment files.
 mapfile -t dirs < <(find "$work/snap" -mindepth 1 -maxdepth 1 -type d | sort)
 step=100
 for ((i = 0; i < ${#dirs[@]}; i += step)); do
@@ -36,6 +37,10 @@ for ((i = 0; i < ${#dirs[@]}; i += step)); do
   newest=$(ls "$d" | sort | tail -n 1)
   { cat "$d/$newest"; echo; } >"$d/20261125.csv"
 done
-timed build-incr "$bin/shikaku" build --snapshots "$work/snap" --data "$work/data" --date "$date_"
+# The nightly build runs the next day, so "covered today" is counted again for every insurer.
+next_date=$(date -d "$date_ + 1 day" +%F)
+timed build-incr "$bin/shikaku" build --snapshots "$work/snap" --data "$work/data" --date "$next_date"
 grep -E '^published' "$work/build-incr.out"
+gen=$(cat "$work/data/CURRENT")
+grep -o '"phases_ms": {[^}]*}' -z "$work/data/generations/$gen/report.json" | tr -d '\n ' ; echo
 echo "changed insurers: $(( (${#dirs[@]} + step - 1) / step )) of ${#dirs[@]}"

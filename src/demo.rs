@@ -128,6 +128,7 @@ pub fn build(
         built_on: Date::today_jst(),
         max_drop_percent: crate::build::run::DEFAULT_MAX_DROP_PERCENT,
         accept: Vec::new(),
+        reuse: Default::default(),
         progress: false,
     };
     match run(&cfg) {

@@ -65,6 +65,10 @@ struct BuildArgs {
     /// Build date (default: today in Japan); used for the members-covered-today counts.
     #[arg(long)]
     date: Option<String>,
+    /// Parse every snapshot again instead of reusing the live generation's unchanged insurers
+    /// (recognized by path, size and modification time).
+    #[arg(long)]
+    full: bool,
 }
 
 #[derive(Args)]
@@ -232,7 +236,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn run_build(args: BuildArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    use shikaku::build::run::{run, BuildConfig, BuildError};
+    use shikaku::build::run::{run, BuildConfig, BuildError, Reuse};
     use shikaku::domain::InsurerNumber;
     let key = shikaku::cli::person_key(key_file.as_deref())?;
     let accept = args
@@ -254,6 +258,11 @@ fn run_build(args: BuildArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitC
         built_on,
         max_drop_percent: args.max_drop_percent,
         accept,
+        reuse: if args.full {
+            Reuse::Nothing
+        } else {
+            Reuse::UnchangedInsurers
+        },
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
     match run(&cfg) {

@@ -1,7 +1,7 @@
 //! `shikaku build` end to end on small hand-written deliveries: accounting, cross-insurer
 //! checks, the delivery guard, leftovers of a crashed build, and privacy of what it writes.
 
-use shikaku::build::run::{run, BuildConfig, BuildError};
+use shikaku::build::run::{run, BuildConfig, BuildError, Reuse};
 use shikaku::domain::{Date, InsurerNumber, PersonKey};
 use shikaku::generations::{Store, INDEX_FILE, REJECTS_FILE, REPORT_FILE};
 use std::fs;
@@ -26,16 +26,21 @@ fn write_delivery(dir: &Path, insurers: &[(&str, &str, &str, &[String])]) {
     let mut list = String::from("insurer_number,insurer_name,kind\n");
     for (number, kind, date, rows) in insurers {
         list.push_str(&format!("{number},保険者{number},{kind}\n"));
-        let d = dir.join(number);
-        fs::create_dir_all(&d).unwrap();
-        let mut text = format!("{HEADER}\n");
-        for r in *rows {
-            text.push_str(r);
-            text.push('\n');
-        }
-        fs::write(d.join(format!("{date}.csv")), text).unwrap();
+        write_snapshot(dir, number, date, rows);
     }
     fs::write(dir.join("insurers.csv"), list).unwrap();
+}
+
+/// Adds one insurer's snapshot file to a delivery.
+fn write_snapshot(dir: &Path, number: &str, date: &str, rows: &[String]) {
+    let d = dir.join(number);
+    fs::create_dir_all(&d).unwrap();
+    let mut text = format!("{HEADER}\n");
+    for r in rows {
+        text.push_str(r);
+        text.push('\n');
+    }
+    fs::write(d.join(format!("{date}.csv")), text).unwrap();
 }
 
 fn config(snapshots: &Path, data: &Path) -> BuildConfig {
@@ -46,6 +51,7 @@ fn config(snapshots: &Path, data: &Path) -> BuildConfig {
         built_on: Date::parse("2026-11-24").unwrap(),
         max_drop_percent: 10.0,
         accept: Vec::new(),
+        reuse: Reuse::UnchangedInsurers,
         progress: false,
     }
 }
@@ -274,14 +280,7 @@ fn incremental_build_reuses_unchanged_insurers_and_matches_a_full_build() {
         member("06139992", 9, PERSON_A, "1980-01-23", "2020-04-01", ""),
         member("06139992", 10, "", "1970-05-06", "2010-04-01", ""),
     ];
-    fs::remove_file(snap.join("06139992/20261120.csv")).unwrap();
-    write_delivery(
-        &snap,
-        &[
-            ("33120015", "kyosai", "20261101", &kyosai),
-            ("06139992", "kumiai", "20261121", &kumiai_day2),
-        ],
-    );
+    write_snapshot(&snap, "06139992", "20261121", &kumiai_day2);
     let day2 = run(&config(&snap, &data)).unwrap();
     let reused: Vec<(&str, bool)> = day2
         .report
@@ -307,9 +306,140 @@ fn incremental_build_reuses_unchanged_insurers_and_matches_a_full_build() {
 
     // A full build of the same delivery writes the same index, header aside.
     let full = run(&config(&snap, &fresh)).unwrap();
-    let a = fs::read(day2.generation_dir.join(INDEX_FILE)).unwrap();
-    let b = fs::read(full.generation_dir.join(INDEX_FILE)).unwrap();
-    assert_eq!(a.len(), b.len());
-    assert!(a[128..] == b[128..], "incremental and full builds differ");
+    assert_same_generation(&day2.generation_dir, &full.generation_dir);
     assert_eq!(day2.report.totals, full.report.totals);
+
+    // `--full` parses everything even with a live generation.
+    let again = run(&BuildConfig {
+        reuse: Reuse::Nothing,
+        ..config(&snap, &data)
+    })
+    .unwrap();
+    assert!(again.report.insurers.iter().all(|r| !r.reused));
+    assert_same_generation(&again.generation_dir, &full.generation_dir);
+}
+
+/// Two generations hold the same index (header aside), segment files and rejects.
+fn assert_same_generation(a: &Path, b: &Path) {
+    let main_a = fs::read(a.join(INDEX_FILE)).unwrap();
+    let main_b = fs::read(b.join(INDEX_FILE)).unwrap();
+    assert_eq!(main_a.len(), main_b.len());
+    assert!(main_a[128..] == main_b[128..], "main index files differ");
+    let listing = |d: &Path| {
+        let mut names: Vec<(String, Vec<u8>)> = fs::read_dir(d.join("segments"))
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().into_string().unwrap(),
+                    fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(listing(a), listing(b), "segment files differ");
+    assert_eq!(rejects(a), rejects(b), "rejects differ");
+}
+
+mod incremental_equals_full {
+    //! Property: for random deliveries where persons span insurers (twins of numbers with
+    //! another birthdate for X1, overlapping coverage for X3), a nightly build after some
+    //! insurers change writes exactly what a full build of the same delivery writes.
+    use super::*;
+    use proptest::prelude::*;
+
+    const INSURERS: [(&str, &str); 4] = [
+        ("33120015", "kyosai"),
+        ("06139992", "kumiai"),
+        ("01130012", "kyokai"),
+        ("06130025", "kumiai"),
+    ];
+
+    /// One row: (person 0..6 or none, birth year offset 0..2, qualification year, ended).
+    type Row = (Option<u8>, u8, u8, bool);
+
+    fn person(p: u8) -> String {
+        shikaku::domain::IndividualNumber::from_first11(30000000000 + u64::from(p) * 7919)
+            .expose_digits()
+            .iter()
+            .map(|&b| b as char)
+            .collect()
+    }
+
+    fn rows(insurer: &str, rows: &[Row]) -> Vec<String> {
+        rows.iter()
+            .enumerate()
+            .map(|(i, &(p, birth, qual, ended))| {
+                let number = p.map_or(100 + i as u32, u32::from);
+                member(
+                    insurer,
+                    number,
+                    &p.map(person).unwrap_or_default(),
+                    &format!("{}-01-01", 1960 + u32::from(birth)),
+                    &format!("{}-04-01", 2010 + u32::from(qual)),
+                    &if ended {
+                        format!("{}-04-01", 2012 + u32::from(qual))
+                    } else {
+                        String::new()
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn delivery() -> impl Strategy<Value = Vec<Vec<Row>>> {
+        let row = (
+            proptest::option::weighted(0.8, 0u8..6),
+            0u8..2,
+            0u8..8,
+            any::<bool>(),
+        );
+        proptest::collection::vec(proptest::collection::vec(row, 0..6), INSURERS.len())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+        #[test]
+        fn nightly_build_equals_full_build(
+            day1 in delivery(),
+            day2 in delivery(),
+            changed in proptest::collection::vec(any::<bool>(), INSURERS.len()),
+            next_day in any::<bool>(),
+        ) {
+            let tmp = tempfile::tempdir().unwrap();
+            let (snap, data, fresh) = (tmp.path().join("s"), tmp.path().join("d"), tmp.path().join("f"));
+            let first: Vec<(&str, &str, &str, Vec<String>)> = INSURERS
+                .iter()
+                .zip(&day1)
+                .map(|(&(n, k), r)| (n, k, "20261101", rows(n, r)))
+                .collect();
+            let list: Vec<(&str, &str, &str, &[String])> =
+                first.iter().map(|(n, k, d, r)| (*n, *k, *d, r.as_slice())).collect();
+            write_delivery(&snap, &list);
+            run(&BuildConfig { max_drop_percent: 100.0, ..config(&snap, &data) }).unwrap();
+            for (i, &(n, _)) in INSURERS.iter().enumerate() {
+                if changed[i] {
+                    write_snapshot(&snap, n, "20261102", &rows(n, &day2[i]));
+                }
+            }
+            let date = if next_day { "2026-11-25" } else { "2026-11-24" };
+            let cfg = |d: &Path| BuildConfig {
+                max_drop_percent: 100.0,
+                built_on: Date::parse(date).unwrap(),
+                accept: INSURERS.iter().map(|(n, _)| InsurerNumber::parse(n).unwrap()).collect(),
+                ..config(&snap, d)
+            };
+            let nightly = run(&cfg(&data)).unwrap();
+            let full = run(&cfg(&fresh)).unwrap();
+            let reused = nightly.report.insurers.iter().filter(|r| r.reused).count();
+            prop_assert_eq!(reused, changed.iter().filter(|c| !**c).count());
+            assert_same_generation(&nightly.generation_dir, &full.generation_dir);
+            prop_assert_eq!(&nightly.report.totals, &full.report.totals);
+            for (a, b) in nightly.report.insurers.iter().zip(&full.report.insurers) {
+                prop_assert_eq!(&a.counts, &b.counts, "insurer {}", a.insurer_number);
+            }
+        }
+    }
 }

@@ -1,13 +1,13 @@
-//! A truncated, bit-flipped or wrong-version index gives a typed error, never a panic, and
-//! never a different answer.
+//! A truncated, bit-flipped or wrong-version index (main file or segment file) gives a typed
+//! error, never a panic, and never a different answer.
 
 use shikaku::build::{build_in_memory, InsurerRows};
 use shikaku::domain::*;
 use shikaku::format::{FormatError, HEADER_BYTES};
-use shikaku::index::Index;
+use shikaku::index::{Index, IndexFiles};
 use shikaku::query::{write_answer, CardQuery, PersonQuery};
 
-fn sample_index() -> Vec<u8> {
+fn sample_index() -> IndexFiles<Vec<u8>> {
     let d = |s: &str| Date::parse(s).unwrap();
     let rec = |number: &str, branch: u8, person: u64, qual: &str, disq: Option<&str>| Record {
         insurer: InsurerNumber::parse("33120015").unwrap(),
@@ -86,42 +86,85 @@ fn answers<B: AsRef<[u8]>>(index: &Index<B>) -> String {
     String::from_utf8(out).unwrap()
 }
 
-fn open_and_verify(bytes: Vec<u8>) -> Result<Index<Vec<u8>>, FormatError> {
-    let index = Index::open(bytes, PersonKey::demo())?;
+fn open_and_verify(files: IndexFiles<Vec<u8>>) -> Result<Index<Vec<u8>>, FormatError> {
+    let index = Index::open(files, PersonKey::demo())?;
     index.verify()?;
     Ok(index)
 }
 
+/// The sample generation with file `which` (0: the main file, then the segment files)
+/// changed by `f`.
+fn changed(
+    files: &IndexFiles<Vec<u8>>,
+    which: usize,
+    f: impl FnOnce(&mut Vec<u8>),
+) -> IndexFiles<Vec<u8>> {
+    let mut out = files.clone();
+    match which {
+        0 => f(&mut out.main),
+        i => f(&mut out.segments[i - 1]),
+    }
+    out
+}
+
+fn file(files: &IndexFiles<Vec<u8>>, which: usize) -> &[u8] {
+    match which {
+        0 => &files.main,
+        i => &files.segments[i - 1],
+    }
+}
+
 #[test]
 fn truncated_index_is_refused() {
-    let bytes = sample_index();
-    for len in (0..bytes.len()).step_by(7).chain([bytes.len() - 1]) {
-        let got = open_and_verify(bytes[..len].to_vec());
-        assert!(got.is_err(), "truncated to {len} bytes was accepted");
+    let files = sample_index();
+    for which in 0..=files.segments.len() {
+        let len_full = file(&files, which).len();
+        for len in (0..len_full).step_by(7).chain([len_full - 1]) {
+            let cut = changed(&files, which, |b| b.truncate(len));
+            assert!(
+                open_and_verify(cut).is_err(),
+                "file {which} truncated to {len} bytes was accepted"
+            );
+        }
     }
-    let mut longer = bytes.clone();
-    longer.push(0);
+    let mut longer = files.clone();
+    longer.main.push(0);
     assert!(matches!(
         open_and_verify(longer),
         Err(FormatError::Length { .. })
+    ));
+    let mut longer = files.clone();
+    longer.segments[0].push(0);
+    assert!(open_and_verify(longer).is_err());
+}
+
+#[test]
+fn missing_segment_is_refused() {
+    let mut files = sample_index();
+    files.segments.pop();
+    assert!(matches!(
+        open_and_verify(files),
+        Err(FormatError::MissingSegment { .. })
     ));
 }
 
 #[test]
 fn every_bit_flip_is_refused_or_harmless() {
-    let bytes = sample_index();
-    let expected = answers(&open_and_verify(bytes.clone()).unwrap());
-    for at in 0..bytes.len() {
-        for bit in [0, 3, 7] {
-            let mut flipped = bytes.clone();
-            flipped[at] ^= 1 << bit;
-            if let Ok(index) = open_and_verify(flipped) {
-                // Only alignment padding outside every checksum may flip unnoticed.
-                assert_eq!(
-                    answers(&index),
-                    expected,
-                    "flip at byte {at} bit {bit} changed an answer"
-                );
+    let files = sample_index();
+    let expected = answers(&open_and_verify(files.clone()).unwrap());
+    for which in 0..=files.segments.len() {
+        for at in 0..file(&files, which).len() {
+            for bit in [0, 3, 7] {
+                let flipped = changed(&files, which, |b| b[at] ^= 1 << bit);
+                if let Ok(index) = open_and_verify(flipped) {
+                    // Only padding and reserved bytes outside every checksum may flip
+                    // unnoticed.
+                    assert_eq!(
+                        answers(&index),
+                        expected,
+                        "flip in file {which} at byte {at} bit {bit} changed an answer"
+                    );
+                }
             }
         }
     }
@@ -129,17 +172,26 @@ fn every_bit_flip_is_refused_or_harmless() {
 
 #[test]
 fn wrong_version_names_the_fix() {
-    let mut bytes = sample_index();
-    bytes[8] = 9;
-    let err = open_and_verify(bytes).err().unwrap();
+    let mut files = sample_index();
+    files.main[8] = 9;
+    let err = open_and_verify(files).err().unwrap();
     assert!(matches!(
         err,
         FormatError::UnsupportedVersion {
             found: 9,
-            expected: 2
+            expected: 3
         }
     ));
     assert!(err.to_string().contains("rebuild"), "{err}");
+    let mut files = sample_index();
+    files.segments[0][8] = 2;
+    assert!(matches!(
+        open_and_verify(files).err().unwrap(),
+        FormatError::UnsupportedVersion {
+            found: 2,
+            expected: 3
+        }
+    ));
 }
 
 #[test]
@@ -155,18 +207,20 @@ fn wrong_person_key_is_refused() {
 
 #[test]
 fn no_individual_number_in_clear() {
-    let bytes = sample_index();
-    for p in [12345678901u64, 22345678901] {
-        let n = IndividualNumber::from_first11(p);
-        let digits = n.expose_digits();
-        assert!(
-            !bytes.windows(12).any(|w| w == digits),
-            "individual number in clear"
-        );
-        assert!(
-            !bytes.windows(11).any(|w| w == &digits[..11]),
-            "individual number prefix in clear"
-        );
+    let files = sample_index();
+    for bytes in std::iter::once(&files.main).chain(&files.segments) {
+        for p in [12345678901u64, 22345678901] {
+            let n = IndividualNumber::from_first11(p);
+            let digits = n.expose_digits();
+            assert!(
+                !bytes.windows(12).any(|w| w == digits),
+                "individual number in clear"
+            );
+            assert!(
+                !bytes.windows(11).any(|w| w == &digits[..11]),
+                "individual number prefix in clear"
+            );
+        }
     }
-    assert!(bytes.len() > HEADER_BYTES);
+    assert!(files.main.len() > HEADER_BYTES);
 }

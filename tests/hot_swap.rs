@@ -4,7 +4,8 @@
 
 use shikaku::build::{build_in_memory, InsurerRows};
 use shikaku::domain::*;
-use shikaku::generations::{Store, INDEX_FILE};
+use shikaku::generations::Store;
+use shikaku::index::IndexFiles;
 use shikaku::server::{serve, Live, Reloader, ServeConfig};
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 const TODAY: &str = "2026-11-24";
 
 /// Variant `lost`: the member's card was lost on 2026-11-01 (validity 2); else covered (1).
-fn generation_bytes(id: &str, lost: bool) -> Vec<u8> {
+fn generation_bytes(id: &str, lost: bool) -> IndexFiles<Vec<u8>> {
     let d = |s: &str| Date::parse(s).unwrap();
     let record = Record {
         insurer: InsurerNumber::parse("33120015").unwrap(),
@@ -46,8 +47,8 @@ fn generation_bytes(id: &str, lost: bool) -> Vec<u8> {
     build_in_memory(vec![rows], &PersonKey::demo(), d(TODAY), id).unwrap()
 }
 
-fn add_generation(store: &Store, id: &str, bytes: &[u8]) {
-    std::fs::write(store.begin(id).unwrap().join(INDEX_FILE), bytes).unwrap();
+fn add_generation(store: &Store, id: &str, files: &IndexFiles<Vec<u8>>) {
+    shikaku::build::write_files(files, &store.begin(id).unwrap()).unwrap();
     store.seal(id).unwrap();
 }
 
@@ -195,8 +196,9 @@ fn fifty_swaps_and_five_rollbacks_under_load_fail_no_request() {
     // A corrupted generation is refused; the one before keeps serving.
     let serving = live.load().id().to_owned();
     let mut bad = generation_bytes("g999-corrupt", false);
-    let flip = bad.len() / 2;
-    bad[flip] ^= 0x40;
+    // In a segment body: only a full verify (as a reload does) can see it.
+    let flip = bad.segments[0].len() / 2;
+    bad.segments[0][flip] ^= 0x40;
     add_generation(&store, "g999-corrupt", &bad);
     store.publish("g999-corrupt").unwrap();
     let deadline = Instant::now() + Duration::from_secs(3);

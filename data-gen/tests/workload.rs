@@ -6,7 +6,7 @@
 
 use data_gen::{generate, Config};
 use shikaku::build::report::{read_rejects, Report};
-use shikaku::build::run::{run, BuildConfig};
+use shikaku::build::run::{run, BuildConfig, Reuse};
 use shikaku::domain::{Date, PersonKey};
 use shikaku::generations::{Store, REJECTS_FILE, REPORT_FILE};
 use shikaku::index::MappedIndex;
@@ -35,6 +35,7 @@ fn generate_and_build(
         built_on: Date::parse(DATE).unwrap(),
         max_drop_percent: 10.0,
         accept: Vec::new(),
+        reuse: Reuse::UnchangedInsurers,
         progress: false,
     })
     .unwrap();

@@ -12,8 +12,9 @@ pub use link::{link_persons, Persons};
 pub use report::{Counts, InsurerReport, Report, ReportLine};
 
 use crate::domain::{Date, PersonKey};
-use crate::format::writer::{write_index, IndexContents, InsurerInput};
+use crate::format::writer::{segment_file_bytes, write_index, IndexContents, InsurerInput};
 use crate::format::FormatError;
+use crate::index::IndexFiles;
 use rayon::prelude::*;
 use std::io::{Seek, Write};
 
@@ -39,7 +40,8 @@ pub fn assemble(
     Ok((parts, persons))
 }
 
-/// Writes the assembled index into `w`.
+/// Writes the main file of an assembled index into `w` (its segment files are the parts'
+/// segments, written by the caller).
 pub fn write_assembled<W: Write + Seek>(
     w: &mut W,
     parts: &[InsurerPart],
@@ -56,7 +58,7 @@ pub fn write_assembled<W: Write + Seek>(
             name: &p.name,
             snapshot_date: p.snapshot_date,
             covered_count: p.covered_count,
-            segment: &p.segment,
+            segment: p.segment.meta,
         })
         .collect();
     write_index(
@@ -72,16 +74,43 @@ pub fn write_assembled<W: Write + Seek>(
     )
 }
 
-/// Builds an index in memory (tests, benches).
+/// Builds an index in memory (tests, benches): the main file and the segment files.
 pub fn build_in_memory(
     insurers: Vec<InsurerRows>,
     key: &PersonKey,
     built_on: Date,
     generation_id: &str,
-) -> Result<Vec<u8>, FormatError> {
+) -> Result<IndexFiles<Vec<u8>>, FormatError> {
     let (parts, persons) = assemble(insurers, key, built_on)?;
     let mut cur = std::io::Cursor::new(Vec::new());
     write_assembled(&mut cur, &parts, &persons, generation_id, built_on, key)
         .map_err(|e| FormatError::Malformed(e.to_string()))?;
-    Ok(cur.into_inner())
+    Ok(IndexFiles {
+        main: cur.into_inner(),
+        segments: parts
+            .iter()
+            .map(|p| segment_file_bytes(p.number, &p.segment))
+            .collect(),
+    })
+}
+
+/// Writes a generation built in memory into `dir` as a build would (`index.shk` and
+/// `segments/`), for tests and benches that need files. Returns the main file's path.
+pub fn write_files(
+    files: &IndexFiles<Vec<u8>>,
+    dir: &std::path::Path,
+) -> std::io::Result<std::path::PathBuf> {
+    let segments = dir.join(crate::format::SEGMENTS_DIR);
+    std::fs::create_dir_all(&segments)?;
+    for bytes in &files.segments {
+        let h = crate::format::SegmentHeader::decode(bytes)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        std::fs::write(
+            segments.join(crate::format::segment_file_name(&h.number, h.body_xxh3)),
+            bytes,
+        )?;
+    }
+    let main = dir.join(crate::generations::INDEX_FILE);
+    std::fs::write(&main, &files.main)?;
+    Ok(main)
 }

@@ -58,11 +58,12 @@ pub struct InsurerReport {
     /// The snapshot file used, relative to the snapshots directory.
     pub file: Option<String>,
     pub snapshot_date: Option<String>,
-    /// Size and xxh3 of the snapshot file, so the next build can tell an unchanged delivery.
+    /// Size and modification time (ns since the epoch) of the snapshot file, so the next
+    /// build can tell an unchanged delivery.
     #[serde(default)]
     pub file_bytes: u64,
     #[serde(default)]
-    pub file_xxh3: u64,
+    pub file_mtime_ns: u64,
     /// True when this insurer's segment was reused from the previous generation.
     #[serde(default)]
     pub reused: bool,
@@ -85,6 +86,7 @@ pub struct Report {
     /// Wall time of each phase (read_encode, link, write, verify, publish), for operators.
     #[serde(default)]
     pub phases_ms: BTreeMap<String, u64>,
+    /// Bytes of the generation's index: the main file and every segment file.
     pub index_bytes: u64,
 }
 

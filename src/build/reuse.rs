@@ -1,26 +1,31 @@
-//! Incremental nightly build: an insurer whose newest snapshot is byte-for-byte the file the
-//! live generation was built from reuses its encoded segment, its counts and its report lines
-//! instead of being parsed again. Cross-insurer checks (X1, X3) are always recomputed.
+//! Incremental nightly build: an insurer whose newest snapshot is the file the live generation
+//! was built from (same path, size and modification time) keeps its segment file, which is
+//! hard-linked into the new generation instead of being parsed, encoded or copied again; its
+//! counts and report lines are carried over. Cross-insurer checks (X1, X3) and the person
+//! table are merged incrementally by `link::link_incremental`.
 
-use super::encode::{InsurerPart, Link};
+use super::encode::InsurerPart;
+use super::link::PreviousPersons;
 use super::report::{read_rejects, Counts, InsurerReport, Report, ReportLine};
 use crate::domain::{Date, InsurerKind, PersonKey};
-use crate::format::writer::EncodedSegment;
-use crate::format::{FormatError, RecordEntry, RECORD_BYTES};
+use crate::format::writer::{EncodedSegment, SegmentMeta};
+use crate::format::{FormatError, SEGMENTS_DIR};
 use crate::generations::{Store, REJECTS_FILE, REPORT_FILE};
 use crate::index::MappedIndex;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The live generation, opened for reuse.
 pub struct Previous {
     index: MappedIndex,
-    /// The same file, read with `pread` so reused segments never fault in the mapping (the
-    /// mapping serves only the small tables).
-    file: std::fs::File,
-    /// Old insurer index and report, by snapshot file (relative path).
+    /// Its directory, where the segment files to link are.
+    dir: PathBuf,
+    /// Old insurer position and report, by snapshot file (relative path).
     by_file: HashMap<String, (usize, InsurerReport)>,
+    /// Report lines by file, without the cross-insurer ones.
     lines_by_file: HashMap<String, Vec<ReportLine>>,
+    /// The cross-insurer lines (X1, X3), merged by the person stage.
+    cross_lines: Vec<ReportLine>,
 }
 
 /// Rules that depend on other insurers and are recomputed on every build.
@@ -28,10 +33,25 @@ fn is_cross_insurer(rule: &str) -> bool {
     rule == "X1" || rule == "X3"
 }
 
-/// Size and xxh3 of a file: how a build recognizes an unchanged delivery.
+/// Size and modification time (ns) of a file: how a build recognizes an unchanged delivery.
+/// Deliveries are new files named by their date; a file edited in place gets a new
+/// modification time. `shikaku build --full` ignores the live generation altogether.
 pub fn file_identity(path: &Path) -> std::io::Result<(u64, u64)> {
-    let bytes = std::fs::read(path)?;
-    Ok((bytes.len() as u64, xxhash_rust::xxh3::xxh3_64(&bytes)))
+    let m = std::fs::metadata(path)?;
+    let mtime = m
+        .modified()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    Ok((m.len(), mtime))
+}
+
+/// One reused insurer.
+pub struct Reused {
+    pub part: InsurerPart,
+    pub counts: Counts,
+    pub lines: Vec<ReportLine>,
+    /// Its position in the live generation's insurer table.
+    pub old_position: usize,
 }
 
 impl Previous {
@@ -40,7 +60,6 @@ impl Previous {
     pub fn load(store: &Store, key: &PersonKey) -> Option<Previous> {
         let id = store.current().ok()??;
         let index = store.open(&id, key.clone()).ok()?;
-        let file = std::fs::File::open(store.index_path(&id)).ok()?;
         let dir = store.generation_dir(&id);
         let report: Report =
             serde_json::from_slice(&std::fs::read(dir.join(REPORT_FILE)).ok()?).ok()?;
@@ -56,24 +75,30 @@ impl Previous {
             if let (Some(file), Some(&i)) =
                 (r.file.clone(), positions.get(r.insurer_number.as_str()))
             {
-                if r.file_bytes > 0 {
+                if r.file_bytes > 0 && r.file_mtime_ns > 0 {
                     by_file.insert(file, (i, r));
                 }
             }
         }
         let mut lines_by_file: HashMap<String, Vec<ReportLine>> = HashMap::new();
-        for l in lines.into_iter().filter(|l| !is_cross_insurer(l.rule)) {
-            lines_by_file.entry(l.file.clone()).or_default().push(l);
+        let mut cross_lines = Vec::new();
+        for l in lines {
+            if is_cross_insurer(l.rule) {
+                cross_lines.push(l);
+            } else {
+                lines_by_file.entry(l.file.clone()).or_default().push(l);
+            }
         }
         Some(Previous {
             index,
-            file,
+            dir,
             by_file,
             lines_by_file,
+            cross_lines,
         })
     }
 
-    /// The previous build's report of this file, if it was built from identical bytes.
+    /// The previous build's report of this file, if it was built from the same file.
     pub fn unchanged(
         &self,
         rel_path: &str,
@@ -81,63 +106,37 @@ impl Previous {
     ) -> Option<&(usize, InsurerReport)> {
         self.by_file
             .get(rel_path)
-            .filter(|(_, r)| (r.file_bytes, r.file_xxh3) == identity)
+            .filter(|(_, r)| (r.file_bytes, r.file_mtime_ns) == identity)
     }
 
-    /// Rebuilds an insurer's part from the previous generation: segment bytes copied, links
-    /// decoded from its records, covered count taken afresh for `built_on`.
+    /// Reuses insurer `old` of the live generation: hard-links its segment file into
+    /// `segments_dir` and rebuilds its part from the insurer table (no links: the person
+    /// stage reads them from the live generation's person table).
     pub fn reuse(
         &self,
         old: usize,
         old_report: &InsurerReport,
-        insurer_index: u32,
         built_on: Date,
-    ) -> Result<(InsurerPart, Counts, Vec<ReportLine>), FormatError> {
-        use std::os::unix::fs::FileExt;
+        segments_dir: &Path,
+    ) -> Result<Reused, ReuseError> {
         let info = &self.index.insurers()[old];
         let e = &info.entry;
-        let range = self.index.segment_range(old);
-        let mut bytes = vec![0u8; range.len()];
-        self.file
-            .read_exact_at(&mut bytes, range.start as u64)
-            .map_err(|err| {
-                FormatError::Malformed(format!(
-                    "reading the previous segment of {}: {err}",
-                    e.number
-                ))
-            })?;
-        // The bytes are copied as they are; the new index's read-back verifies them again.
-        let records: Vec<RecordEntry> = bytes[..e.record_count as usize * RECORD_BYTES]
-            .chunks_exact(RECORD_BYTES)
-            .map(RecordEntry::decode)
-            .collect::<Result<_, _>>()?;
-        let segment = EncodedSegment {
-            bytes,
-            xxh3: e.segment_xxh3,
-            record_count: e.record_count,
-            key_count: e.key_count,
-            fst_bytes: e.fst_bytes,
-            heap_bytes: e.heap_bytes,
+        let name = e.segment_file_name();
+        let from = self.dir.join(SEGMENTS_DIR).join(&name);
+        let to = segments_dir.join(&name);
+        std::fs::hard_link(&from, &to).map_err(|source| ReuseError::Link {
+            from: from.display().to_string(),
+            source,
+        })?;
+        // "Covered today" moves with the date: count again unless the date is the same.
+        let covered = if built_on == self.index.built_on() {
+            e.covered_count
+        } else {
+            self.index
+                .insurer_records(old)
+                .filter(|r| r.covers(built_on))
+                .count() as u32
         };
-        let mut links = Vec::new();
-        let mut covered = 0u32;
-        for (i, r) in records.into_iter().enumerate() {
-            if crate::domain::covers(r.qualification_date, r.disqualification_date, built_on) {
-                covered += 1;
-            }
-            if let Some(hash) = r.person {
-                links.push(Link {
-                    hash,
-                    insurer: insurer_index,
-                    record: i as u32,
-                    birthdate: r.birthdate,
-                    sex: r.sex,
-                    qualification_date: r.qualification_date,
-                    disqualification_date: r.disqualification_date,
-                    line: r.line,
-                });
-            }
-        }
         let file = old_report.file.clone().unwrap_or_default();
         let lines = self.lines_by_file.get(&file).cloned().unwrap_or_default();
         let mut counts = old_report.counts.clone();
@@ -150,13 +149,52 @@ impl Previous {
                 .ok_or_else(|| FormatError::Malformed("insurer kind".into()))?,
             snapshot_date: e.snapshot_date,
             file,
-            segment,
+            segment: EncodedSegment {
+                bytes: Vec::new(),
+                meta: SegmentMeta::of(e),
+            },
             covered_count: covered,
             records_indexed: u64::from(e.record_count),
             rows_deduplicated: old_report.counts.rows_deduplicated,
-            links,
-            findings: lines.iter().filter(|l| l.rule == "X2").cloned().collect(),
+            links: Vec::new(),
+            findings: Vec::new(),
         };
-        Ok((part, counts, lines))
+        Ok(Reused {
+            part,
+            counts,
+            lines,
+            old_position: old,
+        })
     }
+
+    /// What the person stage needs: the live persons and which old insurers were reused
+    /// (old position → new position).
+    pub fn persons(&self, reused: Vec<Option<u32>>) -> PreviousPersons<'_, memmap2::Mmap> {
+        let mut old_position_by_file = HashMap::new();
+        for (file, (i, _)) in &self.by_file {
+            old_position_by_file.insert(file.clone(), *i);
+        }
+        PreviousPersons {
+            index: &self.index,
+            reused,
+            cross_lines: &self.cross_lines,
+            old_position_by_file,
+        }
+    }
+
+    pub fn insurer_count(&self) -> usize {
+        self.index.insurers().len()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReuseError {
+    #[error("linking {from} into the new generation: {source}")]
+    Link {
+        from: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Format(#[from] FormatError),
 }

@@ -3,18 +3,18 @@
 //! delivery guard, seal and publish.
 
 use super::encode::{encode_insurer, InsurerPart, InsurerRows};
-use super::link::link_persons;
+use super::link::{link_incremental, link_persons};
 use super::report::{write_rejects, Counts, InsurerReport, Report, ReportLine};
-use super::reuse::{file_identity, Previous};
+use super::reuse::{file_identity, Previous, ReuseError};
 use crate::domain::{Date, InsurerNumber, PersonKey};
-use crate::format::writer::{IndexTail, IndexWriter, InsurerInput};
-use crate::format::FormatError;
+use crate::format::writer::{write_segment_file, IndexTail, IndexWriter, InsurerInput};
+use crate::format::{FormatError, SEGMENTS_DIR};
 use crate::generations::{self, Store, StoreError, INDEX_FILE, REJECTS_FILE, REPORT_FILE};
 use crate::index::MappedIndex;
 use crate::snapshot::{self, Finding, InsurerSnapshot, Issue, RowOutcome, Rule, SnapshotError};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -36,7 +36,20 @@ pub struct BuildConfig {
     pub max_drop_percent: f64,
     /// Insurers the operator accepts despite the guard.
     pub accept: Vec<InsurerNumber>,
+    /// Whether unchanged insurers are taken from the live generation.
+    pub reuse: Reuse,
     pub progress: bool,
+}
+
+/// What a build may take from the live generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reuse {
+    /// Unchanged snapshot files keep their segments, and persons are merged (the nightly
+    /// build).
+    #[default]
+    UnchangedInsurers,
+    /// Parse and encode everything (`shikaku build --full`).
+    Nothing,
 }
 
 #[derive(Debug, Error)]
@@ -47,6 +60,8 @@ pub enum BuildError {
     Store(#[from] StoreError),
     #[error("encoding the index: {0}")]
     Format(#[from] FormatError),
+    #[error(transparent)]
+    Reuse(#[from] ReuseError),
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -84,9 +99,10 @@ struct InsurerResult {
     part: InsurerPart,
     counts: Counts,
     lines: Vec<ReportLine>,
-    /// Size and xxh3 of the snapshot file.
+    /// Size and modification time of the snapshot file.
     identity: (u64, u64),
-    reused: bool,
+    /// The insurer's position in the live generation, when its segment was reused.
+    reused_from: Option<usize>,
 }
 
 fn report_line(issue: Issue) -> ReportLine {
@@ -175,35 +191,46 @@ fn read_and_encode(
         counts,
         lines,
         identity: (0, 0),
-        reused: false,
+        reused_from: None,
     })
 }
 
-/// Reuses the previous generation's segment when the snapshot file is unchanged, else reads
-/// and encodes it.
+/// Reuses the previous generation's segment file when the snapshot file is unchanged, else
+/// reads and encodes the snapshot and writes its segment file (fsynced) into `segments_dir`.
 fn process_insurer(
     s: &InsurerSnapshot,
     insurer_index: u32,
     cfg: &BuildConfig,
     previous: Option<&Previous>,
+    segments_dir: &Path,
 ) -> Result<InsurerResult, BuildError> {
     // An unreadable file gets identity (0, 0), never matches, and is reported by the reader.
     let identity = file_identity(&s.file.path).unwrap_or((0, 0));
-    if let Some((old, report)) = previous.and_then(|p| p.unchanged(&s.file.rel_path, identity)) {
-        let (part, counts, lines) =
-            previous
-                .expect("matched")
-                .reuse(*old, report, insurer_index, cfg.built_on)?;
-        return Ok(InsurerResult {
-            part,
-            counts,
-            lines,
-            identity,
-            reused: true,
-        });
+    if let Some(prev) = previous {
+        if let Some((old, report)) = prev.unchanged(&s.file.rel_path, identity) {
+            let r = prev.reuse(*old, report, cfg.built_on, segments_dir)?;
+            return Ok(InsurerResult {
+                part: r.part,
+                counts: r.counts,
+                lines: r.lines,
+                identity,
+                reused_from: Some(r.old_position),
+            });
+        }
     }
     let mut fresh = read_and_encode(s, insurer_index, cfg)?;
     fresh.identity = identity;
+    let path = segments_dir.join(crate::format::segment_file_name(
+        &fresh.part.number,
+        fresh.part.segment.meta.xxh3,
+    ));
+    let file = File::create(&path).map_err(io_err(&path))?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    write_segment_file(&mut w, fresh.part.number, &fresh.part.segment).map_err(io_err(&path))?;
+    let file = w.into_inner().map_err(|e| io_err(&path)(e.into_error()))?;
+    file.sync_all().map_err(io_err(&path))?;
+    // Written: the segment's bytes are not needed again, only its meta.
+    fresh.part.segment.bytes = Vec::new();
     Ok(fresh)
 }
 
@@ -235,50 +262,57 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
     let discovery = snapshot::discover(&cfg.snapshots)?;
     let mut snapshots = discovery.snapshots.clone();
     snapshots.sort_by_key(|s| s.insurer.number.to_key());
-    let previous = Previous::load(&store, &cfg.key);
+    let previous = match cfg.reuse {
+        Reuse::UnchangedInsurers => Previous::load(&store, &cfg.key),
+        Reuse::Nothing => None,
+    };
     let id = generations::new_generation_id();
     let tmp = store.begin(&id)?;
 
     let mut phases = Phases::new();
     let bar = progress_bar(snapshots.len() as u64, cfg.progress);
     let index_path = tmp.join(INDEX_FILE);
-    let file = File::create(&index_path).map_err(io_err(&index_path))?;
-    let mut w = BufWriter::with_capacity(8 << 20, file);
-    let mut writer = IndexWriter::new(&mut w).map_err(io_err(&index_path))?;
-    // Insurers are read and encoded in parallel, a group at a time, and each group's segments
-    // are streamed into the file in insurer order: memory holds one group's segments, not the
-    // nation's.
-    let mut results: Vec<InsurerResult> = Vec::with_capacity(snapshots.len());
-    for group in groups(&snapshots) {
-        let base = results.len();
-        let done = group
-            .par_iter()
-            .enumerate()
-            .map(|(j, s)| {
-                let r = process_insurer(s, (base + j) as u32, cfg, previous.as_ref());
-                bar.inc(1);
-                r
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        for mut r in done {
-            writer
-                .push_insurer(&insurer_input(&r.part))
-                .map_err(io_err(&index_path))?;
-            r.part.segment.bytes = Vec::new();
-            results.push(r);
-        }
-    }
-    drop(previous);
+    let segments_dir = tmp.join(SEGMENTS_DIR);
+    std::fs::create_dir_all(&segments_dir).map_err(io_err(&segments_dir))?;
+    // Insurers are read, encoded and written in parallel, each into its own segment file, so
+    // memory holds the segments being encoded, not the nation's.
+    let results = snapshots
+        .par_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let r = process_insurer(s, i as u32, cfg, previous.as_ref(), &segments_dir);
+            bar.inc(1);
+            r
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let fresh_segments: Vec<usize> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.reused_from.is_none())
+        .map(|(i, _)| i)
+        .collect();
     phases.end("read_encode");
     bar.set_message("linking persons");
+    let mut reused = vec![None; previous.as_ref().map_or(0, Previous::insurer_count)];
+    for (i, r) in results.iter().enumerate() {
+        if let Some(old) = r.reused_from {
+            reused[old] = Some(i as u32);
+        }
+    }
     let (mut parts, mut lines, mut insurer_reports): (Vec<_>, Vec<_>, Vec<_>) = split(results);
-    let persons = link_persons(&mut parts);
+    let persons = match &previous {
+        Some(prev) => link_incremental(&mut parts, &prev.persons(reused)),
+        None => link_persons(&mut parts),
+    };
+    drop(previous);
+    let report_by_file: HashMap<String, usize> = insurer_reports
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| Some((r.file.clone()?, i)))
+        .collect();
     for l in &persons.findings {
-        if let Some(r) = insurer_reports
-            .iter_mut()
-            .find(|r| r.file.as_deref() == Some(l.file.as_str()))
-        {
-            r.counts.count_rule(l.rule);
+        if let Some(&i) = report_by_file.get(&l.file) {
+            insurer_reports[i].counts.count_rule(l.rule);
         }
     }
     lines.extend(persons.findings.iter().cloned());
@@ -290,7 +324,7 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
             file: Some(line.file.clone()),
             snapshot_date: None,
             file_bytes: 0,
-            file_xxh3: 0,
+            file_mtime_ns: 0,
             reused: false,
             counts,
         });
@@ -307,6 +341,14 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
 
     phases.end("link");
     bar.set_message("writing index");
+    let file = File::create(&index_path).map_err(io_err(&index_path))?;
+    let mut w = BufWriter::with_capacity(8 << 20, file);
+    let mut writer = IndexWriter::new(&mut w).map_err(io_err(&index_path))?;
+    for p in &parts {
+        writer
+            .push_insurer(&insurer_input(p))
+            .map_err(io_err(&index_path))?;
+    }
     let header = writer
         .finish(&IndexTail {
             generation_id: &id,
@@ -324,7 +366,7 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
     bar.set_message("verifying");
     // Read back what was written: structure, every checksum, and the counts.
     let index = MappedIndex::open_file(&index_path, cfg.key.clone()).map_err(StoreError::from)?;
-    verify_by_reading(&index, &index_path)?;
+    verify_by_reading(&index, &index_path, &fresh_segments)?;
     assert_eq!(index.header(), &header, "the index reads back as written");
     assert_eq!(
         header.record_count, totals.rows_indexed,
@@ -343,7 +385,12 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
         notes,
         elapsed_ms: started.elapsed().as_millis() as u64,
         phases_ms: phases.done.clone(),
-        index_bytes: header.file_bytes,
+        index_bytes: header.file_bytes
+            + index
+                .insurers()
+                .iter()
+                .map(|i| i.entry.segment_end())
+                .sum::<u64>(),
     };
     drop(index);
     write_report_files(&tmp, &report, &lines)?;
@@ -371,25 +418,6 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
     })
 }
 
-/// Splits the insurers into groups of about `GROUP_SNAPSHOT_BYTES` of snapshot files, so a
-/// group's segments (about the size of its CSV) bound the build's memory.
-fn groups(snapshots: &[InsurerSnapshot]) -> Vec<&[InsurerSnapshot]> {
-    const GROUP_SNAPSHOT_BYTES: u64 = 256 << 20;
-    let mut out = Vec::new();
-    let (mut start, mut bytes) = (0, 0u64);
-    for (i, s) in snapshots.iter().enumerate() {
-        bytes += std::fs::metadata(&s.file.path).map_or(0, |m| m.len());
-        if bytes >= GROUP_SNAPSHOT_BYTES {
-            out.push(&snapshots[start..=i]);
-            (start, bytes) = (i + 1, 0);
-        }
-    }
-    if start < snapshots.len() {
-        out.push(&snapshots[start..]);
-    }
-    out
-}
-
 fn insurer_input(p: &InsurerPart) -> InsurerInput<'_> {
     InsurerInput {
         number: p.number,
@@ -397,18 +425,39 @@ fn insurer_input(p: &InsurerPart) -> InsurerInput<'_> {
         name: &p.name,
         snapshot_date: p.snapshot_date,
         covered_count: p.covered_count,
-        segment: &p.segment,
+        segment: p.segment.meta,
     }
 }
 
-/// Recomputes every checksum of the file just written by reading it, not through the
-/// mapping: a national index is larger than the build's memory budget, and read pages stay
-/// in the page cache instead of the process.
-fn verify_by_reading(index: &MappedIndex, path: &Path) -> Result<(), BuildError> {
+/// Recomputes every checksum of the main file and of the segment files this build wrote
+/// (`fresh`, by insurer position) by reading them, not through the mapping: a national index
+/// is larger than the build's memory budget, and read pages stay in the page cache instead of
+/// the process. Hard-linked segment files were verified by the build that wrote them and are
+/// never modified; opening the index checked their headers and sizes.
+fn verify_by_reading(index: &MappedIndex, path: &Path, fresh: &[usize]) -> Result<(), BuildError> {
+    let segments_dir = path.parent().unwrap_or(Path::new(".")).join(SEGMENTS_DIR);
+    let mut buf = vec![0u8; 8 << 20];
+    verify_ranges(path, index.checksummed_ranges(), &mut buf)?;
+    for &i in fresh {
+        let (name, body, expected) = index.segment_check(i);
+        let what = format!("segment file {SEGMENTS_DIR}/{name}");
+        verify_ranges(
+            &segments_dir.join(name),
+            vec![(what, body, expected)],
+            &mut buf,
+        )?;
+    }
+    Ok(())
+}
+
+fn verify_ranges(
+    path: &Path,
+    ranges: Vec<(String, std::ops::Range<usize>, u64)>,
+    buf: &mut [u8],
+) -> Result<(), BuildError> {
     use std::os::unix::fs::FileExt;
     let file = File::open(path).map_err(io_err(path))?;
-    let mut buf = vec![0u8; 8 << 20];
-    for (what, range, expected) in index.checksummed_ranges() {
+    for (what, range, expected) in ranges {
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
         let mut at = range.start as u64;
         while at < range.end as u64 {
@@ -470,8 +519,8 @@ fn split(results: Vec<InsurerResult>) -> Split {
             file: Some(r.part.file.clone()),
             snapshot_date: Some(r.part.snapshot_date.to_string()),
             file_bytes: r.identity.0,
-            file_xxh3: r.identity.1,
-            reused: r.reused,
+            file_mtime_ns: r.identity.1,
+            reused: r.reused_from.is_some(),
             counts: r.counts,
         });
         lines.extend(r.lines);

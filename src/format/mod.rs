@@ -2,9 +2,13 @@
 //! and decodes fixed-width structures in byte slices, and `writer` streams them into any
 //! `Write + Seek`.
 //!
-//! Everything is little-endian. A file is: header (128 bytes), sections (each 8-byte aligned),
-//! section table. The header and the section table carry xxh3-64 checksums; every section has
-//! its own checksum in the table, and every insurer segment has one in the insurer table.
+//! Everything is little-endian. A generation is a main file (`index.shk`: header of 128 bytes,
+//! sections each 8-byte aligned, section table) and one segment file per insurer
+//! (`segments/<number>-<xxh3>.seg`: a 32-byte header, then records, FST and string heap). The
+//! header and the section table carry xxh3-64 checksums; every section has its own checksum in
+//! the table, and every segment's body has one in the insurer table. Segment files are named
+//! by their content, so a nightly build hard-links the unchanged insurers' files instead of
+//! copying them.
 
 pub mod writer;
 
@@ -15,7 +19,7 @@ use crate::domain::{
 use thiserror::Error;
 
 pub const MAGIC: [u8; 8] = *b"SHIKAKU\x1a";
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 pub const HEADER_BYTES: usize = 128;
 pub const SECTION_ENTRY_BYTES: usize = 32;
 pub const INSURER_ENTRY_BYTES: usize = 64;
@@ -23,6 +27,12 @@ pub const RECORD_BYTES: usize = 48;
 pub const PERSON_ENTRY_BYTES: usize = 24;
 pub const PERSON_REF_BYTES: usize = 8;
 pub const GENERATION_ID_BYTES: usize = 32;
+/// Magic bytes of a segment file.
+pub const SEGMENT_MAGIC: [u8; 8] = *b"SHKSEG\x1a\0";
+/// A segment file's header; the body (records, FST, heap) starts right after it.
+pub const SEGMENT_HEADER_BYTES: usize = 32;
+/// Where a generation keeps its segment files, relative to its directory.
+pub const SEGMENTS_DIR: &str = "segments";
 /// Records sharing one card key (symbol, number) in one insurer: branches × history. The FST
 /// value packs the count in 16 bits.
 pub const MAX_RECORDS_PER_CARD: usize = u16::MAX as usize;
@@ -35,16 +45,15 @@ pub const NO_DATE: i32 = i32::MAX;
 pub enum SectionKind {
     Insurers = 1,
     Strings = 2,
-    Segments = 3,
+    // 3 was the segments section of format version 2; segments are files of their own since 3.
     Persons = 4,
     PersonRefs = 5,
 }
 
 impl SectionKind {
-    pub const ALL: [SectionKind; 5] = [
+    pub const ALL: [SectionKind; 4] = [
         SectionKind::Insurers,
         SectionKind::Strings,
-        SectionKind::Segments,
         SectionKind::Persons,
         SectionKind::PersonRefs,
     ];
@@ -53,7 +62,6 @@ impl SectionKind {
         match self {
             SectionKind::Insurers => "insurers",
             SectionKind::Strings => "strings",
-            SectionKind::Segments => "segments",
             SectionKind::Persons => "persons",
             SectionKind::PersonRefs => "person refs",
         }
@@ -73,6 +81,8 @@ pub enum FormatError {
     Checksum { what: String },
     #[error("malformed index: {0}; the file is corrupt: rebuild it or roll back to an earlier generation")]
     Malformed(String),
+    #[error("segment file {file} cannot be read ({error}); the generation is incomplete: rebuild it or roll back to an earlier generation")]
+    MissingSegment { file: String, error: String },
     #[error("the index was built with another person key (fingerprint {index:016x}, configured {configured:016x}); serve it with the key it was built with")]
     PersonKeyMismatch { index: u64, configured: u64 },
 }
@@ -246,7 +256,8 @@ pub struct InsurerEntry {
     pub snapshot_date: Date,
     pub name_offset: u32,
     pub name_bytes: u32,
-    /// Offset of the segment within the segments section.
+    /// Offset of the segment's body within its segment file: always `SEGMENT_HEADER_BYTES`
+    /// (kept so the layout arithmetic below reads as offsets into that file).
     pub segment_offset: u64,
     pub fst_bytes: u32,
     pub record_count: u32,
@@ -307,6 +318,58 @@ impl InsurerEntry {
 
     pub fn segment_end(&self) -> u64 {
         self.heap_offset() + align8(u64::from(self.heap_bytes))
+    }
+
+    /// The segment file's name within `SEGMENTS_DIR`.
+    pub fn segment_file_name(&self) -> String {
+        segment_file_name(&self.number, self.segment_xxh3)
+    }
+}
+
+/// A segment file is named by its insurer and the xxh3 of its body: equal names mean equal
+/// bytes, which is what lets generations share them by hard link.
+pub fn segment_file_name(number: &InsurerNumber, body_xxh3: u64) -> String {
+    format!("{}-{body_xxh3:016x}.seg", number.as_str())
+}
+
+/// The header of a segment file: which insurer's body follows, and its checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentHeader {
+    pub number: InsurerNumber,
+    pub body_xxh3: u64,
+}
+
+impl SegmentHeader {
+    pub fn encode(&self) -> [u8; SEGMENT_HEADER_BYTES] {
+        let mut b = [0u8; SEGMENT_HEADER_BYTES];
+        b[0..8].copy_from_slice(&SEGMENT_MAGIC);
+        b[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[16..24].copy_from_slice(&self.number.to_key());
+        b[24..32].copy_from_slice(&self.body_xxh3.to_le_bytes());
+        b
+    }
+
+    pub fn decode(file: &[u8]) -> Result<SegmentHeader, FormatError> {
+        if file.len() < SEGMENT_HEADER_BYTES || file[0..8] != SEGMENT_MAGIC {
+            return Err(FormatError::Malformed(
+                "a segment file lacks its magic bytes".into(),
+            ));
+        }
+        let version = u32_at(file, 8);
+        if version != FORMAT_VERSION {
+            return Err(FormatError::UnsupportedVersion {
+                found: version,
+                expected: FORMAT_VERSION,
+            });
+        }
+        let key: [u8; 8] = file[16..24].try_into().expect("8 bytes");
+        let number = InsurerNumber::from_key(key).ok_or_else(|| {
+            FormatError::Malformed("a segment file names an invalid insurer number".into())
+        })?;
+        Ok(SegmentHeader {
+            number,
+            body_xxh3: u64_at(file, 24),
+        })
     }
 }
 

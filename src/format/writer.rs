@@ -1,5 +1,6 @@
-//! Serializer: encodes insurer segments in memory and streams a whole index file into a
-//! caller's `Write + Seek` (a file in production, a `Cursor<Vec<u8>>` in tests).
+//! Serializer: encodes insurer segments in memory, writes each as a segment file into any
+//! `Write`, and writes the main index file into a caller's `Write + Seek` (files in
+//! production, `Vec`s and a `Cursor` in tests).
 
 use super::*;
 use crate::domain::Record;
@@ -13,16 +14,66 @@ pub struct SegmentInput<'a> {
     pub person: Option<PersonHash>,
 }
 
-/// An insurer's encoded segment: records, FST and heap laid out as in the file.
+/// An insurer's encoded segment body: records, FST and heap laid out as in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedSegment {
     pub bytes: Vec<u8>,
-    /// xxh3 of `bytes`, taken once where the segment is made (in parallel, per insurer).
+    pub meta: SegmentMeta,
+}
+
+/// What the insurer table says of a segment body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentMeta {
+    /// xxh3 of the body, taken once where the segment is made (in parallel, per insurer).
     pub xxh3: u64,
     pub record_count: u32,
     pub key_count: u32,
     pub fst_bytes: u32,
     pub heap_bytes: u32,
+}
+
+impl SegmentMeta {
+    /// The meta of a segment already in an index (for reuse by an incremental build).
+    pub fn of(e: &InsurerEntry) -> SegmentMeta {
+        SegmentMeta {
+            xxh3: e.segment_xxh3,
+            record_count: e.record_count,
+            key_count: e.key_count,
+            fst_bytes: e.fst_bytes,
+            heap_bytes: e.heap_bytes,
+        }
+    }
+
+    /// Bytes of the body these counts describe.
+    pub fn body_bytes(&self) -> u64 {
+        align8(u64::from(self.record_count) * RECORD_BYTES as u64)
+            + align8(u64::from(self.fst_bytes))
+            + align8(u64::from(self.heap_bytes))
+    }
+}
+
+/// Writes a whole segment file: header, then the body.
+pub fn write_segment_file<W: Write>(
+    w: &mut W,
+    number: InsurerNumber,
+    seg: &EncodedSegment,
+) -> io::Result<()> {
+    // Pair assertion: the body is what its meta says.
+    assert_eq!(seg.meta.body_bytes(), seg.bytes.len() as u64);
+    debug_assert_eq!(xxh3(&seg.bytes), seg.meta.xxh3);
+    let header = SegmentHeader {
+        number,
+        body_xxh3: seg.meta.xxh3,
+    };
+    w.write_all(&header.encode())?;
+    w.write_all(&seg.bytes)
+}
+
+/// A segment file in memory.
+pub fn segment_file_bytes(number: InsurerNumber, seg: &EncodedSegment) -> Vec<u8> {
+    let mut out = Vec::with_capacity(SEGMENT_HEADER_BYTES + seg.bytes.len());
+    write_segment_file(&mut out, number, seg).expect("writing to a Vec cannot fail");
+    out
 }
 
 fn too_big(what: &str) -> FormatError {
@@ -80,12 +131,14 @@ pub fn encode_segment(inputs: &[SegmentInput<'_>]) -> Result<EncodedSegment, For
     bytes.extend_from_slice(&heap);
     pad8(&mut bytes);
     Ok(EncodedSegment {
-        xxh3: xxh3(&bytes),
+        meta: SegmentMeta {
+            xxh3: xxh3(&bytes),
+            record_count,
+            key_count,
+            fst_bytes,
+            heap_bytes,
+        },
         bytes,
-        record_count,
-        key_count,
-        fst_bytes,
-        heap_bytes,
     })
 }
 
@@ -131,7 +184,7 @@ pub struct InsurerInput<'a> {
     pub name: &'a str,
     pub snapshot_date: Date,
     pub covered_count: u32,
-    pub segment: &'a EncodedSegment,
+    pub segment: SegmentMeta,
 }
 
 /// Everything an index file holds. Insurers must be sorted by number key; persons by hash.
@@ -155,7 +208,7 @@ pub struct IndexTail<'a> {
     pub person_refs: &'a [u64],
 }
 
-/// Writes a complete index file in one call and returns its header.
+/// Writes a complete main index file in one call and returns its header.
 pub fn write_index<W: Write + Seek>(w: &mut W, c: &IndexContents<'_>) -> io::Result<Header> {
     check_contents(c).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let mut writer = IndexWriter::new(w)?;
@@ -171,14 +224,12 @@ pub fn write_index<W: Write + Seek>(w: &mut W, c: &IndexContents<'_>) -> io::Res
     })
 }
 
-/// Streams an index file: segments are written as the build produces them (in insurer order),
-/// so a national build never holds every segment in memory; the small tables follow, and the
-/// header is written last (by seeking back), so a file cut short by a crash never carries a
-/// valid header.
+/// Writes the main index file: insurers are pushed as the build produces them (in number
+/// order; their segments are separate files), the tables follow, and the header is written
+/// last (by seeking back), so a file cut short by a crash never carries a valid header.
 pub struct IndexWriter<'w, W: Write + Seek> {
     out: Positioned<'w, W>,
     start: u64,
-    segments_offset: u64,
     entries: Vec<InsurerEntry>,
     strings: Vec<u8>,
     record_count: u64,
@@ -189,18 +240,17 @@ impl<'w, W: Write + Seek> IndexWriter<'w, W> {
         let start = w.stream_position()?;
         let mut out = Positioned { inner: w, pos: 0 };
         out.write_all(&[0u8; HEADER_BYTES])?;
-        let segments_offset = out.align()?;
         Ok(IndexWriter {
             out,
             start,
-            segments_offset,
             entries: Vec::new(),
             strings: Vec::new(),
             record_count: 0,
         })
     }
 
-    /// Appends one insurer's segment. Insurers must come in number order.
+    /// Adds one insurer, whose segment file is written separately. Insurers must come in
+    /// number order.
     pub fn push_insurer(&mut self, ins: &InsurerInput<'_>) -> io::Result<()> {
         if self
             .entries
@@ -218,7 +268,7 @@ impl<'w, W: Write + Seek> IndexWriter<'w, W> {
             snapshot_date: ins.snapshot_date,
             name_offset: self.strings.len() as u32,
             name_bytes: ins.name.len() as u32,
-            segment_offset: self.out.pos - self.segments_offset,
+            segment_offset: SEGMENT_HEADER_BYTES as u64,
             fst_bytes: ins.segment.fst_bytes,
             record_count: ins.segment.record_count,
             heap_bytes: ins.segment.heap_bytes,
@@ -226,13 +276,11 @@ impl<'w, W: Write + Seek> IndexWriter<'w, W> {
             segment_xxh3: ins.segment.xxh3,
             covered_count: ins.covered_count,
         };
-        // Pair assertion: the layout the entry describes is the bytes we write.
+        // Pair assertion: the layout the entry describes is the body its meta counts.
         assert_eq!(
             entry.segment_end() - entry.segment_offset,
-            ins.segment.bytes.len() as u64
+            ins.segment.body_bytes()
         );
-        debug_assert_eq!(xxh3(&ins.segment.bytes), ins.segment.xxh3);
-        self.out.write_all(&ins.segment.bytes)?;
         self.strings.extend_from_slice(ins.name.as_bytes());
         self.record_count += u64::from(ins.segment.record_count);
         self.entries.push(entry);
@@ -247,15 +295,8 @@ impl<'w, W: Write + Seek> IndexWriter<'w, W> {
                 "generation id must be ASCII of at most 32 bytes",
             ));
         }
-        let segments = SectionEntry {
-            kind: SectionKind::Segments as u32,
-            offset: self.segments_offset,
-            bytes: self.out.pos - self.segments_offset,
-            xxh3: segments_checksum(self.entries.iter().map(|e| e.segment_xxh3)),
-        };
         let insurer_table: Vec<u8> = self.entries.iter().flat_map(InsurerEntry::encode).collect();
-        let mut sections = vec![segments];
-        sections.push(self.out.section(SectionKind::Insurers, [&insurer_table])?);
+        let mut sections = vec![self.out.section(SectionKind::Insurers, [&insurer_table])?];
         sections.push(self.out.section(SectionKind::Strings, [&self.strings])?);
         // Persons and refs are encoded in chunks: a national table is gigabytes.
         let persons = t
@@ -320,17 +361,6 @@ fn check_contents(c: &IndexContents<'_>) -> Result<(), String> {
         return Err("a person points past the person refs".into());
     }
     Ok(())
-}
-
-/// The segments section's checksum: xxh3 over the segments' own checksums (little-endian, in
-/// table order). Each segment is hashed once, where it is made; the reader verifies every
-/// segment and this combination, so every byte is still covered.
-pub fn segments_checksum(segment_checksums: impl Iterator<Item = u64>) -> u64 {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    for s in segment_checksums {
-        h.update(&s.to_le_bytes());
-    }
-    h.digest()
 }
 
 /// Counts bytes written so sections know their offsets.

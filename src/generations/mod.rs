@@ -185,6 +185,12 @@ impl Store {
                 fsync_file(&p)?;
             }
         }
+        // Segment files are fsynced where they are written; their directory entries (new
+        // files and hard links) are made durable here.
+        let segments = from.join(crate::format::SEGMENTS_DIR);
+        if segments.is_dir() {
+            fsync_dir(&segments)?;
+        }
         fsync_dir(&from)?;
         let gens = self.generations_dir();
         fs::create_dir_all(&gens).map_err(io_err(&gens))?;

@@ -2,7 +2,7 @@
 
 use super::Index;
 use crate::domain::PersonKey;
-use crate::format::FormatError;
+use crate::format::{FormatError, SEGMENTS_DIR};
 use std::fs::File;
 use std::path::Path;
 
@@ -32,10 +32,22 @@ pub fn map_file(path: &Path) -> std::io::Result<memmap2::Mmap> {
 }
 
 impl MappedIndex {
-    /// Maps and opens the index at `path`, checking its structure (not yet its checksums).
+    /// Maps and opens the index at `path` and the segment files beside it (in `segments/`),
+    /// checking their structure (not yet their checksums).
     pub fn open_file(path: &Path, key: PersonKey) -> Result<MappedIndex, OpenError> {
         let map = map_file(path).map_err(|e| OpenError::Io(path.display().to_string(), e))?;
-        Index::open(map, key).map_err(|e| OpenError::Format(path.display().to_string(), e))
+        let segments = path
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join(SEGMENTS_DIR);
+        Index::open_with(map, key, |entry| {
+            let name = entry.segment_file_name();
+            map_file(&segments.join(&name)).map_err(|e| FormatError::MissingSegment {
+                file: segments.join(&name).display().to_string(),
+                error: e.to_string(),
+            })
+        })
+        .map_err(|e| OpenError::Format(path.display().to_string(), e))
     }
 }
 

@@ -13,15 +13,29 @@ use crate::domain::{
 use crate::format::{self, *};
 use crate::query::{CardQuery, Outcome, PersonQuery, Qualification};
 use std::ops::Range;
+use std::sync::Arc;
 
-/// A segment's parts as absolute byte ranges, computed once at open.
-#[derive(Debug, Clone)]
-struct Segment {
+/// A byte range of a shared buffer. An `fst::Map` owns one over its segment file, which
+/// the records and heap also read, so each map is parsed once at open, not on every lookup.
+pub struct Part<B> {
+    bytes: Arc<B>,
+    range: Range<usize>,
+}
+
+impl<B: AsRef<[u8]>> AsRef<[u8]> for Part<B> {
+    fn as_ref(&self) -> &[u8] {
+        &(*self.bytes).as_ref()[self.range.clone()]
+    }
+}
+
+/// One insurer's segment file, its parts as byte ranges computed once at open.
+struct Segment<B> {
+    bytes: Arc<B>,
     records: Range<usize>,
-    fst: Range<usize>,
     heap: Range<usize>,
-    xxh3: u64,
-    whole: Range<usize>,
+    body: Range<usize>,
+    fst: fst::Map<Part<B>>,
+    file_name: String,
 }
 
 /// An insurer as the reader keeps it.
@@ -38,14 +52,33 @@ impl InsurerInfo {
     }
 }
 
+/// The bytes of a generation: its main file and its segment files in insurer-table order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexFiles<B> {
+    pub main: B,
+    pub segments: Vec<B>,
+}
+
+impl<B: AsRef<[u8]>> IndexFiles<B> {
+    /// Bytes of all files together.
+    pub fn total_bytes(&self) -> usize {
+        self.main.as_ref().len()
+            + self
+                .segments
+                .iter()
+                .map(|s| s.as_ref().len())
+                .sum::<usize>()
+    }
+}
+
 /// An opened index over `B`.
 pub struct Index<B> {
-    bytes: B,
+    main: B,
     header: Header,
     sections: Vec<SectionEntry>,
     insurer_keys: Vec<[u8; 8]>,
     insurers: Vec<InsurerInfo>,
-    segments: Vec<Segment>,
+    segments: Vec<Segment<B>>,
     persons: Range<usize>,
     person_refs: Range<usize>,
     key: PersonKey,
@@ -73,11 +106,77 @@ fn range(
     Ok(start as usize..end as usize)
 }
 
+/// Checks a segment file against its insurer-table entry and lays out its parts.
+fn open_segment<B: AsRef<[u8]>>(bytes: B, e: &InsurerEntry) -> Result<Segment<B>, FormatError> {
+    let file_name = e.segment_file_name();
+    let named = |err: FormatError| match err {
+        FormatError::Malformed(m) => malformed(format!("{SEGMENTS_DIR}/{file_name}: {m}")),
+        other => other,
+    };
+    let b = bytes.as_ref();
+    let header = SegmentHeader::decode(b).map_err(named)?;
+    if header.number != e.number || header.body_xxh3 != e.segment_xxh3 {
+        return Err(named(malformed(
+            "holds another insurer's or another build's segment",
+        )));
+    }
+    if b.len() as u64 != e.segment_end() {
+        return Err(named(malformed(format!(
+            "is {} bytes, the insurer table says {}; the copy is incomplete",
+            b.len(),
+            e.segment_end()
+        ))));
+    }
+    let whole = 0..b.len();
+    let rec_bytes = u64::from(e.record_count) * RECORD_BYTES as u64;
+    let records = range(e.segment_offset, rec_bytes, &whole, "records").map_err(named)?;
+    let fst = range(e.fst_offset(), u64::from(e.fst_bytes), &whole, "card keys").map_err(named)?;
+    let heap = range(
+        e.heap_offset(),
+        u64::from(e.heap_bytes),
+        &whole,
+        "string heap",
+    )
+    .map_err(named)?;
+    let body = SEGMENT_HEADER_BYTES.min(b.len())..b.len();
+    let bytes = Arc::new(bytes);
+    let fst = fst::Map::new(Part {
+        bytes: Arc::clone(&bytes),
+        range: fst,
+    })
+    .map_err(|err| named(malformed(format!("card keys: {err}"))))?;
+    Ok(Segment {
+        bytes,
+        records,
+        heap,
+        body,
+        fst,
+        file_name,
+    })
+}
+
 impl<B: AsRef<[u8]>> Index<B> {
-    /// Checks header, section table and insurer table, and the bounds of every part, so no
-    /// later read can go out of bounds. Checksums of the large sections are `verify`'s job.
-    pub fn open(bytes: B, key: PersonKey) -> Result<Index<B>, FormatError> {
-        let b = bytes.as_ref();
+    /// Opens a generation held in memory (tests, benches): see [`Index::open_with`].
+    pub fn open(files: IndexFiles<B>, key: PersonKey) -> Result<Index<B>, FormatError> {
+        let mut segments = files.segments.into_iter();
+        Index::open_with(files.main, key, |e| {
+            segments.next().ok_or_else(|| FormatError::MissingSegment {
+                file: e.segment_file_name(),
+                error: "not given".into(),
+            })
+        })
+    }
+
+    /// Checks header, section table and insurer table, each segment file's header and size
+    /// (`load` gives the file of an insurer-table entry), and the bounds of every part, so no
+    /// later read can go out of bounds. Checksums of the large sections and of segment bodies
+    /// are `verify`'s job.
+    pub fn open_with(
+        main: B,
+        key: PersonKey,
+        mut load: impl FnMut(&InsurerEntry) -> Result<B, FormatError>,
+    ) -> Result<Index<B>, FormatError> {
+        let b = main.as_ref();
         let header = Header::decode(b)?;
         if header.person_key_fingerprint != key.fingerprint() {
             return Err(FormatError::PersonKeyMismatch {
@@ -120,7 +219,6 @@ impl<B: AsRef<[u8]>> Index<B> {
             return Err(malformed("insurer table size does not match the header"));
         }
         let (_, strings) = section(SectionKind::Strings)?;
-        let (_, seg_range) = section(SectionKind::Segments)?;
         let (_, persons) = section(SectionKind::Persons)?;
         let (_, person_refs) = section(SectionKind::PersonRefs)?;
         if persons.len() as u64 != header.person_count * PERSON_ENTRY_BYTES as u64
@@ -142,29 +240,7 @@ impl<B: AsRef<[u8]>> Index<B> {
             let name = std::str::from_utf8(&b[name_range])
                 .map_err(|_| malformed("insurer name is not UTF-8"))?
                 .to_owned();
-            let rec_bytes = u64::from(entry.record_count) * RECORD_BYTES as u64;
-            let seg = Segment {
-                records: range(entry.segment_offset, rec_bytes, &seg_range, "records")?,
-                fst: range(
-                    entry.fst_offset(),
-                    u64::from(entry.fst_bytes),
-                    &seg_range,
-                    "card keys",
-                )?,
-                heap: range(
-                    entry.heap_offset(),
-                    u64::from(entry.heap_bytes),
-                    &seg_range,
-                    "string heap",
-                )?,
-                xxh3: entry.segment_xxh3,
-                whole: range(
-                    entry.segment_offset,
-                    entry.segment_end() - entry.segment_offset,
-                    &seg_range,
-                    "segment",
-                )?,
-            };
+            let seg = open_segment(load(&entry)?, &entry)?;
             record_total += u64::from(entry.record_count);
             insurers.push(InsurerInfo {
                 number_str: entry.number.as_str().to_owned(),
@@ -172,26 +248,6 @@ impl<B: AsRef<[u8]>> Index<B> {
                 name,
             });
             segments.push(seg);
-        }
-        // Segments tile their section exactly, so the per-segment checksums cover every byte.
-        let mut next = seg_range.start;
-        for seg in &segments {
-            if seg.whole.start != next {
-                return Err(malformed("segments do not tile their section"));
-            }
-            next = seg.whole.end;
-        }
-        if next != seg_range.end {
-            return Err(malformed("segments do not tile their section"));
-        }
-        let seg_entry = sections
-            .iter()
-            .find(|s| s.kind == SectionKind::Segments as u32)
-            .expect("found above");
-        if format::writer::segments_checksum(segments.iter().map(|s| s.xxh3)) != seg_entry.xxh3 {
-            return Err(FormatError::Checksum {
-                what: "segments section".into(),
-            });
         }
         if record_total != header.record_count {
             return Err(malformed("record count does not match the header"));
@@ -201,7 +257,7 @@ impl<B: AsRef<[u8]>> Index<B> {
             return Err(malformed("insurer table is not sorted"));
         }
         Ok(Index {
-            bytes,
+            main,
             header,
             sections,
             insurer_keys,
@@ -213,54 +269,54 @@ impl<B: AsRef<[u8]>> Index<B> {
         })
     }
 
-    /// Every checksummed byte range with its expected xxh3: each section but the segments
-    /// section, and each segment (the segments section's own checksum combines theirs, checked
-    /// at open). Lets a caller verify by streaming a file instead of faulting in the mapping.
+    /// Every checksummed byte range of the main file with its expected xxh3 (each section),
+    /// so a caller can verify by streaming the file instead of faulting in the mapping.
     pub fn checksummed_ranges(&self) -> Vec<(String, Range<usize>, u64)> {
-        let mut out = Vec::with_capacity(self.sections.len() + self.segments.len());
-        for s in self
-            .sections
+        self.sections
             .iter()
-            .filter(|s| s.kind != SectionKind::Segments as u32)
-        {
-            let name = SectionKind::ALL
-                .iter()
-                .find(|k| **k as u32 == s.kind)
-                .map_or("unknown", |k| k.name());
-            out.push((
-                format!("{name} section"),
-                s.offset as usize..(s.offset + s.bytes) as usize,
-                s.xxh3,
-            ));
-        }
-        for (seg, ins) in self.segments.iter().zip(&self.insurers) {
-            out.push((
-                format!("segment of insurer {}", ins.entry.number),
-                seg.whole.clone(),
-                seg.xxh3,
-            ));
-        }
-        out
+            .map(|s| {
+                let name = SectionKind::ALL
+                    .iter()
+                    .find(|k| **k as u32 == s.kind)
+                    .map_or("unknown", |k| k.name());
+                (
+                    format!("{name} section"),
+                    s.offset as usize..(s.offset + s.bytes) as usize,
+                    s.xxh3,
+                )
+            })
+            .collect()
+    }
+
+    /// Insurer `i`'s segment file: its name within `SEGMENTS_DIR`, the range of its body and
+    /// the body's expected xxh3.
+    pub fn segment_check(&self, i: usize) -> (&str, Range<usize>, u64) {
+        let seg = &self.segments[i];
+        (
+            &seg.file_name,
+            seg.body.clone(),
+            self.insurers[i].entry.segment_xxh3,
+        )
     }
 
     /// Recomputes every section and segment checksum. Run before serving a new generation.
     pub fn verify(&self) -> Result<(), FormatError> {
-        let b = self.bytes.as_ref();
+        let b = self.main.as_ref();
         for (what, r, expected) in self.checksummed_ranges() {
             if xxh3(&b[r]) != expected {
                 return Err(FormatError::Checksum { what });
             }
         }
-        for (seg, ins) in self.segments.iter().zip(&self.insurers) {
-            fst::Map::new(&b[seg.fst.clone()]).map_err(|e| {
-                malformed(format!("card keys of insurer {}: {e}", ins.entry.number))
-            })?;
+        for (i, seg) in self.segments.iter().enumerate() {
+            let (name, body, expected) = self.segment_check(i);
+            if xxh3(&(*seg.bytes).as_ref()[body]) != expected {
+                return Err(FormatError::Checksum {
+                    what: format!("segment file {SEGMENTS_DIR}/{name}"),
+                });
+            }
         }
         let refs = (self.person_refs.len() / PERSON_REF_BYTES) as u64;
-        for p in b[self.persons.clone()]
-            .chunks_exact(PERSON_ENTRY_BYTES)
-            .map(PersonEntry::decode)
-        {
+        for p in self.person_table() {
             if u64::from(p.refs_start) + u64::from(p.refs_count) > refs {
                 return Err(malformed("a person points past the person refs"));
             }
@@ -281,6 +337,23 @@ impl<B: AsRef<[u8]>> Index<B> {
         Ok(())
     }
 
+    /// Every person entry, in hash order (for an incremental build).
+    pub fn person_table(&self) -> impl Iterator<Item = PersonEntry> + '_ {
+        self.main.as_ref()[self.persons.clone()]
+            .chunks_exact(PERSON_ENTRY_BYTES)
+            .map(PersonEntry::decode)
+    }
+
+    /// A person's refs as (insurer position, record) pairs.
+    pub fn person_refs(&self, p: &PersonEntry) -> impl Iterator<Item = (u32, u32)> + '_ {
+        let refs = &self.main.as_ref()[self.person_refs.clone()];
+        let start = p.refs_start as usize * PERSON_REF_BYTES;
+        let end = (start + p.refs_count as usize * PERSON_REF_BYTES).min(refs.len());
+        refs[start.min(end)..end]
+            .chunks_exact(PERSON_REF_BYTES)
+            .map(|c| decode_person_ref(u64_at(c, 0)))
+    }
+
     pub fn header(&self) -> &Header {
         &self.header
     }
@@ -293,28 +366,29 @@ impl<B: AsRef<[u8]>> Index<B> {
         &self.insurers
     }
 
-    pub fn bytes(&self) -> &[u8] {
-        self.bytes.as_ref()
+    /// Bytes of the main file.
+    pub fn main_bytes(&self) -> &[u8] {
+        self.main.as_ref()
     }
 
-    /// Where the segment of insurer `i` lies in the file.
-    pub fn segment_range(&self, i: usize) -> Range<usize> {
-        self.segments[i].whole.clone()
-    }
-
-    /// The encoded segment of insurer `i`, for reuse by an incremental build.
-    pub fn segment_bytes(&self, i: usize) -> &[u8] {
-        &self.bytes.as_ref()[self.segments[i].whole.clone()]
+    /// The date "covered today" was counted for.
+    pub fn built_on(&self) -> Date {
+        self.header.built_on
     }
 
     fn insurer_index(&self, n: &InsurerNumber) -> Option<usize> {
         self.insurer_keys.binary_search(&n.to_key()).ok()
     }
 
+    /// Record `rec` of insurer `i` (by table position), if there is one.
+    pub fn record_view(&self, i: usize, rec: usize) -> Option<RecordView<'_>> {
+        self.view(i, rec)
+    }
+
     /// Records of insurer `i`, `start..start+count`, as views.
     fn view(&self, i: usize, rec: usize) -> Option<RecordView<'_>> {
         let seg = &self.segments[i];
-        let b = self.bytes.as_ref();
+        let b = (*seg.bytes).as_ref();
         let at = seg.records.start + rec * RECORD_BYTES;
         if at + RECORD_BYTES > seg.records.end {
             return None;
@@ -346,10 +420,7 @@ impl<B: AsRef<[u8]>> Index<B> {
         let Some(klen) = card_key(symbol, number, &mut key) else {
             return empty;
         };
-        let Ok(map) = fst::Map::new(&self.bytes.as_ref()[self.segments[i].fst.clone()]) else {
-            return empty;
-        };
-        match map.get(&key[..klen]) {
+        match self.segments[i].fst.get(&key[..klen]) {
             Some(v) => {
                 let (start, count) = decode_card_value(v);
                 CardRecords {
@@ -424,7 +495,7 @@ impl<B: AsRef<[u8]>> Index<B> {
     /// Finds a person by hash. Hashes are uniform, so an interpolation guess lands within a
     /// few entries; a binary search over the narrowed window finishes.
     pub fn person_entry(&self, hash: &PersonHash) -> Option<PersonEntry> {
-        let table = &self.bytes.as_ref()[self.persons.clone()];
+        let table = &self.main.as_ref()[self.persons.clone()];
         let n = table.len() / PERSON_ENTRY_BYTES;
         if n == 0 {
             return None;
@@ -461,16 +532,10 @@ impl<B: AsRef<[u8]>> Index<B> {
         &'a self,
         p: &PersonEntry,
     ) -> impl Iterator<Item = RecordView<'a>> + 'a {
-        let refs = &self.bytes.as_ref()[self.person_refs.clone()];
-        let start = p.refs_start as usize * PERSON_REF_BYTES;
-        let end = (start + p.refs_count as usize * PERSON_REF_BYTES).min(refs.len());
-        refs[start.min(end)..end]
-            .chunks_exact(PERSON_REF_BYTES)
-            .filter_map(move |c| {
-                let (ins, rec) = decode_person_ref(u64_at(c, 0));
-                self.insurers.get(ins as usize)?;
-                self.view(ins as usize, rec as usize)
-            })
+        self.person_refs(p).filter_map(move |(ins, rec)| {
+            self.insurers.get(ins as usize)?;
+            self.view(ins as usize, rec as usize)
+        })
     }
 
     /// The records of insurer `i` (by table position), in segment order.

@@ -49,8 +49,7 @@ fn live() -> (tempfile::TempDir, Arc<Live>) {
     };
     let bytes = build_in_memory(vec![rows], &PersonKey::demo(), d(TODAY), "g-unit").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("index.shk");
-    std::fs::write(&path, bytes).unwrap();
+    let path = crate::build::write_files(&bytes, dir.path()).unwrap();
     let index = MappedIndex::open_file(&path, PersonKey::demo()).unwrap();
     (dir, Arc::new(Live::new(index).unwrap()))
 }

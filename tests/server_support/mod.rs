@@ -5,7 +5,7 @@
 
 use shikaku::build::{build_in_memory, InsurerRows};
 use shikaku::domain::*;
-use shikaku::generations::{Store, INDEX_FILE};
+use shikaku::generations::Store;
 use shikaku::server::{serve, AuthTable, Live, ServeConfig, Server};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -80,7 +80,7 @@ pub const CARDS: [(&str, &str, &str, &str, u8); 5] = [
 /// Person queries and their validities on [`DATE`].
 pub const PERSONS: [(u64, u8); 5] = [(P1, 1), (P2, 2), (P3, 1), (P9, 4), (P5, 5)];
 
-pub fn index_bytes() -> Vec<u8> {
+pub fn index_files() -> shikaku::index::IndexFiles<Vec<u8>> {
     let a = "33120015";
     let b = "06139992";
     let rows_a = [
@@ -186,7 +186,7 @@ pub fn data_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::new(dir.path());
     let tmp = store.begin(GENERATION).unwrap();
-    std::fs::write(tmp.join(INDEX_FILE), index_bytes()).unwrap();
+    shikaku::build::write_files(&index_files(), &tmp).unwrap();
     store.seal(GENERATION).unwrap();
     store.publish(GENERATION).unwrap();
     dir
