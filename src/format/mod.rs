@@ -266,6 +266,8 @@ pub struct InsurerEntry {
     pub segment_xxh3: u64,
     /// Members covered on the build date, for the guard against truncated deliveries.
     pub covered_count: u32,
+    /// Slots of the segment's card directory (0: none, every lookup walks the FST).
+    pub directory_slots: u32,
 }
 
 impl InsurerEntry {
@@ -283,6 +285,7 @@ impl InsurerEntry {
         b[44..48].copy_from_slice(&self.key_count.to_le_bytes());
         b[48..56].copy_from_slice(&self.segment_xxh3.to_le_bytes());
         b[56..60].copy_from_slice(&self.covered_count.to_le_bytes());
+        b[60..64].copy_from_slice(&self.directory_slots.to_le_bytes());
         b
     }
 
@@ -304,6 +307,7 @@ impl InsurerEntry {
             key_count: u32_at(b, 44),
             segment_xxh3: u64_at(b, 48),
             covered_count: u32_at(b, 56),
+            directory_slots: u32_at(b, 60),
         })
     }
 
@@ -316,8 +320,12 @@ impl InsurerEntry {
         self.fst_offset() + align8(u64::from(self.fst_bytes))
     }
 
-    pub fn segment_end(&self) -> u64 {
+    pub fn directory_offset(&self) -> u64 {
         self.heap_offset() + align8(u64::from(self.heap_bytes))
+    }
+
+    pub fn segment_end(&self) -> u64 {
+        self.directory_offset() + u64::from(self.directory_slots) * DIRECTORY_SLOT_BYTES as u64
     }
 
     /// The segment file's name within `SEGMENTS_DIR`.
@@ -560,6 +568,62 @@ fn encode_key_part(part: &[u8], out: &mut [u8; MAX_CARD_KEY_BYTES], at: usize) -
 }
 
 /// FST value: first record index (high 48 bits) and record count (low 16 bits).
+/// Bytes of one card-directory slot: key length (0: empty), the key, zero-padded to
+/// `DIRECTORY_KEY_MAX` bytes, then first record (u32) and record count (u16).
+pub const DIRECTORY_SLOT_BYTES: usize = 32;
+/// Longest card key the directory holds inline; longer keys are found through the FST only.
+pub const DIRECTORY_KEY_MAX: usize = DIRECTORY_SLOT_BYTES - 7;
+
+/// Slots for `keys` directory keys: a load of at most 3/4 keeps linear probes short.
+pub fn directory_slots_for(keys: usize) -> usize {
+    if keys == 0 {
+        0
+    } else {
+        keys + keys / 3 + 1
+    }
+}
+
+/// The slot where probing for `key` starts, among `slots`.
+pub fn directory_home(key: &[u8], slots: usize) -> usize {
+    ((u128::from(xxh3(key)) * slots as u128) >> 64) as usize
+}
+
+/// Encodes one directory slot.
+pub fn encode_directory_slot(key: &[u8], start: u32, count: u16) -> [u8; DIRECTORY_SLOT_BYTES] {
+    assert!(!key.is_empty() && key.len() <= DIRECTORY_KEY_MAX);
+    let mut b = [0u8; DIRECTORY_SLOT_BYTES];
+    b[0] = key.len() as u8;
+    b[1..1 + key.len()].copy_from_slice(key);
+    b[26..30].copy_from_slice(&start.to_le_bytes());
+    b[30..32].copy_from_slice(&count.to_le_bytes());
+    b
+}
+
+/// Looks `key` up in a card directory (`slots` × 32 bytes): `(first record, count)`. At most
+/// every slot is probed once, so even a corrupt directory ends.
+pub fn directory_get(directory: &[u8], key: &[u8]) -> Option<(u32, u16)> {
+    let slots = directory.len() / DIRECTORY_SLOT_BYTES;
+    if slots == 0 || key.is_empty() || key.len() > DIRECTORY_KEY_MAX {
+        return None;
+    }
+    let mut i = directory_home(key, slots);
+    for _ in 0..slots {
+        let slot = &directory[i * DIRECTORY_SLOT_BYTES..(i + 1) * DIRECTORY_SLOT_BYTES];
+        let len = slot[0] as usize;
+        if len == 0 {
+            return None;
+        }
+        if len == key.len() && &slot[1..1 + len] == key {
+            return Some((u32_at(slot, 26), u16_at(slot, 30)));
+        }
+        i += 1;
+        if i == slots {
+            i = 0;
+        }
+    }
+    None
+}
+
 pub fn encode_card_value(start: u32, count: u16) -> u64 {
     (u64::from(start) << 16) | u64::from(count)
 }

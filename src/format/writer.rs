@@ -30,6 +30,7 @@ pub struct SegmentMeta {
     pub key_count: u32,
     pub fst_bytes: u32,
     pub heap_bytes: u32,
+    pub directory_slots: u32,
 }
 
 impl SegmentMeta {
@@ -41,6 +42,7 @@ impl SegmentMeta {
             key_count: e.key_count,
             fst_bytes: e.fst_bytes,
             heap_bytes: e.heap_bytes,
+            directory_slots: e.directory_slots,
         }
     }
 
@@ -49,6 +51,7 @@ impl SegmentMeta {
         align8(u64::from(self.record_count) * RECORD_BYTES as u64)
             + align8(u64::from(self.fst_bytes))
             + align8(u64::from(self.heap_bytes))
+            + u64::from(self.directory_slots) * DIRECTORY_SLOT_BYTES as u64
     }
 }
 
@@ -90,6 +93,7 @@ pub fn encode_segment(inputs: &[SegmentInput<'_>]) -> Result<EncodedSegment, For
     let mut fst = fst::MapBuilder::memory();
     let mut key = [0u8; MAX_CARD_KEY_BYTES];
     let mut key_count = 0u32;
+    let mut directory_keys: Vec<(Vec<u8>, u32, u16)> = Vec::new();
     let mut group_start = 0usize;
     while group_start < inputs.len() {
         let first = inputs[group_start].record;
@@ -109,6 +113,9 @@ pub fn encode_segment(inputs: &[SegmentInput<'_>]) -> Result<EncodedSegment, For
             encode_card_value(group_start as u32, count as u16),
         )
         .map_err(|e| FormatError::Malformed(format!("card keys out of order: {e}")))?;
+        if len <= DIRECTORY_KEY_MAX {
+            directory_keys.push((key[..len].to_vec(), group_start as u32, count as u16));
+        }
         key_count += 1;
         for input in &inputs[group_start..group_end] {
             let entry = record_entry(input, &mut heap)?;
@@ -130,6 +137,10 @@ pub fn encode_segment(inputs: &[SegmentInput<'_>]) -> Result<EncodedSegment, For
     pad8(&mut bytes);
     bytes.extend_from_slice(&heap);
     pad8(&mut bytes);
+    let directory = card_directory(&directory_keys);
+    let directory_slots =
+        u32::try_from(directory.len() / DIRECTORY_SLOT_BYTES).map_err(|_| too_big("directory"))?;
+    bytes.extend_from_slice(&directory);
     Ok(EncodedSegment {
         meta: SegmentMeta {
             xxh3: xxh3(&bytes),
@@ -137,9 +148,32 @@ pub fn encode_segment(inputs: &[SegmentInput<'_>]) -> Result<EncodedSegment, For
             key_count,
             fst_bytes,
             heap_bytes,
+            directory_slots,
         },
         bytes,
     })
+}
+
+/// The card directory: an open-addressing table (linear probing) of every card key of at
+/// most `DIRECTORY_KEY_MAX` bytes, stored inline with its record range. A lookup reads one or
+/// two cache lines where the FST walk reads one per key byte; the FST stays the complete,
+/// ordered key set (and answers the rare longer key).
+fn card_directory(keys: &[(Vec<u8>, u32, u16)]) -> Vec<u8> {
+    let slots = directory_slots_for(keys.len());
+    let mut out = vec![0u8; slots * DIRECTORY_SLOT_BYTES];
+    for (key, start, count) in keys {
+        let mut i = directory_home(key, slots);
+        while out[i * DIRECTORY_SLOT_BYTES] != 0 {
+            i = (i + 1) % slots;
+        }
+        out[i * DIRECTORY_SLOT_BYTES..(i + 1) * DIRECTORY_SLOT_BYTES]
+            .copy_from_slice(&encode_directory_slot(key, *start, *count));
+    }
+    // Pair assertion: every key reads back as written.
+    debug_assert!(keys
+        .iter()
+        .all(|(k, s, c)| directory_get(&out, k) == Some((*s, *c))));
+    out
 }
 
 fn pad8(v: &mut Vec<u8>) {
@@ -275,6 +309,7 @@ impl<'w, W: Write + Seek> IndexWriter<'w, W> {
             key_count: ins.segment.key_count,
             segment_xxh3: ins.segment.xxh3,
             covered_count: ins.covered_count,
+            directory_slots: ins.segment.directory_slots,
         };
         // Pair assertion: the layout the entry describes is the body its meta counts.
         assert_eq!(
@@ -400,5 +435,49 @@ impl<W: Write> Positioned<'_, W> {
             bytes: self.pos - offset,
             xxh3: hasher.digest(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u32, len: usize) -> Vec<u8> {
+        let mut k = i.to_le_bytes().to_vec();
+        k.resize(len, 0xAB);
+        k
+    }
+
+    #[test]
+    fn card_directory_finds_every_short_key_and_nothing_else() {
+        let keys: Vec<(Vec<u8>, u32, u16)> = (0..500u32)
+            .map(|i| (key(i, 4 + (i as usize % 22)), i * 3, (i % 7) as u16 + 1))
+            .collect();
+        let dir = card_directory(&keys);
+        assert_eq!(
+            dir.len(),
+            directory_slots_for(keys.len()) * DIRECTORY_SLOT_BYTES
+        );
+        for (k, start, count) in &keys {
+            assert_eq!(directory_get(&dir, k), Some((*start, *count)));
+        }
+        for i in 500..1000u32 {
+            assert_eq!(directory_get(&dir, &key(i, 6)), None);
+        }
+        // A key longer than a slot holds is never in the directory.
+        assert_eq!(directory_get(&dir, &key(1, DIRECTORY_KEY_MAX + 1)), None);
+        assert_eq!(directory_get(&[], &key(1, 5)), None);
+    }
+
+    #[test]
+    fn a_full_corrupt_directory_ends() {
+        let mut dir = vec![0u8; 8 * DIRECTORY_SLOT_BYTES];
+        for slot in dir.chunks_mut(DIRECTORY_SLOT_BYTES) {
+            slot.copy_from_slice(&encode_directory_slot(&[9, 9, 9], 0, 1));
+        }
+        assert_eq!(directory_get(&dir, &[1, 2]), None);
+        // A slot claiming a key longer than the slot is simply no match.
+        dir[0] = 200;
+        assert_eq!(directory_get(&dir, &[1, 2]), None);
     }
 }

@@ -33,6 +33,7 @@ struct Segment<B> {
     bytes: Arc<B>,
     records: Range<usize>,
     heap: Range<usize>,
+    directory: Range<usize>,
     body: Range<usize>,
     fst: fst::Map<Part<B>>,
     file_name: String,
@@ -138,6 +139,13 @@ fn open_segment<B: AsRef<[u8]>>(bytes: B, e: &InsurerEntry) -> Result<Segment<B>
         "string heap",
     )
     .map_err(named)?;
+    let directory = range(
+        e.directory_offset(),
+        u64::from(e.directory_slots) * DIRECTORY_SLOT_BYTES as u64,
+        &whole,
+        "card directory",
+    )
+    .map_err(named)?;
     let body = SEGMENT_HEADER_BYTES.min(b.len())..b.len();
     let bytes = Arc::new(bytes);
     let fst = fst::Map::new(Part {
@@ -149,6 +157,7 @@ fn open_segment<B: AsRef<[u8]>>(bytes: B, e: &InsurerEntry) -> Result<Segment<B>
         bytes,
         records,
         heap,
+        directory,
         body,
         fst,
         file_name,
@@ -420,16 +429,19 @@ impl<B: AsRef<[u8]>> Index<B> {
         let Some(klen) = card_key(symbol, number, &mut key) else {
             return empty;
         };
-        match self.segments[i].fst.get(&key[..klen]) {
-            Some(v) => {
-                let (start, count) = decode_card_value(v);
-                CardRecords {
-                    index: self,
-                    insurer: i,
-                    next: start as usize,
-                    end: start as usize + count as usize,
-                }
-            }
+        let seg = &self.segments[i];
+        let found = if klen <= DIRECTORY_KEY_MAX && !seg.directory.is_empty() {
+            directory_get(&(*seg.bytes).as_ref()[seg.directory.clone()], &key[..klen])
+        } else {
+            seg.fst.get(&key[..klen]).map(decode_card_value)
+        };
+        match found {
+            Some((start, count)) => CardRecords {
+                index: self,
+                insurer: i,
+                next: start as usize,
+                end: start as usize + count as usize,
+            },
             None => empty,
         }
     }
