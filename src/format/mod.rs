@@ -570,16 +570,20 @@ fn encode_key_part(part: &[u8], out: &mut [u8; MAX_CARD_KEY_BYTES], at: usize) -
 /// FST value: first record index (high 48 bits) and record count (low 16 bits).
 /// Bytes of one card-directory slot: key length (0: empty), the key, zero-padded to
 /// `DIRECTORY_KEY_MAX` bytes, then first record (u32) and record count (u16).
-pub const DIRECTORY_SLOT_BYTES: usize = 32;
-/// Longest card key the directory holds inline; longer keys are found through the FST only.
+pub const DIRECTORY_SLOT_BYTES: usize = 24;
+/// Longest card key the directory holds inline (an 8-digit symbol with an 8-digit number
+/// takes 10 bytes; 17 also holds most kana and kanji symbols); longer keys are found through
+/// the FST only.
 pub const DIRECTORY_KEY_MAX: usize = DIRECTORY_SLOT_BYTES - 7;
+const DIRECTORY_START: usize = 1 + DIRECTORY_KEY_MAX;
+const DIRECTORY_COUNT: usize = DIRECTORY_START + 4;
 
-/// Slots for `keys` directory keys: a load of at most 3/4 keeps linear probes short.
+/// Slots for `keys` directory keys: a load of at most 4/5 keeps linear probes short.
 pub fn directory_slots_for(keys: usize) -> usize {
     if keys == 0 {
         0
     } else {
-        keys + keys / 3 + 1
+        keys + keys / 4 + 1
     }
 }
 
@@ -594,12 +598,12 @@ pub fn encode_directory_slot(key: &[u8], start: u32, count: u16) -> [u8; DIRECTO
     let mut b = [0u8; DIRECTORY_SLOT_BYTES];
     b[0] = key.len() as u8;
     b[1..1 + key.len()].copy_from_slice(key);
-    b[26..30].copy_from_slice(&start.to_le_bytes());
-    b[30..32].copy_from_slice(&count.to_le_bytes());
+    b[DIRECTORY_START..DIRECTORY_COUNT].copy_from_slice(&start.to_le_bytes());
+    b[DIRECTORY_COUNT..DIRECTORY_SLOT_BYTES].copy_from_slice(&count.to_le_bytes());
     b
 }
 
-/// Looks `key` up in a card directory (`slots` × 32 bytes): `(first record, count)`. At most
+/// Looks `key` up in a card directory (`slots` × 24 bytes): `(first record, count)`. At most
 /// every slot is probed once, so even a corrupt directory ends.
 pub fn directory_get(directory: &[u8], key: &[u8]) -> Option<(u32, u16)> {
     let slots = directory.len() / DIRECTORY_SLOT_BYTES;
@@ -614,7 +618,7 @@ pub fn directory_get(directory: &[u8], key: &[u8]) -> Option<(u32, u16)> {
             return None;
         }
         if len == key.len() && &slot[1..1 + len] == key {
-            return Some((u32_at(slot, 26), u16_at(slot, 30)));
+            return Some((u32_at(slot, DIRECTORY_START), u16_at(slot, DIRECTORY_COUNT)));
         }
         i += 1;
         if i == slots {

@@ -451,7 +451,13 @@ mod tests {
     #[test]
     fn card_directory_finds_every_short_key_and_nothing_else() {
         let keys: Vec<(Vec<u8>, u32, u16)> = (0..500u32)
-            .map(|i| (key(i, 4 + (i as usize % 22)), i * 3, (i % 7) as u16 + 1))
+            .map(|i| {
+                (
+                    key(i, 4 + (i as usize % (DIRECTORY_KEY_MAX - 3))),
+                    i * 3,
+                    (i % 7) as u16 + 1,
+                )
+            })
             .collect();
         let dir = card_directory(&keys);
         assert_eq!(
