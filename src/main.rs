@@ -314,8 +314,9 @@ fn run_verify(args: VerifyArgs, key_file: Option<PathBuf>) -> anyhow::Result<Exi
     index.verify().with_context(|| format!("generation {id}"))?;
     let h = index.header();
     println!(
-        "generation {id}: ok, {} bytes, {} insurers, {} records, {} persons verified in {:.2} s",
-        h.file_bytes,
+        "generation {id}: ok, {} bytes ({} in segment files), {} insurers, {} records, {} persons verified in {:.2} s",
+        index.total_bytes(),
+        index.total_bytes() - h.file_bytes,
         h.insurer_count,
         h.record_count,
         h.person_count,

@@ -385,12 +385,7 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
         notes,
         elapsed_ms: started.elapsed().as_millis() as u64,
         phases_ms: phases.done.clone(),
-        index_bytes: header.file_bytes
-            + index
-                .insurers()
-                .iter()
-                .map(|i| i.entry.segment_end())
-                .sum::<u64>(),
+        index_bytes: index.total_bytes(),
     };
     drop(index);
     write_report_files(&tmp, &report, &lines)?;

@@ -375,9 +375,14 @@ impl<B: AsRef<[u8]>> Index<B> {
         &self.insurers
     }
 
-    /// Bytes of the main file.
-    pub fn main_bytes(&self) -> &[u8] {
-        self.main.as_ref()
+    /// Bytes of the whole generation: the main file and every segment file.
+    pub fn total_bytes(&self) -> u64 {
+        self.header.file_bytes
+            + self
+                .insurers
+                .iter()
+                .map(|i| i.entry.segment_end())
+                .sum::<u64>()
     }
 
     /// The date "covered today" was counted for.
