@@ -112,12 +112,26 @@ pub const CARD_TEXT_MAX_CHARS: usize = 20;
 /// empty string for empty input; the caller decides whether empty is allowed.
 pub fn normalize_card_text(s: &str) -> Result<String, IdError> {
     let mut out = String::with_capacity(s.len());
+    normalize_card_text_into(s, &mut out)?;
+    Ok(out)
+}
+
+/// [`normalize_card_text`] into `out` (cleared first), so a caller answering query after
+/// query can reuse one buffer instead of allocating per query. On error `out` holds no
+/// meaningful text.
+pub fn normalize_card_text_into(s: &str, out: &mut String) -> Result<(), IdError> {
+    out.clear();
     if s.is_ascii() {
-        out.extend(s.chars().filter(|c| !c.is_ascii_whitespace()));
+        if s.bytes().any(|b| b.is_ascii_whitespace()) {
+            out.extend(s.chars().filter(|c| !c.is_ascii_whitespace()));
+        } else {
+            // The usual query: nothing to remove, copy it whole.
+            out.push_str(s);
+        }
     } else {
         out.extend(s.nfkc().filter(|&c| !text::is_space(c)));
     }
-    if !out.is_empty() && text::is_ascii_digits(&out) {
+    if !out.is_empty() && text::is_ascii_digits(out) {
         let zeros = out
             .bytes()
             .take_while(|&b| b == b'0')
@@ -131,7 +145,7 @@ pub fn normalize_card_text(s: &str) -> Result<String, IdError> {
     if !out.chars().all(is_card_char) {
         return Err(IdError::BadCharacter);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Digits, Latin letters, kana, kanji, hyphen (SPEC 1.2), plus the long-vowel mark and

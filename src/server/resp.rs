@@ -19,6 +19,7 @@ use super::auth::Identity;
 use super::limits::*;
 use super::metrics::{Kind, Protocol, Via};
 use super::session::{write_decimal, Ctx, Session, Step};
+use crate::domain::CARD_TEXT_MAX_CHARS;
 use crate::query::batch::{answer_card, answer_person};
 use crate::query::{CardFields, CardQuery, PersonFields, PersonQuery};
 use std::ops::Range;
@@ -193,6 +194,10 @@ fn push_arg(args: &mut Vec<Range<usize>>, r: Range<usize>) -> Result<(), ProtoEr
     Ok(())
 }
 
+/// Room for any valid normalized symbol or number (UTF-8 takes at most 4 bytes a character),
+/// so the reused buffers never grow.
+const CARD_TEXT_BUFFER_BYTES: usize = CARD_TEXT_MAX_CHARS * 4;
+
 /// A RESP connection.
 pub struct RespSession {
     args: Vec<Range<usize>>,
@@ -205,6 +210,8 @@ struct State {
     client_id: u64,
     /// Reused for the answer JSON before it is framed as a bulk string.
     scratch: Vec<u8>,
+    /// The normalized symbol and number of the last card query, reused by the next one.
+    card_text: (String, String),
 }
 
 impl RespSession {
@@ -216,6 +223,10 @@ impl RespSession {
                 identity: None,
                 client_id,
                 scratch: Vec::with_capacity(2048),
+                card_text: (
+                    String::with_capacity(CARD_TEXT_BUFFER_BYTES),
+                    String::with_capacity(CARD_TEXT_BUFFER_BYTES),
+                ),
             },
         }
     }
@@ -339,6 +350,7 @@ impl State {
         if !(6..=8).contains(&a.len()) {
             return wrong_args(out, "elig.card");
         }
+        let (symbol, number) = std::mem::take(&mut self.card_text);
         let parsed = (|| -> Result<CardQuery, String> {
             let (date, limit) = date_and_limit(a, 6)?;
             let fields = CardFields {
@@ -350,7 +362,7 @@ impl State {
                 date,
                 limit_consent: limit,
             };
-            CardQuery::parse(&fields).map_err(|e| e.to_string())
+            CardQuery::parse_reusing(&fields, symbol, number).map_err(|e| e.to_string())
         })();
         match parsed {
             Ok(q) => {
@@ -358,6 +370,7 @@ impl State {
                 let v = answer_card(&ctx.generation.index, &q, ctx.today, &mut self.scratch);
                 write_bulk(out, &self.scratch);
                 ctx.metrics.query(Via::Resp, Kind::Card, Some(v));
+                self.card_text = (q.symbol, q.number);
             }
             Err(e) => {
                 write_error_line(out, "ERR ", &e);
