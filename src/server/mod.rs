@@ -6,7 +6,7 @@
 //! is shared read-only ([`Live`]); there are no locks and no shared atomics written on the
 //! query path (per-core counters, summed when `/metrics` is read). A connection reads into a
 //! reused buffer, answers every complete request in it, and writes the answers with one
-//! write.
+//! write. While requests keep coming a core polls instead of sleeping (`spin`).
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -28,6 +28,7 @@ pub mod metrics;
 mod reload;
 pub mod resp;
 pub mod session;
+mod spin;
 #[cfg(test)]
 mod tests;
 
@@ -285,7 +286,9 @@ async fn run_core(
             shared,
             connections: Cell::new(0),
             next_client: Cell::new(1),
+            spin: spin::Spin::new(spin::SPIN_WINDOW),
         });
+        core.spin.start();
         monoio::spawn(refresh_loop(core.clone()));
         monoio::spawn(accept_loop(resp_l, Protocol::Resp, core.clone()));
         accept_loop(http_l, Protocol::Http, core).await;
@@ -302,6 +305,7 @@ struct Core {
     metrics: Arc<CoreMetrics>,
     connections: Cell<usize>,
     next_client: Cell<u64>,
+    spin: Rc<spin::Spin>,
 }
 
 /// Moves an idle core to a newly published generation, so the old one is released.
@@ -401,6 +405,7 @@ async fn serve_connection<S: Session>(mut stream: TcpStream, mut session: S, cor
             }
         }
         let started = Instant::now();
+        core.spin.requests_at(started);
         // The view is borrowed only while this batch is answered (no await inside).
         let step = {
             let mut view = core.view.borrow_mut();
