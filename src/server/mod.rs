@@ -75,8 +75,9 @@ pub enum Driver {
     /// io_uring when the kernel offers it, else epoll.
     #[default]
     Auto,
-    /// epoll: measured faster here at pipelining depth 1 (94k vs 67k requests/s on one
-    /// core, perf/RESULTS.md), slower at depth 16.
+    /// epoll: about as fast as io_uring at pipelining depth 1 since io_uring runs with
+    /// cooperative task running (104k vs 107k requests/s on one core; 94k vs 67k before),
+    /// slower at depth 16 (perf/RESULTS.md).
     Epoll,
 }
 
@@ -453,7 +454,7 @@ async fn serve_connection<S: Session>(mut stream: TcpStream, mut session: S, cor
 /// interrupt) by interrupting this core to run the completion at once. With cooperative task
 /// running it instead queues the completion for this thread's next entry into the kernel,
 /// which a busy core makes after every round of tasks anyway: one interrupt fewer per request
-/// at pipelining depth 1 (measured 75k → 114k requests/s on one core, perf/RESULTS.md). Each
+/// at pipelining depth 1 (measured 63k → 95k requests/s on one core, perf/RESULTS.md). Each
 /// ring has one submitting thread (its core's), which lets the kernel skip the locking that
 /// sharing would need.
 fn tuned_uring() -> io_uring::Builder {
