@@ -144,3 +144,30 @@ impl Future for Helper {
         Poll::Pending
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// While the spinner spins, spawned tasks still run, and timers still fire (the spinner
+    /// lets the runtime park every `PARK_EVERY`; without that the sleeps below never end).
+    #[test]
+    fn spinning_starves_neither_tasks_nor_timers() {
+        let mut rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+            .enable_timer()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let spin = Spin::new(Duration::from_secs(3600));
+            spin.start();
+            let done = Rc::new(Cell::new(0));
+            for _ in 0..3 {
+                spin.requests_at(Instant::now());
+                let d = done.clone();
+                monoio::spawn(async move { d.set(d.get() + 1) }).await;
+                monoio::time::sleep(Duration::from_millis(2)).await;
+            }
+            assert_eq!(done.get(), 3);
+        });
+    }
+}
