@@ -175,19 +175,13 @@ impl Date {
     /// Writes `YYYY-MM-DD` into `out` without allocating (the answer path).
     pub fn write_iso(self, out: &mut Vec<u8>) {
         let (y, m, d) = self.ymd();
-        let y = y.clamp(0, 9999) as u32;
-        out.extend_from_slice(&[
-            b'0' + (y / 1000) as u8,
-            b'0' + (y / 100 % 10) as u8,
-            b'0' + (y / 10 % 10) as u8,
-            b'0' + (y % 10) as u8,
-            b'-',
-            b'0' + (m / 10) as u8,
-            b'0' + (m % 10) as u8,
-            b'-',
-            b'0' + (d / 10) as u8,
-            b'0' + (d % 10) as u8,
-        ]);
+        let y = y.clamp(0, 9999) as usize;
+        let [c0, c1] = TWO_DIGITS[y / 100];
+        let [y0, y1] = TWO_DIGITS[y % 100];
+        // m ≤ 12 and d ≤ 31 always; `% 100` only spares a bounds check.
+        let [m0, m1] = TWO_DIGITS[m as usize % 100];
+        let [d0, d1] = TWO_DIGITS[d as usize % 100];
+        out.extend_from_slice(&[c0, c1, y0, y1, b'-', m0, m1, b'-', d0, d1]);
     }
 
     fn era_parts(self) -> Option<(&'static Era, i32, u32, u32)> {
@@ -269,6 +263,17 @@ fn days_from_civil(y: i32, m: u32, d: u32) -> i32 {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe as i32 - 719_468
 }
+
+/// `00` to `99` as ASCII pairs: one lookup per two digits on the answer path.
+const TWO_DIGITS: [[u8; 2]; 100] = {
+    let mut t = [[0u8; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        t[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+        i += 1;
+    }
+    t
+};
 
 fn civil_from_days(z: i32) -> (i32, u32, u32) {
     let z = z + 719_468;

@@ -112,12 +112,38 @@ pub const CARD_TEXT_MAX_CHARS: usize = 20;
 /// empty string for empty input; the caller decides whether empty is allowed.
 pub fn normalize_card_text(s: &str) -> Result<String, IdError> {
     let mut out = String::with_capacity(s.len());
+    normalize_card_text_into(s, &mut out)?;
+    Ok(out)
+}
+
+/// [`normalize_card_text`] into `out` (cleared first), so a caller answering query after
+/// query can reuse one buffer instead of allocating per query. On error `out` holds no
+/// meaningful text.
+pub fn normalize_card_text_into(s: &str, out: &mut String) -> Result<(), IdError> {
+    out.clear();
+    if s.is_ascii() && !s.bytes().any(|b| b.is_ascii_whitespace()) {
+        // The usual query, ASCII with nothing to remove: the same steps as below on bytes,
+        // where a character is a byte and the card characters are letters, digits and '-'.
+        let mut body = s;
+        if text::is_ascii_digits(body) {
+            let zeros = body.bytes().take_while(|&b| b == b'0').count();
+            body = &body[zeros.min(body.len() - 1)..];
+        }
+        if body.len() > CARD_TEXT_MAX_CHARS {
+            return Err(IdError::TooLong(CARD_TEXT_MAX_CHARS));
+        }
+        if !body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(IdError::BadCharacter);
+        }
+        out.push_str(body);
+        return Ok(());
+    }
     if s.is_ascii() {
         out.extend(s.chars().filter(|c| !c.is_ascii_whitespace()));
     } else {
         out.extend(s.nfkc().filter(|&c| !text::is_space(c)));
     }
-    if !out.is_empty() && text::is_ascii_digits(&out) {
+    if !out.is_empty() && text::is_ascii_digits(out) {
         let zeros = out
             .bytes()
             .take_while(|&b| b == b'0')
@@ -131,7 +157,7 @@ pub fn normalize_card_text(s: &str) -> Result<String, IdError> {
     if !out.chars().all(is_card_char) {
         return Err(IdError::BadCharacter);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Digits, Latin letters, kana, kanji, hyphen (SPEC 1.2), plus the long-vowel mark and
@@ -441,6 +467,29 @@ mod tests {
         check("123456789012345678901", Err(IdError::TooLong(20)));
         check("00000000000000000000001", Ok("1"));
         check("12;DROP", Err(IdError::BadCharacter));
+        check("-0", Ok("-0"));
+        check("0-", Ok("0-"));
+        check("123456789012345678901234567890;", Err(IdError::TooLong(20)));
+    }
+
+    proptest::proptest! {
+        /// The ASCII shortcut agrees with the general steps (NFKC leaves ASCII unchanged).
+        #[test]
+        fn ascii_shortcut_is_the_general_path(s in "[0-9A-Za-z; .-]{0,24}") {
+            let mut general: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+            if text::is_ascii_digits(&general) {
+                let zeros = general.bytes().take_while(|&b| b == b'0').count();
+                general.drain(..zeros.min(general.len() - 1));
+            }
+            let expected = if general.chars().count() > CARD_TEXT_MAX_CHARS {
+                Err(IdError::TooLong(CARD_TEXT_MAX_CHARS))
+            } else if !general.chars().all(is_card_char) {
+                Err(IdError::BadCharacter)
+            } else {
+                Ok(general)
+            };
+            proptest::prop_assert_eq!(normalize_card_text(&s), expected);
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub use codes::{
 };
 pub use date::{Date, DateError};
 pub use ids::{
-    mask_raw, normalize_card_text, Branch, IdError, IndividualNumber, InstitutionCode,
-    InsurerNumber, PersonHash, PersonKey,
+    mask_raw, normalize_card_text, normalize_card_text_into, Branch, IdError, IndividualNumber,
+    InstitutionCode, InsurerNumber, PersonHash, PersonKey, CARD_TEXT_MAX_CHARS,
 };
 pub use record::{covers, Record};

@@ -7,7 +7,7 @@ mod json;
 pub use json::write_json_str;
 
 use crate::domain::{
-    mask_raw, normalize_card_text, Branch, Date, IndividualNumber, InsurerNumber, Validity,
+    mask_raw, normalize_card_text_into, Branch, Date, IndividualNumber, InsurerNumber, Validity,
 };
 use thiserror::Error;
 
@@ -104,16 +104,26 @@ fn optional_date(field: &'static str, v: Option<&str>) -> Result<Option<Date>, Q
 
 impl CardQuery {
     pub fn parse(f: &CardFields<'_>) -> Result<CardQuery, QueryError> {
+        CardQuery::parse_reusing(f, String::new(), String::new())
+    }
+
+    /// [`CardQuery::parse`] that normalizes the symbol and number into the given buffers
+    /// (their contents are replaced). A server hands back the buffers of the query it last
+    /// answered, so its query path allocates nothing.
+    pub fn parse_reusing(
+        f: &CardFields<'_>,
+        mut symbol: String,
+        mut number: String,
+    ) -> Result<CardQuery, QueryError> {
         let raw = required("insurer_number", f.insurer_number)?;
         let insurer = InsurerNumber::parse(raw)
             .map_err(|e| QueryError::new("insurer_number", format!("{e}: {raw:?}")))?;
-        let symbol = match present(f.symbol) {
-            None => String::new(),
-            Some(s) => {
-                normalize_card_text(s).map_err(|e| QueryError::new("symbol", e.to_string()))?
-            }
-        };
-        let number = normalize_card_text(required("number", f.number)?)
+        match present(f.symbol) {
+            None => symbol.clear(),
+            Some(s) => normalize_card_text_into(s, &mut symbol)
+                .map_err(|e| QueryError::new("symbol", e.to_string()))?,
+        }
+        normalize_card_text_into(required("number", f.number)?, &mut number)
             .map_err(|e| QueryError::new("number", e.to_string()))?;
         if number.is_empty() {
             return Err(QueryError::new("number", "is required"));
@@ -360,6 +370,30 @@ mod tests {
         check(&[("birthdate", "")], Some("birthdate"));
         check(&[("date", "2026-02-30")], Some("date"));
         check(&[("symbol", "１２"), ("number", "００３４５６")], None);
+    }
+
+    #[test]
+    fn reused_buffers_give_the_same_query() {
+        for (symbol, number) in [
+            ("12", "003456"),
+            ("", "3456"),
+            ("１ ２", "ab-1"),
+            (" ", "0"),
+        ] {
+            let f = CardFields {
+                insurer_number: Some("06139992"),
+                symbol: Some(symbol),
+                number: Some(number),
+                birthdate: Some("1980-01-23"),
+                ..CardFields::default()
+            };
+            let stale = || "left over from the last query".to_string();
+            assert_eq!(
+                CardQuery::parse_reusing(&f, stale(), stale()),
+                CardQuery::parse(&f),
+                "{symbol:?} {number:?}"
+            );
+        }
     }
 
     #[test]

@@ -36,3 +36,6 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Initial size of a connection's read and write buffers (reused for its lifetime).
 pub const INITIAL_BUFFER_BYTES: usize = 16 * 1024;
+/// Submission queue entries of a core's io_uring (monoio's default): room for one operation
+/// in flight on every connection a core usually holds before a submit is forced.
+pub const URING_ENTRIES: u32 = 1024;

@@ -19,6 +19,7 @@ use super::auth::Identity;
 use super::limits::*;
 use super::metrics::{Kind, Protocol, Via};
 use super::session::{write_decimal, Ctx, Session, Step};
+use crate::domain::CARD_TEXT_MAX_CHARS;
 use crate::query::batch::{answer_card, answer_person};
 use crate::query::{CardFields, CardQuery, PersonFields, PersonQuery};
 use std::ops::Range;
@@ -52,6 +53,20 @@ pub fn parse_command(
 /// Reads a `\r\n`-terminated integer starting at `start`; returns it and the offset after
 /// the line.
 fn read_int(buf: &[u8], start: usize, what: &str) -> Result<Option<(i64, usize)>, ProtoError> {
+    // Every length in a query frame has one or two digits (`*7`, `$8`, `$10`): take those
+    // without the general scan below, which gives the same result for them.
+    match buf.get(start..start + 4) {
+        Some(&[d, b'\r', b'\n', _]) if d.is_ascii_digit() => {
+            return Ok(Some((i64::from(d - b'0'), start + 3)));
+        }
+        Some(&[d, e, b'\r', b'\n']) if d.is_ascii_digit() && e.is_ascii_digit() => {
+            return Ok(Some((
+                i64::from(d - b'0') * 10 + i64::from(e - b'0'),
+                start + 4,
+            )));
+        }
+        _ => {}
+    }
     const MAX_LINE: usize = 21;
     let window = &buf[start..buf.len().min(start + MAX_LINE)];
     let Some(cr) = window.iter().position(|&b| b == b'\r' || b == b'\n') else {
@@ -193,6 +208,10 @@ fn push_arg(args: &mut Vec<Range<usize>>, r: Range<usize>) -> Result<(), ProtoEr
     Ok(())
 }
 
+/// Room for any valid normalized symbol or number (UTF-8 takes at most 4 bytes a character),
+/// so the reused buffers never grow.
+const CARD_TEXT_BUFFER_BYTES: usize = CARD_TEXT_MAX_CHARS * 4;
+
 /// A RESP connection.
 pub struct RespSession {
     args: Vec<Range<usize>>,
@@ -205,6 +224,8 @@ struct State {
     client_id: u64,
     /// Reused for the answer JSON before it is framed as a bulk string.
     scratch: Vec<u8>,
+    /// The normalized symbol and number of the last card query, reused by the next one.
+    card_text: (String, String),
 }
 
 impl RespSession {
@@ -216,6 +237,10 @@ impl RespSession {
                 identity: None,
                 client_id,
                 scratch: Vec::with_capacity(2048),
+                card_text: (
+                    String::with_capacity(CARD_TEXT_BUFFER_BYTES),
+                    String::with_capacity(CARD_TEXT_BUFFER_BYTES),
+                ),
             },
         }
     }
@@ -246,10 +271,7 @@ impl Session for RespSession {
                         continue;
                     }
                     step.requests += 1;
-                    let args = Args {
-                        buf: frame,
-                        ranges: &self.args,
-                    };
+                    let args = Args::new(&frame[..len], &self.args);
                     if self.state.dispatch(&args, ctx, out) == Flow::Close {
                         step.close = true;
                         break;
@@ -272,10 +294,22 @@ impl Session for RespSession {
 
 struct Args<'a> {
     buf: &'a [u8],
+    /// `buf` as text when it is valid UTF-8 (every well-formed query): validated once for
+    /// the whole command rather than once per argument.
+    text: Option<&'a str>,
     ranges: &'a [Range<usize>],
 }
 
 impl<'a> Args<'a> {
+    /// The arguments at `ranges` of the command `buf`.
+    fn new(buf: &'a [u8], ranges: &'a [Range<usize>]) -> Args<'a> {
+        Args {
+            buf,
+            text: std::str::from_utf8(buf).ok(),
+            ranges,
+        }
+    }
+
     fn len(&self) -> usize {
         self.ranges.len()
     }
@@ -290,6 +324,11 @@ impl<'a> Args<'a> {
 
     /// Argument `i` as text; `field` names it in the error.
     fn text(&self, i: usize, field: &'static str) -> Result<&'a str, String> {
+        // An argument of a valid command starts and ends on character boundaries (the bytes
+        // around it are ASCII framing), so `get` finds it; else check the argument alone.
+        if let Some(arg) = self.text.and_then(|t| t.get(self.ranges[i].clone())) {
+            return Ok(arg);
+        }
         std::str::from_utf8(self.get(i)).map_err(|_| format!("{field}: is not UTF-8"))
     }
 }
@@ -339,6 +378,7 @@ impl State {
         if !(6..=8).contains(&a.len()) {
             return wrong_args(out, "elig.card");
         }
+        let (symbol, number) = std::mem::take(&mut self.card_text);
         let parsed = (|| -> Result<CardQuery, String> {
             let (date, limit) = date_and_limit(a, 6)?;
             let fields = CardFields {
@@ -350,7 +390,7 @@ impl State {
                 date,
                 limit_consent: limit,
             };
-            CardQuery::parse(&fields).map_err(|e| e.to_string())
+            CardQuery::parse_reusing(&fields, symbol, number).map_err(|e| e.to_string())
         })();
         match parsed {
             Ok(q) => {
@@ -358,6 +398,7 @@ impl State {
                 let v = answer_card(&ctx.generation.index, &q, ctx.today, &mut self.scratch);
                 write_bulk(out, &self.scratch);
                 ctx.metrics.query(Via::Resp, Kind::Card, Some(v));
+                self.card_text = (q.symbol, q.number);
             }
             Err(e) => {
                 write_error_line(out, "ERR ", &e);
