@@ -221,12 +221,16 @@ fn a_closed_connection_is_a_failure() {
     let r = run(&cfg, workload(&[card("11", 1)], Mode::Elig));
     assert_eq!(r.connection_failures, 4, "{r:?}");
     assert_eq!(r.right, 8);
-    assert!(r.unanswered > 0);
+    assert!(r.unanswered > 0, "{r:?}");
     assert!(r.failed);
-    assert!(r
-        .first_failure
-        .as_deref()
-        .is_some_and(|f| f.contains("closed")));
+    // The server closes with a command unread, so the kernel may send a reset instead of an
+    // orderly close (a regression test: this once failed on "Connection reset by peer").
+    assert!(
+        r.first_failure
+            .as_deref()
+            .is_some_and(|f| f.contains("closed") || f.contains("reset")),
+        "{r:?}"
+    );
 }
 
 #[test]
