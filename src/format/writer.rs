@@ -344,6 +344,14 @@ impl<'w, W: Write + Seek> IndexWriter<'w, W> {
             .chunks(1 << 16)
             .map(|ch| ch.iter().flat_map(|r| r.to_le_bytes()).collect::<Vec<u8>>());
         sections.push(self.out.section(SectionKind::PersonRefs, refs)?);
+        let starts =
+            person_bucket_starts(t.persons.iter().map(|p| p.hash.0), t.persons.len() as u64);
+        // Pair assertion: the directory ends at the table's end.
+        assert_eq!(starts.last().copied(), Some(t.persons.len() as u32));
+        let starts = starts
+            .chunks(1 << 16)
+            .map(|ch| ch.iter().flat_map(|s| s.to_le_bytes()).collect::<Vec<u8>>());
+        sections.push(self.out.section(SectionKind::PersonBuckets, starts)?);
         let table: Vec<u8> = sections.iter().flat_map(SectionEntry::encode).collect();
         let section_table_offset = self.out.pos;
         self.out.write_all(&table)?;

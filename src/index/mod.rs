@@ -82,6 +82,7 @@ pub struct Index<B> {
     segments: Vec<Segment<B>>,
     persons: Range<usize>,
     person_refs: Range<usize>,
+    person_buckets: Range<usize>,
     key: PersonKey,
 }
 
@@ -230,8 +231,11 @@ impl<B: AsRef<[u8]>> Index<B> {
         let (_, strings) = section(SectionKind::Strings)?;
         let (_, persons) = section(SectionKind::Persons)?;
         let (_, person_refs) = section(SectionKind::PersonRefs)?;
+        let (_, person_buckets) = section(SectionKind::PersonBuckets)?;
+        let buckets = 1u64 << person_bucket_bits(header.person_count);
         if persons.len() as u64 != header.person_count * PERSON_ENTRY_BYTES as u64
             || person_refs.len() % PERSON_REF_BYTES != 0
+            || person_buckets.len() as u64 != (buckets + 1) * 4
         {
             return Err(malformed("person sections have the wrong size"));
         }
@@ -274,6 +278,7 @@ impl<B: AsRef<[u8]>> Index<B> {
             segments,
             persons,
             person_refs,
+            person_buckets,
             key,
         })
     }
@@ -323,6 +328,16 @@ impl<B: AsRef<[u8]>> Index<B> {
                     what: format!("segment file {SEGMENTS_DIR}/{name}"),
                 });
             }
+        }
+        let starts: Vec<u32> = b[self.person_buckets.clone()]
+            .chunks_exact(4)
+            .map(|c| u32_at(c, 0))
+            .collect();
+        if starts.first() != Some(&0)
+            || starts.last().map(|&s| u64::from(s)) != Some(self.header.person_count)
+            || !starts.windows(2).all(|w| w[0] <= w[1])
+        {
+            return Err(malformed("the person bucket directory is not in order"));
         }
         let refs = (self.person_refs.len() / PERSON_REF_BYTES) as u64;
         for p in self.person_table() {
@@ -509,39 +524,14 @@ impl<B: AsRef<[u8]>> Index<B> {
         }
     }
 
-    /// Finds a person by hash. Hashes are uniform, so an interpolation guess lands within a
-    /// few entries; a binary search over the narrowed window finishes.
+    /// Finds a person by hash (see [`format::find_person`]).
     pub fn person_entry(&self, hash: &PersonHash) -> Option<PersonEntry> {
         let table = &self.main.as_ref()[self.persons.clone()];
-        let n = table.len() / PERSON_ENTRY_BYTES;
-        if n == 0 {
-            return None;
-        }
-        let key_at =
-            |i: usize| -> &[u8] { &table[i * PERSON_ENTRY_BYTES..i * PERSON_ENTRY_BYTES + 16] };
-        let prefix = u64::from_be_bytes(hash.0[..8].try_into().expect("8 bytes"));
-        let guess = ((u128::from(prefix) * n as u128) >> 64) as usize;
-        // Widen a window around the guess until it brackets the hash.
-        let (mut lo, mut hi) = (guess.saturating_sub(8), (guess + 8).min(n));
-        while lo > 0 && key_at(lo) > &hash.0[..] {
-            lo = lo.saturating_sub((guess - lo).max(8) * 2);
-        }
-        while hi < n && key_at(hi - 1) < &hash.0[..] {
-            hi = (hi + (hi - guess).max(8) * 2).min(n);
-        }
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            match key_at(mid).cmp(&hash.0[..]) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => {
-                    return Some(PersonEntry::decode(
-                        &table[mid * PERSON_ENTRY_BYTES..(mid + 1) * PERSON_ENTRY_BYTES],
-                    ))
-                }
-            }
-        }
-        None
+        let starts = &self.main.as_ref()[self.person_buckets.clone()];
+        let i = format::find_person(table, starts, &hash.0)?;
+        Some(PersonEntry::decode(
+            &table[i * PERSON_ENTRY_BYTES..(i + 1) * PERSON_ENTRY_BYTES],
+        ))
     }
 
     /// A person's records in insurer, then record order.
