@@ -179,7 +179,7 @@ fn wrong_version_names_the_fix() {
         err,
         FormatError::UnsupportedVersion {
             found: 9,
-            expected: 3
+            expected: 4
         }
     ));
     assert!(err.to_string().contains("rebuild"), "{err}");
@@ -189,7 +189,7 @@ fn wrong_version_names_the_fix() {
         open_and_verify(files).err().unwrap(),
         FormatError::UnsupportedVersion {
             found: 2,
-            expected: 3
+            expected: 4
         }
     ));
 }

@@ -19,7 +19,7 @@ use crate::domain::{
 use thiserror::Error;
 
 pub const MAGIC: [u8; 8] = *b"SHIKAKU\x1a";
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 pub const HEADER_BYTES: usize = 128;
 pub const SECTION_ENTRY_BYTES: usize = 32;
 pub const INSURER_ENTRY_BYTES: usize = 64;

@@ -14,7 +14,7 @@
 use crate::format::FormatError;
 use crate::index::MappedIndex;
 use arc_swap::ArcSwap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -42,16 +42,48 @@ pub struct Live {
     retired: crossbeam::channel::Sender<Arc<Generation>>,
     /// Why the last reload was refused, if it was (shown by `/v1/generation`).
     pub last_refusal: Mutex<Option<String>>,
+    /// Reloads and releases in progress. Cores stop busy-polling meanwhile, so the background
+    /// threads get the CPU in the gaps between requests instead of time slices taken from a
+    /// polling core (which showed as milliseconds of latency around swaps).
+    background: Arc<AtomicU32>,
+}
+
+/// Counts one piece of background work while alive.
+pub struct Background(Arc<AtomicU32>);
+
+impl Background {
+    fn new(count: &Arc<AtomicU32>) -> Background {
+        count.fetch_add(1, Ordering::AcqRel);
+        Background(Arc::clone(count))
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Background threads (reload, release) run at this nice value, below the serving cores'.
+pub const BACKGROUND_NICE: i32 = 10;
+
+/// Lowers the calling thread's priority (on Linux, nice is per thread); only advice.
+pub fn lower_this_thread_priority() {
+    if let Err(e) = rustix::process::setpriority_process(None, BACKGROUND_NICE) {
+        tracing::debug!("cannot lower the background thread's priority: {e}");
+    }
 }
 
 /// Drops retired generations off the query path; logs when one is released.
-fn spawn_reaper(rx: crossbeam::channel::Receiver<Arc<Generation>>) {
+fn spawn_reaper(rx: crossbeam::channel::Receiver<Arc<Generation>>, background: Arc<AtomicU32>) {
     let spawned = std::thread::Builder::new()
         .name("shikaku-reaper".into())
         .spawn(move || {
+            lower_this_thread_priority();
             for g in rx {
                 let id = g.id().to_owned();
                 if Arc::strong_count(&g) == 1 {
+                    let _quiet = Background::new(&background);
                     drop(g);
                     tracing::info!(generation = %id, "old generation released");
                 }
@@ -64,16 +96,28 @@ fn spawn_reaper(rx: crossbeam::channel::Receiver<Arc<Generation>>) {
 }
 
 impl Live {
+    /// Marks background work (a reload) in progress until the guard is dropped.
+    pub fn background(&self) -> Background {
+        Background::new(&self.background)
+    }
+
+    /// The count cores read to stop busy-polling while background work runs.
+    pub fn background_count(&self) -> Arc<AtomicU32> {
+        Arc::clone(&self.background)
+    }
+
     /// Verifies every checksum of `index` and makes it the live generation.
     pub fn new(index: MappedIndex) -> Result<Live, FormatError> {
         index.verify()?;
         let (retired, rx) = crossbeam::channel::unbounded();
-        spawn_reaper(rx);
+        let background = Arc::new(AtomicU32::new(0));
+        spawn_reaper(rx, background.clone());
         Ok(Live {
             current: ArcSwap::from_pointee(Generation { index, epoch: 0 }),
             epoch: AtomicU64::new(0),
             retired,
             last_refusal: Mutex::new(None),
+            background,
         })
     }
 

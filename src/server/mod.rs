@@ -280,6 +280,7 @@ async fn run_core(
             }
         };
         let _ = started.send(Ok((resp_addr, http_addr)));
+        let background = shared.live.background_count();
         let core = Rc::new(Core {
             index: core,
             metrics: shared.cores[core].clone(),
@@ -287,7 +288,7 @@ async fn run_core(
             shared,
             connections: Cell::new(0),
             next_client: Cell::new(1),
-            spin: spin::Spin::new(spin::SPIN_WINDOW),
+            spin: spin::Spin::new(spin::SPIN_WINDOW, background),
         });
         core.spin.start();
         monoio::spawn(refresh_loop(core.clone()));

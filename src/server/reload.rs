@@ -27,7 +27,10 @@ impl Reloader {
     pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
         std::thread::Builder::new()
             .name("shikaku-reload".into())
-            .spawn(move || self.run())
+            .spawn(move || {
+                super::live::lower_this_thread_priority();
+                self.run()
+            })
     }
 
     fn run(self) {
@@ -65,6 +68,7 @@ impl Reloader {
 
     /// Opens, verifies (faulting every page in) and publishes generation `id`.
     pub fn swap_to(&self, id: &str) -> Result<(), String> {
+        let _quiet = self.live.background();
         let started = std::time::Instant::now();
         let index = self
             .store

@@ -17,6 +17,8 @@ use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -30,6 +32,9 @@ const PARK_EVERY: Duration = Duration::from_millis(1);
 /// One core's spinner state.
 pub struct Spin {
     window: Duration,
+    /// Background work in progress (a reload, a release): park instead of spinning, so those
+    /// threads run in the gaps between requests (`Live::background_count`).
+    background: Arc<AtomicU32>,
     last_request: Cell<Instant>,
     /// The spinner, while it waits for requests (not spinning).
     idle: Cell<Option<Waker>>,
@@ -38,9 +43,10 @@ pub struct Spin {
 }
 
 impl Spin {
-    pub fn new(window: Duration) -> Rc<Spin> {
+    pub fn new(window: Duration, background: Arc<AtomicU32>) -> Rc<Spin> {
         Rc::new(Spin {
             window,
+            background,
             last_request: Cell::new(Instant::now()),
             idle: Cell::new(None),
             spinner: Cell::new(None),
@@ -73,6 +79,7 @@ async fn spin_loop(spin: Rc<Spin>) {
         let now = Instant::now();
         if now.saturating_duration_since(spin.last_request.get()) > spin.window
             || now.saturating_duration_since(since) > PARK_EVERY
+            || spin.background.load(Ordering::Relaxed) > 0
         {
             Idle {
                 spin: &spin,
@@ -158,7 +165,7 @@ mod tests {
             .build()
             .expect("runtime");
         rt.block_on(async {
-            let spin = Spin::new(Duration::from_secs(3600));
+            let spin = Spin::new(Duration::from_secs(3600), Arc::new(AtomicU32::new(0)));
             spin.start();
             let done = Rc::new(Cell::new(0));
             for _ in 0..3 {
