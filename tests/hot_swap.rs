@@ -70,7 +70,11 @@ fn read_bulk(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<String, String
             }
         }
         let mut chunk = [0u8; 65536];
-        let n = stream.read(&mut chunk).map_err(|e| e.to_string())?;
+        let n = match stream.read(&mut chunk) {
+            // A signal can interrupt a blocking read; that is no answer yet.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => r.map_err(|e| e.to_string())?,
+        };
         if n == 0 {
             return Err("connection closed".into());
         }
