@@ -13,8 +13,9 @@
 //!   (number, then symbol), R3, R4, R5, R6, R7 (sex, relationship, reason_of_loss,
 //!   copay_ratio, limit_category); later fields are not examined. Warnings are only computed
 //!   for rows that are kept, in the order W1..W4; a row can carry several.
-//! - **R0** malformed row: a row whose number of fields differs from the header's. Its raw text
-//!   is never quoted (it may hold an individual number in any position).
+//! - **R0** malformed row: a row whose number of fields differs from the header's, or whose
+//!   name or name_kana is longer than `row::MAX_NAME_BYTES` (1,024 bytes). Its raw text is
+//!   never quoted (it may hold an individual number in any position).
 //! - **File-level rule codes** (every data line of the file counts as read and rejected):
 //!   F1 undecodable (neither UTF-8 nor CP932), F2 unusable header (no header row, a required
 //!   column missing, or a column named twice), F3 unreadable (I/O error; nothing could be read,

@@ -41,8 +41,26 @@ pub(crate) fn check_row(
     Ok((record, warnings))
 }
 
-/// R1..R7 in order; the first failure wins and later fields are not examined.
+/// Longest name or name_kana a row may have. No person's name comes near it; a longer field
+/// is a malformed row (the index also counts these lengths in 16 bits).
+pub const MAX_NAME_BYTES: usize = 1024;
+
+/// R0 (field lengths), then R1..R7 in order; the first failure wins and later fields are not
+/// examined.
 fn build_record(f: &Fields<'_>, ctx: &FileContext) -> Result<Record, Failure> {
+    for col in [Column::Name, Column::NameKana] {
+        let len = f.get(col).len();
+        if len > MAX_NAME_BYTES {
+            return Err((
+                Rule::R0,
+                col,
+                format!(
+                    "{} is {len} bytes, longer than the {MAX_NAME_BYTES} a record holds",
+                    col.name()
+                ),
+            ));
+        }
+    }
     let insurer = insurer(f.get(Column::InsurerNumber), ctx.insurer)?;
     let number = card_text(f.get(Column::Number), Column::Number, true)?;
     let symbol = card_text(f.get(Column::Symbol), Column::Symbol, false)?;

@@ -827,3 +827,21 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn names_longer_than_a_record_holds_are_r0() {
+    // Regression: a name over 65,535 bytes once failed the whole build instead of one row.
+    let long = "山".repeat(342); // 1,026 bytes
+    let at_limit = "a".repeat(super::row::MAX_NAME_BYTES);
+    check(&[("name", &long)], "R0 name");
+    check(&[("name_kana", &long)], "R0 name_kana");
+    check(&[("name", &at_limit)], "ok");
+    let huge = "x".repeat(70_000);
+    let o = check(&[("name", &huge)], "R0 name");
+    assert!(reason(&o).contains("70000 bytes"), "{}", reason(&o));
+    // R0 comes first: a long name on a row that also breaks R1 is reported as R0.
+    check(
+        &[("name", &long), ("insurer_number", "33120016")],
+        "R0 name",
+    );
+}
