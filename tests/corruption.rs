@@ -170,6 +170,20 @@ fn every_bit_flip_is_refused_or_harmless() {
     }
 }
 
+/// `shikaku query` answers from an index it has not verified: corrupt text must still come
+/// out as UTF-8 (regression guard for answers that copy text without validating it).
+#[test]
+fn unverified_corrupt_text_still_answers_utf8() {
+    let files = sample_index();
+    for at in 0..files.segments[0].len() {
+        let broken = changed(&files, 1, |b| b[at] = 0xFF);
+        if let Ok(index) = Index::open(broken, PersonKey::demo()) {
+            // `answers` parses its output as UTF-8 and panics otherwise.
+            answers(&index);
+        }
+    }
+}
+
 #[test]
 fn wrong_version_names_the_fix() {
     let mut files = sample_index();

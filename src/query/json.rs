@@ -2,7 +2,11 @@
 
 /// Writes `s` as a JSON string literal (RFC 8259 escapes; non-ASCII passes through as UTF-8).
 pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
+    write_json_utf8(out, s.as_bytes());
+}
+
+/// [`write_json_str`] for bytes the caller knows to be UTF-8 (text of a verified index).
+pub fn write_json_utf8(out: &mut Vec<u8>, bytes: &[u8]) {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     // Names and codes almost never need escaping: skip the clean prefix eight bytes at a

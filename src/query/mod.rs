@@ -4,7 +4,7 @@
 pub mod batch;
 mod json;
 
-pub use json::write_json_str;
+pub use json::{write_json_str, write_json_utf8};
 
 use crate::domain::{
     mask_raw, normalize_card_text_into, Branch, Date, IndividualNumber, InsurerNumber, Validity,
@@ -216,6 +216,20 @@ pub trait Qualification {
     fn relationship(&self) -> u8;
     fn name(&self) -> &str;
     fn name_kana(&self) -> &str;
+    /// The four texts as UTF-8 bytes, for the answer writer; an index record gives them
+    /// without validating each again (see `RecordView`).
+    fn symbol_utf8(&self) -> &[u8] {
+        self.symbol().as_bytes()
+    }
+    fn number_utf8(&self) -> &[u8] {
+        self.number().as_bytes()
+    }
+    fn name_utf8(&self) -> &[u8] {
+        self.name().as_bytes()
+    }
+    fn name_kana_utf8(&self) -> &[u8] {
+        self.name_kana().as_bytes()
+    }
     fn sex(&self) -> u8;
     fn birthdate(&self) -> Date;
     fn qualification_date(&self) -> Date;
@@ -269,17 +283,17 @@ fn write_qualification<R: Qualification>(out: &mut Vec<u8>, r: &R, limit_consent
     out.extend_from_slice(b",\"insurer_name\":");
     write_json_str(out, r.insurer_name());
     out.extend_from_slice(b",\"symbol\":");
-    write_json_str(out, r.symbol());
+    write_json_utf8(out, r.symbol_utf8());
     out.extend_from_slice(b",\"number\":");
-    write_json_str(out, r.number());
+    write_json_utf8(out, r.number_utf8());
     out.extend_from_slice(b",\"branch\":\"");
     out.extend_from_slice(&r.branch().as_bytes());
     out.extend_from_slice(b"\",\"relationship\":");
     write_small_int(out, r.relationship());
     out.extend_from_slice(b",\"name\":");
-    write_json_str(out, r.name());
+    write_json_utf8(out, r.name_utf8());
     out.extend_from_slice(b",\"name_kana\":");
-    write_json_str(out, r.name_kana());
+    write_json_utf8(out, r.name_kana_utf8());
     out.extend_from_slice(b",\"sex\":");
     write_small_int(out, r.sex());
     out.extend_from_slice(b",\"birthdate\":");
