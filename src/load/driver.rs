@@ -12,6 +12,7 @@
 use super::resp::{encode_command, parse_reply, Reply, MAX_REPLY_BYTES};
 use super::schedule::OpenSchedule;
 use super::{LoadError, Stats, Workload};
+use crate::relay::Relay;
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
@@ -563,68 +564,6 @@ impl Future for Notified<'_> {
             self.0.waker.set(Some(cx.waker().clone()));
             Poll::Pending
         }
-    }
-}
-
-/// A yield that lets every other ready task run first. monoio puts a task that wakes itself
-/// while running at the *front* of its queue (its `yield_now`), so a self-waking spin loop
-/// would starve the writers and readers. Instead the spinner parks its waker here and wakes
-/// a helper task, which then wakes the spinner: both wakes come from outside the woken
-/// task, so both go to the back of the queue, behind the tasks the spinner just woke.
-#[derive(Default)]
-struct Relay {
-    spinner: Cell<Option<Waker>>,
-    helper: Cell<Option<Waker>>,
-}
-
-impl Relay {
-    /// Starts the helper task; call once, before the first `yield_now`.
-    fn start(self: &Rc<Relay>) {
-        monoio::spawn(RelayHelper(self.clone()));
-    }
-
-    fn yield_now(&self) -> RelayYield<'_> {
-        RelayYield {
-            relay: self,
-            parked: false,
-        }
-    }
-}
-
-struct RelayYield<'a> {
-    relay: &'a Relay,
-    parked: bool,
-}
-
-impl Future for RelayYield<'_> {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.parked {
-            return Poll::Ready(());
-        }
-        self.parked = true;
-        self.relay.spinner.set(Some(cx.waker().clone()));
-        if let Some(h) = self.relay.helper.take() {
-            h.wake();
-        }
-        Poll::Pending
-    }
-}
-
-/// The helper: whenever it runs, it wakes a parked spinner, then waits to be woken again.
-/// It never finishes; it is dropped with the runtime.
-struct RelayHelper(Rc<Relay>);
-
-impl Future for RelayHelper {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if let Some(s) = self.0.spinner.take() {
-            s.wake();
-        }
-        self.0.helper.set(Some(cx.waker().clone()));
-        Poll::Pending
     }
 }
 

@@ -7,11 +7,12 @@
 //! without sleeping, so a request arriving finds it awake. After a quiet window it parks as
 //! before, so an idle server burns no CPU.
 //!
-//! The poll loop is two tasks waking each other (a "relay"): monoio runs a task that wakes
-//! itself again at once, before the tasks it woke, so a plain self-wake would starve the
-//! connections; a wake from another task goes to the back of the queue, behind them. While
-//! either task is queued the runtime does not park: between rounds it only submits and
-//! reaps completions.
+//! The poll loop yields through a [`Relay`] (the load generator's pacer spins the same way):
+//! monoio runs a task that wakes itself again at once, before the tasks it woke, so a plain
+//! self-wake would starve the connections. While the relay's tasks are queued the runtime
+//! does not park: between rounds it only submits and reaps completions.
+
+use crate::relay::Relay;
 
 use std::cell::Cell;
 use std::future::Future;
@@ -38,8 +39,7 @@ pub struct Spin {
     last_request: Cell<Instant>,
     /// The spinner, while it waits for requests (not spinning).
     idle: Cell<Option<Waker>>,
-    spinner: Cell<Option<Waker>>,
-    helper: Cell<Option<Waker>>,
+    relay: Rc<Relay>,
 }
 
 impl Spin {
@@ -49,8 +49,7 @@ impl Spin {
             background,
             last_request: Cell::new(Instant::now()),
             idle: Cell::new(None),
-            spinner: Cell::new(None),
-            helper: Cell::new(None),
+            relay: Rc::new(Relay::default()),
         })
     }
 
@@ -68,7 +67,7 @@ impl Spin {
         if self.window.is_zero() {
             return;
         }
-        monoio::spawn(Helper(self.clone()));
+        self.relay.start();
         monoio::spawn(spin_loop(self.clone()));
     }
 }
@@ -88,11 +87,7 @@ async fn spin_loop(spin: Rc<Spin>) {
             .await;
             since = Instant::now();
         }
-        Yield {
-            spin: &spin,
-            parked: false,
-        }
-        .await;
+        spin.relay.yield_now().await;
     }
 }
 
@@ -111,43 +106,6 @@ impl Future for Idle<'_> {
         }
         self.parked = true;
         self.spin.idle.set(Some(cx.waker().clone()));
-        Poll::Pending
-    }
-}
-
-/// Lets every other ready task run, then resumes (through the helper).
-struct Yield<'a> {
-    spin: &'a Spin,
-    parked: bool,
-}
-
-impl Future for Yield<'_> {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.parked {
-            return Poll::Ready(());
-        }
-        self.parked = true;
-        self.spin.spinner.set(Some(cx.waker().clone()));
-        if let Some(h) = self.spin.helper.take() {
-            h.wake();
-        }
-        Poll::Pending
-    }
-}
-
-/// Whenever it runs, wakes a yielding spinner, then waits to be woken again.
-struct Helper(Rc<Spin>);
-
-impl Future for Helper {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if let Some(s) = self.0.spinner.take() {
-            s.wake();
-        }
-        self.0.helper.set(Some(cx.waker().clone()));
         Poll::Pending
     }
 }
