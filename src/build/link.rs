@@ -5,7 +5,7 @@
 
 use super::encode::{InsurerPart, Link};
 use super::report::ReportLine;
-use crate::domain::Date;
+use crate::domain::{Date, PersonHash};
 use crate::format::{encode_person_ref, PersonEntry, PERSON_IDENTITY_UNVERIFIED};
 use crate::index::Index;
 use rayon::slice::ParallelSliceMut;
@@ -39,11 +39,9 @@ fn take_links(parts: &mut [InsurerPart]) -> Vec<Link> {
     links
 }
 
-/// The length of the run of links sharing `links[0]`'s hash.
-fn run_len(links: &[Link]) -> usize {
-    links
-        .first()
-        .map_or(0, |f| links.iter().take_while(|l| l.hash == f.hash).count())
+/// The length of the run of links, from the first, with this hash.
+fn run_len(links: &[Link], hash: PersonHash) -> usize {
+    links.iter().take_while(|l| l.hash == hash).count()
 }
 
 /// Consumes the parts' links and lays out every person afresh.
@@ -56,7 +54,7 @@ pub fn link_persons(parts: &mut [InsurerPart]) -> Persons {
     };
     let mut start = 0;
     while start < links.len() {
-        let end = start + run_len(&links[start..]);
+        let end = start + run_len(&links[start..], links[start].hash);
         push_person(parts, &links[start..end], &mut out);
         start = end;
     }
@@ -139,10 +137,7 @@ pub fn link_incremental<B: AsRef<[u8]>>(
             (Some(a), Some(b)) => a.min(b),
         };
         let old_entry = old.next_if(|p| p.hash == hash);
-        let n = fresh[next_fresh..]
-            .iter()
-            .take_while(|l| l.hash == hash)
-            .count();
+        let n = run_len(&fresh[next_fresh..], hash);
         let fresh_links = &fresh[next_fresh..next_fresh + n];
         next_fresh += n;
         let untouched = fresh_links.is_empty()

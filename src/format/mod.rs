@@ -328,13 +328,33 @@ impl InsurerEntry {
     }
 
     pub fn segment_end(&self) -> u64 {
-        self.directory_offset() + u64::from(self.directory_slots) * DIRECTORY_SLOT_BYTES as u64
+        self.segment_offset
+            + segment_body_bytes(
+                self.record_count,
+                self.fst_bytes,
+                self.heap_bytes,
+                self.directory_slots,
+            )
     }
 
     /// The segment file's name within `SEGMENTS_DIR`.
     pub fn segment_file_name(&self) -> String {
         segment_file_name(&self.number, self.segment_xxh3)
     }
+}
+
+/// Bytes of a segment body: records, FST and heap, each padded to 8, then the card directory.
+/// The one place this layout's size is computed (insurer entries and the writer both ask).
+pub fn segment_body_bytes(
+    record_count: u32,
+    fst_bytes: u32,
+    heap_bytes: u32,
+    directory_slots: u32,
+) -> u64 {
+    align8(u64::from(record_count) * RECORD_BYTES as u64)
+        + align8(u64::from(fst_bytes))
+        + align8(u64::from(heap_bytes))
+        + u64::from(directory_slots) * DIRECTORY_SLOT_BYTES as u64
 }
 
 /// A segment file is named by its insurer and the xxh3 of its body: equal names mean equal
