@@ -3,9 +3,11 @@
 #
 # The server under test (shikaku serve --threads 1, then redis-server) runs pinned to one core
 # (SERVER_CPU), every client (redis-benchmark, shikaku load --threads 1) pinned to another
-# (CLIENT_CPU). Redis holds the same records as shikaku: for every card query of the workload
-# that names a branch, key = the normalized card key, value = shikaku's answer JSON
-# (shikaku redis-export | redis-cli --pipe). For each server:
+# (CLIENT_CPU). Redis holds the same records as shikaku: key = the normalized card key, value
+# = shikaku's answer JSON, for every card query of the workload that names a branch and then
+# for every other card key of the index, answered for today (shikaku redis-export |
+# redis-cli --pipe; before 2026-11-24T06:40Z only the workload's keys were loaded, a working
+# set that fit in the CPU's caches). For each server:
 #   redis-benchmark -c 50 -P 1 and -P 16   shikaku: ELIG.CARD of one fixed valid query;
 #                                          Redis: GET of that query's card key
 #   shikaku load closed loop               50 connections at depth 1 and at depth 16
@@ -259,6 +261,7 @@ say "loading Redis: shikaku redis-export | redis-cli --pipe"
 "$SHIKAKU" redis-export --data "$DATA" --queries "$Q" 2>>"$LOG" |
     redis-cli -p "$REDIS_PORT" --pipe >>"$LOG" 2>&1 || die "loading Redis failed; see $LOG"
 KEYS=$(redis-cli -p "$REDIS_PORT" DBSIZE)
+REDIS_MEMORY=$(redis-cli -p "$REDIS_PORT" INFO memory | tr -d '\r' | sed -n 's/^used_memory_human://p')
 got=$(redis-cli -p "$REDIS_PORT" GET "$FIXED_KEY")
 [[ $got == '{"validity":1,'* ]] || die "Redis has no answer for $FIXED_KEY: $got"
 bench redis "$REDIS_PORT" 1 "$BENCH_N1" GET "$FIXED_KEY"
@@ -306,7 +309,7 @@ BLOCK=$(mktemp)
     echo "### $STAMP, commit $COMMIT"
     echo
     echo "- machine: $(nproc) cores (${CPU:-unknown CPU}), kernel $(uname -r), $(free -g | awk '/^Mem:/ { print $2 " GiB RAM" }')"
-    echo "- $(redis-server --version | cut -d' ' -f1-3); data: $PERSONS persons, seed $SEED, $QUERIES queries; Redis holds $KEYS keys"
+    echo "- $(redis-server --version | cut -d' ' -f1-3); data: $PERSONS persons, seed $SEED, $QUERIES queries; Redis holds $KEYS keys (used_memory $REDIS_MEMORY)"
     echo "- servers pinned to core $SERVER_CPU (shikaku serve --threads 1), clients to core $CLIENT_CPU"
     echo "- shikaku load: $DURATION s after $WARMUP s warm-up, latency from the intended send time; open loop at $BASIS"
     echo "- load average (1, 5, 15 min) at start: $LOADAVG_START; at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews results)"

@@ -640,7 +640,8 @@ struct RedisExportArgs {
     /// Data directory holding CURRENT and generations/.
     #[arg(long)]
     data: PathBuf,
-    /// Workload file whose card queries with a branch are exported.
+    /// Workload file whose card queries with a branch are exported first, with their own
+    /// answers; every other card key of the index follows, answered for today.
     #[arg(long)]
     queries: PathBuf,
 }
@@ -654,8 +655,8 @@ fn run_redis_export(args: RedisExportArgs, key_file: Option<PathBuf>) -> anyhow:
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     let stats = shikaku::load::export::export(&index, &args.queries, Date::today_jst(), &mut out)?;
     eprintln!(
-        "exported {} keys ({} rows skipped); {} answers differ from the expected validity",
-        stats.keys, stats.skipped, stats.unexpected_validity
+        "exported {} keys ({} from the workload, {} more records of the index; {} rows skipped); {} answers differ from the expected validity",
+        stats.keys, stats.keys - stats.record_keys, stats.record_keys, stats.skipped, stats.unexpected_validity
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -86,9 +86,14 @@ fn killed_builds_never_damage_the_store() {
         let _ = child.wait();
         assert_store_serves(&data);
     }
+    let after = build(&snap, &data)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
     assert!(
-        build(&snap, &data).status().unwrap().success(),
-        "a build after the kills succeeds"
+        after.status.success(),
+        "a build after the kills succeeds; it said: {}",
+        String::from_utf8_lossy(&after.stderr)
     );
     assert_store_serves(&data);
     let leftovers = fs::read_dir(data.join("tmp"))

@@ -449,40 +449,86 @@ impl<B: AsRef<[u8]>> Index<B> {
         symbol: &str,
         number: &str,
     ) -> CardRecords<'_, B> {
-        let empty = CardRecords {
-            index: self,
-            insurer: 0,
-            next: 0,
-            end: 0,
-        };
-        let Some(i) = self.insurer_index(insurer) else {
-            return empty;
-        };
+        self.probed_records(self.card_probe(insurer, symbol, number).as_ref())
+    }
+
+    /// The first step of a card lookup, which touches no index memory but the insurer table:
+    /// the card's segment and key. `None` when no such card can exist.
+    pub fn card_probe(
+        &self,
+        insurer: &InsurerNumber,
+        symbol: &str,
+        number: &str,
+    ) -> Option<CardProbe> {
+        let insurer = self.insurer_index(insurer)?;
         let mut key = [0u8; MAX_CARD_KEY_BYTES];
-        let Some(klen) = card_key(symbol, number, &mut key) else {
-            return empty;
-        };
-        let seg = &self.segments[i];
-        let found = if klen <= DIRECTORY_KEY_MAX && !seg.directory.is_empty() {
-            directory_get(&(*seg.bytes).as_ref()[seg.directory.clone()], &key[..klen])
-        } else {
-            seg.fst.get(&key[..klen]).map(decode_card_value)
-        };
+        let len = card_key(symbol, number, &mut key)?;
+        Some(CardProbe { insurer, key, len })
+    }
+
+    /// Starts loading the memory [`Self::probed_records`] will read first (the card's
+    /// directory slot), so a batch can overlap the cache misses of its queries.
+    pub fn prefetch_probe(&self, probe: &CardProbe) {
+        if let Some(dir) = self.directory_of(probe) {
+            let slots = dir.len() / DIRECTORY_SLOT_BYTES;
+            let home = directory_home(probe.key(), slots);
+            prefetch(&dir[home * DIRECTORY_SLOT_BYTES..]);
+        }
+    }
+
+    /// The card's directory, when its key is short enough to be in it.
+    fn directory_of(&self, probe: &CardProbe) -> Option<&[u8]> {
+        let seg = &self.segments[probe.insurer];
+        (probe.len <= DIRECTORY_KEY_MAX && !seg.directory.is_empty())
+            .then(|| &(*seg.bytes).as_ref()[seg.directory.clone()])
+    }
+
+    /// The second step: the records a probe names (none for `None`).
+    pub fn probed_records(&self, probe: Option<&CardProbe>) -> CardRecords<'_, B> {
+        let found = probe.and_then(|p| {
+            let found = match self.directory_of(p) {
+                Some(dir) => directory_get(dir, p.key()),
+                None => self.segments[p.insurer]
+                    .fst
+                    .get(p.key())
+                    .map(decode_card_value),
+            };
+            found.map(|f| (p.insurer, f))
+        });
         match found {
-            Some((start, count)) => CardRecords {
+            Some((i, (start, count))) => CardRecords {
                 index: self,
                 insurer: i,
                 next: start as usize,
                 end: start as usize + count as usize,
             },
-            None => empty,
+            None => CardRecords {
+                index: self,
+                insurer: 0,
+                next: 0,
+                end: 0,
+            },
         }
     }
 
     /// SPEC 4.1. `today` is used when the query gives no date.
     pub fn card(&self, q: &CardQuery, today: Date) -> Outcome<RecordView<'_>> {
+        self.card_in(
+            q,
+            self.card_records(&q.insurer, &q.symbol, &q.number),
+            today,
+        )
+    }
+
+    /// SPEC 4.1 over the records of the query's card, found by [`Self::card_records`] or in
+    /// steps ([`Self::card_probe`], [`Self::probed_records`]).
+    pub fn card_in<'a>(
+        &'a self,
+        q: &CardQuery,
+        card: CardRecords<'a, B>,
+        today: Date,
+    ) -> Outcome<RecordView<'a>> {
         let date = q.date.unwrap_or(today);
-        let card = self.card_records(&q.insurer, &q.symbol, &q.number);
         let candidates = || {
             card.clone().filter(move |r| {
                 r.birthdate() == q.birthdate && q.branch.is_none_or(|b| r.branch() == b)
@@ -607,6 +653,75 @@ pub struct CardRecords<'a, B> {
     insurer: usize,
     next: usize,
     end: usize,
+}
+
+/// Where a card's records would be: its insurer (by table position) and its key.
+#[derive(Clone, Copy)]
+pub struct CardProbe {
+    insurer: usize,
+    key: [u8; MAX_CARD_KEY_BYTES],
+    len: usize,
+}
+
+impl CardProbe {
+    fn key(&self) -> &[u8] {
+        &self.key[..self.len]
+    }
+}
+
+impl<B: AsRef<[u8]>> CardRecords<'_, B> {
+    /// Starts loading the card's records (at most [`PREFETCH_RECORDS`] of them).
+    pub fn prefetch(&self) {
+        let Some(seg) = self.index.segments.get(self.insurer) else {
+            return;
+        };
+        let n = (self.end - self.next).min(PREFETCH_RECORDS);
+        let b = (*seg.bytes).as_ref();
+        let start = seg.records.start + self.next * RECORD_BYTES;
+        let end = (start + n * RECORD_BYTES).min(seg.records.end);
+        let mut at = start;
+        while at < end {
+            prefetch(&b[at..end]);
+            at = (at & !(CACHE_LINE_BYTES - 1)) + CACHE_LINE_BYTES;
+        }
+    }
+
+    /// Starts loading the text of the card's first record. Reads that record: call it once
+    /// [`Self::prefetch`] has had time to bring it in.
+    pub fn prefetch_text(&self) {
+        if let Some(first) = self.clone().next() {
+            let start = u32_at(first.rec, REC_HEAP) as usize;
+            let (s, n, m, k) = first.lens();
+            let end = (start + s + n + m + k).min(first.heap.len());
+            let mut at = start;
+            while at < end {
+                prefetch(&first.heap[at..end]);
+                at = (at & !(CACHE_LINE_BYTES - 1)) + CACHE_LINE_BYTES;
+            }
+        }
+    }
+}
+
+/// Records of one card worth fetching ahead: most cards have one to three.
+const PREFETCH_RECORDS: usize = 4;
+const CACHE_LINE_BYTES: usize = 64;
+
+/// Asks the CPU to start loading the cache line holding the first byte of `bytes`, without
+/// waiting for it. A hint: it changes no result, only when the memory arrives.
+#[inline]
+fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(b) = bytes.first() {
+        // SAFETY: a prefetch is a hint: it loads nothing into the program and never faults,
+        // even on an unmapped address; here the address is a byte of a live slice anyway.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                (b as *const u8).cast::<i8>(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
 }
 
 impl<'a, B: AsRef<[u8]>> Iterator for CardRecords<'a, B> {

@@ -20,7 +20,7 @@ use super::limits::*;
 use super::metrics::{Kind, Protocol, Via};
 use super::session::{write_decimal, Ctx, Session, Step};
 use crate::domain::CARD_TEXT_MAX_CHARS;
-use crate::query::batch::{answer_card, answer_person};
+use crate::query::batch::{answer_cards, answer_person, CARD_GROUP};
 use crate::query::{CardFields, CardQuery, PersonFields, PersonQuery};
 use std::ops::Range;
 
@@ -224,8 +224,13 @@ struct State {
     client_id: u64,
     /// Reused for the answer JSON before it is framed as a bulk string.
     scratch: Vec<u8>,
-    /// The normalized symbol and number of the last card query, reused by the next one.
-    card_text: (String, String),
+    /// Card queries parsed and not yet answered (or their errors). Consecutive `ELIG.CARD`
+    /// commands of one read are answered together, up to [`CARD_GROUP`] at a time, by
+    /// [`answer_cards`]; any other command first answers those queued, so replies keep the
+    /// order of the requests.
+    cards: Vec<Result<CardQuery, String>>,
+    /// The normalized symbols and numbers of answered card queries, reused by the next ones.
+    spare_text: Vec<(String, String)>,
 }
 
 impl RespSession {
@@ -237,10 +242,8 @@ impl RespSession {
                 identity: None,
                 client_id,
                 scratch: Vec::with_capacity(2048),
-                card_text: (
-                    String::with_capacity(CARD_TEXT_BUFFER_BYTES),
-                    String::with_capacity(CARD_TEXT_BUFFER_BYTES),
-                ),
+                cards: Vec::with_capacity(CARD_GROUP),
+                spare_text: Vec::with_capacity(CARD_GROUP),
             },
         }
     }
@@ -260,6 +263,7 @@ impl Session for RespSession {
             match parse_command(frame, &mut self.args) {
                 Ok(None) => break,
                 Err(e) => {
+                    self.state.answer_cards(ctx, out);
                     ctx.metrics.protocol_error(Protocol::Resp);
                     write_error_line(out, "ERR Protocol error: ", &e.0);
                     step.close = true;
@@ -272,6 +276,14 @@ impl Session for RespSession {
                     }
                     step.requests += 1;
                     let args = Args::new(&frame[..len], &self.args);
+                    if self.state.may_queue_card(&args, ctx) {
+                        self.state.queue_card(&args);
+                        if self.state.cards.len() == CARD_GROUP {
+                            self.state.answer_cards(ctx, out);
+                        }
+                        continue;
+                    }
+                    self.state.answer_cards(ctx, out);
                     if self.state.dispatch(&args, ctx, out) == Flow::Close {
                         step.close = true;
                         break;
@@ -279,6 +291,9 @@ impl Session for RespSession {
                 }
             }
         }
+        // Queued card answers may take the output up to CARD_GROUP answers past
+        // MAX_PENDING_OUTPUT_BYTES (each at most a few KiB): a bounded overshoot.
+        self.state.answer_cards(ctx, out);
         ctx.metrics.requests(Protocol::Resp, step.requests);
         step
     }
@@ -378,7 +393,27 @@ impl State {
         if !(6..=8).contains(&a.len()) {
             return wrong_args(out, "elig.card");
         }
-        let (symbol, number) = std::mem::take(&mut self.card_text);
+        self.queue_card(a);
+        self.answer_cards(ctx, out);
+    }
+
+    /// Whether `a` is a well-formed `ELIG.CARD` this connection may run, so it can wait in
+    /// `cards` for the next group (any other command goes through `dispatch`).
+    fn may_queue_card(&self, a: &Args<'_>, ctx: &Ctx<'_>) -> bool {
+        a.get(0).eq_ignore_ascii_case(b"ELIG.CARD")
+            && (6..=8).contains(&a.len())
+            && (ctx.shared.auth.is_none() || self.identity.is_some())
+    }
+
+    /// Parses the `ELIG.CARD` command `a` (6 to 8 arguments) into `cards`.
+    fn queue_card(&mut self, a: &Args<'_>) {
+        debug_assert!(self.cards.len() < CARD_GROUP);
+        let (symbol, number) = self.spare_text.pop().unwrap_or_else(|| {
+            (
+                String::with_capacity(CARD_TEXT_BUFFER_BYTES),
+                String::with_capacity(CARD_TEXT_BUFFER_BYTES),
+            )
+        });
         let parsed = (|| -> Result<CardQuery, String> {
             let (date, limit) = date_and_limit(a, 6)?;
             let fields = CardFields {
@@ -392,18 +427,40 @@ impl State {
             };
             CardQuery::parse_reusing(&fields, symbol, number).map_err(|e| e.to_string())
         })();
-        match parsed {
-            Ok(q) => {
-                self.scratch.clear();
-                let v = answer_card(&ctx.generation.index, &q, ctx.today, &mut self.scratch);
-                write_bulk(out, &self.scratch);
-                ctx.metrics.query(Via::Resp, Kind::Card, Some(v));
-                self.card_text = (q.symbol, q.number);
-            }
-            Err(e) => {
-                write_error_line(out, "ERR ", &e);
-                ctx.metrics.query(Via::Resp, Kind::Card, None);
-            }
+        self.cards.push(parsed);
+    }
+
+    /// Answers the queued card queries, in order, into `out`.
+    fn answer_cards(&mut self, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+        if self.cards.is_empty() {
+            return;
+        }
+        let cards = &self.cards;
+        let queries: [Option<&CardQuery>; CARD_GROUP] =
+            std::array::from_fn(|i| cards.get(i).and_then(|r| r.as_ref().ok()));
+        let index = &ctx.generation.index;
+        answer_cards(
+            index,
+            &queries[..cards.len()],
+            ctx.today,
+            &mut self.scratch,
+            |i, answered| {
+                match (answered, &cards[i]) {
+                    (Some((v, json)), _) => {
+                        write_bulk(out, json);
+                        ctx.metrics.query(Via::Resp, Kind::Card, Some(v));
+                    }
+                    // answer_cards skips exactly the slots without a query: the parse errors.
+                    (None, parsed) => {
+                        let e = parsed.as_ref().err().map_or("not answered", String::as_str);
+                        write_error_line(out, "ERR ", e);
+                        ctx.metrics.query(Via::Resp, Kind::Card, None);
+                    }
+                }
+            },
+        );
+        for q in self.cards.drain(..).flatten() {
+            self.spare_text.push((q.symbol, q.number));
         }
     }
 
