@@ -629,13 +629,24 @@ pub fn person_bucket_starts(hashes: impl Iterator<Item = [u8; 16]>, persons: u64
 /// read of the directory, one of the table. Chosen by measurement over interpolation search
 /// of the table and an FST of the hashes (`benches/person.rs`, perf/RESULTS.md).
 pub fn find_person(table: &[u8], starts: &[u8], hash: &[u8; 16]) -> Option<usize> {
-    let n = table.len() / PERSON_ENTRY_BYTES;
+    let (start, end) = person_bucket_range(table, starts, hash)?;
+    (start..end).find(|&i| &table[i * PERSON_ENTRY_BYTES..i * PERSON_ENTRY_BYTES + 16] == hash)
+}
+
+/// Where in the bucket directory `starts` the bucket of `hash` begins (byte offset).
+pub fn person_bucket_offset(starts: &[u8], hash: &[u8; 16]) -> Option<usize> {
     let buckets = (starts.len() / 4).checked_sub(1)?;
     let bits = buckets.trailing_zeros();
-    let b = person_bucket(hash, bits).min(buckets - 1);
-    let start = (u32_at(starts, b * 4) as usize).min(n);
-    let end = (u32_at(starts, (b + 1) * 4) as usize).min(n);
-    (start..end).find(|&i| &table[i * PERSON_ENTRY_BYTES..i * PERSON_ENTRY_BYTES + 16] == hash)
+    Some(person_bucket(hash, bits).min(buckets - 1) * 4)
+}
+
+/// The table positions `start..end` of the bucket of `hash` (clamped to the table).
+pub fn person_bucket_range(table: &[u8], starts: &[u8], hash: &[u8; 16]) -> Option<(usize, usize)> {
+    let n = table.len() / PERSON_ENTRY_BYTES;
+    let at = person_bucket_offset(starts, hash)?;
+    let start = (u32_at(starts, at) as usize).min(n);
+    let end = (u32_at(starts, at + 4) as usize).min(n);
+    Some((start, end))
 }
 
 /// Bytes of one card-directory slot: key length (0: empty), the key, zero-padded to

@@ -560,9 +560,50 @@ impl<B: AsRef<[u8]>> Index<B> {
 
     /// SPEC 4.2.
     pub fn person(&self, q: &PersonQuery, today: Date) -> Outcome<RecordView<'_>> {
+        let hash = self.person_hash(q);
+        self.person_in(q, self.person_entry(&hash), today)
+    }
+
+    /// The first step of a person lookup: the keyed hash of the query's number (no index
+    /// memory is read).
+    pub fn person_hash(&self, q: &PersonQuery) -> PersonHash {
+        self.key.hash(&q.individual_number)
+    }
+
+    /// Starts loading the person's bucket of the bucket directory.
+    pub fn prefetch_person_bucket(&self, hash: &PersonHash) {
+        let starts = &self.main.as_ref()[self.person_buckets.clone()];
+        if let Some(at) = format::person_bucket_offset(starts, &hash.0) {
+            prefetch(&starts[at..]);
+        }
+    }
+
+    /// Starts loading the person's entry in the person table. Reads the bucket directory:
+    /// call it once [`Self::prefetch_person_bucket`] has had time to bring it in.
+    pub fn prefetch_person_entry(&self, hash: &PersonHash) {
+        let table = &self.main.as_ref()[self.persons.clone()];
+        let starts = &self.main.as_ref()[self.person_buckets.clone()];
+        if let Some((start, _)) = format::person_bucket_range(table, starts, &hash.0) {
+            prefetch(&table[start * PERSON_ENTRY_BYTES..]);
+        }
+    }
+
+    /// Starts loading a person's record references.
+    pub fn prefetch_person_refs(&self, p: &PersonEntry) {
+        let refs = &self.main.as_ref()[self.person_refs.clone()];
+        let start = p.refs_start as usize * PERSON_REF_BYTES;
+        prefetch(refs.get(start..).unwrap_or_default());
+    }
+
+    /// SPEC 4.2 for a person found by [`Self::person_entry`] (`None`: no such person).
+    pub fn person_in(
+        &self,
+        q: &PersonQuery,
+        entry: Option<PersonEntry>,
+        today: Date,
+    ) -> Outcome<RecordView<'_>> {
         let date = q.date.unwrap_or(today);
-        let hash = self.key.hash(&q.individual_number);
-        let Some(p) = self.person_entry(&hash) else {
+        let Some(p) = entry else {
             return Outcome::NotFound;
         };
         if p.flags & PERSON_IDENTITY_UNVERIFIED != 0 {

@@ -354,49 +354,93 @@ pub fn answer_card<B: AsRef<[u8]>>(
     outcome.validity()
 }
 
-/// Most card queries [`answer_cards`] looks up together: enough for the misses of many
-/// queries to be in flight at once, few enough that what they fetch stays in L1.
-pub const CARD_GROUP: usize = 16;
+/// Most queries [`answer_group`] looks up together: enough for the misses of many queries to
+/// be in flight at once, few enough that what they fetch stays in L1.
+pub const GROUP_QUERIES: usize = 16;
 
-/// Answers up to [`CARD_GROUP`] card queries in order, each as [`answer_card`] would, calling
-/// `each(i, Some((validity, answer JSON)))` for a query and `each(i, None)` for a `None`
-/// slot (a query that did not parse, say), so the caller writes every reply in order.
+/// One query of a group.
+#[derive(Debug, Clone, Copy)]
+pub enum GroupQuery<'a> {
+    Card(&'a CardQuery),
+    Person(&'a PersonQuery),
+}
+
+/// Answers up to [`GROUP_QUERIES`] queries in order, each as [`answer_card`] or
+/// [`answer_person`] would, calling `each(i, Some((validity, answer JSON)))` for a query and
+/// `each(i, None)` for a `None` slot (a query that did not parse, say), so the caller writes
+/// every reply in order.
 ///
-/// Why in a group: a lookup in a large index is mostly waiting on memory (the card's
-/// directory slot, its records, their text: three cache misses in a row). The group goes
-/// step by step, first asking the CPU for that step's memory for every query, so the misses
-/// of sixteen queries overlap instead of following one another.
-pub fn answer_cards<B: AsRef<[u8]>>(
+/// Why in a group: a lookup in a large index is mostly waiting on memory (a card's directory
+/// slot, its records, their text; a person's bucket, table entry, references: cache misses in
+/// a row). The group goes step by step, first asking the CPU for that step's memory for every
+/// query, so the misses of sixteen queries overlap instead of following one another.
+pub fn answer_group<B: AsRef<[u8]>>(
     index: &Index<B>,
-    queries: &[Option<&CardQuery>],
+    queries: &[Option<GroupQuery<'_>>],
     today: Date,
     scratch: &mut Vec<u8>,
     mut each: impl FnMut(usize, Option<(Validity, &[u8])>),
 ) {
-    assert!(queries.len() <= CARD_GROUP, "at most CARD_GROUP queries");
+    assert!(
+        queries.len() <= GROUP_QUERIES,
+        "at most GROUP_QUERIES queries"
+    );
     let query = |i: usize| queries.get(i).copied().flatten();
-    let probes: [_; CARD_GROUP] = std::array::from_fn(|i| {
-        query(i).and_then(|q| index.card_probe(&q.insurer, &q.symbol, &q.number))
+    let card = |i: usize| match query(i) {
+        Some(GroupQuery::Card(q)) => Some(q),
+        _ => None,
+    };
+    let person = |i: usize| match query(i) {
+        Some(GroupQuery::Person(q)) => Some(q),
+        _ => None,
+    };
+    // Step 1: what needs no index memory (card keys, person hashes); ask for the first line.
+    let probes: [_; GROUP_QUERIES] = std::array::from_fn(|i| {
+        card(i).and_then(|q| index.card_probe(&q.insurer, &q.symbol, &q.number))
     });
+    let hashes: [_; GROUP_QUERIES] =
+        std::array::from_fn(|i| person(i).map(|q| index.person_hash(q)));
     for p in probes.iter().flatten() {
         index.prefetch_probe(p);
     }
-    let cards: [_; CARD_GROUP] = std::array::from_fn(|i| index.probed_records(probes[i].as_ref()));
+    for h in hashes.iter().flatten() {
+        index.prefetch_person_bucket(h);
+    }
+    // Step 2: card records, person table entries.
+    let cards: [_; GROUP_QUERIES] =
+        std::array::from_fn(|i| index.probed_records(probes[i].as_ref()));
     for c in &cards {
         c.prefetch();
     }
+    for h in hashes.iter().flatten() {
+        index.prefetch_person_entry(h);
+    }
+    // Step 3: card text, person references.
     for c in &cards {
         c.prefetch_text();
     }
+    let entries: [_; GROUP_QUERIES] =
+        std::array::from_fn(|i| hashes[i].as_ref().and_then(|h| index.person_entry(h)));
+    for e in entries.iter().flatten() {
+        index.prefetch_person_refs(e);
+    }
+    // Step 4: answer, in order.
     for (i, card) in cards.into_iter().take(queries.len()).enumerate() {
-        let Some(q) = query(i) else {
-            each(i, None);
-            continue;
+        let (outcome, date, consent) = match query(i) {
+            None => {
+                each(i, None);
+                continue;
+            }
+            Some(GroupQuery::Card(q)) => (index.card_in(q, card, today), q.date, q.limit_consent),
+            Some(GroupQuery::Person(q)) => (
+                index.person_in(q, entries[i], today),
+                q.date,
+                q.limit_consent,
+            ),
         };
-        let outcome = index.card_in(q, card, today);
         scratch.clear();
-        let date = q.date.unwrap_or(today);
-        write_answer(scratch, &outcome, date, index.generation(), q.limit_consent);
+        let date = date.unwrap_or(today);
+        write_answer(scratch, &outcome, date, index.generation(), consent);
         each(i, Some((outcome.validity(), scratch)));
     }
 }
@@ -687,11 +731,12 @@ pub(crate) mod tests {
         check_json(&many, Err(BatchError::TooMany(MAX_BATCH_QUERIES + 1)));
     }
 
-    /// A group answers each query as `answer_card` alone does, in order, with the empty
-    /// slots reported where they are; cards found, absent, lost, of unknown insurers, with
-    /// keys too long for the directory (the FST path), and the same card twice.
+    /// A group answers each query as `answer_card` or `answer_person` alone does, in order,
+    /// with the empty slots reported where they are: cards found, absent, lost, of unknown
+    /// insurers, with keys too long for the directory (the FST path), the same card twice,
+    /// and persons found, lost and unknown.
     #[test]
-    fn a_group_of_cards_answers_as_single_queries() {
+    fn a_group_answers_as_single_queries() {
         let index = index();
         let card = |ins: &str, sym: &str, num: &str, date: Option<&str>| {
             CardQuery::parse(&CardFields {
@@ -705,8 +750,16 @@ pub(crate) mod tests {
             })
             .unwrap()
         };
+        let person_q = |first11: u64, date: Option<&str>| {
+            PersonQuery::parse(&PersonFields {
+                individual_number: Some(&person(first11)),
+                date,
+                limit_consent: true,
+            })
+            .unwrap()
+        };
         let long = "1".repeat(20);
-        let queries = [
+        let cards = [
             card("33120015", "12", "3456", None),
             card("33120015", "12", "3457", None),
             card("33120015", "12", "3457", Some("2015-06-01")),
@@ -715,13 +768,22 @@ pub(crate) mod tests {
             card("33120015", &long, &long, None),
             card("33120015", "12", "3456", None),
         ];
-        let mut slots: Vec<Option<&CardQuery>> = queries.iter().map(Some).collect();
+        let persons = [
+            person_q(12345678901, None),
+            person_q(22345678901, Some("2012-01-01")),
+            person_q(32345678901, None),
+        ];
+        let mut slots: Vec<Option<GroupQuery<'_>>> =
+            cards.iter().map(|q| Some(GroupQuery::Card(q))).collect();
         slots.insert(3, None);
+        slots.insert(1, Some(GroupQuery::Person(&persons[0])));
+        slots.insert(5, Some(GroupQuery::Person(&persons[1])));
+        slots.push(Some(GroupQuery::Person(&persons[2])));
         slots.push(None);
-        assert!(slots.len() <= CARD_GROUP);
+        assert!(slots.len() <= GROUP_QUERIES);
         let today = d("2026-11-24");
         let mut got = Vec::new();
-        answer_cards(&index, &slots, today, &mut Vec::new(), |i, a| {
+        answer_group(&index, &slots, today, &mut Vec::new(), |i, a| {
             got.push((i, a.map(|(v, json)| (v, json.to_vec()))));
         });
         let want: Vec<_> = slots
@@ -730,7 +792,11 @@ pub(crate) mod tests {
             .map(|(i, q)| {
                 let a = q.map(|q| {
                     let mut json = Vec::new();
-                    (answer_card(&index, q, today, &mut json), json)
+                    let v = match q {
+                        GroupQuery::Card(q) => answer_card(&index, q, today, &mut json),
+                        GroupQuery::Person(q) => answer_person(&index, q, today, &mut json),
+                    };
+                    (v, json)
                 });
                 (i, a)
             })
@@ -744,13 +810,16 @@ pub(crate) mod tests {
             validities,
             [
                 Some(1),
+                Some(1),
                 Some(3),
                 Some(1),
                 None,
+                Some(1),
                 Some(4),
                 Some(4),
                 Some(4),
                 Some(1),
+                Some(4),
                 None
             ]
         );

@@ -20,7 +20,7 @@ use super::limits::*;
 use super::metrics::{Kind, Protocol, Via};
 use super::session::{write_decimal, Ctx, Session, Step};
 use crate::domain::CARD_TEXT_MAX_CHARS;
-use crate::query::batch::{answer_cards, answer_person, CARD_GROUP};
+use crate::query::batch::{answer_group, GroupQuery, GROUP_QUERIES};
 use crate::query::{CardFields, CardQuery, PersonFields, PersonQuery};
 use std::ops::Range;
 
@@ -224,13 +224,54 @@ struct State {
     client_id: u64,
     /// Reused for the answer JSON before it is framed as a bulk string.
     scratch: Vec<u8>,
-    /// Card queries parsed and not yet answered (or their errors). Consecutive `ELIG.CARD`
-    /// commands of one read are answered together, up to [`CARD_GROUP`] at a time, by
-    /// [`answer_cards`]; any other command first answers those queued, so replies keep the
-    /// order of the requests.
-    cards: Vec<Result<CardQuery, String>>,
+    /// Queries parsed and not yet answered (or their errors). Consecutive `ELIG.CARD` and
+    /// `ELIG.PERSON` commands of one read are answered together, up to [`GROUP_QUERIES`] at a
+    /// time, by [`answer_group`]; any other command first answers those queued, so replies
+    /// keep the order of the requests.
+    queued: Vec<Queued>,
     /// The normalized symbols and numbers of answered card queries, reused by the next ones.
     spare_text: Vec<(String, String)>,
+}
+
+/// A query waiting for its group, or the error it gets instead of an answer.
+enum Queued {
+    Card(Result<CardQuery, String>),
+    Person(Result<PersonQuery, String>),
+}
+
+impl Queued {
+    fn query(&self) -> Option<GroupQuery<'_>> {
+        match self {
+            Queued::Card(Ok(q)) => Some(GroupQuery::Card(q)),
+            Queued::Person(Ok(q)) => Some(GroupQuery::Person(q)),
+            _ => None,
+        }
+    }
+
+    fn error(&self) -> Option<&str> {
+        match self {
+            Queued::Card(Err(e)) | Queued::Person(Err(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    fn kind(&self) -> Kind {
+        match self {
+            Queued::Card(_) => Kind::Card,
+            Queued::Person(_) => Kind::Person,
+        }
+    }
+}
+
+/// An `ELIG.PERSON` of 2 to 4 arguments.
+fn parse_person(a: &Args<'_>) -> Result<PersonQuery, String> {
+    let (date, limit) = date_and_limit(a, 2)?;
+    let fields = PersonFields {
+        individual_number: Some(a.text(1, "individual_number")?),
+        date,
+        limit_consent: limit,
+    };
+    PersonQuery::parse(&fields).map_err(|e| e.to_string())
 }
 
 impl RespSession {
@@ -242,8 +283,8 @@ impl RespSession {
                 identity: None,
                 client_id,
                 scratch: Vec::with_capacity(2048),
-                cards: Vec::with_capacity(CARD_GROUP),
-                spare_text: Vec::with_capacity(CARD_GROUP),
+                queued: Vec::with_capacity(GROUP_QUERIES),
+                spare_text: Vec::with_capacity(GROUP_QUERIES),
             },
         }
     }
@@ -263,7 +304,7 @@ impl Session for RespSession {
             match parse_command(frame, &mut self.args) {
                 Ok(None) => break,
                 Err(e) => {
-                    self.state.answer_cards(ctx, out);
+                    self.state.answer_queued(ctx, out);
                     ctx.metrics.protocol_error(Protocol::Resp);
                     write_error_line(out, "ERR Protocol error: ", &e.0);
                     step.close = true;
@@ -276,14 +317,14 @@ impl Session for RespSession {
                     }
                     step.requests += 1;
                     let args = Args::new(&frame[..len], &self.args);
-                    if self.state.may_queue_card(&args, ctx) {
-                        self.state.queue_card(&args);
-                        if self.state.cards.len() == CARD_GROUP {
-                            self.state.answer_cards(ctx, out);
+                    if let Some(kind) = self.state.queueable(&args, ctx) {
+                        self.state.queue(kind, &args);
+                        if self.state.queued.len() == GROUP_QUERIES {
+                            self.state.answer_queued(ctx, out);
                         }
                         continue;
                     }
-                    self.state.answer_cards(ctx, out);
+                    self.state.answer_queued(ctx, out);
                     if self.state.dispatch(&args, ctx, out) == Flow::Close {
                         step.close = true;
                         break;
@@ -291,9 +332,9 @@ impl Session for RespSession {
                 }
             }
         }
-        // Queued card answers may take the output up to CARD_GROUP answers past
+        // Queued answers may take the output up to GROUP_QUERIES answers past
         // MAX_PENDING_OUTPUT_BYTES (each at most a few KiB): a bounded overshoot.
-        self.state.answer_cards(ctx, out);
+        self.state.answer_queued(ctx, out);
         ctx.metrics.requests(Protocol::Resp, step.requests);
         step
     }
@@ -393,100 +434,98 @@ impl State {
         if !(6..=8).contains(&a.len()) {
             return wrong_args(out, "elig.card");
         }
-        self.queue_card(a);
-        self.answer_cards(ctx, out);
-    }
-
-    /// Whether `a` is a well-formed `ELIG.CARD` this connection may run, so it can wait in
-    /// `cards` for the next group (any other command goes through `dispatch`).
-    fn may_queue_card(&self, a: &Args<'_>, ctx: &Ctx<'_>) -> bool {
-        a.get(0).eq_ignore_ascii_case(b"ELIG.CARD")
-            && (6..=8).contains(&a.len())
-            && (ctx.shared.auth.is_none() || self.identity.is_some())
-    }
-
-    /// Parses the `ELIG.CARD` command `a` (6 to 8 arguments) into `cards`.
-    fn queue_card(&mut self, a: &Args<'_>) {
-        debug_assert!(self.cards.len() < CARD_GROUP);
-        let (symbol, number) = self.spare_text.pop().unwrap_or_else(|| {
-            (
-                String::with_capacity(CARD_TEXT_BUFFER_BYTES),
-                String::with_capacity(CARD_TEXT_BUFFER_BYTES),
-            )
-        });
-        let parsed = (|| -> Result<CardQuery, String> {
-            let (date, limit) = date_and_limit(a, 6)?;
-            let fields = CardFields {
-                insurer_number: Some(a.text(1, "insurer_number")?),
-                symbol: Some(a.text(2, "symbol")?),
-                number: Some(a.text(3, "number")?),
-                branch: Some(a.text(4, "branch")?),
-                birthdate: Some(a.text(5, "birthdate")?),
-                date,
-                limit_consent: limit,
-            };
-            CardQuery::parse_reusing(&fields, symbol, number).map_err(|e| e.to_string())
-        })();
-        self.cards.push(parsed);
-    }
-
-    /// Answers the queued card queries, in order, into `out`.
-    fn answer_cards(&mut self, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
-        if self.cards.is_empty() {
-            return;
-        }
-        let cards = &self.cards;
-        let queries: [Option<&CardQuery>; CARD_GROUP] =
-            std::array::from_fn(|i| cards.get(i).and_then(|r| r.as_ref().ok()));
-        let index = &ctx.generation.index;
-        answer_cards(
-            index,
-            &queries[..cards.len()],
-            ctx.today,
-            &mut self.scratch,
-            |i, answered| {
-                match (answered, &cards[i]) {
-                    (Some((v, json)), _) => {
-                        write_bulk(out, json);
-                        ctx.metrics.query(Via::Resp, Kind::Card, Some(v));
-                    }
-                    // answer_cards skips exactly the slots without a query: the parse errors.
-                    (None, parsed) => {
-                        let e = parsed.as_ref().err().map_or("not answered", String::as_str);
-                        write_error_line(out, "ERR ", e);
-                        ctx.metrics.query(Via::Resp, Kind::Card, None);
-                    }
-                }
-            },
-        );
-        for q in self.cards.drain(..).flatten() {
-            self.spare_text.push((q.symbol, q.number));
-        }
+        self.queue(Kind::Card, a);
+        self.answer_queued(ctx, out);
     }
 
     fn elig_person(&mut self, a: &Args<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         if !(2..=4).contains(&a.len()) {
             return wrong_args(out, "elig.person");
         }
-        let parsed = (|| -> Result<PersonQuery, String> {
-            let (date, limit) = date_and_limit(a, 2)?;
-            let fields = PersonFields {
-                individual_number: Some(a.text(1, "individual_number")?),
-                date,
-                limit_consent: limit,
-            };
-            PersonQuery::parse(&fields).map_err(|e| e.to_string())
-        })();
-        match parsed {
-            Ok(q) => {
-                self.scratch.clear();
-                let v = answer_person(&ctx.generation.index, &q, ctx.today, &mut self.scratch);
-                write_bulk(out, &self.scratch);
-                ctx.metrics.query(Via::Resp, Kind::Person, Some(v));
-            }
-            Err(e) => {
-                write_error_line(out, "ERR ", &e);
-                ctx.metrics.query(Via::Resp, Kind::Person, None);
+        self.queue(Kind::Person, a);
+        self.answer_queued(ctx, out);
+    }
+
+    /// The kind of query `a` is when it is a well-formed `ELIG.CARD` or `ELIG.PERSON` this
+    /// connection may run, so it can wait in `queued` for the group (any other command,
+    /// including a malformed query, goes through `dispatch`).
+    fn queueable(&self, a: &Args<'_>, ctx: &Ctx<'_>) -> Option<Kind> {
+        if ctx.shared.auth.is_some() && self.identity.is_none() {
+            return None;
+        }
+        let name = a.get(0);
+        if name.eq_ignore_ascii_case(b"ELIG.CARD") && (6..=8).contains(&a.len()) {
+            Some(Kind::Card)
+        } else if name.eq_ignore_ascii_case(b"ELIG.PERSON") && (2..=4).contains(&a.len()) {
+            Some(Kind::Person)
+        } else {
+            None
+        }
+    }
+
+    /// Parses the query `a` of `kind` (its argument count checked) into `queued`.
+    fn queue(&mut self, kind: Kind, a: &Args<'_>) {
+        debug_assert!(self.queued.len() < GROUP_QUERIES);
+        let q = match kind {
+            Kind::Card => Queued::Card(self.parse_card(a)),
+            Kind::Person => Queued::Person(parse_person(a)),
+        };
+        self.queued.push(q);
+    }
+
+    /// An `ELIG.CARD` of 6 to 8 arguments, reusing the strings of answered queries.
+    fn parse_card(&mut self, a: &Args<'_>) -> Result<CardQuery, String> {
+        let (symbol, number) = self.spare_text.pop().unwrap_or_else(|| {
+            (
+                String::with_capacity(CARD_TEXT_BUFFER_BYTES),
+                String::with_capacity(CARD_TEXT_BUFFER_BYTES),
+            )
+        });
+        let (date, limit) = date_and_limit(a, 6)?;
+        let fields = CardFields {
+            insurer_number: Some(a.text(1, "insurer_number")?),
+            symbol: Some(a.text(2, "symbol")?),
+            number: Some(a.text(3, "number")?),
+            branch: Some(a.text(4, "branch")?),
+            birthdate: Some(a.text(5, "birthdate")?),
+            date,
+            limit_consent: limit,
+        };
+        CardQuery::parse_reusing(&fields, symbol, number).map_err(|e| e.to_string())
+    }
+
+    /// Answers the queued queries, in order, into `out`.
+    fn answer_queued(&mut self, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+        if self.queued.is_empty() {
+            return;
+        }
+        let queued = &self.queued;
+        let queries: [Option<GroupQuery<'_>>; GROUP_QUERIES] =
+            std::array::from_fn(|i| queued.get(i).and_then(Queued::query));
+        let index = &ctx.generation.index;
+        answer_group(
+            index,
+            &queries[..queued.len()],
+            ctx.today,
+            &mut self.scratch,
+            |i, answered| {
+                let kind = queued[i].kind();
+                match answered {
+                    Some((v, json)) => {
+                        write_bulk(out, json);
+                        ctx.metrics.query(Via::Resp, kind, Some(v));
+                    }
+                    // answer_group skips exactly the slots without a query: the parse errors.
+                    None => {
+                        write_error_line(out, "ERR ", queued[i].error().unwrap_or("not answered"));
+                        ctx.metrics.query(Via::Resp, kind, None);
+                    }
+                }
+            },
+        );
+        for q in self.queued.drain(..) {
+            if let Queued::Card(Ok(q)) = q {
+                self.spare_text.push((q.symbol, q.number));
             }
         }
     }
