@@ -91,10 +91,19 @@ pub struct ThreadResult {
 pub fn run_thread(shared: &RunShared, t: usize) -> Result<ThreadResult, LoadError> {
     let n = shared.connections_of(t);
     let entries = (4 * n).clamp(256, 32_768).next_power_of_two() as u32;
-    let built = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-        .with_entries(entries)
-        .enable_timer()
-        .build();
+    // The server's ring settings (`server::tuned_uring`): a reply arriving while this thread
+    // runs is queued for its next entry into the kernel (it enters after every round of
+    // tasks) instead of interrupting it, an interrupt the replying server would pay for.
+    let build = |tuned: bool| {
+        let mut builder = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+            .with_entries(entries)
+            .enable_timer();
+        if tuned {
+            builder = builder.uring_builder(crate::server::tuned_uring());
+        }
+        builder.build()
+    };
+    let built = build(true).or_else(|_| build(false));
     let mut rt = match built {
         Ok(rt) => rt,
         Err(e) => {

@@ -458,7 +458,7 @@ async fn serve_connection<S: Session>(mut stream: TcpStream, mut session: S, cor
 /// at pipelining depth 1 (measured 63k → 95k requests/s on one core, perf/RESULTS.md). Each
 /// ring has one submitting thread (its core's), which lets the kernel skip the locking that
 /// sharing would need.
-fn tuned_uring() -> io_uring::Builder {
+pub(crate) fn tuned_uring() -> io_uring::Builder {
     let mut builder = io_uring::IoUring::builder();
     builder
         .setup_coop_taskrun()
