@@ -191,6 +191,71 @@ fn resp_sessions() {
     check(b"\r\n\r\n*0\r\nPING\r\n", "+PONG\r\n", false);
 }
 
+/// Regression for query groups (`answer_group`): a long pipeline mixing card and person
+/// queries with malformed ones and other commands, crossing several groups of 16, gets the
+/// replies of the commands one at a time (the byte-at-a-time delivery of `check_with` answers
+/// each command alone), in order.
+#[test]
+fn resp_groups_keep_the_order_of_replies() {
+    let (_dir, shared) = shared(None);
+    let card = answer(None);
+    let card = format!("${}\r\n{card}\r\n", card.len());
+    let number = IndividualNumber::from_first11(12345678901);
+    let number = std::str::from_utf8(number.expose_digits())
+        .unwrap()
+        .to_owned();
+    let person = {
+        let q = crate::query::PersonQuery::parse(&crate::query::PersonFields {
+            individual_number: Some(&number),
+            date: None,
+            limit_consent: false,
+        })
+        .unwrap();
+        let mut out = Vec::new();
+        crate::query::batch::answer_person(&shared.live.load().index, &q, d(TODAY), &mut out);
+        let out = String::from_utf8(out).unwrap();
+        format!("${}\r\n{out}\r\n", out.len())
+    };
+    let commands: [(String, String); 6] = [
+        (
+            "ELIG.CARD 33120015 12 3456 \"\" 1980-01-23\r\n".into(),
+            card.clone(),
+        ),
+        (format!("ELIG.PERSON {number}\r\n"), person.clone()),
+        (
+            "ELIG.CARD 33120015 12 3456 \"\" 1980-02-30\r\n".into(),
+            "-ERR birthdate: no such day: \"1980-02-30\"\r\n".into(),
+        ),
+        (
+            "ELIG.PERSON 123456789019\r\n".into(),
+            "-ERR individual_number: bad check digit: ********9019\r\n".into(),
+        ),
+        (
+            "ELIG.CARD 33120015 12\r\n".into(),
+            "-ERR wrong number of arguments for 'elig.card' command\r\n".into(),
+        ),
+        ("PING\r\n".into(), "+PONG\r\n".into()),
+    ];
+    // Mostly valid queries, in runs longer than a group, with the others sprinkled in.
+    let order = [
+        0, 1, 0, 0, 1, 0, 2, 0, 1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 3, 0, 1, 0, 5, 0, 0, 4,
+    ]
+    .iter()
+    .chain([0, 1].iter().cycle().take(40));
+    let (mut input, mut expected) = (String::new(), String::new());
+    for &i in order {
+        input.push_str(&commands[i].0);
+        expected.push_str(&commands[i].1);
+    }
+    check_with(
+        || RespSession::new(1),
+        &shared,
+        input.as_bytes(),
+        &expected,
+        false,
+    );
+}
+
 #[test]
 fn resp_authentication() {
     let code = InstitutionCode::parse("0110113719").unwrap();
@@ -217,6 +282,12 @@ fn resp_authentication() {
     check(
         &format!("AUTH {code} {token}\r\nPING\r\n"),
         "+OK\r\n+PONG\r\n",
+    );
+    // A query before AUTH in the same read is refused, one after it answered.
+    let query = "ELIG.PERSON 123456789019\r\n";
+    check(
+        &format!("{query}AUTH {code} {token}\r\n{query}"),
+        "-NOAUTH Authentication required.\r\n+OK\r\n-ERR individual_number: bad check digit: ********9019\r\n",
     );
     check(
         &format!("AUTH {code}:{token}\r\nPING\r\n"),
