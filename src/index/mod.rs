@@ -727,6 +727,16 @@ impl<B: AsRef<[u8]>> CardRecords<'_, B> {
         }
     }
 
+    /// The person of the card's first record when that record does not cover `date`: the
+    /// person SPEC 4.1 step 3 looks up (is there a newer qualification elsewhere?), so a
+    /// group can prefetch them. Reads the record, as [`Self::prefetch_text`] does.
+    pub fn lost_person(&self, date: Date) -> Option<PersonHash> {
+        self.clone()
+            .next()
+            .filter(|first| !first.covers(date))
+            .and_then(|first| first.person())
+    }
+
     /// Starts loading the text of the card's first record. Reads that record: call it once
     /// [`Self::prefetch`] has had time to bring it in.
     pub fn prefetch_text(&self) {

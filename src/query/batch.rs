@@ -424,14 +424,24 @@ pub fn answer_group<B: AsRef<[u8]>>(
     for h in hashes.iter().flatten() {
         index.prefetch_person_entry(h);
     }
-    // Step 3: card text, person references.
+    // Step 3: card text, person references; for a card whose first record does not cover
+    // the date, the bucket of its person, whom SPEC 4.1 step 3 will look up.
     for c in &cards {
         c.prefetch_text();
+    }
+    let lost: [_; GROUP_QUERIES] = std::array::from_fn(|i| {
+        card(i).and_then(|q| cards[i].lost_person(q.date.unwrap_or(today)))
+    });
+    for h in lost.iter().flatten() {
+        index.prefetch_person_bucket(h);
     }
     let entries: [_; GROUP_QUERIES] =
         std::array::from_fn(|i| hashes[i].as_ref().and_then(|h| index.person_entry(h)));
     for e in entries.iter().flatten() {
         index.prefetch_person_refs(e);
+    }
+    for h in lost.iter().flatten() {
+        index.prefetch_person_entry(h);
     }
     // Step 4: answer, in order.
     for (i, card) in cards.into_iter().take(queries.len()).enumerate() {
