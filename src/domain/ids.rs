@@ -140,13 +140,16 @@ pub fn normalize_card_text_into(s: &str, out: &mut String) -> Result<(), IdError
     }
     if s.is_ascii() {
         out.extend(s.chars().filter(|c| !c.is_ascii_whitespace()));
-    } else if s.chars().all(|c| c.is_ascii() || wide_ascii(c).is_some()) {
+    } else if s
+        .chars()
+        .all(|c| c.is_ascii() || text::wide_ascii(c).is_some())
+    {
         // Full-width digits and letters (typed with a Japanese input method) are NFKC's
         // compatibility forms of ASCII, and an ideographic space is a space: fold them
         // directly rather than through the general normalizer, which is slow per character.
         out.extend(
             s.chars()
-                .map(|c| wide_ascii(c).unwrap_or(c))
+                .map(|c| text::wide_ascii(c).unwrap_or(c))
                 .filter(|c| !c.is_ascii_whitespace()),
         );
     } else {
@@ -167,16 +170,6 @@ pub fn normalize_card_text_into(s: &str, out: &mut String) -> Result<(), IdError
         return Err(IdError::BadCharacter);
     }
     Ok(())
-}
-
-/// The ASCII character NFKC maps `c` to when `c` is a full-width form of one (U+FF01–U+FF5E)
-/// or the ideographic space (U+3000, a space).
-fn wide_ascii(c: char) -> Option<char> {
-    match c {
-        '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0),
-        '\u{3000}' => Some(' '),
-        _ => None,
-    }
 }
 
 /// Digits, Latin letters, kana, kanji, hyphen (SPEC 1.2), plus the long-vowel mark and
@@ -505,14 +498,6 @@ mod tests {
             Err(IdError::BadCharacter)
         } else {
             Ok(general)
-        }
-    }
-
-    #[test]
-    fn wide_ascii_is_nfkc() {
-        for c in ('\u{FF01}'..='\u{FF5E}').chain(['\u{3000}']) {
-            let nfkc: String = c.to_string().nfkc().collect();
-            assert_eq!(wide_ascii(c).map(String::from), Some(nfkc), "{c:?}");
         }
     }
 
