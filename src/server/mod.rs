@@ -228,25 +228,13 @@ fn worker(
     }
     // The two drivers make runtimes of different types; the core's work is the same.
     let built = match driver {
-        Driver::Auto => {
-            let build = |tuned: bool| {
-                let mut builder = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-                    .with_entries(URING_ENTRIES)
-                    .enable_timer();
-                if tuned {
-                    builder = builder.uring_builder(tuned_uring());
-                }
-                builder.build()
-            };
-            // A kernel older than the flags (5.19, 6.0) refuses the ring: fall back to the
-            // default ring rather than not serving.
-            build(true)
-                .or_else(|e| {
-                    tracing::warn!(core, "io_uring with cooperative task running refused ({e}); using the default ring");
-                    build(false)
-                })
-                .map(|mut rt| rt.block_on(run_core(core, resp, http, shared, started.clone())))
-        }
+        Driver::Auto => tuned_runtime(URING_ENTRIES, |e| {
+            tracing::warn!(
+                core,
+                "io_uring with cooperative task running refused ({e}); using the default ring"
+            );
+        })
+        .map(|mut rt| rt.block_on(run_core(core, resp, http, shared, started.clone()))),
         Driver::Epoll => monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
             .enable_timer()
             .build()
@@ -450,6 +438,33 @@ async fn serve_connection<S: Session>(mut stream: TcpStream, mut session: S, cor
     }
 }
 
+/// A runtime (io_uring, epoll where the kernel has none) whose ring has [`tuned_uring`]'s
+/// settings; a kernel older than the flags (5.19, 6.0) refuses them, and then the ring is the
+/// default one rather than none (`refused` is told why).
+pub(crate) fn tuned_runtime(
+    entries: u32,
+    refused: impl FnOnce(&std::io::Error),
+) -> std::io::Result<
+    monoio::FusionRuntime<
+        monoio::time::TimeDriver<monoio::IoUringDriver>,
+        monoio::time::TimeDriver<monoio::LegacyDriver>,
+    >,
+> {
+    let build = |tuned: bool| {
+        let mut builder = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+            .with_entries(entries)
+            .enable_timer();
+        if tuned {
+            builder = builder.uring_builder(tuned_uring());
+        }
+        builder.build()
+    };
+    build(true).or_else(|e| {
+        refused(&e);
+        build(false)
+    })
+}
+
 /// The io_uring settings of a core's ring. By default the kernel completes a socket operation
 /// that became ready on another core (loopback traffic from a client there, or a network
 /// interrupt) by interrupting this core to run the completion at once. With cooperative task
@@ -458,7 +473,7 @@ async fn serve_connection<S: Session>(mut stream: TcpStream, mut session: S, cor
 /// at pipelining depth 1 (measured 63k → 95k requests/s on one core, perf/RESULTS.md). Each
 /// ring has one submitting thread (its core's), which lets the kernel skip the locking that
 /// sharing would need.
-pub(crate) fn tuned_uring() -> io_uring::Builder {
+fn tuned_uring() -> io_uring::Builder {
     let mut builder = io_uring::IoUring::builder();
     builder
         .setup_coop_taskrun()

@@ -22,7 +22,7 @@ use super::session::{write_decimal, Ctx, Session, Step};
 use crate::domain::CARD_TEXT_MAX_CHARS;
 use crate::query::batch::{answer_group, GroupQuery, GROUP_QUERIES};
 use crate::query::{CardFields, CardQuery, PersonFields, PersonQuery};
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 
 /// A frame that cannot be parsed: the connection is answered `-ERR Protocol error: …` and
 /// closed, since where the next frame starts is unknown.
@@ -263,6 +263,17 @@ impl Queued {
     }
 }
 
+/// The query commands: their kind, argument counts (the name included) and name in errors.
+fn query_command(name: &[u8]) -> Option<(Kind, RangeInclusive<usize>, &'static str)> {
+    if name.eq_ignore_ascii_case(b"ELIG.CARD") {
+        Some((Kind::Card, 6..=8, "elig.card"))
+    } else if name.eq_ignore_ascii_case(b"ELIG.PERSON") {
+        Some((Kind::Person, 2..=4, "elig.person"))
+    } else {
+        None
+    }
+}
+
 /// An `ELIG.PERSON` of 2 to 4 arguments.
 fn parse_person(a: &Args<'_>) -> Result<PersonQuery, String> {
     let (date, limit) = date_and_limit(a, 2)?;
@@ -399,14 +410,12 @@ impl State {
     fn dispatch(&mut self, a: &Args<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Flow {
         let name = a.get(0);
         let is = |w: &str| name.eq_ignore_ascii_case(w.as_bytes());
-        // The hot path first.
-        if is("ELIG.CARD") {
+        // A well-formed query the connection may run never gets here: `process` queues it
+        // (`queueable`). What is left of the queries is refused: not authenticated, or the
+        // wrong number of arguments.
+        if let Some((_, _, command)) = query_command(name) {
             if self.authorized(ctx, out) {
-                self.elig_card(a, ctx, out);
-            }
-        } else if is("ELIG.PERSON") {
-            if self.authorized(ctx, out) {
-                self.elig_person(a, ctx, out);
+                wrong_args(out, command);
             }
         } else if is("AUTH") {
             self.auth(a, ctx, out);
@@ -421,46 +430,26 @@ impl State {
         Flow::Continue
     }
 
-    /// Whether the connection may run commands; writes `-NOAUTH` when not.
+    /// Whether the connection may run commands.
+    fn may_run(&self, ctx: &Ctx<'_>) -> bool {
+        ctx.shared.auth.is_none() || self.identity.is_some()
+    }
+
+    /// [`Self::may_run`], writing `-NOAUTH` when not.
     fn authorized(&self, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> bool {
-        if ctx.shared.auth.is_none() || self.identity.is_some() {
-            return true;
+        let ok = self.may_run(ctx);
+        if !ok {
+            out.extend_from_slice(b"-NOAUTH Authentication required.\r\n");
         }
-        out.extend_from_slice(b"-NOAUTH Authentication required.\r\n");
-        false
-    }
-
-    fn elig_card(&mut self, a: &Args<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
-        if !(6..=8).contains(&a.len()) {
-            return wrong_args(out, "elig.card");
-        }
-        self.queue(Kind::Card, a);
-        self.answer_queued(ctx, out);
-    }
-
-    fn elig_person(&mut self, a: &Args<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
-        if !(2..=4).contains(&a.len()) {
-            return wrong_args(out, "elig.person");
-        }
-        self.queue(Kind::Person, a);
-        self.answer_queued(ctx, out);
+        ok
     }
 
     /// The kind of query `a` is when it is a well-formed `ELIG.CARD` or `ELIG.PERSON` this
     /// connection may run, so it can wait in `queued` for the group (any other command,
     /// including a malformed query, goes through `dispatch`).
     fn queueable(&self, a: &Args<'_>, ctx: &Ctx<'_>) -> Option<Kind> {
-        if ctx.shared.auth.is_some() && self.identity.is_none() {
-            return None;
-        }
-        let name = a.get(0);
-        if name.eq_ignore_ascii_case(b"ELIG.CARD") && (6..=8).contains(&a.len()) {
-            Some(Kind::Card)
-        } else if name.eq_ignore_ascii_case(b"ELIG.PERSON") && (2..=4).contains(&a.len()) {
-            Some(Kind::Person)
-        } else {
-            None
-        }
+        let (kind, args, _) = query_command(a.get(0))?;
+        (args.contains(&a.len()) && self.may_run(ctx)).then_some(kind)
     }
 
     /// Parses the query `a` of `kind` (its argument count checked) into `queued`.
