@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # perf/compare_redis.sh: shikaku and Redis side by side on this machine, reproducibly.
 #
-# The server under test (shikaku serve --threads 1, then redis-server) runs pinned to one core
-# (SERVER_CPU), every client (redis-benchmark, shikaku load --threads 1) pinned to another
+# Both servers (shikaku serve --threads 1 and redis-server) run pinned to one core
+# (SERVER_CPU), driven one at a time, every client (redis-benchmark, shikaku load --threads 1) pinned to another
 # (CLIENT_CPU). Redis holds the same records as shikaku: key = the normalized card key, value
 # = shikaku's answer JSON, for every card query of the workload that names a branch and then
 # for every other card key of the index, answered for today (shikaku redis-export |
@@ -11,8 +11,15 @@
 #   redis-benchmark -c 50 -P 1 and -P 16   shikaku: ELIG.CARD of one fixed valid query;
 #                                          Redis: GET of that query's card key
 #   shikaku load closed loop               50 connections at depth 1 and at depth 16
-#   shikaku load open loop                 at half of shikaku's best depth-1 closed-loop
-#                                          rate (OPEN_BASIS=max: half its best rate of all)
+#   shikaku load open loop                 at half of shikaku's median depth-1 closed-loop
+#                                          rate (OPEN_BASIS=max: half its best median)
+#   redis-benchmark PING at -P 1 and -P 16  the floor: the least work a server can do per
+#                                          request, so the most this client and the kernel's
+#                                          loopback path allow any server on this machine
+# Each shape runs ROUNDS times against both servers back to back, the order alternating, and
+# the summary gives medians: this VM's speed drifts with the host's load (steal).
+# Every table line also gives the busy share of the server's and the client's core during the
+# run (from /proc/stat), so it says which side was the limit.
 # shikaku load checks every answer against the workload's expected validity. The table is
 # printed and appended, with the date and the machine, to perf/RESULTS.md under
 # "## Server vs Redis". Exit status non-zero if any run failed or got a wrong answer.
@@ -26,6 +33,8 @@
 #                                                 rate. Open-loop requests go out one by one as
 #                                                 they fall due, as at depth 1, so half the
 #                                                 depth-16 rate overloads a server (max: use it)
+#   ROUNDS [3]                                    rounds of every shape against both servers
+#                                                 (medians in the summary)
 #   SERVER_CPU [0] CLIENT_CPU [1]
 #   SHIKAKU_PORT [17379] HTTP_PORT [17380] REDIS_PORT [16379]
 #   WORK [target/perf/compare]
@@ -50,6 +59,8 @@ BENCH_N1=${BENCH_N1:-500000}
 BENCH_N16=${BENCH_N16:-4000000}
 OPEN_RATE=${OPEN_RATE:-}
 OPEN_BASIS=${OPEN_BASIS:-p1}
+ROUNDS=${ROUNDS:-3}
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a positive number" >&2; exit 1; }
 [[ $OPEN_BASIS == p1 || $OPEN_BASIS == max ]] || { echo "OPEN_BASIS must be p1 or max" >&2; exit 1; }
 LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
 SERVER_CPU=${SERVER_CPU:-0}
@@ -151,30 +162,84 @@ json_num() { sed -E "s/.*\"$1\":(-?[0-9.eE+-]+|null).*/\1/" <<<"$2"; }
 
 ROWS=()
 FAILED=0
-row() { ROWS+=("$(printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |' "$@")"); }
+# row SERVER CLIENT SHAPE RATE P50 P99 P999 P9999 MAX ANSWERS: one line of the table, with the
+# round and the busy share of both cores over the run (set by `measured`).
+row() { ROWS+=("| $ROUND $(printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |' "$@") $CORES |"); }
+ROUND=-
+# Every run's figures by "server|what": space-separated, one per round (the summary's medians).
+declare -A RATES=() P99S=() P9999S=()
+record() { # SERVER WHAT RATE [P99 P9999]
+    RATES["$1|$2"]+="$3 "
+    [[ -n ${4:-} ]] && P99S["$1|$2"]+="$4 "
+    [[ -n ${5:-} ]] && P9999S["$1|$2"]+="$5 "
+    return 0
+}
+median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END {
+    if (NR == 0) { print ""; exit }
+    if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+CORES="- | -"
+
+# core_ticks CPU: "busy total steal" clock ticks of one core since boot (/proc/stat: user nice
+# system idle iowait irq softirq steal; guest time is already inside user).
+core_ticks() {
+    awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9, $9 }' /proc/stat
+}
+# measured COMMAND...: runs COMMAND and sets CORES to "server % | client %", each core's busy
+# share of the run, so a table line says which side was the limit. A core near 100% bounds the
+# rate; the other side then has room to spare.
+measured() {
+    local s0 c0 s1 c1 status=0
+    s0=$(core_ticks "$SERVER_CPU")
+    c0=$(core_ticks "$CLIENT_CPU")
+    "$@" || status=$?
+    s1=$(core_ticks "$SERVER_CPU")
+    c1=$(core_ticks "$CLIENT_CPU")
+    CORES="$(busy_pct "$s0" "$s1") | $(busy_pct "$c0" "$c1")"
+    return $status
+}
+busy_pct() { # BEFORE AFTER (core_ticks lines)
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        split(a, x, " "); split(b, y, " "); t = y[2] - x[2]
+        if (t <= 0) { print "-"; exit }
+        printf "%.0f", 100 * (y[1] - x[1]) / t
+        if (y[3] > x[3]) printf " (steal %.0f)", 100 * (y[3] - x[3]) / t
+    }'
+}
+STEAL_START="$(core_ticks "$SERVER_CPU")/$(core_ticks "$CLIENT_CPU")"
+# busy_steal START: the steal share of each core since START ("server/client" core_ticks).
+busy_steal() {
+    local s=${1%/*} c=${1#*/}
+    awk -v a="$s" -v b="$(core_ticks "$SERVER_CPU")" -v c="$c" -v d="$(core_ticks "$CLIENT_CPU")" '
+        function st(p, q) { split(p, x, " "); split(q, y, " "); t = y[2] - x[2]
+            return t > 0 ? sprintf("%.1f%%", 100 * (y[3] - x[3]) / t) : "-" }
+        BEGIN { print st(a, b) " / " st(c, d) }'
+}
 fmt() { awk -v x="$1" 'BEGIN { if (x == "" || x == "null") print "-"; else printf "%.0f", x }'; }
+# fmts "X Y ...": each number rounded, comma-separated.
+fmts() { awk -v xs="$1" 'BEGIN { n = split(xs, x, " "); for (i = 1; i <= n; i++) printf "%s%.0f", (i > 1 ? ", " : ""), x[i] }'; }
 
 # bench NAME PORT DEPTH N COMMAND...: one redis-benchmark run, client pinned.
 bench() {
     local name=$1 port=$2 depth=$3 n=$4
     shift 4
     local out
-    say "redis-benchmark $name -c 50 -P $depth -n $n"
-    out=$(taskset -c "$CLIENT_CPU" redis-benchmark -h 127.0.0.1 -p "$port" -c 50 -P "$depth" -n "$n" \
-        --csv "$@" 2>>"$LOG" | tail -n 1) || true
-    echo "bench $name P$depth: $out" >>"$LOG"
+    say "redis-benchmark $name -c 50 -P $depth -n $n $1"
+    measured taskset -c "$CLIENT_CPU" redis-benchmark -h 127.0.0.1 -p "$port" -c 50 -P "$depth" \
+        -n "$n" --csv "$@" 2>>"$LOG" >"$WORK/bench.out" || true
+    out=$(tail -n 1 "$WORK/bench.out")
+    echo "bench $name P$depth $1: $out" >>"$LOG"
     # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
     local rps p50 p99 max
     IFS=, read -r _ rps _ _ p50 _ p99 max <<<"$(tr -d '"' <<<"$out")"
     if [[ -z ${rps:-} || ! $rps =~ ^[0-9.]+$ ]]; then
-        row "$name" "redis-benchmark" "c50 P$depth" FAILED - - - - - "see log"
+        row "$name" "redis-benchmark $1" "c50 P$depth" FAILED - - - - - "see log"
         FAILED=1
         return
     fi
     local us='{ printf "%.0f", $1 * 1000 }'
-    row "$name" "redis-benchmark" "c50 P$depth" "$(fmt "$rps")" "$(awk "$us" <<<"$p50")" \
+    row "$name" "redis-benchmark $1" "c50 P$depth" "$(fmt "$rps")" "$(awk "$us" <<<"$p50")" \
         "$(awk "$us" <<<"$p99")" - - "$(awk "$us" <<<"$max")" "not checked"
-    BEST_RATE[$name]=$(awk -v a="${BEST_RATE[$name]:-0}" -v b="$rps" 'BEGIN { print (b > a) ? b : a }')
+    record "$name" "redis-benchmark $([[ $1 == PING ]] && echo PING || echo query) P$depth" "$rps"
 }
 
 # load NAME PORT MODE SHAPE ARGS...: one shikaku load run, client pinned.
@@ -183,9 +248,10 @@ load() {
     shift 4
     local out status=0
     say "shikaku load $name $shape"
-    out=$(taskset -c "$CLIENT_CPU" "$SHIKAKU" load --queries "$Q" --addr "127.0.0.1:$port" \
+    measured taskset -c "$CLIENT_CPU" "$SHIKAKU" load --queries "$Q" --addr "127.0.0.1:$port" \
         --mode "$mode" --threads 1 --duration "$DURATION" --warmup "$WARMUP" --json "$@" \
-        2>>"$LOG") || status=$?
+        2>>"$LOG" >"$WORK/load.out" || status=$?
+    out=$(cat "$WORK/load.out")
     echo "load $name $shape: $out" >>"$LOG"
     if [[ -z $out ]]; then
         row "$name" "shikaku load" "$shape" FAILED - - - - - "exit $status"
@@ -206,20 +272,15 @@ load() {
     if [[ $(json_num cap_hits "$out") != 0 || $(json_num dropped "$out") != 0 ]]; then
         check="$check (fell behind schedule)"
     fi
-    local rate
+    local rate p99 p9999
     rate=$(json_num rate "$out")
+    p99=$(json_num p99_us "$out")
+    p9999=$(json_num p9999_us "$out")
     row "$name" "shikaku load" "$shape" "$(fmt "$rate")" "$(fmt "$(json_num p50_us "$out")")" \
-        "$(fmt "$(json_num p99_us "$out")")" "$(fmt "$(json_num p999_us "$out")")" \
-        "$(fmt "$(json_num p9999_us "$out")")" "$(fmt "$(json_num max_us "$out")")" "$check"
-    if [[ $shape == closed* ]]; then
-        BEST_RATE[$name]=$(awk -v a="${BEST_RATE[$name]:-0}" -v b="$rate" 'BEGIN { print (b > a) ? b : a }')
-    fi
-    if [[ $shape == "closed c50 P1" ]]; then
-        P1_RATE[$name]=$rate
-    fi
+        "$(fmt "$p99")" "$(fmt "$(json_num p999_us "$out")")" \
+        "$(fmt "$p9999")" "$(fmt "$(json_num max_us "$out")")" "$check"
+    record "$name" "shikaku load ${shape%% @*}" "$rate" "$p99" "$p9999"
 }
-# Best closed-loop rate of each server over all its runs, and shikaku load's depth-1 rate.
-declare -A BEST_RATE=() P1_RATE=()
 
 # ---- the fixed query for redis-benchmark ---------------------------------------------------
 # A card query with expected validity 1 whose fields are already in normal form (ASCII digits,
@@ -230,26 +291,18 @@ IFS=, read -r _ F_INS F_SYM F_NUM F_BR F_BIRTH _ F_DATE _ _ <<<"$FIXED"
 FIXED_KEY="$F_INS:$F_SYM:$F_NUM:$F_BR:$F_BIRTH"
 say "fixed query: ELIG.CARD $F_INS $F_SYM $F_NUM $F_BR $F_BIRTH $F_DATE (key $FIXED_KEY)"
 
-# ---- shikaku -------------------------------------------------------------------------------
-if [[ $ONLY == all ]]; then
+# ---- both servers, pinned to the same core, measured in alternating rounds ----------------
+# This VM's speed drifts (steal from the host reaches 20-30% at times), so every shape runs
+# against both servers back to back, the order alternating between rounds, and the summary
+# takes each server's median over the rounds.
+start_shikaku() {
     port_free "$SHIKAKU_PORT" || die "port $SHIKAKU_PORT is in use"
     say "starting shikaku serve on core $SERVER_CPU"
     taskset -c "$SERVER_CPU" "$SERVE_BIN" serve --data "$DATA" --resp "127.0.0.1:$SHIKAKU_PORT" \
         --http "127.0.0.1:$HTTP_PORT" --threads 1 >>"$LOG" 2>&1 &
     SHIKAKU_PID=$!
     wait_port "$SHIKAKU_PORT" "$SHIKAKU_PID" "shikaku serve"
-    got=$(redis-cli -p "$SHIKAKU_PORT" ELIG.CARD "$F_INS" "$F_SYM" "$F_NUM" "$F_BR" "$F_BIRTH" "$F_DATE")
-    [[ $got == '{"validity":1,'* ]] || die "shikaku answered the fixed query with: $got"
-    ELIG=(ELIG.CARD "$F_INS" "$F_SYM" "$F_NUM" "$F_BR" "$F_BIRTH" "$F_DATE")
-    bench shikaku "$SHIKAKU_PORT" 1 "$BENCH_N1" "${ELIG[@]}"
-    bench shikaku "$SHIKAKU_PORT" 16 "$BENCH_N16" "${ELIG[@]}"
-    load shikaku "$SHIKAKU_PORT" elig "closed c50 P1" --connections 50 --pipeline 1
-    load shikaku "$SHIKAKU_PORT" elig "closed c50 P16" --connections 50 --pipeline 16
-    stop "$SHIKAKU_PID"
-    SHIKAKU_PID=
-fi
-
-# ---- Redis ---------------------------------------------------------------------------------
+}
 port_free "$REDIS_PORT" || die "port $REDIS_PORT is in use"
 mkdir -p "$WORK/redis"
 say "starting redis-server on core $SERVER_CPU"
@@ -264,41 +317,88 @@ KEYS=$(redis-cli -p "$REDIS_PORT" DBSIZE)
 REDIS_MEMORY=$(redis-cli -p "$REDIS_PORT" INFO memory | tr -d '\r' | sed -n 's/^used_memory_human://p')
 got=$(redis-cli -p "$REDIS_PORT" GET "$FIXED_KEY")
 [[ $got == '{"validity":1,'* ]] || die "Redis has no answer for $FIXED_KEY: $got"
-bench redis "$REDIS_PORT" 1 "$BENCH_N1" GET "$FIXED_KEY"
-bench redis "$REDIS_PORT" 16 "$BENCH_N16" GET "$FIXED_KEY"
-load redis "$REDIS_PORT" redis-get "closed c50 P1" --connections 50 --pipeline 1
-load redis "$REDIS_PORT" redis-get "closed c50 P16" --connections 50 --pipeline 16
+SERVERS=(redis)
+if [[ $ONLY == all ]]; then
+    start_shikaku
+    got=$(redis-cli -p "$SHIKAKU_PORT" ELIG.CARD "$F_INS" "$F_SYM" "$F_NUM" "$F_BR" "$F_BIRTH" "$F_DATE")
+    [[ $got == '{"validity":1,'* ]] || die "shikaku answered the fixed query with: $got"
+    SERVERS=(shikaku redis)
+fi
+
+# one_shape SERVER SHAPE: one run of a closed-loop shape against SERVER.
+one_shape() {
+    local server=$1 port=$SHIKAKU_PORT mode=elig query
+    query=(ELIG.CARD "$F_INS" "$F_SYM" "$F_NUM" "$F_BR" "$F_BIRTH" "$F_DATE")
+    if [[ $server == redis ]]; then
+        port=$REDIS_PORT mode=redis-get query=(GET "$FIXED_KEY")
+    fi
+    case $2 in
+    rb1) bench "$server" "$port" 1 "$BENCH_N1" "${query[@]}" ;;
+    rb16) bench "$server" "$port" 16 "$BENCH_N16" "${query[@]}" ;;
+    ping1) bench "$server" "$port" 1 "$BENCH_N1" PING ;;
+    ping16) bench "$server" "$port" 16 "$BENCH_N16" PING ;;
+    load1) load "$server" "$port" "$mode" "closed c50 P1" --connections 50 --pipeline 1 ;;
+    load16) load "$server" "$port" "$mode" "closed c50 P16" --connections 50 --pipeline 16 ;;
+    open) load "$server" "$port" "$mode" "open c50 @$OPEN_RATE/s" --connections 50 --rate "$OPEN_RATE" ;;
+    esac
+}
+# in_rounds SHAPE...: each shape against every server, in alternating order, ROUNDS times.
+in_rounds() {
+    local shape server order
+    for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+        order=("${SERVERS[@]}")
+        if ((ROUND % 2 == 0)); then order=($(printf '%s\n' "${SERVERS[@]}" | tac)); fi
+        for shape in "$@"; do
+            for server in "${order[@]}"; do one_shape "$server" "$shape"; done
+        done
+    done
+    ROUND=-
+}
+in_rounds rb1 rb16 ping1 ping16 load1 load16
 
 # ---- open loop at half of shikaku's rate, against both --------------------------------------
-SERVER=shikaku
-[[ $ONLY == all ]] || SERVER=redis
+SERVER=${SERVERS[0]}
 if [[ -z $OPEN_RATE ]]; then
     if [[ $OPEN_BASIS == p1 ]]; then
-        BASE=${P1_RATE[$SERVER]:-0}
-        BASIS="half of $SERVER's closed-loop rate at depth 1 with shikaku load"
+        BASE=$(median "${RATES["$SERVER|shikaku load closed c50 P1"]:-}")
+        BASIS="half of $SERVER's median closed-loop rate at depth 1 with shikaku load"
     else
-        BASE=${BEST_RATE[$SERVER]:-0}
-        BASIS="half of $SERVER's best closed-loop rate"
+        BASIS="half of $SERVER's median closed-loop rate at depth 1 or 16, whichever is higher"
+        BASE=$(printf '%s\n' "$(median "${RATES["$SERVER|shikaku load closed c50 P1"]:-}")" \
+            "$(median "${RATES["$SERVER|shikaku load closed c50 P16"]:-}")" | sort -g | tail -n 1)
     fi
-    OPEN_RATE=$(awk -v r="$BASE" 'BEGIN { printf "%.0f", r / 2 }')
+    OPEN_RATE=$(awk -v r="${BASE:-0}" 'BEGIN { printf "%.0f", r / 2 }')
 else
     BASIS="OPEN_RATE=$OPEN_RATE"
 fi
 if [[ $OPEN_RATE -gt 0 ]]; then
-    load redis "$REDIS_PORT" redis-get "open c50 @$OPEN_RATE/s" --connections 50 --rate "$OPEN_RATE"
-    stop "$REDIS_PID"
-    REDIS_PID=
-    if [[ $ONLY == all ]]; then
-        taskset -c "$SERVER_CPU" "$SERVE_BIN" serve --data "$DATA" --resp "127.0.0.1:$SHIKAKU_PORT" \
-            --http "127.0.0.1:$HTTP_PORT" --threads 1 >>"$LOG" 2>&1 &
-        SHIKAKU_PID=$!
-        wait_port "$SHIKAKU_PORT" "$SHIKAKU_PID" "shikaku serve"
-        load shikaku "$SHIKAKU_PORT" elig "open c50 @$OPEN_RATE/s" --connections 50 --rate "$OPEN_RATE"
-    fi
+    in_rounds open
 else
     say "no closed-loop rate to base the open-loop run on; skipped"
 fi
 cleanup
+
+# summary: each server's median over the rounds, and the ratio of the medians.
+SUMMARY=()
+summarize() { # WHAT LABEL
+    local s r ratio
+    s=$(median "${RATES["shikaku|$1"]:-}")
+    r=$(median "${RATES["redis|$1"]:-}")
+    ratio=$(awk -v s="$s" -v r="$r" 'BEGIN { if (s == "" || r == "" || r == 0) print "-"; else printf "%.2f×", s / r }')
+    SUMMARY+=("| $2 | $(fmt "$s") | $(fmt "$r") | $ratio | $(fmts "${RATES["shikaku|$1"]:-}") | $(fmts "${RATES["redis|$1"]:-}") |")
+}
+summarize "redis-benchmark query P1" "redis-benchmark, c50 P1 (ELIG.CARD / GET)"
+summarize "redis-benchmark query P16" "redis-benchmark, c50 P16 (ELIG.CARD / GET)"
+summarize "redis-benchmark PING P1" "redis-benchmark PING, c50 P1 (the floor)"
+summarize "redis-benchmark PING P16" "redis-benchmark PING, c50 P16 (the floor)"
+summarize "shikaku load closed c50 P1" "shikaku load, c50 P1"
+summarize "shikaku load closed c50 P16" "shikaku load, c50 P16"
+OPEN_LINES=()
+for server in "${SERVERS[@]}"; do
+    w="shikaku load open c50"
+    [[ -n ${P99S["$server|$w"]:-} ]] || continue
+    OPEN_LINES+=("| $server | $OPEN_RATE/s | $(fmt "$(median "${P99S["$server|$w"]}")") | $(fmt "$(median "${P9999S["$server|$w"]}")") | $(fmts "${P99S["$server|$w"]}") | $(fmts "${P9999S["$server|$w"]}") |")
+done
 
 # ---- report --------------------------------------------------------------------------------
 STAMP=$(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -310,14 +410,31 @@ BLOCK=$(mktemp)
     echo
     echo "- machine: $(nproc) cores (${CPU:-unknown CPU}), kernel $(uname -r), $(free -g | awk '/^Mem:/ { print $2 " GiB RAM" }')"
     echo "- $(redis-server --version | cut -d' ' -f1-3); data: $PERSONS persons, seed $SEED, $QUERIES queries; Redis holds $KEYS keys (used_memory $REDIS_MEMORY)"
-    echo "- servers pinned to core $SERVER_CPU (shikaku serve --threads 1), clients to core $CLIENT_CPU"
+    echo "- servers pinned to core $SERVER_CPU (shikaku serve --threads 1; both servers up, one driven at a time), clients to core $CLIENT_CPU"
     echo "- shikaku load: $DURATION s after $WARMUP s warm-up, latency from the intended send time; open loop at $BASIS"
     echo "- load average (1, 5, 15 min) at start: $LOADAVG_START; at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews results)"
     [[ $ONLY == all ]] || echo "- **Redis half only**: this build had no shikaku serve"
     echo "- fixed query for redis-benchmark: \`ELIG.CARD $F_INS $F_SYM $F_NUM $F_BR $F_BIRTH $F_DATE\` / \`GET $FIXED_KEY\`"
     echo
-    echo "| server | client | shape | req/s | p50 µs | p99 µs | p99.9 µs | p99.99 µs | max µs | answers |"
-    echo "|---|---|---|---:|---:|---:|---:|---:|---:|---|"
+    echo "- server % / client %: each core's busy share (user, system, interrupts) during the run; a core near 100% is the limit. PING: the least work a server can do per request, so its rate bounds what this client and the kernel's loopback path allow"
+    echo "- steal on the server's / client's core over the whole script: $(busy_steal "$STEAL_START")"
+    echo
+    echo "Medians over $ROUNDS rounds (each round runs every shape against both servers back to back, the order alternating):"
+    echo
+    echo "| client, shape | shikaku req/s | Redis req/s | ratio | shikaku, each round | Redis, each round |"
+    echo "|---|---:|---:|---:|---|---|"
+    printf '%s\n' "${SUMMARY[@]}"
+    echo
+    if ((${#OPEN_LINES[@]} > 0)); then
+        echo "| open loop, server | rate | p99 µs (median) | p99.99 µs (median) | p99 each round | p99.99 each round |"
+        echo "|---|---:|---:|---:|---|---|"
+        printf '%s\n' "${OPEN_LINES[@]}"
+        echo
+    fi
+    echo "Every run:"
+    echo
+    echo "| round | server | client | shape | req/s | p50 µs | p99 µs | p99.9 µs | p99.99 µs | max µs | answers | server % | client % |"
+    echo "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|"
     printf '%s\n' "${ROWS[@]}"
     echo
     echo '```'
