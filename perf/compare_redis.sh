@@ -167,11 +167,14 @@ FAILED=0
 row() { ROWS+=("| $ROUND $(printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |' "$@") $CORES |"); }
 ROUND=-
 # Every run's figures by "server|what": space-separated, one per round (the summary's medians).
-declare -A RATES=() P99S=() P9999S=()
-record() { # SERVER WHAT RATE [P99 P9999]
+declare -A RATES=() P99S=() P9999S=() LAG99S=() SERVICE99S=() SERVICE9999S=()
+record() { # SERVER WHAT RATE [P99 P9999 LAG_P99 SERVICE_P99 SERVICE_P9999]
     RATES["$1|$2"]+="$3 "
     [[ -n ${4:-} ]] && P99S["$1|$2"]+="$4 "
     [[ -n ${5:-} ]] && P9999S["$1|$2"]+="$5 "
+    [[ -n ${6:-} ]] && LAG99S["$1|$2"]+="$6 "
+    [[ -n ${7:-} ]] && SERVICE99S["$1|$2"]+="$7 "
+    [[ -n ${8:-} ]] && SERVICE9999S["$1|$2"]+="$8 "
     return 0
 }
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END {
@@ -279,7 +282,9 @@ load() {
     row "$name" "shikaku load" "$shape" "$(fmt "$rate")" "$(fmt "$(json_num p50_us "$out")")" \
         "$(fmt "$p99")" "$(fmt "$(json_num p999_us "$out")")" \
         "$(fmt "$p9999")" "$(fmt "$(json_num max_us "$out")")" "$check"
-    record "$name" "shikaku load ${shape%% @*}" "$rate" "$p99" "$p9999"
+    record "$name" "shikaku load ${shape%% @*}" "$rate" "$p99" "$p9999" \
+        "$(json_num lag_p99_us "$out")" "$(json_num service_p99_us "$out")" \
+        "$(json_num service_p9999_us "$out")"
 }
 
 # ---- the fixed query for redis-benchmark ---------------------------------------------------
@@ -290,6 +295,16 @@ FIXED=$(grep -m 1 -E '^card,[0-9]{6}([0-9]{2})?,[1-9][0-9]*,[1-9][0-9]*,[0-9]{2}
 IFS=, read -r _ F_INS F_SYM F_NUM F_BR F_BIRTH _ F_DATE _ _ <<<"$FIXED"
 FIXED_KEY="$F_INS:$F_SYM:$F_NUM:$F_BR:$F_BIRTH"
 say "fixed query: ELIG.CARD $F_INS $F_SYM $F_NUM $F_BR $F_BIRTH $F_DATE (key $FIXED_KEY)"
+
+# ---- the machine's own stalls, before any server runs ---------------------------------------
+# perf/hiccups.py: gaps in a busy thread's running on each core, and the latency floor they set
+# for a request at a random moment (no server can answer faster than its core runs).
+HICCUPS="not measured (python3 missing)"
+if command -v python3 >/dev/null; then
+    say "measuring the machine's stalls (perf/hiccups.py 10 $SERVER_CPU $CLIENT_CPU)"
+    HICCUPS=$(python3 "$ROOT/perf/hiccups.py" 10 "$SERVER_CPU" "$CLIENT_CPU" 2>>"$LOG" | sed 's/^/  - /') ||
+        HICCUPS="failed; see $LOG"
+fi
 
 # ---- both servers, pinned to the same core, measured in alternating rounds ----------------
 # This VM's speed drifts (steal from the host reaches 20-30% at times), so every shape runs
@@ -397,7 +412,7 @@ OPEN_LINES=()
 for server in "${SERVERS[@]}"; do
     w="shikaku load open c50"
     [[ -n ${P99S["$server|$w"]:-} ]] || continue
-    OPEN_LINES+=("| $server | $OPEN_RATE/s | $(fmt "$(median "${P99S["$server|$w"]}")") | $(fmt "$(median "${P9999S["$server|$w"]}")") | $(fmts "${P99S["$server|$w"]}") | $(fmts "${P9999S["$server|$w"]}") |")
+    OPEN_LINES+=("| $server | $OPEN_RATE/s | $(fmt "$(median "${P99S["$server|$w"]}")") | $(fmt "$(median "${P9999S["$server|$w"]}")") | $(fmts "${P99S["$server|$w"]}") | $(fmts "${P9999S["$server|$w"]}") | $(fmt "$(median "${LAG99S["$server|$w"]:-}")") | $(fmt "$(median "${SERVICE99S["$server|$w"]:-}")") | $(fmt "$(median "${SERVICE9999S["$server|$w"]:-}")") |")
 done
 
 # ---- report --------------------------------------------------------------------------------
@@ -418,6 +433,8 @@ BLOCK=$(mktemp)
     echo
     echo "- server % / client %: each core's busy share (user, system, interrupts) during the run; a core near 100% is the limit. PING: the least work a server can do per request, so its rate bounds what this client and the kernel's loopback path allow"
     echo "- steal on the server's / client's core over the whole script: $(busy_steal "$STEAL_START")"
+    echo "- the machine's stalls before the runs (\`perf/hiccups.py 10 $SERVER_CPU $CLIENT_CPU\`, idle cores):"
+    echo "$HICCUPS"
     echo
     echo "Medians over $ROUNDS rounds (each round runs every shape against both servers back to back, the order alternating):"
     echo
@@ -426,8 +443,10 @@ BLOCK=$(mktemp)
     printf '%s\n' "${SUMMARY[@]}"
     echo
     if ((${#OPEN_LINES[@]} > 0)); then
-        echo "| open loop, server | rate | p99 µs (median) | p99.99 µs (median) | p99 each round | p99.99 each round |"
-        echo "|---|---:|---:|---:|---|---|"
+        echo "Open loop: latency from the intended send time; of it, the client's lag (due to written) and the server's part (written to answered), medians over the rounds:"
+        echo
+        echo "| open loop, server | rate | p99 µs | p99.99 µs | p99 each round | p99.99 each round | client lag p99 µs | server part p99 µs | server part p99.99 µs |"
+        echo "|---|---:|---:|---:|---|---|---:|---:|---:|"
         printf '%s\n' "${OPEN_LINES[@]}"
         echo
     fi

@@ -33,6 +33,8 @@ enum Behaviour {
     Answer,
     /// Answers this many commands on a connection, then closes it.
     CloseAfter(usize),
+    /// Answers each command after sleeping this many milliseconds.
+    Slow(u64),
 }
 
 fn read_command(r: &mut impl BufRead) -> Option<Vec<Vec<u8>>> {
@@ -78,10 +80,10 @@ fn serve_connection(s: TcpStream, behaviour: Behaviour) {
     let mut w = BufWriter::new(s);
     let mut answered = 0;
     while let Some(args) = read_command(&mut r) {
-        if let Behaviour::CloseAfter(n) = behaviour {
-            if answered == n {
-                return;
-            }
+        match behaviour {
+            Behaviour::CloseAfter(n) if answered == n => return,
+            Behaviour::Slow(ms) => std::thread::sleep(std::time::Duration::from_millis(ms)),
+            _ => {}
         }
         if w.write_all(&reply_to(&args)).is_err() {
             return;
@@ -188,6 +190,28 @@ fn open_loop_counts_every_intended_request() {
     assert_eq!(r.dropped, 0);
 }
 
+/// Open loop against a server slower than the schedule, one request outstanding: requests
+/// wait at the cap, so the client's lag grows, and each takes at least the server's delay.
+/// Only lower bounds are asserted (sleeping guarantees them), never an upper one.
+#[test]
+fn open_loop_splits_latency_into_lag_and_service() {
+    let mut cfg = config(server(Behaviour::Slow(20)));
+    cfg.rate = Some(200.0); // one request every 5 ms, answered in 20 ms or more
+    cfg.max_outstanding = 1;
+    cfg.length = Length::Requests(8);
+    cfg.threads = 1;
+    cfg.connections = 1;
+    let r = run(&cfg, workload(&[card("11", 1)], Mode::Elig));
+    assert_eq!((r.replies, r.right, r.cap_hits > 0), (8, 8, true), "{r:?}");
+    assert!(r.service_p50_us >= 20_000.0, "{r:?}");
+    // The 8th request was due at 35 ms and could go out only after 7 answers: 140 ms or later.
+    assert!(r.lag_max_us >= 100_000.0, "{r:?}");
+    assert!(
+        r.max_us >= r.lag_max_us && r.max_us >= r.service_max_us,
+        "{r:?}"
+    );
+}
+
 #[test]
 fn warmup_requests_are_checked_but_not_measured() {
     let mut cfg = config(server(Behaviour::Answer));
@@ -266,7 +290,16 @@ fn cli_exit_status_and_json_follow_the_answers() {
     assert!(ok, "{j}");
     assert_eq!(j["right"], 24);
     assert_eq!(j["wrong"], 0);
-    for field in ["rate", "p50_us", "p99_us", "p999_us", "p9999_us", "max_us"] {
+    for field in [
+        "rate",
+        "p50_us",
+        "p99_us",
+        "p999_us",
+        "p9999_us",
+        "max_us",
+        "lag_p99_us",
+        "service_p99_us",
+    ] {
         assert!(j[field].is_number(), "{field} in {j}");
     }
     let (ok, j) = run_cli(&[card("11", 1), card("12", 1)], &["--threads", "2"]);

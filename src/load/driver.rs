@@ -214,6 +214,8 @@ async fn authenticate(s: &mut TcpStream, code: &str, token: &str) -> Result<(), 
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     intended: u64,
+    /// When the request went into a write (0 until then).
+    written: u64,
     item: u32,
 }
 
@@ -324,6 +326,7 @@ impl ThreadState {
             }
             q.push_back(Slot {
                 intended: now,
+                written: 0,
                 item: self.next_item(),
             });
         }
@@ -346,18 +349,23 @@ impl ThreadState {
         }
         q.push_back(Slot {
             intended,
+            written: 0,
             item: self.next_item(),
         });
         conn.writer_wake.notify();
     }
 
     /// Appends the queued requests not yet sent, up to the cap outstanding, to `buf`.
+    /// Stamps them written now.
     fn encode_unsent(&self, conn: &Conn, buf: &mut Vec<u8>) {
-        let q = conn.queue.borrow();
+        let mut q = conn.queue.borrow_mut();
         let first = conn.sent.get();
         let mut sent = first;
+        let now = self.now_ns();
         while sent < q.len() && sent < self.cap {
-            buf.extend_from_slice(self.workload.request(q[sent].item as usize));
+            let slot = &mut q[sent];
+            slot.written = now.max(slot.intended);
+            buf.extend_from_slice(self.workload.request(slot.item as usize));
             sent += 1;
         }
         conn.sent.set(sent);
@@ -381,7 +389,7 @@ impl ThreadState {
             stats.replies += 1;
             if slot.intended >= self.measure_start {
                 stats.measured += 1;
-                stats.record_latency(now.saturating_sub(slot.intended));
+                stats.record_reply(slot.intended, slot.written, now);
                 stats.last_reply_ns = now;
             }
             match reply {

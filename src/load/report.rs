@@ -14,7 +14,14 @@ const MAX_MESSAGE: usize = 300;
 /// Counters of one load thread, and after `merge` of the whole run.
 #[derive(Debug, Clone)]
 pub struct Stats {
+    /// From each measured request's intended send time to its reply: the run's latency.
     pub latency_ns: Histogram<u64>,
+    /// From the intended send time to the write that carried the request: the client's (or
+    /// its core's) lateness, part of `latency_ns`. Open loop shows here when the pacer or the
+    /// writer was held up; a request waiting at the outstanding cap shows here too.
+    pub lag_ns: Histogram<u64>,
+    /// From that write to the reply: the server's and the network's part of `latency_ns`.
+    pub service_ns: Histogram<u64>,
     /// Requests handed to a connection (warm-up included).
     pub sent: u64,
     /// Replies received (warm-up included).
@@ -46,8 +53,9 @@ pub struct Stats {
 impl Default for Stats {
     fn default() -> Stats {
         Stats {
-            latency_ns: Histogram::new_with_bounds(1, HIST_MAX_NS, 3)
-                .expect("constant histogram bounds are valid"),
+            latency_ns: histogram(),
+            lag_ns: histogram(),
+            service_ns: histogram(),
             sent: 0,
             replies: 0,
             measured: 0,
@@ -66,9 +74,21 @@ impl Default for Stats {
     }
 }
 
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIST_MAX_NS, 3).expect("constant histogram bounds are valid")
+}
+
 impl Stats {
-    pub fn record_latency(&mut self, ns: u64) {
-        self.latency_ns.saturating_record(ns.max(1));
+    /// A measured reply to a request intended at `intended`, written at `written`, answered
+    /// at `now` (ns of the run clock).
+    pub fn record_reply(&mut self, intended: u64, written: u64, now: u64) {
+        debug_assert!(intended <= written, "a request is written after it is due");
+        self.latency_ns
+            .saturating_record(now.saturating_sub(intended).max(1));
+        self.lag_ns
+            .saturating_record(written.saturating_sub(intended).max(1));
+        self.service_ns
+            .saturating_record(now.saturating_sub(written).max(1));
     }
 
     pub fn note_error(&mut self, msg: &[u8]) {
@@ -88,6 +108,8 @@ impl Stats {
     pub fn merge(&mut self, o: Stats) {
         // Both histograms have the same bounds, so adding cannot fail.
         let _ = self.latency_ns.add(&o.latency_ns);
+        let _ = self.lag_ns.add(&o.lag_ns);
+        let _ = self.service_ns.add(&o.service_ns);
         self.sent += o.sent;
         self.replies += o.replies;
         self.measured += o.measured;
@@ -142,6 +164,15 @@ pub struct Report {
     pub p9999_us: f64,
     pub max_us: f64,
     pub mean_us: f64,
+    /// The client's part of the latency: intended send time to the write (`Stats::lag_ns`).
+    pub lag_p99_us: f64,
+    pub lag_p9999_us: f64,
+    pub lag_max_us: f64,
+    /// The server's and network's part: the write to the reply (`Stats::service_ns`).
+    pub service_p50_us: f64,
+    pub service_p99_us: f64,
+    pub service_p9999_us: f64,
+    pub service_max_us: f64,
     pub right: u64,
     pub wrong: u64,
     pub unexpected: u64,
@@ -172,14 +203,8 @@ pub struct Shape {
 impl Report {
     pub fn new(shape: Shape, s: &Stats, elapsed_s: f64) -> Report {
         let h = &s.latency_ns;
+        let q = |p: f64| quantile_us(h, p);
         let us = |ns: u64| ns as f64 / 1000.0;
-        let q = |p: f64| {
-            if h.is_empty() {
-                0.0
-            } else {
-                us(h.value_at_quantile(p))
-            }
-        };
         let failed = s.wrong + s.unexpected + s.errors + s.connection_failures + s.unanswered > 0;
         Report {
             mode: shape.mode,
@@ -209,6 +234,13 @@ impl Report {
             p9999_us: q(0.9999),
             max_us: if h.is_empty() { 0.0 } else { us(h.max()) },
             mean_us: if h.is_empty() { 0.0 } else { h.mean() / 1000.0 },
+            lag_p99_us: quantile_us(&s.lag_ns, 0.99),
+            lag_p9999_us: quantile_us(&s.lag_ns, 0.9999),
+            lag_max_us: quantile_us(&s.lag_ns, 1.0),
+            service_p50_us: quantile_us(&s.service_ns, 0.5),
+            service_p99_us: quantile_us(&s.service_ns, 0.99),
+            service_p9999_us: quantile_us(&s.service_ns, 0.9999),
+            service_max_us: quantile_us(&s.service_ns, 1.0),
             right: s.right,
             wrong: s.wrong,
             unexpected: s.unexpected,
@@ -242,6 +274,8 @@ impl Report {
             "{mode} {shape}: {} connections, {} threads\n\
              requests: {} sent, {} replies, {} measured in {:.2} s = {:.0}/s\n\
              latency µs: p50 {:.1}  p99 {:.1}  p99.9 {:.1}  p99.99 {:.1}  max {:.1}  mean {:.1}\n\
+             of which the client's lag (due to written) µs: p99 {:.1}  p99.99 {:.1}  max {:.1}\n\
+             and the server's (written to answered) µs: p50 {:.1}  p99 {:.1}  p99.99 {:.1}  max {:.1}\n\
              answers: {} right, {} wrong, {} unexpected; {} error replies; {} connection failures; {} unanswered\n",
             self.connections,
             self.threads,
@@ -256,6 +290,13 @@ impl Report {
             self.p9999_us,
             self.max_us,
             self.mean_us,
+            self.lag_p99_us,
+            self.lag_p9999_us,
+            self.lag_max_us,
+            self.service_p50_us,
+            self.service_p99_us,
+            self.service_p9999_us,
+            self.service_max_us,
             self.right,
             self.wrong,
             self.unexpected,
@@ -276,5 +317,14 @@ impl Report {
             t += &format!("first connection failure: {e}\n");
         }
         t
+    }
+}
+
+/// The value at quantile `p` (1.0: the maximum) in µs; 0 for an empty histogram.
+fn quantile_us(h: &Histogram<u64>, p: f64) -> f64 {
+    if h.is_empty() {
+        0.0
+    } else {
+        h.value_at_quantile(p) as f64 / 1000.0
     }
 }
