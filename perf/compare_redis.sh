@@ -13,7 +13,8 @@
 #   shikaku load closed loop               50 connections at depth 1 and at depth 16
 #   shikaku load open loop                 at half of shikaku's median depth-1 closed-loop
 #                                          rate (OPEN_BASIS=max: half its best median)
-#   redis-benchmark PING at -P 1 and -P 16  the floor: the least work a server can do per
+#   redis-benchmark PING at -P 1 and -P 16,
+#   shikaku load --mode ping at P1 and P16  the floor: the least work a server can do per
 #                                          request, so the most this client and the kernel's
 #                                          loopback path allow any server on this machine
 # Each shape runs ROUNDS times against both servers back to back, the order alternating, and
@@ -45,6 +46,9 @@
 #   DATAGEN                                       a shikaku-datagen binary to use instead of
 #                                                 cargo run --release -p data-gen
 #   RESULTS [perf/RESULTS.md]
+# The whole script is one block, read before any of it runs: bash otherwise reads a script as
+# it goes, and editing it during a (long) run would change what that run executes.
+{
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -354,6 +358,8 @@ one_shape() {
     ping16) bench "$server" "$port" 16 "$BENCH_N16" PING ;;
     load1) load "$server" "$port" "$mode" "closed c50 P1" --connections 50 --pipeline 1 ;;
     load16) load "$server" "$port" "$mode" "closed c50 P16" --connections 50 --pipeline 16 ;;
+    lping1) load "$server" "$port" ping "PING closed c50 P1" --connections 50 --pipeline 1 ;;
+    lping16) load "$server" "$port" ping "PING closed c50 P16" --connections 50 --pipeline 16 ;;
     open) load "$server" "$port" "$mode" "open c50 @$OPEN_RATE/s" --connections 50 --rate "$OPEN_RATE" ;;
     esac
 }
@@ -369,7 +375,7 @@ in_rounds() {
     done
     ROUND=-
 }
-in_rounds rb1 rb16 ping1 ping16 load1 load16
+in_rounds rb1 rb16 ping1 ping16 load1 load16 lping1 lping16
 
 # ---- open loop at half of shikaku's rate, against both --------------------------------------
 SERVER=${SERVERS[0]}
@@ -408,6 +414,8 @@ summarize "redis-benchmark PING P1" "redis-benchmark PING, c50 P1 (the floor)"
 summarize "redis-benchmark PING P16" "redis-benchmark PING, c50 P16 (the floor)"
 summarize "shikaku load closed c50 P1" "shikaku load, c50 P1"
 summarize "shikaku load closed c50 P16" "shikaku load, c50 P16"
+summarize "shikaku load PING closed c50 P1" "shikaku load PING, c50 P1 (the floor)"
+summarize "shikaku load PING closed c50 P16" "shikaku load PING, c50 P16 (the floor)"
 OPEN_LINES=()
 for server in "${SERVERS[@]}"; do
     w="shikaku load open c50"
@@ -476,3 +484,4 @@ awk -v block="$BLOCK" '
 rm -f "$BLOCK"
 say "appended to $RESULTS; log in $LOG"
 exit "$FAILED"
+}

@@ -570,7 +570,8 @@ struct LoadArgs {
     /// Authenticate every connection first: AUTH CODE TOKEN.
     #[arg(long, value_name = "CODE:TOKEN")]
     auth: Option<String>,
-    /// elig: ELIG.CARD/ELIG.PERSON; redis-get: GET <card key> (against redis-export's data).
+    /// elig: ELIG.CARD/ELIG.PERSON; redis-get: GET <card key> (against redis-export's data);
+    /// ping: PING per row, expecting +PONG (the floor any server allows with this client).
     #[arg(long, value_enum, default_value = "elig")]
     mode: shikaku::load::Mode,
     /// Seconds of load before measuring.

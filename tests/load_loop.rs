@@ -35,6 +35,8 @@ enum Behaviour {
     CloseAfter(usize),
     /// Answers each command after sleeping this many milliseconds.
     Slow(u64),
+    /// Answers PING with a nil, as a server that does not know it might.
+    AnswerPingWithNil,
 }
 
 fn read_command(r: &mut impl BufRead) -> Option<Vec<Vec<u8>>> {
@@ -65,6 +67,7 @@ fn reply_to(args: &[Vec<u8>]) -> Vec<u8> {
         b"AUTH" => b"+OK\r\n".to_vec(),
         b"ELIG.PERSON" => json(4),
         b"GET" => json(1),
+        b"PING" => b"+PONG\r\n".to_vec(),
         b"ELIG.CARD" => match args[3].last() {
             Some(b'9') => b"-ERR number: test error\r\n".to_vec(),
             Some(b'0') => b"$-1\r\n".to_vec(),
@@ -85,7 +88,11 @@ fn serve_connection(s: TcpStream, behaviour: Behaviour) {
             Behaviour::Slow(ms) => std::thread::sleep(std::time::Duration::from_millis(ms)),
             _ => {}
         }
-        if w.write_all(&reply_to(&args)).is_err() {
+        let reply = match behaviour {
+            Behaviour::AnswerPingWithNil if args[0] == b"PING" => b"$-1\r\n".to_vec(),
+            _ => reply_to(&args),
+        };
+        if w.write_all(&reply).is_err() {
             return;
         }
         answered += 1;
@@ -210,6 +217,22 @@ fn open_loop_splits_latency_into_lag_and_service() {
         r.max_us >= r.lag_max_us && r.max_us >= r.service_max_us,
         "{r:?}"
     );
+}
+
+#[test]
+fn ping_mode_counts_pongs_as_right() {
+    let w = workload(&mixed(), Mode::Ping);
+    let r = load::run(&config(server(Behaviour::Answer)), w, Mode::Ping).unwrap();
+    assert_eq!(
+        (r.replies, r.right, r.wrong, r.unexpected),
+        (16, 16, 0, 0),
+        "{r:?}"
+    );
+    assert!(!r.failed, "{r:?}");
+    // An answer where a PONG is due is not right.
+    let w = workload(&mixed(), Mode::Ping);
+    let r = load::run(&config(server(Behaviour::AnswerPingWithNil)), w, Mode::Ping).unwrap();
+    assert_eq!((r.right, r.unexpected), (0, 16), "{r:?}");
 }
 
 #[test]

@@ -11,6 +11,7 @@
 
 use super::resp::{encode_command, parse_reply, Reply, MAX_REPLY_BYTES};
 use super::schedule::OpenSchedule;
+use super::workload::EXPECT_PONG;
 use super::{LoadError, Stats, Workload};
 use crate::relay::Relay;
 use monoio::buf::IoBufMut;
@@ -397,6 +398,9 @@ impl ThreadState {
                     stats.right += 1
                 }
                 Reply::Answer(_) => stats.wrong += 1,
+                Reply::Simple if self.workload.expected(slot.item as usize) == EXPECT_PONG => {
+                    stats.right += 1
+                }
                 Reply::Error => stats.note_error(&buf[at + 1..at + n - 2]),
                 _ => stats.unexpected += 1,
             }

@@ -263,6 +263,7 @@ impl Report {
         let mode = match self.mode {
             Mode::Elig => "ELIG",
             Mode::RedisGet => "GET",
+            Mode::Ping => "PING",
         };
         let shape = match (self.target_rate, self.pipeline, self.max_outstanding) {
             (Some(r), _, Some(cap)) => format!("open loop at {r:.0}/s, at most {cap} outstanding"),

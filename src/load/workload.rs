@@ -42,7 +42,13 @@ pub enum Mode {
     /// `GET <card key>` for each distinct card query that names a branch: the Redis baseline,
     /// against a Redis loaded by `shikaku redis-export`.
     RedisGet,
+    /// `PING` for every row, expecting `+PONG`: the least work any server does for a request,
+    /// so the rate this client, its core and the kernel's loopback path allow (the floor).
+    Ping,
 }
+
+/// The "expected validity" of a `PING`: a `+PONG` reply, not an answer (validities are 1–5).
+pub const EXPECT_PONG: u8 = 0;
 
 /// One row of the workload, borrowing its fields from the CSV record.
 #[derive(Debug, Clone, Copy)]
@@ -231,6 +237,10 @@ impl Workload {
                     encode_elig(row, &mut w.bytes);
                     w.push(row.expected)
                 }
+                Mode::Ping => {
+                    encode_command(&mut w.bytes, &[b"PING"]);
+                    w.push(EXPECT_PONG)
+                }
                 Mode::RedisGet => match row.keyed_card()?.as_ref().and_then(card_key) {
                     Some(key) if seen_keys.insert(key.clone()) => {
                         encode_command(&mut w.bytes, &[b"GET", key.as_bytes()]);
@@ -247,7 +257,7 @@ impl Workload {
             return Err(WorkloadError::File {
                 path: path.to_path_buf(),
                 reason: match mode {
-                    Mode::Elig => "holds no queries".into(),
+                    Mode::Elig | Mode::Ping => "holds no queries".into(),
                     Mode::RedisGet => "holds no card query that names a branch".into(),
                 },
             });
