@@ -4,9 +4,15 @@
 //! Endpoints: `POST /v1/card`, `POST /v1/person` (JSON body), `POST /v1/batch` (JSON array, or
 //! `Content-Type: text/csv`), `GET /v1/generation`, `GET /healthz` (no authentication, for
 //! load balancers), `GET /metrics` (role `admin`). Errors are `{"error": "..."}` with 400
-//! (malformed), 401 (no or invalid token), 403 (role), 404, 405, 411 (no Content-Length),
-//! 413 (body or batch too large), 431 (headers too large) or 503. A malformed request whose
-//! framing is intact keeps the connection open; a broken frame closes it.
+//! (malformed), 401 (no or invalid token), 403 (role), 404, 405, 413 (body, chunks or batch
+//! too large), 431 (headers too large), 501 (a transfer coding other than `chunked`) or 503. A
+//! malformed request whose framing is intact keeps the connection open; a broken frame
+//! closes it.
+//!
+//! A body comes with `Content-Length` or `Transfer-Encoding: chunked` (RFC 9112 7.1: every
+//! HTTP/1.1 recipient must read it; clients streaming a batch use it). A request with both is
+//! refused (400), as a request-smuggling guard; chunk extensions are skipped and trailers
+//! read and ignored.
 //!
 //! An individual number never travels in a URL: a query string holding `individual_number`
 //! or a run of 12 digits is refused (and never logged).
@@ -17,6 +23,7 @@ use super::metrics::{self, Kind, Protocol, Via};
 use super::session::{write_decimal, Ctx, Session, Step};
 use crate::query::batch::{self, BatchError, QueryKind};
 use crate::query::{write_json_str, Query};
+use std::ops::Range;
 
 /// An HTTP connection.
 #[derive(Default)]
@@ -28,6 +35,9 @@ pub struct HttpSession {
     body: Vec<u8>,
     /// `100 Continue` already sent for the request at the start of the buffer.
     continue_sent: bool,
+    /// The data ranges of a chunked body's chunks, and the body put together: reused.
+    chunk_ranges: Vec<Range<usize>>,
+    chunked_body: Vec<u8>,
 }
 
 /// What the request line and headers say.
@@ -125,34 +135,60 @@ impl Session for HttpSession {
             } else {
                 HTTP_MAX_QUERY_BODY_BYTES
             };
+            let too_large = |bytes: usize| {
+                format!(
+                    "request body of {bytes} bytes exceeds the limit of {limit} bytes for {}",
+                    path_of(head.target)
+                )
+            };
             if head.content_length > limit {
-                fatal(
-                    out,
-                    413,
-                    &format!(
-                        "request body of {} bytes exceeds the limit of {limit} bytes for {}",
-                        head.content_length,
-                        path_of(head.target)
-                    ),
-                    &mut step,
-                    ctx,
-                );
+                fatal(out, 413, &too_large(head.content_length), &mut step, ctx);
                 break;
             }
-            let total = head_len + head.content_length;
-            if frame.len() < total {
-                if head.expect_continue && !self.continue_sent {
-                    out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-                    self.continue_sent = true;
+            let framed = if head.chunked {
+                scan_chunked(&frame[head_len..], limit, &mut self.chunk_ranges)
+            } else {
+                let total = head_len + head.content_length;
+                Ok((frame.len() >= total).then_some(head.content_length))
+            };
+            let body_span = match framed {
+                Ok(Some(n)) => n,
+                Ok(None) => {
+                    if head.expect_continue && !self.continue_sent {
+                        out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                        self.continue_sent = true;
+                    }
+                    if !head.chunked {
+                        step.want = head_len + head.content_length;
+                    }
+                    break;
                 }
-                step.want = total;
-                break;
-            }
+                Err(ChunkError::TooLarge(bytes)) => {
+                    fatal(out, 413, &too_large(bytes), &mut step, ctx);
+                    break;
+                }
+                Err(e) => {
+                    fatal(out, e.status(), &e.to_string(), &mut step, ctx);
+                    break;
+                }
+            };
+            let total = head_len + body_span;
             self.continue_sent = false;
             step.consumed += total;
             step.requests += 1;
             let keep_alive = !head.close && (!head.http10 || head.keep_alive);
-            self.respond(&head, &frame[head_len..total], keep_alive, ctx, out);
+            if head.chunked {
+                // Moved out for the call, as `respond` borrows the session.
+                let mut body = std::mem::take(&mut self.chunked_body);
+                body.clear();
+                for r in &self.chunk_ranges {
+                    body.extend_from_slice(&frame[head_len..][r.clone()]);
+                }
+                self.respond(&head, &body, keep_alive, ctx, out);
+                self.chunked_body = body;
+            } else {
+                self.respond(&head, &frame[head_len..total], keep_alive, ctx, out);
+            }
             if !keep_alive {
                 step.close = true;
                 break;
@@ -203,6 +239,14 @@ fn read_head<'a>(req: &httparse::Request<'_, 'a>) -> Result<Head<'a>, (u16, &'st
             }
             length = Some(n);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            // Only `chunked`, alone and once: a list of codings (gzip, chunked) would need
+            // decoding we do not do.
+            if head.chunked || !v.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                return Err((
+                    501,
+                    "Transfer-Encoding other than chunked is not supported; send the body with a Content-Length or chunked",
+                ));
+            }
             head.chunked = true;
         } else if name.eq_ignore_ascii_case("connection") {
             head.close |= contains_token(v, b"close");
@@ -215,14 +259,116 @@ fn read_head<'a>(req: &httparse::Request<'_, 'a>) -> Result<Head<'a>, (u16, &'st
             head.expect_continue = contains_token(v, b"100-continue");
         }
     }
-    if head.chunked {
+    if head.chunked && length.is_some() {
         return Err((
-            411,
-            "Transfer-Encoding is not supported; send the body with a Content-Length",
+            400,
+            "both Content-Length and Transfer-Encoding: send the body with one of them",
         ));
+    }
+    if head.chunked && head.http10 {
+        return Err((400, "Transfer-Encoding in an HTTP/1.0 request"));
     }
     head.content_length = length.unwrap_or(0);
     Ok(head)
+}
+
+/// A chunked body that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum ChunkError {
+    #[error("malformed chunk size line")]
+    SizeLine,
+    #[error("chunk size line longer than {HTTP_MAX_CHUNK_LINE_BYTES} bytes")]
+    LongSizeLine,
+    #[error("chunk data not followed by CRLF")]
+    DataEnd,
+    #[error("malformed trailer line")]
+    Trailer,
+    #[error("trailers exceed {HTTP_MAX_HEADER_BYTES} bytes")]
+    LongTrailers,
+    #[error("more than {HTTP_MAX_CHUNKS} chunks; send larger chunks or a Content-Length")]
+    TooManyChunks,
+    /// The decoded body outgrew the endpoint's limit (the bytes so far).
+    #[error("request body of {0} bytes or more exceeds the limit")]
+    TooLarge(usize),
+}
+
+impl ChunkError {
+    fn status(&self) -> u16 {
+        match self {
+            ChunkError::TooManyChunks | ChunkError::TooLarge(_) => 413,
+            ChunkError::LongTrailers => 431,
+            _ => 400,
+        }
+    }
+}
+
+/// Reads the framing of a chunked body (RFC 9112 7.1) at the start of `buf`, trailers
+/// included: `Ok(Some(bytes the encoding spans))` once it is complete, with the data ranges of
+/// its chunks in `ranges`; `Ok(None)` while more is to come. Only the size lines are read, so
+/// scanning again after each read of a large body costs little.
+fn scan_chunked(
+    buf: &[u8],
+    limit: usize,
+    ranges: &mut Vec<Range<usize>>,
+) -> Result<Option<usize>, ChunkError> {
+    ranges.clear();
+    let mut at = 0;
+    let mut body_bytes = 0usize;
+    loop {
+        let (line, size) = match httparse::parse_chunk_size(&buf[at..]) {
+            Ok(httparse::Status::Complete((n, _))) if n > HTTP_MAX_CHUNK_LINE_BYTES => {
+                return Err(ChunkError::LongSizeLine)
+            }
+            Ok(httparse::Status::Complete(found)) => found,
+            Ok(httparse::Status::Partial) if buf.len() - at > HTTP_MAX_CHUNK_LINE_BYTES => {
+                return Err(ChunkError::LongSizeLine)
+            }
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(_) => return Err(ChunkError::SizeLine),
+        };
+        at += line;
+        if size == 0 {
+            break;
+        }
+        if ranges.len() == HTTP_MAX_CHUNKS {
+            return Err(ChunkError::TooManyChunks);
+        }
+        let size = usize::try_from(size).unwrap_or(usize::MAX);
+        body_bytes = body_bytes.saturating_add(size);
+        if body_bytes > limit {
+            return Err(ChunkError::TooLarge(body_bytes));
+        }
+        let end = at + size;
+        match buf.get(end..end + 2) {
+            None => return Ok(None),
+            Some(b"\r\n") => {}
+            Some(_) => return Err(ChunkError::DataEnd),
+        }
+        ranges.push(at..end);
+        at = end + 2;
+    }
+    // Trailer fields, then an empty line.
+    let trailers_start = at;
+    loop {
+        let rest = &buf[at..];
+        let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+            if at - trailers_start + rest.len() > HTTP_MAX_HEADER_BYTES {
+                return Err(ChunkError::LongTrailers);
+            }
+            return Ok(None);
+        };
+        if nl == 0 || rest[nl - 1] != b'\r' {
+            return Err(ChunkError::Trailer);
+        }
+        at += nl + 1;
+        if at - trailers_start > HTTP_MAX_HEADER_BYTES {
+            return Err(ChunkError::LongTrailers);
+        }
+        if nl == 1 {
+            debug_assert_eq!(ranges.iter().map(|r| r.len()).sum::<usize>(), body_bytes);
+            return Ok(Some(at));
+        }
+    }
 }
 
 fn contains_token(v: &[u8], token: &[u8]) -> bool {
@@ -498,9 +644,9 @@ fn reason(status: u16) -> &'static str {
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
-        411 => "Length Required",
         413 => "Content Too Large",
         431 => "Request Header Fields Too Large",
+        501 => "Not Implemented",
         503 => "Service Unavailable",
         _ => "Error",
     }
@@ -549,6 +695,78 @@ mod tests {
         assert!(may_hold_individual_number("x=123456789018"));
         assert!(may_hold_individual_number("INDIVIDUAL=1"));
         assert!(!may_hold_individual_number("date=2026-11-24"));
+    }
+
+    /// The body a chunked encoding carries and the bytes it spans, or how it fails.
+    fn check_chunked(
+        input: &[u8],
+        limit: usize,
+        expected: Result<Option<(&str, usize)>, ChunkError>,
+    ) {
+        let mut ranges = Vec::new();
+        let got = scan_chunked(input, limit, &mut ranges).map(|done| {
+            done.map(|span| {
+                let body: Vec<u8> = ranges
+                    .iter()
+                    .flat_map(|r| input[r.clone()].to_vec())
+                    .collect();
+                (String::from_utf8(body).unwrap(), span)
+            })
+        });
+        let expected = expected.map(|o| o.map(|(b, n)| (b.to_string(), n)));
+        assert_eq!(got, expected, "{:?}", String::from_utf8_lossy(input));
+        // Every proper prefix of a complete encoding is incomplete, never an error.
+        if let Ok(Some((_, span))) = &got {
+            for cut in 0..*span {
+                let r = scan_chunked(&input[..cut], limit, &mut ranges);
+                assert_eq!(r, Ok(None), "cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn chunked_bodies() {
+        use ChunkError::*;
+        let big = 1 << 20;
+        check_chunked(b"0\r\n\r\n", big, Ok(Some(("", 5))));
+        check_chunked(b"3\r\nabc\r\n0\r\n\r\n", big, Ok(Some(("abc", 13))));
+        check_chunked(
+            b"3\r\nabc\r\nA\r\n0123456789\r\n0\r\n\r\nGET",
+            big,
+            Ok(Some(("abc0123456789", 28))),
+        );
+        // Upper- and lower-case hex, extensions, trailers.
+        check_chunked(
+            b"a;name=v\r\n0123456789\r\n0\r\n\r\n",
+            big,
+            Ok(Some(("0123456789", 27))),
+        );
+        check_chunked(b"1\r\nx\r\n0\r\nX-Sum: 1\r\n\r\n", big, Ok(Some(("x", 21))));
+        check_chunked(b"3\r\nab", big, Ok(None));
+        check_chunked(b"", big, Ok(None));
+        check_chunked(b"zz\r\n", big, Err(SizeLine));
+        check_chunked(b"3\r\nabcX\r\n0\r\n\r\n", big, Err(DataEnd));
+        check_chunked(b"0\r\nbroken\n\r\n", big, Err(Trailer));
+        check_chunked(
+            format!("1;{}\r\n", "x".repeat(70)).as_bytes(),
+            big,
+            Err(LongSizeLine),
+        );
+        check_chunked(
+            format!("1;{}", "x".repeat(80)).as_bytes(),
+            big,
+            Err(LongSizeLine),
+        );
+        check_chunked(b"fffffffffffffffffffff\r\n", big, Err(SizeLine));
+        check_chunked(
+            b"5\r\nabcde\r\n5\r\nfghij\r\n0\r\n\r\n",
+            8,
+            Err(TooLarge(10)),
+        );
+        let many = "1\r\nx\r\n".repeat(HTTP_MAX_CHUNKS + 1) + "0\r\n\r\n";
+        check_chunked(many.as_bytes(), big, Err(TooManyChunks));
+        let trailers = format!("0\r\n{}", "X: y\r\n".repeat(HTTP_MAX_HEADER_BYTES / 6 + 1));
+        check_chunked(trailers.as_bytes(), big, Err(LongTrailers));
     }
 
     #[test]

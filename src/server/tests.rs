@@ -329,6 +329,47 @@ fn http_sessions() {
     .into_bytes();
     req.extend_from_slice(body);
     check(&req, &http_response("200 OK", &answer(None), false), false);
+    // The same body chunked (RFC 9112 7.1), in two chunks with an extension and a trailer,
+    // then a pipelined request: answered alike, however the bytes arrive.
+    let (a, b) = body.split_at(20);
+    let mut chunked = b"POST /v1/card HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n".to_vec();
+    chunked.extend_from_slice(format!("{:x};ext=1\r\n", a.len()).as_bytes());
+    chunked.extend_from_slice(a);
+    chunked.extend_from_slice(format!("\r\n{:X}\r\n", b.len()).as_bytes());
+    chunked.extend_from_slice(b);
+    chunked.extend_from_slice(b"\r\n0\r\nX-Trailer: 1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n");
+    check(
+        &chunked,
+        &(http_response("200 OK", &answer(None), false) + &health),
+        false,
+    );
+    check(
+        b"POST /v1/card HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        &http_response(
+            "501 Not Implemented",
+            r#"{"error":"Transfer-Encoding other than chunked is not supported; send the body with a Content-Length or chunked"}"#,
+            true,
+        ),
+        true,
+    );
+    check(
+        b"POST /v1/card HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        &http_response(
+            "400 Bad Request",
+            r#"{"error":"both Content-Length and Transfer-Encoding: send the body with one of them"}"#,
+            true,
+        ),
+        true,
+    );
+    check(
+        b"POST /v1/card HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\n",
+        &http_response(
+            "400 Bad Request",
+            r#"{"error":"malformed chunk size line"}"#,
+            true,
+        ),
+        true,
+    );
     check(
         b"POST /v1/card HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n",
         &(http_response("400 Bad Request", r#"{"error":"insurer_number: is required","field":"insurer_number"}"#, false)
