@@ -456,7 +456,21 @@ fn run_serve(args: ServeArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitC
     }
     .spawn()
     .context("starting the reload thread")?;
+    // SIGTERM or Ctrl-C drains (answer what was read, close, exit 0); a second Ctrl-C while
+    // draining exits at once.
+    let drain = server.drain_flag();
+    signal_hook::flag::register_conditional_shutdown(
+        signal_hook::consts::SIGINT,
+        130,
+        drain.clone(),
+    )
+    .context("installing the SIGINT handler")?;
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, drain.clone())
+            .context("installing the SIGTERM/SIGINT handlers")?;
+    }
     server.join();
+    tracing::info!("drained; exiting");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -43,6 +43,11 @@ pub const MAX_PENDING_OUTPUT_BYTES: usize = 1024 * 1024;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// A write the peer does not take within this long closes the connection.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a core looks whether the server is draining.
+pub const DRAIN_CHECK: Duration = Duration::from_millis(20);
+/// A draining core closes what connections are still open after this long (a client that
+/// does not read its answers, a write stuck on a full socket).
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Initial size of a connection's read and write buffers (reused for its lifetime).
 pub const INITIAL_BUFFER_BYTES: usize = 16 * 1024;
 /// Submission queue entries of a core's io_uring (monoio's default): room for one operation

@@ -8,6 +8,12 @@
 //! reused buffer, answers every complete request in it, and writes the answers with one
 //! write. While requests keep coming a core polls instead of sleeping (`spin`).
 //!
+//! Draining ([`Server::drain`], SIGTERM in `shikaku serve`): each core stops accepting (its
+//! listeners close, so the kernel sends new connections to another process on the same
+//! ports), answers every request it has read, closes each connection instead of reading it
+//! again, and ends when none is left or after [`limits::DRAIN_TIMEOUT`]. A request the
+//! server has read is answered; one it has not read is never half-answered.
+//!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use shikaku::server::{serve, Live, ServeConfig};
@@ -40,7 +46,7 @@ use crate::domain::Date;
 use limits::*;
 use metrics::{CoreMetrics, Protocol};
 use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::io::{AsyncWriteRentExt, CancelableAsyncReadRent, Canceller};
 use monoio::net::{ListenerOpts, TcpListener, TcpStream};
 use session::{Ctx, Session, Shared};
 use std::cell::{Cell, RefCell};
@@ -120,6 +126,7 @@ pub struct Server {
     http: SocketAddr,
     live: Arc<Live>,
     reload: Arc<std::sync::atomic::AtomicBool>,
+    draining: Arc<std::sync::atomic::AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -142,7 +149,19 @@ impl Server {
         self.reload.clone()
     }
 
-    /// Waits for the worker threads (they serve until the process ends).
+    /// The flag that drains the server when set: give it to a signal handler (SIGTERM).
+    pub fn drain_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.draining.clone()
+    }
+
+    /// Starts draining: stop accepting, answer what was read, close (see the module docs).
+    /// [`Server::join`] returns once every core is done.
+    pub fn drain(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Waits for the worker threads: they serve until drained.
     pub fn join(self) {
         for t in self.threads {
             let _ = t.join();
@@ -183,6 +202,7 @@ pub fn serve(config: ServeConfig, live: Arc<Live>) -> Result<Server, ServeError>
             .map(|_| Arc::new(CoreMetrics::default()))
             .collect(),
         reload: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),
     });
     let (mut resp, mut http) = (config.resp, config.http);
     let mut handles = Vec::with_capacity(threads);
@@ -206,6 +226,7 @@ pub fn serve(config: ServeConfig, live: Arc<Live>) -> Result<Server, ServeError>
         http,
         live,
         reload: shared.reload.clone(),
+        draining: shared.draining.clone(),
         threads: handles,
     })
 }
@@ -245,7 +266,7 @@ fn worker(
     }
 }
 
-/// One core: bind its listeners, report them, then accept and serve until the process ends.
+/// One core: bind its listeners, report them, then accept and serve until drained.
 async fn run_core(
     core: usize,
     resp: SocketAddr,
@@ -277,11 +298,51 @@ async fn run_core(
             connections: Cell::new(0),
             next_client: Cell::new(1),
             spin: spin::Spin::new(spin::SPIN_WINDOW, background),
+            draining: Cell::new(false),
+            canceller: RefCell::new(Canceller::new()),
         });
         core.spin.start();
         monoio::spawn(refresh_loop(core.clone()));
         monoio::spawn(accept_loop(resp_l, Protocol::Resp, core.clone()));
-        accept_loop(http_l, Protocol::Http, core).await;
+        monoio::spawn(accept_loop(http_l, Protocol::Http, core.clone()));
+        drain_when_told(&core).await;
+    }
+}
+
+/// Waits for the server to be drained, then drains this core: no accepting, no reading; the
+/// connections finish what they read and close. Returns when none is left, or after
+/// [`DRAIN_TIMEOUT`] (the runtime then drops what remains).
+async fn drain_when_told(core: &Core) {
+    while !core
+        .shared
+        .draining
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        monoio::time::sleep(DRAIN_CHECK).await;
+    }
+    core.draining.set(true);
+    // Every accept and read waiting on this core's handle ends now (a read that already
+    // completed keeps its bytes); no new one starts, as both loops check `draining`.
+    let canceller = core.canceller.replace(Canceller::new());
+    canceller.cancel();
+    tracing::info!(
+        core = core.index,
+        connections = core.connections.get(),
+        "draining"
+    );
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    while core.connections.get() > 0 && Instant::now() < deadline {
+        monoio::time::sleep(DRAIN_CHECK).await;
+    }
+    let left = core.connections.get();
+    if left > 0 {
+        tracing::warn!(
+            core = core.index,
+            connections = left,
+            "drain time-out: closing the rest"
+        );
+    } else {
+        tracing::info!(core = core.index, "drained");
     }
 }
 
@@ -296,6 +357,10 @@ struct Core {
     connections: Cell<usize>,
     next_client: Cell<u64>,
     spin: Rc<spin::Spin>,
+    /// The server is draining: accept and read no more.
+    draining: Cell<bool>,
+    /// Cancels this core's waiting accepts and reads when it starts draining.
+    canceller: RefCell<Canceller>,
 }
 
 /// Moves an idle core to a newly published generation, so the old one is released.
@@ -307,8 +372,9 @@ async fn refresh_loop(core: Rc<Core>) {
 }
 
 async fn accept_loop(listener: TcpListener, protocol: Protocol, core: Rc<Core>) {
-    loop {
-        match listener.accept().await {
+    while !core.draining.get() {
+        let cancel = core.canceller.borrow().handle();
+        match listener.cancelable_accept(cancel).await {
             Ok((stream, _peer)) => {
                 let _ = stream.set_nodelay(true);
                 if core.connections.get() >= MAX_CONNECTIONS_PER_CORE {
@@ -318,6 +384,7 @@ async fn accept_loop(listener: TcpListener, protocol: Protocol, core: Rc<Core>) 
                 }
                 monoio::spawn(connection(stream, protocol, core.clone()));
             }
+            Err(_) if core.draining.get() => break,
             Err(e) => {
                 // Out of descriptors and the like: back off instead of spinning.
                 tracing::warn!(core = core.index, "accept failed: {e}");
@@ -370,6 +437,10 @@ async fn serve_connection<S: Session>(mut stream: TcpStream, mut session: S, cor
     let mut pending_more = false;
     loop {
         if !pending_more {
+            if core.draining.get() {
+                // Everything complete that was read is answered: close rather than wait.
+                return;
+            }
             if input.len() == input.capacity() {
                 if input.capacity() >= session.max_buffer() {
                     session.overflow(&mut out);
@@ -383,7 +454,11 @@ async fn serve_connection<S: Session>(mut stream: TcpStream, mut session: S, cor
             }
             let len = input.len();
             let cap = input.bytes_total();
-            let read = monoio::time::timeout(IDLE_TIMEOUT, stream.read(input.slice_mut(len..cap)));
+            let cancel = core.canceller.borrow().handle();
+            let read = monoio::time::timeout(
+                IDLE_TIMEOUT,
+                stream.cancelable_read(input.slice_mut(len..cap), cancel),
+            );
             let (res, slice) = match read.await {
                 Ok(r) => r,
                 Err(_) => return, // idle

@@ -15,6 +15,9 @@ pub struct Shared {
     pub cores: Vec<Arc<CoreMetrics>>,
     /// Set by `POST /admin/reload`; the reloader thread acts on it.
     pub reload: Arc<std::sync::atomic::AtomicBool>,
+    /// Set to drain and stop (SIGTERM, [`super::Server::drain`]); each core checks it every
+    /// [`super::limits::DRAIN_CHECK`], never on the query path.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The context of one read batch: every request in it is answered from `generation` as of

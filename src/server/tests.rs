@@ -61,6 +61,7 @@ fn shared(auth: Option<AuthTable>) -> (tempfile::TempDir, Shared) {
         auth,
         cores: vec![Arc::new(CoreMetrics::default())],
         reload: Default::default(),
+        draining: Default::default(),
     };
     (dir, shared)
 }

@@ -1,0 +1,186 @@
+//! Draining: `Server::drain` and SIGTERM stop accepting, answer what was read, close every
+//! connection and end the server; an answer is never cut in half.
+
+mod server_support;
+
+use server_support::*;
+use shikaku::server::Driver;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Longer than the server's drain time-out (10 s): a test waiting this long has failed.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s
+}
+
+/// Reads until the server closes; panics if it does not within [`PATIENCE`].
+fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return got,
+            Err(e) => panic!("the server did not close the connection: {e}"),
+        }
+    }
+}
+
+/// The whole RESP replies at the start of `bytes`, and whether bytes are left after them.
+fn whole_replies(bytes: &[u8]) -> (Vec<&[u8]>, bool) {
+    let mut replies = Vec::new();
+    let mut rest = bytes;
+    while let Some(line_end) = rest.windows(2).position(|w| w == b"\r\n") {
+        let len = match rest[0] {
+            b'$' => {
+                let n: usize = std::str::from_utf8(&rest[1..line_end])
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                line_end + 2 + n + 2
+            }
+            _ => line_end + 2,
+        };
+        if rest.len() < len {
+            break;
+        }
+        replies.push(&rest[..len]);
+        rest = &rest[len..];
+    }
+    (replies, !rest.is_empty())
+}
+
+fn drains(driver: Driver) {
+    let data = data_dir();
+    let server = start_with(data.path(), None, driver);
+    let (resp, http_addr) = (server.resp_addr(), server.http_addr());
+    let (symbol, number, branch, birth, _) = CARDS[0];
+    let expected = format!(
+        "${}\r\n{}\r\n",
+        cli_card(data.path(), symbol, number, branch, birth).len(),
+        cli_card(data.path(), symbol, number, branch, birth)
+    );
+    let query = format!(
+        "*7\r\n$9\r\nELIG.CARD\r\n$8\r\n33120015\r\n${}\r\n{symbol}\r\n${}\r\n{number}\r\n${}\r\n{branch}\r\n${}\r\n{birth}\r\n$10\r\n{DATE}\r\n",
+        symbol.len(),
+        number.len(),
+        branch.len(),
+        birth.len()
+    );
+    // An idle RESP connection that was answered, an idle keep-alive HTTP connection, and one
+    // with a large pipeline on the wire as the drain begins.
+    let mut idle = connect(resp);
+    idle.write_all(b"PING\r\n").unwrap();
+    let mut pong = [0u8; 7];
+    idle.read_exact(&mut pong).unwrap();
+    assert_eq!(&pong, b"+PONG\r\n");
+    let mut http = Http::connect(http_addr);
+    assert_eq!(http.request("GET", "/healthz", &[], b"").status, 200);
+    let mut busy = connect(resp);
+    busy.write_all(&query.repeat(2000).into_bytes()).unwrap();
+
+    let drained = server.drain_flag();
+    let (done_tx, done) = mpsc::channel();
+    std::thread::spawn(move || {
+        server.join();
+        let _ = done_tx.send(());
+    });
+    drained.store(true, std::sync::atomic::Ordering::Relaxed);
+
+    assert_eq!(read_to_close(&mut idle), b"");
+    let got = read_to_close(&mut busy);
+    let (replies, partial) = whole_replies(&got);
+    assert!(
+        !partial,
+        "an answer was cut: {} bytes after the last whole one",
+        got.len()
+    );
+    assert!(replies.len() <= 2000);
+    for r in &replies {
+        assert_eq!(*r, expected.as_bytes());
+    }
+    done.recv_timeout(PATIENCE)
+        .expect("the server did not end after draining");
+    assert!(
+        TcpStream::connect(resp).is_err() && TcpStream::connect(http_addr).is_err(),
+        "a drained server still accepts"
+    );
+    assert!(
+        http.read_response().is_none(),
+        "the HTTP connection stayed open"
+    );
+}
+
+#[test]
+fn draining_answers_what_was_read_and_closes_every_connection() {
+    drains(Driver::Auto);
+}
+
+#[test]
+fn draining_on_epoll_too() {
+    drains(Driver::Epoll);
+}
+
+#[test]
+fn sigterm_drains_and_exits_zero() {
+    let data = data_dir();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shikaku"))
+        .args([
+            "serve",
+            "--resp",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--threads",
+            "1",
+            "--data",
+        ])
+        .arg(data.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    // Read the log on a thread: the address first, all of it at the end.
+    let (addr_tx, addr_rx) = mpsc::channel();
+    let log = std::thread::spawn(move || {
+        let mut log = String::new();
+        let mut buf = [0u8; 4096];
+        let mut sent = false;
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            log.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if let (false, Some(rest)) = (sent, log.split("RESP on ").nth(1)) {
+                if let Some((resp, _)) = rest.split_once(", HTTP on ") {
+                    sent = addr_tx.send(resp.trim().to_owned()).is_ok();
+                }
+            }
+        }
+        log
+    });
+    let resp: SocketAddr = addr_rx.recv_timeout(PATIENCE).unwrap().parse().unwrap();
+    let mut con = connect(resp);
+    con.write_all(b"PING\r\n").unwrap();
+    let mut pong = [0u8; 7];
+    con.read_exact(&mut pong).unwrap();
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert_eq!(read_to_close(&mut con), b"");
+    let status = child.wait().unwrap();
+    let log = log.join().unwrap();
+    assert!(status.success(), "{status}: {log}");
+    assert!(log.contains("drained"), "{log}");
+}
