@@ -3,21 +3,10 @@
 mod server_support;
 
 use server_support::*;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 fn shikaku() -> Command {
     Command::new(env!("CARGO_BIN_EXE_shikaku"))
-}
-
-/// Kills the child when the test ends, however it ends.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -49,44 +38,13 @@ fn serve_with_an_auth_file_made_by_auth_line() {
     let auth = data.path().join("auth.txt");
     std::fs::write(&auth, format!("# clients\n{line}")).unwrap();
 
-    let mut child = Child(
-        shikaku()
-            .args([
-                "serve",
-                "--resp",
-                "127.0.0.1:0",
-                "--http",
-                "127.0.0.1:0",
-                "--threads",
-                "1",
-                "--data",
-            ])
-            .arg(data.path())
-            .arg("--auth")
-            .arg(&auth)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let stderr = child.0.stderr.take().unwrap();
-    let mut log = String::new();
-    let mut addrs = None;
-    for l in BufReader::new(stderr).lines() {
-        let l = l.unwrap();
-        log.push_str(&l);
-        log.push('\n');
-        if let Some(rest) = l.split("RESP on ").nth(1) {
-            let (resp, http) = rest.split_once(", HTTP on ").unwrap();
-            addrs = Some((resp.trim().to_owned(), http.trim().to_owned()));
-            break;
-        }
-    }
-    let (resp, http) = addrs.unwrap_or_else(|| panic!("no address in the log:\n{log}"));
+    let server = ServeProcess::start(data.path(), &["--auth".as_ref(), auth.as_os_str()]);
+    let (resp, http, log) = (server.resp, server.http, &server.startup_log);
     assert!(log.contains("io_uring") || log.contains("epoll"), "{log}");
     assert!(!log.contains(token));
 
     let got = raw_exchange(
-        resp.parse().unwrap(),
+        resp,
         format!("PING\r\nAUTH {credential}\r\nPING\r\n").as_bytes(),
         usize::MAX,
     );
@@ -94,7 +52,7 @@ fn serve_with_an_auth_file_made_by_auth_line() {
         String::from_utf8(got).unwrap(),
         "-NOAUTH Authentication required.\r\n+OK\r\n+PONG\r\n"
     );
-    let mut client = Http::connect(http.parse().unwrap());
+    let mut client = Http::connect(http);
     let body = format!(
         r#"{{"individual_number":"{}","date":"{DATE}"}}"#,
         person(P1)

@@ -7,7 +7,7 @@ use server_support::*;
 use shikaku::server::Driver;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -133,54 +133,19 @@ fn draining_on_epoll_too() {
 #[test]
 fn sigterm_drains_and_exits_zero() {
     let data = data_dir();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shikaku"))
-        .args([
-            "serve",
-            "--resp",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--threads",
-            "1",
-            "--data",
-        ])
-        .arg(data.path())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    // Read the log on a thread: the address first, all of it at the end.
-    let (addr_tx, addr_rx) = mpsc::channel();
-    let log = std::thread::spawn(move || {
-        let mut log = String::new();
-        let mut buf = [0u8; 4096];
-        let mut sent = false;
-        while let Ok(n) = stderr.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            log.push_str(&String::from_utf8_lossy(&buf[..n]));
-            if let (false, Some(rest)) = (sent, log.split("RESP on ").nth(1)) {
-                if let Some((resp, _)) = rest.split_once(", HTTP on ") {
-                    sent = addr_tx.send(resp.trim().to_owned()).is_ok();
-                }
-            }
-        }
-        log
-    });
-    let resp: SocketAddr = addr_rx.recv_timeout(PATIENCE).unwrap().parse().unwrap();
+    let server = ServeProcess::start(data.path(), &[]);
+    let resp = server.resp;
     let mut con = connect(resp);
     con.write_all(b"PING\r\n").unwrap();
     let mut pong = [0u8; 7];
     con.read_exact(&mut pong).unwrap();
     let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &server.child.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
     assert_eq!(read_to_close(&mut con), b"");
-    let status = child.wait().unwrap();
-    let log = log.join().unwrap();
+    let (status, log) = server.wait();
     assert!(status.success(), "{status}: {log}");
     assert!(log.contains("drained"), "{log}");
 }

@@ -404,3 +404,72 @@ pub fn raw_exchange(addr: SocketAddr, bytes: &[u8], expect: usize) -> Vec<u8> {
     }
     got
 }
+
+/// A `shikaku serve` process on ephemeral loopback ports, killed when dropped.
+pub struct ServeProcess {
+    pub child: std::process::Child,
+    pub resp: SocketAddr,
+    pub http: SocketAddr,
+    /// The log up to the line naming the addresses.
+    pub startup_log: String,
+    log: Option<std::thread::JoinHandle<String>>,
+}
+
+impl ServeProcess {
+    /// `shikaku serve --resp 127.0.0.1:0 --http 127.0.0.1:0 --threads 1 --data DATA EXTRA…`,
+    /// once it has logged its addresses.
+    pub fn start(data: &Path, extra: &[&std::ffi::OsStr]) -> ServeProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_shikaku"))
+            .args(["serve", "--resp", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args(["--threads", "1", "--data"])
+            .arg(data)
+            .args(extra)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        // The log is read on a thread to its end, so the server never blocks on a full pipe.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = std::thread::spawn(move || {
+            let mut log = String::new();
+            let mut buf = [0u8; 4096];
+            let mut told = false;
+            while let Ok(n @ 1..) = stderr.read(&mut buf) {
+                log.push_str(&String::from_utf8_lossy(&buf[..n]));
+                if let (false, Some(rest)) = (told, log.split("RESP on ").nth(1)) {
+                    if let Some((resp, http)) = rest.split_once(", HTTP on ") {
+                        if let Some(http) = http.split_whitespace().next() {
+                            let addrs = (resp.trim().to_owned(), http.to_owned(), log.clone());
+                            told = tx.send(addrs).is_ok();
+                        }
+                    }
+                }
+            }
+            log
+        });
+        let (resp, http, startup_log) = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("shikaku serve logged no addresses"));
+        ServeProcess {
+            child,
+            resp: resp.parse().unwrap(),
+            http: http.parse().unwrap(),
+            startup_log,
+            log: Some(log),
+        }
+    }
+
+    /// Waits for the process to exit; its status and whole log.
+    pub fn wait(mut self) -> (std::process::ExitStatus, String) {
+        let status = self.child.wait().unwrap();
+        let log = self.log.take().unwrap().join().unwrap();
+        (status, log)
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
