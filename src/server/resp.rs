@@ -20,7 +20,7 @@ use super::limits::*;
 use super::metrics::{Kind, Protocol, Via};
 use super::session::{write_decimal, Ctx, Session, Step};
 use crate::domain::CARD_TEXT_MAX_CHARS;
-use crate::query::batch::{answer_group, GroupQuery, GROUP_QUERIES};
+use crate::query::batch::{answer_group, GroupQuery, GroupScratch, GROUP_QUERIES};
 use crate::query::{CardFields, CardQuery, PersonFields, PersonQuery};
 use std::ops::{Range, RangeInclusive};
 
@@ -222,8 +222,8 @@ struct State {
     proto: u8,
     identity: Option<Identity>,
     client_id: u64,
-    /// Reused for the answer JSON before it is framed as a bulk string.
-    scratch: Vec<u8>,
+    /// Reused by the groups: the answer JSON before it is framed as a bulk string, probes.
+    scratch: GroupScratch,
     /// Queries parsed and not yet answered (or their errors). Consecutive `ELIG.CARD` and
     /// `ELIG.PERSON` commands of one read are answered together, up to [`GROUP_QUERIES`] at a
     /// time, by [`answer_group`]; any other command first answers those queued, so replies
@@ -293,7 +293,7 @@ impl RespSession {
                 proto: 2,
                 identity: None,
                 client_id,
-                scratch: Vec::with_capacity(2048),
+                scratch: GroupScratch::default(),
                 queued: Vec::with_capacity(GROUP_QUERIES),
                 spare_text: Vec::with_capacity(GROUP_QUERIES),
             },
