@@ -121,6 +121,10 @@ struct ServeArgs {
     /// I/O driver: `auto` (io_uring, else epoll) or `epoll` (faster at low pipelining depth).
     #[arg(long, default_value = "auto", value_parser = ["auto", "epoll"])]
     driver: String,
+    /// Microseconds a core keeps polling after a request before it sleeps; 0 never polls
+    /// (try it on a crowded virtual machine, where a core that never sleeps is descheduled).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    poll_us: u64,
     /// Auth file: one `institution_code role blake3_hex(token)` line per client (make lines
     /// with `shikaku auth-line`). Without it anyone may query, on loopback addresses only.
     #[arg(long)]
@@ -404,6 +408,9 @@ fn run_demo(args: DemoArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCod
             http: args.http,
             threads: 0,
             driver: "auto".into(),
+            poll_us: shikaku::server::ServeConfig::default()
+                .poll_window
+                .as_micros() as u64,
             auth: None,
         },
         key_file,
@@ -437,6 +444,7 @@ fn run_serve(args: ServeArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitC
             } else {
                 shikaku::server::Driver::Auto
             },
+            poll_window: std::time::Duration::from_micros(args.poll_us),
         },
         std::sync::Arc::new(live),
     )?;

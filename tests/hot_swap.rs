@@ -152,7 +152,7 @@ fn fifty_swaps_and_five_rollbacks_under_load_fail_no_request() {
         threads: 2,
         auth: None,
         pin: false,
-        driver: Default::default(),
+        ..Default::default()
     };
     let server = serve(config, live.clone()).unwrap();
     Reloader {

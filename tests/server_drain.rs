@@ -108,12 +108,11 @@ fn drains(driver: Driver) {
     for r in &replies {
         assert_eq!(*r, expected.as_bytes());
     }
+    // The cores' threads end only once their listeners and connections are gone. (Whether
+    // the ports still accept is not asked: a test running alongside may have bound them since;
+    // that check failed once in a full `cargo test`.)
     done.recv_timeout(PATIENCE)
         .expect("the server did not end after draining");
-    assert!(
-        TcpStream::connect(resp).is_err() && TcpStream::connect(http_addr).is_err(),
-        "a drained server still accepts"
-    );
     assert!(
         http.read_response().is_none(),
         "the HTTP connection stayed open"
@@ -133,7 +132,8 @@ fn draining_on_epoll_too() {
 #[test]
 fn sigterm_drains_and_exits_zero() {
     let data = data_dir();
-    let server = ServeProcess::start(data.path(), &[]);
+    // Without polling (`--poll-us 0`), so the CLI's knob is exercised too.
+    let server = ServeProcess::start(data.path(), &["--poll-us".as_ref(), "0".as_ref()]);
     let resp = server.resp;
     let mut con = connect(resp);
     con.write_all(b"PING\r\n").unwrap();

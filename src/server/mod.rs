@@ -73,6 +73,10 @@ pub struct ServeConfig {
     pub pin: bool,
     /// The I/O driver of every core's runtime.
     pub driver: Driver,
+    /// How long a core keeps polling after a request before it sleeps (`spin`); zero never
+    /// polls. Polling spares the client's core a wake-up per request; on a shared virtual
+    /// machine a core that never sleeps may be descheduled by the host instead.
+    pub poll_window: std::time::Duration,
 }
 
 /// Which kernel interface the runtimes use.
@@ -96,6 +100,7 @@ impl Default for ServeConfig {
             auth: None,
             pin: true,
             driver: Driver::Auto,
+            poll_window: spin::SPIN_WINDOW,
         }
     }
 }
@@ -211,9 +216,14 @@ pub fn serve(config: ServeConfig, live: Arc<Live>) -> Result<Server, ServeError>
         let shared = shared.clone();
         let pin = config.pin.then_some(core % cpus);
         let driver = config.driver;
+        let listen = Listen {
+            resp,
+            http,
+            poll_window: config.poll_window,
+        };
         let handle = std::thread::Builder::new()
             .name(format!("shikaku-core-{core}"))
-            .spawn(move || worker(core, pin, driver, resp, http, shared, tx))
+            .spawn(move || worker(core, pin, driver, listen, shared, tx))
             .map_err(|source| ServeError::Runtime { core, source })?;
         let (r, h) = rx.recv().map_err(|_| ServeError::Thread(core))??;
         // Core 0 resolves port 0; the others bind the same ports.
@@ -233,12 +243,19 @@ pub fn serve(config: ServeConfig, live: Arc<Live>) -> Result<Server, ServeError>
 
 type Started = Result<(SocketAddr, SocketAddr), ServeError>;
 
+/// What a core serves on, and how it waits.
+#[derive(Clone, Copy)]
+struct Listen {
+    resp: SocketAddr,
+    http: SocketAddr,
+    poll_window: std::time::Duration,
+}
+
 fn worker(
     core: usize,
     pin: Option<usize>,
     driver: Driver,
-    resp: SocketAddr,
-    http: SocketAddr,
+    listen: Listen,
     shared: Arc<Shared>,
     started: std::sync::mpsc::Sender<Started>,
 ) {
@@ -255,11 +272,11 @@ fn worker(
                 "io_uring with cooperative task running refused ({e}); using the default ring"
             );
         })
-        .map(|mut rt| rt.block_on(run_core(core, resp, http, shared, started.clone()))),
+        .map(|mut rt| rt.block_on(run_core(core, listen, shared, started.clone()))),
         Driver::Epoll => monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
             .enable_timer()
             .build()
-            .map(|mut rt| rt.block_on(run_core(core, resp, http, shared, started.clone()))),
+            .map(|mut rt| rt.block_on(run_core(core, listen, shared, started.clone()))),
     };
     if let Err(source) = built {
         let _ = started.send(Err(ServeError::Runtime { core, source }));
@@ -269,8 +286,7 @@ fn worker(
 /// One core: bind its listeners, report them, then accept and serve until drained.
 async fn run_core(
     core: usize,
-    resp: SocketAddr,
-    http: SocketAddr,
+    listen: Listen,
     shared: Arc<Shared>,
     started: std::sync::mpsc::Sender<Started>,
 ) {
@@ -280,7 +296,7 @@ async fn run_core(
                 .and_then(|l| Ok((l.local_addr()?, l)))
                 .map_err(|source| ServeError::Bind { addr, source })
         };
-        let listeners = bind(resp).and_then(|r| Ok((r, bind(http)?)));
+        let listeners = bind(listen.resp).and_then(|r| Ok((r, bind(listen.http)?)));
         let ((resp_addr, resp_l), (http_addr, http_l)) = match listeners {
             Ok(l) => l,
             Err(e) => {
@@ -297,7 +313,7 @@ async fn run_core(
             shared,
             connections: Cell::new(0),
             next_client: Cell::new(1),
-            spin: spin::Spin::new(spin::SPIN_WINDOW, background),
+            spin: spin::Spin::new(listen.poll_window, background),
             draining: Cell::new(false),
             canceller: RefCell::new(Canceller::new()),
         });

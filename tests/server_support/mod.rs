@@ -209,6 +209,7 @@ pub fn start_with(data: &Path, auth: Option<AuthTable>, driver: shikaku::server:
             auth,
             pin: false,
             driver,
+            ..Default::default()
         },
         live,
     )
@@ -419,7 +420,7 @@ impl ServeProcess {
     /// `shikaku serve --resp 127.0.0.1:0 --http 127.0.0.1:0 --threads 1 --data DATA EXTRA…`,
     /// once it has logged its addresses.
     pub fn start(data: &Path, extra: &[&std::ffi::OsStr]) -> ServeProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_shikaku"))
+        let child = Command::new(env!("CARGO_BIN_EXE_shikaku"))
             .args(["serve", "--resp", "127.0.0.1:0", "--http", "127.0.0.1:0"])
             .args(["--threads", "1", "--data"])
             .arg(data)
@@ -427,7 +428,16 @@ impl ServeProcess {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let mut stderr = child.stderr.take().unwrap();
+        // Owned by the guard from here on, so a failed start does not leave a server running
+        // (one did, holding the test's output open).
+        let mut server = ServeProcess {
+            child,
+            resp: ([0, 0, 0, 0], 0).into(),
+            http: ([0, 0, 0, 0], 0).into(),
+            startup_log: String::new(),
+            log: None,
+        };
+        let mut stderr = server.child.stderr.take().unwrap();
         // The log is read on a thread to its end, so the server never blocks on a full pipe.
         let (tx, rx) = std::sync::mpsc::channel();
         let log = std::thread::spawn(move || {
@@ -436,27 +446,29 @@ impl ServeProcess {
             let mut told = false;
             while let Ok(n @ 1..) = stderr.read(&mut buf) {
                 log.push_str(&String::from_utf8_lossy(&buf[..n]));
-                if let (false, Some(rest)) = (told, log.split("RESP on ").nth(1)) {
-                    if let Some((resp, http)) = rest.split_once(", HTTP on ") {
-                        if let Some(http) = http.split_whitespace().next() {
-                            let addrs = (resp.trim().to_owned(), http.to_owned(), log.clone());
-                            told = tx.send(addrs).is_ok();
-                        }
+                // Only a whole line: a read may end inside the address (regression: a
+                // truncated port once failed to parse).
+                let line = log
+                    .split("RESP on ")
+                    .nth(1)
+                    .and_then(|l| l.split_once('\n'));
+                if let (false, Some((line, _))) = (told, line) {
+                    if let Some((resp, http)) = line.split_once(", HTTP on ") {
+                        let addrs = (resp.trim().to_owned(), http.trim().to_owned(), log.clone());
+                        told = tx.send(addrs).is_ok();
                     }
                 }
             }
             log
         });
+        server.log = Some(log);
         let (resp, http, startup_log) = rx
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|_| panic!("shikaku serve logged no addresses"));
-        ServeProcess {
-            child,
-            resp: resp.parse().unwrap(),
-            http: http.parse().unwrap(),
-            startup_log,
-            log: Some(log),
-        }
+        server.resp = resp.parse().unwrap();
+        server.http = http.parse().unwrap();
+        server.startup_log = startup_log;
+        server
     }
 
     /// Waits for the process to exit; its status and whole log.
