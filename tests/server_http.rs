@@ -243,6 +243,15 @@ fn batches_json_and_csv() {
     http.send_raw(&chunked_request("/v1/batch", "text/csv", &rows));
     let streamed = http.read_response().unwrap();
     assert_eq!((streamed.status, &streamed.body), (200, &r.body));
+    // The same batch with full-width digits, from Windows software in CP932 (Shift_JIS):
+    // answered as in UTF-8, in UTF-8.
+    let wide = csv.replacen("3456", "３４５６", 1);
+    let (cp932, _, _) = encoding_rs::SHIFT_JIS.encode(&wide);
+    let csv_type = [("Content-Type", "text/csv")];
+    let in_utf8 = http.request("POST", "/v1/batch", &csv_type, wide.as_bytes());
+    let in_cp932 = http.request("POST", "/v1/batch", &csv_type, &cp932);
+    assert_eq!((in_cp932.status, &in_cp932.body), (200, &in_utf8.body));
+    assert!(in_utf8.body.contains(",３４５６,"), "{}", in_utf8.body);
 
     // Over 10,000 queries: 413; not an array: 400.
     let many = format!("[{}]", vec![r#"{"kind":"card"}"#; 10_001].join(","));

@@ -244,9 +244,16 @@ pub struct CsvRow {
     pub query: Result<Query, QueryError>,
 }
 
-/// Parses a CSV batch (SPEC 4.4).
+/// Parses a CSV batch (SPEC 4.4). Its encoding is chosen as a snapshot file's is (SPEC 3):
+/// UTF-8 (BOM optional) when it is valid UTF-8, else CP932 (Shift_JIS, what Japanese Windows
+/// software writes) when it decodes without a single replacement. The answers are UTF-8.
 pub fn parse_csv(body: &[u8]) -> Result<Vec<CsvRow>, BatchError> {
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let decoded = crate::snapshot::decode::decode(body).map_err(|line| {
+        BatchError::Malformed(format!(
+            "the CSV is neither UTF-8 nor CP932 (Shift_JIS); its first byte invalid as UTF-8 is on line {line}"
+        ))
+    })?;
+    let body: &[u8] = &decoded.text;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -981,6 +988,33 @@ pub(crate) mod tests {
         );
         let many = format!("kind\n{}", "card\n".repeat(MAX_BATCH_QUERIES + 1));
         check_csv(&many, 0, Err(BatchError::TooMany(MAX_BATCH_QUERIES + 1)));
+    }
+
+    /// A batch from Japanese Windows software, in CP932: answered as the same batch in UTF-8.
+    #[test]
+    fn csv_batches_in_cp932() {
+        let text = "kind,insurer_number,symbol,number,birthdate,date\r\ncard,３３１２００１５,１２,３４５６,Ｓ５５．１．２３,Ｒ６．１１．２４\r\n";
+        let (cp932, _, unmappable) = encoding_rs::SHIFT_JIS.encode(text);
+        assert!(!unmappable && std::str::from_utf8(&cp932).is_err());
+        let answer = |body: &[u8]| {
+            let rows = parse_csv(body).unwrap();
+            let mut out = Vec::new();
+            write_csv_answers(&index(), &rows, d("2026-11-24"), &mut out, &mut |_, _| {});
+            String::from_utf8(out).unwrap()
+        };
+        let got = answer(&cp932);
+        assert_eq!(got, answer(text.as_bytes()));
+        assert!(
+            got.contains(",Ｓ５５．１．２３,,Ｒ６．１１．２４,,1,eligible,"),
+            "{got}"
+        );
+        let bad = parse_csv(b"kind\r\ncard\r\n\xff\xff\r\n").unwrap_err();
+        assert_eq!(
+            bad,
+            BatchError::Malformed(
+                "the CSV is neither UTF-8 nor CP932 (Shift_JIS); its first byte invalid as UTF-8 is on line 3".into()
+            )
+        );
     }
 
     #[test]

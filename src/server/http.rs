@@ -2,7 +2,7 @@
 //! no allocation), responses written by hand into the connection's output buffer.
 //!
 //! Endpoints: `POST /v1/card`, `POST /v1/person` (JSON body), `POST /v1/batch` (JSON array, or
-//! `Content-Type: text/csv`), `GET /v1/generation`, `GET /healthz` (no authentication, for
+//! `Content-Type: text/csv` in UTF-8 or CP932), `GET /v1/generation`, `GET /healthz` (no authentication, for
 //! load balancers), `GET /metrics` (role `admin`). Errors are `{"error": "..."}` with 400
 //! (malformed), 401 (no or invalid token), 403 (role), 404, 405, 413 (body, chunks or batch
 //! too large), 431 (headers too large), 501 (a transfer coding other than `chunked`) or 503. A

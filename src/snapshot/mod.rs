@@ -47,7 +47,7 @@
 //!   run of 12 or more digits masked to its last four, so an individual number that strayed into
 //!   another column does not leak either.
 
-mod decode;
+pub(crate) mod decode;
 mod discover;
 mod error;
 mod header;
