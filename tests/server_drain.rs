@@ -88,13 +88,12 @@ fn drains(driver: Driver) {
     let mut busy = connect(resp);
     busy.write_all(&query.repeat(2000).into_bytes()).unwrap();
 
-    let drained = server.drain_flag();
+    server.drain();
     let (done_tx, done) = mpsc::channel();
     std::thread::spawn(move || {
         server.join();
         let _ = done_tx.send(());
     });
-    drained.store(true, std::sync::atomic::Ordering::Relaxed);
 
     assert_eq!(read_to_close(&mut idle), b"");
     let got = read_to_close(&mut busy);
