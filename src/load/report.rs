@@ -204,7 +204,6 @@ impl Report {
     pub fn new(shape: Shape, s: &Stats, elapsed_s: f64) -> Report {
         let h = &s.latency_ns;
         let q = |p: f64| quantile_us(h, p);
-        let us = |ns: u64| ns as f64 / 1000.0;
         let failed = s.wrong + s.unexpected + s.errors + s.connection_failures + s.unanswered > 0;
         Report {
             mode: shape.mode,
@@ -232,15 +231,15 @@ impl Report {
             p99_us: q(0.99),
             p999_us: q(0.999),
             p9999_us: q(0.9999),
-            max_us: if h.is_empty() { 0.0 } else { us(h.max()) },
+            max_us: max_us(h),
             mean_us: if h.is_empty() { 0.0 } else { h.mean() / 1000.0 },
             lag_p99_us: quantile_us(&s.lag_ns, 0.99),
             lag_p9999_us: quantile_us(&s.lag_ns, 0.9999),
-            lag_max_us: quantile_us(&s.lag_ns, 1.0),
+            lag_max_us: max_us(&s.lag_ns),
             service_p50_us: quantile_us(&s.service_ns, 0.5),
             service_p99_us: quantile_us(&s.service_ns, 0.99),
             service_p9999_us: quantile_us(&s.service_ns, 0.9999),
-            service_max_us: quantile_us(&s.service_ns, 1.0),
+            service_max_us: max_us(&s.service_ns),
             right: s.right,
             wrong: s.wrong,
             unexpected: s.unexpected,
@@ -321,11 +320,21 @@ impl Report {
     }
 }
 
-/// The value at quantile `p` (1.0: the maximum) in µs; 0 for an empty histogram.
+/// The value at quantile `p` in µs; 0 for an empty histogram.
 fn quantile_us(h: &Histogram<u64>, p: f64) -> f64 {
     if h.is_empty() {
         0.0
     } else {
         h.value_at_quantile(p) as f64 / 1000.0
+    }
+}
+
+/// The largest value recorded in µs (0 for an empty histogram). One definition for the three
+/// histograms, so the parts of a latency never report a maximum above the whole's.
+fn max_us(h: &Histogram<u64>) -> f64 {
+    if h.is_empty() {
+        0.0
+    } else {
+        h.max() as f64 / 1000.0
     }
 }
