@@ -37,3 +37,17 @@ pub fn init_logging() {
         .with_writer(std::io::stderr)
         .try_init();
 }
+
+/// Lets a closed standard output end the program quietly, as it ends `cat` or `grep`
+/// (`shikaku generations list | head -1`): the default action of SIGPIPE. Rust ignores
+/// SIGPIPE, so the next `println!` would panic on the broken pipe instead. Only for programs
+/// that write no sockets: a server or load generator must get EPIPE from a closed
+/// connection, not die of it.
+pub fn end_quietly_on_closed_stdout() {
+    #[cfg(unix)]
+    // SAFETY: restoring a signal's default action at the start of `main`, before any other
+    // thread runs, races with nothing; no handler of ours is replaced.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}

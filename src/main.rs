@@ -202,6 +202,9 @@ enum QueryKind {
 fn main() -> ExitCode {
     shikaku::cli::init_logging();
     let cli = Cli::parse();
+    if !cli.command.uses_sockets() {
+        shikaku::cli::end_quietly_on_closed_stdout();
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -223,6 +226,17 @@ fn error_chain(e: &anyhow::Error) -> String {
         }
     }
     msg
+}
+
+impl Command {
+    /// Whether the command talks to the network (a closed socket must not end it).
+    fn uses_sockets(&self) -> bool {
+        match self {
+            Command::Serve(_) | Command::Load(_) => true,
+            Command::Demo(args) => !args.no_serve,
+            _ => false,
+        }
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -330,6 +344,12 @@ fn run_verify(args: VerifyArgs, key_file: Option<PathBuf>) -> anyhow::Result<Exi
 }
 
 fn run_generations(args: GenerationsArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    // A mistyped --data would list nothing and succeed: every action needs the directory.
+    anyhow::ensure!(
+        args.data.is_dir(),
+        "data directory {} does not exist (give the --data of `shikaku build`)",
+        args.data.display()
+    );
     let store = Store::new(&args.data);
     let ctx = || format!("data directory {}", args.data.display());
     match args.action {

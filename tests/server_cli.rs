@@ -113,3 +113,62 @@ fn refuses_to_start_open_to_the_world_or_with_a_bad_auth_file() {
     assert!(!out.status.success());
     assert!(String::from_utf8(out.stderr).unwrap().contains("error:"));
 }
+
+/// Regression: `shikaku generations list | head -0` panicked ("failed printing to stdout:
+/// Broken pipe"), exit 101. A closed stdout now ends the program as it ends `cat`.
+#[test]
+fn regression_a_closed_stdout_ends_quietly_not_in_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    let data = data_dir();
+    // The reading end is closed before the program starts: its first write meets EPIPE.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = shikaku()
+        .args(["generations", "--data"])
+        .arg(data.path())
+        .arg("list")
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{stderr}");
+}
+
+/// Regression: `generations` on a mistyped `--data` listed nothing and exited 0; a rollback
+/// with nothing before the live generation said "no generation before the live one names no
+/// generation".
+#[test]
+fn generations_errors_name_the_directory_and_the_generation() {
+    let missing = tempfile::tempdir().unwrap().path().join("nowhere");
+    for action in [&["list"][..], &["gc", "--keep", "1"]] {
+        let out = shikaku()
+            .args(["generations", "--data"])
+            .arg(&missing)
+            .args(action)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{action:?}");
+        assert!(
+            stderr.contains(&format!(
+                "data directory {} does not exist",
+                missing.display()
+            )),
+            "{stderr}"
+        );
+    }
+    let data = data_dir();
+    let out = shikaku()
+        .args(["generations", "--data"])
+        .arg(data.path())
+        .arg("rollback")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!("no generation was live before {GENERATION}")),
+        "{stderr}"
+    );
+}

@@ -398,3 +398,31 @@ fn authentication_and_roles() {
     );
     assert_eq!(r.status, 401);
 }
+
+/// Regression: every malformed query of a batch was counted as a card query in /metrics,
+/// person queries included.
+#[test]
+fn regression_batch_errors_count_under_their_kind() {
+    let data = data_dir();
+    let server = start(data.path(), None);
+    let mut http = Http::connect(server.http_addr());
+    let json = br#"[{"kind":"person","individual_number":"1"},{"kind":"person","individual_number":2},{"kind":"card"},{"number":"1"}]"#;
+    let r = http.request("POST", "/v1/batch", &[], json);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let csv = "kind,individual_number\r\nperson,1\r\nperson,\r\nbogus,1\r\n";
+    let r = http.request(
+        "POST",
+        "/v1/batch",
+        &[("Content-Type", "text/csv")],
+        csv.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let metrics = http.request("GET", "/metrics", &[], b"").body;
+    for (kind, errors) in [("person", 4), ("card", 1), ("unknown", 2)] {
+        let line = format!(
+            "shikaku_queries_total{{command=\"{kind}\",via=\"batch\",validity=\"error\"}} {errors}\n"
+        );
+        assert!(metrics.contains(&line), "{line}{metrics}");
+    }
+    assert!(!metrics.contains("command=\"unknown\",via=\"batch\",validity=\"1\""));
+}

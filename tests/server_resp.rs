@@ -4,7 +4,7 @@ mod server_support;
 
 use server_support::*;
 use shikaku::domain::InstitutionCode;
-use shikaku::server::{auth::new_entry, AuthTable, Role};
+use shikaku::server::{auth::new_entry, AuthTable, Role, ServeConfig};
 
 fn client(addr: std::net::SocketAddr) -> redis::Connection {
     redis::Client::open(format!("redis://{addr}/"))
@@ -307,4 +307,40 @@ fn epoll_driver_answers_like_the_default() {
         };
         assert_eq!(ask(&mut a), ask(&mut b));
     }
+}
+
+/// Regression: the cores' listeners share their ports through SO_REUSEPORT, and a second
+/// server on the same port joined them, started, and took half the connections. RESP and
+/// HTTP given one address did the same within one server.
+#[test]
+fn regression_a_taken_port_is_refused_not_shared() {
+    let data = data_dir();
+    let first = start(data.path(), None);
+    let taken = first.resp_addr();
+    let second = try_start(
+        data.path(),
+        ServeConfig {
+            resp: taken,
+            ..test_config()
+        },
+    );
+    let err = second.err().expect("the port is taken").to_string();
+    assert!(err.contains(&taken.to_string()), "{err}");
+
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap();
+    let both = try_start(
+        data.path(),
+        ServeConfig {
+            resp: free,
+            http: free,
+            ..test_config()
+        },
+    );
+    let err = both.err().expect("one port for two protocols").to_string();
+    assert!(err.contains(&free.to_string()), "{err}");
+    // The first server still answers.
+    let pong: String = redis::cmd("PING").query(&mut client(taken)).unwrap();
+    assert_eq!(pong, "PONG");
 }

@@ -65,6 +65,7 @@ fn run(args: Args) -> Result<()> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    shikaku::cli::end_quietly_on_closed_stdout();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -78,9 +78,65 @@ pub fn luhn_check_digit(digits: &[u8]) -> u8 {
     ((10 - sum % 10) % 10) as u8
 }
 
+/// Quotes a raw input value for an error or a report (Debug-quoted, at most 40 characters): runs of 12 or more digits are masked to their last four
+/// (an individual number in the wrong column must not leak), then long values are cut.
+pub fn quote_raw(raw: &str) -> String {
+    const MAX_CHARS: usize = 40;
+    let masked = mask_digit_runs(raw);
+    let mut shown: String = masked.chars().take(MAX_CHARS).collect();
+    if masked.chars().nth(MAX_CHARS).is_some() {
+        shown.push('…');
+    }
+    format!("{shown:?}")
+}
+
+/// Masks every run of 12 or more digits (ASCII or full-width) but its last four, as SPEC 1.3
+/// shows an individual number: whatever field or message it strayed into.
+pub fn mask_digit_runs(raw: &str) -> Cow<'_, str> {
+    const LONGEST_CLEAR_RUN: usize = 11;
+    let is_digit = |c: char| c.is_ascii_digit() || ('０'..='９').contains(&c);
+    let chars: Vec<char> = raw.chars().collect();
+    let mut out = String::with_capacity(raw.len());
+    let mut changed = false;
+    let mut i = 0;
+    while i < chars.len() {
+        let run = chars[i..].iter().take_while(|&&c| is_digit(c)).count();
+        if run == 0 {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        let keep_from = if run > LONGEST_CLEAR_RUN {
+            changed = true;
+            run - 4
+        } else {
+            0
+        };
+        for (k, &c) in chars[i..i + run].iter().enumerate() {
+            out.push(if k < keep_from { '*' } else { c });
+        }
+        i += run;
+    }
+    if changed {
+        Cow::Owned(out)
+    } else {
+        Cow::Borrowed(raw)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoting_masks_long_digit_runs() {
+        let check = |raw: &str, expected: &str| assert_eq!(quote_raw(raw), expected, "{raw:?}");
+        check("12345678901", "\"12345678901\"");
+        check("123456789018", "\"********9018\"");
+        check("No.１２３４５６７８９０１８x", "\"No.********９０１８x\"");
+        check("a\"b\nc", "\"a\\\"b\\nc\"");
+        check(&"x".repeat(50), &format!("\"{}…\"", "x".repeat(40)));
+    }
 
     #[test]
     fn luhn_examples_from_spec() {

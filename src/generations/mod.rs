@@ -36,6 +36,8 @@ pub enum StoreError {
     NoCurrent(String),
     #[error("{path} names generation {id:?}, which does not exist; roll back with `shikaku generations rollback`")]
     MissingGeneration { path: String, id: String },
+    #[error("no generation was live before {live}; name one to roll back to (`shikaku generations list`)")]
+    NothingBefore { live: String },
     #[error("{0:?} is not a valid generation id")]
     BadId(String),
     #[error(transparent)]
@@ -238,9 +240,15 @@ impl Store {
     pub fn rollback(&self, to: Option<&str>, key: PersonKey) -> Result<String, StoreError> {
         let target = match to {
             Some(id) => id.to_owned(),
-            None => self
-                .previous()?
-                .ok_or_else(|| StoreError::NoCurrent("no generation before the live one".into()))?,
+            None => match (self.previous()?, self.current()?) {
+                (Some(id), _) => id,
+                (None, Some(live)) => return Err(StoreError::NothingBefore { live }),
+                (None, None) => {
+                    return Err(StoreError::NoCurrent(
+                        self.current_path().display().to_string(),
+                    ))
+                }
+            },
         };
         let index = self.open(&target, key)?;
         index.verify().map_err(|e| {

@@ -595,6 +595,33 @@ impl<B: AsRef<[u8]>> Index<B> {
         prefetch(refs.get(start..).unwrap_or_default());
     }
 
+    /// Starts loading a person's records (at most [`PREFETCH_RECORDS`]) and their insurers'
+    /// table rows. Reads the person's references: call it once
+    /// [`Self::prefetch_person_refs`] has had time to bring them in.
+    pub fn prefetch_person_records(&self, p: &PersonEntry) {
+        for (ins, rec) in self.person_refs(p).take(PREFETCH_RECORDS) {
+            if let Some(seg) = self.segments.get(ins as usize) {
+                let at = seg.records.start + rec as usize * RECORD_BYTES;
+                prefetch(
+                    (*seg.bytes)
+                        .as_ref()
+                        .get(at..seg.records.end)
+                        .unwrap_or_default(),
+                );
+                prefetch_value(&self.insurers[ins as usize]);
+            }
+        }
+    }
+
+    /// Starts loading the text of a person's records (at most [`PREFETCH_RECORDS`]), which a
+    /// person query's answer shows. Reads the records: call it once
+    /// [`Self::prefetch_person_records`] has had time to bring them in.
+    pub fn prefetch_person_text(&self, p: &PersonEntry) {
+        for r in self.person_records(p).take(PREFETCH_RECORDS) {
+            r.prefetch_text();
+        }
+    }
+
     /// SPEC 4.2 for a person found by [`Self::person_entry`] (`None`: no such person).
     pub fn person_in(
         &self,
@@ -720,11 +747,8 @@ impl<B: AsRef<[u8]>> CardRecords<'_, B> {
         let b = (*seg.bytes).as_ref();
         let start = seg.records.start + self.next * RECORD_BYTES;
         let end = (start + n * RECORD_BYTES).min(seg.records.end);
-        let mut at = start;
-        while at < end {
-            prefetch(&b[at..end]);
-            at = (at & !(CACHE_LINE_BYTES - 1)) + CACHE_LINE_BYTES;
-        }
+        prefetch_lines(b.get(start..end).unwrap_or_default());
+        prefetch_value(&self.index.insurers[self.insurer]);
     }
 
     /// The person of the card's first record when that record does not cover `date`: the
@@ -741,16 +765,25 @@ impl<B: AsRef<[u8]>> CardRecords<'_, B> {
     /// [`Self::prefetch`] has had time to bring it in.
     pub fn prefetch_text(&self) {
         if let Some(first) = self.clone().next() {
-            let start = u32_at(first.rec, REC_HEAP) as usize;
-            let (s, n, m, k) = first.lens();
-            let end = (start + s + n + m + k).min(first.heap.len());
-            let mut at = start;
-            while at < end {
-                prefetch(&first.heap[at..end]);
-                at = (at & !(CACHE_LINE_BYTES - 1)) + CACHE_LINE_BYTES;
-            }
+            first.prefetch_text();
         }
     }
+}
+
+/// Starts loading every cache line of `bytes`.
+fn prefetch_lines(bytes: &[u8]) {
+    let base = bytes.as_ptr() as usize;
+    let mut at = 0;
+    while at < bytes.len() {
+        prefetch(&bytes[at..]);
+        // The next line's first byte: lines are aligned in memory, not in the slice.
+        at = ((base + at) & !(CACHE_LINE_BYTES - 1)) + CACHE_LINE_BYTES - base;
+    }
+}
+
+/// Starts loading the cache line holding the start of `value`.
+fn prefetch_value<T>(value: &T) {
+    prefetch_addr((value as *const T).cast::<u8>());
 }
 
 /// Records of one card worth fetching ahead: most cards have one to three.
@@ -761,18 +794,22 @@ const CACHE_LINE_BYTES: usize = 64;
 /// waiting for it. A hint: it changes no result, only when the memory arrives.
 #[inline]
 fn prefetch(bytes: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
     if let Some(b) = bytes.first() {
-        // SAFETY: a prefetch is a hint: it loads nothing into the program and never faults,
-        // even on an unmapped address; here the address is a byte of a live slice anyway.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                (b as *const u8).cast::<i8>(),
-            )
-        };
+        prefetch_addr(b);
     }
+}
+
+/// [`prefetch`] of the line holding `at`, which points into a live value.
+#[inline]
+fn prefetch_addr(at: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint: it loads nothing into the program and never faults,
+    // even on an unmapped address; the callers' addresses are in live values anyway.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(at.cast::<i8>())
+    };
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = bytes;
+    let _ = at;
 }
 
 impl<'a, B: AsRef<[u8]>> Iterator for CardRecords<'a, B> {
@@ -858,6 +895,17 @@ impl<'a> RecordView<'a> {
 
     pub fn insurer(&self) -> &'a InsurerInfo {
         self.insurer
+    }
+
+    /// Starts loading what the answer shows of the record beyond its row: its text, and its
+    /// insurer's number and name. Reads the record's row and its insurer's table row.
+    pub fn prefetch_text(&self) {
+        let start = u32_at(self.rec, REC_HEAP) as usize;
+        let (s, n, m, k) = self.lens();
+        let end = (start + s + n + m + k).min(self.heap.len());
+        prefetch_lines(self.heap.get(start..end).unwrap_or_default());
+        prefetch(self.insurer.name.as_bytes());
+        prefetch(self.insurer.number_str.as_bytes());
     }
 
     /// The full decoded record (slow path, for tools and tests).

@@ -20,10 +20,9 @@ use super::{
     parse_consent, write_answer, write_json_str, CardFields, CardQuery, Outcome, PersonFields,
     PersonQuery, Qualification, Query, QueryError,
 };
+use crate::domain::text::{mask_digit_runs, quote_raw};
 use crate::domain::{Date, Validity};
 use crate::index::{CardProbe, Index};
-use serde::Deserialize;
-use std::borrow::Cow;
 use thiserror::Error;
 
 /// Most queries in one batch (SPEC 4.4).
@@ -45,29 +44,104 @@ pub enum QueryKind {
     Person,
 }
 
-/// The inputs of one query as JSON delivers them. Strings borrow from the body where they
-/// hold no escapes.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The inputs of one query as a JSON object gives them, borrowed from the parsed body.
+#[derive(Debug, Default)]
 pub struct QueryInput<'a> {
-    #[serde(borrow, default)]
-    pub kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub insurer_number: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub symbol: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub number: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub branch: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub birthdate: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub individual_number: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub date: Option<Cow<'a, str>>,
-    #[serde(default)]
+    pub kind: Option<&'a str>,
+    pub insurer_number: Option<&'a str>,
+    pub symbol: Option<&'a str>,
+    pub number: Option<&'a str>,
+    pub branch: Option<&'a str>,
+    pub birthdate: Option<&'a str>,
+    pub individual_number: Option<&'a str>,
+    pub date: Option<&'a str>,
     pub limit_consent: Option<bool>,
+}
+
+impl<'a> QueryInput<'a> {
+    /// Reads a query object field by field, so that a value of the wrong type is an error
+    /// naming its field (SPEC 4.3); serde's own message named only a line and column, and
+    /// quoted the value (an individual number sent as a JSON number).
+    pub fn from_value(v: &'a serde_json::Value) -> Result<QueryInput<'a>, QueryError> {
+        let object = v
+            .as_object()
+            .ok_or_else(|| QueryError::new("query", "must be a JSON object"))?;
+        let mut input = QueryInput::default();
+        for (name, value) in object {
+            // The JSON fields are the CSV columns: one list names both.
+            let Some(&field) = CSV_INPUT_COLUMNS.iter().find(|c| **c == name) else {
+                return Err(QueryError::new(
+                    "query",
+                    format!(
+                        "unknown field {}; the fields are {}",
+                        quote_raw(name),
+                        CSV_INPUT_COLUMNS.join(", ")
+                    ),
+                ));
+            };
+            if field == "limit_consent" {
+                input.limit_consent = json_consent(value)?;
+                continue;
+            }
+            let text = match value {
+                serde_json::Value::Null => None,
+                serde_json::Value::String(s) => Some(s.as_str()),
+                other => {
+                    return Err(QueryError::new(
+                        field,
+                        format!(
+                            "must be a JSON string (in quotes), not {}",
+                            json_type(other)
+                        ),
+                    ))
+                }
+            };
+            *input.text_field(field) = text;
+        }
+        Ok(input)
+    }
+
+    fn text_field(&mut self, field: &str) -> &mut Option<&'a str> {
+        match field {
+            "kind" => &mut self.kind,
+            "insurer_number" => &mut self.insurer_number,
+            "symbol" => &mut self.symbol,
+            "number" => &mut self.number,
+            "branch" => &mut self.branch,
+            "birthdate" => &mut self.birthdate,
+            "individual_number" => &mut self.individual_number,
+            _ => &mut self.date,
+        }
+    }
+}
+
+/// `limit_consent` in JSON: `true`/`false`, or as the CSV form writes it (`1`, empty).
+fn json_consent(value: &serde_json::Value) -> Result<Option<bool>, QueryError> {
+    use serde_json::Value;
+    match value {
+        Value::Null => Ok(None),
+        Value::Bool(b) => Ok(Some(*b)),
+        Value::String(s) => parse_consent(Some(s)).map(Some),
+        Value::Number(n) if n.as_u64() == Some(0) => Ok(Some(false)),
+        Value::Number(n) if n.as_u64() == Some(1) => Ok(Some(true)),
+        other => Err(QueryError::new(
+            "limit_consent",
+            format!("must be true or false, not {}", json_type(other)),
+        )),
+    }
+}
+
+/// What a JSON value is, for an error that must not quote it.
+fn json_type(value: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 impl QueryInput<'_> {
@@ -83,12 +157,12 @@ impl QueryInput<'_> {
                     ));
                 }
                 CardQuery::parse(&CardFields {
-                    insurer_number: self.insurer_number.as_deref(),
-                    symbol: self.symbol.as_deref(),
-                    number: self.number.as_deref(),
-                    branch: self.branch.as_deref(),
-                    birthdate: self.birthdate.as_deref(),
-                    date: self.date.as_deref(),
+                    insurer_number: self.insurer_number,
+                    symbol: self.symbol,
+                    number: self.number,
+                    branch: self.branch,
+                    birthdate: self.birthdate,
+                    date: self.date,
                     limit_consent: consent,
                 })
                 .map(Query::Card)
@@ -107,8 +181,8 @@ impl QueryInput<'_> {
                     return Err(QueryError::new(field, "is not an input of a person query"));
                 }
                 PersonQuery::parse(&PersonFields {
-                    individual_number: self.individual_number.as_deref(),
-                    date: self.date.as_deref(),
+                    individual_number: self.individual_number,
+                    date: self.date,
                     limit_consent: consent,
                 })
                 .map(Query::Person)
@@ -118,7 +192,7 @@ impl QueryInput<'_> {
 
     /// The query named by the `kind` field.
     pub fn to_query_by_kind(&self) -> Result<Query, QueryError> {
-        self.to_query(parse_kind(self.kind.as_deref())?)
+        self.to_query(parse_kind(self.kind)?)
     }
 }
 
@@ -129,62 +203,38 @@ fn parse_kind(kind: Option<&str>) -> Result<QueryKind, QueryError> {
         None | Some("") => Err(QueryError::new("kind", "is required (card or person)")),
         Some(other) => Err(QueryError::new(
             "kind",
-            format!("must be card or person, not {:?}", truncate(other, 20)),
+            format!("must be card or person, not {}", quote_raw(other)),
         )),
     }
 }
 
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
-}
-
-/// Turns a serde error on one query object into a query error. serde may quote a number it
-/// did not expect (an individual number sent as a JSON number), so long digit runs are masked.
+/// Turns a JSON syntax error into a query error. serde names a line and column; the long
+/// digit runs are masked all the same (SPEC 1.3).
 fn input_error(e: serde_json::Error) -> QueryError {
-    QueryError::new("query", scrub_digits(&e.to_string()))
-}
-
-/// Masks every run of 8 or more digits but its last 4 (SPEC 1.3: at most the last 4 digits
-/// of an individual number are ever shown).
-pub fn scrub_digits(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut run = String::new();
-    let flush = |run: &mut String, out: &mut String| {
-        if run.len() >= 8 {
-            out.extend(std::iter::repeat_n('*', run.len() - 4));
-            out.push_str(&run[run.len() - 4..]);
-        } else {
-            out.push_str(run);
-        }
-        run.clear();
-    };
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            run.push(c);
-        } else {
-            flush(&mut run, &mut out);
-            out.push(c);
-        }
-    }
-    flush(&mut run, &mut out);
-    out
+    QueryError::new("query", mask_digit_runs(&e.to_string()).into_owned())
 }
 
 /// Parses the JSON body of a single query (`POST /v1/card`, `/v1/person`); a `kind` field, if
 /// given, must agree.
 pub fn parse_single(body: &[u8], kind: QueryKind) -> Result<Query, QueryError> {
-    let input: QueryInput<'_> = serde_json::from_slice(body).map_err(input_error)?;
-    if input.kind.is_some() && parse_kind(input.kind.as_deref())? != kind {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(input_error)?;
+    let input = QueryInput::from_value(&value)?;
+    if input.kind.is_some() && parse_kind(input.kind)? != kind {
         return Err(QueryError::new("kind", "does not match the endpoint"));
     }
     input.to_query(kind)
 }
 
+/// One query of a JSON batch: the kind it names (when it names one, for the metrics of a
+/// malformed query too) and the query or its error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonItem {
+    pub kind: Option<QueryKind>,
+    pub query: Result<Query, QueryError>,
+}
+
 /// Parses a JSON batch: an array of query objects.
-pub fn parse_json(body: &[u8]) -> Result<Vec<Result<Query, QueryError>>, BatchError> {
+pub fn parse_json(body: &[u8]) -> Result<Vec<JsonItem>, BatchError> {
     let values: Vec<serde_json::Value> = serde_json::from_slice(body).map_err(|e| {
         BatchError::Malformed(format!("expected a JSON array of query objects: {e}"))
     })?;
@@ -193,10 +243,12 @@ pub fn parse_json(body: &[u8]) -> Result<Vec<Result<Query, QueryError>>, BatchEr
     }
     Ok(values
         .iter()
-        .map(|v| {
-            QueryInput::deserialize(v)
-                .map_err(input_error)
-                .and_then(|i| i.to_query_by_kind())
+        .map(|v| JsonItem {
+            kind: v
+                .get("kind")
+                .and_then(serde_json::Value::as_str)
+                .and_then(|k| parse_kind(Some(k)).ok()),
+            query: QueryInput::from_value(v).and_then(|i| i.to_query_by_kind()),
         })
         .collect())
 }
@@ -270,8 +322,8 @@ pub fn parse_csv(body: &[u8]) -> Result<Vec<CsvRow>, BatchError> {
             .position(|c| *c == name)
             .ok_or_else(|| {
                 BatchError::Malformed(format!(
-                    "unknown CSV column {:?}; the columns are {}",
-                    truncate(name, 40),
+                    "unknown CSV column {}; the columns are {}",
+                    quote_raw(name),
                     CSV_INPUT_COLUMNS.join(",")
                 ))
             })?;
@@ -470,7 +522,24 @@ pub fn answer_group<B: AsRef<[u8]>>(
     for h in lost.iter().flatten() {
         index.prefetch_person_entry(h);
     }
-    // Step 4: answer, in order.
+    // Step 4: person records; the references of the lost cards' persons.
+    for e in entries.iter().flatten() {
+        index.prefetch_person_records(e);
+    }
+    let lost_entries: [_; GROUP_QUERIES] =
+        std::array::from_fn(|i| lost[i].as_ref().and_then(|h| index.person_entry(h)));
+    for e in lost_entries.iter().flatten() {
+        index.prefetch_person_refs(e);
+    }
+    // Step 5: the text of person records (a person query's answer shows them); the lost
+    // cards' persons' records (SPEC 4.1 step 3 reads only their dates).
+    for e in entries.iter().flatten() {
+        index.prefetch_person_text(e);
+    }
+    for e in lost_entries.iter().flatten() {
+        index.prefetch_person_records(e);
+    }
+    // Step 6: answer, in order.
     for (i, card) in cards.into_iter().take(queries.len()).enumerate() {
         let (outcome, date, consent) = match query(i) {
             None => {
@@ -526,13 +595,14 @@ pub fn write_error(out: &mut Vec<u8>, e: &QueryError) {
     out.push(b'}');
 }
 
-/// What each slot of a batch came to: its kind (when it parsed) and validity (when answered).
-pub type Observe<'o> = &'o mut dyn FnMut(Option<&Query>, Option<Validity>);
+/// What each slot of a batch came to: its kind (when it names one) and validity (`None`: the
+/// query is malformed).
+pub type Observe<'o> = &'o mut dyn FnMut(Option<QueryKind>, Option<Validity>);
 
 /// Answers a JSON batch from `index` into `out` as a JSON array, in order.
 pub fn write_json_answers<B: AsRef<[u8]>>(
     index: &Index<B>,
-    queries: &[Result<Query, QueryError>],
+    items: &[JsonItem],
     today: Date,
     out: &mut Vec<u8>,
     observe: Observe<'_>,
@@ -540,11 +610,11 @@ pub fn write_json_answers<B: AsRef<[u8]>>(
     out.push(b'[');
     let mut scratch = GroupScratch::default();
     // In groups, so the lookups of a large batch overlap their cache misses (answer_group).
-    for (g, group) in queries.chunks(GROUP_QUERIES).enumerate() {
+    for (g, group) in items.chunks(GROUP_QUERIES).enumerate() {
         let slots: [Option<GroupQuery<'_>>; GROUP_QUERIES] = std::array::from_fn(|i| {
             group
                 .get(i)
-                .and_then(|q| q.as_ref().ok())
+                .and_then(|item| item.query.as_ref().ok())
                 .map(GroupQuery::of)
         });
         answer_group(
@@ -556,20 +626,20 @@ pub fn write_json_answers<B: AsRef<[u8]>>(
                 if g + i > 0 {
                     out.push(b',');
                 }
-                match (answered, &group[i]) {
+                match (answered, &group[i].query) {
                     (Some((v, json)), Ok(q)) => {
                         out.extend_from_slice(json);
-                        observe(Some(q), Some(v));
+                        observe(Some(q.kind()), Some(v));
                     }
                     (_, Err(e)) => {
                         write_error(out, e);
-                        observe(None, None);
+                        observe(group[i].kind, None);
                     }
                     // answer_group answers every slot that holds a query; were it not to,
                     // the query is answered alone.
                     (None, Ok(q)) => {
                         let v = answer(index, q, today, out);
-                        observe(Some(q), Some(v));
+                        observe(Some(q.kind()), Some(v));
                     }
                 }
             },
@@ -600,11 +670,11 @@ pub fn write_csv_answers<B: AsRef<[u8]>>(
             Err(e) => {
                 fields.extend(["".into(), "".into(), e.to_string()]);
                 fields.resize(29, String::new());
-                observe(None, None);
+                observe(parse_kind(Some(&row.cells[0])).ok(), None);
             }
             Ok(q) => {
                 let v = csv_answer(index, q, today, &mut fields);
-                observe(Some(q), Some(v));
+                observe(Some(q.kind()), Some(v));
             }
         }
         let _ = w.write_record(&fields);
@@ -775,12 +845,44 @@ pub(crate) mod tests {
             r#"[{"kind":"nope"},{"kind":"card","number":3},{"kind":"card","bogus":"1"},{},7]"#,
             Ok(&[
                 "error:kind",
-                "error:query",
+                "error:number",
                 "error:query",
                 "error:kind",
                 "error:query",
             ]),
         );
+        // Regression: a value of the wrong JSON type was an error of field "query" quoting
+        // serde's line and column; it names its field.
+        check_json(
+            r#"[{"kind":"card","insurer_number":33120015,"number":"1","birthdate":"1980-01-23"},
+                {"kind":"card","insurer_number":"33120015","number":"3456","birthdate":"1980-01-23","limit_consent":"maybe"},
+                {"kind":"card","insurer_number":"33120015","number":"3456","birthdate":"1980-01-23","limit_consent":[]},
+                {"kind":"person","individual_number":["1"]},
+                {"kind":7}]"#,
+            Ok(&[
+                "error:insurer_number",
+                "error:limit_consent",
+                "error:limit_consent",
+                "error:individual_number",
+                "error:kind",
+            ]),
+        );
+        // limit_consent as JSON writes it, or as the CSV form does.
+        for (value, expected) in [
+            ("true", Some(Some(true))),
+            ("false", Some(Some(false))),
+            ("1", Some(Some(true))),
+            ("0", Some(Some(false))),
+            ("\"1\"", Some(Some(true))),
+            ("\"\"", Some(Some(false))),
+            ("null", Some(None)),
+            ("2", None),
+            ("\"maybe\"", None),
+            ("{}", None),
+        ] {
+            let v: serde_json::Value = serde_json::from_str(value).unwrap();
+            assert_eq!(json_consent(&v).ok(), expected, "{value}");
+        }
         check_json(
             r#"[{"kind":"card","insurer_number":"33120015","number":"1","birthdate":"1980-01-23","date":"2026-02-30"}]"#,
             Ok(&["error:date"]),
@@ -909,7 +1011,12 @@ pub(crate) mod tests {
         let mut out = Vec::new();
         write_json_answers(&index, &q, d("2026-11-24"), &mut out, &mut |_, _| {});
         let mut single = Vec::new();
-        answer(&index, q[0].as_ref().unwrap(), d("2026-11-24"), &mut single);
+        answer(
+            &index,
+            q[0].query.as_ref().unwrap(),
+            d("2026-11-24"),
+            &mut single,
+        );
         let expected = format!(
             "[{},{{\"error\":\"insurer_number: is required\",\"field\":\"insurer_number\"}}]",
             String::from_utf8(single).unwrap()
@@ -1051,6 +1158,17 @@ pub(crate) mod tests {
         let e =
             parse_single(br#"{"individual_number":123456789018}"#, QueryKind::Person).unwrap_err();
         assert!(!e.to_string().contains("123456789018"), "{e}");
-        assert!(e.to_string().contains("********9018"), "{e}");
+        assert_eq!(e.field, "individual_number");
+        // Regression: an individual number sent in another field came back in clear.
+        for body in [
+            r#"{"individual_number":"123456789018","date":"123456789018"}"#,
+            r#"{"individual_number":"１２３４５６７８９０１８","date":"No.１２３４５６７８９０１８"}"#,
+        ] {
+            let e = parse_single(body.as_bytes(), QueryKind::Person).unwrap_err();
+            assert_eq!(e.field, "date");
+            assert!(e.to_string().contains("********"), "{e}");
+            assert!(!e.to_string().contains("56789018"), "{e}");
+            assert!(!e.to_string().contains("５６７８９０１８"), "{e}");
+        }
     }
 }

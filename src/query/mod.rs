@@ -7,7 +7,8 @@ mod json;
 pub use json::{write_json_str, write_json_utf8};
 
 use crate::domain::{
-    mask_raw, normalize_card_text_into, Branch, Date, IndividualNumber, InsurerNumber, Validity,
+    mask_raw, normalize_card_text_into, text::quote_raw, Branch, Date, IndividualNumber,
+    InsurerNumber, Validity,
 };
 use thiserror::Error;
 
@@ -58,6 +59,13 @@ pub enum Query {
 }
 
 impl Query {
+    pub fn kind(&self) -> batch::QueryKind {
+        match self {
+            Query::Card(_) => batch::QueryKind::Card,
+            Query::Person(_) => batch::QueryKind::Person,
+        }
+    }
+
     pub fn limit_consent(&self) -> bool {
         match self {
             Query::Card(q) => q.limit_consent,
@@ -95,7 +103,7 @@ fn required<'a>(field: &'static str, v: Option<&'a str>) -> Result<&'a str, Quer
 }
 
 fn parse_date(field: &'static str, v: &str) -> Result<Date, QueryError> {
-    Date::parse(v).map_err(|e| QueryError::new(field, format!("{e}: {v:?}")))
+    Date::parse(v).map_err(|e| QueryError::new(field, format!("{e}: {}", quote_raw(v))))
 }
 
 fn optional_date(field: &'static str, v: Option<&str>) -> Result<Option<Date>, QueryError> {
@@ -117,7 +125,7 @@ impl CardQuery {
     ) -> Result<CardQuery, QueryError> {
         let raw = required("insurer_number", f.insurer_number)?;
         let insurer = InsurerNumber::parse(raw)
-            .map_err(|e| QueryError::new("insurer_number", format!("{e}: {raw:?}")))?;
+            .map_err(|e| QueryError::new("insurer_number", format!("{e}: {}", quote_raw(raw))))?;
         match present(f.symbol) {
             None => symbol.clear(),
             Some(s) => normalize_card_text_into(s, &mut symbol)
@@ -130,7 +138,8 @@ impl CardQuery {
         }
         let branch = present(f.branch)
             .map(|b| {
-                Branch::parse_query(b).map_err(|e| QueryError::new("branch", format!("{e}: {b:?}")))
+                Branch::parse_query(b)
+                    .map_err(|e| QueryError::new("branch", format!("{e}: {}", quote_raw(b))))
             })
             .transpose()?;
         let birthdate = parse_date("birthdate", required("birthdate", f.birthdate)?)?;
@@ -170,7 +179,7 @@ pub fn parse_consent(v: Option<&str>) -> Result<bool, QueryError> {
             "0" | "false" | "no" => Ok(false),
             _ => Err(QueryError::new(
                 "limit_consent",
-                format!("expected 1 or empty, got {s:?}"),
+                format!("expected 1 or empty, got {}", quote_raw(&s)),
             )),
         },
     }

@@ -22,7 +22,7 @@ use super::limits::*;
 use super::metrics::{self, Kind, Protocol, Via};
 use super::session::{write_decimal, Ctx, Session, Step};
 use crate::query::batch::{self, BatchError, QueryKind};
-use crate::query::{write_json_str, Query};
+use crate::query::write_json_str;
 use std::ops::Range;
 
 /// An HTTP connection.
@@ -552,10 +552,7 @@ impl HttpSession {
     }
 
     fn single(&mut self, body: &[u8], kind: QueryKind, ctx: &Ctx<'_>) -> Reply {
-        let metric_kind = match kind {
-            QueryKind::Card => Kind::Card,
-            QueryKind::Person => Kind::Person,
-        };
+        let metric_kind = Kind::of(Some(kind));
         match batch::parse_single(body, kind) {
             Ok(q) => {
                 let v = batch::answer(&ctx.generation.index, &q, ctx.today, &mut self.body);
@@ -572,9 +569,8 @@ impl HttpSession {
 
     fn batch(&mut self, head: &Head<'_>, body: &[u8], ctx: &Ctx<'_>) -> Reply {
         let index = &ctx.generation.index;
-        let mut observe = |q: Option<&Query>, v| {
-            let kind = q.map_or(Kind::Card, Kind::of);
-            ctx.metrics.query(Via::Batch, kind, v);
+        let mut observe = |kind: Option<QueryKind>, v| {
+            ctx.metrics.query(Via::Batch, Kind::of(kind), v);
         };
         let result = if head.csv {
             batch::parse_csv(body).map(|rows| {

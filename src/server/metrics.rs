@@ -6,7 +6,7 @@
 //! between cores.
 
 use crate::domain::Validity;
-use crate::query::Query;
+use crate::query::batch::QueryKind;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -64,7 +64,8 @@ pub enum Via {
 }
 
 const VIAS: [&str; 3] = ["resp", "http", "batch"];
-const KINDS: [&str; 2] = ["card", "person"];
+/// `unknown`: a malformed batch query that names no kind (only its errors are counted).
+const KINDS: [&str; 3] = ["card", "person", "unknown"];
 /// Slot 0 counts malformed queries; 1–5 the validities.
 const OUTCOMES: [&str; 6] = ["error", "1", "2", "3", "4", "5"];
 
@@ -72,13 +73,16 @@ const OUTCOMES: [&str; 6] = ["error", "1", "2", "3", "4", "5"];
 pub enum Kind {
     Card = 0,
     Person = 1,
+    /// A malformed batch query without a valid `kind`.
+    Unknown = 2,
 }
 
 impl Kind {
-    pub fn of(q: &Query) -> Kind {
-        match q {
-            Query::Card(_) => Kind::Card,
-            Query::Person(_) => Kind::Person,
+    pub fn of(kind: Option<QueryKind>) -> Kind {
+        match kind {
+            Some(QueryKind::Card) => Kind::Card,
+            Some(QueryKind::Person) => Kind::Person,
+            None => Kind::Unknown,
         }
     }
 }
@@ -105,7 +109,7 @@ const BUCKETS_NS: [u64; 15] = [
 /// One core's counters.
 #[derive(Default)]
 pub struct CoreMetrics {
-    queries: [[[Counter; 6]; 2]; 3],
+    queries: [[[Counter; 6]; 3]; 3],
     requests: [Counter; 2],
     protocol_errors: [Counter; 2],
     open_connections: [Counter; 2],
@@ -180,7 +184,13 @@ pub fn render(
     out.push_str("# HELP shikaku_queries_total Eligibility queries answered, by command, protocol and validity (error: malformed).\n# TYPE shikaku_queries_total counter\n");
     for (v, via) in VIAS.iter().enumerate() {
         for (k, kind) in KINDS.iter().enumerate() {
-            for (o, outcome) in OUTCOMES.iter().enumerate() {
+            // A query of unknown kind was never answered: only its error line is shown.
+            let outcomes = if k == Kind::Unknown as usize {
+                1
+            } else {
+                OUTCOMES.len()
+            };
+            for (o, outcome) in OUTCOMES.iter().enumerate().take(outcomes) {
                 let n = sum(&|c| c.queries[v][k][o].get());
                 let _ = writeln!(
                     out,

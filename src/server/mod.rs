@@ -115,6 +115,8 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("RESP and HTTP are both given {0}: give each its own port")]
+    SameAddress(SocketAddr),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -174,6 +176,26 @@ impl Server {
     }
 }
 
+/// Fails when a fixed port of `addrs` is taken, or two of them are one port. The cores'
+/// listeners share their ports through `SO_REUSEPORT`, which would as well let them join
+/// another server's listeners on the same port (a second `shikaku serve`, or RESP and HTTP
+/// given one address): the kernel would split the connections between the two, silently. A
+/// plain listener on each port first, all held at once, refuses that; port 0 needs no check.
+fn claim_ports(addrs: [SocketAddr; 2]) -> Result<(), ServeError> {
+    if addrs[0] == addrs[1] && addrs[0].port() != 0 {
+        return Err(ServeError::SameAddress(addrs[0]));
+    }
+    let mut held = Vec::with_capacity(addrs.len());
+    for addr in addrs.into_iter().filter(|a| a.port() != 0) {
+        // std sets SO_REUSEADDR (connections in TIME_WAIT from a previous run do not count)
+        // and not SO_REUSEPORT, so any listener already on the port refuses this one.
+        let probe = std::net::TcpListener::bind(addr)
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        held.push(probe);
+    }
+    Ok(())
+}
+
 /// Whether the kernel gives us io_uring (else the runtimes fall back to epoll).
 pub fn io_uring_available() -> bool {
     monoio::utils::detect_uring()
@@ -188,6 +210,7 @@ pub fn serve(config: ServeConfig, live: Arc<Live>) -> Result<Server, ServeError>
             }
         }
     }
+    claim_ports([config.resp, config.http])?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = if config.threads == 0 {
         cpus

@@ -20,6 +20,7 @@ use super::limits::*;
 use super::metrics::{Kind, Protocol, Via};
 use super::session::{write_decimal, Ctx, Session, Step};
 use crate::domain::CARD_TEXT_MAX_CHARS;
+use crate::query::batch::QueryKind;
 use crate::query::batch::{answer_group, GroupQuery, GroupScratch, GROUP_QUERIES};
 use crate::query::{CardFields, CardQuery, PersonFields, PersonQuery};
 use std::ops::{Range, RangeInclusive};
@@ -255,20 +256,20 @@ impl Queued {
         }
     }
 
-    fn kind(&self) -> Kind {
+    fn kind(&self) -> QueryKind {
         match self {
-            Queued::Card(_) => Kind::Card,
-            Queued::Person(_) => Kind::Person,
+            Queued::Card(_) => QueryKind::Card,
+            Queued::Person(_) => QueryKind::Person,
         }
     }
 }
 
 /// The query commands: their kind, argument counts (the name included) and name in errors.
-fn query_command(name: &[u8]) -> Option<(Kind, RangeInclusive<usize>, &'static str)> {
+fn query_command(name: &[u8]) -> Option<(QueryKind, RangeInclusive<usize>, &'static str)> {
     if name.eq_ignore_ascii_case(b"ELIG.CARD") {
-        Some((Kind::Card, 6..=8, "elig.card"))
+        Some((QueryKind::Card, 6..=8, "elig.card"))
     } else if name.eq_ignore_ascii_case(b"ELIG.PERSON") {
-        Some((Kind::Person, 2..=4, "elig.person"))
+        Some((QueryKind::Person, 2..=4, "elig.person"))
     } else {
         None
     }
@@ -447,17 +448,17 @@ impl State {
     /// The kind of query `a` is when it is a well-formed `ELIG.CARD` or `ELIG.PERSON` this
     /// connection may run, so it can wait in `queued` for the group (any other command,
     /// including a malformed query, goes through `dispatch`).
-    fn queueable(&self, a: &Args<'_>, ctx: &Ctx<'_>) -> Option<Kind> {
+    fn queueable(&self, a: &Args<'_>, ctx: &Ctx<'_>) -> Option<QueryKind> {
         let (kind, args, _) = query_command(a.get(0))?;
         (args.contains(&a.len()) && self.may_run(ctx)).then_some(kind)
     }
 
     /// Parses the query `a` of `kind` (its argument count checked) into `queued`.
-    fn queue(&mut self, kind: Kind, a: &Args<'_>) {
+    fn queue(&mut self, kind: QueryKind, a: &Args<'_>) {
         debug_assert!(self.queued.len() < GROUP_QUERIES);
         let q = match kind {
-            Kind::Card => Queued::Card(self.parse_card(a)),
-            Kind::Person => Queued::Person(parse_person(a)),
+            QueryKind::Card => Queued::Card(self.parse_card(a)),
+            QueryKind::Person => Queued::Person(parse_person(a)),
         };
         self.queued.push(q);
     }
@@ -498,7 +499,7 @@ impl State {
             ctx.today,
             &mut self.scratch,
             |i, answered| {
-                let kind = queued[i].kind();
+                let kind = Kind::of(Some(queued[i].kind()));
                 match answered {
                     Some((v, json)) => {
                         write_bulk(out, json);

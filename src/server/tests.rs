@@ -54,6 +54,12 @@ fn live() -> (tempfile::TempDir, Arc<Live>) {
     (dir, Arc::new(Live::new(index).unwrap()))
 }
 
+/// The member's individual number, in clear (test data).
+fn member_number() -> String {
+    let number = IndividualNumber::from_first11(12345678901);
+    String::from_utf8(number.expose_digits().to_vec()).unwrap()
+}
+
 fn shared(auth: Option<AuthTable>) -> (tempfile::TempDir, Shared) {
     let (dir, live) = live();
     let shared = Shared {
@@ -173,6 +179,12 @@ fn resp_sessions() {
         "-ERR individual_number: bad check digit: ********9019\r\n",
         false,
     );
+    // Regression: the arguments swapped, an individual number in the date came back in clear.
+    check(
+        format!("ELIG.PERSON {} 123456789018\r\n", member_number()).as_bytes(),
+        "-ERR date: not a date (expected YYYY-MM-DD, YYYYMMDD, S45.1.23 or 3450123): \"********9018\"\r\n",
+        false,
+    );
     check(
         b"ELIG.PERSON\r\n",
         "-ERR wrong number of arguments for 'elig.person' command\r\n",
@@ -201,10 +213,7 @@ fn resp_groups_keep_the_order_of_replies() {
     let (_dir, shared) = shared(None);
     let card = answer(None);
     let card = format!("${}\r\n{card}\r\n", card.len());
-    let number = IndividualNumber::from_first11(12345678901);
-    let number = std::str::from_utf8(number.expose_digits())
-        .unwrap()
-        .to_owned();
+    let number = member_number();
     let person = {
         let q = crate::query::PersonQuery::parse(&crate::query::PersonFields {
             individual_number: Some(&number),

@@ -4,7 +4,7 @@
 use super::decode::{decode, Source};
 use super::error::SnapshotError;
 use super::read::record_line;
-use super::row::quote;
+use crate::domain::text::quote_raw;
 use crate::domain::{text, Date, InsurerKind, InsurerNumber};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -82,7 +82,7 @@ impl fmt::Display for Finding {
                 write!(
                     f,
                     "{INSURERS_FILE}: unknown column {} ignored",
-                    quote(column)
+                    quote_raw(column)
                 )
             }
         }
@@ -207,7 +207,7 @@ fn insurer_entry(
             path,
             line,
             "insurer_number",
-            format!("{} {e}", quote(raw_number)),
+            format!("{} {e}", quote_raw(raw_number)),
         )
     })?;
     let name = field(cols.name).trim_matches(text::is_space);
@@ -222,7 +222,7 @@ fn insurer_entry(
             "kind",
             format!(
                 "{} is not one of kyokai, senin, kumiai, kyosai, kokuho, kokuho_kumiai, koki",
-                quote(raw_kind)
+                quote_raw(raw_kind)
             ),
         )
     })?;

@@ -4,8 +4,9 @@ use super::decode::{count_data_lines, decode, Encoding, Source};
 use super::discover::{InsurerEntry, SnapshotFile};
 use super::error::SnapshotError;
 use super::header::{Column, ColumnMap};
-use super::row::{check_row, quote, Fields};
+use super::row::{check_row, Fields};
 use super::types::{FileSummary, Issue, RowOutcome, Rule, RuleCounts};
+use crate::domain::text::quote_raw;
 use crate::domain::{Date, InsurerNumber};
 use csv::ByteRecord;
 use std::borrow::Cow;
@@ -103,7 +104,7 @@ fn unknown_column_warnings(cols: &ColumnMap, ctx: &FileContext, line: u64) -> Ve
             line,
             rule: Rule::W0,
             field: Cow::Owned(name.clone()),
-            reason: format!("unknown column {} ignored", quote(name)),
+            reason: format!("unknown column {} ignored", quote_raw(name)),
         })
         .collect()
 }

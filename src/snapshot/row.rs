@@ -4,6 +4,7 @@
 use super::header::Column;
 use super::read::FileContext;
 use super::types::{Issue, Rule};
+use crate::domain::text::quote_raw;
 use crate::domain::{
     mask_raw, normalize_card_text, text, Branch, CopayRatio, Date, IndividualNumber, InsurerNumber,
     LimitCategory, ReasonOfLoss, Record, Relationship, Sex,
@@ -118,11 +119,11 @@ fn build_record(f: &Fields<'_>, ctx: &FileContext) -> Result<Record, Failure> {
 /// R1: a valid insurer number, and the one of the file's directory.
 fn insurer(raw: &str, expected: InsurerNumber) -> Result<InsurerNumber, Failure> {
     let fail = |reason| (Rule::R1, Column::InsurerNumber, reason);
-    let n = InsurerNumber::parse(raw).map_err(|e| fail(format!("{} {e}", quote(raw))))?;
+    let n = InsurerNumber::parse(raw).map_err(|e| fail(format!("{} {e}", quote_raw(raw))))?;
     if n != expected {
         return Err(fail(format!(
             "{} is not the insurer of its directory ({expected})",
-            quote(raw)
+            quote_raw(raw)
         )));
     }
     Ok(n)
@@ -134,7 +135,7 @@ fn card_text(raw: &str, col: Column, required: bool) -> Result<String, Failure> 
     match normalize_card_text(raw) {
         Ok(s) if s.is_empty() && required => Err(fail(format!("{} is empty", col.name()))),
         Ok(s) => Ok(s),
-        Err(e) => Err(fail(format!("{} {e}", quote(raw)))),
+        Err(e) => Err(fail(format!("{} {e}", quote_raw(raw)))),
     }
 }
 
@@ -184,7 +185,7 @@ fn date(raw: &str, col: Column) -> Result<Date, String> {
     if is_blank(raw) {
         return Err(format!("{} is empty", col.name()));
     }
-    Date::parse(raw).map_err(|e| format!("{}: {e}", quote(raw)))
+    Date::parse(raw).map_err(|e| format!("{}: {e}", quote_raw(raw)))
 }
 
 /// R7 for a required code.
@@ -205,7 +206,7 @@ fn code<T>(
         (
             Rule::R7,
             col,
-            format!("{} is not a listed code ({listed})", quote(raw)),
+            format!("{} is not a listed code ({listed})", quote_raw(raw)),
         )
     })
 }
@@ -229,7 +230,7 @@ fn parse_or<T>(
     rule: Rule,
     parse: impl Fn(&str) -> Result<T, String>,
 ) -> Result<T, Failure> {
-    parse(raw).map_err(|e| (rule, col, format!("{} {e}", quote(raw))))
+    parse(raw).map_err(|e| (rule, col, format!("{} {e}", quote_raw(raw))))
 }
 
 /// W1..W4 for a kept row, in that order.
@@ -281,7 +282,7 @@ fn warnings(f: &Fields<'_>, r: &Record, ctx: &FileContext) -> Vec<Failure> {
         out.push((
             Rule::W4,
             Column::NameKana,
-            format!("{} is not katakana", quote(f.get(Column::NameKana))),
+            format!("{} is not katakana", quote_raw(f.get(Column::NameKana))),
         ));
     }
     out
@@ -329,63 +330,9 @@ fn is_blank(raw: &str) -> bool {
     raw.chars().all(text::is_space)
 }
 
-/// Quotes a raw field for a reason: runs of 12 or more digits are masked to their last four
-/// (an individual number in the wrong column must not leak), then long values are cut.
-pub(crate) fn quote(raw: &str) -> String {
-    const MAX_CHARS: usize = 40;
-    let masked = mask_digit_runs(raw);
-    let mut shown: String = masked.chars().take(MAX_CHARS).collect();
-    if masked.chars().nth(MAX_CHARS).is_some() {
-        shown.push('…');
-    }
-    format!("{shown:?}")
-}
-
-fn mask_digit_runs(raw: &str) -> Cow<'_, str> {
-    const LONGEST_CLEAR_RUN: usize = 11;
-    let is_digit = |c: char| c.is_ascii_digit() || ('０'..='９').contains(&c);
-    let chars: Vec<char> = raw.chars().collect();
-    let mut out = String::with_capacity(raw.len());
-    let mut changed = false;
-    let mut i = 0;
-    while i < chars.len() {
-        let run = chars[i..].iter().take_while(|&&c| is_digit(c)).count();
-        if run == 0 {
-            out.push(chars[i]);
-            i += 1;
-            continue;
-        }
-        let keep_from = if run > LONGEST_CLEAR_RUN {
-            changed = true;
-            run - 4
-        } else {
-            0
-        };
-        for (k, &c) in chars[i..i + run].iter().enumerate() {
-            out.push(if k < keep_from { '*' } else { c });
-        }
-        i += run;
-    }
-    if changed {
-        Cow::Owned(out)
-    } else {
-        Cow::Borrowed(raw)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quoting_masks_long_digit_runs() {
-        let check = |raw: &str, expected: &str| assert_eq!(quote(raw), expected, "{raw:?}");
-        check("12345678901", "\"12345678901\"");
-        check("123456789018", "\"********9018\"");
-        check("No.１２３４５６７８９０１８x", "\"No.********９０１８x\"");
-        check("a\"b\nc", "\"a\\\"b\\nc\"");
-        check(&"x".repeat(50), &format!("\"{}…\"", "x".repeat(40)));
-    }
 
     #[test]
     fn kana() {

@@ -199,21 +199,37 @@ pub fn start(data: &Path, auth: Option<AuthTable>) -> Server {
 
 /// As [`start`], on the given I/O driver.
 pub fn start_with(data: &Path, auth: Option<AuthTable>, driver: shikaku::server::Driver) -> Server {
-    let index = Store::new(data).open_current(PersonKey::demo()).unwrap();
-    let live = Arc::new(Live::new(index).unwrap());
-    serve(
+    let any = "127.0.0.1:0".parse().unwrap();
+    try_start(
+        data,
         ServeConfig {
-            resp: "127.0.0.1:0".parse().unwrap(),
-            http: "127.0.0.1:0".parse().unwrap(),
-            threads: 2,
+            resp: any,
+            http: any,
             auth,
-            pin: false,
             driver,
-            ..Default::default()
+            ..test_config()
         },
-        live,
     )
     .unwrap()
+}
+
+/// What the tests' servers share: two cores, not pinned, ephemeral loopback ports.
+pub fn test_config() -> ServeConfig {
+    let any = "127.0.0.1:0".parse().unwrap();
+    ServeConfig {
+        resp: any,
+        http: any,
+        threads: 2,
+        pin: false,
+        ..Default::default()
+    }
+}
+
+/// A server over `data` as `config` says, or why it did not start.
+pub fn try_start(data: &Path, config: ServeConfig) -> Result<Server, shikaku::server::ServeError> {
+    let index = Store::new(data).open_current(PersonKey::demo()).unwrap();
+    let live = Arc::new(Live::new(index).unwrap());
+    serve(config, live)
 }
 
 /// `shikaku query` output for `args` (after `query --data DIR`).
