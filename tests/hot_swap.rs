@@ -225,7 +225,18 @@ fn fifty_swaps_and_five_rollbacks_under_load_fail_no_request() {
         .as_deref()
         .unwrap()
         .contains("g999-corrupt"));
+    assert_eq!(live.reload_refusals.load(Ordering::Relaxed), 1);
     std::thread::sleep(Duration::from_millis(300));
+    // Regression: CURRENT put back to the generation served left the refusal standing
+    // (`/metrics` and `/v1/generation` went on reporting it).
+    store.publish(&serving).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while live.last_refusal.lock().unwrap().is_some() {
+        assert!(Instant::now() < deadline, "the refusal was not cleared");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(live.load().id(), serving);
+    assert_eq!(live.reload_refusals.load(Ordering::Relaxed), 1);
 
     stop.store(true, Ordering::Relaxed);
     let problems: Vec<String> = clients

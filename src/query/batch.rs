@@ -342,6 +342,14 @@ pub fn parse_csv(body: &[u8]) -> Result<Vec<CsvRow>, BatchError> {
     let mut rows = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| BatchError::Malformed(format!("CSV: {e}")))?;
+        // No query field holds a line break: a cell with one is a quote left open, which
+        // would swallow the rows after it into one cell, their queries lost.
+        if record.iter().any(|cell| cell.contains(['\n', '\r'])) {
+            let line = record.position().map_or(0, |p| p.line());
+            return Err(BatchError::Malformed(format!(
+                "CSV line {line}: a quoted cell runs over more than one line (a quote left open?)"
+            )));
+        }
         if rows.len() == MAX_BATCH_QUERIES {
             return Err(BatchError::TooMany(MAX_BATCH_QUERIES + 1));
         }
@@ -1095,6 +1103,16 @@ pub(crate) mod tests {
         );
         let many = format!("kind\n{}", "card\n".repeat(MAX_BATCH_QUERIES + 1));
         check_csv(&many, 0, Err(BatchError::TooMany(MAX_BATCH_QUERIES + 1)));
+        // Regression: a quote left open swallowed the rows after it into one cell; three
+        // rows got two answers.
+        check_csv(
+            "kind,individual_number\nperson,1\nperson,\"2\nperson,3\nperson,4\n",
+            0,
+            Err(BatchError::Malformed(
+                "CSV line 3: a quoted cell runs over more than one line (a quote left open?)"
+                    .into(),
+            )),
+        );
     }
 
     /// A batch from Japanese Windows software, in CP932: answered as the same batch in UTF-8.

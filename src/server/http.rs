@@ -469,11 +469,18 @@ impl HttpSession {
         match path {
             "/metrics" => {
                 let mut text = String::with_capacity(8192);
+                let live = &ctx.shared.live;
                 metrics::render(
                     &mut text,
                     &ctx.shared.cores,
-                    ctx.generation.id(),
-                    ctx.generation.epoch,
+                    &metrics::LiveFacts {
+                        generation: ctx.generation.id(),
+                        epoch: ctx.generation.epoch,
+                        reload_refusals: live
+                            .reload_refusals
+                            .load(std::sync::atomic::Ordering::Relaxed),
+                        refused_now: live.last_refusal.lock().is_ok_and(|r| r.is_some()),
+                    },
                 );
                 self.body.extend_from_slice(text.as_bytes());
                 Reply {

@@ -40,8 +40,11 @@ pub struct Live {
     epoch: AtomicU64,
     /// Old generations on their way to the reaper thread, which drops (unmaps) them.
     retired: crossbeam::channel::Sender<Arc<Generation>>,
-    /// Why the last reload was refused, if it was (shown by `/v1/generation`).
+    /// Why the generation CURRENT names was refused, while it names one (shown by
+    /// `/v1/generation` and `/metrics`); cleared when CURRENT names what is served again.
     pub last_refusal: Mutex<Option<String>>,
+    /// Reloads refused since the start (`/metrics`).
+    pub reload_refusals: AtomicU64,
     /// Reloads and releases in progress. Cores stop busy-polling meanwhile, so the background
     /// threads get the CPU in the gaps between requests instead of time slices taken from a
     /// polling core (which showed as milliseconds of latency around swaps).
@@ -117,6 +120,7 @@ impl Live {
             epoch: AtomicU64::new(0),
             retired,
             last_refusal: Mutex::new(None),
+            reload_refusals: AtomicU64::new(0),
             background,
         })
     }

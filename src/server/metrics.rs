@@ -174,12 +174,19 @@ impl CoreMetrics {
 }
 
 /// Renders the Prometheus text format, summing every core's counters.
-pub fn render(
-    out: &mut String,
-    cores: &[std::sync::Arc<CoreMetrics>],
-    generation: &str,
-    epoch: u64,
-) {
+/// What `/metrics` tells of the generations: the one served and the reloads refused.
+pub struct LiveFacts<'a> {
+    pub generation: &'a str,
+    pub epoch: u64,
+    pub reload_refusals: u64,
+    /// CURRENT names a generation that was refused, and an older one is served.
+    pub refused_now: bool,
+}
+
+pub fn render(out: &mut String, cores: &[std::sync::Arc<CoreMetrics>], live: &LiveFacts<'_>) {
+    let LiveFacts {
+        generation, epoch, ..
+    } = live;
     let sum = |f: &dyn Fn(&CoreMetrics) -> u64| cores.iter().map(|c| f(c)).sum::<u64>();
     out.push_str("# HELP shikaku_queries_total Eligibility queries answered, by command, protocol and validity (error: malformed).\n# TYPE shikaku_queries_total counter\n");
     for (v, via) in VIAS.iter().enumerate() {
@@ -262,6 +269,14 @@ pub fn render(
         out,
         "shikaku_live_generation{{id=\"{generation}\",epoch=\"{epoch}\"}} 1"
     );
+    out.push_str("# HELP shikaku_reload_refusals_total Reloads refused (a generation that failed to open or verify; the one before kept serving).\n# TYPE shikaku_reload_refusals_total counter\n");
+    let _ = writeln!(
+        out,
+        "shikaku_reload_refusals_total {}",
+        live.reload_refusals
+    );
+    out.push_str("# HELP shikaku_reload_refused 1 while CURRENT names a generation that was refused (an older one is served; see /v1/generation).\n# TYPE shikaku_reload_refused gauge\n");
+    let _ = writeln!(out, "shikaku_reload_refused {}", u8::from(live.refused_now));
 }
 
 #[cfg(test)]
@@ -281,7 +296,18 @@ mod tests {
         cores[0].latency(Duration::from_micros(20), 4);
         cores[0].connection_opened(Protocol::Http);
         let mut out = String::new();
-        render(&mut out, &cores, "g1", 0);
+        render(
+            &mut out,
+            &cores,
+            &LiveFacts {
+                generation: "g1",
+                epoch: 0,
+                reload_refusals: 2,
+                refused_now: true,
+            },
+        );
+        assert!(out.contains("shikaku_reload_refusals_total 2\n"), "{out}");
+        assert!(out.contains("shikaku_reload_refused 1\n"), "{out}");
         assert!(
             out.contains("shikaku_queries_total{command=\"card\",via=\"resp\",validity=\"1\"} 2\n"),
             "{out}"

@@ -48,22 +48,34 @@ impl Reloader {
                 }
             };
             let serving = self.live.load().id().to_owned();
-            if !forced && (wanted == serving || refused.as_deref() == Some(wanted.as_str())) {
+            if !forced && wanted == serving {
+                // CURRENT names what is served (put back after a refusal, say): nothing
+                // is refused any more.
+                self.set_refusal(None);
+                refused = None;
+                continue;
+            }
+            if !forced && refused.as_deref() == Some(wanted.as_str()) {
                 continue;
             }
             match self.swap_to(&wanted) {
                 Ok(()) => refused = None,
                 Err(why) => {
                     tracing::error!(generation = %wanted, serving = %serving, "reload refused, still serving the old generation: {why}");
-                    *self
-                        .live
-                        .last_refusal
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner()) = Some(format!("{wanted}: {why}"));
+                    self.live.reload_refusals.fetch_add(1, Ordering::Relaxed);
+                    self.set_refusal(Some(format!("{wanted}: {why}")));
                     refused = Some(wanted);
                 }
             }
         }
+    }
+
+    fn set_refusal(&self, why: Option<String>) {
+        *self
+            .live
+            .last_refusal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = why;
     }
 
     /// Opens, verifies (faulting every page in) and publishes generation `id`.
@@ -75,11 +87,7 @@ impl Reloader {
             .open(id, self.key.clone())
             .map_err(|e| e.to_string())?;
         self.live.publish(index).map_err(|e| e.to_string())?;
-        *self
-            .live
-            .last_refusal
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = None;
+        self.set_refusal(None);
         tracing::info!(generation = %id, elapsed_ms = started.elapsed().as_millis() as u64, "hot-swapped");
         Ok(())
     }
