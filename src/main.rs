@@ -365,11 +365,13 @@ fn run_generations(args: GenerationsArgs, key_file: Option<PathBuf>) -> anyhow::
             }
         }
         GenerationsAction::Rollback { to } => {
+            let _lock = store.lock().with_context(ctx)?;
             let key = shikaku::cli::person_key(key_file.as_deref())?;
             let id = store.rollback(to.as_deref(), key).with_context(ctx)?;
             println!("live generation is now {id}");
         }
         GenerationsAction::Gc { keep } => {
+            let _lock = store.lock().with_context(ctx)?;
             for id in store.gc(keep).with_context(ctx)? {
                 println!("removed {id}");
             }

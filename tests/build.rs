@@ -218,6 +218,30 @@ fn leftovers_of_a_killed_build_are_cleaned_and_never_published() {
     assert_eq!(store.list().unwrap(), vec![out.generation]);
 }
 
+/// Regression: two builds into one data directory both ran; the second began by removing
+/// "unfinished builds", the first's work among them, and both published.
+#[test]
+fn a_second_build_is_refused_while_one_holds_the_data_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (snap, data) = (tmp.path().join("s"), tmp.path().join("d"));
+    let rows = vec![member("33120015", 1, "", "1980-01-23", "2015-04-01", "")];
+    write_delivery(&snap, &[("33120015", "kyosai", "20261101", &rows)]);
+    let store = Store::new(&data);
+    let running = store.begin("g-running").unwrap();
+    let held = store.lock().unwrap();
+    let err = run(&config(&snap, &data)).unwrap_err().to_string();
+    assert!(err.contains("another build"), "{err}");
+    assert!(
+        err.contains(&data.join("LOCK").display().to_string()),
+        "{err}"
+    );
+    assert!(running.exists(), "the running build's work is left alone");
+    assert!(store.list().unwrap().is_empty());
+    drop(held);
+    let out = run(&config(&snap, &data)).unwrap();
+    assert_eq!(store.list().unwrap(), vec![out.generation]);
+}
+
 #[test]
 fn undecodable_file_is_rejected_whole_and_counted() {
     let tmp = tempfile::tempdir().unwrap();

@@ -251,6 +251,7 @@ fn progress_bar(len: u64, show: bool) -> ProgressBar {
 pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
     let started = Instant::now();
     let store = Store::new(&cfg.data);
+    let _lock = store.lock()?;
     let cleaned = store.clean_tmp()?;
     if cleaned > 0 {
         tracing::info!(

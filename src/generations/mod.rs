@@ -23,6 +23,12 @@ pub const INDEX_FILE: &str = "index.shk";
 pub const REPORT_FILE: &str = "report.json";
 pub const REJECTS_FILE: &str = "rejects.csv";
 pub const CURRENT_FILE: &str = "CURRENT";
+/// Locked by whoever changes the data directory ([`Store::lock`]).
+pub const LOCK_FILE: &str = "LOCK";
+
+/// The data directory taken for a change; released when dropped.
+#[derive(Debug)]
+pub struct StoreLock(#[allow(dead_code)] fs::File);
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -38,6 +44,8 @@ pub enum StoreError {
     MissingGeneration { path: String, id: String },
     #[error("no generation was live before {live}; name one to roll back to (`shikaku generations list`)")]
     NothingBefore { live: String },
+    #[error("another build, rollback or gc is at work on this data directory (it holds {path}); wait for it to finish: two at once would remove each other's work")]
+    Busy { path: String },
     #[error("{0:?} is not a valid generation id")]
     BadId(String),
     #[error(transparent)]
@@ -73,6 +81,28 @@ impl Store {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Takes the data directory for a change (a build, a rollback, a gc), or fails at once
+    /// with [`StoreError::Busy`] while another process has it: a build begins by removing
+    /// unfinished builds, which would be the other build's work. The lock is the OS's on
+    /// `DATA/LOCK` and ends with the returned handle, or with the process however it ends.
+    pub fn lock(&self) -> Result<StoreLock, StoreError> {
+        fs::create_dir_all(&self.root).map_err(io_err(&self.root))?;
+        let path = self.root.join(LOCK_FILE);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        match file.try_lock() {
+            Ok(()) => Ok(StoreLock(file)),
+            Err(fs::TryLockError::WouldBlock) => Err(StoreError::Busy {
+                path: path.display().to_string(),
+            }),
+            Err(fs::TryLockError::Error(e)) => Err(io_err(&path)(e)),
+        }
     }
 
     pub fn generations_dir(&self) -> PathBuf {
