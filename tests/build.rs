@@ -305,7 +305,20 @@ fn incremental_build_reuses_unchanged_insurers_and_matches_a_full_build() {
         member("06139992", 10, "", "1970-05-06", "2010-04-01", ""),
     ];
     write_snapshot(&snap, "06139992", "20261121", &kumiai_day2);
+    // Regression: the kyosai insurer renamed in insurers.csv, its file unchanged, kept its
+    // old name in an incremental build (the full build below must write the same index).
+    let list = fs::read_to_string(snap.join("insurers.csv")).unwrap();
+    let renamed = list.replace("保険者33120015", "改名共済組合");
+    assert_ne!(list, renamed);
+    fs::write(snap.join("insurers.csv"), renamed).unwrap();
     let day2 = run(&config(&snap, &data)).unwrap();
+    let kyosai_name = day2
+        .report
+        .insurers
+        .iter()
+        .find(|r| r.insurer_number == "33120015")
+        .map(|r| r.insurer_name.as_str());
+    assert_eq!(kyosai_name, Some("改名共済組合"));
     let reused: Vec<(&str, bool)> = day2
         .report
         .insurers

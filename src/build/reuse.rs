@@ -7,11 +7,12 @@
 use super::encode::InsurerPart;
 use super::link::PreviousPersons;
 use super::report::{read_rejects, Counts, InsurerReport, Report, ReportLine};
-use crate::domain::{Date, InsurerKind, PersonKey};
+use crate::domain::{Date, PersonKey};
 use crate::format::writer::{EncodedSegment, SegmentMeta};
 use crate::format::{FormatError, SEGMENTS_DIR};
 use crate::generations::{Store, REJECTS_FILE, REPORT_FILE};
 use crate::index::MappedIndex;
+use crate::snapshot::InsurerEntry;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -111,10 +112,13 @@ impl Previous {
 
     /// Reuses insurer `old` of the live generation: hard-links its segment file into
     /// `segments_dir` and rebuilds its part from the insurer table (no links: the person
-    /// stage reads them from the live generation's person table).
+    /// stage reads them from the live generation's person table). Its name and kind are
+    /// `listed`'s, this delivery's `insurers.csv`: they live in the main file, not in the
+    /// segment, and an insurer renamed since must answer with its new name.
     pub fn reuse(
         &self,
         old: usize,
+        listed: &InsurerEntry,
         old_report: &InsurerReport,
         built_on: Date,
         segments_dir: &Path,
@@ -144,9 +148,8 @@ impl Previous {
         counts.covered_today = u64::from(covered);
         let part = InsurerPart {
             number: e.number,
-            name: info.name.clone(),
-            kind: InsurerKind::from_code(e.kind)
-                .ok_or_else(|| FormatError::Malformed("insurer kind".into()))?,
+            name: listed.name.clone(),
+            kind: listed.kind,
             snapshot_date: e.snapshot_date,
             file,
             segment: EncodedSegment {

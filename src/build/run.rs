@@ -208,7 +208,7 @@ fn process_insurer(
     let identity = file_identity(&s.file.path).unwrap_or((0, 0));
     if let Some(prev) = previous {
         if let Some((old, report)) = prev.unchanged(&s.file.rel_path, identity) {
-            let r = prev.reuse(*old, report, cfg.built_on, segments_dir)?;
+            let r = prev.reuse(*old, &s.insurer, report, cfg.built_on, segments_dir)?;
             return Ok(InsurerResult {
                 part: r.part,
                 counts: r.counts,
@@ -260,7 +260,7 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
             store.tmp_dir().display()
         );
     }
-    let discovery = snapshot::discover(&cfg.snapshots)?;
+    let discovery = snapshot::discover(&cfg.snapshots, cfg.built_on)?;
     let mut snapshots = discovery.snapshots.clone();
     snapshots.sort_by_key(|s| s.insurer.number.to_key());
     let previous = match cfg.reuse {

@@ -180,10 +180,14 @@ fn is_card_char(c: char) -> bool {
         || matches!(c,
             '\u{3041}'..='\u{309F}' // hiragana
             | '\u{30A0}'..='\u{30FF}' // katakana
-            | '\u{3005}' | '\u{3006}' // 々 〆
+            | '\u{3005}' | '\u{3006}' | '\u{3007}' // 々 〆 〇
             | '\u{4E00}'..='\u{9FFF}' // CJK unified ideographs
-            | '\u{3400}'..='\u{4DBF}'
-            | '\u{F900}'..='\u{FAFF}'
+            | '\u{3400}'..='\u{4DBF}' // extension A
+            | '\u{F900}'..='\u{FAFF}' // compatibility ideographs
+            // Extensions B–I and the compatibility supplement (𠮷, 𩸽): the supplementary
+            // and tertiary ideographic planes.
+            | '\u{20000}'..='\u{2FFFF}'
+            | '\u{30000}'..='\u{323AF}'
             | '\u{2212}' | '\u{2010}'..='\u{2015}') // minus and dash forms
 }
 
@@ -475,6 +479,10 @@ mod tests {
         check("ｱｲ 12", Ok("アイ12"));
         check("012A", Ok("012A"));
         check("愛知 ２", Ok("愛知2"));
+        // Regression: kanji outside the basic plane, and 〇, were "not kanji".
+        check("𠮷田", Ok("𠮷田"));
+        check("〇一", Ok("〇一"));
+        check("𩸽", Ok("𩸽"));
         check("", Ok(""));
         check("123456789012345678901", Err(IdError::TooLong(20)));
         check("00000000000000000000001", Ok("1"));

@@ -91,31 +91,60 @@ pub fn quote_raw(raw: &str) -> String {
 }
 
 /// Masks every run of 12 or more digits (ASCII or full-width) but its last four, as SPEC 1.3
-/// shows an individual number: whatever field or message it strayed into.
+/// shows an individual number, whatever field or message it strayed into. A run may hold
+/// single separators between its digits (`1234-5678-9018`, `1234 5678 9018`), as people write
+/// the number; they are kept.
 pub fn mask_digit_runs(raw: &str) -> Cow<'_, str> {
     const LONGEST_CLEAR_RUN: usize = 11;
     let is_digit = |c: char| c.is_ascii_digit() || ('０'..='９').contains(&c);
+    let is_separator = |c: char| matches!(c, '-' | ' ' | '－' | '‐' | '−' | '　');
     let chars: Vec<char> = raw.chars().collect();
     let mut out = String::with_capacity(raw.len());
     let mut changed = false;
     let mut i = 0;
     while i < chars.len() {
-        let run = chars[i..].iter().take_while(|&&c| is_digit(c)).count();
-        if run == 0 {
+        if !is_digit(chars[i]) {
             out.push(chars[i]);
             i += 1;
             continue;
         }
-        let keep_from = if run > LONGEST_CLEAR_RUN {
-            changed = true;
-            run - 4
-        } else {
-            0
-        };
-        for (k, &c) in chars[i..i + run].iter().enumerate() {
-            out.push(if k < keep_from { '*' } else { c });
+        // The run: digits, and single separators each followed by a digit.
+        let mut end = i + 1;
+        while end < chars.len() {
+            if is_digit(chars[end]) {
+                end += 1;
+            } else if is_separator(chars[end]) && chars.get(end + 1).is_some_and(|&c| is_digit(c)) {
+                end += 2;
+            } else {
+                break;
+            }
         }
-        i += run;
+        let run = &chars[i..end];
+        let digits = run.iter().filter(|&&c| is_digit(c)).count();
+        let mut clear = if digits > LONGEST_CLEAR_RUN {
+            changed = true;
+            4
+        } else {
+            digits
+        };
+        // Digits are shown from the right: the last `clear` of them.
+        let mut shown: Vec<char> = run
+            .iter()
+            .rev()
+            .map(|&c| {
+                if !is_digit(c) {
+                    c
+                } else if clear > 0 {
+                    clear -= 1;
+                    c
+                } else {
+                    '*'
+                }
+            })
+            .collect();
+        shown.reverse();
+        out.extend(shown);
+        i = end;
     }
     if changed {
         Cow::Owned(out)
@@ -134,6 +163,16 @@ mod tests {
         check("12345678901", "\"12345678901\"");
         check("123456789018", "\"********9018\"");
         check("No.１２３４５６７８９０１８x", "\"No.********９０１８x\"");
+        // Regression: written with separators, the number was quoted in clear.
+        check("1234-5678-9018", "\"****-****-9018\"");
+        check("123456 789018", "\"****** **9018\"");
+        check(
+            "１２３４　５６７８　９０１８",
+            "\"****\\u{3000}****\\u{3000}９０１８\"",
+        );
+        check("tel 03-1234-5678", "\"tel 03-1234-5678\"");
+        check("2026-11-24 12", "\"2026-11-24 12\"");
+        check("1-2-3-4-5-6-7-8-9-0-1-8", "\"*-*-*-*-*-*-*-*-9-0-1-8\"");
         check("a\"b\nc", "\"a\\\"b\\nc\"");
         check(&"x".repeat(50), &format!("\"{}…\"", "x".repeat(40)));
     }

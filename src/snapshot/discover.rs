@@ -57,6 +57,9 @@ pub enum Finding {
     BadFileName { path: Arc<str> },
     /// A column of `insurers.csv` that is not `insurer_number`, `insurer_name` or `kind`.
     UnknownInsurersColumn { column: String },
+    /// A snapshot file dated after the build's date (a mistyped name, say `20621124.csv`):
+    /// not read, or it would win as the newest for as long as its date lies ahead.
+    FutureSnapshot { path: Arc<str>, built_on: Date },
 }
 
 impl fmt::Display for Finding {
@@ -83,6 +86,12 @@ impl fmt::Display for Finding {
                     f,
                     "{INSURERS_FILE}: unknown column {} ignored",
                     quote_raw(column)
+                )
+            }
+            Finding::FutureSnapshot { path, built_on } => {
+                write!(
+                    f,
+                    "{path} is dated after the build date {built_on}; not read (a mistyped date?)"
                 )
             }
         }
@@ -252,7 +261,8 @@ fn csv_error(path: &Path, e: &csv::Error) -> SnapshotError {
 }
 
 /// Reads `insurers.csv` and picks, for each listed insurer, its newest snapshot.
-pub fn discover(snapshots_dir: &Path) -> Result<Discovery, SnapshotError> {
+/// Finds each listed insurer's newest snapshot file dated on or before `built_on`.
+pub fn discover(snapshots_dir: &Path, built_on: Date) -> Result<Discovery, SnapshotError> {
     let (insurers, unknown_columns) = read_insurers_reporting(&snapshots_dir.join(INSURERS_FILE))?;
     let mut findings: Vec<Finding> = unknown_columns
         .into_iter()
@@ -283,7 +293,15 @@ pub fn discover(snapshots_dir: &Path) -> Result<Discovery, SnapshotError> {
     }
     let mut snapshots = Vec::new();
     for entry in &insurers {
-        let mut dated = files.remove(&entry.number).unwrap_or_default();
+        let (mut dated, future): (Vec<_>, Vec<_>) = files
+            .remove(&entry.number)
+            .unwrap_or_default()
+            .into_iter()
+            .partition(|f| f.date <= built_on);
+        findings.extend(future.into_iter().map(|f| Finding::FutureSnapshot {
+            path: f.rel_path,
+            built_on,
+        }));
         dated.sort_by(newest_first_order);
         match dated.pop() {
             Some(file) => snapshots.push(InsurerSnapshot {

@@ -13,9 +13,11 @@
 //!   (number, then symbol), R3, R4, R5, R6, R7 (sex, relationship, reason_of_loss,
 //!   copay_ratio, limit_category); later fields are not examined. Warnings are only computed
 //!   for rows that are kept, in the order W1..W4; a row can carry several.
-//! - **R0** malformed row: a row whose number of fields differs from the header's, or whose
-//!   name or name_kana is longer than `row::MAX_NAME_BYTES` (1,024 bytes). Its raw text is
-//!   never quoted (it may hold an individual number in any position).
+//! - **R0** malformed row: a row whose number of fields differs from the header's, a row with
+//!   a cell holding a line break (no field of SPEC 3 holds one: it is a quote left open, which
+//!   swallows the rows after it; the reason names the lines the row spans, so they are in the
+//!   report), or whose name or name_kana is longer than `row::MAX_NAME_BYTES` (1,024 bytes).
+//!   Its raw text is never quoted (it may hold an individual number in any position).
 //! - **File-level rule codes** (every data line of the file counts as read and rejected):
 //!   F1 undecodable (neither UTF-8 nor CP932), F2 unusable header (no header row, a required
 //!   column missing, or a column named twice), F3 unreadable (I/O error; nothing could be read,
@@ -42,9 +44,12 @@
 //!   Unknown columns there are ignored and reported as a [`Finding::UnknownInsurersColumn`].
 //! - Snapshot file names are `YYYYMMDD.csv` with a real calendar date (extension matched
 //!   case-insensitively); anything else in an insurer directory is a
-//!   [`Finding::BadFileName`]. Older snapshots of an insurer are ignored silently.
+//!   [`Finding::BadFileName`]. Older snapshots of an insurer are ignored silently. A file
+//!   dated after the build's date is a [`Finding::FutureSnapshot`] and not read: a mistyped
+//!   year would otherwise win as the newest file for decades.
 //! - **Privacy**: reasons quote raw values of ordinary fields, but every quoted value has any
-//!   run of 12 or more digits masked to its last four, so an individual number that strayed into
+//!   run of 12 or more digits masked to its last four (single separators between the digits,
+//!   as in `1234-5678-9018`, count in the run), so an individual number that strayed into
 //!   another column does not leak either.
 
 pub(crate) mod decode;

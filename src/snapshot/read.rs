@@ -6,7 +6,7 @@ use super::error::SnapshotError;
 use super::header::{Column, ColumnMap};
 use super::row::{check_row, Fields};
 use super::types::{FileSummary, Issue, RowOutcome, Rule, RuleCounts};
-use crate::domain::text::quote_raw;
+use crate::domain::text::{mask_digit_runs, quote_raw};
 use crate::domain::{Date, InsurerNumber};
 use csv::ByteRecord;
 use std::borrow::Cow;
@@ -103,7 +103,7 @@ fn unknown_column_warnings(cols: &ColumnMap, ctx: &FileContext, line: u64) -> Ve
             file: ctx.file.clone(),
             line,
             rule: Rule::W0,
-            field: Cow::Owned(name.clone()),
+            field: Cow::Owned(mask_digit_runs(name).into_owned()),
             reason: format!("unknown column {} ignored", quote_raw(name)),
         })
         .collect()
@@ -119,6 +119,33 @@ fn row_outcome(rec: &ByteRecord, cols: &ColumnMap, ctx: &FileContext, line: u64)
             reason,
         })
     };
+    // No snapshot field holds a line break; a cell with one is a quote left open, which
+    // swallows the rows after it (to the next quote, or the end of the file) into one row.
+    // Rejected naming the lines it spans, so those rows are in the report, not lost.
+    if let Some(i) = rec
+        .iter()
+        .position(|f| f.contains(&b'\n') || f.contains(&b'\r'))
+    {
+        // A quote left open to the end of the file holds the file's last line break too.
+        let breaks: usize = rec
+            .iter()
+            .map(|f| f.trim_ascii_end().iter().filter(|&&b| b == b'\n').count())
+            .sum();
+        let column = Column::ALL
+            .into_iter()
+            .find(|&c| cols.get(c) == Some(i))
+            .map_or("", Column::name);
+        return RowOutcome::Rejected(Issue {
+            file: ctx.file.clone(),
+            line,
+            rule: Rule::R0,
+            field: Cow::Borrowed(column),
+            reason: format!(
+                "a quoted cell holds a line break, so this row runs over lines {line}-{} (a quote left open?); no snapshot field holds one",
+                line + breaks as u64
+            ),
+        });
+    }
     if rec.len() != cols.width {
         return malformed(format!(
             "{} fields where the header has {}",

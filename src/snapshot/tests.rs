@@ -530,20 +530,41 @@ fn crlf_bom_blank_lines_and_quoted_newlines_keep_line_numbers() {
     lf.push('\n');
     let last = csv_text(&HEADER, &rows[3..]);
     lf.push_str(last.split_once('\n').map_or("", |(_, row)| row));
+    // A cell holding a line break is R0, named with the lines its row spans.
     let expected = [
-        (2, "ok".to_owned()),
+        (2, "R0 name".to_owned()),
         (4, "R3 branch".to_owned()),
-        (5, "ok".to_owned()),
+        (5, "R0 name".to_owned()),
         (8, "ok".to_owned()),
     ];
     let (out, _) = read_all(lf.as_bytes(), &ctx("33120015"));
     assert_eq!(lines_and_codes(&out), expected, "{lf}");
-    assert_eq!(record(out[0].clone()).name, "山田,\n太郎");
+    assert!(reason(&out[0]).contains("lines 2-3"), "{}", reason(&out[0]));
     let crlf = format!("\u{feff}{}", lf.replace('\n', "\r\n"));
     let (out, summary) = read_all(crlf.as_bytes(), &ctx("33120015"));
     assert_eq!(lines_and_codes(&out), expected);
     assert_eq!(summary.encoding, Some(Encoding::Utf8));
-    assert_eq!(record(out[0].clone()).name, "山田,\r\n太郎");
+    assert!(reason(&out[2]).contains("lines 5-6"), "{}", reason(&out[2]));
+}
+
+/// Regression: a quote left open swallowed the rows after it into one cell; the file's
+/// report said 2 rows read of 5 and named none of the three swallowed.
+#[test]
+fn a_quote_left_open_is_reported_with_the_lines_it_swallowed() {
+    let mut text = csv_text(&HEADER, &[base_with(&[])]);
+    let open = BASE.join(",").replacen("山田 太郎", "\"山田 太郎", 1);
+    assert_ne!(open, BASE.join(","), "the base row has the name");
+    text.push_str(&format!("{open}\n"));
+    for _ in 0..3 {
+        text.push_str(&format!("{}\n", BASE.join(",")));
+    }
+    let (out, summary) = read_all(text.as_bytes(), &ctx("33120015"));
+    assert_eq!(
+        lines_and_codes(&out),
+        [(2, "ok".to_owned()), (3, "R0 name".to_owned())]
+    );
+    assert!(reason(&out[1]).contains("lines 3-6"), "{}", reason(&out[1]));
+    assert_eq!((summary.rows_read, summary.rejected), (2, 1));
 }
 
 #[test]
@@ -647,11 +668,13 @@ fn discovery_picks_newest_and_reports_the_rest() {
     let body = csv_text(&HEADER, &[base_with(&[])]);
     write(root, "33120015/20250101.csv", body.as_bytes());
     write(root, "33120015/20260401.csv", body.as_bytes());
+    // Regression: a file dated ahead of the build (a mistyped year) won as the newest.
+    write(root, "33120015/20620401.csv", body.as_bytes());
     write(root, "33120015/notes.txt", b"x");
     write(root, "131045/2026-04-01.csv", b"x");
     write(root, "06139998/20260401.csv", body.as_bytes());
     write(root, "README", b"x");
-    let d = discover(root).expect("discover");
+    let d = discover(root, Date::parse("2026-11-24").unwrap()).expect("discover");
     assert_eq!(d.insurers.len(), 3);
     let picked: Vec<(String, usize)> = d
         .snapshots
@@ -668,6 +691,7 @@ fn discovery_picks_newest_and_reports_the_rest() {
             "131045/2026-04-01.csv is not named <insurer_number>/YYYYMMDD.csv; ignored",
             "33120015/notes.txt is not named <insurer_number>/YYYYMMDD.csv; ignored",
             "README is not named <insurer_number>/YYYYMMDD.csv; ignored",
+            "33120015/20620401.csv is dated after the build date 2026-11-24; not read (a mistyped date?)",
             "insurer 131045 is listed but has no snapshot",
             &format!("insurer {koki} is listed but has no snapshot"),
         ]
