@@ -127,9 +127,12 @@ fn accounting_and_cross_checks() {
     }
     for r in &out.report.insurers {
         assert!(r.counts.balanced(), "{r:?}");
+        assert_eq!(r.encoding.as_deref(), Some("utf8"), "{r:?}");
     }
     let lines = rejects(&out.generation_dir);
-    for rule in [",R1,", ",R4,", ",X1,", ",X2,", ",X3,"] {
+    // Regression: a duplicate row was counted in report.json but had no line of its own.
+    assert_eq!(t.by_rule.get("DUP"), Some(&1));
+    for rule in [",R1,", ",R4,", ",X1,", ",X2,", ",X3,", ",DUP,"] {
         assert!(
             lines.contains(rule),
             "{rule} missing from rejects.csv:\n{lines}"
@@ -319,6 +322,13 @@ fn incremental_build_reuses_unchanged_insurers_and_matches_a_full_build() {
         .find(|r| r.insurer_number == "33120015")
         .map(|r| r.insurer_name.as_str());
     assert_eq!(kyosai_name, Some("改名共済組合"));
+    assert!(
+        day2.report
+            .insurers
+            .iter()
+            .all(|r| r.encoding.as_deref() == Some("utf8")),
+        "a reused insurer keeps its file's encoding"
+    );
     let reused: Vec<(&str, bool)> = day2
         .report
         .insurers

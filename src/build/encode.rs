@@ -48,6 +48,30 @@ pub struct InsurerPart {
     pub findings: Vec<ReportLine>,
 }
 
+/// Keeps each exact duplicate row once (its first line) and returns a `DUP` report line for
+/// every other: SPEC 3 drops nothing without a line in the report.
+fn dedup(rows: &mut Vec<(Record, u32)>, file: &str) -> Vec<ReportLine> {
+    // Equal records end up next to each other, in line order.
+    rows.sort_unstable();
+    let mut lines = Vec::new();
+    let mut kept_line = 0;
+    rows.dedup_by(|later, earlier| {
+        let duplicate = later.0 == earlier.0;
+        if duplicate {
+            kept_line = earlier.1;
+            lines.push(ReportLine {
+                file: file.to_owned(),
+                line: u64::from(later.1),
+                rule: "DUP",
+                field: String::new(),
+                reason: format!("the same row as line {kept_line}, indexed once"),
+            });
+        }
+        duplicate
+    });
+    lines
+}
+
 /// Encodes one insurer. `insurer_index` is its position in the final (sorted) insurer table,
 /// which person refs point at; `built_on` is the day "covered today" counts are taken.
 pub fn encode_insurer(
@@ -56,10 +80,8 @@ pub fn encode_insurer(
     key: &PersonKey,
     built_on: Date,
 ) -> Result<InsurerPart, FormatError> {
-    input.rows.sort_unstable();
-    let before = input.rows.len();
-    input.rows.dedup_by(|later, earlier| later.0 == earlier.0);
-    let rows_deduplicated = (before - input.rows.len()) as u64;
+    let duplicates = dedup(&mut input.rows, &input.file);
+    let rows_deduplicated = duplicates.len() as u64;
     // Segment order: by encoded card key (the FST's order); the sort is stable, so the records
     // of one card keep their order. A key too long to encode sorts last and fails encoding.
     input.rows.sort_by_cached_key(|(r, _)| {
@@ -103,7 +125,8 @@ pub fn encode_insurer(
             })
         })
         .collect();
-    let findings = card_conflicts(&input.rows, &input.file);
+    let mut findings = duplicates;
+    findings.extend(card_conflicts(&input.rows, &input.file));
     let covered_count = input
         .rows
         .iter()

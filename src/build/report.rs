@@ -67,6 +67,11 @@ pub struct InsurerReport {
     /// True when this insurer's segment was reused from the previous generation.
     #[serde(default)]
     pub reused: bool,
+    /// How the snapshot file decoded (`utf8`, `cp932`): a file of UTF-8 rows with one CP932
+    /// line decodes as CP932, its UTF-8 names garbled, and W4 warnings are the only other
+    /// sign. `None` when the file could not be decoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
     #[serde(flatten)]
     pub counts: Counts,
 }

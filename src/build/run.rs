@@ -103,6 +103,8 @@ struct InsurerResult {
     identity: (u64, u64),
     /// The insurer's position in the live generation, when its segment was reused.
     reused_from: Option<usize>,
+    /// How its snapshot file decoded.
+    encoding: Option<String>,
 }
 
 fn report_line(issue: Issue) -> ReportLine {
@@ -175,9 +177,7 @@ fn read_and_encode(
     for (rule, n) in summary.by_rule.iter() {
         *counts.by_rule.entry(rule.as_str().to_owned()).or_default() += n;
     }
-    if part.rows_deduplicated > 0 {
-        *counts.by_rule.entry("DUP".to_owned()).or_default() += part.rows_deduplicated;
-    }
+    // The DUP lines among the findings count the duplicates.
     for l in &part.findings {
         counts.count_rule(l.rule);
     }
@@ -192,6 +192,7 @@ fn read_and_encode(
         lines,
         identity: (0, 0),
         reused_from: None,
+        encoding: summary.encoding.map(|e| e.as_str().to_owned()),
     })
 }
 
@@ -215,6 +216,7 @@ fn process_insurer(
                 lines: r.lines,
                 identity,
                 reused_from: Some(r.old_position),
+                encoding: report.encoding.clone(),
             });
         }
     }
@@ -327,6 +329,7 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
             file_bytes: 0,
             file_mtime_ns: 0,
             reused: false,
+            encoding: None,
             counts,
         });
         lines.push(line);
@@ -517,6 +520,7 @@ fn split(results: Vec<InsurerResult>) -> Split {
             file_bytes: r.identity.0,
             file_mtime_ns: r.identity.1,
             reused: r.reused_from.is_some(),
+            encoding: r.encoding,
             counts: r.counts,
         });
         lines.extend(r.lines);

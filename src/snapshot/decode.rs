@@ -16,6 +16,16 @@ pub enum Encoding {
     Cp932,
 }
 
+impl Encoding {
+    /// As `report.json` names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encoding::Utf8 => "utf8",
+            Encoding::Cp932 => "cp932",
+        }
+    }
+}
+
 /// The bytes of one file, read whole. Read rather than mapped: a delivery still being
 /// written or replaced would raise SIGBUS through a mapping, and shikaku keeps `unsafe` to the
 /// one index mapping (`index::map_file`). Only one file per worker is held at a time.
