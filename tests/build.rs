@@ -205,6 +205,21 @@ fn guard_refuses_a_truncated_delivery_unless_accepted() {
     let mut cfg = config(&snap, &data);
     cfg.accept = vec![InsurerNumber::parse("33120015").unwrap()];
     run(&cfg).unwrap();
+
+    // Regression: with the person key rotated, the live index cannot be opened and a
+    // truncated delivery was published unguarded; the guard now reads the live report.
+    let members: Vec<String> = (0..20)
+        .map(|i| member("06139992", i, "", "1980-01-23", "2015-04-01", ""))
+        .collect();
+    write_delivery(&snap, &[("06139992", "kumiai", "20261104", &members)]);
+    run(&config(&snap, &data)).unwrap();
+    write_delivery(&snap, &[("06139992", "kumiai", "20261105", &members[..10])]);
+    let rotated = BuildConfig {
+        key: PersonKey::from_hex(&"ab".repeat(32)).unwrap(),
+        ..config(&snap, &data)
+    };
+    let err = run(&rotated).unwrap_err();
+    assert!(err.to_string().contains("fell from 20 to 10"), "{err}");
 }
 
 #[test]

@@ -571,44 +571,69 @@ fn guard(store: &Store, cfg: &BuildConfig, new: &MappedIndex) -> Vec<String> {
     let Ok(Some(live_id)) = store.current() else {
         return Vec::new();
     };
-    let Ok(live) = store.open(&live_id, cfg.key.clone()) else {
+    let Some(live_counts) = live_covered_counts(store, cfg, &live_id) else {
         tracing::warn!(
             live_id,
-            "the live generation cannot be opened; the guard has nothing to compare with"
+            "neither the live generation's index nor its report can be read; the guard has nothing to compare with"
         );
         return Vec::new();
     };
-    let new_counts: BTreeMap<String, u32> = new
+    let new_counts: BTreeMap<String, u64> = new
         .insurers()
         .iter()
-        .map(|i| (i.number_str().to_owned(), i.entry.covered_count))
+        .map(|i| (i.number_str().to_owned(), u64::from(i.entry.covered_count)))
         .collect();
     let mut refused = Vec::new();
-    for old in live.insurers() {
-        if cfg.accept.contains(&old.entry.number) {
+    for (number, &before) in &live_counts {
+        if cfg.accept.iter().any(|a| a.as_str() == number) {
             continue;
         }
-        let before = f64::from(old.entry.covered_count);
-        match new_counts.get(old.number_str()) {
+        match new_counts.get(number) {
             None => refused.push(format!(
-                "insurer {} is missing (present in {live_id}); pass --accept {} if it really left",
-                old.number_str(),
-                old.number_str()
+                "insurer {number} is missing (present in {live_id}); pass --accept {number} if it really left"
             )),
-            Some(&after) if before > 0.0 && (before - f64::from(after)) / before * 100.0 > cfg.max_drop_percent => {
+            Some(&after) if before > 0 && (before - after.min(before)) as f64 / before as f64 * 100.0 > cfg.max_drop_percent => {
                 refused.push(format!(
-                    "insurer {}: members covered today fell from {} to {} (more than {}%); a truncated delivery? pass --accept {} if it is real",
-                    old.number_str(),
-                    old.entry.covered_count,
-                    after,
+                    "insurer {number}: members covered today fell from {before} to {after} (more than {}%); a truncated delivery? pass --accept {number} if it is real",
                     cfg.max_drop_percent,
-                    old.number_str()
                 ))
             }
             Some(_) => {}
         }
     }
     refused
+}
+
+/// Members covered today per insurer of the live generation: from its index, or, when that
+/// cannot be opened (the person key was rotated since, which the index refuses), from its
+/// `report.json`, which holds the same counts and needs no key.
+fn live_covered_counts(
+    store: &Store,
+    cfg: &BuildConfig,
+    live_id: &str,
+) -> Option<BTreeMap<String, u64>> {
+    match store.open(live_id, cfg.key.clone()) {
+        Ok(live) => Some(
+            live.insurers()
+                .iter()
+                .map(|i| (i.number_str().to_owned(), u64::from(i.entry.covered_count)))
+                .collect(),
+        ),
+        Err(e) => {
+            tracing::warn!(live_id, "the live generation cannot be opened ({e}); the guard compares with its report.json");
+            let path = store.generation_dir(live_id).join(REPORT_FILE);
+            let report: Report = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+            // Lines for unlisted directories (F4) have no snapshot date: not insurers.
+            Some(
+                report
+                    .insurers
+                    .into_iter()
+                    .filter(|r| r.snapshot_date.is_some())
+                    .map(|r| (r.insurer_number, r.counts.covered_today))
+                    .collect(),
+            )
+        }
+    }
 }
 
 fn write_report_files(dir: &Path, report: &Report, lines: &[ReportLine]) -> Result<(), BuildError> {

@@ -57,6 +57,9 @@ pub enum Finding {
     BadFileName { path: Arc<str> },
     /// A column of `insurers.csv` that is not `insurer_number`, `insurer_name` or `kind`.
     UnknownInsurersColumn { column: String },
+    /// Two files of one insurer and one date (`20261124.csv`, `20261124.CSV`): `read` is
+    /// read (the last by name), `ignored` not.
+    SameDate { read: Arc<str>, ignored: Arc<str> },
     /// A snapshot file dated after the build's date (a mistyped name, say `20621124.csv`):
     /// not read, or it would win as the newest for as long as its date lies ahead.
     FutureSnapshot { path: Arc<str>, built_on: Date },
@@ -86,6 +89,12 @@ impl fmt::Display for Finding {
                     f,
                     "{INSURERS_FILE}: unknown column {} ignored",
                     quote_raw(column)
+                )
+            }
+            Finding::SameDate { read, ignored } => {
+                write!(
+                    f,
+                    "{ignored} has the date of {read}, which is read; {ignored} is not"
                 )
             }
             Finding::FutureSnapshot { path, built_on } => {
@@ -303,7 +312,16 @@ pub fn discover(snapshots_dir: &Path, built_on: Date) -> Result<Discovery, Snaps
             built_on,
         }));
         dated.sort_by(newest_first_order);
-        match dated.pop() {
+        let newest = dated.pop();
+        if let Some(file) = &newest {
+            findings.extend(dated.iter().filter(|f| f.date == file.date).map(|f| {
+                Finding::SameDate {
+                    read: file.rel_path.clone(),
+                    ignored: f.rel_path.clone(),
+                }
+            }));
+        }
+        match newest {
             Some(file) => snapshots.push(InsurerSnapshot {
                 insurer: entry.clone(),
                 file,

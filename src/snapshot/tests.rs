@@ -670,6 +670,8 @@ fn discovery_picks_newest_and_reports_the_rest() {
     write(root, "33120015/20260401.csv", body.as_bytes());
     // Regression: a file dated ahead of the build (a mistyped year) won as the newest.
     write(root, "33120015/20620401.csv", body.as_bytes());
+    // Regression: of two files of one date, one was ignored without a word.
+    write(root, "33120015/20260401.CSV", body.as_bytes());
     write(root, "33120015/notes.txt", b"x");
     write(root, "131045/2026-04-01.csv", b"x");
     write(root, "06139998/20260401.csv", body.as_bytes());
@@ -681,7 +683,7 @@ fn discovery_picks_newest_and_reports_the_rest() {
         .iter()
         .map(|s| (s.file.rel_path.to_string(), s.older))
         .collect();
-    assert_eq!(picked, [("33120015/20260401.csv".to_owned(), 1)]);
+    assert_eq!(picked, [("33120015/20260401.csv".to_owned(), 2)]);
     let findings: Vec<String> = d.findings.iter().map(|f| f.to_string()).collect();
     assert_eq!(
         findings,
@@ -692,6 +694,7 @@ fn discovery_picks_newest_and_reports_the_rest() {
             "33120015/notes.txt is not named <insurer_number>/YYYYMMDD.csv; ignored",
             "README is not named <insurer_number>/YYYYMMDD.csv; ignored",
             "33120015/20620401.csv is dated after the build date 2026-11-24; not read (a mistyped date?)",
+            "33120015/20260401.CSV has the date of 33120015/20260401.csv, which is read; 33120015/20260401.CSV is not",
             "insurer 131045 is listed but has no snapshot",
             &format!("insurer {koki} is listed but has no snapshot"),
         ]
