@@ -4,7 +4,7 @@
 use super::header::Column;
 use super::read::FileContext;
 use super::types::{Issue, Rule};
-use crate::domain::text::quote_raw;
+use crate::domain::text::{mask_digit_runs, quote_raw};
 use crate::domain::{
     mask_raw, normalize_card_text, text, Branch, CopayRatio, Date, IndividualNumber, InsurerNumber,
     LimitCategory, ReasonOfLoss, Record, Relationship, Sex,
@@ -103,8 +103,10 @@ fn build_record(f: &Fields<'_>, ctx: &FileContext) -> Result<Record, Failure> {
         number,
         branch,
         individual_number: IndividualNumber::parse(f.get(Column::IndividualNumber)).ok(),
-        name: f.get(Column::Name).trim_matches(text::is_space).to_owned(),
-        name_kana: normalize_kana(f.get(Column::NameKana)).into_owned(),
+        // An individual number typed into a name column would be stored, and answered, in
+        // clear: its digits are masked as in every report (SPEC 1.3). W4 flags the kana.
+        name: mask_digit_runs(f.get(Column::Name).trim_matches(text::is_space)).into_owned(),
+        name_kana: mask_digit_runs(&normalize_kana(f.get(Column::NameKana))).into_owned(),
         sex,
         birthdate,
         relationship,

@@ -425,6 +425,16 @@ fn w4_name_kana() {
     let o = check(&[("name_kana", "")], "ok W4 name_kana");
     assert_eq!(reason(&o), "name_kana is empty");
     check(&[("name_kana", "  ")], "ok W4 name_kana");
+    // Regression: an individual number typed into a name column was indexed in clear.
+    let r = record(check(
+        &[
+            ("name_kana", "１２３４ ５６７８ ９０１８"),
+            ("name", "9876-5432-1093"),
+        ],
+        "ok W4 name_kana",
+    ));
+    assert_eq!(r.name_kana, "**** **** 9018");
+    assert_eq!(r.name, "****-****-1093");
 }
 
 #[test]
