@@ -123,6 +123,10 @@ impl Date {
     /// Parses every form SPEC 2 accepts: `YYYY-MM-DD`, `YYYYMMDD`, `S45.1.23`, `3450123`,
     /// with full-width digits and surrounding white space.
     pub fn parse(s: &str) -> Result<Date, DateError> {
+        // The form nearly every query sends, read without folding or slicing.
+        if let Some(date) = Self::parse_plain_iso(s.as_bytes()) {
+            return date;
+        }
         let f = text::fold(s);
         let s = f.as_ref();
         let b = s.as_bytes();
@@ -149,6 +153,21 @@ impl Date {
             }
             _ => parse_era_letter(s),
         }
+    }
+
+    /// `YYYY-MM-DD` in ASCII digits, nothing around it: `None` for anything else (the
+    /// general path reads it).
+    fn parse_plain_iso(b: &[u8]) -> Option<Result<Date, DateError>> {
+        let [y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1] = *b else {
+            return None;
+        };
+        let digits = [y0, y1, y2, y3, m0, m1, d0, d1];
+        if !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let n = |hi: u8, lo: u8| u32::from(hi - b'0') * 10 + u32::from(lo - b'0');
+        let y = n(y0, y1) * 100 + n(y2, y3);
+        Some(Date::from_ymd(y as i32, n(m0, m1), n(d0, d1)).ok_or(DateError::NoSuchDay))
     }
 
     /// `S45.01.23` style, the form insurers' older systems write.
@@ -275,12 +294,49 @@ const TWO_DIGITS: [[u8; 2]; 100] = {
     t
 };
 
+/// Days since 1970-01-01 → (year, month, day). Every answer writes three or four dates, so
+/// the common range takes Neri and Schneider's algorithm ("Euclidean affine functions and
+/// their application to calendar algorithms", 2022: multiplications and shifts, no
+/// division by a variable); days far outside it take Hinnant's, valid for any `i32`.
 fn civil_from_days(z: i32) -> (i32, u32, u32) {
-    let z = z + 719_468;
+    // Years 1 to 9999 (what `from_ymd` makes), with room either side.
+    if (-800_000..=3_000_000).contains(&z) {
+        civil_from_days_neri_schneider(z)
+    } else {
+        civil_from_days_hinnant(z)
+    }
+}
+
+fn civil_from_days_neri_schneider(z: i32) -> (i32, u32, u32) {
+    // Shifted by 82 400-year cycles, so every day in range is a positive u32.
+    const CYCLES: u32 = 82;
+    const K: u32 = 719_468 + 146_097 * CYCLES;
+    const L: u32 = 400 * CYCLES;
+    let n = z.wrapping_add(K as i32) as u32;
+    let n1 = 4 * n + 3;
+    let century = n1 / 146_097;
+    let n_c = n1 % 146_097 / 4;
+    let n2 = 4 * n_c + 3;
+    let p2 = 2_939_745u64 * u64::from(n2);
+    let year_of_century = (p2 >> 32) as u32;
+    let day_of_year = (p2 as u32) / 2_939_745 / 4;
+    let year = 100 * century + year_of_century;
+    let n3 = 2141 * day_of_year + 197_913;
+    let month = n3 >> 16;
+    let day = (n3 & 0xFFFF) / 2141 + 1;
+    // The computational year starts in March: January and February belong to the next.
+    let january = u32::from(day_of_year >= 306);
+    let year = (year as i32) - (L as i32) + january as i32;
+    (year, if january == 1 { month - 12 } else { month }, day)
+}
+
+fn civil_from_days_hinnant(z: i32) -> (i32, u32, u32) {
+    // In i64: `Date::MAX` and `Date::MIN` (i32 bounds) must not overflow.
+    let z = i64::from(z) + 719_468;
     let era = z.div_euclid(146_097);
     let doe = (z - era * 146_097) as u32;
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe as i32 + era * 400;
+    let y = (i64::from(yoe) + era * 400) as i32;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
@@ -310,6 +366,18 @@ impl serde::Serialize for Date {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fast algorithm agrees with Hinnant's on every day of years 1 to 9999 and beyond.
+    #[test]
+    fn neri_schneider_agrees_with_hinnant() {
+        for z in -800_000..=3_000_000 {
+            assert_eq!(
+                civil_from_days_neri_schneider(z),
+                civil_from_days_hinnant(z),
+                "day {z}"
+            );
+        }
+    }
 
     fn check(input: &str, expected: Result<&str, DateError>) {
         let got = Date::parse(input).map(|d| d.to_string());

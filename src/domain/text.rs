@@ -7,7 +7,7 @@ use unicode_normalization::UnicodeNormalization;
 /// ideographic space U+3000. ASCII input, the common case on the query path, is only trimmed
 /// and never allocates.
 pub fn fold(s: &str) -> Cow<'_, str> {
-    let trimmed = s.trim_matches(is_space);
+    let trimmed = trim_space(s);
     if trimmed.is_ascii() {
         return Cow::Borrowed(trimmed);
     }
@@ -48,6 +48,17 @@ pub fn wide_ascii(c: char) -> Option<char> {
 /// ideographic space, and anything else Unicode calls white space.
 pub fn is_space(c: char) -> bool {
     c.is_whitespace() || c == '\u{3000}'
+}
+
+/// `s` without [`is_space`] characters at either end. Most inputs have none: two byte tests
+/// spare them the character-by-character trim (a few % of a query's parsing).
+pub fn trim_space(s: &str) -> &str {
+    let plain = |b: u8| b > b' ' && b < 0x7f;
+    match s.as_bytes() {
+        [first, .., last] if plain(*first) && plain(*last) => s,
+        [only] if plain(*only) => s,
+        _ => s.trim_matches(is_space),
+    }
 }
 
 /// True when `s` is non-empty and made of ASCII digits only.

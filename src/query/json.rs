@@ -12,6 +12,11 @@ pub fn write_json_utf8(out: &mut Vec<u8>, bytes: &[u8]) {
     // Names and codes almost never need escaping: skip the clean prefix eight bytes at a
     // time, then go byte by byte from the first word that may hold a byte to escape.
     let mut i = clean_prefix(bytes);
+    if i == bytes.len() {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     while i < bytes.len() {
         let b = bytes[i];
@@ -48,8 +53,9 @@ pub fn write_json_utf8(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'"');
 }
 
-/// The length of the longest prefix of whole 8-byte words none of whose bytes needs
-/// escaping (a control character, `"` or `\\`), tested a word at a time.
+/// The length of the longest prefix of whole 8-byte words (and of the shorter last piece)
+/// none of whose bytes needs escaping (a control character, `"` or `\\`), tested a word at a
+/// time: `bytes.len()` for clean text, which is then copied in one piece.
 fn clean_prefix(bytes: &[u8]) -> usize {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
@@ -57,18 +63,28 @@ fn clean_prefix(bytes: &[u8]) -> usize {
     let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS != 0;
     // Some byte of `w` is below 0x20 (same trick, valid for a bound up to 0x80).
     let has_control = |w: u64| w.wrapping_sub(ONES * 0x20) & !w & HIGHS != 0;
-    let mut clean = 0;
-    for chunk in bytes.chunks_exact(8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
+    let needs_escape = |word: [u8; 8]| {
         let w = u64::from_ne_bytes(word);
-        if has_control(w)
+        has_control(w)
             || has_zero(w ^ (ONES * u64::from(b'"')))
             || has_zero(w ^ (ONES * u64::from(b'\\')))
-        {
-            break;
+    };
+    let mut clean = 0;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        if needs_escape(word) {
+            return clean;
         }
         clean += 8;
+    }
+    // The last piece, padded with a byte that needs no escape.
+    let rest = chunks.remainder();
+    let mut word = [b'a'; 8];
+    word[..rest.len()].copy_from_slice(rest);
+    if !needs_escape(word) {
+        clean += rest.len();
     }
     clean
 }

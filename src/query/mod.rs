@@ -7,7 +7,7 @@ mod json;
 pub use json::{write_json_str, write_json_utf8};
 
 use crate::domain::{
-    mask_raw, normalize_card_text_into, text::quote_raw, Branch, Date, IndividualNumber,
+    mask_raw, normalize_card_text_into, text, text::quote_raw, Branch, Date, IndividualNumber,
     InsurerNumber, Validity,
 };
 use thiserror::Error;
@@ -95,7 +95,7 @@ pub struct PersonFields<'a> {
 }
 
 fn present(v: Option<&str>) -> Option<&str> {
-    v.filter(|s| !s.trim().is_empty())
+    v.filter(|s| !text::trim_space(s).is_empty())
 }
 
 fn required<'a>(field: &'static str, v: Option<&'a str>) -> Result<&'a str, QueryError> {
