@@ -587,7 +587,13 @@ fn answer_alone<B: AsRef<[u8]>>(
         Some(GroupQuery::Person(q)) => (index.person(q, today), q.date, q.limit_consent),
     };
     answer.clear();
-    write_answer(answer, &outcome, date.unwrap_or(today), index.generation(), consent);
+    write_answer(
+        answer,
+        &outcome,
+        date.unwrap_or(today),
+        index.generation(),
+        consent,
+    );
     each(0, Some((outcome.validity(), answer)));
 }
 
