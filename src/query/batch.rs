@@ -22,7 +22,8 @@ use super::{
 };
 use crate::domain::text::{mask_digit_runs, quote_raw};
 use crate::domain::{Date, Validity};
-use crate::index::{CardProbe, Index};
+use crate::format::PersonEntry;
+use crate::index::{CardProbe, CardRecords, Index};
 use thiserror::Error;
 
 /// Most queries in one batch (SPEC 4.4).
@@ -554,26 +555,17 @@ pub fn answer_group<B: AsRef<[u8]>>(
     }
     // Step 6: answer, in order.
     for (i, card) in cards.into_iter().take(queries.len()).enumerate() {
-        let (outcome, date, consent) = match query(i) {
-            None => {
-                each(i, None);
-                continue;
+        match query(i) {
+            None => each(i, None),
+            Some(q) => {
+                let v = answer_slot(index, q, card, entries[i], today, answer);
+                each(i, Some((v, answer)));
             }
-            Some(GroupQuery::Card(q)) => (index.card_in(q, card, today), q.date, q.limit_consent),
-            Some(GroupQuery::Person(q)) => (
-                index.person_in(q, entries[i], today),
-                q.date,
-                q.limit_consent,
-            ),
-        };
-        answer.clear();
-        let date = date.unwrap_or(today);
-        write_answer(answer, &outcome, date, index.generation(), consent);
-        each(i, Some((outcome.validity(), answer)));
+        }
     }
 }
 
-/// [`answer_group`] for a group of one.
+/// [`answer_group`] for a group of one: its lookup without the steps.
 fn answer_alone<B: AsRef<[u8]>>(
     index: &Index<B>,
     query: Option<GroupQuery<'_>>,
@@ -581,20 +573,38 @@ fn answer_alone<B: AsRef<[u8]>>(
     answer: &mut Vec<u8>,
     mut each: impl FnMut(usize, Option<(Validity, &[u8])>),
 ) {
+    let Some(q) = query else {
+        return each(0, None);
+    };
+    let (card, entry) = match q {
+        GroupQuery::Card(c) => (index.card_records(&c.insurer, &c.symbol, &c.number), None),
+        GroupQuery::Person(p) => (
+            index.probed_records(None),
+            index.person_entry(&index.person_hash(p)),
+        ),
+    };
+    let v = answer_slot(index, q, card, entry, today, answer);
+    each(0, Some((v, answer)));
+}
+
+/// Answers `query`, whose records were found as `card` (a card query) or `entry` (a person
+/// query), into `answer`, and returns its validity.
+fn answer_slot<'a, B: AsRef<[u8]>>(
+    index: &'a Index<B>,
+    query: GroupQuery<'_>,
+    card: CardRecords<'a, B>,
+    entry: Option<PersonEntry>,
+    today: Date,
+    answer: &mut Vec<u8>,
+) -> Validity {
     let (outcome, date, consent) = match query {
-        None => return each(0, None),
-        Some(GroupQuery::Card(q)) => (index.card(q, today), q.date, q.limit_consent),
-        Some(GroupQuery::Person(q)) => (index.person(q, today), q.date, q.limit_consent),
+        GroupQuery::Card(q) => (index.card_in(q, card, today), q.date, q.limit_consent),
+        GroupQuery::Person(q) => (index.person_in(q, entry, today), q.date, q.limit_consent),
     };
     answer.clear();
-    write_answer(
-        answer,
-        &outcome,
-        date.unwrap_or(today),
-        index.generation(),
-        consent,
-    );
-    each(0, Some((outcome.validity(), answer)));
+    let date = date.unwrap_or(today);
+    write_answer(answer, &outcome, date, index.generation(), consent);
+    outcome.validity()
 }
 
 /// Answers a person query into `out` and returns its validity.
