@@ -496,6 +496,21 @@ fn header_in_any_order_with_unknown_columns() {
     assert_eq!(summary.by_rule.get(Rule::R3), 1);
 }
 
+/// Regression: an unknown column named with an individual number showed it in clear in
+/// rejects.csv's `field` column (the reason was masked).
+#[test]
+fn an_unknown_column_is_named_masked() {
+    let mut header = HEADER.to_vec();
+    header.push("987654321093");
+    let mut row = base_with(&[]);
+    row.push(String::new());
+    let text = csv_text(&header, &[row]);
+    let (_, summary) = read_all(text.as_bytes(), &ctx("33120015"));
+    let w = &summary.file_warnings[0];
+    assert_eq!((w.rule, &*w.field), (Rule::W0, "********1093"));
+    assert!(!w.reason.contains("987654321093"), "{}", w.reason);
+}
+
 #[test]
 fn optional_columns_may_be_left_out() {
     let keep: Vec<usize> = (0..15)
