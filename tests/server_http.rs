@@ -217,12 +217,7 @@ fn batches_json_and_csv() {
          card,33120015,12,3456,,1980-13-01,,,\r\n",
         person(P2)
     );
-    let r = http.request(
-        "POST",
-        "/v1/batch",
-        &[("Content-Type", "text/csv")],
-        csv.as_bytes(),
-    );
+    let r = http.post_csv_batch(csv.as_bytes());
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.header("content-type").unwrap().starts_with("text/csv"));
     let lines: Vec<&str> = r.body.lines().collect();
@@ -247,9 +242,8 @@ fn batches_json_and_csv() {
     // answered as in UTF-8, in UTF-8.
     let wide = csv.replacen("3456", "３４５６", 1);
     let (cp932, _, _) = encoding_rs::SHIFT_JIS.encode(&wide);
-    let csv_type = [("Content-Type", "text/csv")];
-    let in_utf8 = http.request("POST", "/v1/batch", &csv_type, wide.as_bytes());
-    let in_cp932 = http.request("POST", "/v1/batch", &csv_type, &cp932);
+    let in_utf8 = http.post_csv_batch(wide.as_bytes());
+    let in_cp932 = http.post_csv_batch(&cp932);
     assert_eq!((in_cp932.status, &in_cp932.body), (200, &in_utf8.body));
     assert!(in_utf8.body.contains(",３４５６,"), "{}", in_utf8.body);
 
@@ -410,12 +404,7 @@ fn regression_batch_errors_count_under_their_kind() {
     let r = http.request("POST", "/v1/batch", &[], json);
     assert_eq!(r.status, 200, "{}", r.body);
     let csv = "kind,individual_number\r\nperson,1\r\nperson,\r\nbogus,1\r\n";
-    let r = http.request(
-        "POST",
-        "/v1/batch",
-        &[("Content-Type", "text/csv")],
-        csv.as_bytes(),
-    );
+    let r = http.post_csv_batch(csv.as_bytes());
     assert_eq!(r.status, 200, "{}", r.body);
     let metrics = http.request("GET", "/metrics", &[], b"").body;
     for (kind, errors) in [("person", 4), ("card", 1), ("unknown", 2)] {

@@ -325,6 +325,11 @@ impl Http {
         self.stream.write_all(bytes).unwrap();
     }
 
+    /// `POST /v1/batch` of a CSV body.
+    pub fn post_csv_batch(&mut self, csv: &[u8]) -> Response {
+        self.request("POST", "/v1/batch", &[("Content-Type", "text/csv")], csv)
+    }
+
     pub fn request(
         &mut self,
         method: &str,
