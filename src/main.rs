@@ -97,7 +97,8 @@ enum GenerationsAction {
         #[arg(long)]
         to: Option<String>,
     },
-    /// Delete all but the newest K generations; never the live one.
+    /// Delete all but the newest K generations; never the live one nor one newer than it
+    /// (rolled back from).
     Gc {
         #[arg(long, default_value_t = 3)]
         keep: usize,

@@ -292,18 +292,22 @@ impl Store {
         Ok(target)
     }
 
-    /// Deletes all but the newest `keep` generations, never the live one. Returns the ids
-    /// removed. A server still mapping a removed index keeps reading it (unlinked inodes stay
-    /// valid until unmapped).
+    /// Deletes all but the newest `keep` generations, never the live one nor one newer than
+    /// it: after a rollback, the generation rolled back from stays for inspection and for
+    /// rolling forward, until a later build goes live. Returns the ids removed. A server
+    /// still mapping a removed index keeps reading it (unlinked inodes stay valid until
+    /// unmapped).
     pub fn gc(&self, keep: usize) -> Result<Vec<String>, StoreError> {
         let live = self.current()?;
         let ids = self.list()?;
         let excess = ids.len().saturating_sub(keep);
+        // Ids sort by time, so everything from the live one on is the live one or newer.
+        let older_than_live = match &live {
+            Some(live) => ids.iter().take_while(|id| *id != live).count(),
+            None => ids.len(),
+        };
         let mut removed = Vec::new();
-        for id in ids.into_iter().take(excess) {
-            if live.as_deref() == Some(id.as_str()) {
-                continue;
-            }
+        for id in ids.into_iter().take(excess.min(older_than_live)) {
             let dir = self.generation_dir(&id);
             fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
             removed.push(id);
@@ -368,19 +372,41 @@ mod tests {
         assert_eq!(store.clean_tmp().unwrap(), 1);
     }
 
-    #[test]
-    fn gc_keeps_the_live_generation() {
+    /// Four sealed generations g1..g4, `live` published; `gc(keep)` removes exactly
+    /// `removed` and leaves the rest, the live one still live.
+    fn check_gc(live: Option<&str>, keep: usize, removed: &[&str]) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path());
-        for id in ["g1", "g2", "g3", "g4"] {
+        let all = ["g1", "g2", "g3", "g4"];
+        for id in all {
             fs::write(store.begin(id).unwrap().join(INDEX_FILE), b"x").unwrap();
             store.seal(id).unwrap();
         }
-        store.publish("g1").unwrap();
-        assert_eq!(store.previous().unwrap(), None);
-        assert_eq!(store.gc(2).unwrap(), vec!["g2".to_owned()]);
-        assert_eq!(store.list().unwrap(), vec!["g1", "g3", "g4"]);
-        store.publish("g4").unwrap();
-        assert_eq!(store.previous().unwrap().as_deref(), Some("g3"));
+        if let Some(live) = live {
+            store.publish(live).unwrap();
+        }
+        assert_eq!(
+            store.gc(keep).unwrap(),
+            removed,
+            "live {live:?}, keep {keep}"
+        );
+        let left: Vec<&str> = all.into_iter().filter(|id| !removed.contains(id)).collect();
+        assert_eq!(store.list().unwrap(), left);
+        assert_eq!(store.current().unwrap().as_deref(), live);
+        let before_live = left.iter().take_while(|id| Some(**id) != live).last();
+        let previous = live.and(before_live.copied());
+        assert_eq!(store.previous().unwrap().as_deref(), previous);
+    }
+
+    #[test]
+    fn gc_keeps_the_newest_and_the_live_generation() {
+        check_gc(None, 1, &["g1", "g2", "g3"]);
+        check_gc(Some("g4"), 2, &["g1", "g2"]);
+        check_gc(Some("g4"), 0, &["g1", "g2", "g3"]);
+        check_gc(Some("g3"), 1, &["g1", "g2"]);
+        check_gc(Some("g3"), 9, &[]);
+        // Regression: `gc --keep 0` after a rollback deleted the generation rolled back from.
+        check_gc(Some("g2"), 0, &["g1"]);
+        check_gc(Some("g1"), 0, &[]);
     }
 }

@@ -301,11 +301,8 @@ pub struct CsvRow {
 /// UTF-8 (BOM optional) when it is valid UTF-8, else CP932 (Shift_JIS, what Japanese Windows
 /// software writes) when it decodes without a single replacement. The answers are UTF-8.
 pub fn parse_csv(body: &[u8]) -> Result<Vec<CsvRow>, BatchError> {
-    let decoded = crate::snapshot::decode::decode(body).map_err(|line| {
-        BatchError::Malformed(format!(
-            "the CSV is neither UTF-8 nor CP932 (Shift_JIS); its first byte invalid as UTF-8 is on line {line}"
-        ))
-    })?;
+    let decoded = crate::snapshot::decode::decode(body)
+        .map_err(|why| BatchError::Malformed(format!("the CSV {why}")))?;
     let body: &[u8] = &decoded.text;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -1176,7 +1173,16 @@ pub(crate) mod tests {
         assert_eq!(
             bad,
             BatchError::Malformed(
-                "the CSV is neither UTF-8 nor CP932 (Shift_JIS); its first byte invalid as UTF-8 is on line 3".into()
+                "the CSV is neither UTF-8 nor CP932 (Shift_JIS); first byte invalid as UTF-8 is on line 3".into()
+            )
+        );
+        // A row pasted in CP932 under a UTF-8 one: each alone decodes as CP932.
+        let mut mixed = "kind,symbol\r\ncard,山田\r\n".as_bytes().to_vec();
+        mixed.extend_from_slice(&encoding_rs::SHIFT_JIS.encode("card,山田\r\n").0);
+        assert_eq!(
+            parse_csv(&mixed).unwrap_err(),
+            BatchError::Malformed(
+                "the CSV mixes encodings: line 2 is UTF-8 but line 3 is not; save the whole file in one encoding".into()
             )
         );
     }

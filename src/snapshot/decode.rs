@@ -51,26 +51,54 @@ pub(crate) struct Decoded<'a> {
     pub encoding: Encoding,
 }
 
-/// Chooses the encoding of one whole file. On failure returns the 1-based line of the first
-/// byte that is not valid UTF-8, for the error message.
-pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded<'_>, u64> {
+/// Why a file has no single encoding; lines are 1-based.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Undecodable {
+    #[error(
+        "is neither UTF-8 nor CP932 (Shift_JIS); first byte invalid as UTF-8 is on line {line}"
+    )]
+    Neither { line: u64 },
+    /// Valid UTF-8 Japanese on one line, bytes invalid as UTF-8 on another: text pasted from
+    /// another program. Even where the whole decodes as CP932, its UTF-8 lines would be
+    /// indexed as mojibake.
+    #[error(
+        "mixes encodings: line {utf8_line} is UTF-8 but line {other_line} is not; save the whole file in one encoding"
+    )]
+    Mixed { utf8_line: u64, other_line: u64 },
+}
+
+/// Chooses the encoding of one whole file.
+pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded<'_>, Undecodable> {
     let body = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
-    match std::str::from_utf8(body) {
-        Ok(_) => Ok(Decoded {
+    let Err(e) = std::str::from_utf8(body) else {
+        return Ok(Decoded {
             text: Cow::Borrowed(body),
             encoding: Encoding::Utf8,
-        }),
-        Err(e) => {
-            let bad_line = line_of(body, e.valid_up_to());
-            encoding_rs::SHIFT_JIS
-                .decode_without_bom_handling_and_without_replacement(bytes)
-                .map(|s| Decoded {
-                    text: Cow::Owned(s.into_owned().into_bytes()),
-                    encoding: Encoding::Cp932,
-                })
-                .ok_or(bad_line)
-        }
+        });
+    };
+    let line = line_of(body, e.valid_up_to());
+    if let Some(utf8_line) = first_utf8_multibyte_line(body) {
+        return Err(Undecodable::Mixed {
+            utf8_line,
+            other_line: line,
+        });
     }
+    let text = encoding_rs::SHIFT_JIS
+        .decode_without_bom_handling_and_without_replacement(bytes)
+        .ok_or(Undecodable::Neither { line })?;
+    Ok(Decoded {
+        text: Cow::Owned(text.into_owned().into_bytes()),
+        encoding: Encoding::Cp932,
+    })
+}
+
+/// The first line holding a valid UTF-8 sequence of three bytes or more (Japanese text in
+/// UTF-8) that is valid UTF-8 as a whole. CP932 text almost never is: its kana and common
+/// kanji begin with bytes 0x81-0x9F, which cannot begin a UTF-8 sequence.
+fn first_utf8_multibyte_line(body: &[u8]) -> Option<u64> {
+    body.split(|&b| b == b'\n')
+        .position(|line| line.iter().any(|&b| b >= 0xE0) && std::str::from_utf8(line).is_ok())
+        .map(|i| i as u64 + 1)
 }
 
 /// 1-based line holding byte `offset`.
@@ -108,7 +136,31 @@ mod tests {
             ("山田\n", Encoding::Cp932)
         );
         // 0x80 is not UTF-8 (line 2) and 0xFF is not CP932.
-        assert_eq!(decode(b"a\n\x80\xff\n").unwrap_err(), 2);
+        assert_eq!(
+            decode(b"a\n\x80\xff\n").unwrap_err(),
+            Undecodable::Neither { line: 2 }
+        );
+    }
+
+    /// Regression: a UTF-8 file with one line pasted in CP932 decoded whole as CP932, every
+    /// UTF-8 name turned to mojibake.
+    #[test]
+    fn a_file_mixing_utf8_and_cp932_is_refused() {
+        let mut mixed = "h\n山田\n".as_bytes().to_vec();
+        mixed.extend_from_slice(b"\x8eR\x93c\n");
+        assert_eq!(
+            decode(&mixed).unwrap_err(),
+            Undecodable::Mixed {
+                utf8_line: 2,
+                other_line: 3
+            }
+        );
+        // CP932 kana and kanji with half-width kana and ASCII lines stay CP932.
+        let d = decode(b"h,a\n\x83\x84\x83}\x83_,\xb1\xb2\n\x8eR\x93c,x\n").unwrap();
+        assert_eq!(
+            (std::str::from_utf8(&d.text).unwrap(), d.encoding),
+            ("h,a\nヤマダ,ｱｲ\n山田,x\n", Encoding::Cp932)
+        );
     }
 
     #[test]

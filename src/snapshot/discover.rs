@@ -130,9 +130,9 @@ struct InsurerColumns {
 
 fn read_insurers_reporting(path: &Path) -> Result<(Vec<InsurerEntry>, Vec<String>), SnapshotError> {
     let source = Source::open(path)?;
-    let decoded = decode(source.bytes()).map_err(|line| SnapshotError::Undecodable {
+    let decoded = decode(source.bytes()).map_err(|why| SnapshotError::Undecodable {
         path: path.to_owned(),
-        line,
+        why,
     })?;
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)

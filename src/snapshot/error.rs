@@ -12,8 +12,11 @@ pub enum SnapshotError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: neither UTF-8 nor CP932 (Shift_JIS); first byte invalid as UTF-8 is on line {line}")]
-    Undecodable { path: PathBuf, line: u64 },
+    #[error("{path} {why}")]
+    Undecodable {
+        path: PathBuf,
+        why: super::decode::Undecodable,
+    },
     #[error("{path}: no header row")]
     NoHeader { path: PathBuf },
     #[error("{path}: required column {column:?} missing from the header")]

@@ -19,7 +19,8 @@
 //!   report), or whose name or name_kana is longer than `row::MAX_NAME_BYTES` (1,024 bytes).
 //!   Its raw text is never quoted (it may hold an individual number in any position).
 //! - **File-level rule codes** (every data line of the file counts as read and rejected):
-//!   F1 undecodable (neither UTF-8 nor CP932), F2 unusable header (no header row, a required
+//!   F1 undecodable (neither UTF-8 nor CP932, or mixing them: a line of valid UTF-8 Japanese
+//!   beside a line invalid as UTF-8, which read as CP932 would index mojibake), F2 unusable header (no header row, a required
 //!   column missing, or a column named twice), F3 unreadable (I/O error; nothing could be read,
 //!   so 0 rows), F4 directory of an insurer not listed in `insurers.csv`. A whole-file reject
 //!   is one [`Issue`] with line 0.
@@ -60,7 +61,7 @@ mod read;
 mod row;
 mod types;
 
-pub use decode::{count_data_lines, Encoding};
+pub use decode::{count_data_lines, Encoding, Undecodable};
 pub use discover::{
     discover, read_insurers, Discovery, Finding, InsurerEntry, InsurerSnapshot, SnapshotFile,
 };

@@ -58,9 +58,9 @@ pub fn read_snapshot_bytes(
     ctx: &FileContext,
     mut sink: impl FnMut(RowOutcome),
 ) -> Result<FileSummary, SnapshotError> {
-    let decoded = decode(bytes).map_err(|line| SnapshotError::Undecodable {
+    let decoded = decode(bytes).map_err(|why| SnapshotError::Undecodable {
         path: ctx.path.clone(),
-        line,
+        why,
     })?;
     let text: &[u8] = &decoded.text;
     let mut rows = Rows::new(text);

@@ -638,11 +638,14 @@ fn write(dir: &Path, rel: &str, bytes: &[u8]) {
     std::fs::write(path, bytes).expect("write");
 }
 
-#[test]
-fn undecodable_file_is_rejected_whole_and_its_rows_counted() {
+/// A file rejected whole under F1 (its rows counted as read and rejected), and the error's
+/// words.
+fn check_undecodable(first_lines: &str, last_line: &[u8], expected: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut bytes = csv_text(&HEADER, &[base_with(&[]), base_with(&[])]).into_bytes();
-    bytes.extend_from_slice(b"33120015,\xff\xfe,3456\n");
+    bytes.splice(bytes.iter().position(|&b| b == b'\n').unwrap() + 1.., []);
+    bytes.extend_from_slice(first_lines.as_bytes());
+    bytes.extend_from_slice(last_line);
     write(dir.path(), "33120015/20260401.csv", &bytes);
     let file = SnapshotFile {
         path: dir.path().join("33120015/20260401.csv"),
@@ -660,7 +663,7 @@ fn undecodable_file_is_rejected_whole_and_its_rows_counted() {
     assert_eq!(rows, 0);
     assert_eq!(err.rule(), Rule::F1);
     assert!(err.to_string().contains("33120015/20260401.csv"), "{err}");
-    assert!(err.to_string().contains("line 4"), "{err}");
+    assert!(err.to_string().ends_with(expected), "{err}");
     let s = account_rejected_file(
         &file,
         Some(entry.number),
@@ -674,6 +677,24 @@ fn undecodable_file_is_rejected_whole_and_its_rows_counted() {
     assert_eq!(
         (issue.line, issue.rule, &*issue.file),
         (0, Rule::F1, "33120015/20260401.csv")
+    );
+}
+
+#[test]
+fn undecodable_file_is_rejected_whole_and_its_rows_counted() {
+    let rows = "33120015,12,3456\n33120015,12,3457\n";
+    check_undecodable(
+        rows,
+        b"33120015,\xff\xfe,3456\n",
+        "first byte invalid as UTF-8 is on line 4",
+    );
+    // Regression: a UTF-8 file with a line pasted in CP932 was read whole as CP932, its
+    // UTF-8 names indexed as mojibake.
+    let (cp932, _, _) = encoding_rs::SHIFT_JIS.encode("33120015,12,3458,山田 花子\n");
+    check_undecodable(
+        "33120015,12,3456,山田 太郎\n33120015,12,3457\n",
+        &cp932,
+        "mixes encodings: line 2 is UTF-8 but line 4 is not; save the whole file in one encoding",
     );
 }
 

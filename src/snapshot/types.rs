@@ -26,7 +26,7 @@ pub enum Rule {
     W2,
     W3,
     W4,
-    /// File neither UTF-8 nor CP932.
+    /// File neither UTF-8 nor CP932, or mixing the two.
     F1,
     /// File header unusable: missing required column, duplicate column, no header.
     F2,
@@ -97,7 +97,7 @@ impl Rule {
             Rule::W2 => "copay ratio unusual for the age on the snapshot date",
             Rule::W3 => "75 or over and not in a 後期高齢者 (39) insurer",
             Rule::W4 => "name_kana empty or not katakana",
-            Rule::F1 => "file neither UTF-8 nor CP932: rejected whole",
+            Rule::F1 => "file neither UTF-8 nor CP932, or mixing both: rejected whole",
             Rule::F2 => "file header unusable (missing or duplicate column): rejected whole",
             Rule::F3 => "file unreadable: rejected whole",
             Rule::F4 => "snapshot of an insurer not listed in insurers.csv: rejected whole",
