@@ -5,7 +5,8 @@
 //! whole.
 //!
 //! `cargo bench --bench session` (SHIKAKU_BENCH_PERSONS, default 1,000,000; the index is a
-//! mapped, verified generation as a server serves it).
+//! mapped, verified generation as a server serves it). `audited_depth/16` is depth 16 with an
+//! audit log (`serve --audit-dir`) written to a temporary directory.
 
 mod common;
 
@@ -85,6 +86,7 @@ fn sessions(c: &mut Criterion) {
         today: day(TODAY),
         shared: &shared,
         metrics: &shared.cores[0],
+        audit: None,
     };
     // Every command must be answered, not refused: a bench of errors would measure nothing.
     let mut session = RespSession::new(1);
@@ -101,13 +103,32 @@ fn sessions(c: &mut Criterion) {
         );
     }
 
+    // With an audit log (`serve --audit-dir`): a line per query, written to a file as a core
+    // writes it (64 KiB at a time).
+    let audit_dir = tempfile::tempdir().unwrap();
+    let audit_log = std::cell::RefCell::new(
+        shikaku::server::audit::AuditLog::create(audit_dir.path(), "bench", 0).unwrap(),
+    );
+    let audited = Ctx {
+        audit: Some(shikaku::server::session::Audit {
+            log: &audit_log,
+            peer: Some("127.0.0.1:5000".parse().unwrap()),
+            at_us: 1_795_857_601_000_123,
+        }),
+        ..ctx
+    };
+
     let mut g = c.benchmark_group(format!("resp_session_{persons}"));
-    for depth in [1usize, 16] {
+    for (name, depth, ctx) in [
+        ("depth", 1usize, &ctx),
+        ("depth", 16, &ctx),
+        ("audited_depth", 16, &audited),
+    ] {
         g.throughput(Throughput::Elements(depth as u64));
         let mut session = RespSession::new(1);
         let mut out = Vec::with_capacity(64 << 10);
         let mut at = 0usize; // command index
-        g.bench_function(BenchmarkId::new("depth", depth), |b| {
+        g.bench_function(BenchmarkId::new(name, depth), |b| {
             b.iter(|| {
                 if at + depth > ends.len() {
                     at = 0;
@@ -115,7 +136,7 @@ fn sessions(c: &mut Criterion) {
                 let start = if at == 0 { 0 } else { ends[at - 1] };
                 let input = &bytes[start..ends[at + depth - 1]];
                 out.clear();
-                let step = session.process(input, &ctx, &mut out);
+                let step = session.process(input, ctx, &mut out);
                 debug_assert_eq!(step.requests, depth as u64);
                 at += depth;
                 out.len()

@@ -130,6 +130,10 @@ struct ServeArgs {
     /// with `shikaku auth-line`). Without it anyone may query, on loopback addresses only.
     #[arg(long)]
     auth: Option<PathBuf>,
+    /// Keep an audit log here: one JSON line per query answered (who asked, about which card
+    /// or which person's keyed hash, the validity told), a file per core. Created if missing.
+    #[arg(long)]
+    audit_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -420,10 +424,15 @@ fn run_demo(args: DemoArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCod
             args.http.port(),
             args.http.port()
         );
+        println!(
+            "  tail -n 3 {}/audit-*.jsonl   # the audit log: who asked about whom\n",
+            demo_audit_dir(&args.data).display()
+        );
     }
     if args.no_serve {
         return Ok(ExitCode::SUCCESS);
     }
+    let audit_dir = demo_audit_dir(&args.data);
     run_serve(
         ServeArgs {
             data: args.data,
@@ -435,9 +444,15 @@ fn run_demo(args: DemoArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCod
                 .poll_window
                 .as_micros() as u64,
             auth: None,
+            audit_dir: Some(audit_dir),
         },
         key_file,
     )
+}
+
+/// The demo keeps its audit log beside its generations.
+fn demo_audit_dir(data: &std::path::Path) -> PathBuf {
+    data.join("audit")
 }
 
 fn run_serve(args: ServeArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
@@ -468,6 +483,7 @@ fn run_serve(args: ServeArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitC
                 shikaku::server::Driver::Auto
             },
             poll_window: std::time::Duration::from_micros(args.poll_us),
+            audit_dir: args.audit_dir,
         },
         std::sync::Arc::new(live),
     )?;

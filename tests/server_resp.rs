@@ -19,15 +19,7 @@ fn answers_equal_the_cli_for_every_validity() {
     let server = start(data.path(), None);
     let mut con = client(server.resp_addr());
     for (symbol, number, branch, birth, validity) in CARDS {
-        let got: String = redis::cmd("ELIG.CARD")
-            .arg("33120015")
-            .arg(symbol)
-            .arg(number)
-            .arg(branch)
-            .arg(birth)
-            .arg(DATE)
-            .query(&mut con)
-            .unwrap();
+        let got = resp_card(&mut con, (symbol, number, branch, birth)).unwrap();
         assert_eq!(got, cli_card(data.path(), symbol, number, branch, birth));
         let v: serde_json::Value = serde_json::from_str(&got).unwrap();
         assert_eq!(v["validity"], validity, "{got}");
@@ -295,15 +287,7 @@ fn epoll_driver_answers_like_the_default() {
     let (mut a, mut b) = (client(uring.resp_addr()), client(epoll.resp_addr()));
     for (symbol, number, branch, birth, _) in CARDS {
         let ask = |con: &mut redis::Connection| -> String {
-            redis::cmd("ELIG.CARD")
-                .arg("33120015")
-                .arg(symbol)
-                .arg(number)
-                .arg(branch)
-                .arg(birth)
-                .arg(DATE)
-                .query(con)
-                .unwrap()
+            resp_card(con, (symbol, number, branch, birth)).unwrap()
         };
         assert_eq!(ask(&mut a), ask(&mut b));
     }

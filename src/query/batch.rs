@@ -639,9 +639,16 @@ pub fn write_error(out: &mut Vec<u8>, e: &QueryError) {
     out.push(b'}');
 }
 
-/// What each slot of a batch came to: its kind (when it names one) and validity (`None`: the
-/// query is malformed).
-pub type Observe<'o> = &'o mut dyn FnMut(Option<QueryKind>, Option<Validity>);
+/// What one slot of a batch came to.
+#[derive(Debug, Clone, Copy)]
+pub enum Slot<'q> {
+    Answered(&'q Query, Validity),
+    /// Answered with an error; the kind it names, if it names one.
+    Malformed(Option<QueryKind>),
+}
+
+/// Told what each slot of a batch came to, in order.
+pub type Observe<'o> = &'o mut dyn FnMut(Slot<'_>);
 
 /// Answers a JSON batch from `index` into `out` as a JSON array, in order.
 pub fn write_json_answers<B: AsRef<[u8]>>(
@@ -673,17 +680,17 @@ pub fn write_json_answers<B: AsRef<[u8]>>(
                 match (answered, &group[i].query) {
                     (Some((v, json)), Ok(q)) => {
                         out.extend_from_slice(json);
-                        observe(Some(q.kind()), Some(v));
+                        observe(Slot::Answered(q, v));
                     }
                     (_, Err(e)) => {
                         write_error(out, e);
-                        observe(group[i].kind, None);
+                        observe(Slot::Malformed(group[i].kind));
                     }
                     // answer_group answers every slot that holds a query; were it not to,
                     // the query is answered alone.
                     (None, Ok(q)) => {
                         let v = answer(index, q, today, out);
-                        observe(Some(q.kind()), Some(v));
+                        observe(Slot::Answered(q, v));
                     }
                 }
             },
@@ -714,11 +721,11 @@ pub fn write_csv_answers<B: AsRef<[u8]>>(
             Err(e) => {
                 fields.extend(["".into(), "".into(), e.to_string()]);
                 fields.resize(29, String::new());
-                observe(parse_kind(Some(&row.cells[0])).ok(), None);
+                observe(Slot::Malformed(parse_kind(Some(&row.cells[0])).ok()));
             }
             Ok(q) => {
                 let v = csv_answer(index, q, today, &mut fields);
-                observe(Some(q.kind()), Some(v));
+                observe(Slot::Answered(q, v));
             }
         }
         let _ = w.write_record(&fields);
@@ -805,9 +812,14 @@ pub(crate) mod tests {
     /// 33120015: card 12/3456 branch 00, person 12345678901(8), eligible since 2015-04-01;
     /// card 12/3457 branch 01 ended 2016-01-01 (person 22345678901x), who moved to 12/3458.
     pub(crate) fn index() -> Index<Vec<u8>> {
+        index_of_cards_with_symbol("12")
+    }
+
+    /// Three cards of `symbol` (empty: cards without one).
+    fn index_of_cards_with_symbol(symbol: &str) -> Index<Vec<u8>> {
         let rec = |number: &str, branch: u8, person: u64, qual: &str, disq: Option<&str>| Record {
             insurer: InsurerNumber::parse("33120015").unwrap(),
-            symbol: "12".into(),
+            symbol: symbol.into(),
             number: number.into(),
             branch: Branch::new(branch).unwrap(),
             individual_number: Some(IndividualNumber::from_first11(person)),
@@ -857,7 +869,7 @@ pub(crate) mod tests {
         let index = index();
         let got = parse_json(input.as_bytes()).map(|queries| {
             let mut out = Vec::new();
-            write_json_answers(&index, &queries, d("2026-11-24"), &mut out, &mut |_, _| {});
+            write_json_answers(&index, &queries, d("2026-11-24"), &mut out, &mut |_| {});
             let v: Vec<serde_json::Value> = serde_json::from_slice(&out).unwrap();
             v.iter()
                 .map(|a| match &a["error"] {
@@ -949,6 +961,30 @@ pub(crate) mod tests {
     /// with the empty slots reported where they are: cards found, absent, lost, of unknown
     /// insurers, with keys too long for the directory (the FST path), the same card twice,
     /// and persons found, lost and unknown.
+    /// Regression: a card without a symbol was answered with `"symbol":""`; SPEC 4.3 writes
+    /// an absent value as null.
+    #[test]
+    fn a_card_without_a_symbol_answers_null() {
+        let index = index_of_cards_with_symbol("");
+        let q = CardQuery::parse(&CardFields {
+            insurer_number: Some("33120015"),
+            symbol: Some(""),
+            number: Some("3456"),
+            birthdate: Some("1980-01-23"),
+            date: Some("2026-11-24"),
+            ..Default::default()
+        })
+        .unwrap();
+        let mut out = Vec::new();
+        assert_eq!(
+            answer_card(&index, &q, d("2026-11-24"), &mut out),
+            Validity::Eligible
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["qualification"]["symbol"], serde_json::Value::Null);
+        assert_eq!(v["qualification"]["number"], "3456");
+    }
+
     #[test]
     fn a_group_answers_as_single_queries() {
         let index = index();
@@ -1053,7 +1089,7 @@ pub(crate) mod tests {
         )
         .unwrap();
         let mut out = Vec::new();
-        write_json_answers(&index, &q, d("2026-11-24"), &mut out, &mut |_, _| {});
+        write_json_answers(&index, &q, d("2026-11-24"), &mut out, &mut |_| {});
         let mut single = Vec::new();
         answer(
             &index,
@@ -1074,7 +1110,7 @@ pub(crate) mod tests {
         let index = index();
         let got = parse_csv(input.as_bytes()).map(|rows| {
             let mut out = Vec::new();
-            write_csv_answers(&index, &rows, d("2026-11-24"), &mut out, &mut |_, _| {});
+            write_csv_answers(&index, &rows, d("2026-11-24"), &mut out, &mut |_| {});
             let mut reader = csv::ReaderBuilder::new()
                 .has_headers(false)
                 .from_reader(out.as_slice());
@@ -1160,7 +1196,7 @@ pub(crate) mod tests {
         let answer = |body: &[u8]| {
             let rows = parse_csv(body).unwrap();
             let mut out = Vec::new();
-            write_csv_answers(&index(), &rows, d("2026-11-24"), &mut out, &mut |_, _| {});
+            write_csv_answers(&index(), &rows, d("2026-11-24"), &mut out, &mut |_| {});
             String::from_utf8(out).unwrap()
         };
         let got = answer(&cp932);
@@ -1192,7 +1228,7 @@ pub(crate) mod tests {
         let index = index();
         let rows = parse_csv(b"kind,insurer_number,symbol,number,birthdate,date\ncard,33120015,12,3457,1980-01-23,2015-06-01\n").unwrap();
         let mut out = Vec::new();
-        write_csv_answers(&index, &rows, d("2026-11-24"), &mut out, &mut |_, _| {});
+        write_csv_answers(&index, &rows, d("2026-11-24"), &mut out, &mut |_| {});
         let text = String::from_utf8(out).unwrap();
         let line = text.lines().nth(1).unwrap();
         assert_eq!(

@@ -292,7 +292,11 @@ fn write_qualification<R: Qualification>(out: &mut Vec<u8>, r: &R, limit_consent
     out.extend_from_slice(b",\"insurer_name\":");
     write_json_str(out, r.insurer_name());
     out.extend_from_slice(b",\"symbol\":");
-    write_json_utf8(out, r.symbol_utf8());
+    // A card without a symbol (every 後期高齢者 card): absent, so null (SPEC 4.3).
+    match r.symbol_utf8() {
+        b"" => out.extend_from_slice(b"null"),
+        symbol => write_json_utf8(out, symbol),
+    }
     out.extend_from_slice(b",\"number\":");
     write_json_utf8(out, r.number_utf8());
     out.extend_from_slice(b",\"branch\":\"");

@@ -21,7 +21,8 @@ use super::auth::{Identity, Role};
 use super::limits::*;
 use super::metrics::{self, Kind, Protocol, Via};
 use super::session::{write_decimal, Ctx, Session, Step};
-use crate::query::batch::{self, BatchError, QueryKind};
+use crate::domain::InstitutionCode;
+use crate::query::batch::{self, BatchError, GroupQuery, QueryKind, Slot};
 use crate::query::write_json_str;
 use std::ops::Range;
 
@@ -463,9 +464,10 @@ impl HttpSession {
             self.body.push(b'}');
             return Reply::json(200);
         }
-        if let Err(r) = self.authenticate(head, ctx, needed) {
-            return r;
-        }
+        let client = match self.authenticate(head, ctx, needed) {
+            Ok(identity) => identity.map(|id| id.institution),
+            Err(r) => return r,
+        };
         match path {
             "/metrics" => {
                 let mut text = String::with_capacity(8192);
@@ -505,15 +507,21 @@ impl HttpSession {
                 self.body.push(b'}');
                 Reply::json(202)
             }
-            "/v1/card" => self.single(body, QueryKind::Card, ctx),
-            "/v1/person" => self.single(body, QueryKind::Person, ctx),
-            _ => self.batch(head, body, ctx),
+            "/v1/card" => self.single(body, QueryKind::Card, ctx, client),
+            "/v1/person" => self.single(body, QueryKind::Person, ctx, client),
+            _ => self.batch(head, body, ctx, client),
         }
     }
 
-    fn authenticate(&mut self, head: &Head<'_>, ctx: &Ctx<'_>, needed: Role) -> Result<(), Reply> {
+    /// The client the request authenticates as (`None` without `--auth`), or the refusal.
+    fn authenticate(
+        &mut self,
+        head: &Head<'_>,
+        ctx: &Ctx<'_>,
+        needed: Role,
+    ) -> Result<Option<Identity>, Reply> {
         let Some(table) = &ctx.shared.auth else {
-            return Ok(());
+            return Ok(None);
         };
         let unauthorized = |s: &mut Self, msg: &str| {
             let mut r = s.error(401, msg);
@@ -555,29 +563,51 @@ impl HttpSession {
                 ),
             ));
         }
-        Ok(())
+        Ok(Some(identity))
     }
 
-    fn single(&mut self, body: &[u8], kind: QueryKind, ctx: &Ctx<'_>) -> Reply {
+    fn single(
+        &mut self,
+        body: &[u8],
+        kind: QueryKind,
+        ctx: &Ctx<'_>,
+        client: Option<InstitutionCode>,
+    ) -> Reply {
         let metric_kind = Kind::of(Some(kind));
         match batch::parse_single(body, kind) {
             Ok(q) => {
                 let v = batch::answer(&ctx.generation.index, &q, ctx.today, &mut self.body);
                 ctx.metrics.query(Via::Http, metric_kind, Some(v));
+                ctx.audit_answer(Via::Http, client, GroupQuery::of(&q), v);
                 Reply::json(200)
             }
             Err(e) => {
                 ctx.metrics.query(Via::Http, metric_kind, None);
+                ctx.audit_malformed(Via::Http, client, Some(kind));
                 batch::write_error(&mut self.body, &e);
                 Reply::json(400)
             }
         }
     }
 
-    fn batch(&mut self, head: &Head<'_>, body: &[u8], ctx: &Ctx<'_>) -> Reply {
+    fn batch(
+        &mut self,
+        head: &Head<'_>,
+        body: &[u8],
+        ctx: &Ctx<'_>,
+        client: Option<InstitutionCode>,
+    ) -> Reply {
         let index = &ctx.generation.index;
-        let mut observe = |kind: Option<QueryKind>, v| {
-            ctx.metrics.query(Via::Batch, Kind::of(kind), v);
+        let mut observe = |slot: Slot<'_>| match slot {
+            Slot::Answered(q, v) => {
+                ctx.metrics
+                    .query(Via::Batch, Kind::of(Some(q.kind())), Some(v));
+                ctx.audit_answer(Via::Batch, client, GroupQuery::of(q), v);
+            }
+            Slot::Malformed(kind) => {
+                ctx.metrics.query(Via::Batch, Kind::of(kind), None);
+                ctx.audit_malformed(Via::Batch, client, kind);
+            }
         };
         let result = if head.csv {
             batch::parse_csv(body).map(|rows| {

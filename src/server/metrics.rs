@@ -64,6 +64,12 @@ pub enum Via {
 }
 
 const VIAS: [&str; 3] = ["resp", "http", "batch"];
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        VIAS[self as usize]
+    }
+}
 /// `unknown`: a malformed batch query that names no kind (only its errors are counted).
 const KINDS: [&str; 3] = ["card", "person", "unknown"];
 /// Slot 0 counts malformed queries; 1–5 the validities.
@@ -117,6 +123,8 @@ pub struct CoreMetrics {
     latency_buckets: [Counter; BUCKETS_NS.len() + 1],
     latency_sum_ns: Counter,
     latency_count: Counter,
+    audit_lines: Counter,
+    audit_lost: Counter,
 }
 
 impl CoreMetrics {
@@ -141,6 +149,12 @@ impl CoreMetrics {
 
     pub fn connection_closed(&self, p: Protocol) {
         self.open_connections[p as usize].sub(1);
+    }
+
+    /// Lines appended to the audit log, and lines lost because its writes failed.
+    pub fn audit(&self, lines: u64, lost: u64) {
+        self.audit_lines.add(lines);
+        self.audit_lost.add(lost);
     }
 
     pub fn connection_refused(&self) {
@@ -233,12 +247,29 @@ pub fn render(out: &mut String, cores: &[std::sync::Arc<CoreMetrics>], live: &Li
             p.as_str()
         );
     }
-    out.push_str("# HELP shikaku_refused_connections_total Connections refused at the per-core limit.\n# TYPE shikaku_refused_connections_total counter\n");
-    let _ = writeln!(
-        out,
-        "shikaku_refused_connections_total {}",
-        sum(&|c| c.refused_connections.get())
-    );
+    let counters: [(&str, &str, u64); 3] = [
+        (
+            "shikaku_refused_connections_total",
+            "Connections refused at the per-core limit.",
+            sum(&|c| c.refused_connections.get()),
+        ),
+        (
+            "shikaku_audit_lines_total",
+            "Lines appended to the audit log (serve --audit-dir).",
+            sum(&|c| c.audit_lines.get()),
+        ),
+        (
+            "shikaku_audit_lost_total",
+            "Audit lines lost because the log could not be written.",
+            sum(&|c| c.audit_lost.get()),
+        ),
+    ];
+    for (name, help, n) in counters {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {n}"
+        );
+    }
     out.push_str("# HELP shikaku_request_duration_seconds Time to answer a request (mean over its pipelined read batch).\n# TYPE shikaku_request_duration_seconds histogram\n");
     let mut cumulative = 0;
     for (i, le) in BUCKETS_NS.iter().enumerate() {
@@ -295,6 +326,8 @@ mod tests {
         cores[1].query(Via::Batch, Kind::Person, None);
         cores[0].latency(Duration::from_micros(20), 4);
         cores[0].connection_opened(Protocol::Http);
+        cores[1].audit(3, 1);
+        cores[0].audit(2, 0);
         let mut out = String::new();
         render(
             &mut out,
@@ -307,6 +340,8 @@ mod tests {
             },
         );
         assert!(out.contains("shikaku_reload_refusals_total 2\n"), "{out}");
+        assert!(out.contains("\nshikaku_audit_lines_total 5\n"), "{out}");
+        assert!(out.contains("\nshikaku_audit_lost_total 1\n"), "{out}");
         assert!(out.contains("shikaku_reload_refused 1\n"), "{out}");
         assert!(
             out.contains("shikaku_queries_total{command=\"card\",via=\"resp\",validity=\"1\"} 2\n"),

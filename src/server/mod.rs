@@ -26,6 +26,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod audit;
 pub mod auth;
 pub mod http;
 pub mod limits;
@@ -77,6 +78,8 @@ pub struct ServeConfig {
     /// polls. Polling spares the client's core a wake-up per request; on a shared virtual
     /// machine a core that never sleeps may be descheduled by the host instead.
     pub poll_window: std::time::Duration,
+    /// Where each core appends its audit log ([`audit`]); `None` keeps none.
+    pub audit_dir: Option<std::path::PathBuf>,
 }
 
 /// Which kernel interface the runtimes use.
@@ -101,6 +104,7 @@ impl Default for ServeConfig {
             pin: true,
             driver: Driver::Auto,
             poll_window: spin::SPIN_WINDOW,
+            audit_dir: None,
         }
     }
 }
@@ -125,6 +129,8 @@ pub enum ServeError {
     },
     #[error("worker thread {0} died while starting")]
     Thread(usize),
+    #[error(transparent)]
+    Audit(#[from] audit::AuditError),
 }
 
 /// A running server.
@@ -223,6 +229,7 @@ pub fn serve(config: ServeConfig, live: Arc<Live>) -> Result<Server, ServeError>
         Driver::Auto => "epoll (the kernel refused io_uring)",
     };
     tracing::info!(threads, driver, "starting workers");
+    let mut audit_logs = open_audit_logs(config.audit_dir.as_deref(), threads)?.into_iter();
     let shared = Arc::new(Shared {
         live: live.clone(),
         auth: config.auth.clone(),
@@ -244,9 +251,10 @@ pub fn serve(config: ServeConfig, live: Arc<Live>) -> Result<Server, ServeError>
             http,
             poll_window: config.poll_window,
         };
+        let audit = audit_logs.next();
         let handle = std::thread::Builder::new()
             .name(format!("shikaku-core-{core}"))
-            .spawn(move || worker(core, pin, driver, listen, shared, tx))
+            .spawn(move || worker(core, pin, driver, listen, shared, audit, tx))
             .map_err(|source| ServeError::Runtime { core, source })?;
         let (r, h) = rx.recv().map_err(|_| ServeError::Thread(core))??;
         // Core 0 resolves port 0; the others bind the same ports.
@@ -262,6 +270,27 @@ pub fn serve(config: ServeConfig, live: Arc<Live>) -> Result<Server, ServeError>
         draining: shared.draining.clone(),
         threads: handles,
     })
+}
+
+/// One audit log per core when `dir` is given (none otherwise), each file opened now so a
+/// directory that cannot be written stops the start.
+fn open_audit_logs(
+    dir: Option<&std::path::Path>,
+    threads: usize,
+) -> Result<Vec<audit::AuditLog>, ServeError> {
+    let Some(dir) = dir else {
+        tracing::info!("audit log: off (serve --audit-dir DIR keeps one)");
+        return Ok(Vec::new());
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let started = audit::start_stamp(now);
+    let logs = (0..threads)
+        .map(|core| audit::AuditLog::create(dir, &started, core))
+        .collect::<Result<Vec<_>, _>>()?;
+    tracing::info!(dir = %dir.display(), first = %logs[0].path().display(), "audit log: on");
+    Ok(logs)
 }
 
 type Started = Result<(SocketAddr, SocketAddr), ServeError>;
@@ -280,6 +309,7 @@ fn worker(
     driver: Driver,
     listen: Listen,
     shared: Arc<Shared>,
+    audit: Option<audit::AuditLog>,
     started: std::sync::mpsc::Sender<Started>,
 ) {
     if let Some(cpu) = pin {
@@ -295,11 +325,11 @@ fn worker(
                 "io_uring with cooperative task running refused ({e}); using the default ring"
             );
         })
-        .map(|mut rt| rt.block_on(run_core(core, listen, shared, started.clone()))),
+        .map(|mut rt| rt.block_on(run_core(core, listen, shared, audit, started.clone()))),
         Driver::Epoll => monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
             .enable_timer()
             .build()
-            .map(|mut rt| rt.block_on(run_core(core, listen, shared, started.clone()))),
+            .map(|mut rt| rt.block_on(run_core(core, listen, shared, audit, started.clone()))),
     };
     if let Err(source) = built {
         let _ = started.send(Err(ServeError::Runtime { core, source }));
@@ -311,6 +341,7 @@ async fn run_core(
     core: usize,
     listen: Listen,
     shared: Arc<Shared>,
+    audit: Option<audit::AuditLog>,
     started: std::sync::mpsc::Sender<Started>,
 ) {
     {
@@ -339,12 +370,19 @@ async fn run_core(
             spin: spin::Spin::new(listen.poll_window, background),
             draining: Cell::new(false),
             canceller: RefCell::new(Canceller::new()),
+            audit: audit.map(RefCell::new),
         });
         core.spin.start();
         monoio::spawn(refresh_loop(core.clone()));
+        if core.audit.is_some() {
+            monoio::spawn(audit_flush_loop(core.clone()));
+        }
         monoio::spawn(accept_loop(resp_l, Protocol::Resp, core.clone()));
         monoio::spawn(accept_loop(http_l, Protocol::Http, core.clone()));
         drain_when_told(&core).await;
+        if let Some(log) = &core.audit {
+            log.borrow_mut().flush();
+        }
     }
 }
 
@@ -400,6 +438,22 @@ struct Core {
     draining: Cell<bool>,
     /// Cancels this core's waiting accepts and reads when it starts draining.
     canceller: RefCell<Canceller>,
+    /// Borrowed only while a read batch is answered or the buffer written (no await inside).
+    audit: Option<RefCell<audit::AuditLog>>,
+}
+
+/// Writes the core's buffered audit lines at least every [`audit::AUDIT_FLUSH_EVERY`].
+async fn audit_flush_loop(core: Rc<Core>) {
+    while let Some(log) = &core.audit {
+        monoio::time::sleep(audit::AUDIT_FLUSH_EVERY).await;
+        log.borrow_mut().flush();
+    }
+}
+
+fn unix_us_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
 }
 
 /// Moves an idle core to a newly published generation, so the old one is released.
@@ -414,14 +468,14 @@ async fn accept_loop(listener: TcpListener, protocol: Protocol, core: Rc<Core>) 
     while !core.draining.get() {
         let cancel = core.canceller.borrow().handle();
         match listener.cancelable_accept(cancel).await {
-            Ok((stream, _peer)) => {
+            Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
                 if core.connections.get() >= MAX_CONNECTIONS_PER_CORE {
                     core.metrics.connection_refused();
                     monoio::spawn(refuse(stream, protocol));
                     continue;
                 }
-                monoio::spawn(connection(stream, protocol, core.clone()));
+                monoio::spawn(connection(stream, peer, protocol, core.clone()));
             }
             Err(_) if core.draining.get() => break,
             Err(e) => {
@@ -452,7 +506,7 @@ impl Drop for Open {
     }
 }
 
-async fn connection(stream: TcpStream, protocol: Protocol, core: Rc<Core>) {
+async fn connection(stream: TcpStream, peer: SocketAddr, protocol: Protocol, core: Rc<Core>) {
     core.connections.set(core.connections.get() + 1);
     core.metrics.connection_opened(protocol);
     let _open = Open(core.clone(), protocol);
@@ -462,14 +516,19 @@ async fn connection(stream: TcpStream, protocol: Protocol, core: Rc<Core>) {
             core.next_client.set(id + 1);
             // Client ids are unique per server: core index in the low bits.
             let client_id = id * 1024 + core.index as u64;
-            serve_connection(stream, resp::RespSession::new(client_id), &core).await
+            serve_connection(stream, peer, resp::RespSession::new(client_id), &core).await
         }
-        Protocol::Http => serve_connection(stream, http::HttpSession::default(), &core).await,
+        Protocol::Http => serve_connection(stream, peer, http::HttpSession::default(), &core).await,
     }
 }
 
 /// The connection loop: read, answer everything complete, write once.
-async fn serve_connection<S: Session>(mut stream: TcpStream, mut session: S, core: &Core) {
+async fn serve_connection<S: Session>(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    mut session: S,
+    core: &Core,
+) {
     let live = &core.shared.live;
     let mut input: Vec<u8> = Vec::with_capacity(INITIAL_BUFFER_BYTES);
     let mut out: Vec<u8> = Vec::with_capacity(INITIAL_BUFFER_BYTES);
@@ -518,6 +577,11 @@ async fn serve_connection<S: Session>(mut stream: TcpStream, mut session: S, cor
                 today: Date::today_jst(),
                 shared: &core.shared,
                 metrics: &core.metrics,
+                audit: core.audit.as_ref().map(|log| session::Audit {
+                    log,
+                    peer: Some(peer),
+                    at_us: unix_us_now(),
+                }),
             };
             session.process(&input, &ctx, &mut out)
         };

@@ -493,6 +493,7 @@ impl State {
         let queries: [Option<GroupQuery<'_>>; GROUP_QUERIES] =
             std::array::from_fn(|i| queued.get(i).and_then(Queued::query));
         let index = &ctx.generation.index;
+        let client = self.identity.map(|id| id.institution);
         answer_group(
             index,
             &queries[..queued.len()],
@@ -500,15 +501,17 @@ impl State {
             &mut self.scratch,
             |i, answered| {
                 let kind = Kind::of(Some(queued[i].kind()));
-                match answered {
-                    Some((v, json)) => {
+                match (answered, queries[i]) {
+                    (Some((v, json)), Some(q)) => {
                         write_bulk(out, json);
                         ctx.metrics.query(Via::Resp, kind, Some(v));
+                        ctx.audit_answer(Via::Resp, client, q, v);
                     }
                     // answer_group skips exactly the slots without a query: the parse errors.
-                    None => {
+                    _ => {
                         write_error_line(out, "ERR ", queued[i].error().unwrap_or("not answered"));
                         ctx.metrics.query(Via::Resp, kind, None);
+                        ctx.audit_malformed(Via::Resp, client, Some(queued[i].kind()));
                     }
                 }
             },

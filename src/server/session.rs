@@ -1,9 +1,13 @@
 //! What a protocol session gets to answer a read batch, and what it reports back.
 
+use super::audit::{AuditEntry, AuditLog, Audited};
 use super::auth::AuthTable;
 use super::live::{Generation, Live};
-use super::metrics::CoreMetrics;
-use crate::domain::Date;
+use super::metrics::{CoreMetrics, Via};
+use crate::domain::{Date, InstitutionCode, Validity};
+use crate::query::batch::{GroupQuery, QueryKind};
+use std::cell::RefCell;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// State shared by every core, read-only while serving.
@@ -27,6 +31,84 @@ pub struct Ctx<'a> {
     pub today: Date,
     pub shared: &'a Shared,
     pub metrics: &'a CoreMetrics,
+    /// The core's audit log (`serve --audit-dir`), or `None`.
+    pub audit: Option<Audit<'a>>,
+}
+
+/// A core's audit log and what every line of one read batch shares.
+#[derive(Clone, Copy)]
+pub struct Audit<'a> {
+    pub log: &'a RefCell<AuditLog>,
+    pub peer: Option<SocketAddr>,
+    /// When the batch was read, in µs since the Unix epoch.
+    pub at_us: i64,
+}
+
+impl Ctx<'_> {
+    /// Logs an answered query in the audit log, when the server keeps one.
+    #[inline]
+    pub fn audit_answer(
+        &self,
+        via: Via,
+        client: Option<InstitutionCode>,
+        q: GroupQuery<'_>,
+        v: Validity,
+    ) {
+        if self.audit.is_none() {
+            return;
+        }
+        let (query, date) = match q {
+            GroupQuery::Card(c) => (Audited::Card(c), c.date),
+            GroupQuery::Person(p) => (
+                Audited::Person(p, self.generation.index.person_hash(p)),
+                p.date,
+            ),
+        };
+        self.audit_line(via, client, query, date.unwrap_or(self.today), Some(v));
+    }
+
+    /// Logs a malformed query (answered with an error) in the audit log, if any.
+    #[inline]
+    pub fn audit_malformed(
+        &self,
+        via: Via,
+        client: Option<InstitutionCode>,
+        kind: Option<QueryKind>,
+    ) {
+        if self.audit.is_none() {
+            return;
+        }
+        let kind = kind.map(|k| match k {
+            QueryKind::Card => "card",
+            QueryKind::Person => "person",
+        });
+        self.audit_line(via, client, Audited::Malformed(kind), self.today, None);
+    }
+
+    fn audit_line(
+        &self,
+        via: Via,
+        client: Option<InstitutionCode>,
+        query: Audited<'_>,
+        date: Date,
+        validity: Option<Validity>,
+    ) {
+        let Some(a) = &self.audit else {
+            return;
+        };
+        let appended = a.log.borrow_mut().record(&AuditEntry {
+            at_us: a.at_us,
+            via,
+            client,
+            peer: a.peer,
+            query,
+            date,
+            validity,
+            generation: self.generation.id(),
+        });
+        self.metrics
+            .audit(u64::from(appended), u64::from(!appended));
+    }
 }
 
 /// The result of answering what a read delivered.

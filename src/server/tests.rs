@@ -80,6 +80,7 @@ fn feed<S: Session>(mut session: S, shared: &Shared, chunks: &[&[u8]]) -> (Strin
         today: d(TODAY),
         shared,
         metrics: &shared.cores[0],
+        audit: None,
     };
     let mut buf = Vec::new();
     let mut out = Vec::new();

@@ -181,6 +181,21 @@ pub fn index_files() -> shikaku::index::IndexFiles<Vec<u8>> {
     .unwrap()
 }
 
+/// `ELIG.CARD 33120015 symbol number branch birthdate DATE` over a `redis` connection.
+pub fn resp_card(
+    con: &mut redis::Connection,
+    (symbol, number, branch, birth): (&str, &str, &str, &str),
+) -> redis::RedisResult<String> {
+    redis::cmd("ELIG.CARD")
+        .arg("33120015")
+        .arg(symbol)
+        .arg(number)
+        .arg(branch)
+        .arg(birth)
+        .arg(DATE)
+        .query(con)
+}
+
 /// A data directory with the test index published as its live generation.
 pub fn data_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
