@@ -56,8 +56,9 @@ struct BuildArgs {
     /// Data directory: generations/, CURRENT.
     #[arg(long)]
     data: PathBuf,
-    /// Refuse to publish when an insurer's members covered today fall by more than this percent.
-    #[arg(long, default_value_t = shikaku::build::run::DEFAULT_MAX_DROP_PERCENT)]
+    /// Refuse to publish when an insurer's members covered today fall by more than this
+    /// percent (0 to 100).
+    #[arg(long, default_value_t = shikaku::build::run::DEFAULT_MAX_DROP_PERCENT, value_parser = percent)]
     max_drop_percent: f64,
     /// Publish even though this insurer trips the guard (repeatable).
     #[arg(long = "accept", value_name = "INSURER")]
@@ -116,9 +117,9 @@ struct ServeArgs {
     /// HTTP listen address.
     #[arg(long, default_value = "127.0.0.1:7380")]
     http: std::net::SocketAddr,
-    /// Worker threads, one per core (default: every available core).
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
+    /// Worker threads, one per core (default: every available core; at most 1,024).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=1024))]
+    threads: u16,
     /// I/O driver: `auto` (io_uring, else epoll) or `epoll` (faster at low pipelining depth).
     #[arg(long, default_value = "auto", value_parser = ["auto", "epoll"])]
     driver: String,
@@ -144,8 +145,10 @@ struct DemoArgs {
     /// Data directory for the demo's generations.
     #[arg(long, default_value = "demo-data")]
     data: PathBuf,
+    /// RESP (Redis protocol) listen address.
     #[arg(long, default_value = "127.0.0.1:7379")]
     resp: std::net::SocketAddr,
+    /// HTTP listen address.
     #[arg(long, default_value = "127.0.0.1:7380")]
     http: std::net::SocketAddr,
     /// Build and print the queries, then exit instead of serving.
@@ -168,6 +171,11 @@ struct QueryArgs {
     /// Data directory holding CURRENT and generations/.
     #[arg(long)]
     data: PathBuf,
+    /// Verify every checksum of the live generation before answering, as the server does
+    /// before serving it (`shikaku verify`; about a second per 300 MB of index). Without it
+    /// the files are read as they are on disk.
+    #[arg(long)]
+    verify: bool,
     #[command(subcommand)]
     kind: QueryKind,
 }
@@ -244,13 +252,24 @@ impl Command {
     }
 }
 
+/// A percentage from 0 to 100.
+fn percent(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!("{s:?} is not a percentage from 0 to 100")),
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Build(args) => run_build(args, cli.person_key_file),
         Command::Query(args) => run_query(args, cli.person_key_file),
         Command::Generations(args) => run_generations(args, cli.person_key_file),
         Command::Verify(args) => run_verify(args, cli.person_key_file),
-        Command::Serve(args) => run_serve(args, cli.person_key_file),
+        Command::Serve(args) => run_serve(
+            args,
+            shikaku::cli::person_key(cli.person_key_file.as_deref())?,
+        ),
         Command::Demo(args) => run_demo(args, cli.person_key_file),
         Command::AuthLine(args) => run_auth_line(args),
         Command::Load(args) => run_load(args),
@@ -401,7 +420,7 @@ fn run_demo(args: DemoArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCod
         snapshots.display(),
         args.data.display()
     );
-    if let Some(out) = shikaku::demo::build(&snapshots, &args.data, key)? {
+    if let Some(out) = shikaku::demo::build(&snapshots, &args.data, key.clone())? {
         let t = &out.report.totals;
         println!(
             "published {}: {} rows read, {} indexed, {} rejected, {} duplicates",
@@ -446,7 +465,7 @@ fn run_demo(args: DemoArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCod
             auth: None,
             audit_dir: Some(audit_dir),
         },
-        key_file,
+        key,
     )
 }
 
@@ -455,13 +474,12 @@ fn demo_audit_dir(data: &std::path::Path) -> PathBuf {
     data.join("audit")
 }
 
-fn run_serve(args: ServeArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+fn run_serve(args: ServeArgs, key: shikaku::domain::PersonKey) -> anyhow::Result<ExitCode> {
     use shikaku::server::{serve, AuthTable, Live, ServeConfig};
     let auth = args.auth.as_deref().map(AuthTable::load).transpose()?;
     if let Some(table) = &auth {
         tracing::info!(clients = table.len(), "authentication required");
     }
-    let key = shikaku::cli::person_key(key_file.as_deref())?;
     let reload_key = key.clone();
     let store = Store::new(&args.data);
     let index = store
@@ -474,7 +492,7 @@ fn run_serve(args: ServeArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitC
         ServeConfig {
             resp: args.resp,
             http: args.http,
-            threads: args.threads,
+            threads: usize::from(args.threads),
             auth,
             pin: true,
             driver: if args.driver == "epoll" {
@@ -542,6 +560,15 @@ fn run_query(args: QueryArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitC
     let index = store
         .open_current(key)
         .with_context(|| format!("opening the live generation in {}", args.data.display()))?;
+    if args.verify {
+        index.verify().with_context(|| {
+            format!(
+                "generation {} in {} failed verification",
+                index.generation(),
+                args.data.display()
+            )
+        })?;
+    }
     let today = Date::today_jst();
     let mut out = Vec::new();
     match &args.kind {

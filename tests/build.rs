@@ -5,7 +5,7 @@ use shikaku::build::run::{run, BuildConfig, BuildError, Reuse};
 use shikaku::domain::{Date, InsurerNumber, PersonKey};
 use shikaku::generations::{Store, INDEX_FILE, REJECTS_FILE, REPORT_FILE};
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const HEADER: &str = "insurer_number,symbol,number,branch,individual_number,name,name_kana,sex,birthdate,relationship,qualification_date,disqualification_date,reason_of_loss,copay_ratio,limit_category";
 
@@ -260,18 +260,28 @@ fn a_second_build_is_refused_while_one_holds_the_data_directory() {
     assert_eq!(store.list().unwrap(), vec![out.generation]);
 }
 
-#[test]
-fn undecodable_file_is_rejected_whole_and_counted() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (snap, data) = (tmp.path().join("s"), tmp.path().join("d"));
+/// Where a test writes its delivery, builds nightly, and builds a full build to compare.
+fn delivery_and_two_data_dirs(tmp: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    (tmp.join("s"), tmp.join("d"), tmp.join("f"))
+}
+
+/// A delivery of two insurers (33120015, 06139992) of one member each, dated 2026-11-01.
+fn write_two_insurers(snap: &Path) {
     let rows = vec![member("33120015", 1, "", "1980-01-23", "2015-04-01", "")];
     write_delivery(
-        &snap,
+        snap,
         &[
             ("33120015", "kyosai", "20261101", &rows),
             ("06139992", "kumiai", "20261101", &rows),
         ],
     );
+}
+
+#[test]
+fn undecodable_file_is_rejected_whole_and_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (snap, data) = (tmp.path().join("s"), tmp.path().join("d"));
+    write_two_insurers(&snap);
     let mut bytes = format!("{HEADER}\n").into_bytes();
     bytes.extend_from_slice(b"06139992,12,1,00,,\xff\xfe\x80,x,1,1980-01-23,1,2015-04-01,,,30,\n");
     fs::write(snap.join("06139992/20261101.csv"), bytes).unwrap();
@@ -281,14 +291,31 @@ fn undecodable_file_is_rejected_whole_and_counted() {
     assert!(out.report.totals.balanced());
 }
 
+/// Regression: a snapshot file the system could not read (permissions, a disk error) was
+/// counted as an F3 reject and the build published without that insurer's members.
+#[test]
+fn a_file_the_system_cannot_read_stops_the_build() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (snap, data) = (tmp.path().join("s"), tmp.path().join("d"));
+    write_two_insurers(&snap);
+    // Tests may run as root, whom permissions do not stop: a dangling link cannot be read.
+    let file = snap.join("06139992/20261101.csv");
+    fs::remove_file(&file).unwrap();
+    std::os::unix::fs::symlink(tmp.path().join("gone.csv"), &file).unwrap();
+    let err = run(&config(&snap, &data)).unwrap_err();
+    assert!(matches!(err, BuildError::Snapshot(_)), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("06139992/20261101.csv") && message.contains("cannot read"),
+        "{message}"
+    );
+    assert!(Store::new(&data).current().unwrap().is_none());
+}
+
 #[test]
 fn incremental_build_reuses_unchanged_insurers_and_matches_a_full_build() {
     let tmp = tempfile::tempdir().unwrap();
-    let (snap, data, fresh) = (
-        tmp.path().join("s"),
-        tmp.path().join("d"),
-        tmp.path().join("f"),
-    );
+    let (snap, data, fresh) = delivery_and_two_data_dirs(tmp.path());
     let b = person_b();
     let kyosai: Vec<String> = vec![
         member(
@@ -344,13 +371,10 @@ fn incremental_build_reuses_unchanged_insurers_and_matches_a_full_build() {
             .all(|r| r.encoding.as_deref() == Some("utf8")),
         "a reused insurer keeps its file's encoding"
     );
-    let reused: Vec<(&str, bool)> = day2
-        .report
-        .insurers
-        .iter()
-        .map(|r| (r.insurer_number.as_str(), r.reused))
-        .collect();
-    assert_eq!(reused, vec![("06139992", false), ("33120015", true)]);
+    assert_eq!(
+        reused_insurers(&day2),
+        vec![("06139992", false), ("33120015", true)]
+    );
     assert_eq!(
         day2.report.totals.by_rule.get("X1"),
         None,
@@ -379,6 +403,83 @@ fn incremental_build_reuses_unchanged_insurers_and_matches_a_full_build() {
     .unwrap();
     assert!(again.report.insurers.iter().all(|r| !r.reused));
     assert_same_generation(&again.generation_dir, &full.generation_dir);
+}
+
+/// Flips the last byte of `path` in place (a bit rotting on disk).
+fn flip_last_byte(path: &Path) {
+    let mut bytes = fs::read(path).unwrap();
+    *bytes.last_mut().unwrap() ^= 0x55;
+    // Written in place, as rot would: every hard link of the file sees it.
+    let mut f = fs::OpenOptions::new().write(true).open(path).unwrap();
+    std::io::Write::write_all(&mut f, &bytes).unwrap();
+}
+
+fn reused_insurers(outcome: &shikaku::build::run::BuildOutcome) -> Vec<(&str, bool)> {
+    outcome
+        .report
+        .insurers
+        .iter()
+        .map(|r| (r.insurer_number.as_str(), r.reused))
+        .collect()
+}
+
+/// Regression: a live segment file corrupted on disk was hard-linked, unverified, into the
+/// next generation, which was published (and every later build linked it again).
+#[test]
+fn a_corrupt_live_generation_is_parsed_again_not_reused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (snap, data, fresh) = delivery_and_two_data_dirs(tmp.path());
+    let b = person_b();
+    let kyosai = vec![member("33120015", 2, &b, "1970-05-05", "2010-04-01", "")];
+    let kumiai = vec![member(
+        "06139992",
+        9,
+        PERSON_A,
+        "1980-01-23",
+        "2020-04-01",
+        "",
+    )];
+    write_delivery(
+        &snap,
+        &[
+            ("33120015", "kyosai", "20261101", &kyosai),
+            ("06139992", "kumiai", "20261120", &kumiai),
+        ],
+    );
+    let day1 = run(&config(&snap, &data)).unwrap();
+    let segment = fs::read_dir(day1.generation_dir.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("33120015")
+        })
+        .unwrap();
+    flip_last_byte(&segment);
+    let verify = |dir: &Path| {
+        shikaku::index::MappedIndex::open_file(&dir.join(INDEX_FILE), PersonKey::demo())
+            .unwrap()
+            .verify()
+    };
+    assert!(verify(&day1.generation_dir).is_err());
+
+    let day2 = run(&config(&snap, &data)).unwrap();
+    assert_eq!(
+        reused_insurers(&day2),
+        vec![("06139992", true), ("33120015", false)]
+    );
+    verify(&day2.generation_dir).unwrap();
+    let full = run(&config(&snap, &fresh)).unwrap();
+    assert_same_generation(&day2.generation_dir, &full.generation_dir);
+
+    // A live main file that fails its checksums: nothing of it is reused.
+    flip_last_byte(&day2.generation_dir.join(INDEX_FILE));
+    let day3 = run(&config(&snap, &data)).unwrap();
+    assert!(reused_insurers(&day3).iter().all(|(_, reused)| !reused));
+    verify(&day3.generation_dir).unwrap();
 }
 
 /// Two generations hold the same index (header aside), segment files and rejects.

@@ -172,3 +172,42 @@ fn generations_errors_name_the_directory_and_the_generation() {
         "{stderr}"
     );
 }
+
+/// `query --verify` checks the generation as the server does before answering; without it
+/// the files are read as they are (an operator audit found a rotted byte answered silently).
+#[test]
+fn query_with_verify_refuses_a_corrupt_generation() {
+    let data = data_dir();
+    let person = person(P1);
+    let ask = |extra: &[&str]| {
+        shikaku()
+            .args(["query", "--data"])
+            .arg(data.path())
+            .args(extra)
+            .args(["person", "--individual-number", &person, "--date", DATE])
+            .output()
+            .unwrap()
+    };
+    let good = ask(&["--verify"]);
+    assert!(good.status.success(), "{good:?}");
+    let segments = data
+        .path()
+        .join("generations")
+        .join(GENERATION)
+        .join("segments");
+    for entry in std::fs::read_dir(segments).unwrap() {
+        let path = entry.unwrap().path();
+        let mut bytes = std::fs::read(&path).unwrap();
+        *bytes.last_mut().unwrap() ^= 0x55;
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let refused = ask(&["--verify"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("failed verification"), "{stderr}");
+    assert!(
+        stderr.contains("checksum mismatch in the segment file"),
+        "{stderr}"
+    );
+    assert!(ask(&[]).status.success());
+}

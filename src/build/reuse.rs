@@ -3,10 +3,16 @@
 //! hard-linked into the new generation instead of being parsed, encoded or copied again; its
 //! counts and report lines are carried over. Cross-insurer checks (X1, X3) and the person
 //! table are merged incrementally by `link::link_incremental`.
+//!
+//! Nothing is reused unverified: the live generation's main file is checksummed by reading it
+//! before it is used at all, and each segment file before it is linked. A segment that fails
+//! is not linked: its insurer is parsed afresh from its snapshot (a hard link would carry the
+//! corruption into every later generation, as all of them share the inode).
 
 use super::encode::InsurerPart;
 use super::link::PreviousPersons;
 use super::report::{read_rejects, Counts, InsurerReport, Report, ReportLine};
+use super::run::verify_ranges;
 use crate::domain::{Date, PersonKey};
 use crate::format::writer::{EncodedSegment, SegmentMeta};
 use crate::format::{FormatError, SEGMENTS_DIR};
@@ -62,6 +68,13 @@ impl Previous {
         let id = store.current().ok()??;
         let index = store.open(&id, key.clone()).ok()?;
         let dir = store.generation_dir(&id);
+        let main = store.index_path(&id);
+        if let Err(e) = verify_ranges(&main, index.checksummed_ranges(), &mut check_buffer()) {
+            tracing::warn!(
+                "the live generation {id} fails verification ({e}); nothing of it is reused"
+            );
+            return None;
+        }
         let report: Report =
             serde_json::from_slice(&std::fs::read(dir.join(REPORT_FILE)).ok()?).ok()?;
         let lines = read_rejects(&std::fs::read(dir.join(REJECTS_FILE)).ok()?).ok()?;
@@ -127,6 +140,14 @@ impl Previous {
         let e = &info.entry;
         let name = e.segment_file_name();
         let from = self.dir.join(SEGMENTS_DIR).join(&name);
+        let (_, body, expected) = self.index.segment_check(old);
+        let what = format!("segment file {SEGMENTS_DIR}/{name}");
+        verify_ranges(&from, vec![(what, body, expected)], &mut check_buffer()).map_err(|e| {
+            ReuseError::Unverified {
+                from: from.display().to_string(),
+                reason: e.to_string(),
+            }
+        })?;
         let to = segments_dir.join(&name);
         std::fs::hard_link(&from, &to).map_err(|source| ReuseError::Link {
             from: from.display().to_string(),
@@ -190,8 +211,16 @@ impl Previous {
     }
 }
 
+/// A read buffer for checksumming: large reads, not a mapping (see `run::verify_ranges`).
+fn check_buffer() -> Vec<u8> {
+    vec![0u8; 1 << 20]
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReuseError {
+    /// The live segment file fails its checksum (or cannot be read): not to be linked.
+    #[error("{from} fails verification ({reason}); its insurer is parsed again")]
+    Unverified { from: String, reason: String },
     #[error("linking {from} into the new generation: {source}")]
     Link {
         from: String,

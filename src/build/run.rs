@@ -138,7 +138,12 @@ fn read_and_encode(
     });
     let summary = match summary {
         Ok(summary) => summary,
+        // The system failed to read it: not a defect of the delivery, and an insurer's
+        // members must not vanish from the index over it. The build stops, naming the file.
+        Err(e @ snapshot::SnapshotError::Io { .. }) => return Err(e.into()),
         Err(e) => {
+            // Said where the operator looks, not only in rejects.csv: a whole insurer's rows.
+            tracing::warn!("rejected whole ({}): {e}", e.rule());
             lines.clear();
             rows.clear();
             snapshot::account_rejected_file(
@@ -205,19 +210,25 @@ fn process_insurer(
     previous: Option<&Previous>,
     segments_dir: &Path,
 ) -> Result<InsurerResult, BuildError> {
-    // An unreadable file gets identity (0, 0), never matches, and is reported by the reader.
+    // An unreadable file gets identity (0, 0), never matches, and its read stops the build.
     let identity = file_identity(&s.file.path).unwrap_or((0, 0));
     if let Some(prev) = previous {
         if let Some((old, report)) = prev.unchanged(&s.file.rel_path, identity) {
-            let r = prev.reuse(*old, &s.insurer, report, cfg.built_on, segments_dir)?;
-            return Ok(InsurerResult {
-                part: r.part,
-                counts: r.counts,
-                lines: r.lines,
-                identity,
-                reused_from: Some(r.old_position),
-                encoding: report.encoding.clone(),
-            });
+            match prev.reuse(*old, &s.insurer, report, cfg.built_on, segments_dir) {
+                Ok(r) => {
+                    return Ok(InsurerResult {
+                        part: r.part,
+                        counts: r.counts,
+                        lines: r.lines,
+                        identity,
+                        reused_from: Some(r.old_position),
+                        encoding: report.encoding.clone(),
+                    })
+                }
+                // Parsed afresh below: a fresh segment replaces the corrupt one.
+                Err(e @ ReuseError::Unverified { .. }) => tracing::warn!("{e}"),
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     let mut fresh = read_and_encode(s, insurer_index, cfg)?;
@@ -431,8 +442,9 @@ fn insurer_input(p: &InsurerPart) -> InsurerInput<'_> {
 /// Recomputes every checksum of the main file and of the segment files this build wrote
 /// (`fresh`, by insurer position) by reading them, not through the mapping: a national index
 /// is larger than the build's memory budget, and read pages stay in the page cache instead of
-/// the process. Hard-linked segment files were verified by the build that wrote them and are
-/// never modified; opening the index checked their headers and sizes.
+/// the process. Hard-linked segment files were verified just before they were linked
+/// (`Previous::reuse`) and are never modified; opening the index checked their headers and
+/// sizes.
 fn verify_by_reading(index: &MappedIndex, path: &Path, fresh: &[usize]) -> Result<(), BuildError> {
     let segments_dir = path.parent().unwrap_or(Path::new(".")).join(SEGMENTS_DIR);
     let mut buf = vec![0u8; 8 << 20];
@@ -449,7 +461,8 @@ fn verify_by_reading(index: &MappedIndex, path: &Path, fresh: &[usize]) -> Resul
     Ok(())
 }
 
-fn verify_ranges(
+/// Checks each `(what, range, xxh3)` of the file at `path` by reading it.
+pub(super) fn verify_ranges(
     path: &Path,
     ranges: Vec<(String, std::ops::Range<usize>, u64)>,
     buf: &mut [u8],

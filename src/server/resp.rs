@@ -690,8 +690,10 @@ impl State {
             );
             write_bulk(out, info.as_bytes());
         } else {
-            // The name only, never the arguments (they may hold an individual number).
+            // The name only, never the arguments (they may hold an individual number), and
+            // the name masked too: a client may send a number where the command belongs.
             let shown: String = name.iter().take(32).map(|&b| printable(b)).collect();
+            let shown = crate::domain::text::mask_digit_runs(&shown);
             write_error_line(out, "ERR ", &format!("unknown command '{shown}'"));
         }
     }

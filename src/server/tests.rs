@@ -191,6 +191,13 @@ fn resp_sessions() {
         "-ERR wrong number of arguments for 'elig.person' command\r\n",
         false,
     );
+    // Regression (operator audit): an individual number sent as the command came back in
+    // clear in "unknown command".
+    check(
+        b"123456789018 2026-11-24\r\n",
+        "-ERR unknown command '********9018'\r\n",
+        false,
+    );
     check(b"*1\r\n$4\r\nQUIT\r\nPING\r\n", "+OK\r\n", true);
     check(
         b"PING\r\n*1\r\n:1\r\n",

@@ -20,10 +20,12 @@
 //!   Its raw text is never quoted (it may hold an individual number in any position).
 //! - **File-level rule codes** (every data line of the file counts as read and rejected):
 //!   F1 undecodable (neither UTF-8 nor CP932, or mixing them: a line of valid UTF-8 Japanese
-//!   beside a line invalid as UTF-8, which read as CP932 would index mojibake), F2 unusable header (no header row, a required
-//!   column missing, or a column named twice), F3 unreadable (I/O error; nothing could be read,
-//!   so 0 rows), F4 directory of an insurer not listed in `insurers.csv`. A whole-file reject
-//!   is one [`Issue`] with line 0.
+//!   beside a line invalid as UTF-8, which read as CP932 would index mojibake), F2 unusable
+//!   header (no header row, a required column missing, or a column named twice), F3 not
+//!   readable as CSV, F4 directory of an insurer not listed in `insurers.csv`. A whole-file
+//!   reject is one [`Issue`] with line 0, and the build logs it as a warning. A file the
+//!   system cannot read (permissions, a disk error) is not a defect of the delivery: the
+//!   build stops with an error naming it, rather than index the insurer without its members.
 //! - **W0** unknown column: ignored, reported once per file with the header's line (1).
 //! - **Required columns**: every column of SPEC 3 except `symbol`, `individual_number`,
 //!   `disqualification_date`, `reason_of_loss` and `limit_category`, whose values are optional;

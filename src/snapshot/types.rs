@@ -99,7 +99,7 @@ impl Rule {
             Rule::W4 => "name_kana empty or not katakana",
             Rule::F1 => "file neither UTF-8 nor CP932, or mixing both: rejected whole",
             Rule::F2 => "file header unusable (missing or duplicate column): rejected whole",
-            Rule::F3 => "file unreadable: rejected whole",
+            Rule::F3 => "file not readable as CSV: rejected whole",
             Rule::F4 => "snapshot of an insurer not listed in insurers.csv: rejected whole",
         }
     }
