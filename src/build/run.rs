@@ -38,6 +38,7 @@ pub struct BuildConfig {
     pub accept: Vec<InsurerNumber>,
     /// Whether unchanged insurers are taken from the live generation.
     pub reuse: Reuse,
+    /// A progress bar (on a terminal); else progress goes to the log.
     pub progress: bool,
 }
 
@@ -247,17 +248,59 @@ fn process_insurer(
     Ok(fresh)
 }
 
-fn progress_bar(len: u64, show: bool) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
+/// A build's progress: a bar on a terminal; otherwise (cron, systemd) a log line at each
+/// phase and at every tenth of the insurers, so the log shows a long build is alive.
+struct Progress {
+    bar: Option<ProgressBar>,
+    insurers: u64,
+    done: std::sync::atomic::AtomicU64,
+}
+
+impl Progress {
+    fn new(insurers: u64, bar: bool) -> Progress {
+        let bar = bar.then(|| {
+            let bar = ProgressBar::new(insurers);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {msg} [{bar:40}] {pos}/{len} insurers ({elapsed})",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        let p = Progress {
+            bar,
+            insurers,
+            done: Default::default(),
+        };
+        p.phase("reading snapshots");
+        p
     }
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {pos}/{len} insurers ({elapsed})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_message("reading snapshots");
-    bar
+
+    fn phase(&self, what: &'static str) {
+        match &self.bar {
+            Some(bar) => bar.set_message(what),
+            None => tracing::info!("{what}"),
+        }
+    }
+
+    /// One insurer read and encoded (from any thread).
+    fn insurer_done(&self) {
+        if let Some(bar) = &self.bar {
+            return bar.inc(1);
+        }
+        let n = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let tenth = |n: u64| n * 10 / self.insurers.max(1);
+        if tenth(n) > tenth(n - 1) {
+            tracing::info!("{n} of {} insurers read and encoded", self.insurers);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// Runs a whole build. On success the new generation is live.
@@ -284,7 +327,7 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
     let tmp = store.begin(&id)?;
 
     let mut phases = Phases::new();
-    let bar = progress_bar(snapshots.len() as u64, cfg.progress);
+    let progress = Progress::new(snapshots.len() as u64, cfg.progress);
     let index_path = tmp.join(INDEX_FILE);
     let segments_dir = tmp.join(SEGMENTS_DIR);
     std::fs::create_dir_all(&segments_dir).map_err(io_err(&segments_dir))?;
@@ -295,7 +338,7 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
         .enumerate()
         .map(|(i, s)| {
             let r = process_insurer(s, i as u32, cfg, previous.as_ref(), &segments_dir);
-            bar.inc(1);
+            progress.insurer_done();
             r
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -306,7 +349,7 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
         .map(|(i, _)| i)
         .collect();
     phases.end("read_encode");
-    bar.set_message("linking persons");
+    progress.phase("linking persons");
     let mut reused = vec![None; previous.as_ref().map_or(0, Previous::insurer_count)];
     for (i, r) in results.iter().enumerate() {
         if let Some(old) = r.reused_from {
@@ -355,7 +398,7 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
     );
 
     phases.end("link");
-    bar.set_message("writing index");
+    progress.phase("writing index");
     let file = File::create(&index_path).map_err(io_err(&index_path))?;
     let mut w = BufWriter::with_capacity(8 << 20, file);
     let mut writer = IndexWriter::new(&mut w).map_err(io_err(&index_path))?;
@@ -378,7 +421,7 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
     drop(parts);
     drop(persons);
     phases.end("write");
-    bar.set_message("verifying");
+    progress.phase("verifying");
     // Read back what was written: structure, every checksum, and the counts.
     let index = MappedIndex::open_file(&index_path, cfg.key.clone()).map_err(StoreError::from)?;
     verify_by_reading(&index, &index_path, &fresh_segments)?;
@@ -404,7 +447,7 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
     };
     drop(index);
     write_report_files(&tmp, &report, &lines)?;
-    bar.finish_and_clear();
+    progress.finish();
     if !refused.is_empty() {
         // Keep the refused build for inspection, outside `generations/` so it can never go live.
         let kept = cfg.data.join("refused").join(&id);
