@@ -380,6 +380,14 @@ fn authentication_and_roles() {
     assert_eq!(r.status, 403);
     let r = http.request("GET", "/metrics", &[("Authorization", &admin_auth)], b"");
     assert_eq!(r.status, 200);
+    // The wrong token above is counted, for alerting on guessing (the missing and the Basic
+    // headers are not credentials).
+    assert!(
+        r.body
+            .contains("\nshikaku_auth_refused_total{protocol=\"http\"} 1\n"),
+        "{}",
+        r.body
+    );
     // A cached credential does not let a different one through.
     let r = http.request(
         "POST",

@@ -550,7 +550,10 @@ impl HttpSession {
                     self.auth_cache = Some((credential.to_vec(), id));
                     id
                 }
-                None => return Err(unauthorized(self, "invalid institution code or token")),
+                None => {
+                    ctx.metrics.auth_refused(Protocol::Http);
+                    return Err(unauthorized(self, "invalid institution code or token"));
+                }
             },
         };
         if !identity.role.allows(needed) {

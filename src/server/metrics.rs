@@ -125,6 +125,7 @@ pub struct CoreMetrics {
     latency_count: Counter,
     audit_lines: Counter,
     audit_lost: Counter,
+    auth_refused: [Counter; 2],
 }
 
 impl CoreMetrics {
@@ -149,6 +150,12 @@ impl CoreMetrics {
 
     pub fn connection_closed(&self, p: Protocol) {
         self.open_connections[p as usize].sub(1);
+    }
+
+    /// Credentials refused (a wrong institution code or token): a rising count is someone
+    /// guessing.
+    pub fn auth_refused(&self, p: Protocol) {
+        self.auth_refused[p as usize].add(1);
     }
 
     /// Lines appended to the audit log, and lines lost because its writes failed.
@@ -247,6 +254,15 @@ pub fn render(out: &mut String, cores: &[std::sync::Arc<CoreMetrics>], live: &Li
             p.as_str()
         );
     }
+    out.push_str("# HELP shikaku_auth_refused_total Credentials refused (wrong institution code or token).\n# TYPE shikaku_auth_refused_total counter\n");
+    for p in Protocol::ALL {
+        let n = sum(&|c| c.auth_refused[p as usize].get());
+        let _ = writeln!(
+            out,
+            "shikaku_auth_refused_total{{protocol=\"{}\"}} {n}",
+            p.as_str()
+        );
+    }
     let counters: [(&str, &str, u64); 3] = [
         (
             "shikaku_refused_connections_total",
@@ -328,6 +344,7 @@ mod tests {
         cores[0].connection_opened(Protocol::Http);
         cores[1].audit(3, 1);
         cores[0].audit(2, 0);
+        cores[1].auth_refused(Protocol::Http);
         let mut out = String::new();
         render(
             &mut out,
@@ -342,6 +359,10 @@ mod tests {
         assert!(out.contains("shikaku_reload_refusals_total 2\n"), "{out}");
         assert!(out.contains("\nshikaku_audit_lines_total 5\n"), "{out}");
         assert!(out.contains("\nshikaku_audit_lost_total 1\n"), "{out}");
+        assert!(
+            out.contains("\nshikaku_auth_refused_total{protocol=\"http\"} 1\n"),
+            "{out}"
+        );
         assert!(out.contains("shikaku_reload_refused 1\n"), "{out}");
         assert!(
             out.contains("shikaku_queries_total{command=\"card\",via=\"resp\",validity=\"1\"} 2\n"),

@@ -536,6 +536,9 @@ impl State {
             Some(t) => table.check(code, t),
             None => table.check_pair(code),
         };
+        if id.is_none() {
+            ctx.metrics.auth_refused(Protocol::Resp);
+        }
         id.map(Some).ok_or(())
     }
 
