@@ -227,41 +227,39 @@ pub fn render(out: &mut String, cores: &[std::sync::Arc<CoreMetrics>], live: &Li
             }
         }
     }
-    out.push_str("# HELP shikaku_requests_total Requests (RESP commands, HTTP requests) handled.\n# TYPE shikaku_requests_total counter\n");
-    for p in Protocol::ALL {
-        let n = sum(&|c| c.requests[p as usize].get());
-        let _ = writeln!(
-            out,
-            "shikaku_requests_total{{protocol=\"{}\"}} {n}",
-            p.as_str()
-        );
-    }
-    out.push_str("# HELP shikaku_protocol_errors_total Requests refused as malformed or over a limit.\n# TYPE shikaku_protocol_errors_total counter\n");
-    for p in Protocol::ALL {
-        let n = sum(&|c| c.protocol_errors[p as usize].get());
-        let _ = writeln!(
-            out,
-            "shikaku_protocol_errors_total{{protocol=\"{}\"}} {n}",
-            p.as_str()
-        );
-    }
-    out.push_str("# HELP shikaku_open_connections Connections open now.\n# TYPE shikaku_open_connections gauge\n");
-    for p in Protocol::ALL {
-        let n = sum(&|c| c.open_connections[p as usize].get());
-        let _ = writeln!(
-            out,
-            "shikaku_open_connections{{protocol=\"{}\"}} {n}",
-            p.as_str()
-        );
-    }
-    out.push_str("# HELP shikaku_auth_refused_total Credentials refused (wrong institution code or token).\n# TYPE shikaku_auth_refused_total counter\n");
-    for p in Protocol::ALL {
-        let n = sum(&|c| c.auth_refused[p as usize].get());
-        let _ = writeln!(
-            out,
-            "shikaku_auth_refused_total{{protocol=\"{}\"}} {n}",
-            p.as_str()
-        );
+    type PerProtocol = fn(&CoreMetrics) -> &[Counter; 2];
+    let per_protocol: [(&str, &str, &str, PerProtocol); 4] = [
+        (
+            "shikaku_requests_total",
+            "Requests (RESP commands, HTTP requests) handled.",
+            "counter",
+            |c| &c.requests,
+        ),
+        (
+            "shikaku_protocol_errors_total",
+            "Requests refused as malformed or over a limit.",
+            "counter",
+            |c| &c.protocol_errors,
+        ),
+        (
+            "shikaku_open_connections",
+            "Connections open now.",
+            "gauge",
+            |c| &c.open_connections,
+        ),
+        (
+            "shikaku_auth_refused_total",
+            "Credentials refused (wrong institution code or token).",
+            "counter",
+            |c| &c.auth_refused,
+        ),
+    ];
+    for (name, help, kind, counters) in per_protocol {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for p in Protocol::ALL {
+            let n = sum(&|c| counters(c)[p as usize].get());
+            let _ = writeln!(out, "{name}{{protocol=\"{}\"}} {n}", p.as_str());
+        }
     }
     let counters: [(&str, &str, u64); 3] = [
         (
