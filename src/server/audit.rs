@@ -89,7 +89,14 @@ pub struct AuditLog {
     buf: Vec<u8>,
     /// The last write failed (the failure is logged once, not at every flush).
     failing: bool,
+    /// The head of the last line ([`write_head`]) and what it was made from: the lines of a
+    /// read batch share it, and formatting a time and an address per line costs more than
+    /// the rest of the line.
+    head: Vec<u8>,
+    head_of: Option<HeadKey>,
 }
+
+type HeadKey = (i64, Via, Option<InstitutionCode>, Option<SocketAddr>);
 
 impl AuditLog {
     /// Opens core `core`'s first file in `dir` (created if missing), named after `started`
@@ -112,6 +119,8 @@ impl AuditLog {
             file_max_bytes: AUDIT_FILE_MAX_BYTES,
             buf: Vec::with_capacity(AUDIT_BUFFER_BYTES + 1024),
             failing: false,
+            head: Vec::new(),
+            head_of: None,
         })
     }
 
@@ -127,7 +136,14 @@ impl AuditLog {
             return false;
         }
         let start = self.buf.len();
-        write_line(&mut self.buf, e);
+        let key = Some((e.at_us, e.via, e.client, e.peer));
+        if self.head_of != key {
+            self.head.clear();
+            write_head(&mut self.head, e);
+            self.head_of = key;
+        }
+        self.buf.extend_from_slice(&self.head);
+        write_rest(&mut self.buf, e);
         debug_assert_eq!(self.buf.last(), Some(&b'\n'));
         debug_assert!(std::str::from_utf8(&self.buf[start..]).is_ok());
         // While writes fail, only the timer retries: not a failing write per query.
@@ -194,6 +210,12 @@ fn open_part(dir: &Path, stem: &str, first: u32) -> Result<(File, PathBuf, u32),
 /// "peer":"127.0.0.1:53412","kind":"card","insurer_number":"33120015","symbol":"12",
 /// "number":"3456","branch":"01","date":"2026-11-28","validity":1,"generation":"g…"}`
 pub fn write_line(out: &mut Vec<u8>, e: &AuditEntry<'_>) {
+    write_head(out, e);
+    write_rest(out, e);
+}
+
+/// What the lines of one read batch share: time, protocol, client and peer.
+fn write_head(out: &mut Vec<u8>, e: &AuditEntry<'_>) {
     out.extend_from_slice(b"{\"at\":\"");
     write_jst_timestamp(out, e.at_us);
     out.extend_from_slice(b"\",\"via\":\"");
@@ -208,6 +230,10 @@ pub fn write_line(out: &mut Vec<u8>, e: &AuditEntry<'_>) {
         Some(p) => write_json_str(out, &p.to_string()),
         None => out.extend_from_slice(b"null"),
     }
+}
+
+/// The query's part of a line, after [`write_head`].
+fn write_rest(out: &mut Vec<u8>, e: &AuditEntry<'_>) {
     match e.query {
         Audited::Card(q) => {
             out.extend_from_slice(b",\"kind\":\"card\",\"insurer_number\":");
@@ -231,8 +257,9 @@ pub fn write_line(out: &mut Vec<u8>, e: &AuditEntry<'_>) {
         }
         Audited::Person(q, hash) => {
             out.extend_from_slice(b",\"kind\":\"person\",\"person\":\"");
+            const HEX: &[u8; 16] = b"0123456789abcdef";
             for b in hash.0 {
-                out.extend_from_slice(format!("{b:02x}").as_bytes());
+                out.extend_from_slice(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
             }
             out.extend_from_slice(b"\",\"individual_number\":");
             write_json_str(out, &q.individual_number.masked());
@@ -380,6 +407,31 @@ mod tests {
             .collect();
         files.sort();
         files
+    }
+
+    /// The head a read batch's lines share is reused only while time, protocol, client and
+    /// peer are the same.
+    #[test]
+    fn recorded_lines_are_the_written_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = AuditLog::create(dir.path(), "20261128-182001", 0).unwrap();
+        let q = card();
+        let first = entry(Audited::Card(&q), Some(Validity::Eligible));
+        let later = AuditEntry {
+            at_us: AT_US + 1,
+            ..first
+        };
+        let anonymous = AuditEntry {
+            client: None,
+            ..later
+        };
+        let mut expected = Vec::new();
+        for e in [first, first, later, anonymous, first] {
+            assert!(log.record(&e));
+            write_line(&mut expected, &e);
+        }
+        log.flush();
+        assert_eq!(std::fs::read(log.path()).unwrap(), expected);
     }
 
     /// Parts follow one another at the size limit; a name already taken is never reused.
