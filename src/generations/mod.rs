@@ -12,6 +12,7 @@
 //! only then is `CURRENT` replaced (write `CURRENT.tmp`, fsync, rename, fsync the directory).
 //! Nothing here ever modifies a published generation.
 
+use crate::domain::text::quote_raw;
 use crate::domain::PersonKey;
 use crate::index::{MappedIndex, OpenError};
 use std::fs::{self, File};
@@ -19,12 +20,18 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
+#[cfg(test)]
+mod tests;
+
 pub const INDEX_FILE: &str = "index.shk";
 pub const REPORT_FILE: &str = "report.json";
 pub const REJECTS_FILE: &str = "rejects.csv";
 pub const CURRENT_FILE: &str = "CURRENT";
 /// Locked by whoever changes the data directory ([`Store::lock`]).
 pub const LOCK_FILE: &str = "LOCK";
+
+/// The fix when `CURRENT` cannot say which generation is live.
+const MAKE_ONE_LIVE: &str = "make one live with `shikaku generations rollback --to <id>` (`shikaku generations list` shows the ids)";
 
 /// The data directory taken for a change; released when dropped.
 #[derive(Debug)]
@@ -38,15 +45,54 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
-    #[error("{0} names no generation; run `shikaku build` first")]
-    NoCurrent(String),
-    #[error("{path} names generation {id:?}, which does not exist; roll back with `shikaku generations rollback`")]
-    MissingGeneration { path: String, id: String },
+    #[error("data directory {path} does not exist; give the --data of `shikaku build`")]
+    NoData { path: String },
+    #[error(
+        "{path} does not exist: no generation has been published yet; run `shikaku build` first"
+    )]
+    NothingPublished { path: String },
+    #[error("{path} does not exist, so no generation is live; {MAKE_ONE_LIVE}")]
+    NoCurrent { path: String },
+    #[error(
+        "cannot read {path} ({source}), so which generation is live is unknown; {MAKE_ONE_LIVE}"
+    )]
+    UnreadableCurrent {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "{path} holds {}, which is not a generation id; {MAKE_ONE_LIVE}",
+        quote_raw(content)
+    )]
+    BadCurrent { path: String, content: String },
+    #[error(
+        "{path} names generation {}, which is not in {dir}; {MAKE_ONE_LIVE}",
+        quote_raw(id)
+    )]
+    DanglingCurrent {
+        path: String,
+        id: String,
+        dir: String,
+    },
+    #[error("{path} names generation {id}, which is incomplete: {missing} does not exist; {MAKE_ONE_LIVE}")]
+    CurrentIncomplete {
+        path: String,
+        id: String,
+        missing: String,
+    },
+    #[error(
+        "there is no generation {} in {dir}; `shikaku generations list` shows the ids",
+        quote_raw(id)
+    )]
+    UnknownGeneration { id: String, dir: String },
+    #[error("generation {id} is incomplete: {missing} does not exist; `shikaku generations list` shows the complete generations")]
+    Incomplete { id: String, missing: String },
     #[error("no generation was live before {live}; name one to roll back to (`shikaku generations list`)")]
     NothingBefore { live: String },
     #[error("another build, rollback or gc is at work on this data directory (it holds {path}); wait for it to finish: two at once would remove each other's work")]
     Busy { path: String },
-    #[error("{0:?} is not a valid generation id")]
+    #[error("{} is not a valid generation id (ids look like g20261128-184207-984; `shikaku generations list` shows them)", quote_raw(.0))]
     BadId(String),
     #[error(transparent)]
     Open(#[from] OpenError),
@@ -57,6 +103,10 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
         path: path.display().to_string(),
         source,
     }
+}
+
+fn shown(path: &Path) -> String {
+    path.display().to_string()
 }
 
 /// A data directory.
@@ -81,6 +131,18 @@ impl Store {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Fails with [`StoreError::NoData`] unless the data directory exists: a mistyped
+    /// `--data` would otherwise read as a store where nothing was ever built.
+    pub fn require_root(&self) -> Result<(), StoreError> {
+        if self.root.is_dir() {
+            Ok(())
+        } else {
+            Err(StoreError::NoData {
+                path: shown(&self.root),
+            })
+        }
     }
 
     /// Takes the data directory for a change (a build, a rollback, a gc), or fails at once
@@ -125,39 +187,103 @@ impl Store {
         self.generation_dir(id).join(INDEX_FILE)
     }
 
-    /// The live generation's id, or `None` before the first publish.
+    /// The id `CURRENT` holds, or `None` when there is no `CURRENT`; whether that generation
+    /// exists is [`Store::live`]'s question.
     pub fn current(&self) -> Result<Option<String>, StoreError> {
         let path = self.current_path();
-        match fs::read_to_string(&path) {
-            Ok(s) => {
-                let id = s.trim().to_owned();
-                if !valid_id(&id) {
-                    return Err(StoreError::BadId(id));
-                }
-                Ok(Some(id))
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(StoreError::UnreadableCurrent {
+                    path: shown(&path),
+                    source,
+                })
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_err(&path)(e)),
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let id = text.trim();
+        if !valid_id(id) {
+            return Err(StoreError::BadCurrent {
+                path: shown(&path),
+                content: id.to_owned(),
+            });
+        }
+        Ok(Some(id.to_owned()))
+    }
+
+    /// The live generation: the complete one `CURRENT` names. The errors name `CURRENT` and
+    /// the fix when it is missing, unreadable, not an id, or names no complete generation.
+    pub fn live(&self) -> Result<String, StoreError> {
+        let Some(id) = self.current()? else {
+            return Err(self.why_no_current());
+        };
+        let path = shown(&self.current_path());
+        match self.locate(&id) {
+            Ok(_) => Ok(id),
+            Err(StoreError::UnknownGeneration { id, dir }) => {
+                Err(StoreError::DanglingCurrent { path, id, dir })
+            }
+            Err(StoreError::Incomplete { id, missing }) => {
+                Err(StoreError::CurrentIncomplete { path, id, missing })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Why there is no `CURRENT`: no data directory, nothing published yet, or it was lost.
+    fn why_no_current(&self) -> StoreError {
+        if let Err(e) = self.require_root() {
+            return e;
+        }
+        let path = shown(&self.current_path());
+        match self.list() {
+            Ok(ids) if ids.is_empty() => StoreError::NothingPublished { path },
+            Ok(_) => StoreError::NoCurrent { path },
+            Err(e) => e,
+        }
+    }
+
+    /// The index file of generation `id`, which must be a complete generation.
+    fn locate(&self, id: &str) -> Result<PathBuf, StoreError> {
+        if !valid_id(id) {
+            return Err(StoreError::BadId(id.to_owned()));
+        }
+        self.require_root()?;
+        let index = self.index_path(id);
+        if index.is_file() {
+            Ok(index)
+        } else if self.generation_dir(id).is_dir() {
+            Err(StoreError::Incomplete {
+                id: id.to_owned(),
+                missing: shown(&index),
+            })
+        } else {
+            Err(StoreError::UnknownGeneration {
+                id: id.to_owned(),
+                dir: shown(&self.generations_dir()),
+            })
         }
     }
 
     /// Opens the live generation's index (structure checked, checksums not yet).
     pub fn open_current(&self, key: PersonKey) -> Result<MappedIndex, StoreError> {
-        let id = self
-            .current()?
-            .ok_or_else(|| StoreError::NoCurrent(self.current_path().display().to_string()))?;
-        self.open(&id, key)
+        self.open(&self.live()?, key)
     }
 
+    /// Opens generation `id`'s index (structure checked, checksums not yet).
     pub fn open(&self, id: &str, key: PersonKey) -> Result<MappedIndex, StoreError> {
-        let path = self.index_path(id);
-        if !path.exists() {
-            return Err(StoreError::MissingGeneration {
-                path: self.current_path().display().to_string(),
-                id: id.to_owned(),
-            });
-        }
+        let path = self.locate(id)?;
         Ok(MappedIndex::open_file(&path, key)?)
+    }
+
+    /// Opens generation `id` and checks every checksum, as a server does before serving it.
+    pub fn open_verified(&self, id: &str, key: PersonKey) -> Result<MappedIndex, StoreError> {
+        let index = self.open(id, key)?;
+        index
+            .verify()
+            .map_err(|e| OpenError::Format(shown(&self.index_path(id)), e))?;
+        Ok(index)
     }
 
     /// Published generations, oldest first.
@@ -234,12 +360,7 @@ impl Store {
 
     /// Makes `id` live by atomically replacing `CURRENT`.
     pub fn publish(&self, id: &str) -> Result<(), StoreError> {
-        if !valid_id(id) || !self.index_path(id).is_file() {
-            return Err(StoreError::MissingGeneration {
-                path: self.current_path().display().to_string(),
-                id: id.to_owned(),
-            });
-        }
+        self.locate(id)?;
         let tmp = self.root.join("CURRENT.tmp");
         {
             let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
@@ -257,37 +378,33 @@ impl Store {
 }
 
 impl Store {
-    /// The generation published before the live one (the rollback target by default).
+    /// The generation published before the live one (the rollback target by default), or
+    /// `None` when the live one is the oldest.
     pub fn previous(&self) -> Result<Option<String>, StoreError> {
-        let ids = self.list()?;
-        let Some(live) = self.current()? else {
-            return Ok(None);
-        };
-        Ok(ids.iter().take_while(|id| **id != live).last().cloned())
+        Ok(self.older_than(&self.live()?)?.pop())
     }
 
-    /// Makes an older generation live again after verifying every checksum of it.
+    /// Generations older than `live`, oldest first: ids sort by time.
+    fn older_than(&self, live: &str) -> Result<Vec<String>, StoreError> {
+        let mut ids = self.list()?;
+        ids.retain(|id| id.as_str() < live);
+        Ok(ids)
+    }
+
+    /// Makes a generation live again after verifying every checksum of it: `to`, or the one
+    /// before the live one. A named one can be made live whatever `CURRENT` holds (the fix
+    /// for a lost or damaged `CURRENT`).
     pub fn rollback(&self, to: Option<&str>, key: PersonKey) -> Result<String, StoreError> {
         let target = match to {
             Some(id) => id.to_owned(),
-            None => match (self.previous()?, self.current()?) {
-                (Some(id), _) => id,
-                (None, Some(live)) => return Err(StoreError::NothingBefore { live }),
-                (None, None) => {
-                    return Err(StoreError::NoCurrent(
-                        self.current_path().display().to_string(),
-                    ))
-                }
-            },
+            None => {
+                let live = self.live()?;
+                self.older_than(&live)?
+                    .pop()
+                    .ok_or(StoreError::NothingBefore { live })?
+            }
         };
-        let index = self.open(&target, key)?;
-        index.verify().map_err(|e| {
-            StoreError::Open(OpenError::Format(
-                self.index_path(&target).display().to_string(),
-                e,
-            ))
-        })?;
-        drop(index);
+        drop(self.open_verified(&target, key)?);
         self.publish(&target)?;
         Ok(target)
     }
@@ -341,72 +458,4 @@ pub fn new_generation_id() -> String {
         s % 60,
         now.subsec_millis()
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids() {
-        let id = new_generation_id();
-        assert!(valid_id(&id), "{id}");
-        assert_eq!(id.len(), 20);
-        assert!(!valid_id("../etc"));
-        assert!(!valid_id(""));
-    }
-
-    #[test]
-    fn publish_and_read_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path());
-        assert_eq!(store.current().unwrap(), None);
-        let tmp = store.begin("g1").unwrap();
-        fs::write(tmp.join(INDEX_FILE), b"x").unwrap();
-        store.seal("g1").unwrap();
-        assert_eq!(store.list().unwrap(), vec!["g1".to_owned()]);
-        store.publish("g1").unwrap();
-        assert_eq!(store.current().unwrap().as_deref(), Some("g1"));
-        assert!(store.publish("g2").is_err());
-        store.begin("g3").unwrap();
-        assert_eq!(store.clean_tmp().unwrap(), 1);
-    }
-
-    /// Four sealed generations g1..g4, `live` published; `gc(keep)` removes exactly
-    /// `removed` and leaves the rest, the live one still live.
-    fn check_gc(live: Option<&str>, keep: usize, removed: &[&str]) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path());
-        let all = ["g1", "g2", "g3", "g4"];
-        for id in all {
-            fs::write(store.begin(id).unwrap().join(INDEX_FILE), b"x").unwrap();
-            store.seal(id).unwrap();
-        }
-        if let Some(live) = live {
-            store.publish(live).unwrap();
-        }
-        assert_eq!(
-            store.gc(keep).unwrap(),
-            removed,
-            "live {live:?}, keep {keep}"
-        );
-        let left: Vec<&str> = all.into_iter().filter(|id| !removed.contains(id)).collect();
-        assert_eq!(store.list().unwrap(), left);
-        assert_eq!(store.current().unwrap().as_deref(), live);
-        let before_live = left.iter().take_while(|id| Some(**id) != live).last();
-        let previous = live.and(before_live.copied());
-        assert_eq!(store.previous().unwrap().as_deref(), previous);
-    }
-
-    #[test]
-    fn gc_keeps_the_newest_and_the_live_generation() {
-        check_gc(None, 1, &["g1", "g2", "g3"]);
-        check_gc(Some("g4"), 2, &["g1", "g2"]);
-        check_gc(Some("g4"), 0, &["g1", "g2", "g3"]);
-        check_gc(Some("g3"), 1, &["g1", "g2"]);
-        check_gc(Some("g3"), 9, &[]);
-        // Regression: `gc --keep 0` after a rollback deleted the generation rolled back from.
-        check_gc(Some("g2"), 0, &["g1"]);
-        check_gc(Some("g1"), 0, &[]);
-    }
 }
