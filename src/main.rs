@@ -99,8 +99,9 @@ enum GenerationsAction {
         #[arg(long)]
         to: Option<String>,
     },
-    /// Delete all but the newest K generations; never the live one nor one newer than it
-    /// (rolled back from).
+    /// Delete all but the newest K generations, never the live one nor one newer than it
+    /// (rolled back from). Removes nothing unless DATA/CURRENT names a generation that
+    /// passes verification.
     Gc {
         #[arg(long, default_value_t = 3)]
         keep: usize,
@@ -362,7 +363,8 @@ fn run_generations(args: GenerationsArgs, key_file: Option<PathBuf>) -> anyhow::
         }
         GenerationsAction::Gc { keep } => {
             let _lock = store.lock().with_context(ctx)?;
-            for id in store.gc(keep).with_context(ctx)? {
+            let key = shikaku::cli::person_key(key_file.as_deref())?;
+            for id in store.gc(keep, key).with_context(ctx)? {
                 println!("removed {id}");
             }
         }

@@ -25,7 +25,33 @@ fn run(data: &Path, args: &[&str]) -> (bool, String, String) {
     (out.status.success(), text(&out.stdout), text(&out.stderr))
 }
 
+fn list(data: &Path) -> String {
+    run(data, &["generations", "--data", "DATA", "list"]).1
+}
+
 const FOUR: [&str; 4] = ["g1", "g2", "g3", "g4"];
+
+/// Regression: `echo zz > CURRENT; gc --keep 1` removed 4 generations.
+#[test]
+fn regression_gc_with_a_garbage_current_removed_four_generations() {
+    let data = data_dir_with(&FOUR, Some("g4"));
+    let before = list(data.path());
+    fs::write(data.path().join("CURRENT"), "zz\n").unwrap();
+    let (ok, _, stderr) = run(
+        data.path(),
+        &["generations", "--data", "DATA", "gc", "--keep", "1"],
+    );
+    assert!(!ok, "{stderr}");
+    let current = data.path().join("CURRENT").display().to_string();
+    for part in [
+        "gc removed nothing",
+        &current,
+        "generations rollback --to <id>",
+    ] {
+        assert!(stderr.contains(part), "{part:?} not in: {stderr}");
+    }
+    assert_eq!(list(data.path()), before.replace('*', " "));
+}
 
 /// `generations list` on a store set up by `setup` succeeds or not as `ok` says, prints
 /// `stdout` and warns with `warning` (nothing when empty).

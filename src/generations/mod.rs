@@ -5,12 +5,14 @@
 //! DATA/generations/<id>/index.shk   the index file
 //! DATA/generations/<id>/report.json the build report
 //! DATA/generations/<id>/rejects.csv rows rejected, warnings and cross-check findings
-//! DATA/tmp/                         builds in progress; never published, cleaned by the next build
+//! DATA/tmp/                         builds in progress and directories being deleted; never
+//!                                   published, emptied by the next build or gc
 //! ```
 //!
 //! A generation directory is written under `tmp/`, fsynced, then renamed into `generations/`;
 //! only then is `CURRENT` replaced (write `CURRENT.tmp`, fsync, rename, fsync the directory).
-//! Nothing here ever modifies a published generation.
+//! Nothing here ever modifies a published generation; gc takes one out of `generations/` by
+//! renaming it into `tmp/` before deleting it, so none is ever seen half deleted.
 
 use crate::domain::text::quote_raw;
 use crate::domain::PersonKey;
@@ -94,6 +96,27 @@ pub enum StoreError {
     Busy { path: String },
     #[error("{} is not a valid generation id (ids look like g20261128-184207-984; `shikaku generations list` shows them)", quote_raw(.0))]
     BadId(String),
+    #[error("gc removed nothing: {0}")]
+    GcRefused(#[source] Box<StoreError>),
+    #[error("gc removed nothing: the live generation {id} fails verification ({source}); the older generations may be the way back: roll back first (`shikaku generations rollback`), then gc")]
+    LiveUnverified {
+        id: String,
+        #[source]
+        source: Box<StoreError>,
+    },
+    #[error("cannot move {from} to {to} to delete it ({source}); nothing of it was removed")]
+    Move {
+        from: String,
+        to: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot remove {path} ({source}); once that is fixed, the next build or gc removes what is left of it")]
+    Remove {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
     #[error(transparent)]
     Open(#[from] OpenError),
 }
@@ -314,7 +337,8 @@ impl Store {
         Ok(dir)
     }
 
-    /// Removes builds that never finished (a crash or kill leaves them in `tmp/`).
+    /// Removes what `tmp/` holds: builds that never finished (a crash or kill leaves them)
+    /// and what a gc failed to delete.
     pub fn clean_tmp(&self) -> Result<usize, StoreError> {
         let dir = self.tmp_dir();
         let Ok(entries) = fs::read_dir(&dir) else {
@@ -322,13 +346,7 @@ impl Store {
         };
         let mut n = 0;
         for e in entries.filter_map(|e| e.ok()) {
-            let p = e.path();
-            let removed = if p.is_dir() {
-                fs::remove_dir_all(&p)
-            } else {
-                fs::remove_file(&p)
-            };
-            removed.map_err(io_err(&p))?;
+            remove_tree(&e.path())?;
             n += 1;
         }
         Ok(n)
@@ -414,23 +432,80 @@ impl Store {
     /// rolling forward, until a later build goes live. Returns the ids removed. A server
     /// still mapping a removed index keeps reading it (unlinked inodes stay valid until
     /// unmapped).
-    pub fn gc(&self, keep: usize) -> Result<Vec<String>, StoreError> {
-        let live = self.current()?;
-        let ids = self.list()?;
-        let excess = ids.len().saturating_sub(keep);
-        // Ids sort by time, so everything from the live one on is the live one or newer.
-        let older_than_live = match &live {
-            Some(live) => ids.iter().take_while(|id| *id != live).count(),
-            None => ids.len(),
+    ///
+    /// Removes nothing unless `CURRENT` names a generation that passes verification: when
+    /// the live one is damaged, the older ones may be the way back.
+    pub fn gc(&self, keep: usize, key: PersonKey) -> Result<Vec<String>, StoreError> {
+        let older = match self.live() {
+            Ok(live) => {
+                self.open_verified(&live, key)
+                    .map_err(|e| StoreError::LiveUnverified {
+                        id: live.clone(),
+                        source: Box::new(e),
+                    })?;
+                self.older_than(&live)?
+            }
+            // Nothing was ever published: no generation to remove.
+            Err(StoreError::NothingPublished { .. }) => Vec::new(),
+            Err(e) => return Err(StoreError::GcRefused(Box::new(e))),
         };
+        let excess = self.list()?.len().saturating_sub(keep);
         let mut removed = Vec::new();
-        for id in ids.into_iter().take(excess.min(older_than_live)) {
-            let dir = self.generation_dir(&id);
-            fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
+        for id in older.into_iter().take(excess) {
+            self.discard(&self.generation_dir(&id), &format!("gc-generation-{id}"))?;
             removed.push(id);
         }
         self.clean_tmp()?;
         Ok(removed)
+    }
+
+    /// Deletes `dir` by first renaming it into `tmp/` as `name` (atomic: it leaves its
+    /// place whole), then removing it there; what a failure leaves is `clean_tmp`'s.
+    fn discard(&self, dir: &Path, name: &str) -> Result<(), StoreError> {
+        let tmp = self.tmp_dir();
+        let to = tmp.join(name);
+        fs::create_dir_all(&tmp)
+            .and_then(|()| fs::rename(dir, &to))
+            .map_err(|source| StoreError::Move {
+                from: shown(dir),
+                to: shown(&to),
+                source,
+            })?;
+        if let Some(parent) = dir.parent() {
+            fsync_dir(parent)?;
+        }
+        remove_tree(&to)
+    }
+}
+
+/// Deletes `path` and everything under it, not following links; an error names the exact
+/// entry that could not be removed (`remove_dir_all` names only the top).
+fn remove_tree(path: &Path) -> Result<(), StoreError> {
+    let is_dir = fs::symlink_metadata(path)
+        .map_err(remove_err(path))?
+        .is_dir();
+    if is_dir {
+        for entry in fs::read_dir(path).map_err(remove_err(path))? {
+            remove_tree(&entry.map_err(remove_err(path))?.path())?;
+        }
+    }
+    remove_entry(path, is_dir)
+}
+
+fn remove_entry(path: &Path, is_dir: bool) -> Result<(), StoreError> {
+    #[cfg(test)]
+    tests::fail_point(path).map_err(remove_err(path))?;
+    if is_dir {
+        fs::remove_dir(path).map_err(remove_err(path))
+    } else {
+        fs::remove_file(path).map_err(remove_err(path))
+    }
+}
+
+fn remove_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |source| StoreError::Remove {
+        path: shown(path),
+        source,
     }
 }
 

@@ -2,6 +2,25 @@
 //! that are real, verifiable copies of one build of the demo delivery.
 
 use super::*;
+use std::cell::RefCell;
+
+thread_local! {
+    /// Removing an entry under this path fails, as under a directory that is not writable
+    /// (the tests run as root, which may write anywhere).
+    static FAIL_REMOVING: RefCell<Option<PathBuf>> = const { RefCell::new(None) };
+}
+
+pub(super) fn fail_point(path: &Path) -> io::Result<()> {
+    FAIL_REMOVING.with(|f| match &*f.borrow() {
+        Some(under) if path.starts_with(under) => Err(io::ErrorKind::PermissionDenied.into()),
+        _ => Ok(()),
+    })
+}
+
+fn fail_removing(under: Option<PathBuf>) {
+    FAIL_REMOVING.with(|f| *f.borrow_mut() = under);
+}
+
 const ALL: [&str; 4] = ["g1", "g2", "g3", "g4"];
 
 /// One build of the demo delivery, copied into every store a test makes.
@@ -49,8 +68,8 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-fn assert_mentions(text: &str, expected: &[&str]) {
-    for part in expected {
+fn assert_mentions(text: &str, expected: &[impl AsRef<str>]) {
+    for part in expected.iter().map(AsRef::as_ref) {
         assert!(text.contains(part), "{part:?} not in: {text}");
     }
 }
@@ -84,7 +103,8 @@ fn publish_and_read_back() {
 /// leaves the rest, the live one still live.
 fn check_gc(t: &Template, live: &str, keep: usize, removed: &[&str]) {
     let store = t.store(&ALL, Some(live));
-    assert_eq!(store.gc(keep).unwrap(), removed, "live {live}, keep {keep}");
+    let collected = store.gc(keep, PersonKey::demo()).unwrap();
+    assert_eq!(collected, removed, "live {live}, keep {keep}");
     let left: Vec<&str> = ALL.into_iter().filter(|id| !removed.contains(id)).collect();
     assert_eq!(store.list().unwrap(), left);
     assert_eq!(store.live().unwrap(), live);
@@ -141,21 +161,130 @@ fn expand(store: &Store, expected: &str) -> String {
         .replace("{current}", &shown(&store.current_path()))
 }
 
-#[test]
-fn a_current_naming_no_live_generation_is_named_with_the_fix() {
+/// Runs `check` on a fresh store (g1..g4, g4 live) per way of damaging its `CURRENT`, with
+/// what the error must say: `CURRENT`'s path, the fix, and what is wrong.
+fn each_bad_current(check: impl Fn(&Store, &str, [String; 3])) {
     let t = Template::new();
     for (how, expected) in BAD_CURRENTS {
         let store = t.store(&ALL, Some("g4"));
         damage_current(&store, how);
-        let err = store.live().unwrap_err().to_string();
         let current = shown(&store.current_path());
-        assert_mentions(&err, &[&current, MAKE_ONE_LIVE, &expand(&store, expected)]);
+        check(
+            &store,
+            how,
+            [current, MAKE_ONE_LIVE.into(), expand(&store, expected)],
+        );
+    }
+}
+
+#[test]
+fn a_current_naming_no_live_generation_is_named_with_the_fix() {
+    each_bad_current(|store, how, says| {
+        assert_mentions(&store.live().unwrap_err().to_string(), &says);
         let err = store.rollback(None, PersonKey::demo()).unwrap_err();
-        assert_mentions(&err.to_string(), &[&current, MAKE_ONE_LIVE]);
+        assert_mentions(&err.to_string(), &says);
         // The fix works whatever CURRENT holds.
         assert_eq!(store.rollback(Some("g3"), PersonKey::demo()).unwrap(), "g3");
         assert_eq!(store.live().unwrap(), "g3", "{how}");
+    });
+}
+
+/// Regression: `echo zz > CURRENT; gc --keep 1` removed 4 generations, the one being served
+/// and every rollback target among them.
+#[test]
+fn regression_gc_with_a_bad_current_removed_every_other_generation() {
+    each_bad_current(|store, how, says| {
+        let err = store.gc(0, PersonKey::demo()).unwrap_err().to_string();
+        assert_mentions(&err, &says);
+        assert!(err.starts_with("gc removed nothing: "), "{err}");
+        assert_eq!(store.list().unwrap(), ALL, "{how}");
+    });
+}
+
+/// Damages the live generation g4 as `how` says.
+fn damage_live(store: &Store, how: &str) {
+    let dir = store.generation_dir("g4");
+    let segments = dir.join(crate::format::SEGMENTS_DIR);
+    let mut names: Vec<PathBuf> = fs::read_dir(&segments)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    let index = dir.join(INDEX_FILE);
+    match how {
+        "a flipped bit" => {
+            let mut bytes = fs::read(&names[0]).unwrap();
+            *bytes.last_mut().unwrap() ^= 1;
+            fs::write(&names[0], bytes).unwrap();
+        }
+        "a missing segment" => fs::remove_file(&names[0]).unwrap(),
+        "a truncated index" => {
+            let bytes = fs::read(&index).unwrap();
+            fs::write(&index, &bytes[..bytes.len() / 2]).unwrap();
+        }
+        _ => unreachable!("{how}"),
     }
+}
+
+/// Regression: gc trusted a live generation that failed verification and removed the older
+/// ones, the way back.
+#[test]
+fn regression_gc_removed_the_way_back_from_a_damaged_live_generation() {
+    let t = Template::new();
+    for how in ["a flipped bit", "a missing segment", "a truncated index"] {
+        let store = t.store(&ALL, Some("g4"));
+        damage_live(&store, how);
+        let err = store.gc(0, PersonKey::demo()).unwrap_err().to_string();
+        let refusal = "gc removed nothing: the live generation g4 fails verification";
+        assert_mentions(&err, &[refusal, "roll back first"]);
+        assert_eq!(store.list().unwrap(), ALL, "{how}");
+        // Once rolled back, gc keeps g4 (newer than the live one) and the live g3.
+        store.rollback(None, PersonKey::demo()).unwrap();
+        let collected = store.gc(0, PersonKey::demo()).unwrap();
+        assert_eq!(collected, ["g1", "g2"], "{how}");
+    }
+}
+
+/// Regression: a gc that failed midway (a `segments/` directory not writable) left a half
+/// deleted generation in `generations/`, missing from `list` and never freed.
+#[test]
+fn regression_a_gc_failing_midway_left_a_half_deleted_generation() {
+    let t = Template::new();
+    let store = t.store(&ALL, Some("g4"));
+    let stuck = store
+        .tmp_dir()
+        .join("gc-generation-g2")
+        .join(crate::format::SEGMENTS_DIR);
+    fail_removing(Some(stuck.clone()));
+    let err = store.gc(1, PersonKey::demo()).unwrap_err().to_string();
+    fail_removing(None);
+    assert_mentions(&err, &[&format!("cannot remove {}/", stuck.display())]);
+    assert_eq!(store.list().unwrap(), ["g3", "g4"]);
+    assert!(
+        !store.generation_dir("g2").exists(),
+        "g2 left generations/ whole"
+    );
+    // The next gc finishes what was left in tmp/.
+    assert_eq!(store.gc(1, PersonKey::demo()).unwrap(), ["g3"]);
+    assert_eq!(fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_gc_that_cannot_move_a_generation_aside_removes_nothing_of_it() {
+    let t = Template::new();
+    let store = t.store(&ALL, Some("g4"));
+    fs::remove_dir(store.tmp_dir()).unwrap();
+    fs::write(store.tmp_dir(), "").unwrap();
+    let err = store.gc(1, PersonKey::demo()).unwrap_err().to_string();
+    let from = shown(&store.generation_dir("g1"));
+    assert_mentions(
+        &err,
+        &[
+            &format!("cannot move {from} to "),
+            "nothing of it was removed",
+        ],
+    );
+    assert_eq!(store.list().unwrap(), ALL);
 }
 
 /// Generation `id`, named explicitly, fails to open saying `expected` (`{gens}`: the
@@ -204,6 +333,7 @@ fn regression_a_missing_data_directory_was_taken_for_an_empty_one() {
         store.open("g1", key()).map(drop),
         store.rollback(None, key()).map(drop),
         store.rollback(Some("g1"), key()).map(drop),
+        store.gc(1, key()).map(drop),
     ];
     let expected = format!("data directory {} does not exist", store.root().display());
     for err in errors {
