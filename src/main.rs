@@ -100,8 +100,8 @@ enum GenerationsAction {
         to: Option<String>,
     },
     /// Delete all but the newest K generations, never the live one nor one newer than it
-    /// (rolled back from). Removes nothing unless DATA/CURRENT names a generation that
-    /// passes verification.
+    /// (rolled back from), and all but the newest K refused builds (DATA/refused/). Removes
+    /// nothing unless DATA/CURRENT names a generation that passes verification.
     Gc {
         #[arg(long, default_value_t = 3)]
         keep: usize,
@@ -364,8 +364,12 @@ fn run_generations(args: GenerationsArgs, key_file: Option<PathBuf>) -> anyhow::
         GenerationsAction::Gc { keep } => {
             let _lock = store.lock().with_context(ctx)?;
             let key = shikaku::cli::person_key(key_file.as_deref())?;
-            for id in store.gc(keep, key).with_context(ctx)? {
+            let collected = store.gc(keep, key).with_context(ctx)?;
+            for id in collected.generations {
                 println!("removed {id}");
+            }
+            for id in collected.refused {
+                println!("removed refused build {id}");
             }
         }
     }

@@ -163,3 +163,20 @@ fn rollback_with_nothing_before_names_the_live_generation() {
     let expected = format!("no generation was live before {GENERATION}");
     assert!(!ok && stderr.contains(&expected), "{stderr}");
 }
+
+/// Regression: refused builds (`DATA/refused/`) were never collected.
+#[test]
+fn gc_removes_refused_builds_beyond_keep() {
+    let data = data_dir_with(&["g1", "g2", "g3"], Some("g3"));
+    for id in ["r1", "r2"] {
+        fs::create_dir_all(data.path().join("refused").join(id)).unwrap();
+    }
+    let (ok, stdout, stderr) = run(
+        data.path(),
+        &["generations", "--data", "DATA", "gc", "--keep", "1"],
+    );
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, "removed g1\nremoved g2\nremoved refused build r1\n");
+    assert_eq!(list(data.path()), "* g3\n");
+    assert!(data.path().join("refused/r2").is_dir());
+}

@@ -5,6 +5,7 @@
 //! DATA/generations/<id>/index.shk   the index file
 //! DATA/generations/<id>/report.json the build report
 //! DATA/generations/<id>/rejects.csv rows rejected, warnings and cross-check findings
+//! DATA/refused/<id>/                builds the delivery guard refused, kept for inspection
 //! DATA/tmp/                         builds in progress and directories being deleted; never
 //!                                   published, emptied by the next build or gc
 //! ```
@@ -31,6 +32,8 @@ pub const REJECTS_FILE: &str = "rejects.csv";
 pub const CURRENT_FILE: &str = "CURRENT";
 /// Locked by whoever changes the data directory ([`Store::lock`]).
 pub const LOCK_FILE: &str = "LOCK";
+/// Where the build keeps a build the delivery guard refused (`DATA/refused/<id>/`).
+pub const REFUSED_DIR: &str = "refused";
 
 /// The fix when `CURRENT` cannot say which generation is live.
 const MAKE_ONE_LIVE: &str = "make one live with `shikaku generations rollback --to <id>` (`shikaku generations list` shows the ids)";
@@ -132,6 +135,14 @@ fn shown(path: &Path) -> String {
     path.display().to_string()
 }
 
+/// What a gc removed, oldest first.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Collected {
+    pub generations: Vec<String>,
+    /// Builds the delivery guard refused (`DATA/refused/<id>`).
+    pub refused: Vec<String>,
+}
+
 /// A data directory.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -196,6 +207,10 @@ impl Store {
 
     pub fn tmp_dir(&self) -> PathBuf {
         self.root.join("tmp")
+    }
+
+    pub fn refused_dir(&self) -> PathBuf {
+        self.root.join(REFUSED_DIR)
     }
 
     pub fn current_path(&self) -> PathBuf {
@@ -311,20 +326,14 @@ impl Store {
 
     /// Published generations, oldest first.
     pub fn list(&self) -> Result<Vec<String>, StoreError> {
-        let dir = self.generations_dir();
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io_err(&dir)(e)),
-        };
-        let mut ids: Vec<String> = entries
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().join(INDEX_FILE).is_file())
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|id| valid_id(id))
-            .collect();
-        ids.sort();
-        Ok(ids)
+        ids_in(&self.generations_dir(), |dir| {
+            dir.join(INDEX_FILE).is_file()
+        })
+    }
+
+    /// Builds the delivery guard refused, kept in `refused/`, oldest first.
+    pub fn refused(&self) -> Result<Vec<String>, StoreError> {
+        ids_in(&self.refused_dir(), Path::is_dir)
     }
 
     /// A fresh directory under `tmp/` for a build in progress.
@@ -429,13 +438,13 @@ impl Store {
 
     /// Deletes all but the newest `keep` generations, never the live one nor one newer than
     /// it: after a rollback, the generation rolled back from stays for inspection and for
-    /// rolling forward, until a later build goes live. Returns the ids removed. A server
-    /// still mapping a removed index keeps reading it (unlinked inodes stay valid until
-    /// unmapped).
+    /// rolling forward, until a later build goes live. Refused builds beyond the newest
+    /// `keep` go too. A server still mapping a removed index keeps reading it (unlinked
+    /// inodes stay valid until unmapped).
     ///
     /// Removes nothing unless `CURRENT` names a generation that passes verification: when
     /// the live one is damaged, the older ones may be the way back.
-    pub fn gc(&self, keep: usize, key: PersonKey) -> Result<Vec<String>, StoreError> {
+    pub fn gc(&self, keep: usize, key: PersonKey) -> Result<Collected, StoreError> {
         let older = match self.live() {
             Ok(live) => {
                 self.open_verified(&live, key)
@@ -445,18 +454,24 @@ impl Store {
                     })?;
                 self.older_than(&live)?
             }
-            // Nothing was ever published: no generation to remove.
+            // Nothing was ever published: no generation to remove, refused builds maybe.
             Err(StoreError::NothingPublished { .. }) => Vec::new(),
             Err(e) => return Err(StoreError::GcRefused(Box::new(e))),
         };
         let excess = self.list()?.len().saturating_sub(keep);
-        let mut removed = Vec::new();
+        let mut collected = Collected::default();
         for id in older.into_iter().take(excess) {
             self.discard(&self.generation_dir(&id), &format!("gc-generation-{id}"))?;
-            removed.push(id);
+            collected.generations.push(id);
+        }
+        let refused = self.refused()?;
+        let excess = refused.len().saturating_sub(keep);
+        for id in refused.into_iter().take(excess) {
+            self.discard(&self.refused_dir().join(&id), &format!("gc-refused-{id}"))?;
+            collected.refused.push(id);
         }
         self.clean_tmp()?;
-        Ok(removed)
+        Ok(collected)
     }
 
     /// Deletes `dir` by first renaming it into `tmp/` as `name` (atomic: it leaves its
@@ -476,6 +491,23 @@ impl Store {
         }
         remove_tree(&to)
     }
+}
+
+/// The valid ids among the entries of `dir` that pass `wanted`, sorted (oldest first).
+fn ids_in(dir: &Path, wanted: impl Fn(&Path) -> bool) -> Result<Vec<String>, StoreError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err(dir)(e)),
+    };
+    let mut ids: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| wanted(&e.path()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|id| valid_id(id))
+        .collect();
+    ids.sort();
+    Ok(ids)
 }
 
 /// Deletes `path` and everything under it, not following links; an error names the exact

@@ -42,8 +42,9 @@ impl Template {
         }
     }
 
-    /// A fresh store holding a copy of the build under each of `ids`, `live` published.
-    fn store(&self, ids: &[&str], live: Option<&str>) -> Store {
+    /// A fresh store holding a copy of the build under each of `ids`, `live` published,
+    /// and a refused build under each of `refused`.
+    fn store(&self, ids: &[&str], live: Option<&str>, refused: &[&str]) -> Store {
         let root = tempfile::tempdir_in(self.dir.path()).unwrap().keep();
         let store = Store::new(root);
         for id in ids {
@@ -52,6 +53,9 @@ impl Template {
         }
         if let Some(live) = live {
             store.publish(live).unwrap();
+        }
+        for id in refused {
+            copy_tree(&self.generation, &store.refused_dir().join(id));
         }
         store
     }
@@ -66,6 +70,11 @@ fn copy_tree(from: &Path, to: &Path) {
             fs::copy(e.path(), to.join(e.file_name())).unwrap();
         }
     }
+}
+
+/// A store's generations and refused builds, in order.
+fn contents(store: &Store) -> (Vec<String>, Vec<String>) {
+    (store.list().unwrap(), store.refused().unwrap())
 }
 
 fn assert_mentions(text: &str, expected: &[impl AsRef<str>]) {
@@ -102,9 +111,9 @@ fn publish_and_read_back() {
 /// Four generations g1..g4, `live` published; `gc(keep)` removes exactly `removed` and
 /// leaves the rest, the live one still live.
 fn check_gc(t: &Template, live: &str, keep: usize, removed: &[&str]) {
-    let store = t.store(&ALL, Some(live));
+    let store = t.store(&ALL, Some(live), &[]);
     let collected = store.gc(keep, PersonKey::demo()).unwrap();
-    assert_eq!(collected, removed, "live {live}, keep {keep}");
+    assert_eq!(collected.generations, removed, "live {live}, keep {keep}");
     let left: Vec<&str> = ALL.into_iter().filter(|id| !removed.contains(id)).collect();
     assert_eq!(store.list().unwrap(), left);
     assert_eq!(store.live().unwrap(), live);
@@ -166,7 +175,7 @@ fn expand(store: &Store, expected: &str) -> String {
 fn each_bad_current(check: impl Fn(&Store, &str, [String; 3])) {
     let t = Template::new();
     for (how, expected) in BAD_CURRENTS {
-        let store = t.store(&ALL, Some("g4"));
+        let store = t.store(&ALL, Some("g4"), &["g0"]);
         damage_current(&store, how);
         let current = shown(&store.current_path());
         check(
@@ -197,8 +206,12 @@ fn regression_gc_with_a_bad_current_removed_every_other_generation() {
         let err = store.gc(0, PersonKey::demo()).unwrap_err().to_string();
         assert_mentions(&err, &says);
         assert!(err.starts_with("gc removed nothing: "), "{err}");
-        assert_eq!(store.list().unwrap(), ALL, "{how}");
+        assert_eq!(contents(store), (owned(&ALL), owned(&["g0"])), "{how}");
     });
+}
+
+fn owned(ids: &[&str]) -> Vec<String> {
+    ids.iter().map(|id| id.to_string()).collect()
 }
 
 /// Damages the live generation g4 as `how` says.
@@ -232,16 +245,16 @@ fn damage_live(store: &Store, how: &str) {
 fn regression_gc_removed_the_way_back_from_a_damaged_live_generation() {
     let t = Template::new();
     for how in ["a flipped bit", "a missing segment", "a truncated index"] {
-        let store = t.store(&ALL, Some("g4"));
+        let store = t.store(&ALL, Some("g4"), &["g0"]);
         damage_live(&store, how);
         let err = store.gc(0, PersonKey::demo()).unwrap_err().to_string();
         let refusal = "gc removed nothing: the live generation g4 fails verification";
         assert_mentions(&err, &[refusal, "roll back first"]);
-        assert_eq!(store.list().unwrap(), ALL, "{how}");
+        assert_eq!(contents(&store), (owned(&ALL), owned(&["g0"])), "{how}");
         // Once rolled back, gc keeps g4 (newer than the live one) and the live g3.
         store.rollback(None, PersonKey::demo()).unwrap();
         let collected = store.gc(0, PersonKey::demo()).unwrap();
-        assert_eq!(collected, ["g1", "g2"], "{how}");
+        assert_eq!(collected.generations, ["g1", "g2"], "{how}");
     }
 }
 
@@ -250,7 +263,7 @@ fn regression_gc_removed_the_way_back_from_a_damaged_live_generation() {
 #[test]
 fn regression_a_gc_failing_midway_left_a_half_deleted_generation() {
     let t = Template::new();
-    let store = t.store(&ALL, Some("g4"));
+    let store = t.store(&ALL, Some("g4"), &[]);
     let stuck = store
         .tmp_dir()
         .join("gc-generation-g2")
@@ -265,14 +278,14 @@ fn regression_a_gc_failing_midway_left_a_half_deleted_generation() {
         "g2 left generations/ whole"
     );
     // The next gc finishes what was left in tmp/.
-    assert_eq!(store.gc(1, PersonKey::demo()).unwrap(), ["g3"]);
+    assert_eq!(store.gc(1, PersonKey::demo()).unwrap().generations, ["g3"]);
     assert_eq!(fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
 }
 
 #[test]
 fn a_gc_that_cannot_move_a_generation_aside_removes_nothing_of_it() {
     let t = Template::new();
-    let store = t.store(&ALL, Some("g4"));
+    let store = t.store(&ALL, Some("g4"), &[]);
     fs::remove_dir(store.tmp_dir()).unwrap();
     fs::write(store.tmp_dir(), "").unwrap();
     let err = store.gc(1, PersonKey::demo()).unwrap_err().to_string();
@@ -287,10 +300,48 @@ fn a_gc_that_cannot_move_a_generation_aside_removes_nothing_of_it() {
     assert_eq!(store.list().unwrap(), ALL);
 }
 
+/// Refused builds `refused` beside g1..g4 (g4 live); `gc(keep)` removes exactly `removed`
+/// of them, and no generation but those beyond `keep`.
+fn check_refused_gc(t: &Template, refused: &[&str], keep: usize, removed: &[&str]) {
+    let store = t.store(&ALL, Some("g4"), refused);
+    fs::create_dir_all(store.refused_dir()).unwrap();
+    fs::write(store.refused_dir().join("notes.txt"), "an operator's").unwrap();
+    let collected = store.gc(keep, PersonKey::demo()).unwrap();
+    assert_eq!(collected.refused, removed, "keep {keep}");
+    let left: Vec<&str> = refused
+        .iter()
+        .copied()
+        .filter(|id| !removed.contains(id))
+        .collect();
+    assert_eq!(store.refused().unwrap(), left);
+    assert!(
+        store.refused_dir().join("notes.txt").exists(),
+        "not a build"
+    );
+}
+
+#[test]
+fn gc_keeps_the_newest_k_refused_builds() {
+    let t = Template::new();
+    let three = [
+        "g20261101-010000-000",
+        "g20261102-010000-000",
+        "g20261103-010000-000",
+    ];
+    check_refused_gc(&t, &three, 0, &three);
+    check_refused_gc(&t, &three, 2, &three[..1]);
+    check_refused_gc(&t, &three, 3, &[]);
+    check_refused_gc(&t, &[], 1, &[]);
+    // A store whose every build was refused: nothing live to keep, refused builds collected.
+    let store = t.store(&[], None, &three);
+    let collected = store.gc(1, PersonKey::demo()).unwrap();
+    assert_eq!(collected.refused, three[..2]);
+}
+
 /// Generation `id`, named explicitly, fails to open saying `expected` (`{gens}`: the
 /// generations directory) and never blames `CURRENT`; a rollback to it says the same.
 fn check_named(t: &Template, id: &str, expected: &str) {
-    let store = t.store(&ALL, Some("g4"));
+    let store = t.store(&ALL, Some("g4"), &[]);
     fs::create_dir_all(store.generation_dir("g5")).unwrap();
     let err = store
         .open(id, PersonKey::demo())
