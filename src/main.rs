@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use shikaku::domain::Date;
-use shikaku::generations::Store;
+use shikaku::generations::{Store, StoreError};
 use shikaku::query::{self, CardFields, CardQuery, PersonFields, PersonQuery};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -91,15 +91,18 @@ struct GenerationsArgs {
 
 #[derive(Subcommand)]
 enum GenerationsAction {
-    /// List published generations, oldest first; the live one is marked.
+    /// List published generations, oldest first; the live one is marked. Warns when
+    /// DATA/CURRENT names none, and then fails unless nothing was ever published.
     List,
-    /// Make an earlier generation live again (default: the one before the live one).
+    /// Make an earlier generation live again (default: the one before the live one), after
+    /// verifying every checksum of it. `--to <id>` also mends a lost or damaged DATA/CURRENT.
     Rollback {
         #[arg(long)]
         to: Option<String>,
     },
-    /// Delete all but the newest K generations; never the live one nor one newer than it
-    /// (rolled back from).
+    /// Delete all but the newest K generations, never the live one nor one newer than it
+    /// (rolled back from), and all but the newest K refused builds (DATA/refused/). Removes
+    /// nothing unless DATA/CURRENT names a generation that passes verification.
     Gc {
         #[arg(long, default_value_t = 3)]
         keep: usize,
@@ -345,15 +348,12 @@ fn run_verify(args: VerifyArgs, key_file: Option<PathBuf>) -> anyhow::Result<Exi
     let store = Store::new(&args.data);
     let id = match args.generation {
         Some(id) => id,
-        None => store
-            .current()?
-            .with_context(|| format!("{} names no generation", store.current_path().display()))?,
+        None => store.live()?,
     };
     let started = std::time::Instant::now();
     let index = store
-        .open(&id, key)
-        .with_context(|| format!("opening generation {id}"))?;
-    index.verify().with_context(|| format!("generation {id}"))?;
+        .open_verified(&id, key)
+        .with_context(|| format!("verifying generation {id}"))?;
     let h = index.header();
     println!(
         "generation {id}: ok, {} bytes ({} in segment files), {} insurers, {} records, {} persons verified in {:.2} s",
@@ -368,26 +368,12 @@ fn run_verify(args: VerifyArgs, key_file: Option<PathBuf>) -> anyhow::Result<Exi
 }
 
 fn run_generations(args: GenerationsArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    // A mistyped --data would list nothing and succeed: every action needs the directory.
-    anyhow::ensure!(
-        args.data.is_dir(),
-        "data directory {} does not exist (give the --data of `shikaku build`)",
-        args.data.display()
-    );
     let store = Store::new(&args.data);
+    // A mistyped --data would list nothing and succeed: every action needs the directory.
+    store.require_root()?;
     let ctx = || format!("data directory {}", args.data.display());
     match args.action {
-        GenerationsAction::List => {
-            let live = store.current().with_context(ctx)?;
-            for id in store.list().with_context(ctx)? {
-                let mark = if live.as_deref() == Some(id.as_str()) {
-                    "*"
-                } else {
-                    " "
-                };
-                println!("{mark} {id}");
-            }
-        }
+        GenerationsAction::List => return list_generations(&store),
         GenerationsAction::Rollback { to } => {
             let _lock = store.lock().with_context(ctx)?;
             let key = shikaku::cli::person_key(key_file.as_deref())?;
@@ -396,12 +382,42 @@ fn run_generations(args: GenerationsArgs, key_file: Option<PathBuf>) -> anyhow::
         }
         GenerationsAction::Gc { keep } => {
             let _lock = store.lock().with_context(ctx)?;
-            for id in store.gc(keep).with_context(ctx)? {
+            let key = shikaku::cli::person_key(key_file.as_deref())?;
+            let collected = store.gc(keep, key).with_context(ctx)?;
+            for id in collected.generations {
                 println!("removed {id}");
+            }
+            for id in collected.refused {
+                println!("removed refused build {id}");
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the generations, the live one marked. A `CURRENT` naming none is warned about
+/// after the list and fails the command, unless nothing was ever published.
+fn list_generations(store: &Store) -> anyhow::Result<ExitCode> {
+    let live = store.live();
+    let ids = store
+        .list()
+        .with_context(|| format!("data directory {}", store.root().display()))?;
+    for id in ids {
+        let is_live = live.as_ref().is_ok_and(|live| *live == id);
+        println!("{} {id}", if is_live { "*" } else { " " });
+    }
+    match live {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("warning: {e}");
+            let fresh = matches!(e, StoreError::NothingPublished { .. });
+            Ok(if fresh {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
 }
 
 fn run_demo(args: DemoArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {

@@ -135,44 +135,6 @@ fn regression_a_closed_stdout_ends_quietly_not_in_a_panic() {
     assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{stderr}");
 }
 
-/// Regression: `generations` on a mistyped `--data` listed nothing and exited 0; a rollback
-/// with nothing before the live generation said "no generation before the live one names no
-/// generation".
-#[test]
-fn generations_errors_name_the_directory_and_the_generation() {
-    let missing = tempfile::tempdir().unwrap().path().join("nowhere");
-    for action in [&["list"][..], &["gc", "--keep", "1"]] {
-        let out = shikaku()
-            .args(["generations", "--data"])
-            .arg(&missing)
-            .args(action)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{action:?}");
-        assert!(
-            stderr.contains(&format!(
-                "data directory {} does not exist",
-                missing.display()
-            )),
-            "{stderr}"
-        );
-    }
-    let data = data_dir();
-    let out = shikaku()
-        .args(["generations", "--data"])
-        .arg(data.path())
-        .arg("rollback")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(
-        stderr.contains(&format!("no generation was live before {GENERATION}")),
-        "{stderr}"
-    );
-}
-
 /// `query --verify` checks the generation as the server does before answering; without it
 /// the files are read as they are (an operator audit found a rotted byte answered silently).
 #[test]

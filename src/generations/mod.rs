@@ -5,13 +5,17 @@
 //! DATA/generations/<id>/index.shk   the index file
 //! DATA/generations/<id>/report.json the build report
 //! DATA/generations/<id>/rejects.csv rows rejected, warnings and cross-check findings
-//! DATA/tmp/                         builds in progress; never published, cleaned by the next build
+//! DATA/refused/<id>/                builds the delivery guard refused, kept for inspection
+//! DATA/tmp/                         builds in progress and directories being deleted; never
+//!                                   published, emptied by the next build or gc
 //! ```
 //!
 //! A generation directory is written under `tmp/`, fsynced, then renamed into `generations/`;
 //! only then is `CURRENT` replaced (write `CURRENT.tmp`, fsync, rename, fsync the directory).
-//! Nothing here ever modifies a published generation.
+//! Nothing here ever modifies a published generation; gc takes one out of `generations/` by
+//! renaming it into `tmp/` before deleting it, so none is ever seen half deleted.
 
+use crate::domain::text::quote_raw;
 use crate::domain::PersonKey;
 use crate::index::{MappedIndex, OpenError};
 use std::fs::{self, File};
@@ -19,12 +23,20 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
+#[cfg(test)]
+mod tests;
+
 pub const INDEX_FILE: &str = "index.shk";
 pub const REPORT_FILE: &str = "report.json";
 pub const REJECTS_FILE: &str = "rejects.csv";
 pub const CURRENT_FILE: &str = "CURRENT";
 /// Locked by whoever changes the data directory ([`Store::lock`]).
 pub const LOCK_FILE: &str = "LOCK";
+/// Where the build keeps a build the delivery guard refused (`DATA/refused/<id>/`).
+pub const REFUSED_DIR: &str = "refused";
+
+/// The fix when `CURRENT` cannot say which generation is live.
+const MAKE_ONE_LIVE: &str = "make one live with `shikaku generations rollback --to <id>` (`shikaku generations list` shows the ids)";
 
 /// The data directory taken for a change; released when dropped.
 #[derive(Debug)]
@@ -38,16 +50,76 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
-    #[error("{0} names no generation; run `shikaku build` first")]
-    NoCurrent(String),
-    #[error("{path} names generation {id:?}, which does not exist; roll back with `shikaku generations rollback`")]
-    MissingGeneration { path: String, id: String },
+    #[error("data directory {path} does not exist; give the --data of `shikaku build`")]
+    NoData { path: String },
+    #[error(
+        "{path} does not exist: no generation has been published yet; run `shikaku build` first"
+    )]
+    NothingPublished { path: String },
+    #[error("{path} does not exist, so no generation is live; {MAKE_ONE_LIVE}")]
+    NoCurrent { path: String },
+    #[error(
+        "cannot read {path} ({source}), so which generation is live is unknown; {MAKE_ONE_LIVE}"
+    )]
+    UnreadableCurrent {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "{path} holds {}, which is not a generation id; {MAKE_ONE_LIVE}",
+        quote_raw(content)
+    )]
+    BadCurrent { path: String, content: String },
+    #[error(
+        "{path} names generation {}, which is not in {dir}; {MAKE_ONE_LIVE}",
+        quote_raw(id)
+    )]
+    DanglingCurrent {
+        path: String,
+        id: String,
+        dir: String,
+    },
+    #[error("{path} names generation {id}, which is incomplete: {missing} does not exist; {MAKE_ONE_LIVE}")]
+    CurrentIncomplete {
+        path: String,
+        id: String,
+        missing: String,
+    },
+    #[error(
+        "there is no generation {} in {dir}; `shikaku generations list` shows the ids",
+        quote_raw(id)
+    )]
+    UnknownGeneration { id: String, dir: String },
+    #[error("generation {id} is incomplete: {missing} does not exist; `shikaku generations list` shows the complete generations")]
+    Incomplete { id: String, missing: String },
     #[error("no generation was live before {live}; name one to roll back to (`shikaku generations list`)")]
     NothingBefore { live: String },
     #[error("another build, rollback or gc is at work on this data directory (it holds {path}); wait for it to finish: two at once would remove each other's work")]
     Busy { path: String },
-    #[error("{0:?} is not a valid generation id")]
+    #[error("{} is not a valid generation id (ids look like g20261128-184207-984; `shikaku generations list` shows them)", quote_raw(.0))]
     BadId(String),
+    #[error("gc removed nothing: {0}")]
+    GcRefused(#[source] Box<StoreError>),
+    #[error("gc removed nothing: the live generation {id} fails verification ({source}); the older generations may be the way back: roll back first (`shikaku generations rollback`), then gc")]
+    LiveUnverified {
+        id: String,
+        #[source]
+        source: Box<StoreError>,
+    },
+    #[error("cannot move {from} to {to} to delete it ({source}); nothing of it was removed")]
+    Move {
+        from: String,
+        to: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot remove {path} ({source}); once that is fixed, the next build or gc removes what is left of it")]
+    Remove {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
     #[error(transparent)]
     Open(#[from] OpenError),
 }
@@ -57,6 +129,18 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
         path: path.display().to_string(),
         source,
     }
+}
+
+fn shown(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// What a gc removed, oldest first.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Collected {
+    pub generations: Vec<String>,
+    /// Builds the delivery guard refused (`DATA/refused/<id>`).
+    pub refused: Vec<String>,
 }
 
 /// A data directory.
@@ -81,6 +165,18 @@ impl Store {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Fails with [`StoreError::NoData`] unless the data directory exists: a mistyped
+    /// `--data` would otherwise read as a store where nothing was ever built.
+    pub fn require_root(&self) -> Result<(), StoreError> {
+        if self.root.is_dir() {
+            Ok(())
+        } else {
+            Err(StoreError::NoData {
+                path: shown(&self.root),
+            })
+        }
     }
 
     /// Takes the data directory for a change (a build, a rollback, a gc), or fails at once
@@ -113,6 +209,10 @@ impl Store {
         self.root.join("tmp")
     }
 
+    pub fn refused_dir(&self) -> PathBuf {
+        self.root.join(REFUSED_DIR)
+    }
+
     pub fn current_path(&self) -> PathBuf {
         self.root.join(CURRENT_FILE)
     }
@@ -125,57 +225,115 @@ impl Store {
         self.generation_dir(id).join(INDEX_FILE)
     }
 
-    /// The live generation's id, or `None` before the first publish.
+    /// The id `CURRENT` holds, or `None` when there is no `CURRENT`; whether that generation
+    /// exists is [`Store::live`]'s question.
     pub fn current(&self) -> Result<Option<String>, StoreError> {
         let path = self.current_path();
-        match fs::read_to_string(&path) {
-            Ok(s) => {
-                let id = s.trim().to_owned();
-                if !valid_id(&id) {
-                    return Err(StoreError::BadId(id));
-                }
-                Ok(Some(id))
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(StoreError::UnreadableCurrent {
+                    path: shown(&path),
+                    source,
+                })
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_err(&path)(e)),
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let id = text.trim();
+        if !valid_id(id) {
+            return Err(StoreError::BadCurrent {
+                path: shown(&path),
+                content: id.to_owned(),
+            });
+        }
+        Ok(Some(id.to_owned()))
+    }
+
+    /// The live generation: the complete one `CURRENT` names. The errors name `CURRENT` and
+    /// the fix when it is missing, unreadable, not an id, or names no complete generation.
+    pub fn live(&self) -> Result<String, StoreError> {
+        let Some(id) = self.current()? else {
+            return Err(self.why_no_current());
+        };
+        let path = shown(&self.current_path());
+        match self.locate(&id) {
+            Ok(_) => Ok(id),
+            Err(StoreError::UnknownGeneration { id, dir }) => {
+                Err(StoreError::DanglingCurrent { path, id, dir })
+            }
+            Err(StoreError::Incomplete { id, missing }) => {
+                Err(StoreError::CurrentIncomplete { path, id, missing })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Why there is no `CURRENT`: no data directory, nothing published yet, or it was lost.
+    fn why_no_current(&self) -> StoreError {
+        if let Err(e) = self.require_root() {
+            return e;
+        }
+        let path = shown(&self.current_path());
+        match self.list() {
+            Ok(ids) if ids.is_empty() => StoreError::NothingPublished { path },
+            Ok(_) => StoreError::NoCurrent { path },
+            Err(e) => e,
+        }
+    }
+
+    /// The index file of generation `id`, which must be a complete generation.
+    fn locate(&self, id: &str) -> Result<PathBuf, StoreError> {
+        if !valid_id(id) {
+            return Err(StoreError::BadId(id.to_owned()));
+        }
+        self.require_root()?;
+        let index = self.index_path(id);
+        if index.is_file() {
+            Ok(index)
+        } else if self.generation_dir(id).is_dir() {
+            Err(StoreError::Incomplete {
+                id: id.to_owned(),
+                missing: shown(&index),
+            })
+        } else {
+            Err(StoreError::UnknownGeneration {
+                id: id.to_owned(),
+                dir: shown(&self.generations_dir()),
+            })
         }
     }
 
     /// Opens the live generation's index (structure checked, checksums not yet).
     pub fn open_current(&self, key: PersonKey) -> Result<MappedIndex, StoreError> {
-        let id = self
-            .current()?
-            .ok_or_else(|| StoreError::NoCurrent(self.current_path().display().to_string()))?;
-        self.open(&id, key)
+        self.open(&self.live()?, key)
     }
 
+    /// Opens generation `id`'s index (structure checked, checksums not yet).
     pub fn open(&self, id: &str, key: PersonKey) -> Result<MappedIndex, StoreError> {
-        let path = self.index_path(id);
-        if !path.exists() {
-            return Err(StoreError::MissingGeneration {
-                path: self.current_path().display().to_string(),
-                id: id.to_owned(),
-            });
-        }
+        let path = self.locate(id)?;
         Ok(MappedIndex::open_file(&path, key)?)
+    }
+
+    /// Opens generation `id` and checks every checksum, as a server does before serving it.
+    pub fn open_verified(&self, id: &str, key: PersonKey) -> Result<MappedIndex, StoreError> {
+        let index = self.open(id, key)?;
+        index
+            .verify()
+            .map_err(|e| OpenError::Format(shown(&self.index_path(id)), e))?;
+        Ok(index)
     }
 
     /// Published generations, oldest first.
     pub fn list(&self) -> Result<Vec<String>, StoreError> {
-        let dir = self.generations_dir();
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io_err(&dir)(e)),
-        };
-        let mut ids: Vec<String> = entries
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().join(INDEX_FILE).is_file())
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|id| valid_id(id))
-            .collect();
-        ids.sort();
-        Ok(ids)
+        ids_in(&self.generations_dir(), |dir| {
+            dir.join(INDEX_FILE).is_file()
+        })
+    }
+
+    /// Builds the delivery guard refused, kept in `refused/`, oldest first.
+    pub fn refused(&self) -> Result<Vec<String>, StoreError> {
+        ids_in(&self.refused_dir(), Path::is_dir)
     }
 
     /// A fresh directory under `tmp/` for a build in progress.
@@ -188,7 +346,8 @@ impl Store {
         Ok(dir)
     }
 
-    /// Removes builds that never finished (a crash or kill leaves them in `tmp/`).
+    /// Removes what `tmp/` holds: builds that never finished (a crash or kill leaves them)
+    /// and what a gc failed to delete.
     pub fn clean_tmp(&self) -> Result<usize, StoreError> {
         let dir = self.tmp_dir();
         let Ok(entries) = fs::read_dir(&dir) else {
@@ -196,13 +355,7 @@ impl Store {
         };
         let mut n = 0;
         for e in entries.filter_map(|e| e.ok()) {
-            let p = e.path();
-            let removed = if p.is_dir() {
-                fs::remove_dir_all(&p)
-            } else {
-                fs::remove_file(&p)
-            };
-            removed.map_err(io_err(&p))?;
+            remove_tree(&e.path())?;
             n += 1;
         }
         Ok(n)
@@ -234,12 +387,7 @@ impl Store {
 
     /// Makes `id` live by atomically replacing `CURRENT`.
     pub fn publish(&self, id: &str) -> Result<(), StoreError> {
-        if !valid_id(id) || !self.index_path(id).is_file() {
-            return Err(StoreError::MissingGeneration {
-                path: self.current_path().display().to_string(),
-                id: id.to_owned(),
-            });
-        }
+        self.locate(id)?;
         let tmp = self.root.join("CURRENT.tmp");
         {
             let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
@@ -257,63 +405,139 @@ impl Store {
 }
 
 impl Store {
-    /// The generation published before the live one (the rollback target by default).
+    /// The generation published before the live one (the rollback target by default), or
+    /// `None` when the live one is the oldest.
     pub fn previous(&self) -> Result<Option<String>, StoreError> {
-        let ids = self.list()?;
-        let Some(live) = self.current()? else {
-            return Ok(None);
-        };
-        Ok(ids.iter().take_while(|id| **id != live).last().cloned())
+        Ok(self.older_than(&self.live()?)?.pop())
     }
 
-    /// Makes an older generation live again after verifying every checksum of it.
+    /// Generations older than `live`, oldest first: ids sort by time.
+    fn older_than(&self, live: &str) -> Result<Vec<String>, StoreError> {
+        let mut ids = self.list()?;
+        ids.retain(|id| id.as_str() < live);
+        Ok(ids)
+    }
+
+    /// Makes a generation live again after verifying every checksum of it: `to`, or the one
+    /// before the live one. A named one can be made live whatever `CURRENT` holds (the fix
+    /// for a lost or damaged `CURRENT`).
     pub fn rollback(&self, to: Option<&str>, key: PersonKey) -> Result<String, StoreError> {
         let target = match to {
             Some(id) => id.to_owned(),
-            None => match (self.previous()?, self.current()?) {
-                (Some(id), _) => id,
-                (None, Some(live)) => return Err(StoreError::NothingBefore { live }),
-                (None, None) => {
-                    return Err(StoreError::NoCurrent(
-                        self.current_path().display().to_string(),
-                    ))
-                }
-            },
+            None => {
+                let live = self.live()?;
+                self.older_than(&live)?
+                    .pop()
+                    .ok_or(StoreError::NothingBefore { live })?
+            }
         };
-        let index = self.open(&target, key)?;
-        index.verify().map_err(|e| {
-            StoreError::Open(OpenError::Format(
-                self.index_path(&target).display().to_string(),
-                e,
-            ))
-        })?;
-        drop(index);
+        drop(self.open_verified(&target, key)?);
         self.publish(&target)?;
         Ok(target)
     }
 
     /// Deletes all but the newest `keep` generations, never the live one nor one newer than
     /// it: after a rollback, the generation rolled back from stays for inspection and for
-    /// rolling forward, until a later build goes live. Returns the ids removed. A server
-    /// still mapping a removed index keeps reading it (unlinked inodes stay valid until
-    /// unmapped).
-    pub fn gc(&self, keep: usize) -> Result<Vec<String>, StoreError> {
-        let live = self.current()?;
-        let ids = self.list()?;
-        let excess = ids.len().saturating_sub(keep);
-        // Ids sort by time, so everything from the live one on is the live one or newer.
-        let older_than_live = match &live {
-            Some(live) => ids.iter().take_while(|id| *id != live).count(),
-            None => ids.len(),
+    /// rolling forward, until a later build goes live. Refused builds beyond the newest
+    /// `keep` go too. A server still mapping a removed index keeps reading it (unlinked
+    /// inodes stay valid until unmapped).
+    ///
+    /// Removes nothing unless `CURRENT` names a generation that passes verification: when
+    /// the live one is damaged, the older ones may be the way back.
+    pub fn gc(&self, keep: usize, key: PersonKey) -> Result<Collected, StoreError> {
+        let older = match self.live() {
+            Ok(live) => {
+                self.open_verified(&live, key)
+                    .map_err(|e| StoreError::LiveUnverified {
+                        id: live.clone(),
+                        source: Box::new(e),
+                    })?;
+                self.older_than(&live)?
+            }
+            // Nothing was ever published: no generation to remove, refused builds maybe.
+            Err(StoreError::NothingPublished { .. }) => Vec::new(),
+            Err(e) => return Err(StoreError::GcRefused(Box::new(e))),
         };
-        let mut removed = Vec::new();
-        for id in ids.into_iter().take(excess.min(older_than_live)) {
-            let dir = self.generation_dir(&id);
-            fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
-            removed.push(id);
+        let excess = self.list()?.len().saturating_sub(keep);
+        let mut collected = Collected::default();
+        for id in older.into_iter().take(excess) {
+            self.discard(&self.generation_dir(&id), &format!("gc-generation-{id}"))?;
+            collected.generations.push(id);
+        }
+        let refused = self.refused()?;
+        let excess = refused.len().saturating_sub(keep);
+        for id in refused.into_iter().take(excess) {
+            self.discard(&self.refused_dir().join(&id), &format!("gc-refused-{id}"))?;
+            collected.refused.push(id);
         }
         self.clean_tmp()?;
-        Ok(removed)
+        Ok(collected)
+    }
+
+    /// Deletes `dir` by first renaming it into `tmp/` as `name` (atomic: it leaves its
+    /// place whole), then removing it there; what a failure leaves is `clean_tmp`'s.
+    fn discard(&self, dir: &Path, name: &str) -> Result<(), StoreError> {
+        let tmp = self.tmp_dir();
+        let to = tmp.join(name);
+        fs::create_dir_all(&tmp)
+            .and_then(|()| fs::rename(dir, &to))
+            .map_err(|source| StoreError::Move {
+                from: shown(dir),
+                to: shown(&to),
+                source,
+            })?;
+        if let Some(parent) = dir.parent() {
+            fsync_dir(parent)?;
+        }
+        remove_tree(&to)
+    }
+}
+
+/// The valid ids among the entries of `dir` that pass `wanted`, sorted (oldest first).
+fn ids_in(dir: &Path, wanted: impl Fn(&Path) -> bool) -> Result<Vec<String>, StoreError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err(dir)(e)),
+    };
+    let mut ids: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| wanted(&e.path()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|id| valid_id(id))
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
+/// Deletes `path` and everything under it, not following links; an error names the exact
+/// entry that could not be removed (`remove_dir_all` names only the top).
+fn remove_tree(path: &Path) -> Result<(), StoreError> {
+    let is_dir = fs::symlink_metadata(path)
+        .map_err(remove_err(path))?
+        .is_dir();
+    if is_dir {
+        for entry in fs::read_dir(path).map_err(remove_err(path))? {
+            remove_tree(&entry.map_err(remove_err(path))?.path())?;
+        }
+    }
+    remove_entry(path, is_dir)
+}
+
+fn remove_entry(path: &Path, is_dir: bool) -> Result<(), StoreError> {
+    #[cfg(test)]
+    tests::fail_point(path).map_err(remove_err(path))?;
+    if is_dir {
+        fs::remove_dir(path).map_err(remove_err(path))
+    } else {
+        fs::remove_file(path).map_err(remove_err(path))
+    }
+}
+
+fn remove_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |source| StoreError::Remove {
+        path: shown(path),
+        source,
     }
 }
 
@@ -341,72 +565,4 @@ pub fn new_generation_id() -> String {
         s % 60,
         now.subsec_millis()
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids() {
-        let id = new_generation_id();
-        assert!(valid_id(&id), "{id}");
-        assert_eq!(id.len(), 20);
-        assert!(!valid_id("../etc"));
-        assert!(!valid_id(""));
-    }
-
-    #[test]
-    fn publish_and_read_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path());
-        assert_eq!(store.current().unwrap(), None);
-        let tmp = store.begin("g1").unwrap();
-        fs::write(tmp.join(INDEX_FILE), b"x").unwrap();
-        store.seal("g1").unwrap();
-        assert_eq!(store.list().unwrap(), vec!["g1".to_owned()]);
-        store.publish("g1").unwrap();
-        assert_eq!(store.current().unwrap().as_deref(), Some("g1"));
-        assert!(store.publish("g2").is_err());
-        store.begin("g3").unwrap();
-        assert_eq!(store.clean_tmp().unwrap(), 1);
-    }
-
-    /// Four sealed generations g1..g4, `live` published; `gc(keep)` removes exactly
-    /// `removed` and leaves the rest, the live one still live.
-    fn check_gc(live: Option<&str>, keep: usize, removed: &[&str]) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path());
-        let all = ["g1", "g2", "g3", "g4"];
-        for id in all {
-            fs::write(store.begin(id).unwrap().join(INDEX_FILE), b"x").unwrap();
-            store.seal(id).unwrap();
-        }
-        if let Some(live) = live {
-            store.publish(live).unwrap();
-        }
-        assert_eq!(
-            store.gc(keep).unwrap(),
-            removed,
-            "live {live:?}, keep {keep}"
-        );
-        let left: Vec<&str> = all.into_iter().filter(|id| !removed.contains(id)).collect();
-        assert_eq!(store.list().unwrap(), left);
-        assert_eq!(store.current().unwrap().as_deref(), live);
-        let before_live = left.iter().take_while(|id| Some(**id) != live).last();
-        let previous = live.and(before_live.copied());
-        assert_eq!(store.previous().unwrap().as_deref(), previous);
-    }
-
-    #[test]
-    fn gc_keeps_the_newest_and_the_live_generation() {
-        check_gc(None, 1, &["g1", "g2", "g3"]);
-        check_gc(Some("g4"), 2, &["g1", "g2"]);
-        check_gc(Some("g4"), 0, &["g1", "g2", "g3"]);
-        check_gc(Some("g3"), 1, &["g1", "g2"]);
-        check_gc(Some("g3"), 9, &[]);
-        // Regression: `gc --keep 0` after a rollback deleted the generation rolled back from.
-        check_gc(Some("g2"), 0, &["g1"]);
-        check_gc(Some("g1"), 0, &[]);
-    }
 }

@@ -198,12 +198,21 @@ pub fn resp_card(
 
 /// A data directory with the test index published as its live generation.
 pub fn data_dir() -> tempfile::TempDir {
+    data_dir_with(&[GENERATION], Some(GENERATION))
+}
+
+/// A data directory with the test index as each of generations `ids`, `live` published.
+pub fn data_dir_with(ids: &[&str], live: Option<&str>) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::new(dir.path());
-    let tmp = store.begin(GENERATION).unwrap();
-    shikaku::build::write_files(&index_files(), &tmp).unwrap();
-    store.seal(GENERATION).unwrap();
-    store.publish(GENERATION).unwrap();
+    let files = index_files();
+    for id in ids {
+        shikaku::build::write_files(&files, &store.begin(id).unwrap()).unwrap();
+        store.seal(id).unwrap();
+    }
+    if let Some(live) = live {
+        store.publish(live).unwrap();
+    }
     dir
 }
 
