@@ -450,8 +450,8 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
     progress.finish();
     if !refused.is_empty() {
         // Keep the refused build for inspection, outside `generations/` so it can never go live.
-        let kept = cfg.data.join("refused").join(&id);
-        std::fs::create_dir_all(cfg.data.join("refused")).map_err(io_err(&kept))?;
+        let kept = store.refused_dir().join(&id);
+        std::fs::create_dir_all(store.refused_dir()).map_err(io_err(&kept))?;
         std::fs::rename(&tmp, &kept).map_err(io_err(&kept))?;
         return Err(BuildError::Refused {
             reasons: refused,

@@ -347,7 +347,8 @@ impl Store {
     }
 
     /// Removes what `tmp/` holds: builds that never finished (a crash or kill leaves them)
-    /// and what a gc failed to delete.
+    /// and what a gc failed to delete. What cannot be removed is logged and left: it must not
+    /// stop builds. Returns how many entries were removed.
     pub fn clean_tmp(&self) -> Result<usize, StoreError> {
         let dir = self.tmp_dir();
         let Ok(entries) = fs::read_dir(&dir) else {
@@ -355,8 +356,12 @@ impl Store {
         };
         let mut n = 0;
         for e in entries.filter_map(|e| e.ok()) {
-            remove_tree(&e.path())?;
-            n += 1;
+            // A leftover that cannot be removed (permissions) is left for the operator, said
+            // in the log: it must not stop every later build from starting.
+            match remove_tree(&e.path()) {
+                Ok(()) => n += 1,
+                Err(err) => tracing::warn!("cannot remove a leftover: {err}"),
+            }
         }
         Ok(n)
     }
