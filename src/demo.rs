@@ -114,7 +114,11 @@ pub fn examples(queries: &Path) -> anyhow::Result<Vec<Example>> {
     Ok(picked)
 }
 
-/// Builds the demo delivery into `data`. A refusal by the delivery guard is not fatal: the
+/// Generations the demo keeps in its data directory.
+pub const DEMO_KEEP_GENERATIONS: usize = 3;
+
+/// Builds the demo delivery into `data`, then removes all but its last
+/// [`DEMO_KEEP_GENERATIONS`] generations. A refusal by the delivery guard is not fatal: the
 /// generation already live keeps serving.
 pub fn build(
     snapshots: &Path,
@@ -124,15 +128,21 @@ pub fn build(
     let cfg = BuildConfig {
         snapshots: snapshots.to_owned(),
         data: data.to_owned(),
-        key,
+        key: key.clone(),
         built_on: Date::today_jst(),
         max_drop_percent: crate::build::run::DEFAULT_MAX_DROP_PERCENT,
         accept: Vec::new(),
         reuse: Default::default(),
-        progress: false,
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
     match run(&cfg) {
-        Ok(out) => Ok(Some(out)),
+        Ok(out) => {
+            // Each run builds a generation: keep the last few, not every run's.
+            let store = crate::generations::Store::new(data);
+            let _lock = store.lock()?;
+            store.gc(DEMO_KEEP_GENERATIONS, key)?;
+            Ok(Some(out))
+        }
         Err(e @ BuildError::Refused { .. }) => {
             tracing::warn!("{e}");
             Ok(None)
