@@ -387,6 +387,9 @@ fn run_generations(args: GenerationsArgs, key_file: Option<PathBuf>) -> anyhow::
             for id in collected.generations {
                 println!("removed {id}");
             }
+            for id in collected.incomplete {
+                println!("removed incomplete generation {id} (no index file)");
+            }
             for id in collected.refused {
                 println!("removed refused build {id}");
             }

@@ -139,6 +139,9 @@ fn shown(path: &Path) -> String {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Collected {
     pub generations: Vec<String>,
+    /// Directories in `generations/` without their index file: left half-deleted by a gc of
+    /// an earlier version (builds are sealed whole, so nothing else leaves one).
+    pub incomplete: Vec<String>,
     /// Builds the delivery guard refused (`DATA/refused/<id>`).
     pub refused: Vec<String>,
 }
@@ -331,6 +334,13 @@ impl Store {
         })
     }
 
+    /// Directories of `generations/` that hold no index file, oldest first.
+    pub fn incomplete(&self) -> Result<Vec<String>, StoreError> {
+        ids_in(&self.generations_dir(), |dir| {
+            dir.is_dir() && !dir.join(INDEX_FILE).is_file()
+        })
+    }
+
     /// Builds the delivery guard refused, kept in `refused/`, oldest first.
     pub fn refused(&self) -> Result<Vec<String>, StoreError> {
         ids_in(&self.refused_dir(), Path::is_dir)
@@ -468,6 +478,10 @@ impl Store {
         for id in older.into_iter().take(excess) {
             self.discard(&self.generation_dir(&id), &format!("gc-generation-{id}"))?;
             collected.generations.push(id);
+        }
+        for id in self.incomplete()? {
+            self.discard(&self.generation_dir(&id), &format!("gc-incomplete-{id}"))?;
+            collected.incomplete.push(id);
         }
         let refused = self.refused()?;
         let excess = refused.len().saturating_sub(keep);

@@ -401,3 +401,19 @@ fn an_empty_store_says_to_build() {
     assert!(matches!(err, StoreError::NothingPublished { .. }), "{err}");
     assert_mentions(&err.to_string(), &["run `shikaku build` first"]);
 }
+
+/// Regression: a generation half-deleted by the gc of an earlier version (its index file
+/// gone, its segments left) stayed in `generations/` for good, invisible to `list`.
+#[test]
+fn gc_removes_generations_left_without_their_index() {
+    let t = Template::new();
+    let store = t.store(&ALL, Some("g4"), &[]);
+    fs::remove_file(store.index_path("g2")).unwrap();
+    assert_eq!(store.list().unwrap(), ["g1", "g3", "g4"]);
+    assert_eq!(store.incomplete().unwrap(), ["g2"]);
+    let collected = store.gc(9, PersonKey::demo()).unwrap();
+    assert_eq!(collected.incomplete, ["g2"]);
+    assert!(collected.generations.is_empty());
+    assert!(!store.generation_dir("g2").exists());
+    assert_eq!(store.list().unwrap(), ["g1", "g3", "g4"]);
+}
