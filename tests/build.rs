@@ -154,6 +154,26 @@ fn accounting_and_cross_checks() {
     );
 }
 
+/// Regression (operator audit): a delivery's file or directory named with an individual
+/// number put it in clear in report.json and rejects.csv.
+#[test]
+fn names_holding_an_individual_number_are_masked_in_the_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (snap, data) = (tmp.path().join("s"), tmp.path().join("d"));
+    write_two_insurers(&snap);
+    let rows = vec![member("33120015", 1, "", "1980-01-23", "2015-04-01", "")];
+    write_snapshot(&snap, PERSON_A, "20261101", &rows);
+    fs::write(snap.join("33120015").join(format!("{PERSON_A}.csv")), "x\n").unwrap();
+    let out = run(&config(&snap, &data)).unwrap();
+    let reported = format!("{:?}", out.report);
+    assert!(reported.contains(PERSON_A), "the test names a file so");
+    for name in [REPORT_FILE, REJECTS_FILE] {
+        let text = fs::read_to_string(out.generation_dir.join(name)).unwrap();
+        assert!(!text.contains(PERSON_A), "{name}:\n{text}");
+        assert!(text.contains("********9018"), "{name}:\n{text}");
+    }
+}
+
 #[test]
 fn guard_refuses_a_truncated_delivery_unless_accepted() {
     let tmp = tempfile::tempdir().unwrap();

@@ -2,6 +2,7 @@
 //! `rejects.csv` (`file,line,rule,field,reason`: every rejected row, warning and cross-check
 //! finding). Reasons never hold an individual number in clear.
 
+use crate::domain::text::mask_digit_runs;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -95,6 +96,24 @@ pub struct Report {
     pub index_bytes: u64,
 }
 
+impl Report {
+    /// The report as `report.json` holds it: every text that may name a file, masked as
+    /// [`write_rejects`] masks it. Counts, sizes and times stay numbers.
+    pub fn masked(&self) -> Report {
+        let mask = |s: &String| mask_digit_runs(s).into_owned();
+        let mut r = self.clone();
+        r.refused = r.refused.iter().map(mask).collect();
+        r.notes = r.notes.iter().map(mask).collect();
+        for i in &mut r.insurers {
+            // An unlisted directory (F4) reports its name as the insurer number.
+            i.insurer_number = mask(&i.insurer_number);
+            i.insurer_name = mask(&i.insurer_name);
+            i.file = i.file.as_ref().map(mask);
+        }
+        r
+    }
+}
+
 /// Rule codes as `&'static str`, so lines read back from an earlier `rejects.csv` keep the
 /// same type as fresh ones.
 pub const RULE_CODES: &[&str] = &[
@@ -127,17 +146,19 @@ pub fn read_rejects(bytes: &[u8]) -> csv::Result<Vec<ReportLine>> {
     Ok(out)
 }
 
-/// Writes `rejects.csv`.
+/// Writes `rejects.csv`. File names and reasons (which name files) go through
+/// `mask_digit_runs`: a delivery's file or directory named with an individual number must
+/// not put it in clear in the report (SPEC 1.3), whatever the name.
 pub fn write_rejects<W: Write>(w: W, findings: &[ReportLine]) -> csv::Result<()> {
     let mut out = csv::Writer::from_writer(w);
     out.write_record(["file", "line", "rule", "field", "reason"])?;
     for f in findings {
         out.write_record([
-            f.file.as_str(),
+            &*mask_digit_runs(&f.file),
             &f.line.to_string(),
             f.rule,
-            f.field.as_str(),
-            &f.reason,
+            &*mask_digit_runs(&f.field),
+            &*mask_digit_runs(&f.reason),
         ])?;
     }
     out.flush()?;

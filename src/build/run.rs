@@ -144,7 +144,9 @@ fn read_and_encode(
         Err(e @ snapshot::SnapshotError::Io { .. }) => return Err(e.into()),
         Err(e) => {
             // Said where the operator looks, not only in rejects.csv: a whole insurer's rows.
-            tracing::warn!("rejected whole ({}): {e}", e.rule());
+            let said = e.to_string();
+            let said = crate::domain::text::mask_digit_runs(&said);
+            tracing::warn!("rejected whole ({}): {said}", e.rule());
             lines.clear();
             rows.clear();
             snapshot::account_rejected_file(
@@ -695,9 +697,11 @@ fn live_covered_counts(
 fn write_report_files(dir: &Path, report: &Report, lines: &[ReportLine]) -> Result<(), BuildError> {
     let report_path = dir.join(REPORT_FILE);
     let f = File::create(&report_path).map_err(io_err(&report_path))?;
-    serde_json::to_writer_pretty(BufWriter::new(f), report).map_err(|e| BuildError::Io {
-        path: report_path.display().to_string(),
-        source: e.into(),
+    serde_json::to_writer_pretty(BufWriter::new(f), &report.masked()).map_err(|e| {
+        BuildError::Io {
+            path: report_path.display().to_string(),
+            source: e.into(),
+        }
     })?;
     let rejects_path = dir.join(REJECTS_FILE);
     let f = File::create(&rejects_path).map_err(io_err(&rejects_path))?;
