@@ -10,7 +10,10 @@
 # set that fit in the CPU's caches). For each server:
 #   redis-benchmark -c 50 -P 1 and -P 16   shikaku: ELIG.CARD of one fixed valid query;
 #                                          Redis: GET of that query's card key
-#   shikaku load closed loop               50 connections at depth 1 and at depth 16
+#   shikaku load closed loop               50 connections at depth 1 and at depth 16, the same
+#                                          requests to both: the workload's distinct card
+#                                          queries that name a branch (shikaku: --mode
+#                                          elig-keyed, raw fields; Redis: --mode redis-get)
 #   shikaku load open loop                 at half of shikaku's median depth-1 closed-loop
 #                                          rate (OPEN_BASIS=max: half its best median)
 #   redis-benchmark PING at -P 1 and -P 16,
@@ -273,7 +276,7 @@ load() {
     fails=$(json_num connection_failures "$out")
     unans=$(json_num unanswered "$out")
     if ((status != 0)); then
-        check="FAIL: wrong $wrong, unexpected $unexp, errors $errors, conn failures $fails, unanswered $unans"
+        check="FAIL: wrong $wrong, unexpected $unexp, errors $errors, conn failures $fails, unanswered $unans, dropped $(json_num dropped "$out")"
         FAILED=1
     fi
     if [[ $(json_num cap_hits "$out") != 0 || $(json_num dropped "$out") != 0 ]]; then
@@ -286,6 +289,8 @@ load() {
     row "$name" "shikaku load" "$shape" "$(fmt "$rate")" "$(fmt "$(json_num p50_us "$out")")" \
         "$(fmt "$p99")" "$(fmt "$(json_num p999_us "$out")")" \
         "$(fmt "$p9999")" "$(fmt "$(json_num max_us "$out")")" "$check"
+    # A failed run is in the table above, never in the medians.
+    ((status == 0)) || return
     record "$name" "shikaku load ${shape%% @*}" "$rate" "$p99" "$p9999" \
         "$(json_num lag_p99_us "$out")" "$(json_num service_p99_us "$out")" \
         "$(json_num service_p9999_us "$out")"
@@ -346,7 +351,9 @@ fi
 
 # one_shape SERVER SHAPE: one run of a closed-loop shape against SERVER.
 one_shape() {
-    local server=$1 port=$SHIKAKU_PORT mode=elig query
+    # Both get the same requests: the workload's distinct card queries that name a branch
+    # (Redis holds no answer for the others), shikaku's with their raw fields.
+    local server=$1 port=$SHIKAKU_PORT mode=elig-keyed query
     query=(ELIG.CARD "$F_INS" "$F_SYM" "$F_NUM" "$F_BR" "$F_BIRTH" "$F_DATE")
     if [[ $server == redis ]]; then
         port=$REDIS_PORT mode=redis-get query=(GET "$FIXED_KEY")
@@ -439,9 +446,10 @@ BLOCK=$(mktemp)
     [[ $ONLY == all ]] || echo "- **Redis half only**: this build had no shikaku serve"
     echo "- fixed query for redis-benchmark: \`ELIG.CARD $F_INS $F_SYM $F_NUM $F_BR $F_BIRTH $F_DATE\` / \`GET $FIXED_KEY\`"
     echo
-    echo "- server % / client %: each core's busy share (user, system, interrupts) during the run; a core near 100% is the limit. PING: the least work a server can do per request, so its rate bounds what this client and the kernel's loopback path allow"
+    echo "- server % / client %: each core's busy share (user, system, interrupts) during the run; a client core near 100% is the limit. shikaku's core polls for 200 µs after each request, so its share reads near 100% below saturation too; Redis's does not. PING: the least work a server does per request; where the client's core is near 100% in a PING run, that rate is the most this client drives on this machine"
+    echo "- shikaku load sends both servers the same requests: the workload's distinct card queries that name a branch (\`--mode elig-keyed\` with their raw fields, \`--mode redis-get\` as GET of their card keys); a failed run is listed but left out of the medians"
     echo "- steal on the server's / client's core over the whole script: $(busy_steal "$STEAL_START")"
-    echo "- the machine's stalls before the runs (\`perf/hiccups.py 10 $SERVER_CPU $CLIENT_CPU\`, idle cores):"
+    echo "- the machine's stalls before the runs (\`perf/hiccups.py 10 $SERVER_CPU $CLIENT_CPU\`, idle cores; an indication of the host at that moment, not a bound on the runs after it):"
     echo "$HICCUPS"
     echo
     echo "Medians over $ROUNDS rounds (each round runs every shape against both servers back to back, the order alternating):"

@@ -37,6 +37,8 @@ enum Behaviour {
     Slow(u64),
     /// Answers PING with a nil, as a server that does not know it might.
     AnswerPingWithNil,
+    /// Answers PING with `+OK`.
+    AnswerPingWithOk,
 }
 
 fn read_command(r: &mut impl BufRead) -> Option<Vec<Vec<u8>>> {
@@ -90,6 +92,7 @@ fn serve_connection(s: TcpStream, behaviour: Behaviour) {
         }
         let reply = match behaviour {
             Behaviour::AnswerPingWithNil if args[0] == b"PING" => b"$-1\r\n".to_vec(),
+            Behaviour::AnswerPingWithOk if args[0] == b"PING" => b"+OK\r\n".to_vec(),
             _ => reply_to(&args),
         };
         if w.write_all(&reply).is_err() {
@@ -233,6 +236,10 @@ fn ping_mode_counts_pongs_as_right() {
     let w = workload(&mixed(), Mode::Ping);
     let r = load::run(&config(server(Behaviour::AnswerPingWithNil)), w, Mode::Ping).unwrap();
     assert_eq!((r.right, r.unexpected), (0, 16), "{r:?}");
+    // Regression (load audit): any simple string passed for a PONG.
+    let w = workload(&mixed(), Mode::Ping);
+    let r = load::run(&config(server(Behaviour::AnswerPingWithOk)), w, Mode::Ping).unwrap();
+    assert_eq!((r.right, r.unexpected), (0, 16), "{r:?}");
 }
 
 #[test]
@@ -278,6 +285,27 @@ fn a_closed_connection_is_a_failure() {
             .is_some_and(|f| f.contains("closed") || f.contains("reset")),
         "{r:?}"
     );
+}
+
+/// Regression (load audit): when every connection had failed, the open loop stopped and the
+/// rest of its timetable was counted nowhere; requests never answered were left out of the
+/// percentiles; and the rate ran to the last reply, crediting a dead server with its pace.
+#[test]
+fn open_loop_counts_and_times_what_a_dead_server_never_answers() {
+    let mut cfg = config(server(Behaviour::CloseAfter(5)));
+    cfg.rate = Some(1_000.0);
+    cfg.length = Length::Duration(0.5);
+    cfg.threads = 1;
+    cfg.connections = 2;
+    let r = run(&cfg, workload(&[card("11", 1)], Mode::Elig));
+    // 500 requests fall due in the half second: each is answered or unanswered.
+    assert_eq!((r.right, r.right + r.unanswered), (10, 500), "{r:?}");
+    assert!(r.failed);
+    // 98% never answered: timed as one hour, the longest the histogram holds.
+    let hour_us = 3_600_000_000.0;
+    assert!(r.p99_us >= 0.99 * hour_us, "{r:?}");
+    // 10 answers over the half second asked for, not over the moment the server died.
+    assert!(r.rate <= 21.0, "{r:?}");
 }
 
 #[test]

@@ -147,11 +147,12 @@ async fn thread_main(shared: &RunShared, t: usize, n: usize) -> Result<ThreadRes
         }
     }
     wait_done(&th, &conns).await;
-    let mut stats = th.stats.replace(Stats::default());
-    stats.unanswered += conns
-        .iter()
-        .map(|c| c.queue.borrow().len() as u64)
-        .sum::<u64>();
+    for c in &conns {
+        for slot in c.queue.borrow_mut().drain(..) {
+            th.never_answered(slot.intended);
+        }
+    }
+    let stats = th.stats.replace(Stats::default());
     Ok(ThreadResult {
         stats,
         measure_start_ns: th.measure_start,
@@ -335,16 +336,16 @@ impl ThreadState {
 
     /// Open loop: queues the request intended at `intended` on `conn`, whatever its replies.
     fn dispatch(&self, conn: &Conn, intended: u64) {
-        let mut stats = self.stats.borrow_mut();
         if conn.failed.get() {
-            stats.unanswered += 1;
-            return;
+            return self.never_answered(intended);
         }
         let mut q = conn.queue.borrow_mut();
         if q.len() >= self.cap + MAX_BACKLOG {
-            stats.dropped += 1;
-            return;
+            self.stats.borrow_mut().dropped += 1;
+            // Counted apart as well: it was never even sent.
+            return self.never_answered(intended);
         }
+        let mut stats = self.stats.borrow_mut();
         if q.len() >= self.cap {
             stats.cap_hits += 1;
         }
@@ -354,6 +355,17 @@ impl ThreadState {
             item: self.next_item(),
         });
         conn.writer_wake.notify();
+    }
+
+    /// A request intended at `intended` will get no answer: unanswered, and when it falls in
+    /// the measured part, timed as never answered.
+    fn never_answered(&self, intended: u64) {
+        let mut stats = self.stats.borrow_mut();
+        if intended >= self.measure_start {
+            stats.record_never_answered();
+        } else {
+            stats.unanswered += 1;
+        }
     }
 
     /// Appends the queued requests not yet sent, up to the cap outstanding, to `buf`.
@@ -398,7 +410,10 @@ impl ThreadState {
                     stats.right += 1
                 }
                 Reply::Answer(_) => stats.wrong += 1,
-                Reply::Simple if self.workload.expected(slot.item as usize) == EXPECT_PONG => {
+                Reply::Simple
+                    if self.workload.expected(slot.item as usize) == EXPECT_PONG
+                        && &buf[at + 1..at + n - 2] == b"PONG" =>
+                {
                     stats.right += 1
                 }
                 Reply::Error => stats.note_error(&buf[at + 1..at + n - 2]),
@@ -507,6 +522,11 @@ async fn pace(th: &ThreadState, conns: &[Rc<Conn>], sched: OpenSchedule) {
             k += 1;
         }
         if conns.iter().all(|c| c.failed.get()) {
+            // The rest of the timetable is due all the same, and none of it will be answered.
+            while th.take(sched.intended(k)) {
+                th.never_answered(sched.intended(k));
+                k += 1;
+            }
             return;
         }
         let wait = sched.intended(k).saturating_sub(th.now_ns());

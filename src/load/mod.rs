@@ -178,7 +178,13 @@ pub fn run(cfg: &LoadConfig, workload: Arc<Workload>, mode: Mode) -> Result<Repo
         measure_start = measure_start.min(r.measure_start_ns);
         total.merge(r.stats);
     }
-    let elapsed_s = total.last_reply_ns.saturating_sub(measure_start) as f64 / 1e9;
+    // The measured window: the duration asked for (a server that died midway is not credited
+    // with its rate until then), or until the last reply when the run counts requests.
+    let window_end = match shared.duration_ns {
+        Some(d) => total.last_reply_ns.max(measure_start.saturating_add(d)),
+        None => total.last_reply_ns,
+    };
+    let elapsed_s = window_end.saturating_sub(measure_start) as f64 / 1e9;
     let shape = Shape {
         mode,
         connections: cfg.connections,

@@ -91,6 +91,15 @@ impl Stats {
             .saturating_record(now.saturating_sub(written).max(1));
     }
 
+    /// A request due in the measured part of the run that was never answered (its
+    /// connection failed, it was dropped, or the run ended first): recorded as the longest
+    /// latency the histogram holds, one hour, so the percentiles count it as infinitely late
+    /// rather than leave it out (which would hide a stalled server: coordinated omission).
+    pub fn record_never_answered(&mut self) {
+        self.unanswered += 1;
+        self.latency_ns.saturating_record(HIST_MAX_NS);
+    }
+
     pub fn note_error(&mut self, msg: &[u8]) {
         self.errors += 1;
         if self.first_error.is_none() {
@@ -204,7 +213,9 @@ impl Report {
     pub fn new(shape: Shape, s: &Stats, elapsed_s: f64) -> Report {
         let h = &s.latency_ns;
         let q = |p: f64| quantile_us(h, p);
-        let failed = s.wrong + s.unexpected + s.errors + s.connection_failures + s.unanswered > 0;
+        let failed =
+            s.wrong + s.unexpected + s.errors + s.connection_failures + s.unanswered + s.dropped
+                > 0;
         Report {
             mode: shape.mode,
             loop_kind: if shape.target_rate.is_some() {
@@ -261,6 +272,7 @@ impl Report {
     pub fn text(&self) -> String {
         let mode = match self.mode {
             Mode::Elig => "ELIG",
+            Mode::EligKeyed => "ELIG.CARD (the rows redis-get sends)",
             Mode::RedisGet => "GET",
             Mode::Ping => "PING",
         };
@@ -336,5 +348,31 @@ fn max_us(h: &Histogram<u64>) -> f64 {
         0.0
     } else {
         h.max() as f64 / 1000.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (load audit): requests dropped at the open loop's backlog limit did not
+    /// fail the run; they are now failures, and timed as never answered.
+    #[test]
+    fn dropped_requests_fail_the_run() {
+        let mut s = Stats::default();
+        s.dropped = 1;
+        s.record_never_answered();
+        let shape = Shape {
+            mode: Mode::Elig,
+            connections: 1,
+            pipeline: 1,
+            threads: 1,
+            target_rate: Some(1.0),
+            batch: false,
+        };
+        let r = Report::new(shape, &s, 1.0);
+        assert!(r.failed);
+        assert_eq!((r.dropped, r.unanswered), (1, 1));
+        assert!(r.max_us >= 0.99 * HIST_MAX_NS as f64 / 1e3, "{r:?}");
     }
 }

@@ -42,6 +42,10 @@ pub enum Mode {
     /// `GET <card key>` for each distinct card query that names a branch: the Redis baseline,
     /// against a Redis loaded by `shikaku redis-export`.
     RedisGet,
+    /// `ELIG.CARD` with the raw fields of exactly the rows `redis-get` sends: shikaku's side
+    /// of a comparison with Redis on the same requests (no person or branchless queries, no
+    /// repeats).
+    EligKeyed,
     /// `PING` for every row, expecting `+PONG`: the least work any server does for a request,
     /// so the rate this client, its core and the kernel's loopback path allow (the floor).
     Ping,
@@ -218,8 +222,8 @@ pub struct Workload {
     /// End offset of request i in `bytes`; it starts where request i-1 ends.
     ends: Vec<u32>,
     expected: Vec<u8>,
-    /// Rows read but not sent in this mode (redis-get: person and branchless card rows, and
-    /// repeats of a card key).
+    /// Rows read but not sent in this mode (redis-get, elig-keyed: person and branchless card
+    /// rows, and repeats of a card key).
     pub skipped: u64,
 }
 
@@ -241,16 +245,23 @@ impl Workload {
                     encode_command(&mut w.bytes, &[b"PING"]);
                     w.push(EXPECT_PONG)
                 }
-                Mode::RedisGet => match row.keyed_card()?.as_ref().and_then(card_key) {
-                    Some(key) if seen_keys.insert(key.clone()) => {
-                        encode_command(&mut w.bytes, &[b"GET", key.as_bytes()]);
-                        w.push(row.expected)
+                Mode::RedisGet | Mode::EligKeyed => {
+                    match row.keyed_card()?.as_ref().and_then(card_key) {
+                        Some(key) if seen_keys.insert(key.clone()) => {
+                            match mode {
+                                Mode::RedisGet => {
+                                    encode_command(&mut w.bytes, &[b"GET", key.as_bytes()])
+                                }
+                                _ => encode_elig(row, &mut w.bytes),
+                            }
+                            w.push(row.expected)
+                        }
+                        _ => {
+                            w.skipped += 1;
+                            Ok(())
+                        }
                     }
-                    _ => {
-                        w.skipped += 1;
-                        Ok(())
-                    }
-                },
+                }
             }
         })?;
         if w.is_empty() {
@@ -258,7 +269,9 @@ impl Workload {
                 path: path.to_path_buf(),
                 reason: match mode {
                     Mode::Elig | Mode::Ping => "holds no queries".into(),
-                    Mode::RedisGet => "holds no card query that names a branch".into(),
+                    Mode::RedisGet | Mode::EligKeyed => {
+                        "holds no card query that names a branch".into()
+                    }
                 },
             });
         }
@@ -380,6 +393,15 @@ mod tests {
         assert_eq!(key(0), "131045::12:01:1970-01-23");
         assert_eq!(key(1), "06139992:AB1:34:02:1970-01-23");
         assert_eq!((w.expected(0), w.expected(1)), (1, 3));
+        // elig-keyed sends the same rows, as ELIG.CARD with their raw fields.
+        let e = Workload::load(f.path(), Mode::EligKeyed).unwrap();
+        assert_eq!((e.len(), e.skipped), (2, 3));
+        assert_eq!((e.expected(0), e.expected(1)), (1, 3));
+        let first = std::str::from_utf8(e.request(0)).unwrap();
+        assert!(
+            first.starts_with("*7\r\n$9\r\nELIG.CARD\r\n") && first.contains("０１２"),
+            "{first}"
+        );
     }
 
     /// A bad file is an error naming the file and, for a bad row, its line.
