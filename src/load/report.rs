@@ -359,8 +359,10 @@ mod tests {
     /// fail the run; they are now failures, and timed as never answered.
     #[test]
     fn dropped_requests_fail_the_run() {
-        let mut s = Stats::default();
-        s.dropped = 1;
+        let mut s = Stats {
+            dropped: 1,
+            ..Stats::default()
+        };
         s.record_never_answered();
         let shape = Shape {
             mode: Mode::Elig,
