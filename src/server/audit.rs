@@ -284,33 +284,30 @@ fn write_rest(out: &mut Vec<u8>, e: &AuditEntry<'_>) {
     out.extend_from_slice(b"}\n");
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.ffffff+09:00` for `us` µs since the Unix epoch.
-fn write_jst_timestamp(out: &mut Vec<u8>, us: i64) {
-    let secs = us.div_euclid(1_000_000);
-    Date::from_unix_secs_jst(secs).write_iso(out);
-    let of_day = (secs + 9 * 3600).rem_euclid(86_400);
-    let micros = us.rem_euclid(1_000_000);
-    let text = format!(
-        "T{:02}:{:02}:{:02}.{micros:06}+09:00",
+/// The day and the time of day (hours, minutes, seconds) in Japan at `unix_secs`.
+fn jst_clock(unix_secs: i64) -> (Date, i64, i64, i64) {
+    let of_day = (unix_secs + 9 * 3600).rem_euclid(86_400);
+    (
+        Date::from_unix_secs_jst(unix_secs),
         of_day / 3600,
         of_day / 60 % 60,
-        of_day % 60
-    );
-    out.extend_from_slice(text.as_bytes());
+        of_day % 60,
+    )
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffff+09:00` for `us` µs since the Unix epoch.
+fn write_jst_timestamp(out: &mut Vec<u8>, us: i64) {
+    let (day, h, m, s) = jst_clock(us.div_euclid(1_000_000));
+    day.write_iso(out);
+    let micros = us.rem_euclid(1_000_000);
+    out.extend_from_slice(format!("T{h:02}:{m:02}:{s:02}.{micros:06}+09:00").as_bytes());
 }
 
 /// The server's start as audit file names give it: `YYYYMMDD-HHMMSS`, Japan time.
 pub fn start_stamp(unix_secs: i64) -> String {
-    let mut day = Vec::new();
-    Date::from_unix_secs_jst(unix_secs).write_iso(&mut day);
-    let day: String = String::from_utf8_lossy(&day).replace('-', "");
-    let of_day = (unix_secs + 9 * 3600).rem_euclid(86_400);
-    format!(
-        "{day}-{:02}{:02}{:02}",
-        of_day / 3600,
-        of_day / 60 % 60,
-        of_day % 60
-    )
+    let (day, h, m, s) = jst_clock(unix_secs);
+    let day = day.to_string().replace('-', "");
+    format!("{day}-{h:02}{m:02}{s:02}")
 }
 
 #[cfg(test)]
