@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use shikaku::domain::Date;
 use shikaku::generations::{Store, StoreError};
-use shikaku::query::{self, CardFields, CardQuery, PersonFields, PersonQuery};
+use shikaku::query::{self, CardFields, CardQuery, Lookup, PersonFields, PersonQuery};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -15,7 +15,7 @@ use super::resp::encode_command;
 use super::workload::{card_key, for_each_row, WorkloadError};
 use crate::domain::{Date, InsurerNumber};
 use crate::index::{Index, RecordView};
-use crate::query::{write_answer, CardQuery, Qualification};
+use crate::query::{write_answer, CardQuery, Lookup};
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::Path;

@@ -17,8 +17,8 @@
 //! lists them all).
 
 use super::{
-    parse_consent, write_answer, write_json_str, CardFields, CardQuery, Outcome, PersonFields,
-    PersonQuery, Qualification, Query, QueryError,
+    parse_consent, write_answer, write_json_str, CardFields, CardQuery, Lookup, Outcome,
+    PersonFields, PersonQuery, Qualification, Query, QueryError,
 };
 use crate::domain::text::{mask_digit_runs, quote_raw};
 use crate::domain::{Date, Validity};
@@ -498,7 +498,7 @@ pub fn answer_group<B: AsRef<[u8]>>(
             .map(|i| card(i).and_then(|q| index.card_probe(&q.insurer, &q.symbol, &q.number))),
     );
     let hashes: [_; GROUP_QUERIES] =
-        std::array::from_fn(|i| person(i).map(|q| index.person_hash(q)));
+        std::array::from_fn(|i| person(i).map(|q| index.person_hash(&q.individual_number)));
     for p in probes.iter().flatten() {
         index.prefetch_probe(p);
     }
@@ -577,7 +577,7 @@ fn answer_alone<B: AsRef<[u8]>>(
         GroupQuery::Card(c) => (index.card_records(&c.insurer, &c.symbol, &c.number), None),
         GroupQuery::Person(p) => (
             index.probed_records(None),
-            index.person_entry(&index.person_hash(p)),
+            index.person_entry(&index.person_hash(&p.individual_number)),
         ),
     };
     let v = answer_slot(index, q, card, entry, today, answer);

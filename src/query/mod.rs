@@ -3,8 +3,10 @@
 
 pub mod batch;
 mod json;
+mod lookup;
 
 pub use json::{write_json_str, write_json_utf8};
+pub use lookup::Lookup;
 
 use crate::domain::{
     mask_raw, normalize_card_text_into, text, text::quote_raw, Branch, Date, IndividualNumber,

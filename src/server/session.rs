@@ -60,7 +60,7 @@ impl Ctx<'_> {
         let (query, date) = match q {
             GroupQuery::Card(c) => (Audited::Card(c), c.date),
             GroupQuery::Person(p) => (
-                Audited::Person(p, self.generation.index.person_hash(p)),
+                Audited::Person(p, self.generation.index.person_hash(&p.individual_number)),
                 p.date,
             ),
         };
