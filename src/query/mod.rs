@@ -1,6 +1,7 @@
 //! Queries and answers of SPEC 4: parsing raw fields into checked queries (an error names the
 //! field), and writing the answer JSON of SPEC 4.3.
 
+pub mod answer;
 pub mod batch;
 mod json;
 mod lookup;
@@ -54,6 +55,13 @@ pub struct PersonQuery {
     pub limit_consent: bool,
 }
 
+/// Which of the two queries: by card or by person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryKind {
+    Card,
+    Person,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Query {
     Card(CardQuery),
@@ -61,10 +69,10 @@ pub enum Query {
 }
 
 impl Query {
-    pub fn kind(&self) -> batch::QueryKind {
+    pub fn kind(&self) -> QueryKind {
         match self {
-            Query::Card(_) => batch::QueryKind::Card,
-            Query::Person(_) => batch::QueryKind::Person,
+            Query::Card(_) => QueryKind::Card,
+            Query::Person(_) => QueryKind::Person,
         }
     }
 

@@ -19,8 +19,8 @@ use super::limits::*;
 use super::metrics::{Kind, Protocol, Via};
 use super::session::{write_decimal, Ctx, Session, Step};
 use crate::domain::CARD_TEXT_MAX_CHARS;
-use crate::query::batch::QueryKind;
-use crate::query::batch::{answer_group, GroupQuery, GroupScratch, GROUP_QUERIES};
+use crate::query::answer::{answer_group, GroupQuery, GroupScratch, GROUP_QUERIES};
+use crate::query::QueryKind;
 use crate::query::{CardFields, CardQuery, PersonFields, PersonQuery};
 use std::ops::{Range, RangeInclusive};
 
