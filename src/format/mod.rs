@@ -60,6 +60,20 @@ impl SectionKind {
         SectionKind::PersonBuckets,
     ];
 
+    /// The kind of a section-table entry; `None` for a kind this version does not know
+    /// (which the reader refuses: it cannot tell what such a section would mean).
+    pub fn from_code(code: u32) -> Option<SectionKind> {
+        SectionKind::ALL.into_iter().find(|k| *k as u32 == code)
+    }
+
+    /// Position in [`SectionKind::ALL`].
+    pub fn position(self) -> usize {
+        SectionKind::ALL
+            .iter()
+            .position(|k| *k == self)
+            .expect("every kind is in ALL")
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             SectionKind::Insurers => "insurers",
@@ -704,7 +718,7 @@ pub fn directory_get(directory: &[u8], key: &[u8]) -> Option<(u32, u16)> {
             return None;
         }
         if len == key.len() && &slot[1..1 + len] == key {
-            return Some((u32_at(slot, DIRECTORY_START), u16_at(slot, DIRECTORY_COUNT)));
+            return Some(directory_slot_value(slot));
         }
         i += 1;
         if i == slots {
@@ -712,6 +726,11 @@ pub fn directory_get(directory: &[u8], key: &[u8]) -> Option<(u32, u16)> {
         }
     }
     None
+}
+
+/// A directory slot's first record and record count.
+pub fn directory_slot_value(slot: &[u8]) -> (u32, u16) {
+    (u32_at(slot, DIRECTORY_START), u16_at(slot, DIRECTORY_COUNT))
 }
 
 pub fn encode_card_value(start: u32, count: u16) -> u64 {

@@ -29,6 +29,11 @@ impl<B: AsRef<[u8]>> Index<B> {
         self.insurer_slots.get(n.to_key())
     }
 
+    /// Insurer `n`'s position in the insurer table (and so its segment's), if it is there.
+    pub fn insurer_position(&self, n: &InsurerNumber) -> Option<usize> {
+        self.insurer_index(n)
+    }
+
     /// All records of one card (insurer, symbol, number), in branch then date order.
     pub fn card_records(
         &self,

@@ -484,6 +484,7 @@ impl HttpSession {
                             .reload_refusals
                             .load(std::sync::atomic::Ordering::Relaxed),
                         refused_now: live.last_refusal.lock().is_ok_and(|r| r.is_some()),
+                        background_panics: live.background_panics.counts(),
                     },
                 );
                 self.body.extend_from_slice(text.as_bytes());

@@ -202,6 +202,8 @@ pub struct LiveFacts<'a> {
     pub reload_refusals: u64,
     /// CURRENT names a generation that was refused, and an older one is served.
     pub refused_now: bool,
+    /// Panics caught per background thread (each restarted), by thread name.
+    pub background_panics: [(&'static str, u64); 2],
 }
 
 pub fn render(out: &mut String, cores: &[std::sync::Arc<CoreMetrics>], live: &LiveFacts<'_>) {
@@ -322,6 +324,13 @@ pub fn render(out: &mut String, cores: &[std::sync::Arc<CoreMetrics>], live: &Li
     );
     out.push_str("# HELP shikaku_reload_refused 1 while CURRENT names a generation that was refused (an older one is served; see /v1/generation).\n# TYPE shikaku_reload_refused gauge\n");
     let _ = writeln!(out, "shikaku_reload_refused {}", u8::from(live.refused_now));
+    out.push_str("# HELP shikaku_background_panics_total Panics caught in a background thread, which was restarted (a reload that panicked is refused), by thread.\n# TYPE shikaku_background_panics_total counter\n");
+    for (thread, count) in live.background_panics {
+        let _ = writeln!(
+            out,
+            "shikaku_background_panics_total{{thread=\"{thread}\"}} {count}"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -352,9 +361,14 @@ mod tests {
                 epoch: 0,
                 reload_refusals: 2,
                 refused_now: true,
+                background_panics: [("reload", 1), ("reaper", 0)],
             },
         );
         assert!(out.contains("shikaku_reload_refusals_total 2\n"), "{out}");
+        assert!(
+            out.contains("\nshikaku_background_panics_total{thread=\"reload\"} 1\n"),
+            "{out}"
+        );
         assert!(out.contains("\nshikaku_audit_lines_total 5\n"), "{out}");
         assert!(out.contains("\nshikaku_audit_lost_total 1\n"), "{out}");
         assert!(

@@ -37,6 +37,7 @@ pub mod resp;
 mod run;
 pub mod session;
 mod spin;
+pub mod supervise;
 #[cfg(test)]
 mod tests;
 
