@@ -8,6 +8,7 @@ pub mod domain;
 pub mod format;
 pub mod generations;
 pub mod index;
+pub mod keyfile;
 pub mod load;
 pub mod query;
 mod relay;

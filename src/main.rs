@@ -46,6 +46,28 @@ enum Command {
     Load(LoadArgs),
     /// Print `SET <card key> <answer JSON>` for the workload's card queries, for `redis-cli --pipe`.
     RedisExport(RedisExportArgs),
+    /// Make a person key (docs/operations.md: creating and rotating it).
+    PersonKey {
+        #[command(subcommand)]
+        action: PersonKeyAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum PersonKeyAction {
+    /// Write a new random person key (64 hex digits, mode 0400) to a file that must not exist,
+    /// and print its fingerprint (an index opened with another key is refused with an error
+    /// naming both fingerprints).
+    New {
+        /// The key file to create, e.g. /etc/shikaku/person.key.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Print the keyed hash (32 hex digits) of each individual number read from standard
+    /// input, one a line, under the configured person key: the `person` field of that
+    /// person's audit-log lines. Read from standard input, never from the command line (which
+    /// shell histories and process lists show).
+    Hash,
 }
 
 #[derive(Args)]
@@ -277,7 +299,41 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::AuthLine(args) => run_auth_line(args),
         Command::Load(args) => run_load(args),
         Command::RedisExport(args) => run_redis_export(args, cli.person_key_file),
+        Command::PersonKey {
+            action: PersonKeyAction::New { out },
+        } => {
+            let key = shikaku::keyfile::create(&out)?;
+            println!("{:016x}", key.fingerprint());
+            eprintln!(
+                "person key written to {} (fingerprint {:016x}); keep a copy where the data directory's backups are",
+                out.display(),
+                key.fingerprint()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::PersonKey {
+            action: PersonKeyAction::Hash,
+        } => {
+            let key = shikaku::cli::person_key(cli.person_key_file.as_deref())?;
+            print_person_hashes(&key)
+        }
     }
+}
+
+/// `person-key hash`: standard input's individual numbers, hashed, one a line.
+fn print_person_hashes(key: &shikaku::domain::PersonKey) -> anyhow::Result<ExitCode> {
+    use shikaku::domain::{mask_raw, IndividualNumber};
+    use std::io::BufRead;
+    for (i, line) in std::io::stdin().lock().lines().enumerate() {
+        let line = line.context("reading standard input")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let n = IndividualNumber::parse(&line)
+            .map_err(|e| anyhow::anyhow!("line {}: {e}: {}", i + 1, mask_raw(line.trim())))?;
+        println!("{}", key.hash(&n).to_hex());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_build(args: BuildArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
@@ -540,6 +596,10 @@ fn run_serve(args: ServeArgs, key: shikaku::domain::PersonKey) -> anyhow::Result
     }
     .spawn()
     .context("starting the reload thread")?;
+    // Under systemd (Type=notify): ready now, with the generation verified and ports open.
+    if let Err(e) = shikaku::server::notify::notify(&shikaku::server::notify::ready_message(&id)) {
+        tracing::warn!("could not tell systemd the server is ready ($NOTIFY_SOCKET): {e}");
+    }
     // SIGTERM or Ctrl-C drains (answer what was read, close, exit 0); a second Ctrl-C while
     // draining exits at once.
     let drain = server.drain_flag();

@@ -335,6 +335,13 @@ pub struct PersonKey([u8; 32]);
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct PersonHash(pub [u8; 16]);
 
+impl PersonHash {
+    /// 32 lowercase hex digits, as the audit log writes it.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 impl fmt::Debug for PersonHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -367,6 +374,11 @@ impl PersonKey {
             key[i] = u8::from_str_radix(std::str::from_utf8(chunk).ok()?, 16).ok()?;
         }
         Some(PersonKey(key))
+    }
+
+    /// The key as its file holds it: 64 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
     }
 
     pub fn hash(&self, n: &IndividualNumber) -> PersonHash {
@@ -566,6 +578,8 @@ mod tests {
         assert_ne!(demo.hash(&n), other.hash(&n));
         assert_ne!(demo.fingerprint(), other.fingerprint());
         assert!(PersonKey::from_hex(&"ab".repeat(32)).is_some());
+        let round = PersonKey::from_hex(&other.to_hex()).unwrap();
+        assert_eq!(round.fingerprint(), other.fingerprint());
         assert!(PersonKey::from_hex("abc").is_none());
     }
 

@@ -478,6 +478,7 @@ impl HttpSession {
                     &metrics::LiveFacts {
                         generation: ctx.generation.id(),
                         epoch: ctx.generation.epoch,
+                        built_on: ctx.generation.index.header().built_on,
                         reload_refusals: live
                             .reload_refusals
                             .load(std::sync::atomic::Ordering::Relaxed),
