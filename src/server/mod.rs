@@ -32,7 +32,7 @@ pub mod http;
 pub mod limits;
 pub mod live;
 pub mod metrics;
-pub mod notify;
+pub mod systemd;
 mod reload;
 pub mod resp;
 pub mod session;
