@@ -597,7 +597,8 @@ fn run_serve(args: ServeArgs, key: shikaku::domain::PersonKey) -> anyhow::Result
     .spawn()
     .context("starting the reload thread")?;
     // Under systemd (Type=notify): ready now, with the generation verified and ports open.
-    if let Err(e) = shikaku::server::systemd::notify(&shikaku::server::systemd::ready_message(&id)) {
+    if let Err(e) = shikaku::server::systemd::notify(&shikaku::server::systemd::ready_message(&id))
+    {
         tracing::warn!("could not tell systemd the server is ready ($NOTIFY_SOCKET): {e}");
     }
     // SIGTERM or Ctrl-C drains (answer what was read, close, exit 0); a second Ctrl-C while

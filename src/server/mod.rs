@@ -32,11 +32,11 @@ pub mod http;
 pub mod limits;
 pub mod live;
 pub mod metrics;
-pub mod systemd;
 mod reload;
 pub mod resp;
 pub mod session;
 mod spin;
+pub mod systemd;
 #[cfg(test)]
 mod tests;
 
