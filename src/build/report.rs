@@ -1,5 +1,5 @@
-//! The build report: `report.json` (counts per insurer and in total, by rule) and
-//! `rejects.csv` (`file,line,rule,field,reason`: every rejected row, warning and cross-check
+//! The build report: `report.json` (counts per insurer and in total, by rule; `html` renders
+//! it as `report.html`) and `rejects.csv` (`file,line,rule,field,reason`: every rejected row, warning and cross-check
 //! finding). Reasons never hold an individual number in clear.
 
 use crate::domain::text::mask_digit_runs;

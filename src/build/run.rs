@@ -448,7 +448,13 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
         index_bytes: index.total_bytes(),
     };
     drop(index);
-    write_report_files(&tmp, &report, &lines)?;
+    // The live generation's report (the one this build would replace), for report.html's
+    // comparison; none before the first publication.
+    let previous: Option<Report> = store.live().ok().and_then(|live| {
+        let path = store.generation_dir(&live).join(REPORT_FILE);
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    });
+    write_report_files(&tmp, &report, &lines, previous.as_ref())?;
     progress.finish();
     if !refused.is_empty() {
         // Keep the refused build for inspection, outside `generations/` so it can never go live.
@@ -694,14 +700,21 @@ fn live_covered_counts(
     }
 }
 
-fn write_report_files(dir: &Path, report: &Report, lines: &[ReportLine]) -> Result<(), BuildError> {
+fn write_report_files(
+    dir: &Path,
+    report: &Report,
+    lines: &[ReportLine],
+    previous: Option<&Report>,
+) -> Result<(), BuildError> {
+    let masked = report.masked();
+    let html_path = dir.join(super::html::REPORT_HTML_FILE);
+    std::fs::write(&html_path, super::html::render(&masked, previous))
+        .map_err(io_err(&html_path))?;
     let report_path = dir.join(REPORT_FILE);
     let f = File::create(&report_path).map_err(io_err(&report_path))?;
-    serde_json::to_writer_pretty(BufWriter::new(f), &report.masked()).map_err(|e| {
-        BuildError::Io {
-            path: report_path.display().to_string(),
-            source: e.into(),
-        }
+    serde_json::to_writer_pretty(BufWriter::new(f), &masked).map_err(|e| BuildError::Io {
+        path: report_path.display().to_string(),
+        source: e.into(),
     })?;
     let rejects_path = dir.join(REJECTS_FILE);
     let f = File::create(&rejects_path).map_err(io_err(&rejects_path))?;
