@@ -11,6 +11,6 @@ pub mod index;
 pub mod keyfile;
 pub mod load;
 pub mod query;
-mod relay;
+mod runtime;
 pub mod server;
 pub mod snapshot;
