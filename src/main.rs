@@ -368,22 +368,9 @@ fn run_build(args: BuildArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitC
     };
     match run(&cfg) {
         Ok(out) => {
-            let t = &out.report.totals;
-            println!(
-                "published {} in {:.1} s: {} rows read, {} indexed, {} rejected, {} duplicates; {} index bytes",
-                out.generation,
-                out.report.elapsed_ms as f64 / 1000.0,
-                t.rows_read,
-                t.rows_indexed,
-                t.rows_rejected,
-                t.rows_deduplicated,
-                out.report.index_bytes
-            );
-            println!(
-                "report: {}",
-                out.generation_dir
-                    .join(shikaku::generations::REPORT_FILE)
-                    .display()
+            print!(
+                "{}",
+                shikaku::build::report::console_summary(&out.report, &out.generation_dir)
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -4,7 +4,7 @@
 //! every insurer's rows. Written beside `report.json` from the same (masked) report, so the
 //! numbers are the same; each number carries `data-field` naming it, for tests and scrapers.
 
-use super::report::{Counts, InsurerReport, Report};
+use super::report::{rule_meaning, Counts, InsurerReport, Report};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -15,34 +15,6 @@ pub const REPORT_HTML_FILE: &str = "report.html";
 const TOP: usize = 10;
 /// Insurers drawn in the rows-by-insurer chart (all are in its table).
 const CHART_INSURERS: usize = 20;
-
-/// What each rule code means, in a few words.
-fn rule_meaning(rule: &str) -> &'static str {
-    match rule {
-        "R0" => "malformed row (cell count, line break in a cell, over-long name)",
-        "R1" => "insurer number: bad check digit or not this insurer's",
-        "R2" => "number empty or too long, or symbol too long",
-        "R3" => "branch not two digits",
-        "R4" => "birthdate invalid, in the future or before Meiji",
-        "R5" => "qualification date invalid or before the birthdate",
-        "R6" => "disqualification date invalid or not after qualification",
-        "R7" => "a code not in its list (sex, relationship, reason, copay, limit)",
-        "W0" => "unknown column, ignored",
-        "W1" => "individual number unusable: dropped, row kept",
-        "W2" => "copay ratio unusual for the age",
-        "W3" => "75 or over outside a 後期高齢者 insurer",
-        "W4" => "name_kana not katakana, or empty",
-        "F1" => "file rejected whole: not UTF-8 nor CP932, or mixed",
-        "F2" => "file rejected whole: unusable header",
-        "F3" => "file rejected whole: not readable as CSV",
-        "F4" => "file rejected whole: insurer not in insurers.csv",
-        "X1" => "one individual number on different people",
-        "X2" => "one card on different people at once",
-        "X3" => "one person covered twice on one day",
-        "DUP" => "exact duplicate row, indexed once",
-        _ => "",
-    }
-}
 
 /// Renders the page for `report`, compared with `previous` (the live generation's report when
 /// the build began) when there is one. Both should be masked (`Report::masked`).
