@@ -1,7 +1,6 @@
 //! shikaku: a high-throughput eligibility lookup engine for Japan's online eligibility
 //! confirmation. See ARCHITECTURE.md for the map of the modules.
 
-pub mod build;
 pub mod cli;
 pub mod demo;
 pub mod domain;
@@ -9,6 +8,7 @@ pub mod format;
 pub mod generations;
 pub mod index;
 pub mod load;
+pub mod nightly;
 pub mod query;
 mod runtime;
 pub mod server;

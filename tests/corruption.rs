@@ -1,10 +1,10 @@
 //! A truncated, bit-flipped or wrong-version index (main file or segment file) gives a typed
 //! error, never a panic, and never a different answer.
 
-use shikaku::build::{build_in_memory, InsurerRows};
 use shikaku::domain::*;
 use shikaku::format::{FormatError, HEADER_BYTES};
 use shikaku::index::{Index, IndexFiles};
+use shikaku::nightly::{build_in_memory, InsurerRows};
 use shikaku::query::{write_answer, CardQuery, Lookup, PersonQuery};
 
 fn sample_index() -> IndexFiles<Vec<u8>> {

@@ -2,10 +2,10 @@
 //! answer must come back, and be the answer of the generation it names. A corrupted generation
 //! is refused and the old one keeps serving.
 
-use shikaku::build::{build_in_memory, InsurerRows};
 use shikaku::domain::*;
 use shikaku::generations::Store;
 use shikaku::index::IndexFiles;
+use shikaku::nightly::{build_in_memory, InsurerRows};
 use shikaku::server::{serve, Live, Reloader, ServeConfig};
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -48,7 +48,7 @@ fn generation_bytes(id: &str, lost: bool) -> IndexFiles<Vec<u8>> {
 }
 
 fn add_generation(store: &Store, id: &str, files: &IndexFiles<Vec<u8>>) {
-    shikaku::build::write_files(files, &store.begin(id).unwrap()).unwrap();
+    shikaku::nightly::write_files(files, &store.begin(id).unwrap()).unwrap();
     store.seal(id).unwrap();
 }
 

@@ -52,7 +52,7 @@ pub struct BuildArgs {
     pub data: PathBuf,
     /// Refuse to publish when an insurer's members covered today fall by more than this
     /// percent (0 to 100).
-    #[arg(long, default_value_t = crate::build::run::DEFAULT_MAX_DROP_PERCENT, value_parser = percent)]
+    #[arg(long, default_value_t = crate::nightly::run::DEFAULT_MAX_DROP_PERCENT, value_parser = percent)]
     pub max_drop_percent: f64,
     /// Publish even though this insurer trips the guard (repeatable).
     #[arg(long = "accept", value_name = "INSURER")]

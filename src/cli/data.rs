@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 pub(super) fn run_build(args: BuildArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    use crate::build::run::{run, BuildConfig, BuildError, Reuse};
     use crate::domain::InsurerNumber;
+    use crate::nightly::run::{run, BuildConfig, BuildError, Reuse};
     let key = person_key(key_file.as_deref())?;
     let accept = args
         .accept

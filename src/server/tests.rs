@@ -7,9 +7,9 @@ use super::live::Live;
 use super::metrics::CoreMetrics;
 use super::resp::RespSession;
 use super::session::{Ctx, Session, Shared};
-use crate::build::{build_in_memory, InsurerRows};
 use crate::domain::*;
 use crate::index::MappedIndex;
+use crate::nightly::{build_in_memory, InsurerRows};
 use crate::query::answer::answer_card;
 use crate::query::{CardFields, CardQuery};
 use std::sync::Arc;
@@ -49,7 +49,7 @@ fn live() -> (tempfile::TempDir, Arc<Live>) {
     };
     let bytes = build_in_memory(vec![rows], &PersonKey::demo(), d(TODAY), "g-unit").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let path = crate::build::write_files(&bytes, dir.path()).unwrap();
+    let path = crate::nightly::write_files(&bytes, dir.path()).unwrap();
     let index = MappedIndex::open_file(&path, PersonKey::demo()).unwrap();
     (dir, Arc::new(Live::new(index).unwrap()))
 }

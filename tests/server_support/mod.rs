@@ -3,9 +3,9 @@
 
 #![allow(dead_code)]
 
-use shikaku::build::{build_in_memory, InsurerRows};
 use shikaku::domain::*;
 use shikaku::generations::Store;
+use shikaku::nightly::{build_in_memory, InsurerRows};
 use shikaku::server::{serve, AuthTable, Live, ServeConfig, Server};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -207,7 +207,7 @@ pub fn data_dir_with(ids: &[&str], live: Option<&str>) -> tempfile::TempDir {
     let store = Store::new(dir.path());
     let files = index_files();
     for id in ids {
-        shikaku::build::write_files(&files, &store.begin(id).unwrap()).unwrap();
+        shikaku::nightly::write_files(&files, &store.begin(id).unwrap()).unwrap();
         store.seal(id).unwrap();
     }
     if let Some(live) = live {

@@ -65,9 +65,9 @@ fn parse_kind(kind: Option<&str>) -> Result<QueryKind, QueryError> {
 
 #[cfg(test)]
 pub(crate) mod fixture {
-    use crate::build::{build_in_memory, InsurerRows};
     use crate::domain::*;
     use crate::index::Index;
+    use crate::nightly::{build_in_memory, InsurerRows};
 
     pub(crate) fn d(s: &str) -> Date {
         Date::parse(s).unwrap()
