@@ -1,6 +1,8 @@
 //! `shikaku`: build, query, serve and inspect eligibility index generations. The commands
 //! live in the library (`shikaku::cli`); this parses the arguments and runs them.
 
+#![deny(unsafe_code)]
+
 use clap::Parser;
 use std::process::ExitCode;
 

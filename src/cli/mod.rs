@@ -52,6 +52,7 @@ pub fn init_logging() {
 /// SIGPIPE, so the next `println!` would panic on the broken pipe instead. Only for programs
 /// that write no sockets: a server or load generator must get EPIPE from a closed
 /// connection, not die of it.
+#[allow(unsafe_code)] // Restoring SIGPIPE's default action; see SAFETY below.
 pub fn end_quietly_on_closed_stdout() {
     #[cfg(unix)]
     // SAFETY: restoring a signal's default action at the start of `main`, before any other
