@@ -1,5 +1,5 @@
-//! Test fixtures shared by the unit tests, the integration tests and the benches: members of
-//! a test insurer as `Record`s and small indexes built from them, so each test says only how
+//! Test fixtures shared by the unit tests and the integration tests: members of a test
+//! insurer as `Record`s and small indexes built from them, so each test says only how
 //! its members differ. Not part of the API (hidden from the docs); it panics on bad input.
 
 use crate::domain::{
