@@ -1,6 +1,7 @@
 //! What `shikaku build` tells the operator: the console summary's findings by rule (equal to
 //! report.json's) and reused insurers; a file rejected whole said again when reused; and a
-//! first build that fails leaves no data directory behind (an existing one is kept).
+//! first build that fails leaves no data directory behind (an existing one is kept); a gc
+//! that removes nothing says so.
 
 use serde_json::Value;
 use std::path::Path;
@@ -102,4 +103,14 @@ fn a_failed_first_build_leaves_no_data_directory() {
     let out = build(&missing, &data, "2026-11-24");
     assert!(!out.status.success());
     assert!(data.join("CURRENT").exists());
+
+    // A gc with nothing to remove says so.
+    let out = Command::new(env!("CARGO_BIN_EXE_shikaku"))
+        .args(["generations", "gc", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let said = String::from_utf8(out.stdout).unwrap();
+    assert!(said.starts_with("nothing to remove: 1 generations (--keep 3)"), "{said}");
 }

@@ -34,9 +34,9 @@ fn ok(out: Output) -> String {
 fn build(key: &Path, data: &Path) -> String {
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("data-gen/demo");
     ok(shikaku(&[
+        "build".as_ref(),
         "--person-key-file".as_ref(),
         key.as_os_str(),
-        "build".as_ref(),
         "--snapshots".as_ref(),
         demo.as_os_str(),
         "--data".as_ref(),
@@ -54,9 +54,8 @@ fn build(key: &Path, data: &Path) -> String {
 fn person_hash(key: &Path) -> String {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_shikaku"))
-        .arg("--person-key-file")
+        .args(["person-key", "hash", "--person-key-file"])
         .arg(key)
-        .args(["person-key", "hash"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -205,12 +204,12 @@ fn a_key_rotation_as_the_operations_guide_describes_it() {
     // 6. The generations of the old key are closed to the new one: a rollback to the first
     // is refused, naming the key, and the new generation stays live.
     let rollback = shikaku(&[
-        "--person-key-file".as_ref(),
-        new_key.as_os_str(),
         "generations".as_ref(),
         "--data".as_ref(),
         data.as_os_str(),
         "rollback".as_ref(),
+        "--person-key-file".as_ref(),
+        new_key.as_os_str(),
         "--to".as_ref(),
         first.as_ref(),
     ]);

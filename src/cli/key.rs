@@ -5,13 +5,9 @@ use super::args::PersonKeyAction;
 use super::person_key;
 use crate::domain::{mask_raw, IndividualNumber, PersonKey};
 use anyhow::Context;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-pub(super) fn run_person_key(
-    action: PersonKeyAction,
-    key_file: Option<PathBuf>,
-) -> anyhow::Result<ExitCode> {
+pub(super) fn run_person_key(action: PersonKeyAction) -> anyhow::Result<ExitCode> {
     match action {
         PersonKeyAction::New { out } => {
             let key = crate::keyfile::create(&out)?;
@@ -23,7 +19,7 @@ pub(super) fn run_person_key(
             );
             Ok(ExitCode::SUCCESS)
         }
-        PersonKeyAction::Hash => print_person_hashes(&person_key(key_file.as_deref())?),
+        PersonKeyAction::Hash { key } => print_person_hashes(&person_key(key.file.as_deref())?),
     }
 }
 

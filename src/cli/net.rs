@@ -67,6 +67,7 @@ pub(super) fn run_demo(args: DemoArgs, key_file: Option<PathBuf>) -> anyhow::Res
                 .as_micros() as u64,
             auth: None,
             audit_dir: Some(audit_dir),
+            key: Default::default(),
         },
         key,
     )
