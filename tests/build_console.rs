@@ -112,5 +112,8 @@ fn a_failed_first_build_leaves_no_data_directory() {
         .unwrap();
     assert!(out.status.success());
     let said = String::from_utf8(out.stdout).unwrap();
-    assert!(said.starts_with("nothing to remove: 1 generations (--keep 3)"), "{said}");
+    assert!(
+        said.starts_with("nothing to remove: 1 generations (--keep 3)"),
+        "{said}"
+    );
 }

@@ -1,5 +1,5 @@
 //! `data_gen`: a national-scale synthetic population of insured persons, written as the insurer
-//! snapshots of SPEC 3, with injected defects and a query workload whose expected answers come
+//! snapshots of docs/delivery.md, with injected defects and a query workload whose expected answers come
 //! from the generator's own ground truth.
 //!
 //! The population is cut into chunks of persons. Each chunk is generated on its own (its RNG is

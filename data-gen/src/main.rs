@@ -10,7 +10,7 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Writes a national-scale synthetic data set: `insurers.csv` and one snapshot per insurer
-/// (SPEC 3), optionally with injected defects (`manifest.json` says where) and a query
+/// (docs/delivery.md), optionally with injected defects (`manifest.json` says where) and a query
 /// workload with expected answers (`queries.csv`).
 #[derive(Parser, Debug)]
 #[command(name = "shikaku-datagen", version, about, long_about = None)]

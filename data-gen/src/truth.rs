@@ -1,4 +1,4 @@
-//! Ground truth: a naive, direct reading of SPEC 4.1 and 4.2 over the records a correct build
+//! Ground truth: a naive, direct reading of docs/api.md (card and person queries) over the records a correct build
 //! indexes (rejected rows and the undecodable file left out, duplicates once, W1 numbers
 //! dropped, X1 numbers hidden from person queries), and the query workload built from it.
 //!
@@ -100,7 +100,7 @@ impl Truth {
         }
     }
 
-    /// SPEC 4.1. `None` when the contract leaves the answer open (candidates of one branch
+    /// docs/api.md#card-query. `None` when the contract leaves the answer open (candidates of one branch
     /// linked to different people), so such a query is not emitted.
     pub fn card(&self, key: CardKey, branch: Option<u8>, birth: Date, date: Date) -> Option<u8> {
         let cands: Vec<&TRec> = self
@@ -144,7 +144,7 @@ impl Truth {
         }
     }
 
-    /// SPEC 4.2.
+    /// docs/api.md#person-query.
     pub fn person(&self, first11: u64, date: Date) -> u8 {
         if self.unverified.contains(&first11) {
             return 4;
@@ -471,7 +471,7 @@ fn branch_input(g: &mut ChunkGen, b: u8) -> String {
     }
 }
 
-/// Birthdates in every form SPEC 2 accepts, including unpadded 和暦 (`S45.1.23`).
+/// Birthdates in every form docs/api.md#dates accepts, including unpadded 和暦 (`S45.1.23`).
 pub fn birth_input(g: &mut ChunkGen, birth: Date) -> String {
     let r = g.rng.gen_range(0..100);
     match r {

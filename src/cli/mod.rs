@@ -18,7 +18,7 @@ use std::process::ExitCode;
 pub const PERSON_KEY_ENV: &str = "SHIKAKU_PERSON_KEY_FILE";
 
 /// Loads the person key: from `path`, else from `$SHIKAKU_PERSON_KEY_FILE`, else the fixed
-/// demo key (with a warning: acceptable for demo data only, SPEC 1.3).
+/// demo key (with a warning: acceptable for demo data only, docs/api.md#individual-number).
 pub fn person_key(path: Option<&Path>) -> anyhow::Result<PersonKey> {
     let from_env = std::env::var_os(PERSON_KEY_ENV).map(std::path::PathBuf::from);
     match path.map(Path::to_path_buf).or(from_env) {

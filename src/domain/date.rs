@@ -1,4 +1,4 @@
-//! Calendar dates (SPEC 2): ISO, compact and 和暦 input; `YYYY-MM-DD` output; today in Japan.
+//! Calendar dates (docs/api.md#dates): ISO, compact and 和暦 input; `YYYY-MM-DD` output; today in Japan.
 //!
 //! A `Date` is a day number (days since 1970-01-01), so comparisons are integer compares and the
 //! index stores a date in four bytes. The civil conversions are Howard Hinnant's algorithms,
@@ -120,7 +120,7 @@ impl Date {
         age
     }
 
-    /// Parses every form SPEC 2 accepts: `YYYY-MM-DD`, `YYYYMMDD`, `S45.1.23`, `3450123`,
+    /// Parses every form docs/api.md#dates accepts: `YYYY-MM-DD`, `YYYYMMDD`, `S45.1.23`, `3450123`,
     /// with full-width digits and surrounding white space.
     pub fn parse(s: &str) -> Result<Date, DateError> {
         // The form nearly every query sends, read without folding or slicing.

@@ -225,7 +225,7 @@ pub fn read_rejects(bytes: &[u8]) -> csv::Result<Vec<ReportLine>> {
 
 /// Writes `rejects.csv`. File names and reasons (which name files) go through
 /// `mask_digit_runs`: a delivery's file or directory named with an individual number must
-/// not put it in clear in the report (SPEC 1.3), whatever the name.
+/// not put it in clear in the report (docs/api.md#individual-number), whatever the name.
 pub fn write_rejects<W: Write>(w: W, findings: &[ReportLine]) -> csv::Result<()> {
     let mut out = csv::Writer::from_writer(w);
     out.write_record(["file", "line", "rule", "field", "reason"])?;

@@ -1,4 +1,4 @@
-//! The audit log (SPEC 1.3, 1.4): which client asked about whom, when, and what it was told.
+//! The audit log (docs/api.md: individual number, institution code): which client asked about whom, when, and what it was told.
 //!
 //! With `serve --audit-dir DIR`, every query answered (a RESP command, an HTTP query, each
 //! query of a batch, malformed ones included) appends one JSON line to its core's file,
@@ -7,7 +7,7 @@
 //! file is closed and the next part begun at [`AUDIT_FILE_MAX_BYTES`].
 //!
 //! A line never holds an individual number: a person query is named by the index's keyed
-//! hash of it (SPEC 1.3: linkable only with the operator's key) and its last four digits.
+//! hash of it (docs/api.md#individual-number: linkable only with the operator's key) and its last four digits.
 //!
 //! When a write fails (disk full), the server goes on answering: a clinic's reception must
 //! still check eligibility. The lines lost are counted (`shikaku_audit_lost_total`) and the

@@ -52,7 +52,7 @@ pub struct CsvRow {
     pub query: Result<Query, QueryError>,
 }
 
-/// Parses a CSV batch (SPEC 4.4). Its encoding is chosen as a snapshot file's is (SPEC 3):
+/// Parses a CSV batch (docs/api.md#batch). Its encoding is chosen as a snapshot file's is (docs/delivery.md):
 /// UTF-8 (BOM optional) when it is valid UTF-8, else CP932 (Shift_JIS, what Japanese Windows
 /// software writes) when it decodes without a single replacement. The answers are UTF-8.
 pub fn parse_csv(body: &[u8]) -> Result<Vec<CsvRow>, BatchError> {

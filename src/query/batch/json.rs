@@ -28,7 +28,7 @@ pub struct QueryInput<'a> {
 
 impl<'a> QueryInput<'a> {
     /// Reads a query object field by field, so that a value of the wrong type is an error
-    /// naming its field (SPEC 4.3); serde's own message named only a line and column, and
+    /// naming its field (docs/api.md#answer); serde's own message named only a line and column, and
     /// quoted the value (an individual number sent as a JSON number).
     pub fn from_value(v: &'a serde_json::Value) -> Result<QueryInput<'a>, QueryError> {
         let object = v
@@ -165,7 +165,7 @@ impl QueryInput<'_> {
 }
 
 /// Turns a JSON syntax error into a query error. serde names a line and column; the long
-/// digit runs are masked all the same (SPEC 1.3).
+/// digit runs are masked all the same (docs/api.md#individual-number).
 fn input_error(e: serde_json::Error) -> QueryError {
     QueryError::new("query", mask_digit_runs(&e.to_string()).into_owned())
 }

@@ -1,4 +1,4 @@
-//! HTTP/1.1 (SPEC 6): keep-alive and pipelining; requests parsed by `httparse` (zero-copy,
+//! HTTP/1.1 (docs/api.md): keep-alive and pipelining; requests parsed by `httparse` (zero-copy,
 //! no allocation), responses written by hand into the connection's output buffer.
 //!
 //! Endpoints: `POST /v1/card`, `POST /v1/person` (JSON body), `POST /v1/batch` (JSON array, or
