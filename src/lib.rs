@@ -2,6 +2,7 @@
 //! confirmation. See ARCHITECTURE.md for the map of the modules.
 
 pub mod build;
+pub mod claims;
 pub mod cli;
 pub mod demo;
 pub mod domain;
