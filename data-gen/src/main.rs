@@ -33,6 +33,10 @@ struct Args {
     /// Number of queries to write to queries.csv with their expected validity.
     #[arg(long, default_value_t = 0)]
     queries: u64,
+    /// Number of receipts in monthly claims files (UKE) of synthetic institutions, written
+    /// under OUT/claims/ with their expected verdicts in OUT/claims/truth.csv.
+    #[arg(long, default_value_t = 0)]
+    claims: u64,
     /// Replace a previous generator output in --out.
     #[arg(long)]
     overwrite: bool,
@@ -50,6 +54,7 @@ fn run(args: Args) -> Result<()> {
     cfg.date = date;
     cfg.defect_rate = args.defects;
     cfg.queries = args.queries;
+    cfg.claims = args.claims;
     cfg.progress = !args.quiet;
     cfg.overwrite = args.overwrite;
     let summary = data_gen::generate(&cfg)?;
