@@ -46,6 +46,9 @@ enum Command {
     Load(LoadArgs),
     /// Print `SET <card key> <answer JSON>` for the workload's card queries, for `redis-cli --pipe`.
     RedisExport(RedisExportArgs),
+    /// Check monthly claims files (UKE, 医科) against the live generation: one row per
+    /// receipt on stdout, the summary on stderr.
+    Claims(ClaimsArgs),
 }
 
 #[derive(Args)]
@@ -277,6 +280,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::AuthLine(args) => run_auth_line(args),
         Command::Load(args) => run_load(args),
         Command::RedisExport(args) => run_redis_export(args, cli.person_key_file),
+        Command::Claims(args) => run_claims(args, cli.person_key_file),
     }
 }
 
@@ -767,4 +771,40 @@ fn run_redis_export(args: RedisExportArgs, key_file: Option<PathBuf>) -> anyhow:
         stats.keys, stats.keys - stats.record_keys, stats.record_keys, stats.skipped, stats.unexpected_validity
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+struct ClaimsArgs {
+    /// Data directory: generations/, CURRENT.
+    #[arg(long)]
+    data: PathBuf,
+    /// Print a JSON array instead of CSV.
+    #[arg(long)]
+    json: bool,
+    /// Claims files (RECEIPTC.UKE), CP932 or UTF-8.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+/// Exit 0 when every receipt of every file was checked, whatever the verdicts; 1 when a file
+/// could not be read.
+fn run_claims(args: ClaimsArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    use shikaku::claims::{files::check_files, Format};
+    let key = shikaku::cli::person_key(key_file.as_deref())?;
+    let index = Store::new(&args.data)
+        .open_current(key)
+        .with_context(|| format!("opening the live generation in {}", args.data.display()))?;
+    let format = if args.json { Format::Json } else { Format::Csv };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    let outcome = check_files(&index, &args.files, format, &mut out).context("writing the rows")?;
+    eprint!("{}", outcome.summary.render());
+    for e in &outcome.failed {
+        eprintln!("error: {e}");
+    }
+    Ok(if outcome.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

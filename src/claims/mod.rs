@@ -5,6 +5,7 @@
 //! summary. The rules are in the README ("Claims pre-check").
 
 pub mod check;
+pub mod files;
 pub mod limits;
 pub mod output;
 pub mod uke;
