@@ -12,12 +12,12 @@ use crate::model::{Row, Sym};
 use crate::population::ChunkGen;
 use crate::render::name_of;
 use crate::truth::{CardKey, Truth};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use rand::Rng;
 use shikaku::domain::Date;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The month of care and the number of institutions.
 #[derive(Debug, Clone, Copy)]
@@ -540,11 +540,50 @@ fn institution_code(i: u32) -> String {
 /// Receipts by verdict and reason (`verdict reason`, `ok` alone).
 pub type Counts = BTreeMap<String, u64>;
 
-/// Writes `claims/<institution code>/RECEIPTC.UKE` for every institution with receipts,
-/// and `claims/truth.csv` (`file,receipt,line,verdict,reason,days`).
-pub fn write(out: &Path, plan: &ClaimsPlan, receipts: &[GenReceipt]) -> Result<Counts> {
-    let dir = out.join("claims");
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+/// `<OUT>.claims`, beside the snapshot directory `out`.
+pub fn default_dir(out: &Path) -> PathBuf {
+    let mut name = out
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".claims");
+    out.with_file_name(name)
+}
+
+/// The claims directory made ready: created, or emptied of an earlier run's files with
+/// `overwrite`; anything else in it refuses the run.
+pub fn prepare_dir(dir: &Path, overwrite: bool) -> Result<()> {
+    if dir.exists() {
+        let entries: Vec<_> = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read {}", dir.display()))?
+            .collect::<Result<_, _>>()?;
+        if !entries.is_empty() && !overwrite {
+            bail!(
+                "{} is not empty; choose another --claims-out or pass --overwrite",
+                dir.display()
+            );
+        }
+        for e in entries {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let path = e.path();
+            if name == TRUTH_FILE {
+                std::fs::remove_file(&path)
+                    .with_context(|| format!("cannot remove {}", path.display()))?;
+            } else if name.len() == 10 && name.bytes().all(|b| b.is_ascii_digit()) && path.is_dir()
+            {
+                std::fs::remove_dir_all(&path)
+                    .with_context(|| format!("cannot remove {}", path.display()))?;
+            }
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))
+}
+
+const TRUTH_FILE: &str = "truth.csv";
+
+/// Writes `<institution code>/RECEIPTC.UKE` into `dir` for every institution with receipts,
+/// and `truth.csv` (`file,receipt,line,verdict,reason,days`, `file` relative to `dir`).
+pub fn write(dir: &Path, plan: &ClaimsPlan, receipts: &[GenReceipt]) -> Result<Counts> {
     let mut by_inst: Vec<Vec<&GenReceipt>> = vec![Vec::new(); plan.institutions as usize];
     for r in receipts {
         by_inst[r.institution as usize].push(r);
@@ -555,7 +594,7 @@ pub fn write(out: &Path, plan: &ClaimsPlan, receipts: &[GenReceipt]) -> Result<C
     let (cy, cm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
     for (i, list) in by_inst.iter().enumerate().filter(|(_, l)| !l.is_empty()) {
         let code = institution_code(i as u32);
-        let rel = format!("claims/{code}/RECEIPTC.UKE");
+        let rel = format!("{code}/RECEIPTC.UKE");
         // Habits by institution: mostly CP932 and CRLF, as the spec asks; some UTF-8 and LF.
         let utf8 = i % 5 == 4;
         let eol = if i % 7 == 6 { "\n" } else { "\r\n" };
@@ -609,12 +648,12 @@ pub fn write(out: &Path, plan: &ClaimsPlan, receipts: &[GenReceipt]) -> Result<C
             }
         };
         bytes.push(0x1a);
-        let path = out.join(&rel);
-        std::fs::create_dir_all(path.parent().unwrap_or(&dir))
+        let path = dir.join(&rel);
+        std::fs::create_dir_all(path.parent().unwrap_or(dir))
             .with_context(|| format!("cannot create {}", path.display()))?;
         std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
     }
-    let path = dir.join("truth.csv");
+    let path = dir.join(TRUTH_FILE);
     std::fs::write(&path, truth).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(counts)
 }

@@ -51,8 +51,11 @@ pub struct Config {
     pub defect_rate: f64,
     /// Number of lines of `queries.csv` (0 = no file).
     pub queries: u64,
-    /// Number of receipts in the claims files under `claims/` (0 = none).
+    /// Number of receipts in the claims files (0 = none), written to `claims_out`.
     pub claims: u64,
+    /// Directory of the claims files: beside the snapshots, not in them (a build would
+    /// report it as a directory of no insurer).
+    pub claims_out: PathBuf,
     /// Show a progress bar on stderr (hidden anyway when stderr is not a terminal).
     pub progress: bool,
     /// Replace a previous generator output in `out` instead of refusing a non-empty directory.
@@ -61,10 +64,12 @@ pub struct Config {
 
 impl Config {
     pub fn new(persons: u64, seed: u64, out: impl Into<PathBuf>) -> Config {
+        let out = out.into();
         Config {
             persons,
             seed,
-            out: out.into(),
+            claims_out: claims::default_dir(&out),
+            out,
             date: Date::today_jst(),
             defect_rate: 0.0,
             queries: 0,
@@ -317,8 +322,6 @@ fn validate(cfg: &Config) -> Result<()> {
 
 /// Names the generator writes at the top of its output directory.
 const TOP_FILES: [&str; 3] = ["insurers.csv", "manifest.json", "queries.csv"];
-/// The directory of the claims files.
-const CLAIMS_DIR: &str = "claims";
 
 fn is_insurer_dir(name: &str) -> bool {
     (name.len() == 6 || name.len() == 8) && name.bytes().all(|b| b.is_ascii_digit())
@@ -346,7 +349,7 @@ fn prepare_out(out: &Path, overwrite: bool) -> Result<()> {
             if TOP_FILES.contains(&name.as_str()) {
                 fs::remove_file(&path)
                     .with_context(|| format!("cannot remove {}", path.display()))?;
-            } else if (is_insurer_dir(&name) || name == CLAIMS_DIR) && path.is_dir() {
+            } else if is_insurer_dir(&name) && path.is_dir() {
                 fs::remove_dir_all(&path)
                     .with_context(|| format!("cannot remove {}", path.display()))?;
             }
@@ -426,6 +429,9 @@ pub fn generate(cfg: &Config) -> Result<Summary> {
     let started = Instant::now();
     validate(cfg)?;
     prepare_out(&cfg.out, cfg.overwrite)?;
+    if cfg.claims > 0 {
+        claims::prepare_dir(&cfg.claims_out, cfg.overwrite)?;
+    }
     let u = Universe::build(cfg.persons, cfg.seed, cfg.defect_rate > 0.0);
     let stale_queries = (u.older.len() as u64 * 3).min(cfg.queries / 20);
     let p = Params::new(cfg, cfg.queries - stale_queries);
@@ -488,7 +494,7 @@ pub fn generate(cfg: &Config) -> Result<Summary> {
         qcounts[3] += stale_queries;
     }
     let claims_by_expected = if cfg.claims > 0 {
-        claims::write(&cfg.out, &p.claims_plan, &receipts)?
+        claims::write(&cfg.claims_out, &p.claims_plan, &receipts)?
     } else {
         BTreeMap::new()
     };

@@ -38,7 +38,7 @@ fn claims_100k_receipts_are_checked_as_the_truth_says() {
         .unwrap();
 
     // file → receipt → "verdict,reason,days" as the truth says.
-    let truth = std::fs::read_to_string(snap.join("claims/truth.csv")).unwrap();
+    let truth = std::fs::read_to_string(cfg.claims_out.join("truth.csv")).unwrap();
     let mut expected: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for line in truth.lines().skip(1) {
         let (file, rest) = line.split_once(',').unwrap();
@@ -53,7 +53,7 @@ fn claims_100k_receipts_are_checked_as_the_truth_says() {
     let (mut wrong, mut rows) = (Vec::new(), 0usize);
     let mut reasons = BTreeSet::new();
     for (file, want) in &expected {
-        let bytes = std::fs::read(snap.join(file)).unwrap();
+        let bytes = std::fs::read(cfg.claims_out.join(file)).unwrap();
         let uke = parse(&bytes).unwrap_or_else(|e| panic!("{file}: {e}"));
         let mut writer = RowWriter::new(Format::Csv, FileColumn::Unnamed);
         let mut out = Vec::new();
