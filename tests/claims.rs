@@ -63,7 +63,7 @@ fn the_demo_claims_file_is_checked_as_its_truth_says() {
     let want: Vec<String> = truth
         .lines()
         .skip(1)
-        .map(|l| l.splitn(2, ',').nth(1).unwrap().to_string())
+        .map(|l| l.split_once(',').unwrap().1.to_string())
         .collect();
     let got: Vec<String> = rows
         .lines()
