@@ -7,7 +7,7 @@ use super::uke::{Receipt, UkeFile};
 use super::{Reason, Verdict};
 use crate::domain::{text, Date};
 use crate::index::{CardRecords, Index, RecordView};
-use crate::query::{CardFields, CardQuery, Outcome, Qualification, QueryError};
+use crate::query::{CardFields, CardQuery, Lookup, Outcome, QueryError};
 use std::borrow::Cow;
 use unicode_normalization::UnicodeNormalization;
 
