@@ -30,7 +30,11 @@ fn env_count(name: &str, default: usize) -> usize {
 /// A claims file of `receipts` receipts for October 2026, CP932, CRLF; and the receipts'
 /// card queries (one per day of service) as a clinic's software would send them.
 fn claims_file(insurers: &[InsurerRows], receipts: usize) -> (Vec<u8>, Vec<[String; 6]>) {
-    let records: Vec<&Record> = insurers.iter().flat_map(|i| &i.rows).map(|(r, _)| r).collect();
+    let records: Vec<&Record> = insurers
+        .iter()
+        .flat_map(|i| &i.rows)
+        .map(|(r, _)| r)
+        .collect();
     let mut rng = Rng(11);
     let mut text = String::from("IR,1,13,1,1234567,,ベンチ医院,202611,00,0312345678\r\n");
     let mut queries = Vec::new();

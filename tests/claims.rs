@@ -171,3 +171,38 @@ fn post_v1_claims_answers_the_cli_rows_and_audits_each_receipt() {
         "an audit line per receipt of each of three requests"
     );
 }
+
+#[test]
+fn a_claims_body_without_a_valid_token_is_refused_before_it_is_read() {
+    use shikaku::domain::InstitutionCode;
+    use shikaku::server::{auth::new_entry, AuthTable, Role};
+    let data = demo_data();
+    let code = InstitutionCode::parse("0110113719").unwrap();
+    let (token, line) = new_entry(code, Role::Query).unwrap();
+    let server = try_start(
+        data.path(),
+        ServeConfig {
+            auth: Some(AuthTable::parse(&line).unwrap()),
+            ..test_config()
+        },
+    )
+    .unwrap();
+    // Headers announcing 100 MB, and only the start of the body: the 401 comes at once.
+    let mut http = Http::connect(server.http_addr());
+    http.send_raw(b"POST /v1/claims HTTP/1.1\r\nHost: t\r\nContent-Length: 100000000\r\n\r\nIR,1");
+    let r = http.read_response().unwrap();
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(http.closed());
+    let bearer = format!("Bearer {code}:{token}");
+    let body = std::fs::read(uke()).unwrap();
+    let mut http = Http::connect(server.http_addr());
+    let r = http.request("POST", "/v1/claims", &[("Authorization", &bearer)], &body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = http.request(
+        "POST",
+        "/v1/claims",
+        &[("Authorization", "Bearer 0110113719:x")],
+        &body,
+    );
+    assert_eq!(r.status, 401, "{}", r.body);
+}

@@ -166,6 +166,23 @@ impl Session for HttpSession {
             let body_span = match framed {
                 Ok(Some(n)) => n,
                 Ok(None) => {
+                    // A claims file is large: refuse a client without a valid token before
+                    // its body is read and held, not after.
+                    if path_of(head.target) == "/v1/claims" && ctx.shared.auth.is_some() {
+                        if let Err(reply) = self.authenticate(&head, ctx, Role::Query) {
+                            write_head(
+                                out,
+                                reply.status,
+                                reply.content_type,
+                                reply.extra,
+                                self.body.len(),
+                                false,
+                            );
+                            out.extend_from_slice(&self.body);
+                            step.close = true;
+                            break;
+                        }
+                    }
                     if head.expect_continue && !self.continue_sent {
                         out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
                         self.continue_sent = true;
