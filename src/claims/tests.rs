@@ -420,3 +420,59 @@ fn csv_and_json_rows() {
             "number": "200", "branch": null, "points": 450}])
     );
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Lines a claims file may hold, good and bad.
+    fn line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(re(1, "202610", "1", "19800123", "ヤマダ タロウ")),
+            Just(re(2, "50810", "2", "19800123", "")),
+            Just(re(3, "2026", "1", "1980", "")),
+            Just(ho("100", "450")),
+            Just(ho("200", "x")),
+            Just("HO,  1310450,,7,1,1".to_string()),
+            Just("SN,1,01,,,,02,,".to_string()),
+            Just("KO,13".to_string()),
+            Just(si(&[1, 16, 31])),
+            Just(si_cell(3, "x")),
+            Just("SY,8840107".to_string()),
+            Just("IR,1,13,1,1234567".to_string()),
+            Just("ZZ,1".to_string()),
+            Just(String::new()),
+            "[A-Z]{2},[0-9,]{0,20}",
+            "\\PC{0,30}",
+        ]
+    }
+
+    proptest! {
+        /// Whatever the lines, reading never panics; when the file is read, every `RE` record
+        /// is one receipt (a naive count of the lines), and every receipt one row.
+        #[test]
+        fn every_receipt_is_one_row(lines in prop::collection::vec(line(), 0..30), crlf in any::<bool>(), go in any::<bool>()) {
+            let mut text = lines.join(if crlf { "\r\n" } else { "\n" });
+            if go {
+                text.push_str("\r\nGO,1,1,99\r\n");
+            }
+            let Ok(file) = parse(text.as_bytes()) else {
+                return Ok(());
+            };
+            let res: Vec<&String> = lines.iter().filter(|l| l.split(',').next().map(str::trim) == Some("RE")).collect();
+            prop_assert_eq!(file.receipts.len(), res.len());
+            let (rows, summary) = rows_of(text.as_bytes()).unwrap();
+            prop_assert_eq!(rows.len(), res.len());
+            prop_assert_eq!(summary.receipts, res.len() as u64);
+        }
+
+        /// Arbitrary bytes: an error or receipts, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+            if let Ok(file) = parse(&bytes) {
+                let _ = rows_of(&bytes);
+                prop_assert!(!file.receipts.is_empty());
+            }
+        }
+    }
+}
