@@ -15,7 +15,6 @@ use super::{Reason, Verdict};
 use crate::domain::text::mask_digit_runs;
 use crate::index::Index;
 use crate::query::{write_json_str, CardQuery};
-use serde::Serialize;
 use std::collections::BTreeMap;
 
 pub const CSV_HEADER: &str =
@@ -231,14 +230,13 @@ fn write_u64(out: &mut Vec<u8>, n: u64) {
 }
 
 /// Receipts by verdict and reason, and points, over every file checked.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
     pub files: u64,
     pub receipts: u64,
     pub rows: u64,
-    pub by_verdict: BTreeMap<&'static str, u64>,
-    /// `verdict reason` → receipts (`ok` alone).
-    pub by_reason: BTreeMap<String, u64>,
+    /// Receipts by verdict and reason (counted without a string per receipt).
+    pub counts: BTreeMap<(Verdict, Reason), u64>,
     /// Points of the receipts that would come back (`return`).
     pub points_at_risk: u64,
     /// Points of the receipts to look at (`check`) and of those not checked (`error`,
@@ -254,12 +252,12 @@ pub struct Summary {
 impl Summary {
     fn add(&mut self, file_name: &str, receipt: &str, c: &Checked) {
         self.receipts += 1;
-        *self.by_verdict.entry(c.verdict.as_str()).or_default() += 1;
-        let key = match &c.reason {
-            Reason::None => c.verdict.as_str().to_string(),
-            r => format!("{} {}", c.verdict.as_str(), r.as_str()),
-        };
-        *self.by_reason.entry(key).or_default() += 1;
+        match self.counts.get_mut(&(c.verdict, c.reason.clone())) {
+            Some(n) => *n += 1,
+            None => {
+                self.counts.insert((c.verdict, c.reason.clone()), 1);
+            }
+        }
         let points = c.points.unwrap_or(0);
         match c.verdict {
             Verdict::Return => self.points_at_risk += points,
@@ -275,6 +273,29 @@ impl Summary {
         }
     }
 
+    /// Receipts of `verdict`.
+    pub fn of_verdict(&self, verdict: Verdict) -> u64 {
+        self.counts
+            .iter()
+            .filter(|((v, _), _)| *v == verdict)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Receipts by `verdict reason` (`ok` alone).
+    pub fn by_reason(&self) -> BTreeMap<String, u64> {
+        self.counts
+            .iter()
+            .map(|((v, r), n)| {
+                let key = match r {
+                    Reason::None => v.as_str().to_string(),
+                    r => format!("{} {}", v.as_str(), r.as_str()),
+                };
+                (key, *n)
+            })
+            .collect()
+    }
+
     /// The summary as printed on stderr.
     pub fn render(&self) -> String {
         let mut s = format!(
@@ -282,15 +303,13 @@ impl Summary {
             self.receipts, self.files, self.rows
         );
         for v in Verdict::ALL {
-            let n = self.by_verdict.get(v.as_str()).copied().unwrap_or(0);
-            s.push_str(&format!("  {:<10}{n:>9}\n", v.as_str()));
-            for (key, n) in &self.by_reason {
-                if let Some(reason) = key
-                    .strip_prefix(v.as_str())
-                    .and_then(|r| r.strip_prefix(' '))
-                {
-                    s.push_str(&format!("    {reason:<24}{n:>9}\n"));
-                }
+            s.push_str(&format!("  {:<10}{:>9}\n", v.as_str(), self.of_verdict(v)));
+            let reasons = self
+                .counts
+                .iter()
+                .filter(|((rv, r), _)| *rv == v && *r != Reason::None);
+            for ((_, reason), n) in reasons {
+                s.push_str(&format!("    {:<24}{n:>9}\n", reason.as_str()));
             }
         }
         s.push_str(&format!(
@@ -301,7 +320,7 @@ impl Summary {
             s.push_str(&format!("  error: {e}\n"));
         }
         let shown = self.errors.len() as u64;
-        let errors = self.by_verdict.get("error").copied().unwrap_or(0);
+        let errors = self.of_verdict(Verdict::Error);
         if errors > shown {
             s.push_str(&format!("  … and {} more error rows\n", errors - shown));
         }

@@ -377,9 +377,9 @@ fn summary_counts_and_points() {
     .concat();
     let (_, s) = rows_of(&file(&all)).unwrap();
     assert_eq!(s.receipts, 4);
-    assert_eq!(s.by_verdict.get("return"), Some(&2));
-    assert_eq!(s.by_reason.get("return lost"), Some(&1));
-    assert_eq!(s.by_reason.get("unchecked no_insurance"), Some(&1));
+    assert_eq!(s.of_verdict(Verdict::Return), 2);
+    assert_eq!(s.by_reason().get("return lost"), Some(&1));
+    assert_eq!(s.by_reason().get("unchecked no_insurance"), Some(&1));
     assert_eq!(s.points_at_risk, 900);
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
     let text = s.render();
