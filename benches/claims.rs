@@ -9,11 +9,11 @@
 //! CP932, with one to four days of service.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use shikaku::build::{build_in_memory, InsurerRows};
 use shikaku::claims::output::{FileColumn, RowWriter};
 use shikaku::claims::{check_file, parse, Format, Summary};
 use shikaku::domain::*;
 use shikaku::index::Index;
+use shikaku::nightly::{build_in_memory, InsurerRows};
 use shikaku::query::{write_answer, CardFields, CardQuery, Lookup};
 use std::fmt::Write as _;
 

@@ -5,8 +5,8 @@
 mod server_support;
 
 use server_support::*;
-use shikaku::build::run::{run, BuildConfig, Reuse};
 use shikaku::domain::{Date, PersonKey};
+use shikaku::nightly::run::{run, BuildConfig, Reuse};
 use shikaku::server::ServeConfig;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -3,11 +3,11 @@
 //! every verdict and reason appears.
 
 use data_gen::{generate, Config};
-use shikaku::build::run::{run, BuildConfig, Reuse};
 use shikaku::claims::output::{FileColumn, RowWriter};
 use shikaku::claims::{check_file, parse, Format, Summary};
 use shikaku::domain::{Date, PersonKey};
 use shikaku::generations::Store;
+use shikaku::nightly::run::{run, BuildConfig, Reuse};
 use std::collections::{BTreeMap, BTreeSet};
 
 const DATE: &str = "2026-11-24";

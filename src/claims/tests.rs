@@ -3,65 +3,42 @@
 
 use super::output::{FileColumn, RowWriter};
 use super::*;
-use crate::build::{build_in_memory, InsurerRows};
-use crate::domain::*;
+use crate::domain::{InsurerKind, PersonKey, Sex};
 use crate::index::Index;
-
-fn d(s: &str) -> Date {
-    Date::parse(s).unwrap()
-}
+use crate::testing::{build, insurer, Member, INSURER, INSURER_NAME};
 
 /// Insurer 33120015, month of care 2026-10. Cards (number: story):
 /// 100 covered since 2015 (ヤマダ タロウ, male); 200 lost 2026-10-16; 300 lost 2026-10-16, its
 /// person insured again on card 301 that day; 400 from 2026-10-10; 500 twins on branches 01
 /// and 02 with one birthdate; 600 covered, female.
 fn index() -> Index<Vec<u8>> {
-    let rec = |number: &str, branch: u8, person: u64, qual: &str, disq: Option<&str>| Record {
-        insurer: InsurerNumber::parse("33120015").unwrap(),
-        symbol: "12".into(),
-        number: number.into(),
-        branch: Branch::new(branch).unwrap(),
-        individual_number: Some(IndividualNumber::from_first11(person)),
-        name: "山田 太郎".into(),
-        name_kana: "ヤマダ タロウ".into(),
-        sex: Sex::Male,
-        birthdate: d("1980-01-23"),
-        relationship: Relationship::Insured,
-        qualification_date: d(qual),
-        disqualification_date: disq.map(d),
-        reason_of_loss: disq.map(|_| ReasonOfLoss::OtherInsurance),
-        copay_ratio: CopayRatio::new(30).unwrap(),
-        limit_category: None,
+    let card = |number, branch, person, qual, disq| Member {
+        number,
+        branch,
+        person: Some(person),
+        qual,
+        disq,
+        ..Member::default()
     };
-    let mut female = rec("600", 0, 10000000006, "2015-04-01", None);
-    female.sex = Sex::Female;
-    let rows = vec![
-        (rec("100", 0, 10000000001, "2015-04-01", None), 2),
-        (
-            rec("200", 0, 10000000002, "2015-04-01", Some("2026-10-16")),
-            3,
-        ),
-        (
-            rec("300", 0, 10000000003, "2015-04-01", Some("2026-10-16")),
-            4,
-        ),
-        (rec("301", 0, 10000000003, "2026-10-16", None), 5),
-        (rec("400", 0, 10000000004, "2026-10-10", None), 6),
-        (rec("500", 1, 10000000051, "2015-04-01", None), 7),
-        (rec("500", 2, 10000000052, "2015-04-01", None), 8),
-        (female, 9),
+    let members = [
+        card("100", 0, 10000000001, "2015-04-01", None),
+        card("200", 0, 10000000002, "2015-04-01", Some("2026-10-16")),
+        card("300", 0, 10000000003, "2015-04-01", Some("2026-10-16")),
+        card("301", 0, 10000000003, "2026-10-16", None),
+        card("400", 0, 10000000004, "2026-10-10", None),
+        card("500", 1, 10000000051, "2015-04-01", None),
+        card("500", 2, 10000000052, "2015-04-01", None),
+        card("600", 0, 10000000006, "2015-04-01", None),
     ];
-    let insurer = InsurerRows {
-        number: InsurerNumber::parse("33120015").unwrap(),
-        name: "地方職員共済組合".into(),
-        kind: InsurerKind::Kyosai,
-        snapshot_date: d("2026-11-01"),
-        file: "33120015/20261101.csv".into(),
-        rows,
-    };
-    let bytes =
-        build_in_memory(vec![insurer], &PersonKey::demo(), d("2026-11-24"), "g-test").unwrap();
-    Index::open(bytes, PersonKey::demo()).unwrap()
+    let mut rows = insurer(
+        INSURER,
+        INSURER_NAME,
+        InsurerKind::Kyosai,
+        "2026-11-01",
+        &members,
+    );
+    rows.rows[7].0.sex = Sex::Female;
+    Index::open(build(vec![rows], "2026-11-24", "g-test"), PersonKey::demo()).unwrap()
 }
 
 const IR: &str = "IR,1,13,1,1234567,,テスト医院,202611,00,0312345678";
