@@ -33,7 +33,7 @@ impl TRec {
     }
 }
 
-type CardKey = (u32, (u8, u32), u64);
+pub type CardKey = (u32, (u8, u32), u64);
 
 /// The records of one chunk, as the build must index them.
 pub struct Truth {
@@ -142,6 +142,44 @@ impl Truth {
             }
             _ => None,
         }
+    }
+
+    /// [`Self::card`] with the record a validity 1 or 2 answer shows: the covering one, or
+    /// the one nearest before the date (of those begun by then, the one that ended last; of
+    /// two that ended the same day, the one begun last; else the earliest).
+    pub fn card_record(
+        &self,
+        key: CardKey,
+        branch: Option<u8>,
+        birth: Date,
+        date: Date,
+    ) -> Option<(u8, Option<u32>)> {
+        let v = self.card(key, branch, birth, date)?;
+        if v > 2 {
+            return Some((v, None));
+        }
+        let cands: Vec<u32> = self.cards.get(&key).map_or(Vec::new(), |ids| {
+            ids.iter()
+                .copied()
+                .filter(|&i| {
+                    let r = &self.recs[i as usize];
+                    r.birth == birth && branch.is_none_or(|b| r.branch == b)
+                })
+                .collect()
+        });
+        let rec = |i: &u32| &self.recs[*i as usize];
+        let chosen = if v == 1 {
+            cands.iter().find(|i| rec(i).covers(date)).copied()
+        } else {
+            let end = |i: &u32| (rec(i).disq.unwrap_or(Date::MAX), rec(i).qual);
+            cands
+                .iter()
+                .filter(|i| rec(i).qual <= date)
+                .max_by_key(|i| end(i))
+                .or_else(|| cands.iter().min_by_key(|i| rec(i).qual))
+                .copied()
+        };
+        Some((v, chosen))
     }
 
     /// docs/api.md#person-query.

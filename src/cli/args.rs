@@ -53,6 +53,9 @@ pub enum Command {
         #[command(subcommand)]
         action: PersonKeyAction,
     },
+    /// Check monthly claims files (UKE, 医科) against the live generation: one row per
+    /// receipt on stdout, the summary on stderr.
+    Claims(ClaimsArgs),
 }
 
 #[derive(Subcommand)]
@@ -332,4 +335,19 @@ pub struct RedisExportArgs {
     pub queries: PathBuf,
     #[command(flatten)]
     pub key: KeyArg,
+}
+
+#[derive(Args)]
+pub struct ClaimsArgs {
+    /// Data directory: generations/, CURRENT.
+    #[arg(long)]
+    pub data: PathBuf,
+    #[command(flatten)]
+    pub key: KeyArg,
+    /// Print a JSON array instead of CSV.
+    #[arg(long)]
+    pub json: bool,
+    /// Claims files (RECEIPTC.UKE), CP932 or UTF-8.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
 }

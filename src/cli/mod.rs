@@ -3,6 +3,7 @@
 //! shares (`shikaku-datagen` too): the person key from configuration, logging, SIGPIPE.
 
 mod args;
+mod claims;
 mod data;
 mod key;
 mod net;
@@ -108,6 +109,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             data::run_redis_export(args, key)
         }
         Command::PersonKey { action } => key::run_person_key(action),
+        Command::Claims(args) => {
+            let key = args.key.file.clone();
+            claims::run_claims(args, key)
+        }
     }
 }
 

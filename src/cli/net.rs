@@ -50,6 +50,11 @@ pub(super) fn run_demo(args: DemoArgs, key_file: Option<PathBuf>) -> anyhow::Res
             "  tail -n 3 {}/audit-*.jsonl   # the audit log: who asked about whom\n",
             demo_audit_dir(&args.data).display()
         );
+        println!(
+            "  curl -s --data-binary @{} localhost:{}/v1/claims | head   # a month's claims checked\n",
+            crate::demo::builtin_claims().display(),
+            args.http.port()
+        );
     }
     if args.no_serve {
         return Ok(ExitCode::SUCCESS);

@@ -2,7 +2,8 @@
 //! no allocation), responses written by hand into the connection's output buffer.
 //!
 //! Endpoints: `POST /v1/card`, `POST /v1/person` (JSON body), `POST /v1/batch` (JSON array, or
-//! `Content-Type: text/csv` in UTF-8 or CP932), `GET /v1/generation`, `GET /healthz` (no authentication, for
+//! `Content-Type: text/csv` in UTF-8 or CP932), `POST /v1/claims` (a claims file; CSV rows, or
+//! JSON with `Accept: application/json`), `GET /v1/generation`, `GET /healthz` (no authentication, for
 //! load balancers), `GET /metrics` (role `admin`). Errors are `{"error": "..."}` with 400
 //! (malformed), 401 (no or invalid token), 403 (role), 404, 405, 413 (body, chunks or batch
 //! too large), 431 (headers too large), 501 (a transfer coding other than `chunked`) or 503. A
@@ -17,6 +18,7 @@
 //! An individual number never travels in a URL: a query string holding `individual_number`
 //! or a run of 12 digits is refused (and never logged).
 
+use super::audit::AuditedClaim;
 use super::auth::{Identity, Role};
 use super::limits::*;
 use super::metrics::{self, Kind, Protocol, Via};
@@ -59,6 +61,8 @@ struct Head<'a> {
     expect_continue: bool,
     authorization: Option<&'a [u8]>,
     csv: bool,
+    /// `Accept: application/json` (for `/v1/claims`, whose answer is CSV otherwise).
+    accept_json: bool,
 }
 
 /// A response to write: status, body (in the session's scratch) and framing.
@@ -137,10 +141,10 @@ impl Session for HttpSession {
                     break;
                 }
             };
-            let limit = if path_of(head.target) == "/v1/batch" {
-                HTTP_MAX_BATCH_BODY_BYTES
-            } else {
-                HTTP_MAX_QUERY_BODY_BYTES
+            let (limit, max_chunks) = match path_of(head.target) {
+                "/v1/batch" => (HTTP_MAX_BATCH_BODY_BYTES, HTTP_MAX_CHUNKS),
+                "/v1/claims" => (HTTP_MAX_CLAIMS_BODY_BYTES, HTTP_MAX_CLAIMS_CHUNKS),
+                _ => (HTTP_MAX_QUERY_BODY_BYTES, HTTP_MAX_CHUNKS),
             };
             let too_large = |bytes: usize| {
                 format!(
@@ -153,7 +157,12 @@ impl Session for HttpSession {
                 break;
             }
             let framed = if head.chunked {
-                scan_chunked(&frame[head_len..], limit, &mut self.chunk_ranges)
+                scan_chunked(
+                    &frame[head_len..],
+                    limit,
+                    max_chunks,
+                    &mut self.chunk_ranges,
+                )
             } else {
                 let total = head_len + head.content_length;
                 Ok((frame.len() >= total).then_some(head.content_length))
@@ -161,6 +170,23 @@ impl Session for HttpSession {
             let body_span = match framed {
                 Ok(Some(n)) => n,
                 Ok(None) => {
+                    // A claims file is large: refuse a client without a valid token before
+                    // its body is read and held, not after.
+                    if path_of(head.target) == "/v1/claims" && ctx.shared.auth.is_some() {
+                        if let Err(reply) = self.authenticate(&head, ctx, Role::Query) {
+                            write_head(
+                                out,
+                                reply.status,
+                                reply.content_type,
+                                reply.extra,
+                                self.body.len(),
+                                false,
+                            );
+                            out.extend_from_slice(&self.body);
+                            step.close = true;
+                            break;
+                        }
+                    }
                     if head.expect_continue && !self.continue_sent {
                         out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
                         self.continue_sent = true;
@@ -229,6 +255,7 @@ fn read_head<'a>(req: &httparse::Request<'_, 'a>) -> Result<Head<'a>, (u16, &'st
         expect_continue: false,
         authorization: None,
         csv: false,
+        accept_json: false,
     };
     let mut length: Option<usize> = None;
     for h in req.headers.iter() {
@@ -262,6 +289,8 @@ fn read_head<'a>(req: &httparse::Request<'_, 'a>) -> Result<Head<'a>, (u16, &'st
             head.authorization = Some(v);
         } else if name.eq_ignore_ascii_case("content-type") {
             head.csv = starts_with_ignore_case(v, b"text/csv");
+        } else if name.eq_ignore_ascii_case("accept") {
+            head.accept_json = contains_token(v, b"application/json");
         } else if name.eq_ignore_ascii_case("expect") {
             head.expect_continue = contains_token(v, b"100-continue");
         }
@@ -351,9 +380,9 @@ impl HttpSession {
             "/healthz" => (&["GET", "HEAD"], Role::Query),
             "/metrics" => (&["GET", "HEAD"], Role::Admin),
             "/v1/generation" => (&["GET", "HEAD"], Role::Query),
-            "/v1/card" | "/v1/person" | "/v1/batch" => (&["POST"], Role::Query),
+            "/v1/card" | "/v1/person" | "/v1/batch" | "/v1/claims" => (&["POST"], Role::Query),
             "/admin/reload" => (&["POST"], Role::Admin),
-            _ => return self.error(404, "no such endpoint; see GET /healthz, /metrics, /v1/generation, POST /v1/card, /v1/person, /v1/batch, /admin/reload"),
+            _ => return self.error(404, "no such endpoint; see GET /healthz, /metrics, /v1/generation, POST /v1/card, /v1/person, /v1/batch, /v1/claims, /admin/reload"),
         };
         if !allowed.contains(&head.method) {
             let mut r = self.error(405, &format!("{path} accepts {} only", allowed.join(", ")));
@@ -417,6 +446,7 @@ impl HttpSession {
             }
             "/v1/card" => self.single(body, QueryKind::Card, ctx, client),
             "/v1/person" => self.single(body, QueryKind::Person, ctx, client),
+            "/v1/claims" => self.claims(head, body, ctx, client),
             _ => self.batch(head, body, ctx, client),
         }
     }
@@ -539,6 +569,54 @@ impl HttpSession {
             },
             Err(e @ BatchError::TooMany(_)) => self.error(413, &e.to_string()),
             Err(e) => self.error(400, &e.to_string()),
+        }
+    }
+
+    /// A claims file checked (the library's `claims`): its rows as CSV, or JSON when the
+    /// client accepts it; each receipt an audit line. A file that cannot be read is 400 (413
+    /// when too large) with the error naming the line.
+    fn claims(
+        &mut self,
+        head: &Head<'_>,
+        body: &[u8],
+        ctx: &Ctx<'_>,
+        client: Option<InstitutionCode>,
+    ) -> Reply {
+        use crate::claims::{output::FileColumn, output::RowWriter, Format, Summary, UkeError};
+        let file = match crate::claims::parse(body) {
+            Ok(f) => f,
+            Err(e @ UkeError::TooLarge(_)) => return self.error(413, &e.to_string()),
+            Err(e) => return self.error(400, &format!("claims file: {e}")),
+        };
+        let (format, content_type) = if head.accept_json {
+            (Format::Json, "application/json")
+        } else {
+            (Format::Csv, "text/csv; charset=utf-8")
+        };
+        let mut writer = RowWriter::new(format, FileColumn::Unnamed);
+        writer.begin(&mut self.body);
+        crate::claims::check_file(
+            &ctx.generation.index,
+            "body",
+            &file,
+            &mut writer,
+            &mut self.body,
+            &mut Summary::default(),
+            |r, checked, card| {
+                let claim = AuditedClaim {
+                    receipt: file.text(&r.number).trim(),
+                    card,
+                    verdict: checked.verdict.as_str(),
+                    reason: &checked.reason.as_str(),
+                };
+                ctx.audit_claim(client, claim, r.month.map(|m| m.first));
+            },
+        );
+        writer.end(&mut self.body);
+        Reply {
+            status: 200,
+            content_type,
+            extra: "",
         }
     }
 
