@@ -11,7 +11,7 @@ use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criteri
 use shikaku::build::{build_in_memory, InsurerRows};
 use shikaku::domain::*;
 use shikaku::index::{Index, IndexFiles};
-use shikaku::query::{CardQuery, Outcome, PersonQuery};
+use shikaku::query::{CardQuery, Lookup, Outcome, PersonQuery};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

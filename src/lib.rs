@@ -10,6 +10,6 @@ pub mod generations;
 pub mod index;
 pub mod load;
 pub mod query;
-mod relay;
+mod runtime;
 pub mod server;
 pub mod snapshot;

@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use shikaku::domain::Date;
 use shikaku::generations::{Store, StoreError};
-use shikaku::query::{self, CardFields, CardQuery, PersonFields, PersonQuery};
+use shikaku::query::{self, CardFields, CardQuery, Lookup, PersonFields, PersonQuery};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -494,67 +494,32 @@ fn demo_audit_dir(data: &std::path::Path) -> PathBuf {
 }
 
 fn run_serve(args: ServeArgs, key: shikaku::domain::PersonKey) -> anyhow::Result<ExitCode> {
-    use shikaku::server::{serve, AuthTable, Live, ServeConfig};
+    use shikaku::server::{serve_until_signal, AuthTable, ServeConfig};
     let auth = args.auth.as_deref().map(AuthTable::load).transpose()?;
     if let Some(table) = &auth {
         tracing::info!(clients = table.len(), "authentication required");
     }
-    let reload_key = key.clone();
-    let store = Store::new(&args.data);
-    let index = store
-        .open_current(key)
-        .with_context(|| format!("opening the live generation in {}", args.data.display()))?;
-    let id = index.generation().to_owned();
-    tracing::info!(generation = %id, "verifying checksums");
-    let live = Live::new(index).with_context(|| format!("generation {id} failed verification"))?;
-    let server = serve(
-        ServeConfig {
-            resp: args.resp,
-            http: args.http,
-            threads: usize::from(args.threads),
-            auth,
-            pin: true,
-            driver: if args.driver == "epoll" {
-                shikaku::server::Driver::Epoll
-            } else {
-                shikaku::server::Driver::Auto
-            },
-            poll_window: std::time::Duration::from_micros(args.poll_us),
-            audit_dir: args.audit_dir,
+    let config = ServeConfig {
+        resp: args.resp,
+        http: args.http,
+        threads: usize::from(args.threads),
+        auth,
+        pin: true,
+        driver: if args.driver == "epoll" {
+            shikaku::server::Driver::Epoll
+        } else {
+            shikaku::server::Driver::Auto
         },
-        std::sync::Arc::new(live),
-    )?;
-    eprintln!(
-        "shikaku serving generation {id}: RESP on {}, HTTP on {}",
-        server.resp_addr(),
-        server.http_addr()
-    );
-    let reload = server.reload_flag();
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
-        .context("installing the SIGHUP handler")?;
-    shikaku::server::Reloader {
-        live: server.live().clone(),
-        store: store.clone(),
-        key: reload_key,
-        requested: reload,
-    }
-    .spawn()
-    .context("starting the reload thread")?;
-    // SIGTERM or Ctrl-C drains (answer what was read, close, exit 0); a second Ctrl-C while
-    // draining exits at once.
-    let drain = server.drain_flag();
-    signal_hook::flag::register_conditional_shutdown(
-        signal_hook::consts::SIGINT,
-        130,
-        drain.clone(),
-    )
-    .context("installing the SIGINT handler")?;
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(signal, drain.clone())
-            .context("installing the SIGTERM/SIGINT handlers")?;
-    }
-    server.join();
-    tracing::info!("drained; exiting");
+        poll_window: std::time::Duration::from_micros(args.poll_us),
+        audit_dir: args.audit_dir,
+    };
+    serve_until_signal(&args.data, config, key, |server, id| {
+        eprintln!(
+            "shikaku serving generation {id}: RESP on {}, HTTP on {}",
+            server.resp_addr(),
+            server.http_addr()
+        );
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -5,7 +5,7 @@ use shikaku::build::{build_in_memory, InsurerRows};
 use shikaku::domain::*;
 use shikaku::format::{FormatError, HEADER_BYTES};
 use shikaku::index::{Index, IndexFiles};
-use shikaku::query::{write_answer, CardQuery, PersonQuery};
+use shikaku::query::{write_answer, CardQuery, Lookup, PersonQuery};
 
 fn sample_index() -> IndexFiles<Vec<u8>> {
     let d = |s: &str| Date::parse(s).unwrap();

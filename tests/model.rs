@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use shikaku::build::{build_in_memory, InsurerRows};
 use shikaku::domain::*;
 use shikaku::index::Index;
-use shikaku::query::{write_answer, CardQuery, Outcome, PersonQuery, Qualification};
+use shikaku::query::{write_answer, CardQuery, Lookup, Outcome, PersonQuery, Qualification};
 use std::collections::{BTreeMap, BTreeSet};
 
 const INSURERS: [&str; 3] = ["3312001", "0613999", "13104"];

@@ -4,7 +4,8 @@
 mod server_support;
 
 use server_support::*;
-use shikaku::server::Driver;
+use shikaku::domain::PersonKey;
+use shikaku::server::{serve_until_signal, Driver};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
@@ -59,16 +60,11 @@ fn whole_replies(bytes: &[u8]) -> (Vec<&[u8]>, bool) {
     (replies, !rest.is_empty())
 }
 
-fn drains(driver: Driver) {
-    let data = data_dir();
-    let server = start_with(data.path(), None, driver);
-    let (resp, http_addr) = (server.resp_addr(), server.http_addr());
+/// A card query of the test data as a RESP frame, and its whole reply.
+fn card_frame(data: &std::path::Path) -> (String, String) {
     let (symbol, number, branch, birth, _) = CARDS[0];
-    let expected = format!(
-        "${}\r\n{}\r\n",
-        cli_card(data.path(), symbol, number, branch, birth).len(),
-        cli_card(data.path(), symbol, number, branch, birth)
-    );
+    let answer = cli_card(data, symbol, number, branch, birth);
+    let expected = format!("${}\r\n{answer}\r\n", answer.len());
     let query = format!(
         "*7\r\n$9\r\nELIG.CARD\r\n$8\r\n33120015\r\n${}\r\n{symbol}\r\n${}\r\n{number}\r\n${}\r\n{branch}\r\n${}\r\n{birth}\r\n$10\r\n{DATE}\r\n",
         symbol.len(),
@@ -76,6 +72,29 @@ fn drains(driver: Driver) {
         branch.len(),
         birth.len()
     );
+    (query, expected)
+}
+
+/// Reads `busy` to its close: only whole replies, each `expected`, at most `sent` of them.
+fn check_whole_replies(busy: &mut TcpStream, expected: &str, sent: usize) {
+    let got = read_to_close(busy);
+    let (replies, partial) = whole_replies(&got);
+    assert!(
+        !partial,
+        "an answer was cut: {} bytes after the last whole one",
+        got.len()
+    );
+    assert!(replies.len() <= sent);
+    for r in &replies {
+        assert_eq!(*r, expected.as_bytes());
+    }
+}
+
+fn drains(driver: Driver) {
+    let data = data_dir();
+    let server = start_with(data.path(), None, driver);
+    let (resp, http_addr) = (server.resp_addr(), server.http_addr());
+    let (query, expected) = card_frame(data.path());
     // An idle RESP connection that was answered, an idle keep-alive HTTP connection, and one
     // with a large pipeline on the wire as the drain begins.
     let mut idle = connect(resp);
@@ -96,17 +115,7 @@ fn drains(driver: Driver) {
     });
 
     assert_eq!(read_to_close(&mut idle), b"");
-    let got = read_to_close(&mut busy);
-    let (replies, partial) = whole_replies(&got);
-    assert!(
-        !partial,
-        "an answer was cut: {} bytes after the last whole one",
-        got.len()
-    );
-    assert!(replies.len() <= 2000);
-    for r in &replies {
-        assert_eq!(*r, expected.as_bytes());
-    }
+    check_whole_replies(&mut busy, &expected, 2000);
     // The cores' threads end only once their listeners and connections are gone. (Whether
     // the ports still accept is not asked: a test running alongside may have bound them since;
     // that check failed once in a full `cargo test`.)
@@ -126,6 +135,33 @@ fn draining_answers_what_was_read_and_closes_every_connection() {
 #[test]
 fn draining_on_epoll_too() {
     drains(Driver::Epoll);
+}
+
+/// The wiring of `shikaku serve`, in this process: SIGTERM drains the server, the pipeline on
+/// the wire gets whole answers only, and the function returns. (The signal reaches only the
+/// handlers `serve_until_signal` installed; the other tests here install none.)
+#[test]
+fn serve_until_signal_drains_on_sigterm() {
+    let data = data_dir();
+    let (query, expected) = card_frame(data.path());
+    let (tx, rx) = mpsc::channel();
+    let dir = data.path().to_owned();
+    let run = std::thread::spawn(move || {
+        serve_until_signal(&dir, test_config(), PersonKey::demo(), |server, id| {
+            tx.send((server.resp_addr(), id.to_owned())).unwrap();
+        })
+    });
+    let (resp, id) = rx.recv_timeout(PATIENCE).expect("the server did not start");
+    assert_eq!(id, GENERATION);
+    let mut busy = connect(resp);
+    busy.write_all(b"PING\r\n").unwrap();
+    let mut pong = [0u8; 7];
+    busy.read_exact(&mut pong).unwrap();
+    assert_eq!(&pong, b"+PONG\r\n");
+    busy.write_all(&query.repeat(500).into_bytes()).unwrap();
+    signal_hook::low_level::raise(signal_hook::consts::SIGTERM).unwrap();
+    check_whole_replies(&mut busy, &expected, 500);
+    run.join().unwrap().expect("serve_until_signal failed");
 }
 
 #[test]

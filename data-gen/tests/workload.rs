@@ -10,7 +10,7 @@ use shikaku::build::run::{run, BuildConfig, Reuse};
 use shikaku::domain::{Date, PersonKey};
 use shikaku::generations::{Store, REJECTS_FILE, REPORT_FILE};
 use shikaku::index::MappedIndex;
-use shikaku::query::{parse_consent, CardFields, CardQuery, PersonFields, PersonQuery};
+use shikaku::query::{parse_consent, CardFields, CardQuery, Lookup, PersonFields, PersonQuery};
 use std::collections::BTreeMap;
 use std::path::Path;
 

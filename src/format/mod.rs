@@ -527,6 +527,11 @@ pub struct PersonEntry {
 }
 
 impl PersonEntry {
+    /// Whether the person's identity was verified: an unverified one is never answered.
+    pub fn identity_verified(&self) -> bool {
+        self.flags & PERSON_IDENTITY_UNVERIFIED == 0
+    }
+
     pub fn encode(&self) -> [u8; PERSON_ENTRY_BYTES] {
         let mut b = [0u8; PERSON_ENTRY_BYTES];
         b[0..16].copy_from_slice(&self.hash.0);

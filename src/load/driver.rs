@@ -13,19 +13,16 @@ use super::resp::{encode_command, parse_reply, Reply, MAX_REPLY_BYTES};
 use super::schedule::OpenSchedule;
 use super::workload::EXPECT_PONG;
 use super::{LoadError, Stats, Workload};
-use crate::relay::Relay;
+use crate::runtime::{Notify, Relay};
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// Initial read buffer of a connection; it doubles for a reply that does not fit.
@@ -92,11 +89,11 @@ pub struct ThreadResult {
 pub fn run_thread(shared: &RunShared, t: usize) -> Result<ThreadResult, LoadError> {
     let n = shared.connections_of(t);
     let entries = (4 * n).clamp(256, 32_768).next_power_of_two() as u32;
-    // The server's ring settings (`server::tuned_uring`): a reply arriving while this thread
+    // The server's ring settings (`runtime::tuned_runtime`): a reply arriving while this thread
     // runs is queued for its next entry into the kernel (it enters after every round of
     // tasks) instead of interrupting it, an interrupt the replying server would pay for. A
     // kernel that refuses them gets the default ring: the load runs the same, only dearer.
-    let built = crate::server::tuned_runtime(entries, |_| {});
+    let built = crate::runtime::tuned_runtime(entries, |_| {});
     let mut rt = match built {
         Ok(rt) => rt,
         Err(e) => {
@@ -562,73 +559,5 @@ async fn wait_done(th: &ThreadState, conns: &[Rc<Conn>]) {
             return;
         }
         monoio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
-
-/// A one-waiter wake-up flag for tasks of one thread.
-#[derive(Default)]
-struct Notify {
-    set: Cell<bool>,
-    waker: Cell<Option<Waker>>,
-}
-
-impl Notify {
-    fn notify(&self) {
-        self.set.set(true);
-        if let Some(w) = self.waker.take() {
-            w.wake();
-        }
-    }
-
-    fn notified(&self) -> Notified<'_> {
-        Notified(self)
-    }
-}
-
-struct Notified<'a>(&'a Notify);
-
-impl Future for Notified<'_> {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0.set.replace(false) {
-            Poll::Ready(())
-        } else {
-            self.0.waker.set(Some(cx.waker().clone()));
-            Poll::Pending
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The pacer's spin yield must let the tasks it woke run before it resumes; a plain
-    /// self-wake would not (monoio runs a self-woken task again first) and the writers
-    /// would send nothing until the pacer stopped.
-    #[test]
-    fn relay_yield_lets_woken_tasks_run_first() {
-        let mut rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let relay = Rc::new(Relay::default());
-            relay.start();
-            let notify = Rc::new(Notify::default());
-            let runs = Rc::new(Cell::new(0));
-            let (n, r) = (notify.clone(), runs.clone());
-            monoio::spawn(async move {
-                loop {
-                    n.notified().await;
-                    r.set(r.get() + 1);
-                }
-            });
-            for i in 1..=100 {
-                notify.notify();
-                relay.yield_now().await;
-                assert_eq!(runs.get(), i);
-            }
-        });
     }
 }

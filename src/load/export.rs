@@ -15,7 +15,7 @@ use super::resp::encode_command;
 use super::workload::{card_key, for_each_row, WorkloadError};
 use crate::domain::{Date, InsurerNumber};
 use crate::index::{Index, RecordView};
-use crate::query::{write_answer, CardQuery, Qualification};
+use crate::query::{write_answer, CardQuery, Lookup};
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::Path;
@@ -157,7 +157,7 @@ mod tests {
 
     #[test]
     fn redis_holds_every_record_and_the_workloads_answers_first() {
-        let index = crate::query::batch::tests::index();
+        let index = crate::query::batch::fixture::index();
         let mut f = tempfile::NamedTempFile::new().unwrap();
         // 12/3457 was eligible in 2015 and lost in 2016; the workload asks about 2015.
         f.write_all(

@@ -1,10 +1,13 @@
 //! Queries and answers of SPEC 4: parsing raw fields into checked queries (an error names the
 //! field), and writing the answer JSON of SPEC 4.3.
 
+pub mod answer;
 pub mod batch;
 mod json;
+mod lookup;
 
 pub use json::{write_json_str, write_json_utf8};
+pub use lookup::Lookup;
 
 use crate::domain::{
     mask_raw, normalize_card_text_into, text, text::quote_raw, Branch, Date, IndividualNumber,
@@ -52,6 +55,13 @@ pub struct PersonQuery {
     pub limit_consent: bool,
 }
 
+/// Which of the two queries: by card or by person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryKind {
+    Card,
+    Person,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Query {
     Card(CardQuery),
@@ -59,10 +69,10 @@ pub enum Query {
 }
 
 impl Query {
-    pub fn kind(&self) -> batch::QueryKind {
+    pub fn kind(&self) -> QueryKind {
         match self {
-            Query::Card(_) => batch::QueryKind::Card,
-            Query::Person(_) => batch::QueryKind::Person,
+            Query::Card(_) => QueryKind::Card,
+            Query::Person(_) => QueryKind::Person,
         }
     }
 

@@ -22,8 +22,10 @@ use super::limits::*;
 use super::metrics::{self, Kind, Protocol, Via};
 use super::session::{write_decimal, Ctx, Session, Step};
 use crate::domain::InstitutionCode;
-use crate::query::batch::{self, BatchError, GroupQuery, QueryKind, Slot};
+use crate::query::answer::{self, GroupQuery};
+use crate::query::batch::{self, BatchError, Slot};
 use crate::query::write_json_str;
+use crate::query::QueryKind;
 use std::ops::Range;
 
 /// An HTTP connection.
@@ -579,7 +581,7 @@ impl HttpSession {
         let metric_kind = Kind::of(Some(kind));
         match batch::parse_single(body, kind) {
             Ok(q) => {
-                let v = batch::answer(&ctx.generation.index, &q, ctx.today, &mut self.body);
+                let v = answer::answer(&ctx.generation.index, &q, ctx.today, &mut self.body);
                 ctx.metrics.query(Via::Http, metric_kind, Some(v));
                 ctx.audit_answer(Via::Http, client, GroupQuery::of(&q), v);
                 Reply::json(200)
@@ -587,7 +589,7 @@ impl HttpSession {
             Err(e) => {
                 ctx.metrics.query(Via::Http, metric_kind, None);
                 ctx.audit_malformed(Via::Http, client, Some(kind));
-                batch::write_error(&mut self.body, &e);
+                answer::write_error(&mut self.body, &e);
                 Reply::json(400)
             }
         }

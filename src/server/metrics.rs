@@ -6,7 +6,7 @@
 //! between cores.
 
 use crate::domain::Validity;
-use crate::query::batch::QueryKind;
+use crate::query::QueryKind;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

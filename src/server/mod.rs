@@ -34,6 +34,7 @@ pub mod live;
 pub mod metrics;
 mod reload;
 pub mod resp;
+mod run;
 pub mod session;
 mod spin;
 #[cfg(test)]
@@ -42,6 +43,7 @@ mod tests;
 pub use auth::{AuthTable, Identity, Role};
 pub use live::{Generation, Live, LiveView};
 pub use reload::Reloader;
+pub use run::{serve_until_signal, RunError};
 
 use crate::domain::Date;
 use limits::*;
@@ -319,7 +321,7 @@ fn worker(
     }
     // The two drivers make runtimes of different types; the core's work is the same.
     let built = match driver {
-        Driver::Auto => tuned_runtime(URING_ENTRIES, |e| {
+        Driver::Auto => crate::runtime::tuned_runtime(URING_ENTRIES, |e| {
             tracing::warn!(
                 core,
                 "io_uring with cooperative task running refused ({e}); using the default ring"
@@ -614,48 +616,4 @@ async fn serve_connection<S: Session>(
             input = Vec::with_capacity(INITIAL_BUFFER_BYTES);
         }
     }
-}
-
-/// A runtime (io_uring, epoll where the kernel has none) whose ring has [`tuned_uring`]'s
-/// settings; a kernel older than the flags (5.19, 6.0) refuses them, and then the ring is the
-/// default one rather than none (`refused` is told why).
-pub(crate) fn tuned_runtime(
-    entries: u32,
-    refused: impl FnOnce(&std::io::Error),
-) -> std::io::Result<
-    monoio::FusionRuntime<
-        monoio::time::TimeDriver<monoio::IoUringDriver>,
-        monoio::time::TimeDriver<monoio::LegacyDriver>,
-    >,
-> {
-    let build = |tuned: bool| {
-        let mut builder = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-            .with_entries(entries)
-            .enable_timer();
-        if tuned {
-            builder = builder.uring_builder(tuned_uring());
-        }
-        builder.build()
-    };
-    build(true).or_else(|e| {
-        refused(&e);
-        build(false)
-    })
-}
-
-/// The io_uring settings of a core's ring. By default the kernel completes a socket operation
-/// that became ready on another core (loopback traffic from a client there, or a network
-/// interrupt) by interrupting this core to run the completion at once. With cooperative task
-/// running it instead queues the completion for this thread's next entry into the kernel,
-/// which a busy core makes after every round of tasks anyway: one interrupt fewer per request
-/// at pipelining depth 1 (measured 63k → 95k requests/s on one core, perf/RESULTS.md). Each
-/// ring has one submitting thread (its core's), which lets the kernel skip the locking that
-/// sharing would need.
-fn tuned_uring() -> io_uring::Builder {
-    let mut builder = io_uring::IoUring::builder();
-    builder
-        .setup_coop_taskrun()
-        .setup_taskrun_flag()
-        .setup_single_issuer();
-    builder
 }

@@ -5,7 +5,8 @@ use super::auth::AuthTable;
 use super::live::{Generation, Live};
 use super::metrics::{CoreMetrics, Via};
 use crate::domain::{Date, InstitutionCode, Validity};
-use crate::query::batch::{GroupQuery, QueryKind};
+use crate::query::answer::GroupQuery;
+use crate::query::QueryKind;
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,7 +61,7 @@ impl Ctx<'_> {
         let (query, date) = match q {
             GroupQuery::Card(c) => (Audited::Card(c), c.date),
             GroupQuery::Person(p) => (
-                Audited::Person(p, self.generation.index.person_hash(p)),
+                Audited::Person(p, self.generation.index.person_hash(&p.individual_number)),
                 p.date,
             ),
         };

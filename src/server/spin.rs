@@ -12,7 +12,7 @@
 //! self-wake would starve the connections. While the relay's tasks are queued the runtime
 //! does not park: between rounds it only submits and reaps completions.
 
-use crate::relay::Relay;
+use crate::runtime::Relay;
 
 use std::cell::Cell;
 use std::future::Future;

@@ -10,7 +10,7 @@ use super::session::{Ctx, Session, Shared};
 use crate::build::{build_in_memory, InsurerRows};
 use crate::domain::*;
 use crate::index::MappedIndex;
-use crate::query::batch::answer_card;
+use crate::query::answer::answer_card;
 use crate::query::{CardFields, CardQuery};
 use std::sync::Arc;
 
@@ -230,7 +230,7 @@ fn resp_groups_keep_the_order_of_replies() {
         })
         .unwrap();
         let mut out = Vec::new();
-        crate::query::batch::answer_person(&shared.live.load().index, &q, d(TODAY), &mut out);
+        crate::query::answer::answer_person(&shared.live.load().index, &q, d(TODAY), &mut out);
         let out = String::from_utf8(out).unwrap();
         format!("${}\r\n{out}\r\n", out.len())
     };

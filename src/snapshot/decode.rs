@@ -32,15 +32,81 @@ impl Encoding {
 pub(crate) struct Source(Vec<u8>);
 
 impl Source {
+    /// Reads a regular file whole. Anything else is refused before a byte is read: a named
+    /// pipe would block the build forever (holding `DATA/LOCK`, so the next night's build
+    /// fails too), a device could stream without end. The file is opened non-blocking so that
+    /// even opening a FIFO returns at once, and its type is taken from the opened descriptor,
+    /// so a file swapped for a pipe between a check and the open is still caught.
     pub(crate) fn open(path: &Path) -> Result<Source, SnapshotError> {
-        std::fs::read(path)
-            .map(Source)
-            .map_err(|e| SnapshotError::io(path, e))
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        // Checked before the open too: opening a socket fails with an I/O error, which would
+        // read as the system's fault rather than the delivery's.
+        let before = std::fs::metadata(path).map_err(|e| SnapshotError::io(path, e))?;
+        refuse_irregular(path, &before)?;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)
+            .map_err(|e| SnapshotError::io(path, e))?;
+        let meta = file.metadata().map_err(|e| SnapshotError::io(path, e))?;
+        refuse_irregular(path, &meta)?;
+        let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+        file.read_to_end(&mut bytes)
+            .map_err(|e| SnapshotError::io(path, e))?;
+        Ok(Source(bytes))
+    }
+
+    /// [`Source::open`], refusing a file whose real path (every symbolic link resolved) lies
+    /// outside `root`: a link out of the delivery could make a build read any file the
+    /// build's user can.
+    pub(crate) fn open_within(path: &Path, root: &Path) -> Result<Source, SnapshotError> {
+        check_within(path, root)?;
+        Source::open(path)
     }
 
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.0
     }
+}
+
+fn refuse_irregular(path: &Path, meta: &std::fs::Metadata) -> Result<(), SnapshotError> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    let kind = if t.is_file() {
+        return Ok(());
+    } else if t.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_dir() {
+        "a directory"
+    } else {
+        "of an unknown file type"
+    };
+    Err(SnapshotError::NotRegularFile {
+        path: path.to_owned(),
+        kind,
+    })
+}
+
+/// Refuses a `path` whose real path lies outside `root`'s. A path that cannot be resolved
+/// (a dangling link) is left for the open to report.
+pub(crate) fn check_within(path: &Path, root: &Path) -> Result<(), SnapshotError> {
+    let (Ok(real), Ok(real_root)) = (path.canonicalize(), root.canonicalize()) else {
+        return Ok(());
+    };
+    if real.starts_with(&real_root) {
+        return Ok(());
+    }
+    Err(SnapshotError::OutsideSnapshots {
+        path: path.to_owned(),
+        target: real,
+    })
 }
 
 /// A decoded file: UTF-8 bytes to parse, borrowed from the mapping whenever the file already

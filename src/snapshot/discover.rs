@@ -32,6 +32,17 @@ pub struct SnapshotFile {
     pub date: Date,
 }
 
+impl SnapshotFile {
+    /// The snapshots directory this file was found in: `path` is always
+    /// `<snapshots>/<insurer dir>/<file>` (see `scan_insurer_dir`).
+    pub fn snapshots_root(&self) -> &Path {
+        self.path
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or_else(|| Path::new("."))
+    }
+}
+
 /// A listed insurer and the snapshot a build reads for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InsurerSnapshot {

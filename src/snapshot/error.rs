@@ -17,6 +17,20 @@ pub enum SnapshotError {
         path: PathBuf,
         why: super::decode::Undecodable,
     },
+    /// A FIFO, device, socket or directory where a snapshot file belongs.
+    #[error("{path}: is {kind}, not a regular file; deliver snapshots as plain files")]
+    NotRegularFile { path: PathBuf, kind: &'static str },
+    /// A symbolic link leading out of the snapshots directory.
+    #[error("{path}: is a link to {target}, outside the snapshots directory; copy the file into the delivery instead")]
+    OutsideSnapshots { path: PathBuf, target: PathBuf },
+    /// A physical line longer than any header can be (a header is not a row: no row to
+    /// reject, so the file is).
+    #[error("{path}: line {line}: the header line is longer than {max_bytes} bytes")]
+    HeaderTooLong {
+        path: PathBuf,
+        line: u64,
+        max_bytes: usize,
+    },
     #[error("{path}: no header row")]
     NoHeader { path: PathBuf },
     #[error("{path}: required column {column:?} missing from the header")]
@@ -45,9 +59,12 @@ impl SnapshotError {
         match self {
             SnapshotError::Undecodable { .. } => Rule::F1,
             SnapshotError::NoHeader { .. }
+            | SnapshotError::HeaderTooLong { .. }
             | SnapshotError::MissingColumn { .. }
             | SnapshotError::DuplicateColumn { .. } => Rule::F2,
             SnapshotError::Io { .. }
+            | SnapshotError::NotRegularFile { .. }
+            | SnapshotError::OutsideSnapshots { .. }
             | SnapshotError::Csv { .. }
             | SnapshotError::InsurerLine { .. } => Rule::F3,
         }

@@ -16,13 +16,16 @@
 //! - **R0** malformed row: a row whose number of fields differs from the header's, a row with
 //!   a cell holding a line break (no field of SPEC 3 holds one: it is a quote left open, which
 //!   swallows the rows after it; the reason names the lines the row spans, so they are in the
-//!   report), or whose name or name_kana is longer than `row::MAX_NAME_BYTES` (1,024 bytes).
+//!   report), a line longer than `read::LINE_BYTES_MAX` (64 KiB: skipped without being read
+//!   into a record), or whose name or name_kana is longer than `row::MAX_NAME_BYTES` (1,024 bytes).
 //!   Its raw text is never quoted (it may hold an individual number in any position).
 //! - **File-level rule codes** (every data line of the file counts as read and rejected):
 //!   F1 undecodable (neither UTF-8 nor CP932, or mixing them: a line of valid UTF-8 Japanese
 //!   beside a line invalid as UTF-8, which read as CP932 would index mojibake), F2 unusable
-//!   header (no header row, a required column missing, or a column named twice), F3 not
-//!   readable as CSV, F4 directory of an insurer not listed in `insurers.csv`. A whole-file
+//!   header (no header row, a header line longer than `read::LINE_BYTES_MAX`, a required
+//!   column missing, or a column named twice), F3 not readable as CSV or not a regular file
+//!   (a named pipe, device, socket or directory: refused before a byte is read, so none can
+//!   stall a build) or a symbolic link whose target lies outside the snapshots directory, F4 directory of an insurer not listed in `insurers.csv`. A whole-file
 //!   reject is one [`Issue`] with line 0, and the build logs it as a warning. A file the
 //!   system cannot read (permissions, a disk error) is not a defect of the delivery: the
 //!   build stops with an error naming it, rather than index the insurer without its members.
@@ -72,5 +75,7 @@ pub use header::Column;
 pub use read::{account_rejected_file, read_snapshot, read_snapshot_bytes, FileContext};
 pub use types::{FileSummary, Issue, RowOutcome, Rule, RuleCounts};
 
+#[cfg(test)]
+mod hostile_tests;
 #[cfg(test)]
 mod tests;

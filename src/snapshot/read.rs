@@ -48,7 +48,7 @@ pub fn read_snapshot(
     sink: impl FnMut(RowOutcome),
 ) -> Result<FileSummary, SnapshotError> {
     let ctx = FileContext::new(file, insurer.number);
-    let source = Source::open(&file.path)?;
+    let source = Source::open_within(&file.path, file.snapshots_root())?;
     read_snapshot_bytes(source.bytes(), &ctx, sink)
 }
 
@@ -65,10 +65,20 @@ pub fn read_snapshot_bytes(
     let text: &[u8] = &decoded.text;
     let mut rows = Rows::new(text);
     let mut rec = ByteRecord::new();
-    if !rows.next(&mut rec, ctx)? {
-        return Err(SnapshotError::NoHeader {
-            path: ctx.path.clone(),
-        });
+    match rows.next(&mut rec).map_err(|e| rows.csv_error(&e, ctx))? {
+        Next::Record => {}
+        Next::Overlong { line, .. } => {
+            return Err(SnapshotError::HeaderTooLong {
+                path: ctx.path.clone(),
+                line,
+                max_bytes: LINE_BYTES_MAX,
+            })
+        }
+        Next::End => {
+            return Err(SnapshotError::NoHeader {
+                path: ctx.path.clone(),
+            })
+        }
     }
     let header_line = rows.line_of(&rec);
     let cols = ColumnMap::from_header(&ctx.path, rec.iter())?;
@@ -87,9 +97,12 @@ pub fn read_snapshot_bytes(
     summary
         .by_rule
         .add(Rule::W0, summary.file_warnings.len() as u64);
-    while rows.next(&mut rec, ctx)? {
-        let line = rows.line_of(&rec);
-        let outcome = row_outcome(&rec, &cols, ctx, line);
+    loop {
+        let outcome = match rows.next(&mut rec).map_err(|e| rows.csv_error(&e, ctx))? {
+            Next::Record => row_outcome(&rec, &cols, ctx, rows.line_of(&rec)),
+            Next::Overlong { line, bytes } => overlong_row(ctx, line, bytes),
+            Next::End => break,
+        };
         count(&mut summary, &outcome);
         sink(outcome);
     }
@@ -107,6 +120,18 @@ fn unknown_column_warnings(cols: &ColumnMap, ctx: &FileContext, line: u64) -> Ve
             reason: format!("unknown column {} ignored", quote_raw(name)),
         })
         .collect()
+}
+
+fn overlong_row(ctx: &FileContext, line: u64, bytes: usize) -> RowOutcome {
+    RowOutcome::Rejected(Issue {
+        file: ctx.file.clone(),
+        line,
+        rule: Rule::R0,
+        field: Cow::Borrowed(""),
+        reason: format!(
+            "the line is {bytes} bytes, longer than any row can be ({LINE_BYTES_MAX}); not read"
+        ),
+    })
 }
 
 fn row_outcome(rec: &ByteRecord, cols: &ColumnMap, ctx: &FileContext, line: u64) -> RowOutcome {
@@ -190,35 +215,103 @@ fn count(summary: &mut FileSummary, outcome: &RowOutcome) {
     }
 }
 
-/// CSV records of a decoded text, with the physical line each starts on.
+/// The longest physical line a snapshot row may take, in bytes. The longest valid row is
+/// well under 1 KiB (fifteen short fields); unknown columns are ignored but still sit on the
+/// line, so room is left for them. A longer line is rejected (R0) without being read into a
+/// record: the CSV reader never sees it, so a 2 GiB line costs no memory beyond the file's.
+pub const LINE_BYTES_MAX: usize = 64 * 1024;
+
+/// What [`Rows::next`] found.
+enum Next {
+    /// A CSV record, in the caller's `ByteRecord`.
+    Record,
+    /// A physical line longer than [`LINE_BYTES_MAX`], skipped whole.
+    Overlong {
+        line: u64,
+        bytes: usize,
+    },
+    End,
+}
+
+/// CSV records of a decoded text, with the physical line each starts on. The text is read in
+/// stretches between overlong lines, one CSV reader per stretch.
 struct Rows<'a> {
     text: &'a [u8],
+    /// The current stretch: `text[start..end]`, its first line numbered `first_line`.
+    start: usize,
+    end: usize,
+    first_line: u64,
     rdr: csv::Reader<&'a [u8]>,
 }
 
 impl<'a> Rows<'a> {
     fn new(text: &'a [u8]) -> Rows<'a> {
-        let rdr = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .buffer_capacity(1 << 16)
-            .from_reader(text);
-        Rows { text, rdr }
+        let end = next_overlong_line(text, 0);
+        Rows {
+            text,
+            start: 0,
+            end,
+            first_line: 1,
+            rdr: csv_reader(&text[..end]),
+        }
     }
 
-    fn next(&mut self, rec: &mut ByteRecord, ctx: &FileContext) -> Result<bool, SnapshotError> {
-        self.rdr
-            .read_byte_record(rec)
-            .map_err(|e| SnapshotError::Csv {
-                path: ctx.path.clone(),
-                line: e.position().map_or(0, |p| p.line()),
-                message: e.to_string(),
-            })
+    fn next(&mut self, rec: &mut ByteRecord) -> Result<Next, csv::Error> {
+        if self.rdr.read_byte_record(rec)? {
+            return Ok(Next::Record);
+        }
+        if self.end >= self.text.len() {
+            return Ok(Next::End);
+        }
+        let line = self.first_line + newlines(&self.text[self.start..self.end]);
+        let line_end =
+            memchr::memchr(b'\n', &self.text[self.end..]).map_or(self.text.len(), |i| self.end + i);
+        let bytes = line_end - self.end;
+        self.start = (line_end + 1).min(self.text.len());
+        self.end = next_overlong_line(self.text, self.start);
+        self.first_line = line + 1;
+        self.rdr = csv_reader(&self.text[self.start..self.end]);
+        Ok(Next::Overlong { line, bytes })
     }
 
+    /// The line `rec`, just read, starts on.
     fn line_of(&self, rec: &ByteRecord) -> u64 {
-        record_line(self.text, rec)
+        record_line(&self.text[self.start..self.end], rec) + self.first_line - 1
     }
+
+    fn csv_error(&self, e: &csv::Error, ctx: &FileContext) -> SnapshotError {
+        SnapshotError::Csv {
+            path: ctx.path.clone(),
+            line: e.position().map_or(0, |p| p.line() + self.first_line - 1),
+            message: e.to_string(),
+        }
+    }
+}
+
+fn csv_reader(text: &[u8]) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .buffer_capacity(1 << 16)
+        .from_reader(text)
+}
+
+/// Start of the first line at or after `from` (a line start) longer than
+/// [`LINE_BYTES_MAX`], or `text.len()`.
+fn next_overlong_line(text: &[u8], from: usize) -> usize {
+    let mut at = from;
+    while at < text.len() {
+        let line_end = memchr::memchr(b'\n', &text[at..]).map_or(text.len(), |i| at + i);
+        if line_end - at > LINE_BYTES_MAX {
+            return at;
+        }
+        at = line_end + 1;
+    }
+    text.len()
+}
+
+fn newlines(bytes: &[u8]) -> u64 {
+    memchr::memchr_iter(b'\n', bytes).count() as u64
 }
 
 /// Physical 1-based line where `rec` starts in `text`. The reader's position for a record is
@@ -250,7 +343,7 @@ pub fn account_rejected_file(
     field: &str,
     reason: &str,
 ) -> FileSummary {
-    let (rows, encoding) = match Source::open(&file.path) {
+    let (rows, encoding) = match Source::open_within(&file.path, file.snapshots_root()) {
         Ok(source) => count_rows(source.bytes()),
         Err(_) => (0, None),
     };
@@ -280,13 +373,10 @@ fn count_rows(bytes: &[u8]) -> (u64, Option<Encoding>) {
     let Ok(decoded) = decode(bytes) else {
         return (count_data_lines(bytes), None);
     };
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(&*decoded.text);
+    let mut rows = Rows::new(&decoded.text);
     let mut rec = ByteRecord::new();
     let mut records = 0u64;
-    while let Ok(true) = rdr.read_byte_record(&mut rec) {
+    while let Ok(Next::Record | Next::Overlong { .. }) = rows.next(&mut rec) {
         records += 1;
     }
     (records.saturating_sub(1), Some(decoded.encoding))

@@ -68,3 +68,38 @@ impl Future for RelayHelper {
         Poll::Pending
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::Notify;
+    use std::cell::Cell;
+
+    /// The pacer's spin yield must let the tasks it woke run before it resumes; a plain
+    /// self-wake would not (monoio runs a self-woken task again first) and the writers
+    /// would send nothing until the pacer stopped.
+    #[test]
+    fn relay_yield_lets_woken_tasks_run_first() {
+        let mut rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let relay = Rc::new(Relay::default());
+            relay.start();
+            let notify = Rc::new(Notify::default());
+            let runs = Rc::new(Cell::new(0));
+            let (n, r) = (notify.clone(), runs.clone());
+            monoio::spawn(async move {
+                loop {
+                    n.notified().await;
+                    r.set(r.get() + 1);
+                }
+            });
+            for i in 1..=100 {
+                notify.notify();
+                relay.yield_now().await;
+                assert_eq!(runs.get(), i);
+            }
+        });
+    }
+}

@@ -1,0 +1,130 @@
+//! 一括照会 (SPEC 4.4), protocol-independent: parse a JSON or CSV batch into queries (a
+//! malformed query keeps its slot, with its error), answer every query from one index, and
+//! render the answers as JSON or CSV in the input order (`json.rs`, `csv.rs`); each query is
+//! answered by the answer path (`query::answer`).
+//!
+//! JSON form: an array of objects, each with `"kind": "card" | "person"` and the inputs of
+//! SPEC 4.1/4.2 as strings (`limit_consent` a boolean). The answer is an array of answers
+//! (SPEC 4.3); a malformed query's slot holds `{"error": "<field>: <reason>", "field": ...}`.
+//!
+//! CSV form (UTF-8, BOM optional): a header naming some of the columns
+//! `kind,insurer_number,symbol,number,branch,birthdate,individual_number,date,limit_consent`
+//! in any order (`limit_consent` 1 or empty). The answer CSV has the nine input columns as
+//! given, then `validity,validity_name,error,answer_date,generation`, then the qualification
+//! fields prefixed `q_` (`q_insurer_number … q_limit_category`; the prefix keeps them apart
+//! from the input columns of the same name). A person query with validity 5 has several
+//! qualifications, which one CSV row cannot hold: its `q_` fields are empty (the JSON form
+//! lists them all).
+
+mod csv;
+mod json;
+
+pub use self::csv::{parse_csv, write_csv_answers, CsvRow, CSV_INPUT_COLUMNS};
+pub use json::{parse_json, parse_single, write_json_answers, JsonItem, QueryInput};
+
+use super::{Query, QueryError, QueryKind};
+use crate::domain::text::quote_raw;
+use crate::domain::Validity;
+use thiserror::Error;
+
+/// Most queries in one batch (SPEC 4.4).
+pub const MAX_BATCH_QUERIES: usize = 10_000;
+
+/// The whole batch is unusable (as opposed to one malformed query, which keeps its slot).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum BatchError {
+    #[error("the batch holds {0} queries; at most {MAX_BATCH_QUERIES} are allowed")]
+    TooMany(usize),
+    #[error("malformed batch: {0}")]
+    Malformed(String),
+}
+
+/// What one slot of a batch came to.
+#[derive(Debug, Clone, Copy)]
+pub enum Slot<'q> {
+    Answered(&'q Query, Validity),
+    /// Answered with an error; the kind it names, if it names one.
+    Malformed(Option<QueryKind>),
+}
+
+/// Told what each slot of a batch came to, in order.
+pub type Observe<'o> = &'o mut dyn FnMut(Slot<'_>);
+
+/// The kind a JSON `kind` field or CSV `kind` cell names.
+fn parse_kind(kind: Option<&str>) -> Result<QueryKind, QueryError> {
+    match kind.map(str::trim) {
+        Some("card") => Ok(QueryKind::Card),
+        Some("person") => Ok(QueryKind::Person),
+        None | Some("") => Err(QueryError::new("kind", "is required (card or person)")),
+        Some(other) => Err(QueryError::new(
+            "kind",
+            format!("must be card or person, not {}", quote_raw(other)),
+        )),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fixture {
+    use crate::build::{build_in_memory, InsurerRows};
+    use crate::domain::*;
+    use crate::index::Index;
+
+    pub(crate) fn d(s: &str) -> Date {
+        Date::parse(s).unwrap()
+    }
+
+    /// 33120015: card 12/3456 branch 00, person 12345678901(8), eligible since 2015-04-01;
+    /// card 12/3457 branch 01 ended 2016-01-01 (person 22345678901x), who moved to 12/3458.
+    pub(crate) fn index() -> Index<Vec<u8>> {
+        index_of_cards_with_symbol("12")
+    }
+
+    /// Three cards of `symbol` (empty: cards without one).
+    pub(crate) fn index_of_cards_with_symbol(symbol: &str) -> Index<Vec<u8>> {
+        let rec = |number: &str, branch: u8, person: u64, qual: &str, disq: Option<&str>| Record {
+            insurer: InsurerNumber::parse("33120015").unwrap(),
+            symbol: symbol.into(),
+            number: number.into(),
+            branch: Branch::new(branch).unwrap(),
+            individual_number: Some(IndividualNumber::from_first11(person)),
+            name: "山田 太郎".into(),
+            name_kana: "ヤマダ タロウ".into(),
+            sex: Sex::Male,
+            birthdate: d("1980-01-23"),
+            relationship: Relationship::Insured,
+            qualification_date: d(qual),
+            disqualification_date: disq.map(d),
+            reason_of_loss: disq.map(|_| ReasonOfLoss::OtherInsurance),
+            copay_ratio: CopayRatio::new(30).unwrap(),
+            limit_category: Some(LimitCategory::parse("A03").unwrap()),
+        };
+        let rows = vec![
+            (rec("3456", 0, 12345678901, "2015-04-01", None), 2),
+            (
+                rec("3457", 1, 22345678901, "2010-04-01", Some("2016-01-01")),
+                3,
+            ),
+            (rec("3458", 0, 22345678901, "2016-01-01", None), 4),
+        ];
+        let insurer = InsurerRows {
+            number: InsurerNumber::parse("33120015").unwrap(),
+            name: "地方職員共済組合".into(),
+            kind: InsurerKind::Kyosai,
+            snapshot_date: d("2026-11-01"),
+            file: "33120015/20261101.csv".into(),
+            rows,
+        };
+        let bytes =
+            build_in_memory(vec![insurer], &PersonKey::demo(), d("2026-11-24"), "g-test").unwrap();
+        Index::open(bytes, PersonKey::demo()).unwrap()
+    }
+
+    pub(crate) fn person(first11: u64) -> String {
+        String::from_utf8(
+            IndividualNumber::from_first11(first11)
+                .expose_digits()
+                .to_vec(),
+        )
+        .unwrap()
+    }
+}
