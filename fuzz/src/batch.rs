@@ -5,7 +5,8 @@
 //! forms are parsed by separate code, so each is the other's model).
 
 use super::input::assert_no_clear_number;
-use shikaku::query::batch::{parse_csv, parse_json, QueryInput, QueryKind, CSV_INPUT_COLUMNS};
+use shikaku::query::batch::{parse_csv, parse_json, QueryInput, CSV_INPUT_COLUMNS};
+use shikaku::query::QueryKind;
 
 /// A JSON batch body.
 pub fn json(data: &[u8]) {

@@ -11,7 +11,7 @@
 use super::fixture;
 use shikaku::domain::{IndividualNumber, PersonKey};
 use shikaku::index::{Index, IndexFiles};
-use shikaku::query::batch::{answer_card, answer_person};
+use shikaku::query::answer::{answer_card, answer_person};
 use shikaku::query::{CardFields, CardQuery, PersonFields, PersonQuery};
 
 /// Separates the files in an `index_bytes` input: main file first, then segment files.

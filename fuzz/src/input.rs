@@ -62,7 +62,11 @@ pub fn assert_no_clear_number(text: &str, what: &str) {
     let chars: Vec<char> = text.chars().collect();
     let mut run = 0;
     for (i, &c) in chars.iter().enumerate() {
-        if digit(c) {
+        let escaped = i > 0 && chars[i - 1] == '\\' && (i < 2 || chars[i - 2] != '\\');
+        if digit(c) && escaped {
+            // `\0`, how a quoted NUL is escaped: not a digit of the input.
+            run = 0;
+        } else if digit(c) {
             run += 1;
             assert!(
                 run < 12,
