@@ -1,10 +1,10 @@
 //! A small live generation to answer from: two insurers, four records, built in memory and
 //! mapped from a temporary directory (removed once mapped: the mappings stay valid).
 
-use shikaku::build::{build_in_memory, write_files, InsurerRows};
 use shikaku::domain::*;
 use shikaku::format::FormatError;
 use shikaku::index::{IndexFiles, MappedIndex};
+use shikaku::nightly::{build_in_memory, write_files, InsurerRows};
 use shikaku::server::live::Live;
 use std::sync::Arc;
 
