@@ -192,7 +192,11 @@ pub struct JsonItem {
 /// Parses a JSON batch: an array of query objects.
 pub fn parse_json(body: &[u8]) -> Result<Vec<JsonItem>, BatchError> {
     let values: Vec<serde_json::Value> = serde_json::from_slice(body).map_err(|e| {
-        BatchError::Malformed(format!("expected a JSON array of query objects: {e}"))
+        // serde quotes what it found (`invalid type: integer `123456789018``): masked.
+        BatchError::Malformed(format!(
+            "expected a JSON array of query objects: {}",
+            mask_digit_runs(&e.to_string())
+        ))
     })?;
     if values.len() > MAX_BATCH_QUERIES {
         return Err(BatchError::TooMany(values.len()));
@@ -350,6 +354,13 @@ mod tests {
             "{}",
             Err(BatchError::Malformed(
                 "expected a JSON array of query objects: invalid type: map, expected a sequence at line 1 column 0".into(),
+            )),
+        );
+        // Regression (fuzzing): serde's message quoted the number in clear.
+        check_json(
+            "123456789018",
+            Err(BatchError::Malformed(
+                "expected a JSON array of query objects: invalid type: integer `********9018`, expected a sequence at line 1 column 12".into(),
             )),
         );
         let many = format!("[{}]", vec!["{}"; MAX_BATCH_QUERIES + 1].join(","));
