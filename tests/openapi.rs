@@ -399,3 +399,33 @@ fn schemas_refuse_answers_that_break_the_rules() {
     assert!(spec.is_valid("CardAnswer", &multiple));
     assert!(!spec.is_valid("PersonAnswer", &multiple));
 }
+
+/// `POST /v1/claims` with the demo's claims file: its CSV and JSON rows match the schemas.
+#[test]
+fn claims_answers_match_the_schemas() {
+    let spec = Spec::load();
+    let data = data_dir();
+    let server = start(data.path(), None);
+    let mut http = Http::connect(server.http_addr());
+    let uke = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data-gen/demo-claims/0110000007/RECEIPTC.UKE"
+    ))
+    .unwrap();
+    let r = http.request("POST", "/v1/claims", &[], &uke);
+    assert_eq!(r.status, 200, "{}", r.body);
+    spec.check_response("POST", "/v1/claims", &r);
+    let csv_rows = r.body.lines().count() - 1;
+    let r = http.request(
+        "POST",
+        "/v1/claims",
+        &[("Accept", "application/json")],
+        &uke,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    spec.check_response("POST", "/v1/claims", &r);
+    assert_eq!(r.json().as_array().unwrap().len(), csv_rows);
+    let r = http.request("POST", "/v1/claims", &[], b"XX,1\r\n");
+    assert_eq!(r.status, 400, "{}", r.body);
+    spec.check_response("POST", "/v1/claims", &r);
+}
