@@ -127,7 +127,11 @@ pub fn files() -> Result<IndexFiles<Vec<u8>>, FormatError> {
 /// The fixture as a live generation, as the server holds one.
 pub fn live() -> Arc<Live> {
     let files = files().expect("fixture builds");
-    let dir = std::env::temp_dir().join(format!("shikaku-fuzz-{}", std::process::id()));
+    // One directory per call: tests in one process call this at the same time, and each
+    // removes its directory once mapped.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("shikaku-fuzz-{}-{call}", std::process::id()));
     let path = write_files(&files, &dir).expect("fixture written");
     let index = MappedIndex::open_file(&path, PersonKey::demo()).expect("fixture opens");
     // Mapped: the files can go (Linux keeps a mapped file's pages until it is unmapped).
