@@ -81,6 +81,7 @@ fn the_person_key_is_offered_where_it_is_used() {
         "demo",
         "redis-export",
         "person-key hash",
+        "claims",
     ];
     let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
     want.sort();
