@@ -192,7 +192,7 @@ pub struct JsonItem {
 /// Parses a JSON batch: an array of query objects.
 pub fn parse_json(body: &[u8]) -> Result<Vec<JsonItem>, BatchError> {
     let values: Vec<serde_json::Value> = serde_json::from_slice(body).map_err(|e| {
-        // serde quotes what it found (`invalid type: integer `123456789018``): masked.
+        // serde quotes what it found (`invalid type: integer ...`), an individual number too: masked.
         BatchError::Malformed(format!(
             "expected a JSON array of query objects: {}",
             mask_digit_runs(&e.to_string())
