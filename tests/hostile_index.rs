@@ -6,10 +6,10 @@
 //! overflow or a read outside the file.
 
 use proptest::prelude::*;
-use shikaku::build::{build_in_memory, InsurerRows};
 use shikaku::domain::*;
 use shikaku::format::*;
 use shikaku::index::{Index, IndexFiles};
+use shikaku::nightly::{build_in_memory, InsurerRows};
 use shikaku::query::{write_answer, CardQuery, Lookup, PersonQuery};
 use std::ops::Range;
 use std::sync::OnceLock;
@@ -94,10 +94,21 @@ fn sample() -> &'static IndexFiles<Vec<u8>> {
 
 /// The fst crate panics on some crafted bytes, which `verify` catches; the default hook would
 /// print (and, under RUST_BACKTRACE, symbolize) each one, which made this test take minutes.
-/// proptest reports a real failure from the panic's payload, not the hook.
+/// Panics elsewhere (a failed assertion, a reader bug) still go to the default hook.
 fn quiet_panics() {
     static QUIET: std::sync::Once = std::sync::Once::new();
-    QUIET.call_once(|| std::panic::set_hook(Box::new(|_| {})));
+    QUIET.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let in_fst = info.location().is_some_and(|l| {
+                let file = l.file().replace('\\', "/");
+                file.contains("/fst-") || file.starts_with("src/raw/")
+            });
+            if !in_fst {
+                default(info);
+            }
+        }));
+    });
 }
 
 /// Where a field lies: file 0 is the main file, file `i` the segment file of insurer `i - 1`.
@@ -245,10 +256,6 @@ fn fields() -> &'static [Field] {
 }
 
 impl Field {
-    fn is_fst(&self) -> bool {
-        self.what.contains(" fst ")
-    }
-
     /// A byte of text or of the FST rather than a field of a table.
     fn is_byte(&self) -> bool {
         ["fst", "heap", "strings"]
@@ -282,10 +289,12 @@ fn reseal(files: &mut IndexFiles<Vec<u8>>, changed: &Field) {
     let table_at = u64_at(&files.main, 96) as usize;
     let count = u32_at(&files.main, 88) as usize;
     let table = table_at..table_at.saturating_add(count.saturating_mul(32));
+    // Only the entries inside the file: a changed count may claim four billion of them,
+    // which walking one by one made this test run for hours.
+    let inside = count.min(main_len.saturating_sub(table_at) / 32);
     let entries = |main: &[u8]| -> Vec<(usize, u32, Range<usize>)> {
-        (0..count)
+        (0..inside)
             .map(|i| table.start + i * 32)
-            .filter(|&at| at + 32 <= main.len())
             .map(|at| {
                 let e = SectionEntry::decode(&main[at..at + 32]);
                 let start = e.offset.min(main_len as u64) as usize;
@@ -367,13 +376,11 @@ fn exercise<B: AsRef<[u8]>>(index: &Index<B>) -> String {
     String::from_utf8(out).expect("answers are UTF-8")
 }
 
-/// Opens the changed files; answers from them unverified (as `shikaku query` did) unless the
-/// FST was changed, whose reads only verification makes safe; then verifies.
-fn check(files: IndexFiles<Vec<u8>>, fst_changed: bool) -> Result<(), FormatError> {
+/// Opens the changed files, answers from them unverified (what `open` checked must keep every
+/// read in bounds), verifies, and answers again.
+fn check(files: IndexFiles<Vec<u8>>) -> Result<(), FormatError> {
     let index = Index::open(files, PersonKey::demo())?;
-    if !fst_changed {
-        exercise(&index);
-    }
+    exercise(&index);
     index.verify()?;
     exercise(&index);
     Ok(())
@@ -432,14 +439,12 @@ proptest! {
         quiet_panics();
         let mut files = sample().clone();
         let all = fields();
-        let mut fst_changed = false;
         for (field, pick, random) in &changes {
             let field = &all[field.index(all.len())];
             mutate(&mut files, field, *pick, *random);
             reseal(&mut files, field);
-            fst_changed |= field.is_fst();
         }
-        let _ = check(files, fst_changed);
+        let _ = check(files);
     }
 }
 
@@ -466,7 +471,7 @@ fn every_field_every_hostile_value() {
                 Err(_) => refused += 1,
                 Ok(_) => {
                     opened += 1;
-                    if check(files, field.is_fst()).is_ok() {
+                    if check(files).is_ok() {
                         verified += 1;
                     }
                 }

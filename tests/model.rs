@@ -1,10 +1,10 @@
-//! Property test: the index answers exactly as a naive model of SPEC 4 over a `BTreeMap` of
+//! Property test: the index answers exactly as a naive model of docs/api.md over a `BTreeMap` of
 //! records, on random small snapshots full of conflicts, overlaps, twins and mislinkage.
 
 use proptest::prelude::*;
-use shikaku::build::{build_in_memory, InsurerRows};
 use shikaku::domain::*;
 use shikaku::index::Index;
+use shikaku::nightly::{build_in_memory, InsurerRows};
 use shikaku::query::{write_answer, CardQuery, Lookup, Outcome, PersonQuery, Qualification};
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -62,7 +62,7 @@ fn sections(table: &[u8], table_start: usize) -> Result<Vec<Section>, FormatErro
         if found.iter().any(|s| s.kind == kind) {
             return Err(at("kind", format!("{} repeats an earlier entry", e.kind)));
         }
-        if e.offset < HEADER_BYTES as u64 || e.offset % 8 != 0 {
+        if e.offset < HEADER_BYTES as u64 || !e.offset.is_multiple_of(8) {
             return Err(at(
                 "offset",
                 format!("{} is inside the header or not 8-aligned", e.offset),

@@ -2,10 +2,11 @@
 //! once before the run so the load loop only copies bytes.
 //!
 //! Header: `kind,insurer_number,symbol,number,branch,birthdate,individual_number,date,
-//! limit_consent,expected` (SPEC 4.4's batch columns plus `expected`, the validity 1–5 the
+//! limit_consent,expected` (the batch columns of docs/api.md#batch plus `expected`, the validity 1–5 the
 //! contract demands). Columns may come in any order; extra columns are ignored.
 
 use super::resp::encode_command;
+use crate::query::batch::CSV_INPUT_COLUMNS;
 use crate::query::{parse_consent, CardFields, CardQuery};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -96,7 +97,7 @@ impl Row<'_> {
 
 /// The Redis key of a card query that names a branch:
 /// `insurer_number:symbol:number:branch:birthdate`, each part normalized as shikaku does
-/// (SPEC 1.1, 1.2, 2): the 6- or 8-digit insurer number, symbol and number after NFKC with
+/// (docs/api.md: identifiers, dates): the 6- or 8-digit insurer number, symbol and number after NFKC with
 /// white space removed and leading zeros of all-digit values dropped (empty symbol when the
 /// card has none), the two-digit branch, the birthdate as `YYYY-MM-DD`. No part can hold a
 /// colon, so the key is unambiguous.
@@ -115,18 +116,17 @@ pub fn card_key(q: &CardQuery) -> Option<String> {
 /// Column positions, found by name in the header.
 struct Columns([usize; 10]);
 
-const COLUMNS: [&str; 10] = [
-    "kind",
-    "insurer_number",
-    "symbol",
-    "number",
-    "branch",
-    "birthdate",
-    "individual_number",
-    "date",
-    "limit_consent",
-    "expected",
-];
+/// The query columns of a CSV batch, then the expected validity.
+const COLUMNS: [&str; 10] = {
+    let mut columns = [EXPECTED_COLUMN; 10];
+    let mut i = 0;
+    while i < CSV_INPUT_COLUMNS.len() {
+        columns[i] = CSV_INPUT_COLUMNS[i];
+        i += 1;
+    }
+    columns
+};
+const EXPECTED_COLUMN: &str = "expected";
 
 impl Columns {
     fn find(header: &csv::StringRecord) -> Result<Columns, String> {

@@ -7,7 +7,7 @@ use crate::domain::{Date, Validity};
 use crate::format::PersonEntry;
 use crate::index::{CardProbe, CardRecords, Index};
 
-/// Answers a card query into `out` (the answer JSON of SPEC 4.3) and returns its validity.
+/// Answers a card query into `out` (the answer JSON of docs/api.md#answer) and returns its validity.
 pub fn answer_card<B: AsRef<[u8]>>(
     index: &Index<B>,
     q: &CardQuery,
@@ -151,7 +151,7 @@ pub fn answer_group<B: AsRef<[u8]>>(
         index.prefetch_person_entry(h);
     }
     // Step 3: card text, person references; for a card whose first record does not cover
-    // the date, the bucket of its person, whom SPEC 4.1 step 3 will look up.
+    // the date, the bucket of its person, whom the card query's check for a newer record (docs/api.md#card-query) will look up.
     for c in &cards {
         c.prefetch_text();
     }
@@ -179,7 +179,7 @@ pub fn answer_group<B: AsRef<[u8]>>(
         index.prefetch_person_refs(e);
     }
     // Step 5: the text of person records (a person query's answer shows them); the lost
-    // cards' persons' records (SPEC 4.1 step 3 reads only their dates).
+    // cards' persons' records (the card query's check for a newer record reads only their dates: docs/api.md#card-query).
     for e in entries.iter().flatten() {
         index.prefetch_person_text(e);
     }
@@ -243,8 +243,8 @@ fn answer_slot<'a, B: AsRef<[u8]>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::query::batch::fixture::*;
     use crate::query::{CardFields, PersonFields};
+    use crate::testing::{day as d, individual_number as person, three_cards_index};
 
     /// A group answers each query as `answer_card` or `answer_person` alone does, in order,
     /// with the empty slots reported where they are: cards found, absent, lost, of unknown
@@ -252,7 +252,7 @@ mod tests {
     /// and persons found, lost and unknown.
     #[test]
     fn a_group_answers_as_single_queries() {
-        let index = index();
+        let index = three_cards_index("12");
         let card = |ins: &str, sym: &str, num: &str, date: Option<&str>| {
             CardQuery::parse(&CardFields {
                 insurer_number: Some(ins),
@@ -346,11 +346,11 @@ mod tests {
         );
     }
 
-    /// Regression: a card without a symbol was answered with `"symbol":""`; SPEC 4.3 writes
+    /// Regression: a card without a symbol was answered with `"symbol":""`; docs/api.md#answer writes
     /// an absent value as null.
     #[test]
     fn a_card_without_a_symbol_answers_null() {
-        let index = index_of_cards_with_symbol("");
+        let index = three_cards_index("");
         let q = CardQuery::parse(&CardFields {
             insurer_number: Some("33120015"),
             symbol: Some(""),

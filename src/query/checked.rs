@@ -6,10 +6,18 @@
 //! card's segment is verified before its records are read to find those persons, so nothing
 //! is read from a segment before its checksum and structure are checked.
 
-use super::{CardQuery, PersonQuery};
+use super::{CardQuery, PersonQuery, Query};
 use crate::format::FormatError;
 use crate::index::Index;
 use std::collections::BTreeSet;
+
+/// Verifies the main file and every segment `q` can read; returns how many segments.
+pub fn verify_for<B: AsRef<[u8]>>(index: &Index<B>, q: &Query) -> Result<usize, FormatError> {
+    match q {
+        Query::Card(c) => verify_for_card(index, c),
+        Query::Person(p) => verify_for_person(index, p),
+    }
+}
 
 /// Verifies the main file and every segment `q` can read; returns how many segments.
 pub fn verify_for_card<B: AsRef<[u8]>>(
@@ -62,46 +70,33 @@ fn verify_segments<B: AsRef<[u8]>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::{build_in_memory, InsurerRows};
     use crate::domain::*;
     use crate::index::IndexFiles;
+    use crate::testing::{build, insurer, Member};
 
-    fn d(s: &str) -> Date {
-        Date::parse(s).unwrap()
-    }
-
-    /// Two insurers; person 1's card in the first (lost) and a newer one in the second.
+    /// Two insurers; person 1's card in the second (lost) and a newer one in the first.
     fn files() -> IndexFiles<Vec<u8>> {
-        let rec = |insurer: &str, number: &str, disq: Option<&str>| Record {
-            insurer: InsurerNumber::parse(insurer).unwrap(),
-            symbol: "12".into(),
-            number: number.into(),
-            branch: Branch::new(0).unwrap(),
-            individual_number: Some(IndividualNumber::from_first11(12345678901)),
-            name: "山田 太郎".into(),
-            name_kana: "ヤマダ タロウ".into(),
-            sex: Sex::Male,
-            birthdate: d("1980-01-23"),
-            relationship: Relationship::Insured,
-            qualification_date: d("2015-04-01"),
-            disqualification_date: disq.map(d),
-            reason_of_loss: disq.map(|_| ReasonOfLoss::OtherInsurance),
-            copay_ratio: CopayRatio::new(30).unwrap(),
-            limit_category: None,
+        let one = |number: &str, member: Member<'_>| {
+            insurer(
+                number,
+                "保険者",
+                InsurerKind::Kyosai,
+                "2026-11-01",
+                &[member],
+            )
         };
-        let insurer = |number: &str, r: Record| InsurerRows {
-            number: InsurerNumber::parse(number).unwrap(),
-            name: "保険者".into(),
-            kind: InsurerKind::Kyosai,
-            snapshot_date: d("2026-11-01"),
-            file: format!("{number}/20261101.csv"),
-            rows: vec![(r, 2)],
+        let member = |insurer, number, disq| Member {
+            insurer,
+            number,
+            person: Some(12345678901),
+            disq,
+            ..Member::default()
         };
         let insurers = vec![
-            insurer("01130012", rec("01130012", "1", None)),
-            insurer("33120015", rec("33120015", "2", Some("2020-01-01"))),
+            one("01130012", member("01130012", "1", None)),
+            one("33120015", member("33120015", "2", Some("2020-01-01"))),
         ];
-        build_in_memory(insurers, &PersonKey::demo(), d("2026-11-24"), "g-q").unwrap()
+        build(insurers, "2026-11-24", "g-q")
     }
 
     fn card(insurer: &str, number: &str) -> CardQuery {
@@ -110,7 +105,7 @@ mod tests {
             symbol: "12".into(),
             number: number.into(),
             branch: None,
-            birthdate: d("1980-01-23"),
+            birthdate: crate::testing::day("1980-01-23"),
             date: None,
             limit_consent: false,
         }

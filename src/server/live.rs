@@ -1,7 +1,7 @@
 //! The live generation, shared read-only by every core and replaceable while serving.
 //!
-//! Readers never lock: each connection keeps its own `Arc<Generation>` and the epoch it was
-//! taken at, and once per read batch compares that epoch with [`Live::epoch`] (one relaxed
+//! Readers never lock: each core keeps its own `Arc<Generation>` (in its [`LiveView`]) and the
+//! epoch it was taken at, and once per read batch compares that epoch with [`Live::epoch`] (one relaxed
 //! load of a word that changes only on publish, so its cache line stays shared and
 //! uncontended). Only when the epoch moved does it reload the `Arc` from the `ArcSwap`. Every
 //! answer is written from one generation, which it names.
@@ -173,7 +173,7 @@ impl Live {
     }
 }
 
-/// A connection's (or core's) copy of the live generation.
+/// A core's copy of the live generation (one per core, not per connection).
 pub struct LiveView {
     epoch: u64,
     current: Arc<Generation>,
@@ -201,39 +201,21 @@ impl LiveView {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::build::{build_in_memory, write_files, InsurerRows};
     use crate::domain::*;
+    use crate::nightly::write_files;
     use crate::server::supervise::inject;
+    use crate::testing::{build, insurer, Member, INSURER, INSURER_NAME};
 
-    /// A one-member generation `id`, in memory.
+    /// A one-member generation `id` (the fixtures' default member), in memory.
     pub(crate) fn generation_files(id: &str) -> crate::index::IndexFiles<Vec<u8>> {
-        let d = |s: &str| Date::parse(s).unwrap();
-        let record = Record {
-            insurer: InsurerNumber::parse("33120015").unwrap(),
-            symbol: "12".into(),
-            number: "3456".into(),
-            branch: Branch::new(0).unwrap(),
-            individual_number: None,
-            name: "山田 太郎".into(),
-            name_kana: "ヤマダ タロウ".into(),
-            sex: Sex::Male,
-            birthdate: d("1980-01-23"),
-            relationship: Relationship::Insured,
-            qualification_date: d("2015-04-01"),
-            disqualification_date: None,
-            reason_of_loss: None,
-            copay_ratio: CopayRatio::new(30).unwrap(),
-            limit_category: None,
-        };
-        let rows = InsurerRows {
-            number: record.insurer,
-            name: "地方職員共済組合".into(),
-            kind: InsurerKind::Kyosai,
-            snapshot_date: d("2026-11-01"),
-            file: "33120015/20261101.csv".into(),
-            rows: vec![(record, 2)],
-        };
-        build_in_memory(vec![rows], &PersonKey::demo(), d("2026-11-24"), id).unwrap()
+        let rows = insurer(
+            INSURER,
+            INSURER_NAME,
+            InsurerKind::Kyosai,
+            "2026-11-01",
+            &[Member::default()],
+        );
+        build(vec![rows], "2026-11-24", id)
     }
 
     /// [`generation_files`] written under `dir` and mapped.

@@ -1,4 +1,4 @@
-//! `shikaku serve`: a thread-per-core server speaking RESP and HTTP (SPEC 6).
+//! `shikaku serve`: a thread-per-core server speaking RESP and HTTP (docs/api.md).
 //!
 //! One monoio runtime per core on io_uring (epoll when the kernel refuses io_uring, said in
 //! the log at start), each pinned to its core with its own `SO_REUSEPORT` listeners, so the
@@ -38,6 +38,7 @@ mod run;
 pub mod session;
 mod spin;
 pub mod supervise;
+pub mod systemd;
 #[cfg(test)]
 mod tests;
 
@@ -86,11 +87,12 @@ pub struct ServeConfig {
 }
 
 /// Which kernel interface the runtimes use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Driver {
     /// io_uring when the kernel offers it, else epoll.
     #[default]
     Auto,
+    #[value(help = "epoll: as fast as io_uring at pipelining depth 1, slower at depth 16")]
     /// epoll: about as fast as io_uring at pipelining depth 1 since io_uring runs with
     /// cooperative task running (104k vs 107k requests/s on one core; 94k vs 67k before),
     /// slower at depth 16 (perf/RESULTS.md).

@@ -134,7 +134,7 @@ mod tests {
     use std::time::Instant;
 
     fn add(store: &Store, id: &str) {
-        crate::build::write_files(&generation_files(id), &store.begin(id).unwrap()).unwrap();
+        crate::nightly::write_files(&generation_files(id), &store.begin(id).unwrap()).unwrap();
         store.seal(id).unwrap();
         store.publish(id).unwrap();
     }
@@ -145,6 +145,32 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         done()
+    }
+
+    /// What `GET /metrics` answers about `live`, through the HTTP session as a client sees it.
+    fn metrics_of(live: &Arc<Live>) -> String {
+        use crate::server::http::HttpSession;
+        use crate::server::session::{Ctx, Session, Shared};
+        let shared = Shared {
+            live: live.clone(),
+            auth: None,
+            cores: vec![Arc::new(crate::server::metrics::CoreMetrics::default())],
+            reload: Default::default(),
+            draining: Default::default(),
+        };
+        let generation = live.load();
+        let ctx = Ctx {
+            generation: &generation,
+            today: crate::domain::Date::parse("2026-11-24").unwrap(),
+            shared: &shared,
+            metrics: &shared.cores[0],
+            audit: None,
+        };
+        let mut out = Vec::new();
+        let request = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+        let step = HttpSession::default().process(request, &ctx, &mut out);
+        assert_eq!(step.consumed, request.len());
+        String::from_utf8(out).unwrap()
     }
 
     #[test]
@@ -185,5 +211,13 @@ mod tests {
             live.background_panics.counts(),
             [("reload", 1), ("reaper", 0)]
         );
+        let metrics = metrics_of(&live);
+        for line in [
+            "\nshikaku_background_panics_total{thread=\"reload\"} 1\n",
+            "\nshikaku_background_panics_total{thread=\"reaper\"} 0\n",
+            "\nshikaku_reload_refusals_total 1\n",
+        ] {
+            assert!(metrics.contains(line), "{line:?} not in {metrics}");
+        }
     }
 }

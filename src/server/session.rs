@@ -1,6 +1,6 @@
 //! What a protocol session gets to answer a read batch, and what it reports back.
 
-use super::audit::{AuditEntry, AuditLog, Audited};
+use super::audit::{AuditEntry, AuditLog, Audited, AuditedClaim};
 use super::auth::AuthTable;
 use super::live::{Generation, Live};
 use super::metrics::{CoreMetrics, Via};
@@ -86,6 +86,20 @@ impl Ctx<'_> {
         self.audit_line(via, client, Audited::Malformed(kind), self.today, None);
     }
 
+    /// Logs a checked receipt of a claims file, when the server keeps a log; `month` is the
+    /// first day of its month of care (else today).
+    pub fn audit_claim(
+        &self,
+        client: Option<InstitutionCode>,
+        claim: AuditedClaim<'_>,
+        month: Option<Date>,
+    ) {
+        if self.audit.is_some() {
+            let date = month.unwrap_or(self.today);
+            self.audit_line(Via::Http, client, Audited::Claim(claim), date, None);
+        }
+    }
+
     fn audit_line(
         &self,
         via: Via,
@@ -135,21 +149,4 @@ pub trait Session {
     fn max_buffer(&self) -> usize;
     /// Writes the error for input that outgrew [`Session::max_buffer`] (the connection closes).
     fn overflow(&mut self, out: &mut Vec<u8>);
-}
-
-/// Appends `n` in decimal.
-#[inline]
-pub fn write_decimal(out: &mut Vec<u8>, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
 }

@@ -1,4 +1,4 @@
-//! Loading a file and choosing its encoding (SPEC 3): valid UTF-8 (BOM optional) is used as is;
+//! Loading a file and choosing its encoding (docs/delivery.md): valid UTF-8 (BOM optional) is used as is;
 //! otherwise the file must decode as CP932 without a single replacement; otherwise it is
 //! rejected whole.
 
@@ -27,8 +27,8 @@ impl Encoding {
 }
 
 /// The bytes of one file, read whole. Read rather than mapped: a delivery still being
-/// written or replaced would raise SIGBUS through a mapping, and shikaku keeps `unsafe` to the
-/// one index mapping (`index::map_file`). Only one file per worker is held at a time.
+/// written or replaced would raise SIGBUS through a mapping, and shikaku maps only index files,
+/// which are never written after they are published (`index::map_file`). Only one file per worker is held at a time.
 pub(crate) struct Source(Vec<u8>);
 
 impl Source {

@@ -28,7 +28,7 @@ pub struct QueryInput<'a> {
 
 impl<'a> QueryInput<'a> {
     /// Reads a query object field by field, so that a value of the wrong type is an error
-    /// naming its field (SPEC 4.3); serde's own message named only a line and column, and
+    /// naming its field (docs/api.md#answer); serde's own message named only a line and column, and
     /// quoted the value (an individual number sent as a JSON number).
     pub fn from_value(v: &'a serde_json::Value) -> Result<QueryInput<'a>, QueryError> {
         let object = v
@@ -165,7 +165,7 @@ impl QueryInput<'_> {
 }
 
 /// Turns a JSON syntax error into a query error. serde names a line and column; the long
-/// digit runs are masked all the same (SPEC 1.3).
+/// digit runs are masked all the same (docs/api.md#individual-number).
 fn input_error(e: serde_json::Error) -> QueryError {
     QueryError::new("query", mask_digit_runs(&e.to_string()).into_owned())
 }
@@ -192,7 +192,11 @@ pub struct JsonItem {
 /// Parses a JSON batch: an array of query objects.
 pub fn parse_json(body: &[u8]) -> Result<Vec<JsonItem>, BatchError> {
     let values: Vec<serde_json::Value> = serde_json::from_slice(body).map_err(|e| {
-        BatchError::Malformed(format!("expected a JSON array of query objects: {e}"))
+        // serde quotes what it found (`invalid type: integer ...`), an individual number too: masked.
+        BatchError::Malformed(format!(
+            "expected a JSON array of query objects: {}",
+            mask_digit_runs(&e.to_string())
+        ))
     })?;
     if values.len() > MAX_BATCH_QUERIES {
         return Err(BatchError::TooMany(values.len()));
@@ -260,12 +264,12 @@ pub fn write_json_answers<B: AsRef<[u8]>>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixture::*;
     use super::*;
+    use crate::testing::{day as d, individual_number as person, three_cards_index};
 
     /// Answers a JSON batch and summarizes each slot as `validity` or `error:<field>`.
     fn check_json(input: &str, expected: Result<&[&str], BatchError>) {
-        let index = index();
+        let index = three_cards_index("12");
         let got = parse_json(input.as_bytes()).map(|queries| {
             let mut out = Vec::new();
             write_json_answers(&index, &queries, d("2026-11-24"), &mut out, &mut |_| {});
@@ -352,13 +356,20 @@ mod tests {
                 "expected a JSON array of query objects: invalid type: map, expected a sequence at line 1 column 0".into(),
             )),
         );
+        // Regression (fuzzing): serde's message quoted the number in clear.
+        check_json(
+            "123456789018",
+            Err(BatchError::Malformed(
+                "expected a JSON array of query objects: invalid type: integer `********9018`, expected a sequence at line 1 column 12".into(),
+            )),
+        );
         let many = format!("[{}]", vec!["{}"; MAX_BATCH_QUERIES + 1].join(","));
         check_json(&many, Err(BatchError::TooMany(MAX_BATCH_QUERIES + 1)));
     }
 
     #[test]
     fn json_answer_slots_are_whole_answers() {
-        let index = index();
+        let index = three_cards_index("12");
         let q = parse_json(
             br#"[{"kind":"card","insurer_number":"33120015","symbol":"12","number":"3456","birthdate":"1980-01-23","limit_consent":true},{"kind":"card"}]"#,
         )

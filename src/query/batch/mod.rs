@@ -1,11 +1,11 @@
-//! 一括照会 (SPEC 4.4), protocol-independent: parse a JSON or CSV batch into queries (a
+//! 一括照会 (docs/api.md#batch), protocol-independent: parse a JSON or CSV batch into queries (a
 //! malformed query keeps its slot, with its error), answer every query from one index, and
 //! render the answers as JSON or CSV in the input order (`json.rs`, `csv.rs`); each query is
 //! answered by the answer path (`query::answer`).
 //!
 //! JSON form: an array of objects, each with `"kind": "card" | "person"` and the inputs of
-//! SPEC 4.1/4.2 as strings (`limit_consent` a boolean). The answer is an array of answers
-//! (SPEC 4.3); a malformed query's slot holds `{"error": "<field>: <reason>", "field": ...}`.
+//! docs/api.md (card and person queries) as strings (`limit_consent` a boolean). The answer is an array of answers
+//! (docs/api.md#answer); a malformed query's slot holds `{"error": "<field>: <reason>", "field": ...}`.
 //!
 //! CSV form (UTF-8, BOM optional): a header naming some of the columns
 //! `kind,insurer_number,symbol,number,branch,birthdate,individual_number,date,limit_consent`
@@ -27,7 +27,7 @@ use crate::domain::text::quote_raw;
 use crate::domain::Validity;
 use thiserror::Error;
 
-/// Most queries in one batch (SPEC 4.4).
+/// Most queries in one batch (docs/api.md#batch).
 pub const MAX_BATCH_QUERIES: usize = 10_000;
 
 /// The whole batch is unusable (as opposed to one malformed query, which keeps its slot).
@@ -60,71 +60,5 @@ fn parse_kind(kind: Option<&str>) -> Result<QueryKind, QueryError> {
             "kind",
             format!("must be card or person, not {}", quote_raw(other)),
         )),
-    }
-}
-
-#[cfg(test)]
-pub(crate) mod fixture {
-    use crate::build::{build_in_memory, InsurerRows};
-    use crate::domain::*;
-    use crate::index::Index;
-
-    pub(crate) fn d(s: &str) -> Date {
-        Date::parse(s).unwrap()
-    }
-
-    /// 33120015: card 12/3456 branch 00, person 12345678901(8), eligible since 2015-04-01;
-    /// card 12/3457 branch 01 ended 2016-01-01 (person 22345678901x), who moved to 12/3458.
-    pub(crate) fn index() -> Index<Vec<u8>> {
-        index_of_cards_with_symbol("12")
-    }
-
-    /// Three cards of `symbol` (empty: cards without one).
-    pub(crate) fn index_of_cards_with_symbol(symbol: &str) -> Index<Vec<u8>> {
-        let rec = |number: &str, branch: u8, person: u64, qual: &str, disq: Option<&str>| Record {
-            insurer: InsurerNumber::parse("33120015").unwrap(),
-            symbol: symbol.into(),
-            number: number.into(),
-            branch: Branch::new(branch).unwrap(),
-            individual_number: Some(IndividualNumber::from_first11(person)),
-            name: "山田 太郎".into(),
-            name_kana: "ヤマダ タロウ".into(),
-            sex: Sex::Male,
-            birthdate: d("1980-01-23"),
-            relationship: Relationship::Insured,
-            qualification_date: d(qual),
-            disqualification_date: disq.map(d),
-            reason_of_loss: disq.map(|_| ReasonOfLoss::OtherInsurance),
-            copay_ratio: CopayRatio::new(30).unwrap(),
-            limit_category: Some(LimitCategory::parse("A03").unwrap()),
-        };
-        let rows = vec![
-            (rec("3456", 0, 12345678901, "2015-04-01", None), 2),
-            (
-                rec("3457", 1, 22345678901, "2010-04-01", Some("2016-01-01")),
-                3,
-            ),
-            (rec("3458", 0, 22345678901, "2016-01-01", None), 4),
-        ];
-        let insurer = InsurerRows {
-            number: InsurerNumber::parse("33120015").unwrap(),
-            name: "地方職員共済組合".into(),
-            kind: InsurerKind::Kyosai,
-            snapshot_date: d("2026-11-01"),
-            file: "33120015/20261101.csv".into(),
-            rows,
-        };
-        let bytes =
-            build_in_memory(vec![insurer], &PersonKey::demo(), d("2026-11-24"), "g-test").unwrap();
-        Index::open(bytes, PersonKey::demo()).unwrap()
-    }
-
-    pub(crate) fn person(first11: u64) -> String {
-        String::from_utf8(
-            IndividualNumber::from_first11(first11)
-                .expose_digits()
-                .to_vec(),
-        )
-        .unwrap()
     }
 }

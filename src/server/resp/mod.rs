@@ -1,4 +1,4 @@
-//! RESP2/RESP3 (the Redis protocol), SPEC 6.
+//! RESP2/RESP3 (the Redis protocol), docs/api.md.
 //!
 //! The session: commands parsed by [`parse_command`] and answered, queries in groups. The parser
 //! has its own file.
@@ -17,7 +17,8 @@
 use super::auth::Identity;
 use super::limits::*;
 use super::metrics::{Kind, Protocol, Via};
-use super::session::{write_decimal, Ctx, Session, Step};
+use super::session::{Ctx, Session, Step};
+use crate::domain::text::write_decimal;
 use crate::domain::CARD_TEXT_MAX_CHARS;
 use crate::query::answer::{answer_group, GroupQuery, GroupScratch, GROUP_QUERIES};
 use crate::query::QueryKind;

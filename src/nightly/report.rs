@@ -1,0 +1,243 @@
+//! The build report: `report.json` (counts per insurer and in total, by rule; `html` renders
+//! it as `report.html`) and `rejects.csv` (`file,line,rule,field,reason`: every rejected row, warning and cross-check
+//! finding). Reasons never hold an individual number in clear.
+
+use crate::domain::text::mask_digit_runs;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+
+/// One line of `rejects.csv`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportLine {
+    pub file: String,
+    /// 1-based line in the file (the header is line 1); 0 for a whole file.
+    pub line: u64,
+    pub rule: &'static str,
+    pub field: String,
+    pub reason: String,
+}
+
+/// Row accounting: rows_read = rows_indexed + rows_rejected + rows_deduplicated.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub rows_read: u64,
+    pub rows_indexed: u64,
+    pub rows_rejected: u64,
+    pub rows_deduplicated: u64,
+    /// Members covered on the build date (records).
+    pub covered_today: u64,
+    /// Findings by rule code (R*, F*, W*, X*).
+    pub by_rule: BTreeMap<String, u64>,
+}
+
+impl Counts {
+    pub fn balanced(&self) -> bool {
+        self.rows_read == self.rows_indexed + self.rows_rejected + self.rows_deduplicated
+    }
+
+    pub fn add(&mut self, other: &Counts) {
+        self.rows_read += other.rows_read;
+        self.rows_indexed += other.rows_indexed;
+        self.rows_rejected += other.rows_rejected;
+        self.rows_deduplicated += other.rows_deduplicated;
+        self.covered_today += other.covered_today;
+        for (rule, n) in &other.by_rule {
+            *self.by_rule.entry(rule.clone()).or_default() += n;
+        }
+    }
+
+    pub fn count_rule(&mut self, rule: &str) {
+        *self.by_rule.entry(rule.to_owned()).or_default() += 1;
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InsurerReport {
+    pub insurer_number: String,
+    pub insurer_name: String,
+    /// The snapshot file used, relative to the snapshots directory.
+    pub file: Option<String>,
+    pub snapshot_date: Option<String>,
+    /// Size and modification time (ns since the epoch) of the snapshot file, so the next
+    /// build can tell an unchanged delivery.
+    #[serde(default)]
+    pub file_bytes: u64,
+    #[serde(default)]
+    pub file_mtime_ns: u64,
+    /// True when this insurer's segment was reused from the previous generation.
+    #[serde(default)]
+    pub reused: bool,
+    /// How the snapshot file decoded (`utf8`, `cp932`): a file of UTF-8 rows with one CP932
+    /// line decodes as CP932, its UTF-8 names garbled, and W4 warnings are the only other
+    /// sign. `None` when the file could not be decoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub generation: String,
+    pub built_on: String,
+    pub published: bool,
+    /// Why the build did not publish, when it did not.
+    pub refused: Vec<String>,
+    pub totals: Counts,
+    pub insurers: Vec<InsurerReport>,
+    /// Findings not tied to one insurer's rows (unlisted directories, bad file names).
+    pub notes: Vec<String>,
+    pub elapsed_ms: u64,
+    /// Wall time of each phase (read_encode, link, write, verify, publish), for operators.
+    #[serde(default)]
+    pub phases_ms: BTreeMap<String, u64>,
+    /// Bytes of the generation's index: the main file and every segment file.
+    pub index_bytes: u64,
+}
+
+impl Report {
+    /// The report as `report.json` holds it: every text that may name a file, masked as
+    /// [`write_rejects`] masks it. Counts, sizes and times stay numbers.
+    pub fn masked(&self) -> Report {
+        let mask = |s: &String| mask_digit_runs(s).into_owned();
+        let mut r = self.clone();
+        r.refused = r.refused.iter().map(mask).collect();
+        r.notes = r.notes.iter().map(mask).collect();
+        for i in &mut r.insurers {
+            // An unlisted directory (F4) reports its name as the insurer number.
+            i.insurer_number = mask(&i.insurer_number);
+            i.insurer_name = mask(&i.insurer_name);
+            i.file = i.file.as_ref().map(mask);
+        }
+        r
+    }
+}
+
+/// Rule codes as `&'static str`, so lines read back from an earlier `rejects.csv` keep the
+/// same type as fresh ones.
+pub const RULE_CODES: &[&str] = &[
+    "R0", "R1", "R2", "R3", "R4", "R5", "R6", "R7", "W0", "W1", "W2", "W3", "W4", "F1", "F2", "F3",
+    "F4", "X1", "X2", "X3", "DUP",
+];
+
+/// What each rule code means, in a few words (the console summary, `report.html`).
+pub fn rule_meaning(rule: &str) -> &'static str {
+    match rule {
+        "R0" => "malformed row (cell count, line break in a cell, over-long name)",
+        "R1" => "insurer number: bad check digit or not this insurer's",
+        "R2" => "number empty or too long, or symbol too long",
+        "R3" => "branch not two digits",
+        "R4" => "birthdate invalid, in the future or before Meiji",
+        "R5" => "qualification date invalid or before the birthdate",
+        "R6" => "disqualification date invalid or not after qualification",
+        "R7" => "a code not in its list (sex, relationship, reason, copay, limit)",
+        "W0" => "unknown column, ignored",
+        "W1" => "individual number unusable: dropped, row kept",
+        "W2" => "copay ratio unusual for the age",
+        "W3" => "75 or over outside a 後期高齢者 insurer",
+        "W4" => "name_kana not katakana, or empty",
+        "F1" => "file rejected whole: not UTF-8 nor CP932, or mixed",
+        "F2" => "file rejected whole: unusable header",
+        "F3" => "file rejected whole: not readable as CSV",
+        "F4" => "file rejected whole: insurer not in insurers.csv",
+        "X1" => "one individual number on different people",
+        "X2" => "one card on different people at once",
+        "X3" => "one person covered twice on one day",
+        "DUP" => "exact duplicate row, indexed once",
+        _ => "",
+    }
+}
+
+/// What `shikaku build` prints when it published: the totals, the insurers reused and read
+/// afresh, the findings by rule, and where the report is (`dir`, the generation's directory).
+pub fn console_summary(report: &Report, dir: &std::path::Path) -> String {
+    use std::fmt::Write as _;
+    let t = &report.totals;
+    let mut out = format!(
+        "published {} in {:.1} s: {} rows read, {} indexed, {} rejected, {} duplicates; {} index bytes\n",
+        report.generation,
+        report.elapsed_ms as f64 / 1000.0,
+        t.rows_read,
+        t.rows_indexed,
+        t.rows_rejected,
+        t.rows_deduplicated,
+        report.index_bytes
+    );
+    let reused = report.insurers.iter().filter(|i| i.reused).count();
+    let _ = writeln!(
+        out,
+        "insurers: {}, {reused} reused unchanged from the previous generation, {} read afresh",
+        report.insurers.len(),
+        report.insurers.len() - reused
+    );
+    if t.by_rule.is_empty() {
+        out.push_str("findings: none\n");
+    } else {
+        out.push_str("findings by rule (rows):\n");
+        let known = RULE_CODES.iter().copied();
+        let others = t.by_rule.keys().map(String::as_str);
+        let mut order: Vec<&str> = known
+            .chain(others.filter(|r| !RULE_CODES.contains(r)))
+            .collect();
+        order.retain(|r| t.by_rule.contains_key(*r));
+        for rule in order {
+            let _ = writeln!(
+                out,
+                "  {rule:<4} {:>9}  {}",
+                t.by_rule[rule],
+                rule_meaning(rule)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "report: {} (rejects.csv, report.html beside it)",
+        dir.join(crate::generations::REPORT_FILE).display()
+    );
+    out
+}
+
+/// Reads an earlier `rejects.csv` back (for an incremental build).
+pub fn read_rejects(bytes: &[u8]) -> csv::Result<Vec<ReportLine>> {
+    let mut rdr = csv::Reader::from_reader(bytes);
+    let mut out = Vec::new();
+    for rec in rdr.records() {
+        let rec = rec?;
+        let (Some(file), Some(line), Some(rule), Some(field), Some(reason)) =
+            (rec.get(0), rec.get(1), rec.get(2), rec.get(3), rec.get(4))
+        else {
+            continue;
+        };
+        let Some(rule) = RULE_CODES.iter().find(|r| **r == rule) else {
+            continue;
+        };
+        out.push(ReportLine {
+            file: file.to_owned(),
+            line: line.parse().unwrap_or(0),
+            rule,
+            field: field.to_owned(),
+            reason: reason.to_owned(),
+        });
+    }
+    Ok(out)
+}
+
+/// Writes `rejects.csv`. File names and reasons (which name files) go through
+/// `mask_digit_runs`: a delivery's file or directory named with an individual number must
+/// not put it in clear in the report (docs/api.md#individual-number), whatever the name.
+pub fn write_rejects<W: Write>(w: W, findings: &[ReportLine]) -> csv::Result<()> {
+    let mut out = csv::Writer::from_writer(w);
+    out.write_record(["file", "line", "rule", "field", "reason"])?;
+    for f in findings {
+        out.write_record([
+            &*mask_digit_runs(&f.file),
+            &f.line.to_string(),
+            f.rule,
+            &*mask_digit_runs(&f.field),
+            &*mask_digit_runs(&f.reason),
+        ])?;
+    }
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,758 @@
+//! The nightly build, end to end: discover, read and encode every insurer in parallel, link
+//! persons, write the index and its report under `tmp/`, verify what was written, check the
+//! delivery guard, seal and publish.
+
+use super::encode::{encode_insurer, InsurerPart, InsurerRows};
+use super::link::{link_incremental, link_persons};
+use super::report::{write_rejects, Counts, InsurerReport, Report, ReportLine};
+use super::reuse::{file_identity, Previous, ReuseError};
+use crate::domain::{Date, InsurerNumber, PersonKey};
+use crate::format::writer::{write_segment_file, IndexTail, IndexWriter, InsurerInput};
+use crate::format::{FormatError, SEGMENTS_DIR};
+use crate::generations::{self, Store, StoreError, INDEX_FILE, REJECTS_FILE, REPORT_FILE};
+use crate::index::MappedIndex;
+use crate::snapshot::{self, Finding, InsurerSnapshot, Issue, RowOutcome, Rule, SnapshotError};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use thiserror::Error;
+
+/// Default for the guard: refuse to publish when an insurer's members covered today fall by
+/// more than this share against the live generation.
+pub const DEFAULT_MAX_DROP_PERCENT: f64 = 10.0;
+
+#[derive(Debug, Clone)]
+pub struct BuildConfig {
+    pub snapshots: PathBuf,
+    pub data: PathBuf,
+    pub key: PersonKey,
+    /// "Today" for covered counts (the build date in Japan).
+    pub built_on: Date,
+    /// Guard threshold, in percent.
+    pub max_drop_percent: f64,
+    /// Insurers the operator accepts despite the guard.
+    pub accept: Vec<InsurerNumber>,
+    /// Whether unchanged insurers are taken from the live generation.
+    pub reuse: Reuse,
+    /// A progress bar (on a terminal); else progress goes to the log.
+    pub progress: bool,
+}
+
+/// What a build may take from the live generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reuse {
+    /// Unchanged snapshot files keep their segments, and persons are merged (the nightly
+    /// build).
+    #[default]
+    UnchangedInsurers,
+    /// Parse and encode everything (`shikaku build --full`).
+    Nothing,
+}
+
+#[derive(Debug, Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("encoding the index: {0}")]
+    Format(#[from] FormatError),
+    #[error(transparent)]
+    Reuse(#[from] ReuseError),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "row accounting does not balance for {0}: this is a bug in shikaku, nothing was published"
+    )]
+    Accounting(String),
+    #[error("not published: {}; see {report}", reasons.join("; "))]
+    Refused {
+        reasons: Vec<String>,
+        report: String,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
+    move |source| BuildError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// A finished, published build.
+#[derive(Debug)]
+pub struct BuildOutcome {
+    pub generation: String,
+    pub report: Report,
+    pub generation_dir: PathBuf,
+}
+
+/// One insurer after reading and encoding.
+struct InsurerResult {
+    part: InsurerPart,
+    counts: Counts,
+    lines: Vec<ReportLine>,
+    /// Size and modification time of the snapshot file.
+    identity: (u64, u64),
+    /// The insurer's position in the live generation, when its segment was reused.
+    reused_from: Option<usize>,
+    /// How its snapshot file decoded.
+    encoding: Option<String>,
+}
+
+fn report_line(issue: Issue) -> ReportLine {
+    ReportLine {
+        file: issue.file.to_string(),
+        line: issue.line,
+        rule: issue.rule.as_str(),
+        field: issue.field.into_owned(),
+        reason: issue.reason,
+    }
+}
+
+/// Reads one insurer's snapshot and encodes its segment.
+fn read_and_encode(
+    s: &InsurerSnapshot,
+    insurer_index: u32,
+    cfg: &BuildConfig,
+) -> Result<InsurerResult, BuildError> {
+    let mut rows = Vec::new();
+    let mut lines = Vec::new();
+    let summary = snapshot::read_snapshot(&s.file, &s.insurer, |o| match o {
+        RowOutcome::Indexed {
+            record,
+            line,
+            warnings,
+        } => {
+            rows.push((record, u32::try_from(line).unwrap_or(u32::MAX)));
+            lines.extend(warnings.into_iter().map(report_line));
+        }
+        RowOutcome::Rejected(issue) => lines.push(report_line(issue)),
+    });
+    let summary = match summary {
+        Ok(summary) => summary,
+        // The system failed to read it: not a defect of the delivery, and an insurer's
+        // members must not vanish from the index over it. The build stops, naming the file.
+        Err(e @ snapshot::SnapshotError::Io { .. }) => return Err(e.into()),
+        Err(e) => {
+            // Said where the operator looks, not only in rejects.csv: a whole insurer's rows.
+            let said = e.to_string();
+            let said = crate::domain::text::mask_digit_runs(&said);
+            tracing::warn!("rejected whole ({}): {said}", e.rule());
+            lines.clear();
+            rows.clear();
+            snapshot::account_rejected_file(
+                &s.file,
+                Some(s.insurer.number),
+                e.rule(),
+                e.field(),
+                &e.to_string(),
+            )
+        }
+    };
+    lines.extend(summary.file_warnings.iter().cloned().map(report_line));
+    lines.extend(summary.file_reject.iter().cloned().map(report_line));
+    let rows_in_file = rows.len() as u64;
+    let part = encode_insurer(
+        InsurerRows {
+            number: s.insurer.number,
+            name: s.insurer.name.clone(),
+            kind: s.insurer.kind,
+            snapshot_date: s.file.date,
+            file: s.file.rel_path.to_string(),
+            rows,
+        },
+        insurer_index,
+        &cfg.key,
+        cfg.built_on,
+    )?;
+    let mut counts = Counts {
+        rows_read: summary.rows_read,
+        rows_indexed: part.records_indexed,
+        rows_rejected: summary.rejected,
+        rows_deduplicated: part.rows_deduplicated,
+        covered_today: u64::from(part.covered_count),
+        by_rule: BTreeMap::new(),
+    };
+    for (rule, n) in summary.by_rule.iter() {
+        *counts.by_rule.entry(rule.as_str().to_owned()).or_default() += n;
+    }
+    // The DUP lines among the findings count the duplicates.
+    for l in &part.findings {
+        counts.count_rule(l.rule);
+    }
+    lines.extend(part.findings.iter().cloned());
+    // Pair assertion: every row the reader indexed went into the segment or was a duplicate.
+    if summary.indexed != rows_in_file || !counts.balanced() {
+        return Err(BuildError::Accounting(s.file.rel_path.to_string()));
+    }
+    Ok(InsurerResult {
+        part,
+        counts,
+        lines,
+        identity: (0, 0),
+        reused_from: None,
+        encoding: summary.encoding.map(|e| e.as_str().to_owned()),
+    })
+}
+
+/// Reuses the previous generation's segment file when the snapshot file is unchanged, else
+/// reads and encodes the snapshot and writes its segment file (fsynced) into `segments_dir`.
+fn process_insurer(
+    s: &InsurerSnapshot,
+    insurer_index: u32,
+    cfg: &BuildConfig,
+    previous: Option<&Previous>,
+    segments_dir: &Path,
+) -> Result<InsurerResult, BuildError> {
+    // An unreadable file gets identity (0, 0), never matches, and its read stops the build.
+    let identity = file_identity(&s.file.path).unwrap_or((0, 0));
+    if let Some(prev) = previous {
+        if let Some((old, report)) = prev.unchanged(&s.file.rel_path, identity) {
+            match prev.reuse(*old, &s.insurer, report, cfg.built_on, segments_dir) {
+                Ok(r) => {
+                    // A file rejected whole is said again each night it is reused unchanged:
+                    // the insurer's members are still missing from the index.
+                    for l in r
+                        .lines
+                        .iter()
+                        .filter(|l| l.line == 0 && l.rule.starts_with('F'))
+                    {
+                        tracing::warn!(
+                            "rejected whole ({}), unchanged since the last build: {}: {}",
+                            l.rule,
+                            l.file,
+                            l.reason
+                        );
+                    }
+                    return Ok(InsurerResult {
+                        part: r.part,
+                        counts: r.counts,
+                        lines: r.lines,
+                        identity,
+                        reused_from: Some(r.old_position),
+                        encoding: report.encoding.clone(),
+                    });
+                }
+                // Parsed afresh below: a fresh segment replaces the corrupt one.
+                Err(e @ ReuseError::Unverified { .. }) => tracing::warn!("{e}"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    let mut fresh = read_and_encode(s, insurer_index, cfg)?;
+    fresh.identity = identity;
+    let path = segments_dir.join(crate::format::segment_file_name(
+        &fresh.part.number,
+        fresh.part.segment.meta.xxh3,
+    ));
+    let file = File::create(&path).map_err(io_err(&path))?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    write_segment_file(&mut w, fresh.part.number, &fresh.part.segment).map_err(io_err(&path))?;
+    let file = w.into_inner().map_err(|e| io_err(&path)(e.into_error()))?;
+    file.sync_all().map_err(io_err(&path))?;
+    // Written: the segment's bytes are not needed again, only its meta.
+    fresh.part.segment.bytes = Vec::new();
+    Ok(fresh)
+}
+
+/// A build's progress: a bar on a terminal; otherwise (cron, systemd) a log line at each
+/// phase and at every tenth of the insurers, so the log shows a long build is alive.
+struct Progress {
+    bar: Option<ProgressBar>,
+    insurers: u64,
+    done: std::sync::atomic::AtomicU64,
+}
+
+impl Progress {
+    fn new(insurers: u64, bar: bool) -> Progress {
+        let bar = bar.then(|| {
+            let bar = ProgressBar::new(insurers);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {msg} [{bar:40}] {pos}/{len} insurers ({elapsed})",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        let p = Progress {
+            bar,
+            insurers,
+            done: Default::default(),
+        };
+        p.phase("reading snapshots");
+        p
+    }
+
+    fn phase(&self, what: &'static str) {
+        match &self.bar {
+            Some(bar) => bar.set_message(what),
+            None => tracing::info!("{what}"),
+        }
+    }
+
+    /// One insurer read and encoded (from any thread).
+    fn insurer_done(&self) {
+        if let Some(bar) = &self.bar {
+            return bar.inc(1);
+        }
+        let n = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let tenth = |n: u64| n * 10 / self.insurers.max(1);
+        if tenth(n) > tenth(n - 1) {
+            tracing::info!("{n} of {} insurers read and encoded", self.insurers);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Runs a whole build. On success the new generation is live.
+pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
+    let existed = cfg.data.exists();
+    let store = Store::new(&cfg.data);
+    let lock = store.lock()?;
+    let result = run_locked(cfg, &store);
+    if result.is_err() && !existed {
+        // The directory is this build's alone (made by it, and locked since): a first build
+        // that fails leaves none, rather than a `LOCK` that would make `serve` and `query`
+        // take it for a data directory where nothing was built yet.
+        if let Err(e) = std::fs::remove_dir_all(&cfg.data) {
+            tracing::warn!(
+                "cannot remove {} after the failed build: {e}",
+                cfg.data.display()
+            );
+        }
+    }
+    drop(lock);
+    result
+}
+
+fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildError> {
+    let started = Instant::now();
+    let cleaned = store.clean_tmp()?;
+    if cleaned > 0 {
+        tracing::info!(
+            cleaned,
+            "removed unfinished builds from {}",
+            store.tmp_dir().display()
+        );
+    }
+    let discovery = snapshot::discover(&cfg.snapshots, cfg.built_on)?;
+    let mut snapshots = discovery.snapshots.clone();
+    snapshots.sort_by_key(|s| s.insurer.number.to_key());
+    let previous = match cfg.reuse {
+        Reuse::UnchangedInsurers => Previous::load(store, &cfg.key),
+        Reuse::Nothing => None,
+    };
+    let id = generations::new_generation_id();
+    let tmp = store.begin(&id)?;
+
+    let mut phases = Phases::new();
+    let progress = Progress::new(snapshots.len() as u64, cfg.progress);
+    let index_path = tmp.join(INDEX_FILE);
+    let segments_dir = tmp.join(SEGMENTS_DIR);
+    std::fs::create_dir_all(&segments_dir).map_err(io_err(&segments_dir))?;
+    // Insurers are read, encoded and written in parallel, each into its own segment file, so
+    // memory holds the segments being encoded, not the nation's.
+    let results = snapshots
+        .par_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let r = process_insurer(s, i as u32, cfg, previous.as_ref(), &segments_dir);
+            progress.insurer_done();
+            r
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let fresh_segments: Vec<usize> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.reused_from.is_none())
+        .map(|(i, _)| i)
+        .collect();
+    phases.end("read_encode");
+    progress.phase("linking persons");
+    let mut reused = vec![None; previous.as_ref().map_or(0, Previous::insurer_count)];
+    for (i, r) in results.iter().enumerate() {
+        if let Some(old) = r.reused_from {
+            reused[old] = Some(i as u32);
+        }
+    }
+    let (mut parts, mut lines, mut insurer_reports): (Vec<_>, Vec<_>, Vec<_>) = split(results);
+    let persons = match &previous {
+        Some(prev) => link_incremental(&mut parts, &prev.persons(reused)),
+        None => link_persons(&mut parts),
+    };
+    drop(previous);
+    let report_by_file: HashMap<String, usize> = insurer_reports
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| Some((r.file.clone()?, i)))
+        .collect();
+    for l in &persons.findings {
+        if let Some(&i) = report_by_file.get(&l.file) {
+            insurer_reports[i].counts.count_rule(l.rule);
+        }
+    }
+    lines.extend(persons.findings.iter().cloned());
+    let (extra_lines, notes) = discovery_findings(&discovery.findings);
+    for (line, counts) in extra_lines {
+        insurer_reports.push(InsurerReport {
+            insurer_number: line.file.split('/').next().unwrap_or_default().to_owned(),
+            insurer_name: String::new(),
+            file: Some(line.file.clone()),
+            snapshot_date: None,
+            file_bytes: 0,
+            file_mtime_ns: 0,
+            reused: false,
+            encoding: None,
+            counts,
+        });
+        lines.push(line);
+    }
+    let mut totals = Counts::default();
+    for r in &insurer_reports {
+        totals.add(&r.counts);
+    }
+    assert!(
+        totals.balanced(),
+        "per-insurer counts balance, so the totals do"
+    );
+
+    phases.end("link");
+    progress.phase("writing index");
+    let file = File::create(&index_path).map_err(io_err(&index_path))?;
+    let mut w = BufWriter::with_capacity(8 << 20, file);
+    let mut writer = IndexWriter::new(&mut w).map_err(io_err(&index_path))?;
+    for p in &parts {
+        writer
+            .push_insurer(&insurer_input(p))
+            .map_err(io_err(&index_path))?;
+    }
+    let header = writer
+        .finish(&IndexTail {
+            generation_id: &id,
+            built_on: cfg.built_on,
+            person_key_fingerprint: cfg.key.fingerprint(),
+            persons: &persons.entries,
+            person_refs: &persons.refs,
+        })
+        .map_err(io_err(&index_path))?;
+    w.flush().map_err(io_err(&index_path))?;
+    drop(w);
+    drop(parts);
+    drop(persons);
+    phases.end("write");
+    progress.phase("verifying");
+    // Read back what was written: structure, every checksum, and the counts.
+    let index = MappedIndex::open_file(&index_path, cfg.key.clone()).map_err(StoreError::from)?;
+    verify_by_reading(&index, &index_path, &fresh_segments)?;
+    assert_eq!(index.header(), &header, "the index reads back as written");
+    assert_eq!(
+        header.record_count, totals.rows_indexed,
+        "every indexed row is in the index"
+    );
+
+    phases.end("verify");
+    let refused = guard(store, cfg, &index);
+    let mut report = Report {
+        generation: id.clone(),
+        built_on: cfg.built_on.to_string(),
+        published: refused.is_empty(),
+        refused: refused.clone(),
+        totals,
+        insurers: insurer_reports,
+        notes,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        phases_ms: phases.done.clone(),
+        index_bytes: index.total_bytes(),
+    };
+    drop(index);
+    // The live generation's report (the one this build would replace), for report.html's
+    // comparison; none before the first publication.
+    let previous: Option<Report> = store.live().ok().and_then(|live| {
+        let path = store.generation_dir(&live).join(REPORT_FILE);
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    });
+    write_report_files(&tmp, &report, &lines, previous.as_ref())?;
+    progress.finish();
+    if !refused.is_empty() {
+        // Keep the refused build for inspection, outside `generations/` so it can never go live.
+        let kept = store.refused_dir().join(&id);
+        std::fs::create_dir_all(store.refused_dir()).map_err(io_err(&kept))?;
+        std::fs::rename(&tmp, &kept).map_err(io_err(&kept))?;
+        return Err(BuildError::Refused {
+            reasons: refused,
+            report: kept.join(REPORT_FILE).display().to_string(),
+        });
+    }
+    let dir = store.seal(&id)?;
+    store.publish(&id)?;
+    phases.end("publish");
+    report.phases_ms = phases.done;
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(generation = %id, phases_ms = ?report.phases_ms, "published");
+    Ok(BuildOutcome {
+        generation: id,
+        report,
+        generation_dir: dir,
+    })
+}
+
+fn insurer_input(p: &InsurerPart) -> InsurerInput<'_> {
+    InsurerInput {
+        number: p.number,
+        kind: p.kind.code(),
+        name: &p.name,
+        snapshot_date: p.snapshot_date,
+        covered_count: p.covered_count,
+        segment: p.segment.meta,
+    }
+}
+
+/// Recomputes every checksum of the main file and of the segment files this build wrote
+/// (`fresh`, by insurer position) by reading them, not through the mapping: a national index
+/// is larger than the build's memory budget, and read pages stay in the page cache instead of
+/// the process. Hard-linked segment files were verified just before they were linked
+/// (`Previous::reuse`) and are never modified; opening the index checked their headers and
+/// sizes.
+fn verify_by_reading(index: &MappedIndex, path: &Path, fresh: &[usize]) -> Result<(), BuildError> {
+    let segments_dir = path.parent().unwrap_or(Path::new(".")).join(SEGMENTS_DIR);
+    let mut buf = vec![0u8; 8 << 20];
+    verify_ranges(path, index.checksummed_ranges(), &mut buf)?;
+    for &i in fresh {
+        let (name, body, expected) = index.segment_check(i);
+        let what = format!("segment file {SEGMENTS_DIR}/{name}");
+        verify_ranges(
+            &segments_dir.join(name),
+            vec![(what, body, expected)],
+            &mut buf,
+        )?;
+    }
+    Ok(())
+}
+
+/// Checks each `(what, range, xxh3)` of the file at `path` by reading it.
+pub(super) fn verify_ranges(
+    path: &Path,
+    ranges: Vec<(String, std::ops::Range<usize>, u64)>,
+    buf: &mut [u8],
+) -> Result<(), BuildError> {
+    use std::os::unix::fs::FileExt;
+    let file = File::open(path).map_err(io_err(path))?;
+    for (what, range, expected) in ranges {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        let mut at = range.start as u64;
+        while at < range.end as u64 {
+            let n = (range.end as u64 - at).min(buf.len() as u64) as usize;
+            file.read_exact_at(&mut buf[..n], at)
+                .map_err(io_err(path))?;
+            hasher.update(&buf[..n]);
+            at += n as u64;
+        }
+        if hasher.digest() != expected {
+            return Err(BuildError::Format(FormatError::Checksum { what }));
+        }
+    }
+    Ok(())
+}
+
+/// Wall time per build phase.
+struct Phases {
+    since: Instant,
+    done: BTreeMap<String, u64>,
+}
+
+impl Phases {
+    fn new() -> Phases {
+        Phases {
+            since: Instant::now(),
+            done: BTreeMap::new(),
+        }
+    }
+
+    fn end(&mut self, phase: &str) {
+        let ms = self.since.elapsed().as_millis() as u64;
+        self.done.insert(phase.to_owned(), ms);
+        tracing::debug!(phase, ms, peak_rss_mb = peak_rss_mb(), "build phase done");
+        self.since = Instant::now();
+    }
+}
+
+/// The process's peak resident memory so far (Linux `VmHWM`), for the phase log.
+fn peak_rss_mb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024)
+}
+
+type Split = (Vec<InsurerPart>, Vec<ReportLine>, Vec<InsurerReport>);
+
+fn split(results: Vec<InsurerResult>) -> Split {
+    let mut parts = Vec::with_capacity(results.len());
+    let mut lines = Vec::new();
+    let mut reports = Vec::with_capacity(results.len());
+    for r in results {
+        reports.push(InsurerReport {
+            insurer_number: r.part.number.to_string(),
+            insurer_name: r.part.name.clone(),
+            file: Some(r.part.file.clone()),
+            snapshot_date: Some(r.part.snapshot_date.to_string()),
+            file_bytes: r.identity.0,
+            file_mtime_ns: r.identity.1,
+            reused: r.reused_from.is_some(),
+            encoding: r.encoding,
+            counts: r.counts,
+        });
+        lines.extend(r.lines);
+        parts.push(r.part);
+    }
+    (parts, lines, reports)
+}
+
+/// Turns discovery findings into report lines (with row accounting for unlisted insurers'
+/// files, rejected whole under F4) and notes.
+fn discovery_findings(findings: &[Finding]) -> (Vec<(ReportLine, Counts)>, Vec<String>) {
+    let mut lines = Vec::new();
+    let mut notes = Vec::new();
+    for f in findings {
+        notes.push(f.to_string());
+        if let Finding::UnlistedDirectory {
+            newest: Some(file),
+            insurer,
+            ..
+        } = f
+        {
+            let summary = snapshot::account_rejected_file(
+                file,
+                *insurer,
+                Rule::F4,
+                "insurer_number",
+                "the insurer is not listed in insurers.csv",
+            );
+            let mut counts = Counts {
+                rows_read: summary.rows_read,
+                rows_rejected: summary.rejected,
+                ..Counts::default()
+            };
+            for (rule, n) in summary.by_rule.iter() {
+                *counts.by_rule.entry(rule.as_str().to_owned()).or_default() += n;
+            }
+            if let Some(issue) = summary.file_reject {
+                lines.push((report_line(issue), counts));
+            }
+        }
+    }
+    (lines, notes)
+}
+
+/// The guard against truncated or failed deliveries: compares each insurer's members covered
+/// today with the live generation's. Returns why it refuses, if it does.
+fn guard(store: &Store, cfg: &BuildConfig, new: &MappedIndex) -> Vec<String> {
+    let Ok(Some(live_id)) = store.current() else {
+        return Vec::new();
+    };
+    let Some(live_counts) = live_covered_counts(store, cfg, &live_id) else {
+        tracing::warn!(
+            live_id,
+            "neither the live generation's index nor its report can be read; the guard has nothing to compare with"
+        );
+        return Vec::new();
+    };
+    let new_counts: BTreeMap<String, u64> = new
+        .insurers()
+        .iter()
+        .map(|i| (i.number_str().to_owned(), u64::from(i.entry.covered_count)))
+        .collect();
+    let mut refused = Vec::new();
+    for (number, &before) in &live_counts {
+        if cfg.accept.iter().any(|a| a.as_str() == number) {
+            continue;
+        }
+        match new_counts.get(number) {
+            None => refused.push(format!(
+                "insurer {number} is missing (present in {live_id}); pass --accept {number} if it really left"
+            )),
+            Some(&after) if before > 0 && (before - after.min(before)) as f64 / before as f64 * 100.0 > cfg.max_drop_percent => {
+                refused.push(format!(
+                    "insurer {number}: members covered today fell from {before} to {after} (more than {}%); a truncated delivery? pass --accept {number} if it is real",
+                    cfg.max_drop_percent,
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    refused
+}
+
+/// Members covered today per insurer of the live generation: from its index, or, when that
+/// cannot be opened (the person key was rotated since, which the index refuses), from its
+/// `report.json`, which holds the same counts and needs no key.
+fn live_covered_counts(
+    store: &Store,
+    cfg: &BuildConfig,
+    live_id: &str,
+) -> Option<BTreeMap<String, u64>> {
+    match store.open(live_id, cfg.key.clone()) {
+        Ok(live) => Some(
+            live.insurers()
+                .iter()
+                .map(|i| (i.number_str().to_owned(), u64::from(i.entry.covered_count)))
+                .collect(),
+        ),
+        Err(e) => {
+            tracing::warn!(live_id, "the live generation cannot be opened ({e}); the guard compares with its report.json");
+            let path = store.generation_dir(live_id).join(REPORT_FILE);
+            let report: Report = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+            // Lines for unlisted directories (F4) have no snapshot date: not insurers.
+            Some(
+                report
+                    .insurers
+                    .into_iter()
+                    .filter(|r| r.snapshot_date.is_some())
+                    .map(|r| (r.insurer_number, r.counts.covered_today))
+                    .collect(),
+            )
+        }
+    }
+}
+
+fn write_report_files(
+    dir: &Path,
+    report: &Report,
+    lines: &[ReportLine],
+    previous: Option<&Report>,
+) -> Result<(), BuildError> {
+    let masked = report.masked();
+    let html_path = dir.join(super::html::REPORT_HTML_FILE);
+    std::fs::write(&html_path, super::html::render(&masked, previous))
+        .map_err(io_err(&html_path))?;
+    let report_path = dir.join(REPORT_FILE);
+    let f = File::create(&report_path).map_err(io_err(&report_path))?;
+    serde_json::to_writer_pretty(BufWriter::new(f), &masked).map_err(|e| BuildError::Io {
+        path: report_path.display().to_string(),
+        source: e.into(),
+    })?;
+    let rejects_path = dir.join(REJECTS_FILE);
+    let f = File::create(&rejects_path).map_err(io_err(&rejects_path))?;
+    write_rejects(BufWriter::new(f), lines).map_err(|e| BuildError::Io {
+        path: rejects_path.display().to_string(),
+        source: e.into(),
+    })?;
+    Ok(())
+}

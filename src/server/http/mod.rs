@@ -1,0 +1,732 @@
+//! HTTP/1.1 (docs/api.md): keep-alive and pipelining; requests parsed by `httparse` (zero-copy,
+//! no allocation), responses written by hand into the connection's output buffer.
+//!
+//! Endpoints: `POST /v1/card`, `POST /v1/person` (JSON body), `POST /v1/batch` (JSON array, or
+//! `Content-Type: text/csv` in UTF-8 or CP932), `POST /v1/claims` (a claims file; CSV rows, or
+//! JSON with `Accept: application/json`), `GET /v1/generation`, `GET /healthz` (no authentication, for
+//! load balancers), `GET /metrics` (role `admin`). Errors are `{"error": "..."}` with 400
+//! (malformed), 401 (no or invalid token), 403 (role), 404, 405, 413 (body, chunks or batch
+//! too large), 431 (headers too large), 501 (a transfer coding other than `chunked`) or 503. A
+//! malformed request whose framing is intact keeps the connection open; a broken frame
+//! closes it.
+//!
+//! A body comes with `Content-Length` or `Transfer-Encoding: chunked` (RFC 9112 7.1: every
+//! HTTP/1.1 recipient must read it; clients streaming a batch use it). A request with both is
+//! refused (400), as a request-smuggling guard; chunk extensions are skipped and trailers
+//! read and ignored.
+//!
+//! An individual number never travels in a URL: a query string holding `individual_number`
+//! or a run of 12 digits is refused (and never logged).
+
+use super::audit::AuditedClaim;
+use super::auth::{Identity, Role};
+use super::limits::*;
+use super::metrics::{self, Kind, Protocol, Via};
+use super::session::{Ctx, Session, Step};
+use crate::domain::text::write_decimal;
+use crate::domain::InstitutionCode;
+use crate::query::answer::{self, GroupQuery};
+use crate::query::batch::{self, BatchError, Slot};
+use crate::query::write_json_str;
+use crate::query::QueryKind;
+use std::ops::Range;
+
+mod chunked;
+use chunked::{scan_chunked, ChunkError};
+
+/// An HTTP connection.
+#[derive(Default)]
+pub struct HttpSession {
+    /// The last `Authorization` credential accepted on this connection and whom it names, so
+    /// a keep-alive client is not re-hashed on every request.
+    auth_cache: Option<(Vec<u8>, Identity)>,
+    /// Reused for response bodies.
+    body: Vec<u8>,
+    /// `100 Continue` already sent for the request at the start of the buffer.
+    continue_sent: bool,
+    /// The data ranges of a chunked body's chunks, and the body put together: reused.
+    chunk_ranges: Vec<Range<usize>>,
+    chunked_body: Vec<u8>,
+}
+
+/// What the request line and headers say.
+struct Head<'a> {
+    method: &'a str,
+    target: &'a str,
+    http10: bool,
+    content_length: usize,
+    close: bool,
+    keep_alive: bool,
+    chunked: bool,
+    expect_continue: bool,
+    authorization: Option<&'a [u8]>,
+    csv: bool,
+    /// `Accept: application/json` (for `/v1/claims`, whose answer is CSV otherwise).
+    accept_json: bool,
+}
+
+/// A response to write: status, body (in the session's scratch) and framing.
+struct Reply {
+    status: u16,
+    content_type: &'static str,
+    extra: &'static str,
+}
+
+impl Reply {
+    fn json(status: u16) -> Reply {
+        Reply {
+            status,
+            content_type: "application/json",
+            extra: "",
+        }
+    }
+}
+
+/// A request refused before its framing was understood: answered, then the connection closes.
+fn fatal(out: &mut Vec<u8>, status: u16, msg: &str, step: &mut Step, ctx: &Ctx<'_>) {
+    let mut body = Vec::with_capacity(msg.len() + 16);
+    write_error_body(&mut body, msg);
+    write_head(out, status, "application/json", "", body.len(), false);
+    out.extend_from_slice(&body);
+    ctx.metrics.protocol_error(Protocol::Http);
+    step.close = true;
+}
+
+impl Session for HttpSession {
+    fn process(&mut self, input: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Step {
+        let mut step = Step::default();
+        while step.consumed < input.len() {
+            if step.requests as usize >= MAX_PIPELINE_PER_READ
+                || out.len() >= MAX_PENDING_OUTPUT_BYTES
+            {
+                step.more = true;
+                break;
+            }
+            let frame = &input[step.consumed..];
+            let mut headers = [httparse::EMPTY_HEADER; HTTP_MAX_HEADERS];
+            let mut req = httparse::Request::new(&mut headers);
+            let head_len = match req.parse(frame) {
+                Ok(httparse::Status::Complete(n)) if n <= HTTP_MAX_HEADER_BYTES => n,
+                Ok(httparse::Status::Complete(_)) | Err(httparse::Error::TooManyHeaders) => {
+                    fatal(out, 431, &format!("request headers exceed {HTTP_MAX_HEADERS} headers or {HTTP_MAX_HEADER_BYTES} bytes"), &mut step, ctx);
+                    break;
+                }
+                Ok(httparse::Status::Partial) => {
+                    if frame.len() > HTTP_MAX_HEADER_BYTES {
+                        fatal(
+                            out,
+                            431,
+                            &format!("request headers exceed {HTTP_MAX_HEADER_BYTES} bytes"),
+                            &mut step,
+                            ctx,
+                        );
+                    }
+                    break;
+                }
+                Err(e) => {
+                    fatal(
+                        out,
+                        400,
+                        &format!("malformed HTTP request: {e}"),
+                        &mut step,
+                        ctx,
+                    );
+                    break;
+                }
+            };
+            let head = match read_head(&req) {
+                Ok(h) => h,
+                Err((status, msg)) => {
+                    fatal(out, status, msg, &mut step, ctx);
+                    break;
+                }
+            };
+            let (limit, max_chunks) = match path_of(head.target) {
+                "/v1/batch" => (HTTP_MAX_BATCH_BODY_BYTES, HTTP_MAX_CHUNKS),
+                "/v1/claims" => (HTTP_MAX_CLAIMS_BODY_BYTES, HTTP_MAX_CLAIMS_CHUNKS),
+                _ => (HTTP_MAX_QUERY_BODY_BYTES, HTTP_MAX_CHUNKS),
+            };
+            let too_large = |bytes: usize| {
+                format!(
+                    "request body of {bytes} bytes exceeds the limit of {limit} bytes for {}",
+                    path_of(head.target)
+                )
+            };
+            if head.content_length > limit {
+                fatal(out, 413, &too_large(head.content_length), &mut step, ctx);
+                break;
+            }
+            let framed = if head.chunked {
+                scan_chunked(
+                    &frame[head_len..],
+                    limit,
+                    max_chunks,
+                    &mut self.chunk_ranges,
+                )
+            } else {
+                let total = head_len + head.content_length;
+                Ok((frame.len() >= total).then_some(head.content_length))
+            };
+            let body_span = match framed {
+                Ok(Some(n)) => n,
+                Ok(None) => {
+                    // A claims file is large: refuse a client without a valid token before
+                    // its body is read and held, not after.
+                    if path_of(head.target) == "/v1/claims" && ctx.shared.auth.is_some() {
+                        if let Err(reply) = self.authenticate(&head, ctx, Role::Query) {
+                            write_head(
+                                out,
+                                reply.status,
+                                reply.content_type,
+                                reply.extra,
+                                self.body.len(),
+                                false,
+                            );
+                            out.extend_from_slice(&self.body);
+                            step.close = true;
+                            break;
+                        }
+                    }
+                    if head.expect_continue && !self.continue_sent {
+                        out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                        self.continue_sent = true;
+                    }
+                    if !head.chunked {
+                        step.want = head_len + head.content_length;
+                    }
+                    break;
+                }
+                Err(ChunkError::TooLarge(bytes)) => {
+                    fatal(out, 413, &too_large(bytes), &mut step, ctx);
+                    break;
+                }
+                Err(e) => {
+                    fatal(out, e.status(), &e.to_string(), &mut step, ctx);
+                    break;
+                }
+            };
+            let total = head_len + body_span;
+            self.continue_sent = false;
+            step.consumed += total;
+            step.requests += 1;
+            let keep_alive = !head.close && (!head.http10 || head.keep_alive);
+            if head.chunked {
+                // Moved out for the call, as `respond` borrows the session.
+                let mut body = std::mem::take(&mut self.chunked_body);
+                body.clear();
+                for r in &self.chunk_ranges {
+                    body.extend_from_slice(&frame[head_len..][r.clone()]);
+                }
+                self.respond(&head, &body, keep_alive, ctx, out);
+                self.chunked_body = body;
+            } else {
+                self.respond(&head, &frame[head_len..total], keep_alive, ctx, out);
+            }
+            if !keep_alive {
+                step.close = true;
+                break;
+            }
+        }
+        ctx.metrics.requests(Protocol::Http, step.requests);
+        step
+    }
+
+    fn max_buffer(&self) -> usize {
+        HTTP_MAX_REQUEST_BYTES
+    }
+
+    fn overflow(&mut self, out: &mut Vec<u8>) {
+        let mut body = Vec::new();
+        write_error_body(&mut body, "request too large");
+        write_head(out, 413, "application/json", "", body.len(), false);
+        out.extend_from_slice(&body);
+    }
+}
+
+fn read_head<'a>(req: &httparse::Request<'_, 'a>) -> Result<Head<'a>, (u16, &'static str)> {
+    let mut head = Head {
+        method: req.method.unwrap_or(""),
+        target: req.path.unwrap_or("/"),
+        http10: req.version == Some(0),
+        content_length: 0,
+        close: false,
+        keep_alive: false,
+        chunked: false,
+        expect_continue: false,
+        authorization: None,
+        csv: false,
+        accept_json: false,
+    };
+    let mut length: Option<usize> = None;
+    for h in req.headers.iter() {
+        let name = h.name;
+        let v = h.value;
+        if name.eq_ignore_ascii_case("content-length") {
+            let n = std::str::from_utf8(v)
+                .ok()
+                .map(str::trim)
+                .filter(|s| !s.is_empty() && s.len() <= 12 && s.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|s| s.parse::<usize>().ok())
+                .ok_or((400, "malformed Content-Length"))?;
+            if length.is_some_and(|l| l != n) {
+                return Err((400, "conflicting Content-Length headers"));
+            }
+            length = Some(n);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            // Only `chunked`, alone and once: a list of codings (gzip, chunked) would need
+            // decoding we do not do.
+            if head.chunked || !v.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                return Err((
+                    501,
+                    "Transfer-Encoding other than chunked is not supported; send the body with a Content-Length or chunked",
+                ));
+            }
+            head.chunked = true;
+        } else if name.eq_ignore_ascii_case("connection") {
+            head.close |= contains_token(v, b"close");
+            head.keep_alive |= contains_token(v, b"keep-alive");
+        } else if name.eq_ignore_ascii_case("authorization") {
+            head.authorization = Some(v);
+        } else if name.eq_ignore_ascii_case("content-type") {
+            head.csv = starts_with_ignore_case(v, b"text/csv");
+        } else if name.eq_ignore_ascii_case("accept") {
+            head.accept_json = contains_token(v, b"application/json");
+        } else if name.eq_ignore_ascii_case("expect") {
+            head.expect_continue = contains_token(v, b"100-continue");
+        }
+    }
+    if head.chunked && length.is_some() {
+        return Err((
+            400,
+            "both Content-Length and Transfer-Encoding: send the body with one of them",
+        ));
+    }
+    if head.chunked && head.http10 {
+        return Err((400, "Transfer-Encoding in an HTTP/1.0 request"));
+    }
+    head.content_length = length.unwrap_or(0);
+    Ok(head)
+}
+
+fn contains_token(v: &[u8], token: &[u8]) -> bool {
+    v.split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+fn starts_with_ignore_case(v: &[u8], prefix: &[u8]) -> bool {
+    v.len() >= prefix.len() && v[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+fn path_of(target: &str) -> &str {
+    target.split('?').next().unwrap_or(target)
+}
+
+/// Whether a query string may hold an individual number: the field name, or 12 digits in a row.
+fn may_hold_individual_number(query: &str) -> bool {
+    let lower_has_name = query
+        .as_bytes()
+        .windows(b"individual".len())
+        .any(|w| w.eq_ignore_ascii_case(b"individual"));
+    let mut run = 0;
+    let long_digits = query.bytes().any(|b| {
+        run = if b.is_ascii_digit() { run + 1 } else { 0 };
+        run >= 12
+    });
+    lower_has_name || long_digits
+}
+
+impl HttpSession {
+    fn respond(
+        &mut self,
+        head: &Head<'_>,
+        body: &[u8],
+        keep_alive: bool,
+        ctx: &Ctx<'_>,
+        out: &mut Vec<u8>,
+    ) {
+        self.body.clear();
+        let reply = self.route(head, body, ctx);
+        write_head(
+            out,
+            reply.status,
+            reply.content_type,
+            reply.extra,
+            self.body.len(),
+            keep_alive,
+        );
+        if head.method != "HEAD" {
+            out.extend_from_slice(&self.body);
+        }
+        if self.body.capacity() > MAX_PENDING_OUTPUT_BYTES {
+            self.body = Vec::new();
+        }
+    }
+
+    fn error(&mut self, status: u16, msg: &str) -> Reply {
+        self.body.clear();
+        write_error_body(&mut self.body, msg);
+        Reply::json(status)
+    }
+
+    fn route(&mut self, head: &Head<'_>, body: &[u8], ctx: &Ctx<'_>) -> Reply {
+        let (path, query) = match head.target.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (head.target, None),
+        };
+        if query.is_some_and(may_hold_individual_number) {
+            return self.error(400, "an individual number must never be sent in a URL; send it in the JSON body of POST /v1/person");
+        }
+        let (allowed, needed): (&[&str], Role) = match path {
+            "/healthz" => (&["GET", "HEAD"], Role::Query),
+            "/metrics" => (&["GET", "HEAD"], Role::Admin),
+            "/v1/generation" => (&["GET", "HEAD"], Role::Query),
+            "/v1/card" | "/v1/person" | "/v1/batch" | "/v1/claims" => (&["POST"], Role::Query),
+            "/admin/reload" => (&["POST"], Role::Admin),
+            _ => return self.error(404, "no such endpoint; see GET /healthz, /metrics, /v1/generation, POST /v1/card, /v1/person, /v1/batch, /v1/claims, /admin/reload"),
+        };
+        if !allowed.contains(&head.method) {
+            let mut r = self.error(405, &format!("{path} accepts {} only", allowed.join(", ")));
+            r.extra = if allowed[0] == "POST" {
+                "Allow: POST\r\n"
+            } else {
+                "Allow: GET, HEAD\r\n"
+            };
+            return r;
+        }
+        if path == "/healthz" {
+            self.body
+                .extend_from_slice(b"{\"status\":\"ok\",\"generation\":");
+            write_json_str(&mut self.body, ctx.generation.id());
+            self.body.push(b'}');
+            return Reply::json(200);
+        }
+        let client = match self.authenticate(head, ctx, needed) {
+            Ok(identity) => identity.map(|id| id.institution),
+            Err(r) => return r,
+        };
+        match path {
+            "/metrics" => {
+                let mut text = String::with_capacity(8192);
+                let live = &ctx.shared.live;
+                metrics::render(
+                    &mut text,
+                    &ctx.shared.cores,
+                    &metrics::LiveFacts {
+                        generation: ctx.generation.id(),
+                        epoch: ctx.generation.epoch,
+                        built_on: ctx.generation.index.header().built_on,
+                        reload_refusals: live
+                            .reload_refusals
+                            .load(std::sync::atomic::Ordering::Relaxed),
+                        refused_now: live.last_refusal.lock().is_ok_and(|r| r.is_some()),
+                        background_panics: live.background_panics.counts(),
+                    },
+                );
+                self.body.extend_from_slice(text.as_bytes());
+                Reply {
+                    status: 200,
+                    content_type: "text/plain; version=0.0.4; charset=utf-8",
+                    extra: "",
+                }
+            }
+            "/v1/generation" => {
+                self.write_generation(ctx);
+                Reply::json(200)
+            }
+            "/admin/reload" => {
+                // The reloader thread does the work (opening and verifying takes a while, not
+                // for a core's event loop); GET /v1/generation shows the outcome.
+                ctx.shared
+                    .reload
+                    .store(true, std::sync::atomic::Ordering::Release);
+                self.body
+                    .extend_from_slice(b"{\"reload\":\"requested\",\"serving\":");
+                write_json_str(&mut self.body, ctx.generation.id());
+                self.body.push(b'}');
+                Reply::json(202)
+            }
+            "/v1/card" => self.single(body, QueryKind::Card, ctx, client),
+            "/v1/person" => self.single(body, QueryKind::Person, ctx, client),
+            "/v1/claims" => self.claims(head, body, ctx, client),
+            _ => self.batch(head, body, ctx, client),
+        }
+    }
+
+    /// The client the request authenticates as (`None` without `--auth`), or the refusal.
+    fn authenticate(
+        &mut self,
+        head: &Head<'_>,
+        ctx: &Ctx<'_>,
+        needed: Role,
+    ) -> Result<Option<Identity>, Reply> {
+        let Some(table) = &ctx.shared.auth else {
+            return Ok(None);
+        };
+        let unauthorized = |s: &mut Self, msg: &str| {
+            let mut r = s.error(401, msg);
+            r.extra = "WWW-Authenticate: Bearer\r\n";
+            r
+        };
+        let Some(value) = head.authorization else {
+            return Err(unauthorized(
+                self,
+                "authentication required: send Authorization: Bearer <institution_code>:<token>",
+            ));
+        };
+        let credential = match value.split_at_checked(7) {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case(b"Bearer ") => rest.trim_ascii(),
+            _ => {
+                return Err(unauthorized(
+                    self,
+                    "the Authorization header must be Bearer <institution_code>:<token>",
+                ))
+            }
+        };
+        let identity = match &self.auth_cache {
+            Some((cached, id)) if cached.as_slice() == credential => *id,
+            _ => match table.check_pair(credential) {
+                Some(id) => {
+                    self.auth_cache = Some((credential.to_vec(), id));
+                    id
+                }
+                None => {
+                    ctx.metrics.auth_refused(Protocol::Http);
+                    return Err(unauthorized(self, "invalid institution code or token"));
+                }
+            },
+        };
+        if !identity.role.allows(needed) {
+            return Err(self.error(
+                403,
+                &format!(
+                    "role {} may not use this endpoint; it needs role {}",
+                    identity.role.as_str(),
+                    needed.as_str()
+                ),
+            ));
+        }
+        Ok(Some(identity))
+    }
+
+    fn single(
+        &mut self,
+        body: &[u8],
+        kind: QueryKind,
+        ctx: &Ctx<'_>,
+        client: Option<InstitutionCode>,
+    ) -> Reply {
+        let metric_kind = Kind::of(Some(kind));
+        match batch::parse_single(body, kind) {
+            Ok(q) => {
+                let v = answer::answer(&ctx.generation.index, &q, ctx.today, &mut self.body);
+                ctx.metrics.query(Via::Http, metric_kind, Some(v));
+                ctx.audit_answer(Via::Http, client, GroupQuery::of(&q), v);
+                Reply::json(200)
+            }
+            Err(e) => {
+                ctx.metrics.query(Via::Http, metric_kind, None);
+                ctx.audit_malformed(Via::Http, client, Some(kind));
+                answer::write_error(&mut self.body, &e);
+                Reply::json(400)
+            }
+        }
+    }
+
+    fn batch(
+        &mut self,
+        head: &Head<'_>,
+        body: &[u8],
+        ctx: &Ctx<'_>,
+        client: Option<InstitutionCode>,
+    ) -> Reply {
+        let index = &ctx.generation.index;
+        let mut observe = |slot: Slot<'_>| match slot {
+            Slot::Answered(q, v) => {
+                ctx.metrics
+                    .query(Via::Batch, Kind::of(Some(q.kind())), Some(v));
+                ctx.audit_answer(Via::Batch, client, GroupQuery::of(q), v);
+            }
+            Slot::Malformed(kind) => {
+                ctx.metrics.query(Via::Batch, Kind::of(kind), None);
+                ctx.audit_malformed(Via::Batch, client, kind);
+            }
+        };
+        let result = if head.csv {
+            batch::parse_csv(body).map(|rows| {
+                batch::write_csv_answers(index, &rows, ctx.today, &mut self.body, &mut observe);
+                "text/csv; charset=utf-8"
+            })
+        } else {
+            batch::parse_json(body).map(|queries| {
+                batch::write_json_answers(index, &queries, ctx.today, &mut self.body, &mut observe);
+                "application/json"
+            })
+        };
+        match result {
+            Ok(content_type) => Reply {
+                status: 200,
+                content_type,
+                extra: "",
+            },
+            Err(e @ BatchError::TooMany(_)) => self.error(413, &e.to_string()),
+            Err(e) => self.error(400, &e.to_string()),
+        }
+    }
+
+    /// A claims file checked (the library's `claims`): its rows as CSV, or JSON when the
+    /// client accepts it; each receipt an audit line. A file that cannot be read is 400 (413
+    /// when too large) with the error naming the line.
+    fn claims(
+        &mut self,
+        head: &Head<'_>,
+        body: &[u8],
+        ctx: &Ctx<'_>,
+        client: Option<InstitutionCode>,
+    ) -> Reply {
+        use crate::claims::{output::FileColumn, output::RowWriter, Format, Summary, UkeError};
+        let file = match crate::claims::parse(body) {
+            Ok(f) => f,
+            Err(e @ UkeError::TooLarge(_)) => return self.error(413, &e.to_string()),
+            Err(e) => return self.error(400, &format!("claims file: {e}")),
+        };
+        let (format, content_type) = if head.accept_json {
+            (Format::Json, "application/json")
+        } else {
+            (Format::Csv, "text/csv; charset=utf-8")
+        };
+        let mut writer = RowWriter::new(format, FileColumn::Unnamed);
+        writer.begin(&mut self.body);
+        crate::claims::check_file(
+            &ctx.generation.index,
+            "body",
+            &file,
+            &mut writer,
+            &mut self.body,
+            &mut Summary::default(),
+            |r, checked, card| {
+                let claim = AuditedClaim {
+                    receipt: file.text(&r.number).trim(),
+                    card,
+                    verdict: checked.verdict.as_str(),
+                    reason: &checked.reason.as_str(),
+                };
+                ctx.audit_claim(client, claim, r.month.map(|m| m.first));
+            },
+        );
+        writer.end(&mut self.body);
+        Reply {
+            status: 200,
+            content_type,
+            extra: "",
+        }
+    }
+
+    fn write_generation(&mut self, ctx: &Ctx<'_>) {
+        let g = ctx.generation;
+        let h = g.index.header();
+        let b = &mut self.body;
+        b.extend_from_slice(b"{\"id\":");
+        write_json_str(b, g.id());
+        b.extend_from_slice(b",\"epoch\":");
+        write_decimal(b, g.epoch);
+        b.extend_from_slice(b",\"built_on\":\"");
+        h.built_on.write_iso(b);
+        b.extend_from_slice(b"\",\"insurers\":");
+        write_decimal(b, u64::from(h.insurer_count));
+        b.extend_from_slice(b",\"records\":");
+        write_decimal(b, h.record_count);
+        b.extend_from_slice(b",\"persons\":");
+        write_decimal(b, h.person_count);
+        b.extend_from_slice(b",\"last_reload_refused\":");
+        match ctx
+            .shared
+            .live
+            .last_refusal
+            .lock()
+            .ok()
+            .and_then(|r| r.clone())
+        {
+            Some(why) => write_json_str(b, &why),
+            None => b.extend_from_slice(b"null"),
+        }
+        b.push(b'}');
+    }
+}
+
+fn write_error_body(out: &mut Vec<u8>, msg: &str) {
+    out.extend_from_slice(b"{\"error\":");
+    write_json_str(out, msg);
+    out.push(b'}');
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        413 => "Content Too Large",
+        431 => "Request Header Fields Too Large",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        _ => "Error",
+    }
+}
+
+/// The status line and headers of a response with a body of `len` bytes.
+pub fn write_head(
+    out: &mut Vec<u8>,
+    status: u16,
+    content_type: &str,
+    extra: &str,
+    len: usize,
+    keep_alive: bool,
+) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    write_decimal(out, u64::from(status));
+    out.push(b' ');
+    out.extend_from_slice(reason(status).as_bytes());
+    out.extend_from_slice(b"\r\nServer: shikaku\r\nContent-Type: ");
+    out.extend_from_slice(content_type.as_bytes());
+    out.extend_from_slice(b"\r\nContent-Length: ");
+    write_decimal(out, len as u64);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(extra.as_bytes());
+    if !keep_alive {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A whole response for a connection refused before any request (over the per-core limit).
+pub fn refusal(out: &mut Vec<u8>, status: u16, msg: &str) {
+    let mut body = Vec::new();
+    write_error_body(&mut body, msg);
+    write_head(out, status, "application/json", "", body.len(), false);
+    out.extend_from_slice(&body);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn individual_numbers_in_urls() {
+        assert!(may_hold_individual_number("individual_number=1"));
+        assert!(may_hold_individual_number("x=123456789018"));
+        assert!(may_hold_individual_number("INDIVIDUAL=1"));
+        assert!(!may_hold_individual_number("date=2026-11-24"));
+    }
+
+    #[test]
+    fn heads() {
+        let mut out = Vec::new();
+        write_head(&mut out, 404, "application/json", "", 2, false);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 404 Not Found\r\nServer: shikaku\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"
+        );
+    }
+}
