@@ -138,14 +138,16 @@ impl Session for HttpSession {
             } else {
                 HTTP_MAX_QUERY_BODY_BYTES
             };
-            let too_large = |bytes: usize| {
+            // The size announced is not quoted: it is the client's digits, and may be an
+            // individual number.
+            let too_large = || {
                 format!(
-                    "request body of {bytes} bytes exceeds the limit of {limit} bytes for {}",
+                    "request body exceeds the limit of {limit} bytes for {}",
                     path_of(head.target)
                 )
             };
             if head.content_length > limit {
-                fatal(out, 413, &too_large(head.content_length), &mut step, ctx);
+                fatal(out, 413, &too_large(), &mut step, ctx);
                 break;
             }
             let framed = if head.chunked {
@@ -166,8 +168,8 @@ impl Session for HttpSession {
                     }
                     break;
                 }
-                Err(ChunkError::TooLarge(bytes)) => {
-                    fatal(out, 413, &too_large(bytes), &mut step, ctx);
+                Err(ChunkError::TooLarge(_)) => {
+                    fatal(out, 413, &too_large(), &mut step, ctx);
                     break;
                 }
                 Err(e) => {
@@ -291,7 +293,7 @@ enum ChunkError {
     #[error("more than {HTTP_MAX_CHUNKS} chunks; send larger chunks or a Content-Length")]
     TooManyChunks,
     /// The decoded body outgrew the endpoint's limit (the bytes so far).
-    #[error("request body of {0} bytes or more exceeds the limit")]
+    #[error("request body exceeds the limit")]
     TooLarge(usize),
 }
 
@@ -668,25 +670,40 @@ impl HttpSession {
     }
 }
 
+/// `{"error": msg}`, any run of 12 or more digits in `msg` masked: a last guard, should a
+/// message ever quote a client's bytes unmasked.
 fn write_error_body(out: &mut Vec<u8>, msg: &str) {
     out.extend_from_slice(b"{\"error\":");
-    write_json_str(out, msg);
+    write_json_str(out, &crate::domain::text::mask_digit_runs(msg));
     out.push(b'}');
 }
 
+/// The reason phrase of `status` (RFC 9110 section 15); empty for a code it does not define,
+/// which the grammar allows.
 fn reason(status: u16) -> &'static str {
     match status {
+        100 => "Continue",
         200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
         413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
         501 => "Not Implemented",
         503 => "Service Unavailable",
-        _ => "Error",
+        _ => "",
     }
 }
 
@@ -815,5 +832,23 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 404 Not Found\r\nServer: shikaku\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"
         );
+        // Every status the server answers with has its own phrase (202 was "Error").
+        for (status, phrase) in [
+            (200, "OK"),
+            (202, "Accepted"),
+            (400, "Bad Request"),
+            (401, "Unauthorized"),
+            (403, "Forbidden"),
+            (404, "Not Found"),
+            (405, "Method Not Allowed"),
+            (408, "Request Timeout"),
+            (413, "Content Too Large"),
+            (431, "Request Header Fields Too Large"),
+            (501, "Not Implemented"),
+            (503, "Service Unavailable"),
+        ] {
+            assert_eq!(reason(status), phrase, "{status}");
+        }
+        assert_eq!(reason(299), "");
     }
 }

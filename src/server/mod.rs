@@ -28,6 +28,8 @@
 
 pub mod audit;
 pub mod auth;
+#[cfg(test)]
+mod digit_tests;
 pub mod http;
 pub mod limits;
 pub mod live;

@@ -60,7 +60,7 @@ fn member_number() -> String {
     String::from_utf8(number.expose_digits().to_vec()).unwrap()
 }
 
-fn shared(auth: Option<AuthTable>) -> (tempfile::TempDir, Shared) {
+pub(super) fn shared(auth: Option<AuthTable>) -> (tempfile::TempDir, Shared) {
     let (dir, live) = live();
     let shared = Shared {
         live,
@@ -73,7 +73,11 @@ fn shared(auth: Option<AuthTable>) -> (tempfile::TempDir, Shared) {
 }
 
 /// Feeds `chunks` to a session as a connection would: append, answer, drop what was consumed.
-fn feed<S: Session>(mut session: S, shared: &Shared, chunks: &[&[u8]]) -> (String, bool) {
+pub(super) fn feed<S: Session>(
+    mut session: S,
+    shared: &Shared,
+    chunks: &[&[u8]],
+) -> (String, bool) {
     let generation = shared.live.load();
     let ctx = Ctx {
         generation: &generation,

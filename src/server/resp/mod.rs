@@ -450,12 +450,12 @@ impl State {
         if is("PING") {
             match a.len() {
                 1 => out.extend_from_slice(b"+PONG\r\n"),
-                2 => write_bulk(out, a.get(1)),
+                2 => write_bulk(out, &echoed(a.get(1))),
                 _ => wrong_args(out, "ping"),
             }
         } else if is("ECHO") {
             match a.len() {
-                2 => write_bulk(out, a.get(1)),
+                2 => write_bulk(out, &echoed(a.get(1))),
                 _ => wrong_args(out, "echo"),
             }
         } else if is("COMMAND") {
@@ -532,6 +532,17 @@ fn date_and_limit<'a>(a: &Args<'a>, from: usize) -> Result<(Option<&'a str>, boo
     }
 }
 
+/// What `PING msg` and `ECHO msg` send back: the message with any run of 12 or more digits
+/// masked, as in every other reply (a message that is not UTF-8 is read lossily first).
+fn echoed(msg: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    use std::borrow::Cow;
+    let text = String::from_utf8_lossy(msg);
+    match crate::domain::text::mask_digit_runs(&text) {
+        Cow::Borrowed(_) => Cow::Borrowed(msg),
+        Cow::Owned(masked) => Cow::Owned(masked.into_bytes()),
+    }
+}
+
 fn wrong_args(out: &mut Vec<u8>, command: &str) {
     write_error_line(
         out,
@@ -544,8 +555,10 @@ fn wrong_pass(out: &mut Vec<u8>) {
     out.extend_from_slice(b"-WRONGPASS invalid institution code or token\r\n");
 }
 
-/// `-<prefix><msg>\r\n`, with any CR or LF in `msg` turned into spaces.
+/// `-<prefix><msg>\r\n`, with any CR or LF in `msg` turned into spaces, and any run of 12 or
+/// more digits masked: a last guard, should a message ever quote a client's bytes unmasked.
 pub fn write_error_line(out: &mut Vec<u8>, prefix: &str, msg: &str) {
+    let msg = crate::domain::text::mask_digit_runs(msg);
     out.push(b'-');
     out.extend_from_slice(prefix.as_bytes());
     out.extend(
