@@ -138,6 +138,22 @@ struct ServeArgs {
     /// or which person's keyed hash, the validity told), a file per core. Created if missing.
     #[arg(long)]
     audit_dir: Option<PathBuf>,
+    /// Most bytes the connections' read buffers may hold together beyond their first 16 KiB
+    /// each (large bodies: batches); a request needing more is refused with 503 / -ERR and
+    /// counted in /metrics. Default 1 GiB.
+    #[arg(long, default_value_t = shikaku::server::budget::DEFAULT_MEMORY_BUDGET_BYTES)]
+    memory_budget_bytes: usize,
+    /// Seconds a request's head (request line and headers, a RESP command) may take to arrive
+    /// from its first byte; then 408 / -ERR and the connection closes (slow clients).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    head_deadline_secs: u64,
+    /// Seconds a whole request, body included, may take to arrive from its first byte.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    body_deadline_secs: u64,
+    /// Connections each core serves at once; the next is refused (503 / -ERR). Default: what
+    /// RLIMIT_NOFILE leaves each core, at most 16,384 (the soft limit is raised to the hard).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections_per_core: Option<u64>,
 }
 
 #[derive(Args)]
@@ -221,6 +237,7 @@ fn main() -> ExitCode {
     if !cli.command.uses_sockets() {
         shikaku::cli::end_quietly_on_closed_stdout();
     }
+    shikaku::cli::return_freed_memory_at_once();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -483,6 +500,10 @@ fn run_demo(args: DemoArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCod
                 .as_micros() as u64,
             auth: None,
             audit_dir: Some(audit_dir),
+            memory_budget_bytes: shikaku::server::budget::DEFAULT_MEMORY_BUDGET_BYTES,
+            head_deadline_secs: shikaku::server::limits::HEAD_DEADLINE.as_secs(),
+            body_deadline_secs: shikaku::server::limits::BODY_DEADLINE.as_secs(),
+            max_connections_per_core: None,
         },
         key,
     )
@@ -512,6 +533,10 @@ fn run_serve(args: ServeArgs, key: shikaku::domain::PersonKey) -> anyhow::Result
         },
         poll_window: std::time::Duration::from_micros(args.poll_us),
         audit_dir: args.audit_dir,
+        memory_budget_bytes: args.memory_budget_bytes,
+        head_deadline: std::time::Duration::from_secs(args.head_deadline_secs),
+        body_deadline: std::time::Duration::from_secs(args.body_deadline_secs),
+        max_connections_per_core: args.max_connections_per_core.map(|n| n as usize),
     };
     serve_until_signal(&args.data, config, key, |server, id| {
         eprintln!(

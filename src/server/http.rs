@@ -20,13 +20,16 @@
 use super::auth::{Identity, Role};
 use super::limits::*;
 use super::metrics::{self, Kind, Protocol, Via};
-use super::session::{write_decimal, Ctx, Session, Step};
+use super::session::{write_decimal, Ctx, Refusal, Session, Step};
 use crate::domain::InstitutionCode;
 use crate::query::answer::{self, GroupQuery};
 use crate::query::batch::{self, BatchError, Slot};
 use crate::query::write_json_str;
 use crate::query::QueryKind;
 use std::ops::Range;
+
+mod chunked;
+use chunked::{scan_chunked, ChunkError};
 
 /// An HTTP connection.
 #[derive(Default)]
@@ -159,13 +162,18 @@ impl Session for HttpSession {
             let body_span = match framed {
                 Ok(Some(n)) => n,
                 Ok(None) => {
+                    if let Some(reply) = self.refuse_before_body(&head, ctx) {
+                        // The body is never read, so the connection cannot go on.
+                        self.write_reply_head(out, &reply, false);
+                        out.extend_from_slice(&self.body);
+                        step.close = true;
+                        break;
+                    }
                     if head.expect_continue && !self.continue_sent {
                         out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
                         self.continue_sent = true;
                     }
-                    if !head.chunked {
-                        step.want = head_len + head.content_length;
-                    }
+                    step.awaiting_body = true;
                     break;
                 }
                 Err(ChunkError::TooLarge(_)) => {
@@ -207,11 +215,20 @@ impl Session for HttpSession {
         HTTP_MAX_REQUEST_BYTES
     }
 
-    fn overflow(&mut self, out: &mut Vec<u8>) {
-        let mut body = Vec::new();
-        write_error_body(&mut body, "request too large");
-        write_head(out, 413, "application/json", "", body.len(), false);
-        out.extend_from_slice(&body);
+    fn refuse(&mut self, why: Refusal, out: &mut Vec<u8>) {
+        match why {
+            Refusal::TooLarge => refusal(out, 413, "request too large"),
+            Refusal::MemoryBudget => refusal(
+                out,
+                503,
+                "server busy: its memory for request bodies is spent; try again later",
+            ),
+            Refusal::Deadline(d) => refusal(
+                out,
+                408,
+                &format!("request not received whole within {} s", d.as_secs()),
+            ),
+        }
     }
 }
 
@@ -277,105 +294,6 @@ fn read_head<'a>(req: &httparse::Request<'_, 'a>) -> Result<Head<'a>, (u16, &'st
     Ok(head)
 }
 
-/// A chunked body that cannot be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-enum ChunkError {
-    #[error("malformed chunk size line")]
-    SizeLine,
-    #[error("chunk size line longer than {HTTP_MAX_CHUNK_LINE_BYTES} bytes")]
-    LongSizeLine,
-    #[error("chunk data not followed by CRLF")]
-    DataEnd,
-    #[error("malformed trailer line")]
-    Trailer,
-    #[error("trailers exceed {HTTP_MAX_HEADER_BYTES} bytes")]
-    LongTrailers,
-    #[error("more than {HTTP_MAX_CHUNKS} chunks; send larger chunks or a Content-Length")]
-    TooManyChunks,
-    /// The decoded body outgrew the endpoint's limit (the bytes so far).
-    #[error("request body exceeds the limit")]
-    TooLarge(usize),
-}
-
-impl ChunkError {
-    fn status(&self) -> u16 {
-        match self {
-            ChunkError::TooManyChunks | ChunkError::TooLarge(_) => 413,
-            ChunkError::LongTrailers => 431,
-            _ => 400,
-        }
-    }
-}
-
-/// Reads the framing of a chunked body (RFC 9112 7.1) at the start of `buf`, trailers
-/// included: `Ok(Some(bytes the encoding spans))` once it is complete, with the data ranges of
-/// its chunks in `ranges`; `Ok(None)` while more is to come. Only the size lines are read, so
-/// scanning again after each read of a large body costs little.
-fn scan_chunked(
-    buf: &[u8],
-    limit: usize,
-    ranges: &mut Vec<Range<usize>>,
-) -> Result<Option<usize>, ChunkError> {
-    ranges.clear();
-    let mut at = 0;
-    let mut body_bytes = 0usize;
-    loop {
-        let (line, size) = match httparse::parse_chunk_size(&buf[at..]) {
-            Ok(httparse::Status::Complete((n, _))) if n > HTTP_MAX_CHUNK_LINE_BYTES => {
-                return Err(ChunkError::LongSizeLine)
-            }
-            Ok(httparse::Status::Complete(found)) => found,
-            Ok(httparse::Status::Partial) if buf.len() - at > HTTP_MAX_CHUNK_LINE_BYTES => {
-                return Err(ChunkError::LongSizeLine)
-            }
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(_) => return Err(ChunkError::SizeLine),
-        };
-        at += line;
-        if size == 0 {
-            break;
-        }
-        if ranges.len() == HTTP_MAX_CHUNKS {
-            return Err(ChunkError::TooManyChunks);
-        }
-        let size = usize::try_from(size).unwrap_or(usize::MAX);
-        body_bytes = body_bytes.saturating_add(size);
-        if body_bytes > limit {
-            return Err(ChunkError::TooLarge(body_bytes));
-        }
-        let end = at + size;
-        match buf.get(end..end + 2) {
-            None => return Ok(None),
-            Some(b"\r\n") => {}
-            Some(_) => return Err(ChunkError::DataEnd),
-        }
-        ranges.push(at..end);
-        at = end + 2;
-    }
-    // Trailer fields, then an empty line.
-    let trailers_start = at;
-    loop {
-        let rest = &buf[at..];
-        let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
-            if at - trailers_start + rest.len() > HTTP_MAX_HEADER_BYTES {
-                return Err(ChunkError::LongTrailers);
-            }
-            return Ok(None);
-        };
-        if nl == 0 || rest[nl - 1] != b'\r' {
-            return Err(ChunkError::Trailer);
-        }
-        at += nl + 1;
-        if at - trailers_start > HTTP_MAX_HEADER_BYTES {
-            return Err(ChunkError::LongTrailers);
-        }
-        if nl == 1 {
-            debug_assert_eq!(ranges.iter().map(|r| r.len()).sum::<usize>(), body_bytes);
-            return Ok(Some(at));
-        }
-    }
-}
-
 fn contains_token(v: &[u8], token: &[u8]) -> bool {
     v.split(|&b| b == b',')
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
@@ -383,6 +301,18 @@ fn contains_token(v: &[u8], token: &[u8]) -> bool {
 
 fn starts_with_ignore_case(v: &[u8], prefix: &[u8]) -> bool {
     v.len() >= prefix.len() && v[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+/// The methods an endpoint accepts and the role it needs; `None` for no such endpoint.
+fn endpoint(path: &str) -> Option<(&'static [&'static str], Role)> {
+    Some(match path {
+        "/healthz" => (&["GET", "HEAD"], Role::Query),
+        "/metrics" => (&["GET", "HEAD"], Role::Admin),
+        "/v1/generation" => (&["GET", "HEAD"], Role::Query),
+        "/v1/card" | "/v1/person" | "/v1/batch" => (&["POST"], Role::Query),
+        "/admin/reload" => (&["POST"], Role::Admin),
+        _ => return None,
+    })
 }
 
 fn path_of(target: &str) -> &str {
@@ -414,6 +344,17 @@ impl HttpSession {
     ) {
         self.body.clear();
         let reply = self.route(head, body, ctx);
+        self.write_reply_head(out, &reply, keep_alive);
+        if head.method != "HEAD" {
+            out.extend_from_slice(&self.body);
+        }
+        if self.body.capacity() > MAX_PENDING_OUTPUT_BYTES {
+            self.body = Vec::new();
+        }
+    }
+
+    /// The status line and headers of `reply`, whose body is in `self.body`.
+    fn write_reply_head(&self, out: &mut Vec<u8>, reply: &Reply, keep_alive: bool) {
         write_head(
             out,
             reply.status,
@@ -422,12 +363,6 @@ impl HttpSession {
             self.body.len(),
             keep_alive,
         );
-        if head.method != "HEAD" {
-            out.extend_from_slice(&self.body);
-        }
-        if self.body.capacity() > MAX_PENDING_OUTPUT_BYTES {
-            self.body = Vec::new();
-        }
     }
 
     fn error(&mut self, status: u16, msg: &str) -> Reply {
@@ -444,13 +379,8 @@ impl HttpSession {
         if query.is_some_and(may_hold_individual_number) {
             return self.error(400, "an individual number must never be sent in a URL; send it in the JSON body of POST /v1/person");
         }
-        let (allowed, needed): (&[&str], Role) = match path {
-            "/healthz" => (&["GET", "HEAD"], Role::Query),
-            "/metrics" => (&["GET", "HEAD"], Role::Admin),
-            "/v1/generation" => (&["GET", "HEAD"], Role::Query),
-            "/v1/card" | "/v1/person" | "/v1/batch" => (&["POST"], Role::Query),
-            "/admin/reload" => (&["POST"], Role::Admin),
-            _ => return self.error(404, "no such endpoint; see GET /healthz, /metrics, /v1/generation, POST /v1/card, /v1/person, /v1/batch, /admin/reload"),
+        let Some((allowed, needed)) = endpoint(path) else {
+            return self.error(404, "no such endpoint; see GET /healthz, /metrics, /v1/generation, POST /v1/card, /v1/person, /v1/batch, /admin/reload");
         };
         if !allowed.contains(&head.method) {
             let mut r = self.error(405, &format!("{path} accepts {} only", allowed.join(", ")));
@@ -486,6 +416,8 @@ impl HttpSession {
                             .reload_refusals
                             .load(std::sync::atomic::Ordering::Relaxed),
                         refused_now: live.last_refusal.lock().is_ok_and(|r| r.is_some()),
+                        buffered_bytes: ctx.shared.budget.held_bytes(),
+                        budget_bytes: ctx.shared.budget.limit_bytes(),
                     },
                 );
                 self.body.extend_from_slice(text.as_bytes());
@@ -515,6 +447,20 @@ impl HttpSession {
             "/v1/person" => self.single(body, QueryKind::Person, ctx, client),
             _ => self.batch(head, body, ctx, client),
         }
+    }
+
+    /// Under `--auth`, the refusal of a request whose body has not all arrived, when its
+    /// credentials do not pass for its endpoint: nothing of a body is held for a client
+    /// that has not authenticated. `None` lets the body be read.
+    fn refuse_before_body(&mut self, head: &Head<'_>, ctx: &Ctx<'_>) -> Option<Reply> {
+        ctx.shared.auth.as_ref()?;
+        let (allowed, needed) = endpoint(path_of(head.target))?;
+        if !allowed.contains(&head.method) {
+            return None;
+        }
+        let refused = self.authenticate(head, ctx, needed).err()?;
+        ctx.metrics.protocol_error(Protocol::Http);
+        Some(refused)
     }
 
     /// The client the request authenticates as (`None` without `--auth`), or the refusal.
@@ -750,78 +696,6 @@ mod tests {
         assert!(may_hold_individual_number("x=123456789018"));
         assert!(may_hold_individual_number("INDIVIDUAL=1"));
         assert!(!may_hold_individual_number("date=2026-11-24"));
-    }
-
-    /// The body a chunked encoding carries and the bytes it spans, or how it fails.
-    fn check_chunked(
-        input: &[u8],
-        limit: usize,
-        expected: Result<Option<(&str, usize)>, ChunkError>,
-    ) {
-        let mut ranges = Vec::new();
-        let got = scan_chunked(input, limit, &mut ranges).map(|done| {
-            done.map(|span| {
-                let body: Vec<u8> = ranges
-                    .iter()
-                    .flat_map(|r| input[r.clone()].to_vec())
-                    .collect();
-                (String::from_utf8(body).unwrap(), span)
-            })
-        });
-        let expected = expected.map(|o| o.map(|(b, n)| (b.to_string(), n)));
-        assert_eq!(got, expected, "{:?}", String::from_utf8_lossy(input));
-        // Every proper prefix of a complete encoding is incomplete, never an error.
-        if let Ok(Some((_, span))) = &got {
-            for cut in 0..*span {
-                let r = scan_chunked(&input[..cut], limit, &mut ranges);
-                assert_eq!(r, Ok(None), "cut at {cut}");
-            }
-        }
-    }
-
-    #[test]
-    fn chunked_bodies() {
-        use ChunkError::*;
-        let big = 1 << 20;
-        check_chunked(b"0\r\n\r\n", big, Ok(Some(("", 5))));
-        check_chunked(b"3\r\nabc\r\n0\r\n\r\n", big, Ok(Some(("abc", 13))));
-        check_chunked(
-            b"3\r\nabc\r\nA\r\n0123456789\r\n0\r\n\r\nGET",
-            big,
-            Ok(Some(("abc0123456789", 28))),
-        );
-        // Upper- and lower-case hex, extensions, trailers.
-        check_chunked(
-            b"a;name=v\r\n0123456789\r\n0\r\n\r\n",
-            big,
-            Ok(Some(("0123456789", 27))),
-        );
-        check_chunked(b"1\r\nx\r\n0\r\nX-Sum: 1\r\n\r\n", big, Ok(Some(("x", 21))));
-        check_chunked(b"3\r\nab", big, Ok(None));
-        check_chunked(b"", big, Ok(None));
-        check_chunked(b"zz\r\n", big, Err(SizeLine));
-        check_chunked(b"3\r\nabcX\r\n0\r\n\r\n", big, Err(DataEnd));
-        check_chunked(b"0\r\nbroken\n\r\n", big, Err(Trailer));
-        check_chunked(
-            format!("1;{}\r\n", "x".repeat(70)).as_bytes(),
-            big,
-            Err(LongSizeLine),
-        );
-        check_chunked(
-            format!("1;{}", "x".repeat(80)).as_bytes(),
-            big,
-            Err(LongSizeLine),
-        );
-        check_chunked(b"fffffffffffffffffffff\r\n", big, Err(SizeLine));
-        check_chunked(
-            b"5\r\nabcde\r\n5\r\nfghij\r\n0\r\n\r\n",
-            8,
-            Err(TooLarge(10)),
-        );
-        let many = "1\r\nx\r\n".repeat(HTTP_MAX_CHUNKS + 1) + "0\r\n\r\n";
-        check_chunked(many.as_bytes(), big, Err(TooManyChunks));
-        let trailers = format!("0\r\n{}", "X: y\r\n".repeat(HTTP_MAX_HEADER_BYTES / 6 + 1));
-        check_chunked(trailers.as_bytes(), big, Err(LongTrailers));
     }
 
     #[test]

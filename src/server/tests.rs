@@ -68,6 +68,7 @@ pub(super) fn shared(auth: Option<AuthTable>) -> (tempfile::TempDir, Shared) {
         cores: vec![Arc::new(CoreMetrics::default())],
         reload: Default::default(),
         draining: Default::default(),
+        budget: Default::default(),
     };
     (dir, shared)
 }

@@ -17,7 +17,7 @@
 use super::auth::Identity;
 use super::limits::*;
 use super::metrics::{Kind, Protocol, Via};
-use super::session::{write_decimal, Ctx, Session, Step};
+use super::session::{write_decimal, Ctx, Refusal, Session, Step};
 use crate::domain::CARD_TEXT_MAX_CHARS;
 use crate::query::answer::{answer_group, GroupQuery, GroupScratch, GROUP_QUERIES};
 use crate::query::QueryKind;
@@ -133,7 +133,17 @@ impl Session for RespSession {
             }
             let frame = &input[step.consumed..];
             match parse_command(frame, &mut self.args) {
-                Ok(None) => break,
+                Ok(None) => {
+                    // Under --auth nothing large is held for a client not yet authenticated:
+                    // AUTH and HELLO are short.
+                    if frame.len() > RESP_MAX_UNAUTHENTICATED_BYTES && !self.state.may_run(ctx) {
+                        self.state.answer_queued(ctx, out);
+                        ctx.metrics.protocol_error(Protocol::Resp);
+                        out.extend_from_slice(b"-NOAUTH Authentication required.\r\n");
+                        step.close = true;
+                    }
+                    break;
+                }
                 Err(e) => {
                     self.state.answer_queued(ctx, out);
                     ctx.metrics.protocol_error(Protocol::Resp);
@@ -174,8 +184,20 @@ impl Session for RespSession {
         RESP_MAX_FRAME_BYTES
     }
 
-    fn overflow(&mut self, out: &mut Vec<u8>) {
-        write_error_line(out, "ERR Protocol error: ", "request too large");
+    fn refuse(&mut self, why: Refusal, out: &mut Vec<u8>) {
+        match why {
+            Refusal::TooLarge => write_error_line(out, "ERR Protocol error: ", "request too large"),
+            Refusal::MemoryBudget => write_error_line(
+                out,
+                "ERR ",
+                "server busy: its memory for requests is spent; try again later",
+            ),
+            Refusal::Deadline(d) => write_error_line(
+                out,
+                "ERR Protocol error: ",
+                &format!("command not received whole within {} s", d.as_secs()),
+            ),
+        }
     }
 }
 
