@@ -3,8 +3,8 @@
 //! `perf/`.)
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use shikaku::build::build_in_memory;
 use shikaku::domain::PersonKey;
+use shikaku::nightly::build_in_memory;
 
 mod common;
 use common::{day, population, TODAY};

@@ -8,9 +8,9 @@
 //! (birthdate match, covered on the date).
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use shikaku::build::{build_in_memory, InsurerRows};
 use shikaku::domain::*;
 use shikaku::index::{Index, IndexFiles};
+use shikaku::nightly::{build_in_memory, InsurerRows};
 use shikaku::query::{CardQuery, Lookup, Outcome, PersonQuery};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
@@ -141,7 +141,7 @@ fn lookups(c: &mut Criterion) {
         let index_bytes = bytes.total_bytes();
         // Production reads mapped files; the Vec copy shows what the mapping costs.
         let dir = tempfile::tempdir().unwrap();
-        let path = shikaku::build::write_files(&bytes, dir.path()).unwrap();
+        let path = shikaku::nightly::write_files(&bytes, dir.path()).unwrap();
         let mapped = shikaku::index::MappedIndex::open_file(&path, key.clone()).unwrap();
         // As a server does before serving a generation: checks every checksum, which also
         // maps every page, so lookups do not take first-touch page faults.

@@ -32,7 +32,7 @@ fn bulk(out: &mut Vec<u8>, arg: &[u8]) {
 /// The workload encoded as RESP commands back to back, and where each ends: four card
 /// queries (every insurer, random members) to one person query, as the load generator's
 /// workload mixes them.
-fn commands(insurers: &[shikaku::build::InsurerRows]) -> (Vec<u8>, Vec<usize>) {
+fn commands(insurers: &[shikaku::nightly::InsurerRows]) -> (Vec<u8>, Vec<usize>) {
     let mut rng = Rng(11);
     let rows: Vec<_> = insurers.iter().flat_map(|i| i.rows.iter()).collect();
     let (mut bytes, mut ends) = (Vec::new(), Vec::new());
@@ -68,9 +68,9 @@ fn sessions(c: &mut Criterion) {
     let insurers = population(persons);
     let (bytes, ends) = commands(&insurers);
     let key = PersonKey::demo();
-    let files = shikaku::build::build_in_memory(insurers, &key, day(TODAY), "bench").unwrap();
+    let files = shikaku::nightly::build_in_memory(insurers, &key, day(TODAY), "bench").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let path = shikaku::build::write_files(&files, dir.path()).unwrap();
+    let path = shikaku::nightly::write_files(&files, dir.path()).unwrap();
     let index = MappedIndex::open_file(&path, key).unwrap();
     let live = Arc::new(Live::new(index).unwrap());
     let shared = Shared {

@@ -2,8 +2,8 @@
 //! `shikaku-datagen`, with one of every defect, in `data-gen/demo/`) and picks queries to try
 //! from its workload, one per validity, with the answers the contract demands.
 
-use crate::build::run::{run, BuildConfig, BuildError, BuildOutcome};
 use crate::domain::{Date, PersonKey};
+use crate::nightly::run::{run, BuildConfig, BuildError, BuildOutcome};
 use std::path::{Path, PathBuf};
 
 /// Where the built-in demo delivery lives in a checkout.
@@ -130,7 +130,7 @@ pub fn build(
         data: data.to_owned(),
         key: key.clone(),
         built_on: Date::today_jst(),
-        max_drop_percent: crate::build::run::DEFAULT_MAX_DROP_PERCENT,
+        max_drop_percent: crate::nightly::run::DEFAULT_MAX_DROP_PERCENT,
         accept: Vec::new(),
         reuse: Default::default(),
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),

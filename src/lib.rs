@@ -1,7 +1,10 @@
 //! shikaku: a high-throughput eligibility lookup engine for Japan's online eligibility
 //! confirmation. See ARCHITECTURE.md for the map of the modules.
 
-pub mod build;
+// `unsafe` is allowed only where ARCHITECTURE.md says (each site has `#[allow(unsafe_code)]`
+// and a `// SAFETY:` comment; `tests/architecture.rs` checks both).
+#![deny(unsafe_code)]
+
 pub mod cli;
 pub mod demo;
 pub mod domain;
@@ -9,7 +12,10 @@ pub mod format;
 pub mod generations;
 pub mod index;
 pub mod load;
+pub mod nightly;
 pub mod query;
 mod runtime;
 pub mod server;
 pub mod snapshot;
+#[doc(hidden)]
+pub mod testing;

@@ -1,9 +1,9 @@
 //! `shikaku build` end to end on small hand-written deliveries: accounting, cross-insurer
 //! checks, the delivery guard, leftovers of a crashed build, and privacy of what it writes.
 
-use shikaku::build::run::{run, BuildConfig, BuildError, Reuse};
 use shikaku::domain::{Date, InsurerNumber, PersonKey};
 use shikaku::generations::{Store, INDEX_FILE, REJECTS_FILE, REPORT_FILE};
+use shikaku::nightly::run::{run, BuildConfig, BuildError, Reuse};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -434,7 +434,7 @@ fn flip_last_byte(path: &Path) {
     std::io::Write::write_all(&mut f, &bytes).unwrap();
 }
 
-fn reused_insurers(outcome: &shikaku::build::run::BuildOutcome) -> Vec<(&str, bool)> {
+fn reused_insurers(outcome: &shikaku::nightly::run::BuildOutcome) -> Vec<(&str, bool)> {
     outcome
         .report
         .insurers

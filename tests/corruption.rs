@@ -1,48 +1,14 @@
 //! A truncated, bit-flipped or wrong-version index (main file or segment file) gives a typed
 //! error, never a panic, and never a different answer.
 
-use shikaku::build::{build_in_memory, InsurerRows};
 use shikaku::domain::*;
 use shikaku::format::{FormatError, HEADER_BYTES};
 use shikaku::index::{Index, IndexFiles};
 use shikaku::query::{write_answer, CardQuery, Lookup, PersonQuery};
 
+/// The fixtures' three cards (two persons, one of them on two cards).
 fn sample_index() -> IndexFiles<Vec<u8>> {
-    let d = |s: &str| Date::parse(s).unwrap();
-    let rec = |number: &str, branch: u8, person: u64, qual: &str, disq: Option<&str>| Record {
-        insurer: InsurerNumber::parse("33120015").unwrap(),
-        symbol: "12".into(),
-        number: number.into(),
-        branch: Branch::new(branch).unwrap(),
-        individual_number: Some(IndividualNumber::from_first11(person)),
-        name: "山田 太郎".into(),
-        name_kana: "ヤマダ タロウ".into(),
-        sex: Sex::Male,
-        birthdate: d("1980-01-23"),
-        relationship: Relationship::Insured,
-        qualification_date: d(qual),
-        disqualification_date: disq.map(d),
-        reason_of_loss: disq.map(|_| ReasonOfLoss::OtherInsurance),
-        copay_ratio: CopayRatio::new(30).unwrap(),
-        limit_category: None,
-    };
-    let rows = vec![
-        (rec("3456", 0, 12345678901, "2015-04-01", None), 2),
-        (
-            rec("3457", 1, 22345678901, "2010-04-01", Some("2016-01-01")),
-            3,
-        ),
-        (rec("3458", 0, 22345678901, "2016-01-01", None), 4),
-    ];
-    let insurer = InsurerRows {
-        number: InsurerNumber::parse("33120015").unwrap(),
-        name: "地方職員共済組合".into(),
-        kind: InsurerKind::Kyosai,
-        snapshot_date: d("2026-11-01"),
-        file: "33120015/20261101.csv".into(),
-        rows,
-    };
-    build_in_memory(vec![insurer], &PersonKey::demo(), d("2026-11-24"), "g-test").unwrap()
+    shikaku::testing::three_cards("12")
 }
 
 /// Every answer the sample index gives, as JSON lines.

@@ -2,11 +2,11 @@
 //! answer must come back, and be the answer of the generation it names. A corrupted generation
 //! is refused and the old one keeps serving.
 
-use shikaku::build::{build_in_memory, InsurerRows};
 use shikaku::domain::*;
 use shikaku::generations::Store;
 use shikaku::index::IndexFiles;
 use shikaku::server::{serve, Live, Reloader, ServeConfig};
+use shikaku::testing::{build, insurer, Member, INSURER, INSURER_NAME};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -18,37 +18,16 @@ const TODAY: &str = "2026-11-24";
 
 /// Variant `lost`: the member's card was lost on 2026-11-01 (validity 2); else covered (1).
 fn generation_bytes(id: &str, lost: bool) -> IndexFiles<Vec<u8>> {
-    let d = |s: &str| Date::parse(s).unwrap();
-    let record = Record {
-        insurer: InsurerNumber::parse("33120015").unwrap(),
-        symbol: "12".into(),
-        number: "3456".into(),
-        branch: Branch::new(0).unwrap(),
-        individual_number: None,
-        name: "山田 太郎".into(),
-        name_kana: "ヤマダ タロウ".into(),
-        sex: Sex::Male,
-        birthdate: d("1980-01-23"),
-        relationship: Relationship::Insured,
-        qualification_date: d("2015-04-01"),
-        disqualification_date: lost.then(|| d("2026-11-01")),
-        reason_of_loss: lost.then_some(ReasonOfLoss::OtherInsurance),
-        copay_ratio: CopayRatio::new(30).unwrap(),
-        limit_category: None,
+    let member = Member {
+        disq: lost.then_some("2026-11-01"),
+        ..Member::default()
     };
-    let rows = InsurerRows {
-        number: record.insurer,
-        name: "地方職員共済組合".into(),
-        kind: InsurerKind::Kyosai,
-        snapshot_date: d(TODAY),
-        file: "33120015/20261124.csv".into(),
-        rows: vec![(record, 2)],
-    };
-    build_in_memory(vec![rows], &PersonKey::demo(), d(TODAY), id).unwrap()
+    let rows = insurer(INSURER, INSURER_NAME, InsurerKind::Kyosai, TODAY, &[member]);
+    build(vec![rows], TODAY, id)
 }
 
 fn add_generation(store: &Store, id: &str, files: &IndexFiles<Vec<u8>>) {
-    shikaku::build::write_files(files, &store.begin(id).unwrap()).unwrap();
+    shikaku::nightly::write_files(files, &store.begin(id).unwrap()).unwrap();
     store.seal(id).unwrap();
 }
 

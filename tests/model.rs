@@ -2,9 +2,9 @@
 //! records, on random small snapshots full of conflicts, overlaps, twins and mislinkage.
 
 use proptest::prelude::*;
-use shikaku::build::{build_in_memory, InsurerRows};
 use shikaku::domain::*;
 use shikaku::index::Index;
+use shikaku::nightly::{build_in_memory, InsurerRows};
 use shikaku::query::{write_answer, CardQuery, Lookup, Outcome, PersonQuery, Qualification};
 use std::collections::{BTreeMap, BTreeSet};
 

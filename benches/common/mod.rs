@@ -2,8 +2,8 @@
 
 #![allow(dead_code)]
 
-use shikaku::build::InsurerRows;
 use shikaku::domain::*;
+use shikaku::nightly::InsurerRows;
 
 pub struct Rng(pub u64);
 impl Rng {

@@ -5,11 +5,11 @@
 //! (`cargo test --release -p data-gen --test workload -- --ignored`).
 
 use data_gen::{generate, Config};
-use shikaku::build::report::{read_rejects, Report};
-use shikaku::build::run::{run, BuildConfig, Reuse};
 use shikaku::domain::{Date, PersonKey};
 use shikaku::generations::{Store, REJECTS_FILE, REPORT_FILE};
 use shikaku::index::MappedIndex;
+use shikaku::nightly::report::{read_rejects, Report};
+use shikaku::nightly::run::{run, BuildConfig, Reuse};
 use shikaku::query::{parse_consent, CardFields, CardQuery, Lookup, PersonFields, PersonQuery};
 use std::collections::BTreeMap;
 use std::path::Path;

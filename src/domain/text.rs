@@ -213,6 +213,24 @@ fn is_generation_id(before: &[char], run: &[char]) -> bool {
     )
 }
 
+/// Appends `n` in decimal ASCII digits (RESP lengths, HTTP headers, the load generator's
+/// commands): without `format!`, so the hot paths allocate nothing.
+#[inline]
+pub fn write_decimal(out: &mut Vec<u8>, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,7 @@ pub type MappedIndex = Index<memmap2::Mmap>;
 /// This function is safe to call, but relies on an invariant of the whole program: index files
 /// are immutable once published. A build writes a new file under a temporary name and renames
 /// it into place; nothing ever truncates or rewrites a published file.
+#[allow(unsafe_code)] // The mapping; see SAFETY below.
 pub fn map_file(path: &Path) -> std::io::Result<memmap2::Mmap> {
     let file = File::open(path)?;
     // SAFETY: a mapped file that another process truncates would raise SIGBUS on access, and

@@ -31,6 +31,7 @@ pub(super) fn prefetch(bytes: &[u8]) {
 
 /// [`prefetch`] of the line holding `at`, which points into a live value.
 #[inline]
+#[allow(unsafe_code)] // A cache hint; see SAFETY below.
 fn prefetch_addr(at: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is a hint: it loads nothing into the program and never faults,

@@ -157,7 +157,7 @@ mod tests {
 
     #[test]
     fn redis_holds_every_record_and_the_workloads_answers_first() {
-        let index = crate::query::batch::fixture::index();
+        let index = crate::testing::three_cards_index("12");
         let mut f = tempfile::NamedTempFile::new().unwrap();
         // 12/3457 was eligible in 2015 and lost in 2016; the workload asks about 2015.
         f.write_all(

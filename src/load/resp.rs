@@ -5,6 +5,7 @@
 //! complete reply and its length or says "incomplete". Re-parsing a partial header after the
 //! next read costs a few bytes; keeping no state means no state can go wrong across reads.
 
+use crate::domain::text::write_decimal;
 use thiserror::Error;
 
 /// Longest bulk string or simple line accepted. An answer JSON is under 1 KiB and a person
@@ -184,30 +185,15 @@ fn parse_int(digits: &[u8]) -> Result<i64, RespError> {
 /// Appends one command as a RESP array of bulk strings (what every Redis client sends).
 pub fn encode_command(out: &mut Vec<u8>, args: &[&[u8]]) {
     out.push(b'*');
-    push_decimal(out, args.len());
+    write_decimal(out, args.len() as u64);
     out.extend_from_slice(b"\r\n");
     for a in args {
         out.push(b'$');
-        push_decimal(out, a.len());
+        write_decimal(out, a.len() as u64);
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(a);
         out.extend_from_slice(b"\r\n");
     }
-}
-
-fn push_decimal(out: &mut Vec<u8>, n: usize) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
 }
 
 #[cfg(test)]
@@ -307,8 +293,9 @@ mod tests {
             "*3\r\n$3\r\nGET\r\n$0\r\n\r\n$6\r\n記号\r\n".as_bytes()
         );
         let mut n = Vec::new();
-        push_decimal(&mut n, 0);
-        push_decimal(&mut n, 1234567890);
-        assert_eq!(n, b"01234567890");
+        write_decimal(&mut n, 0);
+        write_decimal(&mut n, 1234567890);
+        write_decimal(&mut n, u64::MAX);
+        assert_eq!(n, b"0123456789018446744073709551615");
     }
 }

@@ -6,6 +6,7 @@
 //! contract demands). Columns may come in any order; extra columns are ignored.
 
 use super::resp::encode_command;
+use crate::query::batch::CSV_INPUT_COLUMNS;
 use crate::query::{parse_consent, CardFields, CardQuery};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -115,18 +116,17 @@ pub fn card_key(q: &CardQuery) -> Option<String> {
 /// Column positions, found by name in the header.
 struct Columns([usize; 10]);
 
-const COLUMNS: [&str; 10] = [
-    "kind",
-    "insurer_number",
-    "symbol",
-    "number",
-    "branch",
-    "birthdate",
-    "individual_number",
-    "date",
-    "limit_consent",
-    "expected",
-];
+/// The query columns of a CSV batch, then the expected validity.
+const COLUMNS: [&str; 10] = {
+    let mut columns = [EXPECTED_COLUMN; 10];
+    let mut i = 0;
+    while i < CSV_INPUT_COLUMNS.len() {
+        columns[i] = CSV_INPUT_COLUMNS[i];
+        i += 1;
+    }
+    columns
+};
+const EXPECTED_COLUMN: &str = "expected";
 
 impl Columns {
     fn find(header: &csv::StringRecord) -> Result<Columns, String> {

@@ -243,8 +243,8 @@ fn answer_slot<'a, B: AsRef<[u8]>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::query::batch::fixture::*;
     use crate::query::{CardFields, PersonFields};
+    use crate::testing::{day as d, individual_number as person, three_cards_index};
 
     /// A group answers each query as `answer_card` or `answer_person` alone does, in order,
     /// with the empty slots reported where they are: cards found, absent, lost, of unknown
@@ -252,7 +252,7 @@ mod tests {
     /// and persons found, lost and unknown.
     #[test]
     fn a_group_answers_as_single_queries() {
-        let index = index();
+        let index = three_cards_index("12");
         let card = |ins: &str, sym: &str, num: &str, date: Option<&str>| {
             CardQuery::parse(&CardFields {
                 insurer_number: Some(ins),
@@ -350,7 +350,7 @@ mod tests {
     /// an absent value as null.
     #[test]
     fn a_card_without_a_symbol_answers_null() {
-        let index = index_of_cards_with_symbol("");
+        let index = three_cards_index("");
         let q = CardQuery::parse(&CardFields {
             insurer_number: Some("33120015"),
             symbol: Some(""),

@@ -89,7 +89,7 @@ pub struct AuditLog {
     buf: Vec<u8>,
     /// The last write failed (the failure is logged once, not at every flush).
     failing: bool,
-    /// The head of the last line ([`write_head`]) and what it was made from: the lines of a
+    /// The head of the last line ([`write_shared_fields`]) and what it was made from: the lines of a
     /// read batch share it, and formatting a time and an address per line costs more than
     /// the rest of the line.
     head: Vec<u8>,
@@ -139,7 +139,7 @@ impl AuditLog {
         let key = Some((e.at_us, e.via, e.client, e.peer));
         if self.head_of != key {
             self.head.clear();
-            write_head(&mut self.head, e);
+            write_shared_fields(&mut self.head, e);
             self.head_of = key;
         }
         self.buf.extend_from_slice(&self.head);
@@ -210,12 +210,12 @@ fn open_part(dir: &Path, stem: &str, first: u32) -> Result<(File, PathBuf, u32),
 /// "peer":"127.0.0.1:53412","kind":"card","insurer_number":"33120015","symbol":"12",
 /// "number":"3456","branch":"01","date":"2026-11-28","validity":1,"generation":"g…"}`
 pub fn write_line(out: &mut Vec<u8>, e: &AuditEntry<'_>) {
-    write_head(out, e);
+    write_shared_fields(out, e);
     write_rest(out, e);
 }
 
 /// What the lines of one read batch share: time, protocol, client and peer.
-fn write_head(out: &mut Vec<u8>, e: &AuditEntry<'_>) {
+fn write_shared_fields(out: &mut Vec<u8>, e: &AuditEntry<'_>) {
     out.extend_from_slice(b"{\"at\":\"");
     write_jst_timestamp(out, e.at_us);
     out.extend_from_slice(b"\",\"via\":\"");
@@ -232,7 +232,7 @@ fn write_head(out: &mut Vec<u8>, e: &AuditEntry<'_>) {
     }
 }
 
-/// The query's part of a line, after [`write_head`].
+/// The query's part of a line, after [`write_shared_fields`].
 fn write_rest(out: &mut Vec<u8>, e: &AuditEntry<'_>) {
     match e.query {
         Audited::Card(q) => {

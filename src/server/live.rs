@@ -1,7 +1,7 @@
 //! The live generation, shared read-only by every core and replaceable while serving.
 //!
-//! Readers never lock: each connection keeps its own `Arc<Generation>` and the epoch it was
-//! taken at, and once per read batch compares that epoch with [`Live::epoch`] (one relaxed
+//! Readers never lock: each core keeps its own `Arc<Generation>` (in its [`LiveView`]) and the
+//! epoch it was taken at, and once per read batch compares that epoch with [`Live::epoch`] (one relaxed
 //! load of a word that changes only on publish, so its cache line stays shared and
 //! uncontended). Only when the epoch moved does it reload the `Arc` from the `ArcSwap`. Every
 //! answer is written from one generation, which it names.
@@ -164,7 +164,7 @@ impl Live {
     }
 }
 
-/// A connection's (or core's) copy of the live generation.
+/// A core's copy of the live generation (one per core, not per connection).
 pub struct LiveView {
     epoch: u64,
     current: Arc<Generation>,

@@ -101,11 +101,12 @@ pub struct ServeConfig {
 }
 
 /// Which kernel interface the runtimes use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Driver {
     /// io_uring when the kernel offers it, else epoll.
     #[default]
     Auto,
+    #[value(help = "epoll: as fast as io_uring at pipelining depth 1, slower at depth 16")]
     /// epoll: about as fast as io_uring at pipelining depth 1 since io_uring runs with
     /// cooperative task running (104k vs 107k requests/s on one core; 94k vs 67k before),
     /// slower at depth 16 (perf/RESULTS.md).

@@ -150,20 +150,3 @@ pub trait Session {
     /// Writes the error refusing the incomplete request (the connection closes).
     fn refuse(&mut self, why: Refusal, out: &mut Vec<u8>);
 }
-
-/// Appends `n` in decimal.
-#[inline]
-pub fn write_decimal(out: &mut Vec<u8>, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
-}

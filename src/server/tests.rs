@@ -7,11 +7,11 @@ use super::live::Live;
 use super::metrics::CoreMetrics;
 use super::resp::RespSession;
 use super::session::{Ctx, Session, Shared};
-use crate::build::{build_in_memory, InsurerRows};
 use crate::domain::*;
 use crate::index::MappedIndex;
 use crate::query::answer::answer_card;
 use crate::query::{CardFields, CardQuery};
+use crate::testing::{build, insurer, Member, INSURER, INSURER_NAME};
 use std::sync::Arc;
 
 const TODAY: &str = "2026-11-24";
@@ -22,42 +22,27 @@ fn d(s: &str) -> Date {
 
 /// One member, 33120015 12/3456 born 1980-01-23, covered since 2015-04-01.
 fn live() -> (tempfile::TempDir, Arc<Live>) {
-    let record = Record {
-        insurer: InsurerNumber::parse("33120015").unwrap(),
-        symbol: "12".into(),
-        number: "3456".into(),
-        branch: Branch::new(0).unwrap(),
-        individual_number: Some(IndividualNumber::from_first11(12345678901)),
-        name: "山田 太郎".into(),
-        name_kana: "ヤマダ タロウ".into(),
-        sex: Sex::Male,
-        birthdate: d("1980-01-23"),
-        relationship: Relationship::Insured,
-        qualification_date: d("2015-04-01"),
-        disqualification_date: None,
-        reason_of_loss: None,
-        copay_ratio: CopayRatio::new(30).unwrap(),
-        limit_category: None,
+    let member = Member {
+        person: Some(12345678901),
+        ..Member::default()
     };
-    let rows = InsurerRows {
-        number: record.insurer,
-        name: "地方職員共済組合".into(),
-        kind: InsurerKind::Kyosai,
-        snapshot_date: d("2026-11-01"),
-        file: "33120015/20261101.csv".into(),
-        rows: vec![(record, 2)],
-    };
-    let bytes = build_in_memory(vec![rows], &PersonKey::demo(), d(TODAY), "g-unit").unwrap();
+    let rows = insurer(
+        INSURER,
+        INSURER_NAME,
+        InsurerKind::Kyosai,
+        "2026-11-01",
+        &[member],
+    );
+    let bytes = build(vec![rows], TODAY, "g-unit");
     let dir = tempfile::tempdir().unwrap();
-    let path = crate::build::write_files(&bytes, dir.path()).unwrap();
+    let path = crate::nightly::write_files(&bytes, dir.path()).unwrap();
     let index = MappedIndex::open_file(&path, PersonKey::demo()).unwrap();
     (dir, Arc::new(Live::new(index).unwrap()))
 }
 
 /// The member's individual number, in clear (test data).
 fn member_number() -> String {
-    let number = IndividualNumber::from_first11(12345678901);
-    String::from_utf8(number.expose_digits().to_vec()).unwrap()
+    crate::testing::individual_number(12345678901)
 }
 
 pub(super) fn shared(auth: Option<AuthTable>) -> (tempfile::TempDir, Shared) {

@@ -27,8 +27,8 @@ impl Encoding {
 }
 
 /// The bytes of one file, read whole. Read rather than mapped: a delivery still being
-/// written or replaced would raise SIGBUS through a mapping, and shikaku keeps `unsafe` to the
-/// one index mapping (`index::map_file`). Only one file per worker is held at a time.
+/// written or replaced would raise SIGBUS through a mapping, and shikaku maps only index files,
+/// which are never written after they are published (`index::map_file`). Only one file per worker is held at a time.
 pub(crate) struct Source(Vec<u8>);
 
 impl Source {

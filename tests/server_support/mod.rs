@@ -3,10 +3,10 @@
 
 #![allow(dead_code)]
 
-use shikaku::build::{build_in_memory, InsurerRows};
 use shikaku::domain::*;
 use shikaku::generations::Store;
 use shikaku::server::{serve, AuthTable, Live, ServeConfig, Server};
+use shikaku::testing::{build, insurer, Member, INSURER_NAME};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -17,17 +17,9 @@ use std::time::Duration;
 pub const DATE: &str = "2026-11-24";
 pub const GENERATION: &str = "g-server-test";
 
-fn d(s: &str) -> Date {
-    Date::parse(s).unwrap()
-}
-
+/// The individual number of `first11` in clear (test data).
 pub fn person(first11: u64) -> String {
-    String::from_utf8(
-        IndividualNumber::from_first11(first11)
-            .expose_digits()
-            .to_vec(),
-    )
-    .unwrap()
+    shikaku::testing::individual_number(first11)
 }
 
 /// Individual numbers of the data set.
@@ -36,36 +28,6 @@ pub const P2: u64 = 22345678901; // one record, ended: 2
 pub const P3: u64 = 32345678901; // old card ended, new card covering: card 3
 pub const P5: u64 = 52345678901; // covered by two insurers: person 5
 pub const P9: u64 = 92345678901; // unknown: 4
-
-struct Row<'a> {
-    insurer: &'a str,
-    number: &'a str,
-    branch: u8,
-    person: Option<u64>,
-    birth: &'a str,
-    qual: &'a str,
-    disq: Option<&'a str>,
-}
-
-fn record(r: &Row<'_>) -> Record {
-    Record {
-        insurer: InsurerNumber::parse(r.insurer).unwrap(),
-        symbol: "12".into(),
-        number: r.number.into(),
-        branch: Branch::new(r.branch).unwrap(),
-        individual_number: r.person.map(IndividualNumber::from_first11),
-        name: "山田 太郎".into(),
-        name_kana: "ヤマダ タロウ".into(),
-        sex: Sex::Male,
-        birthdate: d(r.birth),
-        relationship: Relationship::Insured,
-        qualification_date: d(r.qual),
-        disqualification_date: r.disq.map(d),
-        reason_of_loss: r.disq.map(|_| ReasonOfLoss::OtherInsurance),
-        copay_ratio: CopayRatio::new(30).unwrap(),
-        limit_category: Some(LimitCategory::parse("A03").unwrap()),
-    }
-}
 
 /// Card queries `(symbol, number, branch, birthdate)` on insurer 33120015 and the validity
 /// each gets on [`DATE`].
@@ -84,7 +46,7 @@ pub fn index_files() -> shikaku::index::IndexFiles<Vec<u8>> {
     let a = "33120015";
     let b = "06139992";
     let rows_a = [
-        Row {
+        Member {
             insurer: a,
             number: "3456",
             branch: 0,
@@ -92,8 +54,10 @@ pub fn index_files() -> shikaku::index::IndexFiles<Vec<u8>> {
             birth: "1980-01-23",
             qual: "2015-04-01",
             disq: None,
+            limit: Some("A03"),
+            ..Member::default()
         },
-        Row {
+        Member {
             insurer: a,
             number: "5000",
             branch: 0,
@@ -101,8 +65,10 @@ pub fn index_files() -> shikaku::index::IndexFiles<Vec<u8>> {
             birth: "1975-05-05",
             qual: "2010-04-01",
             disq: Some("2020-04-01"),
+            limit: Some("A03"),
+            ..Member::default()
         },
-        Row {
+        Member {
             insurer: a,
             number: "3457",
             branch: 1,
@@ -110,8 +76,10 @@ pub fn index_files() -> shikaku::index::IndexFiles<Vec<u8>> {
             birth: "1970-03-03",
             qual: "2010-04-01",
             disq: Some("2016-01-01"),
+            limit: Some("A03"),
+            ..Member::default()
         },
-        Row {
+        Member {
             insurer: a,
             number: "3458",
             branch: 0,
@@ -119,8 +87,10 @@ pub fn index_files() -> shikaku::index::IndexFiles<Vec<u8>> {
             birth: "1970-03-03",
             qual: "2016-01-01",
             disq: None,
+            limit: Some("A03"),
+            ..Member::default()
         },
-        Row {
+        Member {
             insurer: a,
             number: "7000",
             branch: 0,
@@ -128,8 +98,10 @@ pub fn index_files() -> shikaku::index::IndexFiles<Vec<u8>> {
             birth: "1990-09-09",
             qual: "2012-04-01",
             disq: None,
+            limit: Some("A03"),
+            ..Member::default()
         },
-        Row {
+        Member {
             insurer: a,
             number: "7000",
             branch: 1,
@@ -137,8 +109,10 @@ pub fn index_files() -> shikaku::index::IndexFiles<Vec<u8>> {
             birth: "1990-09-09",
             qual: "2012-04-01",
             disq: None,
+            limit: Some("A03"),
+            ..Member::default()
         },
-        Row {
+        Member {
             insurer: a,
             number: "8000",
             branch: 0,
@@ -146,9 +120,11 @@ pub fn index_files() -> shikaku::index::IndexFiles<Vec<u8>> {
             birth: "1960-06-06",
             qual: "2000-04-01",
             disq: None,
+            limit: Some("A03"),
+            ..Member::default()
         },
     ];
-    let rows_b = [Row {
+    let rows_b = [Member {
         insurer: b,
         number: "8001",
         branch: 0,
@@ -156,29 +132,23 @@ pub fn index_files() -> shikaku::index::IndexFiles<Vec<u8>> {
         birth: "1960-06-06",
         qual: "2005-04-01",
         disq: None,
+        limit: Some("A03"),
+        ..Member::default()
     }];
-    let insurer = |number: &str, name: &str, kind, rows: &[Row<'_>]| InsurerRows {
-        number: InsurerNumber::parse(number).unwrap(),
-        name: name.into(),
-        kind,
-        snapshot_date: d("2026-11-01"),
-        file: format!("{number}/20261101.csv"),
-        rows: rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (record(r), i as u32 + 2))
-            .collect(),
-    };
-    build_in_memory(
+    build(
         vec![
-            insurer(a, "地方職員共済組合", InsurerKind::Kyosai, &rows_a),
-            insurer(b, "テスト健康保険組合", InsurerKind::Kumiai, &rows_b),
+            insurer(a, INSURER_NAME, InsurerKind::Kyosai, "2026-11-01", &rows_a),
+            insurer(
+                b,
+                "テスト健康保険組合",
+                InsurerKind::Kumiai,
+                "2026-11-01",
+                &rows_b,
+            ),
         ],
-        &PersonKey::demo(),
-        d("2026-11-20"),
+        "2026-11-20",
         GENERATION,
     )
-    .unwrap()
 }
 
 /// `ELIG.CARD 33120015 symbol number branch birthdate DATE` over a `redis` connection.
@@ -207,7 +177,7 @@ pub fn data_dir_with(ids: &[&str], live: Option<&str>) -> tempfile::TempDir {
     let store = Store::new(dir.path());
     let files = index_files();
     for id in ids {
-        shikaku::build::write_files(&files, &store.begin(id).unwrap()).unwrap();
+        shikaku::nightly::write_files(&files, &store.begin(id).unwrap()).unwrap();
         store.seal(id).unwrap();
     }
     if let Some(live) = live {

@@ -263,12 +263,12 @@ fn csv_qualification<R: Qualification>(r: &R, consent: bool, fields: &mut Vec<St
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixture::*;
     use super::*;
+    use crate::testing::{day as d, individual_number as person, three_cards_index};
 
     /// Answers a CSV batch and returns its lines with the first `keep` answer columns.
     fn check_csv(input: &str, keep: usize, expected: Result<&[&str], BatchError>) {
-        let index = index();
+        let index = three_cards_index("12");
         let got = parse_csv(input.as_bytes()).map(|rows| {
             let mut out = Vec::new();
             write_csv_answers(&index, &rows, d("2026-11-24"), &mut out, &mut |_| {});
@@ -357,7 +357,13 @@ mod tests {
         let answer = |body: &[u8]| {
             let rows = parse_csv(body).unwrap();
             let mut out = Vec::new();
-            write_csv_answers(&index(), &rows, d("2026-11-24"), &mut out, &mut |_| {});
+            write_csv_answers(
+                &three_cards_index("12"),
+                &rows,
+                d("2026-11-24"),
+                &mut out,
+                &mut |_| {},
+            );
             String::from_utf8(out).unwrap()
         };
         let got = answer(&cp932);
@@ -386,7 +392,7 @@ mod tests {
 
     #[test]
     fn csv_qualification_fields() {
-        let index = index();
+        let index = three_cards_index("12");
         let rows = parse_csv(b"kind,insurer_number,symbol,number,birthdate,date\ncard,33120015,12,3457,1980-01-23,2015-06-01\n").unwrap();
         let mut out = Vec::new();
         write_csv_answers(&index, &rows, d("2026-11-24"), &mut out, &mut |_| {});

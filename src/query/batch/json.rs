@@ -267,12 +267,12 @@ pub fn write_json_answers<B: AsRef<[u8]>>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixture::*;
     use super::*;
+    use crate::testing::{day as d, individual_number as person, three_cards_index};
 
     /// Answers a JSON batch and summarizes each slot as `validity` or `error:<field>`.
     fn check_json(input: &str, expected: Result<&[&str], BatchError>) {
-        let index = index();
+        let index = three_cards_index("12");
         let got = parse_json(input.as_bytes()).map(|queries| {
             let mut out = Vec::new();
             write_json_answers(&index, &queries, d("2026-11-24"), &mut out, &mut |_| {});
@@ -377,7 +377,7 @@ mod tests {
 
     #[test]
     fn json_answer_slots_are_whole_answers() {
-        let index = index();
+        let index = three_cards_index("12");
         let q = parse_json(
             br#"[{"kind":"card","insurer_number":"33120015","symbol":"12","number":"3456","birthdate":"1980-01-23","limit_consent":true},{"kind":"card"}]"#,
         )

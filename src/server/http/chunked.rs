@@ -1,7 +1,6 @@
-//! The framing of a `Transfer-Encoding: chunked` body (RFC 9112 7.1): size lines, data,
-//! trailers; the body's chunks are found, not copied.
+//! Chunked request bodies: their framing read without copying the data.
 
-use crate::server::limits::*;
+use crate::server::limits::{HTTP_MAX_CHUNKS, HTTP_MAX_CHUNK_LINE_BYTES, HTTP_MAX_HEADER_BYTES};
 use std::ops::Range;
 
 /// A chunked body that cannot be read.

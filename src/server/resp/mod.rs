@@ -17,7 +17,8 @@
 use super::auth::Identity;
 use super::limits::*;
 use super::metrics::{Kind, Protocol, Via};
-use super::session::{write_decimal, Ctx, Refusal, Session, Step};
+use super::session::{Ctx, Refusal, Session, Step};
+use crate::domain::text::write_decimal;
 use crate::domain::CARD_TEXT_MAX_CHARS;
 use crate::query::answer::{answer_group, GroupQuery, GroupScratch, GROUP_QUERIES};
 use crate::query::QueryKind;

@@ -20,7 +20,8 @@
 use super::auth::{Identity, Role};
 use super::limits::*;
 use super::metrics::{self, Kind, Protocol, Via};
-use super::session::{write_decimal, Ctx, Refusal, Session, Step};
+use super::session::{Ctx, Refusal, Session, Step};
+use crate::domain::text::write_decimal;
 use crate::domain::InstitutionCode;
 use crate::query::answer::{self, GroupQuery};
 use crate::query::batch::{self, BatchError, Slot};

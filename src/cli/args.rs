@@ -1,0 +1,284 @@
+//! The command line: clap's structures for every subcommand and its arguments.
+
+use super::percent;
+use crate::server::Driver;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "shikaku",
+    version,
+    about = "High-throughput health-insurance eligibility lookup engine (オンライン資格確認)"
+)]
+pub struct Cli {
+    /// File holding the 64-hex-digit key of the individual-number hash (else $SHIKAKU_PERSON_KEY_FILE, else the demo key).
+    #[arg(long, global = true)]
+    pub person_key_file: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Build a new index generation from insurer snapshots, report, and publish it.
+    Build(BuildArgs),
+    /// Answer one query from the live generation and print the answer JSON.
+    Query(QueryArgs),
+    /// List, roll back or garbage-collect index generations.
+    Generations(GenerationsArgs),
+    /// Check every checksum of a generation (the live one by default), as a server does
+    /// before serving it.
+    Verify(VerifyArgs),
+    /// Serve the live generation over RESP and HTTP (SPEC 6), one thread per core.
+    Serve(ServeArgs),
+    /// Build the built-in demo data, print queries to try, and serve it.
+    Demo(DemoArgs),
+    /// Make a new client token and the auth file line that admits it (see `shikaku serve --auth`).
+    AuthLine(AuthLineArgs),
+    /// Drive the RESP port with a workload file; report rate, latency and wrong answers.
+    Load(LoadArgs),
+    /// Print `SET <card key> <answer JSON>` for the workload's card queries, for `redis-cli --pipe`.
+    RedisExport(RedisExportArgs),
+}
+
+#[derive(Args)]
+pub struct BuildArgs {
+    /// Snapshot directory: insurers.csv and <insurer_number>/<YYYYMMDD>.csv.
+    #[arg(long)]
+    pub snapshots: PathBuf,
+    /// Data directory: generations/, CURRENT.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Refuse to publish when an insurer's members covered today fall by more than this
+    /// percent (0 to 100).
+    #[arg(long, default_value_t = crate::nightly::run::DEFAULT_MAX_DROP_PERCENT, value_parser = percent)]
+    pub max_drop_percent: f64,
+    /// Publish even though this insurer trips the guard (repeatable).
+    #[arg(long = "accept", value_name = "INSURER")]
+    pub accept: Vec<String>,
+    /// Build date (default: today in Japan); used for the members-covered-today counts.
+    #[arg(long)]
+    pub date: Option<String>,
+    /// Parse every snapshot again instead of reusing the live generation's unchanged insurers
+    /// (recognized by path, size and modification time).
+    #[arg(long)]
+    pub full: bool,
+}
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Generation id (default: the live one).
+    #[arg(long)]
+    pub generation: Option<String>,
+}
+
+#[derive(Args)]
+pub struct GenerationsArgs {
+    #[arg(long)]
+    pub data: PathBuf,
+    #[command(subcommand)]
+    pub action: GenerationsAction,
+}
+
+#[derive(Subcommand)]
+pub enum GenerationsAction {
+    /// List published generations, oldest first; the live one is marked. Warns when
+    /// DATA/CURRENT names none, and then fails unless nothing was ever published.
+    List,
+    /// Make an earlier generation live again (default: the one before the live one), after
+    /// verifying every checksum of it. `--to <id>` also mends a lost or damaged DATA/CURRENT.
+    Rollback {
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Delete all but the newest K generations, never the live one nor one newer than it
+    /// (rolled back from), and all but the newest K refused builds (DATA/refused/). Removes
+    /// nothing unless DATA/CURRENT names a generation that passes verification.
+    Gc {
+        #[arg(long, default_value_t = 3)]
+        keep: usize,
+    },
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Data directory holding CURRENT and generations/.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// RESP (Redis protocol) listen address.
+    #[arg(long, default_value = "127.0.0.1:7379")]
+    pub resp: std::net::SocketAddr,
+    /// HTTP listen address.
+    #[arg(long, default_value = "127.0.0.1:7380")]
+    pub http: std::net::SocketAddr,
+    /// Worker threads, one per core (default: every available core; at most 1,024).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=1024))]
+    pub threads: u16,
+    /// I/O driver: `auto` (io_uring, else epoll) or `epoll` (faster at low pipelining depth).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub driver: Driver,
+    /// Microseconds a core keeps polling after a request before it sleeps; 0 never polls
+    /// (try it on a crowded virtual machine, where a core that never sleeps is descheduled).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    pub poll_us: u64,
+    /// Auth file: one `institution_code role blake3_hex(token)` line per client (make lines
+    /// with `shikaku auth-line`). Without it anyone may query, on loopback addresses only.
+    #[arg(long)]
+    pub auth: Option<PathBuf>,
+    /// Keep an audit log here: one JSON line per query answered (who asked, about which card
+    /// or which person's keyed hash, the validity told), a file per core. Created if missing.
+    #[arg(long)]
+    pub audit_dir: Option<PathBuf>,
+    /// Most bytes the connections' read buffers may hold together beyond their first 16 KiB
+    /// each (large bodies: batches); a request needing more is refused with 503 / -ERR and
+    /// counted in /metrics. Default 1 GiB.
+    #[arg(long, default_value_t = crate::server::budget::DEFAULT_MEMORY_BUDGET_BYTES)]
+    pub memory_budget_bytes: usize,
+    /// Seconds a request's head (request line and headers, a RESP command) may take to arrive
+    /// from its first byte; then 408 / -ERR and the connection closes (slow clients).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub head_deadline_secs: u64,
+    /// Seconds a whole request, body included, may take to arrive from its first byte.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_deadline_secs: u64,
+    /// Connections each core serves at once; the next is refused (503 / -ERR). Default: what
+    /// RLIMIT_NOFILE leaves each core, at most 16,384 (the soft limit is raised to the hard).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections_per_core: Option<u64>,
+}
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Snapshot directory to build (default: the built-in demo delivery in data-gen/demo).
+    #[arg(long)]
+    pub snapshots: Option<PathBuf>,
+    /// Data directory for the demo's generations.
+    #[arg(long, default_value = "demo-data")]
+    pub data: PathBuf,
+    /// RESP (Redis protocol) listen address.
+    #[arg(long, default_value = "127.0.0.1:7379")]
+    pub resp: std::net::SocketAddr,
+    /// HTTP listen address.
+    #[arg(long, default_value = "127.0.0.1:7380")]
+    pub http: std::net::SocketAddr,
+    /// Build and print the queries, then exit instead of serving.
+    #[arg(long)]
+    pub no_serve: bool,
+}
+
+#[derive(Args)]
+pub struct AuthLineArgs {
+    /// The client's 医療機関コード (10 digits).
+    #[arg(long)]
+    pub institution_code: String,
+    /// `query` (eligibility queries) or `admin` (also /metrics and administration).
+    #[arg(long, default_value = "query")]
+    pub role: String,
+}
+
+#[derive(Args)]
+pub struct QueryArgs {
+    /// Data directory holding CURRENT and generations/.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Verify every checksum of the live generation before answering, as the server does
+    /// before serving it (`shikaku verify`; about a second per 300 MB of index). Without it
+    /// the files are read as they are on disk.
+    #[arg(long)]
+    pub verify: bool,
+    #[command(subcommand)]
+    pub kind: QueryCommand,
+}
+
+#[derive(Subcommand)]
+pub enum QueryCommand {
+    /// 記号・番号等による照会 (SPEC 4.1).
+    Card {
+        #[arg(long)]
+        insurer_number: String,
+        #[arg(long)]
+        symbol: Option<String>,
+        #[arg(long)]
+        number: String,
+        #[arg(long)]
+        branch: Option<String>,
+        #[arg(long)]
+        birthdate: String,
+        /// Day to check (default: today in Japan).
+        #[arg(long)]
+        date: Option<String>,
+        /// The patient consents to showing the 限度額適用区分.
+        #[arg(long)]
+        limit_consent: bool,
+    },
+    /// マイナンバーカードによる照会 (SPEC 4.2).
+    Person {
+        #[arg(long)]
+        individual_number: String,
+        #[arg(long)]
+        date: Option<String>,
+        #[arg(long)]
+        limit_consent: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct LoadArgs {
+    /// Workload file: queries.csv of shikaku-datagen --queries (with the expected validity).
+    #[arg(long)]
+    pub queries: PathBuf,
+    /// RESP address of the server.
+    #[arg(long, default_value = "127.0.0.1:7379")]
+    pub addr: String,
+    #[arg(long, default_value_t = 50)]
+    pub connections: usize,
+    /// Closed loop: requests kept outstanding on each connection.
+    #[arg(long, default_value_t = 1)]
+    pub pipeline: usize,
+    /// Closed loop: send the --pipeline requests together and the next ones only when all are
+    /// answered (redis-benchmark -P); default: refill each slot as soon as its reply comes.
+    #[arg(long, conflicts_with = "rate")]
+    pub batch: bool,
+    /// Open loop at this total rate (requests/s), whatever the replies; default closed loop.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Open loop: most requests outstanding on one connection; later ones wait (and count).
+    #[arg(long, default_value_t = 1000)]
+    pub max_outstanding: usize,
+    /// Seconds of measured load (default 10 unless --requests is given).
+    #[arg(long, conflicts_with = "requests")]
+    pub duration: Option<f64>,
+    /// Number of measured requests.
+    #[arg(long)]
+    pub requests: Option<u64>,
+    /// Client threads, one io_uring runtime each; connections are spread over them.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Authenticate every connection first: AUTH CODE TOKEN.
+    #[arg(long, value_name = "CODE:TOKEN")]
+    pub auth: Option<String>,
+    /// elig: ELIG.CARD/ELIG.PERSON; redis-get: GET <card key> (against redis-export's data);
+    /// ping: PING per row, expecting +PONG (the floor any server allows with this client).
+    #[arg(long, value_enum, default_value = "elig")]
+    pub mode: crate::load::Mode,
+    /// Seconds of load before measuring.
+    #[arg(long, default_value_t = 0.0)]
+    pub warmup: f64,
+    /// Print the report as one JSON line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct RedisExportArgs {
+    /// Data directory holding CURRENT and generations/.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Workload file whose card queries with a branch are exported first, with their own
+    /// answers; every other card key of the index follows, answered for today.
+    #[arg(long)]
+    pub queries: PathBuf,
+}

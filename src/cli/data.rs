@@ -1,0 +1,229 @@
+//! The commands on a data directory: build, verify, generations, query, redis-export.
+
+use super::args::{
+    BuildArgs, GenerationsAction, GenerationsArgs, QueryArgs, QueryCommand, RedisExportArgs,
+    VerifyArgs,
+};
+use super::person_key;
+use crate::domain::Date;
+use crate::generations::{Store, StoreError};
+use crate::query::answer::answer;
+use crate::query::{CardFields, CardQuery, PersonFields, PersonQuery, Query};
+use anyhow::Context;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub(super) fn run_build(args: BuildArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    use crate::domain::InsurerNumber;
+    use crate::nightly::run::{run, BuildConfig, BuildError, Reuse};
+    let key = person_key(key_file.as_deref())?;
+    let accept = args
+        .accept
+        .iter()
+        .map(|a| {
+            InsurerNumber::parse(a)
+                .with_context(|| format!("--accept {a:?} is not an insurer number"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let built_on = match &args.date {
+        Some(d) => Date::parse(d).with_context(|| format!("--date {d:?}"))?,
+        None => Date::today_jst(),
+    };
+    let cfg = BuildConfig {
+        snapshots: args.snapshots.clone(),
+        data: args.data.clone(),
+        key,
+        built_on,
+        max_drop_percent: args.max_drop_percent,
+        accept,
+        reuse: if args.full {
+            Reuse::Nothing
+        } else {
+            Reuse::UnchangedInsurers
+        },
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    match run(&cfg) {
+        Ok(out) => {
+            let t = &out.report.totals;
+            println!(
+                "published {} in {:.1} s: {} rows read, {} indexed, {} rejected, {} duplicates; {} index bytes",
+                out.generation,
+                out.report.elapsed_ms as f64 / 1000.0,
+                t.rows_read,
+                t.rows_indexed,
+                t.rows_rejected,
+                t.rows_deduplicated,
+                out.report.index_bytes
+            );
+            println!(
+                "report: {}",
+                out.generation_dir
+                    .join(crate::generations::REPORT_FILE)
+                    .display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ BuildError::Refused { .. }) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(3))
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!(
+            "building from {} into {}",
+            args.snapshots.display(),
+            args.data.display()
+        ))),
+    }
+}
+
+pub(super) fn run_verify(args: VerifyArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let key = person_key(key_file.as_deref())?;
+    let store = Store::new(&args.data);
+    let id = match args.generation {
+        Some(id) => id,
+        None => store.live()?,
+    };
+    let started = std::time::Instant::now();
+    let index = store
+        .open_verified(&id, key)
+        .with_context(|| format!("verifying generation {id}"))?;
+    let h = index.header();
+    println!(
+        "generation {id}: ok, {} bytes ({} in segment files), {} insurers, {} records, {} persons verified in {:.2} s",
+        index.total_bytes(),
+        index.total_bytes() - h.file_bytes,
+        h.insurer_count,
+        h.record_count,
+        h.person_count,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn run_generations(
+    args: GenerationsArgs,
+    key_file: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let store = Store::new(&args.data);
+    // A mistyped --data would list nothing and succeed: every action needs the directory.
+    store.require_root()?;
+    let ctx = || format!("data directory {}", args.data.display());
+    match args.action {
+        GenerationsAction::List => return list_generations(&store),
+        GenerationsAction::Rollback { to } => {
+            let _lock = store.lock().with_context(ctx)?;
+            let key = person_key(key_file.as_deref())?;
+            let id = store.rollback(to.as_deref(), key).with_context(ctx)?;
+            println!("live generation is now {id}");
+        }
+        GenerationsAction::Gc { keep } => {
+            let _lock = store.lock().with_context(ctx)?;
+            let key = person_key(key_file.as_deref())?;
+            let collected = store.gc(keep, key).with_context(ctx)?;
+            for id in collected.generations {
+                println!("removed {id}");
+            }
+            for id in collected.incomplete {
+                println!("removed incomplete generation {id} (no index file)");
+            }
+            for id in collected.refused {
+                println!("removed refused build {id}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the generations, the live one marked. A `CURRENT` naming none is warned about
+/// after the list and fails the command, unless nothing was ever published.
+fn list_generations(store: &Store) -> anyhow::Result<ExitCode> {
+    let live = store.live();
+    let ids = store
+        .list()
+        .with_context(|| format!("data directory {}", store.root().display()))?;
+    for id in ids {
+        let is_live = live.as_ref().is_ok_and(|live| *live == id);
+        println!("{} {id}", if is_live { "*" } else { " " });
+    }
+    match live {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("warning: {e}");
+            let fresh = matches!(e, StoreError::NothingPublished { .. });
+            Ok(if fresh {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+pub(super) fn run_query(args: QueryArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let key = person_key(key_file.as_deref())?;
+    let store = Store::new(&args.data);
+    let index = store
+        .open_current(key)
+        .with_context(|| format!("opening the live generation in {}", args.data.display()))?;
+    if args.verify {
+        index.verify().with_context(|| {
+            format!(
+                "generation {} in {} failed verification",
+                index.generation(),
+                args.data.display()
+            )
+        })?;
+    }
+    let today = Date::today_jst();
+    let q = match &args.kind {
+        QueryCommand::Card {
+            insurer_number,
+            symbol,
+            number,
+            branch,
+            birthdate,
+            date,
+            limit_consent,
+        } => Query::Card(CardQuery::parse(&CardFields {
+            insurer_number: Some(insurer_number),
+            symbol: symbol.as_deref(),
+            number: Some(number),
+            branch: branch.as_deref(),
+            birthdate: Some(birthdate),
+            date: date.as_deref(),
+            limit_consent: *limit_consent,
+        })?),
+        QueryCommand::Person {
+            individual_number,
+            date,
+            limit_consent,
+        } => Query::Person(PersonQuery::parse(&PersonFields {
+            individual_number: Some(individual_number),
+            date: date.as_deref(),
+            limit_consent: *limit_consent,
+        })?),
+    };
+    // The answer path the server takes.
+    let mut out = Vec::new();
+    answer(&index, &q, today, &mut out);
+    println!("{}", String::from_utf8_lossy(&out));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn run_redis_export(
+    args: RedisExportArgs,
+    key_file: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let key = person_key(key_file.as_deref())?;
+    let index = Store::new(&args.data)
+        .open_current(key)
+        .with_context(|| format!("opening the live generation in {}", args.data.display()))?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    let stats = crate::load::export::export(&index, &args.queries, Date::today_jst(), &mut out)?;
+    eprintln!(
+        "exported {} keys ({} from the workload, {} more records of the index; {} rows skipped); {} answers differ from the expected validity",
+        stats.keys, stats.keys - stats.record_keys, stats.record_keys, stats.skipped, stats.unexpected_validity
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,144 @@
+//! The `shikaku` command line: its arguments (`args.rs`, clap), the commands on a data
+//! directory (`data.rs`) and on the network (`net.rs`), and what every command-line program
+//! shares (`shikaku-datagen` too): the person key from configuration, logging, SIGPIPE.
+
+mod args;
+mod data;
+mod net;
+
+pub use args::*;
+
+use crate::domain::PersonKey;
+use anyhow::Context;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Environment variable naming the operator's person key file (64 hex digits).
+pub const PERSON_KEY_ENV: &str = "SHIKAKU_PERSON_KEY_FILE";
+
+/// Loads the person key: from `path`, else from `$SHIKAKU_PERSON_KEY_FILE`, else the fixed
+/// demo key (with a warning: acceptable for demo data only, SPEC 1.3).
+pub fn person_key(path: Option<&Path>) -> anyhow::Result<PersonKey> {
+    let from_env = std::env::var_os(PERSON_KEY_ENV).map(std::path::PathBuf::from);
+    match path.map(Path::to_path_buf).or(from_env) {
+        Some(p) => {
+            let text = std::fs::read_to_string(&p)
+                .with_context(|| format!("cannot read person key file {}", p.display()))?;
+            PersonKey::from_hex(&text)
+                .with_context(|| format!("person key file {} must hold 64 hex digits", p.display()))
+        }
+        None => {
+            tracing::warn!("no person key configured (--person-key-file or {PERSON_KEY_ENV}); using the fixed demo key, fit for demo data only");
+            Ok(PersonKey::demo())
+        }
+    }
+}
+
+/// Logs to stderr; `RUST_LOG` overrides the level (default info).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour codes only on a terminal: log files and CI output stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Lets a closed standard output end the program quietly, as it ends `cat` or `grep`
+/// (`shikaku generations list | head -1`): the default action of SIGPIPE. Rust ignores
+/// SIGPIPE, so the next `println!` would panic on the broken pipe instead. Only for programs
+/// that write no sockets: a server or load generator must get EPIPE from a closed
+/// connection, not die of it.
+#[allow(unsafe_code)] // Restoring SIGPIPE's default action; see SAFETY below.
+pub fn end_quietly_on_closed_stdout() {
+    #[cfg(unix)]
+    // SAFETY: restoring a signal's default action at the start of `main`, before any other
+    // thread runs, races with nothing; no handler of ours is replaced.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// mimalloc's `mi_option_purge_delay` (the same place in the option list of its v2 and v3,
+/// `mimalloc.h`); the Rust bindings name no constant for it.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Has mimalloc (the binary's allocator) give freed memory back to the OS at once. By
+/// default it waits 10 ms and purges only on a later allocation or free in the same thread,
+/// so a serving core left idle after thousands of connections closed kept their buffers
+/// resident indefinitely (120 MiB after 3,000 connections, in `tests/hostile_server.rs`).
+/// Pages freed on the query path are none: lookups and answers allocate nothing per request.
+#[allow(unsafe_code)] // Setting an integer option of mimalloc; see SAFETY below.
+pub fn return_freed_memory_at_once() {
+    // SAFETY: sets an integer option that mimalloc reads when it next purges; the call takes
+    // no pointer and mimalloc allows it from any thread at any time.
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+    }
+}
+
+/// Runs the command `cli` names: a closed standard output ends a command without sockets
+/// quietly, and an error is printed on one line (its causes each once) with exit status 1.
+pub fn run(cli: Cli) -> ExitCode {
+    if !cli.command.uses_sockets() {
+        end_quietly_on_closed_stdout();
+    }
+    return_freed_memory_at_once();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", error_chain(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Build(args) => data::run_build(args, cli.person_key_file),
+        Command::Query(args) => data::run_query(args, cli.person_key_file),
+        Command::Generations(args) => data::run_generations(args, cli.person_key_file),
+        Command::Verify(args) => data::run_verify(args, cli.person_key_file),
+        Command::Serve(args) => net::run_serve(args, person_key(cli.person_key_file.as_deref())?),
+        Command::Demo(args) => net::run_demo(args, cli.person_key_file),
+        Command::AuthLine(args) => net::run_auth_line(args),
+        Command::Load(args) => net::run_load(args),
+        Command::RedisExport(args) => data::run_redis_export(args, cli.person_key_file),
+    }
+}
+
+/// The error and its causes on one line, each cause once: library errors often quote their
+/// source in their own message already.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+    }
+    msg
+}
+
+impl Command {
+    /// Whether the command talks to the network (a closed socket must not end it).
+    pub fn uses_sockets(&self) -> bool {
+        match self {
+            Command::Serve(_) | Command::Load(_) => true,
+            Command::Demo(args) => !args.no_serve,
+            _ => false,
+        }
+    }
+}
+
+/// A percentage from 0 to 100.
+pub(super) fn percent(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!("{s:?} is not a percentage from 0 to 100")),
+    }
+}
