@@ -13,6 +13,16 @@ pub fn builtin_snapshots() -> PathBuf {
         .join("demo")
 }
 
+/// The demo's claims file (a month of one synthetic clinic, every verdict of the claims
+/// check in it), beside the built-in delivery.
+pub fn builtin_claims() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data-gen")
+        .join("demo-claims")
+        .join("0110000007")
+        .join("RECEIPTC.UKE")
+}
+
 /// One query to try, with the validity the contract demands for it.
 #[derive(Debug, Clone)]
 pub struct Example {

@@ -5,12 +5,14 @@
 // and a `// SAFETY:` comment; `tests/architecture.rs` checks both).
 #![deny(unsafe_code)]
 
+pub mod claims;
 pub mod cli;
 pub mod demo;
 pub mod domain;
 pub mod format;
 pub mod generations;
 pub mod index;
+pub mod keyfile;
 pub mod load;
 pub mod nightly;
 pub mod query;

@@ -1,4 +1,4 @@
-//! Property test: the index answers exactly as a naive model of SPEC 4 over a `BTreeMap` of
+//! Property test: the index answers exactly as a naive model of docs/api.md over a `BTreeMap` of
 //! records, on random small snapshots full of conflicts, overlaps, twins and mislinkage.
 
 use proptest::prelude::*;

@@ -1,4 +1,4 @@
-//! Injects the defects SPEC 3 names, row by row at the requested rate, and — in the first
+//! Injects the defects docs/delivery.md names, row by row at the requested rate, and — in the first
 //! chunk — one of each kind up front so that every kind is present whenever defects are on.
 //!
 //! R1–R7 add a broken copy of a real row (rejected by the build; the real row stays). W1–W4 and

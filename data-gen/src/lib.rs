@@ -1,5 +1,5 @@
 //! `data_gen`: a national-scale synthetic population of insured persons, written as the insurer
-//! snapshots of SPEC 3, with injected defects and a query workload whose expected answers come
+//! snapshots of docs/delivery.md, with injected defects and a query workload whose expected answers come
 //! from the generator's own ground truth.
 //!
 //! The population is cut into chunks of persons. Each chunk is generated on its own (its RNG is
@@ -7,6 +7,7 @@
 //! in chunk order: the same seed gives the same bytes whatever the thread count, and memory
 //! stays bounded at any scale.
 
+mod claims;
 mod defects;
 pub mod model;
 mod population;
@@ -50,6 +51,11 @@ pub struct Config {
     pub defect_rate: f64,
     /// Number of lines of `queries.csv` (0 = no file).
     pub queries: u64,
+    /// Number of receipts in the claims files (0 = none), written to `claims_out`.
+    pub claims: u64,
+    /// Directory of the claims files: beside the snapshots, not in them (a build would
+    /// report it as a directory of no insurer).
+    pub claims_out: PathBuf,
     /// Show a progress bar on stderr (hidden anyway when stderr is not a terminal).
     pub progress: bool,
     /// Replace a previous generator output in `out` instead of refusing a non-empty directory.
@@ -58,13 +64,16 @@ pub struct Config {
 
 impl Config {
     pub fn new(persons: u64, seed: u64, out: impl Into<PathBuf>) -> Config {
+        let out = out.into();
         Config {
             persons,
             seed,
-            out: out.into(),
+            claims_out: claims::default_dir(&out),
+            out,
             date: Date::today_jst(),
             defect_rate: 0.0,
             queries: 0,
+            claims: 0,
             progress: false,
             overwrite: false,
         }
@@ -89,6 +98,9 @@ pub struct Summary {
     pub queries: u64,
     /// Queries by expected validity 1..=5.
     pub queries_by_expected: [u64; 5],
+    /// Receipts in the claims files, and by expected `verdict reason`.
+    pub claims: u64,
+    pub claims_by_expected: BTreeMap<String, u64>,
     pub seconds: f64,
 }
 
@@ -119,6 +131,8 @@ pub(crate) struct Params {
     pub rate: f64,
     pub chunks: u64,
     chunk_queries: u64,
+    claims: u64,
+    pub(crate) claims_plan: claims::ClaimsPlan,
     age_cum: Vec<u32>,
     family_cum: Vec<f64>,
     /// Given-name indexes by sex (0 male, 1 female) and generation.
@@ -155,6 +169,8 @@ impl Params {
             rate: cfg.defect_rate,
             chunks: cfg.persons.div_ceil(CHUNK),
             chunk_queries,
+            claims: cfg.claims,
+            claims_plan: claims::ClaimsPlan::new(cfg.date, cfg.claims),
             age_cum,
             family_cum,
             given,
@@ -194,7 +210,16 @@ impl Params {
     }
 
     fn queries_of_chunk(&self, k: u64) -> u64 {
-        let q = u128::from(self.chunk_queries);
+        self.share_of_chunk(self.chunk_queries, k)
+    }
+
+    fn claims_of_chunk(&self, k: u64) -> u64 {
+        self.share_of_chunk(self.claims, k)
+    }
+
+    /// Chunk `k`'s share of `total`, the shares adding up to it.
+    fn share_of_chunk(&self, total: u64, k: u64) -> u64 {
+        let q = u128::from(total);
         let n = u128::from(self.chunks.max(1));
         ((u128::from(k + 1) * q / n) - (u128::from(k) * q / n)) as u64
     }
@@ -237,6 +262,7 @@ struct ChunkOut {
     outs: Vec<InsOut>,
     queries: String,
     qcounts: [u64; 5],
+    receipts: Vec<claims::GenReceipt>,
     stats: Stats,
 }
 
@@ -256,16 +282,25 @@ fn gen_chunk(p: &Params, u: &Universe, k: u64) -> ChunkOut {
         inj.after_household(&mut g, &mut rows, first, head_gidx);
     }
     let quota = p.queries_of_chunk(k);
-    let (queries, qcounts) = if quota > 0 {
-        let t = truth::Truth::build(&rows, u.undecodable);
-        truth::make_queries(&mut g, &t, &rows, quota)
-    } else {
-        (String::new(), [0; 5])
+    let claims_quota = p.claims_of_chunk(k);
+    let t = (quota > 0 || claims_quota > 0).then(|| truth::Truth::build(&rows, u.undecodable));
+    let (queries, qcounts) = match &t {
+        Some(t) if quota > 0 => truth::make_queries(&mut g, t, &rows, quota),
+        _ => (String::new(), [0; 5]),
+    };
+    // After the queries, so that a data set without claims is the same with or without
+    // this feature.
+    let receipts = match &t {
+        Some(t) if claims_quota > 0 => {
+            claims::make_receipts(&mut g, t, &rows, claims_quota, &p.claims_plan)
+        }
+        _ => Vec::new(),
     };
     ChunkOut {
         outs: writer::render_rows(u, &rows),
         queries,
         qcounts,
+        receipts,
         stats: g.stats,
     }
 }
@@ -394,6 +429,9 @@ pub fn generate(cfg: &Config) -> Result<Summary> {
     let started = Instant::now();
     validate(cfg)?;
     prepare_out(&cfg.out, cfg.overwrite)?;
+    if cfg.claims > 0 {
+        claims::prepare_dir(&cfg.claims_out, cfg.overwrite)?;
+    }
     let u = Universe::build(cfg.persons, cfg.seed, cfg.defect_rate > 0.0);
     let stale_queries = (u.older.len() as u64 * 3).min(cfg.queries / 20);
     let p = Params::new(cfg, cfg.queries - stale_queries);
@@ -409,6 +447,7 @@ pub fn generate(cfg: &Config) -> Result<Summary> {
         None
     };
     let pb = progress_bar(cfg);
+    let mut receipts: Vec<claims::GenReceipt> = Vec::new();
     let mut stats = Stats::default();
     let mut qcounts = [0u64; 5];
     let (tx, rx) = sync_channel::<Vec<ChunkOut>>(2);
@@ -439,6 +478,7 @@ pub fn generate(cfg: &Config) -> Result<Summary> {
                     q.write_all(out.queries.as_bytes())
                         .context("cannot write queries.csv")?;
                 }
+                receipts.extend(out.receipts);
                 w.append(out.outs)?;
             }
         }
@@ -453,6 +493,11 @@ pub fn generate(cfg: &Config) -> Result<Summary> {
         q.flush().context("cannot write queries.csv")?;
         qcounts[3] += stale_queries;
     }
+    let claims_by_expected = if cfg.claims > 0 {
+        claims::write(&cfg.claims_out, &p.claims_plan, &receipts)?
+    } else {
+        BTreeMap::new()
+    };
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     for e in &w.entries {
         *counts.entry(e.rule.to_string()).or_default() += 1;
@@ -471,7 +516,7 @@ pub fn generate(cfg: &Config) -> Result<Summary> {
     let path = cfg.out.join("manifest.json");
     let json = serde_json::to_vec_pretty(&manifest)?;
     fs::write(&path, json).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(summary(
+    let mut s = summary(
         cfg,
         &u,
         &stats,
@@ -480,7 +525,10 @@ pub fn generate(cfg: &Config) -> Result<Summary> {
         qcounts,
         older_files.len(),
         started,
-    ))
+    );
+    s.claims = receipts.len() as u64;
+    s.claims_by_expected = claims_by_expected;
+    Ok(s)
 }
 
 fn add_stats(total: &mut Stats, s: &Stats) {
@@ -527,6 +575,8 @@ fn summary(
         defects,
         queries: qcounts.iter().sum(),
         queries_by_expected: qcounts,
+        claims: 0,
+        claims_by_expected: BTreeMap::new(),
         seconds: started.elapsed().as_secs_f64(),
     }
 }

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Writes a national-scale synthetic data set: `insurers.csv` and one snapshot per insurer
-/// (SPEC 3), optionally with injected defects (`manifest.json` says where) and a query
+/// (docs/delivery.md), optionally with injected defects (`manifest.json` says where) and a query
 /// workload with expected answers (`queries.csv`).
 #[derive(Parser, Debug)]
 #[command(name = "shikaku-datagen", version, about, long_about = None)]
@@ -33,6 +33,13 @@ struct Args {
     /// Number of queries to write to queries.csv with their expected validity.
     #[arg(long, default_value_t = 0)]
     queries: u64,
+    /// Number of receipts in monthly claims files (UKE, 医科) of synthetic institutions, for
+    /// the month before the snapshot date's, with their expected verdicts in truth.csv.
+    #[arg(long, default_value_t = 0)]
+    claims: u64,
+    /// Directory of the claims files (default: OUT.claims, beside OUT).
+    #[arg(long)]
+    claims_out: Option<PathBuf>,
     /// Replace a previous generator output in --out.
     #[arg(long)]
     overwrite: bool,
@@ -50,6 +57,10 @@ fn run(args: Args) -> Result<()> {
     cfg.date = date;
     cfg.defect_rate = args.defects;
     cfg.queries = args.queries;
+    cfg.claims = args.claims;
+    if let Some(dir) = args.claims_out {
+        cfg.claims_out = dir;
+    }
     cfg.progress = !args.quiet;
     cfg.overwrite = args.overwrite;
     let summary = data_gen::generate(&cfg)?;

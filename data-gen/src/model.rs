@@ -5,7 +5,7 @@ use crate::tables::SYMBOL_WORDS;
 use crate::universe::Col;
 use shikaku::domain::{Date, LimitCategory, ReasonOfLoss};
 
-/// A card symbol (記号) as generated. Two symbols normalize to the same text (SPEC 1.2) exactly
+/// A card symbol (記号) as generated. Two symbols normalize to the same text (docs/api.md#symbol-number-branch) exactly
 /// when their `key`s are equal: digits lose their padding, words never are all digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Sym {
@@ -65,7 +65,7 @@ impl Rec {
     }
 }
 
-/// Defect kinds of SPEC 3 the generator injects.
+/// Defect kinds of docs/delivery.md the generator injects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Rule {
     R1,

@@ -632,7 +632,7 @@ impl<'a> ChunkGen<'a> {
     }
 }
 
-/// SPEC W2 ratios and a limit category of the right family (A under 70, B from 70) that
+/// rule W2 (docs/delivery.md#warnings) ratios and a limit category of the right family (A under 70, B from 70) that
 /// agrees with the ratio: 現役並み (B01–B03) pay 30%, 一般Ⅱ (B09) 20% at 75+.
 pub fn copay_and_limit(rng: &mut Xoshiro256PlusPlus, age: i32) -> (u8, Option<LimitCategory>) {
     use LimitCategory::*;

@@ -1,4 +1,4 @@
-//! Ground truth: a naive, direct reading of SPEC 4.1 and 4.2 over the records a correct build
+//! Ground truth: a naive, direct reading of docs/api.md (card and person queries) over the records a correct build
 //! indexes (rejected rows and the undecodable file left out, duplicates once, W1 numbers
 //! dropped, X1 numbers hidden from person queries), and the query workload built from it.
 //!
@@ -33,7 +33,7 @@ impl TRec {
     }
 }
 
-type CardKey = (u32, (u8, u32), u64);
+pub type CardKey = (u32, (u8, u32), u64);
 
 /// The records of one chunk, as the build must index them.
 pub struct Truth {
@@ -100,7 +100,7 @@ impl Truth {
         }
     }
 
-    /// SPEC 4.1. `None` when the contract leaves the answer open (candidates of one branch
+    /// docs/api.md#card-query. `None` when the contract leaves the answer open (candidates of one branch
     /// linked to different people), so such a query is not emitted.
     pub fn card(&self, key: CardKey, branch: Option<u8>, birth: Date, date: Date) -> Option<u8> {
         let cands: Vec<&TRec> = self
@@ -144,7 +144,45 @@ impl Truth {
         }
     }
 
-    /// SPEC 4.2.
+    /// [`Self::card`] with the record a validity 1 or 2 answer shows: the covering one, or
+    /// the one nearest before the date (of those begun by then, the one that ended last; of
+    /// two that ended the same day, the one begun last; else the earliest).
+    pub fn card_record(
+        &self,
+        key: CardKey,
+        branch: Option<u8>,
+        birth: Date,
+        date: Date,
+    ) -> Option<(u8, Option<u32>)> {
+        let v = self.card(key, branch, birth, date)?;
+        if v > 2 {
+            return Some((v, None));
+        }
+        let cands: Vec<u32> = self.cards.get(&key).map_or(Vec::new(), |ids| {
+            ids.iter()
+                .copied()
+                .filter(|&i| {
+                    let r = &self.recs[i as usize];
+                    r.birth == birth && branch.is_none_or(|b| r.branch == b)
+                })
+                .collect()
+        });
+        let rec = |i: &u32| &self.recs[*i as usize];
+        let chosen = if v == 1 {
+            cands.iter().find(|i| rec(i).covers(date)).copied()
+        } else {
+            let end = |i: &u32| (rec(i).disq.unwrap_or(Date::MAX), rec(i).qual);
+            cands
+                .iter()
+                .filter(|i| rec(i).qual <= date)
+                .max_by_key(|i| end(i))
+                .or_else(|| cands.iter().min_by_key(|i| rec(i).qual))
+                .copied()
+        };
+        Some((v, chosen))
+    }
+
+    /// docs/api.md#person-query.
     pub fn person(&self, first11: u64, date: Date) -> u8 {
         if self.unverified.contains(&first11) {
             return 4;
@@ -471,7 +509,7 @@ fn branch_input(g: &mut ChunkGen, b: u8) -> String {
     }
 }
 
-/// Birthdates in every form SPEC 2 accepts, including unpadded 和暦 (`S45.1.23`).
+/// Birthdates in every form docs/api.md#dates accepts, including unpadded 和暦 (`S45.1.23`).
 pub fn birth_input(g: &mut ChunkGen, birth: Date) -> String {
     let r = g.rng.gen_range(0..100);
     match r {

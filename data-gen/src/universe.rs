@@ -14,7 +14,7 @@ use rand::Rng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use shikaku::domain::{InsurerKind, InsurerNumber};
 
-/// Columns of SPEC 3 in their canonical order, plus the unknown `memo` column some insurers add.
+/// Columns of docs/delivery.md in their canonical order, plus the unknown `memo` column some insurers add.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Col {
     InsurerNumber,
@@ -104,7 +104,7 @@ pub enum SymbolStyle {
     Word,
 }
 
-/// The ways an insurer's system writes its file. Each is legal under SPEC 3.
+/// The ways an insurer's system writes its file. Each is legal under docs/delivery.md.
 #[derive(Debug, Clone)]
 pub struct Habit {
     pub encoding: Encoding,

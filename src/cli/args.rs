@@ -12,11 +12,18 @@ use std::path::PathBuf;
     about = "High-throughput health-insurance eligibility lookup engine (オンライン資格確認)"
 )]
 pub struct Cli {
-    /// File holding the 64-hex-digit key of the individual-number hash (else $SHIKAKU_PERSON_KEY_FILE, else the demo key).
-    #[arg(long, global = true)]
-    pub person_key_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The person key, for the commands that open or make an index.
+#[derive(Args, Clone, Default)]
+pub struct KeyArg {
+    /// File holding the person key, the secret of the individual-number hash (64 hex digits;
+    /// `shikaku person-key new` makes one). Default: $SHIKAKU_PERSON_KEY_FILE, else the fixed
+    /// demo key, fit for demo data only.
+    #[arg(long = "person-key-file", value_name = "FILE", global = true)]
+    pub file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -30,7 +37,7 @@ pub enum Command {
     /// Check every checksum of a generation (the live one by default), as a server does
     /// before serving it.
     Verify(VerifyArgs),
-    /// Serve the live generation over RESP and HTTP (SPEC 6), one thread per core.
+    /// Serve the live generation over RESP and HTTP (docs/api.md), one thread per core.
     Serve(ServeArgs),
     /// Build the built-in demo data, print queries to try, and serve it.
     Demo(DemoArgs),
@@ -40,6 +47,35 @@ pub enum Command {
     Load(LoadArgs),
     /// Print `SET <card key> <answer JSON>` for the workload's card queries, for `redis-cli --pipe`.
     RedisExport(RedisExportArgs),
+    /// Make a person key, or hash individual numbers under one (docs/operations.md: creating
+    /// and rotating the key).
+    PersonKey {
+        #[command(subcommand)]
+        action: PersonKeyAction,
+    },
+    /// Check monthly claims files (UKE, 医科) against the live generation: one row per
+    /// receipt on stdout, the summary on stderr.
+    Claims(ClaimsArgs),
+}
+
+#[derive(Subcommand)]
+pub enum PersonKeyAction {
+    /// Write a new random person key (64 hex digits, mode 0400) to a file that must not exist,
+    /// and print its fingerprint (an index opened with another key is refused with an error
+    /// naming both fingerprints).
+    New {
+        /// The key file to create, e.g. /etc/shikaku/person.key.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Print the keyed hash (32 hex digits) of each individual number read from standard
+    /// input, one a line, under the configured person key: the `person` field of that
+    /// person's audit-log lines. Read from standard input, never from the command line (which
+    /// shell histories and process lists show).
+    Hash {
+        #[command(flatten)]
+        key: KeyArg,
+    },
 }
 
 #[derive(Args)]
@@ -47,6 +83,8 @@ pub struct BuildArgs {
     /// Snapshot directory: insurers.csv and <insurer_number>/<YYYYMMDD>.csv.
     #[arg(long)]
     pub snapshots: PathBuf,
+    #[command(flatten)]
+    pub key: KeyArg,
     /// Data directory: generations/, CURRENT.
     #[arg(long)]
     pub data: PathBuf,
@@ -68,17 +106,22 @@ pub struct BuildArgs {
 
 #[derive(Args)]
 pub struct VerifyArgs {
+    /// Data directory holding CURRENT and generations/.
     #[arg(long)]
     pub data: PathBuf,
-    /// Generation id (default: the live one).
+    /// Generation id (default: the live one; `shikaku generations list` shows the ids).
     #[arg(long)]
     pub generation: Option<String>,
+    #[command(flatten)]
+    pub key: KeyArg,
 }
 
 #[derive(Args)]
 pub struct GenerationsArgs {
-    #[arg(long)]
-    pub data: PathBuf,
+    /// Data directory holding CURRENT, generations/ and refused/ (required; before or after
+    /// the action).
+    #[arg(long, value_name = "DATA", global = true)]
+    pub data: Option<PathBuf>,
     #[command(subcommand)]
     pub action: GenerationsAction,
 }
@@ -91,15 +134,22 @@ pub enum GenerationsAction {
     /// Make an earlier generation live again (default: the one before the live one), after
     /// verifying every checksum of it. `--to <id>` also mends a lost or damaged DATA/CURRENT.
     Rollback {
-        #[arg(long)]
+        /// The generation to make live (an id of `generations list`); default: the one
+        /// before the live one.
+        #[arg(long, value_name = "ID")]
         to: Option<String>,
+        #[command(flatten)]
+        key: KeyArg,
     },
     /// Delete all but the newest K generations, never the live one nor one newer than it
     /// (rolled back from), and all but the newest K refused builds (DATA/refused/). Removes
     /// nothing unless DATA/CURRENT names a generation that passes verification.
     Gc {
-        #[arg(long, default_value_t = 3)]
+        /// How many of the newest generations (and of the newest refused builds) to keep.
+        #[arg(long, value_name = "K", default_value_t = 3)]
         keep: usize,
+        #[command(flatten)]
+        key: KeyArg,
     },
 }
 
@@ -114,8 +164,9 @@ pub struct ServeArgs {
     /// HTTP listen address.
     #[arg(long, default_value = "127.0.0.1:7380")]
     pub http: std::net::SocketAddr,
-    /// Worker threads, one per core (default: every available core; at most 1,024).
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=1024))]
+    /// Worker threads, one per core, at most 1,024 [default: every available core; 0 means
+    /// the same].
+    #[arg(long, default_value_t = 0, hide_default_value = true, value_parser = clap::value_parser!(u16).range(0..=1024))]
     pub threads: u16,
     /// I/O driver: `auto` (io_uring, else epoll) or `epoll` (faster at low pipelining depth).
     #[arg(long, value_enum, default_value = "auto")]
@@ -148,6 +199,8 @@ pub struct ServeArgs {
     /// RLIMIT_NOFILE leaves each core, at most 16,384 (the soft limit is raised to the hard).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_connections_per_core: Option<u64>,
+    #[command(flatten)]
+    pub key: KeyArg,
 }
 
 #[derive(Args)]
@@ -167,6 +220,8 @@ pub struct DemoArgs {
     /// Build and print the queries, then exit instead of serving.
     #[arg(long)]
     pub no_serve: bool,
+    #[command(flatten)]
+    pub key: KeyArg,
 }
 
 #[derive(Args)]
@@ -181,45 +236,57 @@ pub struct AuthLineArgs {
 
 #[derive(Args)]
 pub struct QueryArgs {
-    /// Data directory holding CURRENT and generations/.
-    #[arg(long)]
-    pub data: PathBuf,
+    /// Data directory holding CURRENT and generations/ (required; before or after the kind).
+    #[arg(long, value_name = "DATA", global = true)]
+    pub data: Option<PathBuf>,
     /// Verify every checksum of the live generation before answering, as the server does
     /// before serving it (`shikaku verify`; about a second per 300 MB of index). Without it
     /// the files are read as they are on disk.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub verify: bool,
+    #[command(flatten)]
+    pub key: KeyArg,
     #[command(subcommand)]
     pub kind: QueryCommand,
 }
 
 #[derive(Subcommand)]
 pub enum QueryCommand {
-    /// 記号・番号等による照会 (SPEC 4.1).
+    /// 記号・番号等による照会: by the insurance card's numbers and the birth date
+    /// (docs/api.md, card query).
     Card {
+        /// 保険者番号: 8 digits (6 for 国保) with a valid check digit; full-width digits and
+        /// padding spaces are accepted.
         #[arg(long)]
         insurer_number: String,
+        /// 記号, when the card has one (後期高齢者 cards have none).
         #[arg(long)]
         symbol: Option<String>,
+        /// 番号 (leading zeros of an all-digit number do not count).
         #[arg(long)]
         number: String,
+        /// 枝番, one or two digits; without it every branch of the card is a candidate.
         #[arg(long)]
         branch: Option<String>,
+        /// The member's birth date: YYYY-MM-DD, YYYYMMDD or 和暦 (S55.1.23, 3550123).
         #[arg(long)]
         birthdate: String,
-        /// Day to check (default: today in Japan).
+        /// Day to check, as a date is written for --birthdate (default: today in Japan).
         #[arg(long)]
         date: Option<String>,
         /// The patient consents to showing the 限度額適用区分.
         #[arg(long)]
         limit_consent: bool,
     },
-    /// マイナンバーカードによる照会 (SPEC 4.2).
+    /// マイナンバーカードによる照会: by the individual number (docs/api.md, person query).
     Person {
+        /// 個人番号: 12 digits with a valid check digit (never logged nor shown in an error).
         #[arg(long)]
         individual_number: String,
+        /// Day to check: YYYY-MM-DD, YYYYMMDD or 和暦 (default: today in Japan).
         #[arg(long)]
         date: Option<String>,
+        /// The patient consents to showing the 限度額適用区分.
         #[arg(long)]
         limit_consent: bool,
     },
@@ -233,6 +300,7 @@ pub struct LoadArgs {
     /// RESP address of the server.
     #[arg(long, default_value = "127.0.0.1:7379")]
     pub addr: String,
+    /// Connections to open, spread over --threads.
     #[arg(long, default_value_t = 50)]
     pub connections: usize,
     /// Closed loop: requests kept outstanding on each connection.
@@ -281,4 +349,21 @@ pub struct RedisExportArgs {
     /// answers; every other card key of the index follows, answered for today.
     #[arg(long)]
     pub queries: PathBuf,
+    #[command(flatten)]
+    pub key: KeyArg,
+}
+
+#[derive(Args)]
+pub struct ClaimsArgs {
+    /// Data directory: generations/, CURRENT.
+    #[arg(long)]
+    pub data: PathBuf,
+    #[command(flatten)]
+    pub key: KeyArg,
+    /// Print a JSON array instead of CSV.
+    #[arg(long)]
+    pub json: bool,
+    /// Claims files (RECEIPTC.UKE), CP932 or UTF-8.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
 }

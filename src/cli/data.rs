@@ -45,22 +45,9 @@ pub(super) fn run_build(args: BuildArgs, key_file: Option<PathBuf>) -> anyhow::R
     };
     match run(&cfg) {
         Ok(out) => {
-            let t = &out.report.totals;
-            println!(
-                "published {} in {:.1} s: {} rows read, {} indexed, {} rejected, {} duplicates; {} index bytes",
-                out.generation,
-                out.report.elapsed_ms as f64 / 1000.0,
-                t.rows_read,
-                t.rows_indexed,
-                t.rows_rejected,
-                t.rows_deduplicated,
-                out.report.index_bytes
-            );
-            println!(
-                "report: {}",
-                out.generation_dir
-                    .join(crate::generations::REPORT_FILE)
-                    .display()
+            print!(
+                "{}",
+                crate::nightly::report::console_summary(&out.report, &out.generation_dir)
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -100,26 +87,26 @@ pub(super) fn run_verify(args: VerifyArgs, key_file: Option<PathBuf>) -> anyhow:
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) fn run_generations(
-    args: GenerationsArgs,
-    key_file: Option<PathBuf>,
-) -> anyhow::Result<ExitCode> {
-    let store = Store::new(&args.data);
+pub(super) fn run_generations(args: GenerationsArgs) -> anyhow::Result<ExitCode> {
+    let data = required_data(args.data, "generations")?;
+    let store = Store::new(&data);
     // A mistyped --data would list nothing and succeed: every action needs the directory.
     store.require_root()?;
-    let ctx = || format!("data directory {}", args.data.display());
+    let ctx = || format!("data directory {}", data.display());
     match args.action {
         GenerationsAction::List => return list_generations(&store),
-        GenerationsAction::Rollback { to } => {
+        GenerationsAction::Rollback { to, key } => {
             let _lock = store.lock().with_context(ctx)?;
-            let key = person_key(key_file.as_deref())?;
+            let key = person_key(key.file.as_deref())?;
             let id = store.rollback(to.as_deref(), key).with_context(ctx)?;
             println!("live generation is now {id}");
         }
-        GenerationsAction::Gc { keep } => {
+        GenerationsAction::Gc { keep, key } => {
             let _lock = store.lock().with_context(ctx)?;
-            let key = person_key(key_file.as_deref())?;
+            let key = person_key(key.file.as_deref())?;
             let collected = store.gc(keep, key).with_context(ctx)?;
+            let removed =
+                collected.generations.len() + collected.incomplete.len() + collected.refused.len();
             for id in collected.generations {
                 println!("removed {id}");
             }
@@ -128,6 +115,13 @@ pub(super) fn run_generations(
             }
             for id in collected.refused {
                 println!("removed refused build {id}");
+            }
+            if removed == 0 {
+                // Said, so a gc run by hand or by a timer shows it ran and found nothing.
+                let kept = store.list().with_context(ctx)?.len();
+                println!(
+                    "nothing to remove: {kept} generations (--keep {keep}), no refused build beyond the newest {keep}"
+                );
             }
         }
     }
@@ -160,17 +154,18 @@ fn list_generations(store: &Store) -> anyhow::Result<ExitCode> {
 }
 
 pub(super) fn run_query(args: QueryArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let data = required_data(args.data, "query")?;
     let key = person_key(key_file.as_deref())?;
-    let store = Store::new(&args.data);
+    let store = Store::new(&data);
     let index = store
         .open_current(key)
-        .with_context(|| format!("opening the live generation in {}", args.data.display()))?;
+        .with_context(|| format!("opening the live generation in {}", data.display()))?;
     if args.verify {
         index.verify().with_context(|| {
             format!(
                 "generation {} in {} failed verification",
                 index.generation(),
-                args.data.display()
+                data.display()
             )
         })?;
     }
@@ -226,4 +221,10 @@ pub(super) fn run_redis_export(
         stats.keys, stats.keys - stats.record_keys, stats.record_keys, stats.skipped, stats.unexpected_validity
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--data`, which the commands whose options are accepted after their subcommand take
+/// optionally (clap cannot require an option given at either level) and need.
+fn required_data(data: Option<PathBuf>, command: &str) -> anyhow::Result<PathBuf> {
+    data.with_context(|| format!("shikaku {command} needs --data DIR, the data directory holding CURRENT and generations/"))
 }

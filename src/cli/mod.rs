@@ -3,7 +3,9 @@
 //! shares (`shikaku-datagen` too): the person key from configuration, logging, SIGPIPE.
 
 mod args;
+mod claims;
 mod data;
+mod key;
 mod net;
 
 pub use args::*;
@@ -17,7 +19,7 @@ use std::process::ExitCode;
 pub const PERSON_KEY_ENV: &str = "SHIKAKU_PERSON_KEY_FILE";
 
 /// Loads the person key: from `path`, else from `$SHIKAKU_PERSON_KEY_FILE`, else the fixed
-/// demo key (with a warning: acceptable for demo data only, SPEC 1.3).
+/// demo key (with a warning: acceptable for demo data only, docs/api.md#individual-number).
 pub fn person_key(path: Option<&Path>) -> anyhow::Result<PersonKey> {
     let from_env = std::env::var_os(PERSON_KEY_ENV).map(std::path::PathBuf::from);
     match path.map(Path::to_path_buf).or(from_env) {
@@ -98,15 +100,38 @@ pub fn run(cli: Cli) -> ExitCode {
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Build(args) => data::run_build(args, cli.person_key_file),
-        Command::Query(args) => data::run_query(args, cli.person_key_file),
-        Command::Generations(args) => data::run_generations(args, cli.person_key_file),
-        Command::Verify(args) => data::run_verify(args, cli.person_key_file),
-        Command::Serve(args) => net::run_serve(args, person_key(cli.person_key_file.as_deref())?),
-        Command::Demo(args) => net::run_demo(args, cli.person_key_file),
+        Command::Build(args) => {
+            let key = args.key.file.clone();
+            data::run_build(args, key)
+        }
+        Command::Query(args) => {
+            let key = args.key.file.clone();
+            data::run_query(args, key)
+        }
+        Command::Generations(args) => data::run_generations(args),
+        Command::Verify(args) => {
+            let key = args.key.file.clone();
+            data::run_verify(args, key)
+        }
+        Command::Serve(args) => {
+            let key = person_key(args.key.file.as_deref())?;
+            net::run_serve(args, key)
+        }
+        Command::Demo(args) => {
+            let key = args.key.file.clone();
+            net::run_demo(args, key)
+        }
         Command::AuthLine(args) => net::run_auth_line(args),
         Command::Load(args) => net::run_load(args),
-        Command::RedisExport(args) => data::run_redis_export(args, cli.person_key_file),
+        Command::RedisExport(args) => {
+            let key = args.key.file.clone();
+            data::run_redis_export(args, key)
+        }
+        Command::PersonKey { action } => key::run_person_key(action),
+        Command::Claims(args) => {
+            let key = args.key.file.clone();
+            claims::run_claims(args, key)
+        }
     }
 }
 

@@ -50,6 +50,11 @@ pub(super) fn run_demo(args: DemoArgs, key_file: Option<PathBuf>) -> anyhow::Res
             "  tail -n 3 {}/audit-*.jsonl   # the audit log: who asked about whom\n",
             demo_audit_dir(&args.data).display()
         );
+        println!(
+            "  curl -s --data-binary @{} localhost:{}/v1/claims | head   # a month's claims checked\n",
+            crate::demo::builtin_claims().display(),
+            args.http.port()
+        );
     }
     if args.no_serve {
         return Ok(ExitCode::SUCCESS);
@@ -71,6 +76,7 @@ pub(super) fn run_demo(args: DemoArgs, key_file: Option<PathBuf>) -> anyhow::Res
             head_deadline_secs: crate::server::limits::HEAD_DEADLINE.as_secs(),
             body_deadline_secs: crate::server::limits::BODY_DEADLINE.as_secs(),
             max_connections_per_core: None,
+            key: Default::default(),
         },
         key,
     )
@@ -110,6 +116,11 @@ pub(super) fn run_serve(
             server.resp_addr(),
             server.http_addr()
         );
+        // Under systemd (Type=notify): ready now, the generation verified, the ports open
+        // and the signal handlers installed.
+        if let Err(e) = crate::server::systemd::notify(&crate::server::systemd::ready_message(id)) {
+            tracing::warn!("could not tell systemd the server is ready ($NOTIFY_SOCKET): {e}");
+        }
     })?;
     Ok(ExitCode::SUCCESS)
 }

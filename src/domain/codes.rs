@@ -1,4 +1,4 @@
-//! The code lists of SPEC 3 and 4.3. Each code is stored in the index as its one-byte number.
+//! The code lists of docs/delivery.md and docs/api.md#answer. Each code is stored in the index as its one-byte number.
 
 use super::text;
 
@@ -110,7 +110,7 @@ code_list!(
 );
 
 code_list!(
-    /// 照会結果 (SPEC 4.3).
+    /// 照会結果 (docs/api.md#answer).
     Validity {
         Eligible = 1, "eligible", "有効";
         Invalid = 2, "invalid", "無効";

@@ -1,4 +1,4 @@
-//! Identifiers of SPEC 1: insurer number, card symbol/number/branch, individual number,
+//! Identifiers of docs/api.md#identifiers: insurer number, card symbol/number/branch, individual number,
 //! institution code, and the keyed hash that stands in for an individual number everywhere.
 
 use super::text::{self, luhn_check_digit};
@@ -104,10 +104,10 @@ impl fmt::Debug for InsurerNumber {
     }
 }
 
-/// Longest symbol or number after normalization, in characters (SPEC 1.2).
+/// Longest symbol or number after normalization, in characters (docs/api.md#symbol-number-branch).
 pub const CARD_TEXT_MAX_CHARS: usize = 20;
 
-/// Normalizes a 記号 or 番号 exactly as SPEC 1.2 says, identically for snapshots and queries:
+/// Normalizes a 記号 or 番号 exactly as docs/api.md#symbol-number-branch says, identically for snapshots and queries:
 /// NFKC, all white space removed, leading zeros dropped from an all-digit value. Returns an
 /// empty string for empty input; the caller decides whether empty is allowed.
 pub fn normalize_card_text(s: &str) -> Result<String, IdError> {
@@ -172,7 +172,7 @@ pub fn normalize_card_text_into(s: &str, out: &mut String) -> Result<(), IdError
     Ok(())
 }
 
-/// Digits, Latin letters, kana, kanji, hyphen (SPEC 1.2), plus the long-vowel mark and
+/// Digits, Latin letters, kana, kanji, hyphen (docs/api.md#symbol-number-branch), plus the long-vowel mark and
 /// iteration marks that appear in kana and kanji text.
 fn is_card_char(c: char) -> bool {
     c.is_ascii_alphanumeric()
@@ -326,7 +326,7 @@ pub fn mask_raw(s: &str) -> String {
     out
 }
 
-/// The secret key of the keyed hash that stands in for individual numbers (SPEC 1.3).
+/// The secret key of the keyed hash that stands in for individual numbers (docs/api.md#individual-number).
 #[derive(Clone)]
 pub struct PersonKey([u8; 32]);
 
@@ -334,6 +334,13 @@ pub struct PersonKey([u8; 32]);
 /// national scale (≈10^8 people, collision odds ≈ 10^-23) and not reversible without the key.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct PersonHash(pub [u8; 16]);
+
+impl PersonHash {
+    /// 32 lowercase hex digits, as the audit log writes it.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
 
 impl fmt::Debug for PersonHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -369,6 +376,11 @@ impl PersonKey {
         Some(PersonKey(key))
     }
 
+    /// The key as its file holds it: 64 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     pub fn hash(&self, n: &IndividualNumber) -> PersonHash {
         let full = blake3::keyed_hash(&self.0, &n.0);
         let mut out = [0u8; 16];
@@ -390,7 +402,7 @@ impl fmt::Debug for PersonKey {
     }
 }
 
-/// 医療機関コード: 10 digits, the last a Luhn check over the first nine (SPEC 1.4).
+/// 医療機関コード: 10 digits, the last a Luhn check over the first nine (docs/api.md#institution-code).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct InstitutionCode([u8; 10]);
 
@@ -492,7 +504,7 @@ mod tests {
         check("123456789012345678901234567890;", Err(IdError::TooLong(20)));
     }
 
-    /// The steps of SPEC 1.2 as written (NFKC, spaces removed, leading zeros of digits
+    /// The steps of docs/api.md#symbol-number-branch as written (NFKC, spaces removed, leading zeros of digits
     /// dropped, length, characters), for the shortcuts to be checked against.
     fn general_path(s: &str) -> Result<String, IdError> {
         let mut general: String = s.nfkc().filter(|&c| !text::is_space(c)).collect();
@@ -566,6 +578,8 @@ mod tests {
         assert_ne!(demo.hash(&n), other.hash(&n));
         assert_ne!(demo.fingerprint(), other.fingerprint());
         assert!(PersonKey::from_hex(&"ab".repeat(32)).is_some());
+        let round = PersonKey::from_hex(&other.to_hex()).unwrap();
+        assert_eq!(round.fingerprint(), other.fingerprint());
         assert!(PersonKey::from_hex("abc").is_none());
     }
 

@@ -1,4 +1,4 @@
-//! Domain types of SPEC 1–3: identifiers, dates, code lists and the member record.
+//! Domain types of docs/api.md and docs/delivery.md: identifiers, dates, code lists and the member record.
 //! Pure values and parsers; no I/O.
 
 pub mod codes;

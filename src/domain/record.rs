@@ -4,8 +4,8 @@ use super::codes::{CopayRatio, LimitCategory, ReasonOfLoss, Relationship, Sex};
 use super::date::Date;
 use super::ids::{Branch, IndividualNumber, InsurerNumber};
 
-/// One validated row of an insurer snapshot (SPEC 3). Symbol and number are already
-/// normalized (SPEC 1.2): equal cards have equal strings.
+/// One validated row of an insurer snapshot (docs/delivery.md). Symbol and number are already
+/// normalized (docs/api.md#symbol-number-branch): equal cards have equal strings.
 /// The derived order sorts by card key (insurer, symbol, number, branch) first.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Record {
@@ -36,7 +36,7 @@ impl Record {
     }
 }
 
-/// The coverage rule of SPEC 3, shared by the build, the index and the naive model.
+/// The coverage rule of docs/delivery.md, shared by the build, the index and the naive model.
 pub fn covers(qualification: Date, disqualification: Option<Date>, day: Date) -> bool {
     qualification <= day && disqualification.is_none_or(|d| day < d)
 }

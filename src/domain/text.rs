@@ -1,4 +1,4 @@
-//! Input text folding shared by every identifier and date parser (SPEC 1.1, 1.2, 2).
+//! Input text folding shared by every identifier and date parser (docs/api.md: identifiers, dates).
 
 use std::borrow::Cow;
 use unicode_normalization::UnicodeNormalization;
@@ -76,7 +76,7 @@ pub fn digits(s: &str) -> Option<Cow<'_, str>> {
     }
 }
 
-/// The Luhn check digit of SPEC 1.1 over `digits` (ASCII): from the rightmost digit leftwards,
+/// The Luhn check digit of docs/api.md#insurer-number over `digits` (ASCII): from the rightmost digit leftwards,
 /// multiply alternately by 2 and 1, add up the digits of the products.
 pub fn luhn_check_digit(digits: &[u8]) -> u8 {
     debug_assert!(digits.iter().all(u8::is_ascii_digit));
@@ -101,7 +101,7 @@ pub fn quote_raw(raw: &str) -> String {
     format!("{shown:?}")
 }
 
-/// Masks every run of 12 or more digits (ASCII or full-width) but its last four, as SPEC 1.3
+/// Masks every run of 12 or more digits (ASCII or full-width) but its last four, as docs/api.md#individual-number
 /// shows an individual number, whatever field or message it strayed into. A run may hold
 /// single separators between its digits (`1234-5678-9018`, `1234 5678 9018`), as people write
 /// the number; they are kept.

@@ -1,4 +1,4 @@
-//! Index generations in a data directory (SPEC 7):
+//! Index generations in a data directory (docs/operations.md#the-nightly-cycle):
 //!
 //! ```text
 //! DATA/CURRENT                      names the live generation (replaced atomically by rename)

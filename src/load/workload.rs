@@ -2,7 +2,7 @@
 //! once before the run so the load loop only copies bytes.
 //!
 //! Header: `kind,insurer_number,symbol,number,branch,birthdate,individual_number,date,
-//! limit_consent,expected` (SPEC 4.4's batch columns plus `expected`, the validity 1–5 the
+//! limit_consent,expected` (the batch columns of docs/api.md#batch plus `expected`, the validity 1–5 the
 //! contract demands). Columns may come in any order; extra columns are ignored.
 
 use super::resp::encode_command;
@@ -97,7 +97,7 @@ impl Row<'_> {
 
 /// The Redis key of a card query that names a branch:
 /// `insurer_number:symbol:number:branch:birthdate`, each part normalized as shikaku does
-/// (SPEC 1.1, 1.2, 2): the 6- or 8-digit insurer number, symbol and number after NFKC with
+/// (docs/api.md: identifiers, dates): the 6- or 8-digit insurer number, symbol and number after NFKC with
 /// white space removed and leading zeros of all-digit values dropped (empty symbol when the
 /// card has none), the two-digit branch, the birthdate as `YYYY-MM-DD`. No part can hold a
 /// colon, so the key is unambiguous.

@@ -49,7 +49,7 @@ pub struct InsurerPart {
 }
 
 /// Keeps each exact duplicate row once (its first line) and returns a `DUP` report line for
-/// every other: SPEC 3 drops nothing without a line in the report.
+/// every other: docs/delivery.md drops nothing without a line in the report.
 fn dedup(rows: &mut Vec<(Record, u32)>, file: &str) -> Vec<ReportLine> {
     // Equal records end up next to each other, in line order.
     rows.sort_unstable();

@@ -2,6 +2,7 @@
 //! (`encode`, in parallel), across insurers (`link`), then write (`format::writer`).
 
 pub mod encode;
+pub mod html;
 pub mod link;
 pub mod report;
 pub mod reuse;

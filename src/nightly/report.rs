@@ -1,5 +1,5 @@
-//! The build report: `report.json` (counts per insurer and in total, by rule) and
-//! `rejects.csv` (`file,line,rule,field,reason`: every rejected row, warning and cross-check
+//! The build report: `report.json` (counts per insurer and in total, by rule; `html` renders
+//! it as `report.html`) and `rejects.csv` (`file,line,rule,field,reason`: every rejected row, warning and cross-check
 //! finding). Reasons never hold an individual number in clear.
 
 use crate::domain::text::mask_digit_runs;
@@ -122,6 +122,83 @@ pub const RULE_CODES: &[&str] = &[
     "F4", "X1", "X2", "X3", "DUP",
 ];
 
+/// What each rule code means, in a few words (the console summary, `report.html`).
+pub fn rule_meaning(rule: &str) -> &'static str {
+    match rule {
+        "R0" => "malformed row (cell count, line break in a cell, over-long name)",
+        "R1" => "insurer number: bad check digit or not this insurer's",
+        "R2" => "number empty or too long, or symbol too long",
+        "R3" => "branch not two digits",
+        "R4" => "birthdate invalid, in the future or before Meiji",
+        "R5" => "qualification date invalid or before the birthdate",
+        "R6" => "disqualification date invalid or not after qualification",
+        "R7" => "a code not in its list (sex, relationship, reason, copay, limit)",
+        "W0" => "unknown column, ignored",
+        "W1" => "individual number unusable: dropped, row kept",
+        "W2" => "copay ratio unusual for the age",
+        "W3" => "75 or over outside a 後期高齢者 insurer",
+        "W4" => "name_kana not katakana, or empty",
+        "F1" => "file rejected whole: not UTF-8 nor CP932, or mixed",
+        "F2" => "file rejected whole: unusable header",
+        "F3" => "file rejected whole: not readable as CSV",
+        "F4" => "file rejected whole: insurer not in insurers.csv",
+        "X1" => "one individual number on different people",
+        "X2" => "one card on different people at once",
+        "X3" => "one person covered twice on one day",
+        "DUP" => "exact duplicate row, indexed once",
+        _ => "",
+    }
+}
+
+/// What `shikaku build` prints when it published: the totals, the insurers reused and read
+/// afresh, the findings by rule, and where the report is (`dir`, the generation's directory).
+pub fn console_summary(report: &Report, dir: &std::path::Path) -> String {
+    use std::fmt::Write as _;
+    let t = &report.totals;
+    let mut out = format!(
+        "published {} in {:.1} s: {} rows read, {} indexed, {} rejected, {} duplicates; {} index bytes\n",
+        report.generation,
+        report.elapsed_ms as f64 / 1000.0,
+        t.rows_read,
+        t.rows_indexed,
+        t.rows_rejected,
+        t.rows_deduplicated,
+        report.index_bytes
+    );
+    let reused = report.insurers.iter().filter(|i| i.reused).count();
+    let _ = writeln!(
+        out,
+        "insurers: {}, {reused} reused unchanged from the previous generation, {} read afresh",
+        report.insurers.len(),
+        report.insurers.len() - reused
+    );
+    if t.by_rule.is_empty() {
+        out.push_str("findings: none\n");
+    } else {
+        out.push_str("findings by rule (rows):\n");
+        let known = RULE_CODES.iter().copied();
+        let others = t.by_rule.keys().map(String::as_str);
+        let mut order: Vec<&str> = known
+            .chain(others.filter(|r| !RULE_CODES.contains(r)))
+            .collect();
+        order.retain(|r| t.by_rule.contains_key(*r));
+        for rule in order {
+            let _ = writeln!(
+                out,
+                "  {rule:<4} {:>9}  {}",
+                t.by_rule[rule],
+                rule_meaning(rule)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "report: {} (rejects.csv, report.html beside it)",
+        dir.join(crate::generations::REPORT_FILE).display()
+    );
+    out
+}
+
 /// Reads an earlier `rejects.csv` back (for an incremental build).
 pub fn read_rejects(bytes: &[u8]) -> csv::Result<Vec<ReportLine>> {
     let mut rdr = csv::Reader::from_reader(bytes);
@@ -169,7 +246,7 @@ fn escape_controls(s: &str) -> Cow<'_, str> {
 
 /// Writes `rejects.csv`. File names and reasons (which name files) go through
 /// `mask_digit_runs`: a delivery's file or directory named with an individual number must
-/// not put it in clear in the report (SPEC 1.3), whatever the name.
+/// not put it in clear in the report (docs/api.md#individual-number), whatever the name.
 pub fn write_rejects<W: Write>(w: W, findings: &[ReportLine]) -> csv::Result<()> {
     let mut out = csv::Writer::from_writer(w);
     out.write_record(["file", "line", "rule", "field", "reason"])?;

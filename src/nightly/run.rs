@@ -219,6 +219,20 @@ fn process_insurer(
         if let Some((old, report)) = prev.unchanged(&s.file.rel_path, identity) {
             match prev.reuse(*old, &s.insurer, report, cfg.built_on, segments_dir) {
                 Ok(r) => {
+                    // A file rejected whole is said again each night it is reused unchanged:
+                    // the insurer's members are still missing from the index.
+                    for l in r
+                        .lines
+                        .iter()
+                        .filter(|l| l.line == 0 && l.rule.starts_with('F'))
+                    {
+                        tracing::warn!(
+                            "rejected whole ({}), unchanged since the last build: {}: {}",
+                            l.rule,
+                            l.file,
+                            l.reason
+                        );
+                    }
                     return Ok(InsurerResult {
                         part: r.part,
                         counts: r.counts,
@@ -226,7 +240,7 @@ fn process_insurer(
                         identity,
                         reused_from: Some(r.old_position),
                         encoding: report.encoding.clone(),
-                    })
+                    });
                 }
                 // Parsed afresh below: a fresh segment replaces the corrupt one.
                 Err(e @ ReuseError::Unverified { .. }) => tracing::warn!("{e}"),
@@ -307,9 +321,27 @@ impl Progress {
 
 /// Runs a whole build. On success the new generation is live.
 pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
-    let started = Instant::now();
+    let existed = cfg.data.exists();
     let store = Store::new(&cfg.data);
-    let _lock = store.lock()?;
+    let lock = store.lock()?;
+    let result = run_locked(cfg, &store);
+    if result.is_err() && !existed {
+        // The directory is this build's alone (made by it, and locked since): a first build
+        // that fails leaves none, rather than a `LOCK` that would make `serve` and `query`
+        // take it for a data directory where nothing was built yet.
+        if let Err(e) = std::fs::remove_dir_all(&cfg.data) {
+            tracing::warn!(
+                "cannot remove {} after the failed build: {e}",
+                cfg.data.display()
+            );
+        }
+    }
+    drop(lock);
+    result
+}
+
+fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildError> {
+    let started = Instant::now();
     let cleaned = store.clean_tmp()?;
     if cleaned > 0 {
         tracing::info!(
@@ -322,7 +354,7 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
     let mut snapshots = discovery.snapshots.clone();
     snapshots.sort_by_key(|s| s.insurer.number.to_key());
     let previous = match cfg.reuse {
-        Reuse::UnchangedInsurers => Previous::load(&store, &cfg.key),
+        Reuse::UnchangedInsurers => Previous::load(store, &cfg.key),
         Reuse::Nothing => None,
     };
     let id = generations::new_generation_id();
@@ -434,7 +466,7 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
     );
 
     phases.end("verify");
-    let refused = guard(&store, cfg, &index);
+    let refused = guard(store, cfg, &index);
     let mut report = Report {
         generation: id.clone(),
         built_on: cfg.built_on.to_string(),
@@ -448,7 +480,13 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
         index_bytes: index.total_bytes(),
     };
     drop(index);
-    write_report_files(&tmp, &report, &lines)?;
+    // The live generation's report (the one this build would replace), for report.html's
+    // comparison; none before the first publication.
+    let previous: Option<Report> = store.live().ok().and_then(|live| {
+        let path = store.generation_dir(&live).join(REPORT_FILE);
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    });
+    write_report_files(&tmp, &report, &lines, previous.as_ref())?;
     progress.finish();
     if !refused.is_empty() {
         // Keep the refused build for inspection, outside `generations/` so it can never go live.
@@ -694,14 +732,21 @@ fn live_covered_counts(
     }
 }
 
-fn write_report_files(dir: &Path, report: &Report, lines: &[ReportLine]) -> Result<(), BuildError> {
+fn write_report_files(
+    dir: &Path,
+    report: &Report,
+    lines: &[ReportLine],
+    previous: Option<&Report>,
+) -> Result<(), BuildError> {
+    let masked = report.masked();
+    let html_path = dir.join(super::html::REPORT_HTML_FILE);
+    std::fs::write(&html_path, super::html::render(&masked, previous))
+        .map_err(io_err(&html_path))?;
     let report_path = dir.join(REPORT_FILE);
     let f = File::create(&report_path).map_err(io_err(&report_path))?;
-    serde_json::to_writer_pretty(BufWriter::new(f), &report.masked()).map_err(|e| {
-        BuildError::Io {
-            path: report_path.display().to_string(),
-            source: e.into(),
-        }
+    serde_json::to_writer_pretty(BufWriter::new(f), &masked).map_err(|e| BuildError::Io {
+        path: report_path.display().to_string(),
+        source: e.into(),
     })?;
     let rejects_path = dir.join(REJECTS_FILE);
     let f = File::create(&rejects_path).map_err(io_err(&rejects_path))?;

@@ -7,7 +7,7 @@ use crate::domain::{Date, Validity};
 use crate::format::PersonEntry;
 use crate::index::{CardProbe, CardRecords, Index};
 
-/// Answers a card query into `out` (the answer JSON of SPEC 4.3) and returns its validity.
+/// Answers a card query into `out` (the answer JSON of docs/api.md#answer) and returns its validity.
 pub fn answer_card<B: AsRef<[u8]>>(
     index: &Index<B>,
     q: &CardQuery,
@@ -151,7 +151,7 @@ pub fn answer_group<B: AsRef<[u8]>>(
         index.prefetch_person_entry(h);
     }
     // Step 3: card text, person references; for a card whose first record does not cover
-    // the date, the bucket of its person, whom SPEC 4.1 step 3 will look up.
+    // the date, the bucket of its person, whom the card query's check for a newer record (docs/api.md#card-query) will look up.
     for c in &cards {
         c.prefetch_text();
     }
@@ -179,7 +179,7 @@ pub fn answer_group<B: AsRef<[u8]>>(
         index.prefetch_person_refs(e);
     }
     // Step 5: the text of person records (a person query's answer shows them); the lost
-    // cards' persons' records (SPEC 4.1 step 3 reads only their dates).
+    // cards' persons' records (the card query's check for a newer record reads only their dates: docs/api.md#card-query).
     for e in entries.iter().flatten() {
         index.prefetch_person_text(e);
     }
@@ -346,7 +346,7 @@ mod tests {
         );
     }
 
-    /// Regression: a card without a symbol was answered with `"symbol":""`; SPEC 4.3 writes
+    /// Regression: a card without a symbol was answered with `"symbol":""`; docs/api.md#answer writes
     /// an absent value as null.
     #[test]
     fn a_card_without_a_symbol_answers_null() {

@@ -1,5 +1,5 @@
-//! Queries and answers of SPEC 4: parsing raw fields into checked queries (an error names the
-//! field), and writing the answer JSON of SPEC 4.3.
+//! Queries and answers of docs/api.md: parsing raw fields into checked queries (an error names the
+//! field), and writing the answer JSON of docs/api.md#answer.
 
 pub mod answer;
 pub mod batch;
@@ -15,7 +15,7 @@ use crate::domain::{
 };
 use thiserror::Error;
 
-/// A malformed query: which field, and why. Never validity 4 (SPEC 4.3). The reason never
+/// A malformed query: which field, and why. Never validity 4 (docs/api.md#answer). The reason never
 /// holds an individual number in clear.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("{field}: {reason}")]
@@ -33,7 +33,7 @@ impl QueryError {
     }
 }
 
-/// 記号・番号等による照会 after normalization (SPEC 4.1).
+/// 記号・番号等による照会 after normalization (docs/api.md#card-query).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CardQuery {
     pub insurer: InsurerNumber,
@@ -46,7 +46,7 @@ pub struct CardQuery {
     pub limit_consent: bool,
 }
 
-/// マイナンバーカードによる照会 (SPEC 4.2). `limit_consent` is shikaku's addition, default
+/// マイナンバーカードによる照会 (docs/api.md#person-query). `limit_consent` is shikaku's addition, default
 /// false: 限度額 information is shown only with the patient's consent, as for card queries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PersonQuery {
@@ -223,7 +223,7 @@ impl<R> Outcome<R> {
     }
 }
 
-/// The fields of a qualification as an answer shows them (SPEC 4.3). Implemented by the
+/// The fields of a qualification as an answer shows them (docs/api.md#answer). Implemented by the
 /// index's borrowed record view and by the naive model in tests.
 pub trait Qualification {
     fn insurer_number(&self) -> &str;
@@ -257,7 +257,7 @@ pub trait Qualification {
     fn limit_category(&self) -> Option<&'static str>;
 }
 
-/// Writes the answer JSON of SPEC 4.3 on one line, without allocating. Hand-written rather
+/// Writes the answer JSON of docs/api.md#answer on one line, without allocating. Hand-written rather
 /// than serde: it is the last step of every query and writes straight from the mmap.
 pub fn write_answer<R: Qualification>(
     out: &mut Vec<u8>,
@@ -301,7 +301,7 @@ fn write_qualification<R: Qualification>(out: &mut Vec<u8>, r: &R, limit_consent
     out.extend_from_slice(b",\"insurer_name\":");
     write_json_str(out, r.insurer_name());
     out.extend_from_slice(b",\"symbol\":");
-    // A card without a symbol (every 後期高齢者 card): absent, so null (SPEC 4.3).
+    // A card without a symbol (every 後期高齢者 card): absent, so null (docs/api.md#answer).
     match r.symbol_utf8() {
         b"" => out.extend_from_slice(b"null"),
         symbol => write_json_utf8(out, symbol),
@@ -394,7 +394,7 @@ mod tests {
             let got = card(&f).err().map(|e| e.field);
             assert_eq!(got, field, "{over:?}");
         };
-        // 0613999 → check digit 2 (SPEC 4.3's example "06139998" is only illustrative).
+        // 0613999 → check digit 2 (a check digit of 8 would be wrong).
         check(&[], None);
         check(&[("insurer_number", "06139998")], Some("insurer_number"));
         check(&[("insurer_number", "")], Some("insurer_number"));

@@ -1,4 +1,4 @@
-//! The audit log (SPEC 1.3, 1.4): which client asked about whom, when, and what it was told.
+//! The audit log (docs/api.md: individual number, institution code): which client asked about whom, when, and what it was told.
 //!
 //! With `serve --audit-dir DIR`, every query answered (a RESP command, an HTTP query, each
 //! query of a batch, malformed ones included) appends one JSON line to its core's file,
@@ -7,7 +7,7 @@
 //! file is closed and the next part begun at [`AUDIT_FILE_MAX_BYTES`].
 //!
 //! A line never holds an individual number: a person query is named by the index's keyed
-//! hash of it (SPEC 1.3: linkable only with the operator's key) and its last four digits.
+//! hash of it (docs/api.md#individual-number: linkable only with the operator's key) and its last four digits.
 //!
 //! When a write fails (disk full), the server goes on answering: a clinic's reception must
 //! still check eligibility. The lines lost are counted (`shikaku_audit_lost_total`) and the
@@ -57,6 +57,19 @@ pub enum Audited<'q> {
     Person(&'q PersonQuery, PersonHash),
     /// A malformed query, of the kind it named if any ("card", "person").
     Malformed(Option<&'static str>),
+    /// A receipt of a claims file checked (`POST /v1/claims`).
+    Claim(AuditedClaim<'q>),
+}
+
+/// A checked receipt as its audit line shows it: the receipt number, its card as normalized
+/// (none when it could not be read), and its verdict and reason. The line's date is the
+/// first day of the month of care, and it has no validity.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditedClaim<'q> {
+    pub receipt: &'q str,
+    pub card: Option<&'q CardQuery>,
+    pub verdict: &'static str,
+    pub reason: &'q str,
 }
 
 /// One line of the log.
@@ -236,24 +249,26 @@ fn write_shared_fields(out: &mut Vec<u8>, e: &AuditEntry<'_>) {
 fn write_rest(out: &mut Vec<u8>, e: &AuditEntry<'_>) {
     match e.query {
         Audited::Card(q) => {
-            out.extend_from_slice(b",\"kind\":\"card\",\"insurer_number\":");
-            write_json_str(out, q.insurer.as_str());
-            out.extend_from_slice(b",\"symbol\":");
-            match q.symbol.as_str() {
-                "" => out.extend_from_slice(b"null"),
-                symbol => write_json_str(out, symbol),
+            out.extend_from_slice(b",\"kind\":\"card\"");
+            write_card(out, q);
+        }
+        Audited::Claim(c) => {
+            out.extend_from_slice(b",\"kind\":\"claim\",\"receipt\":");
+            write_json_str(out, c.receipt);
+            match c.card {
+                Some(q) => write_card(out, q),
+                None => out.extend_from_slice(b",\"insurer_number\":null"),
             }
-            out.extend_from_slice(b",\"number\":");
-            write_json_str(out, &q.number);
-            out.extend_from_slice(b",\"branch\":");
-            match q.branch {
-                Some(b) => {
-                    out.push(b'"');
-                    out.extend_from_slice(&b.as_bytes());
-                    out.push(b'"');
-                }
-                None => out.extend_from_slice(b"null"),
-            }
+            out.extend_from_slice(b",\"date\":\"");
+            e.date.write_iso(out);
+            out.extend_from_slice(b"\",\"verdict\":\"");
+            out.extend_from_slice(c.verdict.as_bytes());
+            out.extend_from_slice(b"\",\"reason\":");
+            write_json_str(out, c.reason);
+            out.extend_from_slice(b",\"generation\":");
+            write_json_str(out, e.generation);
+            out.extend_from_slice(b"}\n");
+            return;
         }
         Audited::Person(q, hash) => {
             out.extend_from_slice(b",\"kind\":\"person\",\"person\":\"");
@@ -282,6 +297,28 @@ fn write_rest(out: &mut Vec<u8>, e: &AuditEntry<'_>) {
     out.extend_from_slice(b",\"generation\":");
     write_json_str(out, e.generation);
     out.extend_from_slice(b"}\n");
+}
+
+/// A card query's fields: insurer, symbol, number, branch (absent ones null).
+fn write_card(out: &mut Vec<u8>, q: &CardQuery) {
+    out.extend_from_slice(b",\"insurer_number\":");
+    write_json_str(out, q.insurer.as_str());
+    out.extend_from_slice(b",\"symbol\":");
+    match q.symbol.as_str() {
+        "" => out.extend_from_slice(b"null"),
+        symbol => write_json_str(out, symbol),
+    }
+    out.extend_from_slice(b",\"number\":");
+    write_json_str(out, &q.number);
+    out.extend_from_slice(b",\"branch\":");
+    match q.branch {
+        Some(b) => {
+            out.push(b'"');
+            out.extend_from_slice(&b.as_bytes());
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
 }
 
 /// The day and the time of day (hours, minutes, seconds) in Japan at `unix_secs`.

@@ -1,4 +1,4 @@
-//! Client authentication (SPEC 6): institutions, their hashed tokens and roles.
+//! Client authentication (docs/api.md): institutions, their hashed tokens and roles.
 //!
 //! # The auth file (`shikaku serve --auth FILE`)
 //!
@@ -9,7 +9,7 @@
 //! 0110113719          query  5d1c0e0c3b2f6a4b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b
 //! ```
 //!
-//! - `institution_code`: the 医療機関コード (10 digits, Luhn check digit; SPEC 1.4), at most
+//! - `institution_code`: the 医療機関コード (10 digits, Luhn check digit; docs/api.md#institution-code), at most
 //!   once per file.
 //! - `role`: `query` (eligibility queries and `/v1/generation`) or `admin` (everything a
 //!   `query` client may do, plus `/metrics` and the administrative endpoints).

@@ -23,6 +23,11 @@ pub const HTTP_MAX_HEADERS: usize = 64;
 pub const HTTP_MAX_QUERY_BODY_BYTES: usize = 16 * 1024;
 /// HTTP: body of a batch (`/v1/batch`): 10,000 queries of a few hundred bytes each.
 pub const HTTP_MAX_BATCH_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// HTTP: body of a claims file (`/v1/claims`): a large hospital's month in one request.
+pub const HTTP_MAX_CLAIMS_BODY_BYTES: usize = crate::claims::limits::CLAIMS_BODY_MAX_BYTES;
+/// HTTP: chunks of a claims file's chunked body (16 KiB chunks of the largest body, with
+/// room for smaller ones).
+pub const HTTP_MAX_CLAIMS_CHUNKS: usize = 64 * 1024;
 /// HTTP: chunks of a `Transfer-Encoding: chunked` body. A client writing a 10,000-query CSV
 /// batch a line per chunk stays under it.
 pub const HTTP_MAX_CHUNKS: usize = 16 * 1024;
@@ -31,8 +36,8 @@ pub const HTTP_MAX_CHUNK_LINE_BYTES: usize = 64;
 /// HTTP: the largest request the limits above allow: headers, body, the chunked encoding's
 /// size lines and CRLFs, and trailers (limited as headers).
 pub const HTTP_MAX_REQUEST_BYTES: usize = HTTP_MAX_HEADER_BYTES
-    + HTTP_MAX_BATCH_BODY_BYTES
-    + HTTP_MAX_CHUNKS * (HTTP_MAX_CHUNK_LINE_BYTES + 2)
+    + HTTP_MAX_CLAIMS_BODY_BYTES
+    + HTTP_MAX_CLAIMS_CHUNKS * (HTTP_MAX_CHUNK_LINE_BYTES + 2)
     + HTTP_MAX_HEADER_BYTES;
 
 /// Open connections per core (RESP and HTTP together); the next is refused with an error.

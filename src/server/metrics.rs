@@ -217,6 +217,8 @@ impl CoreMetrics {
 pub struct LiveFacts<'a> {
     pub generation: &'a str,
     pub epoch: u64,
+    /// The served generation's build date (`build --date`, default the day it ran in Japan).
+    pub built_on: crate::domain::Date,
     pub reload_refusals: u64,
     /// CURRENT names a generation that was refused, and an older one is served.
     pub refused_now: bool,
@@ -350,6 +352,14 @@ pub fn render(out: &mut String, cores: &[std::sync::Arc<CoreMetrics>], live: &Li
         out,
         "shikaku_live_generation{{id=\"{generation}\",epoch=\"{epoch}\"}} 1"
     );
+    // Midnight in Japan of the build date: a nightly build moves it on by a day, so an alert
+    // on its age finds a generation that was not refreshed, whatever restarts happened.
+    out.push_str("# HELP shikaku_live_generation_built_on_timestamp_seconds Start (00:00 Japan time) of the served generation's build date, Unix seconds.\n# TYPE shikaku_live_generation_built_on_timestamp_seconds gauge\n");
+    let _ = writeln!(
+        out,
+        "shikaku_live_generation_built_on_timestamp_seconds {}",
+        i64::from(live.built_on.days()) * 86_400 - 9 * 3600
+    );
     out.push_str("# HELP shikaku_reload_refusals_total Reloads refused (a generation that failed to open or verify; the one before kept serving).\n# TYPE shikaku_reload_refusals_total counter\n");
     let _ = writeln!(
         out,
@@ -391,6 +401,7 @@ mod tests {
             &LiveFacts {
                 generation: "g1",
                 epoch: 0,
+                built_on: crate::domain::Date::parse("2026-11-24").unwrap(),
                 reload_refusals: 2,
                 refused_now: true,
                 buffered_bytes: 5,
@@ -407,6 +418,11 @@ mod tests {
         assert!(out.contains("shikaku_reload_refused 1\n"), "{out}");
         assert!(out.contains("\nshikaku_request_buffer_bytes 5\n"), "{out}");
         assert!(out.contains("\nshikaku_memory_budget_bytes 9\n"), "{out}");
+        // 2026-11-24 00:00 in Japan is 2026-11-23 15:00 UTC.
+        assert!(
+            out.contains("\nshikaku_live_generation_built_on_timestamp_seconds 1795446000\n"),
+            "{out}"
+        );
         assert!(
             out.contains("shikaku_queries_total{command=\"card\",via=\"resp\",validity=\"1\"} 2\n"),
             "{out}"

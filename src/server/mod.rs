@@ -1,4 +1,4 @@
-//! `shikaku serve`: a thread-per-core server speaking RESP and HTTP (SPEC 6).
+//! `shikaku serve`: a thread-per-core server speaking RESP and HTTP (docs/api.md).
 //!
 //! One monoio runtime per core on io_uring (epoll when the kernel refuses io_uring, said in
 //! the log at start), each pinned to its core with its own `SO_REUSEPORT` listeners, so the
@@ -41,6 +41,7 @@ pub mod resp;
 mod run;
 pub mod session;
 mod spin;
+pub mod systemd;
 #[cfg(test)]
 mod tests;
 

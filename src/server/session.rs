@@ -1,6 +1,6 @@
 //! What a protocol session gets to answer a read batch, and what it reports back.
 
-use super::audit::{AuditEntry, AuditLog, Audited};
+use super::audit::{AuditEntry, AuditLog, Audited, AuditedClaim};
 use super::auth::AuthTable;
 use super::live::{Generation, Live};
 use super::metrics::{CoreMetrics, Via};
@@ -86,6 +86,20 @@ impl Ctx<'_> {
             QueryKind::Person => "person",
         });
         self.audit_line(via, client, Audited::Malformed(kind), self.today, None);
+    }
+
+    /// Logs a checked receipt of a claims file, when the server keeps a log; `month` is the
+    /// first day of its month of care (else today).
+    pub fn audit_claim(
+        &self,
+        client: Option<InstitutionCode>,
+        claim: AuditedClaim<'_>,
+        month: Option<Date>,
+    ) {
+        if self.audit.is_some() {
+            let date = month.unwrap_or(self.today);
+            self.audit_line(Via::Http, client, Audited::Claim(claim), date, None);
+        }
     }
 
     fn audit_line(

@@ -1,4 +1,4 @@
-//! Loading a file and choosing its encoding (SPEC 3): valid UTF-8 (BOM optional) is used as is;
+//! Loading a file and choosing its encoding (docs/delivery.md): valid UTF-8 (BOM optional) is used as is;
 //! otherwise the file must decode as CP932 without a single replacement; otherwise it is
 //! rejected whole.
 

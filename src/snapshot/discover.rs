@@ -1,4 +1,4 @@
-//! Finding the snapshots of a build (SPEC 3 layout): `insurers.csv` and, per listed insurer,
+//! Finding the snapshots of a build (docs/delivery.md#layout): `insurers.csv` and, per listed insurer,
 //! the newest `SNAPSHOTS/<insurer_number>/<YYYYMMDD>.csv`.
 
 use super::decode::{decode, Source};

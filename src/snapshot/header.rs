@@ -3,7 +3,7 @@
 use super::error::SnapshotError;
 use std::path::Path;
 
-/// The columns of SPEC 3, in the contract's order.
+/// The columns of docs/delivery.md, in the documented order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Column {
     InsurerNumber,

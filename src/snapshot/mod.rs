@@ -1,4 +1,4 @@
-//! Reading insurer snapshots (SPEC 3): discovering the files, decoding them, and turning every
+//! Reading insurer snapshots (docs/delivery.md): discovering the files, decoding them, and turning every
 //! data row into an indexed [`Record`](crate::domain::Record) or a reported reject.
 //!
 //! Flow for a build: [`discover`] the snapshots directory, then for each
@@ -14,7 +14,7 @@
 //!   copay_ratio, limit_category); later fields are not examined. Warnings are only computed
 //!   for rows that are kept, in the order W1..W4; a row can carry several.
 //! - **R0** malformed row: a row whose number of fields differs from the header's, a row with
-//!   a cell holding a line break (no field of SPEC 3 holds one: it is a quote left open, which
+//!   a cell holding a line break (no field of docs/delivery.md holds one: it is a quote left open, which
 //!   swallows the rows after it; the reason names the lines the row spans, so they are in the
 //!   report), a line longer than `read::LINE_BYTES_MAX` (64 KiB: skipped without being read
 //!   into a record), or whose name or name_kana is longer than `row::MAX_NAME_BYTES` (1,024 bytes).
@@ -30,7 +30,7 @@
 //!   system cannot read (permissions, a disk error) is not a defect of the delivery: the
 //!   build stops with an error naming it, rather than index the insurer without its members.
 //! - **W0** unknown column: ignored, reported once per file with the header's line (1).
-//! - **Required columns**: every column of SPEC 3 except `symbol`, `individual_number`,
+//! - **Required columns**: every column of docs/delivery.md except `symbol`, `individual_number`,
 //!   `disqualification_date`, `reason_of_loss` and `limit_category`, whose values are optional;
 //!   an absent optional column reads as empty in every row.
 //! - **Header names** are matched after trimming white space, ASCII case-insensitively.
@@ -40,9 +40,9 @@
 //!   is history, not a wrong insurer.
 //! - **W4 and empty kana**: an empty (or blank) `name_kana` is a W4 warning, because the kana is
 //!   what tells people apart in X2 and what a clinic reads back; it is not a reject rule in
-//!   SPEC 3. Katakana means, after NFKC: U+30A1–U+30FE (letters, ・, ー, ヽ, ヾ) and white space.
+//!   docs/delivery.md. Katakana means, after NFKC: U+30A1–U+30FE (letters, ・, ー, ヽ, ヾ) and white space.
 //!   The record keeps the NFKC form of the kana, trimmed (half-width kana become full-width).
-//! - `name` is kept as written (only trimmed); an empty name is not a rule of SPEC 3.
+//! - `name` is kept as written (only trimmed); an empty name is not a rule of docs/delivery.md.
 //! - **`insurers.csv`**: any bad line (bad insurer number, unknown kind, empty name, wrong
 //!   number of fields, an insurer listed twice) fails the whole list with an error naming
 //!   file, line and field. A build that silently lost one insurer would publish "not found" for

@@ -1,4 +1,4 @@
-//! The row rules of SPEC 3: one data row becomes a [`Record`] with its warnings, or a reject
+//! The row rules of docs/delivery.md: one data row becomes a [`Record`] with its warnings, or a reject
 //! under the first failing rule (R1..R7 in order).
 
 use super::header::Column;
@@ -104,7 +104,7 @@ fn build_record(f: &Fields<'_>, ctx: &FileContext) -> Result<Record, Failure> {
         branch,
         individual_number: IndividualNumber::parse(f.get(Column::IndividualNumber)).ok(),
         // An individual number typed into a name column would be stored, and answered, in
-        // clear: its digits are masked as in every report (SPEC 1.3). W4 flags the kana.
+        // clear: its digits are masked as in every report (docs/api.md#individual-number). W4 flags the kana.
         name: mask_digit_runs(f.get(Column::Name).trim_matches(text::is_space)).into_owned(),
         name_kana: mask_digit_runs(&normalize_kana(f.get(Column::NameKana))).into_owned(),
         sex,
@@ -131,7 +131,7 @@ fn insurer(raw: &str, expected: InsurerNumber) -> Result<InsurerNumber, Failure>
     Ok(n)
 }
 
-/// R2: number (required) and symbol (optional), normalized per SPEC 1.2.
+/// R2: number (required) and symbol (optional), normalized per docs/api.md#symbol-number-branch.
 fn card_text(raw: &str, col: Column, required: bool) -> Result<String, Failure> {
     let fail = |reason| (Rule::R2, col, reason);
     match normalize_card_text(raw) {

@@ -151,6 +151,22 @@ pub fn index_files() -> shikaku::index::IndexFiles<Vec<u8>> {
     )
 }
 
+/// Two clients, a `query` one (0110113719) and an `admin` one (1310000003): the auth table
+/// admitting them and their `Authorization` header values.
+pub fn query_and_admin_clients() -> (AuthTable, String, String) {
+    use shikaku::server::{auth::new_entry, Role};
+    let query_code = InstitutionCode::parse("0110113719").unwrap();
+    let admin_code = InstitutionCode::parse("1310000003").unwrap();
+    let (query_token, query_line) = new_entry(query_code, Role::Query).unwrap();
+    let (admin_token, admin_line) = new_entry(admin_code, Role::Admin).unwrap();
+    let table = AuthTable::parse(&format!("{query_line}\n{admin_line}\n")).unwrap();
+    (
+        table,
+        format!("Bearer {query_code}:{query_token}"),
+        format!("Bearer {admin_code}:{admin_token}"),
+    )
+}
+
 /// `ELIG.CARD 33120015 symbol number branch birthdate DATE` over a `redis` connection.
 pub fn resp_card(
     con: &mut redis::Connection,

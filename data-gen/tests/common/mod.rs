@@ -1,5 +1,5 @@
 //! A small, independent reader of generated trees for the tests: decodes files the way
-//! SPEC 3 says, validates rows with the root crate's parsers, and answers queries naively
+//! docs/delivery.md says, validates rows with the root crate's parsers, and answers queries naively
 //! from what was read (not from the generator's own model).
 
 #![allow(dead_code)]
@@ -35,7 +35,7 @@ pub fn out(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("out")
 }
 
-/// Decodes as SPEC 3: UTF-8 (BOM optional) or CP932; `None` when neither.
+/// Decodes as docs/delivery.md: UTF-8 (BOM optional) or CP932; `None` when neither.
 pub fn decode(bytes: &[u8]) -> Option<String> {
     let b = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     if let Ok(s) = std::str::from_utf8(b) {
@@ -128,7 +128,7 @@ pub fn parse_csv(text: &str) -> Vec<Line> {
     out
 }
 
-/// A validated record (SPEC 3), normalized.
+/// A validated record (docs/delivery.md), normalized.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Rec {
     pub insurer: String,

@@ -28,7 +28,7 @@ pub struct QueryInput<'a> {
 
 impl<'a> QueryInput<'a> {
     /// Reads a query object field by field, so that a value of the wrong type is an error
-    /// naming its field (SPEC 4.3); serde's own message named only a line and column, and
+    /// naming its field (docs/api.md#answer); serde's own message named only a line and column, and
     /// quoted the value (an individual number sent as a JSON number).
     pub fn from_value(v: &'a serde_json::Value) -> Result<QueryInput<'a>, QueryError> {
         let object = v
@@ -171,7 +171,7 @@ impl QueryInput<'_> {
 }
 
 /// Turns a JSON syntax error into a query error. serde names a line and column; the long
-/// digit runs are masked all the same (SPEC 1.3).
+/// digit runs are masked all the same (docs/api.md#individual-number).
 fn input_error(e: serde_json::Error) -> QueryError {
     QueryError::new("query", mask_digit_runs(&e.to_string()).into_owned())
 }
@@ -198,7 +198,11 @@ pub struct JsonItem {
 /// Parses a JSON batch: an array of query objects.
 pub fn parse_json(body: &[u8]) -> Result<Vec<JsonItem>, BatchError> {
     let values: Vec<super::unique::UniqueKeys> = serde_json::from_slice(body).map_err(|e| {
-        BatchError::Malformed(format!("expected a JSON array of query objects: {e}"))
+        // serde quotes what it found (`invalid type: integer ...`), an individual number too: masked.
+        BatchError::Malformed(format!(
+            "expected a JSON array of query objects: {}",
+            mask_digit_runs(&e.to_string())
+        ))
     })?;
     let values: Vec<serde_json::Value> = values.into_iter().map(|u| u.0).collect();
     if values.len() > MAX_BATCH_QUERIES {
@@ -369,6 +373,13 @@ mod tests {
             r#"[{"kind":"card","kind":"person"}]"#,
             Err(BatchError::Malformed(
                 "expected a JSON array of query objects: duplicate field \"kind\": give each field once at line 1 column 22".into(),
+            )),
+        );
+        // Regression (fuzzing): serde's message quoted the number in clear.
+        check_json(
+            "123456789018",
+            Err(BatchError::Malformed(
+                "expected a JSON array of query objects: invalid type: integer `********9018`, expected a sequence at line 1 column 12".into(),
             )),
         );
         let many = format!("[{}]", vec!["{}"; MAX_BATCH_QUERIES + 1].join(","));

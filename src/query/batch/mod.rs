@@ -1,11 +1,11 @@
-//! 一括照会 (SPEC 4.4), protocol-independent: parse a JSON or CSV batch into queries (a
+//! 一括照会 (docs/api.md#batch), protocol-independent: parse a JSON or CSV batch into queries (a
 //! malformed query keeps its slot, with its error), answer every query from one index, and
 //! render the answers as JSON or CSV in the input order (`json.rs`, `csv.rs`); each query is
 //! answered by the answer path (`query::answer`).
 //!
 //! JSON form: an array of objects, each with `"kind": "card" | "person"` and the inputs of
-//! SPEC 4.1/4.2 as strings (`limit_consent` a boolean). The answer is an array of answers
-//! (SPEC 4.3); a malformed query's slot holds `{"error": "<field>: <reason>", "field": ...}`.
+//! docs/api.md (card and person queries) as strings (`limit_consent` a boolean). The answer is an array of answers
+//! (docs/api.md#answer); a malformed query's slot holds `{"error": "<field>: <reason>", "field": ...}`.
 //!
 //! CSV form (UTF-8, BOM optional): a header naming some of the columns
 //! `kind,insurer_number,symbol,number,branch,birthdate,individual_number,date,limit_consent`
@@ -28,7 +28,7 @@ use crate::domain::text::quote_raw;
 use crate::domain::Validity;
 use thiserror::Error;
 
-/// Most queries in one batch (SPEC 4.4).
+/// Most queries in one batch (docs/api.md#batch).
 pub const MAX_BATCH_QUERIES: usize = 10_000;
 
 /// The whole batch is unusable (as opposed to one malformed query, which keeps its slot).

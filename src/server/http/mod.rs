@@ -1,8 +1,9 @@
-//! HTTP/1.1 (SPEC 6): keep-alive and pipelining; requests parsed by `httparse` (zero-copy,
+//! HTTP/1.1 (docs/api.md): keep-alive and pipelining; requests parsed by `httparse` (zero-copy,
 //! no allocation), responses written by hand into the connection's output buffer.
 //!
 //! Endpoints: `POST /v1/card`, `POST /v1/person` (JSON body), `POST /v1/batch` (JSON array, or
-//! `Content-Type: text/csv` in UTF-8 or CP932), `GET /v1/generation`, `GET /healthz` (no authentication, for
+//! `Content-Type: text/csv` in UTF-8 or CP932), `POST /v1/claims` (a claims file; CSV rows, or
+//! JSON with `Accept: application/json`), `GET /v1/generation`, `GET /healthz` (no authentication, for
 //! load balancers), `GET /metrics` (role `admin`). Errors are `{"error": "..."}` with 400
 //! (malformed), 401 (no or invalid token), 403 (role), 404, 405, 413 (body, chunks or batch
 //! too large), 431 (headers too large), 501 (a transfer coding other than `chunked`) or 503. A
@@ -17,6 +18,7 @@
 //! An individual number never travels in a URL: a query string holding `individual_number`
 //! or a run of 12 digits is refused (and never logged).
 
+use super::audit::AuditedClaim;
 use super::auth::{Identity, Role};
 use super::limits::*;
 use super::metrics::{self, Kind, Protocol, Via};
@@ -59,6 +61,8 @@ struct Head<'a> {
     expect_continue: bool,
     authorization: Option<&'a [u8]>,
     csv: bool,
+    /// `Accept: application/json` (for `/v1/claims`, whose answer is CSV otherwise).
+    accept_json: bool,
 }
 
 /// A response to write: status, body (in the session's scratch) and framing.
@@ -137,10 +141,10 @@ impl Session for HttpSession {
                     break;
                 }
             };
-            let limit = if path_of(head.target) == "/v1/batch" {
-                HTTP_MAX_BATCH_BODY_BYTES
-            } else {
-                HTTP_MAX_QUERY_BODY_BYTES
+            let (limit, max_chunks) = match path_of(head.target) {
+                "/v1/batch" => (HTTP_MAX_BATCH_BODY_BYTES, HTTP_MAX_CHUNKS),
+                "/v1/claims" => (HTTP_MAX_CLAIMS_BODY_BYTES, HTTP_MAX_CLAIMS_CHUNKS),
+                _ => (HTTP_MAX_QUERY_BODY_BYTES, HTTP_MAX_CHUNKS),
             };
             // The size announced is not quoted: it is the client's digits, and may be an
             // individual number.
@@ -154,8 +158,24 @@ impl Session for HttpSession {
                 fatal(out, 413, &too_large(), &mut step, ctx);
                 break;
             }
+            // Under --auth, credentials are checked before a body is read, whether or not
+            // it has arrived yet (so the answer does not depend on how reads fall): refused,
+            // the body is never read, and the connection cannot go on.
+            if head.chunked || head.content_length > 0 {
+                if let Some(reply) = self.refuse_before_body(&head, ctx) {
+                    self.write_reply_head(out, &reply, false);
+                    out.extend_from_slice(&self.body);
+                    step.close = true;
+                    break;
+                }
+            }
             let framed = if head.chunked {
-                scan_chunked(&frame[head_len..], limit, &mut self.chunk_ranges)
+                scan_chunked(
+                    &frame[head_len..],
+                    limit,
+                    max_chunks,
+                    &mut self.chunk_ranges,
+                )
             } else {
                 let total = head_len + head.content_length;
                 Ok((frame.len() >= total).then_some(head.content_length))
@@ -163,13 +183,6 @@ impl Session for HttpSession {
             let body_span = match framed {
                 Ok(Some(n)) => n,
                 Ok(None) => {
-                    if let Some(reply) = self.refuse_before_body(&head, ctx) {
-                        // The body is never read, so the connection cannot go on.
-                        self.write_reply_head(out, &reply, false);
-                        out.extend_from_slice(&self.body);
-                        step.close = true;
-                        break;
-                    }
                     if head.expect_continue && !self.continue_sent {
                         out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
                         self.continue_sent = true;
@@ -245,6 +258,7 @@ fn read_head<'a>(req: &httparse::Request<'_, 'a>) -> Result<Head<'a>, (u16, &'st
         expect_continue: false,
         authorization: None,
         csv: false,
+        accept_json: false,
     };
     let mut length: Option<usize> = None;
     for h in req.headers.iter() {
@@ -278,6 +292,8 @@ fn read_head<'a>(req: &httparse::Request<'_, 'a>) -> Result<Head<'a>, (u16, &'st
             head.authorization = Some(v);
         } else if name.eq_ignore_ascii_case("content-type") {
             head.csv = starts_with_ignore_case(v, b"text/csv");
+        } else if name.eq_ignore_ascii_case("accept") {
+            head.accept_json = contains_token(v, b"application/json");
         } else if name.eq_ignore_ascii_case("expect") {
             head.expect_continue = contains_token(v, b"100-continue");
         }
@@ -310,7 +326,7 @@ fn endpoint(path: &str) -> Option<(&'static [&'static str], Role)> {
         "/healthz" => (&["GET", "HEAD"], Role::Query),
         "/metrics" => (&["GET", "HEAD"], Role::Admin),
         "/v1/generation" => (&["GET", "HEAD"], Role::Query),
-        "/v1/card" | "/v1/person" | "/v1/batch" => (&["POST"], Role::Query),
+        "/v1/card" | "/v1/person" | "/v1/batch" | "/v1/claims" => (&["POST"], Role::Query),
         "/admin/reload" => (&["POST"], Role::Admin),
         _ => return None,
     })
@@ -319,6 +335,8 @@ fn endpoint(path: &str) -> Option<(&'static [&'static str], Role)> {
 fn path_of(target: &str) -> &str {
     target.split('?').next().unwrap_or(target)
 }
+
+const NUMBER_IN_URL: &str = "an individual number must never be sent in a URL; send it in the JSON body of POST /v1/person";
 
 /// Whether a query string may hold an individual number: the field name, or 12 digits in a row.
 fn may_hold_individual_number(query: &str) -> bool {
@@ -378,10 +396,10 @@ impl HttpSession {
             None => (head.target, None),
         };
         if query.is_some_and(may_hold_individual_number) {
-            return self.error(400, "an individual number must never be sent in a URL; send it in the JSON body of POST /v1/person");
+            return self.error(400, NUMBER_IN_URL);
         }
         let Some((allowed, needed)) = endpoint(path) else {
-            return self.error(404, "no such endpoint; see GET /healthz, /metrics, /v1/generation, POST /v1/card, /v1/person, /v1/batch, /admin/reload");
+            return self.error(404, "no such endpoint; see GET /healthz, /metrics, /v1/generation, POST /v1/card, /v1/person, /v1/batch, /v1/claims, /admin/reload");
         };
         if !allowed.contains(&head.method) {
             let mut r = self.error(405, &format!("{path} accepts {} only", allowed.join(", ")));
@@ -413,6 +431,7 @@ impl HttpSession {
                     &metrics::LiveFacts {
                         generation: ctx.generation.id(),
                         epoch: ctx.generation.epoch,
+                        built_on: ctx.generation.index.header().built_on,
                         reload_refusals: live
                             .reload_refusals
                             .load(std::sync::atomic::Ordering::Relaxed),
@@ -446,22 +465,27 @@ impl HttpSession {
             }
             "/v1/card" => self.single(body, QueryKind::Card, ctx, client),
             "/v1/person" => self.single(body, QueryKind::Person, ctx, client),
+            "/v1/claims" => self.claims(head, body, ctx, client),
             _ => self.batch(head, body, ctx, client),
         }
     }
 
-    /// Under `--auth`, the refusal of a request whose body has not all arrived, when its
-    /// credentials do not pass for its endpoint: nothing of a body is held for a client
-    /// that has not authenticated. `None` lets the body be read.
+    /// Under `--auth`, the refusal of a request with a body, before the body is read, when
+    /// its URL holds what may be an individual number or its credentials do not pass for its
+    /// endpoint: nothing of a body is held for a client that has not authenticated. `None`
+    /// lets the body be read.
     fn refuse_before_body(&mut self, head: &Head<'_>, ctx: &Ctx<'_>) -> Option<Reply> {
         ctx.shared.auth.as_ref()?;
+        // Said first, as when the body is read: the URL is wrong whoever sends it.
+        let query = head.target.split_once('?').map(|(_, q)| q);
+        if query.is_some_and(may_hold_individual_number) {
+            return Some(self.error(400, NUMBER_IN_URL));
+        }
         let (allowed, needed) = endpoint(path_of(head.target))?;
         if !allowed.contains(&head.method) {
             return None;
         }
-        let refused = self.authenticate(head, ctx, needed).err()?;
-        ctx.metrics.protocol_error(Protocol::Http);
-        Some(refused)
+        self.authenticate(head, ctx, needed).err()
     }
 
     /// The client the request authenticates as (`None` without `--auth`), or the refusal.
@@ -582,6 +606,54 @@ impl HttpSession {
             },
             Err(e @ BatchError::TooMany(_)) => self.error(413, &e.to_string()),
             Err(e) => self.error(400, &e.to_string()),
+        }
+    }
+
+    /// A claims file checked (the library's `claims`): its rows as CSV, or JSON when the
+    /// client accepts it; each receipt an audit line. A file that cannot be read is 400 (413
+    /// when too large) with the error naming the line.
+    fn claims(
+        &mut self,
+        head: &Head<'_>,
+        body: &[u8],
+        ctx: &Ctx<'_>,
+        client: Option<InstitutionCode>,
+    ) -> Reply {
+        use crate::claims::{output::FileColumn, output::RowWriter, Format, Summary, UkeError};
+        let file = match crate::claims::parse(body) {
+            Ok(f) => f,
+            Err(e @ UkeError::TooLarge(_)) => return self.error(413, &e.to_string()),
+            Err(e) => return self.error(400, &format!("claims file: {e}")),
+        };
+        let (format, content_type) = if head.accept_json {
+            (Format::Json, "application/json")
+        } else {
+            (Format::Csv, "text/csv; charset=utf-8")
+        };
+        let mut writer = RowWriter::new(format, FileColumn::Unnamed);
+        writer.begin(&mut self.body);
+        crate::claims::check_file(
+            &ctx.generation.index,
+            "body",
+            &file,
+            &mut writer,
+            &mut self.body,
+            &mut Summary::default(),
+            |r, checked, card| {
+                let claim = AuditedClaim {
+                    receipt: file.text(&r.number).trim(),
+                    card,
+                    verdict: checked.verdict.as_str(),
+                    reason: &checked.reason.as_str(),
+                };
+                ctx.audit_claim(client, claim, r.month.map(|m| m.first));
+            },
+        );
+        writer.end(&mut self.body);
+        Reply {
+            status: 200,
+            content_type,
+            extra: "",
         }
     }
 

@@ -1,4 +1,4 @@
-//! RESP2/RESP3 (the Redis protocol), SPEC 6.
+//! RESP2/RESP3 (the Redis protocol), docs/api.md.
 //!
 //! The session: commands parsed by [`parse_command`] and answered, queries in groups. The parser
 //! has its own file.

@@ -1,0 +1,659 @@
+//! Monthly claims files (UKE, 医科) of synthetic institutions, drawn from the population, with
+//! every verdict of the claims pre-check injected at known rates, and their ground truth.
+//!
+//! The month of care is the month before the snapshot date's. Each receipt is made for one
+//! purpose (a card covered all month, coverage lapsed mid-month, a new card mid-month, a typo
+//! in the number, a wrong birthdate, a missing 枝番 on twins' card, the other sex, another
+//! name, no day counts, public expense only, a malformed field); its expected verdict is then
+//! worked out from the chunk's ground truth day by day (`Truth::card_record`), not assumed
+//! from the purpose: a typo can land on another card, a lapsed card on a new qualification.
+
+use crate::model::{Row, Sym};
+use crate::population::ChunkGen;
+use crate::render::name_of;
+use crate::truth::{CardKey, Truth};
+use anyhow::{bail, Context, Result};
+use rand::Rng;
+use shikaku::domain::Date;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// The month of care and the number of institutions.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimsPlan {
+    pub first: Date,
+    pub days: u8,
+    pub institutions: u32,
+}
+
+impl ClaimsPlan {
+    /// The month before `snapshot`'s, and an institution per 800 receipts.
+    pub fn new(snapshot: Date, receipts: u64) -> ClaimsPlan {
+        let (y, m, _) = snapshot.ymd();
+        let (y, m) = if m == 1 { (y - 1, 12) } else { (y, m - 1) };
+        let first = Date::from_ymd(y, m, 1).expect("the 1st exists");
+        let days = (28..=31u32)
+            .rev()
+            .find(|&d| Date::from_ymd(y, m, d).is_some())
+            .unwrap_or(28) as u8;
+        ClaimsPlan {
+            first,
+            days,
+            institutions: (receipts / 800).clamp(1, 100_000) as u32,
+        }
+    }
+
+    fn day(&self, d: u8) -> Date {
+        self.first.add_days(i32::from(d) - 1)
+    }
+
+    /// Day of the month (1-based) of `date`, if in the month.
+    fn day_of(&self, date: Date) -> Option<u8> {
+        let n = date.days() - self.first.days() + 1;
+        (1..=i32::from(self.days)).contains(&n).then_some(n as u8)
+    }
+}
+
+/// One generated receipt, numbered when its file is written.
+pub struct GenReceipt {
+    pub institution: u32,
+    /// The `RE` record's fields after the receipt number.
+    re_tail: String,
+    /// The records after `RE`, each ending in `\n`.
+    body: String,
+    pub verdict: &'static str,
+    pub reason: String,
+    /// Days (of the month) that decide a `return`.
+    days: Vec<u8>,
+    /// Total points (`HO` 6), 0 where it is malformed or absent.
+    points: u64,
+}
+
+/// What a receipt is made to show.
+#[derive(Clone, Copy)]
+enum Purpose {
+    Covered,
+    Lapsed,
+    New,
+    Typo,
+    WrongBirth,
+    NoBranch,
+    OtherSex,
+    OtherName,
+    NoDays,
+    PublicOnly,
+    Malformed,
+}
+
+/// Purposes with their rates in percent.
+const PURPOSES: [(Purpose, u32); 11] = [
+    (Purpose::Covered, 58),
+    (Purpose::Lapsed, 8),
+    (Purpose::New, 5),
+    (Purpose::Typo, 5),
+    (Purpose::WrongBirth, 3),
+    (Purpose::NoBranch, 3),
+    (Purpose::OtherSex, 3),
+    (Purpose::OtherName, 3),
+    (Purpose::NoDays, 2),
+    (Purpose::PublicOnly, 3),
+    (Purpose::Malformed, 7),
+];
+
+/// Record pools of a chunk by purpose (record indexes of rows written as generated).
+struct Pools {
+    covered: Vec<u32>,
+    lapsed: Vec<u32>,
+    new: Vec<u32>,
+    twins: Vec<u32>,
+}
+
+/// The receipts of one chunk.
+pub fn make_receipts(
+    g: &mut ChunkGen,
+    truth: &Truth,
+    rows: &[Row],
+    quota: u64,
+    plan: &ClaimsPlan,
+) -> Vec<GenReceipt> {
+    let clean = |i: usize| rows[i].tag.is_none() && rows[i].over.is_none() && truth.recs[i].indexed;
+    let (first, last) = (plan.first, plan.day(plan.days));
+    let ids = |f: &dyn Fn(usize) -> bool| -> Vec<u32> {
+        (0..rows.len())
+            .filter(|&i| clean(i) && f(i))
+            .map(|i| i as u32)
+            .collect()
+    };
+    let pools = Pools {
+        covered: ids(&|i| {
+            let r = &truth.recs[i];
+            r.qual <= first && r.disq.is_none_or(|e| e > last)
+        }),
+        lapsed: ids(&|i| truth.recs[i].disq.is_some_and(|e| e > first && e <= last)),
+        new: ids(&|i| truth.recs[i].qual > first && truth.recs[i].qual <= last),
+        twins: g
+            .twins
+            .iter()
+            .copied()
+            .filter(|&i| clean(i as usize))
+            .collect(),
+    };
+    let mut out = Vec::with_capacity(quota as usize);
+    for _ in 0..quota {
+        let purpose = pick_purpose(g);
+        let r = (0..20)
+            .find_map(|_| one_receipt(g, truth, rows, &pools, plan, purpose))
+            .unwrap_or_else(|| public_only(g, rows, plan));
+        out.push(r);
+    }
+    out
+}
+
+fn pick_purpose(g: &mut ChunkGen) -> Purpose {
+    let mut x = g.rng.gen_range(0..100);
+    for (p, rate) in PURPOSES {
+        if x < rate {
+            return p;
+        }
+        x -= rate;
+    }
+    Purpose::Covered
+}
+
+fn pick(g: &mut ChunkGen, v: &[u32]) -> Option<u32> {
+    (!v.is_empty()).then(|| v[g.rng.gen_range(0..v.len())])
+}
+
+/// What the receipt says, before rendering.
+struct Draft {
+    key: CardKey,
+    insurer: String,
+    symbol: String,
+    number: String,
+    branch: Option<u8>,
+    birth: Date,
+    birth_text: String,
+    sex: u8,
+    name: String,
+    kana: String,
+    /// Days with counts; empty: none.
+    days: Vec<u8>,
+    malformed: Option<(&'static str, String)>,
+}
+
+fn one_receipt(
+    g: &mut ChunkGen,
+    truth: &Truth,
+    rows: &[Row],
+    pools: &Pools,
+    plan: &ClaimsPlan,
+    purpose: Purpose,
+) -> Option<GenReceipt> {
+    let id = match purpose {
+        Purpose::Lapsed => pick(g, &pools.lapsed)?,
+        Purpose::New => pick(g, &pools.new)?,
+        Purpose::NoBranch => pick(g, &pools.twins)?,
+        Purpose::NoDays => pick(g, &pools.lapsed)?,
+        Purpose::PublicOnly => return Some(public_only(g, rows, plan)),
+        _ => pick(g, &pools.covered)?,
+    };
+    let rec = &rows[id as usize].rec;
+    let t = &truth.recs[id as usize];
+    let (name, kana) = name_of(rec.family, rec.given);
+    let mut draft = Draft {
+        key: (t.insurer, t.sym.key(), t.number),
+        insurer: g.u.insurers[rec.insurer as usize]
+            .number
+            .as_str()
+            .to_string(),
+        symbol: symbol_of(rec.sym),
+        number: rec.number.to_string(),
+        branch: g.rng.gen_bool(0.85).then_some(rec.branch),
+        birth: rec.birth,
+        birth_text: rec.birth.to_compact(),
+        sex: rec.sex,
+        name,
+        kana,
+        days: Vec::new(),
+        malformed: None,
+    };
+    if !matches!(rec.sex, 1 | 2) {
+        return None;
+    }
+    let visits = g_count(g);
+    draft.days = random_days(g, 1..=plan.days, visits);
+    match purpose {
+        Purpose::Lapsed | Purpose::New => {
+            let edge = plan.day_of(if matches!(purpose, Purpose::Lapsed) {
+                t.disq?
+            } else {
+                t.qual
+            })?;
+            let before = g.rng.gen_range(1..edge);
+            let after = g.rng.gen_range(edge..=plan.days);
+            draft.days = vec![before, after];
+            draft.days.dedup();
+        }
+        Purpose::Typo => {
+            draft.number = typo(g, rec.number).to_string();
+            draft.key.2 = draft.number.parse().ok()?;
+        }
+        Purpose::WrongBirth => {
+            let shift = g.rng.gen_range(1..400) * if g.rng.gen_bool(0.5) { 1 } else { -1 };
+            draft.birth = rec.birth.add_days(shift);
+            draft.birth_text = draft.birth.to_compact();
+        }
+        Purpose::NoBranch => draft.branch = None,
+        Purpose::OtherSex => draft.sex = if rec.sex == 1 { 2 } else { 1 },
+        Purpose::OtherName => {
+            let other =
+                (rec.given + 1 + g.rng.gen_range(0..50)) % crate::tables::GIVEN_NAMES.len() as u16;
+            let kana = name_of(rec.family, other).1;
+            if kana.replace(' ', "") == draft.kana.replace(' ', "") {
+                return None;
+            }
+            draft.kana = kana;
+        }
+        Purpose::NoDays => draft.days.clear(),
+        Purpose::Malformed => draft.malformed = Some(malform(g, &mut draft, plan)),
+        Purpose::Covered | Purpose::PublicOnly => {}
+    }
+    let (verdict, reason, days) = match &draft.malformed {
+        Some((field, _)) => ("error", format!("malformed: {field}"), Vec::new()),
+        None => expected(truth, rows, &draft, plan)?,
+    };
+    Some(render(g, &draft, plan, verdict, reason, days))
+}
+
+/// Outpatient visits: one to four days, mostly one or two.
+fn g_count(g: &mut ChunkGen) -> usize {
+    [1, 1, 1, 2, 2, 3, 4][g.rng.gen_range(0..7)]
+}
+
+fn random_days(g: &mut ChunkGen, range: std::ops::RangeInclusive<u8>, n: usize) -> Vec<u8> {
+    let mut days: Vec<u8> = (0..n).map(|_| g.rng.gen_range(range.clone())).collect();
+    days.sort_unstable();
+    days.dedup();
+    days
+}
+
+fn symbol_of(sym: Sym) -> String {
+    let mut s = String::new();
+    sym.render(&mut s);
+    s
+}
+
+/// The number with one digit changed.
+fn typo(g: &mut ChunkGen, number: u64) -> u64 {
+    let digits = number.to_string().len() as u32;
+    let place = 10u64.pow(g.rng.gen_range(0..digits));
+    let digit = number / place % 10;
+    let new = (digit + g.rng.gen_range(1..10)) % 10;
+    let changed = number - digit * place + new * place;
+    if changed == 0 {
+        number + 1
+    } else {
+        changed
+    }
+}
+
+/// Injects one malformed field; returns its name and the cell's new text.
+fn malform(g: &mut ChunkGen, d: &mut Draft, plan: &ClaimsPlan) -> (&'static str, String) {
+    match g.rng.gen_range(0..5) {
+        0 => {
+            // The check digit off by one.
+            let mut b = d.insurer.clone().into_bytes();
+            let last = b.len() - 1;
+            b[last] = b'0' + (b[last] - b'0' + 1) % 10;
+            d.insurer = String::from_utf8(b).unwrap_or_default();
+            ("HO 2", String::new())
+        }
+        1 => {
+            let (y, _, _) = d.birth.ymd();
+            d.birth_text = format!("{y:04}0231");
+            ("RE 7", String::new())
+        }
+        2 => ("HO 6", "12O".into()),
+        3 => {
+            let day = d.days.first().copied().unwrap_or(1).min(plan.days);
+            d.days = vec![day];
+            let field: &'static str = DAY_FIELDS[usize::from(day) - 1];
+            (field, "x".into())
+        }
+        _ => ("record", "ZZ".into()),
+    }
+}
+
+/// `SI` field names of the day columns 1–31 (fields 14–44).
+const DAY_FIELDS: [&str; 31] = [
+    "SI 14", "SI 15", "SI 16", "SI 17", "SI 18", "SI 19", "SI 20", "SI 21", "SI 22", "SI 23",
+    "SI 24", "SI 25", "SI 26", "SI 27", "SI 28", "SI 29", "SI 30", "SI 31", "SI 32", "SI 33",
+    "SI 34", "SI 35", "SI 36", "SI 37", "SI 38", "SI 39", "SI 40", "SI 41", "SI 42", "SI 43",
+    "SI 44",
+];
+
+/// The verdict a correct check gives, from the ground truth day by day; `None` where the
+/// truth leaves an answer open or a covering record's text is not the one generated.
+fn expected(
+    truth: &Truth,
+    rows: &[Row],
+    d: &Draft,
+    plan: &ClaimsPlan,
+) -> Option<(&'static str, String, Vec<u8>)> {
+    let every_day = d.days.is_empty();
+    let days: Vec<u8> = if every_day {
+        (1..=plan.days).collect()
+    } else {
+        d.days.clone()
+    };
+    let mut by: BTreeMap<&'static str, Vec<u8>> = BTreeMap::new();
+    let (mut covered, mut sex_differs, mut kana_differs) = (0, false, false);
+    for &day in &days {
+        let date = plan.day(day);
+        let (v, rec) = truth.card_record(d.key, d.branch, d.birth, date)?;
+        let reason = match v {
+            1 => {
+                let id = rec? as usize;
+                if rows[id].tag.is_some() || rows[id].over.is_some() {
+                    return None;
+                }
+                covered += 1;
+                let r = &rows[id].rec;
+                sex_differs |= r.sex != 3 && r.sex != d.sex;
+                let kana = name_of(r.family, r.given).1;
+                kana_differs |= kana.replace(' ', "") != d.kana.replace(' ', "");
+                continue;
+            }
+            2 => {
+                let r = &truth.recs[rec? as usize];
+                if r.disq.is_some_and(|e| date >= e) {
+                    "lost"
+                } else {
+                    "not_yet"
+                }
+            }
+            3 => "other_qualification",
+            4 => "not_found",
+            _ => "multiple",
+        };
+        by.entry(reason).or_default().push(day);
+    }
+    if every_day && covered > 0 && covered < days.len() {
+        return Some(("check", "partial_month".into(), Vec::new()));
+    }
+    for reason in [
+        "not_found",
+        "multiple",
+        "other_qualification",
+        "lost",
+        "not_yet",
+    ] {
+        if let Some(days) = by.get(reason) {
+            return Some(("return", reason.into(), days.clone()));
+        }
+    }
+    if sex_differs {
+        return Some(("check", "sex_differs".into(), Vec::new()));
+    }
+    if kana_differs {
+        return Some(("check", "kana_differs".into(), Vec::new()));
+    }
+    Some(("ok", String::new(), Vec::new()))
+}
+
+/// A receipt of public expense only (no `HO`): nothing to check.
+fn public_only(g: &mut ChunkGen, rows: &[Row], plan: &ClaimsPlan) -> GenReceipt {
+    let rec = &rows[g.rng.gen_range(0..rows.len())].rec;
+    let (name, kana) = name_of(rec.family, rec.given);
+    let d = Draft {
+        key: (0, (0, 0), 0),
+        insurer: String::new(),
+        symbol: String::new(),
+        number: String::new(),
+        branch: None,
+        birth: rec.birth,
+        birth_text: rec.birth.to_compact(),
+        sex: rec.sex,
+        name,
+        kana,
+        days: vec![g.rng.gen_range(1..=plan.days)],
+        malformed: None,
+    };
+    render(g, &d, plan, "unchecked", "no_insurance".into(), Vec::new())
+}
+
+/// The records of a receipt: `RE` (its tail), `HO`, `SN`, `KO`, `SY`, `SI`, `IY`.
+fn render(
+    g: &mut ChunkGen,
+    d: &Draft,
+    plan: &ClaimsPlan,
+    verdict: &'static str,
+    reason: String,
+    days: Vec<u8>,
+) -> GenReceipt {
+    let (y, m, _) = plan.first.ymd();
+    let month = if g.rng.gen_bool(0.15) {
+        // 令和 as the era code form GYYMM.
+        format!("5{:02}{m:02}", y - 2018)
+    } else {
+        format!("{y:04}{m:02}")
+    };
+    let mut re_tail = String::with_capacity(160);
+    let _ = write!(
+        re_tail,
+        "1112,{month},{},{},{},",
+        d.name, d.sex, d.birth_text
+    );
+    // Fields 8-36 empty, 37 the katakana name.
+    re_tail.push_str(&",".repeat(29));
+    re_tail.push_str(&d.kana);
+    let bad = |field: &str| {
+        d.malformed
+            .as_ref()
+            .filter(|(f, _)| *f == field)
+            .map(|(_, v)| v.as_str())
+    };
+    let mut body = String::with_capacity(400);
+    let points: u32 = g.rng.gen_range(100..20_000);
+    if verdict != "unchecked" {
+        let insurer = if d.insurer.len() == 6 {
+            format!("  {}", d.insurer)
+        } else {
+            d.insurer.clone()
+        };
+        let points = bad("HO 6").map_or(points.to_string(), str::to_string);
+        let _ = writeln!(
+            body,
+            "HO,{insurer},{},{},{},{points},,,,,,,,,",
+            d.symbol,
+            d.number,
+            d.days.len().max(1)
+        );
+        if let Some(b) = d.branch {
+            let _ = writeln!(body, "SN,1,01,,,,{b:02},,");
+        }
+    } else {
+        body.push_str("KO,12136010,1234567,,1,,,,,\n");
+    }
+    body.push_str("SY,8840107,,1,,,,,\n");
+    let mut cells = vec![""; 31];
+    for &day in &d.days {
+        cells[usize::from(day) - 1] = "1";
+    }
+    let day_bad = d
+        .malformed
+        .as_ref()
+        .filter(|(f, _)| f.starts_with("SI "))
+        .map(|(_, v)| v.as_str());
+    if let (Some(v), Some(&day)) = (day_bad, d.days.first()) {
+        cells[usize::from(day) - 1] = v;
+    }
+    let _ = writeln!(
+        body,
+        "SI,12,1,112007410,,288,{},,,,,,,{}",
+        d.days.len().max(1),
+        cells.join(",")
+    );
+    if g.rng.gen_bool(0.4) {
+        let mut iy = vec![""; 31];
+        for &day in &d.days {
+            iy[usize::from(day) - 1] = "1";
+        }
+        let _ = writeln!(
+            body,
+            "IY,21,1,620000033,1,3,{},,,,,,,{}",
+            d.days.len().max(1),
+            iy.join(",")
+        );
+    }
+    if let Some(v) = bad("record") {
+        let _ = writeln!(body, "{v},1,2,3");
+    }
+    GenReceipt {
+        institution: g.rng.gen_range(0..plan.institutions),
+        re_tail,
+        body,
+        verdict,
+        reason,
+        days,
+        points: if verdict == "unchecked" || bad("HO 6").is_some() {
+            0
+        } else {
+            u64::from(points)
+        },
+    }
+}
+
+/// Institution `i`'s code: prefecture, fee table 1 (医科), district, number and check digit.
+fn institution_code(i: u32) -> String {
+    let body = format!(
+        "{:02}1{:02}{:04}",
+        1 + i % 47,
+        i / 47 % 100,
+        i / 4700 % 10_000
+    );
+    let check = shikaku::domain::text::luhn_check_digit(body.as_bytes());
+    format!("{body}{check}")
+}
+
+/// Receipts by verdict and reason (`verdict reason`, `ok` alone).
+pub type Counts = BTreeMap<String, u64>;
+
+/// `<OUT>.claims`, beside the snapshot directory `out`.
+pub fn default_dir(out: &Path) -> PathBuf {
+    let mut name = out
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".claims");
+    out.with_file_name(name)
+}
+
+/// The claims directory made ready: created, or emptied of an earlier run's files with
+/// `overwrite`; anything else in it refuses the run.
+pub fn prepare_dir(dir: &Path, overwrite: bool) -> Result<()> {
+    if dir.exists() {
+        let entries: Vec<_> = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read {}", dir.display()))?
+            .collect::<Result<_, _>>()?;
+        if !entries.is_empty() && !overwrite {
+            bail!(
+                "{} is not empty; choose another --claims-out or pass --overwrite",
+                dir.display()
+            );
+        }
+        for e in entries {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let path = e.path();
+            if name == TRUTH_FILE {
+                std::fs::remove_file(&path)
+                    .with_context(|| format!("cannot remove {}", path.display()))?;
+            } else if name.len() == 10 && name.bytes().all(|b| b.is_ascii_digit()) && path.is_dir()
+            {
+                std::fs::remove_dir_all(&path)
+                    .with_context(|| format!("cannot remove {}", path.display()))?;
+            }
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))
+}
+
+const TRUTH_FILE: &str = "truth.csv";
+
+/// Writes `<institution code>/RECEIPTC.UKE` into `dir` for every institution with receipts,
+/// and `truth.csv` (`file,receipt,line,verdict,reason,days`, `file` relative to `dir`).
+pub fn write(dir: &Path, plan: &ClaimsPlan, receipts: &[GenReceipt]) -> Result<Counts> {
+    let mut by_inst: Vec<Vec<&GenReceipt>> = vec![Vec::new(); plan.institutions as usize];
+    for r in receipts {
+        by_inst[r.institution as usize].push(r);
+    }
+    let mut truth = String::from("file,receipt,line,verdict,reason,days\n");
+    let mut counts = Counts::new();
+    let (y, m, _) = plan.first.ymd();
+    let (cy, cm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    for (i, list) in by_inst.iter().enumerate().filter(|(_, l)| !l.is_empty()) {
+        let code = institution_code(i as u32);
+        let rel = format!("{code}/RECEIPTC.UKE");
+        // Habits by institution: mostly CP932 and CRLF, as the spec asks; some UTF-8 and LF.
+        let utf8 = i % 5 == 4;
+        let eol = if i % 7 == 6 { "\n" } else { "\r\n" };
+        let mut text = String::with_capacity(list.len() * 700);
+        let _ = write!(
+            text,
+            "IR,1,{},1,{},,医療法人 架空会 第{i}診療所,{cy:04}{cm:02},00,0300000000{eol}",
+            &code[0..2],
+            &code[3..10]
+        );
+        let mut line = 1u64;
+        let mut points = 0u64;
+        for (n, r) in list.iter().enumerate() {
+            line += 1;
+            let number = n + 1;
+            let _ = write!(text, "RE,{number},{}{eol}", r.re_tail);
+            let mut days = String::new();
+            for (k, d) in r.days.iter().enumerate() {
+                if k > 0 {
+                    days.push(';');
+                }
+                days.push_str(&plan.day(*d).to_string());
+            }
+            let _ = writeln!(
+                truth,
+                "{rel},{number},{line},{},{},{days}",
+                r.verdict, r.reason
+            );
+            for rec in r.body.lines() {
+                line += 1;
+                text.push_str(rec);
+                text.push_str(eol);
+            }
+            points += r.points;
+            let key = if r.reason.is_empty() {
+                r.verdict.to_string()
+            } else {
+                format!("{} {}", r.verdict, r.reason)
+            };
+            *counts.entry(key).or_default() += 1;
+        }
+        let _ = write!(text, "GO,{},{points},99{eol}", list.len());
+        let mut bytes = if utf8 {
+            text.into_bytes()
+        } else {
+            let (b, _, lossy) = encoding_rs::SHIFT_JIS.encode(&text);
+            if lossy {
+                text.into_bytes()
+            } else {
+                b.into_owned()
+            }
+        };
+        bytes.push(0x1a);
+        let path = dir.join(&rel);
+        std::fs::create_dir_all(path.parent().unwrap_or(dir))
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let path = dir.join(TRUTH_FILE);
+    std::fs::write(&path, truth).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(counts)
+}

@@ -1,0 +1,255 @@
+//! The check of one receipt: each day of service is a card query on that day, decided by the
+//! same rules, and the same code, as every card query the server answers. The card is looked
+//! up once per receipt (its records found by `card_probe` and `probed_records`); each day then
+//! runs the card-query decision over those records.
+
+use super::uke::{Receipt, UkeFile};
+use super::{Reason, Verdict};
+use crate::domain::{text, Date};
+use crate::index::{CardRecords, Index, RecordView};
+use crate::query::{CardFields, CardQuery, Lookup, Outcome, QueryError};
+use std::borrow::Cow;
+use unicode_normalization::UnicodeNormalization;
+
+/// The result of one receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    pub verdict: Verdict,
+    pub reason: Reason,
+    /// The days that decided a `return` (a day set of the month: bit `d - 1` for day `d`).
+    pub days: u32,
+    /// Total points (`HO` 6), when readable.
+    pub points: Option<u64>,
+    /// The line and explanation of a malformed field (for the summary and JSON rows).
+    pub detail: Option<(u64, String)>,
+}
+
+/// What one checker reuses from receipt to receipt: the card query, whose normalized symbol
+/// and number buffers are refilled for each receipt rather than allocated.
+#[derive(Default)]
+pub struct Checker {
+    query: Option<CardQuery>,
+    spare: (String, String),
+}
+
+/// The card-query decision for one day over a card's records found once for the receipt.
+fn decide_day<'a, B: AsRef<[u8]>>(
+    index: &'a Index<B>,
+    q: &CardQuery,
+    card: &CardRecords<'a, B>,
+) -> Outcome<RecordView<'a>> {
+    let day = q.date.expect("a day of service is set");
+    index.card_in(q, card.clone(), day)
+}
+
+impl Checker {
+    /// The card query of the receipt, normalized, once [`Self::check`] has read it (`None`
+    /// when the receipt has no readable card).
+    pub fn card(&self) -> Option<&CardQuery> {
+        self.query.as_ref()
+    }
+
+    /// Checks one receipt of `file` against `index`.
+    pub fn check<B: AsRef<[u8]>>(
+        &mut self,
+        index: &Index<B>,
+        file: &UkeFile<'_>,
+        r: &Receipt,
+    ) -> Checked {
+        let (points, points_error) = match &r.insurance {
+            Some(ins) => match read_points(file.text(&ins.points)) {
+                Ok(p) => (Some(p), None),
+                Err(why) => (None, Some((ins.line, why))),
+            },
+            None => (None, None),
+        };
+        let error = |reason: String, detail: (u64, String)| Checked {
+            verdict: Verdict::Error,
+            reason: Reason::Malformed(reason),
+            days: 0,
+            points,
+            detail: Some(detail),
+        };
+        if let Some(q) = self.query.take() {
+            self.spare = (q.symbol, q.number);
+        }
+        if let Some(m) = &r.malformed {
+            return error(m.field_name(), (m.line, m.why.clone()));
+        }
+        let (Some(ins), Some(month)) = (&r.insurance, r.month) else {
+            return Checked {
+                verdict: Verdict::Unchecked,
+                reason: Reason::NoInsurance,
+                days: 0,
+                points,
+                detail: None,
+            };
+        };
+        if let Some(detail) = points_error {
+            return error("HO 6".into(), detail);
+        }
+        let sex = file.text(&r.sex).trim();
+        if !matches!(sex, "1" | "2") {
+            let why = format!("sex must be 1 or 2, not {}", text::quote_raw(sex));
+            return error("RE 6".into(), (r.line, why));
+        }
+        let (symbol, number) = std::mem::take(&mut self.spare);
+        let fields = CardFields {
+            insurer_number: Some(file.text(&ins.insurer_number)),
+            symbol: Some(file.text(&ins.symbol)),
+            number: Some(file.text(&ins.number)),
+            branch: r.branch.as_ref().map(|b| file.text(b)),
+            birthdate: Some(file.text(&r.birthdate)),
+            date: None,
+            limit_consent: false,
+        };
+        let mut q = match CardQuery::parse_reusing(&fields, symbol, number) {
+            Ok(q) => q,
+            Err(e) => {
+                let (field, line) = uke_field(&e, r.line, ins.line);
+                return error(field.into(), (line, e.to_string()));
+            }
+        };
+        let (days, every_day) = match r.days {
+            0 => (month.all_days(), true),
+            d => (d, false),
+        };
+        let card =
+            index.probed_records(index.card_probe(&q.insurer, &q.symbol, &q.number).as_ref());
+        let mut by = DaysBy::default();
+        let kana = file.text(&r.kana);
+        for d in 1..=month.days {
+            if days & (1 << (d - 1)) == 0 {
+                continue;
+            }
+            let day = month.day(d);
+            q.date = Some(day);
+            let bit = 1u32 << (d - 1);
+            match decide_day(index, &q, &card) {
+                Outcome::Eligible(rec) => {
+                    by.covered |= bit;
+                    if !same_sex(sex, &rec) {
+                        by.sex_differs = true;
+                    }
+                    if !by.kana_differs && !same_kana(kana, rec.name_kana()) {
+                        by.kana_differs = true;
+                    }
+                }
+                Outcome::Invalid(rec) => {
+                    if rec.disqualification_date().is_some_and(|end| day >= end) {
+                        by.lost |= bit;
+                    } else {
+                        by.not_yet |= bit;
+                    }
+                }
+                Outcome::InvalidNewerQualification => by.other |= bit,
+                Outcome::NotFound => by.not_found |= bit,
+                Outcome::MultipleCard | Outcome::MultiplePerson(_) => by.multiple |= bit,
+            }
+        }
+        q.date = None;
+        self.query = Some(q);
+        let (verdict, reason, days) = by.verdict(days, every_day);
+        Checked {
+            verdict,
+            reason,
+            days,
+            points,
+            detail: None,
+        }
+    }
+}
+
+/// The days of a receipt by what their card query answered.
+#[derive(Default)]
+struct DaysBy {
+    covered: u32,
+    not_found: u32,
+    multiple: u32,
+    other: u32,
+    lost: u32,
+    not_yet: u32,
+    sex_differs: bool,
+    kana_differs: bool,
+}
+
+impl DaysBy {
+    /// The receipt's verdict, most severe first, and the days that decided it.
+    fn verdict(&self, days: u32, every_day: bool) -> (Verdict, Reason, u32) {
+        if every_day && self.covered != 0 && self.covered != days {
+            // No day counts: its visits may all fall on the covered days.
+            return (Verdict::Check, Reason::PartialMonth, 0);
+        }
+        let returns = [
+            (self.not_found, Reason::NotFound),
+            (self.multiple, Reason::Multiple),
+            (self.other, Reason::OtherQualification),
+            (self.lost, Reason::Lost),
+            (self.not_yet, Reason::NotYet),
+        ];
+        if let Some((d, reason)) = returns.into_iter().find(|(d, _)| *d != 0) {
+            return (Verdict::Return, reason, d);
+        }
+        if self.sex_differs {
+            return (Verdict::Check, Reason::SexDiffers, 0);
+        }
+        if self.kana_differs {
+            return (Verdict::Check, Reason::KanaDiffers, 0);
+        }
+        (Verdict::Ok, Reason::None, 0)
+    }
+}
+
+/// The UKE field (and its line) a card-query field came from.
+fn uke_field(e: &QueryError, re_line: u64, ho_line: u64) -> (&'static str, u64) {
+    match e.field {
+        "insurer_number" => ("HO 2", ho_line),
+        "symbol" => ("HO 3", ho_line),
+        "number" => ("HO 4", ho_line),
+        "branch" => ("SN 7", ho_line),
+        _ => ("RE 7", re_line),
+    }
+}
+
+/// Total points: digits, at most ten of them.
+fn read_points(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    if t.is_empty() || t.len() > 10 || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "total points must be a number, not {}",
+            text::quote_raw(t)
+        ));
+    }
+    t.parse()
+        .map_err(|_| format!("total points {} out of range", text::quote_raw(t)))
+}
+
+/// The record's sex against `RE` 6; a record of unspecified sex (3) differs from neither.
+fn same_sex(re: &str, rec: &RecordView<'_>) -> bool {
+    let s = rec.sex();
+    s == 3 || re.as_bytes() == [b'0' + s]
+}
+
+/// The katakana name of `RE` 37 against the record's reading, both NFKC with white space
+/// removed (half-width kana, an ideographic space between the names). An absent name is not
+/// compared.
+fn same_kana(re: &str, record: &str) -> bool {
+    if re.trim().is_empty() || re == record {
+        return true;
+    }
+    fn folded(s: &str) -> Cow<'_, str> {
+        if s.is_ascii() {
+            Cow::Owned(s.chars().filter(|c| !c.is_whitespace()).collect())
+        } else {
+            Cow::Owned(s.nfkc().filter(|&c| !text::is_space(c)).collect())
+        }
+    }
+    folded(re) == folded(record)
+}
+
+/// Day `d` of a day set as a date of `month`'s first day.
+pub fn days_of(first: Date, days: u32) -> impl Iterator<Item = Date> {
+    (0..32)
+        .filter(move |i| days & (1 << i) != 0)
+        .map(move |i| first.add_days(i))
+}

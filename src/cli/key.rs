@@ -1,0 +1,39 @@
+//! `shikaku person-key`: a new key file, and the keyed hashes of individual numbers (to find
+//! a person's audit-log lines).
+
+use super::args::PersonKeyAction;
+use super::person_key;
+use crate::domain::{mask_raw, IndividualNumber, PersonKey};
+use anyhow::Context;
+use std::process::ExitCode;
+
+pub(super) fn run_person_key(action: PersonKeyAction) -> anyhow::Result<ExitCode> {
+    match action {
+        PersonKeyAction::New { out } => {
+            let key = crate::keyfile::create(&out)?;
+            println!("{:016x}", key.fingerprint());
+            eprintln!(
+                "person key written to {} (fingerprint {:016x}); keep a copy where the data directory's backups are",
+                out.display(),
+                key.fingerprint()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        PersonKeyAction::Hash { key } => print_person_hashes(&person_key(key.file.as_deref())?),
+    }
+}
+
+/// Standard input's individual numbers, hashed, one a line.
+fn print_person_hashes(key: &PersonKey) -> anyhow::Result<ExitCode> {
+    use std::io::BufRead;
+    for (i, line) in std::io::stdin().lock().lines().enumerate() {
+        let line = line.context("reading standard input")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let n = IndividualNumber::parse(&line)
+            .map_err(|e| anyhow::anyhow!("line {}: {e}: {}", i + 1, mask_raw(line.trim())))?;
+        println!("{}", key.hash(&n).to_hex());
+    }
+    Ok(ExitCode::SUCCESS)
+}
