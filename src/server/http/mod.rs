@@ -336,7 +336,8 @@ fn path_of(target: &str) -> &str {
     target.split('?').next().unwrap_or(target)
 }
 
-const NUMBER_IN_URL: &str = "an individual number must never be sent in a URL; send it in the JSON body of POST /v1/person";
+const NUMBER_IN_URL: &str =
+    "an individual number must never be sent in a URL; send it in the JSON body of POST /v1/person";
 
 /// Whether a query string may hold an individual number: the field name, or 12 digits in a row.
 fn may_hold_individual_number(query: &str) -> bool {
