@@ -79,6 +79,7 @@ fn sessions(c: &mut Criterion) {
         cores: vec![Arc::new(CoreMetrics::default())],
         reload: Default::default(),
         draining: Default::default(),
+        budget: Default::default(),
     };
     let generation = live.load();
     let ctx = Ctx {

@@ -142,7 +142,7 @@ fn raw_frames_inline_and_protocol_errors() {
     let got = raw_exchange(addr, b"*2\r\n$9\r\nELIG.CARD\r\n$100000000\r\n", usize::MAX);
     assert!(String::from_utf8(got)
         .unwrap()
-        .starts_with("-ERR Protocol error: bulk length 100000000 exceeds"));
+        .starts_with("-ERR Protocol error: bulk length exceeds"));
     let got = raw_exchange(addr, b"*1000000\r\n", usize::MAX);
     assert!(String::from_utf8(got)
         .unwrap()

@@ -7,6 +7,7 @@
 //! the test suite can include it by path.
 
 pub mod batch;
+pub mod claims;
 pub mod fields;
 pub mod fixture;
 pub mod index;
@@ -28,6 +29,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("snapshot_rows", snapshot::rows),
     ("index_bytes", index::bytes),
     ("index_mutate", index::mutate),
+    ("uke_claims", claims::uke),
 ];
 
 /// Runs target `name`'s check on `data`.

@@ -7,13 +7,13 @@
 //! line, headers and exactly the `Content-Length` it announces.
 
 use super::fixture;
-use super::input::{cuts, Cuts};
+use super::input::{assert_no_clear_number, cuts, Cuts};
 use shikaku::server::auth::{hash_token, AuthTable};
 use shikaku::server::http::HttpSession;
 use shikaku::server::live::Live;
 use shikaku::server::metrics::CoreMetrics;
 use shikaku::server::resp::RespSession;
-use shikaku::server::session::{Ctx, Session, Shared};
+use shikaku::server::session::{Ctx, Refusal, Session, Shared};
 use std::sync::Arc;
 
 /// The institution code and token of the one client the authenticating fixture admits.
@@ -45,6 +45,7 @@ fn shared(with_auth: bool) -> Shared {
         cores: vec![Arc::new(CoreMetrics::default())],
         reload: Default::default(),
         draining: Default::default(),
+        budget: Default::default(),
     })
 }
 
@@ -83,7 +84,7 @@ fn feed<S: Session>(mut session: S, shared: &Shared, chunks: &[&[u8]]) -> Transc
             }
         }
         if buf.len() >= session.max_buffer() {
-            session.overflow(&mut out);
+            session.refuse(Refusal::TooLarge, &mut out);
             return Transcript { out, closed: true };
         }
     }
@@ -113,6 +114,9 @@ fn check_splits<S: Session>(
         String::from_utf8_lossy(&whole.out),
         String::from_utf8_lossy(&split.out),
     );
+    // No reply quotes an individual number: errors mask what they quote, and an answer
+    // carries no individual number at all.
+    assert_no_clear_number(&String::from_utf8_lossy(&whole.out), "a reply");
     whole.out
 }
 

@@ -186,6 +186,11 @@ pub struct UkeFile<'a> {
 }
 
 impl UkeFile<'_> {
+    /// The whole decoded text, which the receipts' ranges index.
+    pub fn whole_text(&self) -> &str {
+        &self.text
+    }
+
     /// The text of a field.
     pub fn text(&self, r: &Range<usize>) -> &str {
         self.text.get(r.clone()).unwrap_or("")

@@ -183,6 +183,22 @@ pub struct ServeArgs {
     /// or which person's keyed hash, the validity told), a file per core. Created if missing.
     #[arg(long)]
     pub audit_dir: Option<PathBuf>,
+    /// Most bytes the connections' read buffers may hold together beyond their first 16 KiB
+    /// each (large bodies: batches); a request needing more is refused with 503 / -ERR and
+    /// counted in /metrics. Default 1 GiB.
+    #[arg(long, default_value_t = crate::server::budget::DEFAULT_MEMORY_BUDGET_BYTES)]
+    pub memory_budget_bytes: usize,
+    /// Seconds a request's head (request line and headers, a RESP command) may take to arrive
+    /// from its first byte; then 408 / -ERR and the connection closes (slow clients).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub head_deadline_secs: u64,
+    /// Seconds a whole request, body included, may take to arrive from its first byte.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_deadline_secs: u64,
+    /// Connections each core serves at once; the next is refused (503 / -ERR). Default: what
+    /// RLIMIT_NOFILE leaves each core, at most 16,384 (the soft limit is raised to the hard).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections_per_core: Option<u64>,
     #[command(flatten)]
     pub key: KeyArg,
 }

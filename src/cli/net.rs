@@ -72,6 +72,10 @@ pub(super) fn run_demo(args: DemoArgs, key_file: Option<PathBuf>) -> anyhow::Res
                 .as_micros() as u64,
             auth: None,
             audit_dir: Some(audit_dir),
+            memory_budget_bytes: crate::server::budget::DEFAULT_MEMORY_BUDGET_BYTES,
+            head_deadline_secs: crate::server::limits::HEAD_DEADLINE.as_secs(),
+            body_deadline_secs: crate::server::limits::BODY_DEADLINE.as_secs(),
+            max_connections_per_core: None,
             key: Default::default(),
         },
         key,
@@ -101,6 +105,10 @@ pub(super) fn run_serve(
         driver: args.driver,
         poll_window: std::time::Duration::from_micros(args.poll_us),
         audit_dir: args.audit_dir,
+        memory_budget_bytes: args.memory_budget_bytes,
+        head_deadline: std::time::Duration::from_secs(args.head_deadline_secs),
+        body_deadline: std::time::Duration::from_secs(args.body_deadline_secs),
+        max_connections_per_core: args.max_connections_per_core.map(|n| n as usize),
     };
     serve_until_signal(&args.data, config, key, |server, id| {
         eprintln!(

@@ -131,6 +131,11 @@ pub fn mask_digit_runs(raw: &str) -> Cow<'_, str> {
             }
         }
         let run = &chars[i..end];
+        if is_generation_id(&chars[..i], run) {
+            out.extend(run);
+            i = end;
+            continue;
+        }
         let digits = run.iter().filter(|&&c| is_digit(c)).count();
         let mut clear = if digits > LONGEST_CLEAR_RUN {
             changed = true;
@@ -162,6 +167,50 @@ pub fn mask_digit_runs(raw: &str) -> Cow<'_, str> {
     } else {
         Cow::Borrowed(raw)
     }
+}
+
+/// Whether the digit run `run`, after the text `before`, is the tail of a generation id
+/// (`gYYYYMMDD-HHMMSS-mmm`, as the build names them): its 17 digits are a time the program
+/// wrote, not an individual number, and an error naming a generation must stay readable. The
+/// date and time must be plausible, so only that shape is let through.
+fn is_generation_id(before: &[char], run: &[char]) -> bool {
+    let starts_word = match before {
+        [] => false,
+        [.., prev_prev, 'g'] => !prev_prev.is_alphanumeric(),
+        [_] => before == ['g'],
+        _ => false,
+    };
+    if !starts_word || run.len() != 19 || run[8] != '-' || run[15] != '-' {
+        return false;
+    }
+    let number = |r: std::ops::Range<usize>| {
+        run[r].iter().try_fold(0u32, |n, c| {
+            c.to_digit(10)
+                .filter(|_| c.is_ascii_digit())
+                .map(|d| n * 10 + d)
+        })
+    };
+    let field = |from: usize, len: usize| number(from..from + len);
+    matches!(
+        (
+            field(0, 4),
+            field(4, 2),
+            field(6, 2),
+            field(9, 2),
+            field(11, 2),
+            field(13, 2),
+            field(16, 3)
+        ),
+        (
+            Some(2000..=2099),
+            Some(1..=12),
+            Some(1..=31),
+            Some(0..=23),
+            Some(0..=59),
+            Some(0..=60),
+            Some(_)
+        )
+    )
 }
 
 /// Appends `n` in decimal ASCII digits (RESP lengths, HTTP headers, the load generator's
@@ -203,6 +252,14 @@ mod tests {
         check("2026-11-24 12", "\"2026-11-24 12\"");
         check("1-2-3-4-5-6-7-8-9-0-1-8", "\"*-*-*-*-*-*-*-*-9-0-1-8\"");
         check("a\"b\nc", "\"a\\\"b\\nc\"");
+        // A generation id is the program's own time stamp, and stays readable; the same
+        // digits in another shape are masked.
+        check("g20261203-123456-000", "\"g20261203-123456-000\"");
+        check("in g20261203-123456-000.", "\"in g20261203-123456-000.\"");
+        check("x20261203-123456-000", "\"x********-*****6-000\"");
+        check("g20261203-123456-0001", "\"g********-******-0001\"");
+        check("g20261303-123456-000", "\"g********-*****6-000\"");
+        check("g123456789012", "\"g********9012\"");
         check(&"x".repeat(50), &format!("\"{}…\"", "x".repeat(40)));
     }
 

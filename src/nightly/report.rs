@@ -4,6 +4,7 @@
 
 use crate::domain::text::mask_digit_runs;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::Write;
 
@@ -223,6 +224,26 @@ pub fn read_rejects(bytes: &[u8]) -> csv::Result<Vec<ReportLine>> {
     Ok(out)
 }
 
+/// `s` with its control characters (a NUL or an escape in a column name read from a file)
+/// written as `\u{..}` escapes, so `rejects.csv` stays text a spreadsheet or terminal shows as
+/// it is.
+fn escape_controls(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(
+        s.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
 /// Writes `rejects.csv`. File names and reasons (which name files) go through
 /// `mask_digit_runs`: a delivery's file or directory named with an individual number must
 /// not put it in clear in the report (docs/api.md#individual-number), whatever the name.
@@ -231,13 +252,47 @@ pub fn write_rejects<W: Write>(w: W, findings: &[ReportLine]) -> csv::Result<()>
     out.write_record(["file", "line", "rule", "field", "reason"])?;
     for f in findings {
         out.write_record([
-            &*mask_digit_runs(&f.file),
+            &*escape_controls(&mask_digit_runs(&f.file)),
             &f.line.to_string(),
             f.rule,
-            &*mask_digit_runs(&f.field),
+            &*escape_controls(&mask_digit_runs(&f.field)),
             &*mask_digit_runs(&f.reason),
         ])?;
     }
     out.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `file` and `field` cells `write_rejects` writes for one finding.
+    fn check(file: &str, field: &str, expected: (&str, &str)) {
+        let line = ReportLine {
+            file: file.to_owned(),
+            line: 1,
+            rule: "W0",
+            field: field.to_owned(),
+            reason: "unknown column ignored".to_owned(),
+        };
+        let mut out = Vec::new();
+        write_rejects(&mut out, &[line]).unwrap();
+        let back = read_rejects(&out).unwrap();
+        assert_eq!(
+            (back[0].file.as_str(), back[0].field.as_str()),
+            expected,
+            "{field:?}"
+        );
+        assert!(!out.iter().any(|&b| b < b' ' && b != b'\n'), "{out:?}");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        check("a.csv", "name", ("a.csv", "name"));
+        // Regression: a NUL in a column name was written raw into the field column.
+        check("a.csv", "na\0me", ("a.csv", "na\\u{0}me"));
+        check("a\u{1b}[31m.csv", "x\ty", ("a\\u{1b}[31m.csv", "x\\u{9}y"));
+        check("a.csv", "123456789018\r", ("a.csv", "********9018\\u{d}"));
+    }
 }

@@ -181,18 +181,17 @@ impl PersonQuery {
     }
 }
 
-/// Parses a `limit_consent` flag: `1`, `true`, `yes`, `LIMIT` mean yes; empty means no.
+/// Parses a `limit_consent` flag: `1` means yes; empty (or absent) means no.
 pub fn parse_consent(v: Option<&str>) -> Result<bool, QueryError> {
-    match present(v).map(|s| s.trim().to_ascii_lowercase()) {
+    // Only the documented forms: a `yes`, `no` or `0` taken silently would be a guess at
+    // what a client meant about consent.
+    match present(v).map(text::trim_space) {
         None => Ok(false),
-        Some(s) => match s.as_str() {
-            "1" | "true" | "yes" | "limit" => Ok(true),
-            "0" | "false" | "no" => Ok(false),
-            _ => Err(QueryError::new(
-                "limit_consent",
-                format!("expected 1 or empty, got {}", quote_raw(&s)),
-            )),
-        },
+        Some("1") => Ok(true),
+        Some(s) => Err(QueryError::new(
+            "limit_consent",
+            format!("expected 1 or empty, got {}", quote_raw(s)),
+        )),
     }
 }
 
@@ -452,7 +451,9 @@ mod tests {
         assert_eq!(parse_consent(None), Ok(false));
         assert_eq!(parse_consent(Some("")), Ok(false));
         assert_eq!(parse_consent(Some("1")), Ok(true));
-        assert_eq!(parse_consent(Some("LIMIT")), Ok(true));
-        assert!(parse_consent(Some("maybe")).is_err());
+        assert_eq!(parse_consent(Some(" 1 ")), Ok(true));
+        for undocumented in ["LIMIT", "limit", "yes", "no", "true", "false", "0", "maybe"] {
+            assert!(parse_consent(Some(undocumented)).is_err(), "{undocumented}");
+        }
     }
 }

@@ -9,6 +9,9 @@ pub const RESP_MAX_ARGS: usize = 64;
 pub const RESP_MAX_BULK_BYTES: usize = 4096;
 /// RESP: longest inline command line (redis-cli/telnet style), like Redis's 64 KiB but tighter.
 pub const RESP_MAX_INLINE_BYTES: usize = 16 * 1024;
+/// RESP: the longest incomplete command held for a connection not yet authenticated (under
+/// `--auth`); longer, it is answered `-NOAUTH` and closed.
+pub const RESP_MAX_UNAUTHENTICATED_BYTES: usize = 4096;
 /// RESP: the largest frame the limits above allow; the read buffer never grows past it.
 pub const RESP_MAX_FRAME_BYTES: usize = RESP_MAX_ARGS * (RESP_MAX_BULK_BYTES + 32) + 32;
 
@@ -38,6 +41,7 @@ pub const HTTP_MAX_REQUEST_BYTES: usize = HTTP_MAX_HEADER_BYTES
     + HTTP_MAX_HEADER_BYTES;
 
 /// Open connections per core (RESP and HTTP together); the next is refused with an error.
+/// Lowered at start to what `RLIMIT_NOFILE` leaves each core (`descriptors`).
 pub const MAX_CONNECTIONS_PER_CORE: usize = 16 * 1024;
 /// Pipelined requests answered per read before the answers are written; the rest of the
 /// buffer is answered next, before reading again.
@@ -46,6 +50,13 @@ pub const MAX_PIPELINE_PER_READ: usize = 1024;
 pub const MAX_PENDING_OUTPUT_BYTES: usize = 1024 * 1024;
 /// A connection that sends nothing for this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// A request's head (request line and headers; a RESP command) not whole this long after
+/// its first byte arrived is answered 408 / `-ERR` and the connection closed: a client
+/// trickling a byte a second holds a connection this long at most.
+pub const HEAD_DEADLINE: Duration = Duration::from_secs(10);
+/// A request's body not whole this long after the request's first byte, likewise. An 8 MiB
+/// batch takes about 7 s at 10 Mbit/s.
+pub const BODY_DEADLINE: Duration = Duration::from_secs(60);
 /// A write the peer does not take within this long closes the connection.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a core looks whether the server is draining.

@@ -126,6 +126,9 @@ pub struct CoreMetrics {
     audit_lines: Counter,
     audit_lost: Counter,
     auth_refused: [Counter; 2],
+    memory_refused: Counter,
+    timed_out: Counter,
+    descriptors_refused: Counter,
 }
 
 impl CoreMetrics {
@@ -162,6 +165,21 @@ impl CoreMetrics {
     pub fn audit(&self, lines: u64, lost: u64) {
         self.audit_lines.add(lines);
         self.audit_lost.add(lost);
+    }
+
+    /// A request refused because the server's memory budget was spent.
+    pub fn memory_refused(&self) {
+        self.memory_refused.add(1);
+    }
+
+    /// A connection closed because its request did not arrive whole in time.
+    pub fn request_timed_out(&self) {
+        self.timed_out.add(1);
+    }
+
+    /// A connection refused because the process had no file descriptor left.
+    pub fn descriptors_refused(&self) {
+        self.descriptors_refused.add(1);
     }
 
     pub fn connection_refused(&self) {
@@ -206,6 +224,9 @@ pub struct LiveFacts<'a> {
     pub refused_now: bool,
     /// Panics caught per background thread (each restarted), by thread name.
     pub background_panics: [(&'static str, u64); 2],
+    /// What the connections' read buffers hold of the memory budget now, and the budget.
+    pub buffered_bytes: usize,
+    pub budget_bytes: usize,
 }
 
 pub fn render(out: &mut String, cores: &[std::sync::Arc<CoreMetrics>], live: &LiveFacts<'_>) {
@@ -265,11 +286,26 @@ pub fn render(out: &mut String, cores: &[std::sync::Arc<CoreMetrics>], live: &Li
             let _ = writeln!(out, "{name}{{protocol=\"{}\"}} {n}", p.as_str());
         }
     }
-    let counters: [(&str, &str, u64); 3] = [
+    let counters: [(&str, &str, u64); 6] = [
         (
             "shikaku_refused_connections_total",
             "Connections refused at the per-core limit.",
             sum(&|c| c.refused_connections.get()),
+        ),
+        (
+            "shikaku_descriptor_refusals_total",
+            "Connections refused because the process was out of file descriptors.",
+            sum(&|c| c.descriptors_refused.get()),
+        ),
+        (
+            "shikaku_memory_budget_refusals_total",
+            "Requests refused because the memory budget for request buffers was spent.",
+            sum(&|c| c.memory_refused.get()),
+        ),
+        (
+            "shikaku_request_timeouts_total",
+            "Connections closed because a request did not arrive whole within its deadline.",
+            sum(&|c| c.timed_out.get()),
         ),
         (
             "shikaku_audit_lines_total",
@@ -341,6 +377,11 @@ pub fn render(out: &mut String, cores: &[std::sync::Arc<CoreMetrics>], live: &Li
             "shikaku_background_panics_total{{thread=\"{thread}\"}} {count}"
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP shikaku_request_buffer_bytes Bytes the connections' read buffers hold beyond their first size (of shikaku_memory_budget_bytes).\n# TYPE shikaku_request_buffer_bytes gauge\nshikaku_request_buffer_bytes {}\n# HELP shikaku_memory_budget_bytes The memory budget for request buffers (serve --memory-budget-bytes).\n# TYPE shikaku_memory_budget_bytes gauge\nshikaku_memory_budget_bytes {}",
+        live.buffered_bytes, live.budget_bytes
+    );
 }
 
 #[cfg(test)]
@@ -373,6 +414,8 @@ mod tests {
                 reload_refusals: 2,
                 refused_now: true,
                 background_panics: [("reload", 1), ("reaper", 0)],
+                buffered_bytes: 5,
+                budget_bytes: 9,
             },
         );
         assert!(out.contains("shikaku_reload_refusals_total 2\n"), "{out}");
@@ -387,6 +430,8 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("shikaku_reload_refused 1\n"), "{out}");
+        assert!(out.contains("\nshikaku_request_buffer_bytes 5\n"), "{out}");
+        assert!(out.contains("\nshikaku_memory_budget_bytes 9\n"), "{out}");
         // 2026-11-24 00:00 in Japan is 2026-11-23 15:00 UTC.
         assert!(
             out.contains("\nshikaku_live_generation_built_on_timestamp_seconds 1795446000\n"),

@@ -28,6 +28,10 @@
 
 pub mod audit;
 pub mod auth;
+pub mod budget;
+mod descriptors;
+#[cfg(test)]
+mod digit_tests;
 pub mod http;
 pub mod limits;
 pub mod live;
@@ -52,7 +56,7 @@ use limits::*;
 use metrics::{CoreMetrics, Protocol};
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncWriteRentExt, CancelableAsyncReadRent, Canceller};
-use monoio::net::{ListenerOpts, TcpListener, TcpStream};
+use monoio::net::{TcpListener, TcpStream};
 use session::{Ctx, Session, Shared};
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -84,6 +88,18 @@ pub struct ServeConfig {
     pub poll_window: std::time::Duration,
     /// Where each core appends its audit log ([`audit`]); `None` keeps none.
     pub audit_dir: Option<std::path::PathBuf>,
+    /// Most bytes all connections' read buffers may hold beyond their first size
+    /// ([`budget`]); past it a request that needs more is refused (503, `-ERR`).
+    pub memory_budget_bytes: usize,
+    /// A request's head (HTTP request line and headers, a RESP command) must arrive whole
+    /// within this of its first byte, else the connection is answered 408 / `-ERR` and closed.
+    pub head_deadline: std::time::Duration,
+    /// A request's body must arrive whole within this of the request's first byte.
+    pub body_deadline: std::time::Duration,
+    /// Connections a core serves at once; `None` derives it from `RLIMIT_NOFILE`, so the
+    /// refusal at the limit comes before descriptors run out (past that, a reserved
+    /// descriptor refuses new connections).
+    pub max_connections_per_core: Option<usize>,
 }
 
 /// Which kernel interface the runtimes use.
@@ -110,6 +126,10 @@ impl Default for ServeConfig {
             driver: Driver::Auto,
             poll_window: spin::SPIN_WINDOW,
             audit_dir: None,
+            memory_budget_bytes: budget::DEFAULT_MEMORY_BUDGET_BYTES,
+            head_deadline: HEAD_DEADLINE,
+            body_deadline: BODY_DEADLINE,
+            max_connections_per_core: None,
         }
     }
 }
@@ -233,7 +253,24 @@ pub fn serve(config: ServeConfig, live: Arc<Live>) -> Result<Server, ServeError>
         Driver::Auto if io_uring_available() => "io_uring",
         Driver::Auto => "epoll (the kernel refused io_uring)",
     };
-    tracing::info!(threads, driver, "starting workers");
+    let (fitting, nofile) = descriptors::connections_per_core(threads);
+    let max_connections = config.max_connections_per_core.unwrap_or(fitting);
+    if max_connections > fitting {
+        tracing::warn!(
+            max_connections,
+            fitting,
+            nofile,
+            "more connections per core than the descriptor limit leaves room for: past it, new connections are refused from a reserved descriptor"
+        );
+    }
+    tracing::info!(
+        threads,
+        driver,
+        max_connections_per_core = max_connections,
+        nofile,
+        memory_budget_bytes = config.memory_budget_bytes,
+        "starting workers"
+    );
     let mut audit_logs = open_audit_logs(config.audit_dir.as_deref(), threads)?.into_iter();
     let shared = Arc::new(Shared {
         live: live.clone(),
@@ -243,6 +280,7 @@ pub fn serve(config: ServeConfig, live: Arc<Live>) -> Result<Server, ServeError>
             .collect(),
         reload: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        budget: budget::MemoryBudget::new(config.memory_budget_bytes),
     });
     let (mut resp, mut http) = (config.resp, config.http);
     let mut handles = Vec::with_capacity(threads);
@@ -255,6 +293,9 @@ pub fn serve(config: ServeConfig, live: Arc<Live>) -> Result<Server, ServeError>
             resp,
             http,
             poll_window: config.poll_window,
+            max_connections,
+            head_deadline: config.head_deadline,
+            body_deadline: config.body_deadline,
         };
         let audit = audit_logs.next();
         let handle = std::thread::Builder::new()
@@ -306,6 +347,10 @@ struct Listen {
     resp: SocketAddr,
     http: SocketAddr,
     poll_window: std::time::Duration,
+    /// Connections this core serves at once; the next is refused.
+    max_connections: usize,
+    head_deadline: std::time::Duration,
+    body_deadline: std::time::Duration,
 }
 
 fn worker(
@@ -351,8 +396,8 @@ async fn run_core(
 ) {
     {
         let bind = |addr: SocketAddr| {
-            TcpListener::bind_with_config(addr, &ListenerOpts::new().reuse_port(true).backlog(4096))
-                .and_then(|l| Ok((l.local_addr()?, l)))
+            descriptors::bind(addr, 4096)
+                .and_then(|l| Ok((l.0.local_addr()?, l)))
                 .map_err(|source| ServeError::Bind { addr, source })
         };
         let listeners = bind(listen.resp).and_then(|r| Ok((r, bind(listen.http)?)));
@@ -371,6 +416,7 @@ async fn run_core(
             view: RefCell::new(shared.live.view()),
             shared,
             connections: Cell::new(0),
+            listen,
             next_client: Cell::new(1),
             spin: spin::Spin::new(listen.poll_window, background),
             draining: Cell::new(false),
@@ -437,6 +483,7 @@ struct Core {
     view: RefCell<LiveView>,
     metrics: Arc<CoreMetrics>,
     connections: Cell<usize>,
+    listen: Listen,
     next_client: Cell<u64>,
     spin: Rc<spin::Spin>,
     /// The server is draining: accept and read no more.
@@ -469,13 +516,17 @@ async fn refresh_loop(core: Rc<Core>) {
     }
 }
 
-async fn accept_loop(listener: TcpListener, protocol: Protocol, core: Rc<Core>) {
+async fn accept_loop(
+    (listener, mut shed): (TcpListener, descriptors::Shed),
+    protocol: Protocol,
+    core: Rc<Core>,
+) {
     while !core.draining.get() {
         let cancel = core.canceller.borrow().handle();
         match listener.cancelable_accept(cancel).await {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                if core.connections.get() >= MAX_CONNECTIONS_PER_CORE {
+                if core.connections.get() >= core.listen.max_connections {
                     core.metrics.connection_refused();
                     monoio::spawn(refuse(stream, protocol));
                     continue;
@@ -483,8 +534,19 @@ async fn accept_loop(listener: TcpListener, protocol: Protocol, core: Rc<Core>) 
                 monoio::spawn(connection(stream, peer, protocol, core.clone()));
             }
             Err(_) if core.draining.get() => break,
+            Err(e) if descriptors::out_of_descriptors(&e) => {
+                // The kernel keeps the connection queued: take it with the reserved
+                // descriptor and refuse it, so its client is not left waiting.
+                let mut out = Vec::new();
+                refusal(protocol, "out of file descriptors", &mut out);
+                if shed.refuse_one(&out) {
+                    core.metrics.descriptors_refused();
+                } else {
+                    monoio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                shed.log(core.index, Instant::now());
+            }
             Err(e) => {
-                // Out of descriptors and the like: back off instead of spinning.
                 tracing::warn!(core = core.index, "accept failed: {e}");
                 monoio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
@@ -492,12 +554,25 @@ async fn accept_loop(listener: TcpListener, protocol: Protocol, core: Rc<Core>) 
     }
 }
 
+/// The answer to a connection refused before any request, for `why`.
+fn refusal(protocol: Protocol, why: &str, out: &mut Vec<u8>) {
+    match protocol {
+        Protocol::Resp => resp::write_error_line(
+            out,
+            "ERR ",
+            &format!("max number of clients reached ({why}); try again later"),
+        ),
+        Protocol::Http => http::refusal(
+            out,
+            503,
+            &format!("too many connections ({why}); try again later"),
+        ),
+    }
+}
+
 async fn refuse(mut stream: TcpStream, protocol: Protocol) {
     let mut out = Vec::new();
-    match protocol {
-        Protocol::Resp => out.extend_from_slice(b"-ERR max number of clients reached\r\n"),
-        Protocol::Http => http::refusal(&mut out, 503, "too many connections; try again later"),
-    }
+    refusal(protocol, "the per-core limit", &mut out);
     let _ = monoio::time::timeout(WRITE_TIMEOUT, stream.write_all(out)).await;
 }
 
@@ -528,6 +603,10 @@ async fn connection(stream: TcpStream, peer: SocketAddr, protocol: Protocol, cor
 }
 
 /// The connection loop: read, answer everything complete, write once.
+///
+/// The read buffer grows only when a read has filled it (by bytes received, never by what a
+/// header announces), each growth taken from the server's [`budget`]. A request must arrive
+/// whole within the deadlines of its first byte (`Listen::head_deadline`, `body_deadline`).
 async fn serve_connection<S: Session>(
     mut stream: TcpStream,
     peer: SocketAddr,
@@ -536,8 +615,12 @@ async fn serve_connection<S: Session>(
 ) {
     let live = &core.shared.live;
     let mut input: Vec<u8> = Vec::with_capacity(INITIAL_BUFFER_BYTES);
-    let mut out: Vec<u8> = Vec::with_capacity(INITIAL_BUFFER_BYTES);
+    // Allocated by the first answer: a connection that never completes a request holds none.
+    let mut out: Vec<u8> = Vec::new();
+    let mut held = budget::Held::new(&core.shared.budget);
     let mut pending_more = false;
+    // When the incomplete request at the end of `input` began, and whether it awaits its body.
+    let mut partial: Option<(Instant, bool)> = None;
     loop {
         if !pending_more {
             if core.draining.get() {
@@ -545,26 +628,53 @@ async fn serve_connection<S: Session>(
                 return;
             }
             if input.len() == input.capacity() {
-                if input.capacity() >= session.max_buffer() {
-                    session.overflow(&mut out);
+                let refused = if input.capacity() >= session.max_buffer() {
+                    Some(session::Refusal::TooLarge)
+                } else {
+                    let grow = input
+                        .capacity()
+                        .min(session.max_buffer() - input.capacity());
+                    held.grow(grow)
+                        .then(|| input.reserve_exact(grow))
+                        .is_none()
+                        .then(|| {
+                            core.metrics.memory_refused();
+                            session::Refusal::MemoryBudget
+                        })
+                };
+                if let Some(why) = refused {
+                    session.refuse(why, &mut out);
                     let _ = monoio::time::timeout(WRITE_TIMEOUT, stream.write_all(out)).await;
                     return;
                 }
-                let grow = input
-                    .capacity()
-                    .min(session.max_buffer() - input.capacity());
-                input.reserve_exact(grow);
             }
+            // Nothing pending: the idle time-out. Part of a request: what is left of its
+            // deadline.
+            let deadline = partial.map(|(since, body)| {
+                let d = if body {
+                    core.listen.body_deadline
+                } else {
+                    core.listen.head_deadline
+                };
+                (d, d.saturating_sub(since.elapsed()))
+            });
+            let wait = deadline.map_or(IDLE_TIMEOUT, |(_, left)| left);
             let len = input.len();
             let cap = input.bytes_total();
             let cancel = core.canceller.borrow().handle();
             let read = monoio::time::timeout(
-                IDLE_TIMEOUT,
+                wait,
                 stream.cancelable_read(input.slice_mut(len..cap), cancel),
             );
-            let (res, slice) = match read.await {
-                Ok(r) => r,
-                Err(_) => return, // idle
+            let (res, slice) = match (read.await, deadline) {
+                (Ok(r), _) => r,
+                (Err(_), None) => return,
+                (Err(_), Some((d, _))) => {
+                    core.metrics.request_timed_out();
+                    session.refuse(session::Refusal::Deadline(d), &mut out);
+                    let _ = monoio::time::timeout(WRITE_TIMEOUT, stream.write_all(out)).await;
+                    return;
+                }
             };
             input = slice.into_inner();
             match res {
@@ -593,9 +703,12 @@ async fn serve_connection<S: Session>(
         core.metrics.latency(started.elapsed(), step.requests);
         input.drain(..step.consumed);
         pending_more = step.more;
-        if step.want > input.capacity() {
-            input.reserve_exact(step.want.min(session.max_buffer()) - input.len());
-        }
+        partial = match partial {
+            _ if input.is_empty() || step.more => None,
+            // The same request as before, still incomplete: its clock runs on.
+            Some((since, _)) if step.consumed == 0 => Some((since, step.awaiting_body)),
+            _ => Some((started, step.awaiting_body)),
+        };
         if !out.is_empty() {
             let written = monoio::time::timeout(WRITE_TIMEOUT, stream.write_all(out)).await;
             let (res, mut buf) = match written {
@@ -614,9 +727,10 @@ async fn serve_connection<S: Session>(
         if step.close {
             return;
         }
-        if input.is_empty() && input.capacity() > INITIAL_BUFFER_BYTES * 4 {
+        if input.is_empty() && input.capacity() > INITIAL_BUFFER_BYTES {
             // A large request (a batch) has been answered: give the memory back.
             input = Vec::with_capacity(INITIAL_BUFFER_BYTES);
+            held.release();
         }
     }
 }

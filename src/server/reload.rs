@@ -149,28 +149,17 @@ mod tests {
 
     /// What `GET /metrics` answers about `live`, through the HTTP session as a client sees it.
     fn metrics_of(live: &Arc<Live>) -> String {
-        use crate::server::http::HttpSession;
-        use crate::server::session::{Ctx, Session, Shared};
-        let shared = Shared {
+        let shared = crate::server::session::Shared {
             live: live.clone(),
             auth: None,
             cores: vec![Arc::new(crate::server::metrics::CoreMetrics::default())],
             reload: Default::default(),
             draining: Default::default(),
+            budget: Default::default(),
         };
-        let generation = live.load();
-        let ctx = Ctx {
-            generation: &generation,
-            today: crate::domain::Date::parse("2026-11-24").unwrap(),
-            shared: &shared,
-            metrics: &shared.cores[0],
-            audit: None,
-        };
-        let mut out = Vec::new();
-        let request = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
-        let step = HttpSession::default().process(request, &ctx, &mut out);
-        assert_eq!(step.consumed, request.len());
-        String::from_utf8(out).unwrap()
+        let request: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+        let session = crate::server::http::HttpSession::default();
+        crate::server::tests::feed(session, &shared, &[request]).0
     }
 
     #[test]

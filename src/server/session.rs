@@ -23,6 +23,8 @@ pub struct Shared {
     /// Set to drain and stop (SIGTERM, [`super::Server::drain`]); each core checks it every
     /// [`super::limits::DRAIN_CHECK`], never on the query path.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
+    /// What the connections' read buffers hold beyond their first size, server-wide.
+    pub budget: super::budget::MemoryBudget,
 }
 
 /// The context of one read batch: every request in it is answered from `generation` as of
@@ -137,8 +139,20 @@ pub struct Step {
     pub close: bool,
     /// Stopped at a limit with complete requests left: answer again before reading.
     pub more: bool,
-    /// Bytes the incomplete request at the end needs in all (a hint to size the buffer).
-    pub want: usize,
+    /// The incomplete request at the end has its head and waits for its body (the body
+    /// deadline applies to it, not the head deadline).
+    pub awaiting_body: bool,
+}
+
+/// Why a connection is refused before its request is whole (the connection then closes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The input outgrew [`Session::max_buffer`].
+    TooLarge,
+    /// The server's memory budget for request buffers is spent.
+    MemoryBudget,
+    /// The request was not whole within this deadline of its first byte.
+    Deadline(std::time::Duration),
 }
 
 /// A protocol's per-connection state.
@@ -147,6 +161,6 @@ pub trait Session {
     fn process(&mut self, input: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Step;
     /// The read buffer never grows past this; the protocol's limits keep a request below it.
     fn max_buffer(&self) -> usize;
-    /// Writes the error for input that outgrew [`Session::max_buffer`] (the connection closes).
-    fn overflow(&mut self, out: &mut Vec<u8>);
+    /// Writes the error refusing the incomplete request (the connection closes).
+    fn refuse(&mut self, why: Refusal, out: &mut Vec<u8>);
 }

@@ -45,7 +45,7 @@ fn member_number() -> String {
     crate::testing::individual_number(12345678901)
 }
 
-fn shared(auth: Option<AuthTable>) -> (tempfile::TempDir, Shared) {
+pub(super) fn shared(auth: Option<AuthTable>) -> (tempfile::TempDir, Shared) {
     let (dir, live) = live();
     let shared = Shared {
         live,
@@ -53,12 +53,17 @@ fn shared(auth: Option<AuthTable>) -> (tempfile::TempDir, Shared) {
         cores: vec![Arc::new(CoreMetrics::default())],
         reload: Default::default(),
         draining: Default::default(),
+        budget: Default::default(),
     };
     (dir, shared)
 }
 
 /// Feeds `chunks` to a session as a connection would: append, answer, drop what was consumed.
-fn feed<S: Session>(mut session: S, shared: &Shared, chunks: &[&[u8]]) -> (String, bool) {
+pub(super) fn feed<S: Session>(
+    mut session: S,
+    shared: &Shared,
+    chunks: &[&[u8]],
+) -> (String, bool) {
     let generation = shared.live.load();
     let ctx = Ctx {
         generation: &generation,

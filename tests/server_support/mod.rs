@@ -451,7 +451,22 @@ impl ServeProcess {
     /// `shikaku serve --resp 127.0.0.1:0 --http 127.0.0.1:0 --threads 1 --data DATA EXTRA…`,
     /// once it has logged its addresses.
     pub fn start(data: &Path, extra: &[&std::ffi::OsStr]) -> ServeProcess {
-        let child = Command::new(env!("CARGO_BIN_EXE_shikaku"))
+        Self::start_under(&[], data, extra)
+    }
+
+    /// As [`ServeProcess::start`], the server run by the command `wrapper` (e.g. `prlimit
+    /// --nofile=…`) when it is not empty; the wrapper must exec the server in its place.
+    pub fn start_under(wrapper: &[&str], data: &Path, extra: &[&std::ffi::OsStr]) -> ServeProcess {
+        let shikaku = env!("CARGO_BIN_EXE_shikaku");
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(shikaku);
+                c
+            }
+            None => Command::new(shikaku),
+        };
+        let child = command
             .args(["serve", "--resp", "127.0.0.1:0", "--http", "127.0.0.1:0"])
             .args(["--threads", "1", "--data"])
             .arg(data)

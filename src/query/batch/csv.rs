@@ -1,7 +1,7 @@
 //! CSV batches: the columns, a batch read (UTF-8 or CP932), the answers written one row each.
 
 use super::{parse_kind, BatchError, Observe, Slot, MAX_BATCH_QUERIES};
-use crate::domain::text::quote_raw;
+use crate::domain::text::{mask_digit_runs, quote_raw};
 use crate::domain::{Date, Validity};
 use crate::index::Index;
 use crate::query::{
@@ -178,7 +178,9 @@ pub fn write_csv_answers<B: AsRef<[u8]>>(
     let mut fields: Vec<String> = Vec::with_capacity(29);
     for row in rows {
         fields.clear();
-        fields.extend(row.cells.iter().cloned());
+        // The input echoed, but never an individual number in clear (whatever column it was
+        // sent in): rows are matched by their order.
+        fields.extend(row.cells.iter().map(|c| mask_digit_runs(c).into_owned()));
         match &row.query {
             Err(e) => {
                 fields.extend(["".into(), "".into(), e.to_string()]);
@@ -298,7 +300,8 @@ mod tests {
             Ok(&[
                 &format!("{header},validity,validity_name,error"),
                 "card,33120015,12,3456,,1980-01-23,,,1,1,eligible,",
-                &format!("person,,,,,,{p},2015-01-01,,1,eligible,"),
+                // The individual number is echoed masked.
+                &format!("person,,,,,,********{},2015-01-01,,1,eligible,", &p[8..]),
                 "card,33120015,12,3456,,1980-02-30,,,,,,birthdate: no such day: \"1980-02-30\"",
                 "bogus,,,,,,,,,,,kind: must be card or person, not \"bogus\"",
             ]),

@@ -83,19 +83,25 @@ impl<'a> QueryInput<'a> {
     }
 }
 
-/// `limit_consent` in JSON: `true`/`false`, or as the CSV form writes it (`1`, empty).
+/// `limit_consent` in JSON: `true`/`false`, or as the CSV form writes it (`1`, `"1"`, `""`);
+/// nothing else.
 fn json_consent(value: &serde_json::Value) -> Result<Option<bool>, QueryError> {
     use serde_json::Value;
+    let refused = |what: &str| {
+        QueryError::new(
+            "limit_consent",
+            format!("must be true, false, 1, \"1\" or \"\", not {what}"),
+        )
+    };
     match value {
         Value::Null => Ok(None),
         Value::Bool(b) => Ok(Some(*b)),
-        Value::String(s) => parse_consent(Some(s)).map(Some),
-        Value::Number(n) if n.as_u64() == Some(0) => Ok(Some(false)),
+        Value::String(s) => parse_consent(Some(s))
+            .map(Some)
+            .map_err(|_| refused(&quote_raw(s))),
         Value::Number(n) if n.as_u64() == Some(1) => Ok(Some(true)),
-        other => Err(QueryError::new(
-            "limit_consent",
-            format!("must be true or false, not {}", json_type(other)),
-        )),
+        Value::Number(_) => Err(refused("another number")),
+        other => Err(refused(json_type(other))),
     }
 }
 
@@ -173,7 +179,7 @@ fn input_error(e: serde_json::Error) -> QueryError {
 /// Parses the JSON body of a single query (`POST /v1/card`, `/v1/person`); a `kind` field, if
 /// given, must agree.
 pub fn parse_single(body: &[u8], kind: QueryKind) -> Result<Query, QueryError> {
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(input_error)?;
+    let super::unique::UniqueKeys(value) = serde_json::from_slice(body).map_err(input_error)?;
     let input = QueryInput::from_value(&value)?;
     if input.kind.is_some() && parse_kind(input.kind)? != kind {
         return Err(QueryError::new("kind", "does not match the endpoint"));
@@ -191,13 +197,14 @@ pub struct JsonItem {
 
 /// Parses a JSON batch: an array of query objects.
 pub fn parse_json(body: &[u8]) -> Result<Vec<JsonItem>, BatchError> {
-    let values: Vec<serde_json::Value> = serde_json::from_slice(body).map_err(|e| {
+    let values: Vec<super::unique::UniqueKeys> = serde_json::from_slice(body).map_err(|e| {
         // serde quotes what it found (`invalid type: integer ...`), an individual number too: masked.
         BatchError::Malformed(format!(
             "expected a JSON array of query objects: {}",
             mask_digit_runs(&e.to_string())
         ))
     })?;
+    let values: Vec<serde_json::Value> = values.into_iter().map(|u| u.0).collect();
     if values.len() > MAX_BATCH_QUERIES {
         return Err(BatchError::TooMany(values.len()));
     }
@@ -331,7 +338,12 @@ mod tests {
             ("true", Some(Some(true))),
             ("false", Some(Some(false))),
             ("1", Some(Some(true))),
-            ("0", Some(Some(false))),
+            ("0", None),
+            ("\"0\"", None),
+            ("\"yes\"", None),
+            ("\"no\"", None),
+            ("\"limit\"", None),
+            ("\"true\"", None),
             ("\"1\"", Some(Some(true))),
             ("\"\"", Some(Some(false))),
             ("null", Some(None)),
@@ -354,6 +366,13 @@ mod tests {
             "{}",
             Err(BatchError::Malformed(
                 "expected a JSON array of query objects: invalid type: map, expected a sequence at line 1 column 0".into(),
+            )),
+        );
+        // Regression: a key given twice was taken silently (the last one won).
+        check_json(
+            r#"[{"kind":"card","kind":"person"}]"#,
+            Err(BatchError::Malformed(
+                "expected a JSON array of query objects: duplicate field \"kind\": give each field once at line 1 column 22".into(),
             )),
         );
         // Regression (fuzzing): serde's message quoted the number in clear.
@@ -400,6 +419,13 @@ mod tests {
         assert!(matches!(q, Ok(Query::Card(_))));
         let e = parse_single(br#"{"kind":"person"}"#, QueryKind::Card).unwrap_err();
         assert_eq!(e.field, "kind");
+        let e = parse_single(
+            br#"{"individual_number":"1","date":"2026-01-01","date":"2026-02-01"}"#,
+            QueryKind::Person,
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "query");
+        assert!(e.to_string().contains("duplicate field \"date\""), "{e}");
         let e = parse_single(b"not json", QueryKind::Person).unwrap_err();
         assert_eq!(e.field, "query");
         let e = parse_single(

@@ -18,6 +18,7 @@
 
 mod csv;
 mod json;
+mod unique;
 
 pub use self::csv::{parse_csv, write_csv_answers, CsvRow, CSV_INPUT_COLUMNS};
 pub use json::{parse_json, parse_single, write_json_answers, JsonItem, QueryInput};

@@ -19,7 +19,7 @@ pub(super) enum ChunkError {
     #[error("more than {0} chunks; send larger chunks or a Content-Length")]
     TooManyChunks(usize),
     /// The decoded body outgrew the endpoint's limit (the bytes so far).
-    #[error("request body of {0} bytes or more exceeds the limit")]
+    #[error("request body exceeds the limit")]
     TooLarge(usize),
 }
 

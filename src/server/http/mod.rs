@@ -22,7 +22,7 @@ use super::audit::AuditedClaim;
 use super::auth::{Identity, Role};
 use super::limits::*;
 use super::metrics::{self, Kind, Protocol, Via};
-use super::session::{Ctx, Session, Step};
+use super::session::{Ctx, Refusal, Session, Step};
 use crate::domain::text::write_decimal;
 use crate::domain::InstitutionCode;
 use crate::query::answer::{self, GroupQuery};
@@ -32,7 +32,9 @@ use crate::query::QueryKind;
 use std::ops::Range;
 
 mod chunked;
+mod head;
 use chunked::{scan_chunked, ChunkError};
+use head::{read_head, Head};
 
 /// An HTTP connection.
 #[derive(Default)]
@@ -47,22 +49,6 @@ pub struct HttpSession {
     /// The data ranges of a chunked body's chunks, and the body put together: reused.
     chunk_ranges: Vec<Range<usize>>,
     chunked_body: Vec<u8>,
-}
-
-/// What the request line and headers say.
-struct Head<'a> {
-    method: &'a str,
-    target: &'a str,
-    http10: bool,
-    content_length: usize,
-    close: bool,
-    keep_alive: bool,
-    chunked: bool,
-    expect_continue: bool,
-    authorization: Option<&'a [u8]>,
-    csv: bool,
-    /// `Accept: application/json` (for `/v1/claims`, whose answer is CSV otherwise).
-    accept_json: bool,
 }
 
 /// A response to write: status, body (in the session's scratch) and framing.
@@ -146,15 +132,28 @@ impl Session for HttpSession {
                 "/v1/claims" => (HTTP_MAX_CLAIMS_BODY_BYTES, HTTP_MAX_CLAIMS_CHUNKS),
                 _ => (HTTP_MAX_QUERY_BODY_BYTES, HTTP_MAX_CHUNKS),
             };
-            let too_large = |bytes: usize| {
+            // The size announced is not quoted: it is the client's digits, and may be an
+            // individual number.
+            let too_large = || {
                 format!(
-                    "request body of {bytes} bytes exceeds the limit of {limit} bytes for {}",
+                    "request body exceeds the limit of {limit} bytes for {}",
                     path_of(head.target)
                 )
             };
             if head.content_length > limit {
-                fatal(out, 413, &too_large(head.content_length), &mut step, ctx);
+                fatal(out, 413, &too_large(), &mut step, ctx);
                 break;
+            }
+            // Under --auth, credentials are checked before a body is read, whether or not
+            // it has arrived yet (so the answer does not depend on how reads fall): refused,
+            // the body is never read, and the connection cannot go on.
+            if head.chunked || head.content_length > 0 {
+                if let Some(reply) = self.refuse_before_body(&head, ctx) {
+                    self.write_reply_head(out, &reply, false);
+                    out.extend_from_slice(&self.body);
+                    step.close = true;
+                    break;
+                }
             }
             let framed = if head.chunked {
                 scan_chunked(
@@ -170,34 +169,15 @@ impl Session for HttpSession {
             let body_span = match framed {
                 Ok(Some(n)) => n,
                 Ok(None) => {
-                    // A claims file is large: refuse a client without a valid token before
-                    // its body is read and held, not after.
-                    if path_of(head.target) == "/v1/claims" && ctx.shared.auth.is_some() {
-                        if let Err(reply) = self.authenticate(&head, ctx, Role::Query) {
-                            write_head(
-                                out,
-                                reply.status,
-                                reply.content_type,
-                                reply.extra,
-                                self.body.len(),
-                                false,
-                            );
-                            out.extend_from_slice(&self.body);
-                            step.close = true;
-                            break;
-                        }
-                    }
                     if head.expect_continue && !self.continue_sent {
                         out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
                         self.continue_sent = true;
                     }
-                    if !head.chunked {
-                        step.want = head_len + head.content_length;
-                    }
+                    step.awaiting_body = true;
                     break;
                 }
-                Err(ChunkError::TooLarge(bytes)) => {
-                    fatal(out, 413, &too_large(bytes), &mut step, ctx);
+                Err(ChunkError::TooLarge(_)) => {
+                    fatal(out, 413, &too_large(), &mut step, ctx);
                     break;
                 }
                 Err(e) => {
@@ -235,91 +215,41 @@ impl Session for HttpSession {
         HTTP_MAX_REQUEST_BYTES
     }
 
-    fn overflow(&mut self, out: &mut Vec<u8>) {
-        let mut body = Vec::new();
-        write_error_body(&mut body, "request too large");
-        write_head(out, 413, "application/json", "", body.len(), false);
-        out.extend_from_slice(&body);
-    }
-}
-
-fn read_head<'a>(req: &httparse::Request<'_, 'a>) -> Result<Head<'a>, (u16, &'static str)> {
-    let mut head = Head {
-        method: req.method.unwrap_or(""),
-        target: req.path.unwrap_or("/"),
-        http10: req.version == Some(0),
-        content_length: 0,
-        close: false,
-        keep_alive: false,
-        chunked: false,
-        expect_continue: false,
-        authorization: None,
-        csv: false,
-        accept_json: false,
-    };
-    let mut length: Option<usize> = None;
-    for h in req.headers.iter() {
-        let name = h.name;
-        let v = h.value;
-        if name.eq_ignore_ascii_case("content-length") {
-            let n = std::str::from_utf8(v)
-                .ok()
-                .map(str::trim)
-                .filter(|s| !s.is_empty() && s.len() <= 12 && s.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|s| s.parse::<usize>().ok())
-                .ok_or((400, "malformed Content-Length"))?;
-            if length.is_some_and(|l| l != n) {
-                return Err((400, "conflicting Content-Length headers"));
-            }
-            length = Some(n);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            // Only `chunked`, alone and once: a list of codings (gzip, chunked) would need
-            // decoding we do not do.
-            if head.chunked || !v.trim_ascii().eq_ignore_ascii_case(b"chunked") {
-                return Err((
-                    501,
-                    "Transfer-Encoding other than chunked is not supported; send the body with a Content-Length or chunked",
-                ));
-            }
-            head.chunked = true;
-        } else if name.eq_ignore_ascii_case("connection") {
-            head.close |= contains_token(v, b"close");
-            head.keep_alive |= contains_token(v, b"keep-alive");
-        } else if name.eq_ignore_ascii_case("authorization") {
-            head.authorization = Some(v);
-        } else if name.eq_ignore_ascii_case("content-type") {
-            head.csv = starts_with_ignore_case(v, b"text/csv");
-        } else if name.eq_ignore_ascii_case("accept") {
-            head.accept_json = contains_token(v, b"application/json");
-        } else if name.eq_ignore_ascii_case("expect") {
-            head.expect_continue = contains_token(v, b"100-continue");
+    fn refuse(&mut self, why: Refusal, out: &mut Vec<u8>) {
+        match why {
+            Refusal::TooLarge => refusal(out, 413, "request too large"),
+            Refusal::MemoryBudget => refusal(
+                out,
+                503,
+                "server busy: its memory for request bodies is spent; try again later",
+            ),
+            Refusal::Deadline(d) => refusal(
+                out,
+                408,
+                &format!("request not received whole within {} s", d.as_secs()),
+            ),
         }
     }
-    if head.chunked && length.is_some() {
-        return Err((
-            400,
-            "both Content-Length and Transfer-Encoding: send the body with one of them",
-        ));
-    }
-    if head.chunked && head.http10 {
-        return Err((400, "Transfer-Encoding in an HTTP/1.0 request"));
-    }
-    head.content_length = length.unwrap_or(0);
-    Ok(head)
 }
 
-fn contains_token(v: &[u8], token: &[u8]) -> bool {
-    v.split(|&b| b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-}
-
-fn starts_with_ignore_case(v: &[u8], prefix: &[u8]) -> bool {
-    v.len() >= prefix.len() && v[..prefix.len()].eq_ignore_ascii_case(prefix)
+/// The methods an endpoint accepts and the role it needs; `None` for no such endpoint.
+fn endpoint(path: &str) -> Option<(&'static [&'static str], Role)> {
+    Some(match path {
+        "/healthz" => (&["GET", "HEAD"], Role::Query),
+        "/metrics" => (&["GET", "HEAD"], Role::Admin),
+        "/v1/generation" => (&["GET", "HEAD"], Role::Query),
+        "/v1/card" | "/v1/person" | "/v1/batch" | "/v1/claims" => (&["POST"], Role::Query),
+        "/admin/reload" => (&["POST"], Role::Admin),
+        _ => return None,
+    })
 }
 
 fn path_of(target: &str) -> &str {
     target.split('?').next().unwrap_or(target)
 }
+
+const NUMBER_IN_URL: &str =
+    "an individual number must never be sent in a URL; send it in the JSON body of POST /v1/person";
 
 /// Whether a query string may hold an individual number: the field name, or 12 digits in a row.
 fn may_hold_individual_number(query: &str) -> bool {
@@ -346,6 +276,17 @@ impl HttpSession {
     ) {
         self.body.clear();
         let reply = self.route(head, body, ctx);
+        self.write_reply_head(out, &reply, keep_alive);
+        if head.method != "HEAD" {
+            out.extend_from_slice(&self.body);
+        }
+        if self.body.capacity() > MAX_PENDING_OUTPUT_BYTES {
+            self.body = Vec::new();
+        }
+    }
+
+    /// The status line and headers of `reply`, whose body is in `self.body`.
+    fn write_reply_head(&self, out: &mut Vec<u8>, reply: &Reply, keep_alive: bool) {
         write_head(
             out,
             reply.status,
@@ -354,12 +295,6 @@ impl HttpSession {
             self.body.len(),
             keep_alive,
         );
-        if head.method != "HEAD" {
-            out.extend_from_slice(&self.body);
-        }
-        if self.body.capacity() > MAX_PENDING_OUTPUT_BYTES {
-            self.body = Vec::new();
-        }
     }
 
     fn error(&mut self, status: u16, msg: &str) -> Reply {
@@ -374,15 +309,10 @@ impl HttpSession {
             None => (head.target, None),
         };
         if query.is_some_and(may_hold_individual_number) {
-            return self.error(400, "an individual number must never be sent in a URL; send it in the JSON body of POST /v1/person");
+            return self.error(400, NUMBER_IN_URL);
         }
-        let (allowed, needed): (&[&str], Role) = match path {
-            "/healthz" => (&["GET", "HEAD"], Role::Query),
-            "/metrics" => (&["GET", "HEAD"], Role::Admin),
-            "/v1/generation" => (&["GET", "HEAD"], Role::Query),
-            "/v1/card" | "/v1/person" | "/v1/batch" | "/v1/claims" => (&["POST"], Role::Query),
-            "/admin/reload" => (&["POST"], Role::Admin),
-            _ => return self.error(404, "no such endpoint; see GET /healthz, /metrics, /v1/generation, POST /v1/card, /v1/person, /v1/batch, /v1/claims, /admin/reload"),
+        let Some((allowed, needed)) = endpoint(path) else {
+            return self.error(404, "no such endpoint; see GET /healthz, /metrics, /v1/generation, POST /v1/card, /v1/person, /v1/batch, /v1/claims, /admin/reload");
         };
         if !allowed.contains(&head.method) {
             let mut r = self.error(405, &format!("{path} accepts {} only", allowed.join(", ")));
@@ -420,6 +350,8 @@ impl HttpSession {
                             .load(std::sync::atomic::Ordering::Relaxed),
                         refused_now: live.last_refusal.lock().is_ok_and(|r| r.is_some()),
                         background_panics: live.background_panics.counts(),
+                        buffered_bytes: ctx.shared.budget.held_bytes(),
+                        budget_bytes: ctx.shared.budget.limit_bytes(),
                     },
                 );
                 self.body.extend_from_slice(text.as_bytes());
@@ -450,6 +382,24 @@ impl HttpSession {
             "/v1/claims" => self.claims(head, body, ctx, client),
             _ => self.batch(head, body, ctx, client),
         }
+    }
+
+    /// Under `--auth`, the refusal of a request with a body, before the body is read, when
+    /// its URL holds what may be an individual number or its credentials do not pass for its
+    /// endpoint: nothing of a body is held for a client that has not authenticated. `None`
+    /// lets the body be read.
+    fn refuse_before_body(&mut self, head: &Head<'_>, ctx: &Ctx<'_>) -> Option<Reply> {
+        ctx.shared.auth.as_ref()?;
+        // Said first, as when the body is read: the URL is wrong whoever sends it.
+        let query = head.target.split_once('?').map(|(_, q)| q);
+        if query.is_some_and(may_hold_individual_number) {
+            return Some(self.error(400, NUMBER_IN_URL));
+        }
+        let (allowed, needed) = endpoint(path_of(head.target))?;
+        if !allowed.contains(&head.method) {
+            return None;
+        }
+        self.authenticate(head, ctx, needed).err()
     }
 
     /// The client the request authenticates as (`None` without `--auth`), or the refusal.
@@ -653,25 +603,40 @@ impl HttpSession {
     }
 }
 
+/// `{"error": msg}`, any run of 12 or more digits in `msg` masked: a last guard, should a
+/// message ever quote a client's bytes unmasked.
 fn write_error_body(out: &mut Vec<u8>, msg: &str) {
     out.extend_from_slice(b"{\"error\":");
-    write_json_str(out, msg);
+    write_json_str(out, &crate::domain::text::mask_digit_runs(msg));
     out.push(b'}');
 }
 
+/// The reason phrase of `status` (RFC 9110 section 15); empty for a code it does not define,
+/// which the grammar allows.
 fn reason(status: u16) -> &'static str {
     match status {
+        100 => "Continue",
         200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
         413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
         501 => "Not Implemented",
         503 => "Service Unavailable",
-        _ => "Error",
+        _ => "",
     }
 }
 
@@ -728,5 +693,23 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 404 Not Found\r\nServer: shikaku\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"
         );
+        // Every status the server answers with has its own phrase (202 was "Error").
+        for (status, phrase) in [
+            (200, "OK"),
+            (202, "Accepted"),
+            (400, "Bad Request"),
+            (401, "Unauthorized"),
+            (403, "Forbidden"),
+            (404, "Not Found"),
+            (405, "Method Not Allowed"),
+            (408, "Request Timeout"),
+            (413, "Content Too Large"),
+            (431, "Request Header Fields Too Large"),
+            (501, "Not Implemented"),
+            (503, "Service Unavailable"),
+        ] {
+            assert_eq!(reason(status), phrase, "{status}");
+        }
+        assert_eq!(reason(299), "");
     }
 }

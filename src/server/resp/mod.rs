@@ -17,7 +17,7 @@
 use super::auth::Identity;
 use super::limits::*;
 use super::metrics::{Kind, Protocol, Via};
-use super::session::{Ctx, Session, Step};
+use super::session::{Ctx, Refusal, Session, Step};
 use crate::domain::text::write_decimal;
 use crate::domain::CARD_TEXT_MAX_CHARS;
 use crate::query::answer::{answer_group, GroupQuery, GroupScratch, GROUP_QUERIES};
@@ -134,7 +134,17 @@ impl Session for RespSession {
             }
             let frame = &input[step.consumed..];
             match parse_command(frame, &mut self.args) {
-                Ok(None) => break,
+                Ok(None) => {
+                    // Under --auth nothing large is held for a client not yet authenticated:
+                    // AUTH and HELLO are short.
+                    if frame.len() > RESP_MAX_UNAUTHENTICATED_BYTES && !self.state.may_run(ctx) {
+                        self.state.answer_queued(ctx, out);
+                        ctx.metrics.protocol_error(Protocol::Resp);
+                        out.extend_from_slice(b"-NOAUTH Authentication required.\r\n");
+                        step.close = true;
+                    }
+                    break;
+                }
                 Err(e) => {
                     self.state.answer_queued(ctx, out);
                     ctx.metrics.protocol_error(Protocol::Resp);
@@ -175,8 +185,20 @@ impl Session for RespSession {
         RESP_MAX_FRAME_BYTES
     }
 
-    fn overflow(&mut self, out: &mut Vec<u8>) {
-        write_error_line(out, "ERR Protocol error: ", "request too large");
+    fn refuse(&mut self, why: Refusal, out: &mut Vec<u8>) {
+        match why {
+            Refusal::TooLarge => write_error_line(out, "ERR Protocol error: ", "request too large"),
+            Refusal::MemoryBudget => write_error_line(
+                out,
+                "ERR ",
+                "server busy: its memory for requests is spent; try again later",
+            ),
+            Refusal::Deadline(d) => write_error_line(
+                out,
+                "ERR Protocol error: ",
+                &format!("command not received whole within {} s", d.as_secs()),
+            ),
+        }
     }
 }
 
@@ -451,12 +473,12 @@ impl State {
         if is("PING") {
             match a.len() {
                 1 => out.extend_from_slice(b"+PONG\r\n"),
-                2 => write_bulk(out, a.get(1)),
+                2 => write_bulk(out, &echoed(a.get(1))),
                 _ => wrong_args(out, "ping"),
             }
         } else if is("ECHO") {
             match a.len() {
-                2 => write_bulk(out, a.get(1)),
+                2 => write_bulk(out, &echoed(a.get(1))),
                 _ => wrong_args(out, "echo"),
             }
         } else if is("COMMAND") {
@@ -533,6 +555,17 @@ fn date_and_limit<'a>(a: &Args<'a>, from: usize) -> Result<(Option<&'a str>, boo
     }
 }
 
+/// What `PING msg` and `ECHO msg` send back: the message with any run of 12 or more digits
+/// masked, as in every other reply (a message that is not UTF-8 is read lossily first).
+fn echoed(msg: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    use std::borrow::Cow;
+    let text = String::from_utf8_lossy(msg);
+    match crate::domain::text::mask_digit_runs(&text) {
+        Cow::Borrowed(_) => Cow::Borrowed(msg),
+        Cow::Owned(masked) => Cow::Owned(masked.into_bytes()),
+    }
+}
+
 fn wrong_args(out: &mut Vec<u8>, command: &str) {
     write_error_line(
         out,
@@ -545,8 +578,10 @@ fn wrong_pass(out: &mut Vec<u8>) {
     out.extend_from_slice(b"-WRONGPASS invalid institution code or token\r\n");
 }
 
-/// `-<prefix><msg>\r\n`, with any CR or LF in `msg` turned into spaces.
+/// `-<prefix><msg>\r\n`, with any CR or LF in `msg` turned into spaces, and any run of 12 or
+/// more digits masked: a last guard, should a message ever quote a client's bytes unmasked.
 pub fn write_error_line(out: &mut Vec<u8>, prefix: &str, msg: &str) {
+    let msg = crate::domain::text::mask_digit_runs(msg);
     out.push(b'-');
     out.extend_from_slice(prefix.as_bytes());
     out.extend(
