@@ -138,7 +138,7 @@ fn regression_a_closed_stdout_ends_quietly_not_in_a_panic() {
 /// `query --verify` checks the generation as the server does before answering; without it
 /// the files are read as they are (an operator audit found a rotted byte answered silently).
 #[test]
-fn query_with_verify_refuses_a_corrupt_generation() {
+fn query_refuses_a_corrupt_generation_with_or_without_verify() {
     let data = data_dir();
     let person = person(P1);
     let ask = |extra: &[&str]| {
@@ -171,5 +171,14 @@ fn query_with_verify_refuses_a_corrupt_generation() {
         stderr.contains("checksum mismatch in the segment file"),
         "{stderr}"
     );
-    assert!(ask(&[]).status.success());
+    // Without --verify the query still verifies what it reads: the person's segments.
+    let unverified = ask(&[]);
+    let stderr = String::from_utf8_lossy(&unverified.stderr);
+    assert_eq!(unverified.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("failed verification"), "{stderr}");
+    assert!(
+        stderr.contains("checksum mismatch in the segment file"),
+        "{stderr}"
+    );
+    assert!(unverified.stdout.is_empty(), "{unverified:?}");
 }

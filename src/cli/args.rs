@@ -241,7 +241,8 @@ pub struct QueryArgs {
     pub data: Option<PathBuf>,
     /// Verify every checksum of the live generation before answering, as the server does
     /// before serving it (`shikaku verify`; about a second per 300 MB of index). Without it
-    /// the files are read as they are on disk.
+    /// only what the query reads is verified: the main file and the segment files of the
+    /// insurers it can look in.
     #[arg(long, global = true)]
     pub verify: bool,
     #[command(flatten)]

@@ -153,6 +153,14 @@ fn list_generations(store: &Store) -> anyhow::Result<ExitCode> {
     }
 }
 
+fn failed_verification(index: &crate::index::MappedIndex, data: &std::path::Path) -> String {
+    format!(
+        "generation {} in {} failed verification (roll back to an earlier generation, or rebuild)",
+        index.generation(),
+        data.display()
+    )
+}
+
 pub(super) fn run_query(args: QueryArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let data = required_data(args.data, "query")?;
     let key = person_key(key_file.as_deref())?;
@@ -161,13 +169,9 @@ pub(super) fn run_query(args: QueryArgs, key_file: Option<PathBuf>) -> anyhow::R
         .open_current(key)
         .with_context(|| format!("opening the live generation in {}", data.display()))?;
     if args.verify {
-        index.verify().with_context(|| {
-            format!(
-                "generation {} in {} failed verification",
-                index.generation(),
-                data.display()
-            )
-        })?;
+        index
+            .verify()
+            .with_context(|| failed_verification(&index, &data))?;
     }
     let today = Date::today_jst();
     let q = match &args.kind {
@@ -198,6 +202,10 @@ pub(super) fn run_query(args: QueryArgs, key_file: Option<PathBuf>) -> anyhow::R
             limit_consent: *limit_consent,
         })?),
     };
+    if !args.verify {
+        crate::query::checked::verify_for(&index, &q)
+            .with_context(|| failed_verification(&index, &data))?;
+    }
     // The answer path the server takes.
     let mut out = Vec::new();
     answer(&index, &q, today, &mut out);

@@ -88,7 +88,7 @@ pub fn directory_get(directory: &[u8], key: &[u8]) -> Option<(u32, u16)> {
             return None;
         }
         if len == key.len() && &slot[1..1 + len] == key {
-            return Some((u32_at(slot, DIRECTORY_START), u16_at(slot, DIRECTORY_COUNT)));
+            return Some(directory_slot_value(slot));
         }
         i += 1;
         if i == slots {
@@ -96,6 +96,11 @@ pub fn directory_get(directory: &[u8], key: &[u8]) -> Option<(u32, u16)> {
         }
     }
     None
+}
+
+/// A directory slot's first record and record count.
+pub fn directory_slot_value(slot: &[u8]) -> (u32, u16) {
+    (u32_at(slot, DIRECTORY_START), u16_at(slot, DIRECTORY_COUNT))
 }
 
 /// FST value: first record index (high 48 bits) and record count (low 16 bits).

@@ -68,6 +68,20 @@ impl SectionKind {
         SectionKind::PersonBuckets,
     ];
 
+    /// The kind of a section-table entry; `None` for a kind this version does not know
+    /// (which the reader refuses: it cannot tell what such a section would mean).
+    pub fn from_code(code: u32) -> Option<SectionKind> {
+        SectionKind::ALL.into_iter().find(|k| *k as u32 == code)
+    }
+
+    /// Position in [`SectionKind::ALL`].
+    pub fn position(self) -> usize {
+        SectionKind::ALL
+            .iter()
+            .position(|k| *k == self)
+            .expect("every kind is in ALL")
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             SectionKind::Insurers => "insurers",

@@ -11,6 +11,7 @@ mod prefetch;
 mod record;
 mod slots;
 mod steps;
+mod verify;
 
 pub use mmap::{map_file, MappedIndex, OpenError};
 pub use record::RecordView;
@@ -33,6 +34,14 @@ impl<B: AsRef<[u8]>> AsRef<[u8]> for Part<B> {
     fn as_ref(&self) -> &[u8] {
         &(*self.bytes).as_ref()[self.range.clone()]
     }
+}
+
+/// A section of the main file as `open` checked it: known kind, bounds inside the file.
+#[derive(Debug, Clone)]
+pub(crate) struct Section {
+    kind: SectionKind,
+    range: Range<usize>,
+    xxh3: u64,
 }
 
 /// One insurer's segment file, its parts as byte ranges computed once at open.
@@ -87,7 +96,8 @@ impl<B: AsRef<[u8]>> IndexFiles<B> {
 pub struct Index<B> {
     main: B,
     header: Header,
-    sections: Vec<SectionEntry>,
+    /// In the order of `SectionKind::ALL`.
+    sections: Vec<Section>,
     insurer_slots: InsurerSlots,
     insurers: Vec<InsurerInfo>,
     segments: Vec<Segment<B>>,

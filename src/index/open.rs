@@ -1,14 +1,16 @@
-//! Opening a generation (every bound checked, so no later read goes out of bounds) and
-//! verifying it (every checksum recomputed).
+//! Opening a generation: every offset, length and count the reader will use is checked
+//! against the file and against each other, so no later read goes out of bounds or overflows
+//! and a lookup needs no check of its own beyond the ones it already does. Checksums are
+//! `verify`'s job (`verify.rs`).
 
 use super::slots::InsurerSlots;
-use super::{Index, IndexFiles, InsurerInfo, Part, Segment};
-use crate::domain::PersonKey;
+use super::{Index, IndexFiles, InsurerInfo, Part, Section, Segment};
+use crate::domain::{InsurerKind, PersonKey};
 use crate::format::*;
 use std::ops::Range;
 use std::sync::Arc;
 
-fn malformed(what: impl Into<String>) -> FormatError {
+pub(super) fn malformed(what: impl Into<String>) -> FormatError {
     FormatError::Malformed(what.into())
 }
 
@@ -30,13 +32,130 @@ fn range(
     Ok(start as usize..end as usize)
 }
 
+/// `err` with `place` (a file, a table entry) put before its message.
+pub(super) fn within(place: &str, err: FormatError) -> FormatError {
+    match err {
+        FormatError::Malformed(m) => malformed(format!("{place}: {m}")),
+        other => other,
+    }
+}
+
+/// The section table's entries, each checked: a kind this version knows, found once; its
+/// bytes 8-aligned between the header and the table; no two sections overlapping. Returned in
+/// the order of [`SectionKind::ALL`].
+fn sections(table: &[u8], table_start: usize) -> Result<Vec<Section>, FormatError> {
+    let mut found: Vec<Section> = Vec::with_capacity(SectionKind::ALL.len());
+    for (i, entry) in table.chunks_exact(SECTION_ENTRY_BYTES).enumerate() {
+        let e = SectionEntry::decode(entry);
+        let at = |field: &str, problem: String| {
+            malformed(format!("section table entry {i}: {field} {problem}"))
+        };
+        let kind = SectionKind::from_code(e.kind).ok_or_else(|| {
+            at(
+                "kind",
+                format!(
+                    "{} is not a section kind of format version {FORMAT_VERSION}",
+                    e.kind
+                ),
+            )
+        })?;
+        if found.iter().any(|s| s.kind == kind) {
+            return Err(at("kind", format!("{} repeats an earlier entry", e.kind)));
+        }
+        if e.offset < HEADER_BYTES as u64 || !e.offset.is_multiple_of(8) {
+            return Err(at(
+                "offset",
+                format!("{} is inside the header or not 8-aligned", e.offset),
+            ));
+        }
+        let end = e
+            .offset
+            .checked_add(e.bytes)
+            .filter(|&end| end <= table_start as u64)
+            .ok_or_else(|| {
+                at(
+                    "length",
+                    format!("{} runs past the section table at {table_start}", e.bytes),
+                )
+            })?;
+        let range = e.offset as usize..end as usize;
+        if let Some(other) = found
+            .iter()
+            .find(|s| s.range.start < range.end && range.start < s.range.end)
+        {
+            return Err(at(
+                "offset",
+                format!(
+                    "{}: the section overlaps the {} section",
+                    e.offset,
+                    other.kind.name()
+                ),
+            ));
+        }
+        found.push(Section {
+            kind,
+            range,
+            xxh3: e.xxh3,
+        });
+    }
+    let mut ordered = Vec::with_capacity(SectionKind::ALL.len());
+    for kind in SectionKind::ALL {
+        let s = found
+            .iter()
+            .find(|s| s.kind == kind)
+            .ok_or_else(|| malformed(format!("section table: no {} section", kind.name())))?;
+        ordered.push(s.clone());
+    }
+    Ok(ordered)
+}
+
+/// Checks the counts and layout fields of insurer-table entry `i` that the segment's layout
+/// is computed from, so that arithmetic cannot overflow and every count bounds the next.
+fn check_entry(i: usize, e: &InsurerEntry) -> Result<(), FormatError> {
+    let at = |field: &str, problem: String| {
+        malformed(format!(
+            "insurer table entry {i} ({}): {field} {problem}",
+            e.number.as_str()
+        ))
+    };
+    if e.segment_offset != SEGMENT_HEADER_BYTES as u64 {
+        return Err(at(
+            "segment offset",
+            format!("is {}, not {SEGMENT_HEADER_BYTES}", e.segment_offset),
+        ));
+    }
+    if InsurerKind::from_code(e.kind).is_none() {
+        return Err(at("kind", format!("{} is no insurer kind", e.kind)));
+    }
+    if e.key_count > e.record_count || (e.key_count == 0) != (e.record_count == 0) {
+        return Err(at(
+            "card key count",
+            format!("{} does not fit {} records", e.key_count, e.record_count),
+        ));
+    }
+    if e.covered_count > e.record_count {
+        return Err(at(
+            "covered count",
+            format!("{} exceeds {} records", e.covered_count, e.record_count),
+        ));
+    }
+    if u64::from(e.directory_slots) > directory_slots_for(e.key_count as usize) as u64 {
+        return Err(at(
+            "directory slots",
+            format!(
+                "{} are more than {} card keys need",
+                e.directory_slots, e.key_count
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a segment file against its insurer-table entry and lays out its parts.
 fn open_segment<B: AsRef<[u8]>>(bytes: B, e: &InsurerEntry) -> Result<Segment<B>, FormatError> {
     let file_name = e.segment_file_name();
-    let named = |err: FormatError| match err {
-        FormatError::Malformed(m) => malformed(format!("{SEGMENTS_DIR}/{file_name}: {m}")),
-        other => other,
-    };
+    let place = format!("{SEGMENTS_DIR}/{file_name}");
+    let named = |err: FormatError| within(&place, err);
     let b = bytes.as_ref();
     let header = SegmentHeader::decode(b).map_err(named)?;
     if header.number != e.number || header.body_xxh3 != e.segment_xxh3 {
@@ -125,56 +244,78 @@ impl<B: AsRef<[u8]>> Index<B> {
             &whole,
             "section table",
         )?;
+        if table.start < HEADER_BYTES || table.end != b.len() {
+            return Err(malformed(format!(
+                "header: section table offset {} does not place the table between the header and the end of the file",
+                header.section_table_offset
+            )));
+        }
         if xxh3(&b[table.clone()]) != header.section_table_xxh3 {
             return Err(FormatError::Checksum {
                 what: "section table".into(),
             });
         }
-        let sections: Vec<SectionEntry> = b[table]
-            .chunks_exact(SECTION_ENTRY_BYTES)
-            .map(SectionEntry::decode)
-            .collect();
-        let section = |kind: SectionKind| -> Result<(SectionEntry, Range<usize>), FormatError> {
-            let e = sections
-                .iter()
-                .find(|s| s.kind == kind as u32)
-                .copied()
-                .ok_or_else(|| malformed(format!("no {} section", kind.name())))?;
-            Ok((e, range(e.offset, e.bytes, &whole, kind.name())?))
-        };
-        let (ins_entry, ins_range) = section(SectionKind::Insurers)?;
-        if xxh3(&b[ins_range.clone()]) != ins_entry.xxh3 {
+        let sections = sections(&b[table.clone()], table.start)?;
+        let section = |kind: SectionKind| sections[kind.position()].range.clone();
+        let ins_range = section(SectionKind::Insurers);
+        if xxh3(&b[ins_range.clone()]) != sections[SectionKind::Insurers.position()].xxh3 {
             return Err(FormatError::Checksum {
                 what: "insurer table".into(),
             });
         }
-        if ins_range.len() != header.insurer_count as usize * INSURER_ENTRY_BYTES {
-            return Err(malformed("insurer table size does not match the header"));
+        if ins_range.len() as u64 != u64::from(header.insurer_count) * INSURER_ENTRY_BYTES as u64 {
+            return Err(malformed(format!(
+                "header: insurer count {} does not match the insurers section's {} bytes",
+                header.insurer_count,
+                ins_range.len()
+            )));
         }
-        let (_, strings) = section(SectionKind::Strings)?;
-        let (_, persons) = section(SectionKind::Persons)?;
-        let (_, person_refs) = section(SectionKind::PersonRefs)?;
-        let (_, person_buckets) = section(SectionKind::PersonBuckets)?;
+        let strings = section(SectionKind::Strings);
+        let persons = section(SectionKind::Persons);
+        let person_refs = section(SectionKind::PersonRefs);
+        let person_buckets = section(SectionKind::PersonBuckets);
+        let persons_bytes = header
+            .person_count
+            .checked_mul(PERSON_ENTRY_BYTES as u64)
+            .filter(|&n| n == persons.len() as u64);
+        if persons_bytes.is_none() {
+            return Err(malformed(format!(
+                "header: person count {} does not match the persons section's {} bytes",
+                header.person_count,
+                persons.len()
+            )));
+        }
+        if person_refs.len() % PERSON_REF_BYTES != 0 {
+            return Err(malformed(format!(
+                "section table: the person refs section's {} bytes are not whole refs",
+                person_refs.len()
+            )));
+        }
+        // person_count fits the file (checked above), so the bucket count cannot overflow.
         let buckets = 1u64 << person_bucket_bits(header.person_count);
-        if persons.len() as u64 != header.person_count * PERSON_ENTRY_BYTES as u64
-            || person_refs.len() % PERSON_REF_BYTES != 0
-            || person_buckets.len() as u64 != (buckets + 1) * 4
-        {
-            return Err(malformed("person sections have the wrong size"));
+        if person_buckets.len() as u64 != (buckets + 1) * 4 {
+            return Err(malformed(format!(
+                "section table: the person buckets section has {} bytes, {} persons need {}",
+                person_buckets.len(),
+                header.person_count,
+                (buckets + 1) * 4
+            )));
         }
         let mut insurers = Vec::with_capacity(header.insurer_count as usize);
         let mut segments = Vec::with_capacity(header.insurer_count as usize);
         let mut record_total = 0u64;
-        for chunk in b[ins_range].chunks_exact(INSURER_ENTRY_BYTES) {
-            let entry = InsurerEntry::decode(chunk)?;
+        for (i, chunk) in b[ins_range].chunks_exact(INSURER_ENTRY_BYTES).enumerate() {
+            let entry = InsurerEntry::decode(chunk)
+                .map_err(|e| within(&format!("insurer table entry {i}"), e))?;
+            check_entry(i, &entry)?;
             let name_range = range(
                 u64::from(entry.name_offset),
                 u64::from(entry.name_bytes),
                 &strings,
-                "insurer name",
+                &format!("insurer table entry {i}: name"),
             )?;
             let name = std::str::from_utf8(&b[name_range])
-                .map_err(|_| malformed("insurer name is not UTF-8"))?
+                .map_err(|_| malformed(format!("insurer table entry {i}: name is not UTF-8")))?
                 .to_owned();
             let seg = open_segment(load(&entry)?, &entry)?;
             record_total += u64::from(entry.record_count);
@@ -186,7 +327,10 @@ impl<B: AsRef<[u8]>> Index<B> {
             segments.push(seg);
         }
         if record_total != header.record_count {
-            return Err(malformed("record count does not match the header"));
+            return Err(malformed(format!(
+                "header: record count {} is not the insurer table's {record_total}",
+                header.record_count
+            )));
         }
         let insurer_keys: Vec<[u8; 8]> = insurers.iter().map(|i| i.entry.number.to_key()).collect();
         if !insurer_keys.windows(2).all(|w| w[0] < w[1]) {
@@ -205,87 +349,5 @@ impl<B: AsRef<[u8]>> Index<B> {
             person_buckets,
             key,
         })
-    }
-
-    /// Every checksummed byte range of the main file with its expected xxh3 (each section),
-    /// so a caller can verify by streaming the file instead of faulting in the mapping.
-    pub fn checksummed_ranges(&self) -> Vec<(String, Range<usize>, u64)> {
-        self.sections
-            .iter()
-            .map(|s| {
-                let name = SectionKind::ALL
-                    .iter()
-                    .find(|k| **k as u32 == s.kind)
-                    .map_or("unknown", |k| k.name());
-                (
-                    format!("{name} section"),
-                    s.offset as usize..(s.offset + s.bytes) as usize,
-                    s.xxh3,
-                )
-            })
-            .collect()
-    }
-
-    /// Insurer `i`'s segment file: its name within `SEGMENTS_DIR`, the range of its body and
-    /// the body's expected xxh3.
-    pub fn segment_check(&self, i: usize) -> (&str, Range<usize>, u64) {
-        let seg = &self.segments[i];
-        (
-            &seg.file_name,
-            seg.body.clone(),
-            self.insurers[i].entry.segment_xxh3,
-        )
-    }
-
-    /// Recomputes every section and segment checksum. Run before serving a new generation.
-    pub fn verify(&self) -> Result<(), FormatError> {
-        let b = self.main.as_ref();
-        for (what, r, expected) in self.checksummed_ranges() {
-            if xxh3(&b[r]) != expected {
-                return Err(FormatError::Checksum { what });
-            }
-        }
-        for (i, seg) in self.segments.iter().enumerate() {
-            let (name, body, expected) = self.segment_check(i);
-            let b = (*seg.bytes).as_ref();
-            if xxh3(&b[body]) != expected {
-                return Err(FormatError::Checksum {
-                    what: format!("segment file {SEGMENTS_DIR}/{name}"),
-                });
-            }
-            // Checked here, before serving, rather than on a segment's first answer.
-            seg.heap_utf8
-                .get_or_init(|| std::str::from_utf8(&b[seg.heap.clone()]).is_ok());
-        }
-        let starts: Vec<u32> = b[self.person_buckets.clone()]
-            .chunks_exact(4)
-            .map(|c| u32_at(c, 0))
-            .collect();
-        if starts.first() != Some(&0)
-            || starts.last().map(|&s| u64::from(s)) != Some(self.header.person_count)
-            || !starts.windows(2).all(|w| w[0] <= w[1])
-        {
-            return Err(malformed("the person bucket directory is not in order"));
-        }
-        let refs = (self.person_refs.len() / PERSON_REF_BYTES) as u64;
-        for p in self.person_table() {
-            if u64::from(p.refs_start) + u64::from(p.refs_count) > refs {
-                return Err(malformed("a person points past the person refs"));
-            }
-        }
-        for r in b[self.person_refs.clone()]
-            .chunks_exact(8)
-            .map(|c| u64_at(c, 0))
-        {
-            let (ins, rec) = decode_person_ref(r);
-            let ok = self
-                .insurers
-                .get(ins as usize)
-                .is_some_and(|i| rec < i.entry.record_count);
-            if !ok {
-                return Err(malformed("a person ref points at no record"));
-            }
-        }
-        Ok(())
     }
 }

@@ -29,6 +29,11 @@ impl<B: AsRef<[u8]>> Index<B> {
         self.insurer_slots.get(n.to_key())
     }
 
+    /// Insurer `n`'s position in the insurer table (and so its segment's), if it is there.
+    pub fn insurer_position(&self, n: &InsurerNumber) -> Option<usize> {
+        self.insurer_index(n)
+    }
+
     /// All records of one card (insurer, symbol, number), in branch then date order.
     pub fn card_records(
         &self,
@@ -75,10 +80,7 @@ impl<B: AsRef<[u8]>> Index<B> {
         let found = probe.and_then(|p| {
             let found = match self.directory_of(p) {
                 Some(dir) => directory_get(dir, p.key()),
-                None => self.segments[p.insurer]
-                    .fst
-                    .get(p.key())
-                    .map(decode_card_value),
+                None => fst_get(&self.segments[p.insurer].fst, p.key()).map(decode_card_value),
             };
             found.map(|f| (p.insurer, f))
         });
@@ -271,4 +273,12 @@ impl<B> Clone for CardRecords<'_, B> {
             end: self.end,
         }
     }
+}
+
+/// An FST lookup that cannot panic. The fst crate may panic on bytes it did not write (its
+/// docs say so); `verify` walks every node a lookup can reach, but a reader that has not
+/// verified (a tool, a test) must still get an answer, not a panic: a key it cannot read is
+/// not found. On the happy path the guard costs a call, and only long keys take this path.
+fn fst_get<D: AsRef<[u8]>>(map: &fst::Map<D>, key: &[u8]) -> Option<u64> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| map.get(key))).unwrap_or(None)
 }

@@ -3,6 +3,7 @@
 
 pub mod answer;
 pub mod batch;
+pub mod checked;
 mod json;
 mod lookup;
 

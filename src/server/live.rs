@@ -11,6 +11,7 @@
 //! drops an old generation itself: it hands it to the reaper thread, so the unmapping (the last
 //! drop) never runs on a core's query path.
 
+use super::supervise::{spawn_supervised, BackgroundPanics, BackgroundThread};
 use crate::format::FormatError;
 use crate::index::MappedIndex;
 use arc_swap::ArcSwap;
@@ -49,6 +50,8 @@ pub struct Live {
     /// threads get the CPU in the gaps between requests instead of time slices taken from a
     /// polling core (which showed as milliseconds of latency around swaps).
     background: Arc<AtomicU32>,
+    /// Panics caught in the background threads, which were restarted (`/metrics`).
+    pub background_panics: Arc<BackgroundPanics>,
 }
 
 /// Counts one piece of background work while alive.
@@ -77,21 +80,25 @@ pub fn lower_this_thread_priority() {
     }
 }
 
-/// Drops retired generations off the query path; logs when one is released.
-fn spawn_reaper(rx: crossbeam::channel::Receiver<Arc<Generation>>, background: Arc<AtomicU32>) {
-    let spawned = std::thread::Builder::new()
-        .name("shikaku-reaper".into())
-        .spawn(move || {
-            lower_this_thread_priority();
-            for g in rx {
-                let id = g.id().to_owned();
-                if Arc::strong_count(&g) == 1 {
-                    let _quiet = Background::new(&background);
-                    drop(g);
-                    tracing::info!(generation = %id, "old generation released");
-                }
+/// Drops retired generations off the query path; logs when one is released. Supervised: a
+/// panic while releasing one (it is dropped by the unwinding) leaves the reaper running.
+fn spawn_reaper(
+    rx: crossbeam::channel::Receiver<Arc<Generation>>,
+    background: Arc<AtomicU32>,
+    panics: Arc<BackgroundPanics>,
+) {
+    let spawned = spawn_supervised(BackgroundThread::Reaper, panics, move || {
+        for g in rx.iter() {
+            let id = g.id().to_owned();
+            if Arc::strong_count(&g) == 1 {
+                let _quiet = Background::new(&background);
+                #[cfg(test)]
+                super::supervise::inject::maybe_panic(&id);
+                drop(g);
+                tracing::info!(generation = %id, "old generation released");
             }
-        });
+        }
+    });
     if let Err(e) = spawned {
         // Without a reaper, retired generations are dropped where they are retired.
         tracing::warn!("cannot start the reaper thread: {e}");
@@ -114,7 +121,8 @@ impl Live {
         index.verify()?;
         let (retired, rx) = crossbeam::channel::unbounded();
         let background = Arc::new(AtomicU32::new(0));
-        spawn_reaper(rx, background.clone());
+        let background_panics = Arc::new(BackgroundPanics::default());
+        spawn_reaper(rx, background.clone(), background_panics.clone());
         Ok(Live {
             current: ArcSwap::from_pointee(Generation { index, epoch: 0 }),
             epoch: AtomicU64::new(0),
@@ -122,6 +130,7 @@ impl Live {
             last_refusal: Mutex::new(None),
             reload_refusals: AtomicU64::new(0),
             background,
+            background_panics,
         })
     }
 
@@ -186,5 +195,61 @@ impl LiveView {
 
     pub fn current(&self) -> &Arc<Generation> {
         &self.current
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::domain::*;
+    use crate::nightly::write_files;
+    use crate::server::supervise::inject;
+    use crate::testing::{build, insurer, Member, INSURER, INSURER_NAME};
+
+    /// A one-member generation `id` (the fixtures' default member), in memory.
+    pub(crate) fn generation_files(id: &str) -> crate::index::IndexFiles<Vec<u8>> {
+        let rows = insurer(
+            INSURER,
+            INSURER_NAME,
+            InsurerKind::Kyosai,
+            "2026-11-01",
+            &[Member::default()],
+        );
+        build(vec![rows], "2026-11-24", id)
+    }
+
+    /// [`generation_files`] written under `dir` and mapped.
+    fn generation(dir: &std::path::Path, id: &str) -> MappedIndex {
+        let path = write_files(&generation_files(id), &dir.join(id)).unwrap();
+        MappedIndex::open_file(&path, PersonKey::demo()).unwrap()
+    }
+
+    fn released_within(g: &std::sync::Weak<Generation>, wait: Duration) -> bool {
+        let until = std::time::Instant::now() + wait;
+        while g.strong_count() > 0 && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        g.strong_count() == 0
+    }
+
+    #[test]
+    fn the_reaper_survives_a_panic_and_releases_the_next_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = Live::new(generation(dir.path(), "g-reaper-1")).unwrap();
+        inject::panic_once_at("g-reaper-1");
+        let first = Arc::downgrade(&live.load());
+        live.publish(generation(dir.path(), "g-reaper-2")).unwrap();
+        // The panic unwinds through the release, which still drops the generation.
+        assert!(released_within(&first, Duration::from_secs(10)));
+        let second = Arc::downgrade(&live.load());
+        live.publish(generation(dir.path(), "g-reaper-3")).unwrap();
+        assert!(
+            released_within(&second, Duration::from_secs(10)),
+            "the reaper was not restarted"
+        );
+        assert_eq!(
+            live.background_panics.counts(),
+            [("reload", 0), ("reaper", 1)]
+        );
     }
 }

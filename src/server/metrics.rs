@@ -222,6 +222,8 @@ pub struct LiveFacts<'a> {
     pub reload_refusals: u64,
     /// CURRENT names a generation that was refused, and an older one is served.
     pub refused_now: bool,
+    /// Panics caught per background thread (each restarted), by thread name.
+    pub background_panics: [(&'static str, u64); 2],
     /// What the connections' read buffers hold of the memory budget now, and the budget.
     pub buffered_bytes: usize,
     pub budget_bytes: usize,
@@ -368,6 +370,13 @@ pub fn render(out: &mut String, cores: &[std::sync::Arc<CoreMetrics>], live: &Li
     );
     out.push_str("# HELP shikaku_reload_refused 1 while CURRENT names a generation that was refused (an older one is served; see /v1/generation).\n# TYPE shikaku_reload_refused gauge\n");
     let _ = writeln!(out, "shikaku_reload_refused {}", u8::from(live.refused_now));
+    out.push_str("# HELP shikaku_background_panics_total Panics caught in a background thread, which was restarted (a reload that panicked is refused), by thread.\n# TYPE shikaku_background_panics_total counter\n");
+    for (thread, count) in live.background_panics {
+        let _ = writeln!(
+            out,
+            "shikaku_background_panics_total{{thread=\"{thread}\"}} {count}"
+        );
+    }
     let _ = writeln!(
         out,
         "# HELP shikaku_request_buffer_bytes Bytes the connections' read buffers hold beyond their first size (of shikaku_memory_budget_bytes).\n# TYPE shikaku_request_buffer_bytes gauge\nshikaku_request_buffer_bytes {}\n# HELP shikaku_memory_budget_bytes The memory budget for request buffers (serve --memory-budget-bytes).\n# TYPE shikaku_memory_budget_bytes gauge\nshikaku_memory_budget_bytes {}",
@@ -404,11 +413,16 @@ mod tests {
                 built_on: crate::domain::Date::parse("2026-11-24").unwrap(),
                 reload_refusals: 2,
                 refused_now: true,
+                background_panics: [("reload", 1), ("reaper", 0)],
                 buffered_bytes: 5,
                 budget_bytes: 9,
             },
         );
         assert!(out.contains("shikaku_reload_refusals_total 2\n"), "{out}");
+        assert!(
+            out.contains("\nshikaku_background_panics_total{thread=\"reload\"} 1\n"),
+            "{out}"
+        );
         assert!(out.contains("\nshikaku_audit_lines_total 5\n"), "{out}");
         assert!(out.contains("\nshikaku_audit_lost_total 1\n"), "{out}");
         assert!(

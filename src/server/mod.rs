@@ -41,6 +41,7 @@ pub mod resp;
 mod run;
 pub mod session;
 mod spin;
+pub mod supervise;
 pub mod systemd;
 #[cfg(test)]
 mod tests;

@@ -4,6 +4,7 @@
 //! refused and logged, and the old one keeps serving.
 
 use super::live::Live;
+use super::supervise::{spawn_supervised, BackgroundThread};
 use crate::domain::PersonKey;
 use crate::generations::Store;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,20 +23,36 @@ pub struct Reloader {
     pub requested: Arc<AtomicBool>,
 }
 
+/// What the watch loop remembers from poll to poll, kept outside it so that it outlives a
+/// panic of the loop (which [`spawn_supervised`] restarts).
+#[derive(Default)]
+struct Watch {
+    /// The id last refused, so a bad CURRENT is not retried every poll.
+    refused: Option<String>,
+    /// The id being swapped to: still set when a swap panicked, which refuses that id.
+    swapping: Option<String>,
+    /// The last error reading CURRENT, so a garbage CURRENT is logged once per change, not
+    /// every poll.
+    unreadable: Option<String>,
+}
+
 impl Reloader {
-    /// Runs the watch loop on its own thread, forever.
+    /// Runs the watch loop on its own thread, forever; a panic in it is caught, logged and
+    /// counted (`shikaku_background_panics_total{thread="reload"}`), and the loop restarted.
     pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
-        std::thread::Builder::new()
-            .name("shikaku-reload".into())
-            .spawn(move || {
-                super::live::lower_this_thread_priority();
-                self.run()
-            })
+        let panics = self.live.background_panics.clone();
+        let mut watch = Watch::default();
+        spawn_supervised(BackgroundThread::Reload, panics, move || {
+            self.run(&mut watch)
+        })
     }
 
-    fn run(self) {
-        // The id last refused, so a bad CURRENT is not retried every poll.
-        let mut refused: Option<String> = None;
+    fn run(&self, watch: &mut Watch) {
+        if let Some(id) = watch.swapping.take() {
+            // The last swap panicked (logged and counted by the supervisor): refuse that
+            // generation as any failed reload is, rather than panic on it every poll.
+            self.refuse(watch, id, "the reload thread panicked while opening it");
+        }
         loop {
             std::thread::sleep(POLL);
             let forced = self.requested.swap(false, Ordering::AcqRel);
@@ -43,31 +60,45 @@ impl Reloader {
                 Ok(Some(id)) => id,
                 Ok(None) => continue,
                 Err(e) => {
-                    tracing::warn!("cannot read {}: {e}", self.store.current_path().display());
+                    let e = e.to_string();
+                    if watch.unreadable.as_ref() != Some(&e) {
+                        tracing::warn!(
+                            "cannot read {} (logged again only when this changes): {e}",
+                            self.store.current_path().display()
+                        );
+                        watch.unreadable = Some(e);
+                    }
                     continue;
                 }
             };
+            watch.unreadable = None;
             let serving = self.live.load().id().to_owned();
             if !forced && wanted == serving {
                 // CURRENT names what is served (put back after a refusal, say): nothing
                 // is refused any more.
                 self.set_refusal(None);
-                refused = None;
+                watch.refused = None;
                 continue;
             }
-            if !forced && refused.as_deref() == Some(wanted.as_str()) {
+            if !forced && watch.refused.as_deref() == Some(wanted.as_str()) {
                 continue;
             }
-            match self.swap_to(&wanted) {
-                Ok(()) => refused = None,
-                Err(why) => {
-                    tracing::error!(generation = %wanted, serving = %serving, "reload refused, still serving the old generation: {why}");
-                    self.live.reload_refusals.fetch_add(1, Ordering::Relaxed);
-                    self.set_refusal(Some(format!("{wanted}: {why}")));
-                    refused = Some(wanted);
-                }
+            watch.swapping = Some(wanted.clone());
+            let swapped = self.swap_to(&wanted);
+            watch.swapping = None;
+            match swapped {
+                Ok(()) => watch.refused = None,
+                Err(why) => self.refuse(watch, wanted, &why),
             }
         }
+    }
+
+    fn refuse(&self, watch: &mut Watch, wanted: String, why: &str) {
+        let serving = self.live.load().id().to_owned();
+        tracing::error!(generation = %wanted, serving = %serving, "reload refused, still serving the old generation: {why}");
+        self.live.reload_refusals.fetch_add(1, Ordering::Relaxed);
+        self.set_refusal(Some(format!("{wanted}: {why}")));
+        watch.refused = Some(wanted);
     }
 
     fn set_refusal(&self, why: Option<String>) {
@@ -81,6 +112,8 @@ impl Reloader {
     /// Opens, verifies (faulting every page in) and publishes generation `id`.
     pub fn swap_to(&self, id: &str) -> Result<(), String> {
         let _quiet = self.live.background();
+        #[cfg(test)]
+        super::supervise::inject::maybe_panic(id);
         let started = std::time::Instant::now();
         let index = self
             .store
@@ -90,5 +123,90 @@ impl Reloader {
         self.set_refusal(None);
         tracing::info!(generation = %id, elapsed_ms = started.elapsed().as_millis() as u64, "hot-swapped");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::live::tests::generation_files;
+    use crate::server::supervise::inject;
+    use std::time::Instant;
+
+    fn add(store: &Store, id: &str) {
+        crate::nightly::write_files(&generation_files(id), &store.begin(id).unwrap()).unwrap();
+        store.seal(id).unwrap();
+        store.publish(id).unwrap();
+    }
+
+    fn within(wait: Duration, done: impl Fn() -> bool) -> bool {
+        let until = Instant::now() + wait;
+        while !done() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        done()
+    }
+
+    /// What `GET /metrics` answers about `live`, through the HTTP session as a client sees it.
+    fn metrics_of(live: &Arc<Live>) -> String {
+        let shared = crate::server::session::Shared {
+            live: live.clone(),
+            auth: None,
+            cores: vec![Arc::new(crate::server::metrics::CoreMetrics::default())],
+            reload: Default::default(),
+            draining: Default::default(),
+            budget: Default::default(),
+        };
+        let request: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+        let session = crate::server::http::HttpSession::default();
+        crate::server::tests::feed(session, &shared, &[request]).0
+    }
+
+    #[test]
+    fn hot_swap_goes_on_after_the_reload_thread_panics() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        add(&store, "g-reload-1");
+        let live = Arc::new(Live::new(store.open_current(PersonKey::demo()).unwrap()).unwrap());
+        Reloader {
+            live: live.clone(),
+            store: Store::new(dir.path()),
+            key: PersonKey::demo(),
+            requested: Arc::new(AtomicBool::new(false)),
+        }
+        .spawn()
+        .unwrap();
+        inject::panic_once_at("g-reload-2");
+        add(&store, "g-reload-2");
+        let wait = Duration::from_secs(20);
+        assert!(within(wait, || live.background_panics.counts()[0] == ("reload", 1)));
+        // The generation whose reload panicked is refused; the old one keeps serving.
+        assert!(within(wait, || live
+            .reload_refusals
+            .load(Ordering::Relaxed)
+            == 1));
+        assert_eq!(live.load().id(), "g-reload-1");
+        let refusal = live.last_refusal.lock().unwrap().clone().unwrap();
+        assert!(
+            refusal.contains("g-reload-2") && refusal.contains("panicked"),
+            "{refusal}"
+        );
+        add(&store, "g-reload-3");
+        assert!(
+            within(wait, || live.load().id() == "g-reload-3"),
+            "no reload after the panic"
+        );
+        assert_eq!(
+            live.background_panics.counts(),
+            [("reload", 1), ("reaper", 0)]
+        );
+        let metrics = metrics_of(&live);
+        for line in [
+            "\nshikaku_background_panics_total{thread=\"reload\"} 1\n",
+            "\nshikaku_background_panics_total{thread=\"reaper\"} 0\n",
+            "\nshikaku_reload_refusals_total 1\n",
+        ] {
+            assert!(metrics.contains(line), "{line:?} not in {metrics}");
+        }
     }
 }

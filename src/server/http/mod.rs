@@ -349,6 +349,7 @@ impl HttpSession {
                             .reload_refusals
                             .load(std::sync::atomic::Ordering::Relaxed),
                         refused_now: live.last_refusal.lock().is_ok_and(|r| r.is_some()),
+                        background_panics: live.background_panics.counts(),
                         buffered_bytes: ctx.shared.budget.held_bytes(),
                         budget_bytes: ctx.shared.budget.limit_bytes(),
                     },

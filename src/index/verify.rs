@@ -1,0 +1,229 @@
+//! Verifying a generation: every checksum recomputed, and the structure that only a pass over
+//! a whole section or segment can check (record codes and string bounds, card directory and
+//! FST values, person buckets and references). `open` has checked every bound; this checks
+//! what the bytes say, so a crafted file with right checksums is refused, not answered from.
+//! The main file and each segment verify on their own, so `shikaku query` can check only what
+//! a query reads.
+
+use super::open::{malformed, within};
+use super::{Index, Segment};
+use crate::format::*;
+use std::ops::Range;
+
+impl<B: AsRef<[u8]>> Index<B> {
+    /// Every checksummed byte range of the main file with its expected xxh3 (each section),
+    /// so a caller can verify by streaming the file instead of faulting in the mapping. The
+    /// ranges are the ones `open` checked to lie inside the file.
+    pub fn checksummed_ranges(&self) -> Vec<(String, Range<usize>, u64)> {
+        self.sections
+            .iter()
+            .map(|s| {
+                (
+                    format!("{} section", s.kind.name()),
+                    s.range.clone(),
+                    s.xxh3,
+                )
+            })
+            .collect()
+    }
+
+    /// Insurer `i`'s segment file: its name within `SEGMENTS_DIR`, the range of its body and
+    /// the body's expected xxh3.
+    pub fn segment_check(&self, i: usize) -> (&str, Range<usize>, u64) {
+        let seg = &self.segments[i];
+        (
+            &seg.file_name,
+            seg.body.clone(),
+            self.insurers[i].entry.segment_xxh3,
+        )
+    }
+
+    /// Recomputes every section and segment checksum and checks the structure of each. Run
+    /// before serving a new generation.
+    pub fn verify(&self) -> Result<(), FormatError> {
+        self.verify_main()?;
+        (0..self.segments.len()).try_for_each(|i| self.verify_segment(i))
+    }
+
+    /// The main file: every section's checksum, the person buckets in order, every person's
+    /// references and every reference's record in bounds.
+    pub fn verify_main(&self) -> Result<(), FormatError> {
+        let b = self.main.as_ref();
+        for (what, r, expected) in self.checksummed_ranges() {
+            if xxh3(&b[r]) != expected {
+                return Err(FormatError::Checksum { what });
+            }
+        }
+        let starts: Vec<u32> = b[self.person_buckets.clone()]
+            .chunks_exact(4)
+            .map(|c| u32_at(c, 0))
+            .collect();
+        if starts.first() != Some(&0)
+            || starts.last().map(|&s| u64::from(s)) != Some(self.header.person_count)
+            || !starts.windows(2).all(|w| w[0] <= w[1])
+        {
+            return Err(malformed("the person bucket directory is not in order"));
+        }
+        let refs = (self.person_refs.len() / PERSON_REF_BYTES) as u64;
+        let mut previous: Option<PersonEntry> = None;
+        for (i, p) in self.person_table().enumerate() {
+            if u64::from(p.refs_start) + u64::from(p.refs_count) > refs {
+                return Err(malformed(format!(
+                    "person {i}: refs {}+{} point past the {refs} person refs",
+                    p.refs_start, p.refs_count
+                )));
+            }
+            if previous.is_some_and(|q| q.hash.0 >= p.hash.0) {
+                return Err(malformed(format!(
+                    "person {i}: the persons are not in hash order"
+                )));
+            }
+            previous = Some(p);
+        }
+        for (i, r) in b[self.person_refs.clone()]
+            .chunks_exact(8)
+            .map(|c| u64_at(c, 0))
+            .enumerate()
+        {
+            let (ins, rec) = decode_person_ref(r);
+            let ok = self
+                .insurers
+                .get(ins as usize)
+                .is_some_and(|i| rec < i.entry.record_count);
+            if !ok {
+                return Err(malformed(format!(
+                    "person ref {i} points at no record (insurer {ins}, record {rec})"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Segment file `i`: its body's checksum, then every record (codes, strings inside the
+    /// heap on character boundaries), every directory slot and every FST value pointing at
+    /// records of the segment.
+    pub fn verify_segment(&self, i: usize) -> Result<(), FormatError> {
+        let (name, body, expected) = self.segment_check(i);
+        let seg = &self.segments[i];
+        let b = (*seg.bytes).as_ref();
+        if xxh3(&b[body]) != expected {
+            return Err(FormatError::Checksum {
+                what: format!("segment file {SEGMENTS_DIR}/{name}"),
+            });
+        }
+        let entry = &self.insurers[i].entry;
+        check_segment(seg, entry).map_err(|e| within(&format!("{SEGMENTS_DIR}/{name}"), e))?;
+        // Known now, before serving, rather than on a segment's first answer.
+        seg.heap_utf8.get_or_init(|| true);
+        Ok(())
+    }
+}
+
+fn check_segment<B: AsRef<[u8]>>(seg: &Segment<B>, e: &InsurerEntry) -> Result<(), FormatError> {
+    let b = (*seg.bytes).as_ref();
+    let heap = std::str::from_utf8(&b[seg.heap.clone()]).map_err(|err| {
+        malformed(format!(
+            "string heap is not UTF-8 at byte {}",
+            err.valid_up_to()
+        ))
+    })?;
+    for (r, rec) in b[seg.records.clone()]
+        .chunks_exact(RECORD_BYTES)
+        .enumerate()
+    {
+        let at = |m: String| malformed(format!("record {r}: {m}"));
+        let entry = RecordEntry::decode(rec).map_err(|err| within(&format!("record {r}"), err))?;
+        let mut end = entry.heap_offset as usize;
+        for len in [
+            usize::from(entry.symbol_bytes),
+            usize::from(entry.number_bytes),
+            usize::from(entry.name_bytes),
+            usize::from(entry.kana_bytes),
+        ] {
+            if !heap.is_char_boundary(end) {
+                return Err(at(format!(
+                    "heap offset {end} is not in the string heap or not on a character"
+                )));
+            }
+            end += len;
+        }
+        if !heap.is_char_boundary(end) {
+            return Err(at(format!(
+                "strings end at {end}, past the string heap or inside a character"
+            )));
+        }
+    }
+    let records = u64::from(e.record_count);
+    let in_records = |start: u64, count: u64| count > 0 && start + count <= records;
+    let dir = &b[seg.directory.clone()];
+    for (s, slot) in dir.chunks_exact(DIRECTORY_SLOT_BYTES).enumerate() {
+        let len = usize::from(slot[0]);
+        if len == 0 {
+            continue;
+        }
+        let (start, count) = directory_slot_value(slot);
+        if len > DIRECTORY_KEY_MAX || !in_records(u64::from(start), u64::from(count)) {
+            return Err(malformed(format!(
+                "card directory slot {s}: key of {len} bytes, records {start}+{count} of {records}"
+            )));
+        }
+    }
+    check_fst(&seg.fst, e.key_count, |v| {
+        let (start, count) = decode_card_value(v);
+        in_records(u64::from(start), u64::from(count))
+    })
+}
+
+/// Walks every path of the FST, node by node, with the limits a valid one keeps (no key
+/// longer than [`MAX_CARD_KEY_BYTES`], `keys` keys): a corrupt FST cannot loop or run out of
+/// memory, and the `fst` crate, which may panic on bytes it did not write (its docs say so),
+/// does it here, caught, rather than in a lookup. Every node and transition a lookup can
+/// reach is decoded on the way, and every value (`ok`) checked.
+fn check_fst<D: AsRef<[u8]>>(
+    map: &fst::Map<D>,
+    keys: u32,
+    ok: impl Fn(u64) -> bool,
+) -> Result<(), FormatError> {
+    let walk = || -> Result<(), String> {
+        let fst = map.as_fst();
+        let visits_max = (u64::from(keys) + 1) * (MAX_CARD_KEY_BYTES as u64 + 1);
+        let (mut visits, mut finals) = (0u64, 0u64);
+        let mut stack = vec![(fst.root().addr(), 0usize, 0u64)];
+        while let Some((addr, depth, out)) = stack.pop() {
+            visits += 1;
+            if visits > visits_max {
+                return Err("more nodes than the card keys can have".into());
+            }
+            let node = fst.node(addr);
+            // The lookup of an absent byte reads a node's input index at its ends.
+            let _ = (node.find_input(0), node.find_input(u8::MAX));
+            if node.is_final() {
+                finals += 1;
+                let value = out
+                    .checked_add(node.final_output().value())
+                    .ok_or("a value overflows")?;
+                if finals > u64::from(keys) || !ok(value) {
+                    return Err(format!("key {finals}: value {value:#x} names no records"));
+                }
+            }
+            for (t, trans) in node.transitions().enumerate() {
+                if depth >= MAX_CARD_KEY_BYTES || node.find_input(trans.inp) != Some(t) {
+                    return Err("a key longer than a card key, or a transition not found".into());
+                }
+                let out = out
+                    .checked_add(trans.out.value())
+                    .ok_or("a value overflows")?;
+                stack.push((trans.addr, depth + 1, out));
+            }
+        }
+        if finals != u64::from(keys) {
+            return Err(format!("{finals} keys, the insurer table says {keys}"));
+        }
+        Ok(())
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(walk)) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(m)) => Err(malformed(format!("card keys (FST): {m}"))),
+        Err(_) => Err(malformed("card keys (FST): the fst crate cannot read them")),
+    }
+}

@@ -1,0 +1,141 @@
+//! Verifying what one query reads before answering it from files nobody has verified
+//! (`shikaku query` without `--verify`): the main file whole (its person sections lead a query
+//! to any insurer), then only the segment files the query can read. A card query reads its
+//! insurer's segment, and, when its card is no longer covered, the segments of the card's
+//! persons' other records; a person query reads the segments of the person's records. The
+//! card's segment is verified before its records are read to find those persons, so nothing
+//! is read from a segment before its checksum and structure are checked.
+
+use super::{CardQuery, PersonQuery, Query};
+use crate::format::FormatError;
+use crate::index::Index;
+use std::collections::BTreeSet;
+
+/// Verifies the main file and every segment `q` can read; returns how many segments.
+pub fn verify_for<B: AsRef<[u8]>>(index: &Index<B>, q: &Query) -> Result<usize, FormatError> {
+    match q {
+        Query::Card(c) => verify_for_card(index, c),
+        Query::Person(p) => verify_for_person(index, p),
+    }
+}
+
+/// Verifies the main file and every segment `q` can read; returns how many segments.
+pub fn verify_for_card<B: AsRef<[u8]>>(
+    index: &Index<B>,
+    q: &CardQuery,
+) -> Result<usize, FormatError> {
+    index.verify_main()?;
+    let Some(card_insurer) = index.insurer_position(&q.insurer) else {
+        return Ok(0);
+    };
+    index.verify_segment(card_insurer)?;
+    let mut segments = BTreeSet::from([card_insurer]);
+    let persons: Vec<_> = index
+        .card_records(&q.insurer, &q.symbol, &q.number)
+        .filter_map(|r| r.person())
+        .collect();
+    for hash in persons {
+        if let Some(p) = index.person_entry(&hash) {
+            segments.extend(index.person_refs(&p).map(|(i, _)| i as usize));
+        }
+    }
+    verify_segments(index, segments)
+}
+
+/// Verifies the main file and the segments of the person `q` names; returns how many.
+pub fn verify_for_person<B: AsRef<[u8]>>(
+    index: &Index<B>,
+    q: &PersonQuery,
+) -> Result<usize, FormatError> {
+    index.verify_main()?;
+    let hash = index.person_hash(&q.individual_number);
+    let segments = index
+        .person_entry(&hash)
+        .map(|p| index.person_refs(&p).map(|(i, _)| i as usize).collect())
+        .unwrap_or_default();
+    verify_segments(index, segments)
+}
+
+fn verify_segments<B: AsRef<[u8]>>(
+    index: &Index<B>,
+    segments: BTreeSet<usize>,
+) -> Result<usize, FormatError> {
+    // `verify_main` checked every person ref names an insurer of the table.
+    for &i in &segments {
+        index.verify_segment(i)?;
+    }
+    Ok(segments.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::*;
+    use crate::index::IndexFiles;
+    use crate::testing::{build, insurer, Member};
+
+    /// Two insurers; person 1's card in the second (lost) and a newer one in the first.
+    fn files() -> IndexFiles<Vec<u8>> {
+        let one = |number: &str, member: Member<'_>| {
+            insurer(
+                number,
+                "保険者",
+                InsurerKind::Kyosai,
+                "2026-11-01",
+                &[member],
+            )
+        };
+        let member = |insurer, number, disq| Member {
+            insurer,
+            number,
+            person: Some(12345678901),
+            disq,
+            ..Member::default()
+        };
+        let insurers = vec![
+            one("01130012", member("01130012", "1", None)),
+            one("33120015", member("33120015", "2", Some("2020-01-01"))),
+        ];
+        build(insurers, "2026-11-24", "g-q")
+    }
+
+    fn card(insurer: &str, number: &str) -> CardQuery {
+        CardQuery {
+            insurer: InsurerNumber::parse(insurer).unwrap(),
+            symbol: "12".into(),
+            number: number.into(),
+            branch: None,
+            birthdate: crate::testing::day("1980-01-23"),
+            date: None,
+            limit_consent: false,
+        }
+    }
+
+    #[test]
+    fn a_query_verifies_the_segments_it_reads_and_no_others() {
+        let files = files();
+        let index = Index::open(files.clone(), PersonKey::demo()).unwrap();
+        let person = PersonQuery {
+            individual_number: IndividualNumber::from_first11(12345678901),
+            date: None,
+            limit_consent: false,
+        };
+        // (query, segments it reads): the lost card leads to the person's other insurer.
+        assert_eq!(verify_for_card(&index, &card("33120015", "2")), Ok(2));
+        assert_eq!(verify_for_card(&index, &card("33120015", "9")), Ok(1));
+        assert_eq!(verify_for_card(&index, &card("06130017", "2")), Ok(0));
+        assert_eq!(verify_for_person(&index, &person), Ok(2));
+
+        // A damaged segment of the other insurer fails the queries that read it only.
+        let mut damaged = files;
+        let last = damaged.segments[0].len() - 30;
+        damaged.segments[0][last] ^= 1;
+        let index = Index::open(damaged, PersonKey::demo()).unwrap();
+        assert!(matches!(
+            verify_for_card(&index, &card("33120015", "2")),
+            Err(FormatError::Checksum { .. })
+        ));
+        assert!(verify_for_person(&index, &person).is_err());
+        assert_eq!(verify_for_card(&index, &card("33120015", "9")), Ok(1));
+    }
+}
