@@ -182,3 +182,57 @@ fn query_refuses_a_corrupt_generation_with_or_without_verify() {
     );
     assert!(unverified.stdout.is_empty(), "{unverified:?}");
 }
+
+/// `claims` and `redis-export` read every insurer's segment: a damaged one refuses the run
+/// before a row is written.
+#[test]
+fn claims_and_redis_export_refuse_a_corrupt_generation() {
+    let data = data_dir();
+    let uke = data.path().join("RECEIPTC.UKE");
+    std::fs::write(&uke, b"IR,1\r\nRE,1\r\nGO,1\r\n").unwrap();
+    let queries = data.path().join("queries.jsonl");
+    std::fs::write(&queries, b"").unwrap();
+    let run = |args: &[&std::ffi::OsStr]| {
+        let mut cmd = shikaku();
+        cmd.args(args);
+        cmd.output().unwrap()
+    };
+    let claims = || {
+        run(&[
+            "claims".as_ref(),
+            "--data".as_ref(),
+            data.path().as_os_str(),
+            uke.as_os_str(),
+        ])
+    };
+    let export = || {
+        run(&[
+            "redis-export".as_ref(),
+            "--data".as_ref(),
+            data.path().as_os_str(),
+            "--queries".as_ref(),
+            queries.as_os_str(),
+        ])
+    };
+    assert!(claims().status.success(), "{:?}", claims());
+    let segments = data
+        .path()
+        .join("generations")
+        .join(GENERATION)
+        .join("segments");
+    let first = std::fs::read_dir(segments)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&first).unwrap();
+    *bytes.last_mut().unwrap() ^= 0x55;
+    std::fs::write(&first, bytes).unwrap();
+    for out in [claims(), export()] {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("failed verification"), "{stderr}");
+        assert!(out.stdout.is_empty(), "{out:?}");
+    }
+}

@@ -15,6 +15,11 @@ pub(super) fn run_claims(args: ClaimsArgs, key_file: Option<PathBuf>) -> anyhow:
     let index = Store::new(&args.data)
         .open_current(key)
         .with_context(|| format!("opening the live generation in {}", args.data.display()))?;
+    // A claims file reaches any insurer's segment: every checksum is checked before a row is
+    // written, as `serve` does before it answers.
+    index
+        .verify()
+        .with_context(|| super::data::failed_verification(&index, &args.data))?;
     let format = if args.json { Format::Json } else { Format::Csv };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());

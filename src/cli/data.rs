@@ -153,7 +153,10 @@ fn list_generations(store: &Store) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn failed_verification(index: &crate::index::MappedIndex, data: &std::path::Path) -> String {
+pub(super) fn failed_verification(
+    index: &crate::index::MappedIndex,
+    data: &std::path::Path,
+) -> String {
     format!(
         "generation {} in {} failed verification (roll back to an earlier generation, or rebuild)",
         index.generation(),
@@ -221,6 +224,10 @@ pub(super) fn run_redis_export(
     let index = Store::new(&args.data)
         .open_current(key)
         .with_context(|| format!("opening the live generation in {}", args.data.display()))?;
+    // Every record is exported: every checksum is checked first.
+    index
+        .verify()
+        .with_context(|| failed_verification(&index, &args.data))?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     let stats = crate::load::export::export(&index, &args.queries, Date::today_jst(), &mut out)?;
