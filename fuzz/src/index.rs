@@ -24,15 +24,22 @@ const SEGMENT_HEADER_BYTES: usize = 32;
 const INSURERS_KIND: u32 = 1;
 
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        b.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 fn put_u64(b: &mut [u8], at: usize, v: u64) {
-    if let Some(field) = b.get_mut(at..at + 8) {
+    let Some(end) = at.checked_add(8) else {
+        return;
+    };
+    if let Some(field) = b.get_mut(at..end) {
         field.copy_from_slice(&v.to_le_bytes());
     }
 }
@@ -169,9 +176,28 @@ fn assert_json(out: &[u8]) {
     }
 }
 
+/// The fst crate may panic on bytes it did not write; the reader catches those panics
+/// (`index::steps`, `fst_get`) and reads the key as not found. libFuzzer's panic hook would
+/// abort on them all the same, so a panic raised inside fst is passed over here: it still
+/// unwinds to the reader's catch, and one the reader does not catch still ends the run as a
+/// finding (libfuzzer-sys aborts on a panic out of the target).
+fn pass_over_fst_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let in_fst = info.location().is_some_and(|l| l.file().contains("/fst-"));
+            if !in_fst {
+                previous(info)
+            }
+        }));
+    });
+}
+
 /// Arbitrary bytes as a main file and segment files (split at [`FILE_SEPARATOR`]). Options
 /// byte first: bit 0 set, the checksums are recomputed before opening.
 pub fn bytes(data: &[u8]) {
+    pass_over_fst_panics();
     let Some((&flags, data)) = data.split_first() else {
         return;
     };
@@ -224,17 +250,19 @@ fn anchors(files: &IndexFiles<Vec<u8>>, file: usize) -> Vec<usize> {
                 .find_map(|e| (u32_at(e, 0)? == INSURERS_KIND).then(|| u64_at(e, 8))?)
         });
         if let Some(offset) = entry {
-            let e = offset as usize + (file - 1) * INSURER_ENTRY_BYTES;
-            let pad8 = |n: u32| (n as usize).div_ceil(8) * 8;
+            let e = (offset as usize).saturating_add((file - 1) * INSURER_ENTRY_BYTES);
+            // The entry's own fields may be damaged: sizes as u64, so no sum overflows.
+            let pad8 = |n: u64| n.div_ceil(8) * 8;
             if let (Some(fst), Some(records), Some(heap)) = (
-                u32_at(main, e + 32),
-                u32_at(main, e + 36),
-                u32_at(main, e + 40),
+                u32_at(main, e.saturating_add(32)),
+                u32_at(main, e.saturating_add(36)),
+                u32_at(main, e.saturating_add(40)),
             ) {
-                let fst_at = SEGMENT_HEADER_BYTES + pad8(records * 48);
-                a.push(fst_at);
-                a.push(fst_at + pad8(fst));
-                a.push(fst_at + pad8(fst) + pad8(heap));
+                let (fst, records, heap) = (u64::from(fst), u64::from(records), u64::from(heap));
+                let fst_at = SEGMENT_HEADER_BYTES as u64 + pad8(records * 48);
+                for at in [fst_at, fst_at + pad8(fst), fst_at + pad8(fst) + pad8(heap)] {
+                    a.extend(usize::try_from(at).ok());
+                }
             }
         }
         a
@@ -263,7 +291,7 @@ fn mutate_one(files: &mut IndexFiles<Vec<u8>>, anchors_of: &[Vec<usize>], m: &[u
         bytes.resize(bytes.len() + SECTION_ENTRY_BYTES, 0);
     }
     let len = bytes.len() as u64;
-    let Some(field) = bytes.get_mut(at..at + width) else {
+    let Some(field) = bytes.get_mut(at..at.saturating_add(width)) else {
         return;
     };
     let mut current = [0u8; 8];
@@ -282,6 +310,7 @@ fn mutate_one(files: &mut IndexFiles<Vec<u8>>, anchors_of: &[Vec<usize>], m: &[u
 /// Options byte first: bit 0 set, the checksums are left as they are (so the checksum
 /// checks themselves are exercised); otherwise they are recomputed.
 pub fn mutate(data: &[u8]) {
+    pass_over_fst_panics();
     let Some((&flags, data)) = data.split_first() else {
         return;
     };
