@@ -347,7 +347,10 @@ pub fn check_file<B: AsRef<[u8]>>(
     summary.files += 1;
     for r in &file.receipts {
         let checked = checker.check(index, file, r);
-        let receipt = file.text(&r.number).trim();
+        // A valid receipt number has 1-6 digits; a malformed one is shown, in its row and in
+        // the summary, with any run of 12 digits masked, as every quoted input is.
+        let receipt = mask_digit_runs(file.text(&r.number).trim());
+        let receipt = receipt.as_ref();
         writer.row(
             out,
             &Row {
