@@ -9,6 +9,7 @@ pub mod claims;
 pub mod cli;
 pub mod demo;
 pub mod domain;
+pub mod fleet;
 pub mod format;
 pub mod generations;
 pub mod index;

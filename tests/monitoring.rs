@@ -1,6 +1,6 @@
 //! deploy/: the Prometheus alerting rules pass `promtool check rules` and their unit tests
 //! (`promtool test rules`), and every metric and label the rules and the Grafana dashboard
-//! name is one a running server exports on /metrics.
+//! name is one a running server exports on /metrics (a replica following a fleet adds its own).
 //!
 //! promtool comes from Debian's `prometheus` package, which `.ci/run` installs. Outside CI
 //! without it the promtool checks are skipped with a message; with CI=true they never are.
@@ -113,9 +113,25 @@ fn metrics_text() -> String {
     r.body
 }
 
+/// What a replica following a fleet adds to `/metrics` (`serve --follow`): the lines its
+/// report writes, taken from the report itself rather than a second server with a store.
+fn fleet_metrics_text() -> String {
+    use shikaku::server::live::FleetReport;
+    let mut text = String::new();
+    shikaku::fleet::FollowHealth::new("r1").write_metrics(&mut text, "g1");
+    text
+}
+
 #[test]
 fn alerts_and_dashboard_name_only_exported_metrics() {
-    let (names, mut labels) = exported(&metrics_text());
+    let (mut names, mut labels) = exported(&metrics_text());
+    let (fleet_names, fleet_labels) = exported(&fleet_metrics_text());
+    assert!(
+        fleet_names.contains("shikaku_fleet_behind_seconds"),
+        "{fleet_names:?}"
+    );
+    names.extend(fleet_names);
+    labels.extend(fleet_labels);
     // Labels Prometheus adds to every series it scrapes.
     labels.extend(["instance".to_owned(), "job".to_owned()]);
     let alerts = std::fs::read_to_string(deploy("prometheus/alerts.yml")).unwrap();

@@ -430,3 +430,45 @@ fn claims_answers_match_the_schemas() {
     assert_eq!(r.status, 400, "{}", r.body);
     spec.check_response("POST", "/v1/claims", &r);
 }
+
+/// A replica following a fleet adds `fleet` to `/healthz` and `/v1/generation`: what its report
+/// writes, behind and in trouble or keeping up, matches the schema, and a wrong one does not.
+#[test]
+fn a_replicas_fleet_report_matches_the_schemas() {
+    use shikaku::server::live::FleetReport;
+    let spec = Spec::load();
+    let report = |facts: shikaku::fleet::health::Facts| {
+        let health = shikaku::fleet::FollowHealth::new("tokyo-1");
+        health.update(|f| *f = facts);
+        let mut out = Vec::new();
+        health.write_json(&mut out, "g1");
+        serde_json::from_slice::<Value>(&out).unwrap()
+    };
+    let behind = report(shikaku::fleet::health::Facts {
+        fleet_live: Some("g2".into()),
+        fleet_changed_ms: shikaku::fleet::unix_now_ms() - 5_000,
+        generations_behind: 1,
+        ready: vec!["g1".into()],
+        store_seen_ms: shikaku::fleet::unix_now_ms(),
+        trouble: Some("generation g2: the store cannot be read".into()),
+        download_failures: 3,
+    });
+    assert_eq!(behind["behind"], true, "{behind}");
+    assert!(behind["behind_seconds"].as_u64().unwrap() >= 4, "{behind}");
+    let fresh = report(shikaku::fleet::health::Facts::default());
+    assert_eq!(fresh["fleet_live"], Value::Null, "{fresh}");
+    for fleet in [behind, fresh] {
+        let health = json!({"status": "ok", "generation": "g1", "fleet": fleet});
+        spec.expect_valid(&spec.schema("Health"), &health, "replica /healthz");
+        let generation = json!({"id": "g1", "epoch": 0, "built_on": "2026-11-24", "insurers": 1,
+            "records": 1, "persons": 1, "last_reload_refused": null, "fleet": fleet});
+        spec.expect_valid(
+            &spec.schema("Generation"),
+            &generation,
+            "replica /v1/generation",
+        );
+        let mut wrong = fleet.clone();
+        wrong["behind"] = json!("yes");
+        assert!(!spec.is_valid("FleetReplica", &wrong));
+    }
+}

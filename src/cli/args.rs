@@ -56,6 +56,10 @@ pub enum Command {
     /// Check monthly claims files (UKE, 医科) against the live generation: one row per
     /// receipt on stdout, the summary on stderr.
     Claims(ClaimsArgs),
+    /// Upload a generation to the fleet's object store (s3://BUCKET/PREFIX); not yet live.
+    Publish(crate::fleet::command::PublishArgs),
+    /// The fleet's pointer: status, promote GEN, rollback, pin GEN.
+    Fleet(crate::fleet::command::FleetArgs),
 }
 
 #[derive(Subcommand)]
@@ -199,6 +203,8 @@ pub struct ServeArgs {
     /// RLIMIT_NOFILE leaves each core, at most 16,384 (the soft limit is raised to the hard).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_connections_per_core: Option<u64>,
+    #[command(flatten)]
+    pub follow: crate::fleet::command::FollowArgs,
     #[command(flatten)]
     pub key: KeyArg,
 }

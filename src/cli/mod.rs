@@ -132,6 +132,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let key = args.key.file.clone();
             claims::run_claims(args, key)
         }
+        Command::Publish(args) => {
+            crate::fleet::command::run_publish(args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Fleet(args) => crate::fleet::command::run_fleet(args).map(|()| ExitCode::SUCCESS),
     }
 }
 
@@ -153,7 +157,7 @@ impl Command {
     /// Whether the command talks to the network (a closed socket must not end it).
     pub fn uses_sockets(&self) -> bool {
         match self {
-            Command::Serve(_) | Command::Load(_) => true,
+            Command::Serve(_) | Command::Load(_) | Command::Publish(_) | Command::Fleet(_) => true,
             Command::Demo(args) => !args.no_serve,
             _ => false,
         }

@@ -76,6 +76,7 @@ pub(super) fn run_demo(args: DemoArgs, key_file: Option<PathBuf>) -> anyhow::Res
             head_deadline_secs: crate::server::limits::HEAD_DEADLINE.as_secs(),
             body_deadline_secs: crate::server::limits::BODY_DEADLINE.as_secs(),
             max_connections_per_core: None,
+            follow: Default::default(),
             key: Default::default(),
         },
         key,
@@ -110,7 +111,16 @@ pub(super) fn run_serve(
         body_deadline: std::time::Duration::from_secs(args.body_deadline_secs),
         max_connections_per_core: args.max_connections_per_core.map(|n| n as usize),
     };
+    // A replica of a fleet catches up first: it needs a live generation to serve.
+    let mut following =
+        crate::fleet::command::Following::start(&args.follow, &args.data, key.clone())?;
     serve_until_signal(&args.data, config, key, |server, id| {
+        if let Some(f) = following.take() {
+            if let Err(e) = f.run_beside(server.live().clone(), server.reload_flag()) {
+                eprintln!("error: cannot start following the fleet: {e:#}");
+                std::process::exit(1);
+            }
+        }
         eprintln!(
             "shikaku serving generation {id}: RESP on {}, HTTP on {}",
             server.resp_addr(),

@@ -22,6 +22,13 @@ use std::time::Duration;
 /// How often an idle core re-reads the epoch, so it releases an old generation promptly.
 pub const VIEW_REFRESH: Duration = Duration::from_millis(500);
 
+/// What a replica following a fleet says of itself in `/healthz`, `/v1/generation` (a JSON
+/// value) and `/metrics` (Prometheus lines), given the generation served.
+pub trait FleetReport: Send + Sync {
+    fn write_json(&self, out: &mut Vec<u8>, serving: &str);
+    fn write_metrics(&self, out: &mut String, serving: &str);
+}
+
 /// One verified index generation being served.
 pub struct Generation {
     pub index: MappedIndex,
@@ -52,6 +59,8 @@ pub struct Live {
     background: Arc<AtomicU32>,
     /// Panics caught in the background threads, which were restarted (`/metrics`).
     pub background_panics: Arc<BackgroundPanics>,
+    /// A replica following a fleet (`serve --follow`) says here how it keeps up.
+    pub fleet: std::sync::OnceLock<Arc<dyn FleetReport>>,
 }
 
 /// Counts one piece of background work while alive.
@@ -131,6 +140,7 @@ impl Live {
             reload_refusals: AtomicU64::new(0),
             background,
             background_panics,
+            fleet: std::sync::OnceLock::new(),
         })
     }
 

@@ -327,6 +327,10 @@ impl HttpSession {
             self.body
                 .extend_from_slice(b"{\"status\":\"ok\",\"generation\":");
             write_json_str(&mut self.body, ctx.generation.id());
+            if let Some(fleet) = ctx.shared.live.fleet.get() {
+                self.body.extend_from_slice(b",\"fleet\":");
+                fleet.write_json(&mut self.body, ctx.generation.id());
+            }
             self.body.push(b'}');
             return Reply::json(200);
         }
@@ -354,6 +358,9 @@ impl HttpSession {
                         budget_bytes: ctx.shared.budget.limit_bytes(),
                     },
                 );
+                if let Some(fleet) = live.fleet.get() {
+                    fleet.write_metrics(&mut text, ctx.generation.id());
+                }
                 self.body.extend_from_slice(text.as_bytes());
                 Reply {
                     status: 200,
@@ -598,6 +605,10 @@ impl HttpSession {
         {
             Some(why) => write_json_str(b, &why),
             None => b.extend_from_slice(b"null"),
+        }
+        if let Some(fleet) = ctx.shared.live.fleet.get() {
+            b.extend_from_slice(b",\"fleet\":");
+            fleet.write_json(b, g.id());
         }
         b.push(b'}');
     }

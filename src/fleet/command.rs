@@ -1,0 +1,262 @@
+//! The command line of the fleet: `shikaku publish`, `shikaku fleet`, and the `--follow`
+//! options of `shikaku serve`.
+
+use super::follow::{Follower, Seen};
+use super::pointer::{move_pointer, Move, Pointer, Quorum};
+use super::publish::{publish, stored_generations};
+use super::retention::gc_store;
+use super::{FollowHealth, Remote, ReplicaState, StoreConfig, StoreUrl};
+use crate::domain::PersonKey;
+use crate::generations::{Store, StoreLock};
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Args, Debug)]
+pub struct StoreArgs {
+    /// S3-compatible endpoint (MinIO, a local test server); else $AWS_ENDPOINT_URL, else AWS.
+    /// Region and credentials come from the standard AWS_* variables.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PublishArgs {
+    /// Data directory holding the generation to upload.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Where: s3://BUCKET/PREFIX.
+    #[arg(long)]
+    pub to: String,
+    /// The generation to upload (default: the live one).
+    #[arg(long)]
+    pub generation: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct FleetArgs {
+    /// The fleet's store: s3://BUCKET/PREFIX.
+    #[arg(long)]
+    pub store: String,
+    /// Replicas that must hold a generation ready before the pointer moves to it
+    /// (default: every registered replica).
+    #[arg(long)]
+    pub quorum: Option<usize>,
+    #[command(flatten)]
+    pub endpoint: StoreArgs,
+    #[command(subcommand)]
+    pub command: FleetCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FleetCommand {
+    /// The pointer, the generations in the store, and what each replica holds and serves.
+    Status,
+    /// Make GEN live on every replica, once enough of them hold it ready.
+    Promote {
+        /// The generation to make live, as `fleet status` lists it (published, not yet live).
+        generation: String,
+        /// Promote even though the fleet is pinned, and unpin it.
+        #[arg(long)]
+        unpin: bool,
+    },
+    /// Make the previous generation live again (every replica still holds it).
+    Rollback,
+    /// Make GEN live and hold it there: `promote` refuses until unpinned.
+    Pin {
+        /// The generation to make and keep live, as `fleet status` lists it.
+        generation: String,
+    },
+}
+
+#[derive(Args, Debug, Default)]
+pub struct FollowArgs {
+    /// Follow a fleet: download its generations from s3://BUCKET/PREFIX and serve the one its
+    /// pointer names (see `shikaku fleet`).
+    #[arg(long, requires = "replica_id")]
+    pub follow: Option<String>,
+    /// This replica's name in the fleet (its state is PREFIX/replicas/ID.json).
+    #[arg(long, requires = "follow")]
+    pub replica_id: Option<String>,
+    /// S3-compatible endpoint for --follow; else $AWS_ENDPOINT_URL, else AWS.
+    #[arg(long = "follow-endpoint", requires = "follow")]
+    pub endpoint: Option<String>,
+}
+
+fn connect(url: &str, endpoint: &StoreArgs) -> anyhow::Result<Remote> {
+    let url = StoreUrl::parse(url)?;
+    Ok(Remote::connect(&StoreConfig::new(
+        url,
+        endpoint.endpoint.clone(),
+    ))?)
+}
+
+pub fn run_publish(args: PublishArgs) -> anyhow::Result<()> {
+    let remote = connect(&args.to, &args.store)?;
+    let store = Store::new(&args.data);
+    let (p, took) = publish(&remote, &store, args.generation.as_deref()).with_context(|| {
+        format!(
+            "publishing from {} to {}",
+            args.data.display(),
+            remote.url()
+        )
+    })?;
+    println!(
+        "generation {} in {}: {} files, {} bytes; uploaded {} files, {} bytes in {:.2} s{}",
+        p.generation,
+        remote.url(),
+        p.files,
+        p.bytes,
+        p.uploaded_files,
+        p.uploaded_bytes,
+        took.as_secs_f64(),
+        if p.already {
+            " (it was already published)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "make it live with: shikaku fleet --store {} promote {}",
+        remote.url(),
+        p.generation
+    );
+    Ok(())
+}
+
+pub fn run_fleet(args: FleetArgs) -> anyhow::Result<()> {
+    let remote = connect(&args.store, &args.endpoint)?;
+    let quorum = args.quorum.map_or(Quorum::All, Quorum::AtLeast);
+    let how = match args.command {
+        FleetCommand::Status => return print_status(&remote),
+        FleetCommand::Promote { generation, unpin } => Move::Promote {
+            id: generation,
+            unpin,
+        },
+        FleetCommand::Rollback => Move::Rollback,
+        FleetCommand::Pin { generation } => Move::Pin { id: generation },
+    };
+    let started = std::time::Instant::now();
+    let p = move_pointer(&remote, &how, quorum)
+        .with_context(|| format!("moving the pointer of {}", remote.url()))?;
+    println!(
+        "the fleet's pointer names {} (previous: {}{}) after {:.3} s",
+        p.live,
+        p.previous.as_deref().unwrap_or("none"),
+        if p.pinned { ", pinned" } else { "" },
+        started.elapsed().as_secs_f64()
+    );
+    let removed = gc_store(&remote, &p)
+        .context("removing generations the fleet no longer needs from the store")?;
+    if !removed.generations.is_empty() || removed.segments > 0 {
+        println!(
+            "removed from the store: generations {:?}, {} segment files",
+            removed.generations, removed.segments
+        );
+    }
+    Ok(())
+}
+
+fn print_status(remote: &Remote) -> anyhow::Result<()> {
+    let now = super::unix_now_ms();
+    match Pointer::read(remote)? {
+        Some(r) => {
+            let p = r.pointer;
+            println!(
+                "pointer: live {}, previous {}{}, moved {} s ago",
+                p.live,
+                p.previous.as_deref().unwrap_or("none"),
+                if p.pinned { ", pinned" } else { "" },
+                now.saturating_sub(p.changed_at_ms) / 1000
+            );
+        }
+        None => println!("pointer: none yet (nothing promoted)"),
+    }
+    println!(
+        "generations in the store: {}",
+        stored_generations(remote)?.join(" ")
+    );
+    for r in ReplicaState::read_all(remote)? {
+        println!(
+            "replica {}: live {}, ready [{}], seen {} s ago{}",
+            r.replica,
+            r.live.as_deref().unwrap_or("none"),
+            r.ready.join(" "),
+            now.saturating_sub(r.at_ms) / 1000,
+            r.trouble
+                .map(|t| format!(", trouble: {t}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// A follower set up and caught up (a generation is live in the data directory), waiting
+/// for the server to start before it runs on.
+pub struct Following {
+    follower: Follower,
+    lock: StoreLock,
+    seen: Seen,
+}
+
+impl Following {
+    /// Takes the data directory and follows until a generation is live there.
+    pub fn start(
+        args: &FollowArgs,
+        data: &std::path::Path,
+        key: PersonKey,
+    ) -> anyhow::Result<Option<Following>> {
+        let (Some(url), Some(replica)) = (&args.follow, &args.replica_id) else {
+            return Ok(None);
+        };
+        anyhow::ensure!(
+            super::valid_replica_id(replica),
+            "--replica-id {} is not a replica id: 1 to 64 ASCII letters, digits, '-', '_' or '.'",
+            crate::domain::text::quote_raw(replica)
+        );
+        let remote = connect(
+            url,
+            &StoreArgs {
+                endpoint: args.endpoint.clone(),
+            },
+        )?
+        .with_attempts(1);
+        let follower = Follower {
+            remote,
+            store: Store::new(data),
+            key,
+            replica: replica.clone(),
+            health: Arc::new(FollowHealth::new(replica)),
+            reload: None,
+            serving: Box::new(|| None),
+        };
+        let lock = follower
+            .take_data_dir()
+            .with_context(|| format!("taking {} for the follower", data.display()))?;
+        let mut seen = Seen::default();
+        tracing::info!(store = %url, replica = %replica, "following the fleet");
+        follower.wait_until_live(&mut seen);
+        Ok(Some(Following {
+            follower,
+            lock,
+            seen,
+        }))
+    }
+
+    /// Runs on beside the server: reports through `live`, asks for reloads through `reload`.
+    pub fn run_beside(
+        mut self,
+        live: Arc<crate::server::Live>,
+        reload: Arc<std::sync::atomic::AtomicBool>,
+    ) -> anyhow::Result<()> {
+        let health: Arc<dyn crate::server::live::FleetReport> = self.follower.health.clone();
+        let _ = live.fleet.set(health);
+        self.follower.reload = Some(reload);
+        self.follower.serving = Box::new(move || Some(live.load().id().to_owned()));
+        self.follower.spawn(self.lock, self.seen)?;
+        Ok(())
+    }
+}

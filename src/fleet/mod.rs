@@ -1,0 +1,78 @@
+//! The fleet: generations published to S3-compatible object storage, replicas that pull,
+//! verify and seal them, and one pointer object that says which generation every replica
+//! serves.
+//!
+//! ```text
+//! PREFIX/segments/<name>.seg             segment files, content-named, shared by generations
+//! PREFIX/generations/<id>/index.shk      the main file
+//! PREFIX/generations/<id>/manifest.json  every file's size and xxh3; written after the files
+//! PREFIX/generations/<id>/report.json    the build report; written last
+//! PREFIX/pointer.json                    the fleet's live and previous generation
+//! PREFIX/replicas/<replica id>.json      what each replica holds ready and serves
+//! ```
+//!
+//! A generation is in the store once its manifest is; it is live once the pointer names it.
+//! The pointer is only ever replaced by a conditional write (If-Match on the e-tag read), so
+//! two operators cannot both move it from the same state.
+
+pub mod command;
+mod error;
+pub mod follow;
+pub mod health;
+pub mod manifest;
+pub mod pointer;
+pub mod publish;
+pub mod remote;
+pub mod replica;
+pub mod retention;
+mod url;
+
+pub use error::FleetError;
+pub use health::FollowHealth;
+pub use manifest::Manifest;
+pub use pointer::Pointer;
+pub use remote::Remote;
+pub use replica::ReplicaState;
+pub use url::{StoreConfig, StoreUrl};
+
+/// Object names under the store's prefix.
+pub mod keys {
+    pub const POINTER: &str = "pointer.json";
+    pub const SEGMENTS: &str = "segments";
+    pub const GENERATIONS: &str = "generations";
+    pub const REPLICAS: &str = "replicas";
+    pub const MANIFEST: &str = "manifest.json";
+
+    pub fn segment(name: &str) -> String {
+        format!("{SEGMENTS}/{name}")
+    }
+
+    pub fn generation_file(id: &str, name: &str) -> String {
+        format!("{GENERATIONS}/{id}/{name}")
+    }
+
+    pub fn manifest(id: &str) -> String {
+        generation_file(id, MANIFEST)
+    }
+
+    pub fn replica(id: &str) -> String {
+        format!("{REPLICAS}/{id}.json")
+    }
+}
+
+/// Seconds since the Unix epoch, for the times objects record.
+pub fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A replica id: what names its state object. ASCII letters, digits, `-`, `_`, `.`.
+pub fn valid_replica_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && !id.starts_with('.')
+}

@@ -1,0 +1,374 @@
+//! The object store, reached through `object_store` (Apache Arrow's client: signing, XML,
+//! multipart and its own retries are its business). It runs on a small tokio runtime owned
+//! by the calling thread (the CLI's main thread or the follower's), never on a serving core:
+//! every method here blocks until the store answered.
+
+use super::{FleetError, StoreConfig};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use xxhash_rust::xxh3::Xxh3;
+
+/// Files at least this large go up in parts (S3 allows a single PUT up to 5 GB, but a part
+/// that fails is retried alone, and parts go up several at once).
+pub const MULTIPART_BYTES_MIN: u64 = 32 << 20;
+/// The size of one part of a multipart upload.
+pub const PART_BYTES: usize = 16 << 20;
+/// Parts in flight at once.
+const PARTS_IN_FLIGHT: usize = 4;
+/// A small object (pointer, manifest, replica state) larger than this is refused unread.
+pub const SMALL_OBJECT_BYTES_MAX: u64 = 16 << 20;
+
+/// A small object read whole, with the e-tag a conditional write needs.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub bytes: Bytes,
+    pub e_tag: Option<String>,
+}
+
+/// How a put may replace what is there.
+#[derive(Debug, Clone)]
+pub enum Put {
+    Overwrite,
+    /// Only if nothing is there (If-None-Match: *).
+    Create,
+    /// Only if what is there still has this e-tag (If-Match).
+    IfMatch(String),
+}
+
+/// A conditional put that found the object changed (or already there).
+#[derive(Debug)]
+pub struct Conflict;
+
+/// An object listed: its key below the prefix and its size.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub key: String,
+    pub bytes: u64,
+    pub modified_ms: u64,
+}
+
+pub struct Remote {
+    runtime: tokio::runtime::Runtime,
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+    /// Tries of one operation against transient failures, beyond the client's own.
+    attempts: u32,
+    url: String,
+}
+
+impl Remote {
+    pub fn connect(config: &StoreConfig) -> Result<Remote, FleetError> {
+        let store = config.build()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(FleetError::io(Path::new("tokio runtime")))?;
+        Ok(Remote {
+            runtime,
+            store: Arc::new(store),
+            prefix: config.url.prefix.clone(),
+            attempts: 4,
+            url: config.url.to_string(),
+        })
+    }
+
+    /// How many times each operation is tried against transient failures (at least 1).
+    pub fn with_attempts(mut self, attempts: u32) -> Remote {
+        self.attempts = attempts.max(1);
+        self
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn path(&self, key: &str) -> ObjectPath {
+        if self.prefix.is_empty() {
+            ObjectPath::from(key)
+        } else {
+            ObjectPath::from(format!("{}/{key}", self.prefix))
+        }
+    }
+
+    /// Runs `op` until it succeeds, fails for good, or the attempts are spent, sleeping
+    /// 0.5 s, 1 s, 2 s... between tries.
+    fn retrying<T>(
+        &self,
+        mut op: impl FnMut(&Self) -> Result<T, FleetError>,
+    ) -> Result<T, FleetError> {
+        let mut pause = Duration::from_millis(500);
+        let mut attempt = 1;
+        loop {
+            match op(self) {
+                Err(e) if e.is_transient() && attempt < self.attempts => {
+                    tracing::warn!(
+                        attempt,
+                        "store request failed, trying again in {pause:?}: {e}"
+                    );
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(8));
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// A small object, or `None` when there is none.
+    pub fn get(&self, key: &str) -> Result<Option<Fetched>, FleetError> {
+        self.retrying(|me| {
+            let path = me.path(key);
+            me.runtime.block_on(async {
+                let got = match me.store.get(&path).await {
+                    Ok(got) => got,
+                    Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                    Err(e) => return Err(FleetError::request("GET", key)(e)),
+                };
+                if got.meta.size > SMALL_OBJECT_BYTES_MAX {
+                    return Err(FleetError::BadObject {
+                        key: key.to_owned(),
+                        why: format!(
+                            "{} bytes, more than the {SMALL_OBJECT_BYTES_MAX} allowed",
+                            got.meta.size
+                        ),
+                    });
+                }
+                let e_tag = got.meta.e_tag.clone();
+                let bytes = got.bytes().await.map_err(FleetError::request("GET", key))?;
+                Ok(Some(Fetched { bytes, e_tag }))
+            })
+        })
+    }
+
+    /// The size of an object, or `None` when there is none.
+    pub fn head(&self, key: &str) -> Result<Option<u64>, FleetError> {
+        self.retrying(|me| {
+            let path = me.path(key);
+            me.runtime.block_on(async {
+                match me.store.head(&path).await {
+                    Ok(meta) => Ok(Some(meta.size)),
+                    Err(object_store::Error::NotFound { .. }) => Ok(None),
+                    Err(e) => Err(FleetError::request("HEAD", key)(e)),
+                }
+            })
+        })
+    }
+
+    /// Writes a small object; `Err(Conflict)` inside when a condition did not hold.
+    pub fn put(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        how: Put,
+    ) -> Result<Result<Option<String>, Conflict>, FleetError> {
+        self.retrying(|me| {
+            let path = me.path(key);
+            let mode = match &how {
+                Put::Overwrite => PutMode::Overwrite,
+                Put::Create => PutMode::Create,
+                Put::IfMatch(e_tag) => PutMode::Update(UpdateVersion {
+                    e_tag: Some(e_tag.clone()),
+                    version: None,
+                }),
+            };
+            let payload = PutPayload::from_bytes(bytes.clone());
+            me.runtime.block_on(async {
+                match me
+                    .store
+                    .put_opts(&path, payload, PutOptions::from(mode))
+                    .await
+                {
+                    Ok(done) => Ok(Ok(done.e_tag)),
+                    Err(
+                        object_store::Error::Precondition { .. }
+                        | object_store::Error::AlreadyExists { .. },
+                    ) => Ok(Err(Conflict)),
+                    Err(e) => Err(FleetError::request("PUT", key)(e)),
+                }
+            })
+        })
+    }
+
+    /// Uploads a local file whole (in parts when large); returns the bytes sent.
+    pub fn upload_file(&self, key: &str, file: &Path) -> Result<u64, FleetError> {
+        self.retrying(|me| me.upload_once(key, file))
+    }
+
+    fn upload_once(&self, key: &str, file: &Path) -> Result<u64, FleetError> {
+        let bytes = std::fs::metadata(file).map_err(FleetError::io(file))?.len();
+        let path = self.path(key);
+        if bytes < MULTIPART_BYTES_MIN {
+            let data = std::fs::read(file).map_err(FleetError::io(file))?;
+            self.runtime
+                .block_on(self.store.put(&path, PutPayload::from(data)))
+                .map_err(FleetError::request("PUT", key))?;
+            return Ok(bytes);
+        }
+        self.runtime.block_on(async {
+            let upload = self
+                .store
+                .put_multipart(&path)
+                .await
+                .map_err(FleetError::request("CreateMultipartUpload", key))?;
+            let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+            let mut f = std::fs::File::open(file).map_err(FleetError::io(file))?;
+            let mut buf = vec![0u8; PART_BYTES];
+            let sent = loop {
+                let n = match read_full(&mut f, &mut buf) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        let _ = writer.abort().await;
+                        return Err(FleetError::io(file)(e));
+                    }
+                };
+                if n == 0 {
+                    break writer.finish().await;
+                }
+                if let Err(e) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
+                    let _ = writer.abort().await;
+                    break Err(e);
+                }
+                writer.write(&buf[..n]);
+            };
+            sent.map_err(FleetError::request("UploadPart", key))?;
+            Ok(bytes)
+        })
+    }
+
+    /// Downloads an object into `dest` (created, fsynced), refusing one longer than
+    /// `bytes_max`; returns its size and xxh3.
+    pub fn download_file(
+        &self,
+        key: &str,
+        dest: &Path,
+        bytes_max: u64,
+    ) -> Result<(u64, u64), FleetError> {
+        self.retrying(|me| me.download_once(key, dest, bytes_max))
+    }
+
+    fn download_once(
+        &self,
+        key: &str,
+        dest: &Path,
+        bytes_max: u64,
+    ) -> Result<(u64, u64), FleetError> {
+        let path = self.path(key);
+        let mut out = std::io::BufWriter::with_capacity(
+            1 << 20,
+            std::fs::File::create(dest).map_err(FleetError::io(dest))?,
+        );
+        let mut hash = Xxh3::new();
+        let mut total = 0u64;
+        self.runtime.block_on(async {
+            let got = me_get(&*self.store, &path, key).await?;
+            let mut stream = got.into_stream();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(FleetError::request("GET", key))?;
+                total += chunk.len() as u64;
+                if total > bytes_max {
+                    return Err(FleetError::BadObject {
+                        key: key.to_owned(),
+                        why: format!("longer than the {bytes_max} bytes its manifest gives"),
+                    });
+                }
+                hash.update(&chunk);
+                out.write_all(&chunk).map_err(FleetError::io(dest))?;
+            }
+            Ok(())
+        })?;
+        let f = out
+            .into_inner()
+            .map_err(|e| FleetError::io(dest)(e.into_error()))?;
+        f.sync_all().map_err(FleetError::io(dest))?;
+        Ok((total, hash.digest()))
+    }
+
+    /// Every object under `dir` (a key prefix below the store's prefix, no trailing `/`).
+    pub fn list(&self, dir: &str) -> Result<Vec<Listed>, FleetError> {
+        self.retrying(|me| {
+            let base = me.path(dir);
+            let strip = if me.prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{}/", me.prefix)
+            };
+            me.runtime.block_on(async {
+                let mut stream = me.store.list(Some(&base));
+                let mut out = Vec::new();
+                while let Some(meta) = stream.next().await {
+                    let meta = meta.map_err(FleetError::request("LIST", dir))?;
+                    let full = meta.location.to_string();
+                    let key = full.strip_prefix(&strip).unwrap_or(&full).to_owned();
+                    out.push(Listed {
+                        key,
+                        bytes: meta.size,
+                        modified_ms: meta.last_modified.timestamp_millis().max(0) as u64,
+                    });
+                }
+                Ok(out)
+            })
+        })
+    }
+
+    pub fn delete(&self, key: &str) -> Result<(), FleetError> {
+        self.retrying(|me| {
+            let path = me.path(key);
+            me.runtime.block_on(async {
+                match me.store.delete(&path).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                    Err(e) => Err(FleetError::request("DELETE", key)(e)),
+                }
+            })
+        })
+    }
+}
+
+async fn me_get(
+    store: &dyn ObjectStore,
+    path: &ObjectPath,
+    key: &str,
+) -> Result<object_store::GetResult, FleetError> {
+    match store.get(path).await {
+        Ok(got) => Ok(got),
+        Err(object_store::Error::NotFound { .. }) => Err(FleetError::BadObject {
+            key: key.to_owned(),
+            why: "it is missing from the store".into(),
+        }),
+        Err(e) => Err(FleetError::request("GET", key)(e)),
+    }
+}
+
+/// Reads until `buf` is full or the file ends.
+fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// The xxh3 of a local file, read in 1 MiB pieces.
+pub fn file_xxh3(path: &Path) -> Result<(u64, u64), FleetError> {
+    let mut f = std::fs::File::open(path).map_err(FleetError::io(path))?;
+    let mut hash = Xxh3::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = read_full(&mut f, &mut buf).map_err(FleetError::io(path))?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        hash.update(&buf[..n]);
+    }
+    Ok((total, hash.digest()))
+}

@@ -1,0 +1,288 @@
+//! The fleet against a real S3-compatible server (moto's server mode, started here): publish
+//! sends only what the store lacks and picks up after an interruption; the pointer moves only
+//! by conditional writes and only to generations enough replicas hold; a replica's download is
+//! checked against the manifest and refused when the store's bytes are wrong.
+
+mod fleet_support;
+
+use fleet_support::*;
+use shikaku::fleet::follow::download;
+use shikaku::fleet::pointer::{move_pointer, Move, Quorum};
+use shikaku::fleet::publish::publish;
+use shikaku::fleet::remote::{Put, Remote};
+use shikaku::fleet::{keys, FleetError, Manifest, ReplicaState, StoreConfig, StoreUrl};
+use shikaku::generations::Store;
+
+fn remote(moto: &Moto, prefix: &str) -> Remote {
+    moto.set_env();
+    let url = StoreUrl::parse(&moto.url(prefix)).unwrap();
+    Remote::connect(&StoreConfig::new(url, Some(moto.endpoint()))).unwrap()
+}
+
+fn ready(remote: &Remote, replica: &str, ready: &[&str]) {
+    ReplicaState {
+        format: 1,
+        replica: replica.into(),
+        ready: ready.iter().map(|s| s.to_string()).collect(),
+        live: None,
+        at_ms: 0,
+        trouble: None,
+    }
+    .write(remote)
+    .unwrap();
+}
+
+#[test]
+fn publish_sends_only_what_the_store_lacks_and_resumes() {
+    let Some(moto) = Moto::start("publish_sends_only_what_the_store_lacks_and_resumes") else {
+        return;
+    };
+    let remote = remote(&moto, "east/prod");
+    let data = tempfile::tempdir().unwrap();
+    let store = Store::new(data.path());
+    let g1 = build_generation(data.path());
+    let (first, _) = publish(&remote, &store, None).unwrap();
+    let manifest = Manifest::of_local(&store, &g1).unwrap();
+    assert_eq!(
+        (first.uploaded_files, first.uploaded_bytes, first.already),
+        (manifest.files.len(), manifest.bytes(), false)
+    );
+    assert!(manifest.segments().count() > 3, "{manifest:?}");
+
+    // Again: nothing to send.
+    let (again, _) = publish(&remote, &store, Some(&g1)).unwrap();
+    assert_eq!((again.uploaded_files, again.already), (0, true));
+
+    // A nightly build with nothing changed shares every segment: only its main file and
+    // report go up.
+    let g2 = build_generation(data.path());
+    let (nightly, _) = publish(&remote, &store, None).unwrap();
+    let m2 = Manifest::of_local(&store, &g2).unwrap();
+    assert_eq!(nightly.uploaded_files, 2, "{nightly:?}");
+    assert_eq!(
+        nightly.uploaded_bytes,
+        m2.bytes() - m2.segments().map(|(_, f)| f.bytes).sum::<u64>()
+    );
+
+    // Killed before its manifest went up (here: the manifest and report taken away, one
+    // segment lost): the next run sends just those.
+    remote.delete(&keys::manifest(&g2)).unwrap();
+    remote
+        .delete(&keys::generation_file(&g2, "report.json"))
+        .unwrap();
+    let (name, seg) = m2.segments().next().unwrap();
+    remote.delete(&keys::segment(name)).unwrap();
+    let (resumed, _) = publish(&remote, &store, None).unwrap();
+    assert_eq!(
+        (
+            resumed.uploaded_files,
+            resumed.uploaded_bytes,
+            resumed.already
+        ),
+        (2, seg.bytes + m2.files.last().unwrap().bytes, false)
+    );
+    let stored = shikaku::fleet::publish::stored_generations(&remote).unwrap();
+    assert_eq!(stored, [g1, g2]);
+}
+
+#[test]
+fn the_pointer_moves_only_by_conditional_writes_to_ready_generations() {
+    let Some(moto) =
+        Moto::start("the_pointer_moves_only_by_conditional_writes_to_ready_generations")
+    else {
+        return;
+    };
+    let remote = remote(&moto, "p");
+    let data = tempfile::tempdir().unwrap();
+    let store = Store::new(data.path());
+    let g1 = build_generation(data.path());
+    publish(&remote, &store, None).unwrap();
+    let g2 = build_generation(data.path());
+    publish(&remote, &store, None).unwrap();
+    let promote = |id: &str| Move::Promote {
+        id: id.into(),
+        unpin: false,
+    };
+
+    // Nobody registered: refused unless a quorum of 0 is given.
+    assert!(matches!(
+        move_pointer(&remote, &promote(&g1), Quorum::All),
+        Err(FleetError::NoReplicas)
+    ));
+    ready(&remote, "r1", &[&g1, &g2]);
+    ready(&remote, "r2", &[&g1]);
+    let refused = move_pointer(&remote, &promote(&g2), Quorum::All).unwrap_err();
+    assert!(
+        refused.to_string().contains("1 of 2 needed; not ready: r2"),
+        "{refused}"
+    );
+    assert!(matches!(
+        move_pointer(&remote, &promote("g-none"), Quorum::All),
+        Err(FleetError::NotInStore { .. })
+    ));
+    let p = move_pointer(&remote, &promote(&g1), Quorum::All).unwrap();
+    assert_eq!((p.live.as_str(), p.previous), (g1.as_str(), None));
+    let p = move_pointer(&remote, &promote(&g2), Quorum::AtLeast(1)).unwrap();
+    assert_eq!(
+        (p.live.as_str(), p.previous.as_deref()),
+        (g2.as_str(), Some(g1.as_str()))
+    );
+    assert!(matches!(
+        move_pointer(&remote, &promote(&g2), Quorum::All),
+        Err(FleetError::AlreadyLive { .. })
+    ));
+
+    // Rollback to the previous; then there is none before it.
+    let p = move_pointer(&remote, &Move::Rollback, Quorum::All).unwrap();
+    assert_eq!((p.live.as_str(), p.previous), (g1.as_str(), None));
+    assert!(matches!(
+        move_pointer(&remote, &Move::Rollback, Quorum::All),
+        Err(FleetError::NothingBefore { .. })
+    ));
+
+    // Pinned: promote refuses until told to unpin.
+    move_pointer(&remote, &Move::Pin { id: g1.clone() }, Quorum::All).unwrap();
+    assert!(matches!(
+        move_pointer(&remote, &promote(&g2), Quorum::AtLeast(1)),
+        Err(FleetError::Pinned { .. })
+    ));
+    let p = move_pointer(
+        &remote,
+        &Move::Promote {
+            id: g2.clone(),
+            unpin: true,
+        },
+        Quorum::AtLeast(1),
+    )
+    .unwrap();
+    assert!(!p.pinned);
+
+    // The store honours the conditions: a write against a stale e-tag, or a create over an
+    // existing object, is refused.
+    let read = shikaku::fleet::Pointer::read(&remote).unwrap().unwrap();
+    let stale = read.e_tag.clone().unwrap();
+    let body = bytes::Bytes::from_static(b"{}");
+    assert!(remote
+        .put(keys::POINTER, body.clone(), Put::IfMatch(stale.clone()))
+        .unwrap()
+        .is_ok());
+    assert!(remote
+        .put(keys::POINTER, body.clone(), Put::IfMatch(stale))
+        .unwrap()
+        .is_err());
+    assert!(remote
+        .put(keys::POINTER, body, Put::Create)
+        .unwrap()
+        .is_err());
+}
+
+#[test]
+fn a_replica_checks_every_file_and_refuses_wrong_bytes() {
+    let Some(moto) = Moto::start("a_replica_checks_every_file_and_refuses_wrong_bytes") else {
+        return;
+    };
+    let remote = remote(&moto, "d");
+    let built = tempfile::tempdir().unwrap();
+    let g1 = build_generation(built.path());
+    publish(&remote, &Store::new(built.path()), None).unwrap();
+    let manifest = Manifest::of_local(&Store::new(built.path()), &g1).unwrap();
+    let key = shikaku::domain::PersonKey::demo();
+
+    // A segment whose bytes in the store differ from the manifest: refused, nothing sealed.
+    let (name, _) = manifest.segments().nth(1).unwrap();
+    let good = remote.get(&keys::segment(name)).unwrap().unwrap().bytes;
+    let mut bad = good.to_vec();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    remote
+        .put(&keys::segment(name), bad.into(), Put::Overwrite)
+        .unwrap()
+        .unwrap();
+    let replica = tempfile::tempdir().unwrap();
+    let store = Store::new(replica.path());
+    let err = download(&remote, &store, &manifest, &key, &mut || {}).unwrap_err();
+    assert!(matches!(err, FleetError::Mismatch { .. }), "{err}");
+    assert!(err.to_string().contains(name), "{err}");
+    assert!(store.list().unwrap().is_empty());
+
+    // Put right, the download resumes: the files already checked stay, the rest come.
+    remote
+        .put(&keys::segment(name), good, Put::Overwrite)
+        .unwrap()
+        .unwrap();
+    let fetched = download(&remote, &store, &manifest, &key, &mut || {}).unwrap();
+    assert_eq!(fetched.resumed_files, 2, "{fetched:?}");
+    assert_eq!(
+        fetched.resumed_files + fetched.downloaded_files,
+        manifest.files.len()
+    );
+    assert_eq!(store.list().unwrap(), std::slice::from_ref(&g1));
+    store.open_verified(&g1, key.clone()).unwrap();
+
+    // A second generation sharing every segment: only its own files are downloaded, the
+    // segments are linked from the first after being checked.
+    let g2 = build_generation(built.path());
+    publish(&remote, &Store::new(built.path()), None).unwrap();
+    let m2 = Manifest::of_local(&Store::new(built.path()), &g2).unwrap();
+    let fetched = download(&remote, &store, &m2, &key, &mut || {}).unwrap();
+    assert_eq!(
+        (fetched.linked_files, fetched.downloaded_files),
+        (m2.segments().count(), 2)
+    );
+}
+
+#[test]
+fn the_cli_publishes_promotes_and_says_why_not() {
+    let Some(moto) = Moto::start("the_cli_publishes_promotes_and_says_why_not") else {
+        return;
+    };
+    let env = moto.env();
+    let data = tempfile::tempdir().unwrap();
+    let g1 = build_generation(data.path());
+    let url = moto.url("cli");
+    let out = shikaku(
+        &[
+            "publish".as_ref(),
+            "--data".as_ref(),
+            data.path().as_os_str(),
+            "--to".as_ref(),
+            url.as_ref(),
+        ],
+        &env,
+    );
+    assert!(out.contains(&format!("generation {g1} in {url}")), "{out}");
+    let fleet = |args: &[&str]| {
+        let mut all: Vec<&std::ffi::OsStr> =
+            vec!["fleet".as_ref(), "--store".as_ref(), url.as_ref()];
+        all.extend(args.iter().map(std::ffi::OsStr::new));
+        shikaku_output(&all, &env)
+    };
+    let (ok, _, err) = fleet(&["promote", &g1]);
+    assert!(
+        !ok && err.contains("no replica has registered") && err.contains("--quorum"),
+        "{err}"
+    );
+    let (ok, out, err) = fleet(&["--quorum", "0", "promote", &g1]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!("the fleet's pointer names {g1}")),
+        "{out}"
+    );
+    let (ok, out, _) = fleet(&["status"]);
+    assert!(
+        ok && out.contains(&format!("pointer: live {g1}, previous none")),
+        "{out}"
+    );
+    let (ok, _, err) = fleet(&["rollback"]);
+    assert!(!ok && err.contains("nothing to roll back to"), "{err}");
+    let (ok, _, err) = shikaku_output(
+        &[
+            "fleet".as_ref(),
+            "--store".as_ref(),
+            "https://x/y".as_ref(),
+            "status".as_ref(),
+        ],
+        &env,
+    );
+    assert!(!ok && err.contains("s3://BUCKET/PREFIX"), "{err}");
+}
