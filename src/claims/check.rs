@@ -2,11 +2,17 @@
 //! same rules, and the same code, as every card query the server answers. The card is looked
 //! up once per receipt (its records found by `card_probe` and `probed_records`); each day then
 //! runs the card-query decision over those records.
+//!
+//! Receipts are checked in groups of [`GROUP_RECEIPTS`], step by step as the server answers a
+//! pipelined group of card queries: a lookup in a large index is mostly waiting on memory (the
+//! card's directory slot, its records, their text), so each step first asks for the memory of
+//! every receipt of the group and the cache misses overlap instead of following one another.
 
 use super::uke::{Receipt, UkeFile};
 use super::{Reason, Verdict};
 use crate::domain::{text, Date};
-use crate::index::{CardRecords, Index, RecordView};
+use crate::index::{CardProbe, CardRecords, Index, RecordView};
+use crate::query::answer::GROUP_QUERIES;
 use crate::query::{CardFields, CardQuery, Lookup, Outcome, QueryError};
 use std::borrow::Cow;
 use unicode_normalization::UnicodeNormalization;
@@ -24,12 +30,26 @@ pub struct Checked {
     pub detail: Option<(u64, String)>,
 }
 
-/// What one checker reuses from receipt to receipt: the card query, whose normalized symbol
-/// and number buffers are refilled for each receipt rather than allocated.
+/// Receipts checked together (as many as the server's pipelined group of card queries).
+pub const GROUP_RECEIPTS: usize = GROUP_QUERIES;
+
+/// What one checker reuses from group to group: each slot's card query, whose normalized
+/// symbol and number buffers are refilled for each receipt rather than allocated.
 #[derive(Default)]
 pub struct Checker {
-    query: Option<CardQuery>,
-    spare: (String, String),
+    slots: Vec<Slot>,
+    spare: Vec<(String, String)>,
+}
+
+/// One receipt of a group: decided before any lookup (no card to look up), or its card query
+/// and where its records would be.
+enum Slot {
+    Decided(Checked),
+    Card {
+        q: CardQuery,
+        probe: Option<CardProbe>,
+        points: Option<u64>,
+    },
 }
 
 /// The card-query decision for one day over a card's records found once for the receipt.
@@ -43,120 +63,180 @@ fn decide_day<'a, B: AsRef<[u8]>>(
 }
 
 impl Checker {
-    /// The card query of the receipt, normalized, once [`Self::check`] has read it (`None`
+    /// Checks `receipts` of `file` against `index` (at most [`GROUP_RECEIPTS`]), calling
+    /// `each` with each receipt in order, its result and its card query, normalized (`None`
     /// when the receipt has no readable card).
-    pub fn card(&self) -> Option<&CardQuery> {
-        self.query.as_ref()
-    }
-
-    /// Checks one receipt of `file` against `index`.
-    pub fn check<B: AsRef<[u8]>>(
+    pub fn check_group<B: AsRef<[u8]>>(
         &mut self,
         index: &Index<B>,
         file: &UkeFile<'_>,
-        r: &Receipt,
-    ) -> Checked {
-        let (points, points_error) = match &r.insurance {
-            Some(ins) => match read_points(file.text(&ins.points)) {
-                Ok(p) => (Some(p), None),
-                Err(why) => (None, Some((ins.line, why))),
-            },
-            None => (None, None),
-        };
-        let error = |reason: String, detail: (u64, String)| Checked {
+        receipts: &[Receipt],
+        mut each: impl FnMut(&Receipt, &Checked, Option<&CardQuery>),
+    ) {
+        assert!(receipts.len() <= GROUP_RECEIPTS, "at most GROUP_RECEIPTS");
+        for slot in self.slots.drain(..) {
+            if let Slot::Card { q, .. } = slot {
+                self.spare.push((q.symbol, q.number));
+            }
+        }
+        // Step 1: each receipt read and its card's probe (no index memory but the insurer
+        // table); ask for the card's directory slot.
+        for r in receipts {
+            let spare = self.spare.pop().unwrap_or_default();
+            let slot = prepare(index, file, r, spare);
+            if let Slot::Card { probe: Some(p), .. } = &slot {
+                index.prefetch_probe(p);
+            }
+            self.slots.push(slot);
+        }
+        // Step 2: the cards' records.
+        let cards: [_; GROUP_RECEIPTS] = std::array::from_fn(|i| match self.slots.get(i) {
+            Some(Slot::Card { probe, .. }) => index.probed_records(probe.as_ref()),
+            _ => index.probed_records(None),
+        });
+        for c in &cards[..receipts.len()] {
+            c.prefetch();
+        }
+        // Step 3: their text (the reading compared with RE 37).
+        for c in &cards[..receipts.len()] {
+            c.prefetch_text();
+        }
+        // Step 4: each day of service decided, in order.
+        for ((r, slot), card) in receipts.iter().zip(&mut self.slots).zip(cards) {
+            match slot {
+                Slot::Decided(checked) => each(r, checked, None),
+                Slot::Card { q, points, .. } => {
+                    let checked = decide(index, file, r, q, card, *points);
+                    each(r, &checked, Some(q));
+                }
+            }
+        }
+    }
+}
+
+/// Reads receipt `r` up to its card lookup: a receipt that cannot get one is decided here.
+/// `spare` holds buffers for the card query's symbol and number.
+fn prepare<B: AsRef<[u8]>>(
+    index: &Index<B>,
+    file: &UkeFile<'_>,
+    r: &Receipt,
+    spare: (String, String),
+) -> Slot {
+    let (points, points_error) = match &r.insurance {
+        Some(ins) => match read_points(file.text(&ins.points)) {
+            Ok(p) => (Some(p), None),
+            Err(why) => (None, Some((ins.line, why))),
+        },
+        None => (None, None),
+    };
+    let error = |reason: String, detail: (u64, String)| {
+        Slot::Decided(Checked {
             verdict: Verdict::Error,
             reason: Reason::Malformed(reason),
             days: 0,
             points,
             detail: Some(detail),
-        };
-        if let Some(q) = self.query.take() {
-            self.spare = (q.symbol, q.number);
-        }
-        if let Some(m) = &r.malformed {
-            return error(m.field_name(), (m.line, m.why.clone()));
-        }
-        let (Some(ins), Some(month)) = (&r.insurance, r.month) else {
-            return Checked {
-                verdict: Verdict::Unchecked,
-                reason: Reason::NoInsurance,
-                days: 0,
-                points,
-                detail: None,
-            };
-        };
-        if let Some(detail) = points_error {
-            return error("HO 6".into(), detail);
-        }
-        let sex = file.text(&r.sex).trim();
-        if !matches!(sex, "1" | "2") {
-            let why = format!("sex must be 1 or 2, not {}", text::quote_raw(sex));
-            return error("RE 6".into(), (r.line, why));
-        }
-        let (symbol, number) = std::mem::take(&mut self.spare);
-        let fields = CardFields {
-            insurer_number: Some(file.text(&ins.insurer_number)),
-            symbol: Some(file.text(&ins.symbol)),
-            number: Some(file.text(&ins.number)),
-            branch: r.branch.as_ref().map(|b| file.text(b)),
-            birthdate: Some(file.text(&r.birthdate)),
-            date: None,
-            limit_consent: false,
-        };
-        let mut q = match CardQuery::parse_reusing(&fields, symbol, number) {
-            Ok(q) => q,
-            Err(e) => {
-                let (field, line) = uke_field(&e, r.line, ins.line);
-                return error(field.into(), (line, e.to_string()));
-            }
-        };
-        let (days, every_day) = match r.days {
-            0 => (month.all_days(), true),
-            d => (d, false),
-        };
-        let card =
-            index.probed_records(index.card_probe(&q.insurer, &q.symbol, &q.number).as_ref());
-        let mut by = DaysBy::default();
-        let kana = file.text(&r.kana);
-        for d in 1..=month.days {
-            if days & (1 << (d - 1)) == 0 {
-                continue;
-            }
-            let day = month.day(d);
-            q.date = Some(day);
-            let bit = 1u32 << (d - 1);
-            match decide_day(index, &q, &card) {
-                Outcome::Eligible(rec) => {
-                    by.covered |= bit;
-                    if !same_sex(sex, &rec) {
-                        by.sex_differs = true;
-                    }
-                    if !by.kana_differs && !same_kana(kana, rec.name_kana()) {
-                        by.kana_differs = true;
-                    }
-                }
-                Outcome::Invalid(rec) => {
-                    if rec.disqualification_date().is_some_and(|end| day >= end) {
-                        by.lost |= bit;
-                    } else {
-                        by.not_yet |= bit;
-                    }
-                }
-                Outcome::InvalidNewerQualification => by.other |= bit,
-                Outcome::NotFound => by.not_found |= bit,
-                Outcome::MultipleCard | Outcome::MultiplePerson(_) => by.multiple |= bit,
-            }
-        }
-        q.date = None;
-        self.query = Some(q);
-        let (verdict, reason, days) = by.verdict(days, every_day);
-        Checked {
-            verdict,
-            reason,
-            days,
+        })
+    };
+    if let Some(m) = &r.malformed {
+        return error(m.field_name(), (m.line, m.why.clone()));
+    }
+    let (Some(ins), Some(_)) = (&r.insurance, r.month) else {
+        return Slot::Decided(Checked {
+            verdict: Verdict::Unchecked,
+            reason: Reason::NoInsurance,
+            days: 0,
             points,
             detail: None,
+        });
+    };
+    if let Some(detail) = points_error {
+        return error("HO 6".into(), detail);
+    }
+    let sex = file.text(&r.sex).trim();
+    if !matches!(sex, "1" | "2") {
+        let why = format!("sex must be 1 or 2, not {}", text::quote_raw(sex));
+        return error("RE 6".into(), (r.line, why));
+    }
+    let fields = CardFields {
+        insurer_number: Some(file.text(&ins.insurer_number)),
+        symbol: Some(file.text(&ins.symbol)),
+        number: Some(file.text(&ins.number)),
+        branch: r.branch.as_ref().map(|b| file.text(b)),
+        birthdate: Some(file.text(&r.birthdate)),
+        date: None,
+        limit_consent: false,
+    };
+    match CardQuery::parse_reusing(&fields, spare.0, spare.1) {
+        Ok(q) => {
+            let probe = index.card_probe(&q.insurer, &q.symbol, &q.number);
+            Slot::Card { q, probe, points }
         }
+        Err(e) => {
+            let (field, line) = uke_field(&e, r.line, ins.line);
+            error(field.into(), (line, e.to_string()))
+        }
+    }
+}
+
+/// Each day of service of receipt `r` decided over its card's records, and the verdict.
+fn decide<'a, B: AsRef<[u8]>>(
+    index: &'a Index<B>,
+    file: &UkeFile<'_>,
+    r: &Receipt,
+    q: &mut CardQuery,
+    card: CardRecords<'a, B>,
+    points: Option<u64>,
+) -> Checked {
+    let month = r.month.expect("a receipt with a card query has its month");
+    let sex = file.text(&r.sex).trim();
+    let (days, every_day) = match r.days {
+        0 => (month.all_days(), true),
+        d => (d, false),
+    };
+    let mut by = DaysBy::default();
+    let kana = file.text(&r.kana);
+    // The record whose reading was last compared: a receipt's days are mostly covered by
+    // the same record, whose reading need not be compared again.
+    let mut kana_compared: Option<RecordView<'_>> = None;
+    for d in 1..=month.days {
+        if days & (1 << (d - 1)) == 0 {
+            continue;
+        }
+        let day = month.day(d);
+        q.date = Some(day);
+        let bit = 1u32 << (d - 1);
+        match decide_day(index, q, &card) {
+            Outcome::Eligible(rec) => {
+                by.covered |= bit;
+                if !same_sex(sex, &rec) {
+                    by.sex_differs = true;
+                }
+                if !by.kana_differs && kana_compared.as_ref() != Some(&rec) {
+                    by.kana_differs = !same_kana(kana, rec.name_kana_utf8());
+                    kana_compared = Some(rec);
+                }
+            }
+            Outcome::Invalid(rec) => {
+                if rec.disqualification_date().is_some_and(|end| day >= end) {
+                    by.lost |= bit;
+                } else {
+                    by.not_yet |= bit;
+                }
+            }
+            Outcome::InvalidNewerQualification => by.other |= bit,
+            Outcome::NotFound => by.not_found |= bit,
+            Outcome::MultipleCard | Outcome::MultiplePerson(_) => by.multiple |= bit,
+        }
+    }
+    q.date = None;
+    let (verdict, reason, days) = by.verdict(days, every_day);
+    Checked {
+        verdict,
+        reason,
+        days,
+        points,
+        detail: None,
     }
 }
 
@@ -233,10 +313,14 @@ fn same_sex(re: &str, rec: &RecordView<'_>) -> bool {
 /// The katakana name of `RE` 37 against the record's reading, both NFKC with white space
 /// removed (half-width kana, an ideographic space between the names). An absent name is not
 /// compared.
-fn same_kana(re: &str, record: &str) -> bool {
-    if re.trim().is_empty() || re == record {
+fn same_kana(re: &str, record: &[u8]) -> bool {
+    if re.trim().is_empty() || re.as_bytes() == record {
         return true;
     }
+    // Bytes first: most readings match to the byte, without validating the record's text.
+    let Ok(record) = std::str::from_utf8(record) else {
+        return false;
+    };
     fn folded(s: &str) -> Cow<'_, str> {
         if s.is_ascii() {
             Cow::Owned(s.chars().filter(|c| !c.is_whitespace()).collect())

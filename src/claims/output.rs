@@ -8,7 +8,7 @@
 //! JSON: an array of objects with the same fields (`days` an array, absent values `null`),
 //! and for an `error` row a `detail` naming the line and what is wrong.
 
-use super::check::{days_of, Checked, Checker};
+use super::check::{days_of, Checked, Checker, GROUP_RECEIPTS};
 use super::limits::SUMMARY_DETAILS_MAX;
 use super::uke::{Receipt, UkeFile};
 use super::{Reason, Verdict};
@@ -345,25 +345,26 @@ pub fn check_file<B: AsRef<[u8]>>(
 ) {
     let mut checker = Checker::default();
     summary.files += 1;
-    for r in &file.receipts {
-        let checked = checker.check(index, file, r);
-        // A valid receipt number has 1-6 digits; a malformed one is shown, in its row and in
-        // the summary, with any run of 12 digits masked, as every quoted input is.
-        let receipt = mask_digit_runs(file.text(&r.number).trim());
-        let receipt = receipt.as_ref();
-        writer.row(
-            out,
-            &Row {
-                file_name,
-                receipt,
-                line: r.line,
-                checked: &checked,
-                first_day: r.month.map(|m| m.first),
-                card: checker.card(),
-            },
-        );
-        summary.add(file_name, receipt, &checked);
-        each(r, &checked, checker.card());
+    for group in file.receipts.chunks(GROUP_RECEIPTS) {
+        checker.check_group(index, file, group, |r, checked, card| {
+            // A valid receipt number has 1-6 digits; a malformed one is shown, in its row and
+            // in the summary, with any run of 12 digits masked, as every quoted input is.
+            let receipt = mask_digit_runs(file.text(&r.number).trim());
+            let receipt = receipt.as_ref();
+            writer.row(
+                out,
+                &Row {
+                    file_name,
+                    receipt,
+                    line: r.line,
+                    checked,
+                    first_day: r.month.map(|m| m.first),
+                    card,
+                },
+            );
+            summary.add(file_name, receipt, checked);
+            each(r, checked, card);
+        });
     }
     summary.rows = writer.rows();
     if let Some((line, Some(count))) = file.go {
