@@ -447,6 +447,10 @@ fn a_fleet_behind_haproxy_moves_together_through_faults() {
     let loads = loads.join().unwrap();
 
     let t = tally.lock().unwrap();
+    // Promotes swap to the generation the replica verified when it downloaded it, and a
+    // rollback to the previous one it held ready: no second pass over the index.
+    let r1 = replicas[0].log();
+    assert!(r1.contains("held_ready=true"), "{r1}");
     let r2 = replicas[1].log();
     assert!(
         r2.contains("generation downloaded, verified and sealed"),

@@ -232,6 +232,7 @@ impl Following {
             health: Arc::new(FollowHealth::new(replica)),
             reload: None,
             serving: Box::new(|| None),
+            live: None,
         };
         let lock = follower
             .take_data_dir()
@@ -255,6 +256,7 @@ impl Following {
         let health: Arc<dyn crate::server::live::FleetReport> = self.follower.health.clone();
         let _ = live.fleet.set(health);
         self.follower.reload = Some(reload);
+        self.follower.live = Some(live.clone());
         self.follower.serving = Box::new(move || Some(live.load().id().to_owned()));
         self.follower.spawn(self.lock, self.seen)?;
         Ok(())

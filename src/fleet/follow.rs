@@ -21,6 +21,7 @@ use crate::domain::PersonKey;
 use crate::format::SEGMENTS_DIR;
 use crate::generations::{Store, StoreLock, INDEX_FILE};
 use crate::index::MappedIndex;
+use crate::server::live::{Live, VerifiedIndex};
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -58,6 +59,9 @@ pub struct Follower {
     pub reload: Option<Arc<AtomicBool>>,
     /// What the server serves now.
     pub serving: Box<dyn Fn() -> Option<String> + Send>,
+    /// The server, once it runs: a generation verified here is held ready in it, so its swap
+    /// costs no second pass over the index.
+    pub live: Option<Arc<Live>>,
 }
 
 /// The follower's memory between ticks.
@@ -135,10 +139,14 @@ impl Follower {
             }
             self.update_behind(seen);
         }
+        self.hold_kept_ready(seen);
         if let Some(id) = self.next_wanted(seen) {
             match self.fetch(&id, seen) {
                 Ok(None) => {}
-                Ok(Some((f, took))) => {
+                Ok(Some((f, verified, took))) => {
+                    if let Some(live) = &self.live {
+                        live.hold_ready(verified);
+                    }
                     tracing::info!(generation = %id, downloaded_files = f.downloaded_files, downloaded_bytes = f.downloaded_bytes, linked_files = f.linked_files, resumed_files = f.resumed_files, elapsed_ms = took.as_millis() as u64, "generation downloaded, verified and sealed");
                     seen.failed.remove(&id);
                     self.health.update(|h| h.trouble = None);
@@ -236,8 +244,48 @@ impl Follower {
             .cloned()
     }
 
+    /// Holds the fleet's previous generation ready in the server too (opened and verified
+    /// here, on this low-priority thread), so a rollback swaps as fast as a promote; and lets
+    /// go of held generations the pointer no longer keeps.
+    fn hold_kept_ready(&self, seen: &Seen) {
+        let (Some(live), Some(p)) = (&self.live, &seen.pointer) else {
+            return;
+        };
+        live.release_ready(|g| kept(p, g));
+        let Some(prev) = p.previous.as_deref() else {
+            return;
+        };
+        let serving = (self.serving)();
+        if serving.as_deref() != Some(p.live.as_str())
+            || live.holds_ready(prev)
+            || !self
+                .store
+                .list()
+                .unwrap_or_default()
+                .iter()
+                .any(|g| g == prev)
+        {
+            return;
+        }
+        let opened = self
+            .store
+            .open(prev, self.key.clone())
+            .map_err(|e| e.to_string())
+            .and_then(|i| VerifiedIndex::verify(i).map_err(|e| e.to_string()));
+        match opened {
+            Ok(index) => live.hold_ready(index),
+            Err(e) => {
+                tracing::warn!(generation = %prev, "cannot hold the fleet's previous generation ready: {e}")
+            }
+        }
+    }
+
     /// Downloads generation `id`; `None` while its publish is still under way.
-    fn fetch(&self, id: &str, seen: &mut Seen) -> Result<Option<(Fetched, Duration)>, FleetError> {
+    fn fetch(
+        &self,
+        id: &str,
+        seen: &mut Seen,
+    ) -> Result<Option<(Fetched, VerifiedIndex, Duration)>, FleetError> {
         let started = Instant::now();
         let key = keys::manifest(id);
         let got = self
@@ -259,16 +307,17 @@ impl Follower {
             return Ok(None);
         }
         let mut looked = Instant::now();
-        let fetched = download(&self.remote, &self.store, &manifest, &self.key, &mut || {
-            // Between files: a pointer that moved to a generation held here goes live now,
-            // not after this download; read at the poll's pace, not once a file (a
-            // generation has thousands, most of them linked in microseconds).
-            if looked.elapsed() >= POINTER_POLL {
-                let _ = self.watch_pointer(seen);
-                looked = Instant::now();
-            }
-        })?;
-        Ok(Some((fetched, started.elapsed())))
+        let (fetched, verified) =
+            download_verified(&self.remote, &self.store, &manifest, &self.key, &mut || {
+                // Between files: a pointer that moved to a generation held here goes live now,
+                // not after this download; read at the poll's pace, not once a file (a
+                // generation has thousands, most of them linked in microseconds).
+                if looked.elapsed() >= POINTER_POLL {
+                    let _ = self.watch_pointer(seen);
+                    looked = Instant::now();
+                }
+            })?;
+        Ok(Some((fetched, verified, started.elapsed())))
     }
 
     /// Removes local generations the pointer no longer needs (see `retention`).
@@ -329,6 +378,18 @@ pub fn download(
     key: &PersonKey,
     between_files: &mut dyn FnMut(),
 ) -> Result<Fetched, FleetError> {
+    download_verified(remote, store, manifest, key, between_files).map(|(f, _)| f)
+}
+
+/// [`download`], giving also the index as it was verified (its mapping stays valid through
+/// the seal, which renames its directory).
+pub fn download_verified(
+    remote: &Remote,
+    store: &Store,
+    manifest: &Manifest,
+    key: &PersonKey,
+    between_files: &mut dyn FnMut(),
+) -> Result<(Fetched, VerifiedIndex), FleetError> {
     let id = &manifest.generation;
     let tmp = store.tmp_dir().join(id);
     let seg_dir = tmp.join(SEGMENTS_DIR);
@@ -383,21 +444,18 @@ pub fn download(
     let index_path = tmp.join(INDEX_FILE);
     let index = MappedIndex::open_file(&index_path, key.clone())
         .map_err(|e| mismatch(INDEX_FILE, e.to_string()))?;
-    index
-        .verify()
-        .map_err(|e| mismatch(INDEX_FILE, e.to_string()))?;
-    if index.generation() != id {
+    let index = VerifiedIndex::verify(index).map_err(|e| mismatch(INDEX_FILE, e.to_string()))?;
+    if index.id() != id {
         return Err(mismatch(
             INDEX_FILE,
             format!(
                 "it is generation {}",
-                crate::domain::text::quote_raw(index.generation())
+                crate::domain::text::quote_raw(index.id())
             ),
         ));
     }
-    drop(index);
     store.seal(id)?;
-    Ok(out)
+    Ok((out, index))
 }
 
 /// Whether `path` exists with the size and xxh3 of `entry`.

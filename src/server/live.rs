@@ -29,6 +29,27 @@ pub trait FleetReport: Send + Sync {
     fn write_metrics(&self, out: &mut String, serving: &str);
 }
 
+/// An index whose every checksum this process checked since it opened it: only
+/// [`VerifiedIndex::verify`] makes one, so [`Live::publish_verified`] need not check again.
+pub struct VerifiedIndex(MappedIndex);
+
+impl VerifiedIndex {
+    /// Checks every checksum of `index` (which also faults every page in).
+    pub fn verify(index: MappedIndex) -> Result<VerifiedIndex, FormatError> {
+        index.verify()?;
+        Ok(VerifiedIndex(index))
+    }
+
+    pub fn id(&self) -> &str {
+        self.0.generation()
+    }
+}
+
+/// Generations held opened and verified before they are live, at most this many: a fleet's
+/// replica holds the one it downloaded (and the fleet's previous one), so the swap when the
+/// pointer names it is a pointer swap, not a second pass over an index of many gigabytes.
+pub const STANDBY_MAX: usize = 3;
+
 /// One verified index generation being served.
 pub struct Generation {
     pub index: MappedIndex,
@@ -61,6 +82,8 @@ pub struct Live {
     pub background_panics: Arc<BackgroundPanics>,
     /// A replica following a fleet (`serve --follow`) says here how it keeps up.
     pub fleet: std::sync::OnceLock<Arc<dyn FleetReport>>,
+    /// Generations opened and verified ahead of their swap ([`STANDBY_MAX`] at most).
+    standby: Mutex<Vec<VerifiedIndex>>,
 }
 
 /// Counts one piece of background work while alive.
@@ -141,13 +164,49 @@ impl Live {
             background,
             background_panics,
             fleet: std::sync::OnceLock::new(),
+            standby: Mutex::new(Vec::new()),
         })
     }
 
     /// Verifies `index` and makes it live: the next read batch of every connection answers
     /// from it; requests already being answered finish on the old one. Returns the new epoch.
     pub fn publish(&self, index: MappedIndex) -> Result<u64, FormatError> {
-        index.verify()?;
+        Ok(self.publish_verified(VerifiedIndex::verify(index)?))
+    }
+
+    /// Holds `index` ready for its swap (replacing a held one of the same generation); the
+    /// oldest held goes when more than [`STANDBY_MAX`] would be.
+    pub fn hold_ready(&self, index: VerifiedIndex) {
+        let mut held = self.standby.lock().unwrap_or_else(|e| e.into_inner());
+        held.retain(|h| h.id() != index.id());
+        held.push(index);
+        if held.len() > STANDBY_MAX {
+            held.remove(0);
+        }
+    }
+
+    /// Whether generation `id` is held ready.
+    pub fn holds_ready(&self, id: &str) -> bool {
+        let held = self.standby.lock().unwrap_or_else(|e| e.into_inner());
+        held.iter().any(|h| h.id() == id)
+    }
+
+    /// Takes generation `id` if it is held ready.
+    pub fn take_ready(&self, id: &str) -> Option<VerifiedIndex> {
+        let mut held = self.standby.lock().unwrap_or_else(|e| e.into_inner());
+        let at = held.iter().position(|h| h.id() == id)?;
+        Some(held.remove(at))
+    }
+
+    /// Lets go of the held generations `keep` refuses (their files may then be removed).
+    pub fn release_ready(&self, keep: impl Fn(&str) -> bool) {
+        let mut held = self.standby.lock().unwrap_or_else(|e| e.into_inner());
+        held.retain(|h| keep(h.id()));
+    }
+
+    /// Makes an index verified in this process live, as [`Self::publish`] does.
+    pub fn publish_verified(&self, index: VerifiedIndex) -> u64 {
+        let index = index.0;
         // One publisher at a time is the caller's business (reload is rare); the epoch is
         // bumped after the swap, so a reader that sees the new epoch loads the new generation.
         let epoch = self.epoch.load(Ordering::Acquire) + 1;
@@ -155,7 +214,7 @@ impl Live {
         self.epoch.store(epoch, Ordering::Release);
         self.retire(old);
         tracing::info!(generation = %self.current.load().id(), epoch, "generation published");
-        Ok(epoch)
+        epoch
     }
 
     /// Hands an old generation to the reaper. If the reaper is gone it is dropped here.
@@ -261,5 +320,25 @@ pub(crate) mod tests {
             live.background_panics.counts(),
             [("reload", 0), ("reaper", 1)]
         );
+    }
+
+    #[test]
+    fn generations_held_ready_are_taken_by_id_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = Live::new(generation(dir.path(), "g-held-0")).unwrap();
+        let ready = |id: &str| VerifiedIndex::verify(generation(dir.path(), id)).unwrap();
+        for id in ["g-held-1", "g-held-2", "g-held-3", "g-held-4"] {
+            live.hold_ready(ready(id));
+        }
+        // STANDBY_MAX held: the oldest went.
+        assert!(!live.holds_ready("g-held-1"));
+        assert!(live.holds_ready("g-held-2") && live.holds_ready("g-held-4"));
+        live.release_ready(|id| id != "g-held-3");
+        assert!(!live.holds_ready("g-held-3"));
+        let taken = live.take_ready("g-held-4").unwrap();
+        assert!(!live.holds_ready("g-held-4"));
+        assert_eq!(live.publish_verified(taken), 1);
+        assert_eq!(live.load().id(), "g-held-4");
+        assert!(live.take_ready("g-held-4").is_none());
     }
 }

@@ -3,7 +3,7 @@
 //! also faults every page in), and publishes it to every core. A generation that fails is
 //! refused and logged, and the old one keeps serving.
 
-use super::live::Live;
+use super::live::{Live, VerifiedIndex};
 use super::supervise::{spawn_supervised, BackgroundThread};
 use crate::domain::PersonKey;
 use crate::generations::Store;
@@ -109,19 +109,29 @@ impl Reloader {
             .unwrap_or_else(|e| e.into_inner()) = why;
     }
 
-    /// Opens, verifies (faulting every page in) and publishes generation `id`.
+    /// Opens, verifies (faulting every page in) and publishes generation `id`; one held
+    /// ready (a fleet's replica verified it when it downloaded it) is published as it is.
     pub fn swap_to(&self, id: &str) -> Result<(), String> {
         let _quiet = self.live.background();
         #[cfg(test)]
         super::supervise::inject::maybe_panic(id);
         let started = std::time::Instant::now();
-        let index = self
-            .store
-            .open(id, self.key.clone())
-            .map_err(|e| e.to_string())?;
-        self.live.publish(index).map_err(|e| e.to_string())?;
+        let (index, held) = match self.live.take_ready(id) {
+            Some(index) => (index, true),
+            None => {
+                let index = self
+                    .store
+                    .open(id, self.key.clone())
+                    .map_err(|e| e.to_string())?;
+                (
+                    VerifiedIndex::verify(index).map_err(|e| e.to_string())?,
+                    false,
+                )
+            }
+        };
+        self.live.publish_verified(index);
         self.set_refusal(None);
-        tracing::info!(generation = %id, elapsed_ms = started.elapsed().as_millis() as u64, "hot-swapped");
+        tracing::info!(generation = %id, elapsed_ms = started.elapsed().as_millis() as u64, held_ready = held, "hot-swapped");
         Ok(())
     }
 }
