@@ -73,6 +73,8 @@ pub struct Seen {
     written: Option<(ReplicaState, Instant)>,
     /// Generations whose download failed: failures so far and when to try again.
     failed: HashMap<String, (u32, Instant)>,
+    /// The thread holding the fleet's previous generation ready, while it runs.
+    holding: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Follower {
@@ -244,10 +246,12 @@ impl Follower {
             .cloned()
     }
 
-    /// Holds the fleet's previous generation ready in the server too (opened and verified
-    /// here, on this low-priority thread), so a rollback swaps as fast as a promote; and lets
-    /// go of held generations the pointer no longer keeps.
-    fn hold_kept_ready(&self, seen: &Seen) {
+    /// Holds the fleet's previous generation ready in the server too, so a rollback swaps as
+    /// fast as a promote; and lets go of held generations the pointer no longer keeps. The
+    /// previous one is opened and verified on a thread of its own (seconds for a large index),
+    /// so the pointer is still watched meanwhile: a rollback right after a promote is seen at
+    /// once, and swaps as a reload does if the verification has not finished.
+    fn hold_kept_ready(&self, seen: &mut Seen) {
         let (Some(live), Some(p)) = (&self.live, &seen.pointer) else {
             return;
         };
@@ -256,27 +260,42 @@ impl Follower {
             return;
         };
         let serving = (self.serving)();
-        if serving.as_deref() != Some(p.live.as_str())
+        let busy = seen.holding.as_ref().is_some_and(|h| !h.is_finished());
+        let held_here = self
+            .store
+            .list()
+            .unwrap_or_default()
+            .iter()
+            .any(|g| g == prev);
+        if busy
+            || serving.as_deref() != Some(p.live.as_str())
             || live.holds_ready(prev)
-            || !self
-                .store
-                .list()
-                .unwrap_or_default()
-                .iter()
-                .any(|g| g == prev)
+            || !held_here
         {
             return;
         }
-        let opened = self
-            .store
-            .open(prev, self.key.clone())
-            .map_err(|e| e.to_string())
-            .and_then(|i| VerifiedIndex::verify(i).map_err(|e| e.to_string()));
-        match opened {
-            Ok(index) => live.hold_ready(index),
-            Err(e) => {
-                tracing::warn!(generation = %prev, "cannot hold the fleet's previous generation ready: {e}")
-            }
+        let (store, key, live, prev) = (
+            self.store.clone(),
+            self.key.clone(),
+            live.clone(),
+            prev.to_owned(),
+        );
+        let spawned = std::thread::Builder::new()
+            .name("shikaku-hold".into())
+            .spawn(move || {
+                crate::server::live::lower_this_thread_priority();
+                let opened = store
+                    .open(&prev, key)
+                    .map_err(|e| e.to_string())
+                    .and_then(|i| VerifiedIndex::verify(i).map_err(|e| e.to_string()));
+                match opened {
+                    Ok(index) => live.hold_ready(index),
+                    Err(e) => tracing::warn!(generation = %prev, "cannot hold the fleet's previous generation ready: {e}"),
+                }
+            });
+        match spawned {
+            Ok(h) => seen.holding = Some(h),
+            Err(e) => tracing::warn!("cannot start a thread to hold the previous generation: {e}"),
         }
     }
 
