@@ -98,6 +98,11 @@ for i in $(seq "$replicas"); do
 done
 promote "$g2"
 ((replicas)) || exit 0
+# A replica holds the previous generation ready (opened and verified) a few seconds after a
+# promote; a rollback before that swaps as a reload does, verifying the whole index. An
+# operator rolls back minutes after a promote, not within a second: wait ROLLBACK_AFTER_S
+# (default 15; 0 measures a rollback at once).
+sleep "${ROLLBACK_AFTER_S:-15}"
 t0=$(ms)
 "$bin/shikaku" fleet --store $store rollback >/dev/null &
 cmd=$!

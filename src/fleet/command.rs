@@ -94,6 +94,28 @@ fn connect(url: &str, endpoint: &StoreArgs) -> anyhow::Result<Remote> {
     ))?)
 }
 
+/// `println!` for these commands. They keep SIGPIPE ignored (their HTTP client must get EPIPE
+/// from a closed connection, not die of it), so `println!` would panic on a closed standard
+/// output (`shikaku publish … | head -1`); here that ends the command quietly, as SIGPIPE ends
+/// `cat`. Everything it prints comes after the work it reports is done.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        say_line(format_args!($($arg)*))
+    };
+}
+
+fn say_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(line).and_then(|()| out.write_all(b"\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
 pub fn run_publish(args: PublishArgs) -> anyhow::Result<()> {
     let remote = connect(&args.to, &args.store)?;
     let store = Store::new(&args.data);
@@ -104,7 +126,7 @@ pub fn run_publish(args: PublishArgs) -> anyhow::Result<()> {
             remote.url()
         )
     })?;
-    println!(
+    say!(
         "generation {} in {}: {} files, {} bytes; uploaded {} files, {} bytes in {:.2} s{}",
         p.generation,
         remote.url(),
@@ -119,7 +141,7 @@ pub fn run_publish(args: PublishArgs) -> anyhow::Result<()> {
             ""
         }
     );
-    println!(
+    say!(
         "make it live with: shikaku fleet --store {} promote {}",
         remote.url(),
         p.generation
@@ -142,7 +164,7 @@ pub fn run_fleet(args: FleetArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let p = move_pointer(&remote, &how, quorum)
         .with_context(|| format!("moving the pointer of {}", remote.url()))?;
-    println!(
+    say!(
         "the fleet's pointer names {} (previous: {}{}) after {:.3} s",
         p.live,
         p.previous.as_deref().unwrap_or("none"),
@@ -152,9 +174,10 @@ pub fn run_fleet(args: FleetArgs) -> anyhow::Result<()> {
     let removed = gc_store(&remote, &p)
         .context("removing generations the fleet no longer needs from the store")?;
     if !removed.generations.is_empty() || removed.segments > 0 {
-        println!(
+        say!(
             "removed from the store: generations {:?}, {} segment files",
-            removed.generations, removed.segments
+            removed.generations,
+            removed.segments
         );
     }
     Ok(())
@@ -165,7 +188,7 @@ fn print_status(remote: &Remote) -> anyhow::Result<()> {
     match Pointer::read(remote)? {
         Some(r) => {
             let p = r.pointer;
-            println!(
+            say!(
                 "pointer: live {}, previous {}{}, moved {} s ago",
                 p.live,
                 p.previous.as_deref().unwrap_or("none"),
@@ -173,14 +196,14 @@ fn print_status(remote: &Remote) -> anyhow::Result<()> {
                 now.saturating_sub(p.changed_at_ms) / 1000
             );
         }
-        None => println!("pointer: none yet (nothing promoted)"),
+        None => say!("pointer: none yet (nothing promoted)"),
     }
-    println!(
+    say!(
         "generations in the store: {}",
         stored_generations(remote)?.join(" ")
     );
     for r in ReplicaState::read_all(remote)? {
-        println!(
+        say!(
             "replica {}: live {}, ready [{}], seen {} s ago{}",
             r.replica,
             r.live.as_deref().unwrap_or("none"),
