@@ -63,7 +63,10 @@ pub fn assert_no_clear_number(text: &str, what: &str) {
     let chars = without_generation_ids(text.chars().collect());
     let mut run = 0;
     for (i, &c) in chars.iter().enumerate() {
-        let escaped = i > 0 && chars[i - 1] == '\\' && (i < 2 || chars[i - 2] != '\\');
+        // Escaped when an odd number of backslashes stands before it (`\\` is an escaped
+        // backslash, so in `\\\0` the digit is escaped again).
+        let backslashes = chars[..i].iter().rev().take_while(|&&b| b == '\\').count();
+        let escaped = backslashes % 2 == 1;
         if digit(c) && escaped {
             // `\0`, how a quoted NUL is escaped: not a digit of the input.
             run = 0;
