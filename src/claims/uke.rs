@@ -211,12 +211,11 @@ struct Fields {
 impl Fields {
     fn split(line: &str, offset: usize, out: &mut Fields) {
         out.count = 0;
+        // memchr, not a byte loop: splitting was a quarter of reading a file.
         let mut start = 0;
-        for (i, b) in line.bytes().enumerate() {
-            if b == b',' {
-                out.push(offset + start..offset + i);
-                start = i + 1;
-            }
+        for i in memchr::memchr_iter(b',', line.as_bytes()) {
+            out.push(offset + start..offset + i);
+            start = i + 1;
         }
         out.push(offset + start..offset + line.len());
     }
@@ -291,7 +290,7 @@ impl Reader<'_> {
         let mut line_no = 0u64;
         let mut ended_with_newline = true;
         while at < text.len() {
-            let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+            let end = memchr::memchr(b'\n', &text.as_bytes()[at..]).map_or(text.len(), |i| at + i);
             ended_with_newline = end < text.len();
             let raw = &text[at..end];
             let line = raw.strip_suffix('\r').unwrap_or(raw);

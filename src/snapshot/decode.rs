@@ -162,9 +162,35 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded<'_>, Undecodable> {
 /// UTF-8) that is valid UTF-8 as a whole. CP932 text almost never is: its kana and common
 /// kanji begin with bytes 0x81-0x9F, which cannot begin a UTF-8 sequence.
 fn first_utf8_multibyte_line(body: &[u8]) -> Option<u64> {
-    body.split(|&b| b == b'\n')
-        .position(|line| line.iter().any(|&b| b >= 0xE0) && std::str::from_utf8(line).is_ok())
-        .map(|i| i as u64 + 1)
+    // Hand-written for speed: every byte of every CP932 file passes here (a claims file of a
+    // month, a snapshot file a night), and a byte-at-a-time split and scan was a quarter of
+    // reading one. Lines are found with memchr, and bytes of 0xE0 or above eight at a time.
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
+    for (i, end) in ends.enumerate() {
+        let line = &body[start..end];
+        if has_byte_from_e0(line) && std::str::from_utf8(line).is_ok() {
+            return Some(i as u64 + 1);
+        }
+        start = end + 1;
+    }
+    None
+}
+
+/// Whether a byte of `bytes` is 0xE0 or above (bits 7, 6 and 5 all set: the first byte of a
+/// UTF-8 sequence of three bytes or more), eight bytes at a time. Shifting a word left by 1
+/// and 2 brings bits 6 and 5 of each byte under its bit 7; what crosses from the byte below
+/// lands in bits 0 and 1, which the mask leaves out.
+fn has_byte_from_e0(bytes: &[u8]) -> bool {
+    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let x = u64::from_le_bytes(w.try_into().expect("chunks of 8"));
+        if x & (x << 1) & (x << 2) & HIGH_BITS != 0 {
+            return true;
+        }
+    }
+    words.remainder().iter().any(|&b| b >= 0xE0)
 }
 
 /// 1-based line holding byte `offset`.
@@ -187,6 +213,42 @@ pub fn count_data_lines(bytes: &[u8]) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn bytes_from_e0_are_found_in_any_position_as_a_byte_loop_finds_them() {
+        for len in 0..20 {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut line = vec![0xDFu8; len];
+                    line[at] = b;
+                    let naive = line.iter().any(|&x| x >= 0xE0);
+                    assert_eq!(super::has_byte_from_e0(&line), naive, "{line:?}");
+                }
+            }
+        }
+        assert!(!super::has_byte_from_e0(&[0x7F; 40]));
+        assert!(!super::has_byte_from_e0(&[
+            0xDF,
+            0xC0,
+            0xA0,
+            0x60,
+            0xE0 >> 1,
+            0xBF,
+            0x9F,
+            0xDF
+        ]));
+    }
+
+    #[test]
+    fn the_first_utf8_line_is_found_by_number() {
+        let utf8 = "カナ".as_bytes();
+        let mut body = b"a,b\r\n\xb6\xc5\n".to_vec();
+        body.extend_from_slice(utf8);
+        body.extend_from_slice(b"\nend");
+        assert_eq!(super::first_utf8_multibyte_line(&body), Some(3));
+        assert_eq!(super::first_utf8_multibyte_line(b"a\nb\n"), None);
+        assert_eq!(super::first_utf8_multibyte_line(utf8), Some(1));
+    }
+
     use super::*;
 
     #[test]
