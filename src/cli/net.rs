@@ -70,6 +70,7 @@ pub(super) fn run_demo(args: DemoArgs, key_file: Option<PathBuf>) -> anyhow::Res
             poll_us: crate::server::ServeConfig::default()
                 .poll_window
                 .as_micros() as u64,
+            preload: false,
             auth: None,
             audit_dir: Some(audit_dir),
             memory_budget_bytes: crate::server::budget::DEFAULT_MEMORY_BUDGET_BYTES,
@@ -96,6 +97,8 @@ pub(super) fn run_serve(
     if let Some(table) = &auth {
         tracing::info!(clients = table.len(), "authentication required");
     }
+    // Before the first generation is opened: every open (and reload) preloads.
+    crate::index::set_preload(args.preload);
     let config = ServeConfig {
         resp: args.resp,
         http: args.http,
