@@ -16,7 +16,7 @@
 #
 # Settings: P [16] DURATION [8] FREQ [4999] TOP [40] WORK [target/perf/compare]
 #           SERVER_CPU [0] CLIENT_CPU [1] PORT [17391] LOAD_BIN [target/release/shikaku]
-#           REDIS [0] OUT [target/perf/breakdown]
+#           REDIS [0] OUT [target/perf/breakdown] SERVE_ARGS [] (more serve options: --preload)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-target/release/shikaku}
@@ -45,7 +45,7 @@ if [[ $REDIS == 1 ]]; then
     mode=redis-get
 else
     taskset -c "$SERVER_CPU" "$BIN" serve --data "$WORK/data" --resp "127.0.0.1:$PORT" \
-        --http "127.0.0.1:$((PORT + 1))" --threads 1 --poll-us 0 >"$OUT/server.log" 2>&1 &
+        --http "127.0.0.1:$((PORT + 1))" --threads 1 --poll-us 0 ${SERVE_ARGS:-} >"$OUT/server.log" 2>&1 &
     SP=$!
     mode=elig-keyed
 fi

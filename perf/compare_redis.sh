@@ -56,6 +56,8 @@
 #   SHAPES                                        the closed-loop shapes to run [rb1 rb16 ping1
 #                                                 ping16 load1 load16 lping1 lping16]
 #   POLL [1]                                      0: leave out shikaku-poll (--poll-us 200)
+#   PRELOAD [1]                                   1: shikaku serves with --preload (the
+#                                                 generation in 2 MB pages); 0: from its files
 #   OPEN [1]                                      0: no open-loop runs
 #   APPEND [1]                                    0: print the report only (QUICK sets 0)
 #   SERVE_BIN [target/release/shikaku]            the shikaku binary that serves (e.g. to
@@ -83,6 +85,9 @@ DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 SHAPES=${SHAPES:-rb1 rb16 ping1 ping16 load1 load16 lping1 lping16}
 POLL=${POLL:-1}
+PRELOAD=${PRELOAD:-1}
+SERVE_EXTRA=()
+[[ $PRELOAD == 1 ]] && SERVE_EXTRA=(--preload)
 OPEN=${OPEN:-1}
 APPEND=${APPEND:-1}
 HICCUPS_S=${HICCUPS_S:-10}
@@ -374,7 +379,7 @@ start_shikaku() { # PORT HTTP_PORT POLL_US: sets STARTED_PID
     port_free "$1" || die "port $1 is in use"
     say "starting shikaku serve --poll-us $3 on core $SERVER_CPU"
     taskset -c "$SERVER_CPU" "$SERVE_BIN" serve --data "$DATA" --resp "127.0.0.1:$1" \
-        --http "127.0.0.1:$2" --threads 1 --poll-us "$3" >>"$LOG" 2>&1 &
+        --http "127.0.0.1:$2" --threads 1 --poll-us "$3" "${SERVE_EXTRA[@]}" >>"$LOG" 2>&1 &
     STARTED_PID=$!
     wait_port "$1" "$STARTED_PID" "shikaku serve"
 }
@@ -519,7 +524,7 @@ BLOCK=$(mktemp)
     echo "- machine: $(nproc) cores (${CPU:-unknown CPU}), kernel $(uname -r), $(free -g | awk '/^Mem:/ { print $2 " GiB RAM" }')"
     echo "- $(redis-server --version | cut -d' ' -f1-3); data: $PERSONS persons, seed $SEED, $QUERIES queries; Redis holds $KEYS keys (used_memory $REDIS_MEMORY, $REDIS_MEMORY_BYTES bytes)"
     echo "- memory: shikaku's index on disk $INDEX_BYTES bytes ($(ratio "$INDEX_BYTES" "$REDIS_MEMORY_BYTES") of Redis's used_memory), the whole index resident at most; shikaku serve's VmRSS after the closed-loop runs $SHIKAKU_RSS bytes"
-    echo "- $([[ $QUICK == 1 ]] && echo "**QUICK run** (\`QUICK=1 perf/compare_redis.sh\`): ")shapes: $SHAPES; servers pinned to core $SERVER_CPU (shikaku serve --threads 1: \`shikaku\` with --poll-us 0$([[ $POLL == 1 ]] && echo ", \`shikaku-poll\` with --poll-us 200"); all up, one driven at a time), clients to core $CLIENT_CPU"
+    echo "- $([[ $QUICK == 1 ]] && echo "**QUICK run** (\`QUICK=1 perf/compare_redis.sh\`): ")shapes: $SHAPES; servers pinned to core $SERVER_CPU (shikaku serve --threads 1$([[ $PRELOAD == 1 ]] && echo " --preload"): \`shikaku\` with --poll-us 0$([[ $POLL == 1 ]] && echo ", \`shikaku-poll\` with --poll-us 200"); all up, one driven at a time), clients to core $CLIENT_CPU"
     echo "- shikaku load: $DURATION s after $WARMUP s warm-up, latency from the intended send time; open loop at $BASIS"
     echo "- load average (1, 5, 15 min) at start: $LOADAVG_START; at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews results)"
     [[ $ONLY == all ]] || echo "- **Redis half only**: this build had no shikaku serve"
