@@ -39,13 +39,6 @@ impl InsurerSlots {
         (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
     }
 
-    /// Starts loading the slot `key` hashes to, which [`Self::get`] reads first.
-    pub(super) fn prefetch(&self, key: [u8; 8]) {
-        if let Some(slot) = self.slots.get(self.home(u64::from_le_bytes(key))) {
-            super::prefetch::prefetch_value(slot);
-        }
-    }
-
     pub(super) fn get(&self, key: [u8; 8]) -> Option<usize> {
         let k = u64::from_le_bytes(key);
         let mask = self.slots.len() - 1;

@@ -58,34 +58,6 @@ impl<B: AsRef<[u8]>> Index<B> {
         Some(CardProbe { insurer, key, len })
     }
 
-    /// Starts loading the insurer slot [`Self::card_probe`] reads: the first of a card
-    /// lookup's dependent reads (slot, segment entry, the segment's mapping, directory slot,
-    /// records, text), each of which, with 3,444 insurers, is likely a cache miss.
-    pub fn prefetch_insurer(&self, insurer: &InsurerNumber) {
-        self.insurer_slots.prefetch(insurer.to_key());
-    }
-
-    /// Starts loading the probe's segment entry and insurer row, which
-    /// [`Self::prefetch_segment_bytes`] and the answer read.
-    pub fn prefetch_segment(&self, probe: &CardProbe) {
-        if let Some(seg) = self.segments.get(probe.insurer) {
-            // The fields a lookup reads; the entry spans more than one cache line.
-            prefetch_value(&seg.bytes);
-            prefetch_value(&seg.directory);
-            prefetch_value(&seg.heap_utf8);
-            prefetch_value(&self.insurers[probe.insurer]);
-        }
-    }
-
-    /// Starts loading the segment's mapping handle (its address and length, behind the
-    /// segment's `Arc`), which [`Self::prefetch_probe`] reads. Reads the segment entry: call
-    /// it once [`Self::prefetch_segment`] has had time to bring it in.
-    pub fn prefetch_segment_bytes(&self, probe: &CardProbe) {
-        if let Some(seg) = self.segments.get(probe.insurer) {
-            prefetch_value(&*seg.bytes);
-        }
-    }
-
     /// Starts loading the memory [`Self::probed_records`] will read first (the card's
     /// directory slot), so a batch can overlap the cache misses of its queries.
     pub fn prefetch_probe(&self, probe: &CardProbe) {

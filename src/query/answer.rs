@@ -75,38 +75,27 @@ impl<'a> GroupQuery<'a> {
     }
 }
 
-/// What [`answer_group`] reuses from one group to the next: the group's card probes. A probe
-/// carries its key (up to 162 bytes): building a fixed array of sixteen for every group
-/// copied 3 KB even for a group of one (2% of a core at depth 1).
+/// What [`answer_group`] reuses from one group to the next: the answer being written, and
+/// the group's card probes. A probe carries its key (up to 162 bytes): building a fixed array
+/// of sixteen for every group copied 3 KB even for a group of one (2% of a core at depth 1).
 pub struct GroupScratch {
+    answer: Vec<u8>,
     probes: Vec<Option<CardProbe>>,
 }
 
 impl Default for GroupScratch {
     fn default() -> GroupScratch {
         GroupScratch {
+            answer: Vec::with_capacity(2048),
             probes: Vec::with_capacity(GROUP_QUERIES),
         }
     }
 }
 
-/// What [`answer_group`] tells its caller about slot `i`, in order, with the output buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Slot {
-    /// A `None` slot (a query that did not parse, say): the caller writes what it gets.
-    Skipped,
-    /// The slot's answer JSON is about to be written into the buffer: the caller writes what
-    /// goes before it (a frame's head, a separator).
-    Begin,
-    /// The answer JSON has been written, from byte `start` of the buffer to its end.
-    End { validity: Validity, start: usize },
-}
-
 /// Answers up to [`GROUP_QUERIES`] queries in order, each as [`answer_card`] or
-/// [`answer_person`] would, straight into `out`: for a query, `each(i, out, Slot::Begin)`,
-/// the answer JSON appended to `out`, then `each(i, out, Slot::End { .. })`; for a `None`
-/// slot, `each(i, out, Slot::Skipped)`. So the caller frames every reply in order, and no
-/// answer is written twice (into a scratch buffer, then copied into the output).
+/// [`answer_person`] would, calling `each(i, Some((validity, answer JSON)))` for a query and
+/// `each(i, None)` for a `None` slot (a query that did not parse, say), so the caller writes
+/// every reply in order.
 ///
 /// Why in a group: a lookup in a large index is mostly waiting on memory (a card's directory
 /// slot, its records, their text; a person's bucket, table entry, references: cache misses in
@@ -117,8 +106,7 @@ pub fn answer_group<B: AsRef<[u8]>>(
     queries: &[Option<GroupQuery<'_>>],
     today: Date,
     scratch: &mut GroupScratch,
-    out: &mut Vec<u8>,
-    mut each: impl FnMut(usize, &mut Vec<u8>, Slot),
+    mut each: impl FnMut(usize, Option<(Validity, &[u8])>),
 ) {
     assert!(
         queries.len() <= GROUP_QUERIES,
@@ -127,7 +115,7 @@ pub fn answer_group<B: AsRef<[u8]>>(
     if let [one] = queries {
         // Nothing to overlap a single query's misses with: the steps below would only cost
         // (sixteen-slot arrays for one query; a pipelining depth of 1 is the reception desk).
-        return answer_alone(index, *one, today, out, each);
+        return answer_alone(index, *one, today, &mut scratch.answer, each);
     }
     let query = |i: usize| queries.get(i).copied().flatten();
     let card = |i: usize| match query(i) {
@@ -138,35 +126,20 @@ pub fn answer_group<B: AsRef<[u8]>>(
         Some(GroupQuery::Person(q)) => Some(q),
         _ => None,
     };
-    // Step 1: what needs no index memory (person hashes, card keys), with the insurer slots
-    // asked for first. A card's reads before its directory slot (insurer slot, segment entry,
-    // the segment's mapping handle) depend on one another: each gets a short step of its own,
-    // so the misses of all the group's cards overlap at every link of the chain rather than
-    // stall one query after another.
-    for i in 0..queries.len() {
-        if let Some(q) = card(i) {
-            index.prefetch_insurer(&q.insurer);
-        }
-    }
-    let hashes: [_; GROUP_QUERIES] =
-        std::array::from_fn(|i| person(i).map(|q| index.person_hash(&q.individual_number)));
-    for h in hashes.iter().flatten() {
-        index.prefetch_person_bucket(h);
-    }
-    let GroupScratch { probes } = scratch;
+    // Step 1: what needs no index memory (card keys, person hashes); ask for the first line.
+    let GroupScratch { answer, probes } = scratch;
     probes.clear();
     probes.extend(
         (0..queries.len())
             .map(|i| card(i).and_then(|q| index.card_probe(&q.insurer, &q.symbol, &q.number))),
     );
-    for p in probes.iter().flatten() {
-        index.prefetch_segment(p);
-    }
-    for p in probes.iter().flatten() {
-        index.prefetch_segment_bytes(p);
-    }
+    let hashes: [_; GROUP_QUERIES] =
+        std::array::from_fn(|i| person(i).map(|q| index.person_hash(&q.individual_number)));
     for p in probes.iter().flatten() {
         index.prefetch_probe(p);
+    }
+    for h in hashes.iter().flatten() {
+        index.prefetch_person_bucket(h);
     }
     // Step 2: card records, person table entries.
     let cards: [_; GROUP_QUERIES] =
@@ -216,12 +189,10 @@ pub fn answer_group<B: AsRef<[u8]>>(
     // Step 6: answer, in order.
     for (i, card) in cards.into_iter().take(queries.len()).enumerate() {
         match query(i) {
-            None => each(i, out, Slot::Skipped),
+            None => each(i, None),
             Some(q) => {
-                each(i, out, Slot::Begin);
-                let start = out.len();
-                let validity = answer_slot(index, q, card, entries[i], today, out);
-                each(i, out, Slot::End { validity, start });
+                let v = answer_slot(index, q, card, entries[i], today, answer);
+                each(i, Some((v, answer)));
             }
         }
     }
@@ -232,11 +203,11 @@ fn answer_alone<B: AsRef<[u8]>>(
     index: &Index<B>,
     query: Option<GroupQuery<'_>>,
     today: Date,
-    out: &mut Vec<u8>,
-    mut each: impl FnMut(usize, &mut Vec<u8>, Slot),
+    answer: &mut Vec<u8>,
+    mut each: impl FnMut(usize, Option<(Validity, &[u8])>),
 ) {
     let Some(q) = query else {
-        return each(0, out, Slot::Skipped);
+        return each(0, None);
     };
     let (card, entry) = match q {
         GroupQuery::Card(c) => (index.card_records(&c.insurer, &c.symbol, &c.number), None),
@@ -245,14 +216,12 @@ fn answer_alone<B: AsRef<[u8]>>(
             index.person_entry(&index.person_hash(&p.individual_number)),
         ),
     };
-    each(0, out, Slot::Begin);
-    let start = out.len();
-    let validity = answer_slot(index, q, card, entry, today, out);
-    each(0, out, Slot::End { validity, start });
+    let v = answer_slot(index, q, card, entry, today, answer);
+    each(0, Some((v, answer)));
 }
 
 /// Answers `query`, whose records were found as `card` (a card query) or `entry` (a person
-/// query), appending its answer JSON to `answer`, and returns its validity.
+/// query), into `answer`, and returns its validity.
 fn answer_slot<'a, B: AsRef<[u8]>>(
     index: &'a Index<B>,
     query: GroupQuery<'_>,
@@ -265,6 +234,7 @@ fn answer_slot<'a, B: AsRef<[u8]>>(
         GroupQuery::Card(q) => (index.card_in(q, card, today), q.date, q.limit_consent),
         GroupQuery::Person(q) => (index.person_in(q, entry, today), q.date, q.limit_consent),
     };
+    answer.clear();
     let date = date.unwrap_or(today);
     write_answer(answer, &outcome, date, index.generation(), consent);
     outcome.validity()
@@ -328,24 +298,15 @@ mod tests {
         assert!(slots.len() <= GROUP_QUERIES);
         let today = d("2026-11-24");
         let mut got = Vec::new();
-        let mut out = b"before".to_vec();
-        let mut begun = None;
         answer_group(
             &index,
             &slots,
             today,
             &mut GroupScratch::default(),
-            &mut out,
-            |i, out, slot| match slot {
-                Slot::Skipped => got.push((i, None)),
-                Slot::Begin => begun = Some((i, out.len())),
-                Slot::End { validity, start } => {
-                    assert_eq!(begun.take(), Some((i, start)), "Begin, then End, in place");
-                    got.push((i, Some((validity, out[start..].to_vec()))));
-                }
+            |i, a| {
+                got.push((i, a.map(|(v, json)| (v, json.to_vec()))));
             },
         );
-        assert!(out.starts_with(b"before"), "answers are appended");
         let want: Vec<_> = slots
             .iter()
             .enumerate()

@@ -6,7 +6,7 @@ use crate::domain::text::{mask_digit_runs, quote_raw};
 use crate::domain::Date;
 use crate::index::Index;
 use crate::query::answer::{
-    answer, answer_group, write_error, GroupQuery, GroupScratch, Slot as Answered, GROUP_QUERIES,
+    answer, answer_group, write_error, GroupQuery, GroupScratch, GROUP_QUERIES,
 };
 use crate::query::{
     parse_consent, CardFields, CardQuery, PersonFields, PersonQuery, Query, QueryError, QueryKind,
@@ -243,22 +243,22 @@ pub fn write_json_answers<B: AsRef<[u8]>>(
             &slots[..group.len()],
             today,
             &mut scratch,
-            out,
-            |i, out, answered| {
-                // Once per slot: before its answer or its error.
-                if g + i > 0 && !matches!(answered, Answered::End { .. }) {
+            |i, answered| {
+                if g + i > 0 {
                     out.push(b',');
                 }
                 match (answered, &group[i].query) {
-                    (Answered::Begin, _) => {}
-                    (Answered::End { validity, .. }, Ok(q)) => observe(Slot::Answered(q, validity)),
+                    (Some((v, json)), Ok(q)) => {
+                        out.extend_from_slice(json);
+                        observe(Slot::Answered(q, v));
+                    }
                     (_, Err(e)) => {
                         write_error(out, e);
                         observe(Slot::Malformed(group[i].kind));
                     }
                     // answer_group answers every slot that holds a query; were it not to,
                     // the query is answered alone.
-                    (Answered::Skipped, Ok(q)) => {
+                    (None, Ok(q)) => {
                         let v = answer(index, q, today, out);
                         observe(Slot::Answered(q, v));
                     }

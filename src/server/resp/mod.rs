@@ -20,7 +20,7 @@ use super::metrics::{Kind, Protocol, Via};
 use super::session::{Ctx, Refusal, Session, Step};
 use crate::domain::text::write_decimal;
 use crate::domain::CARD_TEXT_MAX_CHARS;
-use crate::query::answer::{answer_group, GroupQuery, GroupScratch, Slot, GROUP_QUERIES};
+use crate::query::answer::{answer_group, GroupQuery, GroupScratch, GROUP_QUERIES};
 use crate::query::QueryKind;
 use crate::query::{CardFields, CardQuery, PersonFields, PersonQuery};
 use std::ops::{Range, RangeInclusive};
@@ -43,7 +43,7 @@ struct State {
     proto: u8,
     identity: Option<Identity>,
     client_id: u64,
-    /// Reused by the groups: their card probes.
+    /// Reused by the groups: the answer JSON before it is framed as a bulk string, probes.
     scratch: GroupScratch,
     /// Queries parsed and not yet answered (or their errors). Consecutive `ELIG.CARD` and
     /// `ELIG.PERSON` commands of one read are answered together, up to [`GROUP_QUERIES`] at a
@@ -341,15 +341,13 @@ impl State {
             &queries[..queued.len()],
             ctx.today,
             &mut self.scratch,
-            out,
-            |i, out, slot| {
+            |i, answered| {
                 let kind = Kind::of(Some(queued[i].kind()));
-                match (slot, queries[i]) {
-                    (Slot::Begin, _) => begin_bulk(out),
-                    (Slot::End { validity, start }, Some(q)) => {
-                        end_bulk(out, start);
-                        ctx.metrics.query(Via::Resp, kind, Some(validity));
-                        ctx.audit_answer(Via::Resp, client, q, validity);
+                match (answered, queries[i]) {
+                    (Some((v, json)), Some(q)) => {
+                        write_bulk(out, json);
+                        ctx.metrics.query(Via::Resp, kind, Some(v));
+                        ctx.audit_answer(Via::Resp, client, q, v);
                     }
                     // answer_group skips exactly the slots without a query: the parse errors.
                     _ => {
@@ -602,35 +600,6 @@ pub fn write_bulk(out: &mut Vec<u8>, data: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// The head of a bulk string whose length is not known yet, written before its data: room
-/// for a length of three digits, which most answers have (100 to 999 bytes). [`end_bulk`]
-/// fills it in once the data is written after it.
-const BULK_HEAD_GUESS: &[u8] = b"$000\r\n";
-
-fn begin_bulk(out: &mut Vec<u8>) {
-    out.extend_from_slice(BULK_HEAD_GUESS);
-}
-
-/// Ends the bulk string [`begin_bulk`] began, whose data runs from `start` to the end of
-/// `out`: its length written into the head, and the final CRLF. A length of other than three
-/// digits moves the data to make room (a short not-found answer, a long person answer).
-fn end_bulk(out: &mut Vec<u8>, start: usize) {
-    let len = out.len() - start;
-    let head = start - BULK_HEAD_GUESS.len();
-    if (100..1000).contains(&len) {
-        out[head + 1] = b'0' + (len / 100) as u8;
-        out[head + 2] = b'0' + (len / 10 % 10) as u8;
-        out[head + 3] = b'0' + (len % 10) as u8;
-    } else {
-        let mut exact = Vec::with_capacity(24);
-        exact.push(b'$');
-        write_decimal(&mut exact, len as u64);
-        exact.extend_from_slice(b"\r\n");
-        out.splice(head..start, exact);
-    }
-    out.extend_from_slice(b"\r\n");
-}
-
 fn write_int(out: &mut Vec<u8>, n: u64) {
     out.push(b':');
     write_decimal(out, n);
@@ -641,23 +610,6 @@ fn write_int(out: &mut Vec<u8>, n: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A bulk string begun before its length is known frames its data as `write_bulk` does,
-    /// at every length around the three digits guessed.
-    #[test]
-    fn bulk_strings_framed_after_their_data_match_write_bulk() {
-        for len in [0, 1, 9, 10, 99, 100, 101, 500, 999, 1000, 1001, 12345] {
-            let data = vec![b'x'; len];
-            let mut framed = b"+OK\r\n".to_vec();
-            begin_bulk(&mut framed);
-            let start = framed.len();
-            framed.extend_from_slice(&data);
-            end_bulk(&mut framed, start);
-            let mut want = b"+OK\r\n".to_vec();
-            write_bulk(&mut want, &data);
-            assert_eq!(framed, want, "{len}");
-        }
-    }
 
     #[test]
     fn error_lines_are_one_line() {
