@@ -6,7 +6,8 @@
 //!
 //! `cargo bench --bench session` (SHIKAKU_BENCH_PERSONS, default 1,000,000; the index is a
 //! mapped, verified generation as a server serves it). `audited_depth/16` is depth 16 with an
-//! audit log (`serve --audit-dir`) written to a temporary directory.
+//! audit log (`serve --audit-dir`) written to a temporary directory; `preloaded_depth/1` and
+//! `/16` serve the same generation copied into 2 MB pages (`serve --preload`).
 
 mod common;
 
@@ -71,8 +72,10 @@ fn sessions(c: &mut Criterion) {
     let files = shikaku::nightly::build_in_memory(insurers, &key, day(TODAY), "bench").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = shikaku::nightly::write_files(&files, dir.path()).unwrap();
-    let index = MappedIndex::open_file(&path, key).unwrap();
+    let index = MappedIndex::open_file(&path, key.clone()).unwrap();
     let live = Arc::new(Live::new(index).unwrap());
+    let preloaded =
+        Arc::new(Live::new(MappedIndex::open_file_preloaded(&path, key).unwrap()).unwrap());
     let shared = Shared {
         live: live.clone(),
         auth: None,
@@ -119,11 +122,19 @@ fn sessions(c: &mut Criterion) {
         ..ctx
     };
 
+    let preloaded_generation = preloaded.load();
+    let preloaded_ctx = Ctx {
+        generation: &preloaded_generation,
+        ..ctx
+    };
+
     let mut g = c.benchmark_group(format!("resp_session_{persons}"));
     for (name, depth, ctx) in [
         ("depth", 1usize, &ctx),
         ("depth", 16, &ctx),
         ("audited_depth", 16, &audited),
+        ("preloaded_depth", 1, &preloaded_ctx),
+        ("preloaded_depth", 16, &preloaded_ctx),
     ] {
         g.throughput(Throughput::Elements(depth as u64));
         let mut session = RespSession::new(1);
