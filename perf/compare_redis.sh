@@ -14,8 +14,9 @@
 #                                          requests to both: the workload's distinct card
 #                                          queries that name a branch (shikaku: --mode
 #                                          elig-keyed, raw fields; Redis: --mode redis-get)
-#   shikaku load open loop                 at half of shikaku's median depth-1 closed-loop
-#                                          rate (OPEN_BASIS=max: half its best median)
+#   shikaku load open loop                 at half of Redis's median depth-1 closed-loop
+#                                          rate under shikaku load (OPEN_BASIS=max: half its
+#                                          best median), every server at the same rate
 #   redis-benchmark PING at -P 1 and -P 16,
 #   shikaku load --mode ping at P1 and P16  the floor: the least work a server can do per
 #                                          request, so the most this client and the kernel's
@@ -23,7 +24,11 @@
 # Each shape runs ROUNDS times against both servers back to back, the order alternating, and
 # the summary gives medians: this VM's speed drifts with the host's load (steal).
 # Every table line also gives the busy share of the server's and the client's core during the
-# run (from /proc/stat), so it says which side was the limit.
+# run (from /proc/stat), so it says which side was the limit, and the server's CPU time per
+# answer: its process's utime + stime (/proc/PID/stat) over the run divided by the answers
+# (shikaku load's replies, warm-up included; redis-benchmark's -n). No client caps that figure.
+# shikaku runs twice: `shikaku` with --poll-us 0 (a polling core's idle spin is not work, so
+# this is the figure compared with Redis) and `shikaku-poll` with the default polling window.
 # shikaku load checks every answer against the workload's expected validity. The table is
 # printed and appended, with the date and the machine, to perf/RESULTS.md under
 # "## Server vs Redis". Exit status non-zero if any run failed or got a wrong answer.
@@ -32,9 +37,9 @@
 #   PERSONS [1000000] QUERIES [100000] SEED [7]   data set (cached in WORK between runs)
 #   DURATION [10] WARMUP [2]                      seconds per shikaku load run
 #   BENCH_N1 [500000] BENCH_N16 [4000000]         redis-benchmark requests at -P 1 / -P 16
-#   OPEN_RATE                                     open-loop rate [half shikaku's best, below]
-#   OPEN_BASIS [p1]                               p1: half of shikaku load's depth-1 closed-loop
-#                                                 rate. Open-loop requests go out one by one as
+#   OPEN_RATE                                     open-loop rate [half Redis's, below]
+#   OPEN_BASIS [p1]                               p1: half of Redis's depth-1 closed-loop rate
+#                                                 under shikaku load. Open-loop requests go out one by one as
 #                                                 they fall due, as at depth 1, so half the
 #                                                 depth-16 rate overloads a server (max: use it)
 #   ROUNDS [3]                                    rounds of every shape against both servers
@@ -44,6 +49,17 @@
 #   WORK [target/perf/compare]
 #   ONLY [all]                                    all, or redis: the Redis half alone (also
 #                                                 chosen when this build has no `serve`)
+#   QUICK [0]                                     1: a quick A/B run: shikaku load at depth 1
+#                                                 and 16 and PING at 16, 5 s each after 1 s,
+#                                                 no polling server, no redis-benchmark, no
+#                                                 open loop, no hiccups; printed, not appended
+#   SHAPES                                        the closed-loop shapes to run [rb1 rb16 ping1
+#                                                 ping16 load1 load16 lping1 lping16]
+#   POLL [1]                                      0: leave out shikaku-poll (--poll-us 200)
+#   SERVE_EXTRA                                   more `shikaku serve` options (a bash
+#                                                 array's words, space-separated)
+#   OPEN [1]                                      0: no open-loop runs
+#   APPEND [1]                                    0: print the report only (QUICK sets 0)
 #   SERVE_BIN [target/release/shikaku]            the shikaku binary that serves (e.g. to
 #                                                 compare another build)
 #   DATAGEN                                       a shikaku-datagen binary to use instead of
@@ -60,8 +76,19 @@ ROOT=$(pwd)
 PERSONS=${PERSONS:-1000000}
 QUERIES=${QUERIES:-100000}
 SEED=${SEED:-7}
+QUICK=${QUICK:-0}
+if [[ $QUICK == 1 ]]; then
+    DURATION=${DURATION:-5} WARMUP=${WARMUP:-1} SHAPES=${SHAPES:-load1 load16 lping16}
+    POLL=${POLL:-0} OPEN=${OPEN:-0} APPEND=${APPEND:-0} HICCUPS_S=0
+fi
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
+SHAPES=${SHAPES:-rb1 rb16 ping1 ping16 load1 load16 lping1 lping16}
+POLL=${POLL:-1}
+read -r -a SERVE_EXTRA <<<"${SERVE_EXTRA:-}"
+OPEN=${OPEN:-1}
+APPEND=${APPEND:-1}
+HICCUPS_S=${HICCUPS_S:-10}
 BENCH_N1=${BENCH_N1:-500000}
 BENCH_N16=${BENCH_N16:-4000000}
 OPEN_RATE=${OPEN_RATE:-}
@@ -101,6 +128,7 @@ stop() {
 }
 cleanup() {
     stop "$SHIKAKU_PID"
+    stop "${POLL_PID:-}"
     stop "$REDIS_PID"
 }
 trap cleanup EXIT
@@ -169,22 +197,26 @@ json_num() { sed -E "s/.*\"$1\":(-?[0-9.eE+-]+|null).*/\1/" <<<"$2"; }
 
 ROWS=()
 FAILED=0
-# row SERVER CLIENT SHAPE RATE P50 P99 P999 P9999 MAX ANSWERS: one line of the table, with the
-# round and the busy share of both cores over the run (set by `measured`).
-row() { ROWS+=("| $ROUND $(printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |' "$@") $CORES |"); }
+# row SERVER CLIENT SHAPE RATE CPU P50 P99 P999 P9999 MAX ANSWERS: one line of the table, with
+# the round, the busy share of both cores over the run (set by `measured`) and the load average.
+row() { ROWS+=("| $ROUND $(printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |' "$@") $CORES | $(cut -d' ' -f1 /proc/loadavg) |"); }
 ROUND=-
 # Every run's figures by "server|what": space-separated, one per round (the summary's medians).
-declare -A RATES=() P99S=() P9999S=() LAG99S=() SERVICE99S=() SERVICE9999S=()
-record() { # SERVER WHAT RATE [P99 P9999 LAG_P99 SERVICE_P99 SERVICE_P9999]
-    RATES["$1|$2"]+="$3 "
-    [[ -n ${4:-} ]] && P99S["$1|$2"]+="$4 "
-    [[ -n ${5:-} ]] && P9999S["$1|$2"]+="$5 "
-    [[ -n ${6:-} ]] && LAG99S["$1|$2"]+="$6 "
-    [[ -n ${7:-} ]] && SERVICE99S["$1|$2"]+="$7 "
-    [[ -n ${8:-} ]] && SERVICE9999S["$1|$2"]+="$8 "
+declare -A RATES=() CPUS=() P50S=() P99S=() P999S=() P9999S=() LAG99S=() SERVICE99S=() SERVICE9999S=()
+record() { # SERVER WHAT RATE CPU [P99 P9999 LAG_P99 SERVICE_P99 SERVICE_P9999 P50 P999]
+    local k="$1|$2"
+    RATES[$k]+="$3 "
+    [[ -n ${4:-} ]] && CPUS[$k]+="$4 "
+    [[ -n ${5:-} ]] && P99S[$k]+="$5 "
+    [[ -n ${6:-} ]] && P9999S[$k]+="$6 "
+    [[ -n ${7:-} ]] && LAG99S[$k]+="$7 "
+    [[ -n ${8:-} ]] && SERVICE99S[$k]+="$8 "
+    [[ -n ${9:-} ]] && SERVICE9999S[$k]+="$9 "
+    [[ -n ${10:-} ]] && P50S[$k]+="${10} "
+    [[ -n ${11:-} ]] && P999S[$k]+="${11} "
     return 0
 }
-median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END {
+median() { tr ' ' '\n' <<<"$1" | { grep -v '^$' || true; } | sort -g | awk '{ v[NR] = $1 } END {
     if (NR == 0) { print ""; exit }
     if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 CORES="- | -"
@@ -194,16 +226,32 @@ CORES="- | -"
 core_ticks() {
     awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9, $9 }' /proc/stat
 }
+# proc_ticks PID: the process's CPU time so far, utime + stime in clock ticks (/proc/PID/stat,
+# fields 14 and 15 counted after the command name, which may hold spaces).
+proc_ticks() { sed -E 's/^.*\) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+HZ=$(getconf CLK_TCK)
+# The server process being driven (set by one_shape) and its CPU ticks over the last run.
+CUR_PID=
+SERVER_TICKS=
+# cpu_per_answer ANSWERS: the server's CPU µs per answer over the last run, from SERVER_TICKS.
+cpu_per_answer() {
+    awk -v t="$SERVER_TICKS" -v n="$1" -v hz="$HZ" 'BEGIN {
+        if (t == "" || n == "" || n == "null" || n <= 0) { print ""; exit }
+        printf "%.3f", t / hz * 1e6 / n }'
+}
 # measured COMMAND...: runs COMMAND and sets CORES to "server % | client %", each core's busy
 # share of the run, so a table line says which side was the limit. A core near 100% bounds the
 # rate; the other side then has room to spare.
 measured() {
-    local s0 c0 s1 c1 status=0
+    local s0 c0 s1 c1 p0 p1 status=0
     s0=$(core_ticks "$SERVER_CPU")
     c0=$(core_ticks "$CLIENT_CPU")
+    p0=$(proc_ticks "$CUR_PID")
     "$@" || status=$?
+    p1=$(proc_ticks "$CUR_PID")
     s1=$(core_ticks "$SERVER_CPU")
     c1=$(core_ticks "$CLIENT_CPU")
+    SERVER_TICKS=$((p1 - p0))
     CORES="$(busy_pct "$s0" "$s1") | $(busy_pct "$c0" "$c1")"
     return $status
 }
@@ -225,6 +273,8 @@ busy_steal() {
         BEGIN { print st(a, b) " / " st(c, d) }'
 }
 fmt() { awk -v x="$1" 'BEGIN { if (x == "" || x == "null") print "-"; else printf "%.0f", x }'; }
+# fmt2 X: X with two decimals ("-" when empty).
+fmt2() { awk -v x="$1" 'BEGIN { if (x == "" || x == "null") print "-"; else printf "%.2f", x }'; }
 # fmts "X Y ...": each number rounded, comma-separated.
 fmts() { awk -v xs="$1" 'BEGIN { n = split(xs, x, " "); for (i = 1; i <= n; i++) printf "%s%.0f", (i > 1 ? ", " : ""), x[i] }'; }
 
@@ -242,14 +292,15 @@ bench() {
     local rps p50 p99 max
     IFS=, read -r _ rps _ _ p50 _ p99 max <<<"$(tr -d '"' <<<"$out")"
     if [[ -z ${rps:-} || ! $rps =~ ^[0-9.]+$ ]]; then
-        row "$name" "redis-benchmark $1" "c50 P$depth" FAILED - - - - - "see log"
+        row "$name" "redis-benchmark $1" "c50 P$depth" FAILED - - - - - - "see log"
         FAILED=1
         return
     fi
-    local us='{ printf "%.0f", $1 * 1000 }'
-    row "$name" "redis-benchmark $1" "c50 P$depth" "$(fmt "$rps")" "$(awk "$us" <<<"$p50")" \
+    local us='{ printf "%.0f", $1 * 1000 }' cpu
+    cpu=$(cpu_per_answer "$n")
+    row "$name" "redis-benchmark $1" "c50 P$depth" "$(fmt "$rps")" "$(fmt2 "$cpu")" "$(awk "$us" <<<"$p50")" \
         "$(awk "$us" <<<"$p99")" - - "$(awk "$us" <<<"$max")" "not checked"
-    record "$name" "redis-benchmark $([[ $1 == PING ]] && echo PING || echo query) P$depth" "$rps"
+    record "$name" "redis-benchmark $([[ $1 == PING ]] && echo PING || echo query) P$depth" "$rps" "$cpu"
 }
 
 # load NAME PORT MODE SHAPE ARGS...: one shikaku load run, client pinned.
@@ -264,7 +315,7 @@ load() {
     out=$(cat "$WORK/load.out")
     echo "load $name $shape: $out" >>"$LOG"
     if [[ -z $out ]]; then
-        row "$name" "shikaku load" "$shape" FAILED - - - - - "exit $status"
+        row "$name" "shikaku load" "$shape" FAILED - - - - - - "exit $status"
         FAILED=1
         return
     fi
@@ -282,18 +333,19 @@ load() {
     if [[ $(json_num cap_hits "$out") != 0 || $(json_num dropped "$out") != 0 ]]; then
         check="$check (fell behind schedule)"
     fi
-    local rate p99 p9999
+    local rate p99 p9999 cpu
     rate=$(json_num rate "$out")
     p99=$(json_num p99_us "$out")
     p9999=$(json_num p9999_us "$out")
-    row "$name" "shikaku load" "$shape" "$(fmt "$rate")" "$(fmt "$(json_num p50_us "$out")")" \
+    cpu=$(cpu_per_answer "$(json_num replies "$out")")
+    row "$name" "shikaku load" "$shape" "$(fmt "$rate")" "$(fmt2 "$cpu")" "$(fmt "$(json_num p50_us "$out")")" \
         "$(fmt "$p99")" "$(fmt "$(json_num p999_us "$out")")" \
         "$(fmt "$p9999")" "$(fmt "$(json_num max_us "$out")")" "$check"
     # A failed run is in the table above, never in the medians.
     ((status == 0)) || return
-    record "$name" "shikaku load ${shape%% @*}" "$rate" "$p99" "$p9999" \
+    record "$name" "shikaku load ${shape%% @*}" "$rate" "$cpu" "$p99" "$p9999" \
         "$(json_num lag_p99_us "$out")" "$(json_num service_p99_us "$out")" \
-        "$(json_num service_p9999_us "$out")"
+        "$(json_num service_p9999_us "$out")" "$(json_num p50_us "$out")" "$(json_num p999_us "$out")"
 }
 
 # ---- the fixed query for redis-benchmark ---------------------------------------------------
@@ -309,9 +361,11 @@ say "fixed query: ELIG.CARD $F_INS $F_SYM $F_NUM $F_BR $F_BIRTH $F_DATE (key $FI
 # perf/hiccups.py: gaps in a busy thread's running on each core, and the latency floor they set
 # for a request at a random moment (no server can answer faster than its core runs).
 HICCUPS="not measured (python3 missing)"
-if command -v python3 >/dev/null; then
-    say "measuring the machine's stalls (perf/hiccups.py 10 $SERVER_CPU $CLIENT_CPU)"
-    HICCUPS=$(python3 "$ROOT/perf/hiccups.py" 10 "$SERVER_CPU" "$CLIENT_CPU" 2>>"$LOG" | sed 's/^/  - /') ||
+if ((HICCUPS_S == 0)); then
+    HICCUPS="not measured (QUICK or HICCUPS_S=0)"
+elif command -v python3 >/dev/null; then
+    say "measuring the machine's stalls (perf/hiccups.py $HICCUPS_S $SERVER_CPU $CLIENT_CPU)"
+    HICCUPS=$(python3 "$ROOT/perf/hiccups.py" "$HICCUPS_S" "$SERVER_CPU" "$CLIENT_CPU" 2>>"$LOG" | sed 's/^/  - /') ||
         HICCUPS="failed; see $LOG"
 fi
 
@@ -319,13 +373,13 @@ fi
 # This VM's speed drifts (steal from the host reaches 20-30% at times), so every shape runs
 # against both servers back to back, the order alternating between rounds, and the summary
 # takes each server's median over the rounds.
-start_shikaku() {
-    port_free "$SHIKAKU_PORT" || die "port $SHIKAKU_PORT is in use"
-    say "starting shikaku serve on core $SERVER_CPU"
-    taskset -c "$SERVER_CPU" "$SERVE_BIN" serve --data "$DATA" --resp "127.0.0.1:$SHIKAKU_PORT" \
-        --http "127.0.0.1:$HTTP_PORT" --threads 1 >>"$LOG" 2>&1 &
-    SHIKAKU_PID=$!
-    wait_port "$SHIKAKU_PORT" "$SHIKAKU_PID" "shikaku serve"
+start_shikaku() { # PORT HTTP_PORT POLL_US: sets STARTED_PID
+    port_free "$1" || die "port $1 is in use"
+    say "starting shikaku serve --poll-us $3 on core $SERVER_CPU"
+    taskset -c "$SERVER_CPU" "$SERVE_BIN" serve --data "$DATA" --resp "127.0.0.1:$1" \
+        --http "127.0.0.1:$2" --threads 1 --poll-us "$3" "${SERVE_EXTRA[@]}" >>"$LOG" 2>&1 &
+    STARTED_PID=$!
+    wait_port "$1" "$STARTED_PID" "shikaku serve"
 }
 port_free "$REDIS_PORT" || die "port $REDIS_PORT is in use"
 mkdir -p "$WORK/redis"
@@ -339,14 +393,23 @@ say "loading Redis: shikaku redis-export | redis-cli --pipe"
     redis-cli -p "$REDIS_PORT" --pipe >>"$LOG" 2>&1 || die "loading Redis failed; see $LOG"
 KEYS=$(redis-cli -p "$REDIS_PORT" DBSIZE)
 REDIS_MEMORY=$(redis-cli -p "$REDIS_PORT" INFO memory | tr -d '\r' | sed -n 's/^used_memory_human://p')
+REDIS_MEMORY_BYTES=$(redis-cli -p "$REDIS_PORT" INFO memory | tr -d '\r' | sed -n 's/^used_memory://p')
 got=$(redis-cli -p "$REDIS_PORT" GET "$FIXED_KEY")
 [[ $got == '{"validity":1,'* ]] || die "Redis has no answer for $FIXED_KEY: $got"
 SERVERS=(redis)
+POLL_PORT=$((SHIKAKU_PORT + 2))
+POLL_PID=
 if [[ $ONLY == all ]]; then
-    start_shikaku
+    start_shikaku "$SHIKAKU_PORT" "$HTTP_PORT" 0
+    SHIKAKU_PID=$STARTED_PID
     got=$(redis-cli -p "$SHIKAKU_PORT" ELIG.CARD "$F_INS" "$F_SYM" "$F_NUM" "$F_BR" "$F_BIRTH" "$F_DATE")
     [[ $got == '{"validity":1,'* ]] || die "shikaku answered the fixed query with: $got"
     SERVERS=(shikaku redis)
+    if [[ $POLL == 1 ]]; then
+        start_shikaku "$POLL_PORT" "$((HTTP_PORT + 2))" 200
+        POLL_PID=$STARTED_PID
+        SERVERS=(shikaku shikaku-poll redis)
+    fi
 fi
 
 # one_shape SERVER SHAPE: one run of a closed-loop shape against SERVER.
@@ -355,8 +418,11 @@ one_shape() {
     # (Redis holds no answer for the others), shikaku's with their raw fields.
     local server=$1 port=$SHIKAKU_PORT mode=elig-keyed query
     query=(ELIG.CARD "$F_INS" "$F_SYM" "$F_NUM" "$F_BR" "$F_BIRTH" "$F_DATE")
+    CUR_PID=$SHIKAKU_PID
     if [[ $server == redis ]]; then
-        port=$REDIS_PORT mode=redis-get query=(GET "$FIXED_KEY")
+        port=$REDIS_PORT mode=redis-get query=(GET "$FIXED_KEY") CUR_PID=$REDIS_PID
+    elif [[ $server == shikaku-poll ]]; then
+        port=$POLL_PORT CUR_PID=$POLL_PID
     fi
     case $2 in
     rb1) bench "$server" "$port" 1 "$BENCH_N1" "${query[@]}" ;;
@@ -382,10 +448,16 @@ in_rounds() {
     done
     ROUND=-
 }
-in_rounds rb1 rb16 ping1 ping16 load1 load16 lping1 lping16
+# shellcheck disable=SC2086 # SHAPES is a list of words
+in_rounds $SHAPES
 
-# ---- open loop at half of shikaku's rate, against both --------------------------------------
-SERVER=${SERVERS[0]}
+# Resident memory of each shikaku server after the runs (the index pages the runs touched, and
+# the process), and the index's size on disk: what all of it resident would take.
+SHIKAKU_RSS=$(awk '/^VmRSS/ { print $2 * 1024 }' "/proc/$SHIKAKU_PID/status" 2>/dev/null || echo)
+INDEX_BYTES=$(du -sbL "$DATA/generations/$(cat "$DATA/CURRENT")" 2>/dev/null | cut -f1 || echo)
+
+# ---- open loop at half of Redis's rate, against every server at the same rate --------------
+SERVER=redis
 if [[ -z $OPEN_RATE ]]; then
     if [[ $OPEN_BASIS == p1 ]]; then
         BASE=$(median "${RATES["$SERVER|shikaku load closed c50 P1"]:-}")
@@ -399,7 +471,9 @@ if [[ -z $OPEN_RATE ]]; then
 else
     BASIS="OPEN_RATE=$OPEN_RATE"
 fi
-if [[ $OPEN_RATE -gt 0 ]]; then
+if [[ $OPEN != 1 ]]; then
+    say "open loop left out (OPEN=0)"
+elif [[ $OPEN_RATE -gt 0 ]]; then
     in_rounds open
 else
     say "no closed-loop rate to base the open-loop run on; skipped"
@@ -408,12 +482,19 @@ cleanup
 
 # summary: each server's median over the rounds, and the ratio of the medians.
 SUMMARY=()
+# fmts2 "X Y ...": each number with two decimals, comma-separated.
+fmts2() { awk -v xs="$1" 'BEGIN { n = split(xs, x, " "); for (i = 1; i <= n; i++) printf "%s%.2f", (i > 1 ? ", " : ""), x[i] }'; }
+ratio() { awk -v s="$1" -v r="$2" 'BEGIN { if (s == "" || r == "" || r == 0) print "-"; else printf "%.2f×", s / r }'; }
 summarize() { # WHAT LABEL
-    local s r ratio
+    local s r p sc rc pc
+    [[ -n ${RATES["shikaku|$1"]:-}${RATES["redis|$1"]:-} ]] || return 0
     s=$(median "${RATES["shikaku|$1"]:-}")
     r=$(median "${RATES["redis|$1"]:-}")
-    ratio=$(awk -v s="$s" -v r="$r" 'BEGIN { if (s == "" || r == "" || r == 0) print "-"; else printf "%.2f×", s / r }')
-    SUMMARY+=("| $2 | $(fmt "$s") | $(fmt "$r") | $ratio | $(fmts "${RATES["shikaku|$1"]:-}") | $(fmts "${RATES["redis|$1"]:-}") |")
+    p=$(median "${RATES["shikaku-poll|$1"]:-}")
+    sc=$(median "${CPUS["shikaku|$1"]:-}")
+    rc=$(median "${CPUS["redis|$1"]:-}")
+    pc=$(median "${CPUS["shikaku-poll|$1"]:-}")
+    SUMMARY+=("| $2 | $(fmt2 "$sc") | $(fmt2 "$rc") | **$(ratio "$sc" "$rc")** | $(fmt2 "$pc") | $(fmt "$s") | $(fmt "$r") | $(ratio "$s" "$r") | $(fmt "$p") | $(fmts2 "${CPUS["shikaku|$1"]:-}") | $(fmts2 "${CPUS["redis|$1"]:-}") | $(fmts "${RATES["shikaku|$1"]:-}") | $(fmts "${RATES["redis|$1"]:-}") |")
 }
 summarize "redis-benchmark query P1" "redis-benchmark, c50 P1 (ELIG.CARD / GET)"
 summarize "redis-benchmark query P16" "redis-benchmark, c50 P16 (ELIG.CARD / GET)"
@@ -427,7 +508,7 @@ OPEN_LINES=()
 for server in "${SERVERS[@]}"; do
     w="shikaku load open c50"
     [[ -n ${P99S["$server|$w"]:-} ]] || continue
-    OPEN_LINES+=("| $server | $OPEN_RATE/s | $(fmt "$(median "${P99S["$server|$w"]}")") | $(fmt "$(median "${P9999S["$server|$w"]}")") | $(fmts "${P99S["$server|$w"]}") | $(fmts "${P9999S["$server|$w"]}") | $(fmt "$(median "${LAG99S["$server|$w"]:-}")") | $(fmt "$(median "${SERVICE99S["$server|$w"]:-}")") | $(fmt "$(median "${SERVICE9999S["$server|$w"]:-}")") |")
+    OPEN_LINES+=("| $server | $OPEN_RATE/s | $(fmt "$(median "${P50S["$server|$w"]:-}")") | $(fmt "$(median "${P99S["$server|$w"]}")") | $(fmt "$(median "${P999S["$server|$w"]:-}")") | $(fmt "$(median "${P9999S["$server|$w"]}")") | $(fmts "${P50S["$server|$w"]:-}") | $(fmts "${P99S["$server|$w"]}") | $(fmts "${P999S["$server|$w"]:-}") | $(fmt "$(median "${LAG99S["$server|$w"]:-}")") | $(fmt "$(median "${SERVICE99S["$server|$w"]:-}")") | $(fmt2 "$(median "${CPUS["$server|$w"]:-}")") |")
 done
 
 # ---- report --------------------------------------------------------------------------------
@@ -439,37 +520,38 @@ BLOCK=$(mktemp)
     echo "### $STAMP, commit $COMMIT"
     echo
     echo "- machine: $(nproc) cores (${CPU:-unknown CPU}), kernel $(uname -r), $(free -g | awk '/^Mem:/ { print $2 " GiB RAM" }')"
-    echo "- $(redis-server --version | cut -d' ' -f1-3); data: $PERSONS persons, seed $SEED, $QUERIES queries; Redis holds $KEYS keys (used_memory $REDIS_MEMORY)"
-    echo "- servers pinned to core $SERVER_CPU (shikaku serve --threads 1; both servers up, one driven at a time), clients to core $CLIENT_CPU"
+    echo "- $(redis-server --version | cut -d' ' -f1-3); data: $PERSONS persons, seed $SEED, $QUERIES queries; Redis holds $KEYS keys (used_memory $REDIS_MEMORY, $REDIS_MEMORY_BYTES bytes)"
+    echo "- memory: shikaku's index on disk $INDEX_BYTES bytes ($(ratio "$INDEX_BYTES" "$REDIS_MEMORY_BYTES") of Redis's used_memory), the whole index resident at most; shikaku serve's VmRSS after the closed-loop runs $SHIKAKU_RSS bytes"
+    echo "- $([[ $QUICK == 1 ]] && echo "**QUICK run** (\`QUICK=1 perf/compare_redis.sh\`): ")shapes: $SHAPES; servers pinned to core $SERVER_CPU (shikaku serve --threads 1${SERVE_EXTRA:+ ${SERVE_EXTRA[*]}}: \`shikaku\` with --poll-us 0$([[ $POLL == 1 ]] && echo ", \`shikaku-poll\` with --poll-us 200"); all up, one driven at a time), clients to core $CLIENT_CPU"
     echo "- shikaku load: $DURATION s after $WARMUP s warm-up, latency from the intended send time; open loop at $BASIS"
     echo "- load average (1, 5, 15 min) at start: $LOADAVG_START; at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews results)"
     [[ $ONLY == all ]] || echo "- **Redis half only**: this build had no shikaku serve"
     echo "- fixed query for redis-benchmark: \`ELIG.CARD $F_INS $F_SYM $F_NUM $F_BR $F_BIRTH $F_DATE\` / \`GET $FIXED_KEY\`"
     echo
-    echo "- server % / client %: each core's busy share (user, system, interrupts) during the run; a client core near 100% is the limit. shikaku's core polls for 200 µs after each request, so its share reads near 100% below saturation too; Redis's does not. PING: the least work a server does per request; where the client's core is near 100% in a PING run, that rate is the most this client drives on this machine"
+    echo "- server % / client %: each core's busy share (user, system, interrupts) during the run; a client core near 100% is the limit. shikaku-poll's core polls for 200 µs after each request, so its share reads near 100% below saturation too; shikaku's (--poll-us 0) and Redis's do not. PING: the least work a server does per request; where the client's core is near 100% in a PING run, that rate is the most this client drives on this machine"
     echo "- shikaku load sends both servers the same requests: the workload's distinct card queries that name a branch (\`--mode elig-keyed\` with their raw fields, \`--mode redis-get\` as GET of their card keys); a failed run is listed but left out of the medians"
     echo "- steal on the server's / client's core over the whole script: $(busy_steal "$STEAL_START")"
-    echo "- the machine's stalls before the runs (\`perf/hiccups.py 10 $SERVER_CPU $CLIENT_CPU\`, idle cores; an indication of the host at that moment, not a bound on the runs after it):"
+    echo "- the machine's stalls before the runs (\`perf/hiccups.py $HICCUPS_S $SERVER_CPU $CLIENT_CPU\`, idle cores; an indication of the host at that moment, not a bound on the runs after it):"
     echo "$HICCUPS"
     echo
-    echo "Medians over $ROUNDS rounds (each round runs every shape against both servers back to back, the order alternating):"
+    echo "Medians over $ROUNDS rounds (each round runs every shape against every server back to back, the order alternating). Server CPU: the server process's utime + stime over the run per answer (/proc/PID/stat, resolution 1/$HZ s); \`shikaku\` is --poll-us 0, \`poll\` is --poll-us 200, whose idle spinning counts as CPU:"
     echo
-    echo "| client, shape | shikaku req/s | Redis req/s | ratio | shikaku, each round | Redis, each round |"
-    echo "|---|---:|---:|---:|---|---|"
+    echo "| client, shape | shikaku CPU µs/answer | Redis CPU µs/answer | CPU ratio | poll CPU µs/answer | shikaku req/s | Redis req/s | req/s ratio | poll req/s | shikaku CPU, each round | Redis CPU, each round | shikaku req/s, each round | Redis req/s, each round |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|"
     printf '%s\n' "${SUMMARY[@]}"
     echo
     if ((${#OPEN_LINES[@]} > 0)); then
         echo "Open loop: latency from the intended send time; of it, the client's lag (due to written) and the server's part (written to answered), medians over the rounds:"
         echo
-        echo "| open loop, server | rate | p99 µs | p99.99 µs | p99 each round | p99.99 each round | client lag p99 µs | server part p99 µs | server part p99.99 µs |"
-        echo "|---|---:|---:|---:|---|---|---:|---:|---:|"
+        echo "| open loop, server | rate | p50 µs | p99 µs | p99.9 µs | p99.99 µs | p50 each round | p99 each round | p99.9 each round | client lag p99 µs | server part p99 µs | server CPU µs/answer |"
+        echo "|---|---:|---:|---:|---:|---:|---|---|---|---:|---:|---:|"
         printf '%s\n' "${OPEN_LINES[@]}"
         echo
     fi
     echo "Every run:"
     echo
-    echo "| round | server | client | shape | req/s | p50 µs | p99 µs | p99.9 µs | p99.99 µs | max µs | answers | server % | client % |"
-    echo "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|"
+    echo "| round | server | client | shape | req/s | server CPU µs/answer | p50 µs | p99 µs | p99.9 µs | p99.99 µs | max µs | answers | server % | client % | load avg (1 min) at end |"
+    echo "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"
     printf '%s\n' "${ROWS[@]}"
     echo
     echo '```'
@@ -478,6 +560,10 @@ BLOCK=$(mktemp)
     echo
 } >"$BLOCK"
 cat "$BLOCK"
+if [[ $APPEND != 1 ]]; then
+    rm -f "$BLOCK"
+    exit "$FAILED"
+fi
 
 [[ -f $RESULTS ]] || printf '# Performance results\n\nAppended by the scripts in perf/.\n' >"$RESULTS"
 grep -qx '## Server vs Redis' "$RESULTS" || printf '\n## Server vs Redis\n\n' >>"$RESULTS"
