@@ -140,11 +140,16 @@ fn the_pointer_moves_only_by_conditional_writes_to_ready_generations() {
         Err(FleetError::NothingBefore { .. })
     ));
 
-    // Pinned: promote refuses until told to unpin.
+    // Pinned: promote refuses until told to unpin, and so does rollback (it would leave the
+    // pin where the pin says the fleet must stay).
     move_pointer(&remote, &Move::Pin { id: g1.clone() }, Quorum::All).unwrap();
     assert!(matches!(
         move_pointer(&remote, &promote(&g2), Quorum::AtLeast(1)),
         Err(FleetError::Pinned { .. })
+    ));
+    assert!(matches!(
+        move_pointer(&remote, &Move::Rollback, Quorum::All),
+        Err(FleetError::PinnedRollback { .. })
     ));
     let p = move_pointer(
         &remote,

@@ -17,7 +17,7 @@ use std::sync::Arc;
 pub struct StoreArgs {
     /// S3-compatible endpoint (MinIO, a local test server); else $AWS_ENDPOINT_URL, else AWS.
     /// Region and credentials come from the standard AWS_* variables.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub endpoint: Option<String>,
 }
 
@@ -42,8 +42,9 @@ pub struct FleetArgs {
     #[arg(long)]
     pub store: String,
     /// Replicas that must hold a generation ready before the pointer moves to it
-    /// (default: every registered replica).
-    #[arg(long)]
+    /// (default: every registered replica; 0 moves it whatever they hold). Accepted before or
+    /// after the subcommand.
+    #[arg(long, global = true)]
     pub quorum: Option<usize>,
     #[command(flatten)]
     pub endpoint: StoreArgs,

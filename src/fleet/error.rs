@@ -60,6 +60,10 @@ pub enum FleetError {
     NoReplicas,
     #[error("the fleet is pinned to {live}; `shikaku fleet pin GEN` moves the pin, `shikaku fleet promote GEN --unpin` promotes and unpins")]
     Pinned { live: String },
+    #[error("the store's endpoint {endpoint:?} is not an http:// or https:// URL with a host (give e.g. --endpoint http://127.0.0.1:9000, or set AWS_ENDPOINT_URL)")]
+    Endpoint { endpoint: String },
+    #[error("the fleet is pinned to {live}: a rollback would leave the pin; `shikaku fleet promote GEN --unpin` moves the fleet to GEN (the previous generation, say) and unpins")]
+    PinnedRollback { live: String },
     #[error("no generation was live before {live}, so there is nothing to roll back to")]
     NothingBefore { live: String },
     #[error("generation {id} is already live")]

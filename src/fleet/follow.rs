@@ -346,9 +346,11 @@ impl Follower {
         if self.store.current().ok().flatten().as_deref() != Some(p.live.as_str()) {
             return; // not live with the fleet yet: keep everything
         }
-        let keep = local.iter().filter(|g| kept(p, g)).count();
-        if keep < local.len() {
-            match self.store.gc(keep, self.key.clone()) {
+        // By the pointer, not by age: the previous generation need not be the newest older
+        // one (a promote of an older generation, a rollback), and removing it by age
+        // downloaded it again and removed it again, four times a second.
+        if local.iter().any(|g| !kept(p, g)) {
+            match self.store.gc_where(|g| kept(p, g), self.key.clone()) {
                 Ok(c) => {
                     tracing::info!(removed = ?c.generations, "generations the fleet no longer needs removed")
                 }

@@ -142,6 +142,12 @@ pub fn move_pointer(remote: &Remote, how: &Move, quorum: Quorum) -> Result<Point
         Move::Pin { id } => (id.clone(), true),
         Move::Rollback => {
             let p = current.ok_or(FleetError::NoPointer)?;
+            // A pin holds the fleet where it is: promote refuses, and so does rollback.
+            if p.pinned {
+                return Err(FleetError::PinnedRollback {
+                    live: p.live.clone(),
+                });
+            }
             let previous = p
                 .previous
                 .clone()

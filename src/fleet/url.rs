@@ -97,6 +97,7 @@ impl StoreConfig {
             .with_timeout(self.request_timeout)
             .with_connect_timeout(Duration::from_secs(5));
         if let Some(endpoint) = endpoint {
+            check_endpoint(&endpoint)?;
             if endpoint.starts_with("http://") {
                 options = options.with_allow_http(true);
             }
@@ -126,6 +127,21 @@ impl StoreConfig {
     }
 }
 
+/// An endpoint is an http(s) URL with a host: anything else is refused here, with how to
+/// write one, rather than reaching the S3 client (which panics on a URI it cannot parse).
+fn check_endpoint(endpoint: &str) -> Result<(), FleetError> {
+    let ok = url::Url::parse(endpoint).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty())
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(FleetError::Endpoint {
+            endpoint: endpoint.to_owned(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,5 +164,27 @@ mod tests {
         check("s3://fleet/a/../b", None);
         check("s3://fleet/a//b", None);
         check("s3://fleet/a b", None);
+    }
+
+    #[test]
+    fn an_endpoint_must_be_an_http_url_with_a_host() {
+        for ok in [
+            "http://127.0.0.1:9000",
+            "https://s3.example.jp",
+            "http://minio:9000/",
+        ] {
+            assert!(super::check_endpoint(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "notaurl",
+            "127.0.0.1:9000",
+            "ftp://h",
+            "http://",
+            "http:// x",
+            "",
+        ] {
+            let e = super::check_endpoint(bad).unwrap_err().to_string();
+            assert!(e.contains("--endpoint http://"), "{bad}: {e}");
+        }
     }
 }

@@ -460,6 +460,33 @@ impl Store {
     /// Removes nothing unless `CURRENT` names a generation that passes verification: when
     /// the live one is damaged, the older ones may be the way back.
     pub fn gc(&self, keep: usize, key: PersonKey) -> Result<Collected, StoreError> {
+        let excess = self.list()?.len().saturating_sub(keep);
+        self.collect(key, keep, |older| older.into_iter().take(excess).collect())
+    }
+
+    /// As [`Self::gc`], but the generations older than the live one that go are those
+    /// `keep` refuses, whatever their age: a fleet's replica keeps the fleet's previous
+    /// generation, which is not always the newest before the live one (after a rollback, or
+    /// a promote of an older generation). Refused builds and leftovers go as in `gc`.
+    pub fn gc_where(
+        &self,
+        keep: impl Fn(&str) -> bool,
+        key: PersonKey,
+    ) -> Result<Collected, StoreError> {
+        let kept = self.list()?.iter().filter(|g| keep(g)).count();
+        self.collect(key, kept, |older| {
+            older.into_iter().filter(|g| !keep(g)).collect()
+        })
+    }
+
+    /// What `gc` and `gc_where` share: `pick` chooses, among the generations older than the
+    /// live one (oldest first), those to remove; `keep_refused` refused builds are kept.
+    fn collect(
+        &self,
+        key: PersonKey,
+        keep_refused: usize,
+        pick: impl FnOnce(Vec<String>) -> Vec<String>,
+    ) -> Result<Collected, StoreError> {
         let older = match self.live() {
             Ok(live) => {
                 self.open_verified(&live, key)
@@ -473,9 +500,8 @@ impl Store {
             Err(StoreError::NothingPublished { .. }) => Vec::new(),
             Err(e) => return Err(StoreError::GcRefused(Box::new(e))),
         };
-        let excess = self.list()?.len().saturating_sub(keep);
         let mut collected = Collected::default();
-        for id in older.into_iter().take(excess) {
+        for id in pick(older) {
             self.discard(&self.generation_dir(&id), &format!("gc-generation-{id}"))?;
             collected.generations.push(id);
         }
@@ -484,7 +510,7 @@ impl Store {
             collected.incomplete.push(id);
         }
         let refused = self.refused()?;
-        let excess = refused.len().saturating_sub(keep);
+        let excess = refused.len().saturating_sub(keep_refused);
         for id in refused.into_iter().take(excess) {
             self.discard(&self.refused_dir().join(&id), &format!("gc-refused-{id}"))?;
             collected.refused.push(id);

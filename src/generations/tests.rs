@@ -417,3 +417,21 @@ fn gc_removes_generations_left_without_their_index() {
     assert!(!store.generation_dir("g2").exists());
     assert_eq!(store.list().unwrap(), ["g1", "g3", "g4"]);
 }
+
+/// A fleet's replica keeps what the pointer keeps, not the newest: with g4 live and g2 the
+/// fleet's previous, g1 and g3 go and g2 stays (gc by count removed g2, which the replica
+/// then downloaded again and removed again, four times a second).
+#[test]
+fn gc_where_keeps_what_it_is_told_whatever_the_age() {
+    let t = Template::new();
+    let store = t.store(&ALL, Some("g4"), &[]);
+    let got = store
+        .gc_where(|g| g == "g4" || g == "g2", PersonKey::demo())
+        .unwrap();
+    assert_eq!(got.generations, owned(&["g1", "g3"]));
+    assert_eq!(contents(&store), (owned(&["g2", "g4"]), owned(&[])));
+    // The live generation is never removed, even if `keep` refuses it.
+    let got = store.gc_where(|_| false, PersonKey::demo()).unwrap();
+    assert_eq!(got.generations, owned(&["g2"]));
+    assert_eq!(store.list().unwrap(), owned(&["g4"]));
+}
