@@ -31,6 +31,8 @@ use std::time::{Duration, Instant};
 
 /// How often the pointer is read: a replica goes live within this (plus the server's swap).
 pub const POINTER_POLL: Duration = Duration::from_millis(250);
+/// How a trouble reading the store begins (cleared when the store answers again).
+const STORE_UNREADABLE: &str = "the store cannot be read: ";
 /// How often the store's generations are listed.
 const LIST_EVERY: Duration = Duration::from_secs(2);
 /// A replica rewrites its state at least this often, so `fleet status` shows it is alive.
@@ -127,9 +129,19 @@ impl Follower {
 
     fn tick(&self, seen: &mut Seen) {
         if let Err(e) = self.watch_pointer(seen) {
-            self.trouble(format!("the store cannot be read: {e}"));
+            self.trouble(format!("{STORE_UNREADABLE}{e}"));
             return;
         }
+        // The store answers again: a trouble that said it did not is over (one about a
+        // generation stays until that generation is taken).
+        self.health.update(|h| {
+            if h.trouble
+                .as_deref()
+                .is_some_and(|t| t.starts_with(STORE_UNREADABLE))
+            {
+                h.trouble = None;
+            }
+        });
         let due = seen.listed_at.is_none_or(|t| t.elapsed() >= LIST_EVERY);
         if due {
             match stored_generations(&self.remote) {
@@ -137,7 +149,9 @@ impl Follower {
                     seen.stored = ids;
                     seen.listed_at = Some(Instant::now());
                 }
-                Err(e) => return self.trouble(format!("the store cannot be listed: {e}")),
+                Err(e) => {
+                    return self.trouble(format!("{STORE_UNREADABLE}listing its generations: {e}"))
+                }
             }
             self.update_behind(seen);
         }
