@@ -111,7 +111,15 @@ pub(super) fn run_serve(
         body_deadline: std::time::Duration::from_secs(args.body_deadline_secs),
         max_connections_per_core: args.max_connections_per_core.map(|n| n as usize),
     };
-    // A replica of a fleet catches up first: it needs a live generation to serve.
+    // A replica of a fleet catches up first: it needs a live generation to serve, and opens
+    // its ports only then (minutes later, at its first promote). A port another program
+    // holds is said now, not then.
+    if args.follow.follow.is_some() {
+        for (what, addr) in [("--resp", config.resp), ("--http", config.http)] {
+            std::net::TcpListener::bind(addr)
+                .with_context(|| format!("cannot listen on {addr} ({what})"))?;
+        }
+    }
     let mut following =
         crate::fleet::command::Following::start(&args.follow, &args.data, key.clone())?;
     serve_until_signal(&args.data, config, key, |server, id| {
