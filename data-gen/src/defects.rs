@@ -156,6 +156,9 @@ fn broken_field(kind: Rule, g: &mut ChunkGen, row: &Row) -> (Col, String) {
         }
         Rule::R2 => match v {
             0 => (Col::Number, String::new()),
+            // A card number of 22 digits, too long for the field: a run of digits, but no
+            // individual number (those have 12, with a check digit); every report that quotes
+            // it masks the run (`mask_digit_runs`), as it would mask one.
             1 => (Col::Number, "1234567890123456789012".into()),
             _ => (Col::Symbol, "ア".repeat(21)),
         },
