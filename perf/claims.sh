@@ -15,6 +15,10 @@
 #            posts every batch in turn; the server's CPU time over the run (from
 #            /proc/PID/stat). The client's own work (building the queries, putting each
 #            receipt's answers back together) is not counted: the vendor way gets the benefit.
+#   http     the same server; a client on CLIENT_CPU posts each file whole to POST /v1/claims;
+#            the server's CPU time over the run: the check where the generation is already
+#            open and verified (a served generation), so the figure per receipt that a run of
+#            `shikaku claims` pays besides opening and verifying the generation
 # Receipts per CPU second of each, the medians over ROUNDS, and the ratio. Both ways read the
 # same receipts; the script checks that the batch answers hold one answer per query.
 # Settings (environment, defaults in brackets): PERSONS [1000000] RECEIPTS [200000]
@@ -123,7 +127,7 @@ def run_claims():
     rows = out.stdout.count(b"\n") - 1
     return rows, cpu_s, wall
 
-def run_batches():
+def serving():
     server = subprocess.Popen(["taskset", "-c", cpu, bin_, "serve", "--data", os.path.join(work, "data"),
                                "--resp", "127.0.0.1:0", "--http", f"127.0.0.1:{port}", "--threads", "1",
                                "--poll-us", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -135,6 +139,14 @@ def run_batches():
                 c.request("GET", "/healthz"); c.getresponse().read(); break
             except OSError:
                 time.sleep(0.05)
+        return server
+    except BaseException:
+        server.terminate(); server.wait()
+        raise
+
+def run_batches():
+    server = serving()
+    try:
         c = http.client.HTTPConnection("127.0.0.1", port)
         start_cpu, t = cpu_of(server.pid), time.monotonic()
         answers = 0
@@ -151,14 +163,39 @@ def run_batches():
     finally:
         server.terminate(); server.wait()
 
+def run_server_claims():
+    # The same files, each POSTed whole to the server's own claims endpoint: the check as a
+    # served generation does it, with no opening or verifying per run (the server did that
+    # once, before its first answer). The server's CPU, as for the batch way.
+    bodies = [open(path, "rb").read() for path in files]
+    server = serving()
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port)
+        start_cpu, t = cpu_of(server.pid), time.monotonic()
+        rows = 0
+        for b in bodies:
+            c.request("POST", "/v1/claims", body=b, headers={"Content-Type": "application/octet-stream"})
+            r = c.getresponse()
+            body = r.read()
+            assert r.status == 200, body[:200]
+            rows += body.count(b"\n") - 1
+        wall = time.monotonic() - t
+        return rows, cpu_of(server.pid) - start_cpu, wall
+    finally:
+        server.terminate(); server.wait()
+
 receipts = None
-res = {"claims": [], "batch": []}
+ways = ["claims", "http", "batch"]
+res = {w: [] for w in ways}
 for i in range(rounds):
-    order = ["claims", "batch"] if i % 2 == 0 else ["batch", "claims"]
+    order = ways if i % 2 == 0 else ways[::-1]
     for way in order:
         if way == "claims":
             rows, cpu_s, wall = run_claims()
             receipts = rows
+        elif way == "http":
+            rows, cpu_s, wall = run_server_claims()
+            assert receipts is None or rows == receipts, (rows, receipts)
         else:
             answers, cpu_s, wall = run_batches()
             assert answers == query_count, (answers, query_count)
@@ -167,10 +204,13 @@ for i in range(rounds):
 line = f"{receipts} receipts ({query_count} receipt-days) at the data set's persons; medians of {rounds} rounds"
 print(line)
 rates = {}
-for way, label in (("claims", "shikaku claims"), ("batch", "POST /v1/batch, a query per receipt-day")):
+for way, label in (("claims", "shikaku claims (the whole command)"),
+                   ("http", "POST /v1/claims (server CPU)"),
+                   ("batch", "POST /v1/batch, a query per receipt-day")):
     cpu_s = statistics.median(c for c, _ in res[way])
     wall = statistics.median(w for _, w in res[way])
     rates[way] = receipts / cpu_s
     print(f"  {label:<42} {rates[way]:>12,.0f} receipts/s per core  (CPU {cpu_s:.3f} s, wall {wall:.3f} s)")
-print(f"  ratio: {rates['claims'] / rates['batch']:.1f}x")
+print(f"  ratio, shikaku claims / batch: {rates['claims'] / rates['batch']:.1f}x")
+print(f"  ratio, POST /v1/claims / batch (server CPU both): {rates['http'] / rates['batch']:.1f}x")
 PY

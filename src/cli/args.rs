@@ -203,6 +203,12 @@ pub struct ServeArgs {
     /// RLIMIT_NOFILE leaves each core, at most 16,384 (the soft limit is raised to the hard).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_connections_per_core: Option<u64>,
+    /// Copy each generation into one anonymous mapping with 2 MB pages instead of serving it
+    /// from its files: about a tenth less CPU per card query, for the generation's size in
+    /// memory that is never reclaimed, copied at each swap, twice during one (old and new), and
+    /// once for each generation a replica holds ready.
+    #[arg(long)]
+    pub preload: bool,
     #[command(flatten)]
     pub follow: crate::fleet::command::FollowArgs,
     #[command(flatten)]

@@ -76,6 +76,7 @@ pub(super) fn run_demo(args: DemoArgs, key_file: Option<PathBuf>) -> anyhow::Res
             head_deadline_secs: crate::server::limits::HEAD_DEADLINE.as_secs(),
             body_deadline_secs: crate::server::limits::BODY_DEADLINE.as_secs(),
             max_connections_per_core: None,
+            preload: false,
             follow: Default::default(),
             key: Default::default(),
         },
@@ -96,6 +97,11 @@ pub(super) fn run_serve(
     let auth = args.auth.as_deref().map(AuthTable::load).transpose()?;
     if let Some(table) = &auth {
         tracing::info!(clients = table.len(), "authentication required");
+    }
+    // Before the first generation is opened: every open from here on (reloads, a replica's
+    // generations held ready) places its bytes so.
+    if args.preload {
+        crate::index::set_residence(crate::index::Residence::Preloaded);
     }
     let config = ServeConfig {
         resp: args.resp,

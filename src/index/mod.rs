@@ -13,7 +13,7 @@ mod slots;
 mod steps;
 mod verify;
 
-pub use mmap::{map_file, MappedIndex, OpenError};
+pub use mmap::{map_file, set_residence, MappedIndex, OpenError, Residence};
 pub use record::RecordView;
 pub use steps::{CardProbe, CardRecords};
 

@@ -193,7 +193,7 @@ impl Previous {
 
     /// What the person stage needs: the live persons and which old insurers were reused
     /// (old position → new position).
-    pub fn persons(&self, reused: Vec<Option<u32>>) -> PreviousPersons<'_, memmap2::Mmap> {
+    pub fn persons(&self, reused: Vec<Option<u32>>) -> PreviousPersons<'_, bytes::Bytes> {
         let mut old_position_by_file = HashMap::new();
         for (file, (i, _)) in &self.by_file {
             old_position_by_file.insert(file.clone(), *i);

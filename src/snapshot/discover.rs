@@ -148,7 +148,7 @@ fn read_insurers_reporting(path: &Path) -> Result<(Vec<InsurerEntry>, Vec<String
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_reader(&*decoded.text);
+        .from_reader(decoded.text.as_bytes());
     let mut records = rdr.byte_records();
     let header = match records.next() {
         Some(h) => h.map_err(|e| csv_error(path, &e))?,
@@ -163,7 +163,7 @@ fn read_insurers_reporting(path: &Path) -> Result<(Vec<InsurerEntry>, Vec<String
     let mut seen: BTreeMap<InsurerNumber, u64> = BTreeMap::new();
     for rec in records {
         let rec = rec.map_err(|e| csv_error(path, &e))?;
-        let line = record_line(&decoded.text, &rec);
+        let line = record_line(decoded.text.as_bytes(), &rec);
         let entry = insurer_entry(path, &rec, &cols, line)?;
         if let Some(first) = seen.insert(entry.number, line) {
             return Err(bad_line(

@@ -62,7 +62,7 @@ pub fn read_snapshot_bytes(
         path: ctx.path.clone(),
         why,
     })?;
-    let text: &[u8] = &decoded.text;
+    let text: &[u8] = decoded.text.as_bytes();
     let mut rows = Rows::new(text);
     let mut rec = ByteRecord::new();
     match rows.next(&mut rec).map_err(|e| rows.csv_error(&e, ctx))? {
@@ -373,7 +373,7 @@ fn count_rows(bytes: &[u8]) -> (u64, Option<Encoding>) {
     let Ok(decoded) = decode(bytes) else {
         return (count_data_lines(bytes), None);
     };
-    let mut rows = Rows::new(&decoded.text);
+    let mut rows = Rows::new(decoded.text.as_bytes());
     let mut rec = ByteRecord::new();
     let mut records = 0u64;
     while let Ok(Next::Record | Next::Overlong { .. }) = rows.next(&mut rec) {

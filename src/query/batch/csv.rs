@@ -58,7 +58,7 @@ pub struct CsvRow {
 pub fn parse_csv(body: &[u8]) -> Result<Vec<CsvRow>, BatchError> {
     let decoded = crate::snapshot::decode::decode(body)
         .map_err(|why| BatchError::Malformed(format!("the CSV {why}")))?;
-    let body: &[u8] = &decoded.text;
+    let body: &[u8] = decoded.text.as_bytes();
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
