@@ -206,3 +206,24 @@ fn a_claims_body_without_a_valid_token_is_refused_before_it_is_read() {
     );
     assert_eq!(r.status, 401, "{}", r.body);
 }
+
+/// `shikaku claims` verifies the parts of the generation its file reaches before the file's
+/// first row: with every segment damaged, it writes no row and says which generation failed.
+#[test]
+fn a_damaged_generation_gives_no_rows() {
+    let data = demo_data();
+    for generation in std::fs::read_dir(data.path().join("generations")).unwrap() {
+        let segments = generation.unwrap().path().join("segments");
+        for segment in std::fs::read_dir(segments).unwrap() {
+            let path = segment.unwrap().path();
+            let mut bytes = std::fs::read(&path).unwrap();
+            let last = bytes.len() - 30;
+            bytes[last] ^= 1;
+            std::fs::write(&path, bytes).unwrap();
+        }
+    }
+    let (stdout, stderr, ok) = cli_claims(data.path(), &[]);
+    assert!(!ok, "{stderr}");
+    assert!(stderr.contains("failed verification"), "{stderr}");
+    assert!(stdout.lines().count() <= 1, "at most the header: {stdout}");
+}

@@ -8,7 +8,7 @@
 //! card's directory slot, its records, their text), so each step first asks for the memory of
 //! every receipt of the group and the cache misses overlap instead of following one another.
 
-use super::uke::{Receipt, UkeFile};
+use super::uke::{Insurance, Receipt, UkeFile};
 use super::{Reason, Verdict};
 use crate::domain::{text, Date};
 use crate::index::{CardProbe, CardRecords, Index, RecordView};
@@ -158,16 +158,7 @@ fn prepare<B: AsRef<[u8]>>(
         let why = format!("sex must be 1 or 2, not {}", text::quote_raw(sex));
         return error("RE 6".into(), (r.line, why));
     }
-    let fields = CardFields {
-        insurer_number: Some(file.text(&ins.insurer_number)),
-        symbol: Some(file.text(&ins.symbol)),
-        number: Some(file.text(&ins.number)),
-        branch: r.branch.as_ref().map(|b| file.text(b)),
-        birthdate: Some(file.text(&r.birthdate)),
-        date: None,
-        limit_consent: false,
-    };
-    match CardQuery::parse_reusing(&fields, spare.0, spare.1) {
+    match CardQuery::parse_reusing(&card_fields(file, r, ins), spare.0, spare.1) {
         Ok(q) => {
             let probe = index.card_probe(&q.insurer, &q.symbol, &q.number);
             Slot::Card { q, probe, points }
@@ -176,6 +167,29 @@ fn prepare<B: AsRef<[u8]>>(
             let (field, line) = uke_field(&e, r.line, ins.line);
             error(field.into(), (line, e.to_string()))
         }
+    }
+}
+
+/// The card query receipt `r` names (its date unset), when it names one: what its check looks
+/// up, if the rest of the receipt can be read. `None` for a receipt without health insurance
+/// or month of care, with a malformed field, or whose card fields do not make a query.
+pub fn card_query(file: &UkeFile<'_>, r: &Receipt) -> Option<CardQuery> {
+    let ins = r.insurance.as_ref()?;
+    if r.malformed.is_some() || r.month.is_none() {
+        return None;
+    }
+    CardQuery::parse_reusing(&card_fields(file, r, ins), String::new(), String::new()).ok()
+}
+
+fn card_fields<'f>(file: &'f UkeFile<'_>, r: &'f Receipt, ins: &'f Insurance) -> CardFields<'f> {
+    CardFields {
+        insurer_number: Some(file.text(&ins.insurer_number)),
+        symbol: Some(file.text(&ins.symbol)),
+        number: Some(file.text(&ins.number)),
+        branch: r.branch.as_ref().map(|b| file.text(b)),
+        birthdate: Some(file.text(&r.birthdate)),
+        date: None,
+        limit_consent: false,
     }
 }
 

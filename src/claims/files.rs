@@ -1,11 +1,15 @@
 //! `shikaku claims FILE…`: every file read, checked and written in turn, one output and one
 //! summary for all of them. A file that cannot be read at all is named with why (and the
-//! line), and the others are still checked.
+//! line), and the others are still checked. Before a file's first row, every part of the
+//! generation its receipts can read is verified (`VerifiedSoFar`), each part once in a run.
 
+use super::check::card_query;
 use super::limits::UKE_MAX_BYTES;
 use super::output::{check_file, FileColumn, Format, RowWriter, Summary};
-use super::uke::{parse, UkeError};
+use super::uke::{parse, UkeError, UkeFile};
+use crate::format::FormatError;
 use crate::index::Index;
+use crate::query::checked::VerifiedSoFar;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -22,6 +26,17 @@ pub enum FileError {
     Uke { path: PathBuf, error: UkeError },
 }
 
+/// Why a run stopped before its last file.
+#[derive(Debug, Error)]
+pub enum RunError {
+    /// The rows could not be written.
+    #[error("writing the rows: {0}")]
+    Write(#[from] std::io::Error),
+    /// A part of the generation that a file's receipts read failed verification.
+    #[error("{0}")]
+    Verify(#[from] FormatError),
+}
+
 /// What a run of several files gives.
 #[derive(Debug)]
 pub struct FilesOutcome {
@@ -31,13 +46,25 @@ pub struct FilesOutcome {
 }
 
 /// Checks `paths` in order against `index`, writing every row into `out` (one CSV header or
-/// JSON array for all); a write error on `out` stops the run.
+/// JSON array for all). `index` need not be verified: what each file reaches is, before its
+/// first row. A write error on `out`, or a part of the index that fails verification, stops
+/// the run.
 pub fn check_files<B: AsRef<[u8]>>(
     index: &Index<B>,
     paths: &[PathBuf],
     format: Format,
     out: &mut impl Write,
-) -> std::io::Result<FilesOutcome> {
+) -> Result<FilesOutcome, RunError> {
+    let mut verified = VerifiedSoFar::new(index);
+    let file_bytes: u64 = paths
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    if file_bytes.saturating_mul(SEGMENT_BYTES_PER_FILE_BYTE) >= verified.unverified_segment_bytes()
+    {
+        verified.everything(index)?;
+    }
     let column = if paths.len() > 1 {
         FileColumn::Named
     } else {
@@ -66,6 +93,7 @@ pub fn check_files<B: AsRef<[u8]>>(
                 continue;
             }
         };
+        verify_reached(index, &file, &mut verified)?;
         let name = path.display().to_string();
         check_file(
             index,
@@ -83,6 +111,31 @@ pub fn check_files<B: AsRef<[u8]>>(
     out.write_all(&buf)?;
     out.flush()?;
     Ok(FilesOutcome { summary, failed })
+}
+
+/// Finding what a receipt reaches (its card query read, its card's records and their persons
+/// found) costs about 1.6 µs for a receipt of ~230 bytes, 7 ns a byte of the file; verifying
+/// costs about 1.4 ns a byte of segment (both measured at 1M persons). So a run whose files
+/// hold a quarter as many bytes as the generation's segments, or more, verifies the whole
+/// generation first: cheaper than looking, and it reaches most of it anyway. A clinic's
+/// month (hundreds of KB) against a nation's segments (18 GB) looks.
+const SEGMENT_BYTES_PER_FILE_BYTE: u64 = 4;
+
+/// Verifies every part of `index` that the receipts of `file` can read, unless verified before.
+fn verify_reached<B: AsRef<[u8]>>(
+    index: &Index<B>,
+    file: &UkeFile<'_>,
+    verified: &mut VerifiedSoFar,
+) -> Result<(), FormatError> {
+    for r in &file.receipts {
+        if verified.all_segments() {
+            break;
+        }
+        if let Some(q) = card_query(file, r) {
+            verified.card(index, &q)?;
+        }
+    }
+    Ok(())
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, FileError> {

@@ -12,6 +12,12 @@ use crate::testing::{build, insurer, Member, INSURER, INSURER_NAME};
 /// person insured again on card 301 that day; 400 from 2026-10-10; 500 twins on branches 01
 /// and 02 with one birthdate; 600 covered, female.
 fn index() -> Index<Vec<u8>> {
+    Index::open(files(), PersonKey::demo()).unwrap()
+}
+
+/// The index of [`index`] as files, with a second insurer (01130012, card 1) that no receipt
+/// of these tests names.
+fn files() -> crate::index::IndexFiles<Vec<u8>> {
     let card = |number, branch, person, qual, disq| Member {
         number,
         branch,
@@ -38,7 +44,82 @@ fn index() -> Index<Vec<u8>> {
         &members,
     );
     rows.rows[7].0.sex = Sex::Female;
-    Index::open(build(vec![rows], "2026-11-24", "g-test"), PersonKey::demo()).unwrap()
+    let other = insurer(
+        OTHER_INSURER,
+        "他保険者",
+        InsurerKind::Kyosai,
+        "2026-11-01",
+        &[card("1", 0, 10000000099, "2015-04-01", None)],
+    );
+    build(vec![rows, other], "2026-11-24", "g-test")
+}
+
+const OTHER_INSURER: &str = "01130012";
+
+/// `shikaku claims` verifies what its files reach before their first row, and only that: a
+/// damaged segment that no receipt reaches does not stop a run; one that a receipt reaches
+/// stops it before any row of that file.
+#[test]
+fn a_run_verifies_the_segments_its_files_reach() {
+    use super::files::{check_files, RunError};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("RECEIPTC.UKE");
+    std::fs::write(&path, file(&receipt(1, "100", &[3]))).unwrap();
+    let damaged = |insurer: &str| {
+        let mut files = files();
+        let i = Index::open(files.clone(), PersonKey::demo())
+            .unwrap()
+            .insurer_position(&crate::domain::InsurerNumber::parse(insurer).unwrap())
+            .unwrap();
+        let last = files.segments[i].len() - 30;
+        files.segments[i][last] ^= 1;
+        Index::open(files, PersonKey::demo()).unwrap()
+    };
+    let segment_bytes: usize = files().segments.iter().map(Vec::len).sum();
+    let small = std::fs::metadata(&path).unwrap().len() as usize;
+    assert!(
+        small * 4 < segment_bytes,
+        "{small} bytes against {segment_bytes}"
+    );
+    let mut out = Vec::new();
+    let outcome = check_files(
+        &damaged(OTHER_INSURER),
+        std::slice::from_ref(&path),
+        Format::Csv,
+        &mut out,
+    )
+    .expect("the damaged segment is not reached");
+    assert_eq!(outcome.summary.rows, 1);
+    let mut out = Vec::new();
+    let run = check_files(&damaged(INSURER), &[path], Format::Csv, &mut out);
+    assert!(
+        matches!(
+            run,
+            Err(RunError::Verify(
+                crate::format::FormatError::Checksum { .. }
+            ))
+        ),
+        "{run:?}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&out).contains(",ok,"),
+        "no row before verification"
+    );
+
+    // A run as large as a quarter of the segments' bytes verifies the whole generation
+    // first (cheaper than looking for what each receipt reaches): the damage it does not
+    // reach stops it too.
+    let big = dir.path().join("BIG.UKE");
+    let records: Vec<String> = (1..=400).flat_map(|n| receipt(n, "100", &[3])).collect();
+    std::fs::write(&big, file(&records)).unwrap();
+    assert!(std::fs::metadata(&big).unwrap().len() as usize * 4 > segment_bytes);
+    let run = check_files(
+        &damaged(OTHER_INSURER),
+        &[big],
+        Format::Csv,
+        &mut Vec::new(),
+    );
+    assert!(matches!(run, Err(RunError::Verify(_))), "{run:?}");
 }
 
 const IR: &str = "IR,1,13,1,1234567,,テスト医院,202611,00,0312345678";

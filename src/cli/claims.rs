@@ -1,7 +1,8 @@
 //! `shikaku claims`: claims files checked against the live generation.
 
 use super::args::ClaimsArgs;
-use crate::claims::{files::check_files, Format};
+use crate::claims::files::{check_files, RunError};
+use crate::claims::Format;
 use crate::generations::Store;
 use anyhow::Context;
 use std::path::PathBuf;
@@ -15,15 +16,19 @@ pub(super) fn run_claims(args: ClaimsArgs, key_file: Option<PathBuf>) -> anyhow:
     let index = Store::new(&args.data)
         .open_current(key)
         .with_context(|| format!("opening the live generation in {}", args.data.display()))?;
-    // A claims file reaches any insurer's segment: every checksum is checked before a row is
-    // written, as `serve` does before it answers.
-    index
-        .verify()
-        .with_context(|| super::data::failed_verification(&index, &args.data))?;
+    // Not verified whole here: `check_files` verifies what each file's receipts can read
+    // before its first row (the main file, their insurers' segments), so a clinic's file
+    // does not wait for every insurer's segment to be checked.
     let format = if args.json { Format::Json } else { Format::Csv };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    let outcome = check_files(&index, &args.files, format, &mut out).context("writing the rows")?;
+    let outcome = match check_files(&index, &args.files, format, &mut out) {
+        Ok(outcome) => outcome,
+        Err(RunError::Write(e)) => return Err(e).context("writing the rows"),
+        Err(RunError::Verify(e)) => {
+            return Err(e).with_context(|| super::data::failed_verification(&index, &args.data))
+        }
+    };
     eprint!("{}", outcome.summary.render());
     for e in &outcome.failed {
         eprintln!("error: {e}");

@@ -24,22 +24,114 @@ pub fn verify_for_card<B: AsRef<[u8]>>(
     index: &Index<B>,
     q: &CardQuery,
 ) -> Result<usize, FormatError> {
-    index.verify_main()?;
-    let Some(card_insurer) = index.insurer_position(&q.insurer) else {
-        return Ok(0);
-    };
-    index.verify_segment(card_insurer)?;
-    let mut segments = BTreeSet::from([card_insurer]);
-    let persons: Vec<_> = index
-        .card_records(&q.insurer, &q.symbol, &q.number)
-        .filter_map(|r| r.person())
-        .collect();
-    for hash in persons {
-        if let Some(p) = index.person_entry(&hash) {
-            segments.extend(index.person_refs(&p).map(|(i, _)| i as usize));
+    let mut verified = VerifiedSoFar::new(index);
+    verified.card(index, q)?;
+    Ok(verified.segments())
+}
+
+/// What a run of many card queries over one generation has verified so far (`shikaku
+/// claims`): the main file before the first query, and each segment the first time a query
+/// can read it. A run then verifies what its queries reach, each part once: a clinic's file of
+/// a thousand receipts reaches a few hundred insurers' segments, not every one of them (at
+/// national scale, 18 GB).
+pub struct VerifiedSoFar {
+    main: bool,
+    segments: Vec<bool>,
+    left: usize,
+    left_bytes: u64,
+}
+
+impl VerifiedSoFar {
+    /// Nothing verified yet of `index`.
+    pub fn new<B: AsRef<[u8]>>(index: &Index<B>) -> VerifiedSoFar {
+        let segments = index.insurers().len();
+        VerifiedSoFar {
+            main: false,
+            segments: vec![false; segments],
+            left: segments,
+            left_bytes: (0..segments)
+                .map(|i| index.segment_check(i).1.len() as u64)
+                .sum(),
         }
     }
-    verify_segments(index, segments)
+
+    /// Verifies what `q` can read and was not verified before: the main file, the card's
+    /// segment, then the segments of the card's persons' other records. The card's segment
+    /// is verified before its records are read to find those persons.
+    pub fn card<B: AsRef<[u8]>>(
+        &mut self,
+        index: &Index<B>,
+        q: &CardQuery,
+    ) -> Result<(), FormatError> {
+        if !self.main {
+            index.verify_main()?;
+            self.main = true;
+        }
+        if self.left == 0 {
+            return Ok(());
+        }
+        let Some(card_insurer) = index.insurer_position(&q.insurer) else {
+            return Ok(());
+        };
+        self.segment(index, card_insurer)?;
+        let persons: Vec<_> = index
+            .card_records(&q.insurer, &q.symbol, &q.number)
+            .filter_map(|r| r.person())
+            .collect();
+        for hash in persons {
+            if let Some(p) = index.person_entry(&hash) {
+                let others: BTreeSet<usize> =
+                    index.person_refs(&p).map(|(i, _)| i as usize).collect();
+                for i in others {
+                    self.segment(index, i)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Verifies everything not verified yet: the main file and every segment.
+    pub fn everything<B: AsRef<[u8]>>(&mut self, index: &Index<B>) -> Result<(), FormatError> {
+        if !self.main {
+            index.verify_main()?;
+            self.main = true;
+        }
+        for i in 0..self.segments.len() {
+            self.segment(index, i)?;
+        }
+        Ok(())
+    }
+
+    /// The bytes of the segments not verified yet.
+    pub fn unverified_segment_bytes(&self) -> u64 {
+        self.left_bytes
+    }
+
+    /// Whether every segment is verified (and so the main file): nothing is left to do.
+    pub fn all_segments(&self) -> bool {
+        self.main && self.left == 0
+    }
+
+    /// How many segments are verified.
+    pub fn segments(&self) -> usize {
+        self.segments.len() - self.left
+    }
+
+    fn segment<B: AsRef<[u8]>>(&mut self, index: &Index<B>, i: usize) -> Result<(), FormatError> {
+        // `verify_main` checked that every person ref names an insurer of the table.
+        let Some(done) = self.segments.get_mut(i) else {
+            return Err(FormatError::Malformed(format!(
+                "a person ref names segment {i}, beyond the insurer table"
+            )));
+        };
+        if !*done {
+            index.verify_segment(i)?;
+            *done = true;
+            self.left -= 1;
+            self.left_bytes -= index.segment_check(i).1.len() as u64;
+        }
+        Ok(())
+    }
 }
 
 /// Verifies the main file and the segments of the person `q` names; returns how many.
@@ -109,6 +201,33 @@ mod tests {
             date: None,
             limit_consent: false,
         }
+    }
+
+    /// A run verifies each segment once, as its queries first reach it, and stops at a
+    /// damaged one only when a query reaches it.
+    #[test]
+    fn a_run_verifies_what_its_queries_reach_once() {
+        let mut damaged = files();
+        let last = damaged.segments[0].len() - 30;
+        damaged.segments[0][last] ^= 1;
+        let index = Index::open(damaged, PersonKey::demo()).unwrap();
+        let mut verified = VerifiedSoFar::new(&index);
+        // (query, Ok(segments verified after it) or the error)
+        let cases = [
+            (card("06130017", "2"), Ok(0)),
+            (card("33120015", "9"), Ok(1)),
+            (card("33120015", "9"), Ok(1)),
+            (card("33120015", "2"), Err(())),
+        ];
+        for (q, expected) in cases {
+            let got = verified.card(&index, &q).map(|()| verified.segments());
+            assert_eq!(got.map_err(|_| ()), expected, "{q:?}");
+        }
+        assert!(!verified.all_segments());
+        let index = Index::open(files(), PersonKey::demo()).unwrap();
+        let mut verified = VerifiedSoFar::new(&index);
+        verified.card(&index, &card("33120015", "2")).unwrap();
+        assert!(verified.all_segments());
     }
 
     #[test]
