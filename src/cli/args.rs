@@ -55,6 +55,12 @@ pub enum Command {
     },
     /// Check monthly claims files (UKE, 医科) against the live generation: one row per
     /// receipt on stdout, the summary on stderr.
+    ///
+    /// Before a file's first row, the parts of the generation its receipts can read are
+    /// verified (the whole generation first when the files hold a quarter of its segments'
+    /// bytes or more); a part that fails stops the run. Exit status: 0 when every file was
+    /// checked, whatever the verdicts; 1 when a file could not be read or the generation
+    /// failed verification.
     Claims(ClaimsArgs),
     /// Upload a generation to the fleet's object store (s3://BUCKET/PREFIX); not yet live.
     Publish(crate::fleet::command::PublishArgs),
