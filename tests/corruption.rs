@@ -123,8 +123,14 @@ fn every_bit_flip_is_refused_or_harmless() {
             for bit in [0, 3, 7] {
                 let flipped = changed(&files, which, |b| b[at] ^= 1 << bit);
                 if let Ok(index) = open_and_verify(flipped) {
-                    // Only padding and reserved bytes outside every checksum may flip
-                    // unnoticed.
+                    // A segment file has no byte outside its checks: its header is checked
+                    // field by field at open (reserved bytes zero), its body by checksum.
+                    assert_eq!(
+                        which, 0,
+                        "flip in segment file {which} at byte {at} bit {bit} went unnoticed"
+                    );
+                    // Only padding and reserved bytes of the main file outside every
+                    // checksum may flip unnoticed.
                     assert_eq!(
                         answers(&index),
                         expected,

@@ -10,7 +10,7 @@ use super::uke::{parse, UkeError, UkeFile};
 use crate::format::FormatError;
 use crate::index::Index;
 use crate::query::checked::VerifiedSoFar;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -24,6 +24,8 @@ pub enum FileError {
     },
     #[error("{path}: {error}")]
     Uke { path: PathBuf, error: UkeError },
+    #[error("{path}: more than {UKE_MAX_BYTES} bytes read from it, the most a claims file may hold (split the month into volumes)")]
+    StreamTooLarge { path: PathBuf },
 }
 
 /// Why a run stopped before its last file.
@@ -46,9 +48,9 @@ pub struct FilesOutcome {
 }
 
 /// Checks `paths` in order against `index`, writing every row into `out` (one CSV header or
-/// JSON array for all). `index` need not be verified: what each file reaches is, before its
-/// first row. A write error on `out`, or a part of the index that fails verification, stops
-/// the run.
+/// JSON array for all). `index` need not be verified: every part of it that the files reach
+/// is verified before the first row of any of them, so a damaged part stops the run with
+/// nothing written. A write error on `out` stops the run too.
 pub fn check_files<B: AsRef<[u8]>>(
     index: &Index<B>,
     paths: &[PathBuf],
@@ -56,16 +58,36 @@ pub fn check_files<B: AsRef<[u8]>>(
     out: &mut impl Write,
 ) -> Result<FilesOutcome, RunError> {
     let mut verified = VerifiedSoFar::new(index);
-    let file_bytes: u64 = paths
+    let run_bytes: u64 = paths
         .iter()
         .filter_map(|p| std::fs::metadata(p).ok())
         .map(|m| m.len())
         .sum();
-    if file_bytes.saturating_mul(SEGMENT_BYTES_PER_FILE_BYTE) >= verified.unverified_segment_bytes()
+    if run_bytes.saturating_mul(SEGMENT_BYTES_PER_FILE_BYTE) >= verified.unverified_segment_bytes()
     {
         verified.everything(index)?;
+        let files = paths.iter().map(|p| (p, read(p)));
+        return Ok(write_rows(index, files, format, out)?);
     }
-    let column = if paths.len() > 1 {
+    // A small run: every file read, and what it reaches verified, before the first row. The
+    // files are held meanwhile (a pipe can be read once only), each at most UKE_MAX_BYTES.
+    let files: Vec<_> = paths.iter().map(|p| (p, read(p))).collect();
+    for bytes in files.iter().filter_map(|(_, b)| b.as_ref().ok()) {
+        if let Ok(file) = parse(bytes) {
+            verify_reached(index, &file, &mut verified)?;
+        }
+    }
+    Ok(write_rows(index, files.into_iter(), format, out)?)
+}
+
+/// Checks and writes each file in turn; a file that cannot be read is named in `failed`.
+fn write_rows<'p, B: AsRef<[u8]>>(
+    index: &Index<B>,
+    files: impl ExactSizeIterator<Item = (&'p PathBuf, Result<Vec<u8>, FileError>)>,
+    format: Format,
+    out: &mut impl Write,
+) -> std::io::Result<FilesOutcome> {
+    let column = if files.len() > 1 {
         FileColumn::Named
     } else {
         FileColumn::Unnamed
@@ -75,8 +97,8 @@ pub fn check_files<B: AsRef<[u8]>>(
     writer.begin(&mut buf);
     let mut summary = Summary::default();
     let mut failed = Vec::new();
-    for path in paths {
-        let bytes = match read(path) {
+    for (path, bytes) in files {
+        let bytes = match bytes {
             Ok(b) => b,
             Err(e) => {
                 failed.push(e);
@@ -93,7 +115,6 @@ pub fn check_files<B: AsRef<[u8]>>(
                 continue;
             }
         };
-        verify_reached(index, &file, &mut verified)?;
         let name = path.display().to_string();
         check_file(
             index,
@@ -138,17 +159,29 @@ fn verify_reached<B: AsRef<[u8]>>(
     Ok(())
 }
 
+/// The bytes of `path`, at most `UKE_MAX_BYTES`: a regular file is refused by its size, a
+/// pipe or a device (`/dev/stdin`) when it gives more.
 fn read(path: &Path) -> Result<Vec<u8>, FileError> {
     let io = |error| FileError::Io {
         path: path.to_path_buf(),
         error,
     };
+    let too_large = |len: u64| FileError::Uke {
+        path: path.to_path_buf(),
+        error: UkeError::TooLarge(len as usize),
+    };
     let len = std::fs::metadata(path).map_err(io)?.len();
     if len > UKE_MAX_BYTES as u64 {
-        return Err(FileError::Uke {
+        return Err(too_large(len));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(UKE_MAX_BYTES as u64 + 1).read_to_end(&mut bytes))
+        .map_err(io)?;
+    if bytes.len() > UKE_MAX_BYTES {
+        return Err(FileError::StreamTooLarge {
             path: path.to_path_buf(),
-            error: UkeError::TooLarge(len as usize),
         });
     }
-    std::fs::read(path).map_err(io)
+    Ok(bytes)
 }

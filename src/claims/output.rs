@@ -124,9 +124,11 @@ impl Row<'_> {
         if let Some(q) = self.card {
             out.extend_from_slice(q.insurer.as_str().as_bytes());
             out.push(b',');
-            csv_cell(out, &q.symbol);
+            // Masked as every quoted input is: an individual number typed into the symbol or
+            // number of a receipt is not written back in clear.
+            csv_cell(out, &mask_digit_runs(&q.symbol));
             out.push(b',');
-            csv_cell(out, &q.number);
+            csv_cell(out, &mask_digit_runs(&q.number));
             out.push(b',');
             if let Some(b) = q.branch {
                 out.extend_from_slice(&b.as_bytes());
@@ -180,8 +182,10 @@ impl Row<'_> {
         };
         let q = self.card;
         text(out, "insurer_number", q.map(|q| q.insurer.as_str()));
-        text(out, "symbol", q.map(|q| q.symbol.as_str()));
-        text(out, "number", q.map(|q| q.number.as_str()));
+        let symbol = q.map(|q| mask_digit_runs(&q.symbol));
+        let number = q.map(|q| mask_digit_runs(&q.number));
+        text(out, "symbol", symbol.as_deref());
+        text(out, "number", number.as_deref());
         let branch = q.and_then(|q| q.branch).map(|b| b.as_bytes());
         text(
             out,

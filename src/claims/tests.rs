@@ -120,6 +120,27 @@ fn a_run_verifies_the_segments_its_files_reach() {
         &mut Vec::new(),
     );
     assert!(matches!(run, Err(RunError::Verify(_))), "{run:?}");
+
+    // Two files, the second reaching the damaged segment: nothing is written, not even the
+    // first file's rows (its output would otherwise end half-written, a JSON array unclosed).
+    let reaches_other = dir.path().join("OTHER.UKE");
+    let records = vec![
+        re(1, "202610", "1", "19800123", "ヤマダ タロウ"),
+        format!("HO,{OTHER_INSURER},12,1,3,450,,,,,,,,,"),
+        si(&[3]),
+    ];
+    std::fs::write(&reaches_other, file(&records)).unwrap();
+    let first = dir.path().join("FIRST.UKE");
+    std::fs::write(&first, file(&receipt(1, "100", &[3]))).unwrap();
+    let mut out = Vec::new();
+    let run = check_files(
+        &damaged(OTHER_INSURER),
+        &[first, reaches_other],
+        Format::Json,
+        &mut out,
+    );
+    assert!(matches!(run, Err(RunError::Verify(_))), "{run:?}");
+    assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
 }
 
 const IR: &str = "IR,1,13,1,1234567,,テスト医院,202611,00,0312345678";
@@ -364,6 +385,15 @@ fn file_level_errors_name_the_line() {
         ),
         (b"IR,1\r\nGO,0\r\n".to_vec(), "holds no RE record"),
         (b"".to_vec(), "holds no RE record"),
+        (
+            b"IR,1\rRE,1,1112,202610\rGO,1\r".to_vec(),
+            "lines end in CR alone",
+        ),
+        // CP932 cut inside a character on its last line (3): the cut is named.
+        (
+            b"IR,1\r\nRE,1,,,\x8eR\r\n\x8e".to_vec(),
+            "as CP932 on line 3",
+        ),
     ];
     for (bytes, expected) in cases {
         let e = parse(&bytes).unwrap_err().to_string();
@@ -449,22 +479,7 @@ fn csv_and_json_rows() {
     let index = index();
     let bytes = file(&receipt(7, "200", &[16, 17]));
     let f = parse(&bytes).unwrap();
-    let render = |format| {
-        let mut w = RowWriter::new(format, FileColumn::Unnamed);
-        let mut out = Vec::new();
-        w.begin(&mut out);
-        check_file(
-            &index,
-            "x",
-            &f,
-            &mut w,
-            &mut out,
-            &mut Summary::default(),
-            |_, _, _| {},
-        );
-        w.end(&mut out);
-        String::from_utf8(out).unwrap()
-    };
+    let render = |format| rendered(&index, &f, format, |_| {});
     assert_eq!(
         render(Format::Csv),
         "receipt,line,verdict,reason,days,insurer_number,symbol,number,branch,points\r\n\
@@ -533,4 +548,49 @@ mod properties {
             }
         }
     }
+}
+
+/// An individual number typed into a receipt's number (or symbol) is not written back in
+/// clear: the row's card fields are masked as every quoted input is, in CSV and JSON.
+#[test]
+fn a_twelve_digit_card_field_is_masked_in_rows() {
+    let index = index();
+    let bytes = file(&receipt(7, "123456789012", &[3]));
+    let f = parse(&bytes).unwrap();
+    for format in [Format::Csv, Format::Json] {
+        let mut cards = Vec::new();
+        let out = rendered(&index, &f, format, |q| {
+            cards.push(q.map(|q| q.number.clone()))
+        });
+        assert_eq!(
+            cards,
+            [Some("123456789012".to_string())],
+            "the card query itself"
+        );
+        assert!(!out.contains("123456789012"), "{out}");
+        assert!(out.contains("********9012"), "{out}");
+    }
+}
+
+/// The rows of file `f` in `format`, each receipt's card query passed to `each`.
+fn rendered(
+    index: &Index<Vec<u8>>,
+    f: &UkeFile<'_>,
+    format: Format,
+    mut each: impl FnMut(Option<&crate::query::CardQuery>),
+) -> String {
+    let mut w = RowWriter::new(format, FileColumn::Unnamed);
+    let mut out = Vec::new();
+    w.begin(&mut out);
+    check_file(
+        index,
+        "x",
+        f,
+        &mut w,
+        &mut out,
+        &mut Summary::default(),
+        |_, _, q| each(q),
+    );
+    w.end(&mut out);
+    String::from_utf8(out).unwrap()
 }

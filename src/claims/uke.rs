@@ -41,6 +41,8 @@ pub enum UkeError {
     Encoding(Undecodable),
     #[error("the file holds no RE record: it is not a claims file, or it is empty")]
     NoReceipts,
+    #[error("the file's lines end in CR alone (old Mac line ends), so it reads as one line; save it with CRLF or LF line ends")]
+    CrLineEnds,
     #[error("line {line}: a {record} record before the first RE record belongs to no receipt")]
     BeforeFirstReceipt { line: u64, record: String },
     #[error(
@@ -271,6 +273,10 @@ pub fn parse(bytes: &[u8]) -> Result<UkeFile<'_>, UkeError> {
     let body = bytes.strip_suffix(b"\x1a").unwrap_or(bytes);
     let text = decode::decode(body).map_err(UkeError::Encoding)?;
     let (text, encoding) = (text.text, text.encoding);
+    let ends = text.as_bytes();
+    if memchr::memchr(b'\n', ends).is_none() && memchr::memchr(b'\r', ends).is_some() {
+        return Err(UkeError::CrLineEnds);
+    }
     let mut reader = Reader {
         file: UkeFile {
             text: Cow::Borrowed(""),

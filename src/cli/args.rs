@@ -56,9 +56,9 @@ pub enum Command {
     /// Check monthly claims files (UKE, 医科) against the live generation: one row per
     /// receipt on stdout, the summary on stderr.
     ///
-    /// Before a file's first row, the parts of the generation its receipts can read are
-    /// verified (the whole generation first when the files hold a quarter of its segments'
-    /// bytes or more); a part that fails stops the run. Exit status: 0 when every file was
+    /// Before the first row, the parts of the generation the files' receipts can read are
+    /// verified (the whole generation when the files hold a quarter of its segments' bytes or
+    /// more); a part that fails stops the run with no row written. Exit status: 0 when every file was
     /// checked, whatever the verdicts; 1 when a file could not be read or the generation
     /// failed verification.
     Claims(ClaimsArgs),

@@ -107,6 +107,11 @@ pub fn quote_raw(raw: &str) -> String {
 /// the number; they are kept.
 pub fn mask_digit_runs(raw: &str) -> Cow<'_, str> {
     const LONGEST_CLEAR_RUN: usize = 11;
+    // A run to mask has 12 digits of a byte or more each: shorter text has none (most card
+    // fields and receipt numbers, masked on every row and audit line).
+    if raw.len() <= LONGEST_CLEAR_RUN {
+        return Cow::Borrowed(raw);
+    }
     let is_digit = |c: char| c.is_ascii_digit() || ('０'..='９').contains(&c);
     let is_separator = |c: char| matches!(c, '-' | ' ' | '－' | '‐' | '−' | '　');
     let chars: Vec<char> = raw.chars().collect();

@@ -145,6 +145,13 @@ impl SegmentHeader {
                 expected: FORMAT_VERSION,
             });
         }
+        // Reserved bytes are zero as written: no checksum covers the header, so a byte that
+        // changed there is caught here or not at all.
+        if u32_at(file, 12) != 0 {
+            return Err(FormatError::Malformed(
+                "a segment file's reserved header bytes 12..16 are not zero".into(),
+            ));
+        }
         let key: [u8; 8] = file[16..24].try_into().expect("8 bytes");
         let number = InsurerNumber::from_key(key).ok_or_else(|| {
             FormatError::Malformed("a segment file names an invalid insurer number".into())

@@ -44,6 +44,15 @@ pub struct StoreLock(#[allow(dead_code)] fs::File);
 
 #[derive(Debug, Error)]
 pub enum StoreError {
+    /// A generation's directory holds another generation's index (a copy under a new name):
+    /// served, it would report another id than CURRENT names, and a server would reload it
+    /// again and again.
+    #[error("{path} holds generation {}, not {id}: a copy under another name; publish a generation under its own id (or rebuild)", quote_raw(found))]
+    Misnamed {
+        path: String,
+        id: String,
+        found: String,
+    },
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -309,13 +318,30 @@ impl Store {
 
     /// Opens the live generation's index (structure checked, checksums not yet).
     pub fn open_current(&self, key: PersonKey) -> Result<MappedIndex, StoreError> {
-        self.open(&self.live()?, key)
+        self.open_named(&self.live()?, key)
     }
 
-    /// Opens generation `id`'s index (structure checked, checksums not yet).
+    /// Opens generation `id`'s index (structure checked, checksums not yet), whatever id it
+    /// carries (the store's own tests keep copies of one build under several names).
     pub fn open(&self, id: &str, key: PersonKey) -> Result<MappedIndex, StoreError> {
         let path = self.locate(id)?;
         Ok(MappedIndex::open_file(&path, key)?)
+    }
+
+    /// [`Store::open`], refusing a directory whose index carries another id: what a server
+    /// serves reports the id that CURRENT names, or the server would see CURRENT name
+    /// another generation than the one it serves and reload it again and again.
+    pub fn open_named(&self, id: &str, key: PersonKey) -> Result<MappedIndex, StoreError> {
+        let path = self.locate(id)?;
+        let index = MappedIndex::open_file(&path, key)?;
+        if index.generation() != id {
+            return Err(StoreError::Misnamed {
+                path: shown(&path),
+                id: id.to_owned(),
+                found: index.generation().to_owned(),
+            });
+        }
+        Ok(index)
     }
 
     /// Opens generation `id` and checks every checksum, as a server does before serving it.

@@ -435,3 +435,30 @@ fn gc_where_keeps_what_it_is_told_whatever_the_age() {
     assert_eq!(got.generations, owned(&["g2"]));
     assert_eq!(store.list().unwrap(), owned(&["g4"]));
 }
+
+/// A generation directory whose index carries another id (a copy under a new name) is
+/// refused by what a server opens, naming both ids; the same copy under its own name opens.
+/// (Served, it reported its own id while CURRENT named the directory, and a server reloaded
+/// it about twice a second without end.)
+#[test]
+fn regression_a_copy_under_another_name_is_refused_where_a_server_opens_it() {
+    let t = Template::new();
+    let store = t.store(&["g1"], Some("g1"), &[]);
+    let Err(err) = store.open_current(PersonKey::demo()) else {
+        panic!("a copy under another name opened");
+    };
+    assert!(matches!(err, StoreError::Misnamed { .. }), "{err}");
+    let built = t
+        .generation
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_mentions(&err.to_string(), &["g1", &built, "another name"]);
+    let named = t.store(&[&built], Some(&built), &[]);
+    assert_eq!(
+        named.open_current(PersonKey::demo()).unwrap().generation(),
+        built
+    );
+}

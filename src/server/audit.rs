@@ -14,6 +14,7 @@
 //! first failure of a run of them is logged, so the operator is told at once.
 
 use super::metrics::Via;
+use crate::domain::text::mask_digit_runs;
 use crate::domain::{Date, InstitutionCode, PersonHash, Validity};
 use crate::query::write_json_str;
 use crate::query::{CardQuery, PersonQuery};
@@ -303,13 +304,15 @@ fn write_rest(out: &mut Vec<u8>, e: &AuditEntry<'_>) {
 fn write_card(out: &mut Vec<u8>, q: &CardQuery) {
     out.extend_from_slice(b",\"insurer_number\":");
     write_json_str(out, q.insurer.as_str());
+    // Symbol and number masked as every quoted input is: an individual number typed into
+    // either is not logged in clear.
     out.extend_from_slice(b",\"symbol\":");
     match q.symbol.as_str() {
         "" => out.extend_from_slice(b"null"),
-        symbol => write_json_str(out, symbol),
+        symbol => write_json_str(out, &mask_digit_runs(symbol)),
     }
     out.extend_from_slice(b",\"number\":");
-    write_json_str(out, &q.number);
+    write_json_str(out, &mask_digit_runs(&q.number));
     out.extend_from_slice(b",\"branch\":");
     match q.branch {
         Some(b) => {
@@ -411,6 +414,15 @@ mod tests {
             entry(Audited::Person(&p, hash), Some(Validity::NotFound)),
             &format!(
                 r#"{HEAD},"kind":"person","person":"{hex}","individual_number":"********9018","date":"2026-11-28","validity":4,"generation":"g1"}}"#
+            ),
+        );
+        // An individual number typed as a card's symbol or number is masked.
+        let mut typed = card();
+        (typed.symbol, typed.number) = ("1234 5678 9018".into(), "123456789018".into());
+        check(
+            entry(Audited::Card(&typed), Some(Validity::NotFound)),
+            &format!(
+                r#"{HEAD},"kind":"card","insurer_number":"33120015","symbol":"**** **** 9018","number":"********9018","branch":"01","date":"2026-11-28","validity":4,"generation":"g1"}}"#
             ),
         );
         let mut e = entry(Audited::Malformed(None), None);

@@ -121,7 +121,7 @@ impl Reloader {
             None => {
                 let index = self
                     .store
-                    .open(id, self.key.clone())
+                    .open_named(id, self.key.clone())
                     .map_err(|e| e.to_string())?;
                 (
                     VerifiedIndex::verify(index).map_err(|e| e.to_string())?,

@@ -122,9 +122,9 @@ pub(crate) struct Decoded<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Undecodable {
     #[error(
-        "is neither UTF-8 nor CP932 (Shift_JIS); first byte invalid as UTF-8 is on line {line}"
+        "is neither UTF-8 nor CP932 (Shift_JIS); first byte invalid as UTF-8 is on line {utf8_line}, as CP932 on line {cp932_line}"
     )]
-    Neither { line: u64 },
+    Neither { utf8_line: u64, cp932_line: u64 },
     /// Valid UTF-8 Japanese on one line, bytes invalid as UTF-8 on another: text pasted from
     /// another program. Even where the whole decodes as CP932, its UTF-8 lines would be
     /// indexed as mojibake.
@@ -155,11 +155,34 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded<'_>, Undecodable> {
     }
     let text = encoding_rs::SHIFT_JIS
         .decode_without_bom_handling_and_without_replacement(bytes)
-        .ok_or(Undecodable::Neither { line })?;
+        .ok_or_else(|| Undecodable::Neither {
+            utf8_line: line,
+            cp932_line: first_invalid_cp932_line(bytes),
+        })?;
     Ok(Decoded {
         text: Cow::Owned(text.into_owned()),
         encoding: Encoding::Cp932,
     })
+}
+
+/// The line of the first byte that is not CP932 (a file cut inside a character: its last
+/// line), for a file known not to decode.
+fn first_invalid_cp932_line(bytes: &[u8]) -> u64 {
+    let mut decoder = encoding_rs::SHIFT_JIS.new_decoder_without_bom_handling();
+    let mut out = [0u8; 4096];
+    let mut at = 0;
+    loop {
+        let (result, read, _) =
+            decoder.decode_to_utf8_without_replacement(&bytes[at..], &mut out, true);
+        match result {
+            encoding_rs::DecoderResult::InputEmpty => return line_of(bytes, bytes.len()),
+            encoding_rs::DecoderResult::OutputFull => at += read,
+            encoding_rs::DecoderResult::Malformed(bad, after) => {
+                let end = at + read;
+                return line_of(bytes, end - usize::from(bad) - usize::from(after));
+            }
+        }
+    }
 }
 
 /// The first line holding a valid UTF-8 sequence of three bytes or more (Japanese text in
@@ -267,7 +290,19 @@ mod tests {
         // 0x80 is not UTF-8 (line 2) and 0xFF is not CP932.
         assert_eq!(
             decode(b"a\n\x80\xff\n").unwrap_err(),
-            Undecodable::Neither { line: 2 }
+            Undecodable::Neither {
+                utf8_line: 2,
+                cp932_line: 2
+            }
+        );
+        // CP932 cut inside a character on line 3: the cut is named, not line 1 (where
+        // the first byte invalid as UTF-8 is).
+        assert_eq!(
+            decode(b"\x8eR\n\x93c\n\x8e").unwrap_err(),
+            Undecodable::Neither {
+                utf8_line: 1,
+                cp932_line: 3
+            }
         );
     }
 

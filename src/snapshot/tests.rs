@@ -686,7 +686,7 @@ fn undecodable_file_is_rejected_whole_and_its_rows_counted() {
     check_undecodable(
         rows,
         b"33120015,\xff\xfe,3456\n",
-        "first byte invalid as UTF-8 is on line 4",
+        "first byte invalid as UTF-8 is on line 4, as CP932 on line 4",
     );
     // Regression: a UTF-8 file with a line pasted in CP932 was read whole as CP932, its
     // UTF-8 names indexed as mojibake.

@@ -379,7 +379,7 @@ mod tests {
         assert_eq!(
             bad,
             BatchError::Malformed(
-                "the CSV is neither UTF-8 nor CP932 (Shift_JIS); first byte invalid as UTF-8 is on line 3".into()
+                "the CSV is neither UTF-8 nor CP932 (Shift_JIS); first byte invalid as UTF-8 is on line 3, as CP932 on line 3".into()
             )
         );
         // A row pasted in CP932 under a UTF-8 one: each alone decodes as CP932.

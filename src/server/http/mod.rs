@@ -561,8 +561,10 @@ impl HttpSession {
             &mut self.body,
             &mut Summary::default(),
             |r, checked, card| {
+                // Masked as in the reply's rows: a receipt number of 12 digits or more.
+                let receipt = crate::domain::text::mask_digit_runs(file.text(&r.number).trim());
                 let claim = AuditedClaim {
-                    receipt: file.text(&r.number).trim(),
+                    receipt: &receipt,
                     card,
                     verdict: checked.verdict.as_str(),
                     reason: &checked.reason.as_str(),
