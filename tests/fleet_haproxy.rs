@@ -243,10 +243,24 @@ fn serving(addr: SocketAddr) -> Option<String> {
         .flatten()
 }
 
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
+fn wait_for(what: &str, limit: Duration, f: impl FnMut() -> bool) -> Duration {
+    wait_for_or(what, limit, f, String::new)
+}
+
+/// [`wait_for`], printing `why()` (the replicas' logs, say) if the wait runs out.
+fn wait_for_or(
+    what: &str,
+    limit: Duration,
+    mut f: impl FnMut() -> bool,
+    why: impl Fn() -> String,
+) -> Duration {
     let started = Instant::now();
     while !f() {
-        assert!(started.elapsed() < limit, "waited {limit:?} for {what}");
+        assert!(
+            started.elapsed() < limit,
+            "waited {limit:?} for {what}\n{}",
+            why()
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     started.elapsed()
@@ -431,9 +445,26 @@ fn a_fleet_behind_haproxy_moves_together_through_faults() {
             std::thread::sleep(Duration::from_secs(5));
             moto.resume();
         }
-        let ready_in = wait_for("every replica ready", Duration::from_secs(60), || {
-            all_ready(&g)
-        });
+        let started_waiting = Instant::now();
+        let ready_in = wait_for_or(
+            "every replica ready",
+            Duration::from_secs(60),
+            || all_ready(&g),
+            || {
+                let logs: Vec<String> = replicas
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "--- {} (since {:?} ago)\n{}",
+                            r.id,
+                            started_waiting.elapsed(),
+                            r.log()
+                        )
+                    })
+                    .collect();
+                logs.join("\n")
+            },
+        );
         download_verify.push(ready_in);
         moves.push(promote(&g, &["promote", &g], &replicas, &mut live));
     }
