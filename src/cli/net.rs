@@ -122,7 +122,7 @@ pub(super) fn run_serve(
     // holds is said now, not then.
     if args.follow.follow.is_some() {
         for (what, addr) in [("--resp", config.resp), ("--http", config.http)] {
-            std::net::TcpListener::bind(addr)
+            crate::server::claim_port(addr)
                 .with_context(|| format!("cannot listen on {addr} ({what})"))?;
         }
     }

@@ -63,7 +63,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use thiserror::Error;
 
 /// How to serve.
@@ -218,13 +218,40 @@ fn claim_ports(addrs: [SocketAddr; 2]) -> Result<(), ServeError> {
     }
     let mut held = Vec::with_capacity(addrs.len());
     for addr in addrs.into_iter().filter(|a| a.port() != 0) {
-        // std sets SO_REUSEADDR (connections in TIME_WAIT from a previous run do not count)
-        // and not SO_REUSEPORT, so any listener already on the port refuses this one.
-        let probe = std::net::TcpListener::bind(addr)
-            .map_err(|source| ServeError::Bind { addr, source })?;
+        let probe = claim_port(addr).map_err(|source| ServeError::Bind { addr, source })?;
         held.push(probe);
     }
     Ok(())
+}
+
+/// How long a start waits for a port that is still held. The holder is most often the
+/// previous run of this very server: a process killed with io_uring requests in flight (an
+/// accept on its listener) releases its sockets only when the kernel tears its rings down,
+/// moments after it exits, and later on a busy machine. A restart then waits instead of
+/// failing; another program on the port is still refused, after the wait.
+pub const PORT_RELEASE_WAIT: Duration = Duration::from_secs(10);
+
+/// Binds `addr` alone (std sets SO_REUSEADDR, so connections in TIME_WAIT from a previous
+/// run do not count, and not SO_REUSEPORT, so any listener already on the port refuses this
+/// one), waiting up to [`PORT_RELEASE_WAIT`] while the port is in use.
+pub fn claim_port(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let started = std::time::Instant::now();
+    let mut said = false;
+    loop {
+        match std::net::TcpListener::bind(addr) {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && started.elapsed() < PORT_RELEASE_WAIT =>
+            {
+                if !said {
+                    tracing::warn!(%addr, "the port is in use (a previous run still closing?); waiting up to {} s for it", PORT_RELEASE_WAIT.as_secs());
+                    said = true;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            bound => return bound,
+        }
+    }
 }
 
 /// Whether the kernel gives us io_uring (else the runtimes fall back to epoll).

@@ -441,3 +441,19 @@ fn publish_moves_views() {
     assert_eq!(view.refresh(&current).epoch, 1);
     assert_eq!(current.epoch(), 1);
 }
+
+/// A start waits for a port its previous run (a process killed mid-accept, whose rings the
+/// kernel tears down after it exits) still holds, rather than failing at once; a replica
+/// restarted by its supervisor in the fleet test failed so.
+#[test]
+fn a_start_waits_for_a_port_being_released() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = held.local_addr().unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(held);
+    });
+    let claimed = super::claim_port(addr).expect("claimed once released");
+    assert_eq!(claimed.local_addr().unwrap(), addr);
+    release.join().unwrap();
+}
