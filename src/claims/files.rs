@@ -174,14 +174,63 @@ fn read(path: &Path) -> Result<Vec<u8>, FileError> {
     if len > UKE_MAX_BYTES as u64 {
         return Err(too_large(len));
     }
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(UKE_MAX_BYTES as u64 + 1).read_to_end(&mut bytes))
-        .map_err(io)?;
+    let bytes = read_at_most(path, len as usize, UKE_MAX_BYTES + 1).map_err(io)?;
     if bytes.len() > UKE_MAX_BYTES {
         return Err(FileError::StreamTooLarge {
             path: path.to_path_buf(),
         });
     }
     Ok(bytes)
+}
+
+/// At most `limit` bytes of `path`, in a buffer that never grows past `limit` (a stream's
+/// doubling buffer would reach twice the limit): room for `size_hint` (a regular file's
+/// size) first, read straight into it, then doubling, capped.
+fn read_at_most(path: &Path, size_hint: usize, limit: usize) -> std::io::Result<Vec<u8>> {
+    let mut reader = std::fs::File::open(path)?.take(limit as u64);
+    let mut bytes: Vec<u8> = Vec::with_capacity(size_hint.saturating_add(1).min(limit));
+    loop {
+        let spare = bytes.capacity() - bytes.len();
+        if spare == 0 {
+            if bytes.len() >= limit {
+                return Ok(bytes);
+            }
+            let target = (bytes.capacity() * 2).clamp(bytes.len() + 1, limit);
+            bytes.reserve_exact(target - bytes.len());
+            continue;
+        }
+        let n = (&mut reader).take(spare as u64).read_to_end(&mut bytes)?;
+        if n < spare {
+            return Ok(bytes);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_at_most;
+
+    /// `(bytes in the file, size hint, limit)` → bytes read; the buffer never beyond the limit.
+    #[test]
+    fn reads_stop_at_the_limit_and_the_buffer_with_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        for (len, hint, limit, expected) in [
+            (10, 10, 100, 10),
+            (10, 0, 100, 10),
+            (10, 10, 4, 4),
+            (0, 0, 4, 0),
+            (300_000, 0, 1 << 20, 300_000),
+            (300_000, 0, 70_000, 70_000),
+        ] {
+            let content: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            std::fs::write(&path, &content).unwrap();
+            let got = read_at_most(&path, hint, limit).unwrap();
+            assert_eq!(got, content[..expected], "{len} {hint} {limit}");
+            assert!(got.capacity() <= limit.max(1), "{}", got.capacity());
+        }
+        // A device that never ends.
+        let zeros = read_at_most(std::path::Path::new("/dev/zero"), 0, 1 << 20).unwrap();
+        assert_eq!((zeros.len(), zeros.capacity()), (1 << 20, 1 << 20));
+    }
 }
