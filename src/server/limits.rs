@@ -64,6 +64,11 @@ pub const DRAIN_CHECK: Duration = Duration::from_millis(20);
 /// A draining core closes what connections are still open after this long (a client that
 /// does not read its answers, a write stuck on a full socket).
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection the server closes while its client may still be sending (a drain, a refusal,
+/// `Connection: close`) is half-closed first and what still arrives is read and dropped, for
+/// this long at most: a close with unread input makes the kernel send a reset, which throws
+/// away the replies not yet delivered.
+pub const LINGER: Duration = Duration::from_secs(2);
 /// Initial size of a connection's read and write buffers (reused for its lifetime).
 pub const INITIAL_BUFFER_BYTES: usize = 16 * 1024;
 /// Submission queue entries of a core's io_uring (monoio's default): room for one operation

@@ -29,6 +29,7 @@
 pub mod audit;
 pub mod auth;
 pub mod budget;
+mod connection;
 mod descriptors;
 #[cfg(test)]
 mod digit_tests;
@@ -558,7 +559,7 @@ async fn accept_loop(
                     monoio::spawn(refuse(stream, protocol));
                     continue;
                 }
-                monoio::spawn(connection(stream, peer, protocol, core.clone()));
+                monoio::spawn(connection::connection(stream, peer, protocol, core.clone()));
             }
             Err(_) if core.draining.get() => break,
             Err(e) if descriptors::out_of_descriptors(&e) => {
@@ -601,163 +602,4 @@ async fn refuse(mut stream: TcpStream, protocol: Protocol) {
     let mut out = Vec::new();
     refusal(protocol, "the per-core limit", &mut out);
     let _ = monoio::time::timeout(WRITE_TIMEOUT, stream.write_all(out)).await;
-}
-
-/// Counts a connection while it lives.
-struct Open(Rc<Core>, Protocol);
-
-impl Drop for Open {
-    fn drop(&mut self) {
-        self.0.connections.set(self.0.connections.get() - 1);
-        self.0.metrics.connection_closed(self.1);
-    }
-}
-
-async fn connection(stream: TcpStream, peer: SocketAddr, protocol: Protocol, core: Rc<Core>) {
-    core.connections.set(core.connections.get() + 1);
-    core.metrics.connection_opened(protocol);
-    let _open = Open(core.clone(), protocol);
-    match protocol {
-        Protocol::Resp => {
-            let id = core.next_client.get();
-            core.next_client.set(id + 1);
-            // Client ids are unique per server: core index in the low bits.
-            let client_id = id * 1024 + core.index as u64;
-            serve_connection(stream, peer, resp::RespSession::new(client_id), &core).await
-        }
-        Protocol::Http => serve_connection(stream, peer, http::HttpSession::default(), &core).await,
-    }
-}
-
-/// The connection loop: read, answer everything complete, write once.
-///
-/// The read buffer grows only when a read has filled it (by bytes received, never by what a
-/// header announces), each growth taken from the server's [`budget`]. A request must arrive
-/// whole within the deadlines of its first byte (`Listen::head_deadline`, `body_deadline`).
-async fn serve_connection<S: Session>(
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    mut session: S,
-    core: &Core,
-) {
-    let live = &core.shared.live;
-    let mut input: Vec<u8> = Vec::with_capacity(INITIAL_BUFFER_BYTES);
-    // Allocated by the first answer: a connection that never completes a request holds none.
-    let mut out: Vec<u8> = Vec::new();
-    let mut held = budget::Held::new(&core.shared.budget);
-    let mut pending_more = false;
-    // When the incomplete request at the end of `input` began, and whether it awaits its body.
-    let mut partial: Option<(Instant, bool)> = None;
-    loop {
-        if !pending_more {
-            if core.draining.get() {
-                // Everything complete that was read is answered: close rather than wait.
-                return;
-            }
-            if input.len() == input.capacity() {
-                let refused = if input.capacity() >= session.max_buffer() {
-                    Some(session::Refusal::TooLarge)
-                } else {
-                    let grow = input
-                        .capacity()
-                        .min(session.max_buffer() - input.capacity());
-                    held.grow(grow)
-                        .then(|| input.reserve_exact(grow))
-                        .is_none()
-                        .then(|| {
-                            core.metrics.memory_refused();
-                            session::Refusal::MemoryBudget
-                        })
-                };
-                if let Some(why) = refused {
-                    session.refuse(why, &mut out);
-                    let _ = monoio::time::timeout(WRITE_TIMEOUT, stream.write_all(out)).await;
-                    return;
-                }
-            }
-            // Nothing pending: the idle time-out. Part of a request: what is left of its
-            // deadline.
-            let deadline = partial.map(|(since, body)| {
-                let d = if body {
-                    core.listen.body_deadline
-                } else {
-                    core.listen.head_deadline
-                };
-                (d, d.saturating_sub(since.elapsed()))
-            });
-            let wait = deadline.map_or(IDLE_TIMEOUT, |(_, left)| left);
-            let len = input.len();
-            let cap = input.bytes_total();
-            let cancel = core.canceller.borrow().handle();
-            let read = monoio::time::timeout(
-                wait,
-                stream.cancelable_read(input.slice_mut(len..cap), cancel),
-            );
-            let (res, slice) = match (read.await, deadline) {
-                (Ok(r), _) => r,
-                (Err(_), None) => return,
-                (Err(_), Some((d, _))) => {
-                    core.metrics.request_timed_out();
-                    session.refuse(session::Refusal::Deadline(d), &mut out);
-                    let _ = monoio::time::timeout(WRITE_TIMEOUT, stream.write_all(out)).await;
-                    return;
-                }
-            };
-            input = slice.into_inner();
-            match res {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-        let started = Instant::now();
-        core.spin.requests_at(started);
-        // The view is borrowed only while this batch is answered (no await inside).
-        let step = {
-            let mut view = core.view.borrow_mut();
-            let ctx = Ctx {
-                generation: view.refresh(live),
-                today: Date::today_jst(),
-                shared: &core.shared,
-                metrics: &core.metrics,
-                audit: core.audit.as_ref().map(|log| session::Audit {
-                    log,
-                    peer: Some(peer),
-                    at_us: unix_us_now(),
-                }),
-            };
-            session.process(&input, &ctx, &mut out)
-        };
-        core.metrics.latency(started.elapsed(), step.requests);
-        input.drain(..step.consumed);
-        pending_more = step.more;
-        partial = match partial {
-            _ if input.is_empty() || step.more => None,
-            // The same request as before, still incomplete: its clock runs on.
-            Some((since, _)) if step.consumed == 0 => Some((since, step.awaiting_body)),
-            _ => Some((started, step.awaiting_body)),
-        };
-        if !out.is_empty() {
-            let written = monoio::time::timeout(WRITE_TIMEOUT, stream.write_all(out)).await;
-            let (res, mut buf) = match written {
-                Ok(r) => r,
-                Err(_) => return,
-            };
-            if res.is_err() {
-                return;
-            }
-            buf.clear();
-            if buf.capacity() > MAX_PENDING_OUTPUT_BYTES * 2 {
-                buf = Vec::with_capacity(INITIAL_BUFFER_BYTES);
-            }
-            out = buf;
-        }
-        if step.close {
-            return;
-        }
-        if input.is_empty() && input.capacity() > INITIAL_BUFFER_BYTES {
-            // A large request (a batch) has been answered: give the memory back.
-            input = Vec::with_capacity(INITIAL_BUFFER_BYTES);
-            held.release();
-        }
-    }
 }
