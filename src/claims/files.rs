@@ -1,7 +1,7 @@
 //! `shikaku claims FILE…`: every file read, checked and written in turn, one output and one
 //! summary for all of them. A file that cannot be read at all is named with why (and the
-//! line), and the others are still checked. Before a file's first row, every part of the
-//! generation its receipts can read is verified (`VerifiedSoFar`), each part once in a run.
+//! line), and the others are still checked. Before the run's first row, every part of the
+//! generation its receipts can read is verified (`VerifiedSoFar`), each part once.
 
 use super::check::card_query;
 use super::limits::UKE_MAX_BYTES;
@@ -58,6 +58,7 @@ pub fn check_files<B: AsRef<[u8]>>(
     out: &mut impl Write,
 ) -> Result<FilesOutcome, RunError> {
     let mut verified = VerifiedSoFar::new(index);
+    let mut rows = Rows::new(format, paths.len());
     let run_bytes: u64 = paths
         .iter()
         .filter_map(|p| std::fs::metadata(p).ok())
@@ -65,73 +66,107 @@ pub fn check_files<B: AsRef<[u8]>>(
         .sum();
     if run_bytes.saturating_mul(SEGMENT_BYTES_PER_FILE_BYTE) >= verified.unverified_segment_bytes()
     {
+        // A large run: everything verified, then each file read, checked and let go in turn.
         verified.everything(index)?;
-        let files = paths.iter().map(|p| (p, read(p)));
-        return Ok(write_rows(index, files, format, out)?);
+        for path in paths {
+            match read(path) {
+                Ok(bytes) => match parse(&bytes) {
+                    Ok(file) => rows.file(index, path, &file, out)?,
+                    Err(error) => rows.unreadable(path, error),
+                },
+                Err(e) => rows.failed.push(e),
+            }
+        }
+        return Ok(rows.end(out)?);
     }
-    // A small run: every file read, and what it reaches verified, before the first row. The
-    // files are held meanwhile (a pipe can be read once only), each at most UKE_MAX_BYTES.
-    let files: Vec<_> = paths.iter().map(|p| (p, read(p))).collect();
-    for bytes in files.iter().filter_map(|(_, b)| b.as_ref().ok()) {
-        if let Ok(file) = parse(bytes) {
-            verify_reached(index, &file, &mut verified)?;
+    // A small run: every file read and parsed once, and what it reaches verified, before the
+    // first row. The files are held meanwhile (a pipe can be read once only), each at most
+    // UKE_MAX_BYTES.
+    let (contents, unread): (Vec<_>, Vec<_>) = paths
+        .iter()
+        .map(|p| match read(p) {
+            Ok(bytes) => (bytes, None),
+            Err(e) => (Vec::new(), Some(e)),
+        })
+        .unzip();
+    let parsed: Vec<_> = contents
+        .iter()
+        .zip(&unread)
+        .map(|(bytes, unread)| unread.is_none().then(|| parse(bytes)))
+        .collect();
+    for file in parsed.iter().flatten().flatten() {
+        verify_reached(index, file, &mut verified)?;
+    }
+    for ((path, parsed), unread) in paths.iter().zip(parsed).zip(unread) {
+        match parsed {
+            Some(Ok(file)) => rows.file(index, path, &file, out)?,
+            Some(Err(error)) => rows.unreadable(path, error),
+            None => rows.failed.extend(unread),
         }
     }
-    Ok(write_rows(index, files.into_iter(), format, out)?)
+    Ok(rows.end(out)?)
 }
 
-/// Checks and writes each file in turn; a file that cannot be read is named in `failed`.
-fn write_rows<'p, B: AsRef<[u8]>>(
-    index: &Index<B>,
-    files: impl ExactSizeIterator<Item = (&'p PathBuf, Result<Vec<u8>, FileError>)>,
-    format: Format,
-    out: &mut impl Write,
-) -> std::io::Result<FilesOutcome> {
-    let column = if files.len() > 1 {
-        FileColumn::Named
-    } else {
-        FileColumn::Unnamed
-    };
-    let mut writer = RowWriter::new(format, column);
-    let mut buf = Vec::with_capacity(1 << 20);
-    writer.begin(&mut buf);
-    let mut summary = Summary::default();
-    let mut failed = Vec::new();
-    for (path, bytes) in files {
-        let bytes = match bytes {
-            Ok(b) => b,
-            Err(e) => {
-                failed.push(e);
-                continue;
-            }
+/// The one output of a run: its rows, its summary, and the files that could not be read.
+struct Rows {
+    writer: RowWriter,
+    buf: Vec<u8>,
+    summary: Summary,
+    failed: Vec<FileError>,
+}
+
+impl Rows {
+    /// The output of `files` files; the header (or the JSON array's opening) is written with
+    /// the first file's rows.
+    fn new(format: Format, files: usize) -> Rows {
+        let column = if files > 1 {
+            FileColumn::Named
+        } else {
+            FileColumn::Unnamed
         };
-        let file = match parse(&bytes) {
-            Ok(f) => f,
-            Err(error) => {
-                failed.push(FileError::Uke {
-                    path: path.clone(),
-                    error,
-                });
-                continue;
-            }
-        };
-        let name = path.display().to_string();
-        check_file(
-            index,
-            &name,
-            &file,
-            &mut writer,
-            &mut buf,
-            &mut summary,
-            |_, _, _| {},
-        );
-        out.write_all(&buf)?;
-        buf.clear();
+        let writer = RowWriter::new(format, column);
+        let mut buf = Vec::with_capacity(1 << 20);
+        writer.begin(&mut buf);
+        Rows {
+            writer,
+            buf,
+            summary: Summary::default(),
+            failed: Vec::new(),
+        }
     }
-    writer.end(&mut buf);
-    out.write_all(&buf)?;
-    out.flush()?;
-    Ok(FilesOutcome { summary, failed })
+
+    /// Checks `file` and writes its rows.
+    fn file<B: AsRef<[u8]>>(
+        &mut self,
+        index: &Index<B>,
+        path: &Path,
+        file: &UkeFile<'_>,
+        out: &mut impl Write,
+    ) -> std::io::Result<()> {
+        let name = path.display().to_string();
+        let (writer, buf, summary) = (&mut self.writer, &mut self.buf, &mut self.summary);
+        check_file(index, &name, file, writer, buf, summary, |_, _, _| {});
+        out.write_all(buf)?;
+        buf.clear();
+        Ok(())
+    }
+
+    fn unreadable(&mut self, path: &Path, error: UkeError) {
+        self.failed.push(FileError::Uke {
+            path: path.to_path_buf(),
+            error,
+        });
+    }
+
+    fn end(mut self, out: &mut impl Write) -> std::io::Result<FilesOutcome> {
+        self.writer.end(&mut self.buf);
+        out.write_all(&self.buf)?;
+        out.flush()?;
+        Ok(FilesOutcome {
+            summary: self.summary,
+            failed: self.failed,
+        })
+    }
 }
 
 /// Finding what a receipt reaches (its card query read, its card's records and their persons
@@ -166,13 +201,12 @@ fn read(path: &Path) -> Result<Vec<u8>, FileError> {
         path: path.to_path_buf(),
         error,
     };
-    let too_large = |len: u64| FileError::Uke {
-        path: path.to_path_buf(),
-        error: UkeError::TooLarge(len as usize),
-    };
     let len = std::fs::metadata(path).map_err(io)?.len();
     if len > UKE_MAX_BYTES as u64 {
-        return Err(too_large(len));
+        return Err(FileError::Uke {
+            path: path.to_path_buf(),
+            error: UkeError::TooLarge(len as usize),
+        });
     }
     let bytes = read_at_most(path, len as usize, UKE_MAX_BYTES + 1).map_err(io)?;
     if bytes.len() > UKE_MAX_BYTES {

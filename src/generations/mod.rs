@@ -332,11 +332,10 @@ impl Store {
     /// serves reports the id that CURRENT names, or the server would see CURRENT name
     /// another generation than the one it serves and reload it again and again.
     pub fn open_named(&self, id: &str, key: PersonKey) -> Result<MappedIndex, StoreError> {
-        let path = self.locate(id)?;
-        let index = MappedIndex::open_file(&path, key)?;
+        let index = self.open(id, key)?;
         if index.generation() != id {
             return Err(StoreError::Misnamed {
-                path: shown(&path),
+                path: shown(&self.index_path(id)),
                 id: id.to_owned(),
                 found: index.generation().to_owned(),
             });

@@ -7,9 +7,9 @@
 //! is read from a segment before its checksum and structure are checked.
 
 use super::{CardQuery, PersonQuery, Query};
+use crate::domain::PersonHash;
 use crate::format::FormatError;
 use crate::index::Index;
-use std::collections::BTreeSet;
 
 /// Verifies the main file and every segment `q` can read; returns how many segments.
 pub fn verify_for<B: AsRef<[u8]>>(index: &Index<B>, q: &Query) -> Result<usize, FormatError> {
@@ -63,10 +63,7 @@ impl VerifiedSoFar {
         index: &Index<B>,
         q: &CardQuery,
     ) -> Result<(), FormatError> {
-        if !self.main {
-            index.verify_main()?;
-            self.main = true;
-        }
+        self.main_file(index)?;
         if self.left == 0 {
             return Ok(());
         }
@@ -79,23 +76,25 @@ impl VerifiedSoFar {
             .filter_map(|r| r.person())
             .collect();
         for hash in persons {
-            if let Some(p) = index.person_entry(&hash) {
-                let others: BTreeSet<usize> =
-                    index.person_refs(&p).map(|(i, _)| i as usize).collect();
-                for i in others {
-                    self.segment(index, i)?;
-                }
-            }
+            self.person_segments(index, &hash)?;
         }
         Ok(())
     }
 
+    /// Verifies what person query `q` can read: the main file, then the segments of the
+    /// person's records.
+    pub fn person<B: AsRef<[u8]>>(
+        &mut self,
+        index: &Index<B>,
+        q: &PersonQuery,
+    ) -> Result<(), FormatError> {
+        self.main_file(index)?;
+        self.person_segments(index, &index.person_hash(&q.individual_number))
+    }
+
     /// Verifies everything not verified yet: the main file and every segment.
     pub fn everything<B: AsRef<[u8]>>(&mut self, index: &Index<B>) -> Result<(), FormatError> {
-        if !self.main {
-            index.verify_main()?;
-            self.main = true;
-        }
+        self.main_file(index)?;
         for i in 0..self.segments.len() {
             self.segment(index, i)?;
         }
@@ -115,6 +114,28 @@ impl VerifiedSoFar {
     /// How many segments are verified.
     pub fn segments(&self) -> usize {
         self.segments.len() - self.left
+    }
+
+    fn main_file<B: AsRef<[u8]>>(&mut self, index: &Index<B>) -> Result<(), FormatError> {
+        if !self.main {
+            index.verify_main()?;
+            self.main = true;
+        }
+        Ok(())
+    }
+
+    /// The segments of the records of person `hash`, if the index holds the person.
+    fn person_segments<B: AsRef<[u8]>>(
+        &mut self,
+        index: &Index<B>,
+        hash: &PersonHash,
+    ) -> Result<(), FormatError> {
+        if let Some(p) = index.person_entry(hash) {
+            for (i, _) in index.person_refs(&p) {
+                self.segment(index, i as usize)?;
+            }
+        }
+        Ok(())
     }
 
     fn segment<B: AsRef<[u8]>>(&mut self, index: &Index<B>, i: usize) -> Result<(), FormatError> {
@@ -139,24 +160,9 @@ pub fn verify_for_person<B: AsRef<[u8]>>(
     index: &Index<B>,
     q: &PersonQuery,
 ) -> Result<usize, FormatError> {
-    index.verify_main()?;
-    let hash = index.person_hash(&q.individual_number);
-    let segments = index
-        .person_entry(&hash)
-        .map(|p| index.person_refs(&p).map(|(i, _)| i as usize).collect())
-        .unwrap_or_default();
-    verify_segments(index, segments)
-}
-
-fn verify_segments<B: AsRef<[u8]>>(
-    index: &Index<B>,
-    segments: BTreeSet<usize>,
-) -> Result<usize, FormatError> {
-    // `verify_main` checked every person ref names an insurer of the table.
-    for &i in &segments {
-        index.verify_segment(i)?;
-    }
-    Ok(segments.len())
+    let mut verified = VerifiedSoFar::new(index);
+    verified.person(index, q)?;
+    Ok(verified.segments())
 }
 
 #[cfg(test)]
