@@ -126,7 +126,7 @@ fn preload(mapped: MappedIndex, key: PersonKey) -> Result<MappedIndex, Preload> 
             mapped
                 .segments
                 .iter()
-                .map(|s| (s.file_name.as_str(), (*s.bytes).as_ref())),
+                .map(|s| (s.file_name.as_str(), s.bytes.as_ref())),
         )
         .collect();
     // Each file at a cache-line boundary; the layout's readers expect nothing stricter.
@@ -192,7 +192,7 @@ mod tests {
         assert_ne!(preloaded.main.as_ptr(), mapped.main.as_ptr());
         assert_eq!(preloaded.segments.len(), mapped.segments.len());
         for (p, m) in preloaded.segments.iter().zip(&mapped.segments) {
-            assert_eq!((*p.bytes).as_ref(), (*m.bytes).as_ref(), "{}", m.file_name);
+            assert_eq!(p.bytes.as_ref(), m.bytes.as_ref(), "{}", m.file_name);
         }
         let entries =
             |i: &MappedIndex| -> Vec<_> { i.all_records().map(|r| r.entry().unwrap()).collect() };

@@ -21,20 +21,6 @@ use crate::domain::{Date, PersonKey};
 use crate::format::*;
 use slots::InsurerSlots;
 use std::ops::Range;
-use std::sync::Arc;
-
-/// A byte range of a shared buffer. An `fst::Map` owns one over its segment file, which
-/// the records and heap also read, so each map is parsed once at open, not on every lookup.
-pub struct Part<B> {
-    bytes: Arc<B>,
-    range: Range<usize>,
-}
-
-impl<B: AsRef<[u8]>> AsRef<[u8]> for Part<B> {
-    fn as_ref(&self) -> &[u8] {
-        &(*self.bytes).as_ref()[self.range.clone()]
-    }
-}
 
 /// A section of the main file as `open` checked it: known kind, bounds inside the file.
 #[derive(Debug, Clone)]
@@ -45,18 +31,35 @@ pub(crate) struct Section {
 }
 
 /// One insurer's segment file, its parts as byte ranges computed once at open.
+///
+/// Laid out for the card lookup, which reads a segment of a random insurer per query: the
+/// bytes' handle and the directory's range share the first cache line (the directory probe
+/// reads nothing else here), the records' and heap's ranges follow. The bytes are held here,
+/// not behind an `Arc` shared with an `fst::Map`: that was one more cache miss per query
+/// (the `Arc`'s allocation), and a map over the FST range costs nothing to make when a long
+/// key needs it ([`Segment::fst`]).
+#[repr(C, align(64))]
 pub(crate) struct Segment<B> {
-    bytes: Arc<B>,
+    bytes: B,
+    directory: Range<usize>,
     records: Range<usize>,
     heap: Range<usize>,
-    directory: Range<usize>,
-    body: Range<usize>,
-    fst: fst::Map<Part<B>>,
-    file_name: String,
     /// Whether the whole string heap is UTF-8, checked once on first use: then each text cut
     /// from it on character boundaries is UTF-8 too, and answers copy it without validating
     /// every name again (that was a tenth of the server's time per answer).
     heap_utf8: std::sync::OnceLock<bool>,
+    body: Range<usize>,
+    fst: Range<usize>,
+    file_name: String,
+}
+
+impl<B: AsRef<[u8]>> Segment<B> {
+    /// The card keys too long for the directory, as an FST over the segment's bytes. `open`
+    /// made one from these bytes already, so this fails only for bytes changed since (then
+    /// no long key is found).
+    fn fst(&self) -> Option<fst::Map<&[u8]>> {
+        fst::Map::new(&self.bytes.as_ref()[self.fst.clone()]).ok()
+    }
 }
 
 /// An insurer as the reader keeps it.
@@ -143,7 +146,7 @@ impl<B: AsRef<[u8]>> Index<B> {
     /// Records of insurer `i`, `start..start+count`, as views.
     fn view(&self, i: usize, rec: usize) -> Option<RecordView<'_>> {
         let seg = &self.segments[i];
-        let b = (*seg.bytes).as_ref();
+        let b = seg.bytes.as_ref();
         let at = seg.records.start + rec * RECORD_BYTES;
         if at + RECORD_BYTES > seg.records.end {
             return None;

@@ -4,11 +4,10 @@
 //! `verify`'s job (`verify.rs`).
 
 use super::slots::InsurerSlots;
-use super::{Index, IndexFiles, InsurerInfo, Part, Section, Segment};
+use super::{Index, IndexFiles, InsurerInfo, Section, Segment};
 use crate::domain::{InsurerKind, PersonKey};
 use crate::format::*;
 use std::ops::Range;
-use std::sync::Arc;
 
 pub(super) fn malformed(what: impl Into<String>) -> FormatError {
     FormatError::Malformed(what.into())
@@ -189,21 +188,16 @@ fn open_segment<B: AsRef<[u8]>>(bytes: B, e: &InsurerEntry) -> Result<Segment<B>
     )
     .map_err(named)?;
     let body = SEGMENT_HEADER_BYTES.min(b.len())..b.len();
-    let bytes = Arc::new(bytes);
-    let fst = fst::Map::new(Part {
-        bytes: Arc::clone(&bytes),
-        range: fst,
-    })
-    .map_err(|err| named(malformed(format!("card keys: {err}"))))?;
+    fst::Map::new(&b[fst.clone()]).map_err(|err| named(malformed(format!("card keys: {err}"))))?;
     Ok(Segment {
         bytes,
+        directory,
         records,
         heap,
-        directory,
+        heap_utf8: std::sync::OnceLock::new(),
         body,
         fst,
         file_name,
-        heap_utf8: std::sync::OnceLock::new(),
     })
 }
 

@@ -72,7 +72,7 @@ impl<B: AsRef<[u8]>> Index<B> {
     fn directory_of(&self, probe: &CardProbe) -> Option<&[u8]> {
         let seg = &self.segments[probe.insurer];
         (probe.len <= DIRECTORY_KEY_MAX && !seg.directory.is_empty())
-            .then(|| &(*seg.bytes).as_ref()[seg.directory.clone()])
+            .then(|| &seg.bytes.as_ref()[seg.directory.clone()])
     }
 
     /// The second step: the records a probe names (none for `None`).
@@ -80,7 +80,10 @@ impl<B: AsRef<[u8]>> Index<B> {
         let found = probe.and_then(|p| {
             let found = match self.directory_of(p) {
                 Some(dir) => directory_get(dir, p.key()),
-                None => fst_get(&self.segments[p.insurer].fst, p.key()).map(decode_card_value),
+                None => self.segments[p.insurer]
+                    .fst()
+                    .and_then(|fst| fst_get(&fst, p.key()))
+                    .map(decode_card_value),
             };
             found.map(|f| (p.insurer, f))
         });
@@ -139,7 +142,7 @@ impl<B: AsRef<[u8]>> Index<B> {
             if let Some(seg) = self.segments.get(ins as usize) {
                 let at = seg.records.start + rec as usize * RECORD_BYTES;
                 prefetch(
-                    (*seg.bytes)
+                    seg.bytes
                         .as_ref()
                         .get(at..seg.records.end)
                         .unwrap_or_default(),
@@ -225,7 +228,7 @@ impl<B: AsRef<[u8]>> CardRecords<'_, B> {
             return;
         };
         let n = (self.end - self.next).min(PREFETCH_RECORDS);
-        let b = (*seg.bytes).as_ref();
+        let b = seg.bytes.as_ref();
         let start = seg.records.start + self.next * RECORD_BYTES;
         let end = (start + n * RECORD_BYTES).min(seg.records.end);
         prefetch_lines(b.get(start..end).unwrap_or_default());

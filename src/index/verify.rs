@@ -105,7 +105,7 @@ impl<B: AsRef<[u8]>> Index<B> {
     pub fn verify_segment(&self, i: usize) -> Result<(), FormatError> {
         let (name, body, expected) = self.segment_check(i);
         let seg = &self.segments[i];
-        let b = (*seg.bytes).as_ref();
+        let b = seg.bytes.as_ref();
         if xxh3(&b[body]) != expected {
             return Err(FormatError::Checksum {
                 what: format!("segment file {SEGMENTS_DIR}/{name}"),
@@ -120,7 +120,7 @@ impl<B: AsRef<[u8]>> Index<B> {
 }
 
 fn check_segment<B: AsRef<[u8]>>(seg: &Segment<B>, e: &InsurerEntry) -> Result<(), FormatError> {
-    let b = (*seg.bytes).as_ref();
+    let b = seg.bytes.as_ref();
     let heap = std::str::from_utf8(&b[seg.heap.clone()]).map_err(|err| {
         malformed(format!(
             "string heap is not UTF-8 at byte {}",
@@ -168,7 +168,9 @@ fn check_segment<B: AsRef<[u8]>>(seg: &Segment<B>, e: &InsurerEntry) -> Result<(
             )));
         }
     }
-    check_fst(&seg.fst, e.key_count, |v| {
+    let fst =
+        fst::Map::new(&b[seg.fst.clone()]).map_err(|err| malformed(format!("card keys: {err}")))?;
+    check_fst(&fst, e.key_count, |v| {
         let (start, count) = decode_card_value(v);
         in_records(u64::from(start), u64::from(count))
     })
