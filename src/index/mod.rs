@@ -54,11 +54,11 @@ pub(crate) struct Segment<B> {
 }
 
 impl<B: AsRef<[u8]>> Segment<B> {
-    /// The card keys too long for the directory, as an FST over the segment's bytes. `open`
-    /// made one from these bytes already, so this fails only for bytes changed since (then
-    /// no long key is found).
-    fn fst(&self) -> Option<fst::Map<&[u8]>> {
-        fst::Map::new(&self.bytes.as_ref()[self.fst.clone()]).ok()
+    /// The card keys too long for the directory, as an FST over the segment's bytes: `open`
+    /// and `verify` check that it reads, a lookup makes it when a long key needs it.
+    fn fst(&self) -> Result<fst::Map<&[u8]>, FormatError> {
+        fst::Map::new(&self.bytes.as_ref()[self.fst.clone()])
+            .map_err(|err| FormatError::Malformed(format!("card keys: {err}")))
     }
 }
 

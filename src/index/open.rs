@@ -188,8 +188,7 @@ fn open_segment<B: AsRef<[u8]>>(bytes: B, e: &InsurerEntry) -> Result<Segment<B>
     )
     .map_err(named)?;
     let body = SEGMENT_HEADER_BYTES.min(b.len())..b.len();
-    fst::Map::new(&b[fst.clone()]).map_err(|err| named(malformed(format!("card keys: {err}"))))?;
-    Ok(Segment {
+    let segment = Segment {
         bytes,
         directory,
         records,
@@ -198,7 +197,9 @@ fn open_segment<B: AsRef<[u8]>>(bytes: B, e: &InsurerEntry) -> Result<Segment<B>
         body,
         fst,
         file_name,
-    })
+    };
+    segment.fst().map_err(named)?;
+    Ok(segment)
 }
 
 impl<B: AsRef<[u8]>> Index<B> {

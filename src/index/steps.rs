@@ -82,6 +82,7 @@ impl<B: AsRef<[u8]>> Index<B> {
                 Some(dir) => directory_get(dir, p.key()),
                 None => self.segments[p.insurer]
                     .fst()
+                    .ok()
                     .and_then(|fst| fst_get(&fst, p.key()))
                     .map(decode_card_value),
             };

@@ -168,9 +168,7 @@ fn check_segment<B: AsRef<[u8]>>(seg: &Segment<B>, e: &InsurerEntry) -> Result<(
             )));
         }
     }
-    let fst =
-        fst::Map::new(&b[seg.fst.clone()]).map_err(|err| malformed(format!("card keys: {err}")))?;
-    check_fst(&fst, e.key_count, |v| {
+    check_fst(&seg.fst()?, e.key_count, |v| {
         let (start, count) = decode_card_value(v);
         in_records(u64::from(start), u64::from(count))
     })

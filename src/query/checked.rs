@@ -71,14 +71,10 @@ impl VerifiedSoFar {
             return Ok(());
         };
         self.segment(index, card_insurer)?;
-        let persons: Vec<_> = index
+        index
             .card_records(&q.insurer, &q.symbol, &q.number)
             .filter_map(|r| r.person())
-            .collect();
-        for hash in persons {
-            self.person_segments(index, &hash)?;
-        }
-        Ok(())
+            .try_for_each(|hash| self.person_segments(index, &hash))
     }
 
     /// Verifies what person query `q` can read: the main file, then the segments of the

@@ -236,7 +236,7 @@ pub const PORT_RELEASE_WAIT: Duration = Duration::from_secs(10);
 /// run do not count, and not SO_REUSEPORT, so any listener already on the port refuses this
 /// one), waiting up to [`PORT_RELEASE_WAIT`] while the port is in use.
 pub fn claim_port(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let mut said = false;
     loop {
         match std::net::TcpListener::bind(addr) {
