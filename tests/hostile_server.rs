@@ -375,3 +375,217 @@ fn at_the_descriptor_limit_connections_are_refused_never_left_hanging() {
         "logged once per interval: {log}"
     );
 }
+
+/// A CSV batch of `rows` queries for an eligible card: an answer of about 200 bytes a row.
+fn eligible_batch(rows: usize) -> Vec<u8> {
+    let mut csv =
+        b"kind,insurer_number,symbol,number,branch,birthdate,individual_number,date,limit_consent\n"
+            .to_vec();
+    for _ in 0..rows {
+        csv.extend_from_slice(b"card,33120015,,3456,00,1980-01-23,,2026-01-05,\n");
+    }
+    csv
+}
+
+/// A request for `path` with `body`, as bytes.
+fn post(path: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    req
+}
+
+/// A client connection that takes little into its kernel buffer (4 KiB), as a client that
+/// does not read its answers: what it is sent stays with the server.
+fn connect_not_reading(addr: SocketAddr) -> TcpStream {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.set_recv_buffer_size(4096).unwrap();
+    s.connect(&addr.into()).unwrap();
+    s.into()
+}
+
+/// A server with a memory budget of `budget` bytes, its pid and its RSS at rest.
+fn start_with_budget(data: &std::path::Path, budget: u64) -> (ServeProcess, u32, u64) {
+    let budget = budget.to_string();
+    let server = ServeProcess::start(data, &["--memory-budget-bytes".as_ref(), budget.as_ref()]);
+    let pid = server.child.id();
+    (server, pid, rss_bytes(pid))
+}
+
+/// Waits up to 20 s for the server's RSS to come back within `bound` of `at_rest`; what it
+/// reached and how long it took.
+fn rss_back(pid: u32, at_rest: u64, bound: u64) -> (u64, Duration) {
+    let t = Instant::now();
+    let mut rss = rss_bytes(pid);
+    while rss > at_rest + bound && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(100));
+        rss = rss_bytes(pid);
+    }
+    (rss, t.elapsed())
+}
+
+/// `shikaku_memory_budget_refusals_total`, read over a fresh connection.
+fn budget_refusals(addr: SocketAddr) -> u64 {
+    let mut client = Http::connect(addr);
+    let metrics = client.request("GET", "/metrics", &[], b"");
+    metrics
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix("shikaku_memory_budget_refusals_total "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{}", metrics.body))
+}
+
+/// Regression: 300 keep-alive connections that each read a 2.0 MB batch answer and then sat
+/// idle held 649 MB until the idle time-out: the write buffer of an answer under 2 MiB was
+/// kept for the next one (here 100 answers of 1 MB).
+#[test]
+fn idle_connections_keep_no_large_answer() {
+    let _alone = alone();
+    let data = data_dir();
+    let server = ServeProcess::start(data.path(), &[]);
+    let pid = server.child.id();
+    let at_rest = rss_bytes(pid);
+    let batch = eligible_batch(10_000);
+    let mut idle = Vec::new();
+    for _ in 0..100 {
+        let mut client = Http::connect(server.http);
+        let r = client.post_csv_batch(&batch);
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(r.body.len() > 900_000, "{}", r.body.len());
+        idle.push(client);
+    }
+    let (held, took) = rss_back(pid, at_rest, 24 << 20);
+    eprintln!(
+        "RSS at rest {} MiB; with 100 idle connections after 1 MB answers {} MiB ({took:?})",
+        at_rest >> 20,
+        held >> 20
+    );
+    assert!(
+        held <= at_rest + (24 << 20),
+        "{held} held, {at_rest} at rest"
+    );
+}
+
+/// Regression: 1,500 clients that never read their 2 MB answers took the server to 2.95 GB,
+/// and 1,000 to 1.36 GB with a budget of 64 MiB: the kernel took each answer whole, so the
+/// write looked done, and the answers made were counted nowhere.
+#[test]
+fn answers_no_client_reads_are_held_to_the_budget() {
+    let _alone = alone();
+    raise_nofile(1000);
+    let data = data_dir();
+    let budget: u64 = 32 << 20;
+    let (server, pid, at_rest) = start_with_budget(data.path(), budget);
+    let request = post("/v1/batch", "text/csv", &eligible_batch(7_000));
+    let mut silent = Vec::new();
+    let mut peak = 0;
+    for i in 0..200 {
+        let mut s = connect_not_reading(server.http);
+        s.write_all(&request).unwrap();
+        silent.push(s);
+        if i % 20 == 19 {
+            std::thread::sleep(Duration::from_millis(100));
+            peak = peak.max(rss_bytes(pid));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    peak = peak.max(rss_bytes(pid));
+    let refused = budget_refusals(server.http);
+    eprintln!(
+        "RSS at rest {} MiB, peak with 200 clients not reading {} MiB; {refused} refused",
+        at_rest >> 20,
+        peak >> 20
+    );
+    assert!(refused > 0, "the budget refused none");
+    assert!(
+        peak <= at_rest + budget + (32 << 20),
+        "{peak} peak, {at_rest} at rest"
+    );
+    drop(silent);
+    let (after, took) = rss_back(pid, at_rest, AFTER_RSS_BOUND_BYTES);
+    eprintln!("RSS {} MiB {took:?} after they closed", after >> 20);
+    assert!(
+        after <= at_rest + AFTER_RSS_BOUND_BYTES,
+        "{after} after, {at_rest} at rest"
+    );
+}
+
+/// One-line receipts, `n` of them: the most receipts (and rows) a body of its size can hold.
+fn one_line_receipts(n: usize) -> Vec<u8> {
+    let mut file = b"IR,1,13,1,1234567,,CLINIC,202601,00,\r\n".to_vec();
+    for i in 0..n {
+        let line = format!("RE,{},1,202601,X,1,19800123\r\n", i % 999_999 + 1);
+        file.extend_from_slice(line.as_bytes());
+    }
+    file.extend_from_slice(format!("GO,{n}\r\n").as_bytes());
+    file
+}
+
+/// Regression: one `POST /v1/claims` of 255 MiB (8.4M one-line receipts) took the server to
+/// 2.99 GB, and the budget counted none of it (only the read buffer). What a claims file
+/// needs is now taken from the budget before it is checked: 413 when the whole budget cannot
+/// hold it, 503 with `Retry-After` while others hold it (here answers no client has read).
+/// On 1478001 each request here was answered 200.
+#[test]
+fn claims_files_are_checked_within_the_memory_budget() {
+    use shikaku::claims::{memory::WorkBytes, Format};
+    let _alone = alone();
+    let data = data_dir();
+    let budget: usize = 48 << 20;
+    let (server, pid, at_rest) = start_with_budget(data.path(), budget as u64);
+    // Sized from the server's own estimate: one file fits the budget alone, with its read
+    // buffer, and not beside the answers of 20 batches no client reads (1 MB each).
+    let per_receipt = WorkBytes::of(&one_line_receipts(1), Format::Csv).total();
+    let fits = one_line_receipts(budget * 7 / 10 / per_receipt);
+    let too_large = one_line_receipts(budget * 2 / per_receipt);
+
+    let answer = raw_exchange(
+        server.http,
+        &post("/v1/claims", "text/plain", &too_large),
+        1 << 20,
+    );
+    let mut peak = rss_bytes(pid);
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 413 "), "{text}");
+    assert!(
+        text.contains("more than the server's memory budget of 48 MiB"),
+        "{text}"
+    );
+
+    let batch = post("/v1/batch", "text/csv", &eligible_batch(10_000));
+    let silent: Vec<TcpStream> = (0..20)
+        .map(|_| {
+            let mut s = connect_not_reading(server.http);
+            s.write_all(&batch).unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    peak = peak.max(rss_bytes(pid));
+    let mut client = Http::connect(server.http);
+    let r = client.request("POST", "/v1/claims", &[], &fits);
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.header("Retry-After"), Some("1"));
+    assert!(r.body.contains("try again later"), "{}", r.body);
+    // Once they are gone, the same file is checked.
+    drop(silent);
+    std::thread::sleep(Duration::from_millis(500));
+    let r = client.request("POST", "/v1/claims", &[], &fits);
+    assert_eq!(r.status, 200, "{}", &r.body[..200.min(r.body.len())]);
+    assert!(r.body.lines().count() > 1000, "{}", r.body.len());
+    peak = peak.max(rss_bytes(pid));
+    eprintln!(
+        "RSS at rest {} MiB, peak {} MiB with a budget of {} MiB",
+        at_rest >> 20,
+        peak >> 20,
+        budget >> 20
+    );
+    assert!(
+        peak <= at_rest + budget as u64 + (64 << 20),
+        "{peak} peak, {at_rest} at rest"
+    );
+}

@@ -7,6 +7,7 @@
 pub mod check;
 pub mod files;
 pub mod limits;
+pub mod memory;
 pub mod output;
 pub mod uke;
 

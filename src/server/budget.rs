@@ -1,8 +1,15 @@
-//! The memory every connection's read buffer holds beyond its first
-//! [`INITIAL_BUFFER_BYTES`](super::limits::INITIAL_BUFFER_BYTES), under one budget for the
-//! whole server: a buffer grows only as bytes arrive (never to what a header announces), and
-//! only while the budget has room; past it the request is refused (`503`, `-ERR`) and
-//! counted, rather than every client's memory added up until the kernel kills the server.
+//! The memory requests hold beyond each connection's first buffers, under one budget for the
+//! whole server, rather than every client's memory added up until the kernel kills the
+//! server:
+//! - a read buffer beyond its first [`INITIAL_BUFFER_BYTES`](super::limits::INITIAL_BUFFER_BYTES)
+//!   grows only as bytes arrive (never to what a header announces), and only while the budget
+//!   has room;
+//! - the work of a large request (a claims file's decoded text, its receipts and its rows) is
+//!   taken before it starts, from what the request will need ([`Held::grow`]);
+//! - an answer not yet taken by its client (the connection's write buffer beyond its first
+//!   size) is held until the client has read it ([`Held::hold`]).
+//!
+//! Past the budget a request is refused (`503` with `Retry-After`, `-ERR`) and counted.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -40,6 +47,12 @@ impl MemoryBudget {
         self.held_bytes.load(Ordering::Relaxed)
     }
 
+    /// Whether `bytes` more would fit now: a request's work is refused before it starts
+    /// when its answer would not fit.
+    pub fn has_room(&self, bytes: usize) -> bool {
+        self.held_bytes().saturating_add(bytes) <= self.limit_bytes
+    }
+
     /// Takes `bytes` if the budget has them. Only a buffer growing past its first size comes
     /// here, never the query path.
     fn take(&self, bytes: usize) -> bool {
@@ -48,6 +61,12 @@ impl MemoryBudget {
                 held.checked_add(bytes).filter(|&t| t <= self.limit_bytes)
             })
             .is_ok()
+    }
+
+    /// Takes `bytes` whether or not they fit: memory already allocated (an answer made) is
+    /// counted as it is, so what follows is refused until it is given back.
+    fn take_anyway(&self, bytes: usize) {
+        self.held_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
     fn give_back(&self, bytes: usize) {
@@ -74,6 +93,18 @@ impl<'a> Held<'a> {
             self.bytes += bytes;
         }
         ok
+    }
+
+    /// Counts `bytes` more, already allocated, whether or not the budget has room (an
+    /// answer made and not yet sent); later requests are refused while it is over.
+    pub fn hold(&mut self, bytes: usize) {
+        self.budget.take_anyway(bytes);
+        self.bytes += bytes;
+    }
+
+    /// Bytes this holder counts.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Gives back everything held (the buffer went back to its first size).
@@ -109,5 +140,18 @@ mod tests {
         drop(a);
         drop(b);
         assert_eq!(budget.held_bytes(), 0);
+    }
+
+    #[test]
+    fn memory_already_made_is_held_over_the_limit_and_refuses_what_follows() {
+        let budget = MemoryBudget::new(100);
+        let mut answer = Held::new(&budget);
+        answer.hold(150);
+        assert_eq!((budget.held_bytes(), answer.bytes()), (150, 150));
+        assert!(!budget.has_room(0), "over the limit: nothing fits");
+        assert!(!Held::new(&budget).grow(1));
+        answer.release();
+        assert!(budget.has_room(100));
+        assert!(!budget.has_room(101));
     }
 }

@@ -99,6 +99,8 @@ async fn serve_connection<S: Session>(
     // Allocated by the first answer: a connection that never completes a request holds none.
     let mut out: Vec<u8> = Vec::new();
     let mut held = budget::Held::new(&core.shared.budget);
+    // The answers made and not yet taken by the client, beyond the write buffer's first size.
+    let mut unsent = budget::Held::new(&core.shared.budget);
     let mut pending_more = false;
     // When the incomplete request at the end of `input` began, and whether it awaits its body.
     let mut partial: Option<(Instant, bool)> = None;
@@ -181,6 +183,12 @@ async fn serve_connection<S: Session>(
         };
         core.metrics.latency(started.elapsed(), step.requests);
         input.drain(..step.consumed);
+        if input.is_empty() && input.capacity() > INITIAL_BUFFER_BYTES {
+            // A large request (a batch, a claims file) has been answered: give its memory
+            // back before its answer is written, which may wait on a slow reader.
+            input = Vec::with_capacity(INITIAL_BUFFER_BYTES);
+            held.release();
+        }
         pending_more = step.more;
         partial = match partial {
             _ if input.is_empty() || step.more => None,
@@ -189,27 +197,34 @@ async fn serve_connection<S: Session>(
             _ => Some((started, step.awaiting_body)),
         };
         if !out.is_empty() {
+            // Counted until the client has taken it: a client that does not read holds its
+            // answer here (the kernel's part is bounded by `SEND_BUFFER_BYTES`) until
+            // `WRITE_TIMEOUT`, and the budget refuses what comes meanwhile.
+            unsent.hold(out.capacity().saturating_sub(INITIAL_BUFFER_BYTES));
             let written = monoio::time::timeout(WRITE_TIMEOUT, stream.write_all(out)).await;
-            let (res, mut buf) = match written {
+            let (res, buf) = match written {
                 Ok(r) => r,
                 Err(_) => return End::PeerGone,
             };
             if res.is_err() {
                 return End::PeerGone;
             }
-            buf.clear();
-            if buf.capacity() > MAX_PENDING_OUTPUT_BYTES * 2 {
-                buf = Vec::with_capacity(INITIAL_BUFFER_BYTES);
-            }
-            out = buf;
+            out = reused_or_released(buf);
+            unsent.release();
         }
         if step.close {
             return End::ServerCloses;
         }
-        if input.is_empty() && input.capacity() > INITIAL_BUFFER_BYTES {
-            // A large request (a batch) has been answered: give the memory back.
-            input = Vec::with_capacity(INITIAL_BUFFER_BYTES);
-            held.release();
-        }
     }
+}
+
+/// The write buffer after its answer went out: kept for the next answer while it is of its
+/// first size, else freed (a connection idle after a large answer holds none of it; the next
+/// answer allocates again).
+fn reused_or_released(mut buf: Vec<u8>) -> Vec<u8> {
+    if buf.capacity() > INITIAL_BUFFER_BYTES {
+        return Vec::new();
+    }
+    buf.clear();
+    buf
 }

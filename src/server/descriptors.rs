@@ -53,6 +53,9 @@ pub fn bind(addr: SocketAddr, backlog: i32) -> std::io::Result<(monoio::net::Tcp
     socket.set_nonblocking(true)?;
     socket.set_reuse_port(true)?;
     socket.set_reuse_address(true)?;
+    // Inherited by every connection accepted: bounds what the kernel queues for a client that
+    // does not read (`limits::SEND_BUFFER_BYTES`).
+    socket.set_send_buffer_size(super::limits::SEND_BUFFER_BYTES)?;
     socket.bind(&addr.into())?;
     socket.listen(backlog)?;
     let listener: std::net::TcpListener = socket.into();

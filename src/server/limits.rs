@@ -48,6 +48,12 @@ pub const MAX_CONNECTIONS_PER_CORE: usize = 16 * 1024;
 pub const MAX_PIPELINE_PER_READ: usize = 1024;
 /// Answers buffered before a write, whatever the pipeline count (bounds memory per connection).
 pub const MAX_PENDING_OUTPUT_BYTES: usize = 1024 * 1024;
+/// The kernel's send buffer of every connection (`SO_SNDBUF`, set on the listeners and
+/// inherited by what they accept; the kernel doubles it for its bookkeeping). Without it the
+/// kernel grows a socket's queue to several MiB, so a client that never reads its answer made
+/// the write look done (the `WRITE_TIMEOUT` never fired) while the kernel held it. 128 KiB
+/// keeps a 1 Gbit/s link busy at 1 ms of round trip (a clinic's line is far slower).
+pub const SEND_BUFFER_BYTES: usize = 128 * 1024;
 /// A connection that sends nothing for this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// A request's head (request line and headers; a RESP command) not whole this long after

@@ -321,7 +321,11 @@ pub struct Http {
 
 impl Http {
     pub fn connect(addr: SocketAddr) -> Http {
-        let stream = TcpStream::connect(addr).unwrap();
+        Http::from_stream(TcpStream::connect(addr).unwrap())
+    }
+
+    /// A client over a connection made elsewhere (with socket options of its own).
+    pub fn from_stream(stream: TcpStream) -> Http {
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();

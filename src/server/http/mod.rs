@@ -18,7 +18,6 @@
 //! An individual number never travels in a URL: a query string holding `individual_number`
 //! or a run of 12 digits is refused (and never logged).
 
-use super::audit::AuditedClaim;
 use super::auth::{Identity, Role};
 use super::limits::*;
 use super::metrics::{self, Kind, Protocol, Via};
@@ -32,6 +31,7 @@ use crate::query::QueryKind;
 use std::ops::Range;
 
 mod chunked;
+mod claims;
 mod head;
 use chunked::{scan_chunked, ChunkError};
 use head::{read_head, Head};
@@ -198,7 +198,10 @@ impl Session for HttpSession {
                     body.extend_from_slice(&frame[head_len..][r.clone()]);
                 }
                 self.respond(&head, &body, keep_alive, ctx, out);
-                self.chunked_body = body;
+                if body.capacity() <= INITIAL_BUFFER_BYTES {
+                    self.chunked_body = body;
+                }
+                self.chunk_ranges.shrink_to(INITIAL_CHUNK_RANGES);
             } else {
                 self.respond(&head, &frame[head_len..total], keep_alive, ctx, out);
             }
@@ -218,9 +221,10 @@ impl Session for HttpSession {
     fn refuse(&mut self, why: Refusal, out: &mut Vec<u8>) {
         match why {
             Refusal::TooLarge => refusal(out, 413, "request too large"),
-            Refusal::MemoryBudget => refusal(
+            Refusal::MemoryBudget => refusal_with(
                 out,
                 503,
+                RETRY_AFTER,
                 "server busy: its memory for request bodies is spent; try again later",
             ),
             Refusal::Deadline(d) => refusal(
@@ -276,11 +280,22 @@ impl HttpSession {
     ) {
         self.body.clear();
         let reply = self.route(head, body, ctx);
-        self.write_reply_head(out, &reply, keep_alive);
-        if head.method != "HEAD" {
+        if head.method == "HEAD" {
+            self.write_reply_head(out, &reply, keep_alive);
+        } else if out.is_empty() && self.body.len() > INITIAL_BUFFER_BYTES {
+            // A large answer (a batch, a claims file's rows) is moved into `out`, its head put
+            // before it, rather than copied: a copy held it twice until written.
+            let mut head_bytes = Vec::with_capacity(256);
+            self.write_reply_head(&mut head_bytes, &reply, keep_alive);
+            let mut answer = std::mem::take(&mut self.body);
+            answer.splice(0..0, head_bytes);
+            *out = answer;
+        } else {
+            self.write_reply_head(out, &reply, keep_alive);
             out.extend_from_slice(&self.body);
         }
-        if self.body.capacity() > MAX_PENDING_OUTPUT_BYTES {
+        if self.body.capacity() > INITIAL_BUFFER_BYTES {
+            // An idle connection keeps no large answer's buffer.
             self.body = Vec::new();
         }
     }
@@ -508,75 +523,55 @@ impl HttpSession {
                 ctx.audit_malformed(Via::Batch, client, kind);
             }
         };
+        // The answer is made only when the budget has room for it: made, it is held until
+        // its client reads it.
+        let room = |queries: usize| {
+            let fits = ctx
+                .shared
+                .budget
+                .has_room(queries.saturating_mul(BATCH_ANSWER_BYTES));
+            if !fits {
+                ctx.metrics.memory_refused();
+            }
+            fits
+        };
         let result = if head.csv {
             batch::parse_csv(body).map(|rows| {
-                batch::write_csv_answers(index, &rows, ctx.today, &mut self.body, &mut observe);
-                "text/csv; charset=utf-8"
+                room(rows.len()).then(|| {
+                    batch::write_csv_answers(index, &rows, ctx.today, &mut self.body, &mut observe);
+                    "text/csv; charset=utf-8"
+                })
             })
         } else {
             batch::parse_json(body).map(|queries| {
-                batch::write_json_answers(index, &queries, ctx.today, &mut self.body, &mut observe);
-                "application/json"
+                room(queries.len()).then(|| {
+                    batch::write_json_answers(
+                        index,
+                        &queries,
+                        ctx.today,
+                        &mut self.body,
+                        &mut observe,
+                    );
+                    "application/json"
+                })
             })
         };
         match result {
-            Ok(content_type) => Reply {
+            Ok(None) => {
+                let mut r = self.error(
+                    503,
+                    "server busy: its memory for answers is taken by other requests; try again later",
+                );
+                r.extra = RETRY_AFTER;
+                r
+            }
+            Ok(Some(content_type)) => Reply {
                 status: 200,
                 content_type,
                 extra: "",
             },
             Err(e @ BatchError::TooMany(_)) => self.error(413, &e.to_string()),
             Err(e) => self.error(400, &e.to_string()),
-        }
-    }
-
-    /// A claims file checked (the library's `claims`): its rows as CSV, or JSON when the
-    /// client accepts it; each receipt an audit line. A file that cannot be read is 400 (413
-    /// when too large) with the error naming the line.
-    fn claims(
-        &mut self,
-        head: &Head<'_>,
-        body: &[u8],
-        ctx: &Ctx<'_>,
-        client: Option<InstitutionCode>,
-    ) -> Reply {
-        use crate::claims::{output::FileColumn, output::RowWriter, Format, Summary, UkeError};
-        let file = match crate::claims::parse(body) {
-            Ok(f) => f,
-            Err(e @ UkeError::TooLarge(_)) => return self.error(413, &e.to_string()),
-            Err(e) => return self.error(400, &format!("claims file: {e}")),
-        };
-        let (format, content_type) = if head.accept_json {
-            (Format::Json, "application/json")
-        } else {
-            (Format::Csv, "text/csv; charset=utf-8")
-        };
-        let mut writer = RowWriter::new(format, FileColumn::Unnamed);
-        writer.begin(&mut self.body);
-        crate::claims::check_file(
-            &ctx.generation.index,
-            "body",
-            &file,
-            &mut writer,
-            &mut self.body,
-            &mut Summary::default(),
-            |r, checked, card| {
-                // Masked as in the reply's rows: a receipt number of 12 digits or more.
-                let receipt = crate::domain::text::mask_digit_runs(file.text(&r.number).trim());
-                let claim = AuditedClaim {
-                    receipt: &receipt,
-                    card,
-                    verdict: checked.verdict.as_str(),
-                    reason: &checked.reason.as_str(),
-                };
-                ctx.audit_claim(client, claim, r.month.map(|m| m.first));
-            },
-        );
-        writer.end(&mut self.body);
-        Reply {
-            status: 200,
-            content_type,
-            extra: "",
         }
     }
 
@@ -680,11 +675,27 @@ pub fn write_head(
 
 /// A whole response for a connection refused before any request (over the per-core limit).
 pub fn refusal(out: &mut Vec<u8>, status: u16, msg: &str) {
+    refusal_with(out, status, "", msg);
+}
+
+/// [`refusal`] with `extra` header lines.
+fn refusal_with(out: &mut Vec<u8>, status: u16, extra: &str, msg: &str) {
     let mut body = Vec::new();
     write_error_body(&mut body, msg);
-    write_head(out, status, "application/json", "", body.len(), false);
+    write_head(out, status, "application/json", extra, body.len(), false);
     out.extend_from_slice(&body);
 }
+
+/// Sent with every `503` of a spent memory budget: what the other requests hold comes back
+/// as they are answered, so a retry after a second may be let in.
+const RETRY_AFTER: &str = "Retry-After: 1\r\n";
+
+/// A batch answer's bytes per query, as written for an eligible card (about 420 bytes in
+/// JSON; CSV is shorter): a batch is answered only when the budget has this much room.
+const BATCH_ANSWER_BYTES: usize = 512;
+
+/// The chunk ranges a connection keeps between requests (16 bytes each).
+const INITIAL_CHUNK_RANGES: usize = 1024;
 
 #[cfg(test)]
 mod tests {
