@@ -5,6 +5,7 @@
 // and a `// SAFETY:` comment; `tests/architecture.rs` checks both).
 #![deny(unsafe_code)]
 
+pub mod allocator;
 pub mod claims;
 pub mod cli;
 pub mod demo;

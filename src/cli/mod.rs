@@ -64,31 +64,13 @@ pub fn end_quietly_on_closed_stdout() {
     }
 }
 
-/// mimalloc's `mi_option_purge_delay` (the same place in the option list of its v2 and v3,
-/// `mimalloc.h`); the Rust bindings name no constant for it.
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
-/// Has mimalloc (the binary's allocator) give freed memory back to the OS at once. By
-/// default it waits 10 ms and purges only on a later allocation or free in the same thread,
-/// so a serving core left idle after thousands of connections closed kept their buffers
-/// resident indefinitely (120 MiB after 3,000 connections, in `tests/hostile_server.rs`).
-/// Pages freed on the query path are none: lookups and answers allocate nothing per request.
-#[allow(unsafe_code)] // Setting an integer option of mimalloc; see SAFETY below.
-pub fn return_freed_memory_at_once() {
-    // SAFETY: sets an integer option that mimalloc reads when it next purges; the call takes
-    // no pointer and mimalloc allows it from any thread at any time.
-    unsafe {
-        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
-    }
-}
-
 /// Runs the command `cli` names: a closed standard output ends a command without sockets
 /// quietly, and an error is printed on one line (its causes each once) with exit status 1.
 pub fn run(cli: Cli) -> ExitCode {
     if !cli.command.uses_sockets() {
         end_quietly_on_closed_stdout();
     }
-    return_freed_memory_at_once();
+    crate::allocator::return_freed_memory_at_once();
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {

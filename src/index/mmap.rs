@@ -1,6 +1,6 @@
 //! The one place shikaku maps a file into memory.
 
-use super::Index;
+use super::{FileId, Index};
 use crate::domain::PersonKey;
 use crate::format::{FormatError, SEGMENTS_DIR};
 use bytes::Bytes;
@@ -98,16 +98,20 @@ impl MappedIndex {
             .parent()
             .unwrap_or_else(|| Path::new("."))
             .join(SEGMENTS_DIR);
-        Index::open_with(Bytes::from_owner(map), key, |entry| {
-            let name = entry.segment_file_name();
-            map_file(&segments.join(&name))
-                .map(Bytes::from_owner)
-                .map_err(|e| FormatError::MissingSegment {
-                    file: segments.join(&name).display().to_string(),
-                    error: e.to_string(),
-                })
+        let mut files = Vec::new();
+        let mut index = Index::open_with(Bytes::from_owner(map), key, |entry| {
+            let path = segments.join(entry.segment_file_name());
+            let missing = |e: std::io::Error| FormatError::MissingSegment {
+                file: path.display().to_string(),
+                error: e.to_string(),
+            };
+            let map = map_file(&path).map_err(missing)?;
+            files.push(FileId::of(&std::fs::metadata(&path).map_err(missing)?));
+            Ok(Bytes::from_owner(map))
         })
-        .map_err(|e| OpenError::Format(path.display().to_string(), e))
+        .map_err(|e| OpenError::Format(path.display().to_string(), e))?;
+        index.segment_files = files;
+        Ok(index)
     }
 }
 
@@ -119,7 +123,7 @@ enum Preload {
 /// `mapped`'s files copied into one anonymous mapping with 2 MB pages, and opened again over
 /// it (see [`Residence::Preloaded`]): the second open checks the copy's structure as the
 /// first checked the files'.
-fn preload(mapped: MappedIndex, key: PersonKey) -> Result<MappedIndex, Preload> {
+fn preload(mut mapped: MappedIndex, key: PersonKey) -> Result<MappedIndex, Preload> {
     const HUGE_PAGE_BYTES: usize = 2 << 20;
     let files: Vec<(&str, &[u8])> = std::iter::once(("", mapped.main.as_ref()))
         .chain(
@@ -147,6 +151,8 @@ fn preload(mapped: MappedIndex, key: PersonKey) -> Result<MappedIndex, Preload> 
         all[ranges[*name].clone()].copy_from_slice(bytes);
     }
     drop(files);
+    // The copy is of these files: a process that verified one knows the copy by it too.
+    let segment_files = std::mem::take(&mut mapped.segment_files);
     drop(mapped);
     let all = Bytes::from_owner(all.make_read_only().map_err(Preload::Io)?);
     let part = |name: &str| ranges.get(name).map(|r| all.slice(r.clone()));
@@ -156,14 +162,16 @@ fn preload(mapped: MappedIndex, key: PersonKey) -> Result<MappedIndex, Preload> 
             error: "not among the files preloaded".into(),
         })
     })?;
-    Index::open_with(main, key, |entry| {
+    let mut index = Index::open_with(main, key, |entry| {
         let name = entry.segment_file_name();
         part(&name).ok_or_else(|| FormatError::MissingSegment {
             file: name,
             error: "not among the files preloaded".into(),
         })
     })
-    .map_err(Preload::Format)
+    .map_err(Preload::Format)?;
+    index.segment_files = segment_files;
+    Ok(index)
 }
 
 /// Opening an index file failed: I/O or format, naming the path.
@@ -178,6 +186,7 @@ pub enum OpenError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::index::VerifiedSegments;
     use crate::testing::three_cards;
 
     /// A preloaded generation holds the very bytes of its files, each file's own, in one
@@ -198,5 +207,73 @@ mod tests {
             |i: &MappedIndex| -> Vec<_> { i.all_records().map(|r| r.entry().unwrap()).collect() };
         assert_eq!(entries(&preloaded), entries(&mapped));
         preloaded.verify().unwrap();
+    }
+    /// A generation's copy of `dir`'s generation in `to`: the main file copied, each segment
+    /// file hard-linked (as a nightly build shares an unchanged insurer's) or copied.
+    fn copy_generation(dir: &Path, to: &Path, link_segments: bool) -> std::path::PathBuf {
+        let (from, into) = (dir.join(SEGMENTS_DIR), to.join(SEGMENTS_DIR));
+        std::fs::create_dir_all(&into).unwrap();
+        for f in std::fs::read_dir(&from).unwrap() {
+            let name = f.unwrap().file_name();
+            if link_segments {
+                std::fs::hard_link(from.join(&name), into.join(&name)).unwrap();
+            } else {
+                std::fs::copy(from.join(&name), into.join(&name)).unwrap();
+            }
+        }
+        let main = to.join("index.shk");
+        std::fs::copy(dir.join("index.shk"), &main).unwrap();
+        main
+    }
+
+    /// A process verifies a segment file once: a generation that shares it by hard link
+    /// verifies its main file and nothing else; a copy (another inode, bytes that may have
+    /// been changed since) is verified whole, and a damaged copy refused though the original
+    /// is known.
+    #[test]
+    fn a_segment_file_verified_once_is_known_by_its_inode_not_its_name() {
+        let verify = |path: &Path, known: &VerifiedSegments| {
+            let index = MappedIndex::open_file(path, PersonKey::demo())?;
+            let preloaded = MappedIndex::open_file_preloaded(path, PersonKey::demo())?;
+            let v = index
+                .verify_new(known)
+                .map_err(|e| OpenError::Format("".into(), e))?;
+            let p = preloaded
+                .verify_new(known)
+                .map_err(|e| OpenError::Format("".into(), e))?;
+            assert_eq!(
+                p.segments_verified, 0,
+                "the preloaded copy is of the same files"
+            );
+            Ok::<_, OpenError>((v.segments_verified, v.segments_known))
+        };
+        let root = tempfile::tempdir().unwrap();
+        let first = root.path().join("first");
+        let path = crate::nightly::write_files(&three_cards("12"), &first).unwrap();
+        let segments = std::fs::read_dir(first.join(SEGMENTS_DIR)).unwrap().count();
+        assert!(segments >= 1);
+        let known = VerifiedSegments::default();
+        assert_eq!(verify(&path, &known).unwrap(), (segments, 0));
+        assert_eq!(verify(&path, &known).unwrap(), (0, segments));
+        let linked = copy_generation(&first, &root.path().join("linked"), true);
+        assert_eq!(verify(&linked, &known).unwrap(), (0, segments));
+        let copied = copy_generation(&first, &root.path().join("copied"), false);
+        let damaged = root.path().join("copied").join(SEGMENTS_DIR);
+        let victim = std::fs::read_dir(&damaged)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let mut bytes = std::fs::read(&victim).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x40;
+        std::fs::remove_file(&victim).unwrap();
+        std::fs::write(&victim, bytes).unwrap();
+        let refused = verify(&copied, &known).unwrap_err().to_string();
+        assert!(refused.contains("checksum"), "{refused}");
+        // A fresh set knows nothing: `shikaku verify` checks every file.
+        let fresh = VerifiedSegments::default();
+        assert_eq!(verify(&linked, &fresh).unwrap(), (segments, 0));
     }
 }

@@ -16,6 +16,7 @@ mod verify;
 pub use mmap::{map_file, set_residence, MappedIndex, OpenError, Residence};
 pub use record::RecordView;
 pub use steps::{CardProbe, CardRecords};
+pub use verify::{FileId, VerifiedSegments, Verify};
 
 use crate::domain::{Date, PersonKey};
 use crate::format::*;
@@ -108,6 +109,9 @@ pub struct Index<B> {
     person_refs: Range<usize>,
     person_buckets: Range<usize>,
     key: PersonKey,
+    /// Each segment's file (device and inode), when opened from files: what a process that
+    /// verified it knows it by ([`VerifiedSegments`]). Empty for an index held in memory.
+    segment_files: Vec<FileId>,
 }
 
 impl<B: AsRef<[u8]>> Index<B> {

@@ -343,6 +343,7 @@ impl<B: AsRef<[u8]>> Index<B> {
             person_refs,
             person_buckets,
             key,
+            segment_files: Vec::new(),
         })
     }
 }

@@ -8,7 +8,68 @@
 use super::open::{malformed, within};
 use super::{Index, Segment};
 use crate::format::*;
+use rayon::prelude::*;
+use std::collections::HashSet;
 use std::ops::Range;
+use std::sync::Mutex;
+
+/// A file's identity on its filesystem: device and inode. A segment file is shared between
+/// generations by hard link and never written after it was created (ARCHITECTURE.md), so the
+/// same identity is the same bytes; a file downloaded or built anew is another inode, even
+/// under the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileId {
+    pub fn of(meta: &std::fs::Metadata) -> FileId {
+        use std::os::unix::fs::MetadataExt;
+        FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+}
+
+/// Most segment files a [`VerifiedSegments`] remembers: a year of nightly builds changes a
+/// few tens of thousands; past it, it forgets them all and verifies afresh.
+const VERIFIED_SEGMENTS_MAX: usize = 1 << 20;
+
+/// The segment files a process has verified whole (checksum and structure), so that a
+/// generation sharing them by hard link verifies only its main file and its new segments: a
+/// nightly swap with 1% of the insurers changed checks 1% of the segments.
+#[derive(Debug, Default)]
+pub struct VerifiedSegments {
+    files: Mutex<HashSet<FileId>>,
+}
+
+impl VerifiedSegments {
+    fn knows(&self, file: FileId) -> bool {
+        self.files.lock().is_ok_and(|f| f.contains(&file))
+    }
+
+    fn add(&self, new: impl IntoIterator<Item = FileId>) {
+        if let Ok(mut files) = self.files.lock() {
+            if files.len() > VERIFIED_SEGMENTS_MAX {
+                files.clear();
+            }
+            files.extend(new);
+        }
+    }
+}
+
+/// What a verification did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Verify {
+    /// Segment files checked here.
+    pub segments_verified: usize,
+    /// Segment files known verified (the same file, verified before by this process).
+    pub segments_known: usize,
+    /// Bytes checked: the main file and the segments verified.
+    pub bytes_verified: u64,
+}
 
 impl<B: AsRef<[u8]>> Index<B> {
     /// Every checksummed byte range of the main file with its expected xxh3 (each section),
@@ -43,6 +104,46 @@ impl<B: AsRef<[u8]>> Index<B> {
     pub fn verify(&self) -> Result<(), FormatError> {
         self.verify_main()?;
         (0..self.segments.len()).try_for_each(|i| self.verify_segment(i))
+    }
+
+    /// [`Index::verify`], but a segment file `known` holds (the same file, by device and
+    /// inode) is taken as verified; the rest are verified on the rayon pool beside the main
+    /// file, and `known` learns them once all passed. An index held in memory has no file
+    /// identities: every segment is verified.
+    pub fn verify_new(&self, known: &VerifiedSegments) -> Result<Verify, FormatError>
+    where
+        B: Sync,
+    {
+        let fresh: Vec<usize> = (0..self.segments.len())
+            .filter(|&i| self.segment_files.get(i).is_none_or(|&f| !known.knows(f)))
+            .collect();
+        let (main, segments) = rayon::join(
+            || self.verify_main(),
+            || fresh.par_iter().try_for_each(|&i| self.verify_segment(i)),
+        );
+        main?;
+        segments?;
+        let mut checked_here = vec![false; self.segments.len()];
+        fresh.iter().for_each(|&i| checked_here[i] = true);
+        for (seg, _) in self.segments.iter().zip(checked_here).filter(|(_, c)| !c) {
+            // Its heap was found UTF-8 when this process verified the file.
+            seg.heap_utf8.get_or_init(|| true);
+        }
+        known.add(
+            fresh
+                .iter()
+                .filter_map(|&i| self.segment_files.get(i).copied()),
+        );
+        let bytes_verified = self.main.as_ref().len() as u64
+            + fresh
+                .iter()
+                .map(|&i| self.segments[i].bytes.as_ref().len() as u64)
+                .sum::<u64>();
+        Ok(Verify {
+            segments_verified: fresh.len(),
+            segments_known: self.segments.len() - fresh.len(),
+            bytes_verified,
+        })
     }
 
     /// The main file: every section's checksum, the person buckets in order, every person's

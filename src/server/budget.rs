@@ -98,8 +98,12 @@ impl<'a> Held<'a> {
     /// Counts `bytes` more, already allocated, whether or not the budget has room (an
     /// answer made and not yet sent); later requests are refused while it is over.
     pub fn hold(&mut self, bytes: usize) {
-        self.budget.take_anyway(bytes);
-        self.bytes += bytes;
+        // Nothing to count for an answer within the first buffer: the query path writes no
+        // shared atomic.
+        if bytes > 0 {
+            self.budget.take_anyway(bytes);
+            self.bytes += bytes;
+        }
     }
 
     /// Bytes this holder counts.
@@ -109,8 +113,10 @@ impl<'a> Held<'a> {
 
     /// Gives back everything held (the buffer went back to its first size).
     pub fn release(&mut self) {
-        self.budget.give_back(self.bytes);
-        self.bytes = 0;
+        if self.bytes > 0 {
+            self.budget.give_back(self.bytes);
+            self.bytes = 0;
+        }
     }
 }
 

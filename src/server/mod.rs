@@ -537,10 +537,20 @@ fn unix_us_now() -> i64 {
 }
 
 /// Moves an idle core to a newly published generation, so the old one is released.
+/// Gives back the memory of connections closed since the last look (their buffers, their
+/// answers), which the allocator would otherwise keep until this core allocates again.
 async fn refresh_loop(core: Rc<Core>) {
+    let (mut open_before, mut fell_before) = (0, false);
     loop {
         monoio::time::sleep(live::VIEW_REFRESH).await;
         core.view.borrow_mut().refresh(&core.shared.live);
+        let open = core.connections.get();
+        let fell = open < open_before;
+        // Once more after the fall has stopped: what the last closing tasks freed.
+        if fell || fell_before {
+            crate::allocator::collect_freed_memory();
+        }
+        (open_before, fell_before) = (open, fell);
     }
 }
 

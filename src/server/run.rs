@@ -47,6 +47,11 @@ pub fn serve_until_signal(
     key: PersonKey,
     started: impl FnOnce(&Server, &str),
 ) -> Result<(), RunError> {
+    // Verification runs on rayon's pool (`Index::verify_new`); while serving, a reload's
+    // verification must not take the CPU from the serving cores.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .start_handler(|_| super::live::lower_this_thread_priority())
+        .build_global();
     let store = Store::new(data);
     let index = store
         .open_current(key.clone())
