@@ -291,3 +291,75 @@ fn the_cli_publishes_promotes_and_says_why_not() {
     );
     assert!(!ok && err.contains("s3://BUCKET/PREFIX"), "{err}");
 }
+
+/// The manifest is the last object a publish writes, so its presence means every file it
+/// names is there. Before, the report went up after it (an interrupted publish left a
+/// manifest without its report, which stalled every replica): this test failed on the
+/// report's later LastModified.
+#[test]
+fn publish_writes_the_manifest_last() {
+    let Some(moto) = Moto::start("publish_writes_the_manifest_last") else {
+        return;
+    };
+    let remote = remote(&moto, "order");
+    let data = tempfile::tempdir().unwrap();
+    let g1 = build_generation(data.path());
+    publish(&remote, &Store::new(data.path()), None).unwrap();
+    let listed = remote.list(&format!("{}/{g1}", keys::GENERATIONS)).unwrap();
+    let at = |name: &str| {
+        let key = keys::generation_file(&g1, name);
+        let found = listed.objects.iter().find(|l| l.key == key);
+        found
+            .unwrap_or_else(|| panic!("{key}: {listed:?}"))
+            .modified_ms
+    };
+    let manifest = at(keys::MANIFEST);
+    assert!(manifest >= at("report.json") && manifest >= at("index.shk"));
+}
+
+/// A replica checks the free space before a download and says so when the generation cannot
+/// fit; with room again it takes it. Before, there was no check: a download ran until the
+/// file system was full (and failed as a write error, if the served generation's host
+/// survived it).
+#[test]
+fn a_replica_says_when_a_generation_cannot_fit() {
+    use shikaku::fleet::follow::{Follower, Seen};
+    use shikaku::fleet::trouble::{Trouble, TroubleKind};
+    use shikaku::server::live::FleetReport;
+    let Some(moto) = Moto::start("a_replica_says_when_a_generation_cannot_fit") else {
+        return;
+    };
+    let built = tempfile::tempdir().unwrap();
+    let g1 = build_generation(built.path());
+    publish(&remote(&moto, "room"), &Store::new(built.path()), None).unwrap();
+    let replica = tempfile::tempdir().unwrap();
+    let store = Store::new(replica.path());
+    let key = shikaku::domain::PersonKey::demo();
+    let mut follower = Follower::new(Box::new(remote(&moto, "room")), store.clone(), key, "r1");
+    follower.free_bytes = |_| Ok(1000);
+    follower.pace.retry_first = std::time::Duration::ZERO;
+    let mut seen = Seen::default();
+    follower.tick(&mut seen);
+    let troubles = follower.health.facts().troubles;
+    match troubles.now() {
+        [Trouble::DiskFull {
+            id,
+            needed_bytes,
+            free_bytes: 1000,
+        }] => assert!(id == &g1 && *needed_bytes > 1000, "{troubles:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(troubles.began(TroubleKind::DiskFull), 1);
+    let mut metrics = String::new();
+    follower.health.write_metrics(&mut metrics, "none");
+    assert!(
+        metrics.contains("shikaku_fleet_troubles{kind=\"disk_full\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(store.list().unwrap().is_empty());
+
+    follower.free_bytes = shikaku::fleet::download::free_bytes;
+    follower.tick(&mut seen);
+    assert_eq!(store.list().unwrap(), [g1]);
+    assert!(follower.health.facts().troubles.now().is_empty());
+}

@@ -6,6 +6,8 @@
 use super::{FleetError, StoreConfig};
 use bytes::Bytes;
 use futures_util::StreamExt;
+use object_store::aws::AmazonS3;
+use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use std::io::{Read, Write};
@@ -46,16 +48,81 @@ pub enum Put {
 pub struct Conflict;
 
 /// An object listed: its key below the prefix and its size.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
     pub key: String,
     pub bytes: u64,
     pub modified_ms: u64,
 }
 
+/// What a LIST found: the objects, and the keys it had to skip.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub objects: Vec<Listed>,
+    /// Full keys (prefix included) the client cannot name as an object path: a `.` or `..`
+    /// segment, an empty one (`//`), a control character. S3 accepts them; the client refuses
+    /// a whole page of a listing that holds one, so they are stepped over and named here.
+    pub unnamable: Vec<String>,
+}
+
+/// Keys a LIST asks for at once (S3's largest page).
+const LIST_PAGE_KEYS: usize = 1000;
+
+/// The store operations a replica uses, apart from how they reach the store: `Remote` is the
+/// real one; a test gives a model that returns every fault a store can.
+pub trait Bucket: Send {
+    /// A small object, or `None` when there is none.
+    fn get(&self, key: &str) -> Result<Option<Fetched>, FleetError>;
+    /// Writes a small object; `Err(Conflict)` inside when a condition did not hold.
+    fn put(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        how: Put,
+    ) -> Result<Result<Option<String>, Conflict>, FleetError>;
+    /// Every object under `dir` (no trailing `/`).
+    fn list(&self, dir: &str) -> Result<Listing, FleetError>;
+    /// Downloads an object into `dest` (created, fsynced), refusing one longer than
+    /// `bytes_max`; returns its size and xxh3.
+    fn download_file(
+        &self,
+        key: &str,
+        dest: &Path,
+        bytes_max: u64,
+    ) -> Result<(u64, u64), FleetError>;
+}
+
+impl Bucket for Remote {
+    fn get(&self, key: &str) -> Result<Option<Fetched>, FleetError> {
+        Remote::get(self, key)
+    }
+
+    fn put(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        how: Put,
+    ) -> Result<Result<Option<String>, Conflict>, FleetError> {
+        Remote::put(self, key, bytes, how)
+    }
+
+    fn list(&self, dir: &str) -> Result<Listing, FleetError> {
+        Remote::list(self, dir)
+    }
+
+    fn download_file(
+        &self,
+        key: &str,
+        dest: &Path,
+        bytes_max: u64,
+    ) -> Result<(u64, u64), FleetError> {
+        Remote::download_file(self, key, dest, bytes_max)
+    }
+}
+
 pub struct Remote {
     runtime: tokio::runtime::Runtime,
-    store: Arc<dyn ObjectStore>,
+    store: Arc<AmazonS3>,
     prefix: String,
     /// Tries of one operation against transient failures, beyond the client's own.
     attempts: u32,
@@ -290,30 +357,63 @@ impl Remote {
     }
 
     /// Every object under `dir` (a key prefix below the store's prefix, no trailing `/`).
-    pub fn list(&self, dir: &str) -> Result<Vec<Listed>, FleetError> {
-        self.retrying(|me| {
-            let base = me.path(dir);
-            let strip = if me.prefix.is_empty() {
-                String::new()
-            } else {
-                format!("{}/", me.prefix)
+    /// The client refuses a whole page of a listing over one key it cannot name as a path
+    /// (see `Listing::unnamable`); then the page is asked for again from the last key had
+    /// (`start-after`), halving its size until the key is the very next one, which is stepped
+    /// over and named: one bad key costs about 20 requests, not the listing.
+    pub fn list(&self, dir: &str) -> Result<Listing, FleetError> {
+        self.retrying(|me| me.list_once(dir))
+    }
+
+    fn list_once(&self, dir: &str) -> Result<Listing, FleetError> {
+        let base = format!("{}/", self.path(dir));
+        let strip = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.prefix)
+        };
+        let mut out = Listing::default();
+        let mut page = Page::default();
+        loop {
+            let opts = PaginatedListOptions {
+                offset: page.token.is_none().then(|| page.after.clone()).flatten(),
+                page_token: page.token.clone(),
+                max_keys: Some(page.keys),
+                ..PaginatedListOptions::default()
             };
-            me.runtime.block_on(async {
-                let mut stream = me.store.list(Some(&base));
-                let mut out = Vec::new();
-                while let Some(meta) = stream.next().await {
-                    let meta = meta.map_err(FleetError::request("LIST", dir))?;
-                    let full = meta.location.to_string();
-                    let key = full.strip_prefix(&strip).unwrap_or(&full).to_owned();
-                    out.push(Listed {
-                        key,
-                        bytes: meta.size,
-                        modified_ms: meta.last_modified.timestamp_millis().max(0) as u64,
-                    });
+            let got = self
+                .runtime
+                .block_on(self.store.list_paginated(Some(&base), opts));
+            let got = match got {
+                Ok(got) => got,
+                Err(object_store::Error::InvalidPath { source }) => {
+                    let Some(key) = unnamable_key(&source) else {
+                        let e = object_store::Error::InvalidPath { source };
+                        return Err(FleetError::request("LIST", dir)(e));
+                    };
+                    if let Some(key) = page.narrow(key) {
+                        out.unnamable.push(key);
+                    }
+                    continue;
                 }
-                Ok(out)
-            })
-        })
+                Err(e) => return Err(FleetError::request("LIST", dir)(e)),
+            };
+            for meta in got.result.objects {
+                let full = meta.location.to_string();
+                if !page.take(&full) {
+                    continue;
+                }
+                out.objects.push(Listed {
+                    key: full.strip_prefix(&strip).unwrap_or(&full).to_owned(),
+                    bytes: meta.size,
+                    modified_ms: meta.last_modified.timestamp_millis().max(0) as u64,
+                });
+            }
+            page.token = got.page_token;
+            if page.token.is_none() {
+                return Ok(out);
+            }
+        }
     }
 
     pub fn delete(&self, key: &str) -> Result<(), FleetError> {
@@ -326,6 +426,60 @@ impl Remote {
                 }
             })
         })
+    }
+}
+
+/// Where a listing is: continuation token, else the last key had; and the page size.
+struct Page {
+    token: Option<String>,
+    after: Option<String>,
+    keys: usize,
+}
+
+impl Default for Page {
+    fn default() -> Page {
+        Page {
+            token: None,
+            after: None,
+            keys: LIST_PAGE_KEYS,
+        }
+    }
+}
+
+impl Page {
+    /// After a page refused over unnamable `key`: ask again from the last key had, for half
+    /// as many; when it is the very next key, step over it (returned, to be named).
+    fn narrow(&mut self, key: String) -> Option<String> {
+        self.token = None;
+        if self.keys > 1 {
+            self.keys /= 2;
+            return None;
+        }
+        self.after = Some(key.clone());
+        self.keys = LIST_PAGE_KEYS;
+        Some(key)
+    }
+
+    /// Whether object path `full` is new. The client drops a key's trailing `/`, so asked
+    /// from `a`, a store holding `a/` gives it again as `a`: skipped, and the listing goes on
+    /// from `a/`, which is where it really is.
+    fn take(&mut self, full: &str) -> bool {
+        if self.after.as_deref() == Some(full) {
+            self.after = Some(format!("{full}/"));
+            return false;
+        }
+        self.after = Some(full.to_owned());
+        true
+    }
+}
+
+/// The key an object path error names, when the error is about a key's segments.
+fn unnamable_key(e: &object_store::path::Error) -> Option<String> {
+    match e {
+        object_store::path::Error::EmptySegment { path }
+        | object_store::path::Error::BadSegment { path, .. }
+        | object_store::path::Error::NonUnicode { path, .. } => Some(path.clone()),
+        _ => None,
     }
 }
 
