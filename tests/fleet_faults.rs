@@ -251,9 +251,9 @@ fn unnamable_keys_are_named_and_stepped_over() {
 }
 
 /// A pointer that is not JSON, then one naming a generation the store lacks. Before: both
-/// showed in `/healthz` but were never logged, the first stopped the replica listing (no new
-/// generation taken), and `trouble` stayed after the pointer was put right until some
-/// download succeeded: this test failed waiting for the log line.
+/// showed in `/healthz` `trouble` but were never logged nor counted, the first stopped the
+/// replica listing (no new generation taken): this test failed waiting for the
+/// pointer_invalid trouble (in `fleet.troubles`, the log and the metric).
 #[test]
 fn pointer_faults_are_named_logged_once_and_end_with_their_cause() {
     let Some((fleet, g1)) =
