@@ -13,7 +13,7 @@ use bytes::Bytes;
 use fleet_support::build_generation;
 use proptest::prelude::*;
 use shikaku::fleet::follow::{Follower, Pace, Seen};
-use shikaku::fleet::remote::{Bucket, Conflict, Fetched, Listed, Listing, Put};
+use shikaku::fleet::remote::{Bucket, Conflict, Downloaded, Fetched, Listed, Listing, Put};
 use shikaku::fleet::retention::kept;
 use shikaku::fleet::trouble::{Trouble, TroubleKind};
 use shikaku::fleet::{keys, FleetError, Manifest, Pointer};
@@ -139,7 +139,12 @@ struct Model {
     objects: Mutex<BTreeMap<String, Bytes>>,
     down: Mutex<bool>,
     unnamable: Mutex<bool>,
+    /// Runs as a main file downloads, given what the follower does meanwhile: a slow
+    /// download, and what happens during it.
+    slow: Mutex<Option<Slow>>,
 }
+
+type Slow = Box<dyn FnMut(&mut dyn FnMut()) + Send>;
 
 struct ModelBucket(Arc<Model>);
 
@@ -210,8 +215,14 @@ impl Bucket for ModelBucket {
         key: &str,
         dest: &Path,
         bytes_max: u64,
-    ) -> Result<(u64, u64), FleetError> {
+        meanwhile: &mut dyn FnMut(),
+    ) -> Result<Downloaded, FleetError> {
         self.answer("GET", key)?;
+        if key.ends_with("index.shk") {
+            if let Some(slow) = self.0.slow.lock().unwrap().as_mut() {
+                slow(meanwhile);
+            }
+        }
         let bytes = self.object(key).ok_or_else(|| FleetError::BadObject {
             key: key.to_owned(),
             why: "it is missing from the store".into(),
@@ -226,7 +237,12 @@ impl Bucket for ModelBucket {
             path: dest.display().to_string(),
             source: e,
         })?;
-        shikaku::fleet::remote::file_xxh3(dest)
+        let (bytes, xxh3) = shikaku::fleet::remote::file_xxh3(dest)?;
+        Ok(Downloaded {
+            bytes,
+            xxh3,
+            resumed_bytes: 0,
+        })
     }
 }
 
@@ -365,6 +381,117 @@ fn check(s: &State, ids: &[String], follower: &Follower, seen: &Seen, expect: &m
     if let Some(p) = expect.pointer.as_ref().filter(|p| local.contains(&p.live)) {
         assert_eq!(follower.store.current().unwrap().as_ref(), Some(&p.live));
     }
+}
+
+fn pointer(live: &str, previous: Option<&str>) -> Pointer {
+    Pointer {
+        format: 1,
+        live: live.to_owned(),
+        previous: previous.map(str::to_owned),
+        pinned: false,
+        changed_at_ms: 0,
+    }
+}
+
+/// A replica restarted while the fleet is at g1 (g0 before it) and g2 is published. Its
+/// first tick downloads g2, slowly (4 s for the main file); a second into it the fleet is
+/// rolled back to g0. `/healthz` lists g0 and g1 ready from the start, and g0 is live within
+/// a second of the rollback, long before the download ends. Before, `ready` stayed empty
+/// until the tick ended and the pointer was read only between files, so the rollback waited
+/// for the download: this test failed on `ready` ([] at the start of the download).
+#[test]
+fn a_rollback_mid_download_goes_live_at_once_and_ready_is_said_on_restart() {
+    let b = built();
+    let (g0, g1, g2) = (&b.ids[0], &b.ids[1], &b.ids[2]);
+    let model = Arc::new(Model::default());
+    let replica = tempfile::tempdir().unwrap();
+    let follower = |model: &Arc<Model>| {
+        let mut f = Follower::new(
+            Box::new(ModelBucket(model.clone())),
+            Store::new(replica.path()),
+            shikaku::domain::PersonKey::demo(),
+            "r1",
+        );
+        f.pace.list_every = Duration::ZERO;
+        f
+    };
+    let at_g1 = State {
+        down: false,
+        pointer: PointerObject::Names(1, Some(0)),
+        held: [Held::Whole, Held::Whole, Held::Absent],
+        unnamable: false,
+        disk_full: false,
+    };
+    model.set(&at_g1, &b.ids);
+    {
+        let first = follower(&model);
+        let _lock = first.take_data_dir().unwrap();
+        let mut seen = Seen::default();
+        for _ in 0..TICKS {
+            first.tick(&mut seen);
+        }
+        assert_eq!(first.store.current().unwrap().as_ref(), Some(g1));
+    }
+
+    // Restarted, with g2 in the store.
+    let mut held = at_g1.clone();
+    held.held[2] = Held::Whole;
+    model.set(&held, &b.ids);
+    let restarted = follower(&model);
+    let _lock = restarted.take_data_dir().unwrap();
+    let health = restarted.health.clone();
+    let current = replica.path().join("CURRENT");
+    let (started, ready_at_start, rolled, live_after) = (
+        Arc::new(Mutex::new(None::<std::time::Instant>)),
+        Arc::new(Mutex::new(None::<Vec<String>>)),
+        Arc::new(Mutex::new(None::<std::time::Instant>)),
+        Arc::new(Mutex::new(None::<Duration>)),
+    );
+    let rollback = Bytes::from(serde_json::to_vec(&pointer(g0, None)).unwrap());
+    let script = {
+        let (model, started, ready_at_start, rolled, live_after, g0) = (
+            Arc::downgrade(&model),
+            started.clone(),
+            ready_at_start.clone(),
+            rolled.clone(),
+            live_after.clone(),
+            g0.clone(),
+        );
+        move |meanwhile: &mut dyn FnMut()| {
+            let begun = std::time::Instant::now();
+            *started.lock().unwrap() = Some(begun);
+            *ready_at_start.lock().unwrap() = Some(health.facts().ready);
+            while begun.elapsed() < Duration::from_secs(4) {
+                std::thread::sleep(Duration::from_millis(20));
+                if begun.elapsed() >= Duration::from_secs(1) && rolled.lock().unwrap().is_none() {
+                    let model = model.upgrade().unwrap();
+                    let mut objects = model.objects.lock().unwrap();
+                    objects.insert(keys::POINTER.to_owned(), rollback.clone());
+                    *rolled.lock().unwrap() = Some(std::time::Instant::now());
+                }
+                let at = *rolled.lock().unwrap();
+                let live = std::fs::read_to_string(&current).unwrap_or_default();
+                let mut after = live_after.lock().unwrap();
+                if let (Some(at), true, None) = (at, live.trim() == g0, *after) {
+                    *after = Some(at.elapsed());
+                }
+                drop(after);
+                meanwhile();
+            }
+        }
+    };
+    *model.slow.lock().unwrap() = Some(Box::new(script));
+    let mut seen = Seen::default();
+    restarted.tick(&mut seen);
+    assert!(started.lock().unwrap().is_some(), "g2 was not downloaded");
+    let ready = ready_at_start.lock().unwrap().clone().unwrap();
+    assert_eq!(ready, [g0.clone(), g1.clone()]);
+    let took = live_after
+        .lock()
+        .unwrap()
+        .expect("g0 never went live during the download");
+    assert!(took < Duration::from_secs(1), "the rollback took {took:?}");
+    assert!(restarted.store.list().unwrap().contains(g2));
 }
 
 /// Before the ticks: the pointer the follower will follow, and which generations may fail.

@@ -26,6 +26,8 @@ pub struct Fetched {
     pub linked_files: usize,
     /// Files found complete in `DATA/tmp/<id>` from an interrupted download.
     pub resumed_files: usize,
+    /// Bytes of files found part downloaded there, kept (the rest asked for by range).
+    pub resumed_bytes: u64,
 }
 
 /// How the free space of a directory's file system is learnt (a test gives its own).
@@ -38,7 +40,9 @@ pub fn free_bytes(dir: &Path) -> std::io::Result<u64> {
 }
 
 /// Downloads the generation `manifest` describes into `DATA/tmp/<id>`, checks it, seals it.
-/// `between_files` runs before each file. The caller holds the data directory's lock.
+/// `between_files` runs before each file and between pieces of one (at least every few
+/// MiB, so a caller watching the pointer is not held up by a large file). The caller holds
+/// the data directory's lock.
 pub fn download(
     remote: &dyn Bucket,
     store: &Store,
@@ -92,7 +96,8 @@ pub fn download_verified(
             None => keys::generation_file(id, &f.path),
         };
         let part = PathBuf::from(format!("{}.part", dest.display()));
-        let (bytes, xxh3) = remote.download_file(&object, &part, f.bytes)?;
+        let got = remote.download_file(&object, &part, f.bytes, between_files)?;
+        let (bytes, xxh3) = (got.bytes, got.xxh3);
         if bytes != f.bytes || hex(xxh3) != f.xxh3 {
             let _ = fs::remove_file(&part);
             return Err(mismatch(
@@ -107,7 +112,8 @@ pub fn download_verified(
         }
         fs::rename(&part, &dest).map_err(FleetError::io(&dest))?;
         out.downloaded_files += 1;
-        out.downloaded_bytes += bytes;
+        out.downloaded_bytes += bytes - got.resumed_bytes;
+        out.resumed_bytes += got.resumed_bytes;
     }
     // The files match the manifest; the index must also hold together and pass every
     // checksum of its own, as a build's read-back does, before it is sealed.

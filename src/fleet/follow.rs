@@ -185,6 +185,9 @@ impl Follower {
     /// One round: the pointer, the listing when due, the next generation to take, retention,
     /// this replica's state; then what is wrong, told to the server's health.
     pub fn tick(&self, seen: &mut Seen) {
+        // What is sealed here is ready before this tick's download (minutes, perhaps): right
+        // after a restart too, `/healthz` lists it.
+        self.say_ready();
         if self.follow_once(seen) {
             self.write_state(seen);
         }
@@ -379,7 +382,7 @@ impl Follower {
                     if let Some(live) = &self.live {
                         live.hold_ready(verified);
                     }
-                    tracing::info!(generation = %id, downloaded_files = f.downloaded_files, downloaded_bytes = f.downloaded_bytes, linked_files = f.linked_files, resumed_files = f.resumed_files, elapsed_ms = took.as_millis() as u64, "generation downloaded, verified and sealed");
+                    tracing::info!(generation = %id, downloaded_files = f.downloaded_files, downloaded_bytes = f.downloaded_bytes, linked_files = f.linked_files, resumed_files = f.resumed_files, resumed_bytes = f.resumed_bytes, elapsed_ms = took.as_millis() as u64, "generation downloaded, verified and sealed");
                     seen.failed.remove(&id);
                     seen.troubles.settle(taking(&id), vec![]);
                     seen.written = None; // say it is ready now
@@ -528,9 +531,10 @@ impl Follower {
             &self.key,
             self.free_bytes,
             &mut || {
-                // Between files: a pointer that moved to a generation held here goes live now,
-                // not after this download; read at the poll's pace, not once a file (a
-                // generation has thousands, most of them linked in microseconds).
+                // Between files and pieces of one: a pointer that moved to a generation held
+                // here (a rollback) goes live now, not after this download; read at the
+                // poll's pace, not once a file (a generation has thousands, most of them
+                // linked in microseconds) or a piece.
                 if looked.elapsed() >= POINTER_POLL {
                     self.watch_pointer(seen);
                     looked = Instant::now();
@@ -560,9 +564,15 @@ impl Follower {
         }
     }
 
-    fn write_state(&self, seen: &mut Seen) {
+    /// Tells the server's health what is sealed here; returns it.
+    fn say_ready(&self) -> Vec<String> {
         let ready = self.store.list().unwrap_or_default();
         self.health.update(|h| h.ready = ready.clone());
+        ready
+    }
+
+    fn write_state(&self, seen: &mut Seen) {
+        let ready = self.say_ready();
         let state = ReplicaState {
             format: 1,
             replica: self.replica.clone(),

@@ -33,6 +33,14 @@ pub struct Fetched {
     pub e_tag: Option<String>,
 }
 
+/// A file downloaded: its size and xxh3, and how much of it a part left before held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Downloaded {
+    pub bytes: u64,
+    pub xxh3: u64,
+    pub resumed_bytes: u64,
+}
+
 /// How a put may replace what is there.
 #[derive(Debug, Clone)]
 pub enum Put {
@@ -82,14 +90,15 @@ pub trait Bucket: Send {
     ) -> Result<Result<Option<String>, Conflict>, FleetError>;
     /// Every object under `dir` (no trailing `/`).
     fn list(&self, dir: &str) -> Result<Listing, FleetError>;
-    /// Downloads an object into `dest` (created, fsynced), refusing one longer than
-    /// `bytes_max`; returns its size and xxh3.
+    /// Downloads an object into `dest` (fsynced), refusing one longer than `bytes_max`,
+    /// keeping what `dest` holds of it already; `meanwhile` runs between pieces.
     fn download_file(
         &self,
         key: &str,
         dest: &Path,
         bytes_max: u64,
-    ) -> Result<(u64, u64), FleetError>;
+        meanwhile: &mut dyn FnMut(),
+    ) -> Result<Downloaded, FleetError>;
 }
 
 impl Bucket for Remote {
@@ -115,8 +124,9 @@ impl Bucket for Remote {
         key: &str,
         dest: &Path,
         bytes_max: u64,
-    ) -> Result<(u64, u64), FleetError> {
-        Remote::download_file(self, key, dest, bytes_max)
+        meanwhile: &mut dyn FnMut(),
+    ) -> Result<Downloaded, FleetError> {
+        Remote::download_file(self, key, dest, bytes_max, meanwhile)
     }
 }
 
@@ -308,15 +318,18 @@ impl Remote {
         })
     }
 
-    /// Downloads an object into `dest` (created, fsynced), refusing one longer than
-    /// `bytes_max`; returns its size and xxh3.
+    /// Downloads an object into `dest` (fsynced), refusing one longer than `bytes_max`.
+    /// What `dest` already holds (a download killed part way) is kept and only the rest
+    /// asked for (a ranged GET). `meanwhile` runs between pieces of the body, outside the
+    /// runtime, so the caller can read the pointer while a large file comes.
     pub fn download_file(
         &self,
         key: &str,
         dest: &Path,
         bytes_max: u64,
-    ) -> Result<(u64, u64), FleetError> {
-        self.retrying(|me| me.download_once(key, dest, bytes_max))
+        meanwhile: &mut dyn FnMut(),
+    ) -> Result<Downloaded, FleetError> {
+        self.retrying(|me| me.download_once(key, dest, bytes_max, meanwhile))
     }
 
     fn download_once(
@@ -324,18 +337,23 @@ impl Remote {
         key: &str,
         dest: &Path,
         bytes_max: u64,
-    ) -> Result<(u64, u64), FleetError> {
+        meanwhile: &mut dyn FnMut(),
+    ) -> Result<Downloaded, FleetError> {
         let path = self.path(key);
-        let mut out = std::io::BufWriter::with_capacity(
-            1 << 20,
-            std::fs::File::create(dest).map_err(FleetError::io(dest))?,
-        );
-        let mut hash = Xxh3::new();
-        let mut total = 0u64;
-        self.runtime.block_on(async {
-            let got = me_get(&*self.store, &path, key).await?;
+        let (file, mut hash, resumed_bytes) = open_part(dest, bytes_max)?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let mut total = resumed_bytes;
+        if resumed_bytes == 0 || resumed_bytes < bytes_max {
+            let got = self
+                .runtime
+                .block_on(me_get(&*self.store, &path, key, resumed_bytes));
+            if got.is_err() && resumed_bytes > 0 {
+                // The store may hold a shorter object now (416): the next try starts over.
+                let _ = std::fs::remove_file(dest);
+            }
+            let got = got?;
             let mut stream = got.into_stream();
-            while let Some(chunk) = stream.next().await {
+            while let Some(chunk) = self.runtime.block_on(stream.next()) {
                 let chunk = chunk.map_err(FleetError::request("GET", key))?;
                 total += chunk.len() as u64;
                 if total > bytes_max {
@@ -346,14 +364,18 @@ impl Remote {
                 }
                 hash.update(&chunk);
                 out.write_all(&chunk).map_err(FleetError::io(dest))?;
+                meanwhile();
             }
-            Ok(())
-        })?;
+        }
         let f = out
             .into_inner()
             .map_err(|e| FleetError::io(dest)(e.into_error()))?;
         f.sync_all().map_err(FleetError::io(dest))?;
-        Ok((total, hash.digest()))
+        Ok(Downloaded {
+            bytes: total,
+            xxh3: hash.digest(),
+            resumed_bytes,
+        })
     }
 
     /// Every object under `dir` (a key prefix below the store's prefix, no trailing `/`).
@@ -483,12 +505,18 @@ fn unnamable_key(e: &object_store::path::Error) -> Option<String> {
     }
 }
 
+/// The object from byte `from` on (all of it from 0).
 async fn me_get(
     store: &dyn ObjectStore,
     path: &ObjectPath,
     key: &str,
+    from: u64,
 ) -> Result<object_store::GetResult, FleetError> {
-    match store.get(path).await {
+    let options = object_store::GetOptions {
+        range: (from > 0).then_some(object_store::GetRange::Offset(from)),
+        ..object_store::GetOptions::default()
+    };
+    match store.get_opts(path, options).await {
         Ok(got) => Ok(got),
         Err(object_store::Error::NotFound { .. }) => Err(FleetError::BadObject {
             key: key.to_owned(),
@@ -496,6 +524,24 @@ async fn me_get(
         }),
         Err(e) => Err(FleetError::request("GET", key)(e)),
     }
+}
+
+/// `dest` opened to append to, with the xxh3 state and length of what it holds: a part no
+/// longer than `bytes_max` is kept (a download killed part way goes on from its end), a
+/// longer one is started again.
+fn open_part(dest: &Path, bytes_max: u64) -> Result<(std::fs::File, Xxh3, u64), FleetError> {
+    let held = std::fs::metadata(dest).map_or(0, |m| m.len());
+    if held == 0 || held > bytes_max {
+        let f = std::fs::File::create(dest).map_err(FleetError::io(dest))?;
+        return Ok((f, Xxh3::new(), 0));
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .open(dest)
+        .map_err(FleetError::io(dest))?;
+    let (n, hash) = xxh3_of(&mut f).map_err(FleetError::io(dest))?;
+    Ok((f, hash, n))
 }
 
 /// Reads until `buf` is full or the file ends.
@@ -513,16 +559,21 @@ fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
 /// The xxh3 of a local file, read in 1 MiB pieces.
 pub fn file_xxh3(path: &Path) -> Result<(u64, u64), FleetError> {
     let mut f = std::fs::File::open(path).map_err(FleetError::io(path))?;
+    let (total, hash) = xxh3_of(&mut f).map_err(FleetError::io(path))?;
+    Ok((total, hash.digest()))
+}
+
+/// The length of what `f` holds from where it is, and its xxh3 state.
+fn xxh3_of(f: &mut std::fs::File) -> std::io::Result<(u64, Xxh3)> {
     let mut hash = Xxh3::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
     loop {
-        let n = read_full(&mut f, &mut buf).map_err(FleetError::io(path))?;
+        let n = read_full(f, &mut buf)?;
         if n == 0 {
-            break;
+            return Ok((total, hash));
         }
         total += n as u64;
         hash.update(&buf[..n]);
     }
-    Ok((total, hash.digest()))
 }
