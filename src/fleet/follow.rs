@@ -191,6 +191,10 @@ impl Follower {
         if self.follow_once(seen) {
             self.write_state(seen);
         }
+        self.tell_troubles(seen);
+    }
+
+    fn tell_troubles(&self, seen: &Seen) {
         let troubles = seen.troubles.clone();
         self.health.update(|h| h.troubles = troubles);
     }
@@ -537,6 +541,8 @@ impl Follower {
                 // linked in microseconds) or a piece.
                 if looked.elapsed() >= POINTER_POLL {
                     self.watch_pointer(seen);
+                    // A fault met meanwhile shows now, not when the download ends.
+                    self.tell_troubles(seen);
                     looked = Instant::now();
                 }
             },
