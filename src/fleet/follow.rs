@@ -414,7 +414,9 @@ impl Follower {
 
     fn failed(&self, id: &str, e: FleetError, seen: &mut Seen) {
         let (n, _) = seen.failed.get(id).copied().unwrap_or((0, Instant::now()));
-        let wait = (self.pace.retry_first * 2u32.saturating_pow(n)).min(self.pace.retry_max);
+        let wait = (self.pace.retry_first)
+            .saturating_mul(2u32.saturating_pow(n))
+            .min(self.pace.retry_max);
         seen.failed
             .insert(id.to_owned(), (n + 1, Instant::now() + wait));
         tracing::error!(generation = %id, retry_in_s = wait.as_secs(), "cannot take generation: {e}");
