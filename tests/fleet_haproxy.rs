@@ -40,62 +40,6 @@ fn haproxy_available() -> bool {
     )
 }
 
-/// One replica process on fixed loopback ports.
-struct Replica {
-    id: String,
-    data: PathBuf,
-    resp: u16,
-    http: u16,
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Replica {
-    fn start(&mut self, moto: &Moto) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_shikaku"))
-            .args(["serve", "--threads", "1", "--resp"])
-            .arg(format!("127.0.0.1:{}", self.resp))
-            .arg("--http")
-            .arg(format!("127.0.0.1:{}", self.http))
-            .arg("--data")
-            .arg(&self.data)
-            .args(["--follow", &moto.url(PREFIX), "--replica-id", &self.id])
-            .args(["--follow-endpoint", &moto.endpoint()])
-            .envs(moto.env())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill(); // SIGKILL
-            let _ = c.wait();
-        }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        ([127, 0, 0, 1], self.http).into()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 struct Haproxy(Child);
 
 impl Drop for Haproxy {
@@ -243,29 +187,6 @@ fn serving(addr: SocketAddr) -> Option<String> {
         .flatten()
 }
 
-fn wait_for(what: &str, limit: Duration, f: impl FnMut() -> bool) -> Duration {
-    wait_for_or(what, limit, f, String::new)
-}
-
-/// [`wait_for`], printing `why()` (the replicas' logs, say) if the wait runs out.
-fn wait_for_or(
-    what: &str,
-    limit: Duration,
-    mut f: impl FnMut() -> bool,
-    why: impl Fn() -> String,
-) -> Duration {
-    let started = Instant::now();
-    while !f() {
-        assert!(
-            started.elapsed() < limit,
-            "waited {limit:?} for {what}\n{}",
-            why()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    started.elapsed()
-}
-
 #[test]
 fn a_fleet_behind_haproxy_moves_together_through_faults() {
     if !haproxy_available() {
@@ -310,14 +231,7 @@ fn a_fleet_behind_haproxy_moves_together_through_faults() {
 
     let g1 = publish();
     let mut replicas: Vec<Replica> = (1..=3)
-        .map(|i| Replica {
-            id: format!("r{i}"),
-            data: work.path().join(format!("r{i}")),
-            resp: free_port(),
-            http: free_port(),
-            child: None,
-            log: work.path().join(format!("r{i}.log")),
-        })
+        .map(|i| Replica::new(&format!("r{i}"), work.path(), PREFIX))
         .collect();
     for r in &mut replicas {
         r.start(&moto);

@@ -181,16 +181,43 @@ fn the_pointer_moves_only_by_conditional_writes_to_ready_generations() {
         .is_err());
 }
 
+/// A store with one generation published from a builder's data directory.
+struct Published {
+    moto: Moto,
+    remote: Remote,
+    built: tempfile::TempDir,
+    id: String,
+    manifest: Manifest,
+}
+
+fn published(test: &str, prefix: &str) -> Option<Published> {
+    let moto = Moto::start(test)?;
+    let remote = remote(&moto, prefix);
+    let built = tempfile::tempdir().unwrap();
+    let id = build_generation(built.path());
+    publish(&remote, &Store::new(built.path()), None).unwrap();
+    let manifest = Manifest::of_local(&Store::new(built.path()), &id).unwrap();
+    Some(Published {
+        moto,
+        remote,
+        built,
+        id,
+        manifest,
+    })
+}
+
 #[test]
 fn a_replica_checks_every_file_and_refuses_wrong_bytes() {
-    let Some(moto) = Moto::start("a_replica_checks_every_file_and_refuses_wrong_bytes") else {
+    let Some(Published {
+        remote,
+        built,
+        id: g1,
+        manifest,
+        moto: _moto,
+    }) = published("a_replica_checks_every_file_and_refuses_wrong_bytes", "d")
+    else {
         return;
     };
-    let remote = remote(&moto, "d");
-    let built = tempfile::tempdir().unwrap();
-    let g1 = build_generation(built.path());
-    publish(&remote, &Store::new(built.path()), None).unwrap();
-    let manifest = Manifest::of_local(&Store::new(built.path()), &g1).unwrap();
     let key = shikaku::domain::PersonKey::demo();
 
     // A segment whose bytes in the store differ from the manifest: refused, nothing sealed.
@@ -290,4 +317,108 @@ fn the_cli_publishes_promotes_and_says_why_not() {
         &env,
     );
     assert!(!ok && err.contains("s3://BUCKET/PREFIX"), "{err}");
+}
+
+/// The manifest is the last object a publish writes, so its presence means every file it
+/// names is there. Before, the report went up after it (an interrupted publish left a
+/// manifest without its report, which stalled every replica): this test failed on the
+/// report's later LastModified.
+#[test]
+fn publish_writes_the_manifest_last() {
+    let Some(moto) = Moto::start("publish_writes_the_manifest_last") else {
+        return;
+    };
+    let remote = remote(&moto, "order");
+    let data = tempfile::tempdir().unwrap();
+    let g1 = build_generation(data.path());
+    publish(&remote, &Store::new(data.path()), None).unwrap();
+    let listed = remote.list(&format!("{}/{g1}", keys::GENERATIONS)).unwrap();
+    let at = |name: &str| {
+        let key = keys::generation_file(&g1, name);
+        let found = listed.objects.iter().find(|l| l.key == key);
+        found
+            .unwrap_or_else(|| panic!("{key}: {listed:?}"))
+            .modified_ms
+    };
+    let manifest = at(keys::MANIFEST);
+    assert!(manifest >= at("report.json") && manifest >= at("index.shk"));
+}
+
+/// A replica checks the free space before a download and says so when the generation cannot
+/// fit; with room again it takes it. Before, there was no check: a download ran until the
+/// file system was full (and failed as a write error, if the served generation's host
+/// survived it).
+#[test]
+fn a_replica_says_when_a_generation_cannot_fit() {
+    use shikaku::fleet::follow::{Follower, Seen};
+    use shikaku::fleet::trouble::{Trouble, TroubleKind};
+    use shikaku::server::live::FleetReport;
+    let Some(moto) = Moto::start("a_replica_says_when_a_generation_cannot_fit") else {
+        return;
+    };
+    let built = tempfile::tempdir().unwrap();
+    let g1 = build_generation(built.path());
+    publish(&remote(&moto, "room"), &Store::new(built.path()), None).unwrap();
+    let replica = tempfile::tempdir().unwrap();
+    let store = Store::new(replica.path());
+    let key = shikaku::domain::PersonKey::demo();
+    let mut follower = Follower::new(Box::new(remote(&moto, "room")), store.clone(), key, "r1");
+    follower.free_bytes = |_| Ok(1000);
+    follower.pace.retry_first = std::time::Duration::ZERO;
+    let mut seen = Seen::default();
+    follower.tick(&mut seen);
+    let troubles = follower.health.facts().troubles;
+    match troubles.now() {
+        [Trouble::DiskFull {
+            id,
+            needed_bytes,
+            free_bytes: 1000,
+        }] => assert!(id == &g1 && *needed_bytes > 1000, "{troubles:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(troubles.began(TroubleKind::DiskFull), 1);
+    let mut metrics = String::new();
+    follower.health.write_metrics(&mut metrics, "none");
+    assert!(
+        metrics.contains("shikaku_fleet_troubles{kind=\"disk_full\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(store.list().unwrap().is_empty());
+
+    follower.free_bytes = shikaku::fleet::download::free_bytes;
+    follower.tick(&mut seen);
+    assert_eq!(store.list().unwrap(), [g1]);
+    assert!(follower.health.facts().troubles.now().is_empty());
+}
+
+/// A file part downloaded when the replica was killed is kept: only the rest is asked for
+/// (a ranged GET); a part that does not match is thrown away, not kept for ever. Before, a
+/// part was truncated and the whole file fetched again (there was no `resumed_bytes`).
+#[test]
+fn a_part_downloaded_file_resumes_by_range() {
+    let Some(p) = published("a_part_downloaded_file_resumes_by_range", "resume") else {
+        return;
+    };
+    let (remote, g1, manifest) = (&p.remote, &p.id, &p.manifest);
+    let built = Store::new(p.built.path());
+    let index = std::fs::read(built.generation_dir(g1).join("index.shk")).unwrap();
+    let key = shikaku::domain::PersonKey::demo();
+    let replica = tempfile::tempdir().unwrap();
+    let store = Store::new(replica.path());
+    let tmp = store.tmp_dir().join(g1);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let half = index.len() / 2;
+
+    // A part that is not the file's beginning: refused, removed; the next try starts over.
+    let mut wrong = index[..half].to_vec();
+    wrong[0] ^= 1;
+    std::fs::write(tmp.join("index.shk.part"), &wrong).unwrap();
+    let err = download(remote, &store, manifest, &key, &mut || {}).unwrap_err();
+    assert!(matches!(err, FleetError::Mismatch { .. }), "{err}");
+    assert!(!tmp.join("index.shk.part").exists());
+
+    std::fs::write(tmp.join("index.shk.part"), &index[..half]).unwrap();
+    let fetched = download(remote, &store, manifest, &key, &mut || {}).unwrap();
+    assert_eq!(fetched.resumed_bytes, half as u64, "{fetched:?}");
+    store.open_verified(g1, key).unwrap();
 }

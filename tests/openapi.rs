@@ -444,15 +444,30 @@ fn a_replicas_fleet_report_matches_the_schemas() {
         health.write_json(&mut out, "g1");
         serde_json::from_slice::<Value>(&out).unwrap()
     };
+    use shikaku::fleet::trouble::{Trouble, Troubles};
+    let mut troubles = Troubles::default();
+    troubles.settle(
+        |_| true,
+        vec![
+            Trouble::DownloadFailed {
+                id: "g2".into(),
+                why: "the store cannot be read".into(),
+            },
+            Trouble::UnnamableKey {
+                key: "p/generations/../x".into(),
+            },
+        ],
+    );
     let behind = report(shikaku::fleet::health::Facts {
         fleet_live: Some("g2".into()),
         fleet_changed_ms: shikaku::fleet::unix_now_ms() - 5_000,
         generations_behind: 1,
         ready: vec!["g1".into()],
         store_seen_ms: shikaku::fleet::unix_now_ms(),
-        trouble: Some("generation g2: the store cannot be read".into()),
+        troubles,
         download_failures: 3,
     });
+    assert_eq!(behind["troubles"].as_array().unwrap().len(), 2, "{behind}");
     assert_eq!(behind["behind"], true, "{behind}");
     assert!(behind["behind_seconds"].as_u64().unwrap() >= 4, "{behind}");
     let fresh = report(shikaku::fleet::health::Facts::default());
@@ -469,6 +484,9 @@ fn a_replicas_fleet_report_matches_the_schemas() {
         );
         let mut wrong = fleet.clone();
         wrong["behind"] = json!("yes");
+        assert!(!spec.is_valid("FleetReplica", &wrong));
+        let mut wrong = fleet.clone();
+        wrong["troubles"] = json!([{"kind": "unheard_of", "generation": null, "message": "x"}]);
         assert!(!spec.is_valid("FleetReplica", &wrong));
     }
 }

@@ -3,9 +3,9 @@
 
 use super::follow::{Follower, Seen};
 use super::pointer::{move_pointer, Move, Pointer, Quorum};
-use super::publish::{publish, stored_generations};
+use super::publish::{list_generations, publish};
 use super::retention::gc_store;
-use super::{FollowHealth, Remote, ReplicaState, StoreConfig, StoreUrl};
+use super::{Remote, ReplicaState, StoreConfig, StoreUrl};
 use crate::domain::PersonKey;
 use crate::generations::{Store, StoreLock};
 use anyhow::Context;
@@ -199,10 +199,14 @@ fn print_status(remote: &Remote) -> anyhow::Result<()> {
         }
         None => say!("pointer: none yet (nothing promoted)"),
     }
-    say!(
-        "generations in the store: {}",
-        stored_generations(remote)?.join(" ")
-    );
+    let stored = list_generations(remote)?;
+    say!("generations in the store: {}", stored.ids().join(" "));
+    for key in &stored.unnamable {
+        say!(
+            "skipped object {}: an empty, `.` or `..` segment or a control character; delete it",
+            super::trouble::shown_key(key)
+        );
+    }
     for r in ReplicaState::read_all(remote)? {
         say!(
             "replica {}: live {}, ready [{}], seen {} s ago{}",
@@ -248,16 +252,7 @@ impl Following {
             },
         )?
         .with_attempts(1);
-        let follower = Follower {
-            remote,
-            store: Store::new(data),
-            key,
-            replica: replica.clone(),
-            health: Arc::new(FollowHealth::new(replica)),
-            reload: None,
-            serving: Box::new(|| None),
-            live: None,
-        };
+        let follower = Follower::new(Box::new(remote), Store::new(data), key, replica);
         let lock = follower
             .take_data_dir()
             .with_context(|| format!("taking {} for the follower", data.display()))?;

@@ -45,6 +45,14 @@ pub enum FleetError {
         quote_raw(id)
     )]
     NotInStore { id: String, key: String },
+    #[error("generation {id} is incomplete in the store (no {missing}): its publish did not finish; run `shikaku publish --generation {id}` again from the builder")]
+    Incomplete { id: String, missing: String },
+    #[error("the data directory's file system has {free_bytes} bytes free, and generation {id} needs {needed_bytes} more; free some space or grow it")]
+    NoRoom {
+        id: String,
+        needed_bytes: u64,
+        free_bytes: u64,
+    },
     #[error("the pointer changed while this command ran (another operator moved it); nothing was changed: see `shikaku fleet status` and try again")]
     PointerRace,
     #[error("no pointer yet: nothing was ever promoted; `shikaku fleet promote GEN` makes the first generation live")]

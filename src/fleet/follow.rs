@@ -1,58 +1,66 @@
 //! The replica's follower (`shikaku serve --follow`): a thread that watches the store, downloads
-//! each generation the fleet may need into `DATA/tmp/<id>`, checks every file against the
-//! manifest (size and xxh3) and the index as a whole (every checksum of the format), seals it
-//! as a local build does, records it ready in `replicas/<id>.json`, and makes it live
-//! (`DATA/CURRENT`, which the server's reloader swaps to) as soon as the pointer names it.
+//! each generation the fleet may need (`download`), records it ready in `replicas/<id>.json`,
+//! and makes it live (`DATA/CURRENT`, which the server's reloader swaps to) as soon as the
+//! pointer names it.
 //!
-//! Whatever fails (the store down, a file that does not match, a full disk) leaves the served
-//! generation alone: the follower says what is wrong in its state object and in the server's
-//! health, and tries again with backoff. A download killed part way resumes: files already in
-//! `DATA/tmp/<id>` that match the manifest are kept.
+//! Whatever fails (the store down, a pointer that is not valid or names a generation the
+//! store lacks, a generation whose publish did not finish, a key the client cannot name, a
+//! file that does not match, a full disk) leaves the served generation alone: the follower
+//! names it as a `Trouble` (health, log, metrics), steps past it to the generations it can
+//! take, and ends the trouble on the tick after its cause is gone. A download that failed is
+//! tried again with backoff; one killed part way resumes.
 
+use super::download::{download_verified, free_bytes, FreeBytes};
 use super::health::FollowHealth;
-use super::manifest::{hex, Manifest};
+use super::manifest::Manifest;
 use super::pointer::Pointer;
-use super::publish::stored_generations;
-use super::remote::Remote;
+use super::publish::{list_generations, StoredGenerations};
+use super::remote::Bucket;
 use super::replica::ReplicaState;
 use super::retention::kept;
+use super::trouble::{StoreRead, Trouble, TroubleKind, Troubles};
 use super::{keys, unix_now_ms, FleetError};
 use crate::domain::PersonKey;
-use crate::format::SEGMENTS_DIR;
-use crate::generations::{Store, StoreLock, INDEX_FILE};
-use crate::index::MappedIndex;
+use crate::generations::{Store, StoreLock};
 use crate::server::live::{Live, VerifiedIndex};
 use std::collections::HashMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use super::download::{download, Fetched};
+
 /// How often the pointer is read: a replica goes live within this (plus the server's swap).
 pub const POINTER_POLL: Duration = Duration::from_millis(250);
-/// How a trouble reading the store begins (cleared when the store answers again).
-const STORE_UNREADABLE: &str = "the store cannot be read: ";
-/// How often the store's generations are listed.
-const LIST_EVERY: Duration = Duration::from_secs(2);
-/// A replica rewrites its state at least this often, so `fleet status` shows it is alive.
-const STATE_EVERY: Duration = Duration::from_secs(5);
-/// The longest wait before a failed generation is tried again.
-const RETRY_MAX: Duration = Duration::from_secs(30);
 
-/// What one download did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Fetched {
-    pub downloaded_files: usize,
-    pub downloaded_bytes: u64,
-    /// Segment files taken from a local generation by hard link (after checking them).
-    pub linked_files: usize,
-    /// Files found complete in `DATA/tmp/<id>` from an interrupted download.
-    pub resumed_files: usize,
+/// How often the follower does what it does not do every tick.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// How often the store's generations are listed.
+    pub list_every: Duration,
+    /// A replica rewrites its state at least this often, so `fleet status` shows it is alive.
+    pub state_every: Duration,
+    /// The first wait before a failed generation is tried again; it doubles each failure.
+    pub retry_first: Duration,
+    /// The longest such wait.
+    pub retry_max: Duration,
+}
+
+impl Default for Pace {
+    fn default() -> Pace {
+        Pace {
+            list_every: Duration::from_secs(2),
+            state_every: Duration::from_secs(5),
+            retry_first: Duration::from_secs(1),
+            retry_max: Duration::from_secs(30),
+        }
+    }
 }
 
 pub struct Follower {
-    pub remote: Remote,
+    pub remote: Box<dyn Bucket>,
     pub store: Store,
     pub key: PersonKey,
     pub replica: String,
@@ -64,22 +72,69 @@ pub struct Follower {
     /// The server, once it runs: a generation verified here is held ready in it, so its swap
     /// costs no second pass over the index.
     pub live: Option<Arc<Live>>,
+    pub pace: Pace,
+    /// The free space of the data directory's file system.
+    pub free_bytes: FreeBytes,
 }
 
 /// The follower's memory between ticks.
 #[derive(Default)]
 pub struct Seen {
     pointer: Option<Pointer>,
-    stored: Vec<String>,
+    /// When the pointer last moved as this replica saw it.
+    pointer_moved_at: Option<Instant>,
+    /// The last listing of `generations/`, and the ids in it with a manifest.
+    stored: StoredGenerations,
+    ids: Vec<String>,
     listed_at: Option<Instant>,
+    /// Manifests read, by generation (a generation is immutable).
+    manifests: HashMap<String, Manifest>,
     written: Option<(ReplicaState, Instant)>,
     /// Generations whose download failed: failures so far and when to try again.
     failed: HashMap<String, (u32, Instant)>,
     /// The thread holding the fleet's previous generation ready, while it runs.
     holding: Option<std::thread::JoinHandle<()>>,
+    troubles: Troubles,
+}
+
+impl Seen {
+    /// The troubles of the last tick.
+    pub fn troubles(&self) -> &Troubles {
+        &self.troubles
+    }
+}
+
+fn unreadable(read: StoreRead) -> impl Fn(&Trouble) -> bool {
+    move |t| matches!(t, Trouble::StoreUnreadable { read: r, .. } if *r == read)
+}
+
+/// A trouble about taking generation `id` (its download or the room for it).
+fn taking(id: &str) -> impl Fn(&Trouble) -> bool + '_ {
+    move |t| {
+        matches!(
+            t.kind(),
+            TroubleKind::DownloadFailed | TroubleKind::DiskFull
+        ) && t.generation() == Some(id)
+    }
 }
 
 impl Follower {
+    /// A follower with the default pace, measuring the real disk.
+    pub fn new(remote: Box<dyn Bucket>, store: Store, key: PersonKey, replica: &str) -> Follower {
+        Follower {
+            remote,
+            store,
+            key,
+            replica: replica.to_owned(),
+            health: Arc::new(FollowHealth::new(replica)),
+            reload: None,
+            serving: Box::new(|| None),
+            live: None,
+            pace: Pace::default(),
+            free_bytes,
+        }
+    }
+
     /// Takes the data directory: a follower is its one writer (its generations come from the
     /// store), so a local build or gc there is refused while it runs.
     pub fn take_data_dir(&self) -> Result<StoreLock, FleetError> {
@@ -96,7 +151,7 @@ impl Follower {
         while !matches!(self.store.current(), Ok(Some(_))) {
             let started = Instant::now();
             self.tick(seen);
-            if !said && seen.pointer.is_none() && !seen.stored.is_empty() {
+            if !said && seen.pointer.is_none() && !seen.ids.is_empty() {
                 tracing::info!("no generation promoted yet: waiting for `shikaku fleet promote`");
                 said = true;
             }
@@ -127,95 +182,148 @@ impl Follower {
         }
     }
 
-    fn tick(&self, seen: &mut Seen) {
-        if let Err(e) = self.watch_pointer(seen) {
-            self.trouble(format!("{STORE_UNREADABLE}{e}"));
-            return;
+    /// One round: the pointer, the listing when due, the next generation to take, retention,
+    /// this replica's state; then what is wrong, told to the server's health.
+    pub fn tick(&self, seen: &mut Seen) {
+        // What is sealed here is ready before this tick's download (minutes, perhaps): right
+        // after a restart too, `/healthz` lists it.
+        self.say_ready();
+        if self.follow_once(seen) {
+            self.write_state(seen);
         }
-        // The store answers again: a trouble that said it did not is over (one about a
-        // generation stays until that generation is taken).
-        self.health.update(|h| {
-            if h.trouble
-                .as_deref()
-                .is_some_and(|t| t.starts_with(STORE_UNREADABLE))
-            {
-                h.trouble = None;
-            }
-        });
-        let due = seen.listed_at.is_none_or(|t| t.elapsed() >= LIST_EVERY);
-        if due {
-            match stored_generations(&self.remote) {
-                Ok(ids) => {
-                    seen.stored = ids;
-                    seen.listed_at = Some(Instant::now());
-                }
-                Err(e) => {
-                    return self.trouble(format!("{STORE_UNREADABLE}listing its generations: {e}"))
-                }
-            }
-            self.update_behind(seen);
+        self.tell_troubles(seen);
+    }
+
+    fn tell_troubles(&self, seen: &Seen) {
+        let troubles = seen.troubles.clone();
+        self.health.update(|h| h.troubles = troubles);
+    }
+
+    /// Returns whether the store answered.
+    fn follow_once(&self, seen: &mut Seen) -> bool {
+        if !self.watch_pointer(seen) {
+            return false;
         }
+        let stale = seen.pointer_moved_at > seen.listed_at;
+        let due = stale
+            || seen
+                .listed_at
+                .is_none_or(|t| t.elapsed() >= self.pace.list_every);
+        if due && !self.list(seen) {
+            return true;
+        }
+        self.check_pointer_names_stored(seen);
         self.hold_kept_ready(seen);
-        if let Some(id) = self.next_wanted(seen) {
-            match self.fetch(&id, seen) {
-                Ok(None) => {}
-                Ok(Some((f, verified, took))) => {
-                    if let Some(live) = &self.live {
-                        live.hold_ready(verified);
-                    }
-                    tracing::info!(generation = %id, downloaded_files = f.downloaded_files, downloaded_bytes = f.downloaded_bytes, linked_files = f.linked_files, resumed_files = f.resumed_files, elapsed_ms = took.as_millis() as u64, "generation downloaded, verified and sealed");
-                    seen.failed.remove(&id);
-                    self.health.update(|h| h.trouble = None);
-                    seen.written = None; // say it is ready now
-                }
-                Err(e) => {
-                    let (n, _) = seen.failed.get(&id).copied().unwrap_or((0, Instant::now()));
-                    let wait = (Duration::from_secs(1) * 2u32.saturating_pow(n)).min(RETRY_MAX);
-                    seen.failed
-                        .insert(id.clone(), (n + 1, Instant::now() + wait));
-                    tracing::error!(generation = %id, retry_in_s = wait.as_secs(), "cannot take generation: {e}");
-                    self.health.update(|h| h.download_failures += 1);
-                    self.trouble(format!("generation {id}: {e}"));
-                }
-            }
-            let _ = self.watch_pointer(seen);
-        }
+        self.take_next(seen);
+        self.settle_generation_troubles(seen);
         self.keep_only_needed(seen);
-        self.write_state(seen);
+        true
     }
 
-    fn trouble(&self, why: String) {
-        self.health.update(|h| h.trouble = Some(why));
-    }
-
-    /// Reads the pointer and makes what it names live here if it is ready.
-    fn watch_pointer(&self, seen: &mut Seen) -> Result<(), FleetError> {
-        let read = Pointer::read(&self.remote)?;
-        self.health.update(|h| h.store_seen_ms = unix_now_ms());
-        let Some(read) = read else {
-            return Ok(());
+    /// Reads the pointer and makes what it names live here if it is ready. Returns whether
+    /// the store answered; a pointer that is not valid is a trouble, and the last valid one
+    /// is followed meanwhile.
+    fn watch_pointer(&self, seen: &mut Seen) -> bool {
+        let read = Pointer::read(&*self.remote);
+        let answered = !matches!(read, Err(FleetError::Request { .. }));
+        seen.troubles.settle(
+            unreadable(StoreRead::Pointer),
+            match &read {
+                Err(e @ FleetError::Request { .. }) => vec![Trouble::StoreUnreadable {
+                    read: StoreRead::Pointer,
+                    why: e.to_string(),
+                }],
+                _ => vec![],
+            },
+        );
+        let invalid = match &read {
+            Err(e) if answered => Some(Trouble::PointerInvalid { why: e.to_string() }),
+            _ => None,
         };
-        let p = read.pointer;
+        seen.troubles
+            .settle_kind(TroubleKind::PointerInvalid, invalid);
+        if !answered {
+            return false;
+        }
+        self.health.update(|h| h.store_seen_ms = unix_now_ms());
+        if let Ok(Some(read)) = read {
+            self.saw_pointer(read.pointer, seen);
+        }
+        let made = self.make_live(seen);
+        let trouble = made.err().map(|e| Trouble::DataDir { why: e.to_string() });
+        seen.troubles.settle_kind(TroubleKind::DataDir, trouble);
+        true
+    }
+
+    fn saw_pointer(&self, p: Pointer, seen: &mut Seen) {
         self.health.update(|h| {
             h.fleet_live = Some(p.live.clone());
             h.fleet_changed_ms = p.changed_at_ms;
         });
-        let moved = seen.pointer.as_ref() != Some(&p);
-        seen.pointer = Some(p.clone());
-        if moved {
+        if seen.pointer.as_ref() != Some(&p) {
+            seen.pointer = Some(p);
+            seen.pointer_moved_at = Some(Instant::now());
             self.update_behind(seen);
         }
-        if self.store.current()?.as_deref() != Some(p.live.as_str())
-            && self.store.list()?.contains(&p.live)
+    }
+
+    /// Makes the generation the pointer names live here, if it is held here.
+    fn make_live(&self, seen: &mut Seen) -> Result<(), FleetError> {
+        let Some(live) = seen.pointer.as_ref().map(|p| p.live.clone()) else {
+            return Ok(());
+        };
+        if self.store.current()?.as_deref() != Some(live.as_str())
+            && self.store.list()?.contains(&live)
         {
-            self.store.publish(&p.live)?;
+            self.store.publish(&live)?;
             if let Some(flag) = &self.reload {
                 flag.store(true, Ordering::Release);
             }
-            tracing::info!(generation = %p.live, "the fleet's pointer names it: made live");
+            tracing::info!(generation = %live, "the fleet's pointer names it: made live");
             seen.written = None;
         }
         Ok(())
+    }
+
+    /// Lists the store's generations; returns whether it could.
+    fn list(&self, seen: &mut Seen) -> bool {
+        let listed = list_generations(&*self.remote);
+        let trouble = listed.as_ref().err().map(|e| Trouble::StoreUnreadable {
+            read: StoreRead::Generations,
+            why: e.to_string(),
+        });
+        seen.troubles.settle(
+            unreadable(StoreRead::Generations),
+            trouble.into_iter().collect(),
+        );
+        let Ok(stored) = listed else {
+            return false;
+        };
+        let unnamable = stored
+            .unnamable
+            .iter()
+            .map(|key| Trouble::UnnamableKey { key: key.clone() });
+        seen.troubles.settle(
+            |t| t.kind() == TroubleKind::UnnamableKey,
+            unnamable.collect(),
+        );
+        seen.ids = stored.ids();
+        seen.manifests.retain(|id, _| seen.ids.contains(id));
+        seen.stored = stored;
+        seen.listed_at = Some(Instant::now());
+        self.update_behind(seen);
+        true
+    }
+
+    fn check_pointer_names_stored(&self, seen: &mut Seen) {
+        let missing = match &seen.pointer {
+            Some(p) if seen.listed_at.is_some() && !seen.ids.contains(&p.live) => {
+                Some(Trouble::PointerNamesMissing { id: p.live.clone() })
+            }
+            _ => None,
+        };
+        seen.troubles
+            .settle_kind(TroubleKind::PointerNamesMissing, missing);
     }
 
     fn update_behind(&self, seen: &Seen) {
@@ -223,7 +331,7 @@ impl Follower {
         let live = seen.pointer.as_ref().map(|p| p.live.as_str());
         let behind = match (serving, live) {
             (Some(s), Some(l)) => seen
-                .stored
+                .ids
                 .iter()
                 .filter(|g| g.as_str() > s.as_str() && g.as_str() <= l)
                 .count(),
@@ -233,14 +341,15 @@ impl Follower {
         self.health.update(|h| h.generations_behind = behind as u64);
     }
 
-    /// The generation to download next: the live one, the previous one, then the newer ones,
-    /// skipping those held and those waiting out a failure.
-    fn next_wanted(&self, seen: &Seen) -> Option<String> {
-        let local = self.store.list().ok()?;
+    /// The generations to take, in order: the live one, the previous one, then the newer
+    /// ones oldest first; not those held here already.
+    fn wanted(&self, seen: &Seen) -> Vec<String> {
+        let Ok(local) = self.store.list() else {
+            return Vec::new();
+        };
         let mut wanted: Vec<&String> = match &seen.pointer {
             Some(p) => {
-                let mut w: Vec<&String> = seen.stored.iter().filter(|g| kept(p, g)).collect();
-                // Live first, then previous, then the newer ones oldest first.
+                let mut w: Vec<&String> = seen.ids.iter().filter(|g| kept(p, g)).collect();
                 w.sort_by_key(|g| {
                     (
                         g.as_str() != p.live,
@@ -250,14 +359,114 @@ impl Follower {
                 });
                 w
             }
-            None => seen.stored.iter().collect(),
+            None => seen.ids.iter().collect(),
         };
         wanted.retain(|g| !local.contains(g));
+        wanted.into_iter().cloned().collect()
+    }
+
+    /// Takes the first wanted generation that is complete in the store and not waiting out
+    /// a failure: one whose publish did not finish is stepped over, not waited on.
+    fn take_next(&self, seen: &mut Seen) {
         let now = Instant::now();
-        wanted
-            .into_iter()
-            .find(|g| seen.failed.get(*g).is_none_or(|(_, at)| *at <= now))
-            .cloned()
+        for id in self.wanted(seen) {
+            if seen.failed.get(&id).is_some_and(|(_, at)| *at > now) {
+                continue;
+            }
+            let manifest = match self.manifest(&id, seen) {
+                Ok(Some(m)) => m,
+                Ok(None) => continue, // removed since the listing
+                Err(e) => return self.failed(&id, e, seen),
+            };
+            if !seen.stored.missing(&manifest).is_empty() {
+                continue; // named by settle_generation_troubles
+            }
+            match self.fetch(&manifest, seen) {
+                Ok((f, verified, took)) => {
+                    if let Some(live) = &self.live {
+                        live.hold_ready(verified);
+                    }
+                    tracing::info!(generation = %id, downloaded_files = f.downloaded_files, downloaded_bytes = f.downloaded_bytes, linked_files = f.linked_files, resumed_files = f.resumed_files, resumed_bytes = f.resumed_bytes, elapsed_ms = took.as_millis() as u64, "generation downloaded, verified and sealed");
+                    seen.failed.remove(&id);
+                    seen.troubles.settle(taking(&id), vec![]);
+                    seen.written = None; // say it is ready now
+                }
+                Err(e) => self.failed(&id, e, seen),
+            }
+            self.watch_pointer(seen);
+            return;
+        }
+    }
+
+    /// Generation `id`'s manifest, read once.
+    fn manifest(&self, id: &str, seen: &mut Seen) -> Result<Option<Manifest>, FleetError> {
+        if let Some(m) = seen.manifests.get(id) {
+            return Ok(Some(m.clone()));
+        }
+        let key = keys::manifest(id);
+        let Some(got) = self.remote.get(&key)? else {
+            return Ok(None);
+        };
+        let manifest = Manifest::parse(&got.bytes, &key, id)?;
+        seen.manifests.insert(id.to_owned(), manifest.clone());
+        Ok(Some(manifest))
+    }
+
+    fn failed(&self, id: &str, e: FleetError, seen: &mut Seen) {
+        let (n, _) = seen.failed.get(id).copied().unwrap_or((0, Instant::now()));
+        let wait = (self.pace.retry_first)
+            .saturating_mul(2u32.saturating_pow(n))
+            .min(self.pace.retry_max);
+        seen.failed
+            .insert(id.to_owned(), (n + 1, Instant::now() + wait));
+        tracing::error!(generation = %id, retry_in_s = wait.as_secs(), "cannot take generation: {e}");
+        self.health.update(|h| h.download_failures += 1);
+        let trouble = match e {
+            FleetError::NoRoom {
+                id,
+                needed_bytes,
+                free_bytes,
+            } => Trouble::DiskFull {
+                id,
+                needed_bytes,
+                free_bytes,
+            },
+            e => Trouble::DownloadFailed {
+                id: id.to_owned(),
+                why: e.to_string(),
+            },
+        };
+        seen.troubles.settle(taking(id), vec![trouble]);
+    }
+
+    /// Names the wanted generations whose publish did not finish, and ends the troubles of
+    /// generations no longer wanted (taken, gone from the store, or let go by the pointer).
+    fn settle_generation_troubles(&self, seen: &mut Seen) {
+        let wanted = self.wanted(seen);
+        let incomplete: Vec<Trouble> = wanted
+            .iter()
+            .filter_map(|id| {
+                let missing = seen.stored.missing(seen.manifests.get(id)?);
+                (!missing.is_empty()).then(|| Trouble::IncompleteGeneration {
+                    id: id.clone(),
+                    missing,
+                })
+            })
+            .collect();
+        seen.troubles.settle(
+            |t| t.kind() == TroubleKind::IncompleteGeneration,
+            incomplete,
+        );
+        let gone = |t: &Trouble| {
+            matches!(
+                t.kind(),
+                TroubleKind::DownloadFailed | TroubleKind::DiskFull
+            ) && !t
+                .generation()
+                .is_some_and(|g| wanted.iter().any(|w| w == g))
+        };
+        seen.troubles.settle(gone, vec![]);
+        seen.failed.retain(|id, _| wanted.contains(id));
     }
 
     /// Holds the fleet's previous generation ready in the server too, so a rollback swaps as
@@ -313,44 +522,34 @@ impl Follower {
         }
     }
 
-    /// Downloads generation `id`; `None` while its publish is still under way.
+    /// Downloads the generation `manifest` describes, watching the pointer meanwhile.
     fn fetch(
         &self,
-        id: &str,
+        manifest: &Manifest,
         seen: &mut Seen,
-    ) -> Result<Option<(Fetched, VerifiedIndex, Duration)>, FleetError> {
+    ) -> Result<(Fetched, VerifiedIndex, Duration), FleetError> {
         let started = Instant::now();
-        let key = keys::manifest(id);
-        let got = self
-            .remote
-            .get(&key)?
-            .ok_or_else(|| FleetError::NotInStore {
-                id: id.to_owned(),
-                key: key.clone(),
-            })?;
-        let manifest = Manifest::parse(&got.bytes, &key, id)?;
-        // The report goes up after the manifest: until it is there, the publish is not done.
-        let report = crate::generations::REPORT_FILE;
-        if manifest.files.iter().any(|f| f.path == report)
-            && self
-                .remote
-                .head(&keys::generation_file(id, report))?
-                .is_none()
-        {
-            return Ok(None);
-        }
         let mut looked = Instant::now();
-        let (fetched, verified) =
-            download_verified(&self.remote, &self.store, &manifest, &self.key, &mut || {
-                // Between files: a pointer that moved to a generation held here goes live now,
-                // not after this download; read at the poll's pace, not once a file (a
-                // generation has thousands, most of them linked in microseconds).
+        let (fetched, verified) = download_verified(
+            &*self.remote,
+            &self.store,
+            manifest,
+            &self.key,
+            self.free_bytes,
+            &mut || {
+                // Between files and pieces of one: a pointer that moved to a generation held
+                // here (a rollback) goes live now, not after this download; read at the
+                // poll's pace, not once a file (a generation has thousands, most of them
+                // linked in microseconds) or a piece.
                 if looked.elapsed() >= POINTER_POLL {
-                    let _ = self.watch_pointer(seen);
+                    self.watch_pointer(seen);
+                    // A fault met meanwhile shows now, not when the download ends.
+                    self.tell_troubles(seen);
                     looked = Instant::now();
                 }
-            })?;
-        Ok(Some((fetched, verified, started.elapsed())))
+            },
+        )?;
+        Ok((fetched, verified, started.elapsed()))
     }
 
     /// Removes local generations the pointer no longer needs (see `retention`).
@@ -373,20 +572,25 @@ impl Follower {
         }
     }
 
-    fn write_state(&self, seen: &mut Seen) {
+    /// Tells the server's health what is sealed here; returns it.
+    fn say_ready(&self) -> Vec<String> {
         let ready = self.store.list().unwrap_or_default();
-        let trouble = self.health.facts().trouble;
         self.health.update(|h| h.ready = ready.clone());
+        ready
+    }
+
+    fn write_state(&self, seen: &mut Seen) {
+        let ready = self.say_ready();
         let state = ReplicaState {
             format: 1,
             replica: self.replica.clone(),
             ready,
             live: (self.serving)().or_else(|| self.store.current().ok().flatten()),
             at_ms: unix_now_ms(),
-            trouble,
+            trouble: seen.troubles.summary(),
         };
         let same = seen.written.as_ref().is_some_and(|(w, at)| {
-            at.elapsed() < STATE_EVERY
+            at.elapsed() < self.pace.state_every
                 && w.ready == state.ready
                 && w.live == state.live
                 && w.trouble == state.trouble
@@ -394,130 +598,14 @@ impl Follower {
         if same {
             return;
         }
-        match state.write(&self.remote) {
-            Ok(()) => seen.written = Some((state, Instant::now())),
-            Err(e) => self.trouble(format!(
-                "cannot write {}: {e}",
-                keys::replica(&self.replica)
-            )),
+        let written = state.write(&*self.remote);
+        let trouble = written.as_ref().err().map(|e| Trouble::StateUnwritable {
+            why: format!("{}: {e}", keys::replica(&self.replica)),
+        });
+        seen.troubles
+            .settle_kind(TroubleKind::StateUnwritable, trouble);
+        if written.is_ok() {
+            seen.written = Some((state, Instant::now()));
         }
     }
-}
-
-/// Downloads the generation `manifest` describes into `DATA/tmp/<id>`, checks it, seals it.
-/// `between_files` runs before each file. The caller holds the data directory's lock.
-pub fn download(
-    remote: &Remote,
-    store: &Store,
-    manifest: &Manifest,
-    key: &PersonKey,
-    between_files: &mut dyn FnMut(),
-) -> Result<Fetched, FleetError> {
-    download_verified(remote, store, manifest, key, between_files).map(|(f, _)| f)
-}
-
-/// [`download`], giving also the index as it was verified (its mapping stays valid through
-/// the seal, which renames its directory).
-pub fn download_verified(
-    remote: &Remote,
-    store: &Store,
-    manifest: &Manifest,
-    key: &PersonKey,
-    between_files: &mut dyn FnMut(),
-) -> Result<(Fetched, VerifiedIndex), FleetError> {
-    let id = &manifest.generation;
-    let tmp = store.tmp_dir().join(id);
-    let seg_dir = tmp.join(SEGMENTS_DIR);
-    fs::create_dir_all(&seg_dir).map_err(FleetError::io(&seg_dir))?;
-    let local = local_segments(store)?;
-    let mut out = Fetched::default();
-    let mismatch = |file: &str, why: String| FleetError::Mismatch {
-        id: id.clone(),
-        file: file.to_owned(),
-        why,
-    };
-    for f in &manifest.files {
-        between_files();
-        let dest = tmp.join(&f.path);
-        if matches_entry(&dest, f)? {
-            out.resumed_files += 1;
-            continue;
-        }
-        let segment = f.path.strip_prefix("segments/");
-        if let Some(from) = segment.and_then(|name| local.get(name)) {
-            if matches_entry(from, f)? {
-                let _ = fs::remove_file(&dest);
-                fs::hard_link(from, &dest).map_err(FleetError::io(&dest))?;
-                out.linked_files += 1;
-                continue;
-            }
-        }
-        let object = match segment {
-            Some(name) => keys::segment(name),
-            None => keys::generation_file(id, &f.path),
-        };
-        let part = PathBuf::from(format!("{}.part", dest.display()));
-        let (bytes, xxh3) = remote.download_file(&object, &part, f.bytes)?;
-        if bytes != f.bytes || hex(xxh3) != f.xxh3 {
-            let _ = fs::remove_file(&part);
-            return Err(mismatch(
-                &f.path,
-                format!(
-                    "{bytes} bytes with xxh3 {}, the manifest says {} bytes with xxh3 {}",
-                    hex(xxh3),
-                    f.bytes,
-                    f.xxh3
-                ),
-            ));
-        }
-        fs::rename(&part, &dest).map_err(FleetError::io(&dest))?;
-        out.downloaded_files += 1;
-        out.downloaded_bytes += bytes;
-    }
-    // The files match the manifest; the index must also hold together and pass every
-    // checksum of its own, as a build's read-back does, before it is sealed.
-    let index_path = tmp.join(INDEX_FILE);
-    let index = MappedIndex::open_file(&index_path, key.clone())
-        .map_err(|e| mismatch(INDEX_FILE, e.to_string()))?;
-    let index = VerifiedIndex::verify(index).map_err(|e| mismatch(INDEX_FILE, e.to_string()))?;
-    if index.id() != id {
-        return Err(mismatch(
-            INDEX_FILE,
-            format!(
-                "it is generation {}",
-                crate::domain::text::quote_raw(index.id())
-            ),
-        ));
-    }
-    store.seal(id)?;
-    Ok((out, index))
-}
-
-/// Whether `path` exists with the size and xxh3 of `entry`.
-fn matches_entry(path: &Path, entry: &super::manifest::FileEntry) -> Result<bool, FleetError> {
-    match fs::metadata(path) {
-        Ok(m) if m.len() == entry.bytes => {}
-        Ok(_) => return Ok(false),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(FleetError::io(path)(e)),
-    }
-    let (_, xxh3) = super::remote::file_xxh3(path)?;
-    Ok(hex(xxh3) == entry.xxh3)
-}
-
-/// Segment files of the local generations, by name (newest generation's copy).
-fn local_segments(store: &Store) -> Result<HashMap<String, PathBuf>, FleetError> {
-    let mut out = HashMap::new();
-    for id in store.list()? {
-        let dir = store.generation_dir(&id).join(SEGMENTS_DIR);
-        let Ok(entries) = fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.filter_map(|e| e.ok()) {
-            if let Ok(name) = e.file_name().into_string() {
-                out.insert(name, e.path());
-            }
-        }
-    }
-    Ok(out)
 }

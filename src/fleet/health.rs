@@ -3,6 +3,7 @@
 //! `/v1/generation`, `/metrics`). Written by the follower thread, read by the cores when
 //! asked (a mutex: these are rare requests, never the query path).
 
+use super::trouble::{TroubleKind, Troubles};
 use std::fmt::Write as _;
 use std::sync::Mutex;
 
@@ -18,8 +19,8 @@ pub struct Facts {
     pub ready: Vec<String>,
     /// Last time the store answered (ms since the Unix epoch), 0 never.
     pub store_seen_ms: u64,
-    /// Why the last try failed (store unreachable, a download or verification refused).
-    pub trouble: Option<String>,
+    /// What keeps the replica from following the fleet now (and how often each kind began).
+    pub troubles: Troubles,
     pub download_failures: u64,
 }
 
@@ -75,7 +76,12 @@ impl crate::server::live::FleetReport for FollowHealth {
             "generations_behind": f.generations_behind,
             "ready": f.ready,
             "store_last_seen_seconds_ago": store_s,
-            "trouble": f.trouble,
+            "trouble": f.troubles.summary(),
+            "troubles": f.troubles.now().iter().map(|t| serde_json::json!({
+                "kind": t.kind().name(),
+                "generation": t.generation(),
+                "message": t.to_string(),
+            })).collect::<Vec<_>>(),
         });
         out.extend_from_slice(value.to_string().as_bytes());
     }
@@ -104,5 +110,29 @@ impl crate::server::live::FleetReport for FollowHealth {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
         }
+        write_troubles(out, &f.troubles);
+    }
+}
+
+/// `shikaku_fleet_troubles{kind}` and `shikaku_fleet_troubles_total{kind}`, every kind given
+/// (0 when none), so a rule can watch a kind before it ever happened.
+fn write_troubles(out: &mut String, troubles: &Troubles) {
+    let _ = writeln!(out, "# HELP shikaku_fleet_troubles Faults keeping this replica from following the fleet now, by kind (/healthz fleet.troubles names them).\n# TYPE shikaku_fleet_troubles gauge");
+    for kind in TroubleKind::ALL {
+        let now = troubles.now().iter().filter(|t| t.kind() == kind).count();
+        let _ = writeln!(
+            out,
+            "shikaku_fleet_troubles{{kind=\"{}\"}} {now}",
+            kind.name()
+        );
+    }
+    let _ = writeln!(out, "# HELP shikaku_fleet_troubles_total Faults that began, by kind (each logged when it begins and ends).\n# TYPE shikaku_fleet_troubles_total counter");
+    for kind in TroubleKind::ALL {
+        let _ = writeln!(
+            out,
+            "shikaku_fleet_troubles_total{{kind=\"{}\"}} {}",
+            kind.name(),
+            troubles.began(kind)
+        );
     }
 }

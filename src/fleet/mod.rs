@@ -5,17 +5,19 @@
 //! ```text
 //! PREFIX/segments/<name>.seg             segment files, content-named, shared by generations
 //! PREFIX/generations/<id>/index.shk      the main file
-//! PREFIX/generations/<id>/manifest.json  every file's size and xxh3; written after the files
-//! PREFIX/generations/<id>/report.json    the build report; written last
+//! PREFIX/generations/<id>/report.json    the build report
+//! PREFIX/generations/<id>/manifest.json  every file's size and xxh3; written last
 //! PREFIX/pointer.json                    the fleet's live and previous generation
 //! PREFIX/replicas/<replica id>.json      what each replica holds ready and serves
 //! ```
 //!
-//! A generation is in the store once its manifest is; it is live once the pointer names it.
+//! A generation is in the store once its manifest is (every file it names went up before
+//! it); it is live once the pointer names it.
 //! The pointer is only ever replaced by a conditional write (If-Match on the e-tag read), so
 //! two operators cannot both move it from the same state.
 
 pub mod command;
+pub mod download;
 mod error;
 pub mod follow;
 pub mod health;
@@ -25,6 +27,7 @@ pub mod publish;
 pub mod remote;
 pub mod replica;
 pub mod retention;
+pub mod trouble;
 mod url;
 
 pub use error::FleetError;

@@ -7,7 +7,7 @@
 //! everywhere); `pin` moves it to any ready generation and holds it there: `promote` refuses
 //! while pinned unless told to unpin.
 
-use super::remote::{Put, Remote};
+use super::remote::{Bucket, Put, Remote};
 use super::replica::ReplicaState;
 use super::{keys, unix_now_ms, FleetError};
 use serde::{Deserialize, Serialize};
@@ -30,7 +30,7 @@ pub struct Read {
 }
 
 impl Pointer {
-    pub fn read(remote: &Remote) -> Result<Option<Read>, FleetError> {
+    pub fn read(remote: &dyn Bucket) -> Result<Option<Read>, FleetError> {
         let Some(got) = remote.get(keys::POINTER)? else {
             return Ok(None);
         };
@@ -52,7 +52,7 @@ impl Pointer {
     }
 
     /// Replaces the pointer read as `was` (none: there was none) with `self`.
-    fn write_over(&self, remote: &Remote, was: Option<&Read>) -> Result<(), FleetError> {
+    fn write_over(&self, remote: &dyn Bucket, was: Option<&Read>) -> Result<(), FleetError> {
         let how = match was {
             None => Put::Create,
             Some(Read { e_tag: Some(t), .. }) => Put::IfMatch(t.clone()),
@@ -107,12 +107,28 @@ fn check_ready(replicas: &[ReplicaState], id: &str, quorum: Quorum) -> Result<()
     Ok(())
 }
 
+/// Refuses unless generation `id` is in the store whole: its manifest, and every file the
+/// manifest names in the generation's directory (a publish interrupted by an older shikaku,
+/// which wrote the manifest before the report, left one without).
 fn require_stored(remote: &Remote, id: &str) -> Result<(), FleetError> {
     let key = keys::manifest(id);
-    if !crate::generations::valid_id(id) || remote.head(&key)?.is_none() {
+    let got = match crate::generations::valid_id(id) {
+        true => remote.get(&key)?,
+        false => None,
+    };
+    let Some(got) = got else {
         return Err(FleetError::NotInStore {
             id: id.to_owned(),
             key,
+        });
+    };
+    let manifest = super::Manifest::parse(&got.bytes, &key, id)?;
+    let listing = super::publish::list_generations_of(remote, id)?;
+    let missing = listing.missing(&manifest);
+    if !missing.is_empty() {
+        return Err(FleetError::Incomplete {
+            id: id.to_owned(),
+            missing: missing.join(", "),
         });
     }
     Ok(())

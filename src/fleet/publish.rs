@@ -1,15 +1,18 @@
 //! `shikaku publish`: uploads a local generation to the store. Segment files the store already
 //! has (same name, same size: the name is the content's checksum) are not sent again, so a
 //! nightly build with a few insurers changed sends about those few. Order: segments, main
-//! file, manifest, report. A generation is in the store once its manifest is, so a publish
-//! killed part way leaves nothing a replica would take, and running it again sends only what
-//! is still missing. Uploading is not making live: that is `shikaku fleet promote`.
+//! file, report, manifest. A generation is in the store once its manifest is, and the manifest
+//! goes up last, so a publish killed part way leaves nothing a replica would take, and running
+//! it again sends only what is still missing. (Before, the report went up after the manifest:
+//! a publish killed between them left a generation replicas waited on forever; they now step
+//! over such a one, see `follow`.) Uploading is not making live: that is `shikaku fleet
+//! promote`.
 
 use super::manifest::Manifest;
-use super::remote::{Put, Remote};
+use super::remote::{Bucket, Put, Remote};
 use super::{keys, FleetError};
 use crate::generations::{Store, INDEX_FILE, REPORT_FILE};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -55,8 +58,15 @@ pub fn publish(
         out.already = true;
     }
     let dir = store.generation_dir(&id);
-    let in_store: HashMap<String, u64> = remote
-        .list(keys::SEGMENTS)?
+    let segments = remote.list(keys::SEGMENTS)?;
+    for key in &segments.unnamable {
+        tracing::warn!(
+            "skipped object {} in the store: an empty, `.` or `..` segment or a control character; delete it",
+            super::trouble::shown_key(key)
+        );
+    }
+    let in_store: HashMap<String, u64> = segments
+        .objects
         .into_iter()
         .filter_map(|l| {
             let name = l
@@ -75,13 +85,13 @@ pub fn publish(
         out.uploaded_files += 1;
     }
     send_missing(remote, &manifest, &dir, INDEX_FILE, &mut out)?;
+    send_missing(remote, &manifest, &dir, REPORT_FILE, &mut out)?;
     if !out.already {
-        // Remote PUTs are atomic: the manifest appears whole, after every file it names.
+        // Last: PUTs are atomic, so the manifest appears whole, after every file it names.
         remote
             .put(&manifest_key, manifest.to_json().into(), Put::Overwrite)?
             .map_err(|_| FleetError::PointerRace)?;
     }
-    send_missing(remote, &manifest, &dir, REPORT_FILE, &mut out)?;
     Ok((out, started.elapsed()))
 }
 
@@ -105,18 +115,71 @@ fn send_missing(
     Ok(())
 }
 
+/// What one listing of `generations/` shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredGenerations {
+    /// The files under each generation id, whether or not its manifest is among them.
+    pub files: BTreeMap<String, BTreeSet<String>>,
+    /// Keys the listing had to step over (see `remote::Listing`).
+    pub unnamable: Vec<String>,
+}
+
+impl StoredGenerations {
+    /// The generations with a manifest, oldest first.
+    pub fn ids(&self) -> Vec<String> {
+        self.files
+            .iter()
+            .filter(|(_, files)| files.contains(keys::MANIFEST))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// The files generation `id`'s manifest names in its own directory (not the shared
+    /// segments) that the listing lacks.
+    pub fn missing(&self, manifest: &Manifest) -> Vec<String> {
+        let listed = self.files.get(&manifest.generation);
+        manifest
+            .files
+            .iter()
+            .filter(|f| !f.path.starts_with("segments/"))
+            .filter(|f| !listed.is_some_and(|l| l.contains(&f.path)))
+            .map(|f| f.path.clone())
+            .collect()
+    }
+}
+
+/// Lists `generations/`.
+pub fn list_generations(remote: &dyn Bucket) -> Result<StoredGenerations, FleetError> {
+    Ok(listed_generations(remote.list(keys::GENERATIONS)?))
+}
+
+/// Lists `generations/<id>/` alone.
+pub fn list_generations_of(remote: &dyn Bucket, id: &str) -> Result<StoredGenerations, FleetError> {
+    let dir = format!("{}/{id}", keys::GENERATIONS);
+    Ok(listed_generations(remote.list(&dir)?))
+}
+
+fn listed_generations(listing: super::remote::Listing) -> StoredGenerations {
+    let mut out = StoredGenerations {
+        unnamable: listing.unnamable,
+        ..StoredGenerations::default()
+    };
+    let dir = format!("{}/", keys::GENERATIONS);
+    for l in listing.objects {
+        let Some((id, file)) = l.key.strip_prefix(&dir).and_then(|r| r.split_once('/')) else {
+            continue;
+        };
+        if crate::generations::valid_id(id) {
+            out.files
+                .entry(id.to_owned())
+                .or_default()
+                .insert(file.to_owned());
+        }
+    }
+    out
+}
+
 /// The generations in the store with a manifest, oldest first.
-pub fn stored_generations(remote: &Remote) -> Result<Vec<String>, FleetError> {
-    let mut ids: Vec<String> = remote
-        .list(keys::GENERATIONS)?
-        .into_iter()
-        .filter_map(|l| {
-            let rest = l.key.strip_prefix(&format!("{}/", keys::GENERATIONS))?;
-            let (id, file) = rest.split_once('/')?;
-            (file == keys::MANIFEST && crate::generations::valid_id(id)).then(|| id.to_owned())
-        })
-        .collect();
-    ids.sort();
-    ids.dedup();
-    Ok(ids)
+pub fn stored_generations(remote: &dyn Bucket) -> Result<Vec<String>, FleetError> {
+    Ok(list_generations(remote)?.ids())
 }

@@ -6,6 +6,8 @@
 use super::{FleetError, StoreConfig};
 use bytes::Bytes;
 use futures_util::StreamExt;
+use object_store::aws::AmazonS3;
+use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use std::io::{Read, Write};
@@ -31,6 +33,14 @@ pub struct Fetched {
     pub e_tag: Option<String>,
 }
 
+/// A file downloaded: its size and xxh3, and how much of it a part left before held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Downloaded {
+    pub bytes: u64,
+    pub xxh3: u64,
+    pub resumed_bytes: u64,
+}
+
 /// How a put may replace what is there.
 #[derive(Debug, Clone)]
 pub enum Put {
@@ -46,16 +56,83 @@ pub enum Put {
 pub struct Conflict;
 
 /// An object listed: its key below the prefix and its size.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
     pub key: String,
     pub bytes: u64,
     pub modified_ms: u64,
 }
 
+/// What a LIST found: the objects, and the keys it had to skip.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub objects: Vec<Listed>,
+    /// Full keys (prefix included) the client cannot name as an object path: a `.` or `..`
+    /// segment, an empty one (`//`), a control character. S3 accepts them; the client refuses
+    /// a whole page of a listing that holds one, so they are stepped over and named here.
+    pub unnamable: Vec<String>,
+}
+
+/// Keys a LIST asks for at once (S3's largest page).
+const LIST_PAGE_KEYS: usize = 1000;
+
+/// The store operations a replica uses, apart from how they reach the store: `Remote` is the
+/// real one; a test gives a model that returns every fault a store can.
+pub trait Bucket: Send {
+    /// A small object, or `None` when there is none.
+    fn get(&self, key: &str) -> Result<Option<Fetched>, FleetError>;
+    /// Writes a small object; `Err(Conflict)` inside when a condition did not hold.
+    fn put(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        how: Put,
+    ) -> Result<Result<Option<String>, Conflict>, FleetError>;
+    /// Every object under `dir` (no trailing `/`).
+    fn list(&self, dir: &str) -> Result<Listing, FleetError>;
+    /// Downloads an object into `dest` (fsynced), refusing one longer than `bytes_max`,
+    /// keeping what `dest` holds of it already; `meanwhile` runs between pieces.
+    fn download_file(
+        &self,
+        key: &str,
+        dest: &Path,
+        bytes_max: u64,
+        meanwhile: &mut dyn FnMut(),
+    ) -> Result<Downloaded, FleetError>;
+}
+
+impl Bucket for Remote {
+    fn get(&self, key: &str) -> Result<Option<Fetched>, FleetError> {
+        Remote::get(self, key)
+    }
+
+    fn put(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        how: Put,
+    ) -> Result<Result<Option<String>, Conflict>, FleetError> {
+        Remote::put(self, key, bytes, how)
+    }
+
+    fn list(&self, dir: &str) -> Result<Listing, FleetError> {
+        Remote::list(self, dir)
+    }
+
+    fn download_file(
+        &self,
+        key: &str,
+        dest: &Path,
+        bytes_max: u64,
+        meanwhile: &mut dyn FnMut(),
+    ) -> Result<Downloaded, FleetError> {
+        Remote::download_file(self, key, dest, bytes_max, meanwhile)
+    }
+}
+
 pub struct Remote {
     runtime: tokio::runtime::Runtime,
-    store: Arc<dyn ObjectStore>,
+    store: Arc<AmazonS3>,
     prefix: String,
     /// Tries of one operation against transient failures, beyond the client's own.
     attempts: u32,
@@ -241,15 +318,18 @@ impl Remote {
         })
     }
 
-    /// Downloads an object into `dest` (created, fsynced), refusing one longer than
-    /// `bytes_max`; returns its size and xxh3.
+    /// Downloads an object into `dest` (fsynced), refusing one longer than `bytes_max`.
+    /// What `dest` already holds (a download killed part way) is kept and only the rest
+    /// asked for (a ranged GET). `meanwhile` runs between pieces of the body, outside the
+    /// runtime, so the caller can read the pointer while a large file comes.
     pub fn download_file(
         &self,
         key: &str,
         dest: &Path,
         bytes_max: u64,
-    ) -> Result<(u64, u64), FleetError> {
-        self.retrying(|me| me.download_once(key, dest, bytes_max))
+        meanwhile: &mut dyn FnMut(),
+    ) -> Result<Downloaded, FleetError> {
+        self.retrying(|me| me.download_once(key, dest, bytes_max, meanwhile))
     }
 
     fn download_once(
@@ -257,18 +337,23 @@ impl Remote {
         key: &str,
         dest: &Path,
         bytes_max: u64,
-    ) -> Result<(u64, u64), FleetError> {
+        meanwhile: &mut dyn FnMut(),
+    ) -> Result<Downloaded, FleetError> {
         let path = self.path(key);
-        let mut out = std::io::BufWriter::with_capacity(
-            1 << 20,
-            std::fs::File::create(dest).map_err(FleetError::io(dest))?,
-        );
-        let mut hash = Xxh3::new();
-        let mut total = 0u64;
-        self.runtime.block_on(async {
-            let got = me_get(&*self.store, &path, key).await?;
+        let (file, mut hash, resumed_bytes) = open_part(dest, bytes_max)?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let mut total = resumed_bytes;
+        if resumed_bytes == 0 || resumed_bytes < bytes_max {
+            let got = self
+                .runtime
+                .block_on(me_get(&*self.store, &path, key, resumed_bytes));
+            if got.is_err() && resumed_bytes > 0 {
+                // The store may hold a shorter object now (416): the next try starts over.
+                let _ = std::fs::remove_file(dest);
+            }
+            let got = got?;
             let mut stream = got.into_stream();
-            while let Some(chunk) = stream.next().await {
+            while let Some(chunk) = self.runtime.block_on(stream.next()) {
                 let chunk = chunk.map_err(FleetError::request("GET", key))?;
                 total += chunk.len() as u64;
                 if total > bytes_max {
@@ -279,41 +364,78 @@ impl Remote {
                 }
                 hash.update(&chunk);
                 out.write_all(&chunk).map_err(FleetError::io(dest))?;
+                meanwhile();
             }
-            Ok(())
-        })?;
+        }
         let f = out
             .into_inner()
             .map_err(|e| FleetError::io(dest)(e.into_error()))?;
         f.sync_all().map_err(FleetError::io(dest))?;
-        Ok((total, hash.digest()))
+        Ok(Downloaded {
+            bytes: total,
+            xxh3: hash.digest(),
+            resumed_bytes,
+        })
     }
 
     /// Every object under `dir` (a key prefix below the store's prefix, no trailing `/`).
-    pub fn list(&self, dir: &str) -> Result<Vec<Listed>, FleetError> {
-        self.retrying(|me| {
-            let base = me.path(dir);
-            let strip = if me.prefix.is_empty() {
-                String::new()
-            } else {
-                format!("{}/", me.prefix)
+    /// The client refuses a whole page of a listing over one key it cannot name as a path
+    /// (see `Listing::unnamable`); then the page is asked for again from the last key had
+    /// (`start-after`), halving its size until the key is the very next one, which is stepped
+    /// over and named: one bad key costs about 20 requests, not the listing.
+    pub fn list(&self, dir: &str) -> Result<Listing, FleetError> {
+        self.retrying(|me| me.list_once(dir))
+    }
+
+    fn list_once(&self, dir: &str) -> Result<Listing, FleetError> {
+        let base = format!("{}/", self.path(dir));
+        let strip = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.prefix)
+        };
+        let mut out = Listing::default();
+        let mut page = Page::default();
+        loop {
+            let opts = PaginatedListOptions {
+                offset: page.token.is_none().then(|| page.after.clone()).flatten(),
+                page_token: page.token.clone(),
+                max_keys: Some(page.keys),
+                ..PaginatedListOptions::default()
             };
-            me.runtime.block_on(async {
-                let mut stream = me.store.list(Some(&base));
-                let mut out = Vec::new();
-                while let Some(meta) = stream.next().await {
-                    let meta = meta.map_err(FleetError::request("LIST", dir))?;
-                    let full = meta.location.to_string();
-                    let key = full.strip_prefix(&strip).unwrap_or(&full).to_owned();
-                    out.push(Listed {
-                        key,
-                        bytes: meta.size,
-                        modified_ms: meta.last_modified.timestamp_millis().max(0) as u64,
-                    });
+            let got = self
+                .runtime
+                .block_on(self.store.list_paginated(Some(&base), opts));
+            let got = match got {
+                Ok(got) => got,
+                Err(object_store::Error::InvalidPath { source }) => {
+                    let Some(key) = unnamable_key(&source) else {
+                        let e = object_store::Error::InvalidPath { source };
+                        return Err(FleetError::request("LIST", dir)(e));
+                    };
+                    if let Some(key) = page.narrow(key) {
+                        out.unnamable.push(key);
+                    }
+                    continue;
                 }
-                Ok(out)
-            })
-        })
+                Err(e) => return Err(FleetError::request("LIST", dir)(e)),
+            };
+            for meta in got.result.objects {
+                let full = meta.location.to_string();
+                if !page.take(&full) {
+                    continue;
+                }
+                out.objects.push(Listed {
+                    key: full.strip_prefix(&strip).unwrap_or(&full).to_owned(),
+                    bytes: meta.size,
+                    modified_ms: meta.last_modified.timestamp_millis().max(0) as u64,
+                });
+            }
+            page.token = got.page_token;
+            if page.token.is_none() {
+                return Ok(out);
+            }
+        }
     }
 
     pub fn delete(&self, key: &str) -> Result<(), FleetError> {
@@ -329,12 +451,72 @@ impl Remote {
     }
 }
 
+/// Where a listing is: continuation token, else the last key had; and the page size.
+struct Page {
+    token: Option<String>,
+    after: Option<String>,
+    keys: usize,
+}
+
+impl Default for Page {
+    fn default() -> Page {
+        Page {
+            token: None,
+            after: None,
+            keys: LIST_PAGE_KEYS,
+        }
+    }
+}
+
+impl Page {
+    /// After a page refused over unnamable `key`: ask again from the last key had, for half
+    /// as many; when it is the very next key, step over it (returned, to be named).
+    fn narrow(&mut self, key: String) -> Option<String> {
+        self.token = None;
+        if self.keys > 1 {
+            self.keys /= 2;
+            return None;
+        }
+        self.after = Some(key.clone());
+        self.keys = LIST_PAGE_KEYS;
+        Some(key)
+    }
+
+    /// Whether object path `full` is new. The client drops a key's trailing `/`, so asked
+    /// from `a`, a store holding `a/` gives it again as `a`: skipped, and the listing goes on
+    /// from `a/`, which is where it really is.
+    fn take(&mut self, full: &str) -> bool {
+        if self.after.as_deref() == Some(full) {
+            self.after = Some(format!("{full}/"));
+            return false;
+        }
+        self.after = Some(full.to_owned());
+        true
+    }
+}
+
+/// The key an object path error names, when the error is about a key's segments.
+fn unnamable_key(e: &object_store::path::Error) -> Option<String> {
+    match e {
+        object_store::path::Error::EmptySegment { path }
+        | object_store::path::Error::BadSegment { path, .. }
+        | object_store::path::Error::NonUnicode { path, .. } => Some(path.clone()),
+        _ => None,
+    }
+}
+
+/// The object from byte `from` on (all of it from 0).
 async fn me_get(
     store: &dyn ObjectStore,
     path: &ObjectPath,
     key: &str,
+    from: u64,
 ) -> Result<object_store::GetResult, FleetError> {
-    match store.get(path).await {
+    let options = object_store::GetOptions {
+        range: (from > 0).then_some(object_store::GetRange::Offset(from)),
+        ..object_store::GetOptions::default()
+    };
+    match store.get_opts(path, options).await {
         Ok(got) => Ok(got),
         Err(object_store::Error::NotFound { .. }) => Err(FleetError::BadObject {
             key: key.to_owned(),
@@ -342,6 +524,24 @@ async fn me_get(
         }),
         Err(e) => Err(FleetError::request("GET", key)(e)),
     }
+}
+
+/// `dest` opened to append to, with the xxh3 state and length of what it holds: a part no
+/// longer than `bytes_max` is kept (a download killed part way goes on from its end), a
+/// longer one is started again.
+fn open_part(dest: &Path, bytes_max: u64) -> Result<(std::fs::File, Xxh3, u64), FleetError> {
+    let held = std::fs::metadata(dest).map_or(0, |m| m.len());
+    if held == 0 || held > bytes_max {
+        let f = std::fs::File::create(dest).map_err(FleetError::io(dest))?;
+        return Ok((f, Xxh3::new(), 0));
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .open(dest)
+        .map_err(FleetError::io(dest))?;
+    let (n, hash) = xxh3_of(&mut f).map_err(FleetError::io(dest))?;
+    Ok((f, hash, n))
 }
 
 /// Reads until `buf` is full or the file ends.
@@ -359,16 +559,21 @@ fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
 /// The xxh3 of a local file, read in 1 MiB pieces.
 pub fn file_xxh3(path: &Path) -> Result<(u64, u64), FleetError> {
     let mut f = std::fs::File::open(path).map_err(FleetError::io(path))?;
+    let (total, hash) = xxh3_of(&mut f).map_err(FleetError::io(path))?;
+    Ok((total, hash.digest()))
+}
+
+/// The length of what `f` holds from where it is, and its xxh3 state.
+fn xxh3_of(f: &mut std::fs::File) -> std::io::Result<(u64, Xxh3)> {
     let mut hash = Xxh3::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
     loop {
-        let n = read_full(&mut f, &mut buf).map_err(FleetError::io(path))?;
+        let n = read_full(f, &mut buf)?;
         if n == 0 {
-            break;
+            return Ok((total, hash));
         }
         total += n as u64;
         hash.update(&buf[..n]);
     }
-    Ok((total, hash.digest()))
 }

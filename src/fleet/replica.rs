@@ -2,7 +2,7 @@
 //! verified, sealed), which it serves, and when it last said so. `fleet promote` reads them
 //! all to decide whether the fleet can move.
 
-use super::remote::{Put, Remote};
+use super::remote::{Bucket, Put};
 use super::{keys, FleetError};
 use serde::{Deserialize, Serialize};
 
@@ -25,7 +25,7 @@ impl ReplicaState {
         self.ready.iter().any(|g| g == id)
     }
 
-    pub fn write(&self, remote: &Remote) -> Result<(), FleetError> {
+    pub fn write(&self, remote: &dyn Bucket) -> Result<(), FleetError> {
         let key = keys::replica(&self.replica);
         let body = serde_json::to_vec(self).expect("a replica state serializes");
         remote
@@ -36,9 +36,9 @@ impl ReplicaState {
 
     /// Every registered replica's state, by id. An unreadable one is an error naming it:
     /// promoting past a replica whose state cannot be read would leave it behind unseen.
-    pub fn read_all(remote: &Remote) -> Result<Vec<ReplicaState>, FleetError> {
+    pub fn read_all(remote: &dyn Bucket) -> Result<Vec<ReplicaState>, FleetError> {
         let mut out = Vec::new();
-        for listed in remote.list(keys::REPLICAS)? {
+        for listed in remote.list(keys::REPLICAS)?.objects {
             let Some(got) = remote.get(&listed.key)? else {
                 continue; // removed since the listing
             };

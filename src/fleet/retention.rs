@@ -44,13 +44,13 @@ pub fn gc_store(remote: &Remote, pointer: &Pointer) -> Result<Removed, FleetErro
     }
     for id in stored.iter().filter(|id| !kept(pointer, id)) {
         remote.delete(&keys::manifest(id))?;
-        for listed in remote.list(&format!("{}/{id}", keys::GENERATIONS))? {
+        for listed in remote.list(&format!("{}/{id}", keys::GENERATIONS))?.objects {
             remote.delete(&listed.key)?;
         }
         removed.generations.push(id.clone());
     }
     let now = unix_now_ms();
-    for listed in remote.list(keys::SEGMENTS)? {
+    for listed in remote.list(keys::SEGMENTS)?.objects {
         let name = listed.key.rsplit('/').next().unwrap_or_default();
         if referenced.contains(name) || now.saturating_sub(listed.modified_ms) < SEGMENT_GRACE_MS {
             continue;

@@ -122,11 +122,19 @@ impl Moto {
 
     /// An unsigned request straight to moto (it does not check signatures); the status.
     pub fn request(&self, method: &str, path: &str) -> u16 {
+        self.request_with(method, path, "")
+    }
+
+    /// [`Moto::request`] with a body. The path goes as it is: a key with a `..` or an empty
+    /// segment, which S3 accepts and an SDK would not send, reaches the store. (An
+    /// Authorization header moto does not check, without which it refuses a DELETE.)
+    pub fn request_with(&self, method: &str, path: &str, body: &str) -> u16 {
         let mut s = TcpStream::connect(self.addr).unwrap();
         write!(
             s,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            self.addr
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.addr,
+            body.len()
         )
         .unwrap();
         let mut reply = String::new();
@@ -214,4 +222,118 @@ pub fn build_generation(data: &Path) -> String {
         .unwrap()
         .trim()
         .to_owned()
+}
+
+/// One replica process (`shikaku serve --follow`) on loopback ports, its log in a file.
+pub struct Replica {
+    pub id: String,
+    pub data: PathBuf,
+    pub resp: u16,
+    pub http: u16,
+    child: Option<Child>,
+    pub log: PathBuf,
+    prefix: String,
+}
+
+impl Replica {
+    /// A replica `id` following the store's `prefix`, its data and log under `work`.
+    pub fn new(id: &str, work: &Path, prefix: &str) -> Replica {
+        Replica {
+            id: id.to_owned(),
+            data: work.join(id),
+            resp: free_port(),
+            http: free_port(),
+            child: None,
+            log: work.join(format!("{id}.log")),
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    pub fn start(&mut self, moto: &Moto) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_shikaku"))
+            .args(["serve", "--threads", "1", "--resp"])
+            .arg(format!("127.0.0.1:{}", self.resp))
+            .arg("--http")
+            .arg(format!("127.0.0.1:{}", self.http))
+            .arg("--data")
+            .arg(&self.data)
+            .args([
+                "--follow",
+                &moto.url(&self.prefix),
+                "--replica-id",
+                &self.id,
+            ])
+            .args(["--follow-endpoint", &moto.endpoint()])
+            .envs(moto.env())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill(); // SIGKILL
+            let _ = c.wait();
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        ([127, 0, 0, 1], self.http).into()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `GET path` on its HTTP port: the status and body, `None` when it does not answer.
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        let mut s = TcpStream::connect(self.addr()).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).ok()?;
+        let (head, body) = reply.split_once("\r\n\r\n")?;
+        let code = head.split(' ').nth(1)?.parse().ok()?;
+        Some((code, body.to_owned()))
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn wait_for(what: &str, limit: Duration, f: impl FnMut() -> bool) -> Duration {
+    wait_for_or(what, limit, f, String::new)
+}
+
+/// [`wait_for`], printing `why()` (the replicas' logs, say) if the wait runs out.
+pub fn wait_for_or(
+    what: &str,
+    limit: Duration,
+    mut f: impl FnMut() -> bool,
+    why: impl Fn() -> String,
+) -> Duration {
+    let started = Instant::now();
+    while !f() {
+        assert!(
+            started.elapsed() < limit,
+            "waited {limit:?} for {what}\n{}",
+            why()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    started.elapsed()
 }

@@ -1,0 +1,193 @@
+//! A replica's download of one generation: every file into `DATA/tmp/<id>` (a segment file
+//! a local generation holds is hard-linked instead, a file already there from a download
+//! killed part way is kept), each checked against the manifest, the index as a whole against
+//! every checksum of its own, then sealed as a local build does. Before it starts it checks
+//! that what it will fetch fits on the file system, and says so when it does not, rather than
+//! fill the disk the served generation lives on.
+
+use super::manifest::{hex, FileEntry, Manifest};
+use super::remote::Bucket;
+use super::{keys, FleetError};
+use crate::domain::PersonKey;
+use crate::format::SEGMENTS_DIR;
+use crate::generations::{Store, INDEX_FILE};
+use crate::index::MappedIndex;
+use crate::server::live::VerifiedIndex;
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// What one download did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub downloaded_files: usize,
+    pub downloaded_bytes: u64,
+    /// Segment files taken from a local generation by hard link (after checking them).
+    pub linked_files: usize,
+    /// Files found complete in `DATA/tmp/<id>` from an interrupted download.
+    pub resumed_files: usize,
+    /// Bytes of files found part downloaded there, kept (the rest asked for by range).
+    pub resumed_bytes: u64,
+}
+
+/// How the free space of a directory's file system is learnt (a test gives its own).
+pub type FreeBytes = fn(&Path) -> std::io::Result<u64>;
+
+/// The bytes an unprivileged process may still write on `dir`'s file system.
+pub fn free_bytes(dir: &Path) -> std::io::Result<u64> {
+    let s = rustix::fs::statvfs(dir)?;
+    Ok(s.f_bavail.saturating_mul(s.f_frsize))
+}
+
+/// Downloads the generation `manifest` describes into `DATA/tmp/<id>`, checks it, seals it.
+/// `between_files` runs before each file and between pieces of one (at least every few
+/// MiB, so a caller watching the pointer is not held up by a large file). The caller holds
+/// the data directory's lock.
+pub fn download(
+    remote: &dyn Bucket,
+    store: &Store,
+    manifest: &Manifest,
+    key: &PersonKey,
+    between_files: &mut dyn FnMut(),
+) -> Result<Fetched, FleetError> {
+    download_verified(remote, store, manifest, key, free_bytes, between_files).map(|(f, _)| f)
+}
+
+/// [`download`], giving also the index as it was verified (its mapping stays valid through
+/// the seal, which renames its directory); `free` tells the room there is.
+pub fn download_verified(
+    remote: &dyn Bucket,
+    store: &Store,
+    manifest: &Manifest,
+    key: &PersonKey,
+    free: FreeBytes,
+    between_files: &mut dyn FnMut(),
+) -> Result<(Fetched, VerifiedIndex), FleetError> {
+    let id = &manifest.generation;
+    let tmp = store.tmp_dir().join(id);
+    let seg_dir = tmp.join(SEGMENTS_DIR);
+    fs::create_dir_all(&seg_dir).map_err(FleetError::io(&seg_dir))?;
+    let local = local_segments(store)?;
+    require_room(manifest, &tmp, &local, free)?;
+    let mut out = Fetched::default();
+    let mismatch = |file: &str, why: String| FleetError::Mismatch {
+        id: id.clone(),
+        file: file.to_owned(),
+        why,
+    };
+    for f in &manifest.files {
+        between_files();
+        let dest = tmp.join(&f.path);
+        if matches_entry(&dest, f)? {
+            out.resumed_files += 1;
+            continue;
+        }
+        let segment = f.path.strip_prefix("segments/");
+        if let Some(from) = segment.and_then(|name| local.get(name)) {
+            if matches_entry(from, f)? {
+                let _ = fs::remove_file(&dest);
+                fs::hard_link(from, &dest).map_err(FleetError::io(&dest))?;
+                out.linked_files += 1;
+                continue;
+            }
+        }
+        let object = match segment {
+            Some(name) => keys::segment(name),
+            None => keys::generation_file(id, &f.path),
+        };
+        let part = PathBuf::from(format!("{}.part", dest.display()));
+        let got = remote.download_file(&object, &part, f.bytes, between_files)?;
+        let (bytes, xxh3) = (got.bytes, got.xxh3);
+        if bytes != f.bytes || hex(xxh3) != f.xxh3 {
+            let _ = fs::remove_file(&part);
+            return Err(mismatch(
+                &f.path,
+                format!(
+                    "{bytes} bytes with xxh3 {}, the manifest says {} bytes with xxh3 {}",
+                    hex(xxh3),
+                    f.bytes,
+                    f.xxh3
+                ),
+            ));
+        }
+        fs::rename(&part, &dest).map_err(FleetError::io(&dest))?;
+        out.downloaded_files += 1;
+        out.downloaded_bytes += bytes - got.resumed_bytes;
+        out.resumed_bytes += got.resumed_bytes;
+    }
+    // The files match the manifest; the index must also hold together and pass every
+    // checksum of its own, as a build's read-back does, before it is sealed.
+    let index_path = tmp.join(INDEX_FILE);
+    let index = MappedIndex::open_file(&index_path, key.clone())
+        .map_err(|e| mismatch(INDEX_FILE, e.to_string()))?;
+    let index = VerifiedIndex::verify(index).map_err(|e| mismatch(INDEX_FILE, e.to_string()))?;
+    if index.id() != id {
+        return Err(mismatch(
+            INDEX_FILE,
+            format!(
+                "it is generation {}",
+                crate::domain::text::quote_raw(index.id())
+            ),
+        ));
+    }
+    store.seal(id)?;
+    Ok((out, index))
+}
+
+/// Refuses a download that cannot fit: the bytes of every file neither in `tmp` at its size
+/// already nor a local segment to link, against the free space of `tmp`'s file system.
+fn require_room(
+    manifest: &Manifest,
+    tmp: &Path,
+    local: &HashMap<String, PathBuf>,
+    free: FreeBytes,
+) -> Result<(), FleetError> {
+    let needed_bytes: u64 = manifest
+        .files
+        .iter()
+        .filter(|f| fs::metadata(tmp.join(&f.path)).map_or(true, |m| m.len() != f.bytes))
+        .filter(|f| {
+            let name = f.path.strip_prefix("segments/");
+            !name.is_some_and(|n| local.contains_key(n))
+        })
+        .map(|f| f.bytes)
+        .sum();
+    let free_bytes = free(tmp).map_err(FleetError::io(tmp))?;
+    if needed_bytes > free_bytes {
+        return Err(FleetError::NoRoom {
+            id: manifest.generation.clone(),
+            needed_bytes,
+            free_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// Whether `path` exists with the size and xxh3 of `entry`.
+fn matches_entry(path: &Path, entry: &FileEntry) -> Result<bool, FleetError> {
+    match fs::metadata(path) {
+        Ok(m) if m.len() == entry.bytes => {}
+        Ok(_) => return Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(FleetError::io(path)(e)),
+    }
+    let (_, xxh3) = super::remote::file_xxh3(path)?;
+    Ok(hex(xxh3) == entry.xxh3)
+}
+
+/// Segment files of the local generations, by name (newest generation's copy).
+fn local_segments(store: &Store) -> Result<HashMap<String, PathBuf>, FleetError> {
+    let mut out = HashMap::new();
+    for id in store.list()? {
+        let dir = store.generation_dir(&id).join(SEGMENTS_DIR);
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.filter_map(|e| e.ok()) {
+            if let Ok(name) = e.file_name().into_string() {
+                out.insert(name, e.path());
+            }
+        }
+    }
+    Ok(out)
+}
