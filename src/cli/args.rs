@@ -30,6 +30,10 @@ pub struct KeyArg {
 pub enum Command {
     /// Build a new index generation from insurer snapshots, report, and publish it.
     Build(BuildArgs),
+    /// Write each insurer's state (its newest snapshot with its change files applied) as a
+    /// plain snapshot, with insurers.csv: a full build over the output answers every query as
+    /// a build over the delivery does.
+    Materialize(MaterializeArgs),
     /// Answer one query from the live generation and print the answer JSON.
     Query(QueryArgs),
     /// List, roll back or garbage-collect index generations.
@@ -90,7 +94,8 @@ pub enum PersonKeyAction {
 
 #[derive(Args)]
 pub struct BuildArgs {
-    /// Snapshot directory: insurers.csv and <insurer_number>/<YYYYMMDD>.csv.
+    /// Snapshot directory: insurers.csv, <insurer_number>/<YYYYMMDD>.csv and change files
+    /// <insurer_number>/changes/<YYYYMMDD>-<hhmmss>.csv.
     #[arg(long)]
     pub snapshots: PathBuf,
     #[command(flatten)]
@@ -106,12 +111,30 @@ pub struct BuildArgs {
     #[arg(long = "accept", value_name = "INSURER")]
     pub accept: Vec<String>,
     /// Build date (default: today in Japan); used for the members-covered-today counts.
+    /// Change files timed up to the end of this day are applied (default: up to now).
     #[arg(long)]
     pub date: Option<String>,
-    /// Parse every snapshot again instead of reusing the live generation's unchanged insurers
-    /// (recognized by path, size and modification time).
+    /// Parse every snapshot and change file again instead of reusing the live generation's
+    /// unchanged insurers (recognized by path, size and modification time of the snapshot,
+    /// and path and content of each change file).
     #[arg(long)]
     pub full: bool,
+}
+
+#[derive(Args)]
+pub struct MaterializeArgs {
+    /// Delivery directory: insurers.csv, <insurer_number>/<YYYYMMDD>.csv and
+    /// <insurer_number>/changes/<YYYYMMDD>-<hhmmss>.csv.
+    #[arg(long)]
+    pub snapshots: PathBuf,
+    /// Output directory, new or empty: insurers.csv and <insurer_number>/<YYYYMMDD>.csv, dated
+    /// with the day of the insurer's last change file applied (else its snapshot's).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Take the delivery as of the end of this day (default: now in Japan): later snapshots
+    /// and change files are left out, as `shikaku build --date` leaves them.
+    #[arg(long)]
+    pub date: Option<String>,
 }
 
 #[derive(Args)]
