@@ -247,6 +247,16 @@ fn a_build_applies_change_files_and_names_each_in_the_report() {
         rejects.contains("33120015/changes/20261110-090000.csv,4,C1,change,"),
         "{rejects}"
     );
+    let console = shikaku::nightly::report::console_summary(&out.report, &out.generation_dir);
+    assert!(
+        console.contains("change files: 3 applied, 1 superseded (report.json names each); rows replaced by changes: 3"),
+        "{console}"
+    );
+    let html = fs::read_to_string(out.generation_dir.join("report.html")).unwrap();
+    assert!(
+        html.contains("<td>33120015/changes/20261031-120000.csv</td><td>superseded</td>"),
+        "{html}"
+    );
     let notes = out.report.notes.join("\n");
     assert!(notes.contains("33120015/changes/20261031-120000.csv is timed before the day of the snapshot 33120015/20261101.csv; superseded"), "{notes}");
     // The answers are the state's.

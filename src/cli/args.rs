@@ -111,7 +111,7 @@ pub struct BuildArgs {
     #[arg(long = "accept", value_name = "INSURER")]
     pub accept: Vec<String>,
     /// Build date (default: today in Japan); used for the members-covered-today counts.
-    /// Change files timed up to the end of this day are applied (default: up to now).
+    /// Change files are applied up to now, or, for another day than today, up to its end.
     #[arg(long)]
     pub date: Option<String>,
     /// Parse every snapshot and change file again instead of reusing the live generation's

@@ -33,6 +33,7 @@ pub fn render(report: &Report, previous: Option<&Report>) -> String {
     reject_share(&mut h, &report.insurers);
     change(&mut h, report, previous);
     insurers(&mut h, &report.insurers);
+    change_files(&mut h, &report.insurers);
     if !report.notes.is_empty() {
         h.push_str("<h2>Notes</h2><ul>");
         for n in &report.notes {
@@ -483,6 +484,33 @@ fn insurers(h: &mut String, insurers: &[InsurerReport]) {
         );
         num(h, &format!("{key}.covered_today"), count(c.covered_today));
         h.push_str("</tr>");
+    }
+    h.push_str("</table>");
+}
+
+/// Each change file of each insurer, applied or superseded, with its rows; nothing when the
+/// delivery had none.
+fn change_files(h: &mut String, insurers: &[InsurerReport]) {
+    if insurers.iter().all(|i| i.changes.is_empty()) {
+        return;
+    }
+    h.push_str("<h2>Change files</h2><table><tr><th>insurer</th><th>file</th><th>outcome</th><th>read</th><th>applied</th><th>rejected</th></tr>");
+    for i in insurers {
+        for c in &i.changes {
+            let outcome = match c.outcome {
+                super::report::ChangeOutcome::Applied => "applied",
+                super::report::ChangeOutcome::Superseded => "superseded",
+            };
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{outcome}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                esc(&i.insurer_number),
+                esc(&c.file),
+                grouped(count(c.rows_read)),
+                grouped(count(c.rows_applied)),
+                grouped(count(c.rows_rejected)),
+            );
+        }
     }
     h.push_str("</table>");
 }

@@ -254,6 +254,19 @@ pub fn console_summary(report: &Report, dir: &std::path::Path) -> String {
         report.insurers.len(),
         report.insurers.len() - reused
     );
+    let changes = report.insurers.iter().flat_map(|i| &i.changes);
+    let applied = changes
+        .clone()
+        .filter(|c| c.outcome == ChangeOutcome::Applied)
+        .count();
+    let superseded = changes.count() - applied;
+    if applied + superseded > 0 {
+        let _ = writeln!(
+            out,
+            "change files: {applied} applied, {superseded} superseded (report.json names each); rows replaced by changes: {}",
+            t.rows_replaced
+        );
+    }
     if t.by_rule.is_empty() {
         out.push_str("findings: none\n");
     } else {
