@@ -152,18 +152,26 @@ pub struct ChangeInput {
     /// xxh3 of the bytes: how a later build knows the file it applied from another of the
     /// same name.
     pub xxh3: u64,
+    /// Why the file was refused unread (F3: not a regular file, or a link out of the
+    /// snapshots directory), as a snapshot file would be.
+    pub refused: Option<String>,
 }
 
 impl ChangeInput {
     /// Reads a change file whole (a regular file inside the snapshots directory, as a
-    /// snapshot). A file gone or unreadable is an error naming it.
+    /// snapshot). A file gone or unreadable is an error naming it: the state would lack its
+    /// changes. A pipe, device or link out of the delivery is refused unread (F3).
     pub fn read(file: &ChangeFile) -> Result<ChangeInput, SnapshotError> {
-        let source = Source::open_within(&file.path, file.snapshots_root())?;
-        let bytes = source.bytes().to_vec();
+        let (bytes, refused) = match Source::open_within(&file.path, file.snapshots_root()) {
+            Ok(source) => (source.bytes().to_vec(), None),
+            Err(e @ SnapshotError::Io { .. }) => return Err(e),
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        };
         Ok(ChangeInput {
             file: file.clone(),
             xxh3: xxhash_rust::xxh3::xxh3_64(&bytes),
             bytes,
+            refused,
         })
     }
 
@@ -224,26 +232,45 @@ pub fn apply_change_file(
         by_rule: RuleCounts::default(),
         file_reject: None,
     };
+    if let Some(why) = &input.refused {
+        reject_file(&mut summary, issues, (Rule::F3, "", why), 0);
+        return summary;
+    }
     match read_changes_bytes(&input.bytes, &ctx) {
         Ok(rows) => apply_rows(state, rows, &ctx, &mut summary, issues),
         Err(e) => {
             let (rows, encoding) = count_rows(&input.bytes);
             summary.encoding = encoding;
-            summary.rows_read = rows;
-            summary.rejected = rows;
-            summary.by_rule.add(e.rule(), rows);
-            let issue = Issue {
-                file: ctx.file.clone(),
-                line: 0,
-                rule: e.rule(),
-                field: Cow::Owned(e.field().to_owned()),
-                reason: format!("whole file rejected ({rows} data rows), nothing applied: {e}"),
-            };
-            summary.file_reject = Some(issue.clone());
-            issues.push(issue);
+            reject_file(
+                &mut summary,
+                issues,
+                (e.rule(), e.field(), &e.to_string()),
+                rows,
+            );
         }
     }
     summary
+}
+
+/// A change file rejected whole: its `rows` read and rejected, one line-0 issue saying why.
+fn reject_file(
+    summary: &mut ChangeSummary,
+    issues: &mut Vec<Issue>,
+    (rule, field, why): (Rule, &str, &str),
+    rows: u64,
+) {
+    summary.rows_read = rows;
+    summary.rejected = rows;
+    summary.by_rule.add(rule, rows);
+    let issue = Issue {
+        file: summary.file.clone(),
+        line: 0,
+        rule,
+        field: Cow::Owned(field.to_owned()),
+        reason: format!("whole file rejected ({rows} data rows), nothing applied: {why}"),
+    };
+    summary.file_reject = Some(issue.clone());
+    issues.push(issue);
 }
 
 fn apply_rows(

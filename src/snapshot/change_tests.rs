@@ -51,6 +51,7 @@ fn input(name: &str, text: &str) -> ChangeInput {
         },
         bytes: text.as_bytes().to_vec(),
         xxh3: xxhash_rust::xxh3::xxh3_64(text.as_bytes()),
+        refused: None,
     }
 }
 
@@ -342,6 +343,59 @@ fn files_rejected_whole_or_cut_short() {
         (s.rows_read, s.rejected, s.file_reject.map(|i| i.rule)),
         (1, 1, Some(Rule::F1))
     );
+}
+
+#[test]
+fn change_files_decode_as_snapshots_do() {
+    let rows = [
+        row(&[("branch", "02")]),
+        row(&[("branch", "03"), ("name", "髙橋 一郎")]),
+    ];
+    let text = csv_text(&header(), &rows);
+    let crlf = text.replace('\n', "\r\n");
+    let crlf_bom = format!("\u{feff}{crlf}");
+    let (cp932, _, unmappable) = encoding_rs::SHIFT_JIS.encode(&crlf);
+    assert!(!unmappable);
+    for (what, bytes) in [
+        ("utf-8", text.as_bytes().to_vec()),
+        ("bom crlf", crlf_bom.into_bytes()),
+        ("cp932 crlf", cp932.into_owned()),
+    ] {
+        let mut state = State::new(Vec::new());
+        let mut ci = input("20260402-090000", "");
+        ci.bytes = bytes;
+        let mut issues = Vec::new();
+        let s = apply_change_file(&mut state, &ci, insurer(), &mut issues);
+        assert_eq!((s.applied, s.rejected), (2, 0), "{what}: {issues:?}");
+        let names: Vec<&str> = state.records().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["山田 太郎", "髙橋 一郎"], "{what}");
+    }
+}
+
+#[test]
+fn a_change_file_that_is_not_a_regular_file_is_refused_unread() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let path = root.join("33120015/changes/20260402-090000.csv");
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo");
+    let file = ChangeFile {
+        path,
+        rel_path: "33120015/changes/20260402-090000.csv".into(),
+        time: ChangeTime::end_of(Date::parse(CHANGE_DAY).expect("day")),
+    };
+    let ci = ChangeInput::read(&file).expect("refused, not an error");
+    let mut issues = Vec::new();
+    let s = apply_change_file(&mut State::new(Vec::new()), &ci, insurer(), &mut issues);
+    assert_eq!(
+        (s.rows_read, s.file_reject.map(|i| i.rule)),
+        (0, Some(Rule::F3))
+    );
+    assert!(issues[0].reason.contains("named pipe"), "{issues:?}");
 }
 
 #[test]
