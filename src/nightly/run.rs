@@ -183,8 +183,8 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
         );
     }
     let discovery = snapshot::discover_at(&cfg.snapshots, build_time(cfg.built_on))?;
-    let mut snapshots = discovery.deliveries.clone();
-    snapshots.sort_by_key(|s| s.insurer.number.to_key());
+    let mut deliveries = discovery.deliveries.clone();
+    deliveries.sort_by_key(|s| s.insurer.number.to_key());
     let previous = match cfg.reuse {
         Reuse::UnchangedInsurers => Previous::load(store, &cfg.key),
         Reuse::Nothing => None,
@@ -193,13 +193,13 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
     let tmp = store.begin(&id)?;
 
     let mut phases = Phases::new();
-    let progress = Progress::new(snapshots.len() as u64, cfg.progress);
+    let progress = Progress::new(deliveries.len() as u64, cfg.progress);
     let index_path = tmp.join(INDEX_FILE);
     let segments_dir = tmp.join(SEGMENTS_DIR);
     std::fs::create_dir_all(&segments_dir).map_err(io_err(&segments_dir))?;
     // Insurers are read, encoded and written in parallel, each into its own segment file, so
     // memory holds the segments being encoded, not the nation's.
-    let results = snapshots
+    let results = deliveries
         .par_iter()
         .enumerate()
         .map(|(i, s)| {

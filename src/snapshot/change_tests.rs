@@ -572,3 +572,80 @@ fn discovery_of_change_files() {
         "{e}"
     );
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A change row over a few keys (so changes meet), with one column sometimes set to a
+    /// value that breaks a rule.
+    fn change_row() -> impl Strategy<Value = Vec<String>> {
+        let kind = prop::sample::select(vec!["add", "update", "lose", "delete", "", "x", " Lose "]);
+        let column = prop::sample::select(HEADER_NAMES.to_vec());
+        let value = prop::sample::select(vec![
+            "",
+            "1",
+            "01",
+            "99",
+            "123456789018",
+            "2015-04-01",
+            "2026-05-01",
+            "2027-01-01",
+            "9",
+        ]);
+        (kind, 0u32..3, 0u32..2, prop::option::of((column, value))).prop_map(
+            |(kind, number, qual, broken)| {
+                let number = number.to_string();
+                let qual = format!("201{}-04-01", 5 + qual);
+                let mut overrides = vec![
+                    ("change", kind),
+                    ("number", number.as_str()),
+                    ("qualification_date", qual.as_str()),
+                    ("disqualification_date", "2026-05-01"),
+                ];
+                overrides.extend(broken);
+                row(&overrides)
+            },
+        )
+    }
+
+    const HEADER_NAMES: [&str; 6] = [
+        "branch",
+        "birthdate",
+        "sex",
+        "disqualification_date",
+        "individual_number",
+        "insurer_number",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+        /// Any sequence of change files: no panic, every file balanced, and the state's own
+        /// balance: records + replaced = snapshot records + rows applied.
+        #[test]
+        fn any_changes_apply_balanced_and_never_leak(
+            snapshot in prop::collection::vec(0u32..3, 0..4),
+            files in prop::collection::vec(prop::collection::vec(change_row(), 0..8), 1..4),
+        ) {
+            let rows: Vec<Vec<String>> = snapshot
+                .iter()
+                .map(|n| row(&[("number", n.to_string().as_str())]))
+                .collect();
+            let mut state = State::new(records(&rows));
+            let mut applied = 0;
+            for (i, file) in files.iter().enumerate() {
+                let mut issues = Vec::new();
+                let name = format!("20260402-0{i}0000");
+                let s = apply_change_file(&mut state, &input(&name, &csv_text(&header(), file)), insurer(), &mut issues);
+                prop_assert!(s.balanced());
+                prop_assert_eq!(s.rows_read, file.len() as u64);
+                applied += s.applied;
+                for issue in &issues {
+                    prop_assert!(!issue.reason.contains("123456789018"), "{}", issue.reason);
+                }
+            }
+            prop_assert_eq!(state.len() as u64 + state.replaced(), rows.len() as u64 + applied);
+            prop_assert_eq!(state.records().count(), state.len());
+        }
+    }
+}
