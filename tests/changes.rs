@@ -465,6 +465,59 @@ fn bad_change_files_are_reported_never_partly_applied() {
 }
 
 #[test]
+fn a_change_that_removes_a_mislinkage_clears_the_mark() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (snap, data) = (tmp.path().join("s"), tmp.path().join("d"));
+    write_insurers(&snap);
+    // Card 1 here and card 8 there carry person 1 (8 % 7), born on different days: X1.
+    write_snapshot(
+        &snap,
+        KYOSAI,
+        "20261101",
+        &[member(KYOSAI, 1, "1980-01-23", "2015-04-01", "")],
+    );
+    write_snapshot(
+        &snap,
+        KUMIAI,
+        "20261101",
+        &[member(KUMIAI, 8, "1981-01-23", "2015-04-01", "2020-04-01")],
+    );
+    let out = run(&config(&snap, &data)).unwrap();
+    assert_eq!(out.report.totals.by_rule.get("X1"), Some(&2));
+    assert_eq!(validity(&person_query(&data, 1, BUILT_ON)), "4");
+    // The insurer corrects the birthdate: the mark goes, the person is found again.
+    write_changes(
+        &snap,
+        KUMIAI,
+        "20261120-090000",
+        &[change(
+            "update",
+            &member(KUMIAI, 8, "1980-01-23", "2015-04-01", "2020-04-01"),
+        )],
+    );
+    let out = run(&config(&snap, &data)).unwrap();
+    assert_eq!(
+        reused(&out),
+        [(KUMIAI.to_owned(), false), (KYOSAI.to_owned(), true)]
+    );
+    assert_eq!(out.report.totals.by_rule.get("X1"), None);
+    assert_eq!(validity(&person_query(&data, 1, BUILT_ON)), "1");
+    // And a change that brings one back marks it again.
+    write_changes(
+        &snap,
+        KUMIAI,
+        "20261121-090000",
+        &[change(
+            "update",
+            &member(KUMIAI, 8, "1982-01-23", "2015-04-01", "2020-04-01"),
+        )],
+    );
+    let out = run(&config(&snap, &data)).unwrap();
+    assert_eq!(out.report.totals.by_rule.get("X1"), Some(&2));
+    assert_eq!(validity(&person_query(&data, 1, BUILT_ON)), "4");
+}
+
+#[test]
 fn materialize_refuses_a_directory_in_use() {
     let tmp = tempfile::tempdir().unwrap();
     let (snap, out) = (tmp.path().join("s"), tmp.path().join("o"));
