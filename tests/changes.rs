@@ -615,10 +615,9 @@ mod equivalence {
                     run(&config(&snap, &data)).unwrap();
                 }
             }
-            let Ok(live) = Store::new(&data).live() else {
+            if Store::new(&data).live().is_err() {
                 return Ok(()); // nothing delivered at all
-            };
-            let _ = live;
+            }
             let (out, full) = (tmp.path().join("m"), tmp.path().join("f"));
             let now = ChangeTime::end_of(Date::parse(BUILT_ON).unwrap());
             materialize_delivery(&snap, &out, now, |_, _| {}).unwrap();

@@ -131,8 +131,9 @@ pub struct MaterializeArgs {
     /// with the day of the insurer's last change file applied (else its snapshot's).
     #[arg(long)]
     pub out: PathBuf,
-    /// Take the delivery as of the end of this day (default: now in Japan): later snapshots
-    /// and change files are left out, as `shikaku build --date` leaves them.
+    /// Take the delivery as `shikaku build --date` does (default: now in Japan): snapshots
+    /// dated after this day, and change files timed after its end (after now, if it is
+    /// today), are left out.
     #[arg(long)]
     pub date: Option<String>,
 }

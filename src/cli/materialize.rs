@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 pub(super) fn run_materialize(args: MaterializeArgs) -> anyhow::Result<ExitCode> {
     let now = match &args.date {
-        Some(d) => ChangeTime::end_of(Date::parse(d).with_context(|| format!("--date {d:?}"))?),
+        Some(d) => ChangeTime::for_build(Date::parse(d).with_context(|| format!("--date {d:?}"))?),
         None => ChangeTime::now_jst(),
     };
     // Progress as the build logs it: every tenth of the insurers.

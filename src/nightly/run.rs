@@ -182,7 +182,7 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
             store.tmp_dir().display()
         );
     }
-    let discovery = snapshot::discover_at(&cfg.snapshots, build_time(cfg.built_on))?;
+    let discovery = snapshot::discover_at(&cfg.snapshots, ChangeTime::for_build(cfg.built_on))?;
     let mut deliveries = discovery.deliveries.clone();
     deliveries.sort_by_key(|s| s.insurer.number.to_key());
     let previous = match cfg.reuse {
@@ -345,18 +345,6 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
         report,
         generation_dir: dir,
     })
-}
-
-/// The build's "now" for change files: the current time in Japan when the build is dated
-/// today, else the end of its `--date` day (a build dated ahead or back takes every change
-/// file of that day).
-fn build_time(built_on: Date) -> ChangeTime {
-    let now = ChangeTime::now_jst();
-    if now.date == built_on {
-        now
-    } else {
-        ChangeTime::end_of(built_on)
-    }
 }
 
 fn insurer_input(p: &InsurerPart) -> InsurerInput<'_> {

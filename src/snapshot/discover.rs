@@ -74,6 +74,18 @@ impl ChangeTime {
         }
     }
 
+    /// A build's "now" for change files: the current time in Japan when the build is dated
+    /// today, else the end of its day (a build dated ahead or back with `--date` takes every
+    /// change file of that day).
+    pub fn for_build(built_on: Date) -> ChangeTime {
+        let now = ChangeTime::now_jst();
+        if now.date == built_on {
+            now
+        } else {
+            ChangeTime::end_of(built_on)
+        }
+    }
+
     /// `YYYYMMDD-hhmmss` with a real date and time of day.
     fn parse(stem: &str) -> Option<ChangeTime> {
         let (day, time) = stem.split_once('-')?;
