@@ -8,6 +8,13 @@
 //! with [`Rule::F4`]. Then rows read = indexed + rejected (+ deduplicated, done by the build)
 //! holds for every file.
 //!
+//! With change files: [`discover_at`] gives each insurer's [`InsurerDelivery`] (its newest
+//! snapshot, the change files to apply, those superseded); read the change files with
+//! [`ChangeInput::read_all`] and make the insurer's state with [`materialize`], which reads
+//! the snapshot as above and applies each file ([`apply::apply_change_file`]: rows read =
+//! applied + rejected per file). [`State`] and [`Change`] apply single changes, for a caller
+//! that keeps a state of its own.
+//!
 //! Decisions where the contract is silent:
 //! - **Rule order.** A row is rejected under the first failing rule in the order R0, R1, R2
 //!   (number, then symbol), R3, R4, R5, R6, R7 (sex, relationship, reason_of_loss,
