@@ -141,14 +141,15 @@ impl InsurerReport {
             .collect()
     }
 
-    /// The files whose report lines are this insurer's: its snapshot, its state, its
-    /// change files.
+    /// The files whose report lines are this insurer's, in the order a build writes them:
+    /// its snapshot, its change files, then its state (the findings on it).
     pub fn files(&self) -> impl Iterator<Item = &str> {
+        let changes = self.changes.iter().map(|c| c.file.as_str());
         self.file
-            .iter()
-            .chain(&self.state_file)
-            .map(String::as_str)
-            .chain(self.changes.iter().map(|c| c.file.as_str()))
+            .as_deref()
+            .into_iter()
+            .chain(changes)
+            .chain(self.state_file.as_deref())
     }
 }
 
