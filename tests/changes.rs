@@ -638,6 +638,13 @@ mod equivalence {
                 fs::read_to_string(step_dir.join(REJECTS_FILE)).unwrap(),
                 fs::read_to_string(whole.generation_dir.join(REJECTS_FILE)).unwrap()
             );
+            let step: shikaku::nightly::Report =
+                serde_json::from_slice(&fs::read(step_dir.join("report.json")).unwrap()).unwrap();
+            prop_assert_eq!(&step.totals, &whole.report.totals);
+            for (a, b) in step.insurers.iter().zip(&whole.report.insurers) {
+                prop_assert_eq!(&a.counts, &b.counts, "insurer {}", a.insurer_number);
+                prop_assert_eq!(&a.changes, &b.changes, "insurer {}", a.insurer_number);
+            }
             let (out, full) = (tmp.path().join("m"), tmp.path().join("f"));
             let now = ChangeTime::end_of(Date::parse(BUILT_ON).unwrap());
             materialize_delivery(&snap, &out, now, |_, _| {}).unwrap();
