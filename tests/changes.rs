@@ -28,7 +28,8 @@ fn person(p: u32) -> String {
         .collect()
 }
 
-/// A snapshot row of card `number` (its person's individual number when `linked`).
+/// A snapshot row of card `number`, linked to person `number % 7` (so persons span cards and
+/// insurers).
 fn member(insurer: &str, number: u32, birth: &str, qual: &str, disq: &str) -> String {
     format!(
         "{insurer},12,{number},00,{},山田 太郎,ヤマダ タロウ,1,{birth},1,{qual},{disq},,30,",
