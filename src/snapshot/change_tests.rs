@@ -494,6 +494,11 @@ fn discovery_of_change_files() {
         "131045/changes/20260402-080000.csv",
         change.as_bytes(),
     );
+    write(
+        root,
+        "06139992/changes/20260402-080000.csv",
+        change.as_bytes(),
+    );
     let now = ChangeTime {
         date: Date::parse("2026-04-02").expect("date"),
         second_of_day: 12 * 3600,
@@ -543,6 +548,8 @@ fn discovery_of_change_files() {
     assert_eq!(
         findings,
         [
+            "directory 06139992 is not a listed insurer; its 1 change files are not read",
+            "directory 06139992 is not a listed insurer and holds no snapshot",
             "33120015/changes/20260402-0900.csv is not named <insurer_number>/changes/YYYYMMDD-hhmmss.csv; not read",
             "33120015/changes/20260402-090000.csv.tmp does not end in .csv; not read (a change file still being written?)",
             "33120015/changes/20260331-235959.csv is timed before the day of the snapshot 33120015/20260401.csv; superseded, not applied",

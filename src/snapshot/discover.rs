@@ -210,6 +210,8 @@ pub enum Finding {
     SupersededChange { path: Arc<str>, snapshot: Arc<str> },
     /// A change file timed after the build's "now": not applied until a build after its time.
     FutureChange { path: Arc<str>, now: ChangeTime },
+    /// Change files in the directory of an insurer `insurers.csv` does not list: not read.
+    UnlistedChanges { dir: Arc<str>, files: usize },
 }
 
 impl fmt::Display for Finding {
@@ -261,6 +263,10 @@ impl fmt::Display for Finding {
             Finding::SupersededChange { path, snapshot } => write!(
                 f,
                 "{path} is timed before the day of the snapshot {snapshot}; superseded, not applied"
+            ),
+            Finding::UnlistedChanges { dir, files } => write!(
+                f,
+                "directory {dir} is not a listed insurer; its {files} change files are not read"
             ),
             Finding::FutureChange { path, now } => write!(
                 f,
@@ -467,11 +473,19 @@ pub fn discover_at(snapshots_dir: &Path, now: ChangeTime) -> Result<Discovery, S
         let insurer = InsurerNumber::parse(&name).ok();
         match insurer.filter(|n| listed.contains_key(n)) {
             Some(n) => files.entry(n).or_default().extend(scan),
-            None => findings.push(Finding::UnlistedDirectory {
-                dir: name.into(),
-                insurer,
-                newest: scan.dated.into_iter().max_by(newest_first_order),
-            }),
+            None => {
+                if !scan.changes.is_empty() {
+                    findings.push(Finding::UnlistedChanges {
+                        dir: name.as_str().into(),
+                        files: scan.changes.len(),
+                    });
+                }
+                findings.push(Finding::UnlistedDirectory {
+                    dir: name.into(),
+                    insurer,
+                    newest: scan.dated.into_iter().max_by(newest_first_order),
+                })
+            }
         }
     }
     let mut snapshots = Vec::new();
