@@ -10,7 +10,7 @@ use super::error::SnapshotError;
 use super::read::{account_rejected_file, count_rows, read_snapshot, FileContext};
 use super::types::{FileSummary, Issue, RowOutcome, Rule, RuleCounts};
 use crate::domain::text::quote_raw;
-use crate::domain::{Date, InsurerNumber, Record};
+use crate::domain::{Branch, Date, InsurerNumber, Record};
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -20,16 +20,51 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Default)]
 pub struct State {
     records: Vec<Option<Record>>,
-    /// Positions of the records of each key. A snapshot may hold one key more than once (an
-    /// exact duplicate, or an X2 card conflict); a change then applies to each of them.
-    by_key: HashMap<RecordKey, Vec<usize>>,
+    /// The last position pushed of each key's hash; `next` chains the earlier ones. Records
+    /// on a chain are compared with the key itself, so a collision costs a comparison, never
+    /// a wrong record; and keys are not held twice (a large insurer's state would grow by
+    /// half). A snapshot may hold one key more than once (an exact duplicate, or an X2 card
+    /// conflict): a change then applies to each of them.
+    heads: HashMap<u64, u32>,
+    next: Vec<u32>,
+    /// Records in the state (`records` less the removed ones).
+    live: usize,
     /// Rows no longer in the state: records an `update` replaced or a `delete` removed, and
     /// the `lose` and `delete` rows themselves, which make no record of their own.
     replaced: u64,
 }
 
+/// The end of a chain. A segment holds fewer records than this (its counts are 32-bit).
+const END: u32 = u32::MAX;
+
 /// Why a change could not be applied: C1 or C2, and the reason.
 pub type Refusal = (Rule, String);
+
+fn key_hash(symbol: &str, number: &str, branch: Branch, qualification: Date) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    // 0xFF is never in UTF-8 text: "1"+"23" and "12"+"3" hash apart.
+    for part in [
+        symbol.as_bytes(),
+        &[0xFF],
+        number.as_bytes(),
+        &[0xFF, branch.value()],
+    ] {
+        h.update(part);
+    }
+    h.update(&qualification.days().to_le_bytes());
+    h.digest()
+}
+
+fn hash_of(key: &RecordKey) -> u64 {
+    key_hash(&key.symbol, &key.number, key.branch, key.qualification_date)
+}
+
+fn has_key(r: &Record, key: &RecordKey) -> bool {
+    r.qualification_date == key.qualification_date
+        && r.branch == key.branch
+        && r.number == key.number
+        && r.symbol == key.symbol
+}
 
 impl State {
     pub fn new(records: impl IntoIterator<Item = Record>) -> State {
@@ -41,22 +76,38 @@ impl State {
     }
 
     fn push(&mut self, r: Record) {
-        self.by_key
-            .entry(RecordKey::of(&r))
-            .or_default()
-            .push(self.records.len());
+        let hash = key_hash(&r.symbol, &r.number, r.branch, r.qualification_date);
+        let at = u32::try_from(self.records.len()).unwrap_or(END);
+        self.next.push(self.heads.insert(hash, at).unwrap_or(END));
         self.records.push(Some(r));
+        self.live += 1;
+    }
+
+    /// Positions of the records of `key` in the state, ascending.
+    fn positions(&self, key: &RecordKey) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut at = self.heads.get(&hash_of(key)).copied().unwrap_or(END);
+        while let Some(i) = usize::try_from(at).ok().filter(|_| at != END) {
+            if let Some(Some(r)) = self.records.get(i) {
+                if has_key(r, key) {
+                    out.push(i);
+                }
+            }
+            at = self.next.get(i).copied().unwrap_or(END);
+        }
+        out.reverse();
+        out
     }
 
     pub fn contains(&self, key: &RecordKey) -> bool {
-        self.by_key.contains_key(key)
+        !self.positions(key).is_empty()
     }
 
     /// Applies one change, or says why not (C1, C2); a refused change changes nothing.
     pub fn apply(&mut self, change: Change) -> Result<(), Refusal> {
         let key = change.key();
-        let at = self.by_key.get(&key).cloned();
-        match (change, at) {
+        let at = self.positions(&key);
+        match (change, at.split_first()) {
             (Change::Add(record), None) => self.push(record),
             (Change::Add(_), Some(_)) => {
                 return Err((Rule::C2, format!("add of {}, which exists", describe(&key))))
@@ -71,18 +122,13 @@ impl State {
                     ),
                 ))
             }
-            (Change::Update(record), Some(at)) => {
+            (Change::Update(record), Some((&first, rest))) => {
+                // The first keeps the record's place (and its place on the key's chain).
                 self.replaced += at.len() as u64;
-                for &i in &at {
-                    self.records[i] = None;
+                self.remove(rest);
+                if let Some(slot) = self.records.get_mut(first) {
+                    *slot = Some(record);
                 }
-                // Keys map to at least one position; the first keeps the record's place.
-                let first = at.first().copied().unwrap_or(self.records.len());
-                match self.records.get_mut(first) {
-                    Some(slot) => *slot = Some(record),
-                    None => self.records.push(Some(record)),
-                }
-                self.by_key.insert(key, vec![first]);
             }
             (
                 Change::Lose {
@@ -90,7 +136,7 @@ impl State {
                     reason_of_loss,
                     ..
                 },
-                Some(at),
+                Some(_),
             ) => {
                 self.replaced += 1;
                 for &i in &at {
@@ -100,15 +146,20 @@ impl State {
                     }
                 }
             }
-            (Change::Delete(_), Some(at)) => {
+            (Change::Delete(_), Some(_)) => {
                 self.replaced += at.len() as u64 + 1;
-                for &i in &at {
-                    self.records[i] = None;
-                }
-                self.by_key.remove(&key);
+                self.remove(&at);
             }
         }
         Ok(())
+    }
+
+    fn remove(&mut self, positions: &[usize]) {
+        for &i in positions {
+            if let Some(slot) = self.records.get_mut(i) {
+                self.live -= usize::from(slot.take().is_some());
+            }
+        }
     }
 
     pub fn records(&self) -> impl Iterator<Item = &Record> {
@@ -116,11 +167,11 @@ impl State {
     }
 
     pub fn len(&self) -> usize {
-        self.by_key.values().map(Vec::len).sum()
+        self.live
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_key.is_empty()
+        self.live == 0
     }
 
     /// See the field: rows read = records + replaced + rejected holds for the state.

@@ -91,18 +91,45 @@ pub fn materialize_delivery(
     snapshots: &Path,
     out: &Path,
     now: ChangeTime,
-    mut progress: impl FnMut(usize, usize),
+    progress: impl Fn(usize, usize) + Sync,
 ) -> Result<(Discovery, Totals), MaterializeError> {
+    use rayon::prelude::*;
     let discovery = discover_at(snapshots, now)?;
     prepare_out(out)?;
     let to = out.join(INSURERS_FILE);
     std::fs::copy(snapshots.join(INSURERS_FILE), &to).map_err(io(&to))?;
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let of = discovery.deliveries.len();
+    // Insurers are independent, as in a build: one at a time per core.
+    let each = discovery
+        .deliveries
+        .par_iter()
+        .map(|d| {
+            let mut totals = Totals::default();
+            materialize_one(d, out, &mut totals)?;
+            progress(
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+                of,
+            );
+            Ok(totals)
+        })
+        .collect::<Result<Vec<Totals>, MaterializeError>>()?;
     let mut totals = Totals::default();
-    for (i, d) in discovery.deliveries.iter().enumerate() {
-        materialize_one(d, out, &mut totals)?;
-        progress(i + 1, discovery.deliveries.len());
+    for t in &each {
+        totals.add(t);
     }
     Ok((discovery, totals))
+}
+
+impl Totals {
+    fn add(&mut self, other: &Totals) {
+        self.insurers += other.insurers;
+        self.records += other.records;
+        self.changes_applied += other.changes_applied;
+        self.changes_superseded += other.changes_superseded;
+        self.rows_rejected += other.rows_rejected;
+        self.by_rule.merge(&other.by_rule);
+    }
 }
 
 fn prepare_out(out: &Path) -> Result<(), MaterializeError> {
