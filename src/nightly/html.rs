@@ -461,7 +461,7 @@ fn insurers(h: &mut String, insurers: &[InsurerReport]) {
         &rows,
         &[("indexed", BLUE), ("rejected", RED), ("duplicates", GREY)],
     );
-    h.push_str("<table><tr><th>insurer</th><th>name</th><th>file</th><th>encoding</th><th>reused</th><th>read</th><th>indexed</th><th>rejected</th><th>duplicates</th><th>covered</th></tr>");
+    h.push_str("<table><tr><th>insurer</th><th>name</th><th>file</th><th>encoding</th><th>reused</th><th>read</th><th>indexed</th><th>rejected</th><th>duplicates</th><th>replaced</th><th>covered</th></tr>");
     for i in insurers {
         let c = &i.counts;
         let _ = write!(
@@ -481,6 +481,12 @@ fn insurers(h: &mut String, insurers: &[InsurerReport]) {
             h,
             &format!("{key}.rows_deduplicated"),
             count(c.rows_deduplicated),
+        );
+        // Rows change files took out of the state (docs/delivery.md#change-files).
+        let _ = write!(
+            h,
+            "<td class=\"n\">{}</td>",
+            grouped(count(c.rows_replaced))
         );
         num(h, &format!("{key}.covered_today"), count(c.covered_today));
         h.push_str("</tr>");
