@@ -372,6 +372,21 @@ fn an_insurer_is_reused_until_its_change_files_differ_by_content() {
         ],
         "the lose of card 10 is C1 on the new snapshot"
     );
+    // A change file taken out of the delivery leaves the state: card 4 was its add.
+    assert_eq!(
+        validity(&card(&data, KYOSAI, 4, "2000-03-03", BUILT_ON)),
+        "1"
+    );
+    fs::remove_file(snap.join(KYOSAI).join("changes/20261110-090000.csv")).unwrap();
+    let removed = run(&config(&snap, &data)).unwrap();
+    assert_eq!(
+        reused(&removed),
+        [(KUMIAI.to_owned(), true), (KYOSAI.to_owned(), false)]
+    );
+    assert_eq!(
+        validity(&card(&data, KYOSAI, 4, "2000-03-03", BUILT_ON)),
+        "4"
+    );
 }
 
 #[test]
