@@ -231,13 +231,14 @@ fn number_at(run: &[char], from: usize, len: usize) -> Option<u32> {
 }
 
 /// Whether the digit run `run`, between `before` and `after`, is a change file's name
-/// (`…/YYYYMMDD-hhmmss.csv`, docs/delivery.md#change-files): a time of registration, not an
-/// individual number, and a report naming the file must stay readable. Only that shape, at
-/// the start of a path component and followed by `.csv`, is let through.
+/// (`changes/YYYYMMDD-hhmmss.csv`, docs/delivery.md#change-files): a time of registration,
+/// not an individual number, and a report naming the file must stay readable. Only that
+/// shape, right after `changes/` and followed by `.csv`, is let through, so text typed
+/// elsewhere (a query, a claims file) does not pass 12 digits through it by chance.
 fn is_change_file_name(before: &[char], run: &[char], after: &[char]) -> bool {
-    let starts_component = matches!(before, [] | [.., '/']);
+    const DIR: [char; 8] = ['c', 'h', 'a', 'n', 'g', 'e', 's', '/'];
     let csv: Vec<char> = after.iter().take(4).map(char::to_ascii_lowercase).collect();
-    starts_component && csv == ['.', 'c', 's', 'v'] && is_time_stamp(run)
+    before.ends_with(&DIR) && csv == ['.', 'c', 's', 'v'] && is_time_stamp(run)
 }
 
 /// Appends `n` in decimal ASCII digits (RESP lengths, HTTP headers, the load generator's
@@ -294,13 +295,27 @@ mod tests {
             "\"131045/changes/20260401-101500.csv\"",
         );
         check(
-            "20260401-101500.CSV line 3",
-            "\"20260401-101500.CSV line 3\"",
+            "changes/20260401-101500.CSV 3",
+            "\"changes/20260401-101500.CSV 3\"",
         );
-        check("x20260401-101500.csv", "\"x********-**1500.csv\"");
-        check("/20260401-101500.txt", "\"/********-**1500.txt\"");
-        check("/20261301-101500.csv", "\"/********-**1500.csv\"");
-        check("/20260401-101500-1.csv", "\"/********-***500-1.csv\"");
+        check("20260401-101500.csv", "\"********-**1500.csv\"");
+        check("/20260401-101500.csv", "\"/********-**1500.csv\"");
+        check(
+            "changes/x20260401-101500.csv",
+            "\"changes/x********-**1500.csv\"",
+        );
+        check(
+            "changes/20260401-101500.txt",
+            "\"changes/********-**1500.txt\"",
+        );
+        check(
+            "changes/20261301-101500.csv",
+            "\"changes/********-**1500.csv\"",
+        );
+        check(
+            "changes/2026041-1015001.csv",
+            "\"changes/*******-***5001.csv\"",
+        );
         check(&"x".repeat(50), &format!("\"{}…\"", "x".repeat(40)));
     }
 
