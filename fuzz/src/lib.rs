@@ -7,6 +7,7 @@
 //! the test suite can include it by path.
 
 pub mod batch;
+pub mod changes;
 pub mod claims;
 pub mod fields;
 pub mod fixture;
@@ -27,6 +28,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("batch_csv", batch::csv),
     ("query_fields", fields::check),
     ("snapshot_rows", snapshot::rows),
+    ("change_rows", changes::rows),
     ("index_bytes", index::bytes),
     ("index_mutate", index::mutate),
     ("uke_claims", claims::uke),

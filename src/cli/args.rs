@@ -30,6 +30,10 @@ pub struct KeyArg {
 pub enum Command {
     /// Build a new index generation from insurer snapshots, report, and publish it.
     Build(BuildArgs),
+    /// Write each insurer's state (its newest snapshot with its change files applied) as a
+    /// plain snapshot, with insurers.csv: a full build over the output answers every query as
+    /// a build over the delivery does.
+    Materialize(MaterializeArgs),
     /// Answer one query from the live generation and print the answer JSON.
     Query(QueryArgs),
     /// List, roll back or garbage-collect index generations.
@@ -90,7 +94,8 @@ pub enum PersonKeyAction {
 
 #[derive(Args)]
 pub struct BuildArgs {
-    /// Snapshot directory: insurers.csv and <insurer_number>/<YYYYMMDD>.csv.
+    /// Snapshot directory: insurers.csv, <insurer_number>/<YYYYMMDD>.csv and change files
+    /// <insurer_number>/changes/<YYYYMMDD>-<hhmmss>.csv.
     #[arg(long)]
     pub snapshots: PathBuf,
     #[command(flatten)]
@@ -106,12 +111,31 @@ pub struct BuildArgs {
     #[arg(long = "accept", value_name = "INSURER")]
     pub accept: Vec<String>,
     /// Build date (default: today in Japan); used for the members-covered-today counts.
+    /// Change files are applied up to now, or, for another day than today, up to its end.
     #[arg(long)]
     pub date: Option<String>,
-    /// Parse every snapshot again instead of reusing the live generation's unchanged insurers
-    /// (recognized by path, size and modification time).
+    /// Parse every snapshot and change file again instead of reusing the live generation's
+    /// unchanged insurers (recognized by path, size and modification time of the snapshot,
+    /// and path and content of each change file).
     #[arg(long)]
     pub full: bool,
+}
+
+#[derive(Args)]
+pub struct MaterializeArgs {
+    /// Delivery directory: insurers.csv, <insurer_number>/<YYYYMMDD>.csv and
+    /// <insurer_number>/changes/<YYYYMMDD>-<hhmmss>.csv.
+    #[arg(long)]
+    pub snapshots: PathBuf,
+    /// Output directory, new or empty: insurers.csv and <insurer_number>/<YYYYMMDD>.csv, dated
+    /// with the day of the insurer's last change file applied (else its snapshot's).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Take the delivery as `shikaku build --date` does (default: now in Japan): snapshots
+    /// dated after this day, and change files timed after its end (after now, if it is
+    /// today), are left out.
+    #[arg(long)]
+    pub date: Option<String>,
 }
 
 #[derive(Args)]

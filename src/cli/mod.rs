@@ -6,6 +6,7 @@ mod args;
 mod claims;
 mod data;
 mod key;
+mod materialize;
 mod net;
 
 pub use args::*;
@@ -86,6 +87,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let key = args.key.file.clone();
             data::run_build(args, key)
         }
+        Command::Materialize(args) => materialize::run_materialize(args),
         Command::Query(args) => {
             let key = args.key.file.clone();
             data::run_query(args, key)

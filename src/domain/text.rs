@@ -136,7 +136,9 @@ pub fn mask_digit_runs(raw: &str) -> Cow<'_, str> {
             }
         }
         let run = &chars[i..end];
-        if is_generation_id(&chars[..i], run) {
+        if is_generation_id(&chars[..i], run)
+            || is_change_file_name(&chars[..i], run, &chars[end..])
+        {
             out.extend(run);
             i = end;
             continue;
@@ -185,17 +187,20 @@ fn is_generation_id(before: &[char], run: &[char]) -> bool {
         [_] => before == ['g'],
         _ => false,
     };
-    if !starts_word || run.len() != 19 || run[8] != '-' || run[15] != '-' {
+    starts_word
+        && run.len() == 19
+        && run[15] == '-'
+        && is_time_stamp(&run[..15])
+        && number_at(run, 16, 3).is_some()
+}
+
+/// `YYYYMMDD-HHMMSS` (ASCII digits) with a plausible date and time: the shape of the time
+/// stamps the program and the delivery write into names.
+fn is_time_stamp(run: &[char]) -> bool {
+    if run.len() != 15 || run[8] != '-' {
         return false;
     }
-    let number = |r: std::ops::Range<usize>| {
-        run[r].iter().try_fold(0u32, |n, c| {
-            c.to_digit(10)
-                .filter(|_| c.is_ascii_digit())
-                .map(|d| n * 10 + d)
-        })
-    };
-    let field = |from: usize, len: usize| number(from..from + len);
+    let field = |from: usize, len: usize| number_at(run, from, len);
     matches!(
         (
             field(0, 4),
@@ -204,7 +209,6 @@ fn is_generation_id(before: &[char], run: &[char]) -> bool {
             field(9, 2),
             field(11, 2),
             field(13, 2),
-            field(16, 3)
         ),
         (
             Some(2000..=2099),
@@ -213,9 +217,28 @@ fn is_generation_id(before: &[char], run: &[char]) -> bool {
             Some(0..=23),
             Some(0..=59),
             Some(0..=60),
-            Some(_)
         )
     )
+}
+
+/// The ASCII digits `run[from..from + len]` as a number.
+fn number_at(run: &[char], from: usize, len: usize) -> Option<u32> {
+    run.get(from..from + len)?.iter().try_fold(0u32, |n, c| {
+        c.to_digit(10)
+            .filter(|_| c.is_ascii_digit())
+            .map(|d| n * 10 + d)
+    })
+}
+
+/// Whether the digit run `run`, between `before` and `after`, is a change file's name
+/// (`changes/YYYYMMDD-hhmmss.csv`, docs/delivery.md#change-files): a time of registration,
+/// not an individual number, and a report naming the file must stay readable. Only that
+/// shape, right after `changes/` and followed by `.csv`, is let through, so text typed
+/// elsewhere (a query, a claims file) does not pass 12 digits through it by chance.
+fn is_change_file_name(before: &[char], run: &[char], after: &[char]) -> bool {
+    const DIR: [char; 8] = ['c', 'h', 'a', 'n', 'g', 'e', 's', '/'];
+    let csv: Vec<char> = after.iter().take(4).map(char::to_ascii_lowercase).collect();
+    before.ends_with(&DIR) && csv == ['.', 'c', 's', 'v'] && is_time_stamp(run)
 }
 
 /// Appends `n` in decimal ASCII digits (RESP lengths, HTTP headers, the load generator's
@@ -265,6 +288,34 @@ mod tests {
         check("g20261203-123456-0001", "\"g********-******-0001\"");
         check("g20261303-123456-000", "\"g********-*****6-000\"");
         check("g123456789012", "\"g********9012\"");
+        // A change file's name is its time of registration, and stays readable; the same
+        // digits elsewhere, or in another shape, are masked.
+        check(
+            "131045/changes/20260401-101500.csv",
+            "\"131045/changes/20260401-101500.csv\"",
+        );
+        check(
+            "changes/20260401-101500.CSV 3",
+            "\"changes/20260401-101500.CSV 3\"",
+        );
+        check("20260401-101500.csv", "\"********-**1500.csv\"");
+        check("/20260401-101500.csv", "\"/********-**1500.csv\"");
+        check(
+            "changes/x20260401-101500.csv",
+            "\"changes/x********-**1500.csv\"",
+        );
+        check(
+            "changes/20260401-101500.txt",
+            "\"changes/********-**1500.txt\"",
+        );
+        check(
+            "changes/20261301-101500.csv",
+            "\"changes/********-**1500.csv\"",
+        );
+        check(
+            "changes/2026041-1015001.csv",
+            "\"changes/*******-***5001.csv\"",
+        );
         check(&"x".repeat(50), &format!("\"{}…\"", "x".repeat(40)));
     }
 

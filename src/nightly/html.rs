@@ -33,6 +33,7 @@ pub fn render(report: &Report, previous: Option<&Report>) -> String {
     reject_share(&mut h, &report.insurers);
     change(&mut h, report, previous);
     insurers(&mut h, &report.insurers);
+    change_files(&mut h, &report.insurers);
     if !report.notes.is_empty() {
         h.push_str("<h2>Notes</h2><ul>");
         for n in &report.notes {
@@ -460,7 +461,7 @@ fn insurers(h: &mut String, insurers: &[InsurerReport]) {
         &rows,
         &[("indexed", BLUE), ("rejected", RED), ("duplicates", GREY)],
     );
-    h.push_str("<table><tr><th>insurer</th><th>name</th><th>file</th><th>encoding</th><th>reused</th><th>read</th><th>indexed</th><th>rejected</th><th>duplicates</th><th>covered</th></tr>");
+    h.push_str("<table><tr><th>insurer</th><th>name</th><th>file</th><th>encoding</th><th>reused</th><th>read</th><th>indexed</th><th>rejected</th><th>duplicates</th><th>replaced</th><th>covered</th></tr>");
     for i in insurers {
         let c = &i.counts;
         let _ = write!(
@@ -481,8 +482,41 @@ fn insurers(h: &mut String, insurers: &[InsurerReport]) {
             &format!("{key}.rows_deduplicated"),
             count(c.rows_deduplicated),
         );
+        // Rows change files took out of the state (docs/delivery.md#change-files).
+        let _ = write!(
+            h,
+            "<td class=\"n\">{}</td>",
+            grouped(count(c.rows_replaced))
+        );
         num(h, &format!("{key}.covered_today"), count(c.covered_today));
         h.push_str("</tr>");
+    }
+    h.push_str("</table>");
+}
+
+/// Each change file of each insurer, applied or superseded, with its rows; nothing when the
+/// delivery had none.
+fn change_files(h: &mut String, insurers: &[InsurerReport]) {
+    if insurers.iter().all(|i| i.changes.is_empty()) {
+        return;
+    }
+    h.push_str("<h2>Change files</h2><table><tr><th>insurer</th><th>file</th><th>outcome</th><th>read</th><th>applied</th><th>rejected</th></tr>");
+    for i in insurers {
+        for c in &i.changes {
+            let outcome = match c.outcome {
+                super::report::ChangeOutcome::Applied => "applied",
+                super::report::ChangeOutcome::Superseded => "superseded",
+            };
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{outcome}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                esc(&i.insurer_number),
+                esc(&c.file),
+                grouped(count(c.rows_read)),
+                grouped(count(c.rows_applied)),
+                grouped(count(c.rows_rejected)),
+            );
+        }
     }
     h.push_str("</table>");
 }

@@ -1,8 +1,10 @@
 //! The nightly build: snapshot rows in, a verified index generation out. Stages: per insurer
 //! (`encode`, in parallel), across insurers (`link`), then write (`format::writer`).
 
+mod changes;
 pub mod encode;
 pub mod html;
+mod insurer;
 pub mod link;
 pub mod report;
 pub mod reuse;
@@ -10,7 +12,7 @@ pub mod run;
 
 pub use encode::{encode_insurer, InsurerPart, InsurerRows, Link};
 pub use link::{link_persons, Persons};
-pub use report::{Counts, InsurerReport, Report, ReportLine};
+pub use report::{ChangeOutcome, ChangeReport, Counts, InsurerReport, Report, ReportLine};
 
 use crate::domain::{Date, PersonKey};
 use crate::format::writer::{segment_file_bytes, write_index, IndexContents, InsurerInput};

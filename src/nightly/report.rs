@@ -19,13 +19,19 @@ pub struct ReportLine {
     pub reason: String,
 }
 
-/// Row accounting: rows_read = rows_indexed + rows_rejected + rows_deduplicated.
+/// Row accounting: rows_read = rows_indexed + rows_rejected + rows_deduplicated
+/// + rows_replaced.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub rows_read: u64,
     pub rows_indexed: u64,
     pub rows_rejected: u64,
     pub rows_deduplicated: u64,
+    /// Rows change files took out of the state: records an `update` replaced or a `delete`
+    /// removed, and the `lose` and `delete` rows themselves (they make no record of their
+    /// own). Zero, and left out of `report.json`, for an insurer without change files.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rows_replaced: u64,
     /// Members covered on the build date (records).
     pub covered_today: u64,
     /// Findings by rule code (R*, F*, W*, X*).
@@ -34,7 +40,8 @@ pub struct Counts {
 
 impl Counts {
     pub fn balanced(&self) -> bool {
-        self.rows_read == self.rows_indexed + self.rows_rejected + self.rows_deduplicated
+        self.rows_read
+            == self.rows_indexed + self.rows_rejected + self.rows_deduplicated + self.rows_replaced
     }
 
     pub fn add(&mut self, other: &Counts) {
@@ -42,6 +49,7 @@ impl Counts {
         self.rows_indexed += other.rows_indexed;
         self.rows_rejected += other.rows_rejected;
         self.rows_deduplicated += other.rows_deduplicated;
+        self.rows_replaced += other.rows_replaced;
         self.covered_today += other.covered_today;
         for (rule, n) in &other.by_rule {
             *self.by_rule.entry(rule.clone()).or_default() += n;
@@ -51,6 +59,43 @@ impl Counts {
     pub fn count_rule(&mut self, rule: &str) {
         *self.by_rule.entry(rule.to_owned()).or_default() += 1;
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// What a build did with one change file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeOutcome {
+    /// Read and applied (its rejected rows, if any, are in `rejects.csv`).
+    Applied,
+    /// Timed before the insurer's snapshot's day: the snapshot holds it; not read.
+    Superseded,
+}
+
+/// One change file of an insurer, in `report.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeReport {
+    /// Relative to the snapshots directory.
+    pub file: String,
+    pub outcome: ChangeOutcome,
+    /// xxh3 of the file's bytes (16 hex digits; empty when superseded, as it is not read): a
+    /// later build applies a file of the same name but other content again.
+    #[serde(default)]
+    pub xxh3: String,
+    #[serde(default)]
+    pub rows_read: u64,
+    #[serde(default)]
+    pub rows_applied: u64,
+    #[serde(default)]
+    pub rows_rejected: u64,
+    /// How it decoded (`utf8`, `cp932`); `None` when not decoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+    #[serde(default)]
+    pub by_rule: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,8 +119,38 @@ pub struct InsurerReport {
     /// sign. `None` when the file could not be decoded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoding: Option<String>,
+    /// Its change files, applied (in order) and superseded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<ChangeReport>,
+    /// When change files were applied: the name of the state as `shikaku materialize` writes
+    /// it (`<insurer>/<YYYYMMDD>.csv`, the day of the last change). Findings on the state
+    /// (`DUP`, `X1`–`X3`) name its lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_file: Option<String>,
     #[serde(flatten)]
     pub counts: Counts,
+}
+
+impl InsurerReport {
+    /// The change files applied, by name and content: what a later build compares.
+    pub fn applied_changes(&self) -> Vec<(&str, &str)> {
+        self.changes
+            .iter()
+            .filter(|c| c.outcome == ChangeOutcome::Applied)
+            .map(|c| (c.file.as_str(), c.xxh3.as_str()))
+            .collect()
+    }
+
+    /// The files whose report lines are this insurer's, in the order a build writes them:
+    /// its snapshot, its change files, then its state (the findings on it).
+    pub fn files(&self) -> impl Iterator<Item = &str> {
+        let changes = self.changes.iter().map(|c| c.file.as_str());
+        self.file
+            .as_deref()
+            .into_iter()
+            .chain(changes)
+            .chain(self.state_file.as_deref())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -110,6 +185,10 @@ impl Report {
             i.insurer_number = mask(&i.insurer_number);
             i.insurer_name = mask(&i.insurer_name);
             i.file = i.file.as_ref().map(mask);
+            i.state_file = i.state_file.as_ref().map(mask);
+            for c in &mut i.changes {
+                c.file = mask(&c.file);
+            }
         }
         r
     }
@@ -119,7 +198,7 @@ impl Report {
 /// same type as fresh ones.
 pub const RULE_CODES: &[&str] = &[
     "R0", "R1", "R2", "R3", "R4", "R5", "R6", "R7", "W0", "W1", "W2", "W3", "W4", "F1", "F2", "F3",
-    "F4", "X1", "X2", "X3", "DUP",
+    "F4", "C1", "C2", "C3", "C4", "X1", "X2", "X3", "DUP",
 ];
 
 /// What each rule code means, in a few words (the console summary, `report.html`).
@@ -142,6 +221,10 @@ pub fn rule_meaning(rule: &str) -> &'static str {
         "F2" => "file rejected whole: unusable header",
         "F3" => "file rejected whole: not readable as CSV",
         "F4" => "file rejected whole: insurer not in insurers.csv",
+        "C1" => "change of a key that does not exist",
+        "C2" => "add of a key that exists",
+        "C3" => "change missing or not add, update, lose, delete",
+        "C4" => "key already changed earlier in the same change file",
         "X1" => "one individual number on different people",
         "X2" => "one card on different people at once",
         "X3" => "one person covered twice on one day",
@@ -172,6 +255,19 @@ pub fn console_summary(report: &Report, dir: &std::path::Path) -> String {
         report.insurers.len(),
         report.insurers.len() - reused
     );
+    let changes = report.insurers.iter().flat_map(|i| &i.changes);
+    let applied = changes
+        .clone()
+        .filter(|c| c.outcome == ChangeOutcome::Applied)
+        .count();
+    let superseded = changes.count() - applied;
+    if applied + superseded > 0 {
+        let _ = writeln!(
+            out,
+            "change files: {applied} applied, {superseded} superseded (report.json names each); rows replaced by changes: {}",
+            t.rows_replaced
+        );
+    }
     if t.by_rule.is_empty() {
         out.push_str("findings: none\n");
     } else {

@@ -1,5 +1,6 @@
 //! Incremental nightly build: an insurer whose newest snapshot is the file the live generation
-//! was built from (same path, size and modification time) keeps its segment file, which is
+//! was built from (same path, size and modification time), and whose change files are the ones
+//! it applied (same paths and xxh3), keeps its segment file, which is
 //! hard-linked into the new generation instead of being parsed, encoded or copied again; its
 //! counts and report lines are carried over. Cross-insurer checks (X1, X3) and the person
 //! table are merged incrementally by `link::link_incremental`.
@@ -13,7 +14,7 @@ use super::encode::InsurerPart;
 use super::link::PreviousPersons;
 use super::report::{read_rejects, Counts, InsurerReport, Report, ReportLine};
 use super::run::verify_ranges;
-use crate::domain::{Date, PersonKey};
+use crate::domain::{Date, InsurerNumber, PersonKey};
 use crate::format::writer::{EncodedSegment, SegmentMeta};
 use crate::format::{FormatError, SEGMENTS_DIR};
 use crate::generations::{Store, REJECTS_FILE, REPORT_FILE};
@@ -27,8 +28,11 @@ pub struct Previous {
     index: MappedIndex,
     /// Its directory, where the segment files to link are.
     dir: PathBuf,
-    /// Old insurer position and report, by snapshot file (relative path).
+    /// Old insurer position and report, by snapshot file (relative path), of the insurers
+    /// built from their snapshot alone.
     by_file: HashMap<String, (usize, InsurerReport)>,
+    /// The same, by insurer number, of the insurers built from a state with change files.
+    states: HashMap<String, (usize, InsurerReport)>,
     /// Report lines by file, without the cross-insurer ones.
     lines_by_file: HashMap<String, Vec<ReportLine>>,
     /// The cross-insurer lines (X1, X3), merged by the person stage.
@@ -85,10 +89,14 @@ impl Previous {
             .map(|(i, ins)| (ins.number_str(), i))
             .collect();
         let mut by_file = HashMap::new();
+        let mut states = HashMap::new();
         for r in report.insurers {
-            if let (Some(file), Some(&i)) =
-                (r.file.clone(), positions.get(r.insurer_number.as_str()))
-            {
+            let Some(&i) = positions.get(r.insurer_number.as_str()) else {
+                continue;
+            };
+            if r.state_file.is_some() {
+                states.insert(r.insurer_number.clone(), (i, r));
+            } else if let Some(file) = r.file.clone() {
                 if r.file_bytes > 0 && r.file_mtime_ns > 0 {
                     by_file.insert(file, (i, r));
                 }
@@ -107,6 +115,7 @@ impl Previous {
             index,
             dir,
             by_file,
+            states,
             lines_by_file,
             cross_lines,
         })
@@ -121,6 +130,32 @@ impl Previous {
         self.by_file
             .get(rel_path)
             .filter(|(_, r)| (r.file_bytes, r.file_mtime_ns) == identity)
+    }
+
+    /// The previous build's report of this insurer's state, if it was made of the same
+    /// snapshot file (path, size and modification time; `None` for an insurer without one) and
+    /// the same change files (path and xxh3, in order).
+    pub fn unchanged_state(
+        &self,
+        insurer: InsurerNumber,
+        snapshot: Option<(&str, (u64, u64))>,
+        applied: &[(String, String)],
+    ) -> Option<&(usize, InsurerReport)> {
+        self.states.get(insurer.as_str()).filter(|(_, r)| {
+            let same_snapshot = match snapshot {
+                Some((file, identity)) => {
+                    r.file.as_deref() == Some(file)
+                        && identity != (0, 0)
+                        && (r.file_bytes, r.file_mtime_ns) == identity
+                }
+                None => r.file.is_none(),
+            };
+            let same_changes = r
+                .applied_changes()
+                .into_iter()
+                .eq(applied.iter().map(|(f, h)| (f.as_str(), h.as_str())));
+            same_snapshot && same_changes
+        })
     }
 
     /// Reuses insurer `old` of the live generation: hard-links its segment file into
@@ -162,8 +197,16 @@ impl Previous {
                 .filter(|r| r.covers(built_on))
                 .count() as u32
         };
-        let file = old_report.file.clone().unwrap_or_default();
-        let lines = self.lines_by_file.get(&file).cloned().unwrap_or_default();
+        // Its records were indexed from its snapshot, or from its state's lines.
+        let file = old_report
+            .state_file
+            .clone()
+            .or_else(|| old_report.file.clone())
+            .unwrap_or_default();
+        let lines = old_report
+            .files()
+            .flat_map(|f| self.lines_by_file.get(f).into_iter().flatten().cloned())
+            .collect();
         let mut counts = old_report.counts.clone();
         counts.by_rule.retain(|rule, _| !is_cross_insurer(rule));
         counts.covered_today = u64::from(covered);
@@ -197,6 +240,11 @@ impl Previous {
         let mut old_position_by_file = HashMap::new();
         for (file, (i, _)) in &self.by_file {
             old_position_by_file.insert(file.clone(), *i);
+        }
+        for (i, r) in self.states.values() {
+            if let Some(file) = &r.state_file {
+                old_position_by_file.insert(file.clone(), *i);
+            }
         }
         PreviousPersons {
             index: &self.index,

@@ -2,16 +2,17 @@
 //! persons, write the index and its report under `tmp/`, verify what was written, check the
 //! delivery guard, seal and publish.
 
-use super::encode::{encode_insurer, InsurerPart, InsurerRows};
+use super::encode::InsurerPart;
+use super::insurer::{process_insurer, report_line, InsurerResult};
 use super::link::{link_incremental, link_persons};
 use super::report::{write_rejects, Counts, InsurerReport, Report, ReportLine};
-use super::reuse::{file_identity, Previous, ReuseError};
+use super::reuse::{Previous, ReuseError};
 use crate::domain::{Date, InsurerNumber, PersonKey};
-use crate::format::writer::{write_segment_file, IndexTail, IndexWriter, InsurerInput};
+use crate::format::writer::{IndexTail, IndexWriter, InsurerInput};
 use crate::format::{FormatError, SEGMENTS_DIR};
 use crate::generations::{self, Store, StoreError, INDEX_FILE, REJECTS_FILE, REPORT_FILE};
 use crate::index::MappedIndex;
-use crate::snapshot::{self, Finding, InsurerSnapshot, Issue, RowOutcome, Rule, SnapshotError};
+use crate::snapshot::{self, ChangeTime, Finding, Rule, SnapshotError};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap};
@@ -80,7 +81,7 @@ pub enum BuildError {
     },
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
+pub(super) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
     move |source| BuildError::Io {
         path: path.display().to_string(),
         source,
@@ -93,175 +94,6 @@ pub struct BuildOutcome {
     pub generation: String,
     pub report: Report,
     pub generation_dir: PathBuf,
-}
-
-/// One insurer after reading and encoding.
-struct InsurerResult {
-    part: InsurerPart,
-    counts: Counts,
-    lines: Vec<ReportLine>,
-    /// Size and modification time of the snapshot file.
-    identity: (u64, u64),
-    /// The insurer's position in the live generation, when its segment was reused.
-    reused_from: Option<usize>,
-    /// How its snapshot file decoded.
-    encoding: Option<String>,
-}
-
-fn report_line(issue: Issue) -> ReportLine {
-    ReportLine {
-        file: issue.file.to_string(),
-        line: issue.line,
-        rule: issue.rule.as_str(),
-        field: issue.field.into_owned(),
-        reason: issue.reason,
-    }
-}
-
-/// Reads one insurer's snapshot and encodes its segment.
-fn read_and_encode(
-    s: &InsurerSnapshot,
-    insurer_index: u32,
-    cfg: &BuildConfig,
-) -> Result<InsurerResult, BuildError> {
-    let mut rows = Vec::new();
-    let mut lines = Vec::new();
-    let summary = snapshot::read_snapshot(&s.file, &s.insurer, |o| match o {
-        RowOutcome::Indexed {
-            record,
-            line,
-            warnings,
-        } => {
-            rows.push((record, u32::try_from(line).unwrap_or(u32::MAX)));
-            lines.extend(warnings.into_iter().map(report_line));
-        }
-        RowOutcome::Rejected(issue) => lines.push(report_line(issue)),
-    });
-    let summary = match summary {
-        Ok(summary) => summary,
-        // The system failed to read it: not a defect of the delivery, and an insurer's
-        // members must not vanish from the index over it. The build stops, naming the file.
-        Err(e @ snapshot::SnapshotError::Io { .. }) => return Err(e.into()),
-        Err(e) => {
-            // Said where the operator looks, not only in rejects.csv: a whole insurer's rows.
-            let said = e.to_string();
-            let said = crate::domain::text::mask_digit_runs(&said);
-            tracing::warn!("rejected whole ({}): {said}", e.rule());
-            lines.clear();
-            rows.clear();
-            snapshot::account_rejected_file(
-                &s.file,
-                Some(s.insurer.number),
-                e.rule(),
-                e.field(),
-                &e.to_string(),
-            )
-        }
-    };
-    lines.extend(summary.file_warnings.iter().cloned().map(report_line));
-    lines.extend(summary.file_reject.iter().cloned().map(report_line));
-    let rows_in_file = rows.len() as u64;
-    let part = encode_insurer(
-        InsurerRows {
-            number: s.insurer.number,
-            name: s.insurer.name.clone(),
-            kind: s.insurer.kind,
-            snapshot_date: s.file.date,
-            file: s.file.rel_path.to_string(),
-            rows,
-        },
-        insurer_index,
-        &cfg.key,
-        cfg.built_on,
-    )?;
-    let mut counts = Counts {
-        rows_read: summary.rows_read,
-        rows_indexed: part.records_indexed,
-        rows_rejected: summary.rejected,
-        rows_deduplicated: part.rows_deduplicated,
-        covered_today: u64::from(part.covered_count),
-        by_rule: BTreeMap::new(),
-    };
-    for (rule, n) in summary.by_rule.iter() {
-        *counts.by_rule.entry(rule.as_str().to_owned()).or_default() += n;
-    }
-    // The DUP lines among the findings count the duplicates.
-    for l in &part.findings {
-        counts.count_rule(l.rule);
-    }
-    lines.extend(part.findings.iter().cloned());
-    // Pair assertion: every row the reader indexed went into the segment or was a duplicate.
-    if summary.indexed != rows_in_file || !counts.balanced() {
-        return Err(BuildError::Accounting(s.file.rel_path.to_string()));
-    }
-    Ok(InsurerResult {
-        part,
-        counts,
-        lines,
-        identity: (0, 0),
-        reused_from: None,
-        encoding: summary.encoding.map(|e| e.as_str().to_owned()),
-    })
-}
-
-/// Reuses the previous generation's segment file when the snapshot file is unchanged, else
-/// reads and encodes the snapshot and writes its segment file (fsynced) into `segments_dir`.
-fn process_insurer(
-    s: &InsurerSnapshot,
-    insurer_index: u32,
-    cfg: &BuildConfig,
-    previous: Option<&Previous>,
-    segments_dir: &Path,
-) -> Result<InsurerResult, BuildError> {
-    // An unreadable file gets identity (0, 0), never matches, and its read stops the build.
-    let identity = file_identity(&s.file.path).unwrap_or((0, 0));
-    if let Some(prev) = previous {
-        if let Some((old, report)) = prev.unchanged(&s.file.rel_path, identity) {
-            match prev.reuse(*old, &s.insurer, report, cfg.built_on, segments_dir) {
-                Ok(r) => {
-                    // A file rejected whole is said again each night it is reused unchanged:
-                    // the insurer's members are still missing from the index.
-                    for l in r
-                        .lines
-                        .iter()
-                        .filter(|l| l.line == 0 && l.rule.starts_with('F'))
-                    {
-                        tracing::warn!(
-                            "rejected whole ({}), unchanged since the last build: {}: {}",
-                            l.rule,
-                            l.file,
-                            l.reason
-                        );
-                    }
-                    return Ok(InsurerResult {
-                        part: r.part,
-                        counts: r.counts,
-                        lines: r.lines,
-                        identity,
-                        reused_from: Some(r.old_position),
-                        encoding: report.encoding.clone(),
-                    });
-                }
-                // Parsed afresh below: a fresh segment replaces the corrupt one.
-                Err(e @ ReuseError::Unverified { .. }) => tracing::warn!("{e}"),
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-    let mut fresh = read_and_encode(s, insurer_index, cfg)?;
-    fresh.identity = identity;
-    let path = segments_dir.join(crate::format::segment_file_name(
-        &fresh.part.number,
-        fresh.part.segment.meta.xxh3,
-    ));
-    let file = File::create(&path).map_err(io_err(&path))?;
-    let mut w = BufWriter::with_capacity(1 << 20, file);
-    write_segment_file(&mut w, fresh.part.number, &fresh.part.segment).map_err(io_err(&path))?;
-    let file = w.into_inner().map_err(|e| io_err(&path)(e.into_error()))?;
-    file.sync_all().map_err(io_err(&path))?;
-    // Written: the segment's bytes are not needed again, only its meta.
-    fresh.part.segment.bytes = Vec::new();
-    Ok(fresh)
 }
 
 /// A build's progress: a bar on a terminal; otherwise (cron, systemd) a log line at each
@@ -350,9 +182,9 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
             store.tmp_dir().display()
         );
     }
-    let discovery = snapshot::discover(&cfg.snapshots, cfg.built_on)?;
-    let mut snapshots = discovery.snapshots.clone();
-    snapshots.sort_by_key(|s| s.insurer.number.to_key());
+    let discovery = snapshot::discover_at(&cfg.snapshots, ChangeTime::for_build(cfg.built_on))?;
+    let mut deliveries = discovery.deliveries.clone();
+    deliveries.sort_by_key(|s| s.insurer.number.to_key());
     let previous = match cfg.reuse {
         Reuse::UnchangedInsurers => Previous::load(store, &cfg.key),
         Reuse::Nothing => None,
@@ -361,13 +193,13 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
     let tmp = store.begin(&id)?;
 
     let mut phases = Phases::new();
-    let progress = Progress::new(snapshots.len() as u64, cfg.progress);
+    let progress = Progress::new(deliveries.len() as u64, cfg.progress);
     let index_path = tmp.join(INDEX_FILE);
     let segments_dir = tmp.join(SEGMENTS_DIR);
     std::fs::create_dir_all(&segments_dir).map_err(io_err(&segments_dir))?;
     // Insurers are read, encoded and written in parallel, each into its own segment file, so
     // memory holds the segments being encoded, not the nation's.
-    let results = snapshots
+    let results = deliveries
         .par_iter()
         .enumerate()
         .map(|(i, s)| {
@@ -396,10 +228,12 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
         None => link_persons(&mut parts),
     };
     drop(previous);
+    // Cross-insurer lines name the file the records were indexed from: the snapshot, or the
+    // materialized state of an insurer with change files.
     let report_by_file: HashMap<String, usize> = insurer_reports
         .iter()
         .enumerate()
-        .filter_map(|(i, r)| Some((r.file.clone()?, i)))
+        .filter_map(|(i, r)| Some((r.state_file.clone().or_else(|| r.file.clone())?, i)))
         .collect();
     for l in &persons.findings {
         if let Some(&i) = report_by_file.get(&l.file) {
@@ -418,6 +252,8 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
             file_mtime_ns: 0,
             reused: false,
             encoding: None,
+            changes: Vec::new(),
+            state_file: None,
             counts,
         });
         lines.push(line);
@@ -611,12 +447,14 @@ fn split(results: Vec<InsurerResult>) -> Split {
         reports.push(InsurerReport {
             insurer_number: r.part.number.to_string(),
             insurer_name: r.part.name.clone(),
-            file: Some(r.part.file.clone()),
+            file: r.file,
             snapshot_date: Some(r.part.snapshot_date.to_string()),
             file_bytes: r.identity.0,
             file_mtime_ns: r.identity.1,
             reused: r.reused_from.is_some(),
             encoding: r.encoding,
+            changes: r.changes,
+            state_file: r.state_file,
             counts: r.counts,
         });
         lines.extend(r.lines);

@@ -43,6 +43,132 @@ impl SnapshotFile {
     }
 }
 
+/// The time a change file's name gives (`YYYYMMDD-hhmmss`, in Japan), or the time a build
+/// takes as "now" to refuse change files from the future.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ChangeTime {
+    pub date: Date,
+    pub second_of_day: u32,
+}
+
+impl ChangeTime {
+    const DAY_SECONDS: u32 = 86_400;
+
+    /// Now in Japan (Asia/Tokyo, UTC+9, no daylight saving).
+    pub fn now_jst() -> ChangeTime {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let jst = secs + 9 * 3600;
+        ChangeTime {
+            date: Date::from_unix_secs_jst(secs),
+            second_of_day: jst.rem_euclid(i64::from(Self::DAY_SECONDS)) as u32,
+        }
+    }
+
+    /// The last second of `date`: "now" for a build dated with `--date`.
+    pub fn end_of(date: Date) -> ChangeTime {
+        ChangeTime {
+            date,
+            second_of_day: Self::DAY_SECONDS - 1,
+        }
+    }
+
+    /// A build's "now" for change files: the current time in Japan when the build is dated
+    /// today, else the end of its day (a build dated ahead or back with `--date` takes every
+    /// change file of that day).
+    pub fn for_build(built_on: Date) -> ChangeTime {
+        let now = ChangeTime::now_jst();
+        if now.date == built_on {
+            now
+        } else {
+            ChangeTime::end_of(built_on)
+        }
+    }
+
+    /// `YYYYMMDD-hhmmss` with a real date and time of day.
+    fn parse(stem: &str) -> Option<ChangeTime> {
+        let (day, time) = stem.split_once('-')?;
+        if day.len() != 8 || time.len() != 6 || !text::is_ascii_digits(day) {
+            return None;
+        }
+        if !text::is_ascii_digits(time) {
+            return None;
+        }
+        let part = |r: std::ops::Range<usize>| time[r].parse::<u32>().ok();
+        let (h, m, sec) = (part(0..2)?, part(2..4)?, part(4..6)?);
+        if h > 23 || m > 59 || sec > 59 {
+            return None;
+        }
+        Some(ChangeTime {
+            date: Date::parse(day).ok()?,
+            second_of_day: h * 3600 + m * 60 + sec,
+        })
+    }
+}
+
+impl fmt::Display for ChangeTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.second_of_day;
+        write!(
+            f,
+            "{} {:02}:{:02}:{:02} JST",
+            self.date,
+            s / 3600,
+            s / 60 % 60,
+            s % 60
+        )
+    }
+}
+
+/// Where an insurer's change files are: `<insurer>/changes/`.
+pub const CHANGES_DIR: &str = "changes";
+
+/// One change file (異動): where it is and the time its name gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeFile {
+    pub path: PathBuf,
+    /// Relative to the snapshots directory (`131045/changes/20260401-101500.csv`).
+    pub rel_path: Arc<str>,
+    pub time: ChangeTime,
+}
+
+impl ChangeFile {
+    /// The snapshots directory: `path` is `<snapshots>/<insurer>/changes/<file>`.
+    pub fn snapshots_root(&self) -> &Path {
+        self.path
+            .ancestors()
+            .nth(3)
+            .unwrap_or_else(|| Path::new("."))
+    }
+}
+
+/// What a build reads for one listed insurer: its newest snapshot (if any) and the change
+/// files to apply on it, in name order. An insurer with change files and no snapshot starts
+/// empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InsurerDelivery {
+    pub insurer: InsurerEntry,
+    pub snapshot: Option<SnapshotFile>,
+    /// Older `YYYYMMDD.csv` files of this insurer, not read.
+    pub older: usize,
+    /// Change files timed on or after the snapshot's day and not after the build's "now".
+    pub changes: Vec<ChangeFile>,
+    /// Change files timed before the snapshot's day: listed in the report, not applied.
+    pub superseded: Vec<ChangeFile>,
+}
+
+impl InsurerDelivery {
+    /// The plain snapshot a build reads when there are no change files to apply.
+    pub fn snapshot(&self) -> Option<InsurerSnapshot> {
+        self.snapshot.clone().map(|file| InsurerSnapshot {
+            insurer: self.insurer.clone(),
+            file,
+            older: self.older,
+        })
+    }
+}
+
 /// A listed insurer and the snapshot a build reads for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InsurerSnapshot {
@@ -74,6 +200,18 @@ pub enum Finding {
     /// A snapshot file dated after the build's date (a mistyped name, say `20621124.csv`):
     /// not read, or it would win as the newest for as long as its date lies ahead.
     FutureSnapshot { path: Arc<str>, built_on: Date },
+    /// A `.csv` file in a `changes/` directory not named `YYYYMMDD-hhmmss.csv`: not read.
+    BadChangeFileName { path: Arc<str> },
+    /// A file in a `changes/` directory whose name does not end `.csv` (a file still being
+    /// written, say): not read.
+    IgnoredChangeFile { path: Arc<str> },
+    /// A change file timed before the day of its insurer's newest snapshot, which already
+    /// holds it: not applied.
+    SupersededChange { path: Arc<str>, snapshot: Arc<str> },
+    /// A change file timed after the build's "now": not applied until a build after its time.
+    FutureChange { path: Arc<str>, now: ChangeTime },
+    /// Change files in the directory of an insurer `insurers.csv` does not list: not read.
+    UnlistedChanges { dir: Arc<str>, files: usize },
 }
 
 impl fmt::Display for Finding {
@@ -114,6 +252,26 @@ impl fmt::Display for Finding {
                     "{path} is dated after the build date {built_on}; not read (a mistyped date?)"
                 )
             }
+            Finding::BadChangeFileName { path } => write!(
+                f,
+                "{path} is not named <insurer_number>/changes/YYYYMMDD-hhmmss.csv; not read"
+            ),
+            Finding::IgnoredChangeFile { path } => write!(
+                f,
+                "{path} does not end in .csv; not read (a change file still being written?)"
+            ),
+            Finding::SupersededChange { path, snapshot } => write!(
+                f,
+                "{path} is timed before the day of the snapshot {snapshot}; superseded, not applied"
+            ),
+            Finding::UnlistedChanges { dir, files } => write!(
+                f,
+                "directory {dir} is not a listed insurer; its {files} change files are not read"
+            ),
+            Finding::FutureChange { path, now } => write!(
+                f,
+                "{path} is timed after the build's time {now}; not applied yet (a build after that time applies it)"
+            ),
         }
     }
 }
@@ -122,7 +280,10 @@ impl fmt::Display for Finding {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Discovery {
     pub insurers: Vec<InsurerEntry>,
+    /// The newest snapshot of each listed insurer that has one.
     pub snapshots: Vec<InsurerSnapshot>,
+    /// Each listed insurer with a snapshot or a change file to apply: what its state is made of.
+    pub deliveries: Vec<InsurerDelivery>,
     pub findings: Vec<Finding>,
 }
 
@@ -280,9 +441,17 @@ fn csv_error(path: &Path, e: &csv::Error) -> SnapshotError {
     }
 }
 
-/// Reads `insurers.csv` and picks, for each listed insurer, its newest snapshot.
-/// Finds each listed insurer's newest snapshot file dated on or before `built_on`.
+/// Reads `insurers.csv` and picks, for each listed insurer, its newest snapshot dated on or
+/// before `built_on`, and the change files timed from that snapshot's day to the end of
+/// `built_on`.
 pub fn discover(snapshots_dir: &Path, built_on: Date) -> Result<Discovery, SnapshotError> {
+    discover_at(snapshots_dir, ChangeTime::end_of(built_on))
+}
+
+/// [`discover`] as of `now`: a snapshot dated after `now`'s day, or a change file timed after
+/// `now`, is not read.
+pub fn discover_at(snapshots_dir: &Path, now: ChangeTime) -> Result<Discovery, SnapshotError> {
+    let built_on = now.date;
     let (insurers, unknown_columns) = read_insurers_reporting(&snapshots_dir.join(INSURERS_FILE))?;
     let mut findings: Vec<Finding> = unknown_columns
         .into_iter()
@@ -291,7 +460,7 @@ pub fn discover(snapshots_dir: &Path, built_on: Date) -> Result<Discovery, Snaps
     let listed: BTreeMap<InsurerNumber, &InsurerEntry> =
         insurers.iter().map(|e| (e.number, e)).collect();
     // Several directories could name one insurer (e.g. full-width digits); pool their files.
-    let mut files: BTreeMap<InsurerNumber, Vec<SnapshotFile>> = BTreeMap::new();
+    let mut files: BTreeMap<InsurerNumber, Scan> = BTreeMap::new();
     for (name, path, is_dir) in sorted_entries(snapshots_dir)? {
         if !is_dir {
             if name != INSURERS_FILE {
@@ -299,25 +468,32 @@ pub fn discover(snapshots_dir: &Path, built_on: Date) -> Result<Discovery, Snaps
             }
             continue;
         }
-        let (dated, bad) = scan_insurer_dir(&path, &name)?;
-        findings.extend(bad.into_iter().map(|path| Finding::BadFileName { path }));
+        let mut scan = scan_insurer_dir(&path, &name)?;
+        findings.append(&mut scan.findings);
         let insurer = InsurerNumber::parse(&name).ok();
         match insurer.filter(|n| listed.contains_key(n)) {
-            Some(n) => files.entry(n).or_default().extend(dated),
-            None => findings.push(Finding::UnlistedDirectory {
-                dir: name.into(),
-                insurer,
-                newest: dated.into_iter().max_by(newest_first_order),
-            }),
+            Some(n) => files.entry(n).or_default().extend(scan),
+            None => {
+                if !scan.changes.is_empty() {
+                    findings.push(Finding::UnlistedChanges {
+                        dir: name.as_str().into(),
+                        files: scan.changes.len(),
+                    });
+                }
+                findings.push(Finding::UnlistedDirectory {
+                    dir: name.into(),
+                    insurer,
+                    newest: scan.dated.into_iter().max_by(newest_first_order),
+                })
+            }
         }
     }
     let mut snapshots = Vec::new();
+    let mut deliveries = Vec::new();
     for entry in &insurers {
-        let (mut dated, future): (Vec<_>, Vec<_>) = files
-            .remove(&entry.number)
-            .unwrap_or_default()
-            .into_iter()
-            .partition(|f| f.date <= built_on);
+        let scan = files.remove(&entry.number).unwrap_or_default();
+        let (mut dated, future): (Vec<_>, Vec<_>) =
+            scan.dated.into_iter().partition(|f| f.date <= built_on);
         findings.extend(future.into_iter().map(|f| Finding::FutureSnapshot {
             path: f.rel_path,
             built_on,
@@ -332,22 +508,62 @@ pub fn discover(snapshots_dir: &Path, built_on: Date) -> Result<Discovery, Snaps
                 }
             }));
         }
-        match newest {
-            Some(file) => snapshots.push(InsurerSnapshot {
-                insurer: entry.clone(),
-                file,
-                older: dated.len(),
-            }),
-            None => findings.push(Finding::InsurerWithoutSnapshot {
+        let (changes, superseded) = sort_changes(scan.changes, newest.as_ref(), now, &mut findings);
+        let delivery = InsurerDelivery {
+            insurer: entry.clone(),
+            snapshot: newest,
+            older: dated.len(),
+            changes,
+            superseded,
+        };
+        match delivery.snapshot() {
+            Some(s) => snapshots.push(s),
+            None if delivery.changes.is_empty() => findings.push(Finding::InsurerWithoutSnapshot {
                 insurer: entry.number,
             }),
+            None => {}
+        }
+        if delivery.snapshot.is_some() || !delivery.changes.is_empty() {
+            deliveries.push(delivery);
         }
     }
     Ok(Discovery {
         insurers,
         snapshots,
+        deliveries,
         findings,
     })
+}
+
+/// Splits an insurer's change files into those to apply (in name order) and those its
+/// snapshot supersedes; those timed after `now` are neither, and noted.
+fn sort_changes(
+    mut changes: Vec<ChangeFile>,
+    snapshot: Option<&SnapshotFile>,
+    now: ChangeTime,
+    findings: &mut Vec<Finding>,
+) -> (Vec<ChangeFile>, Vec<ChangeFile>) {
+    // Name order is time order; the name breaks a tie (`….csv` before `….CSV`).
+    changes.sort_by(|a, b| (a.time, &a.rel_path).cmp(&(b.time, &b.rel_path)));
+    let mut apply = Vec::new();
+    let mut superseded = Vec::new();
+    for c in changes {
+        if c.time > now {
+            findings.push(Finding::FutureChange {
+                path: c.rel_path.clone(),
+                now,
+            });
+        } else if let Some(s) = snapshot.filter(|s| c.time.date < s.date) {
+            findings.push(Finding::SupersededChange {
+                path: c.rel_path.clone(),
+                snapshot: s.rel_path.clone(),
+            });
+            superseded.push(c);
+        } else {
+            apply.push(c);
+        }
+    }
+    (apply, superseded)
 }
 
 /// Orders by date, then by path so that two names of one date pick deterministically.
@@ -377,25 +593,72 @@ fn sorted_entries(dir: &Path) -> Result<Vec<(String, PathBuf, bool)>, SnapshotEr
     Ok(out)
 }
 
-/// The dated snapshot files of one insurer directory, and the relative paths of anything else.
-fn scan_insurer_dir(
-    dir: &Path,
-    dir_name: &str,
-) -> Result<(Vec<SnapshotFile>, Vec<Arc<str>>), SnapshotError> {
-    let mut dated = Vec::new();
-    let mut bad = Vec::new();
+/// What one insurer directory holds.
+#[derive(Debug, Default)]
+struct Scan {
+    dated: Vec<SnapshotFile>,
+    changes: Vec<ChangeFile>,
+    findings: Vec<Finding>,
+}
+
+impl Scan {
+    fn extend(&mut self, other: Scan) {
+        self.dated.extend(other.dated);
+        self.changes.extend(other.changes);
+        self.findings.extend(other.findings);
+    }
+}
+
+/// The dated snapshot files and change files of one insurer directory, and findings for
+/// anything else.
+fn scan_insurer_dir(dir: &Path, dir_name: &str) -> Result<Scan, SnapshotError> {
+    let mut scan = Scan::default();
     for (name, path, is_dir) in sorted_entries(dir)? {
         let rel_path: Arc<str> = format!("{dir_name}/{name}").into();
+        if is_dir && name == CHANGES_DIR {
+            scan_changes_dir(&path, &rel_path, &mut scan)?;
+            continue;
+        }
         match snapshot_date(&name).filter(|_| !is_dir) {
-            Some(date) => dated.push(SnapshotFile {
+            Some(date) => scan.dated.push(SnapshotFile {
                 path,
                 rel_path,
                 date,
             }),
-            None => bad.push(rel_path),
+            None => scan.findings.push(Finding::BadFileName { path: rel_path }),
         }
     }
-    Ok((dated, bad))
+    Ok(scan)
+}
+
+/// The change files of `<insurer>/changes/`. Only names ending `.csv` are read: a writer
+/// renames a complete file into place, so anything else may be a file still being written.
+fn scan_changes_dir(dir: &Path, dir_rel: &str, scan: &mut Scan) -> Result<(), SnapshotError> {
+    for (name, path, is_dir) in sorted_entries(dir)? {
+        let rel_path: Arc<str> = format!("{dir_rel}/{name}").into();
+        let csv_stem = name
+            .len()
+            .checked_sub(4)
+            .filter(|&i| name.is_char_boundary(i) && name[i..].eq_ignore_ascii_case(".csv"))
+            .map(|i| &name[..i]);
+        match (csv_stem, is_dir) {
+            (Some(stem), false) => match ChangeTime::parse(stem) {
+                Some(time) => scan.changes.push(ChangeFile {
+                    path,
+                    rel_path,
+                    time,
+                }),
+                None => scan
+                    .findings
+                    .push(Finding::BadChangeFileName { path: rel_path }),
+            },
+            (None, false) => scan
+                .findings
+                .push(Finding::IgnoredChangeFile { path: rel_path }),
+            (_, true) => scan.findings.push(Finding::BadFileName { path: rel_path }),
+        }
+    }
+    Ok(())
 }
 
 /// `YYYYMMDD.csv` (extension in any case) naming a real date.
@@ -429,5 +692,28 @@ mod tests {
         check("20260401", None);
         check("２０２６０４０１.csv", None);
         check("notes.txt", None);
+    }
+
+    #[test]
+    fn change_file_names() {
+        let check = |stem: &str, expected: Option<&str>| {
+            assert_eq!(
+                ChangeTime::parse(stem).map(|t| t.to_string()),
+                expected.map(str::to_owned),
+                "{stem}"
+            )
+        };
+        check("20260401-101500", Some("2026-04-01 10:15:00 JST"));
+        check("20260401-000000", Some("2026-04-01 00:00:00 JST"));
+        check("20260401-235959", Some("2026-04-01 23:59:59 JST"));
+        check("20260401-240000", None);
+        check("20260401-236000", None);
+        check("20260401-235960", None);
+        check("20260431-101500", None);
+        check("20260401-10150", None);
+        check("20260401101500", None);
+        check("20260401-1015a0", None);
+        check("20260401-+10150", None);
+        check("20260401", None);
     }
 }

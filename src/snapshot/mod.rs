@@ -8,6 +8,13 @@
 //! with [`Rule::F4`]. Then rows read = indexed + rejected (+ deduplicated, done by the build)
 //! holds for every file.
 //!
+//! With change files: [`discover_at`] gives each insurer's [`InsurerDelivery`] (its newest
+//! snapshot, the change files to apply, those superseded); read the change files with
+//! [`ChangeInput::read_all`] and make the insurer's state with [`materialize`], which reads
+//! the snapshot as above and applies each file ([`apply::apply_change_file`]: rows read =
+//! applied + rejected per file). [`State`] and [`Change`] apply single changes, for a caller
+//! that keeps a state of its own.
+//!
 //! Decisions where the contract is silent:
 //! - **Rule order.** A row is rejected under the first failing rule in the order R0, R1, R2
 //!   (number, then symbol), R3, R4, R5, R6, R7 (sex, relationship, reason_of_loss,
@@ -53,28 +60,46 @@
 //!   [`Finding::BadFileName`]. Older snapshots of an insurer are ignored silently. A file
 //!   dated after the build's date is a [`Finding::FutureSnapshot`] and not read: a mistyped
 //!   year would otherwise win as the newest file for decades.
+//! - **Change files** (異動, `<insurer>/changes/YYYYMMDD-hhmmss.csv`, [`change`], [`apply`]):
+//!   the snapshot's header with a required `change` column (F2 without it). Rules in order:
+//!   R0, C3, then for `add`/`update` R1..R7 on the whole record (W1..W4 on a kept one, with
+//!   the file's day as "today"); for `lose` and `delete` only the key (R1, R2, R3, R5 without
+//!   the birthdate), and for `lose` R6 (disqualification_date required) and R7
+//!   (reason_of_loss); then C4, then C1/C2. A change applies to every record of its key (a
+//!   snapshot can hold one key twice). A file is read whole before it is applied, so one
+//!   that fails part-way is rejected whole and changes nothing. A change file timed after
+//!   the build's "now" is not read ([`Finding::FutureChange`]); one timed before its
+//!   snapshot's day is superseded ([`Finding::SupersededChange`]).
 //! - **Privacy**: reasons quote raw values of ordinary fields, but every quoted value has any
 //!   run of 12 or more digits masked to its last four (single separators between the digits,
 //!   as in `1234-5678-9018`, count in the run), so an individual number that strayed into
 //!   another column does not leak either.
 
+pub mod apply;
+pub mod change;
 pub(crate) mod decode;
 mod discover;
 mod error;
 mod header;
+pub mod materialize;
 mod read;
 mod row;
 mod types;
 
+pub use apply::{materialize, ChangeInput, ChangeSummary, Materialized, State};
+pub use change::{read_changes_bytes, Change, ChangeKind, ChangeRow, RecordKey};
 pub use decode::{count_data_lines, Encoding, Undecodable};
 pub use discover::{
-    discover, read_insurers, Discovery, Finding, InsurerEntry, InsurerSnapshot, SnapshotFile,
+    discover, discover_at, read_insurers, ChangeFile, ChangeTime, Discovery, Finding,
+    InsurerDelivery, InsurerEntry, InsurerSnapshot, SnapshotFile, CHANGES_DIR, INSURERS_FILE,
 };
 pub use error::SnapshotError;
 pub use header::Column;
 pub use read::{account_rejected_file, read_snapshot, read_snapshot_bytes, FileContext};
 pub use types::{FileSummary, Issue, RowOutcome, Rule, RuleCounts};
 
+#[cfg(test)]
+mod change_tests;
 #[cfg(test)]
 mod hostile_tests;
 #[cfg(test)]

@@ -62,26 +62,7 @@ pub fn read_snapshot_bytes(
         path: ctx.path.clone(),
         why,
     })?;
-    let text: &[u8] = decoded.text.as_bytes();
-    let mut rows = Rows::new(text);
-    let mut rec = ByteRecord::new();
-    match rows.next(&mut rec).map_err(|e| rows.csv_error(&e, ctx))? {
-        Next::Record => {}
-        Next::Overlong { line, .. } => {
-            return Err(SnapshotError::HeaderTooLong {
-                path: ctx.path.clone(),
-                line,
-                max_bytes: LINE_BYTES_MAX,
-            })
-        }
-        Next::End => {
-            return Err(SnapshotError::NoHeader {
-                path: ctx.path.clone(),
-            })
-        }
-    }
-    let header_line = rows.line_of(&rec);
-    let cols = ColumnMap::from_header(&ctx.path, rec.iter())?;
+    let mut table = Table::open(decoded.text.as_bytes(), ctx)?;
     let mut summary = FileSummary {
         file: ctx.file.clone(),
         insurer: Some(ctx.insurer),
@@ -91,17 +72,29 @@ pub fn read_snapshot_bytes(
         indexed: 0,
         rejected: 0,
         by_rule: RuleCounts::default(),
-        file_warnings: unknown_column_warnings(&cols, ctx, header_line),
+        file_warnings: unknown_column_warnings(&table.cols, ctx, table.header_line),
         file_reject: None,
     };
     summary
         .by_rule
         .add(Rule::W0, summary.file_warnings.len() as u64);
-    loop {
-        let outcome = match rows.next(&mut rec).map_err(|e| rows.csv_error(&e, ctx))? {
-            Next::Record => row_outcome(&rec, &cols, ctx, rows.line_of(&rec)),
-            Next::Overlong { line, bytes } => overlong_row(ctx, line, bytes),
-            Next::End => break,
+    let mut rec = ByteRecord::new();
+    while let Some(row) = table.next(&mut rec, ctx)? {
+        let outcome = match row {
+            TableRow::Record { line } => match row_fields(&rec, &table.cols, ctx, line) {
+                Ok(fields) => match check_row(&fields, ctx, line) {
+                    Ok((record, warnings)) => RowOutcome::Indexed {
+                        record,
+                        line,
+                        warnings,
+                    },
+                    Err(issue) => RowOutcome::Rejected(issue),
+                },
+                Err(issue) => RowOutcome::Rejected(issue),
+            },
+            TableRow::Overlong { line, bytes } => {
+                RowOutcome::Rejected(overlong_row(ctx, line, bytes))
+            }
         };
         count(&mut summary, &outcome);
         sink(outcome);
@@ -109,7 +102,82 @@ pub fn read_snapshot_bytes(
     Ok(summary)
 }
 
-fn unknown_column_warnings(cols: &ColumnMap, ctx: &FileContext, line: u64) -> Vec<Issue> {
+/// A decoded file past its header: the columns, and the data rows still to read. Snapshots
+/// and change files share it, so both read encodings, quoting and headers alike.
+pub(crate) struct Table<'t> {
+    rows: Rows<'t>,
+    pub cols: ColumnMap,
+    /// The header's cells, for a reader that looks for a column of its own (`change`).
+    pub header: ByteRecord,
+    pub header_line: u64,
+}
+
+/// One data row of a [`Table`].
+pub(crate) enum TableRow {
+    /// A CSV record, in the caller's `ByteRecord`, starting on `line`.
+    Record { line: u64 },
+    /// A physical line longer than [`LINE_BYTES_MAX`], skipped whole.
+    Overlong { line: u64, bytes: usize },
+}
+
+impl<'t> Table<'t> {
+    /// Reads the header of a decoded `text`. An `Err` rejects the file whole (F2, F3).
+    pub(crate) fn open(text: &'t [u8], ctx: &FileContext) -> Result<Table<'t>, SnapshotError> {
+        let mut rows = Rows::new(text);
+        let mut header = ByteRecord::new();
+        match rows
+            .next(&mut header)
+            .map_err(|e| rows.csv_error(&e, ctx))?
+        {
+            Next::Record => {}
+            Next::Overlong { line, .. } => {
+                return Err(SnapshotError::HeaderTooLong {
+                    path: ctx.path.clone(),
+                    line,
+                    max_bytes: LINE_BYTES_MAX,
+                })
+            }
+            Next::End => {
+                return Err(SnapshotError::NoHeader {
+                    path: ctx.path.clone(),
+                })
+            }
+        }
+        let header_line = rows.line_of(&header);
+        let cols = ColumnMap::from_header(&ctx.path, header.iter())?;
+        Ok(Table {
+            rows,
+            cols,
+            header,
+            header_line,
+        })
+    }
+
+    /// The next data row, `None` at the end.
+    pub(crate) fn next(
+        &mut self,
+        rec: &mut ByteRecord,
+        ctx: &FileContext,
+    ) -> Result<Option<TableRow>, SnapshotError> {
+        match self
+            .rows
+            .next(rec)
+            .map_err(|e| self.rows.csv_error(&e, ctx))?
+        {
+            Next::Record => Ok(Some(TableRow::Record {
+                line: self.rows.line_of(rec),
+            })),
+            Next::Overlong { line, bytes } => Ok(Some(TableRow::Overlong { line, bytes })),
+            Next::End => Ok(None),
+        }
+    }
+}
+
+pub(crate) fn unknown_column_warnings(
+    cols: &ColumnMap,
+    ctx: &FileContext,
+    line: u64,
+) -> Vec<Issue> {
     cols.unknown
         .iter()
         .map(|name| Issue {
@@ -122,8 +190,8 @@ fn unknown_column_warnings(cols: &ColumnMap, ctx: &FileContext, line: u64) -> Ve
         .collect()
 }
 
-fn overlong_row(ctx: &FileContext, line: u64, bytes: usize) -> RowOutcome {
-    RowOutcome::Rejected(Issue {
+pub(crate) fn overlong_row(ctx: &FileContext, line: u64, bytes: usize) -> Issue {
+    Issue {
         file: ctx.file.clone(),
         line,
         rule: Rule::R0,
@@ -131,18 +199,23 @@ fn overlong_row(ctx: &FileContext, line: u64, bytes: usize) -> RowOutcome {
         reason: format!(
             "the line is {bytes} bytes, longer than any row can be ({LINE_BYTES_MAX}); not read"
         ),
-    })
+    }
 }
 
-fn row_outcome(rec: &ByteRecord, cols: &ColumnMap, ctx: &FileContext, line: u64) -> RowOutcome {
-    let malformed = |reason: String| {
-        RowOutcome::Rejected(Issue {
-            file: ctx.file.clone(),
-            line,
-            rule: Rule::R0,
-            field: Cow::Borrowed(""),
-            reason,
-        })
+/// The text of a record's cells by column, or its R0 reject (a line break in a cell, another
+/// number of cells than the header's, a cell that is not text).
+pub(crate) fn row_fields<'r>(
+    rec: &'r ByteRecord,
+    cols: &ColumnMap,
+    ctx: &FileContext,
+    line: u64,
+) -> Result<Fields<'r>, Issue> {
+    let malformed = |reason: String| Issue {
+        file: ctx.file.clone(),
+        line,
+        rule: Rule::R0,
+        field: Cow::Borrowed(""),
+        reason,
     };
     // No snapshot field holds a line break; a cell with one is a quote left open, which
     // swallows the rows after it (to the next quote, or the end of the file) into one row.
@@ -160,7 +233,7 @@ fn row_outcome(rec: &ByteRecord, cols: &ColumnMap, ctx: &FileContext, line: u64)
             .into_iter()
             .find(|&c| cols.get(c) == Some(i))
             .map_or("", Column::name);
-        return RowOutcome::Rejected(Issue {
+        return Err(Issue {
             file: ctx.file.clone(),
             line,
             rule: Rule::R0,
@@ -172,11 +245,11 @@ fn row_outcome(rec: &ByteRecord, cols: &ColumnMap, ctx: &FileContext, line: u64)
         });
     }
     if rec.len() != cols.width {
-        return malformed(format!(
+        return Err(malformed(format!(
             "{} fields where the header has {}",
             rec.len(),
             cols.width
-        ));
+        )));
     }
     let mut fields = Fields([""; Column::ALL.len()]);
     for c in Column::ALL {
@@ -185,21 +258,14 @@ fn row_outcome(rec: &ByteRecord, cols: &ColumnMap, ctx: &FileContext, line: u64)
             // checked anyway rather than assumed.
             match std::str::from_utf8(rec.get(i).unwrap_or_default()) {
                 Ok(s) => fields.0[c as usize] = s,
-                Err(_) => return malformed(format!("field {} is not valid text", c.name())),
+                Err(_) => return Err(malformed(format!("field {} is not valid text", c.name()))),
             }
         }
     }
-    match check_row(&fields, ctx, line) {
-        Ok((record, warnings)) => RowOutcome::Indexed {
-            record,
-            line,
-            warnings,
-        },
-        Err(issue) => RowOutcome::Rejected(issue),
-    }
+    Ok(fields)
 }
 
-fn count(summary: &mut FileSummary, outcome: &RowOutcome) {
+pub(crate) fn count(summary: &mut FileSummary, outcome: &RowOutcome) {
     summary.rows_read += 1;
     match outcome {
         RowOutcome::Indexed { warnings, .. } => {
@@ -369,7 +435,7 @@ pub fn account_rejected_file(
     }
 }
 
-fn count_rows(bytes: &[u8]) -> (u64, Option<Encoding>) {
+pub(crate) fn count_rows(bytes: &[u8]) -> (u64, Option<Encoding>) {
     let Ok(decoded) = decode(bytes) else {
         return (count_data_lines(bytes), None);
     };

@@ -1,6 +1,7 @@
 //! The row rules of docs/delivery.md: one data row becomes a [`Record`] with its warnings, or a reject
 //! under the first failing rule (R1..R7 in order).
 
+use super::change::RecordKey;
 use super::header::Column;
 use super::read::FileContext;
 use super::types::{Issue, Rule};
@@ -30,16 +31,65 @@ pub(crate) fn check_row(
     ctx: &FileContext,
     line: u64,
 ) -> Result<(Record, Vec<Issue>), Issue> {
-    let issue = |(rule, col, reason): Failure| Issue {
+    let issue = |failure| issue(ctx, line, failure);
+    let record = build_record(f, ctx).map_err(issue)?;
+    let warnings = warnings(f, &record, ctx).into_iter().map(issue).collect();
+    Ok((record, warnings))
+}
+
+/// The key columns of a `lose` or `delete` row, the only ones it needs: R1, R2, R3, and R5
+/// without the birthdate (the row may leave it empty). The record it names was checked whole
+/// when it was added.
+pub(crate) fn check_key(f: &Fields<'_>, ctx: &FileContext, line: u64) -> Result<RecordKey, Issue> {
+    key_of(f, ctx).map_err(|failure| issue(ctx, line, failure))
+}
+
+fn key_of(f: &Fields<'_>, ctx: &FileContext) -> Result<RecordKey, Failure> {
+    let (_, symbol, number, branch) = card(f, ctx)?;
+    let qualification_date = date(f.get(Column::QualificationDate), Column::QualificationDate)
+        .map_err(|reason| (Rule::R5, Column::QualificationDate, reason))?;
+    Ok(RecordKey {
+        symbol,
+        number,
+        branch,
+        qualification_date,
+    })
+}
+
+/// The loss a `lose` row gives its record: R6 (disqualification_date required, after the
+/// key's qualification date), then R7 (reason_of_loss).
+pub(crate) fn check_loss(
+    f: &Fields<'_>,
+    ctx: &FileContext,
+    line: u64,
+    key: &RecordKey,
+) -> Result<(Date, Option<ReasonOfLoss>), Issue> {
+    let loss = || -> Result<(Date, Option<ReasonOfLoss>), Failure> {
+        let raw = f.get(Column::DisqualificationDate);
+        let disqualification = disqualification(raw, key.qualification_date)?.ok_or((
+            Rule::R6,
+            Column::DisqualificationDate,
+            "disqualification_date is empty; a lose row requires it".to_owned(),
+        ))?;
+        let reason = optional_code(
+            f.get(Column::ReasonOfLoss),
+            Column::ReasonOfLoss,
+            "01, 02, 03, 99",
+            ReasonOfLoss::parse,
+        )?;
+        Ok((disqualification, reason))
+    };
+    loss().map_err(|failure| issue(ctx, line, failure))
+}
+
+fn issue(ctx: &FileContext, line: u64, (rule, col, reason): Failure) -> Issue {
+    Issue {
         file: ctx.file.clone(),
         line,
         rule,
         field: Cow::Borrowed(col.name()),
         reason,
-    };
-    let record = build_record(f, ctx).map_err(issue)?;
-    let warnings = warnings(f, &record, ctx).into_iter().map(issue).collect();
-    Ok((record, warnings))
+    }
 }
 
 /// Longest name or name_kana a row may have. No person's name comes near it; a longer field
@@ -62,12 +112,7 @@ fn build_record(f: &Fields<'_>, ctx: &FileContext) -> Result<Record, Failure> {
             ));
         }
     }
-    let insurer = insurer(f.get(Column::InsurerNumber), ctx.insurer)?;
-    let number = card_text(f.get(Column::Number), Column::Number, true)?;
-    let symbol = card_text(f.get(Column::Symbol), Column::Symbol, false)?;
-    let branch = parse_or(f.get(Column::Branch), Column::Branch, Rule::R3, |s| {
-        Branch::parse_exact(s).map_err(|e| e.to_string())
-    })?;
+    let (insurer, symbol, number, branch) = card(f, ctx)?;
     let birthdate = birthdate(f.get(Column::Birthdate), ctx.snapshot_date)?;
     let qualification_date = qualification(f.get(Column::QualificationDate), birthdate)?;
     let disqualification_date =
@@ -116,6 +161,20 @@ fn build_record(f: &Fields<'_>, ctx: &FileContext) -> Result<Record, Failure> {
         copay_ratio,
         limit_category,
     })
+}
+
+/// R1, R2 (number, then symbol), R3: the card of a row, as insurer, symbol, number, branch.
+fn card(
+    f: &Fields<'_>,
+    ctx: &FileContext,
+) -> Result<(InsurerNumber, String, String, Branch), Failure> {
+    let insurer = insurer(f.get(Column::InsurerNumber), ctx.insurer)?;
+    let number = card_text(f.get(Column::Number), Column::Number, true)?;
+    let symbol = card_text(f.get(Column::Symbol), Column::Symbol, false)?;
+    let branch = parse_or(f.get(Column::Branch), Column::Branch, Rule::R3, |s| {
+        Branch::parse_exact(s).map_err(|e| e.to_string())
+    })?;
+    Ok((insurer, symbol, number, branch))
 }
 
 /// R1: a valid insurer number, and the one of the file's directory.

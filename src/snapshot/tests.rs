@@ -5,7 +5,7 @@ use super::*;
 use crate::domain::{Date, InsurerNumber, Record};
 use std::path::{Path, PathBuf};
 
-const HEADER: [&str; 15] = [
+pub(super) const HEADER: [&str; 15] = [
     "insurer_number",
     "symbol",
     "number",
@@ -24,7 +24,7 @@ const HEADER: [&str; 15] = [
 ];
 
 /// A valid row of insurer 33120015 (国家公務員共済, not 後期高齢者), age 46 on the snapshot date.
-const BASE: [&str; 15] = [
+pub(super) const BASE: [&str; 15] = [
     "33120015",
     "12",
     "3456",
@@ -58,7 +58,7 @@ fn ctx(insurer: &str) -> FileContext {
 }
 
 /// CSV text (LF, RFC 4180 quoting where needed) of a header and rows.
-fn csv_text(header: &[&str], rows: &[Vec<String>]) -> String {
+pub(super) fn csv_text(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut w = csv::WriterBuilder::new()
         .flexible(true)
         .terminator(csv::Terminator::Any(b'\n'))
@@ -632,7 +632,7 @@ fn malformed_rows_are_r0() {
     assert_eq!(summary.by_rule.get(Rule::R0), 2);
 }
 
-fn write(dir: &Path, rel: &str, bytes: &[u8]) {
+pub(super) fn write(dir: &Path, rel: &str, bytes: &[u8]) {
     let path = dir.join(rel);
     std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
     std::fs::write(path, bytes).expect("write");

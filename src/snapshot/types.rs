@@ -34,10 +34,18 @@ pub enum Rule {
     F3,
     /// Snapshot of an insurer not listed in `insurers.csv`.
     F4,
+    /// Change file: `update`, `lose` or `delete` of a key that does not exist.
+    C1,
+    /// Change file: `add` of a key that exists.
+    C2,
+    /// Change file: `change` missing or not `add`, `update`, `lose`, `delete`.
+    C3,
+    /// Change file: a key already changed earlier in the same file.
+    C4,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 17] = [
+    pub const ALL: [Rule; 21] = [
         Rule::R0,
         Rule::R1,
         Rule::R2,
@@ -55,6 +63,10 @@ impl Rule {
         Rule::F2,
         Rule::F3,
         Rule::F4,
+        Rule::C1,
+        Rule::C2,
+        Rule::C3,
+        Rule::C4,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -76,6 +88,10 @@ impl Rule {
             Rule::F2 => "F2",
             Rule::F3 => "F3",
             Rule::F4 => "F4",
+            Rule::C1 => "C1",
+            Rule::C2 => "C2",
+            Rule::C3 => "C3",
+            Rule::C4 => "C4",
         }
     }
 
@@ -101,6 +117,10 @@ impl Rule {
             Rule::F2 => "file header unusable (missing or duplicate column): rejected whole",
             Rule::F3 => "file not readable as CSV: rejected whole",
             Rule::F4 => "snapshot of an insurer not listed in insurers.csv: rejected whole",
+            Rule::C1 => "change file: update, lose or delete of a key that does not exist",
+            Rule::C2 => "change file: add of a key that exists",
+            Rule::C3 => "change file: change missing or not add, update, lose, delete",
+            Rule::C4 => "change file: key already changed earlier in the same file",
         }
     }
 

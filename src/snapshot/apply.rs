@@ -1,0 +1,477 @@
+//! An insurer's state (docs/delivery.md#change-files): its newest snapshot's records, then its
+//! change files applied in name order. [`State`] applies one [`Change`] (C1, C2);
+//! [`apply_change_file`] one file (C4, per-file accounting); [`materialize`] a whole delivery,
+//! which the build indexes and `shikaku materialize` writes as a plain snapshot.
+
+use super::change::{read_changes_bytes, Change, ChangeRow, ChangeRows, RecordKey, CHANGE_COLUMN};
+use super::decode::{Encoding, Source};
+use super::discover::{ChangeFile, ChangeTime, InsurerDelivery};
+use super::error::SnapshotError;
+use super::read::{account_rejected_file, count_rows, read_snapshot, FileContext};
+use super::types::{FileSummary, Issue, RowOutcome, Rule, RuleCounts};
+use crate::domain::text::quote_raw;
+use crate::domain::{Branch, Date, InsurerNumber, Record};
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// One insurer's records, keyed for changes. Records keep their order: a changed record stays
+/// in its place, an added one goes last (the order a materialized snapshot lists them in).
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    records: Vec<Option<Record>>,
+    /// The last position pushed of each key's hash; `next` chains the earlier ones. Records
+    /// on a chain are compared with the key itself, so a collision costs a comparison, never
+    /// a wrong record; and keys are not held twice (a large insurer's state would grow by
+    /// half). A snapshot may hold one key more than once (an exact duplicate, or an X2 card
+    /// conflict): a change then applies to each of them.
+    heads: HashMap<u64, u32>,
+    next: Vec<u32>,
+    /// Records in the state (`records` less the removed ones).
+    live: usize,
+    /// Rows no longer in the state: records an `update` replaced or a `delete` removed, and
+    /// the `lose` and `delete` rows themselves, which make no record of their own.
+    replaced: u64,
+}
+
+/// The end of a chain. A segment holds fewer records than this (its counts are 32-bit).
+const END: u32 = u32::MAX;
+
+/// Why a change could not be applied: C1 or C2, and the reason.
+pub type Refusal = (Rule, String);
+
+fn key_hash(symbol: &str, number: &str, branch: Branch, qualification: Date) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    // 0xFF is never in UTF-8 text: "1"+"23" and "12"+"3" hash apart.
+    for part in [
+        symbol.as_bytes(),
+        &[0xFF],
+        number.as_bytes(),
+        &[0xFF, branch.value()],
+    ] {
+        h.update(part);
+    }
+    h.update(&qualification.days().to_le_bytes());
+    h.digest()
+}
+
+fn hash_of(key: &RecordKey) -> u64 {
+    key_hash(&key.symbol, &key.number, key.branch, key.qualification_date)
+}
+
+fn has_key(r: &Record, key: &RecordKey) -> bool {
+    r.qualification_date == key.qualification_date
+        && r.branch == key.branch
+        && r.number == key.number
+        && r.symbol == key.symbol
+}
+
+impl State {
+    pub fn new(records: impl IntoIterator<Item = Record>) -> State {
+        let mut state = State::default();
+        for r in records {
+            state.push(r);
+        }
+        state
+    }
+
+    fn push(&mut self, r: Record) {
+        let hash = key_hash(&r.symbol, &r.number, r.branch, r.qualification_date);
+        let at = u32::try_from(self.records.len()).unwrap_or(END);
+        self.next.push(self.heads.insert(hash, at).unwrap_or(END));
+        self.records.push(Some(r));
+        self.live += 1;
+    }
+
+    /// Positions of the records of `key` in the state, ascending.
+    fn positions(&self, key: &RecordKey) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut at = self.heads.get(&hash_of(key)).copied().unwrap_or(END);
+        while let Some(i) = usize::try_from(at).ok().filter(|_| at != END) {
+            if let Some(Some(r)) = self.records.get(i) {
+                if has_key(r, key) {
+                    out.push(i);
+                }
+            }
+            at = self.next.get(i).copied().unwrap_or(END);
+        }
+        out.reverse();
+        out
+    }
+
+    pub fn contains(&self, key: &RecordKey) -> bool {
+        !self.positions(key).is_empty()
+    }
+
+    /// Applies one change, or says why not (C1, C2); a refused change changes nothing.
+    pub fn apply(&mut self, change: Change) -> Result<(), Refusal> {
+        let key = change.key();
+        let at = self.positions(&key);
+        match (change, at.split_first()) {
+            (Change::Add(record), None) => self.push(record),
+            (Change::Add(_), Some(_)) => {
+                return Err((Rule::C2, format!("add of {}, which exists", describe(&key))))
+            }
+            (other, None) => {
+                return Err((
+                    Rule::C1,
+                    format!(
+                        "{} of {}, which does not exist",
+                        other.kind().as_str(),
+                        describe(&key)
+                    ),
+                ))
+            }
+            (Change::Update(record), Some((&first, rest))) => {
+                // The first keeps the record's place (and its place on the key's chain).
+                self.replaced += at.len() as u64;
+                self.remove(rest);
+                if let Some(slot) = self.records.get_mut(first) {
+                    *slot = Some(record);
+                }
+            }
+            (
+                Change::Lose {
+                    disqualification_date,
+                    reason_of_loss,
+                    ..
+                },
+                Some(_),
+            ) => {
+                self.replaced += 1;
+                for &i in &at {
+                    if let Some(Some(r)) = self.records.get_mut(i) {
+                        r.disqualification_date = Some(disqualification_date);
+                        r.reason_of_loss = reason_of_loss;
+                    }
+                }
+            }
+            (Change::Delete(_), Some(_)) => {
+                self.replaced += at.len() as u64 + 1;
+                self.remove(&at);
+            }
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, positions: &[usize]) {
+        for &i in positions {
+            if let Some(slot) = self.records.get_mut(i) {
+                self.live -= usize::from(slot.take().is_some());
+            }
+        }
+    }
+
+    pub fn records(&self) -> impl Iterator<Item = &Record> {
+        self.records.iter().flatten()
+    }
+
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// See the field: rows read = records + replaced + rejected holds for the state.
+    pub fn replaced(&self) -> u64 {
+        self.replaced
+    }
+
+    pub fn into_records(self) -> Vec<Record> {
+        self.records.into_iter().flatten().collect()
+    }
+}
+
+/// A key in a reason: card text quoted (masked, as any quoted input).
+fn describe(key: &RecordKey) -> String {
+    format!(
+        "the record of symbol {}, number {}, branch {}, qualification_date {}",
+        quote_raw(&key.symbol),
+        quote_raw(&key.number),
+        key.branch,
+        key.qualification_date
+    )
+}
+
+/// A change file's bytes, read once: what is hashed is what is applied.
+#[derive(Debug, Clone)]
+pub struct ChangeInput {
+    pub file: ChangeFile,
+    pub bytes: Vec<u8>,
+    /// xxh3 of the bytes: how a later build knows the file it applied from another of the
+    /// same name.
+    pub xxh3: u64,
+    /// Why the file was refused unread (F3: not a regular file, or a link out of the
+    /// snapshots directory), as a snapshot file would be.
+    pub refused: Option<String>,
+}
+
+impl ChangeInput {
+    /// Reads a change file whole (a regular file inside the snapshots directory, as a
+    /// snapshot). A file gone or unreadable is an error naming it: the state would lack its
+    /// changes. A pipe, device or link out of the delivery is refused unread (F3).
+    pub fn read(file: &ChangeFile) -> Result<ChangeInput, SnapshotError> {
+        let (bytes, refused) = match Source::open_within(&file.path, file.snapshots_root()) {
+            Ok(source) => (source.bytes().to_vec(), None),
+            Err(e @ SnapshotError::Io { .. }) => return Err(e),
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        };
+        Ok(ChangeInput {
+            file: file.clone(),
+            xxh3: xxhash_rust::xxh3::xxh3_64(&bytes),
+            bytes,
+            refused,
+        })
+    }
+
+    pub fn read_all(files: &[ChangeFile]) -> Result<Vec<ChangeInput>, SnapshotError> {
+        files.iter().map(ChangeInput::read).collect()
+    }
+}
+
+/// The accounting of one change file: `rows_read == applied + rejected` always.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeSummary {
+    pub file: Arc<str>,
+    pub time: ChangeTime,
+    pub xxh3: u64,
+    /// `None` when the file was not decoded (F1).
+    pub encoding: Option<Encoding>,
+    pub rows_read: u64,
+    pub applied: u64,
+    pub rejected: u64,
+    pub by_rule: RuleCounts,
+    /// Set when the whole file was rejected (F1, F2, F3): nothing of it applied.
+    pub file_reject: Option<Issue>,
+}
+
+impl ChangeSummary {
+    pub fn balanced(&self) -> bool {
+        self.rows_read == self.applied + self.rejected
+    }
+}
+
+fn context(input: &ChangeInput, insurer: InsurerNumber) -> FileContext {
+    FileContext {
+        file: input.file.rel_path.clone(),
+        path: input.file.path.clone(),
+        insurer,
+        // "Today" for R4, W2 and W3 is the day the change was registered.
+        snapshot_date: input.file.time.date,
+    }
+}
+
+/// Applies one change file to `state`, row by row in file order; rejects and warnings go to
+/// `issues`. A file rejected whole (F1, F2, F3) changes nothing.
+pub fn apply_change_file(
+    state: &mut State,
+    input: &ChangeInput,
+    insurer: InsurerNumber,
+    issues: &mut Vec<Issue>,
+) -> ChangeSummary {
+    let ctx = context(input, insurer);
+    let mut summary = ChangeSummary {
+        file: ctx.file.clone(),
+        time: input.file.time,
+        xxh3: input.xxh3,
+        encoding: None,
+        rows_read: 0,
+        applied: 0,
+        rejected: 0,
+        by_rule: RuleCounts::default(),
+        file_reject: None,
+    };
+    if let Some(why) = &input.refused {
+        reject_file(&mut summary, issues, (Rule::F3, "", why), 0);
+        return summary;
+    }
+    match read_changes_bytes(&input.bytes, &ctx) {
+        Ok(rows) => apply_rows(state, rows, &ctx, &mut summary, issues),
+        Err(e) => {
+            let (rows, encoding) = count_rows(&input.bytes);
+            summary.encoding = encoding;
+            reject_file(
+                &mut summary,
+                issues,
+                (e.rule(), e.field(), &e.to_string()),
+                rows,
+            );
+        }
+    }
+    summary
+}
+
+/// A change file rejected whole: its `rows` read and rejected, one line-0 issue saying why.
+fn reject_file(
+    summary: &mut ChangeSummary,
+    issues: &mut Vec<Issue>,
+    (rule, field, why): (Rule, &str, &str),
+    rows: u64,
+) {
+    summary.rows_read = rows;
+    summary.rejected = rows;
+    summary.by_rule.add(rule, rows);
+    let issue = Issue {
+        file: summary.file.clone(),
+        line: 0,
+        rule,
+        field: Cow::Owned(field.to_owned()),
+        reason: format!("whole file rejected ({rows} data rows), nothing applied: {why}"),
+    };
+    summary.file_reject = Some(issue.clone());
+    issues.push(issue);
+}
+
+fn apply_rows(
+    state: &mut State,
+    rows: ChangeRows,
+    ctx: &FileContext,
+    summary: &mut ChangeSummary,
+    issues: &mut Vec<Issue>,
+) {
+    summary.encoding = Some(rows.encoding);
+    summary
+        .by_rule
+        .add(Rule::W0, rows.file_warnings.len() as u64);
+    issues.extend(rows.file_warnings);
+    // Keys an applied row of this file changed (C4): a second change of one key in one file
+    // leaves its order to chance in the insurer's system, so the second is refused.
+    let mut changed: HashSet<RecordKey> = HashSet::new();
+    for row in rows.rows {
+        summary.rows_read += 1;
+        let (change, line, warnings) = match row {
+            ChangeRow::Valid {
+                change,
+                line,
+                warnings,
+            } => (change, line, warnings),
+            ChangeRow::Rejected(issue) => {
+                reject(summary, issues, issue);
+                continue;
+            }
+        };
+        let key = change.key();
+        let refused = if changed.contains(&key) {
+            Err((
+                Rule::C4,
+                format!(
+                    "{} of {}, already changed earlier in this file",
+                    change.kind().as_str(),
+                    describe(&key)
+                ),
+            ))
+        } else {
+            state.apply(change)
+        };
+        match refused {
+            Ok(()) => {
+                changed.insert(key);
+                summary.applied += 1;
+                for w in &warnings {
+                    summary.by_rule.add(w.rule, 1);
+                }
+                issues.extend(warnings);
+            }
+            Err((rule, reason)) => {
+                let issue = Issue {
+                    file: ctx.file.clone(),
+                    line,
+                    rule,
+                    field: Cow::Borrowed(CHANGE_COLUMN),
+                    reason,
+                };
+                reject(summary, issues, issue);
+            }
+        }
+    }
+}
+
+fn reject(summary: &mut ChangeSummary, issues: &mut Vec<Issue>, issue: Issue) {
+    summary.rejected += 1;
+    summary.by_rule.add(issue.rule, 1);
+    issues.push(issue);
+}
+
+/// One insurer's state, materialized: what the build indexes, and what
+/// `shikaku materialize` writes as `<insurer>/<YYYYMMDD>.csv` with `date`.
+#[derive(Debug, Clone)]
+pub struct Materialized {
+    pub records: Vec<Record>,
+    /// The day of the last change file applied, else the snapshot's: no record of the state
+    /// was registered after it, so the materialized snapshot passes R4 as its rows did.
+    pub date: Date,
+    /// The snapshot read (`None` when the insurer has none yet and starts empty).
+    pub snapshot: Option<FileSummary>,
+    pub changes: Vec<ChangeSummary>,
+    /// Every reject and warning of the snapshot and the change files, in reading order,
+    /// with one line-0 issue for each file rejected whole.
+    pub issues: Vec<Issue>,
+    /// See [`State::replaced`].
+    pub replaced: u64,
+}
+
+/// The name a materialized state has: `<insurer>/<YYYYMMDD>.csv`.
+pub fn materialized_file_name(insurer: InsurerNumber, date: Date) -> String {
+    format!("{}/{}.csv", insurer.as_str(), date.to_compact())
+}
+
+/// Reads an insurer's snapshot (a file rejected whole starts the state empty, accounted as
+/// the build accounts it) and applies `changes` (read by [`ChangeInput::read_all`]) in order.
+/// Only a file the system cannot read is an `Err`.
+pub fn materialize(
+    delivery: &InsurerDelivery,
+    changes: &[ChangeInput],
+) -> Result<Materialized, SnapshotError> {
+    let insurer = delivery.insurer.number;
+    let mut issues = Vec::new();
+    let mut records = Vec::new();
+    let snapshot = match &delivery.snapshot {
+        None => None,
+        Some(file) => {
+            let read = read_snapshot(file, &delivery.insurer, |o| match o {
+                RowOutcome::Indexed {
+                    record, warnings, ..
+                } => {
+                    records.push(record);
+                    issues.extend(warnings);
+                }
+                RowOutcome::Rejected(issue) => issues.push(issue),
+            });
+            Some(match read {
+                Ok(summary) => summary,
+                Err(e @ SnapshotError::Io { .. }) => return Err(e),
+                Err(e) => {
+                    records.clear();
+                    issues.clear();
+                    let reason = e.to_string();
+                    account_rejected_file(file, Some(insurer), e.rule(), e.field(), &reason)
+                }
+            })
+        }
+    };
+    if let Some(s) = &snapshot {
+        issues.extend(s.file_warnings.iter().cloned());
+        issues.extend(s.file_reject.iter().cloned());
+    }
+    let mut state = State::new(records);
+    let summaries: Vec<ChangeSummary> = changes
+        .iter()
+        .map(|c| apply_change_file(&mut state, c, insurer, &mut issues))
+        .collect();
+    let date = changes
+        .last()
+        .map(|c| c.file.time.date)
+        .or(delivery.snapshot.as_ref().map(|s| s.date))
+        .unwrap_or(Date::MIN);
+    let replaced = state.replaced();
+    Ok(Materialized {
+        records: state.into_records(),
+        date,
+        snapshot,
+        changes: summaries,
+        issues,
+        replaced,
+    })
+}
