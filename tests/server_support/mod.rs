@@ -348,7 +348,7 @@ impl Http {
         body: &[u8],
     ) -> Response {
         let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n",
             body.len()
         );
         for (n, v) in headers {
