@@ -245,12 +245,7 @@ fn a_spent_memory_budget_refuses_new_bodies() {
 fn under_auth_no_body_is_read_before_credentials_pass() {
     let _alone = alone();
     let data = data_dir();
-    let code = shikaku::domain::InstitutionCode::parse("0110113719").unwrap();
-    let (token, line) =
-        shikaku::server::auth::new_entry(code, shikaku::server::Role::Query).unwrap();
-    let auth = data.path().join("auth.txt");
-    std::fs::write(&auth, line).unwrap();
-    let server = ServeProcess::start(data.path(), &["--auth".as_ref(), auth.as_os_str()]);
+    let (server, code, token) = serve_one_client(data.path());
     // Without credentials, or with wrong ones: 401 at once, before a byte of the body.
     for credentials in ["", "Authorization: Bearer 0110113719:nope\r\n"] {
         let mut s = TcpStream::connect(server.http).unwrap();

@@ -454,6 +454,7 @@ impl HttpSession {
                 }
                 None => {
                     ctx.metrics.auth_refused(Protocol::Http);
+                    super::auth::log_refused(Protocol::Http, credential);
                     return Err(unauthorized(self, "invalid institution code or token"));
                 }
             },
