@@ -232,8 +232,9 @@ fn is_reg_name_byte(b: u8) -> bool {
 }
 
 /// Whether `authority` (`host[:port]`, already checked) names this host's loopback: `localhost`
-/// and names under it (RFC 6761 6.3; browsers resolve them to loopback themselves, never
-/// through DNS, so no one can rebind them), 127.0.0.0/8, `[::1]` (or `[::ffff:127.x.x.x]`).
+/// and names under it (RFC 6761 6.3: resolved to loopback by browsers and the system's
+/// resolver, and a top-level domain no DNS server delegates, so no one can rebind them),
+/// 127.0.0.0/8, `[::1]` (or `[::ffff:127.x.x.x]`).
 fn is_loopback_name(authority: &[u8]) -> bool {
     let Some((name, _)) = split_port(authority) else {
         return false;
@@ -246,12 +247,22 @@ fn is_loopback_name(authority: &[u8]) -> bool {
             a.is_loopback() || a.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
         });
     }
-    let lower = name.to_ascii_lowercase();
-    lower == "localhost"
-        || lower
-            .strip_suffix(".localhost")
-            .is_some_and(|sub| !sub.is_empty() && !sub.starts_with('.'))
-        || name.parse::<Ipv4Addr>().is_ok_and(|a| a.is_loopback())
+    is_under_localhost(name.as_bytes()) || name.parse::<Ipv4Addr>().is_ok_and(|a| a.is_loopback())
+}
+
+/// `localhost` or a name under it, in any case.
+fn is_under_localhost(name: &[u8]) -> bool {
+    const LOCALHOST: &[u8] = b"localhost";
+    let Some(start) = name.len().checked_sub(LOCALHOST.len()) else {
+        return false;
+    };
+    let (sub, tld) = name.split_at(start);
+    tld.eq_ignore_ascii_case(LOCALHOST)
+        && match sub.split_last() {
+            None => true,
+            Some((b'.', label)) => !label.is_empty() && !label.ends_with(b"."),
+            Some(_) => false,
+        }
 }
 
 /// Whether an `Expect` value asks for `100 Continue`; any other expectation is refused (RFC
