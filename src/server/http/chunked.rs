@@ -112,12 +112,12 @@ pub(super) fn scan_chunked(
 fn size_line(buf: &[u8]) -> Result<Option<(usize, u64)>, ChunkError> {
     let digits = buf.iter().take_while(|b| b.is_ascii_hexdigit()).count();
     // 16 hex digits fill a u64; more is refused even with leading zeros, as httparse did.
-    if digits > 16 {
+    if digits > 16 || (digits == 0 && !buf.is_empty()) {
         return Err(ChunkError::SizeLine);
     }
+    let mut in_extension = false;
     for (i, &b) in buf.iter().enumerate().skip(digits) {
         match b {
-            _ if digits == 0 => return Err(ChunkError::SizeLine),
             b'\r' => match buf.get(i + 1) {
                 None => return Ok(None),
                 Some(b'\n') => {
@@ -129,12 +129,11 @@ fn size_line(buf: &[u8]) -> Result<Option<(usize, u64)>, ChunkError> {
                 Some(_) => return Err(ChunkError::BareLineEnd),
             },
             b'\n' => return Err(ChunkError::BareLineEnd),
-            // Whitespace may come before the extension's `;` (BWS), nothing else.
-            b' ' | b'\t' if !buf[digits..i].contains(&b';') => {}
-            b';' => {}
-            _ if !buf[digits..i].contains(&b';') => return Err(ChunkError::SizeLine),
+            b';' => in_extension = true,
+            // White space may come before the extension's `;` (BWS) and inside it.
+            b' ' | b'\t' => {}
             // Extension names and values are skipped; control bytes are refused.
-            b'\t' | b' '..=b'~' | 0x80.. => {}
+            b'!'..=b'~' | 0x80.. if in_extension => {}
             _ => return Err(ChunkError::SizeLine),
         }
     }

@@ -160,18 +160,29 @@ pub(super) fn read_head<'a>(
     }
     // RFC 9110 10.1.1: an HTTP/1.0 client does not await `100 Continue`.
     head.expect_continue &= !head.http10;
-    let host = match host {
-        Some(h) if split_port(h).is_some() => Some(h),
-        Some(_) => return Err(HeadError::BadHost),
-        None if head.http10 => None,
-        None => return Err(HeadError::NoHost),
-    };
-    // RFC 9112 3.2.2: an absolute-form target's authority stands for the request's host.
+    check_host(&head, host, authority, hosts)?;
+    head.content_length = length.unwrap_or(0);
+    Ok(head)
+}
+
+/// Checks the `Host` header `head` came with (required in HTTP/1.1, RFC 9112 3.2) and, when
+/// `hosts` says so, that the request is addressed to a loopback name: the absolute-form
+/// target's `authority` when there is one (RFC 9112 3.2.2), else `Host`.
+fn check_host(
+    head: &Head<'_>,
+    host: Option<&[u8]>,
+    authority: Option<&[u8]>,
+    hosts: Hosts,
+) -> Result<(), HeadError> {
+    match host {
+        Some(h) if split_port(h).is_none() => return Err(HeadError::BadHost),
+        None if !head.http10 => return Err(HeadError::NoHost),
+        _ => {}
+    }
     if hosts == Hosts::Loopback && !authority.or(host).is_none_or(is_loopback_name) {
         return Err(HeadError::NotLoopback);
     }
-    head.content_length = length.unwrap_or(0);
-    Ok(head)
+    Ok(())
 }
 
 /// Whether a line of `raw` ends in LF without CR before it.
