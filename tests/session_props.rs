@@ -90,6 +90,21 @@ fn session_input(requests: &'static [&'static [u8]]) -> impl Strategy<Value = Ve
         })
 }
 
+/// Every request, defect and position of `http_framing` up to a line's length, with and
+/// without `--auth`, each read whole and split in the middle.
+#[test]
+fn http_framing_defects_at_every_position() {
+    for flags in [0x00, 0x08] {
+        for request in 0..4 {
+            for defect in 0..9 {
+                for position in 0..96 {
+                    harness::session::http_framing(&[flags, request, defect, position, 128]);
+                }
+            }
+        }
+    }
+}
+
 proptest! {
     #[test]
     fn encoded_commands_parse_back(
