@@ -125,7 +125,8 @@ fn post_v1_claims_answers_the_cli_rows_and_audits_each_receipt() {
     );
     // Chunked, in 4 KiB chunks.
     let mut req =
-        b"POST /v1/claims HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        b"POST /v1/claims HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+            .to_vec();
     for chunk in body.chunks(4096) {
         req.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
         req.extend_from_slice(chunk);
@@ -189,7 +190,9 @@ fn a_claims_body_without_a_valid_token_is_refused_before_it_is_read() {
     .unwrap();
     // Headers announcing 100 MB, and only the start of the body: the 401 comes at once.
     let mut http = Http::connect(server.http_addr());
-    http.send_raw(b"POST /v1/claims HTTP/1.1\r\nHost: t\r\nContent-Length: 100000000\r\n\r\nIR,1");
+    http.send_raw(
+        b"POST /v1/claims HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000000\r\n\r\nIR,1",
+    );
     let r = http.read_response().unwrap();
     assert_eq!(r.status, 401, "{}", r.body);
     assert!(http.closed());

@@ -127,7 +127,7 @@ impl Client {
     ) -> Result<(u16, String), String> {
         let s = self.conn.as_mut().unwrap();
         let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
         s.write_all(req.as_bytes())

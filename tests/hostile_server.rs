@@ -65,7 +65,8 @@ fn healthz_times(addr: SocketAddr, n: usize) -> Vec<Duration> {
         .collect()
 }
 
-const ANNOUNCE: &[u8] = b"POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Length: 8388608\r\n\r\n";
+const ANNOUNCE: &[u8] =
+    b"POST /v1/batch HTTP/1.1\r\nHost: localhost\r\nContent-Length: 8388608\r\n\r\n";
 
 /// One test at a time: each starts a server and thousands of connections, and the timings
 /// of one should not be the load of another.
@@ -244,17 +245,12 @@ fn a_spent_memory_budget_refuses_new_bodies() {
 fn under_auth_no_body_is_read_before_credentials_pass() {
     let _alone = alone();
     let data = data_dir();
-    let code = shikaku::domain::InstitutionCode::parse("0110113719").unwrap();
-    let (token, line) =
-        shikaku::server::auth::new_entry(code, shikaku::server::Role::Query).unwrap();
-    let auth = data.path().join("auth.txt");
-    std::fs::write(&auth, line).unwrap();
-    let server = ServeProcess::start(data.path(), &["--auth".as_ref(), auth.as_os_str()]);
+    let (server, code, token) = serve_one_client(data.path());
     // Without credentials, or with wrong ones: 401 at once, before a byte of the body.
     for credentials in ["", "Authorization: Bearer 0110113719:nope\r\n"] {
         let mut s = TcpStream::connect(server.http).unwrap();
         let head = format!(
-            "POST /v1/batch HTTP/1.1\r\nHost: x\r\n{credentials}Content-Length: 8388608\r\n\r\n"
+            "POST /v1/batch HTTP/1.1\r\nHost: localhost\r\n{credentials}Content-Length: 8388608\r\n\r\n"
         );
         s.write_all(head.as_bytes()).unwrap();
         let (got, took) = read_to_close(&mut s);
@@ -353,6 +349,8 @@ fn at_the_descriptor_limit_connections_are_refused_never_left_hanging() {
         .count();
     assert!(served > 10 && out_of_descriptors > 0, "{replies:?}");
     assert_eq!(served + out_of_descriptors, replies.len(), "{replies:?}");
+    // Held past a poll of CURRENT by the reloader, which then finds no descriptor either.
+    std::thread::sleep(Duration::from_millis(500));
     drop(held);
     std::thread::sleep(Duration::from_millis(300));
     let mut client = Http::connect(server.http);
@@ -370,9 +368,21 @@ fn at_the_descriptor_limit_connections_are_refused_never_left_hanging() {
     };
     let _ = status;
     assert_eq!(
-        log.matches("out of file descriptors").count(),
+        log.matches("out of file descriptors: new connections are refused")
+            .count(),
         1,
         "logged once per interval: {log}"
+    );
+    // Issue 27: CURRENT unread for want of a descriptor is not a damaged CURRENT; the log
+    // said to roll back.
+    let current = data.path().join("CURRENT").display().to_string();
+    let says = log
+        .lines()
+        .find(|l| l.contains(&format!("cannot read {current}")))
+        .unwrap_or_else(|| panic!("the reloader's failed read of CURRENT is not logged: {log}"));
+    assert!(
+        says.contains("LimitNOFILE") && !says.contains("rollback"),
+        "{says}"
     );
 }
 
@@ -390,7 +400,7 @@ fn eligible_batch(rows: usize) -> Vec<u8> {
 /// A request for `path` with `body`, as bytes.
 fn post(path: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
     let mut req = format!(
-        "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
         body.len()
     )
     .into_bytes();

@@ -58,6 +58,9 @@ impl Spec {
             assert!(methods.is_some(), "{path} is not in docs/openapi.yaml");
             assert!(methods.unwrap().get(method.to_ascii_lowercase()).is_none());
             &self.doc["components"]["responses"]["MethodNotAllowed"]
+        } else if let Some(shared) = head_refusal(status) {
+            // Refused for its head, before its path is looked at: shared by every path.
+            &self.doc["components"]["responses"][shared]
         } else {
             let responses = &self.operation(method, path)["responses"];
             responses
@@ -110,6 +113,16 @@ impl Spec {
 
     fn is_valid(&self, name: &str, instance: &Value) -> bool {
         self.validator(&self.schema(name)).is_valid(instance)
+    }
+}
+
+/// The shared response of a status the server answers for a request's head alone, whatever
+/// its path.
+fn head_refusal(status: u16) -> Option<&'static str> {
+    match status {
+        417 => Some("ExpectationFailed"),
+        421 => Some("MisdirectedRequest"),
+        _ => None,
     }
 }
 
@@ -333,6 +346,31 @@ fn operations_endpoints_and_errors_match_the_schemas() {
     let r = http.request("POST", &format!("/v1/person?n={}", person(P1)), &[], b"{}");
     assert_eq!(r.status, 400);
     spec.check_response("POST", "/v1/person", &r);
+}
+
+/// The refusals of a request's head (issue 27) are documented, whatever the path: no `Host`
+/// (400), a host that is not loopback without `--auth` (421), an unknown `Expect` (417).
+#[test]
+fn head_refusals_match_the_schemas() {
+    let spec = Spec::load();
+    let data = data_dir();
+    let server = start(data.path(), None);
+    let check = |path: &str, head: &str, status: u16| {
+        let mut http = Http::connect(server.http_addr());
+        http.send_raw(
+            format!("POST {path} HTTP/1.1\r\n{head}Content-Length: 2\r\n\r\n{{}}").as_bytes(),
+        );
+        let r = http.read_response().expect("a response");
+        assert_eq!(r.status, status, "{path} {head:?}: {}", r.body);
+        spec.check_response("POST", path, &r);
+        assert!(http.closed(), "{path} {head:?}: the connection is closed");
+    };
+    for path in ["/v1/card", "/v1/batch", "/admin/reload"] {
+        check(path, "Host: evil.example\r\n", 421);
+        check(path, "Host: localhost\r\nExpect: 200-ok\r\n", 417);
+    }
+    check("/v1/card", "", 400);
+    check("/v1/person", "Host: localhost\r\nHost: localhost\r\n", 400);
 }
 
 /// The schemas are strict enough to catch an answer that drifted from the document.

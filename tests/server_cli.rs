@@ -66,6 +66,55 @@ fn serve_with_an_auth_file_made_by_auth_line() {
     assert_eq!(r.body, cli_person(data.path(), &person(P1)));
 }
 
+/// Issue 27: refused credentials, over RESP (`AUTH`, `HELLO AUTH`) and HTTP, were counted but
+/// never logged. Now a line names the protocol and the institution code, never the token, at
+/// most once a second per core, with how many went unlogged before it.
+#[test]
+fn refused_credentials_are_logged_without_the_token_at_most_once_a_second() {
+    let data = data_dir();
+    let (server, code, _token) = serve_one_client(data.path());
+    let guess = "5eC2e7guess0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a6978879";
+    let got = raw_exchange(
+        server.resp,
+        format!("AUTH {code} {guess}\r\nAUTH {code}:{guess}\r\nHELLO 3 AUTH {code} {guess}\r\n")
+            .as_bytes(),
+        usize::MAX,
+    );
+    assert!(String::from_utf8_lossy(&got).starts_with("-WRONGPASS"));
+    let mut http = Http::connect(server.http);
+    let bearer = format!("Bearer {code}:{guess}");
+    let r = http.request("GET", "/v1/generation", &[("Authorization", &bearer)], b"");
+    assert_eq!(r.status, 401);
+    // The next second's first refusal is logged, with the three before it unlogged.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let r = http.request("GET", "/v1/generation", &[("Authorization", &bearer)], b"");
+    assert_eq!(r.status, 401);
+    let (_, log) = {
+        let mut server = server;
+        let _ = server.child.kill();
+        server.wait()
+    };
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("credentials refused"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(
+        lines[0].contains("protocol=\"resp\"") && lines[0].contains("unlogged_before=0"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains("protocol=\"http\"") && lines[1].contains("unlogged_before=3"),
+        "{}",
+        lines[1]
+    );
+    for l in &lines {
+        assert!(l.contains("institution=\"0110113719\""), "{l}");
+    }
+    assert!(!log.contains(guess), "a token in the log: {log}");
+}
+
 #[test]
 fn refuses_to_start_open_to_the_world_or_with_a_bad_auth_file() {
     let data = data_dir();

@@ -62,7 +62,7 @@ fn pipelined_requests_and_other_endpoints() {
     let mut http = Http::connect(server.http_addr());
     let body = card_body("12", "3456", "", "1980-01-23");
     let one = format!(
-        "POST /v1/card HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST /v1/card HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     http.send_raw(one.repeat(50).as_bytes());
@@ -147,7 +147,7 @@ fn pipelined_requests_and_other_endpoints() {
 /// A POST of `pieces` with `Transfer-Encoding: chunked`, a chunk per piece.
 fn chunked_request(path: &str, content_type: &str, pieces: &[&[u8]]) -> Vec<u8> {
     let mut req = format!(
-        "POST {path} HTTP/1.1\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n"
     )
     .into_bytes();
     for piece in pieces {
@@ -265,7 +265,7 @@ fn oversized_and_malformed_requests() {
     // A body over the limit: 413 and close, without reading it.
     let got = raw_exchange(
         addr,
-        b"POST /v1/card HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n",
+        b"POST /v1/card HTTP/1.1\r\nHost: localhost\r\nContent-Length: 99999999\r\n\r\n",
         usize::MAX,
     );
     assert!(
@@ -274,10 +274,16 @@ fn oversized_and_malformed_requests() {
         String::from_utf8_lossy(&got)
     );
     // Headers too large or too many: 431.
-    let big = format!("GET /healthz HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(20_000));
+    let big = format!(
+        "GET /healthz HTTP/1.1\r\nHost: localhost\r\nX: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
     let got = raw_exchange(addr, big.as_bytes(), usize::MAX);
     assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 431 "));
-    let many = format!("GET /healthz HTTP/1.1\r\n{}\r\n", "X: y\r\n".repeat(100));
+    let many = format!(
+        "GET /healthz HTTP/1.1\r\nHost: localhost\r\n{}\r\n",
+        "X: y\r\n".repeat(100)
+    );
     let got = raw_exchange(addr, many.as_bytes(), usize::MAX);
     assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 431 "));
     // Broken framing: 400 and close.
@@ -285,20 +291,20 @@ fn oversized_and_malformed_requests() {
     assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 400 "));
     // A chunked body over the limit: 413 and close; a coding other than chunked: 501.
     let huge = format!(
-        "POST /v1/card HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4001\r\n{}\r\n0\r\n\r\n",
+        "POST /v1/card HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n4001\r\n{}\r\n0\r\n\r\n",
         "x".repeat(0x4001)
     );
     let got = raw_exchange(addr, huge.as_bytes(), usize::MAX);
     assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 413 "));
     let got = raw_exchange(
         addr,
-        b"POST /v1/card HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+        b"POST /v1/card HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n\r\n",
         usize::MAX,
     );
     assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 501 "));
     let got = raw_exchange(
         addr,
-        b"POST /v1/card HTTP/1.1\r\nContent-Length: x\r\n\r\n",
+        b"POST /v1/card HTTP/1.1\r\nHost: localhost\r\nContent-Length: x\r\n\r\n",
         usize::MAX,
     );
     assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 400 "));
@@ -310,7 +316,7 @@ fn oversized_and_malformed_requests() {
     // A request arriving a byte at a time.
     let body = person_body(&person(P1));
     let req = format!(
-        "POST /v1/person HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST /v1/person HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     for b in req.as_bytes() {

@@ -59,11 +59,11 @@ const RESP_REQUESTS: [&[u8]; 6] = [
 ];
 
 const HTTP_REQUESTS: [&[u8]; 6] = [
-    b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
-    b"POST /v1/card HTTP/1.1\r\nContent-Length: 84\r\n\r\n{\"insurer_number\":\"33120015\",\"symbol\":\"12\",\"number\":\"3456\",\"birthdate\":\"1980-01-23\"}",
-    b"POST /v1/person HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 36\r\n\r\n{\"individual_number\":\"123456789018\"}",
-    b"POST /v1/batch HTTP/1.1\r\nContent-Type: text/csv\r\nTransfer-Encoding: chunked\r\n\r\n12\r\nkind,individual_nu\r\n19\r\nmber\r\nperson,123456789018\r\n0\r\n\r\n",
-    b"GET /v1/generation HTTP/1.1\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    b"POST /v1/card HTTP/1.1\r\nHost: localhost\r\nContent-Length: 84\r\n\r\n{\"insurer_number\":\"33120015\",\"symbol\":\"12\",\"number\":\"3456\",\"birthdate\":\"1980-01-23\"}",
+    b"POST /v1/person HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\nContent-Length: 36\r\n\r\n{\"individual_number\":\"123456789018\"}",
+    b"POST /v1/batch HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/csv\r\nTransfer-Encoding: chunked\r\n\r\n12\r\nkind,individual_nu\r\n19\r\nmber\r\nperson,123456789018\r\n0\r\n\r\n",
+    b"GET /v1/generation HTTP/1.1\r\nHost: localhost\r\n\r\n",
     b"POST /v1/card HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}",
 ];
 
@@ -88,6 +88,21 @@ fn session_input(requests: &'static [&'static [u8]]) -> impl Strategy<Value = Ve
             data.extend(pieces.concat());
             data
         })
+}
+
+/// Every request, defect and position of `http_framing` up to a line's length, with and
+/// without `--auth`, each read whole and split in the middle.
+#[test]
+fn http_framing_defects_at_every_position() {
+    for flags in [0x00, 0x08] {
+        for request in 0..4 {
+            for defect in 0..9 {
+                for position in 0..96 {
+                    harness::session::http_framing(&[flags, request, defect, position, 128]);
+                }
+            }
+        }
+    }
 }
 
 proptest! {
@@ -120,6 +135,14 @@ proptest! {
     #[test]
     fn http_replies_do_not_depend_on_reads(data in session_input(&HTTP_REQUESTS)) {
         harness::session::http(&data);
+    }
+
+    /// Issue 27: requests with a defect in their framing (no `Host` or two, two
+    /// `Authorization`, a bare LF or CR, a name that is not loopback without `--auth`, an
+    /// unknown `Expect`) are refused alone; without one, they and the next are answered.
+    #[test]
+    fn http_framing_defects_are_refused_alone(data in proptest::collection::vec(any::<u8>(), 0..12)) {
+        harness::session::http_framing(&data);
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub type Check = fn(&[u8]);
 pub const TARGETS: &[(&str, Check)] = &[
     ("resp_session", session::resp),
     ("http_session", session::http),
+    ("http_framing", session::http_framing),
     ("batch_json", batch::json),
     ("batch_csv", batch::csv),
     ("query_fields", fields::check),

@@ -75,6 +75,14 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
+    /// `CURRENT` could not be opened for want of a descriptor: nothing is wrong with it or
+    /// the generation, so the fix is the limit, not a rollback.
+    #[error("cannot open {path} ({source}): the process has no file descriptor left, which says nothing about {path} or the generation it names; raise the limit (LimitNOFILE= in the systemd unit, ulimit -n) or hold fewer connections, then try again")]
+    CurrentNoDescriptor {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
     #[error(
         "{path} holds {}, which is not a generation id; {MAKE_ONE_LIVE}",
         quote_raw(content)
@@ -244,6 +252,12 @@ impl Store {
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) if matches!(source.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                return Err(StoreError::CurrentNoDescriptor {
+                    path: shown(&path),
+                    source,
+                })
+            }
             Err(source) => {
                 return Err(StoreError::UnreadableCurrent {
                     path: shown(&path),

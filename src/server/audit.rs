@@ -433,6 +433,47 @@ mod tests {
         );
     }
 
+    /// The sizes docs/operations.md ("The audit directory") gives: a batch's card query as a
+    /// CSV row of 47 bytes becomes a line of 257, so the log is about 5 times the
+    /// batch input.
+    #[test]
+    fn line_sizes_of_the_sizing_section() {
+        let sized = |query: Audited<'_>, validity: Option<Validity>| {
+            let mut e = entry(query, validity);
+            e.via = Via::Batch;
+            e.peer = Some("10.0.0.7:53412".parse().unwrap());
+            e.generation = "g20261128-184207-984";
+            let mut out = Vec::new();
+            write_line(&mut out, &e);
+            out.len()
+        };
+        let mut q = card();
+        q.symbol = "12".into();
+        let row = "card,33120015,12,3456,01,1980-01-23,2026-11-28\n";
+        let card_line = sized(Audited::Card(&q), Some(Validity::Eligible));
+        let n = IndividualNumber::from_first11(12345678901);
+        let p = PersonQuery {
+            individual_number: n,
+            date: None,
+            limit_consent: false,
+        };
+        let person_line = sized(
+            Audited::Person(&p, PersonKey::demo().hash(&n)),
+            Some(Validity::Eligible),
+        );
+        let claim = AuditedClaim {
+            receipt: "1",
+            card: Some(&q),
+            verdict: "ok",
+            reason: "",
+        };
+        let claim_line = sized(Audited::Claim(claim), None);
+        assert_eq!(
+            (row.len(), card_line, person_line, claim_line),
+            (47, 257, 266, 286)
+        );
+    }
+
     #[test]
     fn timestamps_are_japan_time() {
         let mut out = Vec::new();

@@ -23,9 +23,12 @@
 //! `AUTH <institution_code>:<token>`, or `HELLO 3 AUTH <institution_code> <token>`).
 //! Tokens never appear in a log.
 
+use super::metrics::Protocol;
 use crate::domain::InstitutionCode;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::Path;
+use std::time::{Duration, Instant};
 use thiserror::Error;
 
 /// What a client may do.
@@ -214,9 +217,104 @@ pub fn new_entry(institution: InstitutionCode, role: Role) -> std::io::Result<(S
     Ok((token, line))
 }
 
+/// Refused credentials are logged at most once per this, per core: someone guessing must not
+/// flood the log (`shikaku_auth_refused_total` counts every one).
+pub const REFUSALS_LOGGED_EVERY: Duration = Duration::from_secs(1);
+
+/// When this core last logged refused credentials, and how many it refused since unlogged.
+#[derive(Debug, Default)]
+struct RefusalLog {
+    logged_at: Option<Instant>,
+    unlogged: u64,
+}
+
+impl RefusalLog {
+    /// Notes a refusal at `now`: `Some(refusals left unlogged before it)` when it is to be
+    /// logged, `None` when it is only counted.
+    fn note(&mut self, now: Instant) -> Option<u64> {
+        if self
+            .logged_at
+            .is_some_and(|at| now.duration_since(at) < REFUSALS_LOGGED_EVERY)
+        {
+            self.unlogged += 1;
+            return None;
+        }
+        self.logged_at = Some(now);
+        Some(std::mem::take(&mut self.unlogged))
+    }
+}
+
+thread_local! {
+    /// A core is a thread: its log limit needs no lock.
+    static REFUSALS: RefCell<RefusalLog> = RefCell::default();
+}
+
+/// Logs refused credentials (at most one line per [`REFUSALS_LOGGED_EVERY`] on this core,
+/// with the refusals not logged before it): the protocol and the institution code presented,
+/// never the token. `presented` is the institution code, or the whole `<code>:<token>`.
+pub fn log_refused(protocol: Protocol, presented: &[u8]) {
+    let Some(unlogged) = REFUSALS.with_borrow_mut(|log| log.note(Instant::now())) else {
+        return;
+    };
+    tracing::warn!(
+        protocol = protocol.as_str(),
+        institution = shown_institution(presented),
+        unlogged_before = unlogged,
+        "credentials refused (a wrong institution code or token; logged at most once a second per core, shikaku_auth_refused_total counts all)"
+    );
+}
+
+/// The institution code of what a client presented, when it has the shape of one (10 digits);
+/// anything else may be a token sent in its place, and is not shown.
+fn shown_institution(presented: &[u8]) -> &str {
+    let code = presented.split(|&b| b == b':').next().unwrap_or_default();
+    match std::str::from_utf8(code) {
+        Ok(c) if c.len() == 10 && c.bytes().all(|b| b.is_ascii_digit()) => c,
+        _ => "(not an institution code)",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_are_logged_at_most_once_a_second() {
+        let start = Instant::now();
+        let mut log = RefusalLog::default();
+        for (ms, expected) in [
+            (0, Some(0)),
+            (10, None),
+            (999, None),
+            (1000, Some(2)),
+            (1500, None),
+            (2000, Some(1)),
+            (9000, Some(0)),
+        ] {
+            let now = start + Duration::from_millis(ms);
+            assert_eq!(log.note(now), expected, "at {ms} ms");
+        }
+    }
+
+    #[test]
+    fn only_an_institution_code_is_shown() {
+        let token = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+        for (presented, shown) in [
+            ("0110113719".to_owned(), "0110113719"),
+            (format!("0110113719:{token}"), "0110113719"),
+            ("0110113718:x".to_owned(), "0110113718"),
+            (token.to_owned(), "(not an institution code)"),
+            ("1234567890".repeat(2), "(not an institution code)"),
+            ("123456789012:x".to_owned(), "(not an institution code)"),
+            (String::new(), "(not an institution code)"),
+        ] {
+            assert_eq!(
+                shown_institution(presented.as_bytes()),
+                shown,
+                "{presented}"
+            );
+        }
+    }
 
     #[test]
     fn entries_round_trip() {

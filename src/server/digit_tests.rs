@@ -135,35 +135,38 @@ fn http_inputs(n: &str) -> Vec<Vec<u8>> {
         .map_or_else(|_| n.to_owned(), |v| format!("{v:x}"));
     let post = |path: &str, body: &str| {
         format!(
-            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         )
     };
     let mut inputs = vec![
-        format!("{n} / HTTP/1.1\r\n\r\n"),
-        format!("GET /{n} HTTP/1.1\r\n\r\n"),
-        format!("GET /v1/generation?q={n} HTTP/1.1\r\n\r\n"),
+        format!("{n} / HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+        format!("GET /{n} HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+        format!("GET /v1/generation?q={n} HTTP/1.1\r\nHost: localhost\r\n\r\n"),
         format!("GET /healthz HTTP/{n}\r\n\r\n"),
-        format!("GET /healthz HTTP/1.1\r\n{n}: x\r\n\r\n"),
+        format!("GET /healthz HTTP/1.1\r\nHost: localhost\r\n{n}: x\r\n\r\n"),
         format!("GET /healthz HTTP/1.1\r\nHost: {n}\r\n\r\n"),
-        format!("POST /v1/batch HTTP/1.1\r\nContent-Length: {n}\r\n\r\n"),
-        format!("POST /v1/card HTTP/1.1\r\nContent-Length: {n}\r\n\r\n"),
-        format!("POST /v1/card HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: {n}\r\n\r\n"),
-        format!("POST /v1/card HTTP/1.1\r\nTransfer-Encoding: {n}\r\n\r\n"),
-        format!("POST /v1/batch HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n{hex}\r\n"),
-        format!("POST /v1/batch HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n{n}\r\n"),
+        format!("GET /healthz HTTP/1.1\r\nHost: localhost:{n}\r\n\r\n"),
+        format!("GET http://{n}/healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+        format!("GET http://x/{n} HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+        format!("POST /v1/batch HTTP/1.1\r\nHost: localhost\r\nContent-Length: {n}\r\n\r\n"),
+        format!("POST /v1/card HTTP/1.1\r\nHost: localhost\r\nContent-Length: {n}\r\n\r\n"),
+        format!("POST /v1/card HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\nContent-Length: {n}\r\n\r\n"),
+        format!("POST /v1/card HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: {n}\r\n\r\n"),
+        format!("POST /v1/batch HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n{hex}\r\n"),
+        format!("POST /v1/batch HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n{n}\r\n"),
         format!(
-            "POST /v1/batch HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1;{n}\r\nx\r\n0\r\n\r\n"
+            "POST /v1/batch HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n1;{n}\r\nx\r\n0\r\n\r\n"
         ),
         format!(
-            "POST /v1/batch HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n{n}: {n}\r\n\r\n"
+            "POST /v1/batch HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n{n}: {n}\r\n\r\n"
         ),
-        format!("POST /v1/batch HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n{n}\r\n\r\n"),
-        format!("GET /metrics HTTP/1.1\r\nAuthorization: Bearer {n}:{n}\r\n\r\n"),
-        format!("GET /metrics HTTP/1.1\r\nAuthorization: {n}\r\n\r\n"),
-        format!("POST /v1/card HTTP/1.1\r\nExpect: {n}\r\nContent-Length: 2\r\n\r\n{{}}"),
-        format!("POST /v1/batch HTTP/1.1\r\nContent-Type: {n}\r\nContent-Length: 2\r\n\r\n[]"),
-        format!("POST /v1/card HTTP/1.1\r\nConnection: {n}\r\nContent-Length: 2\r\n\r\n{{}}"),
+        format!("POST /v1/batch HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n{n}\r\n\r\n"),
+        format!("GET /metrics HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {n}:{n}\r\n\r\n"),
+        format!("GET /metrics HTTP/1.1\r\nHost: localhost\r\nAuthorization: {n}\r\n\r\n"),
+        format!("POST /v1/card HTTP/1.1\r\nHost: localhost\r\nExpect: {n}\r\nContent-Length: 2\r\n\r\n{{}}"),
+        format!("POST /v1/batch HTTP/1.1\r\nHost: localhost\r\nContent-Type: {n}\r\nContent-Length: 2\r\n\r\n[]"),
+        format!("POST /v1/card HTTP/1.1\r\nHost: localhost\r\nConnection: {n}\r\nContent-Length: 2\r\n\r\n{{}}"),
     ];
     let fields = crate::query::batch::CSV_INPUT_COLUMNS;
     for path in ["/v1/card", "/v1/person"] {
@@ -194,7 +197,7 @@ fn http_inputs(n: &str) -> Vec<Vec<u8>> {
     inputs.push(post("/v1/batch", &format!("[{n},\"{n}\"]")));
     let csv = |body: &str| {
         format!(
-            "POST /v1/batch HTTP/1.1\r\nContent-Type: text/csv\r\nContent-Length: {}\r\n\r\n{body}",
+            "POST /v1/batch HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/csv\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         )
     };

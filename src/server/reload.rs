@@ -167,7 +167,7 @@ mod tests {
             draining: Default::default(),
             budget: Default::default(),
         };
-        let request: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+        let request: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n";
         let session = crate::server::http::HttpSession::default();
         crate::server::tests::feed(session, &shared, &[request]).0
     }

@@ -264,11 +264,17 @@ fn resp_groups_keep_the_order_of_replies() {
     );
 }
 
-#[test]
-fn resp_authentication() {
+/// Server state under `--auth` with one client of role query: its institution code and token.
+fn one_client() -> (tempfile::TempDir, Shared, InstitutionCode, String) {
     let code = InstitutionCode::parse("0110113719").unwrap();
     let (token, line) = new_entry(code, Role::Query).unwrap();
-    let (_dir, shared) = shared(Some(AuthTable::parse(&line).unwrap()));
+    let (dir, shared) = shared(Some(AuthTable::parse(&line).unwrap()));
+    (dir, shared, code, token)
+}
+
+#[test]
+fn resp_authentication() {
+    let (_dir, shared, code, token) = one_client();
     let check = |input: &str, expected: &str| {
         check_with(
             || RespSession::new(7),
@@ -322,16 +328,20 @@ fn http_sessions() {
         check_with(HttpSession::default, &shared, input, expected, closes)
     };
     let health = http_response("200 OK", r#"{"status":"ok","generation":"g-unit"}"#, false);
-    check(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", &health, false);
     check(
-        b"GET /healthz HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        &health,
+        false,
+    );
+    check(
+        b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\nGET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n",
         &health.repeat(2),
         false,
     );
     let body =
         br#"{"insurer_number":"33120015","symbol":"12","number":"3456","birthdate":"1980-01-23"}"#;
     let mut req = format!(
-        "POST /v1/card HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+        "POST /v1/card HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
         body.len()
     )
     .into_bytes();
@@ -340,19 +350,22 @@ fn http_sessions() {
     // The same body chunked (RFC 9112 7.1), in two chunks with an extension and a trailer,
     // then a pipelined request: answered alike, however the bytes arrive.
     let (a, b) = body.split_at(20);
-    let mut chunked = b"POST /v1/card HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n".to_vec();
+    let mut chunked =
+        b"POST /v1/card HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: Chunked\r\n\r\n".to_vec();
     chunked.extend_from_slice(format!("{:x};ext=1\r\n", a.len()).as_bytes());
     chunked.extend_from_slice(a);
     chunked.extend_from_slice(format!("\r\n{:X}\r\n", b.len()).as_bytes());
     chunked.extend_from_slice(b);
-    chunked.extend_from_slice(b"\r\n0\r\nX-Trailer: 1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n");
+    chunked.extend_from_slice(
+        b"\r\n0\r\nX-Trailer: 1\r\n\r\nGET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    );
     check(
         &chunked,
         &(http_response("200 OK", &answer(None), false) + &health),
         false,
     );
     check(
-        b"POST /v1/card HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        b"POST /v1/card HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
         &http_response(
             "501 Not Implemented",
             r#"{"error":"Transfer-Encoding other than chunked is not supported; send the body with a Content-Length or chunked"}"#,
@@ -361,7 +374,7 @@ fn http_sessions() {
         true,
     );
     check(
-        b"POST /v1/card HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST /v1/card HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         &http_response(
             "400 Bad Request",
             r#"{"error":"both Content-Length and Transfer-Encoding: send the body with one of them"}"#,
@@ -370,7 +383,7 @@ fn http_sessions() {
         true,
     );
     check(
-        b"POST /v1/card HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\n",
+        b"POST /v1/card HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\n",
         &http_response(
             "400 Bad Request",
             r#"{"error":"malformed chunk size line"}"#,
@@ -379,13 +392,13 @@ fn http_sessions() {
         true,
     );
     check(
-        b"POST /v1/card HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n",
+        b"POST /v1/card HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n\r\n{}GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
         &(http_response("400 Bad Request", r#"{"error":"insurer_number: is required","field":"insurer_number"}"#, false)
             + &http_response("200 OK", r#"{"status":"ok","generation":"g-unit"}"#, true)),
         true,
     );
     check(
-        b"GET /x HTTP/1.1\r\n\r\n",
+        b"GET /x HTTP/1.1\r\nHost: localhost\r\n\r\n",
         &http_response(
             "404 Not Found",
             r#"{"error":"no such endpoint; see GET /healthz, /metrics, /v1/generation, POST /v1/card, /v1/person, /v1/batch, /v1/claims, /admin/reload"}"#,
@@ -394,7 +407,7 @@ fn http_sessions() {
         false,
     );
     check(
-        b"GET /healthz HTTP/1.1\r\nContent-Length: 1x\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1x\r\n\r\n",
         &http_response(
             "400 Bad Request",
             r#"{"error":"malformed Content-Length"}"#,
@@ -403,12 +416,12 @@ fn http_sessions() {
         true,
     );
     check(
-        b"GET /healthz HTTP/1.0\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n",
+        b"GET /healthz HTTP/1.0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n",
         &http_response("200 OK", r#"{"status":"ok","generation":"g-unit"}"#, true),
         true,
     );
     check(
-        b"POST /v1/person?individual_number=1 HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        b"POST /v1/person?individual_number=1 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n",
         &http_response(
             "400 Bad Request",
             r#"{"error":"an individual number must never be sent in a URL; send it in the JSON body of POST /v1/person"}"#,
@@ -418,16 +431,255 @@ fn http_sessions() {
     );
 }
 
+/// [`check_with`] for an HTTP session.
+fn check_http(shared: &Shared, input: &str, expected: &str, closes: bool) {
+    check_with(
+        HttpSession::default,
+        shared,
+        input.as_bytes(),
+        expected,
+        closes,
+    )
+}
+
+const NO_HOST: &str =
+    "no Host header: an HTTP/1.1 request must send exactly one (RFC 9112 section 3.2)";
+const TWO_AUTHORIZATIONS: &str = "more than one Authorization header: send exactly one";
+
+/// A refusal of a request head: its status, its error, and the connection closed.
+fn refused(status: &str, error: &str) -> String {
+    http_response(status, &format!(r#"{{"error":"{error}"}}"#), true)
+}
+
+/// The bytes of a chunked `POST /v1/card` whose body is `chunks`.
+fn chunked_card(chunks: &str) -> Vec<u8> {
+    format!(
+        "POST /v1/card HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n{chunks}"
+    )
+    .into_bytes()
+}
+
+/// Issue 27: the framing is read as strictly as a proxy in front may read it, so no request
+/// hides in what the proxy took for something else (request smuggling). Every line ends in
+/// CRLF: a bare LF or CR, in the head, a chunk size line or a trailer, is refused.
+#[test]
+fn http_lines_end_in_crlf() {
+    let (_dir, shared) = shared(None);
+    let check = |input: &[u8], expected: &str| {
+        check_with(HttpSession::default, &shared, input, expected, true)
+    };
+    let bare = refused(
+        "400 Bad Request",
+        "a bare CR or LF in a chunk size line or trailer; end every line with CRLF",
+    );
+    // Read as size 3 with an extension running to the CRLF after `HTTP/1.1`: a proxy that
+    // ends the line at the LF sees a request for /metrics inside the body.
+    check(
+        &chunked_card("3;x\nGET /metrics HTTP/1.1\r\nabc\r\n0\r\n\r\n"),
+        &bare,
+    );
+    check(&chunked_card("3\nabc\r\n0\r\n\r\n"), &bare);
+    check(&chunked_card("3;x\ry\r\nabc\r\n0\r\n\r\n"), &bare);
+    check(&chunked_card("3\r\r\nabc\r\n0\r\n\r\n"), &bare);
+    check(&chunked_card("0\r\nX: a\rb\r\n\r\n"), &bare);
+    check(&chunked_card("0\r\nX: a\n\r\n"), &bare);
+    check(&chunked_card("0\r\n\n"), &bare);
+    let size_line = refused("400 Bad Request", "malformed chunk size line");
+    check(&chunked_card("3;x\0y\r\nabc\r\n0\r\n\r\n"), &size_line);
+    check(&chunked_card("3 x\r\nabc\r\n0\r\n\r\n"), &size_line);
+    check(&chunked_card(";x\r\n"), &size_line);
+    let trailer = refused("400 Bad Request", "malformed trailer line");
+    check(&chunked_card("0\r\nbroken\r\n\r\n"), &trailer);
+    check(&chunked_card("0\r\n folded: x\r\n\r\n"), &trailer);
+    check(&chunked_card("0\r\nX: a\0b\r\n\r\n"), &trailer);
+    let head = refused(
+        "400 Bad Request",
+        "a line of the request head ends in a bare LF; end every line with CRLF",
+    );
+    check(b"GET /healthz HTTP/1.1\nHost: localhost\n\n", &head);
+    check(
+        b"GET /healthz HTTP/1.1\r\nHost: localhost\nX: y\r\n\r\n",
+        &head,
+    );
+    check(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\n", &head);
+}
+
+/// Issue 27: exactly one `Host` (RFC 9112 3.2), one `Authorization`, no expectation but
+/// `100-continue`; without `--auth`, only loopback names (a DNS rebinding guard).
+#[test]
+fn http_hosts_and_single_headers() {
+    let (_dir, shared) = shared(None);
+    let check =
+        |input: &str, expected: &str, closes: bool| check_http(&shared, input, expected, closes);
+    let health = http_response("200 OK", r#"{"status":"ok","generation":"g-unit"}"#, false);
+    for host in [
+        "localhost",
+        "LocalHost:7380",
+        "app.localhost",
+        "a.b.LOCALHOST:80",
+        "127.0.0.1",
+        "127.1.2.3:80",
+        "[::1]",
+        "[::1]:7380",
+        "[::ffff:127.0.0.1]:7380",
+    ] {
+        check(
+            &format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n"),
+            &health,
+            false,
+        );
+    }
+    let elsewhere = refused("421 Misdirected Request", "without --auth this server answers only requests addressed to a loopback name (localhost, *.localhost, 127.0.0.1, [::1]); send one in Host, or run the server with --auth");
+    for host in [
+        "evil.example",
+        "evil.example:7380",
+        "127.0.0.1.evil.example",
+        "localhost.evil.example",
+        "evillocalhost",
+        ".localhost",
+        "a..localhost",
+        "localhost.",
+        "0.0.0.0",
+        "10.0.0.7",
+        "[::2]",
+        "",
+    ] {
+        check(
+            &format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n"),
+            &elsewhere,
+            true,
+        );
+    }
+    let bad_host = refused(
+        "400 Bad Request",
+        "malformed Host header: send host or host:port (a name, an IPv4 address or [IPv6])",
+    );
+    for host in [
+        "user@localhost",
+        "localhost:x",
+        "localhost:123456",
+        "[::1",
+        "[zz]",
+        "[::1]x",
+        "local host",
+    ] {
+        check(
+            &format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n"),
+            &bad_host,
+            true,
+        );
+    }
+    check(
+        "GET /healthz HTTP/1.1\r\n\r\n",
+        &refused("400 Bad Request", NO_HOST),
+        true,
+    );
+    check(
+        "GET /healthz HTTP/1.1\r\nHost: localhost\r\nhost: localhost\r\n\r\n",
+        &refused(
+            "400 Bad Request",
+            "more than one Host header: send exactly one",
+        ),
+        true,
+    );
+    // HTTP/1.0 has no Host to require.
+    check(
+        "GET /healthz HTTP/1.0\r\n\r\n",
+        &http_response("200 OK", r#"{"status":"ok","generation":"g-unit"}"#, true),
+        true,
+    );
+    check(
+        "GET /healthz HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\n\r\n",
+        &refused("400 Bad Request", TWO_AUTHORIZATIONS),
+        true,
+    );
+    // Absolute form (RFC 9112 3.2.2): its authority, not Host, names the host asked for.
+    check(
+        "GET http://localhost:7380/healthz HTTP/1.1\r\nHost: localhost:7380\r\n\r\n",
+        &health,
+        false,
+    );
+    check(
+        "GET HTTP://127.0.0.1/healthz?x=1 HTTP/1.1\r\nHost: evil.example\r\n\r\n",
+        &health,
+        false,
+    );
+    check(
+        "GET http://evil.example/healthz HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        &elsewhere,
+        true,
+    );
+    let bad_target = refused(
+        "400 Bad Request",
+        "malformed absolute-form target: send http://host[:port]/path, or /path with a Host header",
+    );
+    for target in [
+        "http://user@localhost/healthz",
+        "http:///healthz",
+        "http://localhost:x/",
+    ] {
+        check(
+            &format!("GET {target} HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+            &bad_target,
+            true,
+        );
+    }
+    check(
+        "POST /v1/card HTTP/1.1\r\nHost: localhost\r\nExpect: 200-ok\r\nContent-Length: 2\r\n\r\n{}",
+        &refused(
+            "417 Expectation Failed",
+            "unsupported Expect: only 100-continue is supported; send no other expectation",
+        ),
+        true,
+    );
+    check(
+        "POST /v1/card HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue, x\r\nContent-Length: 2\r\n\r\n{}",
+        &refused(
+            "417 Expectation Failed",
+            "unsupported Expect: only 100-continue is supported; send no other expectation",
+        ),
+        true,
+    );
+}
+
+/// Under `--auth` the credentials decide, whatever name the request was sent to; the head's
+/// rules hold as without.
+#[test]
+fn http_hosts_under_auth() {
+    let (_dir, shared, code, token) = one_client();
+    let check =
+        |input: &str, expected: &str, closes: bool| check_http(&shared, input, expected, closes);
+    check(
+        "GET /healthz HTTP/1.1\r\nHost: shikaku.example.jp\r\n\r\n",
+        &http_response("200 OK", r#"{"status":"ok","generation":"g-unit"}"#, false),
+        false,
+    );
+    check(
+        &format!("GET /v1/generation HTTP/1.1\r\nHost: shikaku.example.jp\r\nAuthorization: Bearer {code}:{token}\r\nAuthorization: Bearer {code}:x\r\n\r\n"),
+        &refused("400 Bad Request", TWO_AUTHORIZATIONS),
+        true,
+    );
+    check(
+        "GET /healthz HTTP/1.1\r\n\r\n",
+        &refused("400 Bad Request", NO_HOST),
+        true,
+    );
+}
+
 #[test]
 fn http_expect_continue() {
     let (_dir, shared) = shared(None);
-    let head = b"POST /v1/card HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+    let head = b"POST /v1/card HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
     let (out, _) = feed(HttpSession::default(), &shared, &[head, b"{", b"}"]);
     assert!(
         out.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 400 "),
         "{out}"
     );
     assert_eq!(out.matches("100 Continue").count(), 1);
+    // RFC 9110 10.1.1: an HTTP/1.0 client does not wait for it, and is sent none.
+    let head = b"POST /v1/card HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+    let (out, _) = feed(HttpSession::default(), &shared, &[head, b"{", b"}"]);
+    assert!(out.starts_with("HTTP/1.1 400 "), "{out}");
 }
 
 #[test]

@@ -167,6 +167,18 @@ pub fn query_and_admin_clients() -> (AuthTable, String, String) {
     )
 }
 
+/// `shikaku serve --auth FILE` on `data`, the file admitting one `query` client (0110113719):
+/// the server, the client's institution code and its token.
+pub fn serve_one_client(data: &Path) -> (ServeProcess, InstitutionCode, String) {
+    let code = InstitutionCode::parse("0110113719").unwrap();
+    let (token, line) =
+        shikaku::server::auth::new_entry(code, shikaku::server::Role::Query).unwrap();
+    let auth = data.join("auth.txt");
+    std::fs::write(&auth, line).unwrap();
+    let server = ServeProcess::start(data, &["--auth".as_ref(), auth.as_os_str()]);
+    (server, code, token)
+}
+
 /// `ELIG.CARD 33120015 symbol number branch birthdate DATE` over a `redis` connection.
 pub fn resp_card(
     con: &mut redis::Connection,
@@ -352,7 +364,7 @@ impl Http {
         body: &[u8],
     ) -> Response {
         let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n",
             body.len()
         );
         for (n, v) in headers {

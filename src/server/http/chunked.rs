@@ -8,6 +8,10 @@ use std::ops::Range;
 pub(super) enum ChunkError {
     #[error("malformed chunk size line")]
     SizeLine,
+    /// A CR or LF that does not end a line with CRLF: a proxy ending lines at a bare LF would
+    /// frame the body otherwise (request smuggling).
+    #[error("a bare CR or LF in a chunk size line or trailer; end every line with CRLF")]
+    BareLineEnd,
     #[error("chunk size line longer than {HTTP_MAX_CHUNK_LINE_BYTES} bytes")]
     LongSizeLine,
     #[error("chunk data not followed by CRLF")]
@@ -50,13 +54,12 @@ pub(super) fn scan_chunked(
         // Only the longest line allowed is read, so which error a bad line gets does not
         // depend on how much of it has arrived (found by fuzzing: docs/fuzzing.md).
         let window = &buf[at..buf.len().min(at + HTTP_MAX_CHUNK_LINE_BYTES)];
-        let (line, size) = match httparse::parse_chunk_size(window) {
-            Ok(httparse::Status::Complete(found)) => found,
-            Ok(httparse::Status::Partial) if window.len() == HTTP_MAX_CHUNK_LINE_BYTES => {
+        let (line, size) = match size_line(window)? {
+            Some(found) => found,
+            None if window.len() == HTTP_MAX_CHUNK_LINE_BYTES => {
                 return Err(ChunkError::LongSizeLine)
             }
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(_) => return Err(ChunkError::SizeLine),
+            None => return Ok(None),
         };
         at += line;
         if size == 0 {
@@ -89,9 +92,7 @@ pub(super) fn scan_chunked(
             }
             return Ok(None);
         };
-        if nl == 0 || rest[nl - 1] != b'\r' {
-            return Err(ChunkError::Trailer);
-        }
+        trailer_line(&rest[..=nl])?;
         at += nl + 1;
         if at - trailers_start > HTTP_MAX_HEADER_BYTES {
             return Err(ChunkError::LongTrailers);
@@ -101,6 +102,66 @@ pub(super) fn scan_chunked(
             return Ok(Some(at));
         }
     }
+}
+
+/// A chunk size line at the start of `buf` (RFC 9112 7.1: `1*HEXDIG [chunk-ext] CRLF`):
+/// `Some((its length, the size))`, `None` while it has not all arrived. Written here rather
+/// than httparse's, which takes any byte in an extension, a bare LF among them. An error is
+/// found at the first byte that cannot belong to the line, so it does not depend on how much
+/// has arrived.
+fn size_line(buf: &[u8]) -> Result<Option<(usize, u64)>, ChunkError> {
+    let digits = buf.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    // 16 hex digits fill a u64; more is refused even with leading zeros, as httparse did.
+    if digits > 16 || (digits == 0 && !buf.is_empty()) {
+        return Err(ChunkError::SizeLine);
+    }
+    let mut in_extension = false;
+    for (i, &b) in buf.iter().enumerate().skip(digits) {
+        match b {
+            b'\r' => match buf.get(i + 1) {
+                None => return Ok(None),
+                Some(b'\n') => {
+                    let hex =
+                        std::str::from_utf8(&buf[..digits]).map_err(|_| ChunkError::SizeLine)?;
+                    let size = u64::from_str_radix(hex, 16).map_err(|_| ChunkError::SizeLine)?;
+                    return Ok(Some((i + 2, size)));
+                }
+                Some(_) => return Err(ChunkError::BareLineEnd),
+            },
+            b'\n' => return Err(ChunkError::BareLineEnd),
+            b';' => in_extension = true,
+            // White space may come before the extension's `;` (BWS) and inside it.
+            b' ' | b'\t' => {}
+            // Extension names and values are skipped; control bytes are refused.
+            b'!'..=b'~' | 0x80.. if in_extension => {}
+            _ => return Err(ChunkError::SizeLine),
+        }
+    }
+    Ok(None)
+}
+
+/// Checks a trailer line (CRLF included): a field line, `name: value`, or the empty line
+/// that ends them.
+fn trailer_line(line: &[u8]) -> Result<(), ChunkError> {
+    let Some(text) = line.strip_suffix(b"\r\n") else {
+        return Err(ChunkError::BareLineEnd);
+    };
+    if text.contains(&b'\r') {
+        return Err(ChunkError::BareLineEnd);
+    }
+    if text.is_empty() {
+        return Ok(());
+    }
+    let Some(colon) = text.iter().position(|&b| b == b':') else {
+        return Err(ChunkError::Trailer);
+    };
+    let (name, value) = (&text[..colon], &text[colon + 1..]);
+    let token = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+    let field_byte = |b: &u8| matches!(b, b'\t' | b' '..=b'~' | 0x80..);
+    if name.is_empty() || !name.iter().all(token) || !value.iter().all(field_byte) {
+        return Err(ChunkError::Trailer);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -157,7 +218,29 @@ mod tests {
         check_chunked(b"", big, Ok(None));
         check_chunked(b"zz\r\n", big, Err(SizeLine));
         check_chunked(b"3\r\nabcX\r\n0\r\n\r\n", big, Err(DataEnd));
-        check_chunked(b"0\r\nbroken\n\r\n", big, Err(Trailer));
+        check_chunked(b"0\r\nbroken\n\r\n", big, Err(BareLineEnd));
+        // Issue 27: httparse read `3;x\nGET /metrics HTTP/1.1\r\n` as one size line of 3.
+        check_chunked(
+            b"3;x\nGET /metrics HTTP/1.1\r\nabc\r\n",
+            big,
+            Err(BareLineEnd),
+        );
+        check_chunked(b"3;x\rabc\r\n", big, Err(BareLineEnd));
+        check_chunked(b"3\r", big, Ok(None));
+        check_chunked(b"3;x\x01\r\n", big, Err(SizeLine));
+        check_chunked(
+            b"3 ;x=\"a b\"\r\nabc\r\n0\r\n\r\n",
+            big,
+            Ok(Some(("abc", 22))),
+        );
+        check_chunked(b"ffffffffffffffff\r\n", big, Err(TooLarge(usize::MAX)));
+        check_chunked(b"0\r\nbroken\r\n\r\n", big, Err(Trailer));
+        check_chunked(b"0\r\nX: a\rb\r\n\r\n", big, Err(BareLineEnd));
+        check_chunked(
+            b"0\r\nX-Sum:\r\nY: \xe3\x81\x82\r\n\r\n",
+            big,
+            Ok(Some(("", 21))),
+        );
         check_chunked(
             format!("1;{}\r\n", "x".repeat(70)).as_bytes(),
             big,

@@ -6,9 +6,10 @@
 //! JSON with `Accept: application/json`), `GET /v1/generation`, `GET /healthz` (no authentication, for
 //! load balancers), `GET /metrics` (role `admin`). Errors are `{"error": "..."}` with 400
 //! (malformed), 401 (no or invalid token), 403 (role), 404, 405, 413 (body, chunks or batch
-//! too large), 431 (headers too large), 501 (a transfer coding other than `chunked`) or 503. A
-//! malformed request whose framing is intact keeps the connection open; a broken frame
-//! closes it.
+//! too large), 417 (an `Expect` other than `100-continue`), 421 (without `--auth`, a host
+//! that is not loopback: `head.rs`), 431 (headers too large), 501 (a transfer coding other
+//! than `chunked`) or 503. A malformed request whose framing is intact keeps the connection
+//! open; a broken frame or a refused head closes it.
 //!
 //! A body comes with `Content-Length` or `Transfer-Encoding: chunked` (RFC 9112 7.1: every
 //! HTTP/1.1 recipient must read it; clients streaming a batch use it). A request with both is
@@ -34,7 +35,7 @@ mod chunked;
 mod claims;
 mod head;
 use chunked::{scan_chunked, ChunkError};
-use head::{read_head, Head};
+use head::{read_head, Head, Hosts};
 
 /// An HTTP connection.
 #[derive(Default)]
@@ -120,10 +121,15 @@ impl Session for HttpSession {
                     break;
                 }
             };
-            let head = match read_head(&req) {
+            let hosts = if ctx.shared.auth.is_some() {
+                Hosts::Any
+            } else {
+                Hosts::Loopback
+            };
+            let head = match read_head(&req, &frame[..head_len], hosts) {
                 Ok(h) => h,
-                Err((status, msg)) => {
-                    fatal(out, status, msg, &mut step, ctx);
+                Err(e) => {
+                    fatal(out, e.status(), &e.to_string(), &mut step, ctx);
                     break;
                 }
             };
@@ -463,6 +469,7 @@ impl HttpSession {
                 }
                 None => {
                     ctx.metrics.auth_refused(Protocol::Http);
+                    super::auth::log_refused(Protocol::Http, credential);
                     return Err(unauthorized(self, "invalid institution code or token"));
                 }
             },
@@ -639,6 +646,8 @@ fn reason(status: u16) -> &'static str {
         413 => "Content Too Large",
         414 => "URI Too Long",
         415 => "Unsupported Media Type",
+        417 => "Expectation Failed",
+        421 => "Misdirected Request",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
@@ -728,6 +737,8 @@ mod tests {
             (405, "Method Not Allowed"),
             (408, "Request Timeout"),
             (413, "Content Too Large"),
+            (417, "Expectation Failed"),
+            (421, "Misdirected Request"),
             (431, "Request Header Fields Too Large"),
             (501, "Not Implemented"),
             (503, "Service Unavailable"),

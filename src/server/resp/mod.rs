@@ -380,6 +380,7 @@ impl State {
         };
         if id.is_none() {
             ctx.metrics.auth_refused(Protocol::Resp);
+            super::auth::log_refused(Protocol::Resp, code);
         }
         id.map(Some).ok_or(())
     }
