@@ -1,4 +1,5 @@
-//! deploy/*.service and the timer: `systemd-analyze verify` finds nothing to say about them,
+//! deploy/*.service and the timer: `systemd-analyze verify` finds nothing to say about them
+//! (the replica's unit writes its data directory, which the follower needs),
 //! and the server unit's own ExecStart, run as systemd would run it (with `$NOTIFY_SOCKET`,
 //! the paths pointed at a test data directory), tells systemd READY=1 only once it answers;
 //! its ExecReload (SIGHUP) keeps it serving, and SIGTERM (KillSignal) ends it with exit 0.
@@ -53,6 +54,7 @@ fn units_verify_cleanly() {
     let mut paths = Vec::new();
     for name in [
         "shikaku.service",
+        "shikaku-replica.service",
         "shikaku-build.service",
         "shikaku-build.timer",
     ] {
@@ -69,6 +71,32 @@ fn units_verify_cleanly() {
     let said = String::from_utf8_lossy(&out.stderr);
     // An unknown key is only a warning to systemd (exit 0): any word from it fails here.
     assert!(out.status.success() && said.trim().is_empty(), "{said}");
+}
+
+/// A replica's follower downloads into, seals in and removes from its data directory: a unit
+/// that made it read-only (as the server unit beside a local build does) failed at its first
+/// download.
+#[test]
+fn the_replica_unit_follows_and_may_write_its_data_directory() {
+    let text = unit("shikaku-replica.service");
+    let exec = setting(&text, "ExecStart");
+    let data = exec
+        .split_once("--data ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .expect("--data in ExecStart");
+    assert!(
+        exec.contains(" --follow s3://") && exec.contains(" --replica-id "),
+        "{exec}"
+    );
+    let writable = setting(&text, "ReadWritePaths");
+    assert!(writable.split_whitespace().any(|p| p == data), "{writable}");
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("ReadOnlyPaths=") && l.contains(data)),
+        "{text}"
+    );
+    assert_eq!(setting(&text, "Type"), "notify");
 }
 
 /// The server unit's ExecStart with its paths and addresses pointed at the test's.
