@@ -499,7 +499,7 @@ fn a_replicas_fleet_report_matches_the_schemas() {
     let behind = report(shikaku::fleet::health::Facts {
         fleet_live: Some("g2".into()),
         fleet_changed_ms: shikaku::fleet::unix_now_ms() - 5_000,
-        generations_behind: 1,
+        stored_up_to_live: vec!["g1".into(), "g2".into()],
         ready: vec!["g1".into()],
         store_seen_ms: shikaku::fleet::unix_now_ms(),
         troubles,
@@ -508,6 +508,7 @@ fn a_replicas_fleet_report_matches_the_schemas() {
     assert_eq!(behind["troubles"].as_array().unwrap().len(), 2, "{behind}");
     assert_eq!(behind["behind"], true, "{behind}");
     assert!(behind["behind_seconds"].as_u64().unwrap() >= 4, "{behind}");
+    assert_eq!(behind["generations_behind"], 1, "{behind}");
     let fresh = report(shikaku::fleet::health::Facts::default());
     assert_eq!(fresh["fleet_live"], Value::Null, "{fresh}");
     for fleet in [behind, fresh] {

@@ -326,19 +326,21 @@ impl Follower {
             .settle_kind(TroubleKind::PointerNamesMissing, missing);
     }
 
+    /// The generations in the store up to the fleet's live one: `/healthz` counts those newer
+    /// than the one serving when it answers, so the count and `behind` agree at every
+    /// moment (counted here, a tick late, it said 1 behind for a second after each swap).
     fn update_behind(&self, seen: &Seen) {
-        let serving = (self.serving)().or_else(|| self.store.current().ok().flatten());
         let live = seen.pointer.as_ref().map(|p| p.live.as_str());
-        let behind = match (serving, live) {
-            (Some(s), Some(l)) => seen
+        let up_to_live: Vec<String> = match live {
+            Some(l) => seen
                 .ids
                 .iter()
-                .filter(|g| g.as_str() > s.as_str() && g.as_str() <= l)
-                .count(),
-            (None, Some(_)) => 1,
-            _ => 0,
+                .filter(|g| g.as_str() <= l)
+                .cloned()
+                .collect(),
+            None => Vec::new(),
         };
-        self.health.update(|h| h.generations_behind = behind as u64);
+        self.health.update(|h| h.stored_up_to_live = up_to_live);
     }
 
     /// The generations to take, in order: the live one, the previous one, then the newer

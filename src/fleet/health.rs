@@ -13,8 +13,9 @@ pub struct Facts {
     pub fleet_live: Option<String>,
     /// When the pointer last moved (ms since the Unix epoch).
     pub fleet_changed_ms: u64,
-    /// Generations in the store newer than the one served, up to the fleet's live one.
-    pub generations_behind: u64,
+    /// The generations in the store up to the fleet's live one (what is behind is counted
+    /// against the generation serving when asked: [`Facts::generations_behind`]).
+    pub stored_up_to_live: Vec<String>,
     /// Sealed generations held ready.
     pub ready: Vec<String>,
     /// Last time the store answered (ms since the Unix epoch), 0 never.
@@ -22,6 +23,22 @@ pub struct Facts {
     /// What keeps the replica from following the fleet now (and how often each kind began).
     pub troubles: Troubles,
     pub download_failures: u64,
+}
+
+impl Facts {
+    /// Generations in the store newer than `serving`, up to the fleet's live one; 1 when the
+    /// live one is not in the listing yet but is not what serves.
+    pub fn generations_behind(&self, serving: &str) -> u64 {
+        let listed = self
+            .stored_up_to_live
+            .iter()
+            .filter(|g| g.as_str() > serving)
+            .count() as u64;
+        match &self.fleet_live {
+            Some(live) if live != serving => listed.max(1),
+            _ => 0,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -73,7 +90,7 @@ impl crate::server::live::FleetReport for FollowHealth {
             "fleet_live": f.fleet_live,
             "behind": behind,
             "behind_seconds": behind_s,
-            "generations_behind": f.generations_behind,
+            "generations_behind": f.generations_behind(serving),
             "ready": f.ready,
             "store_last_seen_seconds_ago": store_s,
             "trouble": f.troubles.summary(),
@@ -99,7 +116,7 @@ impl crate::server::live::FleetReport for FollowHealth {
         let lines: [(&str, &str, &str, f64); 6] = [
             ("shikaku_fleet_behind", "gauge", "1 when the generation served is not the one the fleet's pointer names.", f64::from(u8::from(behind))),
             ("shikaku_fleet_behind_seconds", "gauge", "Seconds since the pointer named a generation this replica does not serve (0 when it does).", behind_s as f64),
-            ("shikaku_fleet_generations_behind", "gauge", "Generations in the store newer than the one served, up to the fleet's live one.", f.generations_behind as f64),
+            ("shikaku_fleet_generations_behind", "gauge", "Generations in the store newer than the one served, up to the fleet's live one.", f.generations_behind(serving) as f64),
             ("shikaku_fleet_ready_generations", "gauge", "Generations held ready (downloaded, verified, sealed).", f.ready.len() as f64),
             ("shikaku_fleet_store_last_seen_seconds", "gauge", "Seconds since the store last answered (-1: never).", store_s),
             ("shikaku_fleet_download_failures_total", "counter", "Downloads or verifications of a generation that failed.", f.download_failures as f64),
@@ -134,5 +151,35 @@ fn write_troubles(out: &mut String, troubles: &Troubles) {
             kind.name(),
             troubles.began(kind)
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: counted by the follower a tick after a swap, `generations_behind` was 1
+    /// while `behind` was false for a second after each swap; now both are of the
+    /// generation serving when asked.
+    #[test]
+    fn generations_behind_is_counted_against_the_generation_serving() {
+        let f = Facts {
+            fleet_live: Some("g3".into()),
+            stored_up_to_live: vec!["g1".into(), "g2".into(), "g3".into()],
+            ..Facts::default()
+        };
+        let check = |serving: &str, expected: u64| {
+            assert_eq!(f.generations_behind(serving), expected, "serving {serving}")
+        };
+        check("g1", 2);
+        check("g2", 1);
+        check("g3", 0);
+        // Rolled back past what is served, or the live one not listed yet: behind by one.
+        check("g4", 1);
+        let unlisted = Facts {
+            fleet_live: Some("g5".into()),
+            ..f.clone()
+        };
+        assert_eq!(unlisted.generations_behind("g3"), 1);
     }
 }
