@@ -565,16 +565,7 @@ if [[ $APPEND != 1 ]]; then
     exit "$FAILED"
 fi
 
-[[ -f $RESULTS ]] || printf '# Performance results\n\nAppended by the scripts in perf/.\n' >"$RESULTS"
-grep -qx '## Server vs Redis' "$RESULTS" || printf '\n## Server vs Redis\n\n' >>"$RESULTS"
-# Insert the block at the end of the "Server vs Redis" section (before the next "## ").
-awk -v block="$BLOCK" '
-    function flush() { while ((getline l < block) > 0) print l; done = 1 }
-    /^## / && insec && !done { flush() }
-    { print }
-    /^## Server vs Redis$/ { insec = 1 }
-    END { if (!done) flush() }
-' "$RESULTS" >"$RESULTS.tmp" && mv "$RESULTS.tmp" "$RESULTS"
+"$ROOT/perf/insert_section.sh" "$RESULTS" "Server vs Redis" "$BLOCK"
 rm -f "$BLOCK"
 say "appended to $RESULTS; log in $LOG"
 exit "$FAILED"

@@ -9,37 +9,11 @@ the server without its field normalization (the floor of that step).
 Rows keep their order and expected validity; person rows are copied as they are.
 """
 import csv
-import re
+import os
 import sys
-import unicodedata
 
-ERA_START = {"M": 1868, "T": 1912, "S": 1926, "H": 1989, "R": 2019}
-ERA_CODE = {"1": "M", "2": "T", "3": "S", "4": "H", "5": "R"}
-
-
-def folded(s):
-    return "".join(c for c in unicodedata.normalize("NFKC", s) if not c.isspace())
-
-
-def iso_date(s):
-    s = folded(s)
-    if not s or re.fullmatch(r"\d{4}-\d{2}-\d{2}", s):
-        return s
-    if re.fullmatch(r"\d{8}", s):
-        return f"{s[:4]}-{s[4:6]}-{s[6:]}"
-    if re.fullmatch(r"\d{7}", s):
-        year = ERA_START[ERA_CODE[s[0]]] + int(s[1:3]) - 1
-        return f"{year:04d}-{s[3:5]}-{s[5:7]}"
-    m = re.fullmatch(r"([A-Za-z])(\d+)[./-](\d+)[./-](\d+)", s)
-    if m:
-        year = ERA_START[m.group(1).upper()] + int(m.group(2)) - 1
-        return f"{year:04d}-{int(m.group(3)):02d}-{int(m.group(4)):02d}"
-    sys.exit(f"a date form this script does not know: {s!r}")
-
-
-def card_text(s):
-    s = folded(s)
-    return (s.lstrip("0") or "0") if s.isdigit() else s
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from fields import card_text, folded, iso_date  # noqa: E402
 
 
 def main(src, dst):
