@@ -5,6 +5,7 @@ mod changes;
 pub mod encode;
 pub mod html;
 mod insurer;
+pub mod kohi;
 pub mod link;
 pub mod report;
 pub mod reuse;
@@ -12,7 +13,9 @@ pub mod run;
 
 pub use encode::{encode_insurer, InsurerPart, InsurerRows, Link};
 pub use link::{link_persons, Persons};
-pub use report::{ChangeOutcome, ChangeReport, Counts, InsurerReport, Report, ReportLine};
+pub use report::{
+    ChangeOutcome, ChangeReport, Counts, InsurerReport, KohiReport, PayerReport, Report, ReportLine,
+};
 
 use crate::domain::{Date, PersonKey};
 use crate::format::writer::{segment_file_bytes, write_index, IndexContents, InsurerInput};

@@ -4,6 +4,7 @@
 
 use super::encode::InsurerPart;
 use super::insurer::{process_insurer, report_line, InsurerResult};
+use super::kohi::build_registers;
 use super::link::{link_incremental, link_persons};
 use super::report::{write_rejects, Counts, InsurerReport, Report, ReportLine};
 use super::reuse::{Previous, ReuseError};
@@ -223,6 +224,9 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
         }
     }
     let (mut parts, mut lines, mut insurer_reports): (Vec<_>, Vec<_>, Vec<_>) = split(results);
+    let kohi_discovery = snapshot::kohi::discover_kohi(&cfg.snapshots, cfg.built_on)?;
+    let kohi = build_registers(&kohi_discovery, cfg.built_on)?;
+    phases.end("kohi");
     let persons = match &previous {
         Some(prev) => link_incremental(&mut parts, &prev.persons(reused)),
         None => link_persons(&mut parts),
@@ -241,7 +245,9 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
         }
     }
     lines.extend(persons.findings.iter().cloned());
-    let (extra_lines, notes) = discovery_findings(&discovery.findings);
+    let (extra_lines, mut notes) = discovery_findings(&discovery.findings);
+    notes.extend(kohi_discovery.findings.iter().map(ToString::to_string));
+    lines.extend(kohi.lines);
     for (line, counts) in extra_lines {
         insurer_reports.push(InsurerReport {
             insurer_number: line.file.split('/').next().unwrap_or_default().to_owned(),
@@ -314,6 +320,11 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
         elapsed_ms: started.elapsed().as_millis() as u64,
         phases_ms: phases.done.clone(),
         index_bytes: index.total_bytes(),
+        kohi: cfg
+            .snapshots
+            .join(snapshot::kohi::KOHI_DIR)
+            .is_dir()
+            .then_some(kohi.report),
     };
     drop(index);
     // The live generation's report (the one this build would replace), for report.html's
