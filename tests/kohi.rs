@@ -148,3 +148,57 @@ fn a_delivery_without_registers_has_no_kohi_report() {
     let err = run(&config(&snap, &tmp.path().join("d2"))).unwrap_err();
     assert!(err.to_string().contains("payers.csv"), "{err}");
 }
+
+#[test]
+fn the_index_holds_the_certificates_by_recipient_and_by_person() {
+    use shikaku::domain::{IndividualNumber, InstitutionCode};
+    use shikaku::index::MappedIndex;
+    let tmp = tempfile::tempdir().unwrap();
+    let (snap, data) = (tmp.path().join("s"), tmp.path().join("d"));
+    let (nanbyo, local) = delivery(&snap);
+    let out = run(&config(&snap, &data)).unwrap();
+    let index = MappedIndex::open_file(
+        &out.generation_dir.join(shikaku::generations::INDEX_FILE),
+        PersonKey::demo(),
+    )
+    .unwrap();
+    index.verify().unwrap();
+    assert_eq!(index.header().certificate_count, 2);
+    assert_eq!(
+        index.payers().len(),
+        2,
+        "the listed payers, not the unlisted directory"
+    );
+    let p = index.payer(PayerNumber::parse(&nanbyo).unwrap()).unwrap();
+    assert_eq!(p.name, "東京都 難病");
+    let found: Vec<_> = index.certificates_of(p, "0123455").collect();
+    assert_eq!(found.len(), 1);
+    let c = found[0];
+    assert_eq!(
+        (c.recipient(), c.name(), c.name_kana()),
+        ("0123455", "山田 太郎", "ヤマダ タロウ")
+    );
+    assert_eq!(c.valid_to(), Some(Date::parse("2027-03-31").unwrap()));
+    assert!(c.covers(Date::parse("2027-03-31").unwrap()));
+    assert_eq!(c.copay_limit_yen(), Some(10_000));
+    assert_eq!(c.institutions().collect::<Vec<_>>(), ["0110113719"]);
+    assert!(c.admits(InstitutionCode::parse("0110113719").unwrap()));
+    assert!(!c.admits(
+        InstitutionCode::parse("0130113715")
+            .unwrap_or_else(|_| { InstitutionCode::parse("0110113727").unwrap() })
+    ));
+    assert!(
+        c.identity_unverified(),
+        "X1 with the local program's certificate"
+    );
+    assert_eq!(index.certificates_of(p, "0123463").count(), 0);
+    assert_eq!(
+        index.certificates_of(p, "123455").count(),
+        0,
+        "leading zeros count"
+    );
+    let local = index.payer(PayerNumber::parse(&local).unwrap()).unwrap();
+    assert_eq!(index.certificates_of(local, "007").count(), 1);
+    let hash = PersonKey::demo().hash(&IndividualNumber::parse(PERSON_A).unwrap());
+    assert_eq!(index.person_certificates(hash).count(), 2);
+}

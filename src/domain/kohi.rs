@@ -82,6 +82,10 @@ impl fmt::Debug for PayerNumber {
     }
 }
 
+/// Most designated institutions one certificate may name. A 医療券 names one; a few dozen is
+/// a generous bound, and it keeps a certificate's size in the index small and bounded.
+pub const MAX_INSTITUTIONS: usize = 32;
+
 /// Longest recipient number of a local program (法別 80–99), in characters.
 pub const RECIPIENT_MAX_CHARS: usize = 20;
 

@@ -18,6 +18,6 @@ pub use ids::{
 };
 pub use kohi::{
     covers_inclusive, normalize_recipient, normalize_recipient_into, Certificate, PayerNumber,
-    RECIPIENT_MAX_CHARS,
+    MAX_INSTITUTIONS, RECIPIENT_MAX_CHARS,
 };
 pub use record::{covers, Record};

@@ -6,7 +6,8 @@ use super::encode::dedup;
 use super::insurer::report_line;
 use super::report::{Counts, KohiReport, PayerReport, ReportLine};
 use super::run::BuildError;
-use crate::domain::{Certificate, Date, IndividualNumber};
+use crate::domain::{Certificate, Date, IndividualNumber, PayerNumber, PersonKey};
+use crate::format::{encode_kohi, CertificateInput, EncodedKohi, FormatError};
 use crate::snapshot::kohi::{read_register, CertificateOutcome, KohiDiscovery, PayerRegister};
 use crate::snapshot::{self, Finding, Rule, SnapshotError};
 use rayon::prelude::*;
@@ -31,6 +32,24 @@ pub struct KohiBuild {
     pub certificates: Vec<HeldCertificate>,
     pub lines: Vec<ReportLine>,
     pub report: KohiReport,
+}
+
+/// Lays out the certificates of a build for the index: every listed payer (with or without
+/// a register), each certificate with its keyed person hash.
+pub fn encode_certificates(
+    payers: &[(PayerNumber, &str)],
+    certificates: &[HeldCertificate],
+    key: &PersonKey,
+) -> Result<EncodedKohi, FormatError> {
+    let inputs: Vec<CertificateInput<'_>> = certificates
+        .iter()
+        .map(|h| CertificateInput {
+            certificate: &h.certificate,
+            person: h.certificate.individual_number.map(|n| key.hash(&n)),
+            identity_unverified: h.identity_unverified,
+        })
+        .collect();
+    encode_kohi(payers, &inputs)
 }
 
 /// One payer's register read, deduplicated and counted.

@@ -4,11 +4,11 @@
 
 use super::encode::InsurerPart;
 use super::insurer::{process_insurer, report_line, InsurerResult};
-use super::kohi::build_registers;
+use super::kohi::{build_registers, encode_certificates};
 use super::link::{link_incremental, link_persons};
 use super::report::{write_rejects, Counts, InsurerReport, Report, ReportLine};
 use super::reuse::{Previous, ReuseError};
-use crate::domain::{Date, InsurerNumber, PersonKey};
+use crate::domain::{Date, InsurerNumber, PayerNumber, PersonKey};
 use crate::format::writer::{IndexTail, IndexWriter, InsurerInput};
 use crate::format::{FormatError, SEGMENTS_DIR};
 use crate::generations::{self, Store, StoreError, INDEX_FILE, REJECTS_FILE, REPORT_FILE};
@@ -226,6 +226,12 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
     let (mut parts, mut lines, mut insurer_reports): (Vec<_>, Vec<_>, Vec<_>) = split(results);
     let kohi_discovery = snapshot::kohi::discover_kohi(&cfg.snapshots, cfg.built_on)?;
     let kohi = build_registers(&kohi_discovery, cfg.built_on)?;
+    let payers: Vec<(PayerNumber, &str)> = kohi_discovery
+        .payers
+        .iter()
+        .map(|p| (p.number, p.name.as_str()))
+        .collect();
+    let kohi_index = encode_certificates(&payers, &kohi.certificates, &cfg.key)?;
     phases.end("kohi");
     let persons = match &previous {
         Some(prev) => link_incremental(&mut parts, &prev.persons(reused)),
@@ -290,6 +296,7 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
             person_key_fingerprint: cfg.key.fingerprint(),
             persons: &persons.entries,
             person_refs: &persons.refs,
+            kohi: &kohi_index,
         })
         .map_err(io_err(&index_path))?;
     w.flush().map_err(io_err(&index_path))?;
@@ -305,6 +312,10 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
     assert_eq!(
         header.record_count, totals.rows_indexed,
         "every indexed row is in the index"
+    );
+    assert_eq!(
+        header.certificate_count, kohi.report.totals.rows_indexed,
+        "every indexed certificate is in the index"
     );
 
     phases.end("verify");

@@ -11,7 +11,7 @@
 //! - **`sex`** is optional on a certificate (the answer allows `null`); a value that is not
 //!   1, 2 or 3 is rejected under K6 with the other malformed codes.
 //! - **`institutions`**: `;` (or full-width `；`) separated, empty pieces skipped, a code
-//!   named twice kept once, at most [`row::MAX_INSTITUTIONS`]; `copay_limit_yen` whole yen,
+//!   named twice kept once, at most [`crate::domain::MAX_INSTITUTIONS`]; `copay_limit_yen` whole yen,
 //!   digits only, at most [`row::MAX_COPAY_LIMIT_YEN`].
 //! - **W4 does not apply**: the kana is kept as read (NFKC, trimmed), not checked.
 //! - **`payers.csv`**: any bad line fails the whole build, as `insurers.csv` does. No `kohi/`

@@ -10,7 +10,7 @@ use super::read::RegisterContext;
 use crate::domain::text::{self, mask_digit_runs, quote_raw};
 use crate::domain::{
     mask_raw, normalize_recipient, Certificate, Date, IndividualNumber, InstitutionCode,
-    PayerNumber, Sex,
+    PayerNumber, Sex, MAX_INSTITUTIONS,
 };
 use std::borrow::Cow;
 
@@ -25,10 +25,6 @@ impl<'r> KohiFields<'r> {
 
 /// A failed rule: which rule, which column, and why in plain words.
 type Failure = (Rule, KohiColumn, String);
-
-/// Most designated institutions one certificate may name. A 医療券 names one; a few dozen is
-/// a generous bound, and it keeps a certificate's size in the index small and bounded.
-pub const MAX_INSTITUTIONS: usize = 32;
 
 /// Highest monthly copay limit read, in yen: far above any program's (難病's highest is
 /// 30,000), low enough that a typo of several digits is caught.
