@@ -202,3 +202,396 @@ fn the_index_holds_the_certificates_by_recipient_and_by_person() {
     let hash = PersonKey::demo().hash(&IndividualNumber::parse(PERSON_A).unwrap());
     assert_eq!(index.person_certificates(hash).count(), 2);
 }
+
+mod query {
+    use shikaku::domain::*;
+    use shikaku::format::{encode_kohi, CertificateInput};
+    use shikaku::index::{Index, IndexFiles};
+    use shikaku::nightly::build_in_memory_with_kohi;
+    use shikaku::query::answer::answer;
+    use shikaku::query::{KohiFields, KohiQuery, Query};
+
+    fn d(s: &str) -> Date {
+        Date::parse(s).unwrap()
+    }
+
+    pub(super) fn payer(body: &str) -> PayerNumber {
+        PayerNumber::from_body(body).unwrap()
+    }
+
+    /// An institution code with a valid check digit from its first nine digits.
+    fn institution(first9: &str) -> String {
+        (0..10)
+            .map(|c| format!("{first9}{c}"))
+            .find(|s| InstitutionCode::parse(s).is_ok())
+            .unwrap()
+    }
+
+    fn cert(p: &str, recipient: &str, kana: &str, from: &str, to: Option<&str>) -> Certificate {
+        Certificate {
+            payer: payer(p),
+            recipient: recipient.into(),
+            individual_number: None,
+            name: "難病 花子".into(),
+            name_kana: kana.into(),
+            sex: Some(Sex::Female),
+            birthdate: d("1980-01-23"),
+            valid_from: d(from),
+            valid_to: to.map(d),
+            copay_limit_yen: Some(10_000),
+            institutions: Vec::new(),
+        }
+    }
+
+    /// 難病 (54): recipient 0123455 renewed yearly; 0000000 for designated institutions only,
+    /// 1111111 held by two people of one birthdate; a local program (88) with recipient 007.
+    fn index() -> Index<Vec<u8>> {
+        let mut designated = cert("5413601", "0000000", "ア", "2026-04-01", Some("2027-03-31"));
+        designated.institutions = vec![InstitutionCode::parse(&institution("011011371")).unwrap()];
+        let certs = [
+            cert(
+                "5413601",
+                "0123455",
+                "ナンビョウ ハナコ",
+                "2025-04-01",
+                Some("2026-03-31"),
+            ),
+            cert(
+                "5413601",
+                "0123455",
+                "ナンビョウ ハナコ",
+                "2026-04-01",
+                Some("2027-03-31"),
+            ),
+            designated,
+            cert("5413601", "1111111", "イチ", "2026-04-01", None),
+            cert("5413601", "1111111", "ニ", "2026-04-01", None),
+            cert("8813001", "007", "コ", "2020-04-01", None),
+        ];
+        let inputs: Vec<CertificateInput<'_>> = certs
+            .iter()
+            .map(|c| CertificateInput {
+                certificate: c,
+                person: None,
+                identity_unverified: false,
+            })
+            .collect();
+        let payers = [
+            (payer("5413601"), "東京都 難病"),
+            (payer("8813001"), "子ども医療費助成"),
+        ];
+        let kohi = encode_kohi(&payers, &inputs).unwrap();
+        let files: IndexFiles<Vec<u8>> =
+            build_in_memory_with_kohi(Vec::new(), &kohi, &PersonKey::demo(), d("2026-11-24"), "g")
+                .unwrap();
+        Index::open(files, PersonKey::demo()).unwrap()
+    }
+
+    /// Answers (payer body, recipient, birthdate, date, institution) and returns the answer's
+    /// validity, reason and the certificate's valid_from, or the query error's field.
+    fn check(
+        input: (&str, &str, &str, &str, Option<&str>),
+        expected: Result<(u8, &str, &str), &str>,
+    ) {
+        let index = index();
+        let p = payer(input.0).to_string();
+        let q = KohiQuery::parse(&KohiFields {
+            payer_number: Some(&p),
+            recipient_number: Some(input.1),
+            birthdate: Some(input.2),
+            date: Some(input.3),
+            institution_code: input.4,
+        });
+        let got = q.map_err(|e| e.field).map(|q| {
+            let mut out = Vec::new();
+            answer(&index, &Query::Kohi(q), d("2026-11-24"), &mut out);
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            (
+                v["validity"].as_u64().unwrap() as u8,
+                v["reason"].as_str().unwrap_or("null").to_owned(),
+                v["public_expense"]["valid_from"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+            )
+        });
+        let expected = expected.map(|(v, r, f)| (v, r.to_owned(), f.to_owned()));
+        assert_eq!(got, expected, "{input:?}");
+    }
+
+    #[test]
+    fn each_clause_of_the_public_expense_query() {
+        let here = institution("011011371");
+        let elsewhere = institution("011011372");
+        // Covering the date → 1, valid_to inclusive.
+        check(
+            ("5413601", "0123455", "1980-01-23", "2026-11-24", None),
+            Ok((1, "null", "2026-04-01")),
+        );
+        check(
+            ("5413601", "0123455", "1980-01-23", "2027-03-31", None),
+            Ok((1, "null", "2026-04-01")),
+        );
+        check(
+            ("5413601", "０１２３４５５", "S55.1.23", "2026-03-31", None),
+            Ok((1, "null", "2025-04-01")),
+        );
+        // None covering: the nearest before → expired; before every one → not_yet.
+        check(
+            ("5413601", "0123455", "1980-01-23", "2027-04-01", None),
+            Ok((2, "expired", "2026-04-01")),
+        );
+        check(
+            ("5413601", "0123455", "1980-01-23", "2025-03-31", None),
+            Ok((2, "not_yet", "2025-04-01")),
+        );
+        // Designated institutions: the asking institution must be one; none known → not applied.
+        check(
+            (
+                "5413601",
+                "0000000",
+                "1980-01-23",
+                "2026-11-24",
+                Some(&here),
+            ),
+            Ok((1, "null", "2026-04-01")),
+        );
+        check(
+            (
+                "5413601",
+                "0000000",
+                "1980-01-23",
+                "2026-11-24",
+                Some(&elsewhere),
+            ),
+            Ok((2, "other_institution", "2026-04-01")),
+        );
+        check(
+            ("5413601", "0000000", "1980-01-23", "2026-11-24", None),
+            Ok((1, "null", "2026-04-01")),
+        );
+        // Any institution when the certificate names none.
+        check(
+            (
+                "5413601",
+                "0123455",
+                "1980-01-23",
+                "2026-11-24",
+                Some(&elsewhere),
+            ),
+            Ok((1, "null", "2026-04-01")),
+        );
+        // Several people → 5 without details; a wrong birthdate, an unknown recipient or
+        // payer → 4.
+        check(
+            ("5413601", "1111111", "1980-01-23", "2026-11-24", None),
+            Ok((5, "null", "")),
+        );
+        check(
+            ("5413601", "0123455", "1980-01-24", "2026-11-24", None),
+            Ok((4, "null", "")),
+        );
+        check(
+            ("5413601", "0123463", "1980-01-23", "2026-11-24", None),
+            Ok((4, "null", "")),
+        );
+        check(
+            ("2113601", "0123455", "1980-01-23", "2026-11-24", None),
+            Ok((4, "null", "")),
+        );
+        // Local programs: leading zeros significant.
+        check(
+            ("8813001", "007", "1980-01-23", "2026-11-24", None),
+            Ok((1, "null", "2020-04-01")),
+        );
+        check(
+            ("8813001", "7", "1980-01-23", "2026-11-24", None),
+            Ok((4, "null", "")),
+        );
+        // Malformed queries name the field.
+        check(
+            ("5413601", "0123456", "1980-01-23", "2026-11-24", None),
+            Err("recipient_number"),
+        );
+        check(
+            ("5413601", "0123455", "1980-02-30", "2026-11-24", None),
+            Err("birthdate"),
+        );
+        check(
+            (
+                "5413601",
+                "0123455",
+                "1980-01-23",
+                "2026-11-24",
+                Some("0110113710"),
+            ),
+            Err("institution_code"),
+        );
+    }
+
+    #[test]
+    fn the_answer_is_the_documented_json() {
+        let index = index();
+        let q = KohiQuery::parse(&KohiFields {
+            payer_number: Some(&payer("5413601").to_string()),
+            recipient_number: Some("0123455"),
+            birthdate: Some("1980-01-23"),
+            date: Some("2026-11-24"),
+            institution_code: None,
+        })
+        .unwrap();
+        let mut out = Vec::new();
+        answer(&index, &Query::Kohi(q), d("2026-11-24"), &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!(
+                r#"{{"validity":1,"validity_name":"eligible","date":"2026-11-24","generation":"g","reason":null,"public_expense":{{"payer_number":"{}","payer_name":"東京都 難病","program":"54","recipient_number":"0123455","name":"難病 花子","name_kana":"ナンビョウ ハナコ","sex":2,"birthdate":"1980-01-23","valid_from":"2026-04-01","valid_to":"2027-03-31","copay_limit_yen":10000,"institutions":[]}}}}"#,
+                payer("5413601")
+            )
+        );
+    }
+}
+
+/// The index's public-expense decision against a naive one written from docs/api.md over
+/// the certificates as a list.
+mod model {
+    use proptest::prelude::*;
+    use shikaku::domain::*;
+    use shikaku::format::{encode_kohi, CertificateInput};
+    use shikaku::index::Index;
+    use shikaku::nightly::build_in_memory_with_kohi;
+    use shikaku::query::kohi::lookup_kohi;
+    use shikaku::query::{KohiOutcome, KohiQuery, KohiReason};
+
+    const RECIPIENTS: [&str; 3] = ["0000000", "0123455", "1111111"];
+
+    fn day(n: i32) -> Date {
+        Date::from_days(20_000 + n)
+    }
+
+    fn institution(i: u8) -> InstitutionCode {
+        (0..10)
+            .map(|c| format!("01101137{i}{c}"))
+            .find_map(|s| InstitutionCode::parse(&s).ok())
+            .unwrap()
+    }
+
+    /// (recipient, birthdate, person, from, length or open, designated institution)
+    type Spec = (usize, u8, u8, i32, Option<i32>, Option<u8>);
+
+    fn certificate(payer: PayerNumber, s: &Spec) -> Certificate {
+        Certificate {
+            payer,
+            recipient: RECIPIENTS[s.0].into(),
+            individual_number: Some(IndividualNumber::from_first11(
+                10_000_000_000 + u64::from(s.2),
+            )),
+            name: "名".into(),
+            name_kana: "カナ".into(),
+            sex: None,
+            birthdate: Date::from_days(i32::from(s.1)),
+            valid_from: day(s.3),
+            valid_to: s.4.map(|len| day(s.3 + len)),
+            copay_limit_yen: None,
+            institutions: s.5.map(institution).into_iter().collect(),
+        }
+    }
+
+    /// docs/api.md#public-expense-query, literally: (validity, reason, valid_from).
+    fn naive(
+        certs: &[Certificate],
+        recipient: &str,
+        birthdate: Date,
+        date: Date,
+        asking: Option<InstitutionCode>,
+    ) -> (u8, Option<&'static str>, Option<Date>) {
+        let candidates: Vec<&Certificate> = certs
+            .iter()
+            .filter(|c| c.recipient == recipient && c.birthdate == birthdate)
+            .collect();
+        if candidates.is_empty() {
+            return (4, None, None);
+        }
+        let people: std::collections::BTreeSet<_> =
+            candidates.iter().map(|c| c.individual_number).collect();
+        if people.len() > 1 {
+            return (5, None, None);
+        }
+        let covering: Vec<&&Certificate> = candidates.iter().filter(|c| c.covers(date)).collect();
+        if !covering.is_empty() {
+            let usable = covering
+                .iter()
+                .filter(|c| asking.is_none_or(|i| c.admits(i)))
+                .max_by_key(|c| c.valid_from);
+            return match usable {
+                Some(c) => (1, None, Some(c.valid_from)),
+                None => {
+                    let c = covering.iter().max_by_key(|c| c.valid_from).unwrap();
+                    (2, Some("other_institution"), Some(c.valid_from))
+                }
+            };
+        }
+        match candidates
+            .iter()
+            .filter(|c| c.valid_from <= date)
+            .max_by_key(|c| (c.valid_to, c.valid_from))
+        {
+            Some(c) => (2, Some("expired"), Some(c.valid_from)),
+            None => {
+                let c = candidates.iter().min_by_key(|c| c.valid_from).unwrap();
+                (2, Some("not_yet"), Some(c.valid_from))
+            }
+        }
+    }
+
+    fn spec() -> impl Strategy<Value = Spec> {
+        (
+            0usize..3,
+            0u8..2,
+            0u8..2,
+            0i32..40,
+            prop::option::of(0i32..20),
+            prop::option::of(0u8..2),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+        #[test]
+        fn the_index_decides_as_the_naive_model(
+            specs in prop::collection::vec(spec(), 0..8),
+            queries in prop::collection::vec((0usize..3, 0u8..2, -2i32..45, prop::option::of(0u8..3)), 1..10),
+        ) {
+            let payer = PayerNumber::from_body("5413601").unwrap();
+            let certs: Vec<Certificate> = specs.iter().map(|s| certificate(payer, s)).collect();
+            let key = PersonKey::demo();
+            let inputs: Vec<CertificateInput<'_>> = certs.iter().map(|c| CertificateInput {
+                certificate: c,
+                person: c.individual_number.map(|n| key.hash(&n)),
+                identity_unverified: false,
+            }).collect();
+            let kohi = encode_kohi(&[(payer, "難病")], &inputs).unwrap();
+            let files = build_in_memory_with_kohi(Vec::new(), &kohi, &key, day(0), "g").unwrap();
+            let index = Index::open(files, key).unwrap();
+            index.verify().unwrap();
+            for (r, b, at, asking) in queries {
+                let q = KohiQuery {
+                    payer,
+                    recipient: RECIPIENTS[r].into(),
+                    birthdate: Date::from_days(i32::from(b)),
+                    date: Some(day(at)),
+                    institution: asking.map(institution),
+                };
+                let got = match lookup_kohi(&index, &q, day(0)) {
+                    KohiOutcome::Eligible(c) => (1, None, Some(c.valid_from())),
+                    KohiOutcome::Invalid(c, reason) => (2, Some(reason.as_str()), Some(c.valid_from())),
+                    KohiOutcome::NotFound => (4, None, None),
+                    KohiOutcome::Multiple => (5, None, None),
+                };
+                let want = naive(&certs, RECIPIENTS[r], q.birthdate, day(at), q.institution);
+                prop_assert_eq!(got, want, "{:?} {:?}", q, specs);
+                let _ = KohiReason::Expired;
+            }
+        }
+    }
+}

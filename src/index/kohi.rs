@@ -275,7 +275,7 @@ impl<B: AsRef<[u8]>> Index<B> {
         &'s self,
         payer: &'s PayerInfo,
         recipient: &str,
-    ) -> impl Iterator<Item = CertificateView<'s>> + 's {
+    ) -> impl Iterator<Item = CertificateView<'s>> + Clone + 's {
         let run = payer.certificates.clone();
         let key = recipient.as_bytes();
         let cmp = |i: usize| {
@@ -291,7 +291,7 @@ impl<B: AsRef<[u8]>> Index<B> {
     pub fn person_certificates(
         &self,
         hash: PersonHash,
-    ) -> impl Iterator<Item = CertificateView<'_>> + '_ {
+    ) -> impl Iterator<Item = CertificateView<'_>> + Clone + '_ {
         let b = &self.main.as_ref()[self.kohi.persons.clone()];
         let n = b.len() / CERT_PERSON_BYTES;
         let entry = move |k: usize| &b[k * CERT_PERSON_BYTES..(k + 1) * CERT_PERSON_BYTES];

@@ -2,7 +2,10 @@
 //! ([`answer`], [`answer_card`], [`answer_person`]), or up to [`GROUP_QUERIES`] together, step
 //! by step, so their cache misses overlap ([`answer_group`]: RESP pipelines, JSON batches).
 
-use super::{write_answer, write_json_str, CardQuery, Lookup, PersonQuery, Query, QueryError};
+use super::kohi::answer_kohi;
+use super::{
+    write_answer, write_json_str, CardQuery, KohiQuery, Lookup, PersonQuery, Query, QueryError,
+};
 use crate::domain::{Date, Validity};
 use crate::format::PersonEntry;
 use crate::index::{CardProbe, CardRecords, Index};
@@ -43,6 +46,7 @@ pub fn answer<B: AsRef<[u8]>>(
     match q {
         Query::Card(c) => answer_card(index, c, today, out),
         Query::Person(p) => answer_person(index, p, today, out),
+        Query::Kohi(k) => answer_kohi(index, k, today, out),
     }
 }
 
@@ -64,6 +68,8 @@ pub const GROUP_QUERIES: usize = 16;
 pub enum GroupQuery<'a> {
     Card(&'a CardQuery),
     Person(&'a PersonQuery),
+    /// Looked up alone when its turn comes: public-expense queries are not on the steps.
+    Kohi(&'a KohiQuery),
 }
 
 impl<'a> GroupQuery<'a> {
@@ -71,6 +77,7 @@ impl<'a> GroupQuery<'a> {
         match q {
             Query::Card(q) => GroupQuery::Card(q),
             Query::Person(q) => GroupQuery::Person(q),
+            Query::Kohi(q) => GroupQuery::Kohi(q),
         }
     }
 }
@@ -215,6 +222,7 @@ fn answer_alone<B: AsRef<[u8]>>(
             index.probed_records(None),
             index.person_entry(&index.person_hash(&p.individual_number)),
         ),
+        GroupQuery::Kohi(_) => (index.probed_records(None), None),
     };
     let v = answer_slot(index, q, card, entry, today, answer);
     each(0, Some((v, answer)));
@@ -230,11 +238,12 @@ fn answer_slot<'a, B: AsRef<[u8]>>(
     today: Date,
     answer: &mut Vec<u8>,
 ) -> Validity {
+    answer.clear();
     let (outcome, date, consent) = match query {
         GroupQuery::Card(q) => (index.card_in(q, card, today), q.date, q.limit_consent),
         GroupQuery::Person(q) => (index.person_in(q, entry, today), q.date, q.limit_consent),
+        GroupQuery::Kohi(q) => return answer_kohi(index, q, today, answer),
     };
-    answer.clear();
     let date = date.unwrap_or(today);
     write_answer(answer, &outcome, date, index.generation(), consent);
     outcome.validity()
@@ -316,6 +325,7 @@ mod tests {
                     let v = match q {
                         GroupQuery::Card(q) => answer_card(&index, q, today, &mut json),
                         GroupQuery::Person(q) => answer_person(&index, q, today, &mut json),
+                        GroupQuery::Kohi(q) => answer_kohi(&index, q, today, &mut json),
                     };
                     (v, json)
                 });
