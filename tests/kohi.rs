@@ -595,3 +595,51 @@ mod model {
         }
     }
 }
+
+#[test]
+fn a_person_answer_lists_the_certificates_covering_the_day() {
+    use shikaku::index::MappedIndex;
+    use shikaku::query::answer::answer;
+    use shikaku::query::{PersonFields, PersonQuery, Query};
+    let tmp = tempfile::tempdir().unwrap();
+    let (snap, data) = (tmp.path().join("s"), tmp.path().join("d"));
+    let (_, local) = delivery(&snap);
+    // The local program's certificate without the individual number: no X1 now.
+    write(
+        &snap.join(format!("kohi/{local}/20261110.csv")),
+        &format!(
+            "{KOHI_HEADER}\n{local},007,,山田 太郎,ヤマダ タロウ,1,1980-01-24,2026-04-01,,0,\n"
+        ),
+    );
+    let out = run(&config(&snap, &data)).unwrap();
+    let index = MappedIndex::open_file(
+        &out.generation_dir.join(shikaku::generations::INDEX_FILE),
+        PersonKey::demo(),
+    )
+    .unwrap();
+    let ask = |date: &str| {
+        let q = PersonQuery::parse(&PersonFields {
+            individual_number: Some(PERSON_A),
+            date: Some(date),
+            limit_consent: false,
+        })
+        .unwrap();
+        let mut json = Vec::new();
+        answer(
+            &index,
+            &Query::Person(q),
+            Date::parse("2026-11-24").unwrap(),
+            &mut json,
+        );
+        serde_json::from_slice::<serde_json::Value>(&json).unwrap()
+    };
+    let now = ask("2026-11-24");
+    assert_eq!(now["validity"], 1);
+    let list = now["public_expenses"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{now}");
+    assert_eq!(list[0]["recipient_number"], "0123455");
+    assert_eq!(list[0]["valid_to"], "2027-03-31");
+    // After valid_to: none, whatever the insurance says.
+    let later = ask("2027-04-01");
+    assert_eq!(later["public_expenses"], serde_json::json!([]));
+}

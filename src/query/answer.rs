@@ -2,7 +2,7 @@
 //! ([`answer`], [`answer_card`], [`answer_person`]), or up to [`GROUP_QUERIES`] together, step
 //! by step, so their cache misses overlap ([`answer_group`]: RESP pipelines, JSON batches).
 
-use super::kohi::answer_kohi;
+use super::kohi::{answer_kohi, write_certificate};
 use super::{
     write_answer, write_json_str, CardQuery, KohiQuery, Lookup, PersonQuery, Query, QueryError,
 };
@@ -33,7 +33,34 @@ pub fn answer_person<B: AsRef<[u8]>>(
     let outcome = index.person(q, today);
     let date = q.date.unwrap_or(today);
     write_answer(out, &outcome, date, index.generation(), q.limit_consent);
+    add_public_expenses(index, q, date, out);
     outcome.validity()
+}
+
+/// Adds `public_expenses` to the person answer just written into `out`: the person's
+/// certificates covering `date` that X1 does not hide, whatever the insurance validity.
+fn add_public_expenses<B: AsRef<[u8]>>(
+    index: &Index<B>,
+    q: &PersonQuery,
+    date: Date,
+    out: &mut Vec<u8>,
+) {
+    if out.last() != Some(&b'}') {
+        return;
+    }
+    out.pop();
+    out.extend_from_slice(b",\"public_expenses\":[");
+    let hash = index.person_hash(&q.individual_number);
+    let covering = index
+        .person_certificates(hash)
+        .filter(|c| !c.identity_unverified() && c.covers(date));
+    for (i, c) in covering.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_certificate(out, &c);
+    }
+    out.extend_from_slice(b"]}");
 }
 
 /// Answers any query into `out` and returns its validity.
@@ -246,6 +273,9 @@ fn answer_slot<'a, B: AsRef<[u8]>>(
     };
     let date = date.unwrap_or(today);
     write_answer(answer, &outcome, date, index.generation(), consent);
+    if let GroupQuery::Person(q) = query {
+        add_public_expenses(index, q, date, answer);
+    }
     outcome.validity()
 }
 
