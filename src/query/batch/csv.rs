@@ -158,15 +158,15 @@ fn csv_query(c: &[String; 9]) -> Result<Query, QueryError> {
             limit_consent: consent,
         })
         .map(Query::Person),
-        QueryKind::Kohi => Err(not_in_batches()),
+        QueryKind::Kohi => Err(not_in_csv_batches()),
     }
 }
 
-/// Public-expense queries are answered one by one (`POST /v1/kohi`, `ELIG.KOHI`) for now.
-pub(super) fn not_in_batches() -> QueryError {
+/// The CSV form has no columns for public-expense queries yet: JSON batches take them.
+fn not_in_csv_batches() -> QueryError {
     QueryError::new(
         "kind",
-        "kohi queries are not answered in batches yet; send each to POST /v1/kohi",
+        "kohi queries are not answered in CSV batches yet; send them in a JSON batch or to POST /v1/kohi",
     )
 }
 

@@ -214,10 +214,7 @@ impl QueryInput<'_> {
 
     /// The query named by the `kind` field.
     pub fn to_query_by_kind(&self) -> Result<Query, QueryError> {
-        match parse_kind(self.kind)? {
-            QueryKind::Kohi => Err(super::csv::not_in_batches()),
-            kind => self.to_query(kind),
-        }
+        self.to_query(parse_kind(self.kind)?)
     }
 }
 

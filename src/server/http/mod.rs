@@ -542,7 +542,13 @@ impl HttpSession {
                 })
             })
         } else {
-            batch::parse_json(body).map(|queries| {
+            batch::parse_json(body).map(|mut queries| {
+                // The institution asking is the authenticated client when there is one.
+                for item in &mut queries {
+                    if let (Ok(Query::Kohi(k)), Some(c)) = (&mut item.query, client) {
+                        k.institution = Some(c);
+                    }
+                }
                 room(queries.len()).then(|| {
                     batch::write_json_answers(
                         index,
