@@ -87,17 +87,43 @@ impl Queued {
     }
 }
 
-/// The query commands: their kind, argument counts (the name included) and name in errors.
+/// A query command: its name, kind, argument counts (the name included), and its name in
+/// errors (`wrong number of arguments for 'elig.card'`).
+struct QueryCommand {
+    name: &'static str,
+    kind: QueryKind,
+    args: RangeInclusive<usize>,
+    in_errors: &'static str,
+}
+
+/// The query commands, one line each; `queue` parses each kind.
+const QUERY_COMMANDS: [QueryCommand; 3] = [
+    QueryCommand {
+        name: "ELIG.CARD",
+        kind: QueryKind::Card,
+        args: 6..=8,
+        in_errors: "elig.card",
+    },
+    QueryCommand {
+        name: "ELIG.PERSON",
+        kind: QueryKind::Person,
+        args: 2..=4,
+        in_errors: "elig.person",
+    },
+    QueryCommand {
+        name: "ELIG.KOHI",
+        kind: QueryKind::Kohi,
+        args: 4..=5,
+        in_errors: "elig.kohi",
+    },
+];
+
+/// The query command `name` is, if any.
 fn query_command(name: &[u8]) -> Option<(QueryKind, RangeInclusive<usize>, &'static str)> {
-    if name.eq_ignore_ascii_case(b"ELIG.CARD") {
-        Some((QueryKind::Card, 6..=8, "elig.card"))
-    } else if name.eq_ignore_ascii_case(b"ELIG.PERSON") {
-        Some((QueryKind::Person, 2..=4, "elig.person"))
-    } else if name.eq_ignore_ascii_case(b"ELIG.KOHI") {
-        Some((QueryKind::Kohi, 4..=5, "elig.kohi"))
-    } else {
-        None
-    }
+    QUERY_COMMANDS
+        .iter()
+        .find(|c| name.eq_ignore_ascii_case(c.name.as_bytes()))
+        .map(|c| (c.kind, c.args.clone(), c.in_errors))
 }
 
 /// An `ELIG.KOHI payer_number recipient_number birthdate [date]`; the institution asking is
