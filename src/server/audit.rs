@@ -402,6 +402,23 @@ mod tests {
     const HEAD: &str = r#"{"at":"2026-11-28T18:20:01.000123+09:00","via":"resp","client":"0110113719","peer":"127.0.0.1:5000""#;
 
     #[test]
+    fn a_kohi_line_names_payer_and_recipient() {
+        let q = crate::query::KohiQuery::parse(&crate::query::KohiFields {
+            payer_number: Some("54136015"),
+            recipient_number: Some("０１２３４５５"),
+            birthdate: Some("1980-01-23"),
+            ..crate::query::KohiFields::default()
+        })
+        .unwrap();
+        check(
+            entry(Audited::Kohi(&q), Some(Validity::Invalid)),
+            &format!(
+                r#"{HEAD},"kind":"kohi","payer_number":"54136015","recipient_number":"0123455","date":"2026-11-28","validity":2,"generation":"g1"}}"#
+            ),
+        );
+    }
+
+    #[test]
     fn lines() {
         let q = card();
         check(
