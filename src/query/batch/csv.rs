@@ -190,7 +190,17 @@ pub fn write_csv_answers<B: AsRef<[u8]>>(
         // The input echoed, but never an individual number in clear (whatever column it was
         // sent in): rows are matched by their order.
         fields.extend(row.cells.iter().map(|c| mask_digit_runs(c).into_owned()));
-        match &row.query {
+        // A row made by hand with a public-expense query (`csv_query` makes none): refused as
+        // `csv_query` refuses the kind.
+        let refused;
+        let query = match &row.query {
+            Ok(Query::Kohi(_)) => {
+                refused = Err(not_in_csv_batches());
+                &refused
+            }
+            other => other,
+        };
+        match query {
             Err(e) => {
                 fields.extend(["".into(), "".into(), e.to_string()]);
                 fields.resize(29, String::new());
@@ -223,7 +233,8 @@ fn csv_answer<B: AsRef<[u8]>>(
             p.date.unwrap_or(today),
             p.limit_consent,
         ),
-        Query::Kohi(_) => unreachable!("a CSV batch makes no kohi query (csv_query)"),
+        // Refused before this (`write_csv_answers`).
+        Query::Kohi(_) => (Outcome::NotFound, today, false),
     };
     let v = outcome.validity();
     let mut iso = Vec::with_capacity(10);
