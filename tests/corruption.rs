@@ -165,10 +165,15 @@ fn wrong_version_names_the_fix() {
         err,
         FormatError::UnsupportedVersion {
             found: 9,
-            expected: 4
+            expected: 5
         }
     ));
     assert!(err.to_string().contains("rebuild"), "{err}");
+    // A generation of version 4, before public-expense certificates, names the command.
+    let mut files = sample_index();
+    files.main[8] = 4;
+    let err = open_and_verify(files).err().unwrap();
+    assert!(err.to_string().contains("shikaku build --full"), "{err}");
     let mut files = sample_index();
     files.segments[0][8] = 2;
     assert!(matches!(

@@ -74,6 +74,7 @@ fn the_person_key_is_offered_where_it_is_used() {
         "query",
         "query card",
         "query person",
+        "query kohi",
         "generations rollback",
         "generations gc",
         "verify",

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use shikaku::domain::*;
 use shikaku::format::*;
 use shikaku::index::{Index, IndexFiles};
-use shikaku::nightly::{build_in_memory, InsurerRows};
+use shikaku::nightly::{build_in_memory_with_kohi, InsurerRows};
 use shikaku::query::{write_answer, CardQuery, Lookup, PersonQuery};
 use std::ops::Range;
 use std::sync::OnceLock;
@@ -88,8 +88,53 @@ fn sample() -> &'static IndexFiles<Vec<u8>> {
                 ],
             ),
         ];
-        build_in_memory(insurers, &PersonKey::demo(), d(TODAY), "g-hostile").unwrap()
+        let kohi = kohi_sample();
+        build_in_memory_with_kohi(insurers, &kohi, &PersonKey::demo(), d(TODAY), "g-hostile")
+            .unwrap()
     })
+}
+
+/// Two payers (難病 54 with a check-digit recipient, a local program 88), certificates with
+/// and without a person, institutions, limits and an end date.
+const PAYERS: [&str; 2] = ["5413601", "8813001"];
+const RECIPIENTS: [&str; 3] = ["0123455", "007", "A-1"];
+
+fn kohi_sample() -> EncodedKohi {
+    let payer = |i: usize| PayerNumber::from_body(PAYERS[i]).unwrap();
+    let cert = |p: usize, recipient: &str, person: Option<u64>, to: Option<&str>| Certificate {
+        payer: payer(p),
+        recipient: recipient.into(),
+        individual_number: person.map(IndividualNumber::from_first11),
+        name: "山田 太郎".into(),
+        name_kana: "ヤマダ タロウ".into(),
+        sex: person.map(|_| Sex::Male),
+        birthdate: d("1980-01-23"),
+        valid_from: d("2026-04-01"),
+        valid_to: to.map(d),
+        copay_limit_yen: person.map(|_| 10_000),
+        institutions: if person.is_some() {
+            vec![InstitutionCode::parse("0110113719").unwrap()]
+        } else {
+            Vec::new()
+        },
+    };
+    let certs = [
+        cert(0, RECIPIENTS[0], Some(PERSONS[0]), Some("2027-03-31")),
+        cert(0, RECIPIENTS[0], Some(PERSONS[0]), Some("2026-04-30")),
+        cert(1, RECIPIENTS[1], Some(PERSONS[1]), None),
+        cert(1, RECIPIENTS[2], None, None),
+    ];
+    let key = PersonKey::demo();
+    let inputs: Vec<CertificateInput<'_>> = certs
+        .iter()
+        .map(|c| CertificateInput {
+            certificate: c,
+            person: c.individual_number.map(|n| key.hash(&n)),
+            identity_unverified: false,
+        })
+        .collect();
+    let names = [(payer(0), "難病"), (payer(1), "子ども医療費助成")];
+    encode_kohi(&names, &inputs).unwrap()
 }
 
 /// The fst crate panics on some crafted bytes, which `verify` catches; the default hook would
@@ -215,6 +260,54 @@ fn fields() -> &'static [Field] {
         let (buckets, buckets_len) = section(main, SectionKind::PersonBuckets);
         for i in 0..buckets_len / 4 {
             add(format!("person bucket {i}"), 0, buckets + i * 4, &[(0, 4)]);
+        }
+        let (payers, payers_len) = section(main, SectionKind::Payers);
+        let payer = [(0, 8), (8, 4), (12, 4), (16, 4), (20, 4)];
+        for i in 0..payers_len / PAYER_ENTRY_BYTES {
+            add(
+                format!("payer {i}"),
+                0,
+                payers + i * PAYER_ENTRY_BYTES,
+                &payer,
+            );
+        }
+        let (certs, certs_len) = section(main, SectionKind::Certificates);
+        let certificate = [
+            (0, 8),
+            (8, 8),
+            (16, 4),
+            (20, 1),
+            (21, 1),
+            (22, 2),
+            (24, 2),
+            (26, 1),
+            (27, 1),
+            (28, 4),
+            (32, 4),
+            (36, 4),
+            (40, 4),
+            (44, 4),
+        ];
+        for i in 0..certs_len / CERTIFICATE_BYTES {
+            add(
+                format!("certificate {i}"),
+                0,
+                certs + i * CERTIFICATE_BYTES,
+                &certificate,
+            );
+        }
+        let (cstrings, cstrings_len) = section(main, SectionKind::CertificateStrings);
+        for at in (0..cstrings_len).step_by(3) {
+            add("certificate strings".into(), 0, cstrings + at, &[(0, 1)]);
+        }
+        let (cpersons, cpersons_len) = section(main, SectionKind::CertificatePersons);
+        for i in 0..cpersons_len / CERT_PERSON_BYTES {
+            add(
+                format!("certificate person {i}"),
+                0,
+                cpersons + i * CERT_PERSON_BYTES,
+                &[(0, 8), (8, 8), (16, 4)],
+            );
         }
         let record: Vec<(usize, usize)> = [(0, 8), (8, 8), (16, 4), (20, 1), (21, 1), (22, 2)]
             .into_iter()
@@ -372,8 +465,36 @@ fn exercise<B: AsRef<[u8]>>(index: &Index<B>) -> String {
     for p in index.person_table() {
         let _ = index.person_records(&p).count();
     }
+    exercise_kohi(index);
     let _ = index.total_bytes();
     String::from_utf8(out).expect("answers are UTF-8")
+}
+
+/// Every certificate, payer and lookup of the certificate sections.
+fn exercise_kohi<B: AsRef<[u8]>>(index: &Index<B>) {
+    let institution = InstitutionCode::parse("0110113719").unwrap();
+    for body in PAYERS {
+        let Some(p) = index.payer(PayerNumber::from_body(body).unwrap()) else {
+            continue;
+        };
+        for r in RECIPIENTS.iter().chain(&["", "9999999"]) {
+            for c in index.certificates_of(p, r) {
+                let _ = (c.covers(d(TODAY)), c.admits(institution));
+            }
+        }
+    }
+    for i in 0..index.header().certificate_count.min(64) as usize {
+        if let Some(c) = index.certificate(i) {
+            let _ = (c.recipient(), c.name(), c.name_kana(), c.sex(), c.person());
+            let _ = (c.birthdate().ymd(), c.valid_to().map(Date::ymd));
+            let _ = (c.copay_limit_yen(), c.institutions().count());
+            let _ = (c.payer().name.len(), c.identity_unverified());
+        }
+    }
+    for p in PERSONS {
+        let hash = PersonKey::demo().hash(&IndividualNumber::from_first11(p));
+        let _ = index.person_certificates(hash).count();
+    }
 }
 
 /// Opens the changed files, answers from them unverified (what `open` checked must keep every
@@ -511,10 +632,10 @@ fn unknown_or_outlying_sections_are_refused_at_open() {
     };
     let mut files = sample().clone();
     let at = entry_of(&files, SectionKind::Strings);
-    files.main[at..at + 4].copy_from_slice(&9u32.to_le_bytes());
+    files.main[at..at + 4].copy_from_slice(&11u32.to_le_bytes());
     reseal(&mut files, &table_field(at, 4));
     let err = open_error(files);
-    assert!(err.contains("kind 9 is not a section kind"), "{err}");
+    assert!(err.contains("kind 11 is not a section kind"), "{err}");
 
     for (field, value) in [
         (8, u64::MAX - 7),

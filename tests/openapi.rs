@@ -233,6 +233,9 @@ fn batches_match_the_schemas() {
             .iter()
             .map(|&(p, _)| json!({"kind": "person", "individual_number": person(p), "date": DATE})),
     );
+    // A public-expense query of a payer the index does not hold: validity 4.
+    queries.push(json!({"kind": "kohi", "payer_number": "54136015",
+        "recipient_number": "0123455", "birthdate": "1980-01-23", "date": DATE}));
     let good = queries.len();
     spec.check_request("POST", "/v1/batch", "application/json", &json!(queries));
     // Malformed queries, which the request schema refuses and the server answers in their
@@ -251,6 +254,13 @@ fn batches_match_the_schemas() {
     let answers = r.json();
     let answers = answers.as_array().unwrap();
     assert_eq!(answers.len(), good + 2);
+    assert_eq!(
+        answers[good - 1]["reason"],
+        Value::Null,
+        "{}",
+        answers[good - 1]
+    );
+    assert_eq!(answers[good - 1]["validity"], 4);
     assert_eq!(answers[good]["field"], "birthdate");
     assert_eq!(answers[good + 1]["field"], "kind");
 

@@ -29,6 +29,8 @@ fn read_by(kind: QueryKind, column: &str) -> bool {
     match kind {
         QueryKind::Card => column != "individual_number",
         QueryKind::Person => !card.contains(&column),
+        // Not a batch kind yet: both forms refuse it under `kind`.
+        QueryKind::Kohi => false,
     }
 }
 

@@ -333,6 +333,25 @@ pub enum QueryCommand {
         #[arg(long)]
         limit_consent: bool,
     },
+    /// 公費 (public expense): by payer and recipient number (docs/api.md, public-expense query).
+    Kohi {
+        /// 公費負担者番号: 8 digits with a valid check digit.
+        #[arg(long)]
+        payer_number: String,
+        /// 公費受給者番号: 7 digits with a check digit (法別 10–79), 1–20 characters (80–99).
+        #[arg(long)]
+        recipient_number: String,
+        /// Birth date: YYYY-MM-DD, YYYYMMDD or 和暦.
+        #[arg(long)]
+        birthdate: String,
+        /// Day to check: YYYY-MM-DD, YYYYMMDD or 和暦 (default: today in Japan).
+        #[arg(long)]
+        date: Option<String>,
+        /// 医療機関コード of the institution asking: a certificate for designated
+        /// institutions only is invalid elsewhere (without it, that rule is not applied).
+        #[arg(long)]
+        institution_code: Option<String>,
+    },
 }
 
 #[derive(Args)]

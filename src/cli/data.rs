@@ -8,7 +8,9 @@ use super::person_key;
 use crate::domain::Date;
 use crate::generations::{Store, StoreError};
 use crate::query::answer::answer;
-use crate::query::{CardFields, CardQuery, PersonFields, PersonQuery, Query};
+use crate::query::{
+    CardFields, CardQuery, KohiFields, KohiQuery, PersonFields, PersonQuery, Query,
+};
 use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -203,6 +205,19 @@ pub(super) fn run_query(args: QueryArgs, key_file: Option<PathBuf>) -> anyhow::R
             individual_number: Some(individual_number),
             date: date.as_deref(),
             limit_consent: *limit_consent,
+        })?),
+        QueryCommand::Kohi {
+            payer_number,
+            recipient_number,
+            birthdate,
+            date,
+            institution_code,
+        } => Query::Kohi(KohiQuery::parse(&KohiFields {
+            payer_number: Some(payer_number),
+            recipient_number: Some(recipient_number),
+            birthdate: Some(birthdate),
+            date: date.as_deref(),
+            institution_code: institution_code.as_deref(),
         })?),
     };
     if !args.verify {

@@ -174,7 +174,7 @@ pub fn normalize_card_text_into(s: &str, out: &mut String) -> Result<(), IdError
 
 /// Digits, Latin letters, kana, kanji, hyphen (docs/api.md#symbol-number-branch), plus the long-vowel mark and
 /// iteration marks that appear in kana and kanji text.
-fn is_card_char(c: char) -> bool {
+pub(crate) fn is_card_char(c: char) -> bool {
     c.is_ascii_alphanumeric()
         || c == '-'
         || matches!(c,

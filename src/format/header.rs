@@ -13,6 +13,9 @@ pub struct Header {
     pub record_count: u64,
     pub person_count: u64,
     pub person_key_fingerprint: u64,
+    /// Public-expense payers and certificates (version 5).
+    pub payer_count: u32,
+    pub certificate_count: u64,
     pub section_count: u32,
     pub section_table_offset: u64,
     pub section_table_xxh3: u64,
@@ -37,8 +40,10 @@ impl Header {
         b[72..80].copy_from_slice(&self.person_count.to_le_bytes());
         b[80..88].copy_from_slice(&self.person_key_fingerprint.to_le_bytes());
         b[88..92].copy_from_slice(&self.section_count.to_le_bytes());
+        b[92..96].copy_from_slice(&self.payer_count.to_le_bytes());
         b[96..104].copy_from_slice(&self.section_table_offset.to_le_bytes());
         b[104..112].copy_from_slice(&self.section_table_xxh3.to_le_bytes());
+        b[112..120].copy_from_slice(&self.certificate_count.to_le_bytes());
         let sum = xxh3(&b[..120]);
         b[120..128].copy_from_slice(&sum.to_le_bytes());
         b
@@ -104,6 +109,8 @@ impl Header {
             record_count: u64_at(b, 64),
             person_count: u64_at(b, 72),
             person_key_fingerprint: u64_at(b, 80),
+            payer_count: u32_at(b, 92),
+            certificate_count: u64_at(b, 112),
             section_count: u32_at(b, 88),
             section_table_offset: u64_at(b, 96),
             section_table_xxh3: u64_at(b, 104),
@@ -154,6 +161,8 @@ mod tests {
             record_count: 4,
             person_count: 5,
             person_key_fingerprint: 6,
+            payer_count: 9,
+            certificate_count: 10,
             section_count: 5,
             section_table_offset: 7,
             section_table_xxh3: 8,

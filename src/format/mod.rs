@@ -12,6 +12,7 @@
 
 mod card;
 mod header;
+mod kohi;
 mod person;
 mod record;
 mod segment;
@@ -19,6 +20,7 @@ pub mod writer;
 
 pub use card::*;
 pub use header::*;
+pub use kohi::*;
 pub use person::*;
 pub use record::*;
 pub use segment::*;
@@ -27,7 +29,11 @@ use crate::domain::{Date, InsurerNumber, PersonHash};
 use thiserror::Error;
 
 pub const MAGIC: [u8; 8] = *b"SHIKAKU\x1a";
-pub const FORMAT_VERSION: u32 = 4;
+/// The main file's format version (FORMAT.md's version history).
+pub const FORMAT_VERSION: u32 = 5;
+/// The segment files' format version: their layout did not change in version 5, which added
+/// public-expense certificates to the main file.
+pub const SEGMENT_FORMAT_VERSION: u32 = 4;
 pub const HEADER_BYTES: usize = 128;
 pub const SECTION_ENTRY_BYTES: usize = 32;
 pub const INSURER_ENTRY_BYTES: usize = 64;
@@ -57,15 +63,23 @@ pub enum SectionKind {
     Persons = 4,
     PersonRefs = 5,
     PersonBuckets = 6,
+    Payers = 7,
+    Certificates = 8,
+    CertificateStrings = 9,
+    CertificatePersons = 10,
 }
 
 impl SectionKind {
-    pub const ALL: [SectionKind; 5] = [
+    pub const ALL: [SectionKind; 9] = [
         SectionKind::Insurers,
         SectionKind::Strings,
         SectionKind::Persons,
         SectionKind::PersonRefs,
         SectionKind::PersonBuckets,
+        SectionKind::Payers,
+        SectionKind::Certificates,
+        SectionKind::CertificateStrings,
+        SectionKind::CertificatePersons,
     ];
 
     /// The kind of a section-table entry; `None` for a kind this version does not know
@@ -89,6 +103,10 @@ impl SectionKind {
             SectionKind::Persons => "persons",
             SectionKind::PersonRefs => "person refs",
             SectionKind::PersonBuckets => "person buckets",
+            SectionKind::Payers => "payers",
+            SectionKind::Certificates => "certificates",
+            SectionKind::CertificateStrings => "certificate strings",
+            SectionKind::CertificatePersons => "certificate persons",
         }
     }
 }
@@ -98,7 +116,7 @@ impl SectionKind {
 pub enum FormatError {
     #[error("not a shikaku index (bad magic bytes); point --data at a directory made by `shikaku build`")]
     BadMagic,
-    #[error("index format version {found}, this shikaku reads version {expected}; rebuild the index with this shikaku (`shikaku build`)")]
+    #[error("index format version {found}, this shikaku reads version {expected}; rebuild the index with this shikaku (`shikaku build --full`)")]
     UnsupportedVersion { found: u32, expected: u32 },
     #[error("index file is truncated or has trailing bytes ({actual} bytes, header says {expected}); the copy is incomplete: rebuild or copy it again")]
     Length { expected: u64, actual: u64 },

@@ -126,7 +126,7 @@ impl SegmentHeader {
     pub fn encode(&self) -> [u8; SEGMENT_HEADER_BYTES] {
         let mut b = [0u8; SEGMENT_HEADER_BYTES];
         b[0..8].copy_from_slice(&SEGMENT_MAGIC);
-        b[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[8..12].copy_from_slice(&SEGMENT_FORMAT_VERSION.to_le_bytes());
         b[16..24].copy_from_slice(&self.number.to_key());
         b[24..32].copy_from_slice(&self.body_xxh3.to_le_bytes());
         b
@@ -139,10 +139,10 @@ impl SegmentHeader {
             ));
         }
         let version = u32_at(file, 8);
-        if version != FORMAT_VERSION {
+        if version != SEGMENT_FORMAT_VERSION {
             return Err(FormatError::UnsupportedVersion {
                 found: version,
-                expected: FORMAT_VERSION,
+                expected: SEGMENT_FORMAT_VERSION,
             });
         }
         // Reserved bytes are zero as written: no checksum covers the header, so a byte that

@@ -232,6 +232,8 @@ pub struct IndexContents<'a> {
     pub insurers: &'a [InsurerInput<'a>],
     pub persons: &'a [PersonEntry],
     pub person_refs: &'a [u64],
+    /// The public-expense certificates (`encode_kohi`; empty by default).
+    pub kohi: &'a EncodedKohi,
 }
 
 /// What the index holds besides its segments, given when the writer finishes.
@@ -242,6 +244,7 @@ pub struct IndexTail<'a> {
     pub person_key_fingerprint: u64,
     pub persons: &'a [PersonEntry],
     pub person_refs: &'a [u64],
+    pub kohi: &'a EncodedKohi,
 }
 
 /// Writes a complete main index file in one call and returns its header.
@@ -257,6 +260,7 @@ pub fn write_index<W: Write + Seek>(w: &mut W, c: &IndexContents<'_>) -> io::Res
         person_key_fingerprint: c.person_key_fingerprint,
         persons: c.persons,
         person_refs: c.person_refs,
+        kohi: c.kohi,
     })
 }
 
@@ -349,6 +353,20 @@ impl<'w, W: Write + Seek> IndexWriter<'w, W> {
             .chunks(1 << 16)
             .map(|ch| ch.iter().flat_map(|s| s.to_le_bytes()).collect::<Vec<u8>>());
         sections.push(self.out.section(SectionKind::PersonBuckets, starts)?);
+        let k = t.kohi;
+        sections.push(self.out.section(SectionKind::Payers, [&k.payers])?);
+        sections.push(
+            self.out
+                .section(SectionKind::Certificates, [&k.certificates])?,
+        );
+        sections.push(
+            self.out
+                .section(SectionKind::CertificateStrings, [&k.strings])?,
+        );
+        sections.push(
+            self.out
+                .section(SectionKind::CertificatePersons, [&k.persons])?,
+        );
         let table: Vec<u8> = sections.iter().flat_map(SectionEntry::encode).collect();
         let section_table_offset = self.out.pos;
         self.out.write_all(&table)?;
@@ -360,6 +378,8 @@ impl<'w, W: Write + Seek> IndexWriter<'w, W> {
             record_count: self.record_count,
             person_count: t.persons.len() as u64,
             person_key_fingerprint: t.person_key_fingerprint,
+            payer_count: k.payer_count,
+            certificate_count: k.certificate_count,
             section_count: sections.len() as u32,
             section_table_offset,
             section_table_xxh3: xxh3(&table),

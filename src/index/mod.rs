@@ -5,6 +5,7 @@
 //! (`steps.rs`), with cache prefetches between them (`prefetch.rs`); `RecordView` reads a
 //! record in place (`record.rs`); `InsurerSlots` finds an insurer (`slots.rs`).
 
+mod kohi;
 mod mmap;
 mod open;
 mod prefetch;
@@ -13,6 +14,7 @@ mod slots;
 mod steps;
 mod verify;
 
+pub use kohi::{CertificateView, PayerInfo};
 pub use mmap::{map_file, set_residence, MappedIndex, OpenError, Residence};
 pub use record::RecordView;
 pub use steps::{CardProbe, CardRecords};
@@ -108,6 +110,7 @@ pub struct Index<B> {
     persons: Range<usize>,
     person_refs: Range<usize>,
     person_buckets: Range<usize>,
+    kohi: kohi::KohiSections,
     key: PersonKey,
     /// Each segment's file (device and inode), when opened from files: what a process that
     /// verified it knows it by ([`VerifiedSegments`]). Empty for an index held in memory.

@@ -332,6 +332,7 @@ impl<B: AsRef<[u8]>> Index<B> {
             return Err(malformed("insurer table is not sorted"));
         }
         let insurer_slots = InsurerSlots::new(&insurer_keys);
+        let kohi = super::kohi::open_kohi(b, &header, &sections)?;
         Ok(Index {
             main,
             header,
@@ -342,6 +343,7 @@ impl<B: AsRef<[u8]>> Index<B> {
             persons,
             person_refs,
             person_buckets,
+            kohi,
             key,
             segment_files: Vec::new(),
         })

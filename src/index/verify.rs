@@ -197,7 +197,7 @@ impl<B: AsRef<[u8]>> Index<B> {
                 )));
             }
         }
-        Ok(())
+        self.verify_kohi()
     }
 
     /// Segment file `i`: its body's checksum, then every record (codes, strings inside the

@@ -50,7 +50,7 @@ pub struct InsurerPart {
 
 /// Keeps each exact duplicate row once (its first line) and returns a `DUP` report line for
 /// every other: docs/delivery.md drops nothing without a line in the report.
-fn dedup(rows: &mut Vec<(Record, u32)>, file: &str) -> Vec<ReportLine> {
+pub(super) fn dedup<T: Ord>(rows: &mut Vec<(T, u32)>, file: &str) -> Vec<ReportLine> {
     // Equal records end up next to each other, in line order.
     rows.sort_unstable();
     let mut lines = Vec::new();

@@ -4,7 +4,7 @@
 //! every insurer's rows. Written beside `report.json` from the same (masked) report, so the
 //! numbers are the same; each number carries `data-field` naming it, for tests and scrapers.
 
-use super::report::{rule_meaning, Counts, InsurerReport, Report};
+use super::report::{rule_meaning, Counts, InsurerReport, KohiReport, PayerReport, Report};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -34,6 +34,9 @@ pub fn render(report: &Report, previous: Option<&Report>) -> String {
     change(&mut h, report, previous);
     insurers(&mut h, &report.insurers);
     change_files(&mut h, &report.insurers);
+    if let Some(kohi) = &report.kohi {
+        public_expense(&mut h, kohi);
+    }
     if !report.notes.is_empty() {
         h.push_str("<h2>Notes</h2><ul>");
         for n in &report.notes {
@@ -492,6 +495,53 @@ fn insurers(h: &mut String, insurers: &[InsurerReport]) {
         h.push_str("</tr>");
     }
     h.push_str("</table>");
+}
+
+/// The public-expense registers: each payer's rows, and the findings by rule.
+fn public_expense(h: &mut String, kohi: &KohiReport) {
+    h.push_str("<h2>Public-expense registers (公費)</h2>");
+    h.push_str("<table><tr><th>payer</th><th>name</th><th>file</th><th>encoding</th><th>read</th><th>indexed</th><th>rejected</th><th>duplicates</th><th>valid today</th></tr>");
+    let totals = PayerReport {
+        payer_number: "total".to_owned(),
+        counts: kohi.totals.clone(),
+        ..PayerReport::default()
+    };
+    for p in kohi.payers.iter().chain(std::iter::once(&totals)) {
+        let c = &p.counts;
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+            esc(&p.payer_number),
+            esc(&p.payer_name),
+            esc(p.file.as_deref().unwrap_or("")),
+            esc(p.encoding.as_deref().unwrap_or(""))
+        );
+        let key = format!("payer.{}", p.payer_number);
+        num(h, &format!("{key}.rows_read"), count(c.rows_read));
+        num(h, &format!("{key}.rows_indexed"), count(c.rows_indexed));
+        num(h, &format!("{key}.rows_rejected"), count(c.rows_rejected));
+        num(
+            h,
+            &format!("{key}.rows_deduplicated"),
+            count(c.rows_deduplicated),
+        );
+        num(h, &format!("{key}.covered_today"), count(c.covered_today));
+        h.push_str("</tr>");
+    }
+    h.push_str("</table>");
+    if !kohi.totals.by_rule.is_empty() {
+        h.push_str("<table><tr><th>rule</th><th>meaning</th><th>rows</th></tr>");
+        for (rule, n) in &kohi.totals.by_rule {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
+                esc(rule),
+                esc(rule_meaning(rule)),
+                grouped(count(*n))
+            );
+        }
+        h.push_str("</table>");
+    }
 }
 
 /// Each change file of each insurer, applied or superseded, with its rows; nothing when the

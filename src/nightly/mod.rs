@@ -5,6 +5,7 @@ mod changes;
 pub mod encode;
 pub mod html;
 mod insurer;
+pub mod kohi;
 pub mod link;
 pub mod report;
 pub mod reuse;
@@ -12,11 +13,13 @@ pub mod run;
 
 pub use encode::{encode_insurer, InsurerPart, InsurerRows, Link};
 pub use link::{link_persons, Persons};
-pub use report::{ChangeOutcome, ChangeReport, Counts, InsurerReport, Report, ReportLine};
+pub use report::{
+    ChangeOutcome, ChangeReport, Counts, InsurerReport, KohiReport, PayerReport, Report, ReportLine,
+};
 
 use crate::domain::{Date, PersonKey};
 use crate::format::writer::{segment_file_bytes, write_index, IndexContents, InsurerInput};
-use crate::format::FormatError;
+use crate::format::{EncodedKohi, FormatError};
 use crate::index::IndexFiles;
 use rayon::prelude::*;
 use std::io::{Seek, Write};
@@ -52,6 +55,7 @@ pub fn write_assembled<W: Write + Seek>(
     generation_id: &str,
     built_on: Date,
     key: &PersonKey,
+    kohi: &EncodedKohi,
 ) -> std::io::Result<crate::format::Header> {
     let inputs: Vec<InsurerInput<'_>> = parts
         .iter()
@@ -73,6 +77,7 @@ pub fn write_assembled<W: Write + Seek>(
             insurers: &inputs,
             persons: &persons.entries,
             person_refs: &persons.refs,
+            kohi,
         },
     )
 }
@@ -84,10 +89,35 @@ pub fn build_in_memory(
     built_on: Date,
     generation_id: &str,
 ) -> Result<IndexFiles<Vec<u8>>, FormatError> {
+    build_in_memory_with_kohi(
+        insurers,
+        &EncodedKohi::default(),
+        key,
+        built_on,
+        generation_id,
+    )
+}
+
+/// [`build_in_memory`] with public-expense certificates (`kohi::encode_certificates`).
+pub fn build_in_memory_with_kohi(
+    insurers: Vec<InsurerRows>,
+    kohi: &EncodedKohi,
+    key: &PersonKey,
+    built_on: Date,
+    generation_id: &str,
+) -> Result<IndexFiles<Vec<u8>>, FormatError> {
     let (parts, persons) = assemble(insurers, key, built_on)?;
     let mut cur = std::io::Cursor::new(Vec::new());
-    write_assembled(&mut cur, &parts, &persons, generation_id, built_on, key)
-        .map_err(|e| FormatError::Malformed(e.to_string()))?;
+    write_assembled(
+        &mut cur,
+        &parts,
+        &persons,
+        generation_id,
+        built_on,
+        key,
+        kohi,
+    )
+    .map_err(|e| FormatError::Malformed(e.to_string()))?;
     Ok(IndexFiles {
         main: cur.into_inner(),
         segments: parts

@@ -153,6 +153,31 @@ impl InsurerReport {
     }
 }
 
+/// One public-expense payer of a build, in `report.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PayerReport {
+    /// The payer number (for a directory under `kohi/` no listed payer owns, its name).
+    pub payer_number: String,
+    pub payer_name: String,
+    /// The register read, relative to the snapshots directory.
+    pub file: Option<String>,
+    pub snapshot_date: Option<String>,
+    /// How the register decoded (`utf8`, `cp932`); `None` when it could not be decoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+    /// `covered_today` counts certificates valid on the build date.
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+/// The public-expense registers of a build: counts per payer and in total, apart from the
+/// insurers' (whose totals count index records).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct KohiReport {
+    pub totals: Counts,
+    pub payers: Vec<PayerReport>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub generation: String,
@@ -170,6 +195,9 @@ pub struct Report {
     pub phases_ms: BTreeMap<String, u64>,
     /// Bytes of the generation's index: the main file and every segment file.
     pub index_bytes: u64,
+    /// The public-expense registers; `None` when the delivery has no `kohi/` directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kohi: Option<KohiReport>,
 }
 
 impl Report {
@@ -190,6 +218,11 @@ impl Report {
                 c.file = mask(&c.file);
             }
         }
+        for p in r.kohi.iter_mut().flat_map(|k| k.payers.iter_mut()) {
+            p.payer_number = mask(&p.payer_number);
+            p.payer_name = mask(&p.payer_name);
+            p.file = p.file.as_ref().map(mask);
+        }
         r
     }
 }
@@ -198,7 +231,7 @@ impl Report {
 /// same type as fresh ones.
 pub const RULE_CODES: &[&str] = &[
     "R0", "R1", "R2", "R3", "R4", "R5", "R6", "R7", "W0", "W1", "W2", "W3", "W4", "F1", "F2", "F3",
-    "F4", "C1", "C2", "C3", "C4", "X1", "X2", "X3", "DUP",
+    "F4", "C1", "C2", "C3", "C4", "K1", "K2", "K3", "K4", "K5", "K6", "X1", "X2", "X3", "DUP",
 ];
 
 /// What each rule code means, in a few words (the console summary, `report.html`).
@@ -225,6 +258,12 @@ pub fn rule_meaning(rule: &str) -> &'static str {
         "C2" => "add of a key that exists",
         "C3" => "change missing or not add, update, lose, delete",
         "C4" => "key already changed earlier in the same change file",
+        "K1" => "payer number: bad check digit or not this payer's",
+        "K2" => "recipient number bad",
+        "K3" => "certificate birthdate invalid, in the future or before Meiji",
+        "K4" => "valid_from invalid or before the birthdate",
+        "K5" => "valid_to invalid or before valid_from",
+        "K6" => "institution code, copay limit or sex malformed",
         "X1" => "one individual number on different people",
         "X2" => "one card on different people at once",
         "X3" => "one person covered twice on one day",
@@ -266,6 +305,17 @@ pub fn console_summary(report: &Report, dir: &std::path::Path) -> String {
             out,
             "change files: {applied} applied, {superseded} superseded (report.json names each); rows replaced by changes: {}",
             t.rows_replaced
+        );
+    }
+    if let Some(k) = &report.kohi {
+        let _ = writeln!(
+            out,
+            "public-expense registers: {} payers, {} rows read, {} indexed, {} rejected, {} duplicates",
+            k.payers.len(),
+            k.totals.rows_read,
+            k.totals.rows_indexed,
+            k.totals.rows_rejected,
+            k.totals.rows_deduplicated
         );
     }
     if t.by_rule.is_empty() {

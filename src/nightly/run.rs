@@ -4,10 +4,11 @@
 
 use super::encode::InsurerPart;
 use super::insurer::{process_insurer, report_line, InsurerResult};
+use super::kohi::{build_registers, encode_certificates};
 use super::link::{link_incremental, link_persons};
 use super::report::{write_rejects, Counts, InsurerReport, Report, ReportLine};
 use super::reuse::{Previous, ReuseError};
-use crate::domain::{Date, InsurerNumber, PersonKey};
+use crate::domain::{Date, InsurerNumber, PayerNumber, PersonKey};
 use crate::format::writer::{IndexTail, IndexWriter, InsurerInput};
 use crate::format::{FormatError, SEGMENTS_DIR};
 use crate::generations::{self, Store, StoreError, INDEX_FILE, REJECTS_FILE, REPORT_FILE};
@@ -223,6 +224,15 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
         }
     }
     let (mut parts, mut lines, mut insurer_reports): (Vec<_>, Vec<_>, Vec<_>) = split(results);
+    let kohi_discovery = snapshot::kohi::discover_kohi(&cfg.snapshots, cfg.built_on)?;
+    let kohi = build_registers(&kohi_discovery, cfg.built_on)?;
+    let payers: Vec<(PayerNumber, &str)> = kohi_discovery
+        .payers
+        .iter()
+        .map(|p| (p.number, p.name.as_str()))
+        .collect();
+    let kohi_index = encode_certificates(&payers, &kohi.certificates, &cfg.key)?;
+    phases.end("kohi");
     let persons = match &previous {
         Some(prev) => link_incremental(&mut parts, &prev.persons(reused)),
         None => link_persons(&mut parts),
@@ -241,7 +251,9 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
         }
     }
     lines.extend(persons.findings.iter().cloned());
-    let (extra_lines, notes) = discovery_findings(&discovery.findings);
+    let (extra_lines, mut notes) = discovery_findings(&discovery.findings);
+    notes.extend(kohi_discovery.findings.iter().map(ToString::to_string));
+    lines.extend(kohi.lines);
     for (line, counts) in extra_lines {
         insurer_reports.push(InsurerReport {
             insurer_number: line.file.split('/').next().unwrap_or_default().to_owned(),
@@ -284,6 +296,7 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
             person_key_fingerprint: cfg.key.fingerprint(),
             persons: &persons.entries,
             person_refs: &persons.refs,
+            kohi: &kohi_index,
         })
         .map_err(io_err(&index_path))?;
     w.flush().map_err(io_err(&index_path))?;
@@ -300,6 +313,10 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
         header.record_count, totals.rows_indexed,
         "every indexed row is in the index"
     );
+    assert_eq!(
+        header.certificate_count, kohi.report.totals.rows_indexed,
+        "every indexed certificate is in the index"
+    );
 
     phases.end("verify");
     let refused = guard(store, cfg, &index);
@@ -314,6 +331,11 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
         elapsed_ms: started.elapsed().as_millis() as u64,
         phases_ms: phases.done.clone(),
         index_bytes: index.total_bytes(),
+        kohi: cfg
+            .snapshots
+            .join(snapshot::kohi::KOHI_DIR)
+            .is_dir()
+            .then_some(kohi.report),
     };
     drop(index);
     // The live generation's report (the one this build would replace), for report.html's

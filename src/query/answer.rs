@@ -2,7 +2,10 @@
 //! ([`answer`], [`answer_card`], [`answer_person`]), or up to [`GROUP_QUERIES`] together, step
 //! by step, so their cache misses overlap ([`answer_group`]: RESP pipelines, JSON batches).
 
-use super::{write_answer, write_json_str, CardQuery, Lookup, PersonQuery, Query, QueryError};
+use super::kohi::{answer_kohi, write_certificate};
+use super::{
+    write_answer, write_json_str, CardQuery, KohiQuery, Lookup, PersonQuery, Query, QueryError,
+};
 use crate::domain::{Date, Validity};
 use crate::format::PersonEntry;
 use crate::index::{CardProbe, CardRecords, Index};
@@ -30,7 +33,34 @@ pub fn answer_person<B: AsRef<[u8]>>(
     let outcome = index.person(q, today);
     let date = q.date.unwrap_or(today);
     write_answer(out, &outcome, date, index.generation(), q.limit_consent);
+    add_public_expenses(index, q, date, out);
     outcome.validity()
+}
+
+/// Adds `public_expenses` to the person answer just written into `out`: the person's
+/// certificates covering `date` that X1 does not hide, whatever the insurance validity.
+fn add_public_expenses<B: AsRef<[u8]>>(
+    index: &Index<B>,
+    q: &PersonQuery,
+    date: Date,
+    out: &mut Vec<u8>,
+) {
+    if out.last() != Some(&b'}') {
+        return;
+    }
+    out.pop();
+    out.extend_from_slice(b",\"public_expenses\":[");
+    let hash = index.person_hash(&q.individual_number);
+    let covering = index
+        .person_certificates(hash)
+        .filter(|c| !c.identity_unverified() && c.covers(date));
+    for (i, c) in covering.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_certificate(out, &c);
+    }
+    out.extend_from_slice(b"]}");
 }
 
 /// Answers any query into `out` and returns its validity.
@@ -43,6 +73,7 @@ pub fn answer<B: AsRef<[u8]>>(
     match q {
         Query::Card(c) => answer_card(index, c, today, out),
         Query::Person(p) => answer_person(index, p, today, out),
+        Query::Kohi(k) => answer_kohi(index, k, today, out),
     }
 }
 
@@ -64,6 +95,8 @@ pub const GROUP_QUERIES: usize = 16;
 pub enum GroupQuery<'a> {
     Card(&'a CardQuery),
     Person(&'a PersonQuery),
+    /// Looked up alone when its turn comes: public-expense queries are not on the steps.
+    Kohi(&'a KohiQuery),
 }
 
 impl<'a> GroupQuery<'a> {
@@ -71,6 +104,7 @@ impl<'a> GroupQuery<'a> {
         match q {
             Query::Card(q) => GroupQuery::Card(q),
             Query::Person(q) => GroupQuery::Person(q),
+            Query::Kohi(q) => GroupQuery::Kohi(q),
         }
     }
 }
@@ -215,6 +249,7 @@ fn answer_alone<B: AsRef<[u8]>>(
             index.probed_records(None),
             index.person_entry(&index.person_hash(&p.individual_number)),
         ),
+        GroupQuery::Kohi(_) => (index.probed_records(None), None),
     };
     let v = answer_slot(index, q, card, entry, today, answer);
     each(0, Some((v, answer)));
@@ -230,13 +265,17 @@ fn answer_slot<'a, B: AsRef<[u8]>>(
     today: Date,
     answer: &mut Vec<u8>,
 ) -> Validity {
+    answer.clear();
     let (outcome, date, consent) = match query {
         GroupQuery::Card(q) => (index.card_in(q, card, today), q.date, q.limit_consent),
         GroupQuery::Person(q) => (index.person_in(q, entry, today), q.date, q.limit_consent),
+        GroupQuery::Kohi(q) => return answer_kohi(index, q, today, answer),
     };
-    answer.clear();
     let date = date.unwrap_or(today);
     write_answer(answer, &outcome, date, index.generation(), consent);
+    if let GroupQuery::Person(q) = query {
+        add_public_expenses(index, q, date, answer);
+    }
     outcome.validity()
 }
 
@@ -316,6 +355,7 @@ mod tests {
                     let v = match q {
                         GroupQuery::Card(q) => answer_card(&index, q, today, &mut json),
                         GroupQuery::Person(q) => answer_person(&index, q, today, &mut json),
+                        GroupQuery::Kohi(q) => answer_kohi(&index, q, today, &mut json),
                     };
                     (v, json)
                 });

@@ -5,9 +5,11 @@ pub mod answer;
 pub mod batch;
 pub mod checked;
 mod json;
+pub mod kohi;
 mod lookup;
 
 pub use json::{write_json_str, write_json_utf8};
+pub use kohi::{KohiFields, KohiOutcome, KohiQuery, KohiReason};
 pub use lookup::Lookup;
 
 use crate::domain::{
@@ -61,12 +63,15 @@ pub struct PersonQuery {
 pub enum QueryKind {
     Card,
     Person,
+    /// Public expense (公費).
+    Kohi,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Query {
     Card(CardQuery),
     Person(PersonQuery),
+    Kohi(KohiQuery),
 }
 
 impl Query {
@@ -74,6 +79,7 @@ impl Query {
         match self {
             Query::Card(_) => QueryKind::Card,
             Query::Person(_) => QueryKind::Person,
+            Query::Kohi(_) => QueryKind::Kohi,
         }
     }
 
@@ -81,6 +87,7 @@ impl Query {
         match self {
             Query::Card(q) => q.limit_consent,
             Query::Person(q) => q.limit_consent,
+            Query::Kohi(_) => false,
         }
     }
 }
@@ -267,15 +274,7 @@ pub fn write_answer<R: Qualification>(
     generation: &str,
     limit_consent: bool,
 ) {
-    let v = outcome.validity();
-    out.extend_from_slice(b"{\"validity\":");
-    out.push(b'0' + v.code());
-    out.extend_from_slice(b",\"validity_name\":\"");
-    out.extend_from_slice(v.as_str().as_bytes());
-    out.extend_from_slice(b"\",\"date\":\"");
-    date.write_iso(out);
-    out.extend_from_slice(b"\",\"generation\":");
-    write_json_str(out, generation);
+    write_answer_head(out, outcome.validity(), date, generation);
     match outcome {
         Outcome::Eligible(r) | Outcome::Invalid(r) => {
             out.extend_from_slice(b",\"qualification\":");
@@ -294,6 +293,18 @@ pub fn write_answer<R: Qualification>(
         Outcome::InvalidNewerQualification | Outcome::NotFound | Outcome::MultipleCard => {}
     }
     out.push(b'}');
+}
+
+/// `{"validity":…,"validity_name":…,"date":…,"generation":…`, what every answer begins with.
+pub(crate) fn write_answer_head(out: &mut Vec<u8>, v: Validity, date: Date, generation: &str) {
+    out.extend_from_slice(b"{\"validity\":");
+    out.push(b'0' + v.code());
+    out.extend_from_slice(b",\"validity_name\":\"");
+    out.extend_from_slice(v.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"date\":\"");
+    date.write_iso(out);
+    out.extend_from_slice(b"\",\"generation\":");
+    write_json_str(out, generation);
 }
 
 fn write_qualification<R: Qualification>(out: &mut Vec<u8>, r: &R, limit_consent: bool) {

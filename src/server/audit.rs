@@ -17,7 +17,7 @@ use super::metrics::Via;
 use crate::domain::text::mask_digit_runs;
 use crate::domain::{Date, InstitutionCode, PersonHash, Validity};
 use crate::query::write_json_str;
-use crate::query::{CardQuery, PersonQuery};
+use crate::query::{CardQuery, KohiQuery, PersonQuery};
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -56,7 +56,9 @@ pub enum Audited<'q> {
     Card(&'q CardQuery),
     /// A person query and the index's keyed hash of its individual number.
     Person(&'q PersonQuery, PersonHash),
-    /// A malformed query, of the kind it named if any ("card", "person").
+    /// A public-expense query: payer and recipient, as normalized.
+    Kohi(&'q KohiQuery),
+    /// A malformed query, of the kind it named if any ("card", "person", "kohi").
     Malformed(Option<&'static str>),
     /// A receipt of a claims file checked (`POST /v1/claims`).
     Claim(AuditedClaim<'q>),
@@ -280,6 +282,12 @@ fn write_rest(out: &mut Vec<u8>, e: &AuditEntry<'_>) {
             out.extend_from_slice(b"\",\"individual_number\":");
             write_json_str(out, &q.individual_number.masked());
         }
+        Audited::Kohi(q) => {
+            out.extend_from_slice(b",\"kind\":\"kohi\",\"payer_number\":\"");
+            out.extend_from_slice(q.payer.as_str().as_bytes());
+            out.extend_from_slice(b"\",\"recipient_number\":");
+            write_json_str(out, &q.recipient);
+        }
         Audited::Malformed(kind) => {
             out.extend_from_slice(b",\"kind\":");
             match kind {
@@ -392,6 +400,23 @@ mod tests {
     }
 
     const HEAD: &str = r#"{"at":"2026-11-28T18:20:01.000123+09:00","via":"resp","client":"0110113719","peer":"127.0.0.1:5000""#;
+
+    #[test]
+    fn a_kohi_line_names_payer_and_recipient() {
+        let q = crate::query::KohiQuery::parse(&crate::query::KohiFields {
+            payer_number: Some("54136015"),
+            recipient_number: Some("０１２３４５５"),
+            birthdate: Some("1980-01-23"),
+            ..crate::query::KohiFields::default()
+        })
+        .unwrap();
+        check(
+            entry(Audited::Kohi(&q), Some(Validity::Invalid)),
+            &format!(
+                r#"{HEAD},"kind":"kohi","payer_number":"54136015","recipient_number":"0123455","date":"2026-11-28","validity":2,"generation":"g1"}}"#
+            ),
+        );
+    }
 
     #[test]
     fn lines() {

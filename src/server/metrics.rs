@@ -71,7 +71,7 @@ impl Via {
     }
 }
 /// `unknown`: a malformed batch query that names no kind (only its errors are counted).
-const KINDS: [&str; 3] = ["card", "person", "unknown"];
+const KINDS: [&str; 4] = ["card", "person", "unknown", "kohi"];
 /// Slot 0 counts malformed queries; 1–5 the validities.
 const OUTCOMES: [&str; 6] = ["error", "1", "2", "3", "4", "5"];
 
@@ -81,6 +81,8 @@ pub enum Kind {
     Person = 1,
     /// A malformed batch query without a valid `kind`.
     Unknown = 2,
+    /// Public expense (公費).
+    Kohi = 3,
 }
 
 impl Kind {
@@ -88,6 +90,7 @@ impl Kind {
         match kind {
             Some(QueryKind::Card) => Kind::Card,
             Some(QueryKind::Person) => Kind::Person,
+            Some(QueryKind::Kohi) => Kind::Kohi,
             None => Kind::Unknown,
         }
     }
@@ -115,7 +118,7 @@ const BUCKETS_NS: [u64; 15] = [
 /// One core's counters.
 #[derive(Default)]
 pub struct CoreMetrics {
-    queries: [[[Counter; 6]; 3]; 3],
+    queries: [[[Counter; 6]; 4]; 3],
     requests: [Counter; 2],
     protocol_errors: [Counter; 2],
     open_connections: [Counter; 2],

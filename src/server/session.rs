@@ -66,6 +66,7 @@ impl Ctx<'_> {
                 Audited::Person(p, self.generation.index.person_hash(&p.individual_number)),
                 p.date,
             ),
+            GroupQuery::Kohi(k) => (Audited::Kohi(k), k.date),
         };
         self.audit_line(via, client, query, date.unwrap_or(self.today), Some(v));
     }
@@ -84,6 +85,7 @@ impl Ctx<'_> {
         let kind = kind.map(|k| match k {
             QueryKind::Card => "card",
             QueryKind::Person => "person",
+            QueryKind::Kohi => "kohi",
         });
         self.audit_line(via, client, Audited::Malformed(kind), self.today, None);
     }

@@ -401,7 +401,7 @@ fn http_sessions() {
         b"GET /x HTTP/1.1\r\nHost: localhost\r\n\r\n",
         &http_response(
             "404 Not Found",
-            r#"{"error":"no such endpoint; see GET /healthz, /metrics, /v1/generation, POST /v1/card, /v1/person, /v1/batch, /v1/claims, /admin/reload"}"#,
+            r#"{"error":"no such endpoint; see GET /healthz, /metrics, /v1/generation, POST /v1/card, /v1/person, /v1/kohi, /v1/batch, /v1/claims, /admin/reload"}"#,
             false,
         ),
         false,

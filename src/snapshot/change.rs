@@ -136,20 +136,20 @@ pub fn read_changes_bytes(bytes: &[u8], ctx: &FileContext) -> Result<ChangeRows,
         path: ctx.path.clone(),
         why,
     })?;
-    let mut table = Table::open(decoded.text.as_bytes(), ctx)?;
+    let mut table = Table::open(decoded.text.as_bytes(), &ctx.path)?;
     let change_at = change_column(&table, ctx)?;
     table
         .cols
         .unknown
         .retain(|name| !name.eq_ignore_ascii_case(CHANGE_COLUMN));
-    let file_warnings = unknown_column_warnings(&table.cols, ctx, table.header_line);
+    let file_warnings = unknown_column_warnings(&table.cols, &ctx.file, table.header_line);
     let mut rows = Vec::new();
     let mut rec = ByteRecord::new();
-    while let Some(row) = table.next(&mut rec, ctx)? {
+    while let Some(row) = table.next(&mut rec, &ctx.path)? {
         rows.push(match row {
             TableRow::Record { line } => change_row(&rec, &table, change_at, ctx, line),
             TableRow::Overlong { line, bytes } => {
-                ChangeRow::Rejected(overlong_row(ctx, line, bytes))
+                ChangeRow::Rejected(overlong_row(&ctx.file, line, bytes))
             }
         });
     }

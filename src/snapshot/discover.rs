@@ -5,7 +5,7 @@ use super::decode::{decode, Source};
 use super::error::SnapshotError;
 use super::read::record_line;
 use crate::domain::text::quote_raw;
-use crate::domain::{text, Date, InsurerKind, InsurerNumber};
+use crate::domain::{text, Date, InsurerKind, InsurerNumber, PayerNumber};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -212,6 +212,16 @@ pub enum Finding {
     FutureChange { path: Arc<str>, now: ChangeTime },
     /// Change files in the directory of an insurer `insurers.csv` does not list: not read.
     UnlistedChanges { dir: Arc<str>, files: usize },
+    /// Listed in `kohi/payers.csv` but no `YYYYMMDD.csv` in its directory.
+    PayerWithoutRegister { payer: PayerNumber },
+    /// A directory under `kohi/` that is not a listed payer. `newest` is the file a build
+    /// would have read: its rows are accounted for under F4.
+    UnlistedPayerDirectory {
+        dir: Arc<str>,
+        newest: Option<SnapshotFile>,
+    },
+    /// Change files of a payer: not read yet (a payer's list is read whole each build).
+    PayerChangesNotRead { dir: Arc<str>, files: usize },
 }
 
 impl fmt::Display for Finding {
@@ -267,6 +277,20 @@ impl fmt::Display for Finding {
             Finding::UnlistedChanges { dir, files } => write!(
                 f,
                 "directory {dir} is not a listed insurer; its {files} change files are not read"
+            ),
+            Finding::PayerWithoutRegister { payer } => {
+                write!(f, "public-expense payer {payer} is listed but has no register")
+            }
+            Finding::UnlistedPayerDirectory { dir, newest } => {
+                write!(f, "directory {dir} is not a payer listed in kohi/payers.csv")?;
+                match newest {
+                    Some(file) => write!(f, "; its newest register {} is not read", file.rel_path),
+                    None => write!(f, " and holds no register"),
+                }
+            }
+            Finding::PayerChangesNotRead { dir, files } => write!(
+                f,
+                "{dir}: {files} change files not read: public-expense registers are read as full lists only; deliver a new YYYYMMDD.csv instead"
             ),
             Finding::FutureChange { path, now } => write!(
                 f,
@@ -424,7 +448,12 @@ fn insurer_entry(
     })
 }
 
-fn bad_line(path: &Path, line: u64, field: &'static str, reason: String) -> SnapshotError {
+pub(super) fn bad_line(
+    path: &Path,
+    line: u64,
+    field: &'static str,
+    reason: String,
+) -> SnapshotError {
     SnapshotError::InsurerLine {
         path: path.to_owned(),
         line,
@@ -462,6 +491,10 @@ pub fn discover_at(snapshots_dir: &Path, now: ChangeTime) -> Result<Discovery, S
     // Several directories could name one insurer (e.g. full-width digits); pool their files.
     let mut files: BTreeMap<InsurerNumber, Scan> = BTreeMap::new();
     for (name, path, is_dir) in sorted_entries(snapshots_dir)? {
+        if is_dir && name == super::kohi::KOHI_DIR {
+            // The public-expense registers: `kohi::discover_kohi` reads them.
+            continue;
+        }
         if !is_dir {
             if name != INSURERS_FILE {
                 findings.push(Finding::BadFileName { path: name.into() });
@@ -492,27 +525,12 @@ pub fn discover_at(snapshots_dir: &Path, now: ChangeTime) -> Result<Discovery, S
     let mut deliveries = Vec::new();
     for entry in &insurers {
         let scan = files.remove(&entry.number).unwrap_or_default();
-        let (mut dated, future): (Vec<_>, Vec<_>) =
-            scan.dated.into_iter().partition(|f| f.date <= built_on);
-        findings.extend(future.into_iter().map(|f| Finding::FutureSnapshot {
-            path: f.rel_path,
-            built_on,
-        }));
-        dated.sort_by(newest_first_order);
-        let newest = dated.pop();
-        if let Some(file) = &newest {
-            findings.extend(dated.iter().filter(|f| f.date == file.date).map(|f| {
-                Finding::SameDate {
-                    read: file.rel_path.clone(),
-                    ignored: f.rel_path.clone(),
-                }
-            }));
-        }
+        let (newest, older) = newest_dated(scan.dated, built_on, &mut findings);
         let (changes, superseded) = sort_changes(scan.changes, newest.as_ref(), now, &mut findings);
         let delivery = InsurerDelivery {
             insurer: entry.clone(),
             snapshot: newest,
-            older: dated.len(),
+            older,
             changes,
             superseded,
         };
@@ -533,6 +551,35 @@ pub fn discover_at(snapshots_dir: &Path, now: ChangeTime) -> Result<Discovery, S
         deliveries,
         findings,
     })
+}
+
+/// The newest of a directory's dated files on or before `built_on`, and how many older ones
+/// there are; a file dated later is noted and not read, and so is a second file of the
+/// newest date.
+pub(super) fn newest_dated(
+    dated: Vec<SnapshotFile>,
+    built_on: Date,
+    findings: &mut Vec<Finding>,
+) -> (Option<SnapshotFile>, usize) {
+    let (mut dated, future): (Vec<_>, Vec<_>) = dated.into_iter().partition(|f| f.date <= built_on);
+    findings.extend(future.into_iter().map(|f| Finding::FutureSnapshot {
+        path: f.rel_path,
+        built_on,
+    }));
+    dated.sort_by(newest_first_order);
+    let newest = dated.pop();
+    if let Some(file) = &newest {
+        findings.extend(
+            dated
+                .iter()
+                .filter(|f| f.date == file.date)
+                .map(|f| Finding::SameDate {
+                    read: file.rel_path.clone(),
+                    ignored: f.rel_path.clone(),
+                }),
+        );
+    }
+    (newest, dated.len())
 }
 
 /// Splits an insurer's change files into those to apply (in name order) and those its
@@ -567,13 +614,13 @@ fn sort_changes(
 }
 
 /// Orders by date, then by path so that two names of one date pick deterministically.
-fn newest_first_order(a: &SnapshotFile, b: &SnapshotFile) -> std::cmp::Ordering {
+pub(super) fn newest_first_order(a: &SnapshotFile, b: &SnapshotFile) -> std::cmp::Ordering {
     (a.date, &a.rel_path).cmp(&(b.date, &b.rel_path))
 }
 
 /// Entries of a directory as (name, path, is directory), sorted by name. Names that are not
 /// UTF-8 are shown lossily; they can never be insurer numbers or dates anyway.
-fn sorted_entries(dir: &Path) -> Result<Vec<(String, PathBuf, bool)>, SnapshotError> {
+pub(super) fn sorted_entries(dir: &Path) -> Result<Vec<(String, PathBuf, bool)>, SnapshotError> {
     let read = std::fs::read_dir(dir).map_err(|e| SnapshotError::io(dir, e))?;
     let mut out = Vec::new();
     for entry in read {
@@ -595,10 +642,10 @@ fn sorted_entries(dir: &Path) -> Result<Vec<(String, PathBuf, bool)>, SnapshotEr
 
 /// What one insurer directory holds.
 #[derive(Debug, Default)]
-struct Scan {
-    dated: Vec<SnapshotFile>,
-    changes: Vec<ChangeFile>,
-    findings: Vec<Finding>,
+pub(super) struct Scan {
+    pub dated: Vec<SnapshotFile>,
+    pub changes: Vec<ChangeFile>,
+    pub findings: Vec<Finding>,
 }
 
 impl Scan {
@@ -611,7 +658,7 @@ impl Scan {
 
 /// The dated snapshot files and change files of one insurer directory, and findings for
 /// anything else.
-fn scan_insurer_dir(dir: &Path, dir_name: &str) -> Result<Scan, SnapshotError> {
+pub(super) fn scan_insurer_dir(dir: &Path, dir_name: &str) -> Result<Scan, SnapshotError> {
     let mut scan = Scan::default();
     for (name, path, is_dir) in sorted_entries(dir)? {
         let rel_path: Arc<str> = format!("{dir_name}/{name}").into();

@@ -73,50 +73,82 @@ impl Column {
                 | Column::LimitCategory
         )
     }
+}
 
-    fn from_header(name: &str) -> Option<Column> {
+/// The columns of one kind of delivery file: the insurers' snapshots ([`Column`]) or the
+/// public-expense registers (`kohi::KohiColumn`), so both read headers alike.
+pub(crate) trait ColumnSet: Copy + 'static {
+    const ALL: &'static [Self];
+    fn name(self) -> &'static str;
+    /// A column may be left out of the header only if its value is optional in every row.
+    fn required(self) -> bool;
+    /// Its position in `ALL`.
+    fn position(self) -> usize;
+
+    /// Header names are matched after trimming white space, ASCII case-insensitively.
+    fn from_header(name: &str) -> Option<Self> {
         let name = name.trim();
-        Column::ALL
-            .into_iter()
+        Self::ALL
+            .iter()
+            .copied()
             .find(|c| c.name().eq_ignore_ascii_case(name))
+    }
+}
+
+impl ColumnSet for Column {
+    const ALL: &'static [Column] = &Column::ALL;
+
+    fn name(self) -> &'static str {
+        Column::name(self)
+    }
+
+    fn required(self) -> bool {
+        Column::required(self)
+    }
+
+    fn position(self) -> usize {
+        self as usize
     }
 }
 
 /// Where each known column sits in a row, and which header names were not recognized.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ColumnMap {
-    index: [Option<usize>; Column::ALL.len()],
+pub(crate) struct ColumnMap<C = Column> {
+    index: Vec<Option<usize>>,
     pub width: usize,
     pub unknown: Vec<String>,
+    columns: std::marker::PhantomData<C>,
 }
 
-impl ColumnMap {
+impl<C: ColumnSet> ColumnMap<C> {
     pub fn from_header<'a>(
         path: &Path,
         names: impl IntoIterator<Item = &'a [u8]>,
-    ) -> Result<ColumnMap, SnapshotError> {
+    ) -> Result<ColumnMap<C>, SnapshotError> {
         let mut map = ColumnMap {
-            index: [None; Column::ALL.len()],
+            index: vec![None; C::ALL.len()],
             width: 0,
             unknown: Vec::new(),
+            columns: std::marker::PhantomData,
         };
         for (i, raw) in names.into_iter().enumerate() {
             map.width = i + 1;
             let name = String::from_utf8_lossy(raw);
-            match Column::from_header(&name) {
-                Some(c) if map.index[c as usize].is_some() => {
+            match C::from_header(&name) {
+                Some(c) if map.index[c.position()].is_some() => {
                     return Err(SnapshotError::DuplicateColumn {
                         path: path.to_owned(),
                         column: c.name().to_owned(),
                     })
                 }
-                Some(c) => map.index[c as usize] = Some(i),
+                Some(c) => map.index[c.position()] = Some(i),
                 None => map.unknown.push(name.trim().to_owned()),
             }
         }
-        if let Some(c) = Column::ALL
-            .into_iter()
-            .find(|&c| c.required() && map.index[c as usize].is_none())
+        if let Some(c) = C::ALL
+            .iter()
+            .copied()
+            .find(|&c| c.required() && map.index[c.position()].is_none())
         {
             return Err(SnapshotError::MissingColumn {
                 path: path.to_owned(),
@@ -126,8 +158,8 @@ impl ColumnMap {
         Ok(map)
     }
 
-    pub fn get(&self, c: Column) -> Option<usize> {
-        self.index[c as usize]
+    pub fn get(&self, c: C) -> Option<usize> {
+        self.index[c.position()]
     }
 }
 

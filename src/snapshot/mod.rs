@@ -81,6 +81,7 @@ pub(crate) mod decode;
 mod discover;
 mod error;
 mod header;
+pub mod kohi;
 pub mod materialize;
 mod read;
 mod row;

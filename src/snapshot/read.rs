@@ -3,14 +3,14 @@
 use super::decode::{count_data_lines, decode, Encoding, Source};
 use super::discover::{InsurerEntry, SnapshotFile};
 use super::error::SnapshotError;
-use super::header::{Column, ColumnMap};
+use super::header::{Column, ColumnMap, ColumnSet};
 use super::row::{check_row, Fields};
 use super::types::{FileSummary, Issue, RowOutcome, Rule, RuleCounts};
 use crate::domain::text::{mask_digit_runs, quote_raw};
 use crate::domain::{Date, InsurerNumber};
 use csv::ByteRecord;
 use std::borrow::Cow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// What the row rules need to know about the file a row comes from.
@@ -62,24 +62,16 @@ pub fn read_snapshot_bytes(
         path: ctx.path.clone(),
         why,
     })?;
-    let mut table = Table::open(decoded.text.as_bytes(), ctx)?;
-    let mut summary = FileSummary {
-        file: ctx.file.clone(),
-        insurer: Some(ctx.insurer),
-        snapshot_date: ctx.snapshot_date,
-        encoding: Some(decoded.encoding),
-        rows_read: 0,
-        indexed: 0,
-        rejected: 0,
-        by_rule: RuleCounts::default(),
-        file_warnings: unknown_column_warnings(&table.cols, ctx, table.header_line),
-        file_reject: None,
-    };
-    summary
-        .by_rule
-        .add(Rule::W0, summary.file_warnings.len() as u64);
+    let mut table = Table::open(decoded.text.as_bytes(), &ctx.path)?;
+    let mut summary = FileSummary::start(
+        ctx.file.clone(),
+        Some(ctx.insurer),
+        ctx.snapshot_date,
+        decoded.encoding,
+        unknown_column_warnings(&table.cols, &ctx.file, table.header_line),
+    );
     let mut rec = ByteRecord::new();
-    while let Some(row) = table.next(&mut rec, ctx)? {
+    while let Some(row) = table.next(&mut rec, &ctx.path)? {
         let outcome = match row {
             TableRow::Record { line } => match row_fields(&rec, &table.cols, ctx, line) {
                 Ok(fields) => match check_row(&fields, ctx, line) {
@@ -93,7 +85,7 @@ pub fn read_snapshot_bytes(
                 Err(issue) => RowOutcome::Rejected(issue),
             },
             TableRow::Overlong { line, bytes } => {
-                RowOutcome::Rejected(overlong_row(ctx, line, bytes))
+                RowOutcome::Rejected(overlong_row(&ctx.file, line, bytes))
             }
         };
         count(&mut summary, &outcome);
@@ -104,9 +96,9 @@ pub fn read_snapshot_bytes(
 
 /// A decoded file past its header: the columns, and the data rows still to read. Snapshots
 /// and change files share it, so both read encodings, quoting and headers alike.
-pub(crate) struct Table<'t> {
+pub(crate) struct Table<'t, C = Column> {
     rows: Rows<'t>,
-    pub cols: ColumnMap,
+    pub cols: ColumnMap<C>,
     /// The header's cells, for a reader that looks for a column of its own (`change`).
     pub header: ByteRecord,
     pub header_line: u64,
@@ -120,31 +112,32 @@ pub(crate) enum TableRow {
     Overlong { line: u64, bytes: usize },
 }
 
-impl<'t> Table<'t> {
-    /// Reads the header of a decoded `text`. An `Err` rejects the file whole (F2, F3).
-    pub(crate) fn open(text: &'t [u8], ctx: &FileContext) -> Result<Table<'t>, SnapshotError> {
+impl<'t, C: ColumnSet> Table<'t, C> {
+    /// Reads the header of a decoded `text` (read from `path`, which errors name). An `Err`
+    /// rejects the file whole (F2, F3).
+    pub(crate) fn open(text: &'t [u8], path: &Path) -> Result<Table<'t, C>, SnapshotError> {
         let mut rows = Rows::new(text);
         let mut header = ByteRecord::new();
         match rows
             .next(&mut header)
-            .map_err(|e| rows.csv_error(&e, ctx))?
+            .map_err(|e| rows.csv_error(&e, path))?
         {
             Next::Record => {}
             Next::Overlong { line, .. } => {
                 return Err(SnapshotError::HeaderTooLong {
-                    path: ctx.path.clone(),
+                    path: path.to_owned(),
                     line,
                     max_bytes: LINE_BYTES_MAX,
                 })
             }
             Next::End => {
                 return Err(SnapshotError::NoHeader {
-                    path: ctx.path.clone(),
+                    path: path.to_owned(),
                 })
             }
         }
         let header_line = rows.line_of(&header);
-        let cols = ColumnMap::from_header(&ctx.path, header.iter())?;
+        let cols = ColumnMap::from_header(path, header.iter())?;
         Ok(Table {
             rows,
             cols,
@@ -157,12 +150,12 @@ impl<'t> Table<'t> {
     pub(crate) fn next(
         &mut self,
         rec: &mut ByteRecord,
-        ctx: &FileContext,
+        path: &Path,
     ) -> Result<Option<TableRow>, SnapshotError> {
         match self
             .rows
             .next(rec)
-            .map_err(|e| self.rows.csv_error(&e, ctx))?
+            .map_err(|e| self.rows.csv_error(&e, path))?
         {
             Next::Record => Ok(Some(TableRow::Record {
                 line: self.rows.line_of(rec),
@@ -173,15 +166,15 @@ impl<'t> Table<'t> {
     }
 }
 
-pub(crate) fn unknown_column_warnings(
-    cols: &ColumnMap,
-    ctx: &FileContext,
+pub(crate) fn unknown_column_warnings<C>(
+    cols: &ColumnMap<C>,
+    file: &Arc<str>,
     line: u64,
 ) -> Vec<Issue> {
     cols.unknown
         .iter()
         .map(|name| Issue {
-            file: ctx.file.clone(),
+            file: file.clone(),
             line,
             rule: Rule::W0,
             field: Cow::Owned(mask_digit_runs(name).into_owned()),
@@ -190,9 +183,9 @@ pub(crate) fn unknown_column_warnings(
         .collect()
 }
 
-pub(crate) fn overlong_row(ctx: &FileContext, line: u64, bytes: usize) -> Issue {
+pub(crate) fn overlong_row(file: &Arc<str>, line: u64, bytes: usize) -> Issue {
     Issue {
-        file: ctx.file.clone(),
+        file: file.clone(),
         line,
         rule: Rule::R0,
         field: Cow::Borrowed(""),
@@ -210,14 +203,28 @@ pub(crate) fn row_fields<'r>(
     ctx: &FileContext,
     line: u64,
 ) -> Result<Fields<'r>, Issue> {
+    let mut fields = Fields([""; Column::ALL.len()]);
+    row_cells(rec, cols, &ctx.file, line, &mut fields.0)?;
+    Ok(fields)
+}
+
+/// The cells of `rec` into `out` by column position (`ColumnSet::position`; an absent column
+/// stays as it was), or the row's R0 reject.
+pub(crate) fn row_cells<'r, C: ColumnSet>(
+    rec: &'r ByteRecord,
+    cols: &ColumnMap<C>,
+    file: &Arc<str>,
+    line: u64,
+    out: &mut [&'r str],
+) -> Result<(), Issue> {
     let malformed = |reason: String| Issue {
-        file: ctx.file.clone(),
+        file: file.clone(),
         line,
         rule: Rule::R0,
         field: Cow::Borrowed(""),
         reason,
     };
-    // No snapshot field holds a line break; a cell with one is a quote left open, which
+    // No delivered field holds a line break; a cell with one is a quote left open, which
     // swallows the rows after it (to the next quote, or the end of the file) into one row.
     // Rejected naming the lines it spans, so those rows are in the report, not lost.
     if let Some(i) = rec
@@ -229,17 +236,18 @@ pub(crate) fn row_fields<'r>(
             .iter()
             .map(|f| f.trim_ascii_end().iter().filter(|&&b| b == b'\n').count())
             .sum();
-        let column = Column::ALL
-            .into_iter()
+        let column = C::ALL
+            .iter()
+            .copied()
             .find(|&c| cols.get(c) == Some(i))
-            .map_or("", Column::name);
+            .map_or("", C::name);
         return Err(Issue {
-            file: ctx.file.clone(),
+            file: file.clone(),
             line,
             rule: Rule::R0,
             field: Cow::Borrowed(column),
             reason: format!(
-                "a quoted cell holds a line break, so this row runs over lines {line}-{} (a quote left open?); no snapshot field holds one",
+                "a quoted cell holds a line break, so this row runs over lines {line}-{} (a quote left open?); no field holds one",
                 line + breaks as u64
             ),
         });
@@ -251,18 +259,17 @@ pub(crate) fn row_fields<'r>(
             cols.width
         )));
     }
-    let mut fields = Fields([""; Column::ALL.len()]);
-    for c in Column::ALL {
+    for &c in C::ALL {
         if let Some(i) = cols.get(c) {
             // The whole file is valid UTF-8 and fields split at ASCII bytes, so this holds;
             // checked anyway rather than assumed.
             match std::str::from_utf8(rec.get(i).unwrap_or_default()) {
-                Ok(s) => fields.0[c as usize] = s,
+                Ok(s) => out[c.position()] = s,
                 Err(_) => return Err(malformed(format!("field {} is not valid text", c.name()))),
             }
         }
     }
-    Ok(fields)
+    Ok(())
 }
 
 pub(crate) fn count(summary: &mut FileSummary, outcome: &RowOutcome) {
@@ -345,9 +352,9 @@ impl<'a> Rows<'a> {
         record_line(&self.text[self.start..self.end], rec) + self.first_line - 1
     }
 
-    fn csv_error(&self, e: &csv::Error, ctx: &FileContext) -> SnapshotError {
+    fn csv_error(&self, e: &csv::Error, path: &Path) -> SnapshotError {
         SnapshotError::Csv {
-            path: ctx.path.clone(),
+            path: path.to_owned(),
             line: e.position().map_or(0, |p| p.line() + self.first_line - 1),
             message: e.to_string(),
         }

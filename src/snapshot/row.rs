@@ -202,26 +202,36 @@ fn card_text(raw: &str, col: Column, required: bool) -> Result<String, Failure> 
 
 /// R4: a real date, not after the snapshot date, not before 明治.
 fn birthdate(raw: &str, snapshot_date: Date) -> Result<Date, Failure> {
-    let fail = |reason| (Rule::R4, Column::Birthdate, reason);
-    let d = date(raw, Column::Birthdate).map_err(fail)?;
-    if d > snapshot_date {
-        return Err(fail(format!(
-            "{d} is after the snapshot date {snapshot_date}"
-        )));
+    birthdate_named(raw, Column::Birthdate.name(), snapshot_date)
+        .map_err(|reason| (Rule::R4, Column::Birthdate, reason))
+}
+
+/// A birthdate of the column `name`: a real date, not after the file's date, not before 明治;
+/// its reason otherwise (R4 of a snapshot, K3 of a public-expense register).
+pub(super) fn birthdate_named(raw: &str, name: &str, file_date: Date) -> Result<Date, String> {
+    let d = date_named(raw, name)?;
+    if d > file_date {
+        return Err(format!("{d} is after the file's date {file_date}"));
     }
     let meiji = Date::meiji_first();
     if d < meiji {
-        return Err(fail(format!("{d} is before 明治 ({meiji})")));
+        return Err(format!("{d} is before 明治 ({meiji})"));
     }
     Ok(d)
 }
 
 /// R5: a real date, on or after the birthdate.
 fn qualification(raw: &str, birthdate: Date) -> Result<Date, Failure> {
-    let fail = |reason| (Rule::R5, Column::QualificationDate, reason);
-    let d = date(raw, Column::QualificationDate).map_err(fail)?;
+    start_named(raw, Column::QualificationDate.name(), birthdate)
+        .map_err(|reason| (Rule::R5, Column::QualificationDate, reason))
+}
+
+/// The first day of a record or certificate, of the column `name`: a real date, on or after
+/// the birthdate; its reason otherwise (R5, K4).
+pub(super) fn start_named(raw: &str, name: &str, birthdate: Date) -> Result<Date, String> {
+    let d = date_named(raw, name)?;
     if d < birthdate {
-        return Err(fail(format!("{d} is before the birthdate {birthdate}")));
+        return Err(format!("{d} is before the birthdate {birthdate}"));
     }
     Ok(d)
 }
@@ -243,8 +253,13 @@ fn disqualification(raw: &str, qualification: Date) -> Result<Option<Date>, Fail
 }
 
 fn date(raw: &str, col: Column) -> Result<Date, String> {
+    date_named(raw, col.name())
+}
+
+/// A required date of the column `name`: its reason when empty or not a date.
+pub(super) fn date_named(raw: &str, name: &str) -> Result<Date, String> {
     if is_blank(raw) {
-        return Err(format!("{} is empty", col.name()));
+        return Err(format!("{name} is empty"));
     }
     Date::parse(raw).map_err(|e| format!("{}: {e}", quote_raw(raw)))
 }
@@ -387,7 +402,7 @@ pub(crate) fn is_katakana(normalized: &str) -> bool {
         .all(|c| is_katakana_char(c) || text::is_space(c))
 }
 
-fn is_blank(raw: &str) -> bool {
+pub(super) fn is_blank(raw: &str) -> bool {
     raw.chars().all(text::is_space)
 }
 

@@ -42,10 +42,22 @@ pub enum Rule {
     C3,
     /// Change file: a key already changed earlier in the same file.
     C4,
+    /// Public-expense register: payer number bad or not the payer of its directory.
+    K1,
+    /// Public-expense register: recipient number bad.
+    K2,
+    /// Public-expense register: birthdate invalid, in the future, or before Meiji.
+    K3,
+    /// Public-expense register: valid_from invalid or before the birthdate.
+    K4,
+    /// Public-expense register: valid_to invalid or before valid_from.
+    K5,
+    /// Public-expense register: a malformed institution code, copay limit or sex code.
+    K6,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 21] = [
+    pub const ALL: [Rule; 27] = [
         Rule::R0,
         Rule::R1,
         Rule::R2,
@@ -67,6 +79,12 @@ impl Rule {
         Rule::C2,
         Rule::C3,
         Rule::C4,
+        Rule::K1,
+        Rule::K2,
+        Rule::K3,
+        Rule::K4,
+        Rule::K5,
+        Rule::K6,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -92,6 +110,12 @@ impl Rule {
             Rule::C2 => "C2",
             Rule::C3 => "C3",
             Rule::C4 => "C4",
+            Rule::K1 => "K1",
+            Rule::K2 => "K2",
+            Rule::K3 => "K3",
+            Rule::K4 => "K4",
+            Rule::K5 => "K5",
+            Rule::K6 => "K6",
         }
     }
 
@@ -121,6 +145,12 @@ impl Rule {
             Rule::C2 => "change file: add of a key that exists",
             Rule::C3 => "change file: change missing or not add, update, lose, delete",
             Rule::C4 => "change file: key already changed earlier in the same file",
+            Rule::K1 => "public expense: payer number with a bad check digit or not the payer of its directory",
+            Rule::K2 => "public expense: recipient number bad (check digit for 法別 10–79, 1–20 characters for 80–99)",
+            Rule::K3 => "public expense: birthdate invalid, in the future, or before Meiji",
+            Rule::K4 => "public expense: valid_from invalid or before the birthdate",
+            Rule::K5 => "public expense: valid_to invalid or before valid_from",
+            Rule::K6 => "public expense: institution code, copay limit or sex malformed",
         }
     }
 
@@ -222,4 +252,30 @@ pub struct FileSummary {
     pub file_warnings: Vec<Issue>,
     /// Set when the whole file was rejected: the one report line for it.
     pub file_reject: Option<Issue>,
+}
+
+impl FileSummary {
+    /// The summary of a decoded file before its first row: its W0 warnings counted.
+    pub(crate) fn start(
+        file: Arc<str>,
+        insurer: Option<InsurerNumber>,
+        snapshot_date: Date,
+        encoding: Encoding,
+        file_warnings: Vec<Issue>,
+    ) -> FileSummary {
+        let mut by_rule = RuleCounts::default();
+        by_rule.add(Rule::W0, file_warnings.len() as u64);
+        FileSummary {
+            file,
+            insurer,
+            snapshot_date,
+            encoding: Some(encoding),
+            rows_read: 0,
+            indexed: 0,
+            rejected: 0,
+            by_rule,
+            file_warnings,
+            file_reject: None,
+        }
+    }
 }

@@ -9,7 +9,8 @@ use crate::query::answer::{
     answer, answer_group, write_error, GroupQuery, GroupScratch, GROUP_QUERIES,
 };
 use crate::query::{
-    parse_consent, CardFields, CardQuery, PersonFields, PersonQuery, Query, QueryError, QueryKind,
+    parse_consent, CardFields, CardQuery, KohiFields, KohiQuery, PersonFields, PersonQuery, Query,
+    QueryError, QueryKind,
 };
 
 /// The inputs of one query as a JSON object gives them, borrowed from the parsed body.
@@ -24,7 +25,14 @@ pub struct QueryInput<'a> {
     pub individual_number: Option<&'a str>,
     pub date: Option<&'a str>,
     pub limit_consent: Option<bool>,
+    pub payer_number: Option<&'a str>,
+    pub recipient_number: Option<&'a str>,
+    pub institution_code: Option<&'a str>,
 }
+
+/// The fields of a public-expense query besides those a card query shares (`kind`,
+/// `birthdate`, `date`).
+pub const KOHI_FIELDS: [&str; 3] = ["payer_number", "recipient_number", "institution_code"];
 
 impl<'a> QueryInput<'a> {
     /// Reads a query object field by field, so that a value of the wrong type is an error
@@ -37,13 +45,15 @@ impl<'a> QueryInput<'a> {
         let mut input = QueryInput::default();
         for (name, value) in object {
             // The JSON fields are the CSV columns: one list names both.
-            let Some(&field) = CSV_INPUT_COLUMNS.iter().find(|c| **c == name) else {
+            let known = CSV_INPUT_COLUMNS.iter().chain(&KOHI_FIELDS);
+            let Some(&field) = known.clone().find(|c| **c == name) else {
+                let all: Vec<&str> = known.copied().collect();
                 return Err(QueryError::new(
                     "query",
                     format!(
                         "unknown field {}; the fields are {}",
                         quote_raw(name),
-                        CSV_INPUT_COLUMNS.join(", ")
+                        all.join(", ")
                     ),
                 ));
             };
@@ -78,6 +88,9 @@ impl<'a> QueryInput<'a> {
             "branch" => &mut self.branch,
             "birthdate" => &mut self.birthdate,
             "individual_number" => &mut self.individual_number,
+            "payer_number" => &mut self.payer_number,
+            "recipient_number" => &mut self.recipient_number,
+            "institution_code" => &mut self.institution_code,
             _ => &mut self.date,
         }
     }
@@ -122,6 +135,18 @@ impl QueryInput<'_> {
     /// The query this input asks for, as `kind` (given by the endpoint or the `kind` field).
     pub fn to_query(&self, kind: QueryKind) -> Result<Query, QueryError> {
         let consent = self.limit_consent.unwrap_or(false);
+        if kind != QueryKind::Kohi {
+            let kohi_field = [
+                ("payer_number", &self.payer_number),
+                ("recipient_number", &self.recipient_number),
+                ("institution_code", &self.institution_code),
+            ]
+            .into_iter()
+            .find(|(_, v)| v.is_some());
+            if let Some((field, _)) = kohi_field {
+                return Err(QueryError::new(field, "is an input of a kohi query only"));
+            }
+        }
         match kind {
             QueryKind::Card => {
                 if self.individual_number.is_some() {
@@ -160,6 +185,29 @@ impl QueryInput<'_> {
                     limit_consent: consent,
                 })
                 .map(Query::Person)
+            }
+            QueryKind::Kohi => {
+                let other = [
+                    ("insurer_number", self.insurer_number.is_some()),
+                    ("symbol", self.symbol.is_some()),
+                    ("number", self.number.is_some()),
+                    ("branch", self.branch.is_some()),
+                    ("individual_number", self.individual_number.is_some()),
+                    ("limit_consent", self.limit_consent.is_some()),
+                ]
+                .into_iter()
+                .find(|(_, given)| *given);
+                if let Some((field, _)) = other {
+                    return Err(QueryError::new(field, "is not an input of a kohi query"));
+                }
+                KohiQuery::parse(&KohiFields {
+                    payer_number: self.payer_number,
+                    recipient_number: self.recipient_number,
+                    birthdate: self.birthdate,
+                    date: self.date,
+                    institution_code: self.institution_code,
+                })
+                .map(Query::Kohi)
             }
         }
     }

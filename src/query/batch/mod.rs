@@ -56,6 +56,7 @@ fn parse_kind(kind: Option<&str>) -> Result<QueryKind, QueryError> {
     match kind.map(str::trim) {
         Some("card") => Ok(QueryKind::Card),
         Some("person") => Ok(QueryKind::Person),
+        Some("kohi") => Ok(QueryKind::Kohi),
         None | Some("") => Err(QueryError::new("kind", "is required (card or person)")),
         Some(other) => Err(QueryError::new(
             "kind",

@@ -28,13 +28,15 @@ use crate::domain::InstitutionCode;
 use crate::query::answer::{self, GroupQuery};
 use crate::query::batch::{self, BatchError, Slot};
 use crate::query::write_json_str;
-use crate::query::QueryKind;
+use crate::query::{Query, QueryKind};
 use std::ops::Range;
 
 mod chunked;
 mod claims;
+mod endpoints;
 mod head;
 use chunked::{scan_chunked, ChunkError};
+use endpoints::Handler;
 use head::{read_head, Head, Hosts};
 
 /// An HTTP connection.
@@ -133,11 +135,7 @@ impl Session for HttpSession {
                     break;
                 }
             };
-            let (limit, max_chunks) = match path_of(head.target) {
-                "/v1/batch" => (HTTP_MAX_BATCH_BODY_BYTES, HTTP_MAX_CHUNKS),
-                "/v1/claims" => (HTTP_MAX_CLAIMS_BODY_BYTES, HTTP_MAX_CLAIMS_CHUNKS),
-                _ => (HTTP_MAX_QUERY_BODY_BYTES, HTTP_MAX_CHUNKS),
-            };
+            let (limit, max_chunks) = endpoints::body_limits(path_of(head.target));
             // The size announced is not quoted: it is the client's digits, and may be an
             // individual number.
             let too_large = || {
@@ -242,18 +240,6 @@ impl Session for HttpSession {
     }
 }
 
-/// The methods an endpoint accepts and the role it needs; `None` for no such endpoint.
-fn endpoint(path: &str) -> Option<(&'static [&'static str], Role)> {
-    Some(match path {
-        "/healthz" => (&["GET", "HEAD"], Role::Query),
-        "/metrics" => (&["GET", "HEAD"], Role::Admin),
-        "/v1/generation" => (&["GET", "HEAD"], Role::Query),
-        "/v1/card" | "/v1/person" | "/v1/batch" | "/v1/claims" => (&["POST"], Role::Query),
-        "/admin/reload" => (&["POST"], Role::Admin),
-        _ => return None,
-    })
-}
-
 fn path_of(target: &str) -> &str {
     target.split('?').next().unwrap_or(target)
 }
@@ -332,9 +318,10 @@ impl HttpSession {
         if query.is_some_and(may_hold_individual_number) {
             return self.error(400, NUMBER_IN_URL);
         }
-        let Some((allowed, needed)) = endpoint(path) else {
-            return self.error(404, "no such endpoint; see GET /healthz, /metrics, /v1/generation, POST /v1/card, /v1/person, /v1/batch, /v1/claims, /admin/reload");
+        let Some(endpoint) = endpoints::find(path) else {
+            return self.error(404, &endpoints::not_found_text());
         };
+        let (allowed, needed) = (endpoint.methods, endpoint.role);
         if !allowed.contains(&head.method) {
             let mut r = self.error(405, &format!("{path} accepts {} only", allowed.join(", ")));
             r.extra = if allowed[0] == "POST" {
@@ -344,7 +331,7 @@ impl HttpSession {
             };
             return r;
         }
-        if path == "/healthz" {
+        if endpoint.handler == Handler::Health {
             self.body
                 .extend_from_slice(b"{\"status\":\"ok\",\"generation\":");
             write_json_str(&mut self.body, ctx.generation.id());
@@ -359,8 +346,10 @@ impl HttpSession {
             Ok(identity) => identity.map(|id| id.institution),
             Err(r) => return r,
         };
-        match path {
-            "/metrics" => {
+        match endpoint.handler {
+            // Answered above, before authentication.
+            Handler::Health => Reply::json(200),
+            Handler::Metrics => {
                 let mut text = String::with_capacity(8192);
                 let live = &ctx.shared.live;
                 metrics::render(
@@ -389,11 +378,11 @@ impl HttpSession {
                     extra: "",
                 }
             }
-            "/v1/generation" => {
+            Handler::Generation => {
                 self.write_generation(ctx);
                 Reply::json(200)
             }
-            "/admin/reload" => {
+            Handler::Reload => {
                 // The reloader thread does the work (opening and verifying takes a while, not
                 // for a core's event loop); GET /v1/generation shows the outcome.
                 ctx.shared
@@ -405,10 +394,9 @@ impl HttpSession {
                 self.body.push(b'}');
                 Reply::json(202)
             }
-            "/v1/card" => self.single(body, QueryKind::Card, ctx, client),
-            "/v1/person" => self.single(body, QueryKind::Person, ctx, client),
-            "/v1/claims" => self.claims(head, body, ctx, client),
-            _ => self.batch(head, body, ctx, client),
+            Handler::Query(kind) => self.single(body, kind, ctx, client),
+            Handler::Claims => self.claims(head, body, ctx, client),
+            Handler::Batch => self.batch(head, body, ctx, client),
         }
     }
 
@@ -423,11 +411,11 @@ impl HttpSession {
         if query.is_some_and(may_hold_individual_number) {
             return Some(self.error(400, NUMBER_IN_URL));
         }
-        let (allowed, needed) = endpoint(path_of(head.target))?;
-        if !allowed.contains(&head.method) {
+        let endpoint = endpoints::find(path_of(head.target))?;
+        if !endpoint.methods.contains(&head.method) {
             return None;
         }
-        self.authenticate(head, ctx, needed).err()
+        self.authenticate(head, ctx, endpoint.role).err()
     }
 
     /// The client the request authenticates as (`None` without `--auth`), or the refusal.
@@ -496,7 +484,11 @@ impl HttpSession {
     ) -> Reply {
         let metric_kind = Kind::of(Some(kind));
         match batch::parse_single(body, kind) {
-            Ok(q) => {
+            Ok(mut q) => {
+                // The institution asking is the authenticated client when there is one.
+                if let (Query::Kohi(k), Some(c)) = (&mut q, client) {
+                    k.institution = Some(c);
+                }
                 let v = answer::answer(&ctx.generation.index, &q, ctx.today, &mut self.body);
                 ctx.metrics.query(Via::Http, metric_kind, Some(v));
                 ctx.audit_answer(Via::Http, client, GroupQuery::of(&q), v);
@@ -550,7 +542,13 @@ impl HttpSession {
                 })
             })
         } else {
-            batch::parse_json(body).map(|queries| {
+            batch::parse_json(body).map(|mut queries| {
+                // The institution asking is the authenticated client when there is one.
+                for item in &mut queries {
+                    if let (Ok(Query::Kohi(k)), Some(c)) = (&mut item.query, client) {
+                        k.institution = Some(c);
+                    }
+                }
                 room(queries.len()).then(|| {
                     batch::write_json_answers(
                         index,

@@ -19,10 +19,10 @@ use super::limits::*;
 use super::metrics::{Kind, Protocol, Via};
 use super::session::{Ctx, Refusal, Session, Step};
 use crate::domain::text::write_decimal;
-use crate::domain::CARD_TEXT_MAX_CHARS;
+use crate::domain::{InstitutionCode, CARD_TEXT_MAX_CHARS};
 use crate::query::answer::{answer_group, GroupQuery, GroupScratch, GROUP_QUERIES};
 use crate::query::QueryKind;
-use crate::query::{CardFields, CardQuery, PersonFields, PersonQuery};
+use crate::query::{CardFields, CardQuery, KohiFields, KohiQuery, PersonFields, PersonQuery};
 use std::ops::{Range, RangeInclusive};
 
 mod parse;
@@ -58,6 +58,7 @@ struct State {
 enum Queued {
     Card(Result<CardQuery, String>),
     Person(Result<PersonQuery, String>),
+    Kohi(Result<KohiQuery, String>),
 }
 
 impl Queued {
@@ -65,13 +66,14 @@ impl Queued {
         match self {
             Queued::Card(Ok(q)) => Some(GroupQuery::Card(q)),
             Queued::Person(Ok(q)) => Some(GroupQuery::Person(q)),
+            Queued::Kohi(Ok(q)) => Some(GroupQuery::Kohi(q)),
             _ => None,
         }
     }
 
     fn error(&self) -> Option<&str> {
         match self {
-            Queued::Card(Err(e)) | Queued::Person(Err(e)) => Some(e),
+            Queued::Card(Err(e)) | Queued::Person(Err(e)) | Queued::Kohi(Err(e)) => Some(e),
             _ => None,
         }
     }
@@ -80,19 +82,68 @@ impl Queued {
         match self {
             Queued::Card(_) => QueryKind::Card,
             Queued::Person(_) => QueryKind::Person,
+            Queued::Kohi(_) => QueryKind::Kohi,
         }
     }
 }
 
-/// The query commands: their kind, argument counts (the name included) and name in errors.
+/// A query command: its name, kind, argument counts (the name included), and its name in
+/// errors (`wrong number of arguments for 'elig.card'`).
+struct QueryCommand {
+    name: &'static str,
+    kind: QueryKind,
+    args: RangeInclusive<usize>,
+    in_errors: &'static str,
+}
+
+/// The query commands, one line each; `queue` parses each kind.
+const QUERY_COMMANDS: [QueryCommand; 3] = [
+    QueryCommand {
+        name: "ELIG.CARD",
+        kind: QueryKind::Card,
+        args: 6..=8,
+        in_errors: "elig.card",
+    },
+    QueryCommand {
+        name: "ELIG.PERSON",
+        kind: QueryKind::Person,
+        args: 2..=4,
+        in_errors: "elig.person",
+    },
+    QueryCommand {
+        name: "ELIG.KOHI",
+        kind: QueryKind::Kohi,
+        args: 4..=5,
+        in_errors: "elig.kohi",
+    },
+];
+
+/// The query command `name` is, if any.
 fn query_command(name: &[u8]) -> Option<(QueryKind, RangeInclusive<usize>, &'static str)> {
-    if name.eq_ignore_ascii_case(b"ELIG.CARD") {
-        Some((QueryKind::Card, 6..=8, "elig.card"))
-    } else if name.eq_ignore_ascii_case(b"ELIG.PERSON") {
-        Some((QueryKind::Person, 2..=4, "elig.person"))
-    } else {
-        None
-    }
+    QUERY_COMMANDS
+        .iter()
+        .find(|c| name.eq_ignore_ascii_case(c.name.as_bytes()))
+        .map(|c| (c.kind, c.args.clone(), c.in_errors))
+}
+
+/// An `ELIG.KOHI payer_number recipient_number birthdate [date]`; the institution asking is
+/// the authenticated client's (none without `--auth`: the designated-institution rule is not
+/// applied).
+fn parse_kohi(a: &Args<'_>, client: Option<InstitutionCode>) -> Result<KohiQuery, String> {
+    let date = match a.len() {
+        5 => Some(a.text(4, "date")?),
+        _ => None,
+    };
+    let fields = KohiFields {
+        payer_number: Some(a.text(1, "payer_number")?),
+        recipient_number: Some(a.text(2, "recipient_number")?),
+        birthdate: Some(a.text(3, "birthdate")?),
+        date,
+        institution_code: None,
+    };
+    let mut q = KohiQuery::parse(&fields).map_err(|e| e.to_string())?;
+    q.institution = client;
+    Ok(q)
 }
 
 /// An `ELIG.PERSON` of 2 to 4 arguments.
@@ -301,6 +352,7 @@ impl State {
         let q = match kind {
             QueryKind::Card => Queued::Card(self.parse_card(a)),
             QueryKind::Person => Queued::Person(parse_person(a)),
+            QueryKind::Kohi => Queued::Kohi(parse_kohi(a, self.identity.map(|id| id.institution))),
         };
         self.queued.push(q);
     }

@@ -1,0 +1,397 @@
+//! Public-expense certificates in the main file: the payer table (decoded and checked at
+//! open, it is small), certificates found by (payer, recipient) with a binary search inside
+//! the payer's run, and by person through the certificate person index; `CertificateView`
+//! reads one in place. `verify_kohi` checks what only a pass over the sections can.
+
+use super::open::{malformed, within};
+use super::{Index, Section};
+use crate::domain::{covers_inclusive, Date, InstitutionCode, PayerNumber, PersonHash, Sex};
+use crate::format::*;
+use std::cmp::Ordering;
+use std::ops::Range;
+
+/// A payer as the reader keeps it.
+#[derive(Debug, Clone)]
+pub struct PayerInfo {
+    pub number: PayerNumber,
+    pub name: String,
+    /// Its certificates in the certificate table.
+    pub certificates: Range<usize>,
+}
+
+/// The certificate sections as `open` checked them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KohiSections {
+    payers: Vec<PayerInfo>,
+    certificates: Range<usize>,
+    strings: Range<usize>,
+    persons: Range<usize>,
+}
+
+/// Checks the certificate sections against the header and each other, and decodes the payer
+/// table: every later read stays inside the file.
+pub(crate) fn open_kohi(
+    b: &[u8],
+    header: &Header,
+    sections: &[Section],
+) -> Result<KohiSections, FormatError> {
+    let section = |kind: SectionKind| sections[kind.position()].range.clone();
+    let (payers, certificates) = (
+        section(SectionKind::Payers),
+        section(SectionKind::Certificates),
+    );
+    let (strings, persons) = (
+        section(SectionKind::CertificateStrings),
+        section(SectionKind::CertificatePersons),
+    );
+    if payers.len() as u64 != u64::from(header.payer_count) * PAYER_ENTRY_BYTES as u64 {
+        return Err(malformed(format!(
+            "header: payer count {} does not match the payers section's {} bytes",
+            header.payer_count,
+            payers.len()
+        )));
+    }
+    let cert_bytes = header
+        .certificate_count
+        .checked_mul(CERTIFICATE_BYTES as u64)
+        .filter(|&n| n == certificates.len() as u64);
+    if cert_bytes.is_none() {
+        return Err(malformed(format!(
+            "header: certificate count {} does not match the certificates section's {} bytes",
+            header.certificate_count,
+            certificates.len()
+        )));
+    }
+    if persons.len() % CERT_PERSON_BYTES != 0
+        || (persons.len() / CERT_PERSON_BYTES) as u64 > header.certificate_count
+    {
+        return Err(malformed(format!(
+            "section table: the certificate persons section's {} bytes are not whole entries, one at most per certificate",
+            persons.len()
+        )));
+    }
+    let mut infos = Vec::with_capacity(header.payer_count as usize);
+    let mut next = 0u64;
+    for (i, chunk) in b[payers].chunks_exact(PAYER_ENTRY_BYTES).enumerate() {
+        let at = |m: String| malformed(format!("payer table entry {i}: {m}"));
+        let e =
+            PayerEntry::decode(chunk).map_err(|e| within(&format!("payer table entry {i}"), e))?;
+        let name = u64::from(e.name_offset)
+            .checked_add(u64::from(e.name_bytes))
+            .filter(|&end| end <= strings.len() as u64)
+            .and_then(|end| {
+                let r = strings.start + e.name_offset as usize..strings.start + end as usize;
+                std::str::from_utf8(&b[r]).ok()
+            })
+            .ok_or_else(|| at("name is not text inside the certificate strings".into()))?;
+        if u64::from(e.first) != next {
+            return Err(at(format!(
+                "certificates start at {}, not at {next} where the previous payer's end",
+                e.first
+            )));
+        }
+        next += u64::from(e.count);
+        if next > header.certificate_count {
+            return Err(at(format!(
+                "certificates run past the {} certificates",
+                header.certificate_count
+            )));
+        }
+        if infos
+            .last()
+            .is_some_and(|p: &PayerInfo| p.number >= e.number)
+        {
+            return Err(at("the payer table is not sorted".into()));
+        }
+        infos.push(PayerInfo {
+            number: e.number,
+            name: name.to_owned(),
+            certificates: e.first as usize..next as usize,
+        });
+    }
+    if next != header.certificate_count {
+        return Err(malformed(format!(
+            "payer table: {next} certificates, the header says {}",
+            header.certificate_count
+        )));
+    }
+    Ok(KohiSections {
+        payers: infos,
+        certificates,
+        strings,
+        persons,
+    })
+}
+
+/// A certificate borrowed from the index bytes. Field reads decode on demand; a string that
+/// would leave the strings (possible only in a file not yet verified) reads as empty.
+#[derive(Clone, Copy)]
+pub struct CertificateView<'a> {
+    payer: &'a PayerInfo,
+    cert: &'a [u8],
+    strings: &'a [u8],
+    index: usize,
+}
+
+impl std::fmt::Debug for CertificateView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CertificateView({} #{})", self.payer.number, self.index)
+    }
+}
+
+impl<'a> CertificateView<'a> {
+    pub fn payer(&self) -> &'a PayerInfo {
+        self.payer
+    }
+
+    /// Its position in the certificate table.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    pub fn person(&self) -> Option<PersonHash> {
+        (self.cert[CERT_FLAGS] & CERT_HAS_PERSON != 0).then(|| {
+            PersonHash(
+                self.cert[CERT_PERSON..CERT_PERSON + 16]
+                    .try_into()
+                    .expect("16 bytes"),
+            )
+        })
+    }
+
+    pub fn identity_unverified(&self) -> bool {
+        self.cert[CERT_FLAGS] & CERT_IDENTITY_UNVERIFIED != 0
+    }
+
+    fn lens(&self) -> [usize; 4] {
+        [
+            usize::from(self.cert[CERT_RECIPIENT_LEN]),
+            usize::from(u16_at(self.cert, CERT_NAME_LEN)),
+            usize::from(u16_at(self.cert, CERT_KANA_LEN)),
+            usize::from(self.cert[CERT_INSTITUTIONS]) * INSTITUTION_BYTES,
+        ]
+    }
+
+    /// String `n` of the four (recipient, name, kana, institutions) as bytes.
+    fn part(&self, n: usize) -> &'a [u8] {
+        let lens = self.lens();
+        let start = u32_at(self.cert, CERT_HEAP) as usize + lens[..n].iter().sum::<usize>();
+        self.strings
+            .get(start..start.saturating_add(lens[n]))
+            .unwrap_or_default()
+    }
+
+    fn text(&self, n: usize) -> &'a str {
+        std::str::from_utf8(self.part(n)).unwrap_or("")
+    }
+
+    pub fn recipient(&self) -> &'a str {
+        self.text(0)
+    }
+
+    pub fn name(&self) -> &'a str {
+        self.text(1)
+    }
+
+    pub fn name_kana(&self) -> &'a str {
+        self.text(2)
+    }
+
+    /// The designated institutions, each as its 10 digits.
+    pub fn institutions(&self) -> impl Iterator<Item = &'a str> {
+        self.part(3)
+            .chunks_exact(INSTITUTION_BYTES)
+            .map(|c| std::str::from_utf8(c).unwrap_or(""))
+    }
+
+    /// Whether `institution` may use the certificate: any when none is named.
+    pub fn admits(&self, institution: InstitutionCode) -> bool {
+        let mut named = self.institutions().peekable();
+        named.peek().is_none() || named.any(|c| c == institution.as_str())
+    }
+
+    pub fn sex(&self) -> Option<Sex> {
+        Sex::from_code(self.cert[CERT_SEX])
+    }
+
+    pub fn birthdate(&self) -> Date {
+        Date::from_days(i32_at(self.cert, CERT_BIRTH))
+    }
+
+    pub fn valid_from(&self) -> Date {
+        Date::from_days(i32_at(self.cert, CERT_FROM))
+    }
+
+    /// Inclusive; `None`: open-ended.
+    pub fn valid_to(&self) -> Option<Date> {
+        match i32_at(self.cert, CERT_TO) {
+            NO_DATE => None,
+            days => Some(Date::from_days(days)),
+        }
+    }
+
+    pub fn covers(&self, day: Date) -> bool {
+        covers_inclusive(self.valid_from(), self.valid_to(), day)
+    }
+
+    pub fn copay_limit_yen(&self) -> Option<u32> {
+        (self.cert[CERT_FLAGS] & CERT_HAS_COPAY_LIMIT != 0)
+            .then(|| u32_at(self.cert, CERT_COPAY_LIMIT))
+    }
+}
+
+impl<B: AsRef<[u8]>> Index<B> {
+    /// The public-expense payers, sorted by number.
+    pub fn payers(&self) -> &[PayerInfo] {
+        &self.kohi.payers
+    }
+
+    /// The payer of `number`, if the index holds its list.
+    pub fn payer(&self, number: PayerNumber) -> Option<&PayerInfo> {
+        let p = &self.kohi.payers;
+        p.binary_search_by(|x| x.number.cmp(&number))
+            .ok()
+            .map(|i| &p[i])
+    }
+
+    /// Certificate `i` of the table, with its payer.
+    pub fn certificate(&self, i: usize) -> Option<CertificateView<'_>> {
+        let b = self.main.as_ref();
+        let table = &b[self.kohi.certificates.clone()];
+        let cert = table.get(i * CERTIFICATE_BYTES..(i + 1) * CERTIFICATE_BYTES)?;
+        let payers = &self.kohi.payers;
+        let p = payers.partition_point(|p| p.certificates.end <= i);
+        Some(CertificateView {
+            payer: payers.get(p)?,
+            cert,
+            strings: &b[self.kohi.strings.clone()],
+            index: i,
+        })
+    }
+
+    /// The certificates of (`payer`, `recipient`, normalized), in table order: a binary search
+    /// in the payer's run, which is sorted by recipient.
+    pub fn certificates_of<'s>(
+        &'s self,
+        payer: &'s PayerInfo,
+        recipient: &str,
+    ) -> impl Iterator<Item = CertificateView<'s>> + Clone + 's {
+        let run = payer.certificates.clone();
+        let key = recipient.as_bytes();
+        let cmp = |i: usize| {
+            self.certificate(i)
+                .map_or(Ordering::Greater, |c| c.part(0).cmp(key))
+        };
+        let start = run.start + partition(run.len(), |k| cmp(run.start + k) == Ordering::Less);
+        let end = run.start + partition(run.len(), |k| cmp(run.start + k) != Ordering::Greater);
+        (start..end.max(start)).filter_map(move |i| self.certificate(i))
+    }
+
+    /// The certificates whose individual number hashes to `hash`, in table order.
+    pub fn person_certificates(
+        &self,
+        hash: PersonHash,
+    ) -> impl Iterator<Item = CertificateView<'_>> + Clone + '_ {
+        let b = &self.main.as_ref()[self.kohi.persons.clone()];
+        let n = b.len() / CERT_PERSON_BYTES;
+        let entry = move |k: usize| &b[k * CERT_PERSON_BYTES..(k + 1) * CERT_PERSON_BYTES];
+        let start = partition(n, |k| entry(k)[..16] < hash.0[..]);
+        (start..n)
+            .take_while(move |&k| entry(k)[..16] == hash.0[..])
+            .filter_map(move |k| self.certificate(u32_at(entry(k), 16) as usize))
+    }
+
+    /// The certificate sections: strings UTF-8, each certificate's codes, payer and strings
+    /// (inside the strings, on character boundaries, institutions valid codes), each payer's
+    /// run in recipient order, and the person index in order naming certificates of that
+    /// person.
+    pub(super) fn verify_kohi(&self) -> Result<(), FormatError> {
+        let b = self.main.as_ref();
+        let strings = std::str::from_utf8(&b[self.kohi.strings.clone()]).map_err(|e| {
+            malformed(format!(
+                "certificate strings are not UTF-8 at byte {}",
+                e.valid_up_to()
+            ))
+        })?;
+        for (p, payer) in self.kohi.payers.iter().enumerate() {
+            let mut previous: Option<&[u8]> = None;
+            for i in payer.certificates.clone() {
+                let at = |m: String| malformed(format!("certificate {i}: {m}"));
+                let raw = &b[self.kohi.certificates.clone()]
+                    [i * CERTIFICATE_BYTES..(i + 1) * CERTIFICATE_BYTES];
+                let e = CertificateEntry::decode(raw)
+                    .map_err(|e| within(&format!("certificate {i}"), e))?;
+                if e.payer as usize != p {
+                    return Err(at(format!("names payer {}, it lies in payer {p}", e.payer)));
+                }
+                let start = e.heap_offset as usize;
+                let end = (start as u64).saturating_add(e.strings_bytes());
+                let text_end = start
+                    + usize::from(e.recipient_bytes)
+                    + usize::from(e.name_bytes)
+                    + usize::from(e.kana_bytes);
+                if end > strings.len() as u64
+                    || !strings.is_char_boundary(start)
+                    || !strings.is_char_boundary(start + usize::from(e.recipient_bytes))
+                    || !strings.is_char_boundary(
+                        start + usize::from(e.recipient_bytes) + usize::from(e.name_bytes),
+                    )
+                    || !strings.is_char_boundary(text_end)
+                {
+                    return Err(at(
+                        "strings outside the certificate strings or inside a character".into(),
+                    ));
+                }
+                if e.recipient_bytes == 0 {
+                    return Err(at("recipient number is empty".into()));
+                }
+                let view = self
+                    .certificate(i)
+                    .ok_or_else(|| at("not in the table".into()))?;
+                if view
+                    .institutions()
+                    .any(|c| InstitutionCode::parse(c).is_err())
+                {
+                    return Err(at("an institution code is not valid".into()));
+                }
+                let recipient = view.part(0);
+                if previous.is_some_and(|q| q > recipient) {
+                    return Err(at(
+                        "the payer's certificates are not in recipient order".into()
+                    ));
+                }
+                previous = Some(recipient);
+            }
+        }
+        let persons = &b[self.kohi.persons.clone()];
+        let mut last: Option<&[u8]> = None;
+        for (k, entry) in persons.chunks_exact(CERT_PERSON_BYTES).enumerate() {
+            let at = |m: &str| malformed(format!("certificate person {k}: {m}"));
+            if last.is_some_and(|q| q >= entry) {
+                return Err(at("not in order"));
+            }
+            last = Some(entry);
+            let named = self
+                .certificate(u32_at(entry, 16) as usize)
+                .and_then(|c| c.person());
+            if named.map(|h| h.0) != Some(entry[..16].try_into().expect("16 bytes")) {
+                return Err(at("names no certificate of that person"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The first of `0..n` for which `before` is false, `before` being true then false along it.
+fn partition(n: usize, before: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if before(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
