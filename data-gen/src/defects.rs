@@ -136,7 +136,7 @@ impl Injector {
 }
 
 /// The raw text of the field an R rule finds wrong; several variants per rule.
-fn broken_field(kind: Rule, g: &mut ChunkGen, row: &Row) -> (Col, String) {
+pub(crate) fn broken_field(kind: Rule, g: &mut ChunkGen, row: &Row) -> (Col, String) {
     let rec = &row.rec;
     let v = g.rng.gen_range(0..3);
     match kind {
@@ -197,7 +197,7 @@ fn broken_field(kind: Rule, g: &mut ChunkGen, row: &Row) -> (Col, String) {
 }
 
 /// W1: the linked number with its check digit off by one.
-fn bad_individual_number(row: &mut Row) -> bool {
+pub(crate) fn bad_individual_number(row: &mut Row) -> bool {
     let Some(first11) = row.rec.indnum else {
         return false;
     };
@@ -210,7 +210,7 @@ fn bad_individual_number(row: &mut Row) -> bool {
 }
 
 /// W2: a ratio the age on the snapshot date does not allow (nothing is unusual at 75+).
-fn unusual_copay(d: Date, row: &mut Row) -> bool {
+pub(crate) fn unusual_copay(d: Date, row: &mut Row) -> bool {
     let text = match row.rec.birth.age_on(d) {
         i32::MIN..=5 => "30",
         6..=69 => "20",

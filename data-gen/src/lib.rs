@@ -7,11 +7,14 @@
 //! in chunk order: the same seed gives the same bytes whatever the thread count, and memory
 //! stays bounded at any scale.
 
+mod change_defects;
+mod changes;
 mod claims;
 mod defects;
 pub mod model;
 mod population;
 pub mod render;
+mod stream;
 pub mod tables;
 mod truth;
 pub mod universe;
@@ -56,6 +59,11 @@ pub struct Config {
     /// Directory of the claims files: beside the snapshots, not in them (a build would
     /// report it as a directory of no insurer).
     pub claims_out: PathBuf,
+    /// Days of change files after the snapshots (0 = none); see `changes`.
+    pub change_days: u32,
+    /// Directory of the materialized snapshots, the state after the change files (beside
+    /// the snapshots, not in them).
+    pub materialized_out: PathBuf,
     /// Show a progress bar on stderr (hidden anyway when stderr is not a terminal).
     pub progress: bool,
     /// Replace a previous generator output in `out` instead of refusing a non-empty directory.
@@ -69,11 +77,13 @@ impl Config {
             persons,
             seed,
             claims_out: claims::default_dir(&out),
+            materialized_out: default_materialized_dir(&out),
             out,
             date: Date::today_jst(),
             defect_rate: 0.0,
             queries: 0,
             claims: 0,
+            change_days: 0,
             progress: false,
             overwrite: false,
         }
@@ -101,12 +111,28 @@ pub struct Summary {
     /// Receipts in the claims files, and by expected `verdict reason`.
     pub claims: u64,
     pub claims_by_expected: BTreeMap<String, u64>,
+    /// The change streams, when `change_days` > 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<stream::ChangesSummary>,
     pub seconds: f64,
 }
 
+/// `OUT.materialized`, beside `OUT`.
+pub fn default_materialized_dir(out: &Path) -> PathBuf {
+    let mut name = out.file_name().unwrap_or_default().to_os_string();
+    name.push(".materialized");
+    out.with_file_name(name)
+}
+
+/// The change simulation's RNG stream of chunk `k`: apart from the chunk's own, so that a
+/// data set is the same with or without change streams.
+const CHANGES_STREAM: u64 = u64::MAX / 2;
+/// Most days of change files.
+const MAX_CHANGE_DAYS: u32 = 366;
+
 /// Persons per chunk: small enough to parallelize and bound memory, large enough for
 /// households of realistic ages to form.
-const CHUNK: u64 = 16_384;
+pub(crate) const CHUNK: u64 = 16_384;
 /// Chunks generated in parallel before they are handed to the writer.
 const BATCH: u64 = 8;
 /// Largest population accepted (card and individual number spaces stay far from overflow).
@@ -130,6 +156,7 @@ pub(crate) struct Params {
     pub date: Date,
     pub rate: f64,
     pub chunks: u64,
+    pub change_days: u32,
     chunk_queries: u64,
     claims: u64,
     pub(crate) claims_plan: claims::ClaimsPlan,
@@ -168,6 +195,7 @@ impl Params {
             date: cfg.date,
             rate: cfg.defect_rate,
             chunks: cfg.persons.div_ceil(CHUNK),
+            change_days: cfg.change_days,
             chunk_queries,
             claims: cfg.claims,
             claims_plan: claims::ClaimsPlan::new(cfg.date, cfg.claims),
@@ -264,6 +292,27 @@ struct ChunkOut {
     qcounts: [u64; 5],
     receipts: Vec<claims::GenReceipt>,
     stats: Stats,
+    changes: Option<changes::ChunkChanges>,
+    materialized: Vec<InsOut>,
+}
+
+/// Runs the chunk's change stream on its own RNG; returns the state after it, the stream
+/// and the state as materialized snapshot rows. Queries are then dated after the last day.
+fn chunk_changes(
+    g: &mut ChunkGen,
+    rows: Vec<Row>,
+    k: u64,
+) -> (Vec<Row>, Option<changes::ChunkChanges>, Vec<InsOut>) {
+    let p = g.p;
+    if p.change_days == 0 {
+        return (rows, None, Vec::new());
+    }
+    let saved = std::mem::replace(&mut g.rng, rng_for(p.seed, CHANGES_STREAM + k));
+    let (state, ch) = changes::simulate(g, rows, k, p.change_days);
+    g.rng = saved;
+    g.d = p.date.add_days(p.change_days as i32);
+    let materialized = writer::render_rows(g.u, &state);
+    (state, Some(ch), materialized)
 }
 
 fn gen_chunk(p: &Params, u: &Universe, k: u64) -> ChunkOut {
@@ -281,6 +330,8 @@ fn gen_chunk(p: &Params, u: &Universe, k: u64) -> ChunkOut {
         let head_gidx = ps[hh.members[0] as usize].gidx;
         inj.after_household(&mut g, &mut rows, first, head_gidx);
     }
+    let outs = writer::render_rows(u, &rows);
+    let (rows, changes, materialized) = chunk_changes(&mut g, rows, k);
     let quota = p.queries_of_chunk(k);
     let claims_quota = p.claims_of_chunk(k);
     let t = (quota > 0 || claims_quota > 0).then(|| truth::Truth::build(&rows, u.undecodable));
@@ -297,11 +348,13 @@ fn gen_chunk(p: &Params, u: &Universe, k: u64) -> ChunkOut {
         _ => Vec::new(),
     };
     ChunkOut {
-        outs: writer::render_rows(u, &rows),
+        outs,
         queries,
         qcounts,
         receipts,
         stats: g.stats,
+        changes,
+        materialized,
     }
 }
 
@@ -316,6 +369,9 @@ fn validate(cfg: &Config) -> Result<()> {
     let hi = Date::from_ymd(2199, 12, 31).unwrap_or(Date::MAX);
     if cfg.date < lo || cfg.date > hi {
         bail!("--date must be between 2000-01-01 and 2199-12-31");
+    }
+    if cfg.change_days > MAX_CHANGE_DAYS {
+        bail!("--changes-days must be at most {MAX_CHANGE_DAYS}");
     }
     Ok(())
 }
@@ -437,6 +493,15 @@ pub fn generate(cfg: &Config) -> Result<Summary> {
     let p = Params::new(cfg, cfg.queries - stale_queries);
     write_insurers(&cfg.out, &u)?;
     let mut w = Writer::create(&cfg.out, &u, cfg.date)?;
+    let mut mw = if cfg.change_days > 0 {
+        prepare_out(&cfg.materialized_out, cfg.overwrite)?;
+        write_insurers(&cfg.materialized_out, &u)?;
+        Some(Writer::create(&cfg.materialized_out, &u, cfg.date)?)
+    } else {
+        None
+    };
+    let mut groups: Vec<changes::Group> = Vec::new();
+    let mut csum = stream::ChangesSummary::default();
     let mut queries = if cfg.queries > 0 {
         let path = cfg.out.join("queries.csv");
         let f = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
@@ -480,6 +545,11 @@ pub fn generate(cfg: &Config) -> Result<Summary> {
                 }
                 receipts.extend(out.receipts);
                 w.append(out.outs)?;
+                if let (Some(mw), Some(ch)) = (mw.as_mut(), out.changes) {
+                    mw.append(out.materialized)?;
+                    csum.add_events(&ch.causes, &ch.defects);
+                    groups.extend(ch.groups);
+                }
             }
         }
         Ok(())
@@ -487,6 +557,13 @@ pub fn generate(cfg: &Config) -> Result<Summary> {
     result?;
     w.finish()?;
     pb.finish_and_clear();
+    let change_entries = match mw.as_mut() {
+        Some(mw) => {
+            mw.finish()?;
+            write_changes(cfg, &u, groups, &mut csum)?
+        }
+        None => Vec::new(),
+    };
     let (older_files, stale_lines) = write_older(cfg, &p, &u, stale_queries)?;
     if let Some(mut q) = queries {
         q.write_all(stale_lines.as_bytes())?;
@@ -502,6 +579,8 @@ pub fn generate(cfg: &Config) -> Result<Summary> {
     for e in &w.entries {
         *counts.entry(e.rule.to_string()).or_default() += 1;
     }
+    let mut entries = w.entries.clone();
+    entries.extend(change_entries);
     let manifest = Manifest {
         generator: "shikaku-datagen",
         seed: cfg.seed,
@@ -511,7 +590,7 @@ pub fn generate(cfg: &Config) -> Result<Summary> {
         undecodable_file: u.undecodable.map(|i| writer::snapshot_rel(&u, i, cfg.date)),
         older_snapshots: older_files.clone(),
         counts: counts.clone(),
-        defects: &w.entries,
+        defects: &entries,
     };
     let path = cfg.out.join("manifest.json");
     let json = serde_json::to_vec_pretty(&manifest)?;
@@ -528,7 +607,26 @@ pub fn generate(cfg: &Config) -> Result<Summary> {
     );
     s.claims = receipts.len() as u64;
     s.claims_by_expected = claims_by_expected;
+    s.changes = mw.is_some().then_some(csum);
     Ok(s)
+}
+
+/// Writes the change files and dates the materialized snapshots; returns the defects' entries.
+fn write_changes(
+    cfg: &Config,
+    u: &Universe,
+    groups: Vec<changes::Group>,
+    csum: &mut stream::ChangesSummary,
+) -> Result<Vec<writer::Entry>> {
+    let last = cfg.date.add_days(cfg.change_days as i32 - 1);
+    csum.days = cfg.change_days;
+    csum.first_day = cfg.date.to_string();
+    csum.last_day = last.to_string();
+    csum.queries_date = last.add_days(1).to_string();
+    csum.materialized_dir = cfg.materialized_out.display().to_string();
+    let (entries, last_day) = stream::write(&cfg.out, u, cfg.seed, cfg.date, groups, csum)?;
+    stream::date_materialized(&cfg.materialized_out, u, cfg.date, &last_day)?;
+    Ok(entries)
 }
 
 fn add_stats(total: &mut Stats, s: &Stats) {
@@ -577,6 +675,7 @@ fn summary(
         queries_by_expected: qcounts,
         claims: 0,
         claims_by_expected: BTreeMap::new(),
+        changes: None,
         seconds: started.elapsed().as_secs_f64(),
     }
 }

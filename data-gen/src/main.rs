@@ -40,6 +40,18 @@ struct Args {
     /// Directory of the claims files (default: OUT.claims, beside OUT).
     #[arg(long)]
     claims_out: Option<PathBuf>,
+    /// Days of change files (異動) after the snapshots, from the snapshot date on:
+    /// OUT/<insurer>/changes/<YYYYMMDD>-<hhmmss>.csv at Japan's daily rates scaled to
+    /// --persons (job changes, births, deaths, the move to 後期高齢者 at 75, corrections,
+    /// registrations in error), with C1–C4, R1–R7 and W1–W4 at the --defects rate. The ground
+    /// truth is each insurer's state after them, written as plain snapshots to
+    /// --materialized-out; queries.csv and the claims truth then hold for that state (queries
+    /// dated the day after the last change).
+    #[arg(long, default_value_t = 0)]
+    changes_days: u32,
+    /// Directory of the materialized snapshots (default: OUT.materialized, beside OUT).
+    #[arg(long)]
+    materialized_out: Option<PathBuf>,
     /// Replace a previous generator output in --out.
     #[arg(long)]
     overwrite: bool,
@@ -60,6 +72,10 @@ fn run(args: Args) -> Result<()> {
     cfg.claims = args.claims;
     if let Some(dir) = args.claims_out {
         cfg.claims_out = dir;
+    }
+    cfg.change_days = args.changes_days;
+    if let Some(dir) = args.materialized_out {
+        cfg.materialized_out = dir;
     }
     cfg.progress = !args.quiet;
     cfg.overwrite = args.overwrite;

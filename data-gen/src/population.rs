@@ -55,7 +55,7 @@ pub struct Household {
     pub kind: InsurerKind,
 }
 
-fn years_after(date: Date, n: i32) -> Date {
+pub(crate) fn years_after(date: Date, n: i32) -> Date {
     let (y, m, d) = date.ymd();
     Date::from_ymd(y + n, m, d)
         .or_else(|| Date::from_ymd(y + n, m, d - 1))
@@ -345,7 +345,7 @@ impl<'a> ChunkGen<'a> {
         }
     }
 
-    fn employee_kind(&mut self) -> InsurerKind {
+    pub fn employee_kind(&mut self) -> InsurerKind {
         let r = self.rng.gen::<f64>() * 77.8;
         if r < 40.4 {
             InsurerKind::Kyokai

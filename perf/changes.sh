@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# The change-stream equivalence at scale (docs/delivery.md "Change files"): a delivery with
+# DAYS days of change files is built day by day, as the builder takes each day's files, and
+# answers every query of the workload (card and person) and checks every receipt exactly as a
+# full build of the generator's materialized snapshots.
+#   perf/changes.sh [PERSONS] [DAYS]     (default 1000000 persons, 30 days)
+# Prints per-day build times and bytes written per generation, then the differing answers
+# and receipts (0 expected; exit 1 otherwise). Settings: WORK, DATE [2025-10-01], QUERIES
+# [200000], CLAIMS [20000], DEFECTS [0.001], PORT [17490], BIN [target/release, built]. DATE + DAYS must not reach today:
+# a build for today applies change files only up to now, the truth holds them all.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+persons=${1:-1000000}
+days=${2:-30}
+work=${WORK:-/tmp/shikaku-changes-$persons-$days}
+date_=${DATE:-2025-10-01}
+queries=${QUERIES:-200000}
+claims=${CLAIMS:-20000}
+port=${PORT:-17490}
+if [[ -z ${BIN:-} ]]; then
+  cargo build --release --workspace -q
+fi
+bin=${BIN:-$PWD/target/release}
+rm -rf "$work" && mkdir -p "$work"
+
+secs() { # command...: wall seconds of it, its output kept in $work/last.out
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$@" >"$work/last.out" 2>"$work/last.err" || { cat "$work/last.err" >&2; return 1; }
+  t1=$(date +%s.%N)
+  echo "$t1 - $t0" | bc -l
+}
+
+# Bytes the newest generation of DATA wrote: its files not hard-linked from an older one.
+written() {
+  local gen
+  gen=$(cat "$1/CURRENT")
+  find "$1/generations/$gen" -type f -links 1 -printf '%s\n' | awk '{s += $1} END {print s + 0}'
+}
+
+t=$(secs "$bin/shikaku-datagen" --persons "$persons" --seed 7 --out "$work/snap" --date "$date_" \
+  --defects "${DEFECTS:-0.001}" --queries "$queries" --claims "$claims" --changes-days "$days" --quiet)
+cp "$work/last.out" "$work/summary.json"
+python3 - "$work/summary.json" "$t" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))["changes"]
+print(f"datagen {float(sys.argv[2]):.1f} s: {c['files']} change files, {c['rows']} rows, "
+      f"{c['bytes']} bytes, events {c['events']}, defects {sum(c['defects'].values())}")
+PY
+
+printf 'day         build s   written bytes   files applied\n'
+for ((d = 0; d < days; d++)); do
+  on=$(date -d "$date_ + $d day" +%F)
+  t=$(secs "$bin/shikaku" build --snapshots "$work/snap" --data "$work/data" --date "$on" \
+    --max-drop-percent 100)
+  printf '%s  %7.2f  %14s  %s\n' "$on" "$t" "$(written "$work/data")" \
+    "$(find "$work/snap" -path '*/changes/*' -name "$(date -d "$on" +%Y%m%d)-*" | wc -l)"
+done
+last=$(date -d "$date_ + $((days - 1)) day" +%F)
+t=$(secs "$bin/shikaku" build --snapshots "$work/snap.materialized" --data "$work/truth" \
+  --date "$last" --full --max-drop-percent 100)
+printf 'full build of the materialized snapshots: %.2f s, %s bytes\n' "$t" "$(written "$work/truth")"
+
+# Every query, as CSV batches of 10,000 (without the expected column), to each generation;
+# a query without a date is dated as the generator's truth holds it (the day after the last
+# change), not on the day the script runs.
+qdate=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["changes"]["queries_date"])' "$work/summary.json")
+python3 - "$work/snap/queries.csv" "$work/batches" "$qdate" <<'PY'
+import csv, os, sys
+rows = list(csv.reader(open(sys.argv[1], encoding="utf-8")))
+head, body = rows[0], rows[1:]
+keep = [i for i, h in enumerate(head) if h != "expected"]
+d = head.index("date")
+for r in body:
+    r[d] = r[d] or sys.argv[3]
+os.makedirs(sys.argv[2], exist_ok=True)
+for n in range(0, len(body), 10000):
+    with open(f"{sys.argv[2]}/{n // 10000:05}.csv", "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow([head[i] for i in keep])
+        w.writerows([[r[i] for i in keep] for r in body[n:n + 10000]])
+PY
+SP=
+trap '[[ -n $SP ]] && kill "$SP" 2>/dev/null; wait 2>/dev/null || true' EXIT
+answer() { # DATA OUT: the answers of every batch
+  "$bin/shikaku" serve --data "$1" --resp 127.0.0.1:0 --http "127.0.0.1:$port" --threads 1 \
+    >"$2.log" 2>&1 &
+  SP=$!
+  for _ in $(seq 200); do
+    curl -sf "127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  : >"$2"
+  for b in "$work"/batches/*.csv; do
+    curl -sf -H 'content-type: text/csv' --data-binary "@$b" "127.0.0.1:$port/v1/batch" >>"$2"
+  done
+  kill "$SP"
+  wait "$SP" 2>/dev/null || true
+  SP=
+}
+answer "$work/data" "$work/answers.changes.csv"
+answer "$work/truth" "$work/answers.truth.csv"
+python3 - "$work/answers.changes.csv" "$work/answers.truth.csv" "$work/snap/queries.csv" <<'PY'
+import csv, sys
+def load(path):
+    rows, head = [], None
+    for r in csv.reader(open(path, encoding="utf-8")):
+        if r and r[0] == "kind":
+            head = r
+            continue
+        rows.append([c for h, c in zip(head, r) if h != "generation"])
+    return head, rows
+head, a = load(sys.argv[1])
+_, b = load(sys.argv[2])
+want = [r["expected"] for r in csv.DictReader(open(sys.argv[3], encoding="utf-8"))]
+v = [h for h in head if h != "generation"].index("validity")
+differ = sum(x != y for x, y in zip(a, b)) + abs(len(a) - len(b))
+cards = sum(r[0] == "card" for r in a)
+wrong = sum(r[v] != w for r, w in zip(a, want))
+print(f"queries {len(a)} ({cards} card, {len(a) - cards} person): {differ} answers differ "
+      f"between the generations; {wrong} validities differ from the generator's truth")
+sys.exit(1 if differ or len(a) != len(want) else 0)
+PY
+
+files=$(tail -n +2 "$work/snap.claims/truth.csv" | cut -d, -f1 | sort -u | sed "s|^|$work/snap.claims/|")
+# shellcheck disable=SC2086
+"$bin/shikaku" claims --data "$work/data" $files >"$work/claims.changes.csv" 2>/dev/null
+# shellcheck disable=SC2086
+"$bin/shikaku" claims --data "$work/truth" $files >"$work/claims.truth.csv" 2>/dev/null
+rows=$(wc -l <"$work/claims.changes.csv")
+if cmp -s "$work/claims.changes.csv" "$work/claims.truth.csv"; then
+  echo "claims: $rows rows, identical"
+else
+  echo "claims: $rows rows, $(diff "$work/claims.changes.csv" "$work/claims.truth.csv" | grep -c '^<') differ" >&2
+  exit 1
+fi
