@@ -685,3 +685,46 @@ mod equivalence {
         }
     }
 }
+
+/// Regression (found by `perf/changes.sh`): an insurer reused with its change files had its
+/// report lines taken twice when its state was dated the snapshot's own day (a change file
+/// registered on that day), as the state file then has the snapshot's name; they doubled on
+/// every build (1, 2, 4, 8 … a W1 line, 8.4M lines of one insurer by the 25th day).
+#[test]
+fn a_reused_insurer_keeps_its_report_lines_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (snap, data) = (tmp.path().join("s"), tmp.path().join("d"));
+    write_insurers(&snap);
+    // A W1 (an individual number with a bad check digit) in the snapshot.
+    let bad_number =
+        member(KYOSAI, 1, "1980-01-23", "2015-04-01", "").replacen(&person(1), "123456789010", 1);
+    write_snapshot(&snap, KYOSAI, "20261120", &[bad_number]);
+    write_snapshot(
+        &snap,
+        KUMIAI,
+        "20261120",
+        &[member(KUMIAI, 5, "1975-05-05", "2010-04-01", "")],
+    );
+    write_changes(
+        &snap,
+        KYOSAI,
+        "20261120-090000",
+        &[change(
+            "add",
+            &member(KYOSAI, 2, "1990-02-02", "2016-04-01", ""),
+        )],
+    );
+    let lines = |data: &Path| {
+        let store = Store::new(data);
+        let live = store.live().unwrap();
+        let rejects = fs::read_to_string(store.generation_dir(&live).join(REJECTS_FILE)).unwrap();
+        rejects.lines().filter(|l| l.contains(",W1,")).count()
+    };
+    run(&config(&snap, &data)).unwrap();
+    assert_eq!(lines(&data), 1);
+    for _ in 0..3 {
+        let again = run(&config(&snap, &data)).unwrap();
+        assert!(reused(&again).contains(&(KYOSAI.to_owned(), true)));
+        assert_eq!(lines(&data), 1);
+    }
+}

@@ -142,14 +142,16 @@ impl InsurerReport {
     }
 
     /// The files whose report lines are this insurer's, in the order a build writes them:
-    /// its snapshot, its change files, then its state (the findings on it).
+    /// its snapshot, its change files, then its state (the findings on it), each once. A
+    /// state dated its snapshot's own day (changes registered that day) has the snapshot's
+    /// name: named twice, a reused insurer's lines were taken twice, doubling every build.
     pub fn files(&self) -> impl Iterator<Item = &str> {
         let changes = self.changes.iter().map(|c| c.file.as_str());
-        self.file
+        let state = self
+            .state_file
             .as_deref()
-            .into_iter()
-            .chain(changes)
-            .chain(self.state_file.as_deref())
+            .filter(|s| Some(*s) != self.file.as_deref());
+        self.file.as_deref().into_iter().chain(changes).chain(state)
     }
 }
 
