@@ -14,6 +14,9 @@ use shikaku::snapshot::{
 };
 use std::path::PathBuf;
 
+/// The individual number of the first record is the synthetic worked example of the check
+/// digit (first eleven digits 12345678901, check 8), no person's; the fixture writes it as
+/// the file an insurer would send.
 const STATE: &str = "insurer_number,symbol,number,branch,individual_number,name,name_kana,sex,birthdate,relationship,qualification_date,disqualification_date,reason_of_loss,copay_ratio,limit_category
 06139992,12,1,00,123456789018,山田 太郎,ヤマダ タロウ,1,1980-01-23,1,2015-04-01,,,30,
 06139992,12,2,01,,山田 花子,ヤマダ ハナコ,2,1982-02-02,2,2015-04-01,2020-04-01,03,30,

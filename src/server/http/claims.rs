@@ -5,7 +5,7 @@
 //! asked to come again (503, `Retry-After`).
 
 use super::head::Head;
-use super::{HttpSession, Reply, RETRY_AFTER};
+use super::{HttpSession, Reply};
 use crate::claims::memory::WorkBytes;
 use crate::claims::{output::FileColumn, output::RowWriter, Format, Summary, UkeError};
 use crate::domain::InstitutionCode;
@@ -95,12 +95,7 @@ impl HttpSession {
         }
         if !work.grow(need_bytes) {
             ctx.metrics.memory_refused();
-            let mut r = self.error(
-                503,
-                "server busy: its memory for checking claims files is taken by other requests; try again later",
-            );
-            r.extra = RETRY_AFTER;
-            return Some(r);
+            return Some(self.busy("checking claims files"));
         }
         None
     }

@@ -304,6 +304,19 @@ impl HttpSession {
         );
     }
 
+    /// 503 with `Retry-After`: the memory budget has no room for `what` now; what others
+    /// hold comes back as they are answered.
+    fn busy(&mut self, what: &str) -> Reply {
+        let mut r = self.error(
+            503,
+            &format!(
+                "server busy: its memory for {what} is taken by other requests; try again later"
+            ),
+        );
+        r.extra = RETRY_AFTER;
+        r
+    }
+
     fn error(&mut self, status: u16, msg: &str) -> Reply {
         self.body.clear();
         write_error_body(&mut self.body, msg);
@@ -562,14 +575,7 @@ impl HttpSession {
             })
         };
         match result {
-            Ok(None) => {
-                let mut r = self.error(
-                    503,
-                    "server busy: its memory for answers is taken by other requests; try again later",
-                );
-                r.extra = RETRY_AFTER;
-                r
-            }
+            Ok(None) => self.busy("answers"),
             Ok(Some(content_type)) => Reply {
                 status: 200,
                 content_type,
