@@ -6,7 +6,7 @@ use super::kohi::{answer_kohi, write_certificate};
 use super::{
     write_answer, write_json_str, CardQuery, KohiQuery, Lookup, PersonQuery, Query, QueryError,
 };
-use crate::domain::{Date, Validity};
+use crate::domain::{Date, PersonHash, Validity};
 use crate::format::PersonEntry;
 use crate::index::{CardProbe, CardRecords, Index};
 
@@ -30,18 +30,20 @@ pub fn answer_person<B: AsRef<[u8]>>(
     today: Date,
     out: &mut Vec<u8>,
 ) -> Validity {
-    let outcome = index.person(q, today);
+    let hash = index.person_hash(&q.individual_number);
+    let outcome = index.person_in(q, index.person_entry(&hash), today);
     let date = q.date.unwrap_or(today);
     write_answer(out, &outcome, date, index.generation(), q.limit_consent);
-    add_public_expenses(index, q, date, out);
+    add_public_expenses(index, &hash, date, out);
     outcome.validity()
 }
 
 /// Adds `public_expenses` to the person answer just written into `out`: the person's
 /// certificates covering `date` that X1 does not hide, whatever the insurance validity.
+/// `hash` is the one the person lookup made: the keyed hash is not computed twice.
 fn add_public_expenses<B: AsRef<[u8]>>(
     index: &Index<B>,
-    q: &PersonQuery,
+    hash: &PersonHash,
     date: Date,
     out: &mut Vec<u8>,
 ) {
@@ -50,9 +52,8 @@ fn add_public_expenses<B: AsRef<[u8]>>(
     }
     out.pop();
     out.extend_from_slice(b",\"public_expenses\":[");
-    let hash = index.person_hash(&q.individual_number);
     let covering = index
-        .person_certificates(hash)
+        .person_certificates(*hash)
         .filter(|c| !c.identity_unverified() && c.covers(date));
     for (i, c) in covering.enumerate() {
         if i > 0 {
@@ -225,7 +226,7 @@ pub fn answer_group<B: AsRef<[u8]>>(
         match query(i) {
             None => each(i, None),
             Some(q) => {
-                let v = answer_slot(index, q, card, entries[i], today, answer);
+                let v = answer_slot(index, q, card, (hashes[i], entries[i]), today, answer);
                 each(i, Some((v, answer)));
             }
         }
@@ -243,25 +244,31 @@ fn answer_alone<B: AsRef<[u8]>>(
     let Some(q) = query else {
         return each(0, None);
     };
-    let (card, entry) = match q {
-        GroupQuery::Card(c) => (index.card_records(&c.insurer, &c.symbol, &c.number), None),
-        GroupQuery::Person(p) => (
-            index.probed_records(None),
-            index.person_entry(&index.person_hash(&p.individual_number)),
+    let (card, person) = match q {
+        GroupQuery::Card(c) => (
+            index.card_records(&c.insurer, &c.symbol, &c.number),
+            (None, None),
         ),
-        GroupQuery::Kohi(_) => (index.probed_records(None), None),
+        GroupQuery::Person(p) => {
+            let hash = index.person_hash(&p.individual_number);
+            (
+                index.probed_records(None),
+                (Some(hash), index.person_entry(&hash)),
+            )
+        }
+        GroupQuery::Kohi(_) => (index.probed_records(None), (None, None)),
     };
-    let v = answer_slot(index, q, card, entry, today, answer);
+    let v = answer_slot(index, q, card, person, today, answer);
     each(0, Some((v, answer)));
 }
 
-/// Answers `query`, whose records were found as `card` (a card query) or `entry` (a person
-/// query), into `answer`, and returns its validity.
+/// Answers `query`, whose records were found as `card` (a card query) or as the person's hash
+/// and table entry (a person query), into `answer`, and returns its validity.
 fn answer_slot<'a, B: AsRef<[u8]>>(
     index: &'a Index<B>,
     query: GroupQuery<'_>,
     card: CardRecords<'a, B>,
-    entry: Option<PersonEntry>,
+    (hash, entry): (Option<PersonHash>, Option<PersonEntry>),
     today: Date,
     answer: &mut Vec<u8>,
 ) -> Validity {
@@ -273,8 +280,8 @@ fn answer_slot<'a, B: AsRef<[u8]>>(
     };
     let date = date.unwrap_or(today);
     write_answer(answer, &outcome, date, index.generation(), consent);
-    if let GroupQuery::Person(q) = query {
-        add_public_expenses(index, q, date, answer);
+    if let (GroupQuery::Person(_), Some(hash)) = (query, hash) {
+        add_public_expenses(index, &hash, date, answer);
     }
     outcome.validity()
 }
