@@ -117,13 +117,17 @@ fn registers_are_read_counted_and_reported() {
         format!("kohi/{nanbyo}/20261101.csv,3,DUP,"),
         format!("kohi/{nanbyo}/20261101.csv,4,K2,recipient_number,"),
         format!("kohi/{nanbyo}/20261101.csv,5,K5,valid_to,"),
-        format!("kohi/{local}/20261110.csv,2,X1,individual_number,"),
+        // The local payer's state (its register, then a change file rejected whole) names the
+        // materialized register's lines.
+        format!("kohi/{local}/20261111.csv,2,X1,individual_number,"),
+        format!("kohi/{local}/changes/20261111-090000.csv,0,F2,"),
         "kohi/21136010/20261101.csv,0,F4,payer_number,".to_owned(),
     ] {
         assert!(lines.contains(&needle), "{needle} missing:\n{lines}");
     }
-    let notes = out.report.notes.join("\n");
-    assert!(notes.contains("change files not read"), "{notes}");
+    let local_changes = &kohi.payers[1].changes;
+    assert_eq!(local_changes.len(), 1, "{local_changes:?}");
+    assert_eq!(local_changes[0].rows_read, 0);
     let html = fs::read_to_string(out.generation_dir.join("report.html")).unwrap();
     assert!(html.contains("Public-expense registers"));
     for name in [REPORT_FILE, REJECTS_FILE, "report.html"] {

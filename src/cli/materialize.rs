@@ -50,6 +50,13 @@ fn summary(t: &Totals, out: &Path) -> String {
     for (rule, n) in t.by_rule.iter() {
         let _ = writeln!(s, "  {rule:<4} {n:>9}  {}", rule.description());
     }
+    if t.payers > 0 {
+        let _ = writeln!(
+            s,
+            "  and {} public-expense payers, {} certificates (kohi/)",
+            t.payers, t.certificates
+        );
+    }
     if t.rows_rejected > 0 {
         s.push_str("(shikaku build over the delivery lists each rejected row in rejects.csv)\n");
     }

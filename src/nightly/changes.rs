@@ -16,7 +16,7 @@ use super::reuse::{file_identity, Previous, ReuseError};
 use super::run::{BuildConfig, BuildError};
 use crate::domain::text::mask_digit_runs;
 use crate::snapshot::apply::{materialized_file_name, Materialized};
-use crate::snapshot::{self, ChangeInput, ChangeSummary, InsurerDelivery, RuleCounts};
+use crate::snapshot::{self, ChangeInput, ChangeSummary, InsurerDelivery, Issue, RuleCounts};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -88,24 +88,7 @@ fn encode_state(
     cfg: &BuildConfig,
 ) -> Result<InsurerResult, BuildError> {
     let m = snapshot::materialize(d, inputs)?;
-    for c in &m.changes {
-        if !c.balanced() {
-            return Err(BuildError::Accounting(c.file.to_string()));
-        }
-    }
-    for issue in m
-        .issues
-        .iter()
-        .filter(|i| i.line == 0 && !i.rule.is_warning())
-    {
-        // Said where the operator looks, not only in rejects.csv: none of its rows applied.
-        tracing::warn!(
-            "rejected whole ({}): {}: {}",
-            issue.rule,
-            mask_digit_runs(&issue.file),
-            mask_digit_runs(&issue.reason)
-        );
-    }
+    check_change_files(&m.changes, &m.issues)?;
     let Materialized {
         records,
         date,
@@ -180,14 +163,38 @@ fn encode_state(
     })
 }
 
-fn rule_map(counts: &RuleCounts) -> BTreeMap<String, u64> {
+/// Every change file of a state balanced (rows read = applied + rejected), and each file
+/// rejected whole said where the operator looks, not only in rejects.csv: none of its rows
+/// applied.
+pub(super) fn check_change_files(
+    changes: &[ChangeSummary],
+    issues: &[Issue],
+) -> Result<(), BuildError> {
+    if let Some(c) = changes.iter().find(|c| !c.balanced()) {
+        return Err(BuildError::Accounting(c.file.to_string()));
+    }
+    for issue in issues
+        .iter()
+        .filter(|i| i.line == 0 && !i.rule.is_warning())
+    {
+        tracing::warn!(
+            "rejected whole ({}): {}: {}",
+            issue.rule,
+            mask_digit_runs(&issue.file),
+            mask_digit_runs(&issue.reason)
+        );
+    }
+    Ok(())
+}
+
+pub(super) fn rule_map(counts: &RuleCounts) -> BTreeMap<String, u64> {
     counts
         .iter()
         .map(|(rule, n)| (rule.as_str().to_owned(), n))
         .collect()
 }
 
-fn applied_report(c: &ChangeSummary) -> ChangeReport {
+pub(super) fn applied_report(c: &ChangeSummary) -> ChangeReport {
     ChangeReport {
         file: c.file.to_string(),
         outcome: ChangeOutcome::Applied,

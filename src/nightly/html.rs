@@ -4,7 +4,9 @@
 //! every insurer's rows. Written beside `report.json` from the same (masked) report, so the
 //! numbers are the same; each number carries `data-field` naming it, for tests and scrapers.
 
-use super::report::{rule_meaning, Counts, InsurerReport, KohiReport, PayerReport, Report};
+use super::report::{
+    rule_meaning, ChangeReport, Counts, InsurerReport, KohiReport, PayerReport, Report,
+};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -33,7 +35,7 @@ pub fn render(report: &Report, previous: Option<&Report>) -> String {
     reject_share(&mut h, &report.insurers);
     change(&mut h, report, previous);
     insurers(&mut h, &report.insurers);
-    change_files(&mut h, &report.insurers);
+    change_files(&mut h, report);
     if let Some(kohi) = &report.kohi {
         public_expense(&mut h, kohi);
     }
@@ -544,15 +546,25 @@ fn public_expense(h: &mut String, kohi: &KohiReport) {
     }
 }
 
-/// Each change file of each insurer, applied or superseded, with its rows; nothing when the
-/// delivery had none.
-fn change_files(h: &mut String, insurers: &[InsurerReport]) {
-    if insurers.iter().all(|i| i.changes.is_empty()) {
+/// Each change file of each insurer and public-expense payer, applied or superseded, with its
+/// rows; nothing when the delivery had none.
+fn change_files(h: &mut String, report: &Report) {
+    let insurers = report
+        .insurers
+        .iter()
+        .map(|i| (&i.insurer_number, &i.changes));
+    let payers = report
+        .kohi
+        .iter()
+        .flat_map(|k| &k.payers)
+        .map(|p| (&p.payer_number, &p.changes));
+    let owners: Vec<(&String, &Vec<ChangeReport>)> = insurers.chain(payers).collect();
+    if owners.iter().all(|(_, changes)| changes.is_empty()) {
         return;
     }
-    h.push_str("<h2>Change files</h2><table><tr><th>insurer</th><th>file</th><th>outcome</th><th>read</th><th>applied</th><th>rejected</th></tr>");
-    for i in insurers {
-        for c in &i.changes {
+    h.push_str("<h2>Change files</h2><table><tr><th>insurer or payer</th><th>file</th><th>outcome</th><th>read</th><th>applied</th><th>rejected</th></tr>");
+    for (owner, changes) in owners {
+        for c in changes {
             let outcome = match c.outcome {
                 super::report::ChangeOutcome::Applied => "applied",
                 super::report::ChangeOutcome::Superseded => "superseded",
@@ -560,7 +572,7 @@ fn change_files(h: &mut String, insurers: &[InsurerReport]) {
             let _ = write!(
                 h,
                 "<tr><td>{}</td><td>{}</td><td>{outcome}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
-                esc(&i.insurer_number),
+                esc(owner),
                 esc(&c.file),
                 grouped(count(c.rows_read)),
                 grouped(count(c.rows_applied)),

@@ -153,7 +153,7 @@ pub(super) fn process_insurer(
     Ok(result)
 }
 
-fn superseded_report(c: &ChangeFile) -> ChangeReport {
+pub(super) fn superseded_report(c: &ChangeFile) -> ChangeReport {
     ChangeReport {
         file: c.rel_path.to_string(),
         outcome: ChangeOutcome::Superseded,

@@ -2,14 +2,21 @@
 //! exact duplicates kept once, X1 across all certificates, and the rows accounted for as an
 //! insurer's are (rows read = indexed + rejected + deduplicated).
 
+use super::changes::{applied_report, check_change_files, rule_map};
 use super::encode::dedup;
 use super::insurer::report_line;
+use super::insurer::superseded_report;
 use super::report::{Counts, KohiReport, PayerReport, ReportLine};
 use super::run::BuildError;
 use crate::domain::{Certificate, Date, IndividualNumber, PayerNumber, PersonKey};
 use crate::format::{encode_kohi, CertificateInput, EncodedKohi, FormatError};
-use crate::snapshot::kohi::{read_register, CertificateOutcome, KohiDiscovery, PayerRegister};
-use crate::snapshot::{self, Finding, Rule, SnapshotError};
+use crate::snapshot::kohi::{
+    materialize_payer, materialized_register_name, read_register, CertificateOutcome,
+    KohiDiscovery, PayerRegister,
+};
+use crate::snapshot::{
+    self, ChangeInput, Encoding, Finding, Rule, RuleCounts, SnapshotError, SnapshotFile,
+};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 
@@ -86,10 +93,26 @@ pub fn build_registers(discovery: &KohiDiscovery, built_on: Date) -> Result<Kohi
 }
 
 fn read_payer(r: &PayerRegister, built_on: Date) -> Result<PayerRead, BuildError> {
-    let file = r.file.rel_path.to_string();
+    let mut read = match (&r.file, r.changes.is_empty()) {
+        (Some(file), true) => read_plain(r, file, built_on)?,
+        _ => read_state(r, built_on)?,
+    };
+    read.report
+        .changes
+        .extend(r.superseded.iter().map(superseded_report));
+    Ok(read)
+}
+
+/// A payer without change files: its register, lines as in the file.
+fn read_plain(
+    r: &PayerRegister,
+    file: &SnapshotFile,
+    built_on: Date,
+) -> Result<PayerRead, BuildError> {
+    let name = file.rel_path.to_string();
     let mut rows: Vec<(Certificate, u32)> = Vec::new();
     let mut lines = Vec::new();
-    let summary = read_register(r, |outcome| match outcome {
+    let summary = read_register(r.payer.number, file, |outcome| match outcome {
         CertificateOutcome::Indexed {
             certificate,
             line,
@@ -106,39 +129,113 @@ fn read_payer(r: &PayerRegister, built_on: Date) -> Result<PayerRead, BuildError
         Err(e @ SnapshotError::Io { .. }) => return Err(e.into()),
         Err(e) => {
             let said = e.to_string();
-            tracing::warn!(
-                "rejected whole ({}): {}",
-                e.rule(),
-                crate::domain::text::mask_digit_runs(&said)
-            );
+            warn_rejected_whole(e.rule(), &said);
             lines.clear();
             rows.clear();
-            snapshot::account_rejected_file(&r.file, None, e.rule(), e.field(), &said)
+            snapshot::account_rejected_file(file, None, e.rule(), e.field(), &said)
         }
     };
     lines.extend(summary.file_warnings.iter().cloned().map(report_line));
     lines.extend(summary.file_reject.iter().cloned().map(report_line));
-    let read_ok = rows.len() as u64;
-    let duplicates = dedup(&mut rows, &file);
-    let mut counts = Counts {
-        rows_read: summary.rows_read,
-        rows_indexed: rows.len() as u64,
-        rows_rejected: summary.rejected,
-        rows_deduplicated: duplicates.len() as u64,
-        covered_today: rows.iter().filter(|(c, _)| c.covers(built_on)).count() as u64,
-        ..Counts::default()
-    };
-    for (rule, n) in summary.by_rule.iter() {
-        *counts.by_rule.entry(rule.as_str().to_owned()).or_default() += n;
+    if summary.indexed != rows.len() as u64 {
+        return Err(BuildError::Accounting(name));
     }
+    let read = Read {
+        counts: Counts {
+            rows_read: summary.rows_read,
+            rows_rejected: summary.rejected,
+            by_rule: rule_map(&summary.by_rule),
+            ..Counts::default()
+        },
+        rows,
+        lines,
+    };
+    let mut report = payer_report(r, Some(name.clone()), summary.encoding);
+    report.snapshot_date = Some(file.date.to_string());
+    finish(read, name, report, built_on)
+}
+
+/// A payer with change files: its state materialized (register, then each change file), its
+/// certificates numbered as the materialized register lists them (`i + 2`), findings on the
+/// state naming lines of that file, as an insurer's state does.
+fn read_state(r: &PayerRegister, built_on: Date) -> Result<PayerRead, BuildError> {
+    // Read once: what is hashed is what is applied.
+    let inputs = ChangeInput::read_all(&r.changes)?;
+    let m = materialize_payer(r, &inputs)?;
+    check_change_files(&m.changes, &m.issues)?;
+    let state_file = materialized_register_name(r, m.date);
+    let mut by_rule = RuleCounts::default();
+    let (mut rows_read, mut rows_rejected) = (0, 0);
+    for (read, rejected, rules) in m
+        .register
+        .iter()
+        .map(|s| (s.rows_read, s.rejected, &s.by_rule))
+        .chain(
+            m.changes
+                .iter()
+                .map(|c| (c.rows_read, c.rejected, &c.by_rule)),
+        )
+    {
+        rows_read += read;
+        rows_rejected += rejected;
+        by_rule.merge(rules);
+    }
+    let rows = m
+        .certificates
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| (c, u32::try_from(i + 2).unwrap_or(u32::MAX)))
+        .collect();
+    let read = Read {
+        counts: Counts {
+            rows_read,
+            rows_rejected,
+            rows_replaced: m.replaced,
+            by_rule: rule_map(&by_rule),
+            ..Counts::default()
+        },
+        rows,
+        lines: m.issues.into_iter().map(report_line).collect(),
+    };
+    let encoding = m.register.as_ref().and_then(|s| s.encoding);
+    let mut report = payer_report(r, r.file.as_ref().map(|f| f.rel_path.to_string()), encoding);
+    report.snapshot_date = Some(m.date.to_string());
+    report.state_file = Some(state_file.clone());
+    report.changes = m.changes.iter().map(applied_report).collect();
+    finish(read, state_file, report, built_on)
+}
+
+/// What a payer's files gave before deduplication: its certificates with their lines, the
+/// report lines so far, and the counts of rows read, rejected and replaced.
+struct Read {
+    rows: Vec<(Certificate, u32)>,
+    lines: Vec<ReportLine>,
+    counts: Counts,
+}
+
+/// Deduplicates a payer's certificates (findings naming `file`), counts them and checks the
+/// accounting: rows read = indexed + rejected + deduplicated + replaced.
+fn finish(
+    mut read: Read,
+    file: String,
+    mut report: PayerReport,
+    built_on: Date,
+) -> Result<PayerRead, BuildError> {
+    let duplicates = dedup(&mut read.rows, &file);
+    let mut counts = read.counts;
+    counts.rows_indexed = read.rows.len() as u64;
+    counts.rows_deduplicated = duplicates.len() as u64;
+    counts.covered_today = read.rows.iter().filter(|(c, _)| c.covers(built_on)).count() as u64;
     for l in &duplicates {
         counts.count_rule(l.rule);
     }
-    lines.extend(duplicates);
-    if summary.indexed != read_ok || !counts.balanced() {
+    read.lines.extend(duplicates);
+    if !counts.balanced() {
         return Err(BuildError::Accounting(file));
     }
-    let certificates = rows
+    report.counts = counts;
+    let certificates = read
+        .rows
         .into_iter()
         .map(|(certificate, line)| HeldCertificate {
             certificate,
@@ -149,16 +246,31 @@ fn read_payer(r: &PayerRegister, built_on: Date) -> Result<PayerRead, BuildError
         .collect();
     Ok(PayerRead {
         certificates,
-        lines,
-        report: PayerReport {
-            payer_number: r.payer.number.to_string(),
-            payer_name: r.payer.name.clone(),
-            file: Some(file),
-            snapshot_date: Some(r.file.date.to_string()),
-            encoding: summary.encoding.map(|e| e.as_str().to_owned()),
-            counts,
-        },
+        lines: read.lines,
+        report,
     })
+}
+
+fn payer_report(
+    r: &PayerRegister,
+    file: Option<String>,
+    encoding: Option<Encoding>,
+) -> PayerReport {
+    PayerReport {
+        payer_number: r.payer.number.to_string(),
+        payer_name: r.payer.name.clone(),
+        file,
+        encoding: encoding.map(|e| e.as_str().to_owned()),
+        ..PayerReport::default()
+    }
+}
+
+/// Said where the operator looks, not only in rejects.csv: none of the file's rows applied.
+fn warn_rejected_whole(rule: Rule, said: &str) {
+    tracing::warn!(
+        "rejected whole ({rule}): {}",
+        crate::domain::text::mask_digit_runs(said)
+    );
 }
 
 /// The newest register of a directory under `kohi/` that no listed payer owns: its rows are
@@ -179,14 +291,12 @@ fn unlisted_directories(findings: &[Finding], out: &mut KohiBuild) {
             "payer_number",
             "the payer is not listed in kohi/payers.csv",
         );
-        let mut counts = Counts {
+        let counts = Counts {
             rows_read: summary.rows_read,
             rows_rejected: summary.rejected,
+            by_rule: rule_map(&summary.by_rule),
             ..Counts::default()
         };
-        for (rule, n) in summary.by_rule.iter() {
-            *counts.by_rule.entry(rule.as_str().to_owned()).or_default() += n;
-        }
         out.lines
             .extend(summary.file_reject.into_iter().map(report_line));
         out.report.payers.push(PayerReport {
@@ -196,6 +306,7 @@ fn unlisted_directories(findings: &[Finding], out: &mut KohiBuild) {
             snapshot_date: Some(file.date.to_string()),
             encoding: summary.encoding.map(|e| e.as_str().to_owned()),
             counts,
+            ..PayerReport::default()
         });
     }
 }
@@ -215,7 +326,8 @@ fn mark_mislinkage(out: &mut KohiBuild) {
         .payers
         .iter()
         .enumerate()
-        .filter_map(|(i, p)| Some((p.file.clone()?, i)))
+        // Certificates name their payer's state when change files made it, else its register.
+        .filter_map(|(i, p)| Some((p.state_file.clone().or_else(|| p.file.clone())?, i)))
         .collect();
     for group in by_number.values().filter(|g| g.len() > 1) {
         let first = &out.certificates[group[0]].certificate;

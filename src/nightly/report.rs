@@ -167,6 +167,14 @@ pub struct PayerReport {
     /// How the register decoded (`utf8`, `cp932`); `None` when it could not be decoded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoding: Option<String>,
+    /// Its change files, applied (in order) and superseded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<ChangeReport>,
+    /// When change files were applied: the materialized register's name
+    /// (`kohi/<payer>/<YYYYMMDD>.csv`, the day of the last change), whose lines the findings
+    /// on the state (`DUP`, `X1`) name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_file: Option<String>,
     /// `covered_today` counts certificates valid on the build date.
     #[serde(flatten)]
     pub counts: Counts,

@@ -224,7 +224,8 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
         }
     }
     let (mut parts, mut lines, mut insurer_reports): (Vec<_>, Vec<_>, Vec<_>) = split(results);
-    let kohi_discovery = snapshot::kohi::discover_kohi(&cfg.snapshots, cfg.built_on)?;
+    let kohi_discovery =
+        snapshot::kohi::discover_kohi(&cfg.snapshots, ChangeTime::for_build(cfg.built_on))?;
     let kohi = build_registers(&kohi_discovery, cfg.built_on)?;
     let payers: Vec<(PayerNumber, &str)> = kohi_discovery
         .payers

@@ -3,23 +3,24 @@
 //! [`apply_change_file`] one file (C4, per-file accounting); [`materialize`] a whole delivery,
 //! which the build indexes and `shikaku materialize` writes as a plain snapshot.
 
-use super::change::{read_changes_bytes, Change, ChangeRow, ChangeRows, RecordKey, CHANGE_COLUMN};
+use super::change::{read_changes_bytes, Change, ChangeRow, ChangeRows, Changeable, CHANGE_COLUMN};
 use super::decode::{Encoding, Source};
 use super::discover::{ChangeFile, ChangeTime, InsurerDelivery};
 use super::error::SnapshotError;
 use super::read::{account_rejected_file, count_rows, read_snapshot, FileContext};
 use super::types::{FileSummary, Issue, RowOutcome, Rule, RuleCounts};
-use crate::domain::text::quote_raw;
-use crate::domain::{Branch, Date, InsurerNumber, Record};
+use crate::domain::{Date, InsurerNumber, Record};
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-/// One insurer's records, keyed for changes. Records keep their order: a changed record stays
-/// in its place, an added one goes last (the order a materialized snapshot lists them in).
-#[derive(Debug, Clone, Default)]
-pub struct State {
-    records: Vec<Option<Record>>,
+/// One insurer's records (or one payer's certificates), keyed for changes. Records keep
+/// their order: a changed record stays in its place, an added one goes last (the order a
+/// materialized snapshot lists them in).
+#[derive(Debug, Clone)]
+pub struct State<T: Changeable = Record> {
+    records: Vec<Option<T>>,
     /// The last position pushed of each key's hash; `next` chains the earlier ones. Records
     /// on a chain are compared with the key itself, so a collision costs a comparison, never
     /// a wrong record; and keys are not held twice (a large insurer's state would grow by
@@ -34,40 +35,32 @@ pub struct State {
     replaced: u64,
 }
 
+impl<T: Changeable> Default for State<T> {
+    fn default() -> State<T> {
+        State {
+            records: Vec::new(),
+            heads: HashMap::new(),
+            next: Vec::new(),
+            live: 0,
+            replaced: 0,
+        }
+    }
+}
+
 /// The end of a chain. A segment holds fewer records than this (its counts are 32-bit).
 const END: u32 = u32::MAX;
 
 /// Why a change could not be applied: C1 or C2, and the reason.
 pub type Refusal = (Rule, String);
 
-fn key_hash(symbol: &str, number: &str, branch: Branch, qualification: Date) -> u64 {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    // 0xFF is never in UTF-8 text: "1"+"23" and "12"+"3" hash apart.
-    for part in [
-        symbol.as_bytes(),
-        &[0xFF],
-        number.as_bytes(),
-        &[0xFF, branch.value()],
-    ] {
-        h.update(part);
-    }
-    h.update(&qualification.days().to_le_bytes());
-    h.digest()
+fn key_hash<K: Hash>(key: &K) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3Default::new();
+    key.hash(&mut h);
+    h.finish()
 }
 
-fn hash_of(key: &RecordKey) -> u64 {
-    key_hash(&key.symbol, &key.number, key.branch, key.qualification_date)
-}
-
-fn has_key(r: &Record, key: &RecordKey) -> bool {
-    r.qualification_date == key.qualification_date
-        && r.branch == key.branch
-        && r.number == key.number
-        && r.symbol == key.symbol
-}
-
-impl State {
-    pub fn new(records: impl IntoIterator<Item = Record>) -> State {
+impl<T: Changeable> State<T> {
+    pub fn new(records: impl IntoIterator<Item = T>) -> State<T> {
         let mut state = State::default();
         for r in records {
             state.push(r);
@@ -75,8 +68,8 @@ impl State {
         state
     }
 
-    fn push(&mut self, r: Record) {
-        let hash = key_hash(&r.symbol, &r.number, r.branch, r.qualification_date);
+    fn push(&mut self, r: T) {
+        let hash = key_hash(&r.key());
         let at = u32::try_from(self.records.len()).unwrap_or(END);
         self.next.push(self.heads.insert(hash, at).unwrap_or(END));
         self.records.push(Some(r));
@@ -84,12 +77,12 @@ impl State {
     }
 
     /// Positions of the records of `key` in the state, ascending.
-    fn positions(&self, key: &RecordKey) -> Vec<usize> {
+    fn positions(&self, key: &T::Key) -> Vec<usize> {
         let mut out = Vec::new();
-        let mut at = self.heads.get(&hash_of(key)).copied().unwrap_or(END);
+        let mut at = self.heads.get(&key_hash(key)).copied().unwrap_or(END);
         while let Some(i) = usize::try_from(at).ok().filter(|_| at != END) {
             if let Some(Some(r)) = self.records.get(i) {
-                if has_key(r, key) {
+                if r.key() == *key {
                     out.push(i);
                 }
             }
@@ -99,18 +92,21 @@ impl State {
         out
     }
 
-    pub fn contains(&self, key: &RecordKey) -> bool {
+    pub fn contains(&self, key: &T::Key) -> bool {
         !self.positions(key).is_empty()
     }
 
     /// Applies one change, or says why not (C1, C2); a refused change changes nothing.
-    pub fn apply(&mut self, change: Change) -> Result<(), Refusal> {
+    pub fn apply(&mut self, change: Change<T>) -> Result<(), Refusal> {
         let key = change.key();
         let at = self.positions(&key);
         match (change, at.split_first()) {
             (Change::Add(record), None) => self.push(record),
             (Change::Add(_), Some(_)) => {
-                return Err((Rule::C2, format!("add of {}, which exists", describe(&key))))
+                return Err((
+                    Rule::C2,
+                    format!("add of {}, which exists", T::describe(&key)),
+                ))
             }
             (other, None) => {
                 return Err((
@@ -118,7 +114,7 @@ impl State {
                     format!(
                         "{} of {}, which does not exist",
                         other.kind().as_str(),
-                        describe(&key)
+                        T::describe(&key)
                     ),
                 ))
             }
@@ -130,19 +126,11 @@ impl State {
                     *slot = Some(record);
                 }
             }
-            (
-                Change::Lose {
-                    disqualification_date,
-                    reason_of_loss,
-                    ..
-                },
-                Some(_),
-            ) => {
+            (Change::Lose { loss, .. }, Some(_)) => {
                 self.replaced += 1;
                 for &i in &at {
                     if let Some(Some(r)) = self.records.get_mut(i) {
-                        r.disqualification_date = Some(disqualification_date);
-                        r.reason_of_loss = reason_of_loss;
+                        r.lose(&loss);
                     }
                 }
             }
@@ -162,7 +150,7 @@ impl State {
         }
     }
 
-    pub fn records(&self) -> impl Iterator<Item = &Record> {
+    pub fn records(&self) -> impl Iterator<Item = &T> {
         self.records.iter().flatten()
     }
 
@@ -179,20 +167,9 @@ impl State {
         self.replaced
     }
 
-    pub fn into_records(self) -> Vec<Record> {
+    pub fn into_records(self) -> Vec<T> {
         self.records.into_iter().flatten().collect()
     }
-}
-
-/// A key in a reason: card text quoted (masked, as any quoted input).
-fn describe(key: &RecordKey) -> String {
-    format!(
-        "the record of symbol {}, number {}, branch {}, qualification_date {}",
-        quote_raw(&key.symbol),
-        quote_raw(&key.number),
-        key.branch,
-        key.qualification_date
-    )
 }
 
 /// A change file's bytes, read once: what is hashed is what is applied.
@@ -263,8 +240,8 @@ fn context(input: &ChangeInput, insurer: InsurerNumber) -> FileContext {
     }
 }
 
-/// Applies one change file to `state`, row by row in file order; rejects and warnings go to
-/// `issues`. A file rejected whole (F1, F2, F3) changes nothing.
+/// Applies one of an insurer's change files to `state`, row by row in file order; rejects
+/// and warnings go to `issues`. A file rejected whole (F1, F2, F3) changes nothing.
 pub fn apply_change_file(
     state: &mut State,
     input: &ChangeInput,
@@ -272,8 +249,24 @@ pub fn apply_change_file(
     issues: &mut Vec<Issue>,
 ) -> ChangeSummary {
     let ctx = context(input, insurer);
+    apply_file(
+        state,
+        input,
+        |bytes| read_changes_bytes(bytes, &ctx),
+        issues,
+    )
+}
+
+/// [`apply_change_file`] for any [`Changeable`]: `read` turns the file's bytes into its rows
+/// (the rules of the file's kind), or rejects it whole.
+pub fn apply_file<T: Changeable>(
+    state: &mut State<T>,
+    input: &ChangeInput,
+    read: impl FnOnce(&[u8]) -> Result<ChangeRows<T>, SnapshotError>,
+    issues: &mut Vec<Issue>,
+) -> ChangeSummary {
     let mut summary = ChangeSummary {
-        file: ctx.file.clone(),
+        file: input.file.rel_path.clone(),
         time: input.file.time,
         xxh3: input.xxh3,
         encoding: None,
@@ -287,8 +280,8 @@ pub fn apply_change_file(
         reject_file(&mut summary, issues, (Rule::F3, "", why), 0);
         return summary;
     }
-    match read_changes_bytes(&input.bytes, &ctx) {
-        Ok(rows) => apply_rows(state, rows, &ctx, &mut summary, issues),
+    match read(&input.bytes) {
+        Ok(rows) => apply_rows(state, rows, &mut summary, issues),
         Err(e) => {
             let (rows, encoding) = count_rows(&input.bytes);
             summary.encoding = encoding;
@@ -324,10 +317,9 @@ fn reject_file(
     issues.push(issue);
 }
 
-fn apply_rows(
-    state: &mut State,
-    rows: ChangeRows,
-    ctx: &FileContext,
+fn apply_rows<T: Changeable>(
+    state: &mut State<T>,
+    rows: ChangeRows<T>,
     summary: &mut ChangeSummary,
     issues: &mut Vec<Issue>,
 ) {
@@ -338,7 +330,7 @@ fn apply_rows(
     issues.extend(rows.file_warnings);
     // Keys an applied row of this file changed (C4): a second change of one key in one file
     // leaves its order to chance in the insurer's system, so the second is refused.
-    let mut changed: HashSet<RecordKey> = HashSet::new();
+    let mut changed: HashSet<T::Key> = HashSet::new();
     for row in rows.rows {
         summary.rows_read += 1;
         let (change, line, warnings) = match row {
@@ -359,7 +351,7 @@ fn apply_rows(
                 format!(
                     "{} of {}, already changed earlier in this file",
                     change.kind().as_str(),
-                    describe(&key)
+                    T::describe(&key)
                 ),
             ))
         } else {
@@ -376,7 +368,7 @@ fn apply_rows(
             }
             Err((rule, reason)) => {
                 let issue = Issue {
-                    file: ctx.file.clone(),
+                    file: summary.file.clone(),
                     line,
                     rule,
                     field: Cow::Borrowed(CHANGE_COLUMN),

@@ -33,13 +33,10 @@ pub struct SnapshotFile {
 }
 
 impl SnapshotFile {
-    /// The snapshots directory this file was found in: `path` is always
-    /// `<snapshots>/<insurer dir>/<file>` (see `scan_insurer_dir`).
+    /// The snapshots directory this file was found in: `path` ends in `rel_path`
+    /// (`<insurer>/<file>`, or `kohi/<payer>/<file>` for a register).
     pub fn snapshots_root(&self) -> &Path {
-        self.path
-            .parent()
-            .and_then(Path::parent)
-            .unwrap_or_else(|| Path::new("."))
+        root_of(&self.path, &self.rel_path)
     }
 }
 
@@ -134,13 +131,18 @@ pub struct ChangeFile {
 }
 
 impl ChangeFile {
-    /// The snapshots directory: `path` is `<snapshots>/<insurer>/changes/<file>`.
+    /// The snapshots directory: `path` ends in `rel_path` (`<insurer>/changes/<file>`, or
+    /// `kohi/<payer>/changes/<file>` for a register's).
     pub fn snapshots_root(&self) -> &Path {
-        self.path
-            .ancestors()
-            .nth(3)
-            .unwrap_or_else(|| Path::new("."))
+        root_of(&self.path, &self.rel_path)
     }
+}
+
+/// The directory `path` was found in, given its path `rel` relative to it.
+fn root_of<'p>(path: &'p Path, rel: &str) -> &'p Path {
+    path.ancestors()
+        .nth(Path::new(rel).components().count())
+        .unwrap_or_else(|| Path::new("."))
 }
 
 /// What a build reads for one listed insurer: its newest snapshot (if any) and the change
@@ -220,8 +222,6 @@ pub enum Finding {
         dir: Arc<str>,
         newest: Option<SnapshotFile>,
     },
-    /// Change files of a payer: not read yet (a payer's list is read whole each build).
-    PayerChangesNotRead { dir: Arc<str>, files: usize },
 }
 
 impl fmt::Display for Finding {
@@ -288,10 +288,6 @@ impl fmt::Display for Finding {
                     None => write!(f, " and holds no register"),
                 }
             }
-            Finding::PayerChangesNotRead { dir, files } => write!(
-                f,
-                "{dir}: {files} change files not read: public-expense registers are read as full lists only; deliver a new YYYYMMDD.csv instead"
-            ),
             Finding::FutureChange { path, now } => write!(
                 f,
                 "{path} is timed after the build's time {now}; not applied yet (a build after that time applies it)"
@@ -584,7 +580,7 @@ pub(super) fn newest_dated(
 
 /// Splits an insurer's change files into those to apply (in name order) and those its
 /// snapshot supersedes; those timed after `now` are neither, and noted.
-fn sort_changes(
+pub(super) fn sort_changes(
     mut changes: Vec<ChangeFile>,
     snapshot: Option<&SnapshotFile>,
     now: ChangeTime,

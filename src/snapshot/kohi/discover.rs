@@ -1,16 +1,18 @@
 //! Finding the public-expense registers of a build: `kohi/payers.csv` and, per listed payer,
-//! the newest `kohi/<payer_number>/<YYYYMMDD>.csv`.
+//! the newest `kohi/<payer_number>/<YYYYMMDD>.csv` and its change files
+//! (`kohi/<payer_number>/changes/<YYYYMMDD>-<hhmmss>.csv`).
 
 use super::super::decode::{decode, Source};
 use super::super::discover::{
-    bad_line, newest_dated, scan_insurer_dir, sorted_entries, Finding, SnapshotFile,
+    bad_line, newest_dated, scan_insurer_dir, sort_changes, sorted_entries, ChangeFile, ChangeTime,
+    Finding, SnapshotFile,
 };
 use super::super::error::SnapshotError;
 use super::super::header::ColumnSet;
 use super::super::read::{row_cells, Table, TableRow};
 use super::columns::PayerColumn;
 use crate::domain::text::{self, quote_raw};
-use crate::domain::{Date, PayerNumber};
+use crate::domain::PayerNumber;
 use csv::ByteRecord;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -30,13 +32,18 @@ pub struct PayerEntry {
     pub line: u64,
 }
 
-/// A listed payer and the register a build reads for it.
+/// A listed payer and what a build reads for it: its newest register (none yet: the payer
+/// starts empty) and the change files to apply on it, in name order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PayerRegister {
     pub payer: PayerEntry,
-    pub file: SnapshotFile,
+    pub file: Option<SnapshotFile>,
     /// Older `YYYYMMDD.csv` files of this payer, not read.
     pub older: usize,
+    /// Change files timed on or after the register's day and not after the build's "now".
+    pub changes: Vec<ChangeFile>,
+    /// Change files timed before the register's day: listed in the report, not applied.
+    pub superseded: Vec<ChangeFile>,
 }
 
 /// The public-expense part of a delivery, in payer order.
@@ -48,10 +55,15 @@ pub struct KohiDiscovery {
 }
 
 /// Reads `kohi/payers.csv` and picks each listed payer's newest register dated on or before
-/// `built_on`. No `kohi/` directory: no registers (a delivery of insurers only). A `kohi/`
+/// `now`'s day, and its change files timed on or after that day and not after `now` (as an
+/// insurer's: `discover_at`). No `kohi/` directory: no registers (a delivery of insurers only). A `kohi/`
 /// directory without `payers.csv`, or with a bad line in it, fails: a build that silently
 /// lost a payer would answer "not found" for all its recipients.
-pub fn discover_kohi(snapshots_dir: &Path, built_on: Date) -> Result<KohiDiscovery, SnapshotError> {
+pub fn discover_kohi(
+    snapshots_dir: &Path,
+    now: ChangeTime,
+) -> Result<KohiDiscovery, SnapshotError> {
+    let built_on = now.date;
     let dir = snapshots_dir.join(KOHI_DIR);
     if !dir.is_dir() {
         return Ok(KohiDiscovery::default());
@@ -60,6 +72,7 @@ pub fn discover_kohi(snapshots_dir: &Path, built_on: Date) -> Result<KohiDiscove
     let listed: BTreeMap<PayerNumber, &PayerEntry> = payers.iter().map(|p| (p.number, p)).collect();
     let mut findings = Vec::new();
     let mut dated: BTreeMap<PayerNumber, Vec<SnapshotFile>> = BTreeMap::new();
+    let mut changes: BTreeMap<PayerNumber, Vec<ChangeFile>> = BTreeMap::new();
     for (name, path, is_dir) in sorted_entries(&dir)? {
         let rel: Arc<str> = format!("{KOHI_DIR}/{name}").into();
         if !is_dir {
@@ -70,18 +83,21 @@ pub fn discover_kohi(snapshots_dir: &Path, built_on: Date) -> Result<KohiDiscove
         }
         let mut scan = scan_insurer_dir(&path, &rel)?;
         findings.append(&mut scan.findings);
-        if !scan.changes.is_empty() {
-            findings.push(Finding::PayerChangesNotRead {
-                dir: rel.clone(),
-                files: scan.changes.len(),
-            });
-        }
         match PayerNumber::parse(&name)
             .ok()
             .filter(|n| listed.contains_key(n))
         {
-            Some(n) => dated.entry(n).or_default().extend(scan.dated),
+            Some(n) => {
+                dated.entry(n).or_default().extend(scan.dated);
+                changes.entry(n).or_default().extend(scan.changes);
+            }
             None => {
+                if !scan.changes.is_empty() {
+                    findings.push(Finding::UnlistedChanges {
+                        dir: rel.clone(),
+                        files: scan.changes.len(),
+                    });
+                }
                 let (newest, _) = newest_dated(scan.dated, built_on, &mut findings);
                 findings.push(Finding::UnlistedPayerDirectory { dir: rel, newest });
             }
@@ -90,16 +106,22 @@ pub fn discover_kohi(snapshots_dir: &Path, built_on: Date) -> Result<KohiDiscove
     let mut registers = Vec::new();
     for payer in &payers {
         let files = dated.remove(&payer.number).unwrap_or_default();
-        match newest_dated(files, built_on, &mut findings) {
-            (Some(file), older) => registers.push(PayerRegister {
-                payer: payer.clone(),
-                file,
-                older,
-            }),
-            (None, _) => findings.push(Finding::PayerWithoutRegister {
+        let (file, older) = newest_dated(files, built_on, &mut findings);
+        let timed = changes.remove(&payer.number).unwrap_or_default();
+        let (changes, superseded) = sort_changes(timed, file.as_ref(), now, &mut findings);
+        if file.is_none() && changes.is_empty() {
+            findings.push(Finding::PayerWithoutRegister {
                 payer: payer.number,
-            }),
+            });
+            continue;
         }
+        registers.push(PayerRegister {
+            payer: payer.clone(),
+            file,
+            older,
+            changes,
+            superseded,
+        });
     }
     Ok(KohiDiscovery {
         payers,

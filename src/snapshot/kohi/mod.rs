@@ -16,19 +16,25 @@
 //! - **W4 does not apply**: the kana is kept as read (NFKC, trimmed), not checked.
 //! - **`payers.csv`**: any bad line fails the whole build, as `insurers.csv` does. No `kohi/`
 //!   directory at all is a delivery without registers.
-//! - **Change files** (`kohi/<payer>/changes/`) are not read yet: the report notes them, and a
-//!   payer delivers its full list as a new `YYYYMMDD.csv`.
+//! - **Change files** (`kohi/<payer>/changes/YYYYMMDD-hhmmss.csv`) as an insurer's, with the
+//!   register's columns plus `change`; a certificate is named by payer, recipient number and
+//!   valid_from; a `lose` row gives it `valid_to` (required: ending it is what the row is
+//!   for). A payer listed with change files and no register yet starts empty.
 
+pub mod change;
 mod columns;
 mod discover;
 mod read;
 pub mod row;
+mod state;
 
+pub use change::{read_kohi_changes_bytes, CertificateKey};
 pub use columns::KohiColumn;
 pub use discover::{
     discover_kohi, read_payers, KohiDiscovery, PayerEntry, PayerRegister, KOHI_DIR, PAYERS_FILE,
 };
 pub use read::{read_register, read_register_bytes, CertificateOutcome, RegisterContext};
+pub use state::{materialize_payer, materialized_register_name, MaterializedPayer};
 
 #[cfg(test)]
 mod tests;

@@ -2,11 +2,11 @@
 //! header, line accounting shared through `read::Table`).
 
 use super::super::decode::{decode, Source};
+use super::super::discover::SnapshotFile;
 use super::super::error::SnapshotError;
 use super::super::read::{overlong_row, row_cells, unknown_column_warnings, Table, TableRow};
 use super::super::types::{FileSummary, Issue};
 use super::columns::KohiColumn;
-use super::discover::PayerRegister;
 use super::row::{check_certificate, KohiFields};
 use crate::domain::{Certificate, Date, PayerNumber};
 use csv::ByteRecord;
@@ -43,16 +43,17 @@ pub enum CertificateOutcome {
 /// rejects the file whole (F1, F2, F3), before any row reaches `sink`; count its rows with
 /// `account_rejected_file`.
 pub fn read_register(
-    register: &PayerRegister,
+    payer: PayerNumber,
+    file: &SnapshotFile,
     sink: impl FnMut(CertificateOutcome),
 ) -> Result<FileSummary, SnapshotError> {
     let ctx = RegisterContext {
-        file: register.file.rel_path.clone(),
-        path: register.file.path.clone(),
-        payer: register.payer.number,
-        snapshot_date: register.file.date,
+        file: file.rel_path.clone(),
+        path: file.path.clone(),
+        payer,
+        snapshot_date: file.date,
     };
-    let source = Source::open_within(&register.file.path, register.file.snapshots_root())?;
+    let source = Source::open_within(&file.path, file.snapshots_root())?;
     read_register_bytes(source.bytes(), &ctx, sink)
 }
 

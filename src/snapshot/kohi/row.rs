@@ -5,6 +5,7 @@ use super::super::row::{
     birthdate_named, date_named, is_blank, normalize_kana, start_named, MAX_NAME_BYTES,
 };
 use super::super::types::{Issue, Rule};
+use super::change::CertificateKey;
 use super::columns::KohiColumn;
 use super::read::RegisterContext;
 use crate::domain::text::{self, mask_digit_runs, quote_raw};
@@ -37,13 +38,7 @@ pub(crate) fn check_certificate(
     ctx: &RegisterContext,
     line: u64,
 ) -> Result<(Certificate, Vec<Issue>), Issue> {
-    let issue = |(rule, col, reason): Failure| Issue {
-        file: ctx.file.clone(),
-        line,
-        rule,
-        field: Cow::Borrowed(col.name()),
-        reason,
-    };
+    let issue = |failure| failed(ctx, line, failure);
     let certificate = build(f, ctx).map_err(issue)?;
     let warnings = individual_number_warning(f, &certificate)
         .into_iter()
@@ -67,14 +62,7 @@ fn build(f: &KohiFields<'_>, ctx: &RegisterContext) -> Result<Certificate, Failu
         }
     }
     let payer = payer(f.get(KohiColumn::PayerNumber), ctx.payer)?;
-    let raw_recipient = f.get(KohiColumn::RecipientNumber);
-    let recipient = normalize_recipient(raw_recipient, payer).map_err(|e| {
-        (
-            Rule::K2,
-            KohiColumn::RecipientNumber,
-            format!("{} {e}", quote_raw(raw_recipient)),
-        )
-    })?;
+    let recipient = recipient(f.get(KohiColumn::RecipientNumber), payer)?;
     let birthdate = birthdate(f.get(KohiColumn::Birthdate), ctx.snapshot_date)?;
     let valid_from = valid_from(f.get(KohiColumn::ValidFrom), birthdate)?;
     let valid_to = valid_to(f.get(KohiColumn::ValidTo), valid_from)?;
@@ -108,6 +96,17 @@ fn payer(raw: &str, expected: PayerNumber) -> Result<PayerNumber, Failure> {
         )));
     }
     Ok(n)
+}
+
+/// K2: a recipient number valid for the payer's program, normalized.
+fn recipient(raw: &str, payer: PayerNumber) -> Result<String, Failure> {
+    normalize_recipient(raw, payer).map_err(|e| {
+        (
+            Rule::K2,
+            KohiColumn::RecipientNumber,
+            format!("{} {e}", quote_raw(raw)),
+        )
+    })
 }
 
 /// K3: a real date, not after the register's date, not before 明治.
@@ -209,4 +208,54 @@ fn individual_number_warning(f: &KohiFields<'_>, c: &Certificate) -> Option<Fail
             mask_raw(raw)
         ),
     ))
+}
+
+/// The key a change row's `lose` or `delete` names: payer (K1), recipient number (K2) and
+/// valid_from (K4: a real date; the birthdate may be left empty on such a row).
+pub(crate) fn check_certificate_key(
+    f: &KohiFields<'_>,
+    ctx: &RegisterContext,
+    line: u64,
+) -> Result<CertificateKey, Issue> {
+    key(f, ctx).map_err(|failure| failed(ctx, line, failure))
+}
+
+fn key(f: &KohiFields<'_>, ctx: &RegisterContext) -> Result<CertificateKey, Failure> {
+    let payer = payer(f.get(KohiColumn::PayerNumber), ctx.payer)?;
+    let recipient = recipient(f.get(KohiColumn::RecipientNumber), payer)?;
+    let valid_from = date_named(f.get(KohiColumn::ValidFrom), KohiColumn::ValidFrom.name())
+        .map_err(|reason| (Rule::K4, KohiColumn::ValidFrom, reason))?;
+    Ok(CertificateKey {
+        payer,
+        recipient,
+        valid_from,
+    })
+}
+
+/// K5 on a `lose` row: the certificate's new valid_to, required (ending it is what the row
+/// is for), on or after the key's valid_from.
+pub(crate) fn check_certificate_loss(
+    f: &KohiFields<'_>,
+    ctx: &RegisterContext,
+    line: u64,
+    key: &CertificateKey,
+) -> Result<Date, Issue> {
+    let raw = f.get(KohiColumn::ValidTo);
+    let ends = valid_to(raw, key.valid_from).and_then(|d| {
+        d.ok_or_else(|| {
+            let why = "is empty; a lose row gives the certificate's last day".to_owned();
+            (Rule::K5, KohiColumn::ValidTo, why)
+        })
+    });
+    ends.map_err(|failure| failed(ctx, line, failure))
+}
+
+fn failed(ctx: &RegisterContext, line: u64, (rule, col, reason): Failure) -> Issue {
+    Issue {
+        file: ctx.file.clone(),
+        line,
+        rule,
+        field: Cow::Borrowed(col.name()),
+        reason,
+    }
 }

@@ -1,6 +1,6 @@
 use super::*;
 use crate::domain::{Date, PayerNumber};
-use crate::snapshot::Rule;
+use crate::snapshot::{ChangeTime, Rule};
 use std::path::PathBuf;
 
 const HEADER: &str = "payer_number,recipient_number,individual_number,name,name_kana,sex,\
@@ -125,6 +125,10 @@ fn reasons_never_show_an_individual_number() {
     assert!(!issue.reason.contains("123456789018"), "{}", issue.reason);
 }
 
+fn end_of(day: &str) -> ChangeTime {
+    ChangeTime::end_of(Date::parse(day).unwrap())
+}
+
 #[test]
 fn payers_and_registers_are_discovered() {
     let dir = tempfile::tempdir().unwrap();
@@ -139,11 +143,11 @@ fn payers_and_registers_are_discovered() {
     for name in ["20261001.csv", "20261101.csv", "20991231.csv"] {
         std::fs::write(kohi.join("54136015").join(name), HEADER).unwrap();
     }
-    let found = discover_kohi(dir.path(), Date::parse("2026-11-24").unwrap()).unwrap();
+    let found = discover_kohi(dir.path(), end_of("2026-11-24")).unwrap();
     assert_eq!(found.payers.len(), 1);
     assert_eq!(
-        &*found.registers[0].file.rel_path,
-        "kohi/54136015/20261101.csv"
+        found.registers[0].file.as_ref().map(|f| &*f.rel_path),
+        Some("kohi/54136015/20261101.csv")
     );
     assert_eq!(found.registers[0].older, 1);
     let notes: Vec<String> = found.findings.iter().map(ToString::to_string).collect();
@@ -158,7 +162,7 @@ fn payers_and_registers_are_discovered() {
     // Without `kohi/`, no registers; with it but a bad payers.csv, the build stops.
     let empty = tempfile::tempdir().unwrap();
     assert_eq!(
-        discover_kohi(empty.path(), Date::parse("2026-11-24").unwrap()).unwrap(),
+        discover_kohi(empty.path(), end_of("2026-11-24")).unwrap(),
         KohiDiscovery::default()
     );
     std::fs::write(
@@ -166,7 +170,7 @@ fn payers_and_registers_are_discovered() {
         "payer_number,payer_name\n54136016,x\n",
     )
     .unwrap();
-    let err = discover_kohi(dir.path(), Date::parse("2026-11-24").unwrap()).unwrap_err();
+    let err = discover_kohi(dir.path(), end_of("2026-11-24")).unwrap_err();
     assert!(
         err.to_string().contains("line 2: field payer_number"),
         "{err}"
