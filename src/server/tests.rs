@@ -178,7 +178,7 @@ fn resp_sessions() {
     );
     check(
         b"ELIG.PERSON\r\n",
-        "-ERR wrong number of arguments for 'elig.person' command\r\n",
+        "-ERR wrong number of arguments for 'elig.person' command (usage: ELIG.PERSON individual_number [date] [LIMIT])\r\n",
         false,
     );
     // Regression (operator audit): an individual number sent as the command came back in
@@ -240,7 +240,7 @@ fn resp_groups_keep_the_order_of_replies() {
         ),
         (
             "ELIG.CARD 33120015 12\r\n".into(),
-            "-ERR wrong number of arguments for 'elig.card' command\r\n".into(),
+            "-ERR wrong number of arguments for 'elig.card' command (usage: ELIG.CARD insurer_number symbol number branch birthdate [date] [LIMIT])\r\n".into(),
         ),
         ("PING\r\n".into(), "+PONG\r\n".into()),
     ];

@@ -3,11 +3,8 @@
 //! The session: commands parsed by [`parse_command`] and answered, queries in groups. The parser
 //! has its own file.
 //!
-//! Commands: `HELLO [2|3] [AUTH code token] [SETNAME name]`, `AUTH code token` (or
-//! `AUTH code:token`), `PING [msg]`, `ECHO msg`, `QUIT`, `ELIG.CARD insurer_number symbol
-//! number branch birthdate [date] [LIMIT]`, `ELIG.PERSON individual_number [date] [LIMIT]`;
-//! and, so redis-cli, redis-benchmark and client libraries work unchanged: `COMMAND [...]`
-//! (empty reply), `CLIENT SETNAME|SETINFO|ID`, `SELECT 0`, `CONFIG GET` (empty), `INFO`.
+//! Commands: one table, `commands::COMMANDS` (name, who may run it, argument counts, handler,
+//! and the row docs/api.md gives it); queries wait in `queued` for their group.
 //!
 //! Errors: `-ERR <field>: <reason>` for a malformed query (the connection stays usable),
 //! `-NOAUTH Authentication required.` before authentication, `-WRONGPASS …` for a wrong
@@ -23,9 +20,11 @@ use crate::domain::{InstitutionCode, CARD_TEXT_MAX_CHARS};
 use crate::query::answer::{answer_group, GroupQuery, GroupScratch, GROUP_QUERIES};
 use crate::query::QueryKind;
 use crate::query::{CardFields, CardQuery, KohiFields, KohiQuery, PersonFields, PersonQuery};
-use std::ops::{Range, RangeInclusive};
+use std::ops::Range;
 
+mod commands;
 mod parse;
+use commands::{command_named, Access, Run};
 use parse::printable;
 pub use parse::{parse_command, ProtoError};
 
@@ -85,45 +84,6 @@ impl Queued {
             Queued::Kohi(_) => QueryKind::Kohi,
         }
     }
-}
-
-/// A query command: its name, kind, argument counts (the name included), and its name in
-/// errors (`wrong number of arguments for 'elig.card'`).
-struct QueryCommand {
-    name: &'static str,
-    kind: QueryKind,
-    args: RangeInclusive<usize>,
-    in_errors: &'static str,
-}
-
-/// The query commands, one line each; `queue` parses each kind.
-const QUERY_COMMANDS: [QueryCommand; 3] = [
-    QueryCommand {
-        name: "ELIG.CARD",
-        kind: QueryKind::Card,
-        args: 6..=8,
-        in_errors: "elig.card",
-    },
-    QueryCommand {
-        name: "ELIG.PERSON",
-        kind: QueryKind::Person,
-        args: 2..=4,
-        in_errors: "elig.person",
-    },
-    QueryCommand {
-        name: "ELIG.KOHI",
-        kind: QueryKind::Kohi,
-        args: 4..=5,
-        in_errors: "elig.kohi",
-    },
-];
-
-/// The query command `name` is, if any.
-fn query_command(name: &[u8]) -> Option<(QueryKind, RangeInclusive<usize>, &'static str)> {
-    QUERY_COMMANDS
-        .iter()
-        .find(|c| name.eq_ignore_ascii_case(c.name.as_bytes()))
-        .map(|c| (c.kind, c.args.clone(), c.in_errors))
 }
 
 /// An `ELIG.KOHI payer_number recipient_number birthdate [date]`; the institution asking is
@@ -301,27 +261,31 @@ enum Flow {
 }
 
 impl State {
+    /// Runs a command that was not queued: any but a well-formed query the connection may
+    /// run (`queueable`), which waits for its group.
     fn dispatch(&mut self, a: &Args<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Flow {
-        let name = a.get(0);
-        let is = |w: &str| name.eq_ignore_ascii_case(w.as_bytes());
-        // A well-formed query the connection may run never gets here: `process` queues it
-        // (`queueable`). What is left of the queries is refused: not authenticated, or the
-        // wrong number of arguments.
-        if let Some((_, _, command)) = query_command(name) {
+        let Some(c) = command_named(a.get(0)) else {
             if self.authorized(ctx, out) {
-                wrong_args(out, command);
+                unknown_command(a.get(0), out);
             }
-        } else if is("AUTH") {
-            self.auth(a, ctx, out);
-        } else if is("HELLO") {
-            self.hello(a, ctx, out);
-        } else if is("QUIT") {
-            out.extend_from_slice(b"+OK\r\n");
-            return Flow::Close;
-        } else if self.authorized(ctx, out) {
-            self.other(a, ctx, out);
+            return Flow::Continue;
+        };
+        if c.access == Access::Authenticated && !self.authorized(ctx, out) {
+            return Flow::Continue;
         }
-        Flow::Continue
+        if !c.args.contains(&a.len()) {
+            c.wrong_args(out);
+            return Flow::Continue;
+        }
+        match c.run {
+            Run::Now(handler) => handler(self, a, ctx, out),
+            // Queued by `process` whenever it may run; answered alone should it get here.
+            Run::Query(kind) => {
+                self.queue(kind, a);
+                self.answer_queued(ctx, out);
+                Flow::Continue
+            }
+        }
     }
 
     /// Whether the connection may run commands.
@@ -342,8 +306,11 @@ impl State {
     /// connection may run, so it can wait in `queued` for the group (any other command,
     /// including a malformed query, goes through `dispatch`).
     fn queueable(&self, a: &Args<'_>, ctx: &Ctx<'_>) -> Option<QueryKind> {
-        let (kind, args, _) = query_command(a.get(0))?;
-        (args.contains(&a.len()) && self.may_run(ctx)).then_some(kind)
+        let c = command_named(a.get(0))?;
+        match c.run {
+            Run::Query(kind) if c.args.contains(&a.len()) && self.may_run(ctx) => Some(kind),
+            _ => None,
+        }
     }
 
     /// Parses the query `a` of `kind` (its argument count checked) into `queued`.
@@ -438,11 +405,9 @@ impl State {
     }
 
     fn auth(&mut self, a: &Args<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
-        let checked = match a.len() {
-            2 => self.check_credentials(ctx, a.get(1), None),
-            3 => self.check_credentials(ctx, a.get(1), Some(a.get(2))),
-            _ => return wrong_args(out, "auth"),
-        };
+        // `AUTH code:token` or `AUTH code token` (the table allows 2 or 3 arguments).
+        let token = (a.len() == 3).then(|| a.get(2));
+        let checked = self.check_credentials(ctx, a.get(1), token);
         match checked {
             Ok(id) => {
                 if id.is_some() {
@@ -518,83 +483,15 @@ impl State {
         }
         out.extend_from_slice(b"\r\n");
     }
+}
 
-    /// Commands clients send on connect or by habit.
-    fn other(&mut self, a: &Args<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
-        let name = a.get(0);
-        let is = |w: &str| name.eq_ignore_ascii_case(w.as_bytes());
-        if is("PING") {
-            match a.len() {
-                1 => out.extend_from_slice(b"+PONG\r\n"),
-                2 => write_bulk(out, &echoed(a.get(1))),
-                _ => wrong_args(out, "ping"),
-            }
-        } else if is("ECHO") {
-            match a.len() {
-                2 => write_bulk(out, &echoed(a.get(1))),
-                _ => wrong_args(out, "echo"),
-            }
-        } else if is("COMMAND") {
-            if a.is(1, "COUNT") {
-                write_int(out, 0);
-            } else if a.is(1, "DOCS") {
-                self.write_map_header(out, 0);
-            } else {
-                out.extend_from_slice(b"*0\r\n");
-            }
-        } else if is("CLIENT") {
-            if a.is(1, "ID") {
-                write_int(out, self.client_id);
-            } else if a.is(1, "SETNAME") || a.is(1, "SETINFO") {
-                out.extend_from_slice(b"+OK\r\n");
-            } else {
-                write_error_line(
-                    out,
-                    "ERR ",
-                    "unknown CLIENT subcommand (shikaku supports ID, SETNAME, SETINFO)",
-                );
-            }
-        } else if is("SELECT") {
-            if a.len() == 2 && a.get(1) == b"0" {
-                out.extend_from_slice(b"+OK\r\n");
-            } else {
-                write_error_line(out, "ERR ", "DB index is out of range");
-            }
-        } else if is("CONFIG") {
-            // redis-benchmark reads `save` and `appendonly` at start; shikaku persists nothing.
-            let value: Option<&[u8]> = if a.is(2, "save") {
-                Some(b"")
-            } else if a.is(2, "appendonly") {
-                Some(b"no")
-            } else {
-                None
-            };
-            match value {
-                Some(v) if a.is(1, "GET") && a.len() == 3 => {
-                    self.write_map_header(out, 1);
-                    write_bulk(out, a.get(2));
-                    write_bulk(out, v);
-                }
-                _ => self.write_map_header(out, 0),
-            }
-        } else if is("INFO") {
-            let g = ctx.generation;
-            let info = format!(
-                "# Server\r\nserver:shikaku\r\nshikaku_version:{}\r\n# Index\r\ngeneration:{}\r\nepoch:{}\r\nrecords:{}\r\n",
-                env!("CARGO_PKG_VERSION"),
-                g.id(),
-                g.epoch,
-                g.index.header().record_count
-            );
-            write_bulk(out, info.as_bytes());
-        } else {
-            // The name only, never the arguments (they may hold an individual number), and
-            // the name masked too: a client may send a number where the command belongs.
-            let shown: String = name.iter().take(32).map(|&b| printable(b)).collect();
-            let shown = crate::domain::text::mask_digit_runs(&shown);
-            write_error_line(out, "ERR ", &format!("unknown command '{shown}'"));
-        }
-    }
+/// `-ERR unknown command '…'`: the name only, never the arguments (they may hold an
+/// individual number), and the name masked too: a client may send a number where the
+/// command belongs.
+fn unknown_command(name: &[u8], out: &mut Vec<u8>) {
+    let shown: String = name.iter().take(32).map(|&b| printable(b)).collect();
+    let shown = crate::domain::text::mask_digit_runs(&shown);
+    write_error_line(out, "ERR ", &format!("unknown command '{shown}'"));
 }
 
 /// `[date] [LIMIT]` from argument `from` on.
@@ -617,14 +514,6 @@ fn echoed(msg: &[u8]) -> std::borrow::Cow<'_, [u8]> {
         Cow::Borrowed(_) => Cow::Borrowed(msg),
         Cow::Owned(masked) => Cow::Owned(masked.into_bytes()),
     }
-}
-
-fn wrong_args(out: &mut Vec<u8>, command: &str) {
-    write_error_line(
-        out,
-        "ERR ",
-        &format!("wrong number of arguments for '{command}' command"),
-    );
 }
 
 fn wrong_pass(out: &mut Vec<u8>) {
