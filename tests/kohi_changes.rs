@@ -359,3 +359,57 @@ mod equivalence {
         }
     }
 }
+
+/// The delivery guard covers the registers as it does insurers: a payer's certificates valid
+/// today falling by more than `--max-drop-percent`, or a payer gone, refuse the build unless
+/// the operator accepts that payer.
+#[test]
+fn the_guard_refuses_a_truncated_register_unless_accepted() {
+    use shikaku::domain::InsurerNumber;
+    use shikaku::nightly::run::BuildError;
+    let tmp = tempfile::tempdir().unwrap();
+    let (snap, data) = (tmp.path().join("s"), tmp.path().join("d"));
+    let p = payer("5413601");
+    write_payers(&snap, &[&p]);
+    let rows: Vec<String> = (0..10)
+        .map(|i| {
+            let r = recipient(&format!("01234{i}"));
+            format!("{p},{r},,山田 太郎,ヤマダ タロウ,1,1980-01-23,2026-04-01,,,")
+        })
+        .collect();
+    let register = |day: &str, n: usize| {
+        write(
+            &snap.join(format!("kohi/{p}/{day}.csv")),
+            &format!("{KOHI_HEADER}\n{}\n", rows[..n].join("\n")),
+        );
+    };
+    let guarded = |snap: &Path, data: &Path| BuildConfig {
+        max_drop_percent: 10.0,
+        ..config(snap, data)
+    };
+    register("20261101", 10);
+    let first = run(&guarded(&snap, &data)).unwrap();
+    // 8 of 10 left: 20% > 10%.
+    register("20261102", 8);
+    let err = run(&guarded(&snap, &data)).unwrap_err();
+    assert!(
+        matches!(&err, BuildError::Refused { reasons, .. }
+            if reasons.len() == 1 && reasons[0].contains(&format!("public-expense payer {p}: certificates valid today fell from 10 to 8"))),
+        "{err}"
+    );
+    assert_eq!(
+        Store::new(&data).current().unwrap().as_deref(),
+        Some(first.generation.as_str())
+    );
+    let accepted = BuildConfig {
+        accept: vec![InsurerNumber::parse(&p).unwrap()],
+        ..guarded(&snap, &data)
+    };
+    run(&accepted).unwrap();
+    // The payer gone from payers.csv: refused, then accepted.
+    write_payers(&snap, &[]);
+    fs::remove_dir_all(snap.join(format!("kohi/{p}"))).unwrap();
+    let err = run(&guarded(&snap, &data)).unwrap_err();
+    assert!(err.to_string().contains("is missing"), "{err}");
+    run(&accepted).unwrap();
+}

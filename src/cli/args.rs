@@ -107,7 +107,8 @@ pub struct BuildArgs {
     /// percent (0 to 100).
     #[arg(long, default_value_t = crate::nightly::run::DEFAULT_MAX_DROP_PERCENT, value_parser = percent)]
     pub max_drop_percent: f64,
-    /// Publish even though this insurer trips the guard (repeatable).
+    /// Publish even though this insurer (or public-expense payer) trips the guard
+    /// (repeatable).
     #[arg(long = "accept", value_name = "INSURER")]
     pub accept: Vec<String>,
     /// Build date (default: today in Japan); used for the members-covered-today counts.

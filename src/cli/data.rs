@@ -24,7 +24,7 @@ pub(super) fn run_build(args: BuildArgs, key_file: Option<PathBuf>) -> anyhow::R
         .iter()
         .map(|a| {
             InsurerNumber::parse(a)
-                .with_context(|| format!("--accept {a:?} is not an insurer number"))
+                .with_context(|| format!("--accept {a:?} is not an insurer or payer number"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let built_on = match &args.date {

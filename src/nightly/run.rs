@@ -6,7 +6,7 @@ use super::encode::InsurerPart;
 use super::insurer::{process_insurer, report_line, InsurerResult};
 use super::kohi::{build_registers, encode_certificates};
 use super::link::{link_incremental, link_persons};
-use super::report::{write_rejects, Counts, InsurerReport, Report, ReportLine};
+use super::report::{write_rejects, Counts, InsurerReport, KohiReport, Report, ReportLine};
 use super::reuse::{Previous, ReuseError};
 use crate::domain::{Date, InsurerNumber, PayerNumber, PersonKey};
 use crate::format::writer::{IndexTail, IndexWriter, InsurerInput};
@@ -320,7 +320,8 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
     );
 
     phases.end("verify");
-    let refused = guard(store, cfg, &index);
+    let mut refused = guard(store, cfg, &index);
+    refused.extend(guard_registers(store, cfg, &kohi.report));
     let mut report = Report {
         generation: id.clone(),
         built_on: cfg.built_on.to_string(),
@@ -549,7 +550,7 @@ fn guard(store: &Store, cfg: &BuildConfig, new: &MappedIndex) -> Vec<String> {
             None => refused.push(format!(
                 "insurer {number} is missing (present in {live_id}); pass --accept {number} if it really left"
             )),
-            Some(&after) if before > 0 && (before - after.min(before)) as f64 / before as f64 * 100.0 > cfg.max_drop_percent => {
+            Some(&after) if dropped_too_far(before, after, cfg.max_drop_percent) => {
                 refused.push(format!(
                     "insurer {number}: members covered today fell from {before} to {after} (more than {}%); a truncated delivery? pass --accept {number} if it is real",
                     cfg.max_drop_percent,
@@ -559,6 +560,59 @@ fn guard(store: &Store, cfg: &BuildConfig, new: &MappedIndex) -> Vec<String> {
         }
     }
     refused
+}
+
+/// The guard for the public-expense registers, as for insurers: a listed payer whose
+/// certificates valid today fall by more than `max_drop_percent`, or that went missing,
+/// refuses the build (a truncated register would turn its recipients into "not found").
+/// Compared with the live generation's `report.json` (it needs no person key).
+fn guard_registers(store: &Store, cfg: &BuildConfig, new: &KohiReport) -> Vec<String> {
+    let Some(live) = live_report(store) else {
+        return Vec::new();
+    };
+    let Some(before) = live.kohi.as_ref().map(payers_covered) else {
+        return Vec::new();
+    };
+    let after = payers_covered(new);
+    let mut refused = Vec::new();
+    for (number, &was) in &before {
+        if cfg.accept.iter().any(|a| a.as_str() == number) {
+            continue;
+        }
+        match after.get(number) {
+            None => refused.push(format!(
+                "public-expense payer {number} is missing (present in {}); pass --accept {number} if it really left",
+                live.generation
+            )),
+            Some(&now) if dropped_too_far(was, now, cfg.max_drop_percent) => refused.push(format!(
+                "public-expense payer {number}: certificates valid today fell from {was} to {now} (more than {}%); a truncated register? pass --accept {number} if it is real",
+                cfg.max_drop_percent
+            )),
+            Some(_) => {}
+        }
+    }
+    refused
+}
+
+/// Certificates valid on the build date per listed payer (a directory `payers.csv` does not
+/// list has a report line without a name: not a payer).
+fn payers_covered(kohi: &KohiReport) -> BTreeMap<String, u64> {
+    kohi.payers
+        .iter()
+        .filter(|p| !p.payer_name.is_empty())
+        .map(|p| (p.payer_number.clone(), p.counts.covered_today))
+        .collect()
+}
+
+fn live_report(store: &Store) -> Option<Report> {
+    let live_id = store.current().ok()??;
+    let path = store.generation_dir(&live_id).join(REPORT_FILE);
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// Whether a count that was `before` and is `after` fell by more than `max_percent`.
+fn dropped_too_far(before: u64, after: u64, max_percent: f64) -> bool {
+    before > 0 && (before - after.min(before)) as f64 / before as f64 * 100.0 > max_percent
 }
 
 /// Members covered today per insurer of the live generation: from its index, or, when that
