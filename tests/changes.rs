@@ -420,6 +420,11 @@ fn bad_change_files_are_reported_never_partly_applied() {
             member(KUMIAI, 15, "1985-07-07", "2026-11-15", "")
         ),
     );
+    // 2 GiB (sparse: no disk is used): refused unread, nothing of it applied.
+    fs::File::create(kumiai.join("20261117-120000.csv"))
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
     // Still being written, and a malformed name: not read.
     write(&kumiai.join("20261118-000000.csv.part"), "x");
     write(&kumiai.join("20261118.csv"), "x");
@@ -445,6 +450,12 @@ fn bad_change_files_are_reported_never_partly_applied() {
                 0,
                 1
             ),
+            (
+                "20261117-120000.csv".to_owned(),
+                ChangeOutcome::Applied,
+                0,
+                0
+            ),
         ]
     );
     let rejects = fs::read_to_string(out.generation_dir.join(REJECTS_FILE)).unwrap();
@@ -454,6 +465,11 @@ fn bad_change_files_are_reported_never_partly_applied() {
     );
     assert!(
         rejects.contains("06139992/changes/20261117-000000.csv,0,F2,change,"),
+        "{rejects}"
+    );
+    assert!(
+        rejects.contains("06139992/changes/20261117-120000.csv,0,F3,,\"whole file rejected (0 data rows), nothing applied: ")
+            && rejects.contains("is 2147483648 bytes, more than the 268435456 a change file may hold"),
         "{rejects}"
     );
     let notes = out.report.notes.join("\n");

@@ -172,6 +172,11 @@ impl<T: Changeable> State<T> {
     }
 }
 
+/// The largest change file read: 256 MiB, about 1.5 million rows, some thirty times a day's
+/// changes for the whole country. A change file is read whole into memory before any row is
+/// applied; one larger is refused unread (F3), its insurer's state unchanged by it.
+pub const MAX_CHANGE_FILE_BYTES: u64 = 256 << 20;
+
 /// A change file's bytes, read once: what is hashed is what is applied.
 #[derive(Debug, Clone)]
 pub struct ChangeInput {
@@ -188,10 +193,13 @@ pub struct ChangeInput {
 impl ChangeInput {
     /// Reads a change file whole (a regular file inside the snapshots directory, as a
     /// snapshot). A file gone or unreadable is an error naming it: the state would lack its
-    /// changes. A pipe, device or link out of the delivery is refused unread (F3).
+    /// changes. A pipe, device, link out of the delivery or file over
+    /// [`MAX_CHANGE_FILE_BYTES`] is refused unread (F3).
     pub fn read(file: &ChangeFile) -> Result<ChangeInput, SnapshotError> {
-        let (bytes, refused) = match Source::open_within(&file.path, file.snapshots_root()) {
-            Ok(source) => (source.bytes().to_vec(), None),
+        let source =
+            Source::open_within_at_most(&file.path, file.snapshots_root(), MAX_CHANGE_FILE_BYTES);
+        let (bytes, refused) = match source {
+            Ok(source) => (source.into_bytes(), None),
             Err(e @ SnapshotError::Io { .. }) => return Err(e),
             Err(e) => (Vec::new(), Some(e.to_string())),
         };

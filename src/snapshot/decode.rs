@@ -38,22 +38,40 @@ impl Source {
     /// even opening a FIFO returns at once, and its type is taken from the opened descriptor,
     /// so a file swapped for a pipe between a check and the open is still caught.
     pub(crate) fn open(path: &Path) -> Result<Source, SnapshotError> {
+        Source::open_at_most(path, u64::MAX)
+    }
+
+    /// [`Source::open`], refusing a file of more than `max_bytes` (by its size when opened,
+    /// and by what is read, should it grow meanwhile) before it is read.
+    fn open_at_most(path: &Path, max_bytes: u64) -> Result<Source, SnapshotError> {
         use std::io::Read;
         use std::os::unix::fs::OpenOptionsExt;
         // Checked before the open too: opening a socket fails with an I/O error, which would
         // read as the system's fault rather than the delivery's.
         let before = std::fs::metadata(path).map_err(|e| SnapshotError::io(path, e))?;
         refuse_irregular(path, &before)?;
-        let mut file = std::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
             .open(path)
             .map_err(|e| SnapshotError::io(path, e))?;
         let meta = file.metadata().map_err(|e| SnapshotError::io(path, e))?;
         refuse_irregular(path, &meta)?;
+        let too_large = |bytes| SnapshotError::TooLarge {
+            path: path.to_owned(),
+            bytes,
+            max_bytes,
+        };
+        if meta.len() > max_bytes {
+            return Err(too_large(meta.len()));
+        }
         let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-        file.read_to_end(&mut bytes)
+        file.take(max_bytes.saturating_add(1))
+            .read_to_end(&mut bytes)
             .map_err(|e| SnapshotError::io(path, e))?;
+        if bytes.len() as u64 > max_bytes {
+            return Err(too_large(bytes.len() as u64));
+        }
         Ok(Source(bytes))
     }
 
@@ -61,12 +79,25 @@ impl Source {
     /// outside `root`: a link out of the delivery could make a build read any file the
     /// build's user can.
     pub(crate) fn open_within(path: &Path, root: &Path) -> Result<Source, SnapshotError> {
+        Source::open_within_at_most(path, root, u64::MAX)
+    }
+
+    /// [`Source::open_within`] and [`Source::open_at_most`] together.
+    pub(crate) fn open_within_at_most(
+        path: &Path,
+        root: &Path,
+        max_bytes: u64,
+    ) -> Result<Source, SnapshotError> {
         check_within(path, root)?;
-        Source::open(path)
+        Source::open_at_most(path, max_bytes)
     }
 
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.0
+    }
+
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        self.0
     }
 }
 

@@ -20,6 +20,13 @@ pub enum SnapshotError {
     /// A FIFO, device, socket or directory where a snapshot file belongs.
     #[error("{path}: is {kind}, not a regular file; deliver snapshots as plain files")]
     NotRegularFile { path: PathBuf, kind: &'static str },
+    /// A file over its kind's size limit (a change file: [`super::apply::MAX_CHANGE_FILE_BYTES`]).
+    #[error("{path}: is {bytes} bytes, more than the {max_bytes} a change file may hold; deliver so many changes as a new snapshot instead")]
+    TooLarge {
+        path: PathBuf,
+        bytes: u64,
+        max_bytes: u64,
+    },
     /// A symbolic link leading out of the snapshots directory.
     #[error("{path}: is a link to {target}, outside the snapshots directory; copy the file into the delivery instead")]
     OutsideSnapshots { path: PathBuf, target: PathBuf },
@@ -64,6 +71,7 @@ impl SnapshotError {
             | SnapshotError::DuplicateColumn { .. } => Rule::F2,
             SnapshotError::Io { .. }
             | SnapshotError::NotRegularFile { .. }
+            | SnapshotError::TooLarge { .. }
             | SnapshotError::OutsideSnapshots { .. }
             | SnapshotError::Csv { .. }
             | SnapshotError::InsurerLine { .. } => Rule::F3,
