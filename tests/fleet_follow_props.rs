@@ -285,6 +285,7 @@ impl Model {
                 previous: previous.map(str::to_owned),
                 pinned: false,
                 changed_at_ms: 0,
+                rolled_back_from: None,
             };
             Bytes::from(serde_json::to_vec(&p).unwrap())
         };
@@ -390,6 +391,7 @@ fn pointer(live: &str, previous: Option<&str>) -> Pointer {
         previous: previous.map(str::to_owned),
         pinned: false,
         changed_at_ms: 0,
+        rolled_back_from: None,
     }
 }
 
@@ -507,6 +509,7 @@ fn foresee(s: &State, ids: &[String], follower: &Follower, expect: &mut Expect) 
                 previous: p.map(|p| ids[p].clone()),
                 pinned: false,
                 changed_at_ms: 0,
+                rolled_back_from: None,
             })
         }
         PointerObject::NamesMissing => {
@@ -516,6 +519,7 @@ fn foresee(s: &State, ids: &[String], follower: &Follower, expect: &mut Expect) 
                 previous: None,
                 pinned: false,
                 changed_at_ms: 0,
+                rolled_back_from: None,
             })
         }
         PointerObject::Absent | PointerObject::NotJson => {}
