@@ -46,6 +46,11 @@ pub(super) fn run_build(args: BuildArgs, key_file: Option<PathBuf>) -> anyhow::R
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()) && !args.watch,
     };
     let remote = match &args.publish {
+        // The loop tries a failed upload again itself, building meanwhile: one attempt per
+        // request, not four with backoff, keeps a store that hangs from holding builds up.
+        Some(url) if args.watch => {
+            Some(connect_store(url, args.endpoint.clone())?.with_attempts(1))
+        }
         Some(url) => Some(connect_store(url, args.endpoint.clone())?),
         None => None,
     };

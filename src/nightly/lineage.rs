@@ -114,14 +114,15 @@ fn adds_only_changes(report: &Report, parent: &Report) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::nightly::report::{ChangeOutcome, ChangeReport, Counts};
 
     /// An insurer: number, snapshot file, applied change files.
-    type Spec<'a> = (&'a str, &'a str, &'a [&'a str]);
+    pub(crate) type Spec<'a> = (&'a str, &'a str, &'a [&'a str]);
 
-    fn report(id: &str, insurers: &[Spec<'_>]) -> Report {
+    /// A report of generation `id` with these insurers.
+    pub(crate) fn report(id: &str, insurers: &[Spec<'_>]) -> Report {
         let insurers = insurers
             .iter()
             .map(|(number, file, changes)| InsurerReport {

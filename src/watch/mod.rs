@@ -107,6 +107,8 @@ struct Watch {
     build_backoff: Backoff,
     upload_backoff: Backoff,
     unpublished: Vec<String>,
+    /// A build published since old generations were last looked at.
+    collect_due: bool,
     /// When the promote policy was last applied (none: at the next poll).
     promote_looked: Option<Instant>,
     status: Status,
@@ -152,6 +154,7 @@ impl Watch {
             build_backoff: Backoff::default(),
             upload_backoff: Backoff::default(),
             unpublished: Vec::new(),
+            collect_due: false,
             promote_looked: None,
             status,
         }
@@ -162,6 +165,10 @@ impl Watch {
             self.build(files);
         }
         self.upload();
+        if self.collect_due && self.unpublished.is_empty() {
+            self.collect();
+            self.collect_due = false;
+        }
         self.promote();
     }
 
@@ -237,11 +244,17 @@ impl Watch {
                 self.status.failing_for = 0;
                 self.build_backoff = Backoff::default();
                 self.built = files;
-                self.due = self.due_after(cfg.built_on);
+                // A build dated with --date takes its day's change files; later ones never.
+                self.due = self
+                    .cfg
+                    .date
+                    .is_none()
+                    .then(|| self.due_after(cfg.built_on))
+                    .flatten();
                 if self.cfg.publish.is_some() {
                     self.unpublished.push(out.generation);
                 }
-                self.collect();
+                self.collect_due = true;
             }
             Err(e) => {
                 let refused = matches!(e, BuildError::Refused { .. });
@@ -278,10 +291,11 @@ impl Watch {
             .min()
     }
 
-    /// Removes old generations once there are twice `keep`, unless an upload is waiting.
+    /// Removes old generations once there are twice `keep` (not while an upload waits: the
+    /// generations waiting are the newest, but their removal would be one fault away).
     fn collect(&self) {
         let count = self.store.list().map_or(0, |l| l.len());
-        if !self.unpublished.is_empty() || count <= self.cfg.keep.saturating_mul(2) {
+        if count <= self.cfg.keep.saturating_mul(2) {
             return;
         }
         let collected = self
@@ -416,4 +430,47 @@ fn missing_from(report: &Report, files: &Files) -> bool {
             _ => false,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nightly::lineage::tests::report;
+    use std::path::PathBuf;
+
+    fn check(files: &[&str], expected: bool) {
+        let live = report(
+            "g1",
+            &[(
+                "01130012",
+                "01130012/20261101.csv",
+                &["01130012/changes/20261110-090000.csv"],
+            )],
+        );
+        let files: Files = files.iter().map(|f| (PathBuf::from(f), (1, 1))).collect();
+        assert_eq!(missing_from(&live, &files), expected, "{files:?}");
+    }
+
+    #[test]
+    fn a_restart_builds_only_what_the_live_generation_lacks() {
+        check(&["insurers.csv", "01130012/20261101.csv"], false);
+        check(
+            &[
+                "01130012/20261001.csv",
+                "01130012/changes/20261110-090000.csv",
+            ],
+            false,
+        );
+        check(&["01130012/changes/20261111-090000.csv"], true);
+        check(&["01130012/20261201.csv"], true);
+        check(&["06139992/20261101.csv"], true);
+    }
+
+    #[test]
+    fn change_times_come_from_change_file_names() {
+        let t = |p: &str| change_time(Path::new(p)).map(|t| t.to_string());
+        assert!(t("01130012/changes/20261110-090000.csv").is_some());
+        assert_eq!(t("01130012/20261110.csv"), None);
+        assert_eq!(t("01130012/changes/notatime.csv"), None);
+    }
 }
