@@ -28,7 +28,7 @@ watch = lines(f"{work}/watch.log")
 logs = [lines(f"{work}/r{i}.log") for i in range(1, replicas + 1)]
 rows = []
 for run in open(f"{work}/runs.tsv"):
-    rel, nrows, gen, t0, t1, written = run.rstrip("\n").split("\t")
+    rel, nrows, gen, t0, t1, written, cpu_builder, cpu_replicas, cpu_moto = run.rstrip("\n").split("\t")
     t0, t1 = int(t0), int(t1)
     start = next(ms_of(l) for l in watch if "building from what landed" in l and ms_of(l) >= t0 - 5)
     built = next(l for l in watch if "published from what landed" in l and f"generation={gen}" in l)
@@ -53,6 +53,7 @@ for run in open(f"{work}/runs.tsv"):
         "promote_ms": promoted - max(sealed),
         "swap_ms": max(live) - promoted,
         "seen_ms": t1 - max(live),
+        "cpu_builder_ms": int(cpu_builder), "cpu_replicas_ms": int(cpu_replicas), "cpu_moto_ms": int(cpu_moto),
     }
     rows.append(r)
     print(json.dumps(r))
@@ -63,3 +64,5 @@ print(
        med("replica_download_verify_ms"), med("promote_ms"), med("swap_ms"), med("seen_ms"),
        med("uploaded_bytes"), med("written_bytes"), med("uploaded_bytes") / max(1, med("written_bytes")))
 )
+print("median CPU time over that span: builder's loop %d ms, the replicas together %d ms, moto %d ms; load average %s"
+      % (med("cpu_builder_ms"), med("cpu_replicas_ms"), med("cpu_moto_ms"), open("/proc/loadavg").read().split()[0]))
