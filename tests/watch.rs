@@ -1,6 +1,7 @@
 //! `shikaku build --watch` end to end: change files renamed into the snapshots directory are
 //! answered from within seconds, by `shikaku query` and, through the fleet's store and its
-//! promote policy, by a replica; a failed build is reported and tried again; SIGTERM stops
+//! promote policy, by a replica; a failed build, a bad row and a failed upload are reported
+//! and the loop goes on; a rollback is not undone by the policy; SIGTERM stops
 //! the loop cleanly; `DATA/LOCK` is free between builds.
 
 mod fleet_support;
@@ -210,13 +211,44 @@ fn change_files_renamed_into_place_are_answered_and_failures_reported() {
     );
     assert!(w.log().contains("build failed"), "{}", w.log());
 
+    // A bad row is the report's: the file is applied but for it, the loop says how many
+    // rows were rejected, and the report names the file and line.
+    let rejected = status(&data)["last_build"]["rows_rejected"]
+        .as_u64()
+        .unwrap();
+    let dir = snap.join(INSURER).join("changes");
+    let bad = format!(
+        "insurer_number,symbol,number,branch,individual_number,name,name_kana,sex,birthdate,relationship,qualification_date,disqualification_date,reason_of_loss,copay_ratio,limit_category,change\n\
+         {INSURER},77,20000004,00,{},試験 花子,シケン ハナコ,2,1990-02-30,1,2026-11-25,,,30,,add\n",
+        individual(4)
+    );
+    fs::write(dir.join("bad.part"), bad).unwrap();
+    fs::rename(dir.join("bad.part"), dir.join("20261125-090003.csv")).unwrap();
+    wait_for_or(
+        "the bad file built",
+        LIMIT,
+        || status(&data)["last_build"]["rows_rejected"].as_u64() > Some(rejected),
+        || w.log(),
+    );
+    let s = status(&data);
+    assert_eq!(s["last_build"]["outcome"], "published", "{s}");
+    let live = Store::new(&data).current().unwrap().unwrap();
+    let rejects =
+        fs::read_to_string(data.join("generations").join(live).join("rejects.csv")).unwrap();
+    assert!(
+        rejects.contains(&format!("{INSURER}/changes/20261125-090003.csv,2,R4")),
+        "{rejects}"
+    );
+    assert!(!found(&query(&data, 20000004).unwrap()));
+
     assert!(w.terminate(), "{}", w.log());
     assert_eq!(status(&data)["state"], "stopped");
     assert!(Store::new(&data).lock().is_ok());
 }
 
 #[test]
-fn the_fleet_takes_change_generations_by_its_promote_policy_and_rollback_holds() {
+fn the_fleet_takes_change_generations_by_its_policy_and_a_rollback_holds_and_a_store_down_is_reported(
+) {
     let Some(moto) = Moto::start("watch_fleet") else {
         return;
     };
@@ -294,5 +326,25 @@ fn the_fleet_takes_change_generations_by_its_promote_policy_and_rollback_holds()
     assert!(fleet(&["status"]).contains(&format!("pointer: live {first}, previous none, moved")));
     assert!(fleet(&["status"]).contains(&format!("rolled back from {second}")));
     assert!(!found(&ask(20000001)));
+
+    // The store gone: the next change file is built and live here all the same, the failed
+    // upload is reported, and the loop goes on.
+    let mut moto = moto;
+    moto.stop();
+    land_change(&snap, "20261125-090001", 20000002);
+    wait_for_or(
+        "the failed upload reported",
+        LIMIT,
+        || status(&data)["last_upload"]["error"].is_string(),
+        || w.log(),
+    );
+    assert!(found(&query(&data, 20000002).unwrap()));
+    let s = status(&data);
+    assert_eq!(
+        s["last_upload"]["waiting"].as_array().map(Vec::len),
+        Some(1),
+        "{s}"
+    );
+    assert!(w.log().contains("upload failed"), "{}", w.log());
     assert!(w.terminate(), "{}", w.log());
 }
