@@ -155,7 +155,7 @@ fn change_files_renamed_into_place_are_answered_and_failures_reported() {
     let dir = tempfile::tempdir().unwrap();
     let snap = delivery(dir.path());
     let data = dir.path().join("data");
-    let mut w = Watcher::start(&snap, &data, &[], &[]);
+    let mut w = Watcher::start(&snap, &data, &["--keep", "2"], &[]);
     // The first build: nothing was live.
     wait_for_or(
         "the first build",
@@ -240,6 +240,17 @@ fn change_files_renamed_into_place_are_answered_and_failures_reported() {
         "{rejects}"
     );
     assert!(!found(&query(&data, 20000004).unwrap()));
+
+    // The fifth generation: with --keep 2, more than twice that are collected down to 2.
+    land_change(&snap, "20261125-090004", 20000005);
+    let kept = || Store::new(&data).list().unwrap().len();
+    wait_for_or(
+        "old generations collected",
+        LIMIT,
+        || kept() == 2,
+        || w.log(),
+    );
+    assert!(found(&query(&data, 20000005).unwrap()));
 
     assert!(w.terminate(), "{}", w.log());
     assert_eq!(status(&data)["state"], "stopped");
