@@ -1,8 +1,9 @@
 //! What a generation is to the one before it: a `layer` (it adds only change files to its
 //! parent, the generation live when it was built: the same insurers, each from the same
-//! snapshot file, every change file the parent applied still applied, and at least one more)
-//! or a `base` (a new snapshot, an insurer more or less, a change file gone, other registers:
-//! anything else). The fleet's promote policy makes layers live on its own and leaves bases
+//! snapshot file, every change file the parent applied still applied; none more is a layer
+//! too, one that changes nothing, as a build the watch loop starts for a file that then went
+//! makes, which must not hold up the layers after it) or a `base` (a new snapshot, an
+//! insurer more or less, a change file gone, other registers: anything else). The fleet's promote policy makes layers live on its own and leaves bases
 //! to the operator (`fleet::policy`). Until layered change generations write their own
 //! files, a layer is recognized from the two reports; the names (`generation_kind`,
 //! `parent`) are the ones those generations' reports carry.
@@ -100,17 +101,13 @@ fn adds_only_changes(report: &Report, parent: &Report) -> bool {
     if now.len() != before.len() || registers(report) != registers(parent) {
         return false;
     }
-    let mut added = false;
-    for (number, (snapshot, applied)) in &now {
-        let Some((snapshot_before, applied_before)) = before.get(number) else {
-            return false;
-        };
-        if snapshot != snapshot_before || !applied_before.is_subset(applied) {
-            return false;
-        }
-        added |= applied.len() > applied_before.len();
-    }
-    added
+    now.iter().all(|(number, (snapshot, applied))| {
+        before
+            .get(number)
+            .is_some_and(|(snapshot_before, applied_before)| {
+                snapshot == snapshot_before && applied_before.is_subset(applied)
+            })
+    })
 }
 
 #[cfg(test)]
@@ -186,8 +183,9 @@ pub(crate) mod tests {
             &[("a", "a/1.csv", &[]), ("b", "b/1.csv", b)],
             Kind::Layer,
         );
-        // Nothing new, a new snapshot, a change file gone, an insurer more: a base.
-        check(&[("a", "a/1.csv", a)], &[("a", "a/1.csv", a)], Kind::Base);
+        // Nothing new: a layer that changes nothing.
+        check(&[("a", "a/1.csv", a)], &[("a", "a/1.csv", a)], Kind::Layer);
+        // A new snapshot, a change file gone, an insurer more: a base.
         check(&[("a", "a/1.csv", a)], &[("a", "a/2.csv", ab)], Kind::Base);
         check(&[("a", "a/1.csv", ab)], &[("a", "a/1.csv", a)], Kind::Base);
         check(

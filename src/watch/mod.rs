@@ -177,10 +177,10 @@ impl Watch {
         let now = match self.scanner.scan() {
             Ok(files) => files,
             Err(e) => {
-                let why = format!("{}: {e}", self.cfg.build.snapshots.display());
+                let why = masked(&format!("{}: {e}", self.cfg.build.snapshots.display()));
                 if self.status.scan_error.as_deref() != Some(why.as_str()) {
                     tracing::error!("cannot read the snapshots directory: {why}");
-                    self.status.scan_error = Some(masked(&why));
+                    self.status.scan_error = Some(why);
                     self.status.write(&self.cfg.build.data);
                 }
                 return None;
