@@ -111,6 +111,8 @@ struct Watch {
     collect_due: bool,
     /// When the promote policy was last applied (none: at the next poll).
     promote_looked: Option<Instant>,
+    /// Since when a generation has waited for replicas to hold it.
+    waiting_since: Option<Instant>,
     status: Status,
 }
 
@@ -156,6 +158,7 @@ impl Watch {
             unpublished: Vec::new(),
             collect_due: false,
             promote_looked: None,
+            waiting_since: None,
             status,
         }
     }
@@ -330,6 +333,7 @@ impl Watch {
                     self.unpublished.remove(0);
                     self.upload_backoff = Backoff::default();
                     self.promote_looked = None;
+                    self.waiting_since = None;
                 }
                 Err(e) => {
                     let wait = self.upload_backoff.failed(&self.cfg.pace);
@@ -344,28 +348,35 @@ impl Watch {
         }
     }
 
-    /// Applies the fleet's promote policy: at once after an upload, at every poll while a
-    /// generation waits for replicas, else every few seconds (an operator may change the
+    /// Applies the fleet's promote policy: at once after an upload, at every poll for the
+    /// first minute a generation waits for replicas, else every few seconds (an operator may change the
     /// policy, promote or roll back meanwhile).
     fn promote(&mut self) {
         let Some(remote) = &self.cfg.publish else {
             return;
         };
-        let idle_every = Duration::from_secs(2);
-        let waiting = self
-            .status
-            .promote
-            .as_deref()
-            .is_some_and(|p| p.starts_with("waiting"));
-        if !waiting
-            && self
-                .promote_looked
-                .is_some_and(|t| t.elapsed() < idle_every)
-        {
+        // A wait longer than a minute is a replica down or gone (its state still registered):
+        // looked at the idle pace then, not five times a second for as long as it lasts.
+        let fast = self
+            .waiting_since
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(60));
+        let every = if fast {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(2)
+        };
+        if self.promote_looked.is_some_and(|t| t.elapsed() < every) {
             return;
         }
         self.promote_looked = Some(Instant::now());
-        let said = match autopromote(remote) {
+        let decision = autopromote(remote);
+        match &decision {
+            Ok(Decision::Waiting { .. }) => {
+                self.waiting_since.get_or_insert_with(Instant::now);
+            }
+            _ => self.waiting_since = None,
+        }
+        let said = match decision {
             Ok(Decision::Promoted(p)) => {
                 tracing::info!(generation = %p.live, previous = p.previous.as_deref().unwrap_or(""), "promoted by the fleet's promote policy");
                 if let Err(e) = gc_store(remote, &p) {
