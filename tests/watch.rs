@@ -365,7 +365,15 @@ fn the_fleet_takes_change_generations_by_its_policy_and_a_rollback_holds_and_a_s
         || w.log(),
     );
     assert!(fleet(&["status"]).contains(&format!("pointer: live {first}, previous none, moved")));
-    assert!(fleet(&["status"]).contains(&format!("rolled back from {second}")));
+    let said = fleet(&["status"]);
+    assert!(
+        said.contains(&format!("rolled back from {second}")),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("generation {second}: layer, built on {first}")),
+        "{said}"
+    );
     assert!(!found(&ask(20000001)));
 
     // The store gone: the next change file is built and live here all the same, the failed

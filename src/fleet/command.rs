@@ -244,6 +244,17 @@ fn print_status(remote: &Remote) -> anyhow::Result<()> {
     say!("{}", policy_line(&Policy::read(remote)?));
     let stored = list_generations(remote)?;
     say!("generations in the store: {}", stored.ids().join(" "));
+    // What the promote policy goes by: each generation's kind and the one it was built on.
+    for id in stored.ids() {
+        let key = super::keys::manifest(&id);
+        let Some(got) = remote.get(&key)? else {
+            continue; // removed since the listing
+        };
+        let m = super::Manifest::parse(&got.bytes, &key, &id)?;
+        if let (Some(kind), Some(parent)) = (&m.generation_kind, &m.parent) {
+            say!("generation {id}: {kind}, built on {parent}");
+        }
+    }
     for key in &stored.unnamable {
         say!(
             "skipped object {}: an empty, `.` or `..` segment or a control character; delete it",
