@@ -18,8 +18,9 @@ use std::time::{Duration, SystemTime};
 
 /// A directory whose time is younger than this when listed is listed again next poll.
 const RACY: Duration = Duration::from_secs(2);
-/// SNAPSHOTS/<insurer>/changes/<file>: the deepest file a delivery holds.
-const DEPTH_MAX: usize = 2;
+/// The deepest directory listed: SNAPSHOTS/kohi/<payer>/changes (a register's change files;
+/// an insurer's are one level up, in SNAPSHOTS/<insurer>/changes).
+const DEPTH_MAX: usize = 3;
 
 /// A file's size and modification time (ns since the epoch).
 pub type Identity = (u64, u128);
@@ -157,10 +158,15 @@ mod tests {
         );
         fs::remove_file(&landed).unwrap();
         assert_eq!(scanner.scan().unwrap(), before);
-        // Deeper directories are not a delivery's.
-        fs::create_dir_all(root.join("01130012/changes/old")).unwrap();
-        fs::write(root.join("01130012/changes/old/x.csv"), "x").unwrap();
+        // A register's change files are seen; deeper directories are not a delivery's.
+        fs::create_dir_all(root.join("kohi/54136015/changes/old")).unwrap();
+        fs::write(root.join("kohi/54136015/changes/old/x.csv"), "x").unwrap();
         assert_eq!(scanner.scan().unwrap(), before);
+        fs::write(root.join("kohi/54136015/changes/20261110-090000.csv"), "x").unwrap();
+        assert_eq!(
+            changed(&before, &scanner.scan().unwrap()),
+            [PathBuf::from("kohi/54136015/changes/20261110-090000.csv")]
+        );
     }
 
     #[test]
