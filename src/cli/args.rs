@@ -68,7 +68,7 @@ pub enum Command {
     Claims(ClaimsArgs),
     /// Upload a generation to the fleet's object store (s3://BUCKET/PREFIX); not yet live.
     Publish(crate::fleet::command::PublishArgs),
-    /// The fleet's pointer: status, promote GEN, rollback, pin GEN.
+    /// The fleet's pointer: status, promote GEN, rollback, pin GEN; the promote policy.
     Fleet(crate::fleet::command::FleetArgs),
 }
 
