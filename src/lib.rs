@@ -23,3 +23,4 @@ pub mod server;
 pub mod snapshot;
 #[doc(hidden)]
 pub mod testing;
+pub mod watch;

@@ -16,7 +16,7 @@ use shikaku::fleet::follow::{Follower, Pace, Seen};
 use shikaku::fleet::remote::{Bucket, Conflict, Downloaded, Fetched, Listed, Listing, Put};
 use shikaku::fleet::retention::kept;
 use shikaku::fleet::trouble::{Trouble, TroubleKind};
-use shikaku::fleet::{keys, FleetError, Manifest, Pointer};
+use shikaku::fleet::{keys, FleetError, Manifest, Pointer, ReplicaState};
 use shikaku::generations::Store;
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -285,6 +285,7 @@ impl Model {
                 previous: previous.map(str::to_owned),
                 pinned: false,
                 changed_at_ms: 0,
+                rolled_back_from: None,
             };
             Bytes::from(serde_json::to_vec(&p).unwrap())
         };
@@ -390,6 +391,7 @@ fn pointer(live: &str, previous: Option<&str>) -> Pointer {
         previous: previous.map(str::to_owned),
         pinned: false,
         changed_at_ms: 0,
+        rolled_back_from: None,
     }
 }
 
@@ -437,7 +439,8 @@ fn a_rollback_mid_download_goes_live_at_once_and_ready_is_said_on_restart() {
     let mut held = at_g1.clone();
     held.held[2] = Held::Whole;
     model.set(&held, &b.ids);
-    let restarted = follower(&model);
+    let mut restarted = follower(&model);
+    restarted.pace.state_every = Duration::from_millis(500);
     let _lock = restarted.take_data_dir().unwrap();
     let health = restarted.health.clone();
     let current = replica.path().join("CURRENT");
@@ -447,15 +450,18 @@ fn a_rollback_mid_download_goes_live_at_once_and_ready_is_said_on_restart() {
         Arc::new(Mutex::new(None::<std::time::Instant>)),
         Arc::new(Mutex::new(None::<Duration>)),
     );
+    // The replica's state objects written during the download.
+    let states = Arc::new(Mutex::new(Vec::<ReplicaState>::new()));
     let rollback = Bytes::from(serde_json::to_vec(&pointer(g0, None)).unwrap());
     let script = {
-        let (model, started, ready_at_start, rolled, live_after, g0) = (
+        let (model, started, ready_at_start, rolled, live_after, g0, states) = (
             Arc::downgrade(&model),
             started.clone(),
             ready_at_start.clone(),
             rolled.clone(),
             live_after.clone(),
             g0.clone(),
+            states.clone(),
         );
         move |meanwhile: &mut dyn FnMut()| {
             let begun = std::time::Instant::now();
@@ -477,6 +483,19 @@ fn a_rollback_mid_download_goes_live_at_once_and_ready_is_said_on_restart() {
                 }
                 drop(after);
                 meanwhile();
+                let written = model
+                    .upgrade()
+                    .unwrap()
+                    .objects
+                    .lock()
+                    .unwrap()
+                    .get(&keys::replica("r1"))
+                    .cloned();
+                let state = written.map(|b| serde_json::from_slice::<ReplicaState>(&b).unwrap());
+                let mut states = states.lock().unwrap();
+                if state.is_some() && states.last() != state.as_ref() {
+                    states.extend(state);
+                }
             }
         }
     };
@@ -491,6 +510,14 @@ fn a_rollback_mid_download_goes_live_at_once_and_ready_is_said_on_restart() {
         .unwrap()
         .expect("g0 never went live during the download");
     assert!(took < Duration::from_secs(1), "the rollback took {took:?}");
+    // The state went on being written through the download: it said g0 live, and was
+    // rewritten at its pace (more than once in the 4 s).
+    let states = states.lock().unwrap();
+    assert!(
+        states.iter().any(|s| s.live.as_ref() == Some(g0)),
+        "{states:?}"
+    );
+    assert!(states.len() >= 3, "{states:?}");
     assert!(restarted.store.list().unwrap().contains(g2));
 }
 
@@ -507,6 +534,7 @@ fn foresee(s: &State, ids: &[String], follower: &Follower, expect: &mut Expect) 
                 previous: p.map(|p| ids[p].clone()),
                 pinned: false,
                 changed_at_ms: 0,
+                rolled_back_from: None,
             })
         }
         PointerObject::NamesMissing => {
@@ -516,6 +544,7 @@ fn foresee(s: &State, ids: &[String], follower: &Follower, expect: &mut Expect) 
                 previous: None,
                 pinned: false,
                 changed_at_ms: 0,
+                rolled_back_from: None,
             })
         }
         PointerObject::Absent | PointerObject::NotJson => {}

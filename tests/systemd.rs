@@ -57,6 +57,7 @@ fn units_verify_cleanly() {
         "shikaku-replica.service",
         "shikaku-build.service",
         "shikaku-build.timer",
+        "shikaku-watch.service",
     ] {
         let text = unit(name).replace("/usr/local/bin/shikaku", env!("CARGO_BIN_EXE_shikaku"));
         let path = dir.path().join(name);
@@ -97,6 +98,93 @@ fn the_replica_unit_follows_and_may_write_its_data_directory() {
         "{text}"
     );
     assert_eq!(setting(&text, "Type"), "notify");
+}
+
+/// The ingest unit's ExecStart, run as systemd runs it (its paths pointed at the test's),
+/// builds what is in the delivery, builds a change file renamed in, and stops on SIGTERM
+/// (KillSignal) with exit 0; it may write its data directory and only read the delivery.
+#[test]
+fn the_watch_unit_builds_what_lands_and_stops_on_its_kill_signal() {
+    let text = unit("shikaku-watch.service");
+    let exec = setting(&text, "ExecStart");
+    let arg = |name: &str| {
+        exec.split_once(&format!("{name} "))
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("{name} in ExecStart"))
+    };
+    let (data_path, snap_path) = (arg("--data"), arg("--snapshots"));
+    assert!(setting(&text, "ReadWritePaths")
+        .split_whitespace()
+        .any(|p| p == data_path));
+    assert!(setting(&text, "ReadOnlyPaths")
+        .split_whitespace()
+        .any(|p| p == snap_path));
+    assert_eq!(setting(&text, "KillSignal"), "SIGTERM");
+    assert!(setting(&text, "Conflicts").contains("shikaku-build.timer"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let (data, snap) = (dir.path().join("data"), dir.path().join("snap"));
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("data-gen/demo");
+    assert!(Command::new("cp")
+        .arg("-r")
+        .arg(&demo)
+        .arg(&snap)
+        .status()
+        .unwrap()
+        .success());
+    let args: Vec<String> = exec
+        .split_whitespace()
+        .map(|w| match w {
+            "/usr/local/bin/shikaku" => env!("CARGO_BIN_EXE_shikaku").to_owned(),
+            w if w == data_path => data.display().to_string(),
+            w if w == snap_path => snap.display().to_string(),
+            w => {
+                assert!(!w.starts_with('/'), "the test does not know the path {w}");
+                w.to_owned()
+            }
+        })
+        .collect();
+    let mut child = Command::new(&args[0])
+        .args(&args[1..])
+        .env("SHIKAKU_PERSON_KEY_FILE", write_key(dir.path()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let built = |n: usize| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            let status = std::fs::read_to_string(data.join("watch.json")).unwrap_or_default();
+            if status.contains(&format!("\"builds\": {n},"))
+                && status.contains("\"state\": \"watching\"")
+            {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "build {n}: {status}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    assert!(built(1).contains("\"outcome\": \"published\""));
+    let changes = snap.join("01130012/changes");
+    std::fs::create_dir_all(&changes).unwrap();
+    let row = "insurer_number,symbol,number,branch,individual_number,name,name_kana,sex,birthdate,relationship,qualification_date,disqualification_date,reason_of_loss,copay_ratio,limit_category,change\n";
+    std::fs::write(changes.join("x.part"), row).unwrap();
+    std::fs::rename(changes.join("x.part"), changes.join("20261124-090000.csv")).unwrap();
+    assert!(built(2).contains("\"outcome\": \"published\""));
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-s", setting(&text, "KillSignal"), &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(child.wait().unwrap().success());
+}
+
+/// A person key file holding the demo key.
+fn write_key(dir: &Path) -> PathBuf {
+    let path = dir.join("person.key");
+    std::fs::write(&path, demo_key_hex()).unwrap();
+    path
 }
 
 /// The server unit's ExecStart with its paths and addresses pointed at the test's.

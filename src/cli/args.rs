@@ -68,7 +68,7 @@ pub enum Command {
     Claims(ClaimsArgs),
     /// Upload a generation to the fleet's object store (s3://BUCKET/PREFIX); not yet live.
     Publish(crate::fleet::command::PublishArgs),
-    /// The fleet's pointer: status, promote GEN, rollback, pin GEN.
+    /// The fleet's pointer: status, promote GEN, rollback, pin GEN; the promote policy.
     Fleet(crate::fleet::command::FleetArgs),
 }
 
@@ -118,8 +118,30 @@ pub struct BuildArgs {
     /// Parse every snapshot and change file again instead of reusing the live generation's
     /// unchanged insurers (recognized by path, size and modification time of the snapshot,
     /// and path and content of each change file).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "watch")]
     pub full: bool,
+    /// Keep running: each change file or snapshot renamed into the snapshots directory (only
+    /// names ending in .csv count) is built into a generation and made live within seconds;
+    /// files landing together go into one build. Stops between builds on SIGTERM or SIGINT.
+    /// What it does is logged and written to DATA/watch.json.
+    #[arg(long)]
+    pub watch: bool,
+    /// Upload each generation built to the fleet's store, s3://BUCKET/PREFIX (only the
+    /// segment files the store lacks), and apply the fleet's promote policy
+    /// (`shikaku fleet policy`).
+    #[arg(long, value_name = "URL")]
+    pub publish: Option<String>,
+    /// S3-compatible endpoint for --publish; else $AWS_ENDPOINT_URL, else AWS.
+    #[arg(long, requires = "publish")]
+    pub endpoint: Option<String>,
+    /// With --watch: a build starts once no file has landed for this many milliseconds (or
+    /// 10 times as long after the first, whatever keeps landing).
+    #[arg(long, default_value_t = 500, requires = "watch")]
+    pub settle_ms: u64,
+    /// With --watch: generations kept in the data directory (older ones are removed once
+    /// there are twice as many).
+    #[arg(long, default_value_t = 4, requires = "watch", value_parser = clap::value_parser!(u64).range(2..))]
+    pub keep: u64,
 }
 
 #[derive(Args)]

@@ -43,14 +43,41 @@ pub(super) fn run_build(args: BuildArgs, key_file: Option<PathBuf>) -> anyhow::R
         } else {
             Reuse::UnchangedInsurers
         },
-        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()) && !args.watch,
     };
+    let remote = match &args.publish {
+        // The loop tries a failed upload again itself, building meanwhile: one attempt per
+        // request, not four with backoff, keeps a store that hangs from holding builds up.
+        Some(url) if args.watch => {
+            Some(connect_store(url, args.endpoint.clone())?.with_attempts(1))
+        }
+        Some(url) => Some(connect_store(url, args.endpoint.clone())?),
+        None => None,
+    };
+    if args.watch {
+        return run_watch(cfg, args.date.is_some(), remote, &args);
+    }
     match run(&cfg) {
         Ok(out) => {
             print!(
                 "{}",
                 crate::nightly::report::console_summary(&out.report, &out.generation_dir)
             );
+            if let Some(remote) = remote {
+                let store = Store::new(&args.data);
+                let (p, took) =
+                    crate::fleet::publish::publish(&remote, &store, Some(&out.generation))
+                        .with_context(|| {
+                            format!("publishing {} to {}", out.generation, remote.url())
+                        })?;
+                println!(
+                    "uploaded to {}: {} of its {} bytes in {:.2} s",
+                    remote.url(),
+                    p.uploaded_bytes,
+                    p.bytes,
+                    took.as_secs_f64()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e @ BuildError::Refused { .. }) => {
@@ -63,6 +90,44 @@ pub(super) fn run_build(args: BuildArgs, key_file: Option<PathBuf>) -> anyhow::R
             args.data.display()
         ))),
     }
+}
+
+fn connect_store(url: &str, endpoint: Option<String>) -> anyhow::Result<crate::fleet::Remote> {
+    use crate::fleet::{Remote, StoreConfig, StoreUrl};
+    Ok(Remote::connect(&StoreConfig::new(
+        StoreUrl::parse(url)?,
+        endpoint,
+    ))?)
+}
+
+/// `shikaku build --watch`: until SIGTERM or SIGINT, which end it between builds.
+fn run_watch(
+    build: crate::nightly::run::BuildConfig,
+    dated: bool,
+    publish: Option<crate::fleet::Remote>,
+    args: &BuildArgs,
+) -> anyhow::Result<ExitCode> {
+    use crate::watch::{watch, Pace, WatchConfig};
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone()).context("setting up SIGTERM")?;
+    }
+    let settle = std::time::Duration::from_millis(args.settle_ms);
+    let cfg = WatchConfig {
+        date: dated.then_some(build.built_on),
+        build,
+        pace: Pace {
+            settle,
+            settle_max: settle * 10,
+            ..Pace::default()
+        },
+        keep: args.keep as usize,
+        publish,
+    };
+    watch(cfg, &stop);
+    Ok(ExitCode::SUCCESS)
 }
 
 pub(super) fn run_verify(args: VerifyArgs, key_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {

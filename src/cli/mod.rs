@@ -143,6 +143,7 @@ impl Command {
         match self {
             Command::Serve(_) | Command::Load(_) | Command::Publish(_) | Command::Fleet(_) => true,
             Command::Demo(args) => !args.no_serve,
+            Command::Build(args) => args.publish.is_some(),
             _ => false,
         }
     }

@@ -3,6 +3,7 @@
 
 use super::follow::{Follower, Seen};
 use super::pointer::{move_pointer, Move, Pointer, Quorum};
+use super::policy::{Policy, Promote};
 use super::publish::{list_generations, publish};
 use super::retention::gc_store;
 use super::{Remote, ReplicaState, StoreConfig, StoreUrl};
@@ -70,6 +71,15 @@ pub enum FleetCommand {
     Pin {
         /// The generation to make and keep live, as `fleet status` lists it.
         generation: String,
+    },
+    /// Show or set the promote policy: `manual` (only `promote` moves the fleet),
+    /// `auto-changes` (a change generation built on the live one goes live once every
+    /// replica, or --quorum N, holds it ready; applied by `shikaku build --watch --publish`),
+    /// `auto-all` (any generation built on the live one).
+    Policy {
+        /// The policy to set; none: show it.
+        #[arg(value_enum)]
+        promote: Option<super::policy::Promote>,
     },
 }
 
@@ -161,6 +171,7 @@ pub fn run_fleet(args: FleetArgs) -> anyhow::Result<()> {
         },
         FleetCommand::Rollback => Move::Rollback,
         FleetCommand::Pin { generation } => Move::Pin { id: generation },
+        FleetCommand::Policy { promote } => return set_policy(&remote, promote, args.quorum),
     };
     let started = std::time::Instant::now();
     let p = move_pointer(&remote, &how, quorum)
@@ -184,23 +195,66 @@ pub fn run_fleet(args: FleetArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn set_policy(
+    remote: &Remote,
+    promote: Option<Promote>,
+    quorum: Option<usize>,
+) -> anyhow::Result<()> {
+    if let Some(promote) = promote {
+        Policy::new(promote, quorum)
+            .write(remote)
+            .with_context(|| format!("writing the promote policy of {}", remote.url()))?;
+    }
+    say!("{}", policy_line(&Policy::read(remote)?));
+    Ok(())
+}
+
+fn policy_line(p: &Policy) -> String {
+    format!(
+        "promote policy: {}{}",
+        p.promote.as_str(),
+        match (p.promote, p.quorum) {
+            (Promote::Manual, _) => String::new(),
+            (_, Some(n)) => format!(", once {n} replicas hold a generation ready"),
+            (_, None) => ", once every registered replica holds a generation ready".into(),
+        }
+    )
+}
+
 fn print_status(remote: &Remote) -> anyhow::Result<()> {
     let now = super::unix_now_ms();
     match Pointer::read(remote)? {
         Some(r) => {
             let p = r.pointer;
             say!(
-                "pointer: live {}, previous {}{}, moved {} s ago",
+                "pointer: live {}, previous {}{}, moved {} s ago{}",
                 p.live,
                 p.previous.as_deref().unwrap_or("none"),
                 if p.pinned { ", pinned" } else { "" },
-                now.saturating_sub(p.changed_at_ms) / 1000
+                now.saturating_sub(p.changed_at_ms) / 1000,
+                p.rolled_back_from
+                    .map(|g| format!(
+                        "; rolled back from {g}, which the promote policy leaves alone"
+                    ))
+                    .unwrap_or_default()
             );
         }
         None => say!("pointer: none yet (nothing promoted)"),
     }
+    say!("{}", policy_line(&Policy::read(remote)?));
     let stored = list_generations(remote)?;
     say!("generations in the store: {}", stored.ids().join(" "));
+    // What the promote policy goes by: each generation's kind and the one it was built on.
+    for id in stored.ids() {
+        let key = super::keys::manifest(&id);
+        let Some(got) = remote.get(&key)? else {
+            continue; // removed since the listing
+        };
+        let m = super::Manifest::parse(&got.bytes, &key, &id)?;
+        if let (Some(kind), Some(parent)) = (&m.generation_kind, &m.parent) {
+            say!("generation {id}: {kind}, built on {parent}");
+        }
+    }
     for key in &stored.unnamable {
         say!(
             "skipped object {}: an empty, `.` or `..` segment or a control character; delete it",

@@ -545,8 +545,12 @@ impl Follower {
                 // linked in microseconds) or a piece.
                 if looked.elapsed() >= POINTER_POLL {
                     self.watch_pointer(seen);
-                    // A fault met meanwhile shows now, not when the download ends.
+                    // A fault met meanwhile shows now, not when the download ends; and the
+                    // replica's state goes on being written (`fleet status` said "seen 12 s
+                    // ago" of every replica through a download, and would not say a
+                    // rollback meanwhile had gone live).
                     self.tell_troubles(seen);
+                    self.write_state(seen);
                     looked = Instant::now();
                 }
             },

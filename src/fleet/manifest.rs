@@ -7,6 +7,7 @@ use super::remote::file_xxh3;
 use super::FleetError;
 use crate::format::SEGMENTS_DIR;
 use crate::generations::{valid_id, Store, INDEX_FILE, REPORT_FILE};
+use crate::nightly::lineage::Kind;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -28,6 +29,20 @@ pub struct Manifest {
     pub format: u32,
     pub generation: String,
     pub files: Vec<FileEntry>,
+    /// `layer` (only change files added to `parent`) or `base`, from the generation's report
+    /// (`nightly::lineage`); absent in manifests of older builds, which count as bases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation_kind: Option<String>,
+    /// The generation live where it was built when it was built.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+}
+
+/// The lineage fields of a `report.json`.
+#[derive(Deserialize)]
+struct ReportLineage {
+    generation_kind: Option<String>,
+    parent: Option<String>,
 }
 
 impl Manifest {
@@ -55,14 +70,34 @@ impl Manifest {
                 files.push(entry(&dir, &format!("{SEGMENTS_DIR}/{name}"))?);
             }
         }
-        if dir.join(REPORT_FILE).is_file() {
+        let mut lineage = ReportLineage {
+            generation_kind: None,
+            parent: None,
+        };
+        let report = dir.join(REPORT_FILE);
+        if report.is_file() {
             files.push(entry(&dir, REPORT_FILE)?);
+            let bytes = std::fs::read(&report).map_err(FleetError::io(&report))?;
+            // A report that does not parse names no lineage: the generation counts as a base.
+            lineage = serde_json::from_slice(&bytes).unwrap_or(lineage);
         }
         Ok(Manifest {
             format: MANIFEST_FORMAT,
             generation: id.to_owned(),
             files,
+            generation_kind: lineage.generation_kind,
+            parent: lineage.parent,
         })
+    }
+
+    /// Whether it is a layer (a change generation) on generation `parent`.
+    pub fn is_layer_on(&self, parent: &str) -> bool {
+        self.generation_kind.as_deref() == Some(Kind::LAYER) && self.is_child_of(parent)
+    }
+
+    /// Whether it was built on generation `parent`.
+    pub fn is_child_of(&self, parent: &str) -> bool {
+        self.parent.as_deref() == Some(parent)
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -100,6 +135,24 @@ impl Manifest {
         }
         if m.files.first().map(|f| f.path.as_str()) != Some(INDEX_FILE) {
             return Err(bad(format!("its first file is not {INDEX_FILE}")));
+        }
+        if let Some(kind) = m
+            .generation_kind
+            .as_deref()
+            .filter(|k| Kind::parse(k).is_none())
+        {
+            return Err(bad(format!(
+                "generation_kind {} is neither {} nor {}",
+                crate::domain::text::quote_raw(kind),
+                Kind::BASE,
+                Kind::LAYER
+            )));
+        }
+        if let Some(parent) = m.parent.as_deref().filter(|p| !valid_id(p)) {
+            return Err(bad(format!(
+                "parent {} is not a generation id",
+                crate::domain::text::quote_raw(parent)
+            )));
         }
         let mut seen = std::collections::HashSet::new();
         for (i, f) in m.files.iter().enumerate() {
@@ -212,5 +265,16 @@ mod tests {
         check(&index.replace("index.shk", "CURRENT"), false);
         assert!(Manifest::parse(manifest_json(index).as_bytes(), "k", "g2").is_err());
         assert!(Manifest::parse(b"{", "k", "g1").is_err());
+        let with = |lineage: &str| {
+            let json = manifest_json(index).replace(r#""files""#, &format!("{lineage},\"files\""));
+            Manifest::parse(json.as_bytes(), "k", "g1")
+        };
+        let layer = with(r#""generation_kind":"layer","parent":"g0""#).unwrap();
+        assert!(layer.is_layer_on("g0") && !layer.is_layer_on("g1"));
+        assert!(!with(r#""generation_kind":"base","parent":"g0""#)
+            .unwrap()
+            .is_layer_on("g0"));
+        assert!(with(r#""generation_kind":"patch""#).is_err());
+        assert!(with(r#""parent":"../g0""#).is_err());
     }
 }

@@ -8,6 +8,7 @@
 //! PREFIX/generations/<id>/report.json    the build report
 //! PREFIX/generations/<id>/manifest.json  every file's size and xxh3; written last
 //! PREFIX/pointer.json                    the fleet's live and previous generation
+//! PREFIX/policy.json                     the promote policy (`policy`; none: manual)
 //! PREFIX/replicas/<replica id>.json      what each replica holds ready and serves
 //! ```
 //!
@@ -23,6 +24,7 @@ pub mod follow;
 pub mod health;
 pub mod manifest;
 pub mod pointer;
+pub mod policy;
 pub mod publish;
 pub mod remote;
 pub mod replica;
@@ -41,6 +43,7 @@ pub use url::{StoreConfig, StoreUrl};
 /// Object names under the store's prefix.
 pub mod keys {
     pub const POINTER: &str = "pointer.json";
+    pub const POLICY: &str = "policy.json";
     pub const SEGMENTS: &str = "segments";
     pub const GENERATIONS: &str = "generations";
     pub const REPLICAS: &str = "replicas";

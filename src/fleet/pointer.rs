@@ -7,7 +7,7 @@
 //! everywhere); `pin` moves it to any ready generation and holds it there: `promote` refuses
 //! while pinned unless told to unpin.
 
-use super::remote::{Bucket, Put, Remote};
+use super::remote::{Bucket, Put};
 use super::replica::ReplicaState;
 use super::{keys, unix_now_ms, FleetError};
 use serde::{Deserialize, Serialize};
@@ -20,6 +20,10 @@ pub struct Pointer {
     pub pinned: bool,
     /// When it last moved (ms since the Unix epoch).
     pub changed_at_ms: u64,
+    /// The generation a `rollback` left: the promote policy never makes it live again (only
+    /// the operator can, with `promote`). Cleared when the pointer next moves forward.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back_from: Option<String>,
 }
 
 /// The pointer as read, with the e-tag to write it back against.
@@ -110,7 +114,7 @@ fn check_ready(replicas: &[ReplicaState], id: &str, quorum: Quorum) -> Result<()
 /// Refuses unless generation `id` is in the store whole: its manifest, and every file the
 /// manifest names in the generation's directory (a publish interrupted by an older shikaku,
 /// which wrote the manifest before the report, left one without).
-fn require_stored(remote: &Remote, id: &str) -> Result<(), FleetError> {
+fn require_stored(remote: &dyn Bucket, id: &str) -> Result<(), FleetError> {
     let key = keys::manifest(id);
     let got = match crate::generations::valid_id(id) {
         true => remote.get(&key)?,
@@ -143,8 +147,23 @@ pub enum Move {
 }
 
 /// Moves the pointer as asked, after the checks; returns the pointer written.
-pub fn move_pointer(remote: &Remote, how: &Move, quorum: Quorum) -> Result<Pointer, FleetError> {
+pub fn move_pointer(
+    remote: &dyn Bucket,
+    how: &Move,
+    quorum: Quorum,
+) -> Result<Pointer, FleetError> {
     let was = Pointer::read(remote)?;
+    move_from(remote, was, how, quorum)
+}
+
+/// Moves the pointer read as `was` (none: there is none yet) as asked, after the checks: a
+/// pointer moved since it was read is not replaced ([`FleetError::PointerRace`]).
+pub fn move_from(
+    remote: &dyn Bucket,
+    was: Option<Read>,
+    how: &Move,
+    quorum: Quorum,
+) -> Result<Pointer, FleetError> {
     let current = was.as_ref().map(|r| &r.pointer);
     let (target, pinned) = match how {
         Move::Promote { id, unpin } => {
@@ -186,12 +205,17 @@ pub fn move_pointer(remote: &Remote, how: &Move, quorum: Quorum) -> Result<Point
             .map(|p| p.live.clone())
             .filter(|live| *live != target),
     };
+    let rolled_back_from = match how {
+        Move::Rollback => current.map(|p| p.live.clone()),
+        _ => None,
+    };
     let pointer = Pointer {
         format: 1,
         live: target,
         previous,
         pinned,
         changed_at_ms: unix_now_ms(),
+        rolled_back_from,
     };
     pointer.write_over(remote, was.as_ref())?;
     Ok(pointer)

@@ -73,6 +73,7 @@ mod tests {
             previous: Some("g2".into()),
             pinned: false,
             changed_at_ms: 0,
+            rolled_back_from: None,
         };
         let got: Vec<bool> = ["g1", "g2", "g3", "g4"]
             .iter()

@@ -6,6 +6,7 @@ pub mod encode;
 pub mod html;
 mod insurer;
 pub mod kohi;
+pub mod lineage;
 pub mod link;
 pub mod report;
 pub mod reuse;

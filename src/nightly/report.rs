@@ -208,6 +208,13 @@ pub struct Report {
     /// The public-expense registers; `None` when the delivery has no `kohi/` directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kohi: Option<KohiReport>,
+    /// `layer` when the generation adds only change files to its parent, else `base`
+    /// (`nightly::lineage`); the fleet's promote policy reads it from the manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation_kind: Option<String>,
+    /// The generation that was live when this one was built (none for the first build).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
 }
 
 impl Report {

@@ -338,6 +338,8 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
             .join(snapshot::kohi::KOHI_DIR)
             .is_dir()
             .then_some(kohi.report),
+        generation_kind: None,
+        parent: None,
     };
     drop(index);
     // The live generation's report (the one this build would replace), for report.html's
@@ -346,6 +348,9 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
         let path = store.generation_dir(&live).join(REPORT_FILE);
         serde_json::from_slice(&std::fs::read(path).ok()?).ok()
     });
+    let lineage = super::lineage::Lineage::of(&report.masked(), previous.as_ref());
+    report.generation_kind = Some(lineage.kind.as_str().to_owned());
+    report.parent = lineage.parent;
     write_report_files(&tmp, &report, &lines, previous.as_ref())?;
     progress.finish();
     if !refused.is_empty() {

@@ -84,7 +84,7 @@ impl ChangeTime {
     }
 
     /// `YYYYMMDD-hhmmss` with a real date and time of day.
-    fn parse(stem: &str) -> Option<ChangeTime> {
+    pub fn parse(stem: &str) -> Option<ChangeTime> {
         let (day, time) = stem.split_once('-')?;
         if day.len() != 8 || time.len() != 6 || !text::is_ascii_digits(day) {
             return None;

@@ -1,0 +1,487 @@
+//! `shikaku build --watch`: keeps running on the builder, and makes each change file (or
+//! snapshot) renamed into the snapshots directory live within seconds. It polls the
+//! directory (`scan`); files that land together (within the settle window of each other)
+//! go into one build, the nightly build (`nightly::run`, reusing every unchanged insurer),
+//! which verifies the generation and makes it live (`CURRENT`). With a store it uploads each
+//! generation (only the segment files the store lacks, `fleet::publish`) and applies the
+//! fleet's promote policy (`fleet::policy`) while a generation waits to go live.
+//!
+//! Nothing ends the loop but SIGTERM or SIGINT, which it obeys between builds: a build that
+//! fails (a file it cannot read, the data directory busy or full) is logged, written to
+//! `DATA/watch.json` (`status`) and tried again with backoff; a build the delivery guard
+//! refuses waits for new files; an upload that fails is tried again, generation by
+//! generation, oldest first. `DATA/LOCK` is held only while building or collecting, so
+//! `shikaku generations rollback` works between builds.
+
+pub mod scan;
+pub mod status;
+
+use crate::domain::Date;
+use crate::fleet::policy::{autopromote, Decision};
+use crate::fleet::publish::publish;
+use crate::fleet::retention::gc_store;
+use crate::fleet::Remote;
+use crate::generations::{Store, REPORT_FILE};
+use crate::nightly::run::{run, BuildConfig, BuildError};
+use crate::nightly::Report;
+use crate::snapshot::ChangeTime;
+use scan::{changed, Files, Scanner};
+use status::{masked, Outcome, Status, Upload};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// How often the snapshots directory is looked at.
+    pub poll: Duration,
+    /// A build starts once nothing more has landed for this long.
+    pub settle: Duration,
+    /// ... or this long after the first file, whatever keeps landing.
+    pub settle_max: Duration,
+    /// The first wait before a failed build or upload is tried again; doubles, up to
+    /// `retry_max`.
+    pub retry_first: Duration,
+    pub retry_max: Duration,
+}
+
+impl Default for Pace {
+    fn default() -> Pace {
+        Pace {
+            poll: Duration::from_millis(200),
+            settle: Duration::from_millis(500),
+            settle_max: Duration::from_secs(5),
+            retry_first: Duration::from_secs(1),
+            retry_max: Duration::from_secs(60),
+        }
+    }
+}
+
+pub struct WatchConfig {
+    /// The build's configuration; its date is today's (in Japan) at each build unless `date`.
+    pub build: BuildConfig,
+    pub date: Option<Date>,
+    pub pace: Pace,
+    /// Generations kept in the data directory (older ones are removed once there are twice
+    /// as many: removal verifies the live generation first, which is not free).
+    pub keep: usize,
+    /// The fleet's store, to upload to and promote in.
+    pub publish: Option<Remote>,
+}
+
+/// A failure being waited out: how many in a row, and when to try again.
+#[derive(Default)]
+struct Backoff {
+    failures: u32,
+    until: Option<Instant>,
+}
+
+impl Backoff {
+    fn failed(&mut self, pace: &Pace) -> Duration {
+        let wait = pace
+            .retry_first
+            .saturating_mul(2u32.saturating_pow(self.failures))
+            .min(pace.retry_max);
+        self.failures += 1;
+        self.until = Some(Instant::now() + wait);
+        wait
+    }
+
+    fn waiting(&self) -> bool {
+        self.until.is_some_and(|t| Instant::now() < t)
+    }
+}
+
+struct Watch {
+    cfg: WatchConfig,
+    store: Store,
+    scanner: Scanner,
+    /// The files the last build started from.
+    built: Files,
+    /// Files seen differing from `built`: when first, and the listing and time of the last
+    /// change among them.
+    pending: Option<(Instant, Files, Instant)>,
+    /// The earliest time a change file already there is timed at, later than the last build's
+    /// "now": it is applied by a build then.
+    due: Option<ChangeTime>,
+    build_backoff: Backoff,
+    upload_backoff: Backoff,
+    unpublished: Vec<String>,
+    /// A build published since old generations were last looked at.
+    collect_due: bool,
+    /// When the promote policy was last applied (none: at the next poll).
+    promote_looked: Option<Instant>,
+    /// Since when a generation has waited for replicas to hold it.
+    waiting_since: Option<Instant>,
+    status: Status,
+}
+
+/// Runs until `stop` is set (SIGTERM, SIGINT), then returns between builds.
+pub fn watch(cfg: WatchConfig, stop: &AtomicBool) {
+    let mut w = Watch::new(cfg);
+    tracing::info!(snapshots = %w.cfg.build.snapshots.display(), data = %w.cfg.build.data.display(), settle_ms = w.cfg.pace.settle.as_millis() as u64, "watching for change files and snapshots");
+    while !stop.load(Ordering::Acquire) {
+        let started = Instant::now();
+        w.tick();
+        std::thread::sleep(w.cfg.pace.poll.saturating_sub(started.elapsed()));
+    }
+    w.status.state = "stopped";
+    w.status.write(&w.cfg.build.data);
+    tracing::info!("stopped watching (SIGTERM or SIGINT)");
+}
+
+impl Watch {
+    fn new(cfg: WatchConfig) -> Watch {
+        let store = Store::new(&cfg.build.data);
+        let mut scanner = Scanner::new(&cfg.build.snapshots);
+        let now = scanner.scan().unwrap_or_default();
+        // What the live generation was built from counts as built: a restart builds only
+        // when something landed while it was down.
+        let built = match live_report(&store) {
+            Some(report) if !missing_from(&report, &now) => now,
+            _ => Files::new(),
+        };
+        let status = Status {
+            state: "watching",
+            snapshots: masked(&cfg.build.snapshots.display().to_string()),
+            ..Status::default()
+        };
+        Watch {
+            cfg,
+            store,
+            scanner,
+            built,
+            pending: None,
+            due: None,
+            build_backoff: Backoff::default(),
+            upload_backoff: Backoff::default(),
+            unpublished: Vec::new(),
+            collect_due: false,
+            promote_looked: None,
+            waiting_since: None,
+            status,
+        }
+    }
+
+    fn tick(&mut self) {
+        if let Some(files) = self.look() {
+            self.build(files);
+        }
+        self.upload();
+        if self.collect_due && self.unpublished.is_empty() {
+            self.collect();
+            self.collect_due = false;
+        }
+        self.promote();
+    }
+
+    /// The files to build from, once they have settled.
+    fn look(&mut self) -> Option<Files> {
+        let now = match self.scanner.scan() {
+            Ok(files) => files,
+            Err(e) => {
+                let why = masked(&format!("{}: {e}", self.cfg.build.snapshots.display()));
+                if self.status.scan_error.as_deref() != Some(why.as_str()) {
+                    tracing::error!("cannot read the snapshots directory: {why}");
+                    self.status.scan_error = Some(why);
+                    self.status.write(&self.cfg.build.data);
+                }
+                return None;
+            }
+        };
+        self.status.scan_error = None;
+        let due = self.due.is_some_and(|t| ChangeTime::now_jst() >= t);
+        if (now == self.built && !due) || self.build_backoff.waiting() {
+            self.pending = None;
+            return None;
+        }
+        let at = Instant::now();
+        let (first, quiet_since) = match self.pending.take() {
+            Some((first, seen, since)) if seen == now => (first, since),
+            Some((first, _, _)) => (first, at),
+            None => {
+                self.status.state = "settling";
+                (at, at)
+            }
+        };
+        let pace = &self.cfg.pace;
+        if at - quiet_since >= pace.settle || at - first >= pace.settle_max {
+            self.status.last_build.settle_ms = (at - first).as_millis() as u64;
+            return Some(now);
+        }
+        self.pending = Some((first, now, quiet_since));
+        None
+    }
+
+    fn build(&mut self, files: Files) {
+        let data = self.cfg.build.data.clone();
+        let mut cfg = self.cfg.build.clone();
+        cfg.built_on = self.cfg.date.unwrap_or_else(Date::today_jst);
+        let landed: Vec<String> = changed(&self.built, &files)
+            .iter()
+            .map(|p| masked(&p.display().to_string()))
+            .collect();
+        tracing::info!(
+            files = landed.len(),
+            first = landed.first().map(String::as_str).unwrap_or(""),
+            "building from what landed"
+        );
+        self.status.state = "building";
+        self.status.last_build.files = landed;
+        self.status.write(&data);
+        let started = Instant::now();
+        let result = run(&cfg);
+        self.status.builds += 1;
+        let b = &mut self.status.last_build;
+        b.elapsed_ms = started.elapsed().as_millis() as u64;
+        b.at_ms = crate::fleet::unix_now_ms();
+        match result {
+            Ok(out) => {
+                tracing::info!(generation = %out.generation, kind = out.report.generation_kind.as_deref().unwrap_or(""), rows_rejected = out.report.totals.rows_rejected, elapsed_ms = b.elapsed_ms, phases_ms = ?out.report.phases_ms, "published from what landed; its report says what was applied");
+                b.outcome = Some(Outcome::Published);
+                b.generation = Some(out.generation.clone());
+                b.error = None;
+                b.phases_ms = out.report.phases_ms.clone();
+                b.rows_rejected = out.report.totals.rows_rejected;
+                b.generation_kind = out.report.generation_kind.clone();
+                self.status.failing_for = 0;
+                self.build_backoff = Backoff::default();
+                self.built = files;
+                // A build dated with --date takes its day's change files; later ones never.
+                self.due = self
+                    .cfg
+                    .date
+                    .is_none()
+                    .then(|| self.due_after(cfg.built_on))
+                    .flatten();
+                if self.cfg.publish.is_some() {
+                    self.unpublished.push(out.generation);
+                }
+                self.collect_due = true;
+            }
+            Err(e) => {
+                let refused = matches!(e, BuildError::Refused { .. });
+                b.outcome = Some(if refused {
+                    Outcome::Refused
+                } else {
+                    Outcome::Failed
+                });
+                b.generation = None;
+                b.error = Some(masked(&e.to_string()));
+                self.status.failures += 1;
+                self.status.failing_for += 1;
+                if refused {
+                    // The same files would be refused again: wait for new ones.
+                    tracing::error!("build refused, waiting for new files: {e}");
+                    self.built = files;
+                } else {
+                    let wait = self.build_backoff.failed(&self.cfg.pace);
+                    tracing::error!(retry_in_s = wait.as_secs(), "build failed: {e}");
+                }
+            }
+        }
+        self.status.state = "watching";
+        self.status.write(&data);
+    }
+
+    /// The earliest change file timed after the build's "now" (it waits for its time).
+    fn due_after(&self, built_on: Date) -> Option<ChangeTime> {
+        let now = ChangeTime::for_build(built_on);
+        self.built
+            .keys()
+            .filter_map(|p| change_time(p))
+            .filter(|t| *t > now)
+            .min()
+    }
+
+    /// Removes old generations once there are twice `keep` (not while an upload waits: the
+    /// generations waiting are the newest, but their removal would be one fault away).
+    fn collect(&self) {
+        let count = self.store.list().map_or(0, |l| l.len());
+        if count <= self.cfg.keep.saturating_mul(2) {
+            return;
+        }
+        let collected = self
+            .store
+            .lock()
+            .and_then(|_lock| self.store.gc(self.cfg.keep, self.cfg.build.key.clone()));
+        match collected {
+            Ok(c) => tracing::info!(removed = ?c.generations, "old generations removed"),
+            Err(e) => tracing::warn!("cannot remove old generations: {e}"),
+        }
+    }
+
+    /// Uploads the generations built and not uploaded yet, oldest first.
+    fn upload(&mut self) {
+        let Some(remote) = &self.cfg.publish else {
+            return;
+        };
+        while let Some(id) = self.unpublished.first().cloned() {
+            if self.upload_backoff.waiting() {
+                return;
+            }
+            let mut u = Upload {
+                generation: Some(id.clone()),
+                at_ms: crate::fleet::unix_now_ms(),
+                ..Upload::default()
+            };
+            match publish(remote, &self.store, Some(&id)) {
+                Ok((p, took)) => {
+                    tracing::info!(generation = %id, bytes = p.bytes, uploaded_bytes = p.uploaded_bytes, uploaded_files = p.uploaded_files, elapsed_ms = took.as_millis() as u64, "uploaded");
+                    (u.bytes, u.uploaded_bytes) = (p.bytes, p.uploaded_bytes);
+                    u.elapsed_ms = took.as_millis() as u64;
+                    self.unpublished.remove(0);
+                    self.upload_backoff = Backoff::default();
+                    self.promote_looked = None;
+                    self.waiting_since = None;
+                }
+                Err(e) => {
+                    let wait = self.upload_backoff.failed(&self.cfg.pace);
+                    tracing::error!(generation = %id, retry_in_s = wait.as_secs(), "upload failed: {e}");
+                    u.error = Some(masked(&e.to_string()));
+                    self.status.failures += 1;
+                }
+            }
+            u.waiting = self.unpublished.clone();
+            self.status.last_upload = Some(u);
+            self.status.write(&self.cfg.build.data);
+        }
+    }
+
+    /// Applies the fleet's promote policy: at once after an upload, at every poll for the
+    /// first minute a generation waits for replicas, else every few seconds (an operator may change the
+    /// policy, promote or roll back meanwhile).
+    fn promote(&mut self) {
+        let Some(remote) = &self.cfg.publish else {
+            return;
+        };
+        // A wait longer than a minute is a replica down or gone (its state still registered):
+        // looked at the idle pace then, not five times a second for as long as it lasts.
+        let fast = self
+            .waiting_since
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(60));
+        let every = if fast {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(2)
+        };
+        if self.promote_looked.is_some_and(|t| t.elapsed() < every) {
+            return;
+        }
+        self.promote_looked = Some(Instant::now());
+        let decision = autopromote(remote);
+        match &decision {
+            Ok(Decision::Waiting { .. }) => {
+                self.waiting_since.get_or_insert_with(Instant::now);
+            }
+            _ => self.waiting_since = None,
+        }
+        let said = match decision {
+            Ok(Decision::Promoted(p)) => {
+                tracing::info!(generation = %p.live, previous = p.previous.as_deref().unwrap_or(""), "promoted by the fleet's promote policy");
+                if let Err(e) = gc_store(remote, &p) {
+                    tracing::warn!(
+                        "cannot remove what the fleet no longer needs from the store: {e}"
+                    );
+                }
+                format!("promoted {}", p.live)
+            }
+            Ok(Decision::Waiting { id, why }) => format!("waiting: {id}: {why}"),
+            Ok(Decision::Idle { why }) => why,
+            Err(e) => format!("cannot apply the promote policy: {e}"),
+        };
+        if self.status.promote.as_deref() != Some(said.as_str()) {
+            tracing::info!("promote policy: {said}");
+            self.status.promote = Some(masked(&said));
+            self.status.write(&self.cfg.build.data);
+        }
+    }
+}
+
+/// The time a change file's name gives (`<insurer>/changes/YYYYMMDD-hhmmss.csv`).
+fn change_time(path: &Path) -> Option<ChangeTime> {
+    let dir = path.parent()?;
+    if dir.file_name()? != "changes" {
+        return None;
+    }
+    ChangeTime::parse(path.file_stem()?.to_str()?)
+}
+
+fn live_report(store: &Store) -> Option<Report> {
+    let live = store.live().ok()?;
+    let bytes = std::fs::read(store.generation_dir(&live).join(REPORT_FILE)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Whether `files` holds a snapshot or change file the live generation's report does not
+/// name: one that landed while no watch ran. (Older snapshots than an insurer's newest are
+/// named by no report: only a snapshot newer than the one the report names counts.)
+fn missing_from(report: &Report, files: &Files) -> bool {
+    let named: std::collections::HashSet<String> = report
+        .insurers
+        .iter()
+        .flat_map(|i| i.files().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    let newest_named = |insurer: &str| {
+        report
+            .insurers
+            .iter()
+            .find(|i| i.insurer_number == insurer)
+            .and_then(|i| i.file.clone())
+    };
+    files.keys().any(|p| {
+        let shown = masked(&p.display().to_string());
+        if named.contains(&shown) {
+            return false;
+        }
+        let parts: Vec<&str> = p.iter().filter_map(|c| c.to_str()).collect();
+        match parts.as_slice() {
+            [_, "changes", _] => true,
+            [insurer, _] => newest_named(insurer).is_none_or(|n| shown > n),
+            _ => false,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nightly::lineage::tests::report;
+    use std::path::PathBuf;
+
+    fn check(files: &[&str], expected: bool) {
+        let live = report(
+            "g1",
+            &[(
+                "01130012",
+                "01130012/20261101.csv",
+                &["01130012/changes/20261110-090000.csv"],
+            )],
+        );
+        let files: Files = files.iter().map(|f| (PathBuf::from(f), (1, 1))).collect();
+        assert_eq!(missing_from(&live, &files), expected, "{files:?}");
+    }
+
+    #[test]
+    fn a_restart_builds_only_what_the_live_generation_lacks() {
+        check(&["insurers.csv", "01130012/20261101.csv"], false);
+        check(
+            &[
+                "01130012/20261001.csv",
+                "01130012/changes/20261110-090000.csv",
+            ],
+            false,
+        );
+        check(&["01130012/changes/20261111-090000.csv"], true);
+        check(&["01130012/20261201.csv"], true);
+        check(&["06139992/20261101.csv"], true);
+    }
+
+    #[test]
+    fn change_times_come_from_change_file_names() {
+        let t = |p: &str| change_time(Path::new(p)).map(|t| t.to_string());
+        assert!(t("01130012/changes/20261110-090000.csv").is_some());
+        assert_eq!(t("01130012/20261110.csv"), None);
+        assert_eq!(t("01130012/changes/notatime.csv"), None);
+    }
+}
