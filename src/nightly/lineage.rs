@@ -2,13 +2,14 @@
 //! parent, the generation live when it was built: the same insurers, each from the same
 //! snapshot file, every change file the parent applied still applied; none more is a layer
 //! too, one that changes nothing, as a build the watch loop starts for a file that then went
-//! makes, which must not hold up the layers after it) or a `base` (a new snapshot, an
-//! insurer more or less, a change file gone, other registers: anything else). The fleet's promote policy makes layers live on its own and leaves bases
-//! to the operator (`fleet::policy`). Until layered change generations write their own
+//! makes, which must not hold up the layers after it; a public-expense payer's change files
+//! count as an insurer's) or a `base` (a new snapshot or register, an insurer or payer more
+//! or less, a change file gone: anything else). The fleet's promote policy makes layers live
+//! on its own and leaves bases to the operator (`fleet::policy`). Until layered change generations write their own
 //! files, a layer is recognized from the two reports; the names (`generation_kind`,
 //! `parent`) are the ones those generations' reports carry.
 
-use super::report::{InsurerReport, Report};
+use super::report::{ChangeOutcome, InsurerReport, Report};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// `report.json`'s `generation_kind`.
@@ -66,11 +67,23 @@ fn by_insurer(report: &Report) -> BTreeMap<&str, Inputs<'_>> {
         .collect()
 }
 
-/// The registers read, by file.
-fn registers(report: &Report) -> Vec<(Option<&str>, Option<&str>)> {
+/// A payer's inputs as a report names them: register file and the change files applied
+/// (path, xxh3).
+type RegisterInputs<'a> = (Option<&'a str>, BTreeSet<(&'a str, &'a str)>);
+
+/// The registers read, by payer.
+fn registers(report: &Report) -> BTreeMap<&str, RegisterInputs<'_>> {
     let payers = report.kohi.iter().flat_map(|k| &k.payers);
     payers
-        .map(|p| (p.file.as_deref(), p.snapshot_date.as_deref()))
+        .map(|p| {
+            let applied = p
+                .changes
+                .iter()
+                .filter(|c| c.outcome == ChangeOutcome::Applied)
+                .map(|c| (c.file.as_str(), c.xxh3.as_str()))
+                .collect();
+            (p.payer_number.as_str(), (p.file.as_deref(), applied))
+        })
         .collect()
 }
 
@@ -98,16 +111,21 @@ impl Lineage {
 
 fn adds_only_changes(report: &Report, parent: &Report) -> bool {
     let (now, before) = (by_insurer(report), by_insurer(parent));
-    if now.len() != before.len() || registers(report) != registers(parent) {
-        return false;
-    }
-    now.iter().all(|(number, (snapshot, applied))| {
-        before
-            .get(number)
-            .is_some_and(|(snapshot_before, applied_before)| {
-                snapshot == snapshot_before && applied_before.is_subset(applied)
+    let (payers_now, payers_before) = (registers(report), registers(parent));
+    now.len() == before.len()
+        && payers_now.len() == payers_before.len()
+        && now.iter().all(|(number, (snapshot, applied))| {
+            before.get(number).is_some_and(|(was, applied_before)| {
+                snapshot == was && applied_before.is_subset(applied)
             })
-    })
+        })
+        && payers_now.iter().all(|(number, (register, applied))| {
+            payers_before
+                .get(number)
+                .is_some_and(|(was, applied_before)| {
+                    register == was && applied_before.is_subset(applied)
+                })
+        })
 }
 
 #[cfg(test)]
@@ -195,5 +213,37 @@ pub(crate) mod tests {
         );
         let first = Lineage::of(&report("g1", &[("a", "a/1.csv", a)]), None);
         assert_eq!((first.kind, first.parent), (Kind::Base, None));
+    }
+
+    /// A public-expense payer's change files count as an insurer's; a new register is a base.
+    #[test]
+    fn kinds_with_registers() {
+        use crate::nightly::report::{KohiReport, PayerReport};
+        let with = |id: &str, register: &str, changes: &[&str]| {
+            let mut r = report(id, &[("a", "a/1.csv", &[])]);
+            let changed = report(id, &[("p", register, changes)]);
+            r.kohi = Some(KohiReport {
+                totals: Counts::default(),
+                payers: vec![PayerReport {
+                    payer_number: "p".into(),
+                    payer_name: "payer".into(),
+                    file: Some(register.into()),
+                    changes: changed.insurers[0].changes.clone(),
+                    ..PayerReport::default()
+                }],
+            });
+            r
+        };
+        let kind = |parent: &Report, now: &Report| Lineage::of(now, Some(parent)).kind;
+        let one = with("g1", "kohi/p/1.csv", &["kohi/p/changes/1.csv"]);
+        let two = with(
+            "g2",
+            "kohi/p/1.csv",
+            &["kohi/p/changes/1.csv", "kohi/p/changes/2.csv"],
+        );
+        let renewed = with("g2", "kohi/p/2.csv", &[]);
+        assert_eq!(kind(&one, &two), Kind::Layer);
+        assert_eq!(kind(&one, &renewed), Kind::Base);
+        assert_eq!(kind(&two, &one), Kind::Base, "a change file gone");
     }
 }
