@@ -8,6 +8,7 @@
 //! worked out from the chunk's ground truth day by day (`Truth::card_record`), not assumed
 //! from the purpose: a typo can land on another card, a lapsed card on a new qualification.
 
+use crate::kohi_chunk::{unheld_line, KoPlan, KoVerdict, KohiChunk};
 use crate::model::{Row, Sym};
 use crate::population::ChunkGen;
 use crate::render::name_of;
@@ -44,12 +45,12 @@ impl ClaimsPlan {
         }
     }
 
-    fn day(&self, d: u8) -> Date {
+    pub(crate) fn day(&self, d: u8) -> Date {
         self.first.add_days(i32::from(d) - 1)
     }
 
     /// Day of the month (1-based) of `date`, if in the month.
-    fn day_of(&self, date: Date) -> Option<u8> {
+    pub(crate) fn day_of(&self, date: Date) -> Option<u8> {
         let n = date.days() - self.first.days() + 1;
         (1..=i32::from(self.days)).contains(&n).then_some(n as u8)
     }
@@ -68,6 +69,8 @@ pub struct GenReceipt {
     days: Vec<u8>,
     /// Total points (`HO` 6), 0 where it is malformed or absent.
     points: u64,
+    /// Carries `KO` records of certificates the registers hold.
+    pub with_ko: bool,
 }
 
 /// What a receipt is made to show.
@@ -107,7 +110,16 @@ struct Pools {
     lapsed: Vec<u32>,
     new: Vec<u32>,
     twins: Vec<u32>,
+    /// With `--kohi`: covered records of certificate holders, and of holders whose
+    /// recipient number another person shares.
+    holders: Vec<u32>,
+    sharing: Vec<u32>,
 }
+
+/// With `--kohi`, the share of receipts covered all month drawn from certificate holders:
+/// with the holders drawn for other purposes, about 30% of receipts carry a `KO` (children,
+/// 難病 and 医療扶助 patients visit more often than the average person).
+const HOLDER_SHARE: f64 = 0.3;
 
 /// The receipts of one chunk.
 pub fn make_receipts(
@@ -116,6 +128,7 @@ pub fn make_receipts(
     rows: &[Row],
     quota: u64,
     plan: &ClaimsPlan,
+    kohi: Option<&KohiChunk>,
 ) -> Vec<GenReceipt> {
     let clean = |i: usize| rows[i].tag.is_none() && rows[i].over.is_none() && truth.recs[i].indexed;
     let (first, last) = (plan.first, plan.day(plan.days));
@@ -125,11 +138,30 @@ pub fn make_receipts(
             .map(|i| i as u32)
             .collect()
     };
+    let covered = ids(&|i| {
+        let r = &truth.recs[i];
+        r.qual <= first && r.disq.is_none_or(|e| e > last)
+    });
+    let (holders, sharing) = match kohi {
+        Some(k) => {
+            let sharing = k.sharing();
+            let of = |i: &&u32| k.holder(&rows[**i as usize].rec);
+            let holders: Vec<u32> = covered
+                .iter()
+                .filter(|i| of(i).is_some())
+                .copied()
+                .collect();
+            let shared = holders
+                .iter()
+                .filter(|i| of(i).is_some_and(|p| sharing.binary_search(&p).is_ok()))
+                .copied()
+                .collect();
+            (holders, shared)
+        }
+        None => (Vec::new(), Vec::new()),
+    };
     let pools = Pools {
-        covered: ids(&|i| {
-            let r = &truth.recs[i];
-            r.qual <= first && r.disq.is_none_or(|e| e > last)
-        }),
+        covered,
         lapsed: ids(&|i| truth.recs[i].disq.is_some_and(|e| e > first && e <= last)),
         new: ids(&|i| truth.recs[i].qual > first && truth.recs[i].qual <= last),
         twins: g
@@ -138,13 +170,15 @@ pub fn make_receipts(
             .copied()
             .filter(|&i| clean(i as usize))
             .collect(),
+        holders,
+        sharing,
     };
     let mut out = Vec::with_capacity(quota as usize);
     for _ in 0..quota {
         let purpose = pick_purpose(g);
         let r = (0..20)
-            .find_map(|_| one_receipt(g, truth, rows, &pools, plan, purpose))
-            .unwrap_or_else(|| public_only(g, rows, plan));
+            .find_map(|_| one_receipt(g, truth, rows, &pools, plan, purpose, kohi))
+            .unwrap_or_else(|| public_only(g, rows, plan, kohi.is_some()));
         out.push(r);
     }
     out
@@ -180,6 +214,12 @@ struct Draft {
     /// Days with counts; empty: none.
     days: Vec<u8>,
     malformed: Option<(&'static str, String)>,
+    /// No `HO` (public expense only).
+    no_ho: bool,
+    /// `KO` records (payer, recipient) as written.
+    ko: Vec<(String, String)>,
+    /// The institution it is claimed at, when a certificate decides it.
+    institution: Option<u32>,
 }
 
 fn one_receipt(
@@ -189,13 +229,26 @@ fn one_receipt(
     pools: &Pools,
     plan: &ClaimsPlan,
     purpose: Purpose,
+    kohi: Option<&KohiChunk>,
 ) -> Option<GenReceipt> {
     let id = match purpose {
         Purpose::Lapsed => pick(g, &pools.lapsed)?,
         Purpose::New => pick(g, &pools.new)?,
         Purpose::NoBranch => pick(g, &pools.twins)?,
         Purpose::NoDays => pick(g, &pools.lapsed)?,
-        Purpose::PublicOnly => return Some(public_only(g, rows, plan)),
+        Purpose::PublicOnly => {
+            return match kohi {
+                Some(k) => kohi_only(g, k, plan),
+                None => Some(public_only(g, rows, plan, false)),
+            }
+        }
+        Purpose::Covered if kohi.is_some() && g.rng.gen_bool(HOLDER_SHARE) => {
+            if g.rng.gen_bool(0.05) && !pools.sharing.is_empty() {
+                pick(g, &pools.sharing)?
+            } else {
+                pick(g, &pools.holders)?
+            }
+        }
         _ => pick(g, &pools.covered)?,
     };
     let rec = &rows[id as usize].rec;
@@ -217,6 +270,9 @@ fn one_receipt(
         kana,
         days: Vec::new(),
         malformed: None,
+        no_ho: false,
+        ko: Vec::new(),
+        institution: None,
     };
     if !matches!(rec.sex, 1 | 2) {
         return None;
@@ -259,11 +315,92 @@ fn one_receipt(
         Purpose::Malformed => draft.malformed = Some(malform(g, &mut draft, plan)),
         Purpose::Covered | Purpose::PublicOnly => {}
     }
-    let (verdict, reason, days) = match &draft.malformed {
-        Some((field, _)) => ("error", format!("malformed: {field}"), Vec::new()),
-        None => expected(truth, rows, &draft, plan)?,
+    // Every purpose but a month without day counts may meet a certificate holder's `KO`.
+    let ko = match kohi {
+        Some(k) if !matches!(purpose, Purpose::NoDays) => match k.holder(rec) {
+            Some(person) => {
+                let free = !matches!(purpose, Purpose::Lapsed | Purpose::New | Purpose::Malformed);
+                let ko = k.attach(
+                    g,
+                    person,
+                    &mut draft.days,
+                    plan,
+                    free,
+                    draft.malformed.is_none(),
+                );
+                ko.map(|ko| (k, ko))
+            }
+            None => None,
+        },
+        _ => None,
     };
-    Some(render(g, &draft, plan, verdict, reason, days))
+    let ko_verdict = match &ko {
+        Some((k, ko)) => Some(with_ko(g, k, ko, &mut draft, plan)?),
+        None => None,
+    };
+    let malformed = match (&draft.malformed, &ko_verdict) {
+        (Some((field, _)), _) | (None, Some(KoVerdict::Malformed(field))) => Some(*field),
+        _ => None,
+    };
+    let (verdict, reason, days) = match malformed {
+        Some(field) => ("error", format!("malformed: {field}"), Vec::new()),
+        None => {
+            let ho = expected(truth, rows, &draft, plan)?;
+            match ko_verdict {
+                Some(KoVerdict::Return(k, days)) if ho.0 != "return" => {
+                    ("return", k.reason().to_string(), days)
+                }
+                _ => ho,
+            }
+        }
+    };
+    let mut r = render(g, &draft, plan, verdict, reason, days);
+    r.with_ko = ko.is_some();
+    Some(r)
+}
+
+/// Writes a receipt's `KO` records into the draft, settles its institution, and returns
+/// what they make of it (`None`: left open).
+fn with_ko(
+    g: &mut ChunkGen,
+    k: &KohiChunk,
+    ko: &KoPlan,
+    draft: &mut Draft,
+    plan: &ClaimsPlan,
+) -> Option<KoVerdict> {
+    let institution = ko
+        .institution
+        .unwrap_or_else(|| g.rng.gen_range(0..plan.institutions));
+    draft.institution = Some(institution);
+    draft.ko = ko
+        .lines
+        .iter()
+        .map(|l| (l.payer.clone(), l.recipient.clone()))
+        .collect();
+    k.verdict(ko, draft.birth, &draft.days, plan, institution)
+}
+
+/// A receipt of public expense only (no `HO`), most often 医療扶助: its `KO` records decide;
+/// when every one names a payer whose list is not held, it is `unchecked` `kohi_not_held`.
+fn kohi_only(g: &mut ChunkGen, k: &KohiChunk, plan: &ClaimsPlan) -> Option<GenReceipt> {
+    let welfare = k.welfare_holders();
+    let person = *welfare.get(g.rng.gen_range(0..welfare.len().max(1)))?;
+    let (family, given, sex, birth) = k.identity(person)?;
+    let visits = g_count(g);
+    let mut draft = no_ho_draft(
+        (family, given, sex, birth),
+        random_days(g, 1..=plan.days, visits),
+    );
+    let ko = k.attach(g, person, &mut draft.days, plan, true, true)?;
+    let (verdict, reason, days) = match with_ko(g, k, &ko, &mut draft, plan)? {
+        KoVerdict::Malformed(field) => ("error", format!("malformed: {field}"), Vec::new()),
+        KoVerdict::NotHeldOnly => ("unchecked", "kohi_not_held".to_string(), Vec::new()),
+        KoVerdict::Ok => ("ok", String::new(), Vec::new()),
+        KoVerdict::Return(out, days) => ("return", out.reason().to_string(), days),
+    };
+    let mut r = render(g, &draft, plan, verdict, reason, days);
+    r.with_ko = true;
+    Some(r)
 }
 
 /// Outpatient visits: one to four days, mostly one or two.
@@ -402,25 +539,41 @@ fn expected(
     Some(("ok", String::new(), Vec::new()))
 }
 
-/// A receipt of public expense only (no `HO`): nothing to check.
-fn public_only(g: &mut ChunkGen, rows: &[Row], plan: &ClaimsPlan) -> GenReceipt {
-    let rec = &rows[g.rng.gen_range(0..rows.len())].rec;
-    let (name, kana) = name_of(rec.family, rec.given);
-    let d = Draft {
+/// The draft of a receipt without `HO` of a person (family, given, sex, birthdate).
+fn no_ho_draft(who: (u16, u16, u8, Date), days: Vec<u8>) -> Draft {
+    let (family, given, sex, birth) = who;
+    let (name, kana) = name_of(family, given);
+    Draft {
         key: (0, (0, 0), 0),
         insurer: String::new(),
         symbol: String::new(),
         number: String::new(),
         branch: None,
-        birth: rec.birth,
-        birth_text: rec.birth.to_compact(),
-        sex: rec.sex,
+        birth,
+        birth_text: birth.to_compact(),
+        sex,
         name,
         kana,
-        days: vec![g.rng.gen_range(1..=plan.days)],
+        days,
         malformed: None,
-    };
-    render(g, &d, plan, "unchecked", "no_insurance".into(), Vec::new())
+        no_ho: true,
+        ko: Vec::new(),
+        institution: None,
+    }
+}
+
+/// A receipt of public expense only (no `HO`) whose `KO` names a payer whose list is not
+/// held (with `kohi`: `unchecked` `kohi_not_held`; without, the one `KO` of old).
+fn public_only(g: &mut ChunkGen, rows: &[Row], plan: &ClaimsPlan, kohi: bool) -> GenReceipt {
+    let rec = &rows[g.rng.gen_range(0..rows.len())].rec;
+    let who = (rec.family, rec.given, rec.sex, rec.birth);
+    let mut d = no_ho_draft(who, vec![g.rng.gen_range(1..=plan.days)]);
+    if !kohi {
+        return render(g, &d, plan, "unchecked", "no_insurance".into(), Vec::new());
+    }
+    let line = unheld_line(g);
+    d.ko = vec![(line.payer, line.recipient)];
+    render(g, &d, plan, "unchecked", "kohi_not_held".into(), Vec::new())
 }
 
 /// The records of a receipt: `RE` (its tail), `HO`, `SN`, `KO`, `SY`, `SI`, `IY`.
@@ -456,7 +609,7 @@ fn render(
     };
     let mut body = String::with_capacity(400);
     let points: u32 = g.rng.gen_range(100..20_000);
-    if verdict != "unchecked" {
+    if !d.no_ho {
         let insurer = if d.insurer.len() == 6 {
             format!("  {}", d.insurer)
         } else {
@@ -470,10 +623,15 @@ fn render(
             d.number,
             d.days.len().max(1)
         );
+    }
+    for (payer, recipient) in &d.ko {
+        let _ = writeln!(body, "KO,{payer},{recipient},,{},,,,,", d.days.len().max(1));
+    }
+    if !d.no_ho {
         if let Some(b) = d.branch {
             let _ = writeln!(body, "SN,1,01,,,,{b:02},,");
         }
-    } else {
+    } else if d.ko.is_empty() {
         body.push_str("KO,12136010,1234567,,1,,,,,\n");
     }
     body.push_str("SY,8840107,,1,,,,,\n");
@@ -511,22 +669,25 @@ fn render(
         let _ = writeln!(body, "{v},1,2,3");
     }
     GenReceipt {
-        institution: g.rng.gen_range(0..plan.institutions),
+        institution: d
+            .institution
+            .unwrap_or_else(|| g.rng.gen_range(0..plan.institutions)),
         re_tail,
         body,
         verdict,
         reason,
         days,
-        points: if verdict == "unchecked" || bad("HO 6").is_some() {
+        points: if d.no_ho || bad("HO 6").is_some() {
             0
         } else {
             u64::from(points)
         },
+        with_ko: false,
     }
 }
 
 /// Institution `i`'s code: prefecture, fee table 1 (医科), district, number and check digit.
-fn institution_code(i: u32) -> String {
+pub(crate) fn institution_code(i: u32) -> String {
     let body = format!(
         "{:02}1{:02}{:04}",
         1 + i % 47,
@@ -584,15 +745,17 @@ const TRUTH_FILE: &str = "truth.csv";
 /// Writes `<institution code>/RECEIPTC.UKE` into `dir` for every institution with receipts,
 /// and `truth.csv` (`file,receipt,line,verdict,reason,days`, `file` relative to `dir`).
 pub fn write(dir: &Path, plan: &ClaimsPlan, receipts: &[GenReceipt]) -> Result<Counts> {
-    let mut by_inst: Vec<Vec<&GenReceipt>> = vec![Vec::new(); plan.institutions as usize];
+    // Institutions by number: a certificate's designated one may lie beyond the plan's.
+    let mut by_inst: BTreeMap<u32, Vec<&GenReceipt>> = BTreeMap::new();
     for r in receipts {
-        by_inst[r.institution as usize].push(r);
+        by_inst.entry(r.institution).or_default().push(r);
     }
     let mut truth = String::from("file,receipt,line,verdict,reason,days\n");
     let mut counts = Counts::new();
     let (y, m, _) = plan.first.ymd();
     let (cy, cm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-    for (i, list) in by_inst.iter().enumerate().filter(|(_, l)| !l.is_empty()) {
+    for (&i, list) in &by_inst {
+        let i = i as usize;
         let code = institution_code(i as u32);
         let rel = format!("{code}/RECEIPTC.UKE");
         // Habits by institution: mostly CP932 and CRLF, as the spec asks; some UTF-8 and LF.
