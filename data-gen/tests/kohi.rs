@@ -32,6 +32,11 @@ fn build(snapshots: &Path, data: &Path, date: Date) -> serde_json::Value {
         progress: false,
     })
     .unwrap();
+    // What a server checks before it serves the generation: every section, every checksum.
+    let index = shikaku::generations::Store::new(data)
+        .open_current(PersonKey::demo())
+        .unwrap();
+    index.verify().unwrap();
     let id = std::fs::read_to_string(data.join("CURRENT")).unwrap();
     let gen = data.join("generations").join(id.trim());
     serde_json::from_slice(&std::fs::read(gen.join("report.json")).unwrap()).unwrap()
