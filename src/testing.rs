@@ -142,3 +142,32 @@ pub fn three_cards(symbol: &str) -> IndexFiles<Vec<u8>> {
 pub fn three_cards_index(symbol: &str) -> Index<Vec<u8>> {
     Index::open(three_cards(symbol), PersonKey::demo()).expect("a fixture index")
 }
+
+/// The index files of `insurers` and the certificates `certs` of `payers` (none with an
+/// individual number), built on `built_on` as generation `id`, with the demo key.
+pub fn build_with_kohi(
+    insurers: Vec<InsurerRows>,
+    payers: &[(crate::domain::PayerNumber, &str)],
+    certs: &[crate::domain::Certificate],
+    built_on: &str,
+    id: &str,
+) -> IndexFiles<Vec<u8>> {
+    use crate::format::{encode_kohi, CertificateInput};
+    let inputs: Vec<CertificateInput<'_>> = certs
+        .iter()
+        .map(|c| CertificateInput {
+            certificate: c,
+            person: None,
+            identity_unverified: false,
+        })
+        .collect();
+    let kohi = encode_kohi(payers, &inputs).expect("fixture certificates");
+    crate::nightly::build_in_memory_with_kohi(
+        insurers,
+        &kohi,
+        &PersonKey::demo(),
+        day(built_on),
+        id,
+    )
+    .expect("a fixture build")
+}

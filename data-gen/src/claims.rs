@@ -402,7 +402,8 @@ fn expected(
     Some(("ok", String::new(), Vec::new()))
 }
 
-/// A receipt of public expense only (no `HO`): nothing to check.
+/// A receipt of public expense only (no `HO`), of a payer whose list the generated delivery
+/// does not hold: nothing to check.
 fn public_only(g: &mut ChunkGen, rows: &[Row], plan: &ClaimsPlan) -> GenReceipt {
     let rec = &rows[g.rng.gen_range(0..rows.len())].rec;
     let (name, kana) = name_of(rec.family, rec.given);
@@ -420,7 +421,7 @@ fn public_only(g: &mut ChunkGen, rows: &[Row], plan: &ClaimsPlan) -> GenReceipt 
         days: vec![g.rng.gen_range(1..=plan.days)],
         malformed: None,
     };
-    render(g, &d, plan, "unchecked", "no_insurance".into(), Vec::new())
+    render(g, &d, plan, "unchecked", "kohi_not_held".into(), Vec::new())
 }
 
 /// The records of a receipt: `RE` (its tail), `HO`, `SN`, `KO`, `SY`, `SI`, `IY`.
@@ -474,7 +475,8 @@ fn render(
             let _ = writeln!(body, "SN,1,01,,,,{b:02},,");
         }
     } else {
-        body.push_str("KO,12136010,1234567,,1,,,,,\n");
+        // 医療扶助 of Tokyo (payer 12136016, recipient 1234566: valid check digits).
+        body.push_str("KO,12136016,1234566,,1,,,,,\n");
     }
     body.push_str("SY,8840107,,1,,,,,\n");
     let mut cells = vec![""; 31];

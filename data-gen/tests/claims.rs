@@ -101,7 +101,7 @@ fn claims_100k_receipts_are_checked_as_the_truth_says() {
         "check partial_month",
         "check sex_differs",
         "check kana_differs",
-        "unchecked no_insurance",
+        "unchecked kohi_not_held",
         "error malformed: HO 2",
         "error malformed: HO 6",
         "error malformed: RE 7",
