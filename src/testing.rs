@@ -113,6 +113,11 @@ pub fn build(insurers: Vec<InsurerRows>, built_on: &str, id: &str) -> IndexFiles
 /// 12345678901(8), covered since 2015-04-01; 3457 branch 01, ended 2016-01-01, person
 /// 22345678901x, who moved to 3458 branch 00 then.
 pub fn three_cards(symbol: &str) -> IndexFiles<Vec<u8>> {
+    build(three_cards_rows(symbol), "2026-11-24", "g-test")
+}
+
+/// The insurer of [`three_cards`], its rows.
+pub fn three_cards_rows(symbol: &str) -> Vec<InsurerRows> {
     let card = |number, branch, person, qual, disq| Member {
         symbol,
         number,
@@ -135,7 +140,7 @@ pub fn three_cards(symbol: &str) -> IndexFiles<Vec<u8>> {
         "2026-11-01",
         &members,
     );
-    build(vec![rows], "2026-11-24", "g-test")
+    vec![rows]
 }
 
 /// [`three_cards`] opened.
