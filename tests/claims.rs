@@ -85,7 +85,7 @@ fn the_demo_claims_file_is_checked_as_its_truth_says() {
         "partial_month",
         "sex_differs",
         "kana_differs",
-        "no_insurance",
+        "kohi_not_held",
         "malformed: HO 2",
     ] {
         assert!(summary.contains(reason), "no {reason} in\n{summary}");

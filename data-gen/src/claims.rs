@@ -563,16 +563,16 @@ fn no_ho_draft(who: (u16, u16, u8, Date), days: Vec<u8>) -> Draft {
 }
 
 /// A receipt of public expense only (no `HO`) whose `KO` names a payer whose list is not
-/// held (with `kohi`: `unchecked` `kohi_not_held`; without, the one `KO` of old).
+/// held: nothing to check (`unchecked` `kohi_not_held`). Without `kohi` its one `KO` is
+/// 医療扶助 of Tokyo, as it always was; with it, a payer no register holds.
 fn public_only(g: &mut ChunkGen, rows: &[Row], plan: &ClaimsPlan, kohi: bool) -> GenReceipt {
     let rec = &rows[g.rng.gen_range(0..rows.len())].rec;
     let who = (rec.family, rec.given, rec.sex, rec.birth);
     let mut d = no_ho_draft(who, vec![g.rng.gen_range(1..=plan.days)]);
-    if !kohi {
-        return render(g, &d, plan, "unchecked", "no_insurance".into(), Vec::new());
+    if kohi {
+        let line = unheld_line(g);
+        d.ko = vec![(line.payer, line.recipient)];
     }
-    let line = unheld_line(g);
-    d.ko = vec![(line.payer, line.recipient)];
     render(g, &d, plan, "unchecked", "kohi_not_held".into(), Vec::new())
 }
 
@@ -632,7 +632,11 @@ fn render(
             let _ = writeln!(body, "SN,1,01,,,,{b:02},,");
         }
     } else if d.ko.is_empty() {
-        body.push_str("KO,12136010,1234567,,1,,,,,\n");
+        // 医療扶助 of Tokyo (payer 12136016, recipient 1234566: valid check digits).
+        body.push_str(
+            "KO,12136016,1234566,,1,,,,,
+",
+        );
     }
     body.push_str("SY,8840107,,1,,,,,\n");
     let mut cells = vec![""; 31];
