@@ -31,4 +31,6 @@ pub use discover::{
 pub use read::{read_register, read_register_bytes, CertificateOutcome, RegisterContext};
 
 #[cfg(test)]
+mod hostile_tests;
+#[cfg(test)]
 mod tests;
