@@ -492,6 +492,8 @@ impl KTruth {
     /// A naive reading of the public-expense query: candidates of (payer, recipient) with
     /// the birthdate; several people → multiple; a covering one (one the institution may
     /// use preferred) → eligible or other_institution; else the nearest: expired or not_yet.
+    /// `None` when "several people" depends on which candidate comes first (one with a
+    /// number, one without, one with another number: same person by kana, not by number).
     pub fn decide(
         &self,
         rows: &[CertRow],
@@ -499,7 +501,7 @@ impl KTruth {
         birth: Date,
         date: Date,
         institution: u32,
-    ) -> KOut {
+    ) -> Option<KOut> {
         let ids = self.by_key.get(&(key.0, key.1.to_string()));
         let cands: Vec<&CertRow> = ids
             .into_iter()
@@ -507,30 +509,35 @@ impl KTruth {
             .map(|&i| &rows[i as usize])
             .filter(|r| r.cert.birth == birth)
             .collect();
-        let Some(first) = cands.first() else {
-            return KOut::NotFound;
-        };
+        if cands.is_empty() {
+            return Some(KOut::NotFound);
+        }
         let same = |a: &CertRow, b: &CertRow| match (a.kept_number(), b.kept_number()) {
             (Some(x), Some(y)) => x == y,
             _ => kana(&a.cert) == kana(&b.cert),
         };
-        if cands.iter().any(|c| !same(first, c)) {
-            return KOut::Multiple;
+        let several = |first: &CertRow| cands.iter().any(|c| !same(first, c));
+        let multiple = several(cands[0]);
+        if cands.iter().any(|&f| several(f) != multiple) {
+            return None;
+        }
+        if multiple {
+            return Some(KOut::Multiple);
         }
         let covering: Vec<&&CertRow> = cands.iter().filter(|c| c.cert.covers(date)).collect();
         if !covering.is_empty() {
             let admits = covering.iter().any(|c| admits(&c.cert, institution));
-            return if admits {
+            return Some(if admits {
                 KOut::Eligible
             } else {
                 KOut::OtherInstitution
-            };
+            });
         }
-        if cands.iter().any(|c| c.cert.from <= date) {
+        Some(if cands.iter().any(|c| c.cert.from <= date) {
             KOut::Expired
         } else {
             KOut::NotYet
-        }
+        })
     }
 }
 

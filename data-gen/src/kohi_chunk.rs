@@ -328,7 +328,7 @@ impl KohiChunk {
                     birth,
                     plan.day(day),
                     institution,
-                );
+                )?;
                 if let Some(rank) = KOut::REASONS.iter().position(|&r| r == out) {
                     by.entry(rank).or_default().push(day);
                 }
