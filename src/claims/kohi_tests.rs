@@ -410,3 +410,188 @@ fn an_index_without_public_expenses_judges_no_ko_record() {
         &["unchecked kohi_not_held"],
     );
 }
+
+mod model {
+    //! The claims check of `KO` records against a naive model: the certificates as a plain
+    //! list, each `KO` record's candidates found by filtering it, each day decided by
+    //! `query::kohi::decide` over them, and the receipt's verdict by the order of the rules.
+    use super::*;
+    use crate::domain::{PersonHash, Validity};
+    use crate::query::kohi::{decide, KohiReason, PublicExpense};
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    struct Model(Certificate);
+
+    impl PublicExpense for Model {
+        fn birthdate(&self) -> Date {
+            self.0.birthdate
+        }
+        fn valid_from(&self) -> Date {
+            self.0.valid_from
+        }
+        fn valid_to(&self) -> Option<Date> {
+            self.0.valid_to
+        }
+        fn admits(&self, institution: InstitutionCode) -> bool {
+            self.0.admits(institution)
+        }
+        fn person(&self) -> Option<PersonHash> {
+            None
+        }
+        fn name_kana(&self) -> &str {
+            &self.0.name_kana
+        }
+    }
+
+    const PAYERS: [&str; 3] = [NANBYO, FUJO, NOT_HELD];
+    const RECIPIENTS: [&str; 2] = ["100001", "100002"];
+    const BIRTHS: [&str; 2] = ["1980-01-23", "1990-05-05"];
+
+    /// (payer, recipient, birth, kana, from day, days valid or open, institutions) → certificate.
+    fn certificate(
+        (p, r, b, k, from, len, inst): (usize, usize, usize, usize, i32, Option<i32>, usize),
+    ) -> Certificate {
+        let from = d("2026-09-20").add_days(from);
+        Certificate {
+            payer: payer(PAYERS[p]),
+            recipient: recipient(RECIPIENTS[r]),
+            individual_number: None,
+            name: "公費 花子".into(),
+            name_kana: ["ア", "イ"][k].into(),
+            sex: Some(Sex::Female),
+            birthdate: d(BIRTHS[b]),
+            valid_from: from,
+            valid_to: len.map(|n| from.add_days(n)),
+            copay_limit_yen: None,
+            institutions: match inst {
+                0 => Vec::new(),
+                1 => vec![institution(&CLINIC[..9])],
+                _ => vec![institution("011011371")],
+            },
+        }
+    }
+
+    /// The row the model gives a receipt of card 100 (covered all month) or without `HO`.
+    fn naive(
+        certs: &[Certificate],
+        kos: &[(usize, usize)],
+        birth: Date,
+        days: u32,
+        with_ho: bool,
+    ) -> String {
+        let clinic = InstitutionCode::parse(CLINIC).unwrap();
+        let (days, every_day) = if days == 0 {
+            ((1u32 << 31) - 1, true)
+        } else {
+            (days, false)
+        };
+        let mut by = [0u32; 5];
+        let (mut judged, mut partial) = (false, false);
+        for &(p, r) in kos {
+            if p == 2 {
+                continue;
+            }
+            judged = true;
+            let mine: Vec<Model> = certs
+                .iter()
+                .filter(|c| c.payer == payer(PAYERS[p]) && c.recipient == recipient(RECIPIENTS[r]))
+                .cloned()
+                .map(Model)
+                .collect();
+            let mut one = [0u32; 5];
+            let mut covered = 0;
+            for day in (1..=31).filter(|d| days & (1 << (d - 1)) != 0) {
+                let date = d("2026-10-01").add_days(day - 1);
+                let out = decide(mine.iter().cloned(), birth, date, Some(clinic));
+                let slot = match (out.validity(), &out) {
+                    (Validity::Eligible, _) => None,
+                    (Validity::NotFound, _) => Some(0),
+                    (Validity::Multiple, _) => Some(1),
+                    (_, crate::query::KohiOutcome::Invalid(_, KohiReason::Expired)) => Some(2),
+                    (_, crate::query::KohiOutcome::Invalid(_, KohiReason::NotYet)) => Some(3),
+                    _ => Some(4),
+                };
+                match slot {
+                    None => covered |= 1 << (day - 1),
+                    Some(s) => one[s] |= 1 << (day - 1),
+                }
+            }
+            if every_day && covered != 0 && covered != days {
+                partial = true;
+            } else {
+                by.iter_mut().zip(one).for_each(|(a, b)| *a |= b);
+            }
+        }
+        let names = [
+            "kohi_not_found",
+            "kohi_multiple",
+            "kohi_expired",
+            "kohi_not_yet",
+            "kohi_other_institution",
+        ];
+        if let Some(i) = (0..5).find(|&i| by[i] != 0) {
+            let list: Vec<String> = (1..=31)
+                .filter(|d| by[i] & (1 << (d - 1)) != 0)
+                .map(|d: u32| d.to_string())
+                .collect();
+            return format!("return {} {}", names[i], list.join(";"));
+        }
+        match (partial, with_ho, judged, kos.is_empty()) {
+            (true, ..) => "check partial_month".into(),
+            (_, true, ..) | (_, false, true, _) => "ok".into(),
+            (_, false, false, false) => "unchecked kohi_not_held".into(),
+            (_, false, false, true) => "unchecked no_insurance".into(),
+        }
+    }
+
+    fn cert_spec() -> impl Strategy<Value = (usize, usize, usize, usize, i32, Option<i32>, usize)> {
+        (
+            0..2usize,
+            0..2usize,
+            0..2usize,
+            0..2usize,
+            0..40i32,
+            prop::option::of(0..40i32),
+            0..3usize,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn ko_records_are_checked_as_the_model_says(
+            specs in prop::collection::vec(cert_spec(), 0..6),
+            kos in prop::collection::vec((0..3usize, 0..2usize), 0..4),
+            birth in 0..2usize,
+            days in prop_oneof![Just(0u32), 1u32..(1 << 31)],
+            with_ho in any::<bool>(),
+        ) {
+            let certs: Vec<Certificate> = specs.into_iter().map(certificate).collect();
+            let payers = [(payer(NANBYO), "難病"), (payer(FUJO), "医療扶助")];
+            let files = build_with_kohi(super::super::tests::insurers(), &payers, &certs, "2026-11-24", "g-model");
+            let index = Index::open(files, PersonKey::demo()).unwrap();
+            let birth_day = d(BIRTHS[birth]);
+            let compact = birth_day.to_compact();
+            let mut records = vec![re(1, "202610", "1", &compact, "")];
+            if with_ho {
+                // Card 100's person is born 1980-01-23: another birthdate is an HO not_found.
+                records.push(ho("100", "450"));
+            }
+            records.extend(kos.iter().map(|&(p, r)| ko(PAYERS[p], &recipient(RECIPIENTS[r]))));
+            let day_list: Vec<u8> = (1..=31u8).filter(|d| days & (1 << (d - 1)) != 0).collect();
+            if !day_list.is_empty() {
+                records.push(si(&day_list));
+            }
+            let (rows, _) = rows_in(&index, &file(&records)).unwrap();
+            let expected = if with_ho && birth != 0 {
+                let list: Vec<String> = if days == 0 { (1..=31).collect::<Vec<u32>>() } else { day_list.iter().map(|&d| u32::from(d)).collect() }
+                    .iter().map(u32::to_string).collect();
+                format!("return not_found {}", list.join(";"))
+            } else {
+                naive(&certs, &kos, birth_day, days, with_ho)
+            };
+            prop_assert_eq!(&rows[0], &expected, "{:?} {:?}", certs, kos);
+        }
+    }
+}
