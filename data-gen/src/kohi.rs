@@ -491,7 +491,8 @@ impl KTruth {
 
     /// A naive reading of the public-expense query: candidates of (payer, recipient) with
     /// the birthdate; several people → multiple; a covering one (one the institution may
-    /// use preferred) → eligible or other_institution; else the nearest: expired or not_yet.
+    /// use preferred; no institution: any) → eligible or other_institution; else the
+    /// nearest: expired or not_yet.
     /// `None` when "several people" depends on which candidate comes first (one with a
     /// number, one without, one with another number: same person by kana, not by number).
     pub fn decide(
@@ -500,7 +501,7 @@ impl KTruth {
         key: (u32, &str),
         birth: Date,
         date: Date,
-        institution: u32,
+        institution: Option<u32>,
     ) -> Option<KOut> {
         let ids = self.by_key.get(&(key.0, key.1.to_string()));
         let cands: Vec<&CertRow> = ids
@@ -526,7 +527,9 @@ impl KTruth {
         }
         let covering: Vec<&&CertRow> = cands.iter().filter(|c| c.cert.covers(date)).collect();
         if !covering.is_empty() {
-            let admits = covering.iter().any(|c| admits(&c.cert, institution));
+            let admits = covering
+                .iter()
+                .any(|c| institution.is_none_or(|i| admits(&c.cert, i)));
             return Some(if admits {
                 KOut::Eligible
             } else {

@@ -327,7 +327,7 @@ impl KohiChunk {
                     (payer, recipient),
                     birth,
                     plan.day(day),
-                    institution,
+                    Some(institution),
                 )?;
                 if let Some(rank) = KOut::REASONS.iter().position(|&r| r == out) {
                     by.entry(rank).or_default().push(day);
@@ -348,6 +348,58 @@ impl KohiChunk {
             None => KoVerdict::NotHeldOnly,
         })
     }
+}
+
+/// `queries.csv` rows of kind `kohi` (`kind,…,birthdate,,date,,expected,payer_number,
+/// recipient_number`, the batch columns of docs/api.md with the public-expense ones last) over
+/// the chunk's clean certificates: on the snapshot date mostly, some on a day of the
+/// certificate's period, before or after it; a wrong birthdate; a typo in the recipient
+/// number. The expected validity is the naive query's for a client that names no institution
+/// (`shikaku load` without `--auth`). Returns the lines and their counts by validity.
+pub fn queries(g: &mut ChunkGen, k: &KohiChunk, quota: u64) -> (String, [u64; 5]) {
+    let clean: Vec<u32> = k.by_person.iter().flatten().copied().collect();
+    let mut out = String::new();
+    let mut counts = [0u64; 5];
+    for _ in 0..quota {
+        let Some(line) = (0..20).find_map(|_| one_query(g, k, &clean)) else {
+            continue;
+        };
+        counts[usize::from(line.1) - 1] += 1;
+        out.push_str(&line.0);
+    }
+    (out, counts)
+}
+
+fn one_query(g: &mut ChunkGen, k: &KohiChunk, clean: &[u32]) -> Option<(String, u8)> {
+    let &i = clean.get(g.rng.gen_range(0..clean.len().max(1)))?;
+    let c = &k.rows[i as usize].cert;
+    let (mut birth, mut recipient, mut date) = (c.birth, c.recipient.clone(), g.d);
+    match g.rng.gen_range(0..100) {
+        0..=59 => {}
+        60..=74 => {
+            let end = c.to.unwrap_or(g.d).max(c.from);
+            date = Date::from_days(g.rng.gen_range(c.from.days()..=end.days()));
+        }
+        75..=79 => date = c.from.add_days(-g.rng.gen_range(1..200)),
+        80..=84 => date = c.to.unwrap_or(g.d).add_days(g.rng.gen_range(1..200)),
+        85..=92 => birth = birth.add_days(g.rng.gen_range(1..400)),
+        _ => recipient = recipient_text(c.payer, k.base + g.rng.gen_range(0..CHUNK)),
+    }
+    let expected = match k
+        .truth
+        .decide(&k.rows, (c.payer, &recipient), birth, date, None)?
+    {
+        KOut::Eligible => 1,
+        KOut::Expired | KOut::NotYet | KOut::OtherInstitution => 2,
+        KOut::NotFound => 4,
+        KOut::Multiple => 5,
+    };
+    let birth_text = crate::truth::birth_input(g, birth);
+    let line = format!(
+        "kohi,,,,,{birth_text},,{date},,{expected},{},{recipient}\n",
+        payer_number(c.payer).as_str()
+    );
+    Some((line, expected))
 }
 
 /// A `KO` record of a payer no register holds, for a receipt with no other part.

@@ -44,6 +44,8 @@ use universe::{kind_index, Col, Universe};
 use writer::{InsOut, Writer};
 
 pub use truth::QUERIES_HEADER;
+/// With `kohi`, `queries.csv`'s header ends with these (after `expected`).
+pub const KOHI_QUERY_COLUMNS: &str = ",payer_number,recipient_number\n";
 pub use writer::UNDECODABLE_BYTES;
 
 /// What to generate.
@@ -380,10 +382,19 @@ fn gen_chunk(p: &Params, u: &Universe, k: u64) -> ChunkOut {
     let quota = p.queries_of_chunk(k);
     let claims_quota = p.claims_of_chunk(k);
     let t = (quota > 0 || claims_quota > 0).then(|| truth::Truth::build(&rows, u.undecodable));
-    let (queries, qcounts) = match &t {
-        Some(t) if quota > 0 => truth::make_queries(&mut g, t, &rows, quota),
+    // With registers, one query in ten is a public-expense one.
+    let kohi_quota = if kohi.is_some() { quota / 10 } else { 0 };
+    let (mut queries, mut qcounts) = match &t {
+        Some(t) if quota > 0 => truth::make_queries(&mut g, t, &rows, quota - kohi_quota),
         _ => (String::new(), [0; 5]),
     };
+    if let Some((_, _, kc)) = kohi.as_ref().filter(|_| kohi_quota > 0) {
+        let (lines, counts) = kohi_chunk::queries(&mut g, kc, kohi_quota);
+        queries.push_str(&lines);
+        for (a, b) in qcounts.iter_mut().zip(counts) {
+            *a += b;
+        }
+    }
     // After the queries, so that a data set without claims is the same with or without
     // this feature.
     let receipts = match &t {
@@ -573,7 +584,12 @@ pub fn generate(cfg: &Config) -> Result<Summary> {
         let path = cfg.out.join("queries.csv");
         let f = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
         let mut f = BufWriter::with_capacity(1 << 20, f);
-        f.write_all(QUERIES_HEADER.as_bytes())?;
+        // With registers, the public-expense columns last; card and person rows leave them
+        // out (`shikaku load` reads rows of fewer cells).
+        match cfg.kohi {
+            true => write!(f, "{}{KOHI_QUERY_COLUMNS}", QUERIES_HEADER.trim_end())?,
+            false => f.write_all(QUERIES_HEADER.as_bytes())?,
+        }
         Some(f)
     } else {
         None

@@ -6,21 +6,24 @@ mod common;
 
 use common::*;
 use shikaku::domain::{normalize_recipient, Date, IndividualNumber, PayerNumber, PersonKey};
+use shikaku::index::MappedIndex;
 use shikaku::nightly::run::{run, BuildConfig, Reuse};
+use shikaku::query::kohi::{lookup_kohi, KohiFields, KohiQuery};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-fn generate_kohi(persons: u64, rate: f64) -> (tempfile::TempDir, data_gen::Summary) {
+fn generate_kohi(persons: u64, rate: f64, queries: u64) -> (tempfile::TempDir, data_gen::Summary) {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = data_gen::Config::new(persons, 5, dir.path().join("out"));
     cfg.date = snapshot_date();
     cfg.defect_rate = rate;
+    cfg.queries = queries;
     cfg.kohi = true;
     let summary = data_gen::generate(&cfg).unwrap();
     (dir, summary)
 }
 
-fn build(snapshots: &Path, data: &Path, date: Date) -> serde_json::Value {
+fn build(snapshots: &Path, data: &Path, date: Date) -> (serde_json::Value, MappedIndex) {
     run(&BuildConfig {
         snapshots: snapshots.to_path_buf(),
         data: data.to_path_buf(),
@@ -39,7 +42,40 @@ fn build(snapshots: &Path, data: &Path, date: Date) -> serde_json::Value {
     index.verify().unwrap();
     let id = std::fs::read_to_string(data.join("CURRENT")).unwrap();
     let gen = data.join("generations").join(id.trim());
-    serde_json::from_slice(&std::fs::read(gen.join("report.json")).unwrap()).unwrap()
+    let report = serde_json::from_slice(&std::fs::read(gen.join("report.json")).unwrap()).unwrap();
+    (report, index)
+}
+
+/// Every `kohi` row of `queries.csv` answered by the index as its `expected` says; returns
+/// the rows by validity.
+fn check_kohi_queries(root: &Path, index: &MappedIndex) -> [u64; 5] {
+    let mut r = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(root.join("queries.csv"))
+        .unwrap();
+    let header = r.headers().unwrap().clone();
+    let at = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (kind, birth, date, expected) = (at("kind"), at("birthdate"), at("date"), at("expected"));
+    let (payer, recipient) = (at("payer_number"), at("recipient_number"));
+    let mut by = [0u64; 5];
+    for rec in r.records() {
+        let rec = rec.unwrap();
+        if &rec[kind] != "kohi" {
+            continue;
+        }
+        let q = KohiQuery::parse(&KohiFields {
+            payer_number: Some(&rec[payer]),
+            recipient_number: Some(&rec[recipient]),
+            birthdate: Some(&rec[birth]),
+            date: Some(&rec[date]),
+            institution_code: None,
+        })
+        .unwrap();
+        let got = lookup_kohi(index, &q, snapshot_date()).validity().code();
+        assert_eq!(got.to_string(), &rec[expected], "{rec:?}");
+        by[usize::from(got) - 1] += 1;
+    }
+    by
 }
 
 fn rejects(data: &Path) -> BTreeSet<(String, u64, String)> {
@@ -60,7 +96,7 @@ fn rejects(data: &Path) -> BTreeSet<(String, u64, String)> {
 
 #[test]
 fn a_build_reports_exactly_the_injected_register_defects() {
-    let (dir, summary) = generate_kohi(50_000, 0.003);
+    let (dir, summary) = generate_kohi(50_000, 0.003, 20_000);
     let snap = out(&dir);
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(snap.join("manifest.json")).unwrap()).unwrap();
@@ -73,7 +109,12 @@ fn a_build_reports_exactly_the_injected_register_defects() {
         );
     }
     let data = dir.path().join("data");
-    let report = build(&snap, &data, snapshot_date());
+    let (report, index) = build(&snap, &data, snapshot_date());
+    let by = check_kohi_queries(&snap, &index);
+    assert!(by.iter().sum::<u64>() >= 1_900, "{by:?}");
+    for v in [1, 2, 4, 5] {
+        assert!(by[v - 1] > 0, "no kohi query expects {v}: {by:?}");
+    }
     let totals = &report["kohi"]["totals"];
     let got: BTreeMap<String, u64> = serde_json::from_value(totals["by_rule"].clone()).unwrap();
     assert_eq!(got, counts, "the report's counts by rule");
@@ -144,7 +185,7 @@ fn read_registers(root: &Path, date: Date) -> BTreeMap<u8, BTreeSet<String>> {
 #[test]
 fn registers_check_and_have_japan_s_shares() {
     let persons = 60_000;
-    let (dir, summary) = generate_kohi(persons, 0.0);
+    let (dir, summary) = generate_kohi(persons, 0.0, 0);
     let holders = read_registers(&out(&dir), snapshot_date());
     let share = |programs: &[u8]| -> f64 {
         let n: usize = programs
@@ -196,11 +237,18 @@ fn without_kohi_nothing_else_changes() {
     };
     let m = Path::new("manifest.json");
     assert_eq!(manifest(&plain[m]), manifest(&with[m]));
-    with.remove(m);
+    // One query in ten is a public-expense one with --kohi.
+    let q = Path::new("queries.csv");
+    let kohi_rows = String::from_utf8(with[q].clone())
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("kohi,"))
+        .count();
+    assert!((30..=50).contains(&kohi_rows), "{kohi_rows} kohi queries");
     let mut plain = plain;
-    plain.remove(m);
-    assert!(
-        plain == with,
-        "the insurers' files and queries changed with --kohi"
-    );
+    for p in [m, q] {
+        with.remove(p);
+        plain.remove(p);
+    }
+    assert!(plain == with, "the insurers' files changed with --kohi");
 }
