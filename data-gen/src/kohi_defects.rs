@@ -154,12 +154,13 @@ fn broken_field(kind: KRule, g: &mut ChunkGen, row: &CertRow) -> Option<(KCol, S
         _ => match g.rng.gen_range(0..5) {
             0 => (
                 KCol::Institutions,
-                off_by_one(&crate::claims::institution_code(7)),
+                off_by_one(&crate::claims_files::institution_code(7)),
             ),
             1 => (KCol::CopayLimitYen, "-1".into()),
             2 => (KCol::CopayLimitYen, "10000001".into()),
             3 => {
-                let codes: Vec<String> = (0..33).map(crate::claims::institution_code).collect();
+                let codes: Vec<String> =
+                    (0..33).map(crate::claims_files::institution_code).collect();
                 (KCol::Institutions, codes.join(";"))
             }
             _ => (KCol::Sex, "9".into()),

@@ -136,7 +136,7 @@ fn cell(h: &KHabit, row: &CertRow, col: KCol) -> String {
         KCol::Institutions => c
             .institutions
             .iter()
-            .map(|&i| crate::claims::institution_code(i))
+            .map(|&i| crate::claims_files::institution_code(i))
             .collect::<Vec<_>>()
             .join(";"),
     }

@@ -10,6 +10,7 @@
 mod change_defects;
 mod changes;
 mod claims;
+mod claims_files;
 mod defects;
 mod kohi;
 mod kohi_chunk;
@@ -85,7 +86,7 @@ impl Config {
         Config {
             persons,
             seed,
-            claims_out: claims::default_dir(&out),
+            claims_out: claims_files::default_dir(&out),
             materialized_out: default_materialized_dir(&out),
             out,
             date: Date::today_jst(),
@@ -555,7 +556,7 @@ pub fn generate(cfg: &Config) -> Result<Summary> {
     validate(cfg)?;
     prepare_out(&cfg.out, cfg.overwrite)?;
     if cfg.claims > 0 {
-        claims::prepare_dir(&cfg.claims_out, cfg.overwrite)?;
+        claims_files::prepare_dir(&cfg.claims_out, cfg.overwrite)?;
     }
     let u = Universe::build(cfg.persons, cfg.seed, cfg.defect_rate > 0.0);
     let stale_queries = (u.older.len() as u64 * 3).min(cfg.queries / 20);
@@ -661,7 +662,7 @@ pub fn generate(cfg: &Config) -> Result<Summary> {
         qcounts[3] += stale_queries;
     }
     let claims_by_expected = if cfg.claims > 0 {
-        claims::write(&cfg.claims_out, &p.claims_plan, &receipts)?
+        claims_files::write(&cfg.claims_out, &p.claims_plan, &receipts)?
     } else {
         BTreeMap::new()
     };

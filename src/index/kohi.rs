@@ -406,6 +406,58 @@ mod tests {
     use crate::index::Index;
     use crate::nightly::build_in_memory_with_kohi;
 
+    fn certificate(valid_to: Option<Date>) -> Certificate {
+        let d = |s: &str| Date::parse(s).unwrap();
+        Certificate {
+            payer: PayerNumber::from_body("5413601").unwrap(),
+            recipient: "0123455".into(),
+            individual_number: None,
+            name: "難病 花子".into(),
+            name_kana: "ナンビョウ ハナコ".into(),
+            sex: None,
+            birthdate: d("1980-01-23"),
+            valid_from: d("2026-04-01"),
+            valid_to,
+            copay_limit_yen: None,
+            institutions: Vec::new(),
+        }
+    }
+
+    /// A certificate valid for 200 years (a register may say so): indexed, verified, and
+    /// answered on its last day and not after.
+    #[test]
+    fn a_certificate_valid_for_200_years_is_answered() {
+        use crate::query::kohi::{lookup_kohi, KohiOutcome, KohiQuery};
+        let d = |s: &str| Date::parse(s).unwrap();
+        let c = certificate(Some(d("2226-03-31")));
+        let input = CertificateInput {
+            certificate: &c,
+            person: None,
+            identity_unverified: false,
+        };
+        let kohi = encode_kohi(&[(c.payer, "東京都 難病")], &[input]).unwrap();
+        let key = PersonKey::demo();
+        let files =
+            build_in_memory_with_kohi(Vec::new(), &kohi, &key, d("2026-11-24"), "g").unwrap();
+        let index = Index::open(files, key).unwrap();
+        index.verify().unwrap();
+        for (day, eligible) in [("2226-03-31", true), ("2226-04-01", false)] {
+            let q = KohiQuery {
+                payer: c.payer,
+                recipient: c.recipient.clone(),
+                birthdate: c.birthdate,
+                date: Some(d(day)),
+                institution: None,
+            };
+            let outcome = lookup_kohi(&index, &q, d("2026-11-24"));
+            assert_eq!(
+                matches!(outcome, KohiOutcome::Eligible(_)),
+                eligible,
+                "{day}"
+            );
+        }
+    }
+
     /// One person holding `n` certificates: the person index lists them under one hash, by
     /// certificate index as a number, which the verifier must accept (indexes 255 and 256
     /// sort the other way by their little-endian bytes).
@@ -415,17 +467,9 @@ mod tests {
         let number = IndividualNumber::parse("123456789018").unwrap();
         let certs: Vec<Certificate> = (0..n)
             .map(|i| Certificate {
-                payer,
-                recipient: "0123455".into(),
                 individual_number: Some(number),
-                name: "難病 花子".into(),
-                name_kana: "ナンビョウ ハナコ".into(),
-                sex: None,
-                birthdate: d("1980-01-23"),
                 valid_from: d("2000-01-01").add_days(i as i32),
-                valid_to: None,
-                copay_limit_yen: None,
-                institutions: Vec::new(),
+                ..certificate(None)
             })
             .collect();
         let key = PersonKey::demo();
