@@ -52,6 +52,13 @@ impl Example {
                 q(self.get("birthdate")),
                 q(self.get("date"))
             ),
+            "kohi" => format!(
+                "redis-cli -p {port} ELIG.KOHI {} {} {} {}",
+                q(self.get("payer_number")),
+                q(self.get("recipient_number")),
+                q(self.get("birthdate")),
+                q(self.get("date"))
+            ),
             _ => format!(
                 "redis-cli -p {port} ELIG.PERSON {} {}",
                 q(self.get("individual_number")),
@@ -70,6 +77,13 @@ impl Example {
                 "branch",
                 "birthdate",
                 "date",
+            ],
+            "kohi" => &[
+                "payer_number",
+                "recipient_number",
+                "birthdate",
+                "date",
+                "institution_code",
             ],
             _ => &["individual_number", "date"],
         };
@@ -122,6 +136,76 @@ pub fn examples(queries: &Path) -> anyhow::Result<Vec<Example>> {
     }
     picked.sort_by_key(|e| (e.kind != "card", e.expected));
     Ok(picked)
+}
+
+/// A public-expense query to try, from the delivery's registers (`kohi/`): the first
+/// certificate of the first payer's newest list, on the list's date when the certificate
+/// covers it (else on its first day), asked by its first designated institution if it names
+/// any. `None` for a delivery without registers.
+pub fn kohi_example(snapshots: &Path) -> anyhow::Result<Option<Example>> {
+    use anyhow::Context;
+    let kohi = snapshots.join("kohi");
+    let payers = kohi.join("payers.csv");
+    if !payers.is_file() {
+        return Ok(None);
+    }
+    let first_payer = csv::Reader::from_path(&payers)?
+        .records()
+        .next()
+        .transpose()?
+        .and_then(|r| r.get(0).map(str::to_owned));
+    let Some(payer) = first_payer else {
+        return Ok(None);
+    };
+    let mut lists: Vec<PathBuf> = std::fs::read_dir(kohi.join(&payer))
+        .with_context(|| format!("the demo register of payer {payer}"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+        .collect();
+    lists.sort();
+    let Some(list) = lists.last() else {
+        return Ok(None);
+    };
+    let mut rdr = csv::Reader::from_path(list)?;
+    let headers = rdr.headers()?.clone();
+    let Some(row) = rdr.records().next().transpose()? else {
+        return Ok(None);
+    };
+    let get = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .and_then(|i| row.get(i))
+            .unwrap_or("")
+            .to_owned()
+    };
+    let (from, to) = (get("valid_from"), get("valid_to"));
+    let listed = list
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| Date::parse(s).ok())
+        .map(|d| d.to_string())
+        .unwrap_or_default();
+    // ISO dates compare as strings.
+    let covered = from <= listed && (to.is_empty() || listed <= to);
+    let date = if covered { listed } else { from };
+    let institution = get("institutions")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    let fields = [
+        ("payer_number", get("payer_number")),
+        ("recipient_number", get("recipient_number")),
+        ("birthdate", get("birthdate")),
+        ("date", date),
+        ("institution_code", institution),
+    ];
+    Ok(Some(Example {
+        expected: 1,
+        fields: fields.map(|(k, v)| (k.to_owned(), v)).to_vec(),
+        kind: "kohi".to_owned(),
+    }))
 }
 
 /// Generations the demo keeps in its data directory.

@@ -113,6 +113,11 @@ pub fn build(insurers: Vec<InsurerRows>, built_on: &str, id: &str) -> IndexFiles
 /// 12345678901(8), covered since 2015-04-01; 3457 branch 01, ended 2016-01-01, person
 /// 22345678901x, who moved to 3458 branch 00 then.
 pub fn three_cards(symbol: &str) -> IndexFiles<Vec<u8>> {
+    build(three_cards_rows(symbol), "2026-11-24", "g-test")
+}
+
+/// The insurer of [`three_cards`], its rows.
+pub fn three_cards_rows(symbol: &str) -> Vec<InsurerRows> {
     let card = |number, branch, person, qual, disq| Member {
         symbol,
         number,
@@ -135,10 +140,39 @@ pub fn three_cards(symbol: &str) -> IndexFiles<Vec<u8>> {
         "2026-11-01",
         &members,
     );
-    build(vec![rows], "2026-11-24", "g-test")
+    vec![rows]
 }
 
 /// [`three_cards`] opened.
 pub fn three_cards_index(symbol: &str) -> Index<Vec<u8>> {
     Index::open(three_cards(symbol), PersonKey::demo()).expect("a fixture index")
+}
+
+/// The index files of `insurers` and the certificates `certs` of `payers` (none with an
+/// individual number), built on `built_on` as generation `id`, with the demo key.
+pub fn build_with_kohi(
+    insurers: Vec<InsurerRows>,
+    payers: &[(crate::domain::PayerNumber, &str)],
+    certs: &[crate::domain::Certificate],
+    built_on: &str,
+    id: &str,
+) -> IndexFiles<Vec<u8>> {
+    use crate::format::{encode_kohi, CertificateInput};
+    let inputs: Vec<CertificateInput<'_>> = certs
+        .iter()
+        .map(|c| CertificateInput {
+            certificate: c,
+            person: None,
+            identity_unverified: false,
+        })
+        .collect();
+    let kohi = encode_kohi(payers, &inputs).expect("fixture certificates");
+    crate::nightly::build_in_memory_with_kohi(
+        insurers,
+        &kohi,
+        &PersonKey::demo(),
+        day(built_on),
+        id,
+    )
+    .expect("a fixture build")
 }

@@ -85,11 +85,50 @@ fn the_demo_claims_file_is_checked_as_its_truth_says() {
         "partial_month",
         "sex_differs",
         "kana_differs",
-        "no_insurance",
+        "kohi_not_found",
+        "kohi_multiple",
+        "kohi_expired",
+        "kohi_not_yet",
+        "kohi_other_institution",
+        "kohi_not_held",
         "malformed: HO 2",
+        "malformed: KO 3",
     ] {
         assert!(summary.contains(reason), "no {reason} in\n{summary}");
     }
+}
+
+/// The public-expense query `shikaku demo` prints (`demo::kohi_example`) answers as it says:
+/// validity 1, and for another institution validity 2 `other_institution`.
+#[test]
+fn the_demo_public_expense_example_answers_validity_1() {
+    let data = demo_data();
+    let example = shikaku::demo::kohi_example(&demo_dir("demo"))
+        .unwrap()
+        .unwrap();
+    let mut args = vec!["kohi".to_string()];
+    for (k, v) in &example.fields {
+        args.push(format!("--{}", k.replace('_', "-")));
+        args.push(v.clone());
+    }
+    let answer = |args: &[String]| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        serde_json::from_str::<serde_json::Value>(&cli_query(data.path(), &args)).unwrap()
+    };
+    let v = answer(&args);
+    assert_eq!(
+        (v["validity"].as_u64(), &v["reason"]),
+        (Some(1), &serde_json::Value::Null),
+        "{v}"
+    );
+    let last = args.len() - 1;
+    args[last] = "0110113719".into();
+    let v = answer(&args);
+    assert_eq!(
+        (v["validity"].as_u64(), v["reason"].as_str()),
+        (Some(2), Some("other_institution")),
+        "{v}"
+    );
 }
 
 #[test]

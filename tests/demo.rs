@@ -30,6 +30,15 @@ fn demo_builds_the_builtin_delivery_and_prints_queries() {
         );
     }
     assert!(stdout.contains("ELIG.PERSON"), "{stdout}");
+    // The public-expense query to try, from the demo's registers: both forms.
+    assert!(
+        stdout.contains("ELIG.KOHI '12010013' '1000017' '1944-02-22' '2026-11-24'"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(r#"/v1/kohi -d '{"birthdate":"1944-02-22","date":"2026-11-24","institution_code":"0110000007","payer_number":"12010013","recipient_number":"1000017"}'"#),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -209,9 +209,7 @@ fn the_index_holds_the_certificates_by_recipient_and_by_person() {
 
 mod query {
     use shikaku::domain::*;
-    use shikaku::format::{encode_kohi, CertificateInput};
-    use shikaku::index::{Index, IndexFiles};
-    use shikaku::nightly::build_in_memory_with_kohi;
+    use shikaku::index::Index;
     use shikaku::query::answer::answer;
     use shikaku::query::{KohiFields, KohiQuery, Query};
 
@@ -272,22 +270,12 @@ mod query {
             cert("5413601", "1111111", "ニ", "2026-04-01", None),
             cert("8813001", "007", "コ", "2020-04-01", None),
         ];
-        let inputs: Vec<CertificateInput<'_>> = certs
-            .iter()
-            .map(|c| CertificateInput {
-                certificate: c,
-                person: None,
-                identity_unverified: false,
-            })
-            .collect();
         let payers = [
             (payer("5413601"), "東京都 難病"),
             (payer("8813001"), "子ども医療費助成"),
         ];
-        let kohi = encode_kohi(&payers, &inputs).unwrap();
-        let files: IndexFiles<Vec<u8>> =
-            build_in_memory_with_kohi(Vec::new(), &kohi, &PersonKey::demo(), d("2026-11-24"), "g")
-                .unwrap();
+        let files =
+            shikaku::testing::build_with_kohi(Vec::new(), &payers, &certs, "2026-11-24", "g");
         Index::open(files, PersonKey::demo()).unwrap()
     }
 

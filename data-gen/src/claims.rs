@@ -8,16 +8,15 @@
 //! worked out from the chunk's ground truth day by day (`Truth::card_record`), not assumed
 //! from the purpose: a typo can land on another card, a lapsed card on a new qualification.
 
+use crate::kohi_chunk::{unheld_line, KoPlan, KoVerdict, KohiChunk};
 use crate::model::{Row, Sym};
 use crate::population::ChunkGen;
 use crate::render::name_of;
 use crate::truth::{CardKey, Truth};
-use anyhow::{bail, Context, Result};
 use rand::Rng;
 use shikaku::domain::Date;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 
 /// The month of care and the number of institutions.
 #[derive(Debug, Clone, Copy)]
@@ -44,12 +43,12 @@ impl ClaimsPlan {
         }
     }
 
-    fn day(&self, d: u8) -> Date {
+    pub(crate) fn day(&self, d: u8) -> Date {
         self.first.add_days(i32::from(d) - 1)
     }
 
     /// Day of the month (1-based) of `date`, if in the month.
-    fn day_of(&self, date: Date) -> Option<u8> {
+    pub(crate) fn day_of(&self, date: Date) -> Option<u8> {
         let n = date.days() - self.first.days() + 1;
         (1..=i32::from(self.days)).contains(&n).then_some(n as u8)
     }
@@ -59,15 +58,17 @@ impl ClaimsPlan {
 pub struct GenReceipt {
     pub institution: u32,
     /// The `RE` record's fields after the receipt number.
-    re_tail: String,
+    pub(crate) re_tail: String,
     /// The records after `RE`, each ending in `\n`.
-    body: String,
+    pub(crate) body: String,
     pub verdict: &'static str,
     pub reason: String,
     /// Days (of the month) that decide a `return`.
-    days: Vec<u8>,
+    pub(crate) days: Vec<u8>,
     /// Total points (`HO` 6), 0 where it is malformed or absent.
-    points: u64,
+    pub(crate) points: u64,
+    /// Carries `KO` records of certificates the registers hold.
+    pub with_ko: bool,
 }
 
 /// What a receipt is made to show.
@@ -107,7 +108,16 @@ struct Pools {
     lapsed: Vec<u32>,
     new: Vec<u32>,
     twins: Vec<u32>,
+    /// With `--kohi`: covered records of certificate holders, and of holders whose
+    /// recipient number another person shares.
+    holders: Vec<u32>,
+    sharing: Vec<u32>,
 }
+
+/// With `--kohi`, the share of receipts covered all month drawn from certificate holders:
+/// with the holders drawn for other purposes, about 30% of receipts carry a `KO` (children,
+/// 難病 and 医療扶助 patients visit more often than the average person).
+const HOLDER_SHARE: f64 = 0.3;
 
 /// The receipts of one chunk.
 pub fn make_receipts(
@@ -116,6 +126,7 @@ pub fn make_receipts(
     rows: &[Row],
     quota: u64,
     plan: &ClaimsPlan,
+    kohi: Option<&KohiChunk>,
 ) -> Vec<GenReceipt> {
     let clean = |i: usize| rows[i].tag.is_none() && rows[i].over.is_none() && truth.recs[i].indexed;
     let (first, last) = (plan.first, plan.day(plan.days));
@@ -125,11 +136,30 @@ pub fn make_receipts(
             .map(|i| i as u32)
             .collect()
     };
+    let covered = ids(&|i| {
+        let r = &truth.recs[i];
+        r.qual <= first && r.disq.is_none_or(|e| e > last)
+    });
+    let (holders, sharing) = match kohi {
+        Some(k) => {
+            let sharing = k.sharing();
+            let of = |i: &&u32| k.holder(&rows[**i as usize].rec);
+            let holders: Vec<u32> = covered
+                .iter()
+                .filter(|i| of(i).is_some())
+                .copied()
+                .collect();
+            let shared = holders
+                .iter()
+                .filter(|i| of(i).is_some_and(|p| sharing.binary_search(&p).is_ok()))
+                .copied()
+                .collect();
+            (holders, shared)
+        }
+        None => (Vec::new(), Vec::new()),
+    };
     let pools = Pools {
-        covered: ids(&|i| {
-            let r = &truth.recs[i];
-            r.qual <= first && r.disq.is_none_or(|e| e > last)
-        }),
+        covered,
         lapsed: ids(&|i| truth.recs[i].disq.is_some_and(|e| e > first && e <= last)),
         new: ids(&|i| truth.recs[i].qual > first && truth.recs[i].qual <= last),
         twins: g
@@ -138,13 +168,15 @@ pub fn make_receipts(
             .copied()
             .filter(|&i| clean(i as usize))
             .collect(),
+        holders,
+        sharing,
     };
     let mut out = Vec::with_capacity(quota as usize);
     for _ in 0..quota {
         let purpose = pick_purpose(g);
         let r = (0..20)
-            .find_map(|_| one_receipt(g, truth, rows, &pools, plan, purpose))
-            .unwrap_or_else(|| public_only(g, rows, plan));
+            .find_map(|_| one_receipt(g, truth, rows, &pools, plan, purpose, kohi))
+            .unwrap_or_else(|| public_only(g, rows, plan, kohi.is_some()));
         out.push(r);
     }
     out
@@ -180,6 +212,12 @@ struct Draft {
     /// Days with counts; empty: none.
     days: Vec<u8>,
     malformed: Option<(&'static str, String)>,
+    /// No `HO` (public expense only).
+    no_ho: bool,
+    /// `KO` records (payer, recipient) as written.
+    ko: Vec<(String, String)>,
+    /// The institution it is claimed at, when a certificate decides it.
+    institution: Option<u32>,
 }
 
 fn one_receipt(
@@ -189,13 +227,26 @@ fn one_receipt(
     pools: &Pools,
     plan: &ClaimsPlan,
     purpose: Purpose,
+    kohi: Option<&KohiChunk>,
 ) -> Option<GenReceipt> {
     let id = match purpose {
         Purpose::Lapsed => pick(g, &pools.lapsed)?,
         Purpose::New => pick(g, &pools.new)?,
         Purpose::NoBranch => pick(g, &pools.twins)?,
         Purpose::NoDays => pick(g, &pools.lapsed)?,
-        Purpose::PublicOnly => return Some(public_only(g, rows, plan)),
+        Purpose::PublicOnly => {
+            return match kohi {
+                Some(k) => kohi_only(g, k, plan),
+                None => Some(public_only(g, rows, plan, false)),
+            }
+        }
+        Purpose::Covered if kohi.is_some() && g.rng.gen_bool(HOLDER_SHARE) => {
+            if g.rng.gen_bool(0.05) && !pools.sharing.is_empty() {
+                pick(g, &pools.sharing)?
+            } else {
+                pick(g, &pools.holders)?
+            }
+        }
         _ => pick(g, &pools.covered)?,
     };
     let rec = &rows[id as usize].rec;
@@ -217,6 +268,9 @@ fn one_receipt(
         kana,
         days: Vec::new(),
         malformed: None,
+        no_ho: false,
+        ko: Vec::new(),
+        institution: None,
     };
     if !matches!(rec.sex, 1 | 2) {
         return None;
@@ -259,11 +313,92 @@ fn one_receipt(
         Purpose::Malformed => draft.malformed = Some(malform(g, &mut draft, plan)),
         Purpose::Covered | Purpose::PublicOnly => {}
     }
-    let (verdict, reason, days) = match &draft.malformed {
-        Some((field, _)) => ("error", format!("malformed: {field}"), Vec::new()),
-        None => expected(truth, rows, &draft, plan)?,
+    // Every purpose but a month without day counts may meet a certificate holder's `KO`.
+    let ko = match kohi {
+        Some(k) if !matches!(purpose, Purpose::NoDays) => match k.holder(rec) {
+            Some(person) => {
+                let free = !matches!(purpose, Purpose::Lapsed | Purpose::New | Purpose::Malformed);
+                let ko = k.attach(
+                    g,
+                    person,
+                    &mut draft.days,
+                    plan,
+                    free,
+                    draft.malformed.is_none(),
+                );
+                ko.map(|ko| (k, ko))
+            }
+            None => None,
+        },
+        _ => None,
     };
-    Some(render(g, &draft, plan, verdict, reason, days))
+    let ko_verdict = match &ko {
+        Some((k, ko)) => Some(with_ko(g, k, ko, &mut draft, plan)?),
+        None => None,
+    };
+    let malformed = match (&draft.malformed, &ko_verdict) {
+        (Some((field, _)), _) | (None, Some(KoVerdict::Malformed(field))) => Some(*field),
+        _ => None,
+    };
+    let (verdict, reason, days) = match malformed {
+        Some(field) => ("error", format!("malformed: {field}"), Vec::new()),
+        None => {
+            let ho = expected(truth, rows, &draft, plan)?;
+            match ko_verdict {
+                Some(KoVerdict::Return(k, days)) if ho.0 != "return" => {
+                    ("return", k.reason().to_string(), days)
+                }
+                _ => ho,
+            }
+        }
+    };
+    let mut r = render(g, &draft, plan, verdict, reason, days);
+    r.with_ko = ko.is_some();
+    Some(r)
+}
+
+/// Writes a receipt's `KO` records into the draft, settles its institution, and returns
+/// what they make of it (`None`: left open).
+fn with_ko(
+    g: &mut ChunkGen,
+    k: &KohiChunk,
+    ko: &KoPlan,
+    draft: &mut Draft,
+    plan: &ClaimsPlan,
+) -> Option<KoVerdict> {
+    let institution = ko
+        .institution
+        .unwrap_or_else(|| g.rng.gen_range(0..plan.institutions));
+    draft.institution = Some(institution);
+    draft.ko = ko
+        .lines
+        .iter()
+        .map(|l| (l.payer.clone(), l.recipient.clone()))
+        .collect();
+    k.verdict(ko, draft.birth, &draft.days, plan, institution)
+}
+
+/// A receipt of public expense only (no `HO`), most often 医療扶助: its `KO` records decide;
+/// when every one names a payer whose list is not held, it is `unchecked` `kohi_not_held`.
+fn kohi_only(g: &mut ChunkGen, k: &KohiChunk, plan: &ClaimsPlan) -> Option<GenReceipt> {
+    let welfare = k.welfare_holders();
+    let person = *welfare.get(g.rng.gen_range(0..welfare.len().max(1)))?;
+    let (family, given, sex, birth) = k.identity(person)?;
+    let visits = g_count(g);
+    let mut draft = no_ho_draft(
+        (family, given, sex, birth),
+        random_days(g, 1..=plan.days, visits),
+    );
+    let ko = k.attach(g, person, &mut draft.days, plan, true, true)?;
+    let (verdict, reason, days) = match with_ko(g, k, &ko, &mut draft, plan)? {
+        KoVerdict::Malformed(field) => ("error", format!("malformed: {field}"), Vec::new()),
+        KoVerdict::NotHeldOnly => ("unchecked", "kohi_not_held".to_string(), Vec::new()),
+        KoVerdict::Ok => ("ok", String::new(), Vec::new()),
+        KoVerdict::Return(out, days) => ("return", out.reason().to_string(), days),
+    };
+    let mut r = render(g, &draft, plan, verdict, reason, days);
+    r.with_ko = true;
+    Some(r)
 }
 
 /// Outpatient visits: one to four days, mostly one or two.
@@ -402,25 +537,41 @@ fn expected(
     Some(("ok", String::new(), Vec::new()))
 }
 
-/// A receipt of public expense only (no `HO`): nothing to check.
-fn public_only(g: &mut ChunkGen, rows: &[Row], plan: &ClaimsPlan) -> GenReceipt {
-    let rec = &rows[g.rng.gen_range(0..rows.len())].rec;
-    let (name, kana) = name_of(rec.family, rec.given);
-    let d = Draft {
+/// The draft of a receipt without `HO` of a person (family, given, sex, birthdate).
+fn no_ho_draft(who: (u16, u16, u8, Date), days: Vec<u8>) -> Draft {
+    let (family, given, sex, birth) = who;
+    let (name, kana) = name_of(family, given);
+    Draft {
         key: (0, (0, 0), 0),
         insurer: String::new(),
         symbol: String::new(),
         number: String::new(),
         branch: None,
-        birth: rec.birth,
-        birth_text: rec.birth.to_compact(),
-        sex: rec.sex,
+        birth,
+        birth_text: birth.to_compact(),
+        sex,
         name,
         kana,
-        days: vec![g.rng.gen_range(1..=plan.days)],
+        days,
         malformed: None,
-    };
-    render(g, &d, plan, "unchecked", "no_insurance".into(), Vec::new())
+        no_ho: true,
+        ko: Vec::new(),
+        institution: None,
+    }
+}
+
+/// A receipt of public expense only (no `HO`) whose `KO` names a payer whose list is not
+/// held: nothing to check (`unchecked` `kohi_not_held`). Without `kohi` its one `KO` is
+/// 医療扶助 of Tokyo, as it always was; with it, a payer no register holds.
+fn public_only(g: &mut ChunkGen, rows: &[Row], plan: &ClaimsPlan, kohi: bool) -> GenReceipt {
+    let rec = &rows[g.rng.gen_range(0..rows.len())].rec;
+    let who = (rec.family, rec.given, rec.sex, rec.birth);
+    let mut d = no_ho_draft(who, vec![g.rng.gen_range(1..=plan.days)]);
+    if kohi {
+        let line = unheld_line(g);
+        d.ko = vec![(line.payer, line.recipient)];
+    }
+    render(g, &d, plan, "unchecked", "kohi_not_held".into(), Vec::new())
 }
 
 /// The records of a receipt: `RE` (its tail), `HO`, `SN`, `KO`, `SY`, `SI`, `IY`.
@@ -456,7 +607,7 @@ fn render(
     };
     let mut body = String::with_capacity(400);
     let points: u32 = g.rng.gen_range(100..20_000);
-    if verdict != "unchecked" {
+    if !d.no_ho {
         let insurer = if d.insurer.len() == 6 {
             format!("  {}", d.insurer)
         } else {
@@ -470,11 +621,20 @@ fn render(
             d.number,
             d.days.len().max(1)
         );
+    }
+    for (payer, recipient) in &d.ko {
+        let _ = writeln!(body, "KO,{payer},{recipient},,{},,,,,", d.days.len().max(1));
+    }
+    if !d.no_ho {
         if let Some(b) = d.branch {
             let _ = writeln!(body, "SN,1,01,,,,{b:02},,");
         }
-    } else {
-        body.push_str("KO,12136010,1234567,,1,,,,,\n");
+    } else if d.ko.is_empty() {
+        // 医療扶助 of Tokyo (payer 12136016, recipient 1234566: valid check digits).
+        body.push_str(
+            "KO,12136016,1234566,,1,,,,,
+",
+        );
     }
     body.push_str("SY,8840107,,1,,,,,\n");
     let mut cells = vec![""; 31];
@@ -511,149 +671,19 @@ fn render(
         let _ = writeln!(body, "{v},1,2,3");
     }
     GenReceipt {
-        institution: g.rng.gen_range(0..plan.institutions),
+        institution: d
+            .institution
+            .unwrap_or_else(|| g.rng.gen_range(0..plan.institutions)),
         re_tail,
         body,
         verdict,
         reason,
         days,
-        points: if verdict == "unchecked" || bad("HO 6").is_some() {
+        points: if d.no_ho || bad("HO 6").is_some() {
             0
         } else {
             u64::from(points)
         },
+        with_ko: false,
     }
-}
-
-/// Institution `i`'s code: prefecture, fee table 1 (医科), district, number and check digit.
-fn institution_code(i: u32) -> String {
-    let body = format!(
-        "{:02}1{:02}{:04}",
-        1 + i % 47,
-        i / 47 % 100,
-        i / 4700 % 10_000
-    );
-    let check = shikaku::domain::text::luhn_check_digit(body.as_bytes());
-    format!("{body}{check}")
-}
-
-/// Receipts by verdict and reason (`verdict reason`, `ok` alone).
-pub type Counts = BTreeMap<String, u64>;
-
-/// `<OUT>.claims`, beside the snapshot directory `out`.
-pub fn default_dir(out: &Path) -> PathBuf {
-    let mut name = out
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".claims");
-    out.with_file_name(name)
-}
-
-/// The claims directory made ready: created, or emptied of an earlier run's files with
-/// `overwrite`; anything else in it refuses the run.
-pub fn prepare_dir(dir: &Path, overwrite: bool) -> Result<()> {
-    if dir.exists() {
-        let entries: Vec<_> = std::fs::read_dir(dir)
-            .with_context(|| format!("cannot read {}", dir.display()))?
-            .collect::<Result<_, _>>()?;
-        if !entries.is_empty() && !overwrite {
-            bail!(
-                "{} is not empty; choose another --claims-out or pass --overwrite",
-                dir.display()
-            );
-        }
-        for e in entries {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let path = e.path();
-            if name == TRUTH_FILE {
-                std::fs::remove_file(&path)
-                    .with_context(|| format!("cannot remove {}", path.display()))?;
-            } else if name.len() == 10 && name.bytes().all(|b| b.is_ascii_digit()) && path.is_dir()
-            {
-                std::fs::remove_dir_all(&path)
-                    .with_context(|| format!("cannot remove {}", path.display()))?;
-            }
-        }
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))
-}
-
-const TRUTH_FILE: &str = "truth.csv";
-
-/// Writes `<institution code>/RECEIPTC.UKE` into `dir` for every institution with receipts,
-/// and `truth.csv` (`file,receipt,line,verdict,reason,days`, `file` relative to `dir`).
-pub fn write(dir: &Path, plan: &ClaimsPlan, receipts: &[GenReceipt]) -> Result<Counts> {
-    let mut by_inst: Vec<Vec<&GenReceipt>> = vec![Vec::new(); plan.institutions as usize];
-    for r in receipts {
-        by_inst[r.institution as usize].push(r);
-    }
-    let mut truth = String::from("file,receipt,line,verdict,reason,days\n");
-    let mut counts = Counts::new();
-    let (y, m, _) = plan.first.ymd();
-    let (cy, cm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-    for (i, list) in by_inst.iter().enumerate().filter(|(_, l)| !l.is_empty()) {
-        let code = institution_code(i as u32);
-        let rel = format!("{code}/RECEIPTC.UKE");
-        // Habits by institution: mostly CP932 and CRLF, as the spec asks; some UTF-8 and LF.
-        let utf8 = i % 5 == 4;
-        let eol = if i % 7 == 6 { "\n" } else { "\r\n" };
-        let mut text = String::with_capacity(list.len() * 700);
-        let _ = write!(
-            text,
-            "IR,1,{},1,{},,医療法人 架空会 第{i}診療所,{cy:04}{cm:02},00,0300000000{eol}",
-            &code[0..2],
-            &code[3..10]
-        );
-        let mut line = 1u64;
-        let mut points = 0u64;
-        for (n, r) in list.iter().enumerate() {
-            line += 1;
-            let number = n + 1;
-            let _ = write!(text, "RE,{number},{}{eol}", r.re_tail);
-            let mut days = String::new();
-            for (k, d) in r.days.iter().enumerate() {
-                if k > 0 {
-                    days.push(';');
-                }
-                days.push_str(&plan.day(*d).to_string());
-            }
-            let _ = writeln!(
-                truth,
-                "{rel},{number},{line},{},{},{days}",
-                r.verdict, r.reason
-            );
-            for rec in r.body.lines() {
-                line += 1;
-                text.push_str(rec);
-                text.push_str(eol);
-            }
-            points += r.points;
-            let key = if r.reason.is_empty() {
-                r.verdict.to_string()
-            } else {
-                format!("{} {}", r.verdict, r.reason)
-            };
-            *counts.entry(key).or_default() += 1;
-        }
-        let _ = write!(text, "GO,{},{points},99{eol}", list.len());
-        let mut bytes = if utf8 {
-            text.into_bytes()
-        } else {
-            let (b, _, lossy) = encoding_rs::SHIFT_JIS.encode(&text);
-            if lossy {
-                text.into_bytes()
-            } else {
-                b.into_owned()
-            }
-        };
-        bytes.push(0x1a);
-        let path = dir.join(&rel);
-        std::fs::create_dir_all(path.parent().unwrap_or(dir))
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    let path = dir.join(TRUTH_FILE);
-    std::fs::write(&path, truth).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(counts)
 }

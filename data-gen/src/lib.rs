@@ -10,7 +10,12 @@
 mod change_defects;
 mod changes;
 mod claims;
+mod claims_files;
 mod defects;
+mod kohi;
+mod kohi_chunk;
+mod kohi_defects;
+mod kohi_write;
 pub mod model;
 mod population;
 pub mod render;
@@ -40,6 +45,8 @@ use universe::{kind_index, Col, Universe};
 use writer::{InsOut, Writer};
 
 pub use truth::QUERIES_HEADER;
+/// With `kohi`, `queries.csv`'s header ends with these (after `expected`).
+pub const KOHI_QUERY_COLUMNS: &str = ",payer_number,recipient_number\n";
 pub use writer::UNDECODABLE_BYTES;
 
 /// What to generate.
@@ -68,6 +75,9 @@ pub struct Config {
     pub progress: bool,
     /// Replace a previous generator output in `out` instead of refusing a non-empty directory.
     pub overwrite: bool,
+    /// Public-expense registers (`out/kohi/`), and `KO` records in the claims files; off,
+    /// everything else is byte for byte what it was without them.
+    pub kohi: bool,
 }
 
 impl Config {
@@ -76,7 +86,7 @@ impl Config {
         Config {
             persons,
             seed,
-            claims_out: claims::default_dir(&out),
+            claims_out: claims_files::default_dir(&out),
             materialized_out: default_materialized_dir(&out),
             out,
             date: Date::today_jst(),
@@ -86,6 +96,7 @@ impl Config {
             change_days: 0,
             progress: false,
             overwrite: false,
+            kohi: false,
         }
     }
 }
@@ -114,7 +125,40 @@ pub struct Summary {
     /// The change streams, when `change_days` > 0.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changes: Option<stream::ChangesSummary>,
+    /// The public-expense registers, with `kohi`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kohi: Option<KohiSummary>,
     pub seconds: f64,
+}
+
+/// What the public-expense registers hold.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct KohiSummary {
+    pub payers: u64,
+    /// Certificates as generated, and register lines written (defects included).
+    pub certificates: u64,
+    pub rows: u64,
+    /// Persons holding a certificate that covers the snapshot date, in all and by program.
+    pub holders: u64,
+    pub holders_by_program: BTreeMap<String, u64>,
+    /// What a correct build reports, by rule (K1–K6, W1, X1, DUP).
+    pub defects: BTreeMap<String, u64>,
+    /// Receipts carrying `KO` records of held payers' certificates.
+    pub claims_with_ko: u64,
+}
+
+impl KohiSummary {
+    fn add(&mut self, s: &kohi_chunk::KohiStats) {
+        self.certificates += s.certificates;
+        self.rows += s.rows;
+        self.holders += s.holders;
+        for (name, n) in kohi_chunk::program_names().iter().zip(s.holders_by_program) {
+            *self.holders_by_program.entry(name.to_string()).or_default() += n;
+        }
+        for (rule, n) in &s.by_rule {
+            *self.defects.entry(rule.to_string()).or_default() += n;
+        }
+    }
 }
 
 /// `OUT.materialized`, beside `OUT`.
@@ -160,6 +204,7 @@ pub(crate) struct Params {
     chunk_queries: u64,
     claims: u64,
     pub(crate) claims_plan: claims::ClaimsPlan,
+    pub kohi: bool,
     age_cum: Vec<u32>,
     family_cum: Vec<f64>,
     /// Given-name indexes by sex (0 male, 1 female) and generation.
@@ -199,6 +244,7 @@ impl Params {
             chunk_queries,
             claims: cfg.claims,
             claims_plan: claims::ClaimsPlan::new(cfg.date, cfg.claims),
+            kohi: cfg.kohi,
             age_cum,
             family_cum,
             given,
@@ -294,6 +340,7 @@ struct ChunkOut {
     stats: Stats,
     changes: Option<changes::ChunkChanges>,
     materialized: Vec<InsOut>,
+    kohi: Option<(Vec<InsOut>, kohi_chunk::KohiStats)>,
 }
 
 /// Runs the chunk's change stream on its own RNG; returns the state after it, the stream
@@ -331,19 +378,30 @@ fn gen_chunk(p: &Params, u: &Universe, k: u64) -> ChunkOut {
         inj.after_household(&mut g, &mut rows, first, head_gidx);
     }
     let outs = writer::render_rows(u, &rows);
+    let kohi = p.kohi.then(|| kohi_chunk::chunk(&mut g, &ps, &rows, k));
     let (rows, changes, materialized) = chunk_changes(&mut g, rows, k);
     let quota = p.queries_of_chunk(k);
     let claims_quota = p.claims_of_chunk(k);
     let t = (quota > 0 || claims_quota > 0).then(|| truth::Truth::build(&rows, u.undecodable));
-    let (queries, qcounts) = match &t {
-        Some(t) if quota > 0 => truth::make_queries(&mut g, t, &rows, quota),
+    // With registers, one query in ten is a public-expense one.
+    let kohi_quota = if kohi.is_some() { quota / 10 } else { 0 };
+    let (mut queries, mut qcounts) = match &t {
+        Some(t) if quota > 0 => truth::make_queries(&mut g, t, &rows, quota - kohi_quota),
         _ => (String::new(), [0; 5]),
     };
+    if let Some((_, _, kc)) = kohi.as_ref().filter(|_| kohi_quota > 0) {
+        let (lines, counts) = kohi_chunk::queries(&mut g, kc, kohi_quota);
+        queries.push_str(&lines);
+        for (a, b) in qcounts.iter_mut().zip(counts) {
+            *a += b;
+        }
+    }
     // After the queries, so that a data set without claims is the same with or without
     // this feature.
     let receipts = match &t {
         Some(t) if claims_quota > 0 => {
-            claims::make_receipts(&mut g, t, &rows, claims_quota, &p.claims_plan)
+            let kc = kohi.as_ref().map(|(_, _, kc)| kc);
+            claims::make_receipts(&mut g, t, &rows, claims_quota, &p.claims_plan, kc)
         }
         _ => Vec::new(),
     };
@@ -355,6 +413,7 @@ fn gen_chunk(p: &Params, u: &Universe, k: u64) -> ChunkOut {
         stats: g.stats,
         changes,
         materialized,
+        kohi: kohi.map(|(outs, stats, _)| (outs, stats)),
     }
 }
 
@@ -405,7 +464,7 @@ fn prepare_out(out: &Path, overwrite: bool) -> Result<()> {
             if TOP_FILES.contains(&name.as_str()) {
                 fs::remove_file(&path)
                     .with_context(|| format!("cannot remove {}", path.display()))?;
-            } else if is_insurer_dir(&name) && path.is_dir() {
+            } else if (is_insurer_dir(&name) || name == "kohi") && path.is_dir() {
                 fs::remove_dir_all(&path)
                     .with_context(|| format!("cannot remove {}", path.display()))?;
             }
@@ -465,6 +524,17 @@ struct Manifest<'a> {
     older_snapshots: Vec<String>,
     counts: BTreeMap<String, u64>,
     defects: &'a [writer::Entry],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kohi: Option<KohiManifest<'a>>,
+}
+
+/// The public-expense registers' defects: what a correct build reports, by rule, and where
+/// each injected one is (X1 counts every certificate of a mislinked number).
+#[derive(Serialize)]
+struct KohiManifest<'a> {
+    payers: u64,
+    counts: &'a BTreeMap<String, u64>,
+    defects: &'a [writer::Entry],
 }
 
 fn progress_bar(cfg: &Config) -> ProgressBar {
@@ -486,13 +556,22 @@ pub fn generate(cfg: &Config) -> Result<Summary> {
     validate(cfg)?;
     prepare_out(&cfg.out, cfg.overwrite)?;
     if cfg.claims > 0 {
-        claims::prepare_dir(&cfg.claims_out, cfg.overwrite)?;
+        claims_files::prepare_dir(&cfg.claims_out, cfg.overwrite)?;
     }
     let u = Universe::build(cfg.persons, cfg.seed, cfg.defect_rate > 0.0);
     let stale_queries = (u.older.len() as u64 * 3).min(cfg.queries / 20);
     let p = Params::new(cfg, cfg.queries - stale_queries);
     write_insurers(&cfg.out, &u)?;
     let mut w = Writer::create(&cfg.out, &u, cfg.date)?;
+    let payers = (kohi::municipalities(p.chunks) * kohi::PROGRAMS.len() as u64) as u32;
+    let mut kw = match cfg.kohi {
+        true => Some(kohi_write::create(&cfg.out, cfg.seed, payers, cfg.date)?),
+        false => None,
+    };
+    let mut ksum = KohiSummary {
+        payers: u64::from(payers),
+        ..KohiSummary::default()
+    };
     let mut mw = if cfg.change_days > 0 {
         prepare_out(&cfg.materialized_out, cfg.overwrite)?;
         write_insurers(&cfg.materialized_out, &u)?;
@@ -506,7 +585,12 @@ pub fn generate(cfg: &Config) -> Result<Summary> {
         let path = cfg.out.join("queries.csv");
         let f = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
         let mut f = BufWriter::with_capacity(1 << 20, f);
-        f.write_all(QUERIES_HEADER.as_bytes())?;
+        // With registers, the public-expense columns last; card and person rows leave them
+        // out (`shikaku load` reads rows of fewer cells).
+        match cfg.kohi {
+            true => write!(f, "{}{KOHI_QUERY_COLUMNS}", QUERIES_HEADER.trim_end())?,
+            false => f.write_all(QUERIES_HEADER.as_bytes())?,
+        }
         Some(f)
     } else {
         None
@@ -545,6 +629,10 @@ pub fn generate(cfg: &Config) -> Result<Summary> {
                 }
                 receipts.extend(out.receipts);
                 w.append(out.outs)?;
+                if let (Some(kw), Some((outs, stats))) = (kw.as_mut(), out.kohi) {
+                    kw.append(outs)?;
+                    ksum.add(&stats);
+                }
                 if let (Some(mw), Some(ch)) = (mw.as_mut(), out.changes) {
                     mw.append(out.materialized)?;
                     csum.add_events(&ch.causes, &ch.defects);
@@ -556,6 +644,9 @@ pub fn generate(cfg: &Config) -> Result<Summary> {
     });
     result?;
     w.finish()?;
+    if let Some(kw) = kw.as_mut() {
+        kw.finish()?;
+    }
     pb.finish_and_clear();
     let change_entries = match mw.as_mut() {
         Some(mw) => {
@@ -571,7 +662,7 @@ pub fn generate(cfg: &Config) -> Result<Summary> {
         qcounts[3] += stale_queries;
     }
     let claims_by_expected = if cfg.claims > 0 {
-        claims::write(&cfg.claims_out, &p.claims_plan, &receipts)?
+        claims_files::write(&cfg.claims_out, &p.claims_plan, &receipts)?
     } else {
         BTreeMap::new()
     };
@@ -591,6 +682,11 @@ pub fn generate(cfg: &Config) -> Result<Summary> {
         older_snapshots: older_files.clone(),
         counts: counts.clone(),
         defects: &entries,
+        kohi: kw.as_ref().map(|kw| KohiManifest {
+            payers: u64::from(payers),
+            counts: &ksum.defects,
+            defects: &kw.entries,
+        }),
     };
     let path = cfg.out.join("manifest.json");
     let json = serde_json::to_vec_pretty(&manifest)?;
@@ -608,6 +704,10 @@ pub fn generate(cfg: &Config) -> Result<Summary> {
     s.claims = receipts.len() as u64;
     s.claims_by_expected = claims_by_expected;
     s.changes = mw.is_some().then_some(csum);
+    if cfg.kohi {
+        ksum.claims_with_ko = receipts.iter().filter(|r| r.with_ko).count() as u64;
+        s.kohi = Some(ksum);
+    }
     Ok(s)
 }
 
@@ -676,6 +776,7 @@ fn summary(
         claims: 0,
         claims_by_expected: BTreeMap::new(),
         changes: None,
+        kohi: None,
         seconds: started.elapsed().as_secs_f64(),
     }
 }

@@ -52,6 +52,13 @@ struct Args {
     /// Directory of the materialized snapshots (default: OUT.materialized, beside OUT).
     #[arg(long)]
     materialized_out: Option<PathBuf>,
+    /// Public-expense (公費) registers too: OUT/kohi/payers.csv and one
+    /// OUT/kohi/<payer_number>/<YYYYMMDD>.csv per payer (医療扶助, 自立支援医療, 難病,
+    /// 小児慢性特定疾病 and the municipality's 子ども医療費助成, one payer of each per
+    /// municipality-sized part of the population), with K1–K6, W1, X1 and duplicates at the
+    /// --defects rate; the claims files then carry KO records (about 30% of receipts).
+    #[arg(long)]
+    kohi: bool,
     /// Replace a previous generator output in --out.
     #[arg(long)]
     overwrite: bool,
@@ -79,6 +86,7 @@ fn run(args: Args) -> Result<()> {
     }
     cfg.progress = !args.quiet;
     cfg.overwrite = args.overwrite;
+    cfg.kohi = args.kohi;
     let summary = data_gen::generate(&cfg)?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     eprintln!(

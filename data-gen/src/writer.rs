@@ -36,7 +36,7 @@ pub struct InsOut {
     pub bytes: Vec<u8>,
     pub lines: u64,
     /// (line offset within this chunk's rows, rule, field).
-    pub marks: Vec<(u64, Rule, Option<Col>)>,
+    pub marks: Vec<(u64, &'static str, Option<&'static str>)>,
 }
 
 /// Renders a chunk's rows grouped by insurer, in row order.
@@ -61,7 +61,8 @@ pub fn render_rows(u: &Universe, rows: &[Row]) -> Vec<InsOut> {
             out.lines += 1;
         }
         if let Some(rule) = row.tag {
-            out.marks.push((out.lines, rule, row.field()));
+            out.marks
+                .push((out.lines, rule.as_str(), row.field().map(Col::header)));
         }
         out.lines += 1;
     }
@@ -95,24 +96,12 @@ impl Writer {
     /// Creates every insurer's directory and newest file with its header; the undecodable
     /// file gets its bad line right after the header.
     pub fn create(root: &Path, u: &Universe, date: Date) -> Result<Writer> {
-        let mut w = Writer {
-            files: Vec::with_capacity(u.insurers.len()),
-            entries: Vec::new(),
-            bytes: 0,
-            rows: 0,
-        };
+        let mut w = Writer::empty();
         for (i, ins) in u.insurers.iter().enumerate() {
             let rel = snapshot_rel(u, i as u32, date);
-            let path = root.join(&rel);
-            if let Some(dir) = path.parent() {
-                fs::create_dir_all(dir)
-                    .with_context(|| format!("cannot create directory {}", dir.display()))?;
-            }
-            let mut pending = header_bytes(&ins.habit);
-            let mut lines = 1;
+            let mut head = header_bytes(&ins.habit);
             if Some(i as u32) == u.undecodable {
-                pending.extend_from_slice(&undecodable_line(u, i as u32, date));
-                lines += 1;
+                head.extend_from_slice(&undecodable_line(u, i as u32, date));
                 w.entries.push(Entry {
                     file: rel.clone(),
                     line: 2,
@@ -120,15 +109,37 @@ impl Writer {
                     field: Some("name"),
                 });
             }
-            File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-            w.files.push(FileState {
-                rel,
-                path,
-                pending,
-                lines,
-            });
+            w.add_file(root, rel, head)?;
         }
         Ok(w)
+    }
+
+    pub fn empty() -> Writer {
+        Writer {
+            files: Vec::new(),
+            entries: Vec::new(),
+            bytes: 0,
+            rows: 0,
+        }
+    }
+
+    /// Creates file `rel` under `root` (and its directory), to hold `head` (whole lines)
+    /// first; it is file number `files` of this writer, the index `InsOut::insurer` names.
+    pub fn add_file(&mut self, root: &Path, rel: String, head: Vec<u8>) -> Result<()> {
+        let path = root.join(&rel);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create directory {}", dir.display()))?;
+        }
+        File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        let lines = head.iter().filter(|&&b| b == b'\n').count() as u64;
+        self.files.push(FileState {
+            rel,
+            path,
+            pending: head,
+            lines,
+        });
+        Ok(())
     }
 
     pub fn append(&mut self, outs: Vec<InsOut>) -> Result<()> {
@@ -138,8 +149,8 @@ impl Writer {
                 self.entries.push(Entry {
                     file: f.rel.clone(),
                     line: f.lines + offset + 1,
-                    rule: rule.as_str(),
-                    field: field.map(Col::header),
+                    rule,
+                    field,
                 });
             }
             f.lines += out.lines;

@@ -1,6 +1,7 @@
 //! The generated claims files checked by shikaku against a real build give, receipt by
 //! receipt, the verdict, reason and days of the generator's ground truth (`truth.csv`), and
-//! every verdict and reason appears.
+//! every verdict and reason appears, the public-expense (`KO`) ones with them: the data set
+//! has registers (`--kohi`), and about 30% of the receipts carry `KO` records.
 
 use data_gen::{generate, Config};
 use shikaku::claims::output::{FileColumn, RowWriter};
@@ -20,8 +21,14 @@ fn claims_100k_receipts_are_checked_as_the_truth_says() {
     cfg.date = Date::parse(DATE).unwrap();
     cfg.defect_rate = 0.002;
     cfg.claims = 100_000;
+    cfg.kohi = true;
     let summary = generate(&cfg).unwrap();
     assert_eq!(summary.claims, 100_000);
+    let with_ko = summary.kohi.as_ref().unwrap().claims_with_ko;
+    assert!(
+        (25_000..=35_000).contains(&with_ko),
+        "{with_ko} receipts with KO records"
+    );
     run(&BuildConfig {
         snapshots: snap.clone(),
         data: dir.path().join("data"),
@@ -101,7 +108,14 @@ fn claims_100k_receipts_are_checked_as_the_truth_says() {
         "check partial_month",
         "check sex_differs",
         "check kana_differs",
-        "unchecked no_insurance",
+        "return kohi_not_found",
+        "return kohi_multiple",
+        "return kohi_expired",
+        "return kohi_not_yet",
+        "return kohi_other_institution",
+        "unchecked kohi_not_held",
+        "error malformed: KO 2",
+        "error malformed: KO 3",
         "error malformed: HO 2",
         "error malformed: HO 6",
         "error malformed: RE 7",

@@ -5,7 +5,7 @@
 //! forms are parsed by separate code, so each is the other's model).
 
 use super::input::assert_no_clear_number;
-use shikaku::query::batch::{parse_csv, parse_json, QueryInput, CSV_INPUT_COLUMNS};
+use shikaku::query::batch::{parse_csv, parse_json, QueryInput, CSV_INPUT_COLUMNS, KOHI_FIELDS};
 use shikaku::query::QueryKind;
 
 /// A JSON batch body.
@@ -29,8 +29,8 @@ fn read_by(kind: QueryKind, column: &str) -> bool {
     match kind {
         QueryKind::Card => column != "individual_number",
         QueryKind::Person => !card.contains(&column),
-        // Not a batch kind yet: both forms refuse it under `kind`.
-        QueryKind::Kohi => false,
+        // Every other field given is refused by both forms.
+        QueryKind::Kohi => true,
     }
 }
 
@@ -47,6 +47,7 @@ pub fn csv(data: &[u8]) {
         let kind = match row.cells[0].trim() {
             "card" => QueryKind::Card,
             "person" => QueryKind::Person,
+            "kohi" => QueryKind::Kohi,
             _ => continue,
         };
         if row.query.as_ref().is_err_and(|e| e.field == "row") {
@@ -57,6 +58,7 @@ pub fn csv(data: &[u8]) {
         }
         let object: serde_json::Map<String, serde_json::Value> = CSV_INPUT_COLUMNS
             .iter()
+            .chain(&KOHI_FIELDS)
             .zip(&row.cells)
             .filter(|(column, cell)| !cell.is_empty() && read_by(kind, column))
             .map(|(column, cell)| (column.to_string(), serde_json::Value::from(cell.as_str())))

@@ -8,6 +8,7 @@
 //! card's directory slot, its records, their text), so each step first asks for the memory of
 //! every receipt of the group and the cache misses overlap instead of following one another.
 
+use super::kohi::KohiChecker;
 use super::uke::{Insurance, Receipt, UkeFile};
 use super::{Reason, Verdict};
 use crate::domain::{text, Date};
@@ -39,6 +40,7 @@ pub const GROUP_RECEIPTS: usize = GROUP_QUERIES;
 pub struct Checker {
     slots: Vec<Slot>,
     spare: Vec<(String, String)>,
+    kohi: KohiChecker,
 }
 
 /// One receipt of a group: decided before any lookup (no card to look up), or its card query
@@ -101,15 +103,16 @@ impl Checker {
         for c in &cards[..receipts.len()] {
             c.prefetch_text();
         }
-        // Step 4: each day of service decided, in order.
+        // Step 4: each day of service decided, in order, and the public expenses joined.
         for ((r, slot), card) in receipts.iter().zip(&mut self.slots).zip(cards) {
-            match slot {
-                Slot::Decided(checked) => each(r, checked, None),
+            let (checked, q) = match slot {
+                Slot::Decided(checked) => (checked.clone(), None),
                 Slot::Card { q, points, .. } => {
-                    let checked = decide(index, file, r, q, card, *points);
-                    each(r, &checked, Some(q));
+                    (decide(index, file, r, q, card, *points), Some(&*q))
                 }
-            }
+            };
+            let checked = self.kohi.join(index, file, r, checked);
+            each(r, &checked, q);
         }
     }
 }
@@ -306,7 +309,7 @@ fn uke_field(e: &QueryError, re_line: u64, ho_line: u64) -> (&'static str, u64) 
 }
 
 /// Total points: digits, at most ten of them.
-fn read_points(s: &str) -> Result<u64, String> {
+pub(super) fn read_points(s: &str) -> Result<u64, String> {
     let t = s.trim();
     if t.is_empty() || t.len() > 10 || !t.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!(

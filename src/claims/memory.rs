@@ -3,7 +3,7 @@
 //! the memory and count it afterwards (a 255 MiB file of one-line receipts took 2.7 GB).
 
 use super::output::Format;
-use super::uke::Receipt;
+use super::uke::{PublicExpenseRecord, Receipt};
 
 /// A row's bytes in the answer, as written for a receipt of a few days (a `return` that lists
 /// 31 days is longer; the estimate is for a file's average).
@@ -20,13 +20,16 @@ pub struct WorkBytes {
     pub text_bytes: usize,
     /// The receipts as read.
     pub receipt_bytes: usize,
+    /// Their public-expense (`KO`) records as read, one per line that begins `KO,`.
+    pub public_expense_bytes: usize,
     /// The rows of the answer.
     pub row_bytes: usize,
 }
 
 impl WorkBytes {
     pub fn of(file: &[u8], format: Format) -> WorkBytes {
-        let receipts = receipts_in(file);
+        let receipts = records_in(file, b"RE,");
+        let public_expenses = records_in(file, b"KO,");
         let row = match format {
             Format::Csv => CSV_ROW_BYTES,
             Format::Json => JSON_ROW_BYTES,
@@ -39,6 +42,8 @@ impl WorkBytes {
                 file.len() + file.len() / 2
             },
             receipt_bytes: receipts.saturating_mul(std::mem::size_of::<Receipt>()),
+            public_expense_bytes: public_expenses
+                .saturating_mul(std::mem::size_of::<PublicExpenseRecord>()),
             row_bytes: receipts.saturating_mul(row),
         }
     }
@@ -46,14 +51,17 @@ impl WorkBytes {
     pub fn total(&self) -> usize {
         self.text_bytes
             .saturating_add(self.receipt_bytes)
+            .saturating_add(self.public_expense_bytes)
             .saturating_add(self.row_bytes)
     }
 }
 
-/// Lines that begin with the record name `RE`: a receipt each.
-fn receipts_in(file: &[u8]) -> usize {
-    let inner = memchr::memmem::find_iter(file, b"\nRE,").count();
-    inner + usize::from(file.starts_with(b"RE,"))
+/// Lines that begin with `record` (a record name and its comma, `RE,`: a receipt each).
+fn records_in(file: &[u8], record: &[u8; 3]) -> usize {
+    let mut line_start = [b'\n'; 4];
+    line_start[1..].copy_from_slice(record);
+    let inner = memchr::memmem::find_iter(file, &line_start).count();
+    inner + usize::from(file.starts_with(record))
 }
 
 #[cfg(test)]
@@ -85,6 +93,21 @@ mod tests {
             ascii.total(),
             ascii.receipt_bytes + ascii.row_bytes,
             "{ascii:?}"
+        );
+        // Two KO records, one of them the file's first line (not a receipt's, but counted).
+        let ko = WorkBytes::of(
+            b"KO,1
+RE,1
+KO,54136015,0123455
+XKO,2
+",
+            Format::Csv,
+        );
+        let record = std::mem::size_of::<PublicExpenseRecord>();
+        assert_eq!((ko.receipts, ko.public_expense_bytes), (1, 2 * record));
+        assert_eq!(
+            ko.total(),
+            ko.receipt_bytes + ko.public_expense_bytes + ko.row_bytes
         );
         let cp932 = WorkBytes::of(b"RE,1,\x83\x65\r\n", Format::Csv);
         assert_eq!(cp932.text_bytes, 9 + 4);

@@ -1,11 +1,13 @@
 //! The claims pre-check (レセプト返戻 prevention): a clinic's monthly claims file (UKE, 医科)
 //! checked against the index before it is sent, so that no claim comes back for a
 //! qualification error. `uke` reads the file, `check` decides each receipt with the card-query
-//! rules on each day of service, `output` writes one row per receipt (CSV or JSON) and the
-//! summary. The rules are in the README ("Claims pre-check").
+//! rules on each day of service, `kohi` joins the verdicts of its `KO` records (the
+//! public-expense query on each day of service), `output` writes one row per receipt (CSV or
+//! JSON) and the summary. The rules are in the README ("Claims pre-check").
 
 pub mod check;
 pub mod files;
+pub mod kohi;
 pub mod limits;
 pub mod memory;
 pub mod output;
@@ -24,7 +26,8 @@ pub enum Verdict {
     Check,
     /// Eligible on every day of service.
     Ok,
-    /// No health insurance on the receipt (public expense only): nothing to check.
+    /// Nothing shikaku can check: no health insurance, and no public expense whose list the
+    /// index holds.
     Unchecked,
     /// A field of the receipt cannot be read.
     Error,
@@ -60,10 +63,23 @@ pub enum Reason {
     OtherQualification,
     Lost,
     NotYet,
+    /// A `KO` record's public-expense query: validity 4 on some day.
+    KohiNotFound,
+    /// Validity 5: the recipient number and birthdate name more than one person.
+    KohiMultiple,
+    /// Validity 2: the certificate ended before the day.
+    KohiExpired,
+    /// Validity 2: every certificate begins after the day.
+    KohiNotYet,
+    /// Validity 2: valid on the day, but for designated institutions other than the file's.
+    KohiOtherInstitution,
     PartialMonth,
     SexDiffers,
     KanaDiffers,
+    /// No `HO` and no `KO` (nothing to check).
     NoInsurance,
+    /// No `HO`, and every `KO` names a payer whose list the index does not hold.
+    KohiNotHeld,
     /// The field that cannot be read, e.g. `HO 2`.
     Malformed(String),
 }
@@ -77,10 +93,16 @@ impl Reason {
             Reason::OtherQualification => "other_qualification",
             Reason::Lost => "lost",
             Reason::NotYet => "not_yet",
+            Reason::KohiNotFound => "kohi_not_found",
+            Reason::KohiMultiple => "kohi_multiple",
+            Reason::KohiExpired => "kohi_expired",
+            Reason::KohiNotYet => "kohi_not_yet",
+            Reason::KohiOtherInstitution => "kohi_other_institution",
             Reason::PartialMonth => "partial_month",
             Reason::SexDiffers => "sex_differs",
             Reason::KanaDiffers => "kana_differs",
             Reason::NoInsurance => "no_insurance",
+            Reason::KohiNotHeld => "kohi_not_held",
             Reason::Malformed(field) => return Cow::Owned(format!("malformed: {field}")),
         })
     }
@@ -88,5 +110,7 @@ impl Reason {
 
 use std::borrow::Cow;
 
+#[cfg(test)]
+mod kohi_tests;
 #[cfg(test)]
 mod tests;

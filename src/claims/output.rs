@@ -241,6 +241,8 @@ pub struct Summary {
     pub rows: u64,
     /// Receipts by verdict and reason (counted without a string per receipt).
     pub counts: BTreeMap<(Verdict, Reason), u64>,
+    /// Their points, by verdict and reason (what each reason puts at risk).
+    pub points: BTreeMap<(Verdict, Reason), u64>,
     /// Points of the receipts that would come back (`return`).
     pub points_at_risk: u64,
     /// Points of the receipts to look at (`check`) and of those not checked (`error`,
@@ -256,13 +258,19 @@ pub struct Summary {
 impl Summary {
     fn add(&mut self, file_name: &str, receipt: &str, c: &Checked) {
         self.receipts += 1;
+        let points = c.points.unwrap_or(0);
         match self.counts.get_mut(&(c.verdict, c.reason.clone())) {
             Some(n) => *n += 1,
             None => {
                 self.counts.insert((c.verdict, c.reason.clone()), 1);
             }
         }
-        let points = c.points.unwrap_or(0);
+        match self.points.get_mut(&(c.verdict, c.reason.clone())) {
+            Some(p) => *p += points,
+            None => {
+                self.points.insert((c.verdict, c.reason.clone()), points);
+            }
+        }
         match c.verdict {
             Verdict::Return => self.points_at_risk += points,
             Verdict::Check => self.points_to_check += points,
@@ -312,8 +320,10 @@ impl Summary {
                 .counts
                 .iter()
                 .filter(|((rv, r), _)| *rv == v && *r != Reason::None);
-            for ((_, reason), n) in reasons {
-                s.push_str(&format!("    {:<24}{n:>9}\n", reason.as_str()));
+            for (key, n) in reasons {
+                let points = self.points.get(key).copied().unwrap_or(0);
+                let reason = key.1.as_str();
+                s.push_str(&format!("    {reason:<24}{n:>9}  points {points}\n"));
             }
         }
         s.push_str(&format!(

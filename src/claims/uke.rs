@@ -12,7 +12,7 @@
 //! | `RE` | 2 receipt number, 4 month of care (`YYYYMM`, or `GYYMM` with the era code), 6 sex, 7 birthdate, 37 name in katakana (optional) |
 //! | `HO` | 2 insurer number (8 characters, a 6-digit number padded with spaces), 3 symbol, 4 number, 6 total points |
 //! | `SN` | with field 2 = `1` (health insurance): 7 branch (枝番) |
-//! | `KO` | public expense: its presence only |
+//! | `KO` | public expense: 2 payer number (公費負担者番号), 3 recipient number (受給者番号), 6 total points |
 //! | `SI`, `IY` | 14–44: counts on days 1–31 |
 //! | `TO` | 18–48: counts on days 1–31 |
 //! | `GO` | 2 number of receipts |
@@ -155,7 +155,8 @@ pub struct Receipt {
     pub insurance: Option<Insurance>,
     /// `SN` 7 of the first health-insurance `SN` record, if any.
     pub branch: Option<Range<usize>>,
-    pub public_expense: bool,
+    /// Its `KO` records: a range of [`UkeFile::public_expenses`] (a receipt's are consecutive).
+    pub public_expenses: Range<u32>,
     /// Days with a non-zero count in an `SI`, `IY` or `TO` record: bit `d - 1` for day `d`.
     pub days: u32,
     /// The first field of the receipt that could not be read.
@@ -172,6 +173,15 @@ pub struct Insurance {
     pub points: Range<usize>,
 }
 
+/// A `KO` record: a public expense (公費) the receipt claims beside, or instead of, `HO`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicExpenseRecord {
+    pub line: u64,
+    pub payer_number: Range<usize>,
+    pub recipient_number: Range<usize>,
+    pub points: Range<usize>,
+}
+
 /// A file read into its receipts.
 #[derive(Debug)]
 pub struct UkeFile<'a> {
@@ -181,6 +191,9 @@ pub struct UkeFile<'a> {
     /// file has an `IR` record whose fields hold one.
     pub institution: Option<String>,
     pub receipts: Vec<Receipt>,
+    /// Every receipt's `KO` records, in file order (few receipts have any: one vector for
+    /// the file, not one per receipt).
+    pub public_expenses: Vec<PublicExpenseRecord>,
     /// The `GO` record's line and receipt count (`None` when unreadable), when there is one.
     pub go: Option<(u64, Option<u64>)>,
     /// Lines read, blank ones included.
@@ -196,6 +209,12 @@ impl UkeFile<'_> {
     /// The text of a field.
     pub fn text(&self, r: &Range<usize>) -> &str {
         self.text.get(r.clone()).unwrap_or("")
+    }
+
+    /// The `KO` records of receipt `r`, in file order.
+    pub fn public_expenses_of(&self, r: &Receipt) -> &[PublicExpenseRecord] {
+        let range = r.public_expenses.start as usize..r.public_expenses.end as usize;
+        self.public_expenses.get(range).unwrap_or(&[])
     }
 }
 
@@ -283,6 +302,7 @@ pub fn parse(bytes: &[u8]) -> Result<UkeFile<'_>, UkeError> {
             encoding,
             institution: None,
             receipts: Vec::new(),
+            public_expenses: Vec::new(),
             go: None,
             lines: 0,
         },
@@ -351,7 +371,8 @@ impl Reader<'_> {
         let f = &self.fields;
         match kind {
             "RE" => {
-                let r = receipt_of(text, f, line);
+                let first_ko = u32::try_from(self.file.public_expenses.len()).unwrap_or(u32::MAX);
+                let r = receipt_of(text, f, line, first_ko);
                 self.file.receipts.push(r);
                 return Ok(());
             }
@@ -397,7 +418,17 @@ impl Reader<'_> {
                     receipt.branch = Some(f.get(7));
                 }
             }
-            "KO" => receipt.public_expense = true,
+            "KO" => {
+                self.file.public_expenses.push(PublicExpenseRecord {
+                    line,
+                    payer_number: f.get(2),
+                    recipient_number: f.get(3),
+                    points: f.get(6),
+                });
+                // A file is at most UKE_MAX_BYTES, far fewer records than u32 counts.
+                receipt.public_expenses.end =
+                    u32::try_from(self.file.public_expenses.len()).unwrap_or(u32::MAX);
+            }
             "SI" => day_columns(text, f, 14, receipt, line, "SI"),
             "IY" => day_columns(text, f, 14, receipt, line, "IY"),
             "TO" => day_columns(text, f, 18, receipt, line, "TO"),
@@ -433,7 +464,7 @@ fn mark(r: &mut Receipt, record: &'static str, field: u8, line: u64, why: String
     }
 }
 
-fn receipt_of(text: &str, f: &Fields, line: u64) -> Receipt {
+fn receipt_of(text: &str, f: &Fields, line: u64, first_ko: u32) -> Receipt {
     let mut r = Receipt {
         line,
         number: f.get(2),
@@ -443,7 +474,7 @@ fn receipt_of(text: &str, f: &Fields, line: u64) -> Receipt {
         kana: f.get(37),
         insurance: None,
         branch: None,
-        public_expense: false,
+        public_expenses: first_ko..first_ko,
         days: 0,
         malformed: None,
     };

@@ -41,6 +41,11 @@ pub(super) fn run_demo(args: DemoArgs, key_file: Option<PathBuf>) -> anyhow::Res
             println!("  {}", e.redis_cli(args.resp.port()));
             println!("  {}", e.curl(args.http.port()));
         }
+        if let Some(e) = crate::demo::kohi_example(&snapshots)? {
+            println!("  # public-expense (公費) query, expected validity 1 (a 医療券 for one clinic: the curl names it)");
+            println!("  {}", e.redis_cli(args.resp.port()));
+            println!("  {}", e.curl(args.http.port()));
+        }
         println!(
             "  curl -s localhost:{}/metrics | head; curl -s localhost:{}/v1/generation\n",
             args.http.port(),

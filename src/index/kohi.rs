@@ -364,13 +364,16 @@ impl<B: AsRef<[u8]>> Index<B> {
             }
         }
         let persons = &b[self.kohi.persons.clone()];
-        let mut last: Option<&[u8]> = None;
+        let mut last: Option<(&[u8], u32)> = None;
         for (k, entry) in persons.chunks_exact(CERT_PERSON_BYTES).enumerate() {
             let at = |m: &str| malformed(format!("certificate person {k}: {m}"));
-            if last.is_some_and(|q| q >= entry) {
+            // By hash, then by certificate index as a number (it is stored little-endian,
+            // so its bytes do not sort as it does: one person's certificates 3 and 256).
+            let key = (&entry[..16], u32_at(entry, 16));
+            if last.is_some_and(|q| q >= key) {
                 return Err(at("not in order"));
             }
-            last = Some(entry);
+            last = Some(key);
             let named = self
                 .certificate(u32_at(entry, 16) as usize)
                 .and_then(|c| c.person());
@@ -394,4 +397,102 @@ fn partition(n: usize, before: impl Fn(usize) -> bool) -> usize {
         }
     }
     lo
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::{Certificate, Date, IndividualNumber, PayerNumber, PersonKey};
+    use crate::format::{encode_kohi, CertificateInput};
+    use crate::index::Index;
+    use crate::nightly::build_in_memory_with_kohi;
+
+    fn certificate(valid_to: Option<Date>) -> Certificate {
+        let d = |s: &str| Date::parse(s).unwrap();
+        Certificate {
+            payer: PayerNumber::from_body("5413601").unwrap(),
+            recipient: "0123455".into(),
+            individual_number: None,
+            name: "難病 花子".into(),
+            name_kana: "ナンビョウ ハナコ".into(),
+            sex: None,
+            birthdate: d("1980-01-23"),
+            valid_from: d("2026-04-01"),
+            valid_to,
+            copay_limit_yen: None,
+            institutions: Vec::new(),
+        }
+    }
+
+    /// A certificate valid for 200 years (a register may say so): indexed, verified, and
+    /// answered on its last day and not after.
+    #[test]
+    fn a_certificate_valid_for_200_years_is_answered() {
+        use crate::query::kohi::{lookup_kohi, KohiOutcome, KohiQuery};
+        let d = |s: &str| Date::parse(s).unwrap();
+        let c = certificate(Some(d("2226-03-31")));
+        let input = CertificateInput {
+            certificate: &c,
+            person: None,
+            identity_unverified: false,
+        };
+        let kohi = encode_kohi(&[(c.payer, "東京都 難病")], &[input]).unwrap();
+        let key = PersonKey::demo();
+        let files =
+            build_in_memory_with_kohi(Vec::new(), &kohi, &key, d("2026-11-24"), "g").unwrap();
+        let index = Index::open(files, key).unwrap();
+        index.verify().unwrap();
+        for (day, eligible) in [("2226-03-31", true), ("2226-04-01", false)] {
+            let q = KohiQuery {
+                payer: c.payer,
+                recipient: c.recipient.clone(),
+                birthdate: c.birthdate,
+                date: Some(d(day)),
+                institution: None,
+            };
+            let outcome = lookup_kohi(&index, &q, d("2026-11-24"));
+            assert_eq!(
+                matches!(outcome, KohiOutcome::Eligible(_)),
+                eligible,
+                "{day}"
+            );
+        }
+    }
+
+    /// One person holding `n` certificates: the person index lists them under one hash, by
+    /// certificate index as a number, which the verifier must accept (indexes 255 and 256
+    /// sort the other way by their little-endian bytes).
+    fn verify_one_holder_of(n: usize) -> Result<(), String> {
+        let d = |s: &str| Date::parse(s).unwrap();
+        let payer = PayerNumber::from_body("5413601").unwrap();
+        let number = IndividualNumber::parse("123456789018").unwrap();
+        let certs: Vec<Certificate> = (0..n)
+            .map(|i| Certificate {
+                individual_number: Some(number),
+                valid_from: d("2000-01-01").add_days(i as i32),
+                ..certificate(None)
+            })
+            .collect();
+        let key = PersonKey::demo();
+        let inputs: Vec<CertificateInput<'_>> = certs
+            .iter()
+            .map(|c| CertificateInput {
+                certificate: c,
+                person: Some(key.hash(&number)),
+                identity_unverified: false,
+            })
+            .collect();
+        let kohi = encode_kohi(&[(payer, "東京都 難病")], &inputs).map_err(|e| e.to_string())?;
+        let files = build_in_memory_with_kohi(Vec::new(), &kohi, &key, d("2026-11-24"), "g")
+            .map_err(|e| e.to_string())?;
+        let index = Index::open(files, key.clone()).map_err(|e| e.to_string())?;
+        assert_eq!(index.person_certificates(key.hash(&number)).count(), n);
+        index.verify().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn one_person_s_many_certificates_verify() {
+        for n in [1, 2, 255, 256, 300, 70_000] {
+            assert_eq!(verify_one_holder_of(n), Ok(()), "{n} certificates");
+        }
+    }
 }

@@ -3,11 +3,12 @@
 //!
 //! Header: `kind,insurer_number,symbol,number,branch,birthdate,individual_number,date,
 //! limit_consent,expected` (the batch columns of docs/api.md#batch plus `expected`, the validity 1–5 the
-//! contract demands). Columns may come in any order; extra columns are ignored.
+//! contract demands), and `payer_number,recipient_number` when the file holds public-expense
+//! rows (kind `kohi`). Columns may come in any order; extra columns are ignored.
 
 use super::resp::encode_command;
 use crate::query::batch::CSV_INPUT_COLUMNS;
-use crate::query::{parse_consent, CardFields, CardQuery};
+use crate::query::{parse_consent, CardFields, CardQuery, QueryKind};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -37,8 +38,8 @@ pub enum WorkloadError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
-    /// `ELIG.CARD` / `ELIG.PERSON` with the raw fields of each query: the server does the
-    /// normalizing, as for a real client.
+    /// `ELIG.CARD` / `ELIG.PERSON` / `ELIG.KOHI` with the raw fields of each query: the
+    /// server does the normalizing, as for a real client.
     Elig,
     /// `GET <card key>` for each distinct card query that names a branch: the Redis baseline,
     /// against a Redis loaded by `shikaku redis-export`.
@@ -58,7 +59,7 @@ pub const EXPECT_PONG: u8 = 0;
 /// One row of the workload, borrowing its fields from the CSV record.
 #[derive(Debug, Clone, Copy)]
 pub struct Row<'a> {
-    pub person: bool,
+    pub kind: QueryKind,
     pub insurer_number: &'a str,
     pub symbol: &'a str,
     pub number: &'a str,
@@ -67,6 +68,9 @@ pub struct Row<'a> {
     pub individual_number: &'a str,
     pub date: &'a str,
     pub limit_consent: bool,
+    /// A public-expense row's (empty in a file without the columns).
+    pub payer_number: &'a str,
+    pub recipient_number: &'a str,
     pub expected: u8,
 }
 
@@ -84,9 +88,9 @@ impl Row<'_> {
     }
 
     /// The card query of a card row that names a branch, normalized; `Ok(None)` for person
-    /// rows and branchless card rows, which have no card key.
+    /// and public-expense rows and branchless card rows, which have no card key.
     pub fn keyed_card(&self) -> Result<Option<CardQuery>, String> {
-        if self.person || self.branch.trim().is_empty() {
+        if self.kind != QueryKind::Card || self.branch.trim().is_empty() {
             return Ok(None);
         }
         CardQuery::parse(&self.card_fields())
@@ -113,8 +117,12 @@ pub fn card_key(q: &CardQuery) -> Option<String> {
     ))
 }
 
-/// Column positions, found by name in the header.
-struct Columns([usize; 10]);
+/// Column positions, found by name in the header: the query columns and `expected`, and the
+/// public-expense columns when the header has them.
+struct Columns([usize; 10], Option<[usize; 2]>);
+
+/// The columns of a public-expense row besides those a card row has.
+const KOHI_COLUMNS: [&str; 2] = ["payer_number", "recipient_number"];
 
 /// The query columns of a CSV batch, then the expected validity.
 const COLUMNS: [&str; 10] = {
@@ -130,30 +138,44 @@ const EXPECTED_COLUMN: &str = "expected";
 
 impl Columns {
     fn find(header: &csv::StringRecord) -> Result<Columns, String> {
-        let mut at = [0; 10];
-        for (slot, name) in at.iter_mut().zip(COLUMNS) {
-            *slot = header
+        let position = |name: &str| {
+            header
                 .iter()
                 .position(|h| h.trim_start_matches('\u{feff}') == name)
-                .ok_or_else(|| format!("the header has no column {name:?}"))?;
+        };
+        let mut at = [0; 10];
+        for (slot, name) in at.iter_mut().zip(COLUMNS) {
+            *slot = position(name).ok_or_else(|| format!("the header has no column {name:?}"))?;
         }
-        Ok(Columns(at))
+        let kohi = match KOHI_COLUMNS.map(position) {
+            [Some(p), Some(r)] => Some([p, r]),
+            _ => None,
+        };
+        Ok(Columns(at, kohi))
     }
 
     fn row<'a>(&self, rec: &'a csv::StringRecord) -> Result<Row<'a>, String> {
         let get = |i: usize| rec.get(self.0[i]).unwrap_or("");
-        let person = match get(0) {
-            "card" => false,
-            "person" => true,
-            other => return Err(format!("kind must be card or person, got {other:?}")),
+        let kind = match get(0) {
+            "card" => QueryKind::Card,
+            "person" => QueryKind::Person,
+            "kohi" if self.1.is_some() => QueryKind::Kohi,
+            "kohi" => {
+                return Err(format!(
+                    "a kohi row needs the columns {}",
+                    KOHI_COLUMNS.join(" and ")
+                ))
+            }
+            other => return Err(format!("kind must be card, person or kohi, got {other:?}")),
         };
+        let kohi = |i: usize| self.1.and_then(|at| rec.get(at[i])).unwrap_or("");
         let expected = match get(9).trim() {
             e @ ("1" | "2" | "3" | "4" | "5") => e.as_bytes()[0] - b'0',
             other => return Err(format!("expected must be a validity 1-5, got {other:?}")),
         };
         let limit_consent = parse_consent(Some(get(8))).map_err(|e| e.to_string())?;
         Ok(Row {
-            person,
+            kind,
             insurer_number: get(1),
             symbol: get(2),
             number: get(3),
@@ -162,6 +184,8 @@ impl Columns {
             individual_number: get(6),
             date: get(7),
             limit_consent,
+            payer_number: kohi(0),
+            recipient_number: kohi(1),
             expected,
         })
     }
@@ -306,9 +330,10 @@ impl Workload {
     }
 }
 
-/// `ELIG.CARD insurer symbol number branch birthdate [date] [LIMIT]` or
-/// `ELIG.PERSON individual_number [date] [LIMIT]`, with the fields as the file gives them. The
-/// date is positional, so an empty one is sent when only LIMIT follows.
+/// `ELIG.CARD insurer symbol number branch birthdate [date] [LIMIT]`,
+/// `ELIG.PERSON individual_number [date] [LIMIT]` or `ELIG.KOHI payer recipient birthdate
+/// [date]`, with the fields as the file gives them. The date is positional, so an empty one is
+/// sent when only LIMIT follows.
 fn encode_elig<'a>(row: &Row<'a>, out: &mut Vec<u8>) {
     let mut args: [&'a [u8]; 8] = [b""; 8];
     let mut n = 0;
@@ -316,19 +341,28 @@ fn encode_elig<'a>(row: &Row<'a>, out: &mut Vec<u8>) {
         args[n] = a;
         n += 1;
     };
-    if row.person {
-        push(b"ELIG.PERSON");
-        push(row.individual_number.as_bytes());
-    } else {
-        push(b"ELIG.CARD");
-        for f in [
-            row.insurer_number,
-            row.symbol,
-            row.number,
-            row.branch,
-            row.birthdate,
-        ] {
-            push(f.as_bytes());
+    match row.kind {
+        QueryKind::Person => {
+            push(b"ELIG.PERSON");
+            push(row.individual_number.as_bytes());
+        }
+        QueryKind::Card => {
+            push(b"ELIG.CARD");
+            for f in [
+                row.insurer_number,
+                row.symbol,
+                row.number,
+                row.branch,
+                row.birthdate,
+            ] {
+                push(f.as_bytes());
+            }
+        }
+        QueryKind::Kohi => {
+            push(b"ELIG.KOHI");
+            for f in [row.payer_number, row.recipient_number, row.birthdate] {
+                push(f.as_bytes());
+            }
         }
     }
     if !row.date.is_empty() || row.limit_consent {
@@ -372,6 +406,22 @@ mod tests {
             b"*4\r\n$11\r\nELIG.PERSON\r\n$12\r\n123456789018\r\n$0\r\n\r\n$5\r\nLIMIT\r\n"
         );
         assert_eq!((w.expected(0), w.expected(1)), (1, 4));
+        // Public-expense rows, with their two columns (anywhere in the header).
+        let f = file(
+            &format!(
+                "recipient_number,{}payer_number\n,card,131045,,12,1,S45.1.23,,,,1,\n\
+             0123455,kohi,,,,,1980-01-23,,2026-11-24,,2,54136015\n",
+                HEADER.trim_end()
+            )
+            .replacen(",expected", ",expected,", 1),
+        );
+        let w = Workload::load(f.path(), Mode::Elig).unwrap();
+        assert_eq!(
+            std::str::from_utf8(w.request(1)).unwrap(),
+            "*5\r\n$9\r\nELIG.KOHI\r\n$8\r\n54136015\r\n$7\r\n0123455\r\n$10\r\n1980-01-23\r\n\
+             $10\r\n2026-11-24\r\n"
+        );
+        assert_eq!(w.expected(1), 2);
     }
 
     #[test]
@@ -438,6 +488,11 @@ mod tests {
             &["line 3", "insurer_number"],
         );
         check("kind,number\ncard,1\n", Mode::Elig, &["no column"]);
+        check(
+            &format!("{HEADER}{ok}kohi,,,,,1980-01-23,,,,1\n"),
+            Mode::Elig,
+            &["line 3", "payer_number and recipient_number"],
+        );
         check(HEADER, Mode::Elig, &["no queries"]);
         check(
             &format!("{HEADER}person,,,,,,123456789018,,,4\n"),

@@ -1,15 +1,18 @@
 //! CSV batches: the columns, a batch read (UTF-8 or CP932), the answers written one row each.
 
+use super::json::KOHI_FIELDS;
 use super::{parse_kind, BatchError, Observe, Slot, MAX_BATCH_QUERIES};
 use crate::domain::text::{mask_digit_runs, quote_raw};
 use crate::domain::{Date, Validity};
-use crate::index::Index;
+use crate::index::{CertificateView, Index};
+use crate::query::kohi::{lookup_kohi, KohiOutcome};
 use crate::query::{
-    parse_consent, CardFields, CardQuery, Lookup, Outcome, PersonFields, PersonQuery,
-    Qualification, Query, QueryError, QueryKind,
+    parse_consent, CardFields, CardQuery, KohiFields, KohiQuery, Lookup, Outcome, PersonFields,
+    PersonQuery, Qualification, Query, QueryError, QueryKind,
 };
 
-/// The columns of the CSV form, in the order the answer repeats them.
+/// The columns of card and person queries in the CSV form, in the order the answer repeats
+/// them.
 pub const CSV_INPUT_COLUMNS: [&str; 9] = [
     "kind",
     "insurer_number",
@@ -21,6 +24,19 @@ pub const CSV_INPUT_COLUMNS: [&str; 9] = [
     "date",
     "limit_consent",
 ];
+
+/// Every input column: those of card and person queries, then the public-expense query's own
+/// ([`KOHI_FIELDS`]), which the answer repeats after the qualification's fields so that the
+/// columns of a card or person answer keep their places.
+const ALL_INPUT_COLUMNS: usize = CSV_INPUT_COLUMNS.len() + KOHI_FIELDS.len();
+
+/// The cells of [`CSV_INPUT_COLUMNS`] and then [`KOHI_FIELDS`], by name.
+fn input_column(name: &str) -> Option<usize> {
+    CSV_INPUT_COLUMNS
+        .iter()
+        .chain(&KOHI_FIELDS)
+        .position(|c| *c == name)
+}
 
 const CSV_ANSWER_COLUMNS: [&str; 20] = [
     "validity",
@@ -45,10 +61,36 @@ const CSV_ANSWER_COLUMNS: [&str; 20] = [
     "q_limit_category",
 ];
 
-/// One row of a CSV batch: its cells as given (in [`CSV_INPUT_COLUMNS`] order) and its query.
+/// A public-expense answer's columns, after its inputs: the reason of a validity 2, then the
+/// certificate's fields prefixed `k_` (`k_institutions` `;`-separated).
+const CSV_KOHI_ANSWER_COLUMNS: [&str; 13] = [
+    "reason",
+    "k_payer_number",
+    "k_payer_name",
+    "k_program",
+    "k_recipient_number",
+    "k_name",
+    "k_name_kana",
+    "k_sex",
+    "k_birthdate",
+    "k_valid_from",
+    "k_valid_to",
+    "k_copay_limit_yen",
+    "k_institutions",
+];
+
+/// Columns of an answer row: 9 inputs, 20 answer cells, 3 public-expense inputs, 13 of its
+/// answer.
+pub const CSV_ANSWER_CELLS: usize = CSV_INPUT_COLUMNS.len()
+    + CSV_ANSWER_COLUMNS.len()
+    + KOHI_FIELDS.len()
+    + CSV_KOHI_ANSWER_COLUMNS.len();
+
+/// One row of a CSV batch: its cells as given (in [`CSV_INPUT_COLUMNS`] order, then
+/// [`KOHI_FIELDS`]) and its query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CsvRow {
-    pub cells: [String; 9],
+    pub cells: [String; ALL_INPUT_COLUMNS],
     pub query: Result<Query, QueryError>,
 }
 
@@ -70,16 +112,14 @@ pub fn parse_csv(body: &[u8]) -> Result<Vec<CsvRow>, BatchError> {
     let mut columns = Vec::with_capacity(header.len());
     for name in header.iter() {
         let name = name.trim();
-        let col = CSV_INPUT_COLUMNS
-            .iter()
-            .position(|c| *c == name)
-            .ok_or_else(|| {
-                BatchError::Malformed(format!(
-                    "unknown CSV column {}; the columns are {}",
-                    quote_raw(name),
-                    CSV_INPUT_COLUMNS.join(",")
-                ))
-            })?;
+        let col = input_column(name).ok_or_else(|| {
+            BatchError::Malformed(format!(
+                "unknown CSV column {}; the columns are {},{}",
+                quote_raw(name),
+                CSV_INPUT_COLUMNS.join(","),
+                KOHI_FIELDS.join(",")
+            ))
+        })?;
         if columns.contains(&col) {
             return Err(BatchError::Malformed(format!(
                 "CSV column {name} appears twice"
@@ -106,7 +146,7 @@ pub fn parse_csv(body: &[u8]) -> Result<Vec<CsvRow>, BatchError> {
         if rows.len() == MAX_BATCH_QUERIES {
             return Err(BatchError::TooMany(MAX_BATCH_QUERIES + 1));
         }
-        let mut cells: [String; 9] = Default::default();
+        let mut cells: [String; ALL_INPUT_COLUMNS] = Default::default();
         for (value, &col) in record.iter().zip(&columns) {
             cells[col] = value.to_owned();
         }
@@ -131,43 +171,62 @@ fn opt(s: &str) -> Option<&str> {
     (!s.is_empty()).then_some(s)
 }
 
-fn csv_query(c: &[String; 9]) -> Result<Query, QueryError> {
-    let consent = parse_consent(opt(&c[8]))?;
-    match parse_kind(Some(&c[0]))? {
-        QueryKind::Card => {
-            if !c[6].trim().is_empty() {
-                return Err(QueryError::new(
-                    "individual_number",
-                    "is not an input of a card query",
-                ));
-            }
-            CardQuery::parse(&CardFields {
-                insurer_number: opt(&c[1]),
-                symbol: opt(&c[2]),
-                number: opt(&c[3]),
-                branch: opt(&c[4]),
-                birthdate: opt(&c[5]),
-                date: opt(&c[7]),
-                limit_consent: consent,
-            })
-            .map(Query::Card)
-        }
-        QueryKind::Person => PersonQuery::parse(&PersonFields {
-            individual_number: opt(&c[6]),
-            date: opt(&c[7]),
-            limit_consent: consent,
-        })
-        .map(Query::Person),
-        QueryKind::Kohi => Err(not_in_csv_batches()),
+/// The cells a query of each kind does not read: given, they are an error naming the first
+/// (as the JSON form refuses the field), but for the card cells of a person query, which
+/// spreadsheets fill on every row.
+fn foreign_cell(kind: QueryKind, c: &[String; ALL_INPUT_COLUMNS]) -> Result<(), QueryError> {
+    // As the JSON form: a field given, even blank, is given (but for a card's individual
+    // number, which has always been read trimmed).
+    let given = |i: usize| !c[i].is_empty();
+    let (columns, why): (&[usize], &str) = match kind {
+        QueryKind::Card if !c[6].trim().is_empty() => (&[6], "is not an input of a card query"),
+        QueryKind::Card | QueryKind::Person => (&[9, 10, 11], "is an input of a kohi query only"),
+        QueryKind::Kohi => (&[1, 2, 3, 4, 6, 8], "is not an input of a kohi query"),
+    };
+    match columns.iter().find(|&&i| given(i)) {
+        Some(&i) => Err(QueryError::new(column_name(i), why)),
+        None => Ok(()),
     }
 }
 
-/// The CSV form has no columns for public-expense queries yet: JSON batches take them.
-fn not_in_csv_batches() -> QueryError {
-    QueryError::new(
-        "kind",
-        "kohi queries are not answered in CSV batches yet; send them in a JSON batch or to POST /v1/kohi",
-    )
+fn column_name(i: usize) -> &'static str {
+    CSV_INPUT_COLUMNS
+        .iter()
+        .chain(&KOHI_FIELDS)
+        .nth(i)
+        .copied()
+        .unwrap_or("row")
+}
+
+fn csv_query(c: &[String; ALL_INPUT_COLUMNS]) -> Result<Query, QueryError> {
+    let kind = parse_kind(Some(&c[0]))?;
+    foreign_cell(kind, c)?;
+    match kind {
+        QueryKind::Card => CardQuery::parse(&CardFields {
+            insurer_number: opt(&c[1]),
+            symbol: opt(&c[2]),
+            number: opt(&c[3]),
+            branch: opt(&c[4]),
+            birthdate: opt(&c[5]),
+            date: opt(&c[7]),
+            limit_consent: parse_consent(opt(&c[8]))?,
+        })
+        .map(Query::Card),
+        QueryKind::Person => PersonQuery::parse(&PersonFields {
+            individual_number: opt(&c[6]),
+            date: opt(&c[7]),
+            limit_consent: parse_consent(opt(&c[8]))?,
+        })
+        .map(Query::Person),
+        QueryKind::Kohi => KohiQuery::parse(&KohiFields {
+            payer_number: opt(&c[9]),
+            recipient_number: opt(&c[10]),
+            birthdate: opt(&c[5]),
+            date: opt(&c[7]),
+            institution_code: opt(&c[11]),
+        })
+        .map(Query::Kohi),
+    }
 }
 
 /// Answers a CSV batch from `index` into `out` as CSV, in order.
@@ -181,46 +240,56 @@ pub fn write_csv_answers<B: AsRef<[u8]>>(
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
         .from_writer(std::mem::take(out));
-    let header = CSV_INPUT_COLUMNS.iter().chain(CSV_ANSWER_COLUMNS.iter());
+    let header = CSV_INPUT_COLUMNS
+        .iter()
+        .chain(CSV_ANSWER_COLUMNS.iter())
+        .chain(KOHI_FIELDS.iter())
+        .chain(CSV_KOHI_ANSWER_COLUMNS.iter());
     // Writing into a Vec cannot fail.
     let _ = w.write_record(header);
-    let mut fields: Vec<String> = Vec::with_capacity(29);
+    let mut fields: Vec<String> = Vec::with_capacity(CSV_ANSWER_CELLS);
+    let mut kohi: Vec<String> = Vec::with_capacity(CSV_KOHI_ANSWER_COLUMNS.len());
     for row in rows {
         fields.clear();
-        // The input echoed, but never an individual number in clear (whatever column it was
-        // sent in): rows are matched by their order.
-        fields.extend(row.cells.iter().map(|c| mask_digit_runs(c).into_owned()));
-        // A row made by hand with a public-expense query (`csv_query` makes none): refused as
-        // `csv_query` refuses the kind.
-        let refused;
-        let query = match &row.query {
-            Ok(Query::Kohi(_)) => {
-                refused = Err(not_in_csv_batches());
-                &refused
-            }
-            other => other,
-        };
-        match query {
+        kohi.clear();
+        let (card_cells, kohi_cells) = row.cells.split_at(CSV_INPUT_COLUMNS.len());
+        fields.extend(card_cells.iter().map(|c| echo(c)));
+        match &row.query {
             Err(e) => {
                 fields.extend(["".into(), "".into(), e.to_string()]);
-                fields.resize(29, String::new());
                 observe(Slot::Malformed(parse_kind(Some(&row.cells[0])).ok()));
             }
             Ok(q) => {
-                let v = csv_answer(index, q, today, &mut fields);
+                let v = csv_answer(index, q, today, &mut fields, &mut kohi);
                 observe(Slot::Answered(q, v));
             }
         }
+        fields.resize(
+            CSV_INPUT_COLUMNS.len() + CSV_ANSWER_COLUMNS.len(),
+            String::new(),
+        );
+        fields.extend(kohi_cells.iter().map(|c| echo(c)));
+        fields.append(&mut kohi);
+        fields.resize(CSV_ANSWER_CELLS, String::new());
         let _ = w.write_record(&fields);
     }
     *out = w.into_inner().unwrap_or_default();
 }
 
+/// An input cell echoed, but never an individual number in clear (whatever column it was sent
+/// in): rows are matched by their order.
+fn echo(cell: &str) -> String {
+    mask_digit_runs(cell).into_owned()
+}
+
+/// The answer cells of query `q` into `fields` (validity to the `q_` fields) and, for a
+/// public-expense query, its own into `kohi`.
 fn csv_answer<B: AsRef<[u8]>>(
     index: &Index<B>,
     q: &Query,
     today: Date,
     fields: &mut Vec<String>,
+    kohi: &mut Vec<String>,
 ) -> Validity {
     let (outcome, date, consent) = match q {
         Query::Card(c) => (
@@ -233,35 +302,74 @@ fn csv_answer<B: AsRef<[u8]>>(
             p.date.unwrap_or(today),
             p.limit_consent,
         ),
-        // Refused before this (`write_csv_answers`).
-        Query::Kohi(_) => (Outcome::NotFound, today, false),
+        Query::Kohi(k) => {
+            let outcome = lookup_kohi(index, k, today);
+            let v = outcome.validity();
+            answer_head(index, v, k.date.unwrap_or(today), fields);
+            csv_public_expense(&outcome, kohi);
+            return v;
+        }
     };
     let v = outcome.validity();
-    let mut iso = Vec::with_capacity(10);
-    date.write_iso(&mut iso);
-    fields.extend([
-        v.code().to_string(),
-        v.as_str().to_owned(),
-        String::new(),
-        String::from_utf8_lossy(&iso).into_owned(),
-        index.generation().to_owned(),
-    ]);
-    match &outcome {
-        Outcome::Eligible(r) | Outcome::Invalid(r) => csv_qualification(r, consent, fields),
-        _ => fields.resize(29, String::new()),
+    answer_head(index, v, date, fields);
+    if let Outcome::Eligible(r) | Outcome::Invalid(r) = &outcome {
+        csv_qualification(r, consent, fields);
     }
     v
 }
 
-fn csv_qualification<R: Qualification>(r: &R, consent: bool, fields: &mut Vec<String>) {
-    let iso = |d: Option<Date>| {
-        d.map(|d| {
-            let mut b = Vec::with_capacity(10);
-            d.write_iso(&mut b);
-            String::from_utf8_lossy(&b).into_owned()
-        })
-        .unwrap_or_default()
+/// `validity,validity_name,error,answer_date,generation`.
+fn answer_head<B: AsRef<[u8]>>(
+    index: &Index<B>,
+    v: Validity,
+    date: Date,
+    fields: &mut Vec<String>,
+) {
+    fields.extend([
+        v.code().to_string(),
+        v.as_str().to_owned(),
+        String::new(),
+        iso(Some(date)),
+        index.generation().to_owned(),
+    ]);
+}
+
+fn iso(d: Option<Date>) -> String {
+    d.map(|d| {
+        let mut b = Vec::with_capacity(10);
+        d.write_iso(&mut b);
+        String::from_utf8_lossy(&b).into_owned()
+    })
+    .unwrap_or_default()
+}
+
+/// A public-expense answer's `reason` and `k_` cells.
+fn csv_public_expense(outcome: &KohiOutcome<CertificateView<'_>>, kohi: &mut Vec<String>) {
+    let (c, reason) = match outcome {
+        KohiOutcome::Eligible(c) => (c, ""),
+        KohiOutcome::Invalid(c, reason) => (c, reason.as_str()),
+        KohiOutcome::NotFound | KohiOutcome::Multiple => return,
     };
+    let payer = c.payer();
+    let number = payer.number.as_str();
+    kohi.extend([
+        reason.to_owned(),
+        number.to_owned(),
+        payer.name.clone(),
+        number[..2].to_owned(),
+        c.recipient().to_owned(),
+        c.name().to_owned(),
+        c.name_kana().to_owned(),
+        c.sex().map_or(String::new(), |s| s.code().to_string()),
+        iso(Some(c.birthdate())),
+        iso(Some(c.valid_from())),
+        iso(c.valid_to()),
+        c.copay_limit_yen().map_or(String::new(), |y| y.to_string()),
+        c.institutions().collect::<Vec<_>>().join(";"),
+    ]);
+}
+
+fn csv_qualification<R: Qualification>(r: &R, consent: bool, fields: &mut Vec<String>) {
     fields.extend([
         r.insurer_number().to_owned(),
         r.insurer_name().to_owned(),
@@ -302,7 +410,7 @@ mod tests {
                 .records()
                 .map(|r| {
                     let r = r.unwrap();
-                    assert_eq!(r.len(), 29, "{r:?}");
+                    assert_eq!(r.len(), CSV_ANSWER_CELLS, "{r:?}");
                     r.iter().take(9 + keep).collect::<Vec<_>>().join(",")
                 })
                 .collect::<Vec<_>>()
@@ -324,7 +432,7 @@ mod tests {
                 // The individual number is echoed masked.
                 &format!("person,,,,,,********{},2015-01-01,,1,eligible,", &p[8..]),
                 "card,33120015,12,3456,,1980-02-30,,,,,,birthdate: no such day: \"1980-02-30\"",
-                "bogus,,,,,,,,,,,kind: must be card or person, not \"bogus\"",
+                "bogus,,,,,,,,,,,kind: must be card, person or kohi, not \"bogus\"",
             ]),
         );
         // Columns in another order, some absent; the answer repeats them in the standard order.
@@ -348,7 +456,7 @@ mod tests {
             "kind,nope\n",
             0,
             Err(BatchError::Malformed(
-                "unknown CSV column \"nope\"; the columns are kind,insurer_number,symbol,number,branch,birthdate,individual_number,date,limit_consent".into(),
+                "unknown CSV column \"nope\"; the columns are kind,insurer_number,symbol,number,branch,birthdate,individual_number,date,limit_consent,payer_number,recipient_number,institution_code".into(),
             )),
         );
         check_csv(
@@ -414,6 +522,101 @@ mod tests {
         );
     }
 
+    /// Public-expense rows beside card rows: their own columns, each cell of another kind
+    /// refused by name, and the certificate's fields after the card's.
+    #[test]
+    fn csv_public_expense_queries() {
+        use crate::domain::{Certificate, InstitutionCode, PayerNumber, Sex};
+        let payer = PayerNumber::from_body("5413601").unwrap();
+        let clinic = InstitutionCode::parse("0110113719").unwrap();
+        let cert = Certificate {
+            payer,
+            recipient: "0123455".into(),
+            individual_number: None,
+            name: "難病 花子".into(),
+            name_kana: "ナンビョウ ハナコ".into(),
+            sex: Some(Sex::Female),
+            birthdate: d("1980-01-23"),
+            valid_from: d("2026-04-01"),
+            valid_to: Some(d("2027-03-31")),
+            copay_limit_yen: Some(10_000),
+            institutions: vec![clinic],
+        };
+        let files = crate::testing::build_with_kohi(
+            crate::testing::three_cards_rows("12"),
+            &[(payer, "東京都 難病")],
+            &[cert],
+            "2026-11-24",
+            "g-test",
+        );
+        let index = Index::open(files, crate::domain::PersonKey::demo()).unwrap();
+        let body = format!(
+            "kind,payer_number,recipient_number,birthdate,date,institution_code,insurer_number,number,symbol\r\n\
+             kohi,{payer},0123455,1980-01-23,2027-03-31,0110113719,,,\r\n\
+             kohi,{payer},0123455,1980-01-23,2027-04-01,,,,\r\n\
+             kohi,{payer},0123455,1980-01-23,2026-11-24,0110113727,,,\r\n\
+             kohi,{payer},0123456,1980-01-23,,,,,\r\n\
+             kohi,{payer},0123455,1980-01-23,,,33120015,,\r\n\
+             card,,,1980-01-23,,,33120015,3456,12\r\n\
+             card,{payer},,1980-01-23,,,33120015,3456,12\r\n"
+        );
+        let rows = parse_csv(body.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let mut seen = Vec::new();
+        write_csv_answers(&index, &rows, d("2026-11-24"), &mut out, &mut |slot| {
+            seen.push(matches!(slot, Slot::Answered(..)))
+        });
+        assert_eq!(seen, [true, true, true, false, false, true, false]);
+        let text = String::from_utf8(out).unwrap();
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+        assert_eq!(header.len(), CSV_ANSWER_CELLS);
+        assert_eq!(
+            &header[29..33],
+            [
+                "payer_number",
+                "recipient_number",
+                "institution_code",
+                "reason"
+            ]
+        );
+        let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+        let cells = [
+            "validity",
+            "error",
+            "reason",
+            "k_valid_to",
+            "k_institutions",
+            "k_sex",
+            "q_number",
+        ];
+        let got: Vec<String> = reader
+            .records()
+            .map(|r| {
+                let r = r.unwrap();
+                assert_eq!(r.len(), CSV_ANSWER_CELLS);
+                cells
+                    .iter()
+                    .map(|c| &r[col(c)])
+                    .collect::<Vec<_>>()
+                    .join("|")
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                // valid_to inclusive; the designated institution asking.
+                "1|||2027-03-31|0110113719|2|",
+                "2||expired|2027-03-31|0110113719|2|",
+                "2||other_institution|2027-03-31|0110113719|2|",
+                "|recipient_number: bad check digit: \"0123456\"|||||",
+                "|insurer_number: is not an input of a kohi query|||||",
+                "1||||||3456",
+                "|payer_number: is an input of a kohi query only|||||",
+            ]
+        );
+    }
+
     #[test]
     fn csv_qualification_fields() {
         let index = three_cards_index("12");
@@ -424,7 +627,7 @@ mod tests {
         let line = text.lines().nth(1).unwrap();
         assert_eq!(
             line,
-            "card,33120015,12,3457,,1980-01-23,,2015-06-01,,1,eligible,,2015-06-01,g-test,33120015,地方職員共済組合,12,3457,01,1,山田 太郎,ヤマダ タロウ,1,1980-01-23,2010-04-01,2016-01-01,03,30,"
+            "card,33120015,12,3457,,1980-01-23,,2015-06-01,,1,eligible,,2015-06-01,g-test,33120015,地方職員共済組合,12,3457,01,1,山田 太郎,ヤマダ タロウ,1,1980-01-23,2010-04-01,2016-01-01,03,30,,,,,,,,,,,,,,,,,"
         );
     }
 }

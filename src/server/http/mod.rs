@@ -547,8 +547,15 @@ impl HttpSession {
             }
             fits
         };
+        // The institution asking is the authenticated client when there is one.
+        let asking = |query: &mut Result<Query, _>| {
+            if let (Ok(Query::Kohi(k)), Some(c)) = (query, client) {
+                k.institution = Some(c);
+            }
+        };
         let result = if head.csv {
-            batch::parse_csv(body).map(|rows| {
+            batch::parse_csv(body).map(|mut rows| {
+                rows.iter_mut().for_each(|row| asking(&mut row.query));
                 room(rows.len()).then(|| {
                     batch::write_csv_answers(index, &rows, ctx.today, &mut self.body, &mut observe);
                     "text/csv; charset=utf-8"
@@ -556,12 +563,7 @@ impl HttpSession {
             })
         } else {
             batch::parse_json(body).map(|mut queries| {
-                // The institution asking is the authenticated client when there is one.
-                for item in &mut queries {
-                    if let (Ok(Query::Kohi(k)), Some(c)) = (&mut item.query, client) {
-                        k.institution = Some(c);
-                    }
-                }
+                queries.iter_mut().for_each(|item| asking(&mut item.query));
                 room(queries.len()).then(|| {
                     batch::write_json_answers(
                         index,

@@ -37,4 +37,6 @@ pub use read::{read_register, read_register_bytes, CertificateOutcome, RegisterC
 pub use state::{materialize_payer, materialized_register_name, MaterializedPayer};
 
 #[cfg(test)]
+mod hostile_tests;
+#[cfg(test)]
 mod tests;
