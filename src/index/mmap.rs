@@ -111,6 +111,11 @@ impl MappedIndex {
         })
         .map_err(|e| OpenError::Format(path.display().to_string(), e))?;
         index.segment_files = files;
+        index.dir = Some(
+            path.parent()
+                .unwrap_or_else(|| Path::new("."))
+                .to_path_buf(),
+        );
         Ok(index)
     }
 }
@@ -153,6 +158,7 @@ fn preload(mut mapped: MappedIndex, key: PersonKey) -> Result<MappedIndex, Prelo
     drop(files);
     // The copy is of these files: a process that verified one knows the copy by it too.
     let segment_files = std::mem::take(&mut mapped.segment_files);
+    let dir = mapped.dir.take();
     drop(mapped);
     let all = Bytes::from_owner(all.make_read_only().map_err(Preload::Io)?);
     let part = |name: &str| ranges.get(name).map(|r| all.slice(r.clone()));
@@ -171,6 +177,7 @@ fn preload(mut mapped: MappedIndex, key: PersonKey) -> Result<MappedIndex, Prelo
     })
     .map_err(Preload::Format)?;
     index.segment_files = segment_files;
+    index.dir = dir;
     Ok(index)
 }
 
