@@ -119,9 +119,9 @@ pub struct Index<B> {
     /// Each segment's file (device and inode), when opened from files: what a process that
     /// verified it knows it by ([`VerifiedSegments`]). Empty for an index held in memory.
     segment_files: Vec<FileId>,
-    /// The directory of the main file, when opened from files: where its signed manifest
-    /// would be (`crate::signing`).
-    dir: Option<std::path::PathBuf>,
+    /// The main file's path, when opened from files: its directory holds the segment files
+    /// and a signed manifest (`crate::signing`).
+    path: Option<std::path::PathBuf>,
 }
 
 impl<B: AsRef<[u8]>> Index<B> {
@@ -131,7 +131,7 @@ impl<B: AsRef<[u8]>> Index<B> {
 
     /// The directory the index was opened from; `None` for an index held in memory.
     pub fn dir(&self) -> Option<&std::path::Path> {
-        self.dir.as_deref()
+        self.path.as_deref().and_then(std::path::Path::parent)
     }
 
     pub fn generation(&self) -> &str {

@@ -292,12 +292,7 @@ fn check_segment<B: AsRef<[u8]>>(seg: &Segment<B>, e: &InsurerEntry) -> Result<(
 /// Every record's codes, and its strings inside the heap on character boundaries.
 fn check_records<B: AsRef<[u8]>>(seg: &Segment<B>) -> Result<(), FormatError> {
     let b = seg.bytes.as_ref();
-    let heap = std::str::from_utf8(&b[seg.heap.clone()]).map_err(|err| {
-        malformed(format!(
-            "string heap is not UTF-8 at byte {}",
-            err.valid_up_to()
-        ))
-    })?;
+    let heap = heap_str(&b[seg.heap.clone()])?;
     for (r, rec) in b[seg.records.clone()]
         .chunks_exact(RECORD_BYTES)
         .enumerate()
@@ -325,6 +320,16 @@ fn check_records<B: AsRef<[u8]>>(seg: &Segment<B>) -> Result<(), FormatError> {
         }
     }
     Ok(())
+}
+
+/// The string heap as text. The SIMD validator accepts exactly what `std::str::from_utf8`
+/// does (the UTF-8 of RFC 3629) at several times its speed, a fifth of the deep check's time
+/// before; the standard one is asked again only to say where a bad heap goes wrong.
+fn heap_str(heap: &[u8]) -> Result<&str, FormatError> {
+    simdutf8::basic::from_utf8(heap).map_err(|_| {
+        let at = std::str::from_utf8(heap).map_or_else(|e| e.valid_up_to(), |s| s.len());
+        malformed(format!("string heap is not UTF-8 at byte {at}"))
+    })
 }
 
 /// Every used card directory slot: a key of a card key's length, records of the segment.
@@ -397,5 +402,38 @@ fn check_fst<D: AsRef<[u8]>>(
         Ok(Ok(())) => Ok(()),
         Ok(Err(m)) => Err(malformed(format!("card keys (FST): {m}"))),
         Err(_) => Err(malformed("card keys (FST): the fst crate cannot read them")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The SIMD validator against the standard library's, on bytes and on text with a
+        /// byte changed (the inputs near valid UTF-8 that tell two validators apart).
+        #[test]
+        fn heap_validation_is_the_standard_one(
+            bytes in proptest::collection::vec(any::<u8>(), 0..200),
+            text in "\\PC{0,60}",
+            at in any::<usize>(),
+            byte in any::<u8>(),
+        ) {
+            let mut changed = text.into_bytes();
+            if !changed.is_empty() {
+                let i = at % changed.len();
+                changed[i] = byte;
+            }
+            for b in [&bytes, &changed] {
+                let std = std::str::from_utf8(b);
+                let got = heap_str(b);
+                prop_assert_eq!(got.is_ok(), std.is_ok());
+                if let Err(e) = std {
+                    let at = format!("at byte {}", e.valid_up_to());
+                    prop_assert!(got.unwrap_err().to_string().contains(&at));
+                }
+            }
+        }
     }
 }

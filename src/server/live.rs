@@ -14,7 +14,7 @@
 use super::supervise::{spawn_supervised, BackgroundPanics, BackgroundThread};
 use crate::format::FormatError;
 use crate::index::{MappedIndex, VerifiedSegments};
-use crate::signing::Trust;
+use crate::signing::{Trust, Unsigned};
 use arc_swap::ArcSwap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -80,6 +80,13 @@ fn verify_new(index: &MappedIndex) -> Result<Trust, FormatError> {
         ms = started.elapsed().as_millis() as u64,
         "verified"
     );
+    if let Trust::Unsigned(why @ (Unsigned::BadSignature(_) | Unsigned::UnknownKey(_))) = &trust {
+        // Signed, but not so this host can rely on it: worth an operator's look.
+        tracing::warn!(
+            generation = index.generation(),
+            "{why}; deep-checked instead"
+        );
+    }
     Ok(trust)
 }
 

@@ -101,6 +101,8 @@ pub fn verify_generation(
     trusted: &TrustedKeys,
     known: &VerifiedSegments,
 ) -> Result<(Trust, Verify), FormatError> {
+    // Cold, the pages come in read ahead rather than a fault at a time.
+    index.read_ahead();
     match signed_manifest(index.dir(), trusted) {
         Ok((key, manifest)) => {
             let expected = expected_files(&manifest, index.generation())?;
