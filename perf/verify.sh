@@ -12,14 +12,17 @@
 # PERSONS [10000000]; WORK [/tmp/shikaku-verify]; BEFORE: another shikaku binary to measure
 # the same way (e.g. main's), signed figures skipped for it; DATA + TRUSTED: an existing data
 # directory whose live generation was built with --signing-key and the trusted-keys file
-# (skips data-gen and build; perf/national.sh passes them); RUNS [3] warm runs, median.
+# (skips data-gen and build; perf/national.sh passes them); BIN: the shikaku binary to
+# measure as "after" (default: this checkout's, built first); RUNS [3] warm runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 persons=${PERSONS:-10000000}
 work=${WORK:-/tmp/shikaku-verify}
 runs=${RUNS:-3}
-cargo build --release --workspace -q
-bin=$PWD/target/release/shikaku
+if [ -z "${BIN:-}" ]; then
+    cargo build --release --workspace -q
+fi
+bin=${BIN:-$PWD/target/release/shikaku}
 mkdir -p "$work"
 if [ -z "${DATA:-}" ]; then
     rm -rf "$work/snap" "$work/data" "$work/signing.key"
