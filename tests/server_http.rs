@@ -90,7 +90,7 @@ fn pipelined_requests_and_other_endpoints() {
         r.body
     );
     assert!(r.body.contains(&format!(
-        "shikaku_live_generation{{id=\"{GENERATION}\",epoch=\"0\"}} 1"
+        "shikaku_live_generation{{id=\"{GENERATION}\",epoch=\"0\",verified=\"deep\"}} 1"
     )));
     assert!(
         r.body

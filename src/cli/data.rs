@@ -103,10 +103,13 @@ pub(super) fn run_verify(args: VerifyArgs, key_file: Option<PathBuf>) -> anyhow:
         h.person_count,
         started.elapsed().as_secs_f64()
     );
-    // The profile: summed over the threads that ran each phase.
-    println!("  open (structure, bounds): {:.3} s", opened.as_secs_f64());
+    // The profile: CPU time, summed over the threads that ran each phase.
+    println!(
+        "  open (structure, bounds): {:.3} s wall",
+        opened.as_secs_f64()
+    );
     for (phase, spent) in crate::index::phase_times() {
-        println!("  {}: {:.3} s", phase.name(), spent.as_secs_f64());
+        println!("  {}: {:.3} s CPU", phase.name(), spent.as_secs_f64());
     }
     Ok(ExitCode::SUCCESS)
 }

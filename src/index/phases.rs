@@ -1,10 +1,10 @@
-//! Where verification spends its time: each phase's time summed over the threads that ran
-//! it (so on a pool of N threads the phases add up to about N times the wall time), for
-//! `shikaku verify`'s profile. Counted process-wide; a phase costs two clock reads per
-//! section or segment file.
+//! Where verification spends its time: each phase's CPU time (the running thread's, summed
+//! over the threads that ran it, so the phases add up to the process's CPU time whatever
+//! else the machine runs), for `shikaku verify`'s profile. Counted process-wide; a phase
+//! costs two clock reads per section or segment file.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A phase of verification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,12 +59,20 @@ impl Phase {
 
 static SPENT_NS: [AtomicU64; Phase::ALL.len()] = [const { AtomicU64::new(0) }; Phase::ALL.len()];
 
-/// Runs `f`, counting its time to `phase`.
+/// Runs `f`, counting the CPU time its thread spent to `phase`.
 pub(super) fn timed<T>(phase: Phase, f: impl FnOnce() -> T) -> T {
-    let started = Instant::now();
+    let started = thread_cpu_ns();
     let out = f();
-    SPENT_NS[phase as usize].fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    let spent = thread_cpu_ns().saturating_sub(started);
+    SPENT_NS[phase as usize].fetch_add(spent, Ordering::Relaxed);
     out
+}
+
+fn thread_cpu_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    (t.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(t.tv_nsec as u64)
 }
 
 /// Each phase's time so far in this process, summed over threads; phases never run left out.
