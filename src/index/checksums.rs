@@ -48,18 +48,28 @@ impl<B: AsRef<[u8]> + Sync> Index<B> {
                 self.segments.len()
             )));
         }
+        // Every segment file named with its size, those known verified here too.
+        let wanted = |i: usize| {
+            let seg = &self.segments[i];
+            expected
+                .segments
+                .get(&seg.file_name)
+                .filter(|want| want.bytes == seg.bytes.as_ref().len() as u64)
+                .ok_or_else(|| {
+                    malformed(format!(
+                        "segment file {SEGMENTS_DIR}/{} is not in the signed manifest at its size",
+                        seg.file_name
+                    ))
+                })
+        };
+        (0..self.segments.len()).try_for_each(|i| wanted(i).map(drop))?;
         let fresh = self.segments_not_known(known);
         let (main, segments) = rayon::join(
             || self.check_main_hashes(expected.main),
             || {
                 fresh.par_iter().try_for_each(|&i| {
                     let seg = &self.segments[i];
-                    let want = expected.segments.get(&seg.file_name).ok_or_else(|| {
-                        malformed(format!(
-                            "segment file {SEGMENTS_DIR}/{} is not in the signed manifest",
-                            seg.file_name
-                        ))
-                    })?;
+                    let want = wanted(i)?;
                     let what = format!("segment file {SEGMENTS_DIR}/{}", seg.file_name);
                     let body = (seg.body.clone(), self.insurers[i].entry.segment_xxh3);
                     timed(Phase::SignedChecksums, || {

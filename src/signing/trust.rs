@@ -174,6 +174,13 @@ fn read_small(path: &Path) -> Result<Vec<u8>, String> {
 fn expected_files(manifest: &Manifest, id: &str) -> Result<ExpectedFiles, FormatError> {
     let refused =
         |why: String| FormatError::Malformed(format!("the signed {MANIFEST_FILE}: {why}"));
+    if manifest.format != crate::generations::manifest::MANIFEST_FORMAT {
+        return Err(refused(format!(
+            "format {}, this shikaku reads format {}",
+            manifest.format,
+            crate::generations::manifest::MANIFEST_FORMAT
+        )));
+    }
     if manifest.generation != id {
         return Err(refused(format!(
             "it is of generation {}, the index is {id}",
