@@ -228,6 +228,7 @@ pub fn build(
         accept: Vec::new(),
         reuse: Default::default(),
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        signing: None,
     };
     match run(&cfg) {
         Ok(out) => {

@@ -23,36 +23,44 @@ pub enum KeyFileError {
 
 /// A new key from the OS random source.
 pub fn random_key() -> Result<PersonKey, KeyFileError> {
+    Ok(PersonKey::from_bytes(random_bytes()?))
+}
+
+/// 32 bytes from the OS random source: a new secret (a person key, a signing key's seed).
+pub fn random_bytes() -> Result<[u8; 32], KeyFileError> {
     let mut key = [0u8; 32];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut key))
         .map_err(KeyFileError::Random)?;
-    Ok(PersonKey::from_bytes(key))
+    Ok(key)
 }
 
 /// Writes a new random key to `path`, which must not exist, readable by its owner only
 /// (mode 0400), and synced to disk: a key lost in a crash would leave an index nobody can
 /// query by individual number.
 pub fn create(path: &Path) -> Result<PersonKey, KeyFileError> {
-    use std::os::unix::fs::OpenOptionsExt;
     let key = random_key()?;
-    let write_err = |source| KeyFileError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
+    write_private(path, &format!("{}\n", key.to_hex())).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => KeyFileError::Exists(path.to_path_buf()),
+        _ => KeyFileError::Write {
+            path: path.to_path_buf(),
+            source: e,
+        },
+    })?;
+    Ok(key)
+}
+
+/// Writes `text` to a new file at `path` (an error of kind `AlreadyExists` if there is one:
+/// a secret is never overwritten), mode 0400, synced.
+pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o400)
-        .open(path)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => KeyFileError::Exists(path.to_path_buf()),
-            _ => write_err(e),
-        })?;
-    file.write_all(format!("{}\n", key.to_hex()).as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(write_err)?;
-    Ok(key)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub mod nightly;
 pub mod query;
 mod runtime;
 pub mod server;
+pub mod signing;
 pub mod snapshot;
 #[doc(hidden)]
 pub mod testing;

@@ -249,6 +249,26 @@ fn files_stay_under_800_lines() {
     assert!(long.is_empty(), "files over 800 lines: {long:?}");
 }
 
+/// A served generation was deep-checked by this host or signed by a trusted key after the
+/// builder's deep check: the checksums-only pass (`verify_checksums`) runs only where a
+/// trusted signature was found, in `signing::verify_generation`; every other verification
+/// for serving is the deep one.
+#[test]
+fn checksums_only_verification_follows_a_trusted_signature() {
+    let callers: Vec<String> = sources("")
+        .into_iter()
+        .filter(|(p, _)| !rel(p).starts_with("index/"))
+        .filter(|(p, t)| code(p, t).contains("verify_checksums("))
+        .map(|(p, _)| rel(&p))
+        .collect();
+    assert_eq!(callers, vec!["signing/trust.rs".to_owned()]);
+    let (p, t) = sources("server")
+        .into_iter()
+        .find(|(p, _)| rel(p) == "server/live.rs")
+        .unwrap();
+    assert!(code(&p, &t).contains("crate::signing::verify_generation("));
+}
+
 /// Every module under `src/` is named in ARCHITECTURE.md's code map.
 #[test]
 fn architecture_names_every_module() {

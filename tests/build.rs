@@ -53,6 +53,7 @@ fn config(snapshots: &Path, data: &Path) -> BuildConfig {
         accept: Vec::new(),
         reuse: Reuse::UnchangedInsurers,
         progress: false,
+        signing: None,
     }
 }
 
@@ -625,4 +626,37 @@ mod incremental_equals_full {
             }
         }
     }
+}
+
+#[test]
+fn a_build_given_a_signing_key_signs_what_it_deep_checked() {
+    use shikaku::signing::{verify_generation, SigningKey, Trust, TrustedKeys};
+    let tmp = tempfile::tempdir().unwrap();
+    let (snap, data) = (tmp.path().join("s"), tmp.path().join("d"));
+    let rows = vec![member(
+        "33120015",
+        1,
+        PERSON_A,
+        "1980-01-23",
+        "2015-04-01",
+        "",
+    )];
+    write_delivery(&snap, &[("33120015", "kyosai", "20261101", &rows)]);
+    let key_path = tmp.path().join("signing.key");
+    let public = shikaku::signing::new_key_file(&key_path).unwrap();
+    let signer = std::sync::Arc::new(SigningKey::load(&key_path).unwrap());
+    let out = run(&BuildConfig {
+        signing: Some(signer),
+        ..config(&snap, &data)
+    })
+    .unwrap();
+    assert!(out.report.phases_ms.contains_key("deep_check"));
+    let index = Store::new(&data).open_current(PersonKey::demo()).unwrap();
+    let known = shikaku::index::VerifiedSegments::default();
+    let (trust, _) = verify_generation(&index, &TrustedKeys::of([public]), &known).unwrap();
+    assert_eq!(trust, Trust::Signed(public.id()));
+    // The signed manifest is the one `shikaku publish` computes for the store.
+    let local = shikaku::fleet::Manifest::of_dir(&out.generation_dir, &out.generation).unwrap();
+    let written = fs::read(out.generation_dir.join(shikaku::signing::MANIFEST_FILE)).unwrap();
+    assert_eq!(written, local.to_json());
 }

@@ -92,6 +92,7 @@ fn config(snap: &Path, data: &Path) -> BuildConfig {
         accept: Vec::new(),
         reuse: Reuse::UnchangedInsurers,
         progress: false,
+        signing: None,
     }
 }
 

@@ -33,6 +33,7 @@ fn demo_data() -> tempfile::TempDir {
         accept: Vec::new(),
         reuse: Reuse::UnchangedInsurers,
         progress: false,
+        signing: None,
     })
     .unwrap();
     data

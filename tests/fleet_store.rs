@@ -422,3 +422,47 @@ fn a_part_downloaded_file_resumes_by_range() {
     assert_eq!(fetched.resumed_bytes, half as u64, "{fetched:?}");
     store.open_verified(g1, key).unwrap();
 }
+
+#[test]
+fn a_signed_generation_reaches_a_replica_signed_and_is_checked_by_checksums_only() {
+    use shikaku::signing::{PublicKey, Trust, TrustedKeys, SIGNATURE_FILE};
+    let Some(moto) = Moto::start("a_signed_generation_reaches_a_replica_signed") else {
+        return;
+    };
+    let remote = remote(&moto, "signed");
+    let built = tempfile::tempdir().unwrap();
+    let key_path = built.path().join("signing.key");
+    let out = shikaku(
+        &[
+            "signing-key".as_ref(),
+            "new".as_ref(),
+            "--out".as_ref(),
+            key_path.as_os_str(),
+        ],
+        &[],
+    );
+    let public = PublicKey::parse(out.trim()).expect("the public key printed");
+    let data = built.path().join("data");
+    let g1 = build_generation_with(&data, &["--signing-key".as_ref(), key_path.as_os_str()]);
+    let built_store = Store::new(&data);
+    publish(&remote, &built_store, None).unwrap();
+    assert!(remote
+        .get(&keys::generation_file(&g1, SIGNATURE_FILE))
+        .unwrap()
+        .is_some());
+    let replica = tempfile::tempdir().unwrap();
+    let store = Store::new(replica.path());
+    let manifest = Manifest::of_local(&built_store, &g1).unwrap();
+    shikaku::signing::set_trusted_keys(TrustedKeys::of([public]));
+    let (_, index) = shikaku::fleet::download::download_verified(
+        &remote,
+        &store,
+        &manifest,
+        &shikaku::domain::PersonKey::demo(),
+        shikaku::fleet::download::free_bytes,
+        &mut || {},
+    )
+    .unwrap();
+    assert_eq!(index.trust(), &Trust::Signed(public.id()));
+    assert!(store.generation_dir(&g1).join(SIGNATURE_FILE).is_file());
+}

@@ -31,6 +31,7 @@ fn config(snapshots: &Path, data: &Path) -> BuildConfig {
         accept: Vec::new(),
         reuse: Reuse::UnchangedInsurers,
         progress: false,
+        signing: None,
     }
 }
 

@@ -48,6 +48,7 @@ fn config(snapshots: &Path, data: &Path) -> BuildConfig {
         accept: Vec::new(),
         reuse: Reuse::UnchangedInsurers,
         progress: false,
+        signing: None,
     }
 }
 

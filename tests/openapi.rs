@@ -528,7 +528,8 @@ fn a_replicas_fleet_report_matches_the_schemas() {
         let health = json!({"status": "ok", "generation": "g1", "fleet": fleet});
         spec.expect_valid(&spec.schema("Health"), &health, "replica /healthz");
         let generation = json!({"id": "g1", "epoch": 0, "built_on": "2026-11-24", "insurers": 1,
-            "records": 1, "persons": 1, "last_reload_refused": null, "fleet": fleet});
+            "records": 1, "persons": 1, "verified": "signed", "signed_by": "ed25519:0123456789abcdef",
+            "last_reload_refused": null, "fleet": fleet});
         spec.expect_valid(
             &spec.schema("Generation"),
             &generation,

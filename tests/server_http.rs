@@ -78,6 +78,10 @@ fn pipelined_requests_and_other_endpoints() {
     assert_eq!(r.status, 200);
     let g = r.json();
     assert_eq!(g["id"], GENERATION);
+    assert_eq!(
+        (&g["verified"], &g["signed_by"]),
+        (&"deep".into(), &serde_json::Value::Null)
+    );
     assert_eq!(g["built_on"], "2026-11-20");
     assert_eq!(g["insurers"], 2);
     assert_eq!(g["records"], 8);
@@ -90,7 +94,7 @@ fn pipelined_requests_and_other_endpoints() {
         r.body
     );
     assert!(r.body.contains(&format!(
-        "shikaku_live_generation{{id=\"{GENERATION}\",epoch=\"0\"}} 1"
+        "shikaku_live_generation{{id=\"{GENERATION}\",epoch=\"0\",verified=\"deep\"}} 1"
     )));
     assert!(
         r.body
@@ -432,4 +436,30 @@ fn regression_batch_errors_count_under_their_kind() {
         assert!(metrics.contains(&line), "{line}{metrics}");
     }
     assert!(!metrics.contains("command=\"unknown\",via=\"batch\",validity=\"1\""));
+}
+
+/// A generation signed by a key the server trusts is served as signed, and says so in
+/// `/v1/generation` and `/metrics` (the only test of this file that sets trusted keys; the
+/// others' generations are unsigned, deep-checked whatever is trusted).
+#[test]
+fn a_signed_generation_says_so() {
+    use shikaku::signing::{new_key_file, sign_generation, SigningKey, TrustedKeys};
+    let data = data_dir();
+    let keys = tempfile::tempdir().unwrap();
+    let public = new_key_file(&keys.path().join("signing.key")).unwrap();
+    let signer = SigningKey::load(&keys.path().join("signing.key")).unwrap();
+    let store = shikaku::generations::Store::new(data.path());
+    sign_generation(&store.generation_dir(GENERATION), GENERATION, &signer).unwrap();
+    assert!(shikaku::signing::set_trusted_keys(TrustedKeys::of([
+        public
+    ])));
+    let server = start(data.path(), None);
+    let mut http = Http::connect(server.http_addr());
+    let g = http.request("GET", "/v1/generation", &[], b"").json();
+    assert_eq!(g["verified"], "signed");
+    assert_eq!(g["signed_by"], public.id().to_string());
+    let metrics = http.request("GET", "/metrics", &[], b"").body;
+    assert!(metrics.contains(&format!(
+        "shikaku_live_generation{{id=\"{GENERATION}\",epoch=\"0\",verified=\"signed\"}} 1"
+    )));
 }

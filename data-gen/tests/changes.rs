@@ -31,6 +31,7 @@ fn build(snapshots: &Path, data: &Path, on: Date, reuse: Reuse) -> PathBuf {
         accept: Vec::new(),
         reuse,
         progress: false,
+        signing: None,
     })
     .unwrap()
     .generation_dir

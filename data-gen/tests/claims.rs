@@ -38,6 +38,7 @@ fn claims_100k_receipts_are_checked_as_the_truth_says() {
         accept: Vec::new(),
         reuse: Reuse::UnchangedInsurers,
         progress: false,
+        signing: None,
     })
     .unwrap();
     let index = Store::new(dir.path().join("data"))

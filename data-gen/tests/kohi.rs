@@ -33,6 +33,7 @@ fn build(snapshots: &Path, data: &Path, date: Date) -> (serde_json::Value, Mappe
         accept: Vec::new(),
         reuse: Reuse::UnchangedInsurers,
         progress: false,
+        signing: None,
     })
     .unwrap();
     // What a server checks before it serves the generation: every section, every checksum.

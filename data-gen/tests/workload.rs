@@ -37,6 +37,7 @@ fn generate_and_build(
         accept: Vec::new(),
         reuse: Reuse::UnchangedInsurers,
         progress: false,
+        signing: None,
     })
     .unwrap();
     let index = Store::new(dir.join("data"))

@@ -51,6 +51,13 @@ pub enum Command {
     Load(LoadArgs),
     /// Print `SET <card key> <answer JSON>` for the workload's card queries, for `redis-cli --pipe`.
     RedisExport(RedisExportArgs),
+    /// Make the operator's signing key: a builder given it (`build --signing-key`) signs
+    /// each generation's manifest after its deep check, and servers and replicas that trust
+    /// its public key (`serve --trusted-keys`) then check only checksums before serving.
+    SigningKey {
+        #[command(subcommand)]
+        action: SigningKeyAction,
+    },
     /// Make a person key, or hash individual numbers under one (docs/operations.md: creating
     /// and rotating the key).
     PersonKey {
@@ -70,6 +77,17 @@ pub enum Command {
     Publish(crate::fleet::command::PublishArgs),
     /// The fleet's pointer: status, promote GEN, rollback, pin GEN; the promote policy.
     Fleet(crate::fleet::command::FleetArgs),
+}
+
+#[derive(Subcommand)]
+pub enum SigningKeyAction {
+    /// Write a new random ed25519 signing key (mode 0400) to a file that must not exist, and
+    /// print its public key (`ed25519:` and 64 hex digits), the line a trusted-keys file holds.
+    New {
+        /// The key file to create, e.g. /etc/shikaku/signing.key (on the builder only).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -142,6 +160,11 @@ pub struct BuildArgs {
     /// there are twice as many).
     #[arg(long, default_value_t = 4, requires = "watch", value_parser = clap::value_parser!(u64).range(2..))]
     pub keep: u64,
+    /// Deep-check the new generation and sign its manifest with this key (made by
+    /// `shikaku signing-key new`): servers and replicas trusting the key then check only
+    /// checksums before serving it (docs/operations.md, signed generations).
+    #[arg(long, value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -169,6 +192,10 @@ pub struct VerifyArgs {
     /// Generation id (default: the live one; `shikaku generations list` shows the ids).
     #[arg(long)]
     pub generation: Option<String>,
+    /// Check as a server given these trusted keys does: only checksums when the generation is
+    /// signed by one of them (default: the full deep check).
+    #[arg(long, value_name = "FILE")]
+    pub trusted_keys: Option<PathBuf>,
     #[command(flatten)]
     pub key: KeyArg,
 }
@@ -236,6 +263,11 @@ pub struct ServeArgs {
     /// with `shikaku auth-line`). Without it anyone may query, on loopback addresses only.
     #[arg(long)]
     pub auth: Option<PathBuf>,
+    /// Trusted-keys file: one `ed25519:<64 hex>` public key per line (`shikaku signing-key
+    /// new` prints it). A generation whose manifest one of them signed is checked against the
+    /// manifest and its own checksums only; any other gets the full deep check.
+    #[arg(long, value_name = "FILE")]
+    pub trusted_keys: Option<PathBuf>,
     /// Keep an audit log here: one JSON line per query answered (who asked, about which card
     /// or which person's keyed hash, the validity told), a file per core. Created if missing.
     #[arg(long)]

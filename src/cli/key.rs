@@ -1,7 +1,7 @@
 //! `shikaku person-key`: a new key file, and the keyed hashes of individual numbers (to find
-//! a person's audit-log lines).
+//! a person's audit-log lines); `shikaku signing-key new`: the operator's signing key.
 
-use super::args::PersonKeyAction;
+use super::args::{PersonKeyAction, SigningKeyAction};
 use super::person_key;
 use crate::domain::{mask_raw, IndividualNumber, PersonKey};
 use anyhow::Context;
@@ -20,6 +20,20 @@ pub(super) fn run_person_key(action: PersonKeyAction) -> anyhow::Result<ExitCode
             Ok(ExitCode::SUCCESS)
         }
         PersonKeyAction::Hash { key } => print_person_hashes(&person_key(key.file.as_deref())?),
+    }
+}
+
+pub(super) fn run_signing_key(action: SigningKeyAction) -> anyhow::Result<ExitCode> {
+    match action {
+        SigningKeyAction::New { out } => {
+            let public = crate::signing::new_key_file(&out)?;
+            println!("{public}");
+            eprintln!(
+                "signing key written to {}; put the public key above in each server's and replica's trusted-keys file (serve --trusted-keys), and keep the key file on the builder only",
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -112,6 +112,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             data::run_redis_export(args, key)
         }
         Command::PersonKey { action } => key::run_person_key(action),
+        Command::SigningKey { action } => key::run_signing_key(action),
         Command::Claims(args) => {
             let key = args.key.file.clone();
             claims::run_claims(args, key)

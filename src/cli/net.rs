@@ -76,6 +76,7 @@ pub(super) fn run_demo(args: DemoArgs, key_file: Option<PathBuf>) -> anyhow::Res
                 .poll_window
                 .as_micros() as u64,
             auth: None,
+            trusted_keys: None,
             audit_dir: Some(audit_dir),
             memory_budget_bytes: crate::server::budget::DEFAULT_MEMORY_BUDGET_BYTES,
             head_deadline_secs: crate::server::limits::HEAD_DEADLINE.as_secs(),
@@ -107,6 +108,11 @@ pub(super) fn run_serve(
     // generations held ready) places its bytes so.
     if args.preload {
         crate::index::set_residence(crate::index::Residence::Preloaded);
+    }
+    if let Some(path) = &args.trusted_keys {
+        let keys = crate::signing::TrustedKeys::load(path)?;
+        tracing::info!(keys = keys.len(), file = %path.display(), "signed generations by these keys are checked by checksums only");
+        crate::signing::set_trusted_keys(keys);
     }
     let config = ServeConfig {
         resp: args.resp,

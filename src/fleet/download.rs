@@ -10,7 +10,7 @@ use super::remote::Bucket;
 use super::{keys, FleetError};
 use crate::domain::PersonKey;
 use crate::format::SEGMENTS_DIR;
-use crate::generations::{Store, INDEX_FILE};
+use crate::generations::{Store, INDEX_FILE, MANIFEST_FILE, SIGNATURE_FILE};
 use crate::index::MappedIndex;
 use crate::server::live::VerifiedIndex;
 use std::collections::HashMap;
@@ -115,8 +115,10 @@ pub fn download_verified(
         out.downloaded_bytes += bytes - got.resumed_bytes;
         out.resumed_bytes += got.resumed_bytes;
     }
+    place_signature(remote, id, &tmp)?;
     // The files match the manifest; the index must also hold together and pass every
-    // checksum of its own, as a build's read-back does, before it is sealed.
+    // checksum of its own, and the deep check unless a trusted key signed the manifest
+    // (`crate::signing::verify_generation`), before it is sealed.
     let index_path = tmp.join(INDEX_FILE);
     let index = MappedIndex::open_file(&index_path, key.clone())
         .map_err(|e| mismatch(INDEX_FILE, e.to_string()))?;
@@ -132,6 +134,31 @@ pub fn download_verified(
     }
     store.seal(id)?;
     Ok((out, index))
+}
+
+/// Puts the store's `manifest.sig` of generation `id`, with the manifest's bytes as the
+/// store holds them (what the signature covers), beside the downloaded files in `tmp`; none
+/// there leaves none here (a signature left by an earlier attempt is removed). Whether the
+/// signature is good, and by a trusted key, is the verification's to find.
+fn place_signature(remote: &dyn Bucket, id: &str, tmp: &Path) -> Result<(), FleetError> {
+    let (sig_path, manifest_path) = (tmp.join(SIGNATURE_FILE), tmp.join(MANIFEST_FILE));
+    let signed = match remote.get(&keys::generation_file(id, SIGNATURE_FILE))? {
+        Some(sig) => remote
+            .get(&keys::manifest(id))?
+            .map(|manifest| (sig.bytes, manifest.bytes)),
+        None => None,
+    };
+    match signed {
+        Some((sig, manifest)) => {
+            fs::write(&manifest_path, &manifest).map_err(FleetError::io(&manifest_path))?;
+            fs::write(&sig_path, &sig).map_err(FleetError::io(&sig_path))?;
+        }
+        None => {
+            let _ = fs::remove_file(&sig_path);
+            let _ = fs::remove_file(&manifest_path);
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a download that cannot fit: the bytes of every file neither in `tmp` at its size

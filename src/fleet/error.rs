@@ -105,3 +105,14 @@ impl FleetError {
                 | object_store::Error::AlreadyExists { .. }))
     }
 }
+
+impl From<crate::generations::manifest::ManifestError> for FleetError {
+    fn from(e: crate::generations::manifest::ManifestError) -> FleetError {
+        use crate::generations::manifest::ManifestError;
+        match e {
+            ManifestError::Store(e) => FleetError::Local(e),
+            ManifestError::Io { path, source } => FleetError::Io { path, source },
+            ManifestError::Bad { key, why } => FleetError::BadObject { key, why },
+        }
+    }
+}

@@ -22,7 +22,7 @@ pub mod download;
 mod error;
 pub mod follow;
 pub mod health;
-pub mod manifest;
+pub use crate::generations::manifest;
 pub mod pointer;
 pub mod policy;
 pub mod publish;

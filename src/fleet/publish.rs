@@ -11,7 +11,7 @@
 use super::manifest::Manifest;
 use super::remote::{Bucket, Put, Remote};
 use super::{keys, FleetError};
-use crate::generations::{Store, INDEX_FILE, REPORT_FILE};
+use crate::generations::{Store, INDEX_FILE, MANIFEST_FILE, REPORT_FILE, SIGNATURE_FILE};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -88,12 +88,50 @@ pub fn publish(
     send_missing(remote, &manifest, &dir, INDEX_FILE, &mut out)?;
     send_missing(remote, &manifest, &dir, REPORT_FILE, &mut out)?;
     if !out.already {
+        let json = match signed_manifest(&dir, &manifest)? {
+            Some((json, sig)) => {
+                // Before the manifest, so a replica that sees the generation sees its signature.
+                remote
+                    .put(
+                        &keys::generation_file(&id, SIGNATURE_FILE),
+                        sig.into(),
+                        Put::Overwrite,
+                    )?
+                    .map_err(|_| FleetError::PointerRace)?;
+                json
+            }
+            None => manifest.to_json(),
+        };
         // Last: PUTs are atomic, so the manifest appears whole, after every file it names.
         remote
-            .put(&manifest_key, manifest.to_json().into(), Put::Overwrite)?
+            .put(&manifest_key, json.into(), Put::Overwrite)?
             .map_err(|_| FleetError::PointerRace)?;
     }
     Ok((out, started.elapsed()))
+}
+
+/// A signed manifest's bytes and its signature's.
+type Signed = (Vec<u8>, Vec<u8>);
+
+/// The generation's signed manifest (as the builder wrote it, byte for byte what its
+/// signature covers) and signature, if it was signed; a signed manifest that no longer
+/// describes the files is an error, not something to publish.
+fn signed_manifest(dir: &Path, manifest: &Manifest) -> Result<Option<Signed>, FleetError> {
+    let sig_path = dir.join(SIGNATURE_FILE);
+    if !sig_path.is_file() {
+        return Ok(None);
+    }
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let json = std::fs::read(&manifest_path).map_err(FleetError::io(&manifest_path))?;
+    let sig = std::fs::read(&sig_path).map_err(FleetError::io(&sig_path))?;
+    let key = manifest_path.display().to_string();
+    if Manifest::parse(&json, &key, &manifest.generation)? != *manifest {
+        return Err(FleetError::BadObject {
+            key,
+            why: "the signed manifest does not describe the generation's files; it was changed after it was signed".into(),
+        });
+    }
+    Ok(Some((json, sig)))
 }
 
 /// Uploads generation file `name` unless the store has it at its size (a generation is

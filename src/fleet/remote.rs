@@ -558,9 +558,7 @@ fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
 
 /// The xxh3 of a local file, read in 1 MiB pieces.
 pub fn file_xxh3(path: &Path) -> Result<(u64, u64), FleetError> {
-    let mut f = std::fs::File::open(path).map_err(FleetError::io(path))?;
-    let (total, hash) = xxh3_of(&mut f).map_err(FleetError::io(path))?;
-    Ok((total, hash.digest()))
+    crate::generations::manifest::file_xxh3(path).map_err(FleetError::io(path))
 }
 
 /// The length of what `f` holds from where it is, and its xxh3 state.

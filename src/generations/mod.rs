@@ -23,12 +23,19 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
+pub mod manifest;
+pub use manifest::GenerationKind;
 #[cfg(test)]
 mod tests;
 
 pub const INDEX_FILE: &str = "index.shk";
 pub const REPORT_FILE: &str = "report.json";
 pub const REJECTS_FILE: &str = "rejects.csv";
+/// A signed generation's manifest (every file's size and xxh3), byte for byte what its
+/// signature covers (`crate::signing`; FORMAT.md).
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// The signature over [`MANIFEST_FILE`].
+pub const SIGNATURE_FILE: &str = "manifest.sig";
 pub const CURRENT_FILE: &str = "CURRENT";
 /// Locked by whoever changes the data directory ([`Store::lock`]).
 pub const LOCK_FILE: &str = "LOCK";

@@ -111,7 +111,41 @@ impl MappedIndex {
         })
         .map_err(|e| OpenError::Format(path.display().to_string(), e))?;
         index.segment_files = files;
+        index.path = Some(path.to_path_buf());
         Ok(index)
+    }
+}
+
+impl MappedIndex {
+    /// Asks the kernel to read every file of the generation into the page cache
+    /// (`POSIX_FADV_WILLNEED`), main file first, then the segments in table order, on a
+    /// thread of its own that ends when it has asked for all: a verification about to read
+    /// them all then finds the next files read ahead in large requests while it checks the
+    /// ones before, instead of faulting them in a page-cache miss at a time. Only advice: a
+    /// file that cannot be opened or advised is left to the faults.
+    pub fn read_ahead(&self) {
+        let (Some(main), Some(dir)) = (&self.path, self.dir()) else {
+            return;
+        };
+        let files: Vec<std::path::PathBuf> = std::iter::once(main.clone())
+            .chain(
+                self.segments
+                    .iter()
+                    .map(|s| dir.join(SEGMENTS_DIR).join(&s.file_name)),
+            )
+            .collect();
+        let spawned = std::thread::Builder::new()
+            .name("read-ahead".into())
+            .spawn(move || {
+                for path in files {
+                    if let Ok(file) = File::open(&path) {
+                        let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::WillNeed);
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::debug!("no read-ahead thread: {e}");
+        }
     }
 }
 
@@ -153,6 +187,7 @@ fn preload(mut mapped: MappedIndex, key: PersonKey) -> Result<MappedIndex, Prelo
     drop(files);
     // The copy is of these files: a process that verified one knows the copy by it too.
     let segment_files = std::mem::take(&mut mapped.segment_files);
+    let path = mapped.path.take();
     drop(mapped);
     let all = Bytes::from_owner(all.make_read_only().map_err(Preload::Io)?);
     let part = |name: &str| ranges.get(name).map(|r| all.slice(r.clone()));
@@ -171,6 +206,7 @@ fn preload(mut mapped: MappedIndex, key: PersonKey) -> Result<MappedIndex, Prelo
     })
     .map_err(Preload::Format)?;
     index.segment_files = segment_files;
+    index.path = path;
     Ok(index)
 }
 

@@ -5,17 +5,21 @@
 //! (`steps.rs`), with cache prefetches between them (`prefetch.rs`); `RecordView` reads a
 //! record in place (`record.rs`); `InsurerSlots` finds an insurer (`slots.rs`).
 
+mod checksums;
 mod kohi;
 mod mmap;
 mod open;
+mod phases;
 mod prefetch;
 mod record;
 mod slots;
 mod steps;
 mod verify;
 
+pub use checksums::{ExpectedFiles, FileHash};
 pub use kohi::{CertificateView, PayerInfo};
 pub use mmap::{map_file, set_residence, MappedIndex, OpenError, Residence};
+pub use phases::{phase_times, Phase};
 pub use record::RecordView;
 pub use steps::{CardProbe, CardRecords};
 pub use verify::{FileId, VerifiedSegments, Verify};
@@ -115,11 +119,19 @@ pub struct Index<B> {
     /// Each segment's file (device and inode), when opened from files: what a process that
     /// verified it knows it by ([`VerifiedSegments`]). Empty for an index held in memory.
     segment_files: Vec<FileId>,
+    /// The main file's path, when opened from files: its directory holds the segment files
+    /// and a signed manifest (`crate::signing`).
+    path: Option<std::path::PathBuf>,
 }
 
 impl<B: AsRef<[u8]>> Index<B> {
     pub fn header(&self) -> &Header {
         &self.header
+    }
+
+    /// The directory the index was opened from; `None` for an index held in memory.
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        self.path.as_deref().and_then(std::path::Path::parent)
     }
 
     pub fn generation(&self) -> &str {

@@ -346,6 +346,7 @@ impl<B: AsRef<[u8]>> Index<B> {
             kohi,
             key,
             segment_files: Vec::new(),
+            path: None,
         })
     }
 }

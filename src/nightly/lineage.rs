@@ -12,32 +12,9 @@
 use super::report::{ChangeOutcome, InsurerReport, Report};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// `report.json`'s `generation_kind`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Base,
-    Layer,
-}
-
-impl Kind {
-    pub const BASE: &'static str = "base";
-    pub const LAYER: &'static str = "layer";
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Base => Self::BASE,
-            Kind::Layer => Self::LAYER,
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Kind> {
-        match s {
-            Self::BASE => Some(Kind::Base),
-            Self::LAYER => Some(Kind::Layer),
-            _ => None,
-        }
-    }
-}
+/// `report.json`'s `generation_kind`: the generations' own type, so the manifest (which the
+/// generations module makes) names it without importing the build.
+pub use crate::generations::GenerationKind as Kind;
 
 /// A generation's kind and parent.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -42,6 +42,9 @@ pub struct BuildConfig {
     pub reuse: Reuse,
     /// A progress bar (on a terminal); else progress goes to the log.
     pub progress: bool,
+    /// The operator's signing key (`build --signing-key`): the generation is then deep-checked
+    /// here and its manifest signed, so that servers trusting the key check only checksums.
+    pub signing: Option<std::sync::Arc<crate::signing::SigningKey>>,
 }
 
 /// What a build may take from the live generation.
@@ -65,6 +68,8 @@ pub enum BuildError {
     Format(#[from] FormatError),
     #[error(transparent)]
     Reuse(#[from] ReuseError),
+    #[error("signing the generation: {0}")]
+    Signing(#[from] crate::signing::SigningError),
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -320,6 +325,12 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
     );
 
     phases.end("verify");
+    if cfg.signing.is_some() {
+        // What the signature vouches for: the checks a server would otherwise run itself.
+        progress.phase("deep check");
+        index.verify_structure()?;
+        phases.end("deep_check");
+    }
     let mut refused = guard(store, cfg, &index);
     refused.extend(guard_registers(store, cfg, &kohi.report));
     let mut report = Report {
@@ -362,6 +373,11 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
             reasons: refused,
             report: kept.join(REPORT_FILE).display().to_string(),
         });
+    }
+    if let Some(key) = &cfg.signing {
+        progress.phase("signing");
+        crate::signing::sign_generation(&tmp, &id, key)?;
+        phases.end("sign");
     }
     let dir = store.seal(&id)?;
     store.publish(&id)?;

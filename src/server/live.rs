@@ -14,6 +14,7 @@
 use super::supervise::{spawn_supervised, BackgroundPanics, BackgroundThread};
 use crate::format::FormatError;
 use crate::index::{MappedIndex, VerifiedSegments};
+use crate::signing::{Trust, Unsigned};
 use arc_swap::ArcSwap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,9 +30,13 @@ pub trait FleetReport: Send + Sync {
     fn write_metrics(&self, out: &mut String, serving: &str);
 }
 
-/// An index whose every checksum this process checked since it opened it: only
-/// [`VerifiedIndex::verify`] makes one, so [`Live::publish_verified`] need not check again.
-pub struct VerifiedIndex(MappedIndex);
+/// An index this process verified since it opened it (deep-checked, or checksums checked
+/// against a manifest a trusted key signed): only [`VerifiedIndex::verify`] makes one, so
+/// [`Live::publish_verified`] need not check again.
+pub struct VerifiedIndex {
+    index: MappedIndex,
+    trust: Trust,
+}
 
 /// The segment files this process has verified: a generation that shares them by hard link
 /// (a nightly build's unchanged insurers, a replica's linked segments) verifies only its main
@@ -40,32 +45,49 @@ static VERIFIED_SEGMENTS: std::sync::LazyLock<VerifiedSegments> =
     std::sync::LazyLock::new(VerifiedSegments::default);
 
 impl VerifiedIndex {
-    /// Checks every checksum of `index` (which also faults every page in), but for the
-    /// segment files this process verified before (the same files, by device and inode).
+    /// Verifies `index` as its signature allows ([`crate::signing::verify_generation`]:
+    /// checksums only if a trusted key signed it, else the deep check), but for the segment
+    /// files this process verified before (the same files, by device and inode).
     pub fn verify(index: MappedIndex) -> Result<VerifiedIndex, FormatError> {
-        verify_new(&index)?;
-        Ok(VerifiedIndex(index))
+        let trust = verify_new(&index)?;
+        Ok(VerifiedIndex { index, trust })
     }
 
     pub fn id(&self) -> &str {
-        self.0.generation()
+        self.index.generation()
+    }
+
+    pub fn trust(&self) -> &Trust {
+        &self.trust
     }
 }
 
 /// Verifies `index` but for the segment files this process verified before, and says what
-/// it checked.
-fn verify_new(index: &MappedIndex) -> Result<(), FormatError> {
+/// it checked and how far it trusted a signature.
+fn verify_new(index: &MappedIndex) -> Result<Trust, FormatError> {
     let started = std::time::Instant::now();
-    let v = index.verify_new(&VERIFIED_SEGMENTS)?;
+    let (trust, v) = crate::signing::verify_generation(
+        index,
+        crate::signing::trusted_keys(),
+        &VERIFIED_SEGMENTS,
+    )?;
     tracing::info!(
         generation = index.generation(),
+        trust = %trust,
         segments_verified = v.segments_verified,
         segments_known = v.segments_known,
         verified_mb = v.bytes_verified >> 20,
         ms = started.elapsed().as_millis() as u64,
         "verified"
     );
-    Ok(())
+    if let Trust::Unsigned(why @ (Unsigned::BadSignature(_) | Unsigned::UnknownKey(_))) = &trust {
+        // Signed, but not so this host can rely on it: worth an operator's look.
+        tracing::warn!(
+            generation = index.generation(),
+            "{why}; deep-checked instead"
+        );
+    }
+    Ok(trust)
 }
 
 /// Generations held opened and verified before they are live, at most this many: a fleet's
@@ -78,6 +100,8 @@ pub struct Generation {
     pub index: MappedIndex,
     /// Publish count: 0 for the generation the server started with.
     pub epoch: u64,
+    /// How it was verified before serving (`/healthz`, `/metrics`).
+    pub trust: Trust,
 }
 
 impl Generation {
@@ -173,13 +197,17 @@ impl Live {
 
     /// Verifies every checksum of `index` and makes it the live generation.
     pub fn new(index: MappedIndex) -> Result<Live, FormatError> {
-        verify_new(&index)?;
+        let trust = verify_new(&index)?;
         let (retired, rx) = crossbeam::channel::unbounded();
         let background = Arc::new(AtomicU32::new(0));
         let background_panics = Arc::new(BackgroundPanics::default());
         spawn_reaper(rx, background.clone(), background_panics.clone());
         Ok(Live {
-            current: ArcSwap::from_pointee(Generation { index, epoch: 0 }),
+            current: ArcSwap::from_pointee(Generation {
+                index,
+                epoch: 0,
+                trust,
+            }),
             epoch: AtomicU64::new(0),
             retired,
             last_refusal: Mutex::new(None),
@@ -229,11 +257,15 @@ impl Live {
 
     /// Makes an index verified in this process live, as [`Self::publish`] does.
     pub fn publish_verified(&self, index: VerifiedIndex) -> u64 {
-        let index = index.0;
+        let VerifiedIndex { index, trust } = index;
         // One publisher at a time is the caller's business (reload is rare); the epoch is
         // bumped after the swap, so a reader that sees the new epoch loads the new generation.
         let epoch = self.epoch.load(Ordering::Acquire) + 1;
-        let old = self.current.swap(Arc::new(Generation { index, epoch }));
+        let old = self.current.swap(Arc::new(Generation {
+            index,
+            epoch,
+            trust,
+        }));
         self.epoch.store(epoch, Ordering::Release);
         self.retire(old);
         tracing::info!(generation = %self.current.load().id(), epoch, "generation published");

@@ -220,6 +220,8 @@ impl CoreMetrics {
 pub struct LiveFacts<'a> {
     pub generation: &'a str,
     pub epoch: u64,
+    /// How it was verified: `signed` (checksums against a trusted signature) or `deep`.
+    pub verified: &'a str,
     /// The served generation's build date (`build --date`, default the day it ran in Japan).
     pub built_on: crate::domain::Date,
     pub reload_refusals: u64,
@@ -234,7 +236,10 @@ pub struct LiveFacts<'a> {
 
 pub fn render(out: &mut String, cores: &[std::sync::Arc<CoreMetrics>], live: &LiveFacts<'_>) {
     let LiveFacts {
-        generation, epoch, ..
+        generation,
+        epoch,
+        verified,
+        ..
     } = live;
     let sum = |f: &dyn Fn(&CoreMetrics) -> u64| cores.iter().map(|c| f(c)).sum::<u64>();
     out.push_str("# HELP shikaku_queries_total Eligibility queries answered, by command, protocol and validity (error: malformed).\n# TYPE shikaku_queries_total counter\n");
@@ -352,10 +357,10 @@ pub fn render(out: &mut String, cores: &[std::sync::Arc<CoreMetrics>], live: &Li
         "shikaku_request_duration_seconds_count {}",
         sum(&|c| c.latency_count.get())
     );
-    out.push_str("# HELP shikaku_live_generation The generation being served (1), by id.\n# TYPE shikaku_live_generation gauge\n");
+    out.push_str("# HELP shikaku_live_generation The generation being served (1), by id, and how it was verified (signed: checksums against a trusted signature; deep: every structural check here).\n# TYPE shikaku_live_generation gauge\n");
     let _ = writeln!(
         out,
-        "shikaku_live_generation{{id=\"{generation}\",epoch=\"{epoch}\"}} 1"
+        "shikaku_live_generation{{id=\"{generation}\",epoch=\"{epoch}\",verified=\"{verified}\"}} 1"
     );
     // Midnight in Japan of the build date: a nightly build moves it on by a day, so an alert
     // on its age finds a generation that was not refreshed, whatever restarts happened.
@@ -413,6 +418,7 @@ mod tests {
             &LiveFacts {
                 generation: "g1",
                 epoch: 0,
+                verified: "deep",
                 built_on: crate::domain::Date::parse("2026-11-24").unwrap(),
                 reload_refusals: 2,
                 refused_now: true,
@@ -453,6 +459,8 @@ mod tests {
         );
         assert!(out.contains("shikaku_request_duration_seconds_count 4\n"));
         assert!(out.contains("shikaku_open_connections{protocol=\"http\"} 1\n"));
-        assert!(out.contains("shikaku_live_generation{id=\"g1\",epoch=\"0\"} 1\n"));
+        assert!(
+            out.contains("shikaku_live_generation{id=\"g1\",epoch=\"0\",verified=\"deep\"} 1\n")
+        );
     }
 }

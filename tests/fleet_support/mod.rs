@@ -203,19 +203,24 @@ pub fn shikaku_output(args: &[&std::ffi::OsStr], env: &[(&str, String)]) -> (boo
 /// Builds a generation of the demo delivery into `data`; returns its id. Successive builds
 /// are incremental (every segment file hard-linked), each with a new id.
 pub fn build_generation(data: &Path) -> String {
+    build_generation_with(data, &[])
+}
+
+/// [`build_generation`] with more options for `shikaku build`.
+pub fn build_generation_with(data: &Path, more: &[&std::ffi::OsStr]) -> String {
     let before = Instant::now();
-    shikaku(
-        &[
-            "build".as_ref(),
-            "--snapshots".as_ref(),
-            demo_snapshots().as_os_str(),
-            "--data".as_ref(),
-            data.as_os_str(),
-            "--max-drop-percent".as_ref(),
-            "100".as_ref(),
-        ],
-        &[],
-    );
+    let snapshots = demo_snapshots();
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "build".as_ref(),
+        "--snapshots".as_ref(),
+        snapshots.as_os_str(),
+        "--data".as_ref(),
+        data.as_os_str(),
+        "--max-drop-percent".as_ref(),
+        "100".as_ref(),
+    ];
+    args.extend(more);
+    shikaku(&args, &[]);
     // Ids are made to the millisecond: a second build in the same one would collide.
     std::thread::sleep(Duration::from_millis(5).saturating_sub(before.elapsed()));
     std::fs::read_to_string(data.join("CURRENT"))

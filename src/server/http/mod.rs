@@ -371,6 +371,7 @@ impl HttpSession {
                     &metrics::LiveFacts {
                         generation: ctx.generation.id(),
                         epoch: ctx.generation.epoch,
+                        verified: ctx.generation.trust.label(),
                         built_on: ctx.generation.index.header().built_on,
                         reload_refusals: live
                             .reload_refusals
@@ -604,6 +605,13 @@ impl HttpSession {
         write_decimal(b, h.record_count);
         b.extend_from_slice(b",\"persons\":");
         write_decimal(b, h.person_count);
+        b.extend_from_slice(b",\"verified\":");
+        write_json_str(b, g.trust.label());
+        b.extend_from_slice(b",\"signed_by\":");
+        match g.trust.key() {
+            Some(key) => write_json_str(b, &key.to_string()),
+            None => b.extend_from_slice(b"null"),
+        }
         b.extend_from_slice(b",\"last_reload_refused\":");
         match ctx
             .shared

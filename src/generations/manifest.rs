@@ -3,13 +3,61 @@
 //! (`segments/<name>`) and are named in the manifest as they are in a generation directory
 //! (`segments/<name>`).
 
-use super::remote::file_xxh3;
-use super::FleetError;
+use super::{valid_id, Store, StoreError, INDEX_FILE, REPORT_FILE};
 use crate::format::SEGMENTS_DIR;
-use crate::generations::{valid_id, Store, INDEX_FILE, REPORT_FILE};
-use crate::nightly::lineage::Kind;
 use serde::{Deserialize, Serialize};
+use std::io::Read;
 use std::path::Path;
+
+/// What a generation is to its parent (`report.json`'s and the manifest's `generation_kind`):
+/// a `layer` adds only change files to it, a `base` anything else (`nightly::lineage` decides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GenerationKind {
+    Base,
+    Layer,
+}
+
+impl GenerationKind {
+    pub const BASE: &'static str = "base";
+    pub const LAYER: &'static str = "layer";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GenerationKind::Base => Self::BASE,
+            GenerationKind::Layer => Self::LAYER,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<GenerationKind> {
+        match s {
+            Self::BASE => Some(GenerationKind::Base),
+            Self::LAYER => Some(GenerationKind::Layer),
+            _ => None,
+        }
+    }
+}
+
+/// A manifest that cannot be made or read (the fleet reports these as its own errors).
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{key}: {why}")]
+    Bad { key: String, why: String },
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ManifestError + '_ {
+    move |source| ManifestError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
 
 pub const MANIFEST_FORMAT: u32 = 1;
 /// More files than this (one per insurer, plus two) is refused: no delivery has that many.
@@ -47,28 +95,31 @@ struct ReportLineage {
 
 impl Manifest {
     /// The manifest of local generation `id`: its main file, segment files and report.
-    pub fn of_local(store: &Store, id: &str) -> Result<Manifest, FleetError> {
-        let dir = store.generation_dir(id);
+    pub fn of_local(store: &Store, id: &str) -> Result<Manifest, ManifestError> {
         if !store.list()?.iter().any(|g| g == id) {
-            return Err(crate::generations::StoreError::UnknownGeneration {
+            return Err(StoreError::UnknownGeneration {
                 id: id.to_owned(),
                 dir: store.generations_dir().display().to_string(),
             }
             .into());
         }
-        let mut files = vec![entry(&dir, INDEX_FILE)?];
+        Manifest::of_dir(&store.generation_dir(id), id)
+    }
+
+    /// The manifest of the generation `id` in directory `dir` (sealed or still being built):
+    /// its main file, segment files and report, each hashed now.
+    pub fn of_dir(dir: &Path, id: &str) -> Result<Manifest, ManifestError> {
+        let mut paths = vec![INDEX_FILE.to_owned()];
         let seg_dir = dir.join(SEGMENTS_DIR);
         if seg_dir.is_dir() {
             let mut names: Vec<String> = std::fs::read_dir(&seg_dir)
-                .map_err(FleetError::io(&seg_dir))?
+                .map_err(io_error(&seg_dir))?
                 .filter_map(|e| e.ok())
                 .filter_map(|e| e.file_name().into_string().ok())
                 .filter(|n| valid_segment_name(n))
                 .collect();
             names.sort();
-            for name in names {
-                files.push(entry(&dir, &format!("{SEGMENTS_DIR}/{name}"))?);
-            }
+            paths.extend(names.iter().map(|n| format!("{SEGMENTS_DIR}/{n}")));
         }
         let mut lineage = ReportLineage {
             generation_kind: None,
@@ -76,11 +127,17 @@ impl Manifest {
         };
         let report = dir.join(REPORT_FILE);
         if report.is_file() {
-            files.push(entry(&dir, REPORT_FILE)?);
-            let bytes = std::fs::read(&report).map_err(FleetError::io(&report))?;
+            paths.push(REPORT_FILE.to_owned());
+            let bytes = std::fs::read(&report).map_err(io_error(&report))?;
             // A report that does not parse names no lineage: the generation counts as a base.
             lineage = serde_json::from_slice(&bytes).unwrap_or(lineage);
         }
+        // Every core: a national generation is tens of gigabytes.
+        use rayon::prelude::*;
+        let files = paths
+            .par_iter()
+            .map(|p| entry(dir, p))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Manifest {
             format: MANIFEST_FORMAT,
             generation: id.to_owned(),
@@ -92,7 +149,7 @@ impl Manifest {
 
     /// Whether it is a layer (a change generation) on generation `parent`.
     pub fn is_layer_on(&self, parent: &str) -> bool {
-        self.generation_kind.as_deref() == Some(Kind::LAYER) && self.is_child_of(parent)
+        self.generation_kind.as_deref() == Some(GenerationKind::LAYER) && self.is_child_of(parent)
     }
 
     /// Whether it was built on generation `parent`.
@@ -108,8 +165,8 @@ impl Manifest {
 
     /// Parses and checks a manifest read from `key`: format, id, every path one a generation
     /// may hold (nothing that could climb out of the directory), hashes well-formed.
-    pub fn parse(bytes: &[u8], key: &str, id: &str) -> Result<Manifest, FleetError> {
-        let bad = |why: String| FleetError::BadObject {
+    pub fn parse(bytes: &[u8], key: &str, id: &str) -> Result<Manifest, ManifestError> {
+        let bad = |why: String| ManifestError::Bad {
             key: key.to_owned(),
             why,
         };
@@ -139,13 +196,13 @@ impl Manifest {
         if let Some(kind) = m
             .generation_kind
             .as_deref()
-            .filter(|k| Kind::parse(k).is_none())
+            .filter(|k| GenerationKind::parse(k).is_none())
         {
             return Err(bad(format!(
                 "generation_kind {} is neither {} nor {}",
                 crate::domain::text::quote_raw(kind),
-                Kind::BASE,
-                Kind::LAYER
+                GenerationKind::BASE,
+                GenerationKind::LAYER
             )));
         }
         if let Some(parent) = m.parent.as_deref().filter(|p| !valid_id(p)) {
@@ -196,13 +253,33 @@ impl Manifest {
     }
 }
 
-fn entry(dir: &Path, rel: &str) -> Result<FileEntry, FleetError> {
-    let (bytes, xxh3) = file_xxh3(&dir.join(rel))?;
+fn entry(dir: &Path, rel: &str) -> Result<FileEntry, ManifestError> {
+    let path = dir.join(rel);
+    let (bytes, xxh3) = file_xxh3(&path).map_err(io_error(&path))?;
     Ok(FileEntry {
         path: rel.to_owned(),
         bytes,
         xxh3: hex(xxh3),
     })
+}
+
+/// The size and xxh3 of a local file, read in 1 MiB pieces.
+pub fn file_xxh3(path: &Path) -> std::io::Result<(u64, u64)> {
+    let mut f = std::fs::File::open(path)?;
+    let mut hash = xxhash_rust::xxh3::Xxh3::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => return Ok((total, hash.digest())),
+            Ok(n) => {
+                total += n as u64;
+                hash.update(&buf[..n]);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 pub fn hex(x: u64) -> String {
