@@ -642,6 +642,10 @@ fn a_build_given_a_signing_key_signs_what_it_deep_checked() {
         "",
     )];
     write_delivery(&snap, &[("33120015", "kyosai", "20261101", &rows)]);
+    // Unsigned, the build deep-checks what it wrote too: it never publishes a generation a
+    // server would refuse.
+    let unsigned = run(&config(&snap, &tmp.path().join("unsigned"))).unwrap();
+    assert!(unsigned.report.phases_ms.contains_key("deep_check"));
     let key_path = tmp.path().join("signing.key");
     let public = shikaku::signing::new_key_file(&key_path).unwrap();
     let signer = std::sync::Arc::new(SigningKey::load(&key_path).unwrap());

@@ -143,6 +143,23 @@ impl<B: AsRef<[u8]>> Index<B> {
         main.and(segments)
     }
 
+    /// [`Index::verify_structure`] of the main file and the segments at `positions` only:
+    /// for a builder whose other segments are hard links to files a build checked before.
+    pub fn verify_structure_of(&self, positions: &[usize]) -> Result<(), FormatError>
+    where
+        B: Sync,
+    {
+        let (main, segments) = rayon::join(
+            || self.check_main_structure(),
+            || {
+                positions
+                    .par_iter()
+                    .try_for_each(|&i| self.check_segment_structure(i))
+            },
+        );
+        main.and(segments)
+    }
+
     /// Positions of the segments whose files `known` does not hold.
     pub(super) fn segments_not_known(&self, known: &VerifiedSegments) -> Vec<usize> {
         (0..self.segments.len())

@@ -325,12 +325,15 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
     );
 
     phases.end("verify");
-    if cfg.signing.is_some() {
-        // What the signature vouches for: the checks a server would otherwise run itself.
-        progress.phase("deep check");
-        index.verify_structure()?;
-        phases.end("deep_check");
+    // The checks a server runs before serving, so that no generation a server would refuse
+    // is ever published (a reused segment was checked by the build that wrote it). A signed
+    // build checks every file: the signature vouches for all of them.
+    progress.phase("deep check");
+    match cfg.signing {
+        Some(_) => index.verify_structure()?,
+        None => index.verify_structure_of(&fresh_segments)?,
     }
+    phases.end("deep_check");
     let mut refused = guard(store, cfg, &index);
     refused.extend(guard_registers(store, cfg, &kohi.report));
     let mut report = Report {
