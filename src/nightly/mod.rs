@@ -7,6 +7,7 @@ pub mod html;
 mod insurer;
 pub mod kohi;
 pub mod link;
+mod profile;
 pub mod report;
 pub mod reuse;
 pub mod run;
