@@ -16,7 +16,9 @@ for f in datagen build; do
 done
 cat "$work/build.out"
 gen=$(cat "$work/data/CURRENT")
-python3 -c "import json; r=json.load(open('$work/data/generations/$gen/report.json')); print('phases_ms', r['phases_ms']); print('index bytes', r['index_bytes'], 'per person', r['index_bytes']/126e6)"
+python3 -c "import json; r=json.load(open('$work/data/generations/$gen/report.json')); print('index bytes', r['index_bytes'], 'per person', r['index_bytes']/126e6)"
+# The phase table: wall and CPU per phase, CPU per read_encode stage, the process's peak RSS.
+python3 perf/phases.py "$work/data/generations/$gen/report.json" "$work/build.time"
 # A full verify as the server does it before serving (mmap, every checksum), cold and warm.
 sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
 /usr/bin/time -f "verify (cold cache): %e s, peak RSS %M kB" "$bin/shikaku" verify --data "$work/data"

@@ -211,6 +211,12 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
             r
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // The workers kept what they freed for the next insurer (the build starts with
+    // mimalloc's purge delay: `Command::holds_memory_idle`). The link phase holds the
+    // build's largest transients (links, person table) and is its peak: from here what is
+    // freed goes back at once, and the workers' heaps are emptied.
+    crate::allocator::return_freed_memory_at_once();
+    rayon::broadcast(|_| crate::allocator::collect_freed_memory());
     let fresh_segments: Vec<usize> = results
         .iter()
         .enumerate()
