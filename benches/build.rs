@@ -1,10 +1,11 @@
-//! Build throughput: encoding segments, linking persons and writing the index, in memory.
-//! `cargo bench --bench build`. (Snapshot parsing is measured separately by the full build in
-//! `perf/`.)
+//! Build throughput: encoding segments, linking persons and writing the index, in memory;
+//! and the per-insurer encode alone (dedup and card-key order, hashes, segment), the build's
+//! largest stage. `cargo bench --bench build`. (Snapshot parsing is measured by the full build
+//! in `perf/`, whose report gives each stage's CPU time.)
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use shikaku::domain::PersonKey;
-use shikaku::nightly::build_in_memory;
+use shikaku::nightly::{build_in_memory, encode_insurer};
 
 mod common;
 use common::{day, population, TODAY};
@@ -23,6 +24,20 @@ fn build(c: &mut Criterion) {
                     .unwrap()
                     .total_bytes(),
             )
+        })
+    });
+    g.finish();
+    // Every insurer of the population encoded in turn, as one build thread does.
+    let rows: u64 = insurers.iter().map(|i| i.rows.len() as u64).sum();
+    let mut g = c.benchmark_group("encode");
+    g.throughput(Throughput::Elements(rows));
+    g.sample_size(10);
+    g.bench_function("encode_insurers_200k_persons", |b| {
+        b.iter(|| {
+            for (i, rows) in insurers.iter().enumerate() {
+                let part = encode_insurer(rows.clone(), i as u32, &key, day(TODAY)).unwrap();
+                black_box(part.segment.meta.xxh3);
+            }
         })
     });
     g.finish();

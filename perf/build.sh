@@ -26,7 +26,7 @@ grep -E '^published' "$work/build-full.out"
 gen=$(cat "$work/data/CURRENT")
 bytes=$(du -sb --apparent-size "$work/data/generations/$gen" | cut -f1)
 printf 'generation bytes %s (%.1f per person)\n' "$bytes" "$(echo "$bytes/$persons" | bc -l)"
-grep -o '"phases_ms": {[^}]*}' -z "$work/data/generations/$gen/report.json" | tr -d '\n ' ; echo
+python3 perf/phases.py "$work/data/generations/$gen/report.json" "$work/build-full.time"
 
 # Nightly: 1% of insurers deliver a new snapshot (a new file, with a trailing blank line), the
 # rest are unchanged (same path, size and mtime) and keep their segment files.

@@ -20,7 +20,9 @@ for f in datagen build; do
 done
 cat "$work/build.out"
 gen=$(cat "$work/data/CURRENT")
-python3 -c "import json; r=json.load(open('$work/data/generations/$gen/report.json')); print('phases_ms', r['phases_ms']); print('index bytes', r['index_bytes'], 'per person', r['index_bytes']/126e6)"
+python3 -c "import json; r=json.load(open('$work/data/generations/$gen/report.json')); print('index bytes', r['index_bytes'], 'per person', r['index_bytes']/126e6)"
+# The phase table: wall and CPU per phase, CPU per read_encode stage, the process's peak RSS.
+python3 perf/phases.py "$work/data/generations/$gen/report.json" "$work/build.time"
 # Verification and start-up, cold and warm, deep and signed (perf/verify.sh).
 DATA="$work/data" TRUSTED="$work/trusted.keys" BIN="$PWD/$bin/shikaku" WORK="$work/verify" \
     perf/verify.sh

@@ -110,6 +110,19 @@ fn expected_numbers(now: &Value, before: &Value) -> BTreeMap<String, i64> {
             e.insert(format!("insurer.{id}.{c}"), n(&i[c]));
         }
     }
+    // The public-expense registers: each payer's counts and their totals.
+    if let Some(kohi) = now.get("kohi").filter(|k| !k.is_null()) {
+        let payer_counts = &counts[..];
+        for p in kohi["payers"].as_array().unwrap() {
+            let id = p["payer_number"].as_str().unwrap();
+            for c in payer_counts {
+                e.insert(format!("payer.{id}.{c}"), n(&p[c]));
+            }
+        }
+        for c in payer_counts {
+            e.insert(format!("payer.total.{c}"), n(&kohi["totals"][c]));
+        }
+    }
     // The ten highest reject shares (ties by insurer number), naively in floating point.
     let mut worst: Vec<(&str, i64, i64)> = insurers
         .iter()

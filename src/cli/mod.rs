@@ -71,7 +71,9 @@ pub fn run(cli: Cli) -> ExitCode {
     if !cli.command.uses_sockets() {
         end_quietly_on_closed_stdout();
     }
-    crate::allocator::return_freed_memory_at_once();
+    if cli.command.holds_memory_idle() {
+        crate::allocator::return_freed_memory_at_once();
+    }
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -147,6 +149,14 @@ impl Command {
             Command::Build(args) => args.publish.is_some(),
             _ => false,
         }
+    }
+
+    /// Whether the command may sit idle holding freed memory (a server between bursts),
+    /// so mimalloc should give it back at once. Not the build: it frees and allocates the
+    /// same large buffers insurer after insurer, and returning each to the OS made the
+    /// kernel zero them again on the next insurer (page faults were 18% of a build's CPU).
+    pub fn holds_memory_idle(&self) -> bool {
+        !matches!(self, Command::Build(_))
     }
 }
 

@@ -153,6 +153,8 @@ pub(crate) mod tests {
             notes: Vec::new(),
             elapsed_ms: 0,
             phases_ms: BTreeMap::new(),
+            phases_cpu_ms: BTreeMap::new(),
+            stages_cpu_ms: BTreeMap::new(),
             index_bytes: 0,
             kohi: None,
             generation_kind: None,

@@ -30,7 +30,10 @@ fn take_links(parts: &mut [InsurerPart]) -> Vec<Link> {
         p.links.shrink_to_fit();
     }
     let started = std::time::Instant::now();
-    links.par_sort_unstable();
+    // `Link`'s own order, its hash compared as one 128-bit number rather than by `memcmp`
+    // (the same order: big-endian numbers order as their bytes do).
+    let hash = |l: &Link| u128::from_be_bytes(l.hash.0);
+    links.par_sort_unstable_by(|a, b| hash(a).cmp(&hash(b)).then_with(|| a.cmp(b)));
     tracing::debug!(
         links = links.len(),
         sort_ms = started.elapsed().as_millis() as u64,

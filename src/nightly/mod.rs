@@ -8,6 +8,7 @@ mod insurer;
 pub mod kohi;
 pub mod lineage;
 pub mod link;
+mod profile;
 pub mod report;
 pub mod reuse;
 pub mod run;

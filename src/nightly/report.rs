@@ -203,6 +203,14 @@ pub struct Report {
     /// Wall time of each phase (read_encode, link, write, verify, publish), for operators.
     #[serde(default)]
     pub phases_ms: BTreeMap<String, u64>,
+    /// CPU time of each phase, every thread together: beside `phases_ms`, how much of the
+    /// machine a phase kept busy.
+    #[serde(default)]
+    pub phases_cpu_ms: BTreeMap<String, u64>,
+    /// CPU time of the stages of `read_encode` for insurers read from a snapshot alone
+    /// (read_file, decode, parse_rows, encode, write_segment), summed over threads.
+    #[serde(default)]
+    pub stages_cpu_ms: BTreeMap<String, u64>,
     /// Bytes of the generation's index: the main file and every segment file.
     pub index_bytes: u64,
     /// The public-expense registers; `None` when the delivery has no `kohi/` directory.

@@ -6,6 +6,7 @@ use super::encode::InsurerPart;
 use super::insurer::{process_insurer, report_line, InsurerResult};
 use super::kohi::{build_registers, encode_certificates};
 use super::link::{link_incremental, link_persons};
+use super::profile::{Phases, StageTimes};
 use super::report::{write_rejects, Counts, InsurerReport, KohiReport, Report, ReportLine};
 use super::reuse::{Previous, ReuseError};
 use crate::domain::{Date, InsurerNumber, PayerNumber, PersonKey};
@@ -199,6 +200,7 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
     let tmp = store.begin(&id)?;
 
     let mut phases = Phases::new();
+    let stages = StageTimes::default();
     let progress = Progress::new(deliveries.len() as u64, cfg.progress);
     let index_path = tmp.join(INDEX_FILE);
     let segments_dir = tmp.join(SEGMENTS_DIR);
@@ -209,11 +211,17 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
         .par_iter()
         .enumerate()
         .map(|(i, s)| {
-            let r = process_insurer(s, i as u32, cfg, previous.as_ref(), &segments_dir);
+            let r = process_insurer(s, i as u32, cfg, previous.as_ref(), &segments_dir, &stages);
             progress.insurer_done();
             r
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // The workers kept what they freed for the next insurer (the build starts with
+    // mimalloc's purge delay: `Command::holds_memory_idle`). The link phase holds the
+    // build's largest transients (links, person table) and is its peak: from here what is
+    // freed goes back at once, and the workers' heaps are emptied.
+    crate::allocator::return_freed_memory_at_once();
+    rayon::broadcast(|_| crate::allocator::collect_freed_memory());
     let fresh_segments: Vec<usize> = results
         .iter()
         .enumerate()
@@ -345,7 +353,9 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
         insurers: insurer_reports,
         notes,
         elapsed_ms: started.elapsed().as_millis() as u64,
-        phases_ms: phases.done.clone(),
+        phases_ms: phases.wall_ms.clone(),
+        phases_cpu_ms: phases.cpu_ms.clone(),
+        stages_cpu_ms: stages.cpu_ms(),
         index_bytes: index.total_bytes(),
         kohi: cfg
             .snapshots
@@ -385,9 +395,16 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
     let dir = store.seal(&id)?;
     store.publish(&id)?;
     phases.end("publish");
-    report.phases_ms = phases.done;
+    report.phases_ms = phases.wall_ms;
+    report.phases_cpu_ms = phases.cpu_ms;
     report.elapsed_ms = started.elapsed().as_millis() as u64;
-    tracing::info!(generation = %id, phases_ms = ?report.phases_ms, "published");
+    tracing::info!(
+        generation = %id,
+        phases_ms = ?report.phases_ms,
+        phases_cpu_ms = ?report.phases_cpu_ms,
+        stages_cpu_ms = ?report.stages_cpu_ms,
+        "published"
+    );
     Ok(BuildOutcome {
         generation: id,
         report,
@@ -451,38 +468,6 @@ pub(super) fn verify_ranges(
         }
     }
     Ok(())
-}
-
-/// Wall time per build phase.
-struct Phases {
-    since: Instant,
-    done: BTreeMap<String, u64>,
-}
-
-impl Phases {
-    fn new() -> Phases {
-        Phases {
-            since: Instant::now(),
-            done: BTreeMap::new(),
-        }
-    }
-
-    fn end(&mut self, phase: &str) {
-        let ms = self.since.elapsed().as_millis() as u64;
-        self.done.insert(phase.to_owned(), ms);
-        tracing::debug!(phase, ms, peak_rss_mb = peak_rss_mb(), "build phase done");
-        self.since = Instant::now();
-    }
-}
-
-/// The process's peak resident memory so far (Linux `VmHWM`), for the phase log.
-fn peak_rss_mb() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb / 1024)
 }
 
 type Split = (Vec<InsurerPart>, Vec<ReportLine>, Vec<InsurerReport>);

@@ -96,7 +96,10 @@ pub use discover::{
 };
 pub use error::SnapshotError;
 pub use header::Column;
-pub use read::{account_rejected_file, read_snapshot, read_snapshot_bytes, FileContext};
+pub use read::{
+    account_rejected_file, read_snapshot, read_snapshot_bytes, read_snapshot_staged, FileContext,
+    ReadStep,
+};
 pub use types::{FileSummary, Issue, RowOutcome, Rule, RuleCounts};
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Reading one snapshot file row by row, and accounting for files rejected whole.
 
-use super::decode::{count_data_lines, decode, Encoding, Source};
+use super::decode::{count_data_lines, decode, Decoded, Encoding, Source};
 use super::discover::{InsurerEntry, SnapshotFile};
 use super::error::SnapshotError;
 use super::header::{Column, ColumnMap, ColumnSet};
@@ -47,21 +47,58 @@ pub fn read_snapshot(
     insurer: &InsurerEntry,
     sink: impl FnMut(RowOutcome),
 ) -> Result<FileSummary, SnapshotError> {
+    read_snapshot_staged(file, insurer, sink, |_| {})
+}
+
+/// A step of [`read_snapshot_staged`], reported as it ends (for the build's profile).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadStep {
+    /// The file is in memory.
+    Read,
+    /// Its encoding is checked (UTF-8) or its text decoded (CP932).
+    Decoded,
+    /// Every row went to the sink.
+    Parsed,
+}
+
+/// [`read_snapshot`], calling `step` as each [`ReadStep`] ends (not after a failed one).
+pub fn read_snapshot_staged(
+    file: &SnapshotFile,
+    insurer: &InsurerEntry,
+    sink: impl FnMut(RowOutcome),
+    mut step: impl FnMut(ReadStep),
+) -> Result<FileSummary, SnapshotError> {
     let ctx = FileContext::new(file, insurer.number);
     let source = Source::open_within(&file.path, file.snapshots_root())?;
-    read_snapshot_bytes(source.bytes(), &ctx, sink)
+    step(ReadStep::Read);
+    let decoded = decode_snapshot(source.bytes(), &ctx)?;
+    step(ReadStep::Decoded);
+    let summary = read_decoded(&decoded, &ctx, sink)?;
+    step(ReadStep::Parsed);
+    Ok(summary)
 }
 
 /// [`read_snapshot`] over bytes already in memory (tests, benchmarks).
 pub fn read_snapshot_bytes(
     bytes: &[u8],
     ctx: &FileContext,
-    mut sink: impl FnMut(RowOutcome),
+    sink: impl FnMut(RowOutcome),
 ) -> Result<FileSummary, SnapshotError> {
-    let decoded = decode(bytes).map_err(|why| SnapshotError::Undecodable {
+    read_decoded(&decode_snapshot(bytes, ctx)?, ctx, sink)
+}
+
+fn decode_snapshot<'b>(bytes: &'b [u8], ctx: &FileContext) -> Result<Decoded<'b>, SnapshotError> {
+    decode(bytes).map_err(|why| SnapshotError::Undecodable {
         path: ctx.path.clone(),
         why,
-    })?;
+    })
+}
+
+fn read_decoded(
+    decoded: &Decoded<'_>,
+    ctx: &FileContext,
+    mut sink: impl FnMut(RowOutcome),
+) -> Result<FileSummary, SnapshotError> {
     let mut table = Table::open(decoded.text.as_bytes(), &ctx.path)?;
     let mut summary = FileSummary::start(
         ctx.file.clone(),
@@ -227,10 +264,12 @@ pub(crate) fn row_cells<'r, C: ColumnSet>(
     // No delivered field holds a line break; a cell with one is a quote left open, which
     // swallows the rows after it (to the next quote, or the end of the file) into one row.
     // Rejected naming the lines it spans, so those rows are in the report, not lost.
-    if let Some(i) = rec
-        .iter()
-        .position(|f| f.contains(&b'\n') || f.contains(&b'\r'))
-    {
+    // One scan of the record's bytes; the cell is looked for only in a record with a break.
+    let broken = memchr::memchr2(b'\n', b'\r', rec.as_slice()).and_then(|_| {
+        rec.iter()
+            .position(|f| f.contains(&b'\n') || f.contains(&b'\r'))
+    });
+    if let Some(i) = broken {
         // A quote left open to the end of the file holds the file's last line break too.
         let breaks: usize = rec
             .iter()
@@ -259,10 +298,25 @@ pub(crate) fn row_cells<'r, C: ColumnSet>(
             cols.width
         )));
     }
+    // The whole file is valid UTF-8 and fields split at ASCII bytes, so every field is text;
+    // checked anyway rather than assumed, once for the record's bytes (a field then only
+    // needs its ends on character boundaries), and field by field if that fails.
+    if let Ok(text) = std::str::from_utf8(rec.as_slice()) {
+        let field = |i: usize| rec.range(i).map_or(Some(""), |r| text.get(r));
+        if C::ALL
+            .iter()
+            .all(|&c| cols.get(c).is_none_or(|i| field(i).is_some()))
+        {
+            for &c in C::ALL {
+                if let Some(f) = cols.get(c).and_then(field) {
+                    out[c.position()] = f;
+                }
+            }
+            return Ok(());
+        }
+    }
     for &c in C::ALL {
         if let Some(i) = cols.get(c) {
-            // The whole file is valid UTF-8 and fields split at ASCII bytes, so this holds;
-            // checked anyway rather than assumed.
             match std::str::from_utf8(rec.get(i).unwrap_or_default()) {
                 Ok(s) => out[c.position()] = s,
                 Err(_) => return Err(malformed(format!("field {} is not valid text", c.name()))),
