@@ -7,7 +7,6 @@ use super::open::{malformed, within};
 use super::{Index, Section};
 use crate::domain::{covers_inclusive, Date, InstitutionCode, PayerNumber, PersonHash, Sex};
 use crate::format::*;
-use std::cmp::Ordering;
 use std::ops::Range;
 
 /// A payer as the reader keeps it.
@@ -270,21 +269,41 @@ impl<B: AsRef<[u8]>> Index<B> {
     }
 
     /// The certificates of (`payer`, `recipient`, normalized), in table order: a binary search
-    /// in the payer's run, which is sorted by recipient.
+    /// in the payer's run, which is sorted by recipient, for the first, then the run of equal
+    /// ones after it. Each probe reads the entry's string offset and the recipient's bytes,
+    /// nothing else (no view made, no payer looked up: the run is the payer's).
     pub fn certificates_of<'s>(
         &'s self,
         payer: &'s PayerInfo,
         recipient: &str,
     ) -> impl Iterator<Item = CertificateView<'s>> + Clone + 's {
+        let b = self.main.as_ref();
+        let table = &b[self.kohi.certificates.clone()];
+        let strings = &b[self.kohi.strings.clone()];
+        let entry = move |i: usize| table.get(i * CERTIFICATE_BYTES..(i + 1) * CERTIFICATE_BYTES);
+        let recipient_at = |i: usize| -> &[u8] {
+            entry(i).map_or(&[], |e| {
+                let start = u32_at(e, CERT_HEAP) as usize;
+                let len = usize::from(e[CERT_RECIPIENT_LEN]);
+                strings
+                    .get(start..start.saturating_add(len))
+                    .unwrap_or_default()
+            })
+        };
         let run = payer.certificates.clone();
         let key = recipient.as_bytes();
-        let cmp = |i: usize| {
-            self.certificate(i)
-                .map_or(Ordering::Greater, |c| c.part(0).cmp(key))
-        };
-        let start = run.start + partition(run.len(), |k| cmp(run.start + k) == Ordering::Less);
-        let end = run.start + partition(run.len(), |k| cmp(run.start + k) != Ordering::Greater);
-        (start..end.max(start)).filter_map(move |i| self.certificate(i))
+        let start = run.start + partition(run.len(), |k| recipient_at(run.start + k) < key);
+        let end = (start..run.end)
+            .find(|&i| recipient_at(i) != key)
+            .unwrap_or(run.end);
+        (start..end).filter_map(move |i| {
+            Some(CertificateView {
+                payer,
+                cert: entry(i)?,
+                strings,
+                index: i,
+            })
+        })
     }
 
     /// The certificates whose individual number hashes to `hash`, in table order.

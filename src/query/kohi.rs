@@ -37,11 +37,20 @@ pub struct KohiFields<'a> {
 
 impl KohiQuery {
     pub fn parse(f: &KohiFields<'_>) -> Result<KohiQuery, QueryError> {
+        KohiQuery::parse_reusing(f, String::new())
+    }
+
+    /// [`KohiQuery::parse`] with the normalized recipient number written into `recipient`
+    /// (cleared first): a caller that keeps the last query's string (RESP) allocates
+    /// nothing.
+    pub fn parse_reusing(
+        f: &KohiFields<'_>,
+        mut recipient: String,
+    ) -> Result<KohiQuery, QueryError> {
         let raw = required("payer_number", f.payer_number)?;
         let payer = PayerNumber::parse(raw)
             .map_err(|e| QueryError::new("payer_number", format!("{e}: {}", quote_raw(raw))))?;
         let raw = required("recipient_number", f.recipient_number)?;
-        let mut recipient = String::new();
         normalize_recipient_into(raw, payer, &mut recipient)
             .map_err(|e| QueryError::new("recipient_number", format!("{e}: {}", quote_raw(raw))))?;
         let birthdate = parse_date("birthdate", required("birthdate", f.birthdate)?)?;
