@@ -4,6 +4,7 @@
 //! reads one in place. `verify_kohi` checks what only a pass over the sections can.
 
 use super::open::{malformed, within};
+use super::prefetch::prefetch;
 use super::{Index, Section};
 use crate::domain::{covers_inclusive, Date, InstitutionCode, PayerNumber, PersonHash, Sex};
 use crate::format::*;
@@ -270,39 +271,88 @@ impl<B: AsRef<[u8]>> Index<B> {
 
     /// The certificates of (`payer`, `recipient`, normalized), in table order: a binary search
     /// in the payer's run, which is sorted by recipient, for the first, then the run of equal
-    /// ones after it. Each probe reads the entry's string offset and the recipient's bytes,
-    /// nothing else (no view made, no payer looked up: the run is the payer's).
+    /// ones after it ([`Index::certificates_from`]).
     pub fn certificates_of<'s>(
         &'s self,
         payer: &'s PayerInfo,
         recipient: &str,
     ) -> impl Iterator<Item = CertificateView<'s>> + Clone + 's {
-        let b = self.main.as_ref();
-        let table = &b[self.kohi.certificates.clone()];
-        let strings = &b[self.kohi.strings.clone()];
-        let entry = move |i: usize| table.get(i * CERTIFICATE_BYTES..(i + 1) * CERTIFICATE_BYTES);
-        let recipient_at = |i: usize| -> &[u8] {
-            entry(i).map_or(&[], |e| {
-                let start = u32_at(e, CERT_HEAP) as usize;
-                let len = usize::from(e[CERT_RECIPIENT_LEN]);
-                strings
-                    .get(start..start.saturating_add(len))
-                    .unwrap_or_default()
-            })
-        };
-        let run = payer.certificates.clone();
+        let mut search = [CertificateSearch::new(payer, recipient)];
+        self.search_certificates(&mut search);
+        self.certificates_from(payer, recipient, search[0].first())
+    }
+
+    /// The certificates of (`payer`, `recipient`) from `first`, the first of the payer's run
+    /// not before `recipient` (a [`CertificateSearch`]'s result): those equal to it.
+    pub fn certificates_from<'s>(
+        &'s self,
+        payer: &'s PayerInfo,
+        recipient: &str,
+        first: usize,
+    ) -> impl Iterator<Item = CertificateView<'s>> + Clone + 's {
         let key = recipient.as_bytes();
-        let start = run.start + partition(run.len(), |k| recipient_at(run.start + k) < key);
-        let end = (start..run.end)
-            .find(|&i| recipient_at(i) != key)
+        let run = payer.certificates.clone();
+        let end = (first..run.end)
+            .find(|&i| self.recipient_at(i) != key)
             .unwrap_or(run.end);
-        (start..end).filter_map(move |i| {
+        let strings = &self.main.as_ref()[self.kohi.strings.clone()];
+        (first..end).filter_map(move |i| {
             Some(CertificateView {
                 payer,
-                cert: entry(i)?,
+                cert: self.entry_at(i)?,
                 strings,
                 index: i,
             })
+        })
+    }
+
+    /// Runs binary searches in payers' runs side by side, each to the first certificate not
+    /// before its recipient. A probe is two dependent reads (the entry, for its string's
+    /// offset; then the recipient's bytes), each likely a cache miss in a large table: each
+    /// round first asks for every search's entry, then for every recipient, then narrows
+    /// them all, so the misses of a group of queries overlap rather than follow one another.
+    /// Only the entry's offset and length and the recipient's bytes are read.
+    pub fn search_certificates(&self, searches: &mut [CertificateSearch<'_>]) {
+        loop {
+            let mut open = false;
+            for s in searches.iter().filter(|s| s.lo < s.hi) {
+                if let Some(e) = self.entry_at(s.mid()) {
+                    prefetch(e);
+                }
+            }
+            for s in searches.iter().filter(|s| s.lo < s.hi) {
+                prefetch(self.recipient_at(s.mid()));
+            }
+            for s in searches.iter_mut().filter(|s| s.lo < s.hi) {
+                open = true;
+                let mid = s.mid();
+                if self.recipient_at(mid) < s.key {
+                    s.lo = mid + 1;
+                } else {
+                    s.hi = mid;
+                }
+            }
+            if !open {
+                return;
+            }
+        }
+    }
+
+    /// Certificate entry `i` of the table.
+    fn entry_at(&self, i: usize) -> Option<&[u8]> {
+        let table = &self.main.as_ref()[self.kohi.certificates.clone()];
+        table.get(i * CERTIFICATE_BYTES..(i + 1) * CERTIFICATE_BYTES)
+    }
+
+    /// The recipient number of certificate `i`, as bytes (empty outside the table).
+    fn recipient_at(&self, i: usize) -> &[u8] {
+        let strings = &self.main.as_ref()[self.kohi.strings.clone()];
+        self.entry_at(i).map_or(&[], |e| {
+            let start = u32_at(e, CERT_HEAP) as usize;
+            let len = usize::from(e[CERT_RECIPIENT_LEN]);
+            strings
+                .get(start..start.saturating_add(len))
+                .unwrap_or_default()
         })
     }
 
@@ -398,6 +448,43 @@ impl<B: AsRef<[u8]>> Index<B> {
             }
         }
         Ok(())
+    }
+}
+
+/// One binary search of [`Index::search_certificates`]: a recipient number in its payer's
+/// run, narrowed to `lo..hi`; done when they meet, at the first certificate not before it.
+#[derive(Debug, Clone, Copy)]
+pub struct CertificateSearch<'k> {
+    key: &'k [u8],
+    lo: usize,
+    hi: usize,
+}
+
+impl<'k> CertificateSearch<'k> {
+    pub fn new(payer: &PayerInfo, recipient: &'k str) -> CertificateSearch<'k> {
+        CertificateSearch {
+            key: recipient.as_bytes(),
+            lo: payer.certificates.start,
+            hi: payer.certificates.end,
+        }
+    }
+
+    /// A search with nothing to do (a slot of a group that holds no public-expense query).
+    pub fn none() -> CertificateSearch<'static> {
+        CertificateSearch {
+            key: &[],
+            lo: 0,
+            hi: 0,
+        }
+    }
+
+    fn mid(&self) -> usize {
+        self.lo + (self.hi - self.lo) / 2
+    }
+
+    /// Where the search ended: the first certificate not before the key.
+    pub fn first(&self) -> usize {
+        self.lo
     }
 }
 

@@ -14,7 +14,7 @@ mod slots;
 mod steps;
 mod verify;
 
-pub use kohi::{CertificateView, PayerInfo};
+pub use kohi::{CertificateSearch, CertificateView, PayerInfo};
 pub use mmap::{map_file, set_residence, MappedIndex, OpenError, Residence};
 pub use record::RecordView;
 pub use steps::{CardProbe, CardRecords};

@@ -10,7 +10,7 @@ use crate::domain::text::{quote_raw, write_decimal};
 use crate::domain::{
     normalize_recipient_into, Date, InstitutionCode, PayerNumber, PersonHash, Validity,
 };
-use crate::index::{CertificateView, Index};
+use crate::index::{CertificateView, Index, PayerInfo};
 
 /// 公費 eligibility query after normalization.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -241,6 +241,30 @@ pub fn answer_kohi<B: AsRef<[u8]>>(
 ) -> Validity {
     let outcome = lookup_kohi(index, q, today);
     write_kohi_answer(out, &outcome, q.date.unwrap_or(today), index.generation());
+    outcome.validity()
+}
+
+/// [`answer_kohi`] where the payer's run was searched already (a group's queries search side
+/// by side, `Index::search_certificates`): `found` the payer, if the index holds its list,
+/// and the first certificate not before the recipient.
+pub fn answer_kohi_found<B: AsRef<[u8]>>(
+    index: &Index<B>,
+    q: &KohiQuery,
+    found: Option<(&PayerInfo, usize)>,
+    today: Date,
+    out: &mut Vec<u8>,
+) -> Validity {
+    let date = q.date.unwrap_or(today);
+    let outcome = match found {
+        None => KohiOutcome::NotFound,
+        Some((payer, first)) => decide(
+            index.certificates_from(payer, &q.recipient, first),
+            q.birthdate,
+            date,
+            q.institution,
+        ),
+    };
+    write_kohi_answer(out, &outcome, date, index.generation());
     outcome.validity()
 }
 
