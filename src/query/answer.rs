@@ -127,15 +127,16 @@ impl Default for GroupScratch {
     }
 }
 
-/// Answers up to [`GROUP_QUERIES`] queries in order, each as [`answer_card`] or
-/// [`answer_person`] would, calling `each(i, Some((validity, answer JSON)))` for a query and
+/// Answers up to [`GROUP_QUERIES`] queries in order, each as [`answer_card`],
+/// [`answer_person`] or [`answer_kohi`] would, calling `each(i, Some((validity, answer JSON)))` for a query and
 /// `each(i, None)` for a `None` slot (a query that did not parse, say), so the caller writes
 /// every reply in order.
 ///
 /// Why in a group: a lookup in a large index is mostly waiting on memory (a card's directory
 /// slot, its records, their text; a person's bucket, table entry, references: cache misses in
-/// a row). The group goes step by step, first asking the CPU for that step's memory for every
-/// query, so the misses of sixteen queries overlap instead of following one another.
+/// a row; a public-expense query's binary search, two dependent reads a probe). The group
+/// goes step by step, first asking the CPU for that step's memory for every query, so the
+/// misses of sixteen queries overlap instead of following one another.
 pub fn answer_group<B: AsRef<[u8]>>(
     index: &Index<B>,
     queries: &[Option<GroupQuery<'_>>],
