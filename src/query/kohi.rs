@@ -303,11 +303,11 @@ pub fn write_certificate(out: &mut Vec<u8>, c: &CertificateView<'_>) {
     out.extend_from_slice(b",\"program\":\"");
     out.extend_from_slice(&payer.number.as_str().as_bytes()[..2]);
     out.extend_from_slice(b"\",\"recipient_number\":");
-    write_json_utf8(out, c.recipient().as_bytes());
+    write_json_utf8(out, c.recipient_utf8());
     out.extend_from_slice(b",\"name\":");
-    write_json_utf8(out, c.name().as_bytes());
+    write_json_utf8(out, c.name_utf8());
     out.extend_from_slice(b",\"name_kana\":");
-    write_json_utf8(out, c.name_kana().as_bytes());
+    write_json_utf8(out, c.name_kana_utf8());
     out.extend_from_slice(b",\"sex\":");
     match c.sex() {
         Some(s) => out.push(b'0' + s.code()),
