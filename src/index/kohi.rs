@@ -306,14 +306,18 @@ impl<B: AsRef<[u8]>> Index<B> {
     ) -> impl Iterator<Item = CertificateView<'s>> + Clone + 's {
         let key = recipient.as_bytes();
         let run = payer.certificates.clone();
+        let b = self.main.as_ref();
+        let (table, strings) = (
+            &b[self.kohi.certificates.clone()],
+            &b[self.kohi.strings.clone()],
+        );
         let end = (first..run.end)
-            .find(|&i| !same_bytes(self.recipient_at(i), key))
+            .find(|&i| !same_bytes(recipient_in(table, strings, i), key))
             .unwrap_or(run.end);
-        let strings = &self.main.as_ref()[self.kohi.strings.clone()];
         (first..end).filter_map(move |i| {
             Some(CertificateView {
                 payer,
-                cert: self.entry_at(i)?,
+                cert: entry_in(table, i)?,
                 strings,
                 index: i,
             })
@@ -327,20 +331,26 @@ impl<B: AsRef<[u8]>> Index<B> {
     /// them all, so the misses of a group of queries overlap rather than follow one another.
     /// Only the entry's offset and length and the recipient's bytes are read.
     pub fn search_certificates(&self, searches: &mut [CertificateSearch<'_>]) {
+        // The sections sliced once, not at every probe.
+        let b = self.main.as_ref();
+        let (table, strings) = (
+            &b[self.kohi.certificates.clone()],
+            &b[self.kohi.strings.clone()],
+        );
         loop {
             let mut open = false;
             for s in searches.iter().filter(|s| s.lo < s.hi) {
-                if let Some(e) = self.entry_at(s.mid()) {
+                if let Some(e) = entry_in(table, s.mid()) {
                     prefetch(e);
                 }
             }
             for s in searches.iter().filter(|s| s.lo < s.hi) {
-                prefetch(self.recipient_at(s.mid()));
+                prefetch(recipient_in(table, strings, s.mid()));
             }
             for s in searches.iter_mut().filter(|s| s.lo < s.hi) {
                 open = true;
                 let mid = s.mid();
-                if bytes_before(self.recipient_at(mid), s.key) {
+                if bytes_before(recipient_in(table, strings, mid), s.key) {
                     s.lo = mid + 1;
                 } else {
                     s.hi = mid;
@@ -350,24 +360,6 @@ impl<B: AsRef<[u8]>> Index<B> {
                 return;
             }
         }
-    }
-
-    /// Certificate entry `i` of the table.
-    fn entry_at(&self, i: usize) -> Option<&[u8]> {
-        let table = &self.main.as_ref()[self.kohi.certificates.clone()];
-        table.get(i * CERTIFICATE_BYTES..(i + 1) * CERTIFICATE_BYTES)
-    }
-
-    /// The recipient number of certificate `i`, as bytes (empty outside the table).
-    fn recipient_at(&self, i: usize) -> &[u8] {
-        let strings = &self.main.as_ref()[self.kohi.strings.clone()];
-        self.entry_at(i).map_or(&[], |e| {
-            let start = u32_at(e, CERT_HEAP) as usize;
-            let len = usize::from(e[CERT_RECIPIENT_LEN]);
-            strings
-                .get(start..start.saturating_add(len))
-                .unwrap_or_default()
-        })
     }
 
     /// The certificates whose individual number hashes to `hash`, in table order.
@@ -463,6 +455,22 @@ impl<B: AsRef<[u8]>> Index<B> {
         }
         Ok(())
     }
+}
+
+/// Entry `i` of the certificate table `table`.
+fn entry_in(table: &[u8], i: usize) -> Option<&[u8]> {
+    table.get(i * CERTIFICATE_BYTES..(i + 1) * CERTIFICATE_BYTES)
+}
+
+/// The recipient number's bytes of entry `i` of `table` in `strings` (empty outside them).
+fn recipient_in<'b>(table: &'b [u8], strings: &'b [u8], i: usize) -> &'b [u8] {
+    entry_in(table, i).map_or(&[], |e| {
+        let start = u32_at(e, CERT_HEAP) as usize;
+        let len = usize::from(e[CERT_RECIPIENT_LEN]);
+        strings
+            .get(start..start.saturating_add(len))
+            .unwrap_or_default()
+    })
 }
 
 /// `a < b` in byte order, inline: keys of at most 20 characters, where the call into
