@@ -111,7 +111,8 @@ XKO,2
         );
         let cp932 = WorkBytes::of(b"RE,1,\x83\x65\r\n", Format::Csv);
         assert_eq!(cp932.text_bytes, 9 + 4);
-        // docs/operations.md sizes a receipt at 256 bytes.
+        // docs/operations.md sizes a receipt at 256 bytes, a KO record at 56.
         assert_eq!(std::mem::size_of::<Receipt>(), 256);
+        assert_eq!(std::mem::size_of::<PublicExpenseRecord>(), 56);
     }
 }

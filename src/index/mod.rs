@@ -17,7 +17,7 @@ mod steps;
 mod verify;
 
 pub use checksums::{ExpectedFiles, FileHash};
-pub use kohi::{CertificateView, PayerInfo};
+pub use kohi::{CertificateSearch, CertificateView, PayerInfo};
 pub use mmap::{map_file, set_residence, MappedIndex, OpenError, Residence};
 pub use phases::{phase_times, Phase};
 pub use record::RecordView;

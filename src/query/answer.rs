@@ -2,13 +2,13 @@
 //! ([`answer`], [`answer_card`], [`answer_person`]), or up to [`GROUP_QUERIES`] together, step
 //! by step, so their cache misses overlap ([`answer_group`]: RESP pipelines, JSON batches).
 
-use super::kohi::{answer_kohi, write_certificate};
+use super::kohi::{answer_kohi, answer_kohi_found, write_certificate};
 use super::{
     write_answer, write_json_str, CardQuery, KohiQuery, Lookup, PersonQuery, Query, QueryError,
 };
 use crate::domain::{Date, PersonHash, Validity};
 use crate::format::PersonEntry;
-use crate::index::{CardProbe, CardRecords, Index};
+use crate::index::{CardProbe, CardRecords, CertificateSearch, Index};
 
 /// Answers a card query into `out` (the answer JSON of docs/api.md#answer) and returns its validity.
 pub fn answer_card<B: AsRef<[u8]>>(
@@ -127,15 +127,16 @@ impl Default for GroupScratch {
     }
 }
 
-/// Answers up to [`GROUP_QUERIES`] queries in order, each as [`answer_card`] or
-/// [`answer_person`] would, calling `each(i, Some((validity, answer JSON)))` for a query and
+/// Answers up to [`GROUP_QUERIES`] queries in order, each as [`answer_card`],
+/// [`answer_person`] or [`answer_kohi`] would, calling `each(i, Some((validity, answer JSON)))` for a query and
 /// `each(i, None)` for a `None` slot (a query that did not parse, say), so the caller writes
 /// every reply in order.
 ///
 /// Why in a group: a lookup in a large index is mostly waiting on memory (a card's directory
 /// slot, its records, their text; a person's bucket, table entry, references: cache misses in
-/// a row). The group goes step by step, first asking the CPU for that step's memory for every
-/// query, so the misses of sixteen queries overlap instead of following one another.
+/// a row; a public-expense query's binary search, two dependent reads a probe). The group
+/// goes step by step, first asking the CPU for that step's memory for every query, so the
+/// misses of sixteen queries overlap instead of following one another.
 pub fn answer_group<B: AsRef<[u8]>>(
     index: &Index<B>,
     queries: &[Option<GroupQuery<'_>>],
@@ -221,10 +222,26 @@ pub fn answer_group<B: AsRef<[u8]>>(
     for e in lost_entries.iter().flatten() {
         index.prefetch_person_records(e);
     }
-    // Step 6: answer, in order.
+    // Step 6: the public-expense queries' binary searches, side by side.
+    let payers: [_; GROUP_QUERIES] = std::array::from_fn(|i| match query(i) {
+        Some(GroupQuery::Kohi(q)) => index.payer(q.payer).map(|p| (p, q.recipient.as_str())),
+        _ => None,
+    });
+    let mut searches: [_; GROUP_QUERIES] = std::array::from_fn(|i| match payers[i] {
+        Some((p, recipient)) => CertificateSearch::new(p, recipient),
+        None => CertificateSearch::none(),
+    });
+    index.search_certificates(&mut searches);
+    // Step 7: answer, in order.
     for (i, card) in cards.into_iter().take(queries.len()).enumerate() {
         match query(i) {
             None => each(i, None),
+            Some(GroupQuery::Kohi(q)) => {
+                answer.clear();
+                let found = payers[i].map(|(p, _)| (p, searches[i].first()));
+                let v = answer_kohi_found(index, q, found, today, answer);
+                each(i, Some((v, answer)));
+            }
             Some(q) => {
                 let v = answer_slot(index, q, card, (hashes[i], entries[i]), today, answer);
                 each(i, Some((v, answer)));
@@ -391,6 +408,96 @@ mod tests {
                 None
             ]
         );
+    }
+
+    /// Public-expense queries in a group (their binary searches side by side) answer as alone:
+    /// recipients found at either end of the payer's run and inside it, absent before, after
+    /// and between them, of a payer the index does not hold, twice, beside a card query.
+    #[test]
+    fn a_group_of_public_expense_queries_answers_as_single_queries() {
+        use crate::domain::{Certificate, PayerNumber};
+        use crate::query::{KohiFields, KohiQuery};
+        let payer = PayerNumber::from_body("8813001").unwrap();
+        let other = PayerNumber::from_body("8813002").unwrap();
+        let certs: Vec<Certificate> = (10..50)
+            .map(|n| Certificate {
+                payer,
+                recipient: format!("R{}", n * 2),
+                individual_number: None,
+                name: "公費 花子".into(),
+                name_kana: "コウヒ ハナコ".into(),
+                sex: None,
+                birthdate: d("1980-01-23"),
+                valid_from: d("2020-04-01"),
+                valid_to: (n % 3 == 0).then(|| d("2026-03-31")),
+                copay_limit_yen: None,
+                institutions: Vec::new(),
+            })
+            .collect();
+        let files = crate::testing::build_with_kohi(
+            crate::testing::three_cards_rows("12"),
+            &[(payer, "子ども医療費助成")],
+            &certs,
+            "2026-11-24",
+            "g-test",
+        );
+        let index = Index::open(files, crate::domain::PersonKey::demo()).unwrap();
+        let kohi = |p: PayerNumber, r: &str| {
+            KohiQuery::parse(&KohiFields {
+                payer_number: Some(p.as_str()),
+                recipient_number: Some(r),
+                birthdate: Some("1980-01-23"),
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        let queries = [
+            kohi(payer, "R20"),
+            kohi(payer, "R98"),
+            kohi(payer, "R54"),
+            kohi(payer, "R1"),
+            kohi(payer, "R99"),
+            kohi(payer, "R55"),
+            kohi(other, "R20"),
+            kohi(payer, "R54"),
+            kohi(payer, "R60"),
+        ];
+        let card = CardQuery::parse(&CardFields {
+            insurer_number: Some("33120015"),
+            symbol: Some("12"),
+            number: Some("3456"),
+            birthdate: Some("1980-01-23"),
+            ..Default::default()
+        })
+        .unwrap();
+        let mut slots: Vec<Option<GroupQuery<'_>>> =
+            queries.iter().map(|q| Some(GroupQuery::Kohi(q))).collect();
+        slots.insert(2, Some(GroupQuery::Card(&card)));
+        let today = d("2026-11-24");
+        let mut got = Vec::new();
+        answer_group(
+            &index,
+            &slots,
+            today,
+            &mut GroupScratch::default(),
+            |_, a| got.push(a.map(|(v, json)| (v.code(), json.to_vec()))),
+        );
+        let want: Vec<_> = slots
+            .iter()
+            .flatten()
+            .map(|q| {
+                let mut json = Vec::new();
+                let v = match q {
+                    GroupQuery::Kohi(q) => answer_kohi(&index, q, today, &mut json),
+                    GroupQuery::Card(q) => answer_card(&index, q, today, &mut json),
+                    GroupQuery::Person(q) => answer_person(&index, q, today, &mut json),
+                };
+                Some((v.code(), json))
+            })
+            .collect();
+        assert_eq!(got, want);
+        let validities: Vec<u8> = got.iter().flatten().map(|a| a.0).collect();
+        assert_eq!(validities, [1, 1, 1, 2, 4, 4, 4, 4, 2, 2]);
     }
 
     /// Regression: a card without a symbol was answered with `"symbol":""`; docs/api.md#answer writes

@@ -10,7 +10,7 @@ use crate::domain::text::{quote_raw, write_decimal};
 use crate::domain::{
     normalize_recipient_into, Date, InstitutionCode, PayerNumber, PersonHash, Validity,
 };
-use crate::index::{CertificateView, Index};
+use crate::index::{CertificateView, Index, PayerInfo};
 
 /// 公費 eligibility query after normalization.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,11 +37,20 @@ pub struct KohiFields<'a> {
 
 impl KohiQuery {
     pub fn parse(f: &KohiFields<'_>) -> Result<KohiQuery, QueryError> {
+        KohiQuery::parse_reusing(f, String::new())
+    }
+
+    /// [`KohiQuery::parse`] with the normalized recipient number written into `recipient`
+    /// (cleared first): a caller that keeps the last query's string (RESP) allocates
+    /// nothing.
+    pub fn parse_reusing(
+        f: &KohiFields<'_>,
+        mut recipient: String,
+    ) -> Result<KohiQuery, QueryError> {
         let raw = required("payer_number", f.payer_number)?;
         let payer = PayerNumber::parse(raw)
             .map_err(|e| QueryError::new("payer_number", format!("{e}: {}", quote_raw(raw))))?;
         let raw = required("recipient_number", f.recipient_number)?;
-        let mut recipient = String::new();
         normalize_recipient_into(raw, payer, &mut recipient)
             .map_err(|e| QueryError::new("recipient_number", format!("{e}: {}", quote_raw(raw))))?;
         let birthdate = parse_date("birthdate", required("birthdate", f.birthdate)?)?;
@@ -235,6 +244,30 @@ pub fn answer_kohi<B: AsRef<[u8]>>(
     outcome.validity()
 }
 
+/// [`answer_kohi`] where the payer's run was searched already (a group's queries search side
+/// by side, `Index::search_certificates`): `found` the payer, if the index holds its list,
+/// and the first certificate not before the recipient.
+pub fn answer_kohi_found<B: AsRef<[u8]>>(
+    index: &Index<B>,
+    q: &KohiQuery,
+    found: Option<(&PayerInfo, usize)>,
+    today: Date,
+    out: &mut Vec<u8>,
+) -> Validity {
+    let date = q.date.unwrap_or(today);
+    let outcome = match found {
+        None => KohiOutcome::NotFound,
+        Some((payer, first)) => decide(
+            index.certificates_from(payer, &q.recipient, first),
+            q.birthdate,
+            date,
+            q.institution,
+        ),
+    };
+    write_kohi_answer(out, &outcome, date, index.generation());
+    outcome.validity()
+}
+
 /// Writes the answer JSON of docs/api.md#public-expense-query on one line.
 pub fn write_kohi_answer(
     out: &mut Vec<u8>,
@@ -270,11 +303,11 @@ pub fn write_certificate(out: &mut Vec<u8>, c: &CertificateView<'_>) {
     out.extend_from_slice(b",\"program\":\"");
     out.extend_from_slice(&payer.number.as_str().as_bytes()[..2]);
     out.extend_from_slice(b"\",\"recipient_number\":");
-    write_json_utf8(out, c.recipient().as_bytes());
+    write_json_utf8(out, c.recipient_utf8());
     out.extend_from_slice(b",\"name\":");
-    write_json_utf8(out, c.name().as_bytes());
+    write_json_utf8(out, c.name_utf8());
     out.extend_from_slice(b",\"name_kana\":");
-    write_json_utf8(out, c.name_kana().as_bytes());
+    write_json_utf8(out, c.name_kana_utf8());
     out.extend_from_slice(b",\"sex\":");
     match c.sex() {
         Some(s) => out.push(b'0' + s.code()),

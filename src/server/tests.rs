@@ -11,7 +11,7 @@ use crate::domain::*;
 use crate::index::MappedIndex;
 use crate::query::answer::answer_card;
 use crate::query::{CardFields, CardQuery};
-use crate::testing::{build, insurer, Member, INSURER, INSURER_NAME};
+use crate::testing::{build_with_kohi, insurer, Member, INSURER, INSURER_NAME};
 use std::sync::Arc;
 
 const TODAY: &str = "2026-11-24";
@@ -20,7 +20,12 @@ fn d(s: &str) -> Date {
     Date::parse(s).unwrap()
 }
 
-/// One member, 33120015 12/3456 born 1980-01-23, covered since 2015-04-01.
+/// The local program (88) of [`live`]'s certificates.
+const LOCAL_PAYER: &str = "88130018";
+
+/// One member, 33120015 12/3456 born 1980-01-23, covered since 2015-04-01; and two
+/// certificates of a local program (88130018), recipients `A-1` and `B-2222`, born
+/// 1980-01-23, from 2020-04-01.
 fn live() -> (tempfile::TempDir, Arc<Live>) {
     let member = Member {
         person: Some(12345678901),
@@ -33,7 +38,28 @@ fn live() -> (tempfile::TempDir, Arc<Live>) {
         "2026-11-01",
         &[member],
     );
-    let bytes = build(vec![rows], TODAY, "g-unit");
+    let payer = PayerNumber::parse(LOCAL_PAYER).unwrap();
+    let cert = |recipient: &str| Certificate {
+        payer,
+        recipient: recipient.into(),
+        individual_number: None,
+        name: "公費 花子".into(),
+        name_kana: "コウヒ ハナコ".into(),
+        sex: Some(Sex::Female),
+        birthdate: d("1980-01-23"),
+        valid_from: d("2020-04-01"),
+        valid_to: None,
+        copay_limit_yen: Some(0),
+        institutions: Vec::new(),
+    };
+    let certs = [cert("A-1"), cert("B-2222")];
+    let bytes = build_with_kohi(
+        vec![rows],
+        &[(payer, "子ども医療費助成")],
+        &certs,
+        TODAY,
+        "g-unit",
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = crate::nightly::write_files(&bytes, dir.path()).unwrap();
     let index = MappedIndex::open_file(&path, PersonKey::demo()).unwrap();
@@ -127,6 +153,54 @@ fn answer(date: Option<&str>) -> String {
     let mut out = Vec::new();
     answer_card(&live.load().index, &q, d(TODAY), &mut out);
     String::from_utf8(out).unwrap()
+}
+
+/// The answer to the public-expense query of `recipient` (born 1980-01-23), today.
+fn kohi_answer(recipient: &str) -> String {
+    let (_dir, live) = live();
+    let q = crate::query::KohiQuery::parse(&crate::query::KohiFields {
+        payer_number: Some(LOCAL_PAYER),
+        recipient_number: Some(recipient),
+        birthdate: Some("1980-01-23"),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut out = Vec::new();
+    crate::query::kohi::answer_kohi(&live.load().index, &q, d(TODAY), &mut out);
+    String::from_utf8(out).unwrap()
+}
+
+/// Pipelined `ELIG.KOHI` commands, answered together: each recipient number is normalized
+/// into the string the previous query left (a longer one, then a shorter one), and each
+/// answer is the single query's.
+#[test]
+fn resp_public_expense_queries_in_one_read() {
+    let (_dir, shared) = shared(None);
+    let bulk = |recipient: &str| {
+        let a = kohi_answer(recipient);
+        assert!(a.contains(r#""validity":1,"#) || recipient == "A-9", "{a}");
+        format!("${}\r\n{a}\r\n", a.len())
+    };
+    let input = format!(
+        "ELIG.KOHI {LOCAL_PAYER} B-2222 1980-01-23\r\nELIG.KOHI {LOCAL_PAYER} A-1 1980-01-23\r\n\
+         ELIG.KOHI {LOCAL_PAYER} Ｂ－２２２２ 1980-01-23\r\nELIG.KOHI {LOCAL_PAYER} A-9 1980-01-23\r\n\
+         ELIG.KOHI {LOCAL_PAYER} A-1 1980-01-23\r\n"
+    );
+    let expected = [
+        bulk("B-2222"),
+        bulk("A-1"),
+        bulk("B-2222"),
+        bulk("A-9"),
+        bulk("A-1"),
+    ]
+    .concat();
+    check_with(
+        || RespSession::new(1),
+        &shared,
+        input.as_bytes(),
+        &expected,
+        false,
+    );
 }
 
 #[test]

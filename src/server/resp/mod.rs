@@ -51,6 +51,8 @@ struct State {
     queued: Vec<Queued>,
     /// The normalized symbols and numbers of answered card queries, reused by the next ones.
     spare_text: Vec<(String, String)>,
+    /// The same for public-expense queries' recipient numbers.
+    spare_recipients: Vec<String>,
 }
 
 /// A query waiting for its group, or the error it gets instead of an answer.
@@ -86,10 +88,14 @@ impl Queued {
     }
 }
 
-/// An `ELIG.KOHI payer_number recipient_number birthdate [date]`; the institution asking is
-/// the authenticated client's (none without `--auth`: the designated-institution rule is not
-/// applied).
-fn parse_kohi(a: &Args<'_>, client: Option<InstitutionCode>) -> Result<KohiQuery, String> {
+/// An `ELIG.KOHI payer_number recipient_number birthdate [date]`, its recipient number
+/// normalized into `recipient`; the institution asking is the authenticated client's (none
+/// without `--auth`: the designated-institution rule is not applied).
+fn parse_kohi(
+    a: &Args<'_>,
+    client: Option<InstitutionCode>,
+    recipient: String,
+) -> Result<KohiQuery, String> {
     let date = match a.len() {
         5 => Some(a.text(4, "date")?),
         _ => None,
@@ -101,7 +107,7 @@ fn parse_kohi(a: &Args<'_>, client: Option<InstitutionCode>) -> Result<KohiQuery
         date,
         institution_code: None,
     };
-    let mut q = KohiQuery::parse(&fields).map_err(|e| e.to_string())?;
+    let mut q = KohiQuery::parse_reusing(&fields, recipient).map_err(|e| e.to_string())?;
     q.institution = client;
     Ok(q)
 }
@@ -128,6 +134,7 @@ impl RespSession {
                 scratch: GroupScratch::default(),
                 queued: Vec::with_capacity(GROUP_QUERIES),
                 spare_text: Vec::with_capacity(GROUP_QUERIES),
+                spare_recipients: Vec::with_capacity(GROUP_QUERIES),
             },
         }
     }
@@ -319,7 +326,17 @@ impl State {
         let q = match kind {
             QueryKind::Card => Queued::Card(self.parse_card(a)),
             QueryKind::Person => Queued::Person(parse_person(a)),
-            QueryKind::Kohi => Queued::Kohi(parse_kohi(a, self.identity.map(|id| id.institution))),
+            QueryKind::Kohi => {
+                let recipient = self
+                    .spare_recipients
+                    .pop()
+                    .unwrap_or_else(|| String::with_capacity(CARD_TEXT_BUFFER_BYTES));
+                Queued::Kohi(parse_kohi(
+                    a,
+                    self.identity.map(|id| id.institution),
+                    recipient,
+                ))
+            }
         };
         self.queued.push(q);
     }
@@ -378,8 +395,10 @@ impl State {
             },
         );
         for q in self.queued.drain(..) {
-            if let Queued::Card(Ok(q)) = q {
-                self.spare_text.push((q.symbol, q.number));
+            match q {
+                Queued::Card(Ok(q)) => self.spare_text.push((q.symbol, q.number)),
+                Queued::Kohi(Ok(q)) => self.spare_recipients.push(q.recipient),
+                _ => {}
             }
         }
     }
