@@ -149,6 +149,30 @@ impl<B: AsRef<[u8]>> Index<B> {
     /// The main file: every section's checksum, the person buckets in order, every person's
     /// references and every reference's record in bounds.
     pub fn verify_main(&self) -> Result<(), FormatError> {
+        self.verify_person_table()?;
+        let b = self.main.as_ref();
+        for (i, r) in b[self.person_refs.clone()]
+            .chunks_exact(8)
+            .map(|c| u64_at(c, 0))
+            .enumerate()
+        {
+            let (ins, rec) = decode_person_ref(r);
+            let ok = self.insurers[..self.base_insurers()]
+                .get(ins as usize)
+                .is_some_and(|i| rec < i.entry.record_count);
+            if !ok {
+                return Err(malformed(format!(
+                    "person ref {i} points at no record (insurer {ins}, record {rec})"
+                )));
+            }
+        }
+        self.verify_kohi()?;
+        self.verify_layers()
+    }
+
+    /// Every section's checksum, the person buckets in order and the persons in hash order,
+    /// each person's refs inside the refs section: what a main file and a layer file share.
+    pub(super) fn verify_person_table(&self) -> Result<(), FormatError> {
         let b = self.main.as_ref();
         for (what, r, expected) in self.checksummed_ranges() {
             if xxh3(&b[r]) != expected {
@@ -181,23 +205,7 @@ impl<B: AsRef<[u8]>> Index<B> {
             }
             previous = Some(p);
         }
-        for (i, r) in b[self.person_refs.clone()]
-            .chunks_exact(8)
-            .map(|c| u64_at(c, 0))
-            .enumerate()
-        {
-            let (ins, rec) = decode_person_ref(r);
-            let ok = self
-                .insurers
-                .get(ins as usize)
-                .is_some_and(|i| rec < i.entry.record_count);
-            if !ok {
-                return Err(malformed(format!(
-                    "person ref {i} points at no record (insurer {ins}, record {rec})"
-                )));
-            }
-        }
-        self.verify_kohi()
+        Ok(())
     }
 
     /// Segment file `i`: its body's checksum, then every record (codes, strings inside the
@@ -285,15 +293,30 @@ fn check_fst<D: AsRef<[u8]>>(
     keys: u32,
     ok: impl Fn(u64) -> bool,
 ) -> Result<(), FormatError> {
-    let walk = || -> Result<(), String> {
+    walk_fst(map, keys, |_, v| ok(v))
+}
+
+/// [`check_fst`]'s walk, giving `visit` each key with its value (in no particular order);
+/// a value `visit` refuses is an error.
+pub(super) fn walk_fst<D: AsRef<[u8]>>(
+    map: &fst::Map<D>,
+    keys: u32,
+    mut visit: impl FnMut(&[u8], u64) -> bool,
+) -> Result<(), FormatError> {
+    let mut walk = || -> Result<(), String> {
         let fst = map.as_fst();
         let visits_max = (u64::from(keys) + 1) * (MAX_CARD_KEY_BYTES as u64 + 1);
         let (mut visits, mut finals) = (0u64, 0u64);
-        let mut stack = vec![(fst.root().addr(), 0usize, 0u64)];
-        while let Some((addr, depth, out)) = stack.pop() {
+        let mut path: Vec<u8> = Vec::with_capacity(MAX_CARD_KEY_BYTES);
+        let mut stack = vec![(fst.root().addr(), 0usize, 0u64, 0u8)];
+        while let Some((addr, depth, out, inp)) = stack.pop() {
             visits += 1;
             if visits > visits_max {
                 return Err("more nodes than the card keys can have".into());
+            }
+            path.truncate(depth.saturating_sub(1));
+            if depth > 0 {
+                path.push(inp);
             }
             let node = fst.node(addr);
             // The lookup of an absent byte reads a node's input index at its ends.
@@ -303,7 +326,7 @@ fn check_fst<D: AsRef<[u8]>>(
                 let value = out
                     .checked_add(node.final_output().value())
                     .ok_or("a value overflows")?;
-                if finals > u64::from(keys) || !ok(value) {
+                if finals > u64::from(keys) || !visit(&path, value) {
                     return Err(format!("key {finals}: value {value:#x} names no records"));
                 }
             }
@@ -314,7 +337,7 @@ fn check_fst<D: AsRef<[u8]>>(
                 let out = out
                     .checked_add(trans.out.value())
                     .ok_or("a value overflows")?;
-                stack.push((trans.addr, depth + 1, out));
+                stack.push((trans.addr, depth + 1, out, trans.inp));
             }
         }
         if finals != u64::from(keys) {
@@ -322,7 +345,7 @@ fn check_fst<D: AsRef<[u8]>>(
         }
         Ok(())
     };
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(walk)) {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut walk)) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(m)) => Err(malformed(format!("card keys (FST): {m}"))),
         Err(_) => Err(malformed("card keys (FST): the fst crate cannot read them")),

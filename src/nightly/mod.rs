@@ -6,6 +6,8 @@ pub mod encode;
 pub mod html;
 mod insurer;
 pub mod kohi;
+mod layer;
+mod layer_diff;
 pub mod link;
 pub mod report;
 pub mod reuse;
@@ -14,7 +16,8 @@ pub mod run;
 pub use encode::{encode_insurer, InsurerPart, InsurerRows, Link};
 pub use link::{link_persons, Persons};
 pub use report::{
-    ChangeOutcome, ChangeReport, Counts, InsurerReport, KohiReport, PayerReport, Report, ReportLine,
+    ChangeOutcome, ChangeReport, Counts, GenerationKind, InsurerReport, KohiReport, LayerReport,
+    PayerReport, Report, ReportLine,
 };
 
 use crate::domain::{Date, PersonKey};
