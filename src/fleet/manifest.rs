@@ -5,7 +5,7 @@
 
 use super::remote::file_xxh3;
 use super::FleetError;
-use crate::format::SEGMENTS_DIR;
+use crate::format::{layer_sequence_of, LAYERS_DIR, SEGMENTS_DIR};
 use crate::generations::{valid_id, Store, INDEX_FILE, REPORT_FILE};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -53,6 +53,19 @@ impl Manifest {
             names.sort();
             for name in names {
                 files.push(entry(&dir, &format!("{SEGMENTS_DIR}/{name}"))?);
+            }
+        }
+        let layer_dir = dir.join(LAYERS_DIR);
+        if layer_dir.is_dir() {
+            let mut names: Vec<String> = std::fs::read_dir(&layer_dir)
+                .map_err(FleetError::io(&layer_dir))?
+                .filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| layer_sequence_of(n).is_some())
+                .collect();
+            names.sort();
+            for name in names {
+                files.push(entry(&dir, &format!("{LAYERS_DIR}/{name}"))?);
             }
         }
         if dir.join(REPORT_FILE).is_file() {
@@ -107,7 +120,10 @@ impl Manifest {
                 || f.path == REPORT_FILE
                 || f.path
                     .strip_prefix("segments/")
-                    .is_some_and(valid_segment_name);
+                    .is_some_and(valid_segment_name)
+                || f.path
+                    .strip_prefix("layers/")
+                    .is_some_and(|n| layer_sequence_of(n).is_some());
             if !ok_path {
                 return Err(bad(format!(
                     "file {} has path {}",
@@ -137,6 +153,12 @@ impl Manifest {
             .filter_map(|f| f.path.strip_prefix("segments/").map(|n| (n, f)))
     }
 
+    /// The files named by their content and shared between generations (segment files and
+    /// layer files): kept in the store under their path, once for every generation.
+    pub fn shared(&self) -> impl Iterator<Item = &FileEntry> {
+        self.files.iter().filter(|f| is_shared(&f.path))
+    }
+
     /// Total bytes of all files.
     pub fn bytes(&self) -> u64 {
         self.files.iter().map(|f| f.bytes).sum()
@@ -162,6 +184,12 @@ pub fn parse_hex(s: &str) -> Option<u64> {
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
     .then(|| u64::from_str_radix(s, 16).ok())
     .flatten()
+}
+
+/// Whether a generation's file is one of those named by their content (`segments/`,
+/// `layers/`), which the store keeps once under their path.
+pub fn is_shared(path: &str) -> bool {
+    path.starts_with("segments/") || path.starts_with("layers/")
 }
 
 /// A segment file's name as builds write them: `<insurer number>-<16 hex>.seg`.
