@@ -14,7 +14,7 @@ use super::layer_diff::{diff_insurer, InsurerChange};
 use super::link::{push_person, sort_findings, Persons};
 use super::report::{read_rejects, GenerationKind, LayerReport, Report, ReportLine};
 use super::reuse::file_identity;
-use super::run::{insurer_input, io_err, BuildConfig, BuildError, BuildOutcome};
+use super::run::{insurer_input, io_err, BuildConfig, BuildError, BuildOutcome, Phases};
 use crate::domain::PersonHash;
 use crate::format::writer::{IndexTail, IndexWriter};
 use crate::format::*;
@@ -170,12 +170,7 @@ pub(super) fn run_layer(
     plan: LayerPlan,
     started: Instant,
 ) -> Result<BuildOutcome, BuildError> {
-    let mut phases: BTreeMap<String, u64> = BTreeMap::new();
-    let mut since = Instant::now();
-    let mut phase = |name: &str| {
-        phases.insert(name.to_owned(), since.elapsed().as_millis() as u64);
-        since = Instant::now();
-    };
+    let mut phases = Phases::new();
     let live = &plan.live;
     let first = live.segment_count() as u32;
     let mut changes = plan
@@ -187,10 +182,10 @@ pub(super) fn run_layer(
         })
         .collect::<Result<Vec<_>, _>>()?;
     number_delta_segments(&mut changes, first);
-    phase("materialize_encode_diff");
+    phases.end("materialize_encode_diff");
     let files = FileNames::new(live, &plan.report, &changes);
     let persons = layer_persons(live, &changes, &files);
-    phase("persons");
+    phases.end("persons");
     let id = generations::new_generation_id();
     let tmp = store.begin(&id)?;
     let parent_dir = store.generation_dir(&plan.live_id);
@@ -233,7 +228,7 @@ pub(super) fn run_layer(
     let layer_path = layers_dir.join(&layer_name);
     write_synced(&layer_path, &layer_bytes)?;
     bytes_written += layer_bytes.len() as u64;
-    phase("write");
+    phases.end("write");
     // Read back what was written: the layered view opens, carries the new id, and its
     // layers and new delta segments verify.
     let index =
@@ -247,16 +242,18 @@ pub(super) fn run_layer(
         id,
         "the layer generation carries its id"
     );
-    phase("verify");
+    phases.end("verify");
     let lines = layer_lines(&plan, &changes, &persons);
     let mut report = layer_report(&plan, &changes, &persons, &id, &layer_name, bytes_written);
     report.index_bytes = index.total_bytes();
+    report.phases_ms = phases.done.clone();
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
     drop(index);
     super::run::write_report_files(&tmp, &report, &lines, Some(&plan.report))?;
     let dir = store.seal(&id)?;
     store.publish(&id)?;
-    phase("publish");
-    report.phases_ms = phases;
+    phases.end("publish");
+    report.phases_ms = phases.done;
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     tracing::info!(generation = %id, layer = sequence, phases_ms = ?report.phases_ms, bytes_written, "published a change generation");
     Ok(BuildOutcome {

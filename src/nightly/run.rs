@@ -442,20 +442,20 @@ pub(super) fn verify_ranges(
 }
 
 /// Wall time per build phase.
-struct Phases {
+pub(super) struct Phases {
     since: Instant,
-    done: BTreeMap<String, u64>,
+    pub(super) done: BTreeMap<String, u64>,
 }
 
 impl Phases {
-    fn new() -> Phases {
+    pub(super) fn new() -> Phases {
         Phases {
             since: Instant::now(),
             done: BTreeMap::new(),
         }
     }
 
-    fn end(&mut self, phase: &str) {
+    pub(super) fn end(&mut self, phase: &str) {
         let ms = self.since.elapsed().as_millis() as u64;
         self.done.insert(phase.to_owned(), ms);
         tracing::debug!(phase, ms, peak_rss_mb = peak_rss_mb(), "build phase done");
