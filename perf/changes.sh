@@ -23,12 +23,27 @@ fi
 bin=${BIN:-$PWD/target/release}
 rm -rf "$work" && mkdir -p "$work"
 
-secs() { # command...: wall seconds of it, its output kept in $work/last.out
+secs() { # command...: wall seconds of it, its output kept in $work/last.out, its CPU
+  # seconds (user + system) in $work/last.cpu
   local t0 t1
   t0=$(date +%s.%N)
-  "$@" >"$work/last.out" 2>"$work/last.err" || { cat "$work/last.err" >&2; return 1; }
+  /usr/bin/time -f '%U %S' -o "$work/last.time" "$@" >"$work/last.out" 2>"$work/last.err" ||
+    { cat "$work/last.err" >&2; return 1; }
   t1=$(date +%s.%N)
+  awk '{print $1 + $2}' "$work/last.time" >"$work/last.cpu"
   echo "$t1 - $t0" | bc -l
+}
+
+# The newest generation's kind and phases (report.json), for the per-build line.
+kind_phases() {
+  python3 - "$1/generations/$(cat "$1/CURRENT")/report.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+kind = r.get("generation_kind", "base")
+if kind == "layer":
+    kind += f" {r.get('layer_count')}"
+print(kind, " ".join(f"{k}={v}" for k, v in sorted(r.get("phases_ms", {}).items())))
+PY
 }
 
 # Bytes the newest generation of DATA wrote: its files not hard-linked from an older one.
@@ -48,13 +63,14 @@ print(f"datagen {float(sys.argv[2]):.1f} s: {c['files']} change files, {c['rows'
       f"{c['bytes']} bytes, events {c['events']}, defects {sum(c['defects'].values())}")
 PY
 
-printf 'day         build s   written bytes   files applied\n'
+printf 'day         build s   cpu s   written bytes   files applied   kind, phases (ms)\n'
 for ((d = 0; d < days; d++)); do
   on=$(date -d "$date_ + $d day" +%F)
   t=$(secs "$bin/shikaku" build --snapshots "$work/snap" --data "$work/data" --date "$on" \
     --max-drop-percent 100)
-  printf '%s  %7.2f  %14s  %s\n' "$on" "$t" "$(written "$work/data")" \
-    "$(find "$work/snap" -path '*/changes/*' -name "$(date -d "$on" +%Y%m%d)-*" | wc -l)"
+  printf '%s  %7.2f  %6.2f  %14s  %13s   %s\n' "$on" "$t" "$(cat "$work/last.cpu")" "$(written "$work/data")" \
+    "$(find "$work/snap" -path '*/changes/*' -name "$(date -d "$on" +%Y%m%d)-*" | wc -l)" \
+    "$(kind_phases "$work/data")"
 done
 last=$(date -d "$date_ + $((days - 1)) day" +%F)
 t=$(secs "$bin/shikaku" build --snapshots "$work/snap.materialized" --data "$work/truth" \

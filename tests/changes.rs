@@ -288,13 +288,32 @@ fn a_build_applies_change_files_and_names_each_in_the_report() {
     );
 }
 
+/// A build that never makes a change layer: the incremental build's reuse, folding layers.
+fn folding(snap: &Path, data: &Path) -> BuildConfig {
+    BuildConfig {
+        reuse: Reuse::Fold,
+        ..config(snap, data)
+    }
+}
+
+/// The X1 lines of the live generation's `rejects.csv`.
+fn x1_lines(data: &Path) -> usize {
+    let store = Store::new(data);
+    let dir = store.generation_dir(&store.live().unwrap());
+    fs::read_to_string(dir.join(REJECTS_FILE))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(",X1,"))
+        .count()
+}
+
 #[test]
 fn an_insurer_is_reused_until_its_change_files_differ_by_content() {
     let tmp = tempfile::tempdir().unwrap();
     let (snap, data) = (tmp.path().join("s"), tmp.path().join("d"));
     delivery(&snap);
-    run(&config(&snap, &data)).unwrap();
-    let again = run(&config(&snap, &data)).unwrap();
+    run(&folding(&snap, &data)).unwrap();
+    let again = run(&folding(&snap, &data)).unwrap();
     assert_eq!(
         reused(&again),
         [(KUMIAI.to_owned(), true), (KYOSAI.to_owned(), true)]
@@ -311,7 +330,7 @@ fn an_insurer_is_reused_until_its_change_files_differ_by_content() {
         "20261120-090000",
         &[keyed("delete", KYOSAI, 2, "2010-04-01", "")],
     );
-    let replaced = run(&config(&snap, &data)).unwrap();
+    let replaced = run(&folding(&snap, &data)).unwrap();
     assert_eq!(
         reused(&replaced),
         [(KUMIAI.to_owned(), true), (KYOSAI.to_owned(), false)]
@@ -331,7 +350,7 @@ fn an_insurer_is_reused_until_its_change_files_differ_by_content() {
         "20261124-080000",
         &[keyed("lose", KUMIAI, 10, "2026-11-15", "2026-11-24")],
     );
-    let newer = run(&config(&snap, &data)).unwrap();
+    let newer = run(&folding(&snap, &data)).unwrap();
     assert_eq!(
         reused(&newer),
         [(KUMIAI.to_owned(), false), (KYOSAI.to_owned(), true)]
@@ -354,7 +373,7 @@ fn an_insurer_is_reused_until_its_change_files_differ_by_content() {
         "20261124",
         &[member(KUMIAI, 11, "1985-07-07", "2026-11-01", "")],
     );
-    let snapshot = run(&config(&snap, &data)).unwrap();
+    let snapshot = run(&folding(&snap, &data)).unwrap();
     assert_eq!(
         changes_of(&snapshot, KUMIAI),
         [
@@ -379,7 +398,7 @@ fn an_insurer_is_reused_until_its_change_files_differ_by_content() {
         "1"
     );
     fs::remove_file(snap.join(KYOSAI).join("changes/20261110-090000.csv")).unwrap();
-    let removed = run(&config(&snap, &data)).unwrap();
+    let removed = run(&folding(&snap, &data)).unwrap();
     assert_eq!(
         reused(&removed),
         [(KUMIAI.to_owned(), true), (KYOSAI.to_owned(), false)]
@@ -429,7 +448,7 @@ fn bad_change_files_are_reported_never_partly_applied() {
     // Still being written, and a malformed name: not read.
     write(&kumiai.join("20261118-000000.csv.part"), "x");
     write(&kumiai.join("20261118.csv"), "x");
-    let out = run(&config(&snap, &data)).unwrap();
+    let out = run(&folding(&snap, &data)).unwrap();
     assert_eq!(
         changes_of(&out, KUMIAI),
         [
@@ -492,7 +511,7 @@ fn bad_change_files_are_reported_never_partly_applied() {
     // A change file that cannot be read stops the build, naming it; nothing is published.
     let live = Store::new(&data).live().unwrap();
     std::os::unix::fs::symlink(kumiai.join("gone"), kumiai.join("20261119-000000.csv")).unwrap();
-    let e = run(&config(&snap, &data)).unwrap_err().to_string();
+    let e = run(&folding(&snap, &data)).unwrap_err().to_string();
     assert!(e.contains("06139992/changes/20261119-000000.csv"), "{e}");
     assert_eq!(Store::new(&data).live().unwrap(), live);
 }
@@ -528,12 +547,13 @@ fn a_change_that_removes_a_mislinkage_clears_the_mark() {
             &member(KUMIAI, 8, "1980-01-23", "2015-04-01", "2020-04-01"),
         )],
     );
+    // A change layer over the base: the person is checked again from all their records.
     let out = run(&config(&snap, &data)).unwrap();
     assert_eq!(
-        reused(&out),
-        [(KUMIAI.to_owned(), false), (KYOSAI.to_owned(), true)]
+        out.report.generation_kind,
+        shikaku::nightly::GenerationKind::Layer
     );
-    assert_eq!(out.report.totals.by_rule.get("X1"), None);
+    assert_eq!(x1_lines(&data), 0);
     assert_eq!(validity(&person_query(&data, 1, BUILT_ON)), "1");
     // And a change that brings one back marks it again.
     write_changes(
@@ -545,7 +565,15 @@ fn a_change_that_removes_a_mislinkage_clears_the_mark() {
             &member(KUMIAI, 8, "1982-01-23", "2015-04-01", "2020-04-01"),
         )],
     );
-    let out = run(&config(&snap, &data)).unwrap();
+    run(&config(&snap, &data)).unwrap();
+    assert_eq!(x1_lines(&data), 2);
+    assert_eq!(validity(&person_query(&data, 1, BUILT_ON)), "4");
+    // Folded, the incremental build reuses only the insurer no change touched.
+    let out = run(&folding(&snap, &data)).unwrap();
+    assert_eq!(
+        reused(&out),
+        [(KUMIAI.to_owned(), false), (KYOSAI.to_owned(), true)]
+    );
     assert_eq!(out.report.totals.by_rule.get("X1"), Some(&2));
     assert_eq!(validity(&person_query(&data, 1, BUILT_ON)), "4");
 }
@@ -563,8 +591,10 @@ fn materialize_refuses_a_directory_in_use() {
 
 mod equivalence {
     //! Property (docs/delivery.md#change-files): after random snapshots and random change
-    //! files, built step by step (each build incremental over the last), every card and
-    //! person query answers as a full build over `materialize_delivery`'s output does.
+    //! files, built step by step (each build a change layer over the last when only change
+    //! files are new, else incremental), every card and person query answers as a full
+    //! build over `materialize_delivery`'s output does; and folded (`--compact`), the
+    //! generation is a full build's.
     use super::*;
     use proptest::prelude::*;
 
@@ -634,7 +664,7 @@ mod equivalence {
         #[test]
         fn changes_answer_as_a_full_build_of_the_materialized_snapshots(
             snapshots in proptest::collection::vec(snapshot(), INSURERS.len()),
-            steps in proptest::collection::vec(proptest::collection::vec(changes(), INSURERS.len()), 1..3),
+            steps in proptest::collection::vec(proptest::collection::vec(changes(), INSURERS.len()), 1..5),
         ) {
             let tmp = tempfile::tempdir().unwrap();
             let (snap, data) = (tmp.path().join("s"), tmp.path().join("d"));
@@ -660,12 +690,21 @@ mod equivalence {
             if Store::new(&data).live().is_err() {
                 return Ok(()); // nothing delivered at all
             }
-            // Built step by step, the generation is the one a full build of the same delivery
-            // writes: the same segments, report lines and counts.
+            let (out, full) = (tmp.path().join("m"), tmp.path().join("f"));
+            let now = ChangeTime::end_of(Date::parse(BUILT_ON).unwrap());
+            materialize_delivery(&snap, &out, now, |_, _| {}).unwrap();
+            run(&BuildConfig { reuse: Reuse::Nothing, ..config(&out, &full) }).unwrap();
+            // Built step by step (change layers stacked on a base), every answer is a full
+            // build's over the materialized snapshots.
+            same_answers(&data, &full)?;
+            // Folded into a new base, the generation is the one a full build of the same
+            // delivery writes: the same segments, report lines and counts, and answers.
+            run(&BuildConfig { reuse: Reuse::Fold, ..config(&snap, &data) }).unwrap();
             let rebuilt = tmp.path().join("r");
             let whole = run(&BuildConfig { reuse: Reuse::Nothing, ..config(&snap, &rebuilt) }).unwrap();
             let live = Store::new(&data);
             let step_dir = live.generation_dir(&live.live().unwrap());
+            prop_assert!(!step_dir.join(shikaku::format::LAYERS_DIR).exists());
             prop_assert_eq!(segments(&step_dir), segments(&whole.generation_dir));
             prop_assert_eq!(
                 fs::read_to_string(step_dir.join(REJECTS_FILE)).unwrap(),
@@ -678,28 +717,37 @@ mod equivalence {
                 prop_assert_eq!(&a.counts, &b.counts, "insurer {}", a.insurer_number);
                 prop_assert_eq!(&a.changes, &b.changes, "insurer {}", a.insurer_number);
             }
-            let (out, full) = (tmp.path().join("m"), tmp.path().join("f"));
-            let now = ChangeTime::end_of(Date::parse(BUILT_ON).unwrap());
-            materialize_delivery(&snap, &out, now, |_, _| {}).unwrap();
-            run(&BuildConfig { reuse: Reuse::Nothing, ..config(&out, &full) }).unwrap();
-            for insurer in INSURERS {
-                for c in 0..CARDS {
-                    for b in 0..2 {
-                        for date in ["2017-06-01", "2019-06-01", "2026-06-01", "2026-11-05", BUILT_ON] {
-                            prop_assert_eq!(
-                                card(&data, insurer, c, &birth(b), date),
-                                card(&full, insurer, c, &birth(b), date)
-                            );
-                        }
+            same_answers(&data, &full)?;
+        }
+    }
+
+    /// Every card and person query of the test's small world answers the same from the live
+    /// generations of `a` and `b` (generation ids aside).
+    fn same_answers(a: &Path, b: &Path) -> Result<(), TestCaseError> {
+        for insurer in INSURERS {
+            for c in 0..CARDS {
+                for y in 0..2 {
+                    for date in [
+                        "2017-06-01",
+                        "2019-06-01",
+                        "2026-06-01",
+                        "2026-11-05",
+                        BUILT_ON,
+                    ] {
+                        prop_assert_eq!(
+                            card(a, insurer, c, &birth(y), date),
+                            card(b, insurer, c, &birth(y), date)
+                        );
                     }
                 }
             }
-            for p in 0..7 {
-                for date in ["2019-06-01", "2026-11-05", BUILT_ON] {
-                    prop_assert_eq!(person_query(&data, p, date), person_query(&full, p, date));
-                }
+        }
+        for p in 0..7 {
+            for date in ["2019-06-01", "2026-11-05", BUILT_ON] {
+                prop_assert_eq!(person_query(a, p, date), person_query(b, p, date));
             }
         }
+        Ok(())
     }
 }
 

@@ -466,3 +466,102 @@ fn a_signed_generation_reaches_a_replica_signed_and_is_checked_by_checksums_only
     assert_eq!(index.trust(), &Trust::Signed(public.id()));
     assert!(store.generation_dir(&g1).join(SIGNATURE_FILE).is_file());
 }
+
+/// Copies the demo delivery into `to` (so a test can add change files to it).
+fn copy_demo(to: &std::path::Path) {
+    for e in walk(&demo_snapshots()) {
+        let rel = e.strip_prefix(demo_snapshots()).unwrap();
+        let dest = to.join(rel);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(&e, &dest).unwrap();
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// A change generation goes through the store as its files are: the layer file and its
+/// delta segment travel, every file the replica holds already (the base's main file and
+/// segments) is linked, not downloaded.
+#[test]
+fn a_change_generation_travels_as_its_layer_and_delta_segments() {
+    let Some(moto) = Moto::start("a_change_generation_travels_as_its_layer_and_delta_segments")
+    else {
+        return;
+    };
+    let remote = remote(&moto, "layers");
+    let work = tempfile::tempdir().unwrap();
+    let (snap, data) = (work.path().join("s"), work.path().join("d"));
+    copy_demo(&snap);
+    let build = || {
+        shikaku(
+            &[
+                "build".as_ref(),
+                "--snapshots".as_ref(),
+                snap.as_os_str(),
+                "--data".as_ref(),
+                data.as_os_str(),
+                "--max-drop-percent".as_ref(),
+                "100".as_ref(),
+            ],
+            &[],
+        );
+        std::fs::read_to_string(data.join("CURRENT"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let g1 = build();
+    let source = Store::new(&data);
+    publish(&remote, &source, None).unwrap();
+    let number: String = shikaku::domain::IndividualNumber::from_first11(30000007919)
+        .expose_digits()
+        .iter()
+        .map(|&b| b as char)
+        .collect();
+    let header = "insurer_number,symbol,number,branch,individual_number,name,name_kana,sex,birthdate,relationship,qualification_date,disqualification_date,reason_of_loss,copay_ratio,limit_category";
+    let row = format!(
+        "01130012,12,99999999,00,{number},山田 太郎,ヤマダ タロウ,1,1980-01-23,1,2026-11-30,,,30,"
+    );
+    let changes = snap.join("01130012/changes");
+    std::fs::create_dir_all(&changes).unwrap();
+    std::fs::write(
+        changes.join("20261201-090000.csv"),
+        format!("{header},change\n{row},add\n"),
+    )
+    .unwrap();
+    let g2 = build();
+    let report: shikaku::nightly::Report = serde_json::from_slice(
+        &std::fs::read(source.generation_dir(&g2).join("report.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report.layer_count, 1, "a change generation");
+    let (sent, _) = publish(&remote, &source, None).unwrap();
+    // The layer file, its delta segment and the generation's own files (main file, report).
+    assert_eq!(sent.uploaded_files, 4, "{sent:?}");
+
+    let key = shikaku::domain::PersonKey::demo();
+    let replica = tempfile::tempdir().unwrap();
+    let store = Store::new(replica.path());
+    let m1 = Manifest::of_local(&source, &g1).unwrap();
+    download(&remote, &store, &m1, &key, &mut || {}).unwrap();
+    let m2 = Manifest::of_local(&source, &g2).unwrap();
+    let fetched = download(&remote, &store, &m2, &key, &mut || {}).unwrap();
+    assert_eq!(
+        (fetched.downloaded_files, fetched.linked_files),
+        (3, m1.files.len() - 1),
+        "{fetched:?}"
+    );
+    let index = store.open_verified(&g2, key).unwrap();
+    assert_eq!((index.generation(), index.layer_count()), (g2.as_str(), 1));
+}

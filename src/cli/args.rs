@@ -136,8 +136,14 @@ pub struct BuildArgs {
     /// Parse every snapshot and change file again instead of reusing the live generation's
     /// unchanged insurers (recognized by path, size and modification time of the snapshot,
     /// and path and content of each change file).
-    #[arg(long, conflicts_with = "watch")]
+    #[arg(long, conflicts_with_all = ["watch", "compact"])]
     pub full: bool,
+    /// Fold the live generation's change layers into a new base (the incremental build), even
+    /// when only change files are new. Without it, a build whose only new inputs are change
+    /// files of insurers the live generation holds makes a change generation (one layer), and
+    /// folds by itself past 16 layers or layers of more than 5% of the base's bytes.
+    #[arg(long)]
+    pub compact: bool,
     /// Keep running: each change file or snapshot renamed into the snapshots directory (only
     /// names ending in .csv count) is built into a generation and made live within seconds;
     /// files landing together go into one build. Stops between builds on SIGTERM or SIGINT.

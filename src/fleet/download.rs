@@ -5,11 +5,12 @@
 //! that what it will fetch fits on the file system, and says so when it does not, rather than
 //! fill the disk the served generation lives on.
 
+use super::manifest::is_shared;
 use super::manifest::{hex, FileEntry, Manifest};
 use super::remote::Bucket;
 use super::{keys, FleetError};
 use crate::domain::PersonKey;
-use crate::format::SEGMENTS_DIR;
+use crate::format::{LAYERS_DIR, SEGMENTS_DIR};
 use crate::generations::{Store, INDEX_FILE, MANIFEST_FILE, SIGNATURE_FILE};
 use crate::index::MappedIndex;
 use crate::server::live::VerifiedIndex;
@@ -65,9 +66,11 @@ pub fn download_verified(
 ) -> Result<(Fetched, VerifiedIndex), FleetError> {
     let id = &manifest.generation;
     let tmp = store.tmp_dir().join(id);
-    let seg_dir = tmp.join(SEGMENTS_DIR);
-    fs::create_dir_all(&seg_dir).map_err(FleetError::io(&seg_dir))?;
-    let local = local_segments(store)?;
+    for sub in [SEGMENTS_DIR, LAYERS_DIR] {
+        let dir = tmp.join(sub);
+        fs::create_dir_all(&dir).map_err(FleetError::io(&dir))?;
+    }
+    let local = local_shared(store)?;
     require_room(manifest, &tmp, &local, free)?;
     let mut out = Fetched::default();
     let mismatch = |file: &str, why: String| FleetError::Mismatch {
@@ -82,8 +85,18 @@ pub fn download_verified(
             out.resumed_files += 1;
             continue;
         }
-        let segment = f.path.strip_prefix("segments/");
-        if let Some(from) = segment.and_then(|name| local.get(name)) {
+        let shared = is_shared(&f.path);
+        // A change generation's main file is its base's: linked when a local generation
+        // holds the very file (size and xxh3).
+        let local_main = (f.path == INDEX_FILE)
+            .then(|| same_local_main(store, f))
+            .transpose()?
+            .flatten();
+        if let Some(from) = local
+            .get(&f.path)
+            .filter(|_| shared)
+            .or(local_main.as_ref())
+        {
             if matches_entry(from, f)? {
                 let _ = fs::remove_file(&dest);
                 fs::hard_link(from, &dest).map_err(FleetError::io(&dest))?;
@@ -91,9 +104,9 @@ pub fn download_verified(
                 continue;
             }
         }
-        let object = match segment {
-            Some(name) => keys::segment(name),
-            None => keys::generation_file(id, &f.path),
+        let object = match shared {
+            true => keys::shared(&f.path),
+            false => keys::generation_file(id, &f.path),
         };
         let part = PathBuf::from(format!("{}.part", dest.display()));
         let got = remote.download_file(&object, &part, f.bytes, between_files)?;
@@ -173,10 +186,7 @@ fn require_room(
         .files
         .iter()
         .filter(|f| fs::metadata(tmp.join(&f.path)).map_or(true, |m| m.len() != f.bytes))
-        .filter(|f| {
-            let name = f.path.strip_prefix("segments/");
-            !name.is_some_and(|n| local.contains_key(n))
-        })
+        .filter(|f| !(is_shared(&f.path) && local.contains_key(&f.path)))
         .map(|f| f.bytes)
         .sum();
     let free_bytes = free(tmp).map_err(FleetError::io(tmp))?;
@@ -202,17 +212,31 @@ fn matches_entry(path: &Path, entry: &FileEntry) -> Result<bool, FleetError> {
     Ok(hex(xxh3) == entry.xxh3)
 }
 
-/// Segment files of the local generations, by name (newest generation's copy).
-fn local_segments(store: &Store) -> Result<HashMap<String, PathBuf>, FleetError> {
+/// A local generation's main file with the size and xxh3 of `entry`, if there is one.
+fn same_local_main(store: &Store, entry: &FileEntry) -> Result<Option<PathBuf>, FleetError> {
+    for id in store.list()?.into_iter().rev() {
+        let path = store.generation_dir(&id).join(INDEX_FILE);
+        if matches_entry(&path, entry)? {
+            return Ok(Some(path));
+        }
+    }
+    Ok(None)
+}
+
+/// Segment and layer files of the local generations, by their path in a generation
+/// directory (`segments/<name>`, `layers/<name>`; the newest generation's copy).
+fn local_shared(store: &Store) -> Result<HashMap<String, PathBuf>, FleetError> {
     let mut out = HashMap::new();
     for id in store.list()? {
-        let dir = store.generation_dir(&id).join(SEGMENTS_DIR);
-        let Ok(entries) = fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.filter_map(|e| e.ok()) {
-            if let Ok(name) = e.file_name().into_string() {
-                out.insert(name, e.path());
+        for sub in [SEGMENTS_DIR, LAYERS_DIR] {
+            let dir = store.generation_dir(&id).join(sub);
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.filter_map(|e| e.ok()) {
+                if let Ok(name) = e.file_name().into_string() {
+                    out.insert(format!("{sub}/{name}"), e.path());
+                }
             }
         }
     }

@@ -49,8 +49,16 @@ pub mod keys {
     pub const REPLICAS: &str = "replicas";
     pub const MANIFEST: &str = "manifest.json";
 
+    pub const LAYERS: &str = "layers";
+
     pub fn segment(name: &str) -> String {
         format!("{SEGMENTS}/{name}")
+    }
+
+    /// A shared file (segment or layer file) by its path in a generation directory
+    /// (`segments/<name>`, `layers/<name>`): the same path in the store.
+    pub fn shared(path: &str) -> String {
+        path.to_owned()
     }
 
     pub fn generation_file(id: &str, name: &str) -> String {

@@ -59,30 +59,25 @@ pub fn publish(
         out.already = true;
     }
     let dir = store.generation_dir(&id);
-    let segments = remote.list(keys::SEGMENTS)?;
-    for key in &segments.unnamable {
-        tracing::warn!(
-            "skipped object {} in the store: an empty, `.` or `..` segment or a control character; delete it",
-            super::trouble::shown_key(key)
-        );
+    let mut in_store: HashMap<String, u64> = HashMap::new();
+    for prefix in [keys::SEGMENTS, keys::LAYERS] {
+        let listed = remote.list(prefix)?;
+        for key in &listed.unnamable {
+            tracing::warn!(
+                "skipped object {} in the store: an empty, `.` or `..` segment or a control character; delete it",
+                super::trouble::shown_key(key)
+            );
+        }
+        in_store.extend(listed.objects.into_iter().map(|l| (l.key, l.bytes)));
     }
-    let in_store: HashMap<String, u64> = segments
-        .objects
-        .into_iter()
-        .filter_map(|l| {
-            let name = l
-                .key
-                .strip_prefix(&format!("{}/", keys::SEGMENTS))?
-                .to_owned();
-            Some((name, l.bytes))
-        })
-        .collect();
-    for (name, file) in manifest.segments() {
-        if in_store.get(name) == Some(&file.bytes) {
+    // Segment and layer files are kept once under their path (their name is their content).
+    for file in manifest.shared() {
+        if in_store.get(&keys::shared(&file.path)) == Some(&file.bytes) {
             continue;
         }
-        tracing::debug!(segment = name, bytes = file.bytes, "uploading");
-        out.uploaded_bytes += remote.upload_file(&keys::segment(name), &dir.join(&file.path))?;
+        tracing::debug!(file = file.path, bytes = file.bytes, "uploading");
+        out.uploaded_bytes +=
+            remote.upload_file(&keys::shared(&file.path), &dir.join(&file.path))?;
         out.uploaded_files += 1;
     }
     send_missing(remote, &manifest, &dir, INDEX_FILE, &mut out)?;
@@ -180,7 +175,7 @@ impl StoredGenerations {
         manifest
             .files
             .iter()
-            .filter(|f| !f.path.starts_with("segments/"))
+            .filter(|f| !super::manifest::is_shared(&f.path))
             .filter(|f| !listed.is_some_and(|l| l.contains(&f.path)))
             .map(|f| f.path.clone())
             .collect()

@@ -40,7 +40,7 @@ pub fn gc_store(remote: &Remote, pointer: &Pointer) -> Result<Removed, FleetErro
             continue;
         };
         let m = Manifest::parse(&got.bytes, &key, id)?;
-        referenced.extend(m.segments().map(|(name, _)| name.to_owned()));
+        referenced.extend(m.shared().map(|f| keys::shared(&f.path)));
     }
     for id in stored.iter().filter(|id| !kept(pointer, id)) {
         remote.delete(&keys::manifest(id))?;
@@ -50,13 +50,17 @@ pub fn gc_store(remote: &Remote, pointer: &Pointer) -> Result<Removed, FleetErro
         removed.generations.push(id.clone());
     }
     let now = unix_now_ms();
-    for listed in remote.list(keys::SEGMENTS)?.objects {
-        let name = listed.key.rsplit('/').next().unwrap_or_default();
-        if referenced.contains(name) || now.saturating_sub(listed.modified_ms) < SEGMENT_GRACE_MS {
-            continue;
+    // Segment and layer files no kept generation names (counted together as segments).
+    for prefix in [keys::SEGMENTS, keys::LAYERS] {
+        for listed in remote.list(prefix)?.objects {
+            if referenced.contains(&listed.key)
+                || now.saturating_sub(listed.modified_ms) < SEGMENT_GRACE_MS
+            {
+                continue;
+            }
+            remote.delete(&listed.key)?;
+            removed.segments += 1;
         }
-        remote.delete(&listed.key)?;
-        removed.segments += 1;
     }
     Ok(removed)
 }

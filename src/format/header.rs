@@ -23,13 +23,19 @@ pub struct Header {
 
 impl Header {
     pub fn encode(&self) -> [u8; HEADER_BYTES] {
+        self.encode_as(&MAGIC)
+    }
+
+    /// The header under `magic`: a main file's ([`MAGIC`]) or a layer file's
+    /// ([`LAYER_MAGIC`]).
+    pub fn encode_as(&self, magic: &[u8; 8]) -> [u8; HEADER_BYTES] {
         assert!(
             self.generation_id.len() <= GENERATION_ID_BYTES,
             "generation id too long"
         );
         assert!(self.generation_id.is_ascii(), "generation id must be ASCII");
         let mut b = [0u8; HEADER_BYTES];
-        b[0..8].copy_from_slice(&MAGIC);
+        b[0..8].copy_from_slice(magic);
         b[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
         b[12..16].copy_from_slice(&(HEADER_BYTES as u32).to_le_bytes());
         b[16..24].copy_from_slice(&self.file_bytes.to_le_bytes());
@@ -51,8 +57,13 @@ impl Header {
 
     /// Checks magic, version, header checksum and file length before reading any field.
     pub fn decode(file: &[u8]) -> Result<Header, FormatError> {
+        Header::decode_as(file, &MAGIC)
+    }
+
+    /// [`Header::decode`] of a file under `magic` (a layer file's: [`LAYER_MAGIC`]).
+    pub fn decode_as(file: &[u8], magic: &[u8; 8]) -> Result<Header, FormatError> {
         if file.len() < HEADER_BYTES {
-            if file.len() >= 8 && file[..8] != MAGIC {
+            if file.len() >= 8 && file[..8] != *magic {
                 return Err(FormatError::BadMagic);
             }
             return Err(FormatError::Length {
@@ -60,7 +71,7 @@ impl Header {
                 actual: file.len() as u64,
             });
         }
-        let header = Header::decode_fields(&file[..HEADER_BYTES])?;
+        let header = Header::decode_fields_as(&file[..HEADER_BYTES], magic)?;
         if header.file_bytes != file.len() as u64 {
             return Err(FormatError::Length {
                 expected: header.file_bytes,
@@ -72,13 +83,17 @@ impl Header {
 
     /// Decodes the 128 header bytes alone (magic, version, checksum, fields).
     pub fn decode_fields(b: &[u8]) -> Result<Header, FormatError> {
+        Header::decode_fields_as(b, &MAGIC)
+    }
+
+    pub fn decode_fields_as(b: &[u8], magic: &[u8; 8]) -> Result<Header, FormatError> {
         if b.len() != HEADER_BYTES {
             return Err(FormatError::Length {
                 expected: HEADER_BYTES as u64,
                 actual: b.len() as u64,
             });
         }
-        if b[0..8] != MAGIC {
+        if b[0..8] != *magic {
             return Err(FormatError::BadMagic);
         }
         let version = u32_at(b, 8);

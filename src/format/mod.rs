@@ -13,6 +13,7 @@
 mod card;
 mod header;
 mod kohi;
+mod layer;
 mod person;
 mod record;
 mod segment;
@@ -21,6 +22,7 @@ pub mod writer;
 pub use card::*;
 pub use header::*;
 pub use kohi::*;
+pub use layer::*;
 pub use person::*;
 pub use record::*;
 pub use segment::*;
@@ -67,10 +69,18 @@ pub enum SectionKind {
     Certificates = 8,
     CertificateStrings = 9,
     CertificatePersons = 10,
+    /// A layer file's link to its base and parent (layer files only).
+    LayerLink = 11,
+    /// The cards a layer removed (layer files only).
+    Tombstones = 12,
 }
 
 impl SectionKind {
-    pub const ALL: [SectionKind; 9] = [
+    /// A main file's sections, in file order: a layer file's but its own two.
+    pub const ALL: &'static [SectionKind] = SectionKind::LAYER.split_at(9).0;
+
+    /// A layer file's sections: a main file's, then its own two.
+    pub const LAYER: [SectionKind; 11] = [
         SectionKind::Insurers,
         SectionKind::Strings,
         SectionKind::Persons,
@@ -80,20 +90,27 @@ impl SectionKind {
         SectionKind::Certificates,
         SectionKind::CertificateStrings,
         SectionKind::CertificatePersons,
+        SectionKind::LayerLink,
+        SectionKind::Tombstones,
     ];
 
-    /// The kind of a section-table entry; `None` for a kind this version does not know
-    /// (which the reader refuses: it cannot tell what such a section would mean).
+    /// The kind of a section-table entry of a main file; `None` for a kind this version does
+    /// not know (which the reader refuses: it cannot tell what such a section would mean).
     pub fn from_code(code: u32) -> Option<SectionKind> {
-        SectionKind::ALL.into_iter().find(|k| *k as u32 == code)
+        SectionKind::from_code_in(code, SectionKind::ALL)
     }
 
-    /// Position in [`SectionKind::ALL`].
+    /// The kind of a section-table entry among `kinds` (a main file's or a layer file's).
+    pub fn from_code_in(code: u32, kinds: &[SectionKind]) -> Option<SectionKind> {
+        kinds.iter().copied().find(|k| *k as u32 == code)
+    }
+
+    /// Position in [`SectionKind::LAYER`] (and so in [`SectionKind::ALL`] for its kinds).
     pub fn position(self) -> usize {
-        SectionKind::ALL
+        SectionKind::LAYER
             .iter()
             .position(|k| *k == self)
-            .expect("every kind is in ALL")
+            .expect("every kind is in LAYER")
     }
 
     pub fn name(self) -> &'static str {
@@ -107,6 +124,8 @@ impl SectionKind {
             SectionKind::Certificates => "certificates",
             SectionKind::CertificateStrings => "certificate strings",
             SectionKind::CertificatePersons => "certificate persons",
+            SectionKind::LayerLink => "layer link",
+            SectionKind::Tombstones => "card tombstones",
         }
     }
 }

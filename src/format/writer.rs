@@ -339,7 +339,36 @@ impl<'w, W: Write + Seek> IndexWriter<'w, W> {
     }
 
     /// Writes the remaining sections, the section table and the header.
-    pub fn finish(mut self, t: &IndexTail<'_>) -> io::Result<Header> {
+    pub fn finish(self, t: &IndexTail<'_>) -> io::Result<Header> {
+        self.finish_as(t, &MAGIC, &[])
+    }
+
+    /// Finishes a layer file: a main file's sections (its persons and refs those of the
+    /// persons it touches), then its link and its card tombstones, under [`LAYER_MAGIC`].
+    pub fn finish_layer(
+        self,
+        t: &IndexTail<'_>,
+        link: &LayerLink,
+        tombstones: &[Tombstone],
+    ) -> io::Result<Header> {
+        let link = link.encode();
+        let tombstones = encode_tombstones(tombstones);
+        self.finish_as(
+            t,
+            &LAYER_MAGIC,
+            &[
+                (SectionKind::LayerLink, &link[..]),
+                (SectionKind::Tombstones, &tombstones[..]),
+            ],
+        )
+    }
+
+    fn finish_as(
+        mut self,
+        t: &IndexTail<'_>,
+        magic: &[u8; 8],
+        extra: &[(SectionKind, &[u8])],
+    ) -> io::Result<Header> {
         if t.generation_id.len() > GENERATION_ID_BYTES || !t.generation_id.is_ascii() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -382,6 +411,9 @@ impl<'w, W: Write + Seek> IndexWriter<'w, W> {
             self.out
                 .section(SectionKind::CertificatePersons, [&k.persons])?,
         );
+        for (kind, bytes) in extra {
+            sections.push(self.out.section(*kind, [bytes])?);
+        }
         let table: Vec<u8> = sections.iter().flat_map(SectionEntry::encode).collect();
         let section_table_offset = self.out.pos;
         self.out.write_all(&table)?;
@@ -399,9 +431,12 @@ impl<'w, W: Write + Seek> IndexWriter<'w, W> {
             section_table_offset,
             section_table_xxh3: xxh3(&table),
         };
-        let encoded = header.encode();
+        let encoded = header.encode_as(magic);
         // Pair assertion: the header we write is the header a reader will decode.
-        debug_assert_eq!(Header::decode_fields(&encoded).as_ref(), Ok(&header));
+        debug_assert_eq!(
+            Header::decode_fields_as(&encoded, magic).as_ref(),
+            Ok(&header)
+        );
         let end = self.start + self.out.pos;
         let w = self.out.inner;
         w.seek(SeekFrom::Start(self.start))?;

@@ -4,15 +4,18 @@
 //! (`segments/<name>`).
 
 use super::{valid_id, Store, StoreError, INDEX_FILE, REPORT_FILE};
-use crate::format::SEGMENTS_DIR;
+use crate::format::{layer_sequence_of, LAYERS_DIR, SEGMENTS_DIR};
 use serde::{Deserialize, Serialize};
 use std::io::Read;
 use std::path::Path;
 
-/// What a generation is to its parent (`report.json`'s and the manifest's `generation_kind`):
-/// a `layer` adds only change files to it, a `base` anything else (`nightly::lineage` decides).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a generation is (`report.json`'s and the manifest's `generation_kind`): a `base` (a
+/// main file and segments) or a `layer` (a change generation: its parent's files and one more
+/// layer file, `nightly::layer`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum GenerationKind {
+    #[default]
     Base,
     Layer,
 }
@@ -77,8 +80,8 @@ pub struct Manifest {
     pub format: u32,
     pub generation: String,
     pub files: Vec<FileEntry>,
-    /// `layer` (only change files added to `parent`) or `base`, from the generation's report
-    /// (`nightly::lineage`); absent in manifests of older builds, which count as bases.
+    /// `layer` (a change generation on `parent`) or `base`, from the generation's report;
+    /// absent in manifests of older builds, which count as bases.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation_kind: Option<String>,
     /// The generation live where it was built when it was built.
@@ -120,6 +123,17 @@ impl Manifest {
                 .collect();
             names.sort();
             paths.extend(names.iter().map(|n| format!("{SEGMENTS_DIR}/{n}")));
+        }
+        let layer_dir = dir.join(LAYERS_DIR);
+        if layer_dir.is_dir() {
+            let mut names: Vec<String> = std::fs::read_dir(&layer_dir)
+                .map_err(io_error(&layer_dir))?
+                .filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| layer_sequence_of(n).is_some())
+                .collect();
+            names.sort();
+            paths.extend(names.iter().map(|n| format!("{LAYERS_DIR}/{n}")));
         }
         let mut lineage = ReportLineage {
             generation_kind: None,
@@ -217,7 +231,10 @@ impl Manifest {
                 || f.path == REPORT_FILE
                 || f.path
                     .strip_prefix("segments/")
-                    .is_some_and(valid_segment_name);
+                    .is_some_and(valid_segment_name)
+                || f.path
+                    .strip_prefix("layers/")
+                    .is_some_and(|n| layer_sequence_of(n).is_some());
             if !ok_path {
                 return Err(bad(format!(
                     "file {} has path {}",
@@ -245,6 +262,12 @@ impl Manifest {
         self.files
             .iter()
             .filter_map(|f| f.path.strip_prefix("segments/").map(|n| (n, f)))
+    }
+
+    /// The files named by their content and shared between generations (segment files and
+    /// layer files): kept in the store under their path, once for every generation.
+    pub fn shared(&self) -> impl Iterator<Item = &FileEntry> {
+        self.files.iter().filter(|f| is_shared(&f.path))
     }
 
     /// Total bytes of all files.
@@ -292,6 +315,12 @@ pub fn parse_hex(s: &str) -> Option<u64> {
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
     .then(|| u64::from_str_radix(s, 16).ok())
     .flatten()
+}
+
+/// Whether a generation's file is one of those named by their content (`segments/`,
+/// `layers/`), which the store keeps once under their path.
+pub fn is_shared(path: &str) -> bool {
+    path.starts_with("segments/") || path.starts_with("layers/")
 }
 
 /// A segment file's name as builds write them: `<insurer number>-<16 hex>.seg`.

@@ -434,9 +434,11 @@ impl Store {
         }
         // Segment files are fsynced where they are written; their directory entries (new
         // files and hard links) are made durable here.
-        let segments = from.join(crate::format::SEGMENTS_DIR);
-        if segments.is_dir() {
-            fsync_dir(&segments)?;
+        for sub in [crate::format::SEGMENTS_DIR, crate::format::LAYERS_DIR] {
+            let dir = from.join(sub);
+            if dir.is_dir() {
+                fsync_dir(&dir)?;
+            }
         }
         fsync_dir(&from)?;
         let gens = self.generations_dir();

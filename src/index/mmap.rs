@@ -2,7 +2,7 @@
 
 use super::{FileId, Index};
 use crate::domain::PersonKey;
-use crate::format::{FormatError, SEGMENTS_DIR};
+use crate::format::{layer_sequence_of, FormatError, LAYERS_DIR, SEGMENTS_DIR};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::fs::File;
@@ -85,7 +85,7 @@ impl MappedIndex {
     /// pages ([`Residence::Preloaded`]), whatever the process-wide setting.
     pub fn open_file_preloaded(path: &Path, key: PersonKey) -> Result<MappedIndex, OpenError> {
         let mapped = Self::open_mapped(path, key.clone())?;
-        preload(mapped, key).map_err(|e| match e {
+        preload(mapped, key, path).map_err(|e| match e {
             Preload::Io(e) => OpenError::Io(path.display().to_string(), e),
             Preload::Format(e) => OpenError::Format(path.display().to_string(), e),
         })
@@ -100,18 +100,12 @@ impl MappedIndex {
             .join(SEGMENTS_DIR);
         let mut files = Vec::new();
         let mut index = Index::open_with(Bytes::from_owner(map), key, |entry| {
-            let path = segments.join(entry.segment_file_name());
-            let missing = |e: std::io::Error| FormatError::MissingSegment {
-                file: path.display().to_string(),
-                error: e.to_string(),
-            };
-            let map = map_file(&path).map_err(missing)?;
-            files.push(FileId::of(&std::fs::metadata(&path).map_err(missing)?));
-            Ok(Bytes::from_owner(map))
+            map_segment(&segments, entry, &mut files)
         })
         .map_err(|e| OpenError::Format(path.display().to_string(), e))?;
         index.segment_files = files;
         index.path = Some(path.to_path_buf());
+        add_layer_files(&mut index, path)?;
         Ok(index)
     }
 }
@@ -149,6 +143,62 @@ impl MappedIndex {
     }
 }
 
+/// Maps the segment file of `entry` in `segments` and notes its identity in `files`.
+fn map_segment(
+    segments: &Path,
+    entry: &crate::format::InsurerEntry,
+    files: &mut Vec<FileId>,
+) -> Result<Bytes, FormatError> {
+    let path = segments.join(entry.segment_file_name());
+    let missing = |e: std::io::Error| FormatError::MissingSegment {
+        file: path.display().to_string(),
+        error: e.to_string(),
+    };
+    let map = map_file(&path).map_err(missing)?;
+    files.push(FileId::of(&std::fs::metadata(&path).map_err(missing)?));
+    Ok(Bytes::from_owner(map))
+}
+
+/// The layer files of the generation whose main file is `main_path` (`layers/`, in sequence
+/// order), stacked on `index` with their delta segments, each file mapped on its own.
+fn add_layer_files(index: &mut MappedIndex, main_path: &Path) -> Result<(), OpenError> {
+    let dir = main_path.parent().unwrap_or_else(|| Path::new("."));
+    let layers = dir.join(LAYERS_DIR);
+    let shown = |p: &Path| p.display().to_string();
+    let names = match std::fs::read_dir(&layers) {
+        Ok(entries) => entries
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| OpenError::Io(shown(&layers), e))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(OpenError::Io(shown(&layers), e)),
+    };
+    let mut numbered = Vec::with_capacity(names.len());
+    for name in names {
+        let seq = layer_sequence_of(&name).ok_or_else(|| {
+            OpenError::Format(
+                shown(&layers),
+                FormatError::Malformed(format!("{name:?} is not a layer file's name")),
+            )
+        })?;
+        numbered.push((seq, name));
+    }
+    numbered.sort();
+    let segments = dir.join(SEGMENTS_DIR);
+    for (_, name) in numbered {
+        let path = layers.join(&name);
+        let map = map_file(&path).map_err(|e| OpenError::Io(shown(&path), e))?;
+        let mut files = Vec::new();
+        index
+            .add_layer(Bytes::from_owner(map), |entry| {
+                map_segment(&segments, entry, &mut files)
+            })
+            .map_err(|e| OpenError::Format(shown(&path), e))?;
+        index.segment_files.extend(files);
+    }
+    Ok(())
+}
+
 enum Preload {
     Io(std::io::Error),
     Format(FormatError),
@@ -157,7 +207,7 @@ enum Preload {
 /// `mapped`'s files copied into one anonymous mapping with 2 MB pages, and opened again over
 /// it (see [`Residence::Preloaded`]): the second open checks the copy's structure as the
 /// first checked the files'.
-fn preload(mut mapped: MappedIndex, key: PersonKey) -> Result<MappedIndex, Preload> {
+fn preload(mut mapped: MappedIndex, key: PersonKey, path: &Path) -> Result<MappedIndex, Preload> {
     const HUGE_PAGE_BYTES: usize = 2 << 20;
     let files: Vec<(&str, &[u8])> = std::iter::once(("", mapped.main.as_ref()))
         .chain(
@@ -186,8 +236,10 @@ fn preload(mut mapped: MappedIndex, key: PersonKey) -> Result<MappedIndex, Prelo
     }
     drop(files);
     // The copy is of these files: a process that verified one knows the copy by it too.
-    let segment_files = std::mem::take(&mut mapped.segment_files);
-    let path = mapped.path.take();
+    let mut segment_files = std::mem::take(&mut mapped.segment_files);
+    segment_files.truncate(mapped.base_insurers());
+    let layered = mapped.layer_count() > 0;
+    let main_path = mapped.path.take();
     drop(mapped);
     let all = Bytes::from_owner(all.make_read_only().map_err(Preload::Io)?);
     let part = |name: &str| ranges.get(name).map(|r| all.slice(r.clone()));
@@ -206,7 +258,14 @@ fn preload(mut mapped: MappedIndex, key: PersonKey) -> Result<MappedIndex, Prelo
     })
     .map_err(Preload::Format)?;
     index.segment_files = segment_files;
-    index.path = path;
+    index.path = main_path;
+    if layered {
+        // A change generation's layers and delta segments are small: mapped, not copied.
+        add_layer_files(&mut index, path).map_err(|e| match e {
+            OpenError::Io(_, e) => Preload::Io(e),
+            OpenError::Format(_, e) => Preload::Format(e),
+        })?;
+    }
     Ok(index)
 }
 

@@ -7,6 +7,7 @@
 
 mod checksums;
 mod kohi;
+mod layers;
 mod mmap;
 mod open;
 mod phases;
@@ -122,6 +123,33 @@ pub struct Index<B> {
     /// The main file's path, when opened from files: its directory holds the segment files
     /// and a signed manifest (`crate::signing`).
     path: Option<std::path::PathBuf>,
+    /// The change layers stacked on this base, when there are any (`layers.rs`). `insurers`
+    /// and `segments` then go on past the base's with the layers' delta segments, in the
+    /// global segment numbering person refs use.
+    layers: Option<Box<layers::Layers<B>>>,
+}
+
+/// Which file of a generation an [`Index`] was opened from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileKind {
+    Main,
+    Layer,
+}
+
+impl FileKind {
+    fn magic(self) -> &'static [u8; 8] {
+        match self {
+            FileKind::Main => &MAGIC,
+            FileKind::Layer => &LAYER_MAGIC,
+        }
+    }
+
+    fn sections(self) -> &'static [SectionKind] {
+        match self {
+            FileKind::Main => SectionKind::ALL,
+            FileKind::Layer => &SectionKind::LAYER,
+        }
+    }
 }
 
 impl<B: AsRef<[u8]>> Index<B> {
@@ -134,17 +162,30 @@ impl<B: AsRef<[u8]>> Index<B> {
         self.path.as_deref().and_then(std::path::Path::parent)
     }
 
+    /// The generation's id: its top layer's when it has layers (a change generation is
+    /// served under its own id), else its main file's.
     pub fn generation(&self) -> &str {
-        &self.header.generation_id
+        match &self.layers {
+            Some(l) => l.top_generation(),
+            None => &self.header.generation_id,
+        }
     }
 
+    /// The base's insurers, in table order (a layer's delta segments are not among them).
     pub fn insurers(&self) -> &[InsurerInfo] {
-        &self.insurers
+        &self.insurers[..self.base_insurers()]
     }
 
-    /// Bytes of the whole generation: the main file and every segment file.
+    /// How many insurers (and segments) the base has: global segment numbers below it are
+    /// the base's, the rest the layers' delta segments.
+    pub(crate) fn base_insurers(&self) -> usize {
+        self.header.insurer_count as usize
+    }
+
+    /// Bytes of the whole generation: the main file, every segment file and layer file.
     pub fn total_bytes(&self) -> u64 {
         self.header.file_bytes
+            + self.layers.as_ref().map_or(0, |l| l.file_bytes())
             + self
                 .insurers
                 .iter()

@@ -4,7 +4,7 @@
 //! `verify`'s job (`verify.rs`).
 
 use super::slots::InsurerSlots;
-use super::{Index, IndexFiles, InsurerInfo, Section, Segment};
+use super::{FileKind, Index, IndexFiles, InsurerInfo, Section, Segment};
 use crate::domain::{InsurerKind, PersonKey};
 use crate::format::*;
 use std::ops::Range;
@@ -42,14 +42,18 @@ pub(super) fn within(place: &str, err: FormatError) -> FormatError {
 /// The section table's entries, each checked: a kind this version knows, found once; its
 /// bytes 8-aligned between the header and the table; no two sections overlapping. Returned in
 /// the order of [`SectionKind::ALL`].
-fn sections(table: &[u8], table_start: usize) -> Result<Vec<Section>, FormatError> {
-    let mut found: Vec<Section> = Vec::with_capacity(SectionKind::ALL.len());
+fn sections(
+    table: &[u8],
+    table_start: usize,
+    kinds: &[SectionKind],
+) -> Result<Vec<Section>, FormatError> {
+    let mut found: Vec<Section> = Vec::with_capacity(kinds.len());
     for (i, entry) in table.chunks_exact(SECTION_ENTRY_BYTES).enumerate() {
         let e = SectionEntry::decode(entry);
         let at = |field: &str, problem: String| {
             malformed(format!("section table entry {i}: {field} {problem}"))
         };
-        let kind = SectionKind::from_code(e.kind).ok_or_else(|| {
+        let kind = SectionKind::from_code_in(e.kind, kinds).ok_or_else(|| {
             at(
                 "kind",
                 format!(
@@ -97,8 +101,8 @@ fn sections(table: &[u8], table_start: usize) -> Result<Vec<Section>, FormatErro
             xxh3: e.xxh3,
         });
     }
-    let mut ordered = Vec::with_capacity(SectionKind::ALL.len());
-    for kind in SectionKind::ALL {
+    let mut ordered = Vec::with_capacity(kinds.len());
+    for &kind in kinds {
         let s = found
             .iter()
             .find(|s| s.kind == kind)
@@ -221,10 +225,21 @@ impl<B: AsRef<[u8]>> Index<B> {
     pub fn open_with(
         main: B,
         key: PersonKey,
+        load: impl FnMut(&InsurerEntry) -> Result<B, FormatError>,
+    ) -> Result<Index<B>, FormatError> {
+        Index::open_as(main, key, load, FileKind::Main)
+    }
+
+    /// [`Index::open_with`] for a main file or a layer file (`kind`): a layer file is opened
+    /// as a small index of its own, which [`Index::add_layer`] then stacks on its base.
+    pub(super) fn open_as(
+        main: B,
+        key: PersonKey,
         mut load: impl FnMut(&InsurerEntry) -> Result<B, FormatError>,
+        kind: FileKind,
     ) -> Result<Index<B>, FormatError> {
         let b = main.as_ref();
-        let header = Header::decode(b)?;
+        let header = Header::decode_as(b, kind.magic())?;
         if header.person_key_fingerprint != key.fingerprint() {
             return Err(FormatError::PersonKeyMismatch {
                 index: header.person_key_fingerprint,
@@ -250,7 +265,7 @@ impl<B: AsRef<[u8]>> Index<B> {
                 what: "section table".into(),
             });
         }
-        let sections = sections(&b[table.clone()], table.start)?;
+        let sections = sections(&b[table.clone()], table.start, kind.sections())?;
         let section = |kind: SectionKind| sections[kind.position()].range.clone();
         let ins_range = section(SectionKind::Insurers);
         if xxh3(&b[ins_range.clone()]) != sections[SectionKind::Insurers.position()].xxh3 {
@@ -347,6 +362,7 @@ impl<B: AsRef<[u8]>> Index<B> {
             key,
             segment_files: Vec::new(),
             path: None,
+            layers: None,
         })
     }
 }

@@ -23,6 +23,22 @@ impl PartialEq for RecordView<'_> {
 
 impl Eq for RecordView<'_> {}
 
+impl RecordView<'_> {
+    /// Whether two records say the same, wherever they lie: every field but where the
+    /// strings are in the heap and the line of the row, and the same four strings. What a
+    /// change build compares a card's records by.
+    pub fn same_content(&self, other: &RecordView<'_>) -> bool {
+        let same = |r: std::ops::Range<usize>| self.rec.get(r.clone()) == other.rec.get(r);
+        same(REC_PERSON..REC_HEAP)
+            && same(REC_HEAP + 4..REC_LINE)
+            && same(REC_LINE + 3..RECORD_BYTES)
+            && self.symbol_utf8() == other.symbol_utf8()
+            && self.number_utf8() == other.number_utf8()
+            && self.name_utf8() == other.name_utf8()
+            && self.name_kana_utf8() == other.name_kana_utf8()
+    }
+}
+
 impl std::fmt::Debug for RecordView<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(

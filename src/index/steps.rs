@@ -17,10 +17,7 @@ impl<B: AsRef<[u8]>> Index<B> {
 
     /// A person's refs as (insurer position, record) pairs.
     pub fn person_refs(&self, p: &PersonEntry) -> impl Iterator<Item = (u32, u32)> + '_ {
-        let refs = &self.main.as_ref()[self.person_refs.clone()];
-        let start = p.refs_start as usize * PERSON_REF_BYTES;
-        let end = (start + p.refs_count as usize * PERSON_REF_BYTES).min(refs.len());
-        refs[start.min(end)..end]
+        self.refs_of(p)
             .chunks_exact(PERSON_REF_BYTES)
             .map(|c| decode_person_ref(u64_at(c, 0)))
     }
@@ -61,6 +58,9 @@ impl<B: AsRef<[u8]>> Index<B> {
     /// Starts loading the memory [`Self::probed_records`] will read first (the card's
     /// directory slot), so a batch can overlap the cache misses of its queries.
     pub fn prefetch_probe(&self, probe: &CardProbe) {
+        if self.layers_touch(probe.insurer) {
+            return;
+        }
         if let Some(dir) = self.directory_of(probe) {
             let slots = dir.len() / DIRECTORY_SLOT_BYTES;
             let home = directory_home(probe.key(), slots);
@@ -75,9 +75,25 @@ impl<B: AsRef<[u8]>> Index<B> {
             .then(|| &seg.bytes.as_ref()[seg.directory.clone()])
     }
 
-    /// The second step: the records a probe names (none for `None`).
+    /// The records of the card `key` of base insurer `insurer` (by table position) in the
+    /// layered view (for a change build's diff).
+    pub fn card_at(&self, insurer: usize, key: &[u8]) -> CardRecords<'_, B> {
+        let mut probe = CardProbe {
+            insurer,
+            key: [0u8; MAX_CARD_KEY_BYTES],
+            len: key.len().min(MAX_CARD_KEY_BYTES),
+        };
+        probe.key[..probe.len].copy_from_slice(&key[..probe.len]);
+        self.probed_records(Some(&probe))
+    }
+
+    /// The second step: the records a probe names (none for `None`). A card a layer holds is
+    /// found there (one array read more for an insurer no layer touched); else in the base.
     pub fn probed_records(&self, probe: Option<&CardProbe>) -> CardRecords<'_, B> {
         let found = probe.and_then(|p| {
+            if let Some(layered) = self.layered_card(p.insurer, p.key()) {
+                return layered.map(|l| (l.segment as usize, (l.start, l.count)));
+            }
             let found = match self.directory_of(p) {
                 Some(dir) => directory_get(dir, p.key()),
                 None => self.segments[p.insurer]
@@ -164,6 +180,14 @@ impl<B: AsRef<[u8]>> Index<B> {
 
     /// Finds a person by hash (see [`format::find_person`]).
     pub fn person_entry(&self, hash: &PersonHash) -> Option<PersonEntry> {
+        if let Some(p) = self.layered_person(&hash.0) {
+            return Some(p);
+        }
+        self.base_person_entry(hash)
+    }
+
+    /// [`Self::person_entry`] in the base alone.
+    fn base_person_entry(&self, hash: &PersonHash) -> Option<PersonEntry> {
         let table = &self.main.as_ref()[self.persons.clone()];
         let starts = &self.main.as_ref()[self.person_buckets.clone()];
         let i = format::find_person(table, starts, &hash.0)?;
@@ -183,6 +207,21 @@ impl<B: AsRef<[u8]>> Index<B> {
         })
     }
 
+    /// The base insurer `i`'s card keys with their records (first, count), in key order,
+    /// from its segment alone (a change build takes the layers' from
+    /// [`Self::layered_cards`]).
+    pub fn segment_cards(&self, i: usize) -> Result<Vec<(Vec<u8>, u32, u16)>, FormatError> {
+        let seg = &self.segments[i];
+        let mut cards = Vec::new();
+        super::verify::walk_fst(&seg.fst()?, self.insurers[i].entry.key_count, |k, v| {
+            let (start, count) = decode_card_value(v);
+            cards.push((k.to_vec(), start, count));
+            true
+        })?;
+        cards.sort_unstable();
+        Ok(cards)
+    }
+
     /// The records of insurer `i` (by table position), in segment order.
     pub fn insurer_records(&self, i: usize) -> impl Iterator<Item = RecordView<'_>> + '_ {
         let n = self
@@ -192,9 +231,10 @@ impl<B: AsRef<[u8]>> Index<B> {
         (0..n).filter_map(move |r| self.view(i, r))
     }
 
-    /// Every record of every insurer (for tools and the guard).
+    /// Every record of every base insurer (for tools and the guard; a layer's records are
+    /// not among them).
     pub fn all_records(&self) -> impl Iterator<Item = RecordView<'_>> + '_ {
-        (0..self.insurers.len()).flat_map(move |i| {
+        (0..self.base_insurers()).flat_map(move |i| {
             (0..self.insurers[i].entry.record_count as usize).filter_map(move |r| self.view(i, r))
         })
     }
@@ -223,6 +263,11 @@ impl CardProbe {
 }
 
 impl<B: AsRef<[u8]>> CardRecords<'_, B> {
+    /// Where the records are: (global segment, first record, end).
+    pub fn location(&self) -> (usize, usize, usize) {
+        (self.insurer, self.next, self.end)
+    }
+
     /// Starts loading the card's records (at most [`PREFETCH_RECORDS`] of them).
     pub fn prefetch(&self) {
         let Some(seg) = self.index.segments.get(self.insurer) else {

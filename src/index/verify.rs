@@ -193,8 +193,20 @@ impl<B: AsRef<[u8]>> Index<B> {
     }
 
     /// The main file: every section's checksum, the person buckets in order, every person's
-    /// references and every reference's record in bounds.
+    /// references and every reference's record in bounds; then the layers stacked on it.
     pub fn verify_main(&self) -> Result<(), FormatError> {
+        self.verify_main_checksums()?;
+        self.check_main_structure()
+    }
+
+    /// Every section's checksum, the person buckets in order and the persons in hash order,
+    /// each person's refs inside the refs section: what a main file and a layer file share.
+    pub(super) fn verify_person_table(&self) -> Result<(), FormatError> {
+        self.verify_main_checksums()?;
+        timed(Phase::PersonOrder, || self.check_person_order())
+    }
+
+    fn verify_main_checksums(&self) -> Result<(), FormatError> {
         let b = self.main.as_ref();
         timed(Phase::MainChecksums, || {
             for (what, r, expected) in self.checksummed_ranges() {
@@ -203,14 +215,15 @@ impl<B: AsRef<[u8]>> Index<B> {
                 }
             }
             Ok(())
-        })?;
-        self.check_main_structure()
+        })
     }
 
     fn check_main_structure(&self) -> Result<(), FormatError> {
         timed(Phase::PersonOrder, || self.check_person_order())?;
         timed(Phase::PersonRefs, || self.check_person_refs())?;
-        timed(Phase::Kohi, || self.verify_kohi())
+        timed(Phase::Kohi, || self.verify_kohi())?;
+        // The layers are small: their checksums and structure together.
+        self.verify_layers()
     }
 
     /// The person buckets in order, the persons in hash order, every person's refs in bounds.
@@ -254,8 +267,7 @@ impl<B: AsRef<[u8]>> Index<B> {
             .enumerate()
         {
             let (ins, rec) = decode_person_ref(r);
-            let ok = self
-                .insurers
+            let ok = self.insurers[..self.base_insurers()]
                 .get(ins as usize)
                 .is_some_and(|i| rec < i.entry.record_count);
             if !ok {
@@ -378,20 +390,35 @@ fn check_fst<D: AsRef<[u8]>>(
     keys: u32,
     ok: impl Fn(u64) -> bool,
 ) -> Result<(), FormatError> {
-    let walk = || -> Result<(), String> {
+    walk_fst(map, keys, |_, v| ok(v))
+}
+
+/// [`check_fst`]'s walk, giving `visit` each key with its value (in no particular order);
+/// a value `visit` refuses is an error.
+pub(super) fn walk_fst<D: AsRef<[u8]>>(
+    map: &fst::Map<D>,
+    keys: u32,
+    mut visit: impl FnMut(&[u8], u64) -> bool,
+) -> Result<(), FormatError> {
+    let mut walk = || -> Result<(), String> {
         let fst = map.as_fst();
         let visits_max = (u64::from(keys) + 1) * (MAX_CARD_KEY_BYTES as u64 + 1);
         let (mut visits, mut finals) = (0u64, 0u64);
-        let mut stack = vec![(fst.root().addr(), 0usize, 0u64)];
+        let mut path: Vec<u8> = Vec::with_capacity(MAX_CARD_KEY_BYTES);
+        let mut stack = vec![(fst.root().addr(), 0usize, 0u64, 0u8)];
         // Nodes whose inputs were checked: a node shared by many paths (the FST is minimal,
         // so suffixes are shared) is reached once per path, and what `find_input` finds in it
         // depends on its bytes only, so once per node finds every fault that once per path
         // did, in the same order. A bit per byte of the FST.
         let mut checked = vec![0u64; fst.as_bytes().len() / 64 + 1];
-        while let Some((addr, depth, out)) = stack.pop() {
+        while let Some((addr, depth, out, inp)) = stack.pop() {
             visits += 1;
             if visits > visits_max {
                 return Err("more nodes than the card keys can have".into());
+            }
+            path.truncate(depth.saturating_sub(1));
+            if depth > 0 {
+                path.push(inp);
             }
             let node = fst.node(addr);
             let first = match checked.get_mut(addr / 64) {
@@ -412,7 +439,7 @@ fn check_fst<D: AsRef<[u8]>>(
                 let value = out
                     .checked_add(node.final_output().value())
                     .ok_or("a value overflows")?;
-                if finals > u64::from(keys) || !ok(value) {
+                if finals > u64::from(keys) || !visit(&path, value) {
                     return Err(format!("key {finals}: value {value:#x} names no records"));
                 }
             }
@@ -423,7 +450,7 @@ fn check_fst<D: AsRef<[u8]>>(
                 let out = out
                     .checked_add(trans.out.value())
                     .ok_or("a value overflows")?;
-                stack.push((trans.addr, depth + 1, out));
+                stack.push((trans.addr, depth + 1, out, trans.inp));
             }
         }
         if finals != u64::from(keys) {
@@ -431,7 +458,7 @@ fn check_fst<D: AsRef<[u8]>>(
         }
         Ok(())
     };
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(walk)) {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut walk)) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(m)) => Err(malformed(format!("card keys (FST): {m}"))),
         Err(_) => Err(malformed("card keys (FST): the fst crate cannot read them")),

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The xxh3 of a change file as `report.json` keeps it.
-fn hex(xxh3: u64) -> String {
+pub(super) fn hex(xxh3: u64) -> String {
     format!("{xxh3:016x}")
 }
 
@@ -72,7 +72,7 @@ pub(super) fn process_state(
             }
         }
     }
-    let mut fresh = encode_state(d, &inputs, insurer_index, cfg)?;
+    let mut fresh = encode_state(d, &inputs, insurer_index, cfg, None)?;
     fresh.identity = identity.unwrap_or((0, 0));
     write_segment(&mut fresh.part, segments_dir)?;
     Ok(fresh)
@@ -80,12 +80,14 @@ pub(super) fn process_state(
 
 /// Materializes and encodes one insurer's state, with its accounting checked: per change
 /// file rows read = applied + rejected, per insurer rows read = indexed + rejected +
-/// deduplicated + replaced.
-fn encode_state(
+/// deduplicated + replaced. `rows_out`, when given, receives a copy of the state's rows
+/// (a change build encodes the changed cards' again).
+pub(super) fn encode_state(
     d: &InsurerDelivery,
     inputs: &[ChangeInput],
     insurer_index: u32,
     cfg: &BuildConfig,
+    rows_out: Option<&mut Vec<(crate::domain::Record, u32)>>,
 ) -> Result<InsurerResult, BuildError> {
     let m = snapshot::materialize(d, inputs)?;
     check_change_files(&m.changes, &m.issues)?;
@@ -99,11 +101,14 @@ fn encode_state(
     } = m;
     let state_records = records.len() as u64;
     let state_file = materialized_file_name(d.insurer.number, date);
-    let rows = records
+    let rows: Vec<_> = records
         .into_iter()
         .enumerate()
         .map(|(i, r)| (r, u32::try_from(i + 2).unwrap_or(u32::MAX)))
         .collect();
+    if let Some(out) = rows_out {
+        out.clone_from(&rows);
+    }
     let part = encode_insurer(
         InsurerRows {
             number: d.insurer.number,

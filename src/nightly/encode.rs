@@ -4,7 +4,7 @@
 use super::report::ReportLine;
 use crate::domain::{Date, InsurerKind, InsurerNumber, PersonHash, PersonKey, Record, Sex};
 use crate::format::writer::{encode_segment, EncodedSegment, SegmentInput};
-use crate::format::{card_key, FormatError, MAX_CARD_KEY_BYTES};
+use crate::format::{card_key, FormatError, RecordEntry, MAX_CARD_KEY_BYTES};
 
 /// One insurer's validated rows, as the snapshot reader produced them.
 #[derive(Debug, Clone)]
@@ -30,6 +30,23 @@ pub struct Link {
     pub qualification_date: Date,
     pub disqualification_date: Option<Date>,
     pub line: u32,
+}
+
+impl Link {
+    /// The link of a record read back from an index: `hash`'s record `record` of insurer
+    /// (or segment) `insurer`.
+    pub fn of_entry(hash: PersonHash, insurer: u32, record: u32, r: &RecordEntry) -> Link {
+        Link {
+            hash,
+            insurer,
+            record,
+            birthdate: r.birthdate,
+            sex: r.sex,
+            qualification_date: r.qualification_date,
+            disqualification_date: r.disqualification_date,
+            line: r.line,
+        }
+    }
 }
 
 /// An insurer ready to be written.

@@ -58,15 +58,22 @@ pub fn link_persons(parts: &mut [InsurerPart]) -> Persons {
     let mut start = 0;
     while start < links.len() {
         let end = start + run_len(&links[start..], links[start].hash);
-        push_person(parts, &links[start..end], &mut out);
+        push_person(
+            &|i| parts[i as usize].file.clone(),
+            &links[start..end],
+            &mut out,
+        );
         start = end;
     }
     sort_findings(&mut out.findings);
     out
 }
 
+/// The file a link's records were indexed from, by the link's insurer (or segment) number.
+pub(super) type FileOf<'a> = dyn Fn(u32) -> String + 'a;
+
 /// Checks one person's links (sorted, one hash) and appends its entry and refs.
-fn push_person(parts: &[InsurerPart], links: &[Link], out: &mut Persons) {
+pub(super) fn push_person(parts: &FileOf<'_>, links: &[Link], out: &mut Persons) {
     let group = &links[..links.len().min(MAX_RECORDS_PER_PERSON)];
     let mislinked = group
         .iter()
@@ -91,7 +98,7 @@ fn push_person(parts: &[InsurerPart], links: &[Link], out: &mut Persons) {
 }
 
 /// Findings in one canonical order, so full and incremental builds write the same report.
-fn sort_findings(findings: &mut [ReportLine]) {
+pub(super) fn sort_findings(findings: &mut [ReportLine]) {
     findings.sort_by(|a, b| {
         (&a.file, a.line, a.rule, &a.reason).cmp(&(&b.file, b.line, b.rule, &b.reason))
     });
@@ -178,22 +185,13 @@ pub fn link_incremental<B: AsRef<[u8]>>(
                 continue;
             };
             rechecked.insert((ins as usize, u64::from(r.line)));
-            group.push(Link {
-                hash,
-                insurer: new_ins,
-                record: rec,
-                birthdate: r.birthdate,
-                sex: r.sex,
-                qualification_date: r.qualification_date,
-                disqualification_date: r.disqualification_date,
-                line: r.line,
-            });
+            group.push(Link::of_entry(hash, new_ins, rec, &r));
         }
         if group.is_empty() {
             continue;
         }
         group.sort_unstable();
-        push_person(parts, &group, &mut out);
+        push_person(&|i| parts[i as usize].file.clone(), &group, &mut out);
     }
     for l in prev.cross_lines {
         let carried = prev.old_position_by_file.get(&l.file).is_some_and(|&ins| {
@@ -207,11 +205,11 @@ pub fn link_incremental<B: AsRef<[u8]>>(
     out
 }
 
-fn place(parts: &[InsurerPart], l: &Link) -> String {
-    format!("{} line {}", parts[l.insurer as usize].file, l.line)
+fn place(parts: &FileOf<'_>, l: &Link) -> String {
+    format!("{} line {}", parts(l.insurer), l.line)
 }
 
-fn report_mislinkage(parts: &[InsurerPart], group: &[Link], findings: &mut Vec<ReportLine>) {
+fn report_mislinkage(parts: &FileOf<'_>, group: &[Link], findings: &mut Vec<ReportLine>) {
     for (i, l) in group.iter().enumerate() {
         let others: Vec<String> = group
             .iter()
@@ -221,7 +219,7 @@ fn report_mislinkage(parts: &[InsurerPart], group: &[Link], findings: &mut Vec<R
             .map(|(_, o)| place(parts, o))
             .collect();
         findings.push(ReportLine {
-            file: parts[l.insurer as usize].file.clone(),
+            file: parts(l.insurer),
             line: u64::from(l.line),
             rule: "X1",
             field: "individual_number".into(),
@@ -234,14 +232,14 @@ fn report_mislinkage(parts: &[InsurerPart], group: &[Link], findings: &mut Vec<R
 }
 
 /// X3: two records of one person covering the same day.
-fn report_dual_coverage(parts: &[InsurerPart], group: &[Link], findings: &mut Vec<ReportLine>) {
+fn report_dual_coverage(parts: &FileOf<'_>, group: &[Link], findings: &mut Vec<ReportLine>) {
     let end = |l: &Link| l.disqualification_date.unwrap_or(Date::MAX);
     for (i, a) in group.iter().enumerate() {
         for b in &group[i + 1..] {
             if a.qualification_date < end(b) && b.qualification_date < end(a) {
                 let day = a.qualification_date.max(b.qualification_date);
                 findings.push(ReportLine {
-                    file: parts[b.insurer as usize].file.clone(),
+                    file: parts(b.insurer),
                     line: u64::from(b.line),
                     rule: "X3",
                     field: "qualification_date".into(),

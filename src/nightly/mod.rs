@@ -6,7 +6,8 @@ pub mod encode;
 pub mod html;
 mod insurer;
 pub mod kohi;
-pub mod lineage;
+mod layer;
+mod layer_diff;
 pub mod link;
 mod profile;
 pub mod report;
@@ -16,7 +17,8 @@ pub mod run;
 pub use encode::{encode_insurer, InsurerPart, InsurerRows, Link};
 pub use link::{link_persons, Persons};
 pub use report::{
-    ChangeOutcome, ChangeReport, Counts, InsurerReport, KohiReport, PayerReport, Report, ReportLine,
+    ChangeOutcome, ChangeReport, Counts, GenerationKind, InsurerReport, KohiReport, LayerReport,
+    PayerReport, Report, ReportLine,
 };
 
 use crate::domain::{Date, PersonKey};

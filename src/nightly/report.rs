@@ -216,13 +216,47 @@ pub struct Report {
     /// The public-expense registers; `None` when the delivery has no `kohi/` directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kohi: Option<KohiReport>,
-    /// `layer` when the generation adds only change files to its parent, else `base`
-    /// (`nightly::lineage`); the fleet's promote policy reads it from the manifest.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub generation_kind: Option<String>,
-    /// The generation that was live when this one was built (none for the first build).
+    /// `base` (a main file and segments) or `layer` (a change generation: its parent's files
+    /// and one more layer). A layer generation's `totals`, `insurers` and `kohi` are its
+    /// base's (what the base's segments were made of, which the next base build reuses by);
+    /// what the layer applied is in `layer`.
+    #[serde(default)]
+    pub generation_kind: GenerationKind,
+    /// The generation that was live when this one was built (a layer's parent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
+    /// Layers stacked on the base (0 for a base generation).
+    #[serde(default)]
+    pub layer_count: u32,
+    /// What a layer generation's own layer holds and applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<LayerReport>,
+}
+
+/// What kind of generation a report describes (the generations' own type: the manifest names
+/// it too).
+pub use crate::generations::GenerationKind;
+
+/// A layer generation's own part of `report.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerReport {
+    /// The base generation (its main file) the layers stack on.
+    pub base: String,
+    /// The layer file, in `layers/`.
+    pub file: String,
+    /// The change files this layer applied, each with its row accounting.
+    pub change_files: Vec<ChangeReport>,
+    /// Every change file the layered view holds per insurer (the base's and every layer's),
+    /// in order, as (file, xxh3): what the next change build compares with.
+    pub applied: BTreeMap<String, Vec<(String, String)>>,
+    pub insurers_touched: Vec<String>,
+    pub cards_changed: u64,
+    pub cards_removed: u64,
+    pub persons_touched: u64,
+    /// Records in the layer's delta segments.
+    pub records_written: u64,
+    /// Bytes this generation wrote: the layer file and its delta segments.
+    pub bytes_written: u64,
 }
 
 impl Report {
@@ -242,6 +276,20 @@ impl Report {
             for c in &mut i.changes {
                 c.file = mask(&c.file);
             }
+        }
+        for l in r.layer.iter_mut() {
+            for c in &mut l.change_files {
+                c.file = mask(&c.file);
+            }
+            l.applied = std::mem::take(&mut l.applied)
+                .into_iter()
+                .map(|(k, v)| {
+                    (
+                        mask(&k),
+                        v.into_iter().map(|(f, h)| (mask(&f), h)).collect(),
+                    )
+                })
+                .collect();
         }
         for p in r.kohi.iter_mut().flat_map(|k| k.payers.iter_mut()) {
             p.payer_number = mask(&p.payer_number);

@@ -52,9 +52,13 @@ pub struct BuildConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Reuse {
     /// Unchanged snapshot files keep their segments, and persons are merged (the nightly
-    /// build).
+    /// build); when only change files are new, a change generation (one more layer,
+    /// `layer.rs`) instead, until the layers are due for folding.
     #[default]
     UnchangedInsurers,
+    /// As `UnchangedInsurers`, but always a new base: the layers folded
+    /// (`shikaku build --compact`).
+    Fold,
     /// Parse and encode everything (`shikaku build --full`).
     Nothing,
 }
@@ -192,8 +196,14 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
     let discovery = snapshot::discover_at(&cfg.snapshots, ChangeTime::for_build(cfg.built_on))?;
     let mut deliveries = discovery.deliveries.clone();
     deliveries.sort_by_key(|s| s.insurer.number.to_key());
+    if cfg.reuse == Reuse::UnchangedInsurers {
+        match super::layer::plan(store, cfg, &discovery) {
+            Ok(plan) => return super::layer::run_layer(cfg, store, plan, started),
+            Err(why) => tracing::info!("building a base generation, not a change layer: {why}"),
+        }
+    }
     let previous = match cfg.reuse {
-        Reuse::UnchangedInsurers => Previous::load(store, &cfg.key),
+        Reuse::UnchangedInsurers | Reuse::Fold => Previous::load(store, &cfg.key),
         Reuse::Nothing => None,
     };
     let id = generations::new_generation_id();
@@ -362,8 +372,10 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
             .join(snapshot::kohi::KOHI_DIR)
             .is_dir()
             .then_some(kohi.report),
-        generation_kind: None,
-        parent: None,
+        generation_kind: super::report::GenerationKind::Base,
+        parent: store.current().ok().flatten(),
+        layer_count: 0,
+        layer: None,
     };
     drop(index);
     // The live generation's report (the one this build would replace), for report.html's
@@ -372,9 +384,6 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
         let path = store.generation_dir(&live).join(REPORT_FILE);
         serde_json::from_slice(&std::fs::read(path).ok()?).ok()
     });
-    let lineage = super::lineage::Lineage::of(&report.masked(), previous.as_ref());
-    report.generation_kind = Some(lineage.kind.as_str().to_owned());
-    report.parent = lineage.parent;
     write_report_files(&tmp, &report, &lines, previous.as_ref())?;
     progress.finish();
     if !refused.is_empty() {
@@ -412,7 +421,7 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
     })
 }
 
-fn insurer_input(p: &InsurerPart) -> InsurerInput<'_> {
+pub(super) fn insurer_input(p: &InsurerPart) -> InsurerInput<'_> {
     InsurerInput {
         number: p.number,
         kind: p.kind.code(),
@@ -656,7 +665,7 @@ fn live_covered_counts(
     }
 }
 
-fn write_report_files(
+pub(super) fn write_report_files(
     dir: &Path,
     report: &Report,
     lines: &[ReportLine],

@@ -46,7 +46,8 @@ pub struct VerifiedSoFar {
 impl VerifiedSoFar {
     /// Nothing verified yet of `index`.
     pub fn new<B: AsRef<[u8]>>(index: &Index<B>) -> VerifiedSoFar {
-        let segments = index.insurers().len();
+        // The base's segments and the layers' delta segments, in the global numbering.
+        let segments = index.segment_count();
         VerifiedSoFar {
             main: false,
             segments: vec![false; segments],
@@ -73,9 +74,13 @@ impl VerifiedSoFar {
             return Ok(());
         };
         self.segment(index, card_insurer)?;
-        index
-            .card_records(&q.insurer, &q.symbol, &q.number)
-            .filter_map(|r| r.person())
+        let card = index.card_records(&q.insurer, &q.symbol, &q.number);
+        let (segment, start, end) = card.location();
+        if end > start {
+            // A card a layer holds is in a delta segment.
+            self.segment(index, segment)?;
+        }
+        card.filter_map(|r| r.person())
             .try_for_each(|hash| self.person_segments(index, &hash))
     }
 

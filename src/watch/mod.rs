@@ -237,13 +237,13 @@ impl Watch {
         b.at_ms = crate::fleet::unix_now_ms();
         match result {
             Ok(out) => {
-                tracing::info!(generation = %out.generation, kind = out.report.generation_kind.as_deref().unwrap_or(""), rows_rejected = out.report.totals.rows_rejected, elapsed_ms = b.elapsed_ms, phases_ms = ?out.report.phases_ms, "published from what landed; its report says what was applied");
+                tracing::info!(generation = %out.generation, kind = out.report.generation_kind.as_str(), rows_rejected = rows_rejected(&out.report), elapsed_ms = b.elapsed_ms, phases_ms = ?out.report.phases_ms, "published from what landed; its report says what was applied");
                 b.outcome = Some(Outcome::Published);
                 b.generation = Some(out.generation.clone());
                 b.error = None;
                 b.phases_ms = out.report.phases_ms.clone();
-                b.rows_rejected = out.report.totals.rows_rejected;
-                b.generation_kind = out.report.generation_kind.clone();
+                b.rows_rejected = rows_rejected(&out.report);
+                b.generation_kind = Some(out.report.generation_kind.as_str().to_owned());
                 self.status.failing_for = 0;
                 self.build_backoff = Backoff::default();
                 self.built = files;
@@ -407,6 +407,15 @@ fn change_time(path: &Path) -> Option<ChangeTime> {
     ChangeTime::parse(path.file_stem()?.to_str()?)
 }
 
+/// The rows a build rejected: a base's, or, for a change generation (whose totals are its
+/// base's), those of the change files its layer applied.
+fn rows_rejected(report: &Report) -> u64 {
+    match &report.layer {
+        Some(layer) => layer.change_files.iter().map(|c| c.rows_rejected).sum(),
+        None => report.totals.rows_rejected,
+    }
+}
+
 fn live_report(store: &Store) -> Option<Report> {
     let live = store.live().ok()?;
     let bytes = std::fs::read(store.generation_dir(&live).join(REPORT_FILE)).ok()?;
@@ -446,7 +455,63 @@ fn missing_from(report: &Report, files: &Files) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nightly::lineage::tests::report;
+    use crate::nightly::{ChangeOutcome, ChangeReport, Counts, InsurerReport};
+    use std::collections::BTreeMap;
+
+    /// An insurer: number, snapshot file, applied change files.
+    type Spec<'a> = (&'a str, &'a str, &'a [&'a str]);
+
+    /// A report of generation `id` with these insurers.
+    fn report(id: &str, insurers: &[Spec<'_>]) -> Report {
+        let insurers = insurers
+            .iter()
+            .map(|(number, file, changes)| InsurerReport {
+                insurer_number: (*number).into(),
+                insurer_name: String::new(),
+                file: Some((*file).into()),
+                snapshot_date: Some("2026-11-01".into()),
+                file_bytes: 10,
+                file_mtime_ns: 1,
+                reused: false,
+                encoding: None,
+                changes: changes
+                    .iter()
+                    .map(|c| ChangeReport {
+                        file: (*c).into(),
+                        outcome: ChangeOutcome::Applied,
+                        xxh3: "0123456789abcdef".into(),
+                        rows_read: 1,
+                        rows_applied: 1,
+                        rows_rejected: 0,
+                        encoding: None,
+                        by_rule: BTreeMap::new(),
+                    })
+                    .collect(),
+                state_file: None,
+                counts: Counts::default(),
+            })
+            .collect();
+        Report {
+            generation: id.into(),
+            built_on: "2026-11-24".into(),
+            published: true,
+            refused: Vec::new(),
+            totals: Counts::default(),
+            insurers,
+            notes: Vec::new(),
+            elapsed_ms: 0,
+            phases_ms: BTreeMap::new(),
+            phases_cpu_ms: BTreeMap::new(),
+            stages_cpu_ms: BTreeMap::new(),
+            index_bytes: 0,
+            kohi: None,
+            generation_kind: crate::nightly::GenerationKind::Base,
+            parent: None,
+            layer_count: 0,
+            layer: None,
+        }
+    }
+
     use std::path::PathBuf;
 
     fn check(files: &[&str], expected: bool) {

@@ -1,0 +1,346 @@
+//! Change layers stacked on a base (FORMAT.md, "Layer files"). Each layer file is opened as a
+//! small index of its own (`open_as`), checked against its base and the layers below it
+//! (its link: base id and header checksum, parent, sequence, segment count), and folded into
+//! in-memory maps, newest layer winning: (insurer, card key) → where the card's records are
+//! now (a delta segment, or nowhere: a tombstone), and person hash → the person's entry, its
+//! refs copied here. Every ref and card value is checked against the segments at open, so a
+//! lookup through a layer reads nothing out of bounds, verified or not.
+
+use super::open::{malformed, within};
+use super::verify::walk_fst;
+use super::{FileKind, Index};
+use crate::domain::InsurerNumber;
+use crate::format::*;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Where the layered view finds a card's records: a segment (by global number) and a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CardLoc {
+    pub segment: u32,
+    pub start: u32,
+    pub count: u16,
+}
+
+/// Person hashes are keyed BLAKE3, uniform already: their first 8 bytes are the map's hash.
+#[derive(Default)]
+pub(crate) struct HashPrefix(u64);
+
+impl Hasher for HashPrefix {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for (i, b) in bytes.iter().take(8).enumerate() {
+            self.0 ^= u64::from(*b) << (8 * i);
+        }
+    }
+}
+
+type PersonMap = HashMap<[u8; 16], PersonEntry, BuildHasherDefault<HashPrefix>>;
+/// One insurer's cards in the layers: key → where (`None`: removed).
+type CardMap = HashMap<Box<[u8]>, Option<CardLoc>>;
+/// Where a card's records are: (global segment, first record, end).
+pub type CardPlace = (usize, usize, usize);
+
+/// One layer file, opened (its segments moved into the base's numbering) with its link.
+struct LayerFile<B> {
+    index: Index<B>,
+    link: LayerLink,
+}
+
+/// Every layer of a generation, folded for lookups.
+pub(crate) struct Layers<B> {
+    files: Vec<LayerFile<B>>,
+    /// By base insurer position: the cards the layers hold for it (`None` in the map: a
+    /// tombstone), or `None` for an insurer no layer touched (one array read per lookup).
+    cards: Vec<Option<CardMap>>,
+    persons: PersonMap,
+    /// The layered persons' refs, as u64 LE bytes; a layered entry's `refs_start` counts from
+    /// `base_refs`, past the base's refs, so one entry type serves both.
+    refs: Vec<u8>,
+    base_refs: usize,
+}
+
+impl<B> Layers<B> {
+    pub(crate) fn top_generation(&self) -> &str {
+        self.files
+            .last()
+            .map_or("", |f| f.index.header.generation_id.as_str())
+    }
+
+    pub(crate) fn file_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.index.header.file_bytes).sum()
+    }
+}
+
+impl<B: AsRef<[u8]>> Index<B> {
+    /// Stacks one layer file on this generation (its base and the layers below): `load`
+    /// gives each of its delta segment files. A layer that is not the next one of this very
+    /// base, or whose bytes break any rule, is a `FormatError` naming the layer.
+    pub fn add_layer(
+        &mut self,
+        bytes: B,
+        load: impl FnMut(&InsurerEntry) -> Result<B, FormatError>,
+    ) -> Result<(), FormatError> {
+        let mut layer = Index::open_as(bytes, self.key.clone(), load, FileKind::Layer)?;
+        let place = format!("layer {}", layer.header.generation_id);
+        let link = self.check_layer(&layer).map_err(|e| within(&place, e))?;
+        let positions = layer
+            .insurers
+            .iter()
+            .map(|i| self.base_position(&i.entry.number))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| within(&place, e))?;
+        let tombstones = decode_tombstones(layer.section_bytes(SectionKind::Tombstones))
+            .map_err(|e| within(&place, e))?;
+        let tombstoned = tombstones
+            .iter()
+            .map(|(n, key)| Ok((self.base_position(n)?, key.clone())))
+            .collect::<Result<Vec<_>, FormatError>>()
+            .map_err(|e| within(&place, e))?;
+        let mut cards = Vec::new();
+        for (d, seg) in layer.segments.iter().enumerate() {
+            let e = &layer.insurers[d].entry;
+            let global = (self.segments.len() + d) as u32;
+            let fst = seg.fst().map_err(|e| within(&place, e))?;
+            walk_fst(&fst, e.key_count, |key, v| {
+                let (start, count) = decode_card_value(v);
+                let ok =
+                    count > 0 && u64::from(start) + u64::from(count) <= u64::from(e.record_count);
+                let loc = CardLoc {
+                    segment: global,
+                    start,
+                    count,
+                };
+                cards.push((positions[d], key.into(), Some(loc)));
+                ok
+            })
+            .map_err(|e| within(&place, within(&format!("delta segment {d}"), e)))?;
+        }
+        let record_counts: Vec<u32> = self
+            .insurers
+            .iter()
+            .chain(&layer.insurers)
+            .map(|i| i.entry.record_count)
+            .collect();
+        let base_refs = self.person_refs.len() / PERSON_REF_BYTES;
+        let base_insurers = self.base_insurers();
+        let layers = self.layers.get_or_insert_with(|| {
+            Box::new(Layers {
+                files: Vec::new(),
+                cards: (0..base_insurers).map(|_| None).collect(),
+                persons: PersonMap::default(),
+                refs: Vec::new(),
+                base_refs,
+            })
+        });
+        let mut persons = Vec::new();
+        for (i, p) in layer.person_table().enumerate() {
+            let refs = layer.person_refs_bytes(&p).ok_or_else(|| {
+                within(
+                    &place,
+                    malformed(format!("person {i}: refs past the refs section")),
+                )
+            })?;
+            for r in refs.chunks_exact(PERSON_REF_BYTES) {
+                let (seg, rec) = decode_person_ref(u64_at(r, 0));
+                if record_counts.get(seg as usize).is_none_or(|&n| rec >= n) {
+                    return Err(within(
+                        &place,
+                        malformed(format!(
+                            "person {i}: a ref names no record (segment {seg}, record {rec})"
+                        )),
+                    ));
+                }
+            }
+            let start = layers.base_refs + layers.refs.len() / PERSON_REF_BYTES;
+            let refs_start = u32::try_from(start)
+                .map_err(|_| within(&place, malformed("more person refs than a u32 counts")))?;
+            layers.refs.extend_from_slice(refs);
+            persons.push(PersonEntry { refs_start, ..p });
+        }
+        // Every check passed: fold the layer in.
+        for (pos, key, loc) in cards.into_iter().chain(
+            tombstoned
+                .into_iter()
+                .map(|(p, k)| (p, k.into_boxed_slice(), None)),
+        ) {
+            layers.cards[pos]
+                .get_or_insert_with(HashMap::new)
+                .insert(key, loc);
+        }
+        for p in persons {
+            layers.persons.insert(p.hash.0, p);
+        }
+        self.segments.append(&mut layer.segments);
+        self.insurers.extend(layer.insurers.iter().cloned());
+        self.segment_files.append(&mut layer.segment_files);
+        layers.files.push(LayerFile { index: layer, link });
+        Ok(())
+    }
+
+    /// The layer's link, checked against this generation: the same base (id and header
+    /// checksum), this generation as parent, the next sequence, the segments so far.
+    fn check_layer(&self, layer: &Index<B>) -> Result<LayerLink, FormatError> {
+        let link = LayerLink::decode(layer.section_bytes(SectionKind::LayerLink))?;
+        let sequence = self.layers.as_ref().map_or(0, |l| l.files.len()) as u32 + 1;
+        let base_xxh3 = u64_at(self.main.as_ref(), 120);
+        let expected = LayerLink {
+            base_generation: self.header.generation_id.clone(),
+            base_header_xxh3: base_xxh3,
+            parent_generation: self.generation().to_owned(),
+            sequence,
+            segments_before: self.segments.len() as u32,
+        };
+        if link != expected {
+            return Err(malformed(format!(
+                "its link ({link:?}) does not stack it on this generation ({expected:?})"
+            )));
+        }
+        if layer.header.payer_count != 0 || layer.header.certificate_count != 0 {
+            return Err(malformed("a layer holds no public-expense certificates"));
+        }
+        Ok(link)
+    }
+
+    fn base_position(&self, n: &InsurerNumber) -> Result<usize, FormatError> {
+        self.insurer_slots
+            .get(n.to_key())
+            .ok_or_else(|| malformed(format!("insurer {} is not in the base", n.as_str())))
+    }
+
+    fn section_bytes(&self, kind: SectionKind) -> &[u8] {
+        &self.main.as_ref()[self.sections[kind.position()].range.clone()]
+    }
+
+    /// A person's refs bytes in this file's refs section, if they lie inside it.
+    fn person_refs_bytes(&self, p: &PersonEntry) -> Option<&[u8]> {
+        let refs = &self.main.as_ref()[self.person_refs.clone()];
+        let start = p.refs_start as usize * PERSON_REF_BYTES;
+        refs.get(start..start + p.refs_count as usize * PERSON_REF_BYTES)
+    }
+
+    /// The refs bytes a person entry names: the base's refs section, or past it the
+    /// layers' refs.
+    pub(super) fn refs_of(&self, p: &PersonEntry) -> &[u8] {
+        let (refs, start) = match &self.layers {
+            Some(l) if p.refs_start as usize >= l.base_refs => {
+                (&l.refs[..], p.refs_start as usize - l.base_refs)
+            }
+            _ => (
+                &self.main.as_ref()[self.person_refs.clone()],
+                p.refs_start as usize,
+            ),
+        };
+        let start = start * PERSON_REF_BYTES;
+        let end = (start + p.refs_count as usize * PERSON_REF_BYTES).min(refs.len());
+        &refs[start.min(end)..end]
+    }
+
+    /// What the layers say of a card of base insurer `insurer`: `None` when no layer holds
+    /// it (the base answers), `Some(None)` for a card a layer removed.
+    pub(super) fn layered_card(&self, insurer: usize, key: &[u8]) -> Option<Option<CardLoc>> {
+        let cards = self.layers.as_ref()?.cards.get(insurer)?.as_ref()?;
+        cards.get(key).copied()
+    }
+
+    /// The layers' entry of a person, when a layer touched them.
+    pub(super) fn layered_person(&self, hash: &[u8; 16]) -> Option<PersonEntry> {
+        self.layers.as_ref()?.persons.get(hash).copied()
+    }
+
+    /// Whether a layer touched base insurer `insurer`'s cards.
+    pub fn layers_touch(&self, insurer: usize) -> bool {
+        self.layers
+            .as_ref()
+            .is_some_and(|l| l.cards.get(insurer).is_some_and(Option::is_some))
+    }
+
+    /// The cards the layers hold for base insurer `insurer` (key, and where, or `None` for
+    /// a tombstone).
+    pub fn layered_cards(&self, insurer: usize) -> Vec<(Vec<u8>, Option<CardPlace>)> {
+        let Some(cards) = self
+            .layers
+            .as_ref()
+            .and_then(|l| l.cards.get(insurer)?.as_ref())
+        else {
+            return Vec::new();
+        };
+        cards
+            .iter()
+            .map(|(k, loc)| {
+                let at = loc.map(|l| {
+                    let start = l.start as usize;
+                    (l.segment as usize, start, start + l.count as usize)
+                });
+                (k.to_vec(), at)
+            })
+            .collect()
+    }
+
+    /// The insurer of a segment by its global number (a base insurer's, or a delta
+    /// segment's).
+    pub fn segment_insurer(&self, segment: usize) -> Option<&super::InsurerInfo> {
+        self.insurers.get(segment)
+    }
+
+    /// Segments in the global numbering: the base's and every layer's delta segments.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Bytes of the layer files and their delta segments.
+    pub fn layer_bytes(&self) -> u64 {
+        self.layers.as_ref().map_or(0, |l| l.file_bytes())
+            + self.insurers[self.base_insurers()..]
+                .iter()
+                .map(|i| i.entry.segment_end())
+                .sum::<u64>()
+    }
+
+    /// The base main file's header checksum (bytes 120..128), which a layer's link names.
+    pub fn base_header_xxh3(&self) -> u64 {
+        u64_at(self.main.as_ref(), 120)
+    }
+
+    /// How many layers are stacked on the base.
+    pub fn layer_count(&self) -> usize {
+        self.layers.as_ref().map_or(0, |l| l.files.len())
+    }
+
+    /// The base's generation id (the main file's), whatever the layers.
+    pub fn base_generation(&self) -> &str {
+        &self.header.generation_id
+    }
+
+    /// Each layer file's (generation id, header checksum, bytes), bottom first: what names
+    /// it (`layer_file_name`).
+    pub fn layer_files(&self) -> Vec<(String, u32, u64, u64)> {
+        self.layers
+            .iter()
+            .flat_map(|l| &l.files)
+            .map(|f| {
+                let h = &f.index.header;
+                (
+                    h.generation_id.clone(),
+                    f.link.sequence,
+                    u64_at(f.index.main.as_ref(), 120),
+                    h.file_bytes,
+                )
+            })
+            .collect()
+    }
+
+    /// Each layer file's checksums and person table (`verify`); its delta segments are
+    /// verified with the base's segments, its refs and card values were checked at open.
+    pub fn verify_layers(&self) -> Result<(), FormatError> {
+        for f in self.layers.iter().flat_map(|l| &l.files) {
+            let place = format!("layer {}", f.index.header.generation_id);
+            f.index
+                .verify_person_table()
+                .map_err(|e| within(&place, e))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,595 @@
+//! A change generation (FORMAT.md, "Layer files"): when the only new inputs since the live
+//! generation are change files of insurers it already holds, the build writes one layer
+//! file and the changed cards' delta segments, and shares everything else of its parent by
+//! hard link. Each touched insurer is diffed against the parent's layered view
+//! (`layer_diff`); the persons whose records changed get new entries, checked again (X1, X3)
+//! from all their records as a full build would. Past [`MAX_LAYERS`] layers, or layers
+//! heavier than [`FOLD_LAYER_SHARE_PERCENT`] of the base, the build folds them into a new base
+//! (the incremental build, `run`), as `shikaku build --compact` does.
+
+use super::changes::hex;
+use super::encode::{InsurerPart, Link};
+use super::insurer::write_segment;
+use super::layer_diff::{diff_insurer, InsurerChange};
+use super::link::{push_person, sort_findings, Persons};
+use super::profile::Phases;
+use super::report::{read_rejects, GenerationKind, LayerReport, Report, ReportLine};
+use super::reuse::file_identity;
+use super::run::{insurer_input, io_err, BuildConfig, BuildError, BuildOutcome};
+use crate::domain::PersonHash;
+use crate::format::writer::{IndexTail, IndexWriter};
+use crate::format::*;
+use crate::generations::{self, Store, StoreError, INDEX_FILE, REJECTS_FILE, REPORT_FILE};
+use crate::index::MappedIndex;
+use crate::snapshot::{self, ChangeInput, Discovery, InsurerDelivery};
+use rayon::prelude::*;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::Path;
+use std::time::Instant;
+
+/// Most layers a generation stacks: the build after it folds them into a new base.
+pub const MAX_LAYERS: usize = 16;
+/// The build folds when the layers and their delta segments pass this share of the base's
+/// bytes (and [`FOLD_LAYER_BYTES_MIN`]): each layer's persons and cards cost memory at open
+/// and a map read per lookup of what they touched.
+pub const FOLD_LAYER_SHARE_PERCENT: u64 = 5;
+/// Layers smaller than this never make a build fold by their share (a small index's).
+pub const FOLD_LAYER_BYTES_MIN: u64 = 1 << 20;
+
+/// A change generation to build: the live generation and what changed since.
+pub(super) struct LayerPlan {
+    live_id: String,
+    live: MappedIndex,
+    report: Report,
+    lines: Vec<ReportLine>,
+    /// Touched insurers: base position, delivery, every change file read (in order), and
+    /// how many of them the live view had applied.
+    touched: Vec<(usize, InsurerDelivery, Vec<ChangeInput>, usize)>,
+    applied: BTreeMap<String, Vec<(String, String)>>,
+}
+
+/// Why a build does not make a layer (said in the log), or the plan for one.
+pub(super) fn plan(
+    store: &Store,
+    cfg: &BuildConfig,
+    discovery: &Discovery,
+) -> Result<LayerPlan, String> {
+    let live_id = store.current().ok().flatten().ok_or("no live generation")?;
+    let live = store
+        .open_named(&live_id, cfg.key.clone())
+        .map_err(|e| format!("the live generation cannot be opened ({e})"))?;
+    if live.layer_count() >= MAX_LAYERS {
+        return Err(format!(
+            "the live generation has {} layers",
+            live.layer_count()
+        ));
+    }
+    let (layer_bytes, total) = (live.layer_bytes(), live.total_bytes());
+    if layer_bytes > FOLD_LAYER_BYTES_MIN
+        && layer_bytes * 100 > (total - layer_bytes) * FOLD_LAYER_SHARE_PERCENT
+    {
+        return Err(format!("its layers hold {layer_bytes} of {total} bytes"));
+    }
+    let dir = store.generation_dir(&live_id);
+    let report: Report = std::fs::read(dir.join(REPORT_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or("the live generation's report cannot be read")?;
+    let lines = std::fs::read(dir.join(REJECTS_FILE))
+        .ok()
+        .and_then(|b| read_rejects(&b).ok())
+        .ok_or("the live generation's rejects cannot be read")?;
+    if !same_kohi(&report, cfg)? {
+        return Err("the public-expense registers changed".into());
+    }
+    let base = live.insurers();
+    if discovery.deliveries.len() != base.len() {
+        return Err("insurers came or went".into());
+    }
+    let mut deliveries: Vec<&InsurerDelivery> = discovery.deliveries.iter().collect();
+    deliveries.sort_by_key(|d| d.insurer.number.to_key());
+    let mut applied = BTreeMap::new();
+    let mut touched = Vec::new();
+    for (position, (d, info)) in deliveries.into_iter().zip(base).enumerate() {
+        let number = d.insurer.number.as_str();
+        let r = report
+            .insurers
+            .iter()
+            .find(|r| r.insurer_number == number && info.number_str() == number)
+            .ok_or_else(|| format!("insurer {number} is new"))?;
+        if d.insurer.name != info.name || d.insurer.kind.code() != info.entry.kind {
+            return Err(format!("insurer {number} was renamed"));
+        }
+        let snapshot = d.snapshot.as_ref().map(|f| {
+            let (bytes, mtime) = file_identity(&f.path).unwrap_or((0, 0));
+            (f.rel_path.to_string(), bytes, mtime)
+        });
+        let was = r.file.clone().map(|f| (f, r.file_bytes, r.file_mtime_ns));
+        if snapshot != was || snapshot.as_ref().is_some_and(|s| s.1 == 0) {
+            return Err(format!("insurer {number} has a new snapshot"));
+        }
+        let so_far: Vec<(String, String)> = match &report.layer {
+            Some(l) => l.applied.get(number).cloned().unwrap_or_default(),
+            None => r
+                .applied_changes()
+                .into_iter()
+                .map(|(f, h)| (f.to_owned(), h.to_owned()))
+                .collect(),
+        };
+        let inputs = ChangeInput::read_all(&d.changes).map_err(|e| e.to_string())?;
+        let now: Vec<(String, String)> = inputs
+            .iter()
+            .map(|c| (c.file.rel_path.to_string(), hex(c.xxh3)))
+            .collect();
+        if !now.starts_with(&so_far) {
+            return Err(format!("a change file of insurer {number} changed or went"));
+        }
+        if now.len() > so_far.len() {
+            touched.push((position, d.clone(), inputs, so_far.len()));
+        }
+        if !now.is_empty() {
+            applied.insert(number.to_owned(), now);
+        }
+    }
+    if touched.is_empty() {
+        return Err("no new change files".into());
+    }
+    Ok(LayerPlan {
+        live_id,
+        live,
+        report,
+        lines,
+        touched,
+        applied,
+    })
+}
+
+/// Whether the public-expense registers are the ones the live generation's base read: the
+/// same payers, each from the same register and change files (the certificates live in the
+/// main file, so any change to them makes a base).
+fn same_kohi(report: &Report, cfg: &BuildConfig) -> Result<bool, String> {
+    let now_time = snapshot::ChangeTime::for_build(cfg.built_on);
+    let k = snapshot::kohi::discover_kohi(&cfg.snapshots, now_time).map_err(|e| e.to_string())?;
+    let now: BTreeSet<(String, Option<String>, Vec<String>)> = k
+        .registers
+        .iter()
+        .map(|r| {
+            let changes = r.changes.iter().map(|c| c.rel_path.to_string()).collect();
+            let file = r.file.as_ref().map(|f| f.rel_path.to_string());
+            (r.payer.number.to_string(), file, changes)
+        })
+        .collect();
+    let was: BTreeSet<(String, Option<String>, Vec<String>)> = report
+        .kohi
+        .iter()
+        .flat_map(|k| &k.payers)
+        .filter(|p| !p.payer_name.is_empty())
+        .map(|p| {
+            let changes = p
+                .changes
+                .iter()
+                .filter(|c| c.outcome == super::report::ChangeOutcome::Applied)
+                .map(|c| c.file.clone())
+                .collect();
+            (p.payer_number.clone(), p.file.clone(), changes)
+        })
+        .collect();
+    Ok(now == was)
+}
+
+/// Builds, verifies and publishes the change generation `plan` describes.
+pub(super) fn run_layer(
+    cfg: &BuildConfig,
+    store: &Store,
+    plan: LayerPlan,
+    started: Instant,
+) -> Result<BuildOutcome, BuildError> {
+    let mut phases = Phases::new();
+    let live = &plan.live;
+    let first = live.segment_count() as u32;
+    let mut changes = plan
+        .touched
+        .par_iter()
+        .enumerate()
+        .map(|(k, (position, d, inputs, _))| {
+            diff_insurer(live, *position, d, inputs, cfg, first + k as u32)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    number_delta_segments(&mut changes, first);
+    phases.end("materialize_encode_diff");
+    let files = FileNames::new(live, &plan.report, &changes);
+    let persons = layer_persons(live, &changes, &files);
+    phases.end("persons");
+    let id = generations::new_generation_id();
+    let tmp = store.begin(&id)?;
+    let parent_dir = store.generation_dir(&plan.live_id);
+    link_parent(&parent_dir, &tmp)?;
+    let segments_dir = tmp.join(SEGMENTS_DIR);
+    let mut bytes_written = 0;
+    let mut deltas: Vec<&mut InsurerPart> = changes
+        .iter_mut()
+        .filter_map(|c| c.delta.as_mut())
+        .collect();
+    for d in &mut deltas {
+        bytes_written += d.segment.meta.body_bytes() + SEGMENT_HEADER_BYTES as u64;
+        let name = segment_file_name(&d.number, d.segment.meta.xxh3);
+        // The same content under the same name: already here, shared with the parent.
+        if !segments_dir.join(&name).exists() {
+            write_segment(d, &segments_dir)?;
+        }
+    }
+    let sequence = live.layer_count() as u32 + 1;
+    let link = LayerLink {
+        base_generation: live.base_generation().to_owned(),
+        base_header_xxh3: live.base_header_xxh3(),
+        parent_generation: plan.live_id.clone(),
+        sequence,
+        segments_before: first,
+    };
+    let tombstones: Vec<Tombstone> = changes
+        .iter()
+        .flat_map(|c| {
+            c.tombstones
+                .iter()
+                .map(|k| (c.result.part.number, k.clone()))
+        })
+        .collect();
+    let deltas: Vec<&InsurerPart> = changes.iter().filter_map(|c| c.delta.as_ref()).collect();
+    let layer_bytes = encode_layer(cfg, &id, &deltas, &persons, &link, &tombstones)?;
+    let layer_name = layer_file_name(sequence, u64_at(&layer_bytes, 120));
+    let layers_dir = tmp.join(LAYERS_DIR);
+    std::fs::create_dir_all(&layers_dir).map_err(io_err(&layers_dir))?;
+    let layer_path = layers_dir.join(&layer_name);
+    write_synced(&layer_path, &layer_bytes)?;
+    bytes_written += layer_bytes.len() as u64;
+    phases.end("write");
+    // Read back what was written: the layered view opens, carries the new id, and its
+    // layers and new delta segments verify.
+    let index =
+        MappedIndex::open_file(&tmp.join(INDEX_FILE), cfg.key.clone()).map_err(StoreError::from)?;
+    index.verify_layers()?;
+    for i in first as usize..index.segment_count() {
+        index.verify_segment(i)?;
+    }
+    assert_eq!(
+        index.generation(),
+        id,
+        "the layer generation carries its id"
+    );
+    phases.end("verify");
+    let lines = layer_lines(&plan, &changes, &persons);
+    let mut report = layer_report(&plan, &changes, &persons, &id, &layer_name, bytes_written);
+    report.index_bytes = index.total_bytes();
+    report.phases_ms = phases.wall_ms.clone();
+    report.phases_cpu_ms = phases.cpu_ms.clone();
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    drop(index);
+    super::run::write_report_files(&tmp, &report, &lines, Some(&plan.report))?;
+    let dir = store.seal(&id)?;
+    store.publish(&id)?;
+    phases.end("publish");
+    report.phases_ms = phases.wall_ms;
+    report.phases_cpu_ms = phases.cpu_ms;
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(generation = %id, layer = sequence, phases_ms = ?report.phases_ms, bytes_written, "published a change generation");
+    Ok(BuildOutcome {
+        generation: id,
+        report,
+        generation_dir: dir,
+    })
+}
+
+/// Gives the delta segments their global numbers, consecutive in insurer order (insurers
+/// without a changed card have none), in place of the provisional ones `diff_insurer` used.
+fn number_delta_segments(changes: &mut [InsurerChange], first: u32) {
+    let mut renumber = HashMap::new();
+    let mut next = first;
+    for (k, c) in changes.iter().enumerate() {
+        if c.delta.is_some() {
+            renumber.insert(first + k as u32, next);
+            next += 1;
+        }
+    }
+    for c in changes.iter_mut() {
+        let links = c
+            .links
+            .iter_mut()
+            .map(|(l, _)| l)
+            .chain(c.delta.iter_mut().flat_map(|d| d.links.iter_mut()));
+        for l in links {
+            if let Some(&n) = renumber.get(&l.insurer) {
+                l.insurer = n;
+            }
+        }
+        c.links.sort_unstable();
+    }
+}
+
+/// The file each segment's records were indexed from, for X1/X3 lines: a touched insurer's
+/// new state, else the file the live report names for it.
+struct FileNames {
+    by_segment: Vec<String>,
+}
+
+impl FileNames {
+    fn new(live: &MappedIndex, report: &Report, changes: &[InsurerChange]) -> FileNames {
+        let mut by_number: HashMap<String, String> = report
+            .insurers
+            .iter()
+            .filter_map(|r| {
+                Some((
+                    r.insurer_number.clone(),
+                    r.state_file.clone().or_else(|| r.file.clone())?,
+                ))
+            })
+            .collect();
+        for c in changes {
+            by_number.insert(c.result.part.number.to_string(), c.result.part.file.clone());
+        }
+        let mut by_segment: Vec<String> = (0..live.segment_count())
+            .map(|s| {
+                live.segment_insurer(s)
+                    .and_then(|i| by_number.get(i.number_str()).cloned())
+                    .unwrap_or_default()
+            })
+            .collect();
+        for c in changes.iter().filter(|c| c.delta.is_some()) {
+            by_segment.push(c.result.part.file.clone());
+        }
+        FileNames { by_segment }
+    }
+
+    fn of(&self, segment: u32) -> String {
+        self.by_segment
+            .get(segment as usize)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// The entries of the persons the layer touches, checked again from all their records: the
+/// parent's records of the insurers the layer did not touch, and the touched insurers' new
+/// ones. A person left without records gets an entry without refs (not found, as in a full
+/// build).
+fn layer_persons(live: &MappedIndex, changes: &[InsurerChange], files: &FileNames) -> Persons {
+    let touched: BTreeSet<PersonHash> = changes
+        .iter()
+        .flat_map(|c| c.touched.iter().copied())
+        .collect();
+    let numbers: HashSet<String> = changes
+        .iter()
+        .map(|c| c.result.part.number.to_string())
+        .collect();
+    let mut out = Persons::default();
+    let mut ordered: Vec<(RefOrder, Link)> = Vec::new();
+    let mut group: Vec<Link> = Vec::new();
+    for hash in touched {
+        ordered.clear();
+        for c in changes {
+            let from = c.links.partition_point(|(l, _)| l.hash < hash);
+            let own = c.links[from..].iter().take_while(|(l, _)| l.hash == hash);
+            ordered.extend(own.map(|&(l, full)| ((c.position, Vec::new(), full), l)));
+        }
+        ordered.extend(parent_links(live, hash, &numbers));
+        // A full build's order: by insurer, then as the insurer's segment has them.
+        ordered.sort_unstable();
+        group.clear();
+        group.extend(ordered.iter().map(|(_, l)| *l));
+        if group.is_empty() {
+            out.entries.push(PersonEntry {
+                hash,
+                refs_start: out.refs.len() as u32,
+                refs_count: 0,
+                flags: 0,
+            });
+            continue;
+        }
+        push_person(&|s| files.of(s), &group, &mut out);
+    }
+    sort_findings(&mut out.findings);
+    out
+}
+
+/// Where a full build puts a person's ref: its insurer's position, then the record's place
+/// in the insurer's segment (card key, then record; a touched insurer's records by their
+/// place in its state's encoding, their key left empty).
+type RefOrder = (usize, Vec<u8>, u32);
+
+/// A person's records in the parent's view, but those of the insurers `numbers`.
+fn parent_links(
+    live: &MappedIndex,
+    hash: PersonHash,
+    numbers: &HashSet<String>,
+) -> Vec<(RefOrder, Link)> {
+    let Some(entry) = live.person_entry(&hash) else {
+        return Vec::new();
+    };
+    live.person_refs(&entry)
+        .filter_map(|(seg, rec)| {
+            let v = live.record_view(seg as usize, rec as usize)?;
+            if numbers.contains(v.insurer_number()) {
+                return None;
+            }
+            let r = v.entry().ok()?;
+            let position = live.insurer_position(&v.insurer().entry.number)?;
+            let mut key = [0u8; MAX_CARD_KEY_BYTES];
+            let len = card_key(v.symbol(), v.number(), &mut key)?;
+            let order = (position, key[..len].to_vec(), rec);
+            Some((order, Link::of_entry(hash, seg, rec, &r)))
+        })
+        .collect()
+}
+
+/// The layer file's bytes.
+fn encode_layer(
+    cfg: &BuildConfig,
+    id: &str,
+    deltas: &[&InsurerPart],
+    persons: &Persons,
+    link: &LayerLink,
+    tombstones: &[Tombstone],
+) -> Result<Vec<u8>, BuildError> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    let io = |e: std::io::Error| BuildError::Io {
+        path: format!("{LAYERS_DIR}/ (in memory)"),
+        source: e,
+    };
+    let mut w = IndexWriter::new(&mut out).map_err(io)?;
+    for d in deltas {
+        w.push_insurer(&insurer_input(d)).map_err(io)?;
+    }
+    w.finish_layer(
+        &IndexTail {
+            generation_id: id,
+            built_on: cfg.built_on,
+            person_key_fingerprint: cfg.key.fingerprint(),
+            persons: &persons.entries,
+            person_refs: &persons.refs,
+            kohi: &EncodedKohi::default(),
+        },
+        link,
+        tombstones,
+    )
+    .map_err(io)?;
+    Ok(out.into_inner())
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).map_err(io_err(path))?;
+    f.write_all(bytes).map_err(io_err(path))?;
+    f.sync_all().map_err(io_err(path))
+}
+
+/// Hard-links the parent's main file, segment files and layer files into `tmp`: a change
+/// generation shares every byte it does not change.
+fn link_parent(parent: &Path, tmp: &Path) -> Result<(), BuildError> {
+    let main = parent.join(INDEX_FILE);
+    let to = tmp.join(INDEX_FILE);
+    std::fs::hard_link(&main, &to).map_err(io_err(&main))?;
+    for sub in [SEGMENTS_DIR, LAYERS_DIR] {
+        let from = parent.join(sub);
+        let into = tmp.join(sub);
+        std::fs::create_dir_all(&into).map_err(io_err(&into))?;
+        let Ok(entries) = std::fs::read_dir(&from) else {
+            continue;
+        };
+        for e in entries {
+            let e = e.map_err(io_err(&from))?;
+            let path = e.path();
+            std::fs::hard_link(&path, into.join(e.file_name())).map_err(io_err(&path))?;
+        }
+    }
+    Ok(())
+}
+
+/// `rejects.csv` of the change generation: the parent's lines but those of the touched
+/// insurers (whose state's lines are new) and the X1/X3 lines of the touched persons
+/// (checked again); an untouched person's X1/X3 line on a touched insurer's unchanged record
+/// moves to the record's line in the new state.
+fn layer_lines(plan: &LayerPlan, changes: &[InsurerChange], persons: &Persons) -> Vec<ReportLine> {
+    let touched: HashSet<PersonHash> = persons.entries.iter().map(|p| p.hash).collect();
+    let by_prefix: HashMap<String, &InsurerChange> = changes
+        .iter()
+        .map(|c| (format!("{}/", c.result.part.number.as_str()), c))
+        .collect();
+    let touched_records: HashSet<(String, u64)> = touched_parent_records(plan, &touched);
+    let mut lines = Vec::new();
+    for l in &plan.lines {
+        let cross = l.rule == "X1" || l.rule == "X3";
+        let insurer = l.file.split_once('/').map(|(n, _)| format!("{n}/"));
+        match insurer.and_then(|p| by_prefix.get(&p)) {
+            Some(c) if cross => {
+                if let Some((line, person)) = c.lines_moved.get(&l.line) {
+                    if person.is_none_or(|p| !touched.contains(&p)) {
+                        lines.push(ReportLine {
+                            file: c.result.part.file.clone(),
+                            line: *line,
+                            ..l.clone()
+                        });
+                    }
+                }
+            }
+            Some(_) => {}
+            None if cross && touched_records.contains(&(l.file.clone(), l.line)) => {}
+            None => lines.push(l.clone()),
+        }
+    }
+    for c in changes {
+        lines.extend(c.result.lines.iter().cloned());
+    }
+    lines.extend(persons.findings.iter().cloned());
+    lines
+}
+
+/// (file, line) of the touched persons' records in the parent's view.
+fn touched_parent_records(
+    plan: &LayerPlan,
+    touched: &HashSet<PersonHash>,
+) -> HashSet<(String, u64)> {
+    let live = &plan.live;
+    let files: HashMap<&str, String> = plan
+        .report
+        .insurers
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r.insurer_number.as_str(),
+                r.state_file.clone().or_else(|| r.file.clone())?,
+            ))
+        })
+        .collect();
+    let mut out = HashSet::new();
+    for hash in touched {
+        let Some(e) = live.person_entry(hash) else {
+            continue;
+        };
+        for v in live.person_records(&e) {
+            if let Some(f) = files.get(v.insurer_number()) {
+                out.insert((f.clone(), u64::from(v.line())));
+            }
+        }
+    }
+    out
+}
+
+fn layer_report(
+    plan: &LayerPlan,
+    changes: &[InsurerChange],
+    persons: &Persons,
+    id: &str,
+    layer_file: &str,
+    bytes_written: u64,
+) -> Report {
+    let mut report = plan.report.clone();
+    report.generation = id.to_owned();
+    report.published = true;
+    report.refused = Vec::new();
+    report.generation_kind = GenerationKind::Layer;
+    report.parent = Some(plan.live_id.clone());
+    report.layer_count = plan.live.layer_count() as u32 + 1;
+    let mut change_files = Vec::new();
+    for ((_, _, _, applied_before), c) in plan.touched.iter().zip(changes) {
+        change_files.extend(c.result.changes.iter().skip(*applied_before).cloned());
+    }
+    report.layer = Some(LayerReport {
+        base: plan.live.base_generation().to_owned(),
+        file: format!("{LAYERS_DIR}/{layer_file}"),
+        change_files,
+        applied: plan.applied.clone(),
+        insurers_touched: changes
+            .iter()
+            .map(|c| c.result.part.number.to_string())
+            .collect(),
+        cards_changed: changes.iter().map(|c| c.cards_changed).sum(),
+        cards_removed: changes.iter().map(|c| c.tombstones.len() as u64).sum(),
+        persons_touched: persons.entries.len() as u64,
+        records_written: changes
+            .iter()
+            .filter_map(|c| c.delta.as_ref())
+            .map(|d| d.records_indexed)
+            .sum(),
+        bytes_written,
+    });
+    report
+}

@@ -1,0 +1,357 @@
+//! Change generations (layers) end to end: a build whose only new inputs are change files
+//! writes one layer file and the changed cards' delta segments and shares the rest of its
+//! parent by hard link; the server's reader stacks the layers; rollback returns to the
+//! parent; `--compact` folds; and a crafted layer file is refused with a typed error, never
+//! a panic.
+
+use shikaku::domain::{Date, PersonKey};
+use shikaku::format::{xxh3, LAYERS_DIR, SECTION_ENTRY_BYTES, SEGMENTS_DIR};
+use shikaku::generations::{Store, INDEX_FILE};
+use shikaku::index::MappedIndex;
+use shikaku::nightly::run::{run, BuildConfig, Reuse};
+use shikaku::nightly::{GenerationKind, Report};
+use shikaku::query::answer::answer;
+use shikaku::query::{CardFields, CardQuery, PersonFields, PersonQuery, Query};
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+const HEADER: &str = "insurer_number,symbol,number,branch,individual_number,name,name_kana,sex,birthdate,relationship,qualification_date,disqualification_date,reason_of_loss,copay_ratio,limit_category";
+const KYOSAI: &str = "33120015";
+const KUMIAI: &str = "06139992";
+const BUILT_ON: &str = "2026-11-24";
+
+fn person(p: u32) -> String {
+    shikaku::domain::IndividualNumber::from_first11(30000000000 + u64::from(p) * 7919)
+        .expose_digits()
+        .iter()
+        .map(|&b| b as char)
+        .collect()
+}
+
+fn member(insurer: &str, number: u32, p: u32, qual: &str, disq: &str) -> String {
+    format!(
+        "{insurer},12,{number},00,{},山田 太郎,ヤマダ タロウ,1,1980-01-23,1,{qual},{disq},,30,",
+        person(p)
+    )
+}
+
+fn write(path: &Path, text: &str) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, text).unwrap();
+}
+
+fn write_rows(path: &Path, header: &str, rows: &[String]) {
+    write(path, &format!("{header}\n{}\n", rows.join("\n")));
+}
+
+fn config(snap: &Path, data: &Path, reuse: Reuse) -> BuildConfig {
+    BuildConfig {
+        snapshots: snap.to_owned(),
+        data: data.to_owned(),
+        key: PersonKey::demo(),
+        built_on: Date::parse(BUILT_ON).unwrap(),
+        max_drop_percent: 100.0,
+        accept: Vec::new(),
+        reuse,
+        progress: false,
+        signing: None,
+    }
+}
+
+/// Two insurers: kyosai cards 1–3 (persons 1–3), kumiai card 5 (person 1 again, lost).
+fn base_delivery(snap: &Path) {
+    write(
+        &snap.join("insurers.csv"),
+        &format!("insurer_number,insurer_name,kind\n{KYOSAI},共済,kyosai\n{KUMIAI},組合,kumiai\n"),
+    );
+    write_rows(
+        &snap.join(KYOSAI).join("20261101.csv"),
+        HEADER,
+        &[
+            member(KYOSAI, 1, 1, "2015-04-01", ""),
+            member(KYOSAI, 2, 2, "2010-04-01", ""),
+            member(KYOSAI, 3, 3, "2020-04-01", ""),
+        ],
+    );
+    write_rows(
+        &snap.join(KUMIAI).join("20261101.csv"),
+        HEADER,
+        &[member(KUMIAI, 5, 1, "2001-04-01", "2015-04-01")],
+    );
+}
+
+fn change_file(snap: &Path, insurer: &str, name: &str, rows: &[String]) {
+    write_rows(
+        &snap
+            .join(insurer)
+            .join("changes")
+            .join(format!("{name}.csv")),
+        &format!("{HEADER},change"),
+        rows,
+    );
+}
+
+fn ask(data: &Path, q: &Query) -> String {
+    let index = Store::new(data).open_current(PersonKey::demo()).unwrap();
+    let mut out = Vec::new();
+    answer(&index, q, Date::parse(BUILT_ON).unwrap(), &mut out);
+    String::from_utf8(out)
+        .unwrap()
+        .replace(index.generation(), "")
+}
+
+fn card(insurer: &str, number: u32) -> Query {
+    Query::Card(
+        CardQuery::parse(&CardFields {
+            insurer_number: Some(insurer),
+            symbol: Some("12"),
+            number: Some(&number.to_string()),
+            branch: Some("00"),
+            birthdate: Some("1980-01-23"),
+            date: Some(BUILT_ON),
+            limit_consent: false,
+        })
+        .unwrap(),
+    )
+}
+
+fn person_q(p: u32) -> Query {
+    let n = person(p);
+    Query::Person(
+        PersonQuery::parse(&PersonFields {
+            individual_number: Some(&n),
+            date: Some(BUILT_ON),
+            limit_consent: false,
+        })
+        .unwrap(),
+    )
+}
+
+fn validity(answer: &str) -> &str {
+    let at = answer.find("\"validity\":").expect("validity") + "\"validity\":".len();
+    &answer[at..at + 1]
+}
+
+fn inode(p: &Path) -> (u64, u64) {
+    let m = fs::metadata(p).unwrap();
+    (m.dev(), m.ino())
+}
+
+fn report_of(dir: &Path) -> Report {
+    serde_json::from_slice(&fs::read(dir.join("report.json")).unwrap()).unwrap()
+}
+
+/// A base, then a change file of kyosai (card 2 lost, card 4 added for person 1, card 3
+/// deleted): one layer; the main file and kumiai's segment are the parent's inodes.
+fn layered(tmp: &Path) -> (PathBuf, PathBuf, String, String) {
+    let (snap, data) = (tmp.join("s"), tmp.join("d"));
+    base_delivery(&snap);
+    let base = run(&config(&snap, &data, Reuse::UnchangedInsurers)).unwrap();
+    change_file(
+        &snap,
+        KYOSAI,
+        "20261110-090000",
+        &[
+            format!("{KYOSAI},12,2,00,,,,,,,2010-04-01,2026-11-10,,,,lose"),
+            format!("{},add", member(KYOSAI, 4, 1, "2026-11-10", "")),
+            format!("{KYOSAI},12,3,00,,,,,,,2020-04-01,,,,,delete"),
+        ],
+    );
+    let layer = run(&config(&snap, &data, Reuse::UnchangedInsurers)).unwrap();
+    (snap, data, base.generation, layer.generation)
+}
+
+#[test]
+fn a_layer_generation_shares_its_parent_and_writes_only_what_changed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, data, base, layer) = layered(tmp.path());
+    let store = Store::new(&data);
+    let (b, l) = (store.generation_dir(&base), store.generation_dir(&layer));
+    let report = report_of(&l);
+    assert_eq!(report.generation_kind, GenerationKind::Layer);
+    assert_eq!(report.parent.as_deref(), Some(base.as_str()));
+    assert_eq!(report.layer_count, 1);
+    let own = report.layer.expect("a layer report");
+    assert_eq!(own.insurers_touched, [KYOSAI]);
+    assert_eq!((own.cards_changed, own.cards_removed), (2, 1));
+    assert_eq!(own.change_files.len(), 1);
+    let c = &own.change_files[0];
+    assert_eq!((c.rows_read, c.rows_applied, c.rows_rejected), (3, 3, 0));
+    // No main file written, no unchanged segment: the parent's inodes.
+    assert_eq!(inode(&b.join(INDEX_FILE)), inode(&l.join(INDEX_FILE)));
+    for e in fs::read_dir(b.join(SEGMENTS_DIR)).unwrap() {
+        let e = e.unwrap();
+        assert_eq!(
+            inode(&e.path()),
+            inode(&l.join(SEGMENTS_DIR).join(e.file_name()))
+        );
+    }
+    let new_segments = fs::read_dir(l.join(SEGMENTS_DIR)).unwrap().count()
+        - fs::read_dir(b.join(SEGMENTS_DIR)).unwrap().count();
+    assert_eq!(new_segments, 1, "one delta segment");
+    assert_eq!(fs::read_dir(l.join(LAYERS_DIR)).unwrap().count(), 1);
+    // Served under its own id, and answering from the layer.
+    let index = store.open_named(&layer, PersonKey::demo()).unwrap();
+    index.verify().unwrap();
+    assert_eq!(index.layer_count(), 1);
+    let answers = |data: &Path| {
+        [
+            card(KYOSAI, 1),
+            card(KYOSAI, 2),
+            card(KYOSAI, 3),
+            card(KYOSAI, 4),
+            card(KUMIAI, 5),
+            person_q(1),
+            person_q(2),
+            person_q(3),
+        ]
+        .iter()
+        .map(|q| validity(&ask(data, q)).to_owned())
+        .collect::<Vec<_>>()
+    };
+    // Card 2 lost (invalid), 3 deleted (not found), 4 added; person 1 has cards 1 and 4
+    // covering (several), person 2 lost card 2, person 3 has none left (not found).
+    let layered = answers(&data);
+    assert_eq!(
+        layered,
+        ["1", "2", "4", "1", "3", "5", "2", "4"].map(String::from)
+    );
+    // Rollback returns to the parent exactly.
+    store.rollback(None, PersonKey::demo()).unwrap();
+    assert_eq!(store.live().unwrap(), base);
+    assert_eq!(answers(&data)[2], "1", "card 3 is back");
+}
+
+#[test]
+fn layers_stack_then_fold_into_a_base() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (snap, data, _, first) = layered(tmp.path());
+    change_file(
+        &snap,
+        KUMIAI,
+        "20261111-090000",
+        &[format!("{},add", member(KUMIAI, 6, 2, "2026-11-11", ""))],
+    );
+    let second = run(&config(&snap, &data, Reuse::UnchangedInsurers)).unwrap();
+    let report = report_of(&second.generation_dir);
+    assert_eq!(report.layer_count, 2);
+    assert_eq!(report.parent.as_deref(), Some(first.as_str()));
+    let before: Vec<String> = (1..=6)
+        .map(|c| ask(&data, &card(if c >= 5 { KUMIAI } else { KYOSAI }, c)))
+        .chain((1..=3).map(|p| ask(&data, &person_q(p))))
+        .collect();
+    let folded = run(&config(&snap, &data, Reuse::Fold)).unwrap();
+    assert_eq!(
+        report_of(&folded.generation_dir).generation_kind,
+        GenerationKind::Base
+    );
+    assert!(!folded.generation_dir.join(LAYERS_DIR).exists());
+    let after: Vec<String> = (1..=6)
+        .map(|c| ask(&data, &card(if c >= 5 { KUMIAI } else { KYOSAI }, c)))
+        .chain((1..=3).map(|p| ask(&data, &person_q(p))))
+        .collect();
+    assert_eq!(before, after);
+}
+
+/// Recomputes a layer file's section checksums, its section table's and its header's, so a
+/// changed byte meets the reader's structural checks, not a checksum.
+fn reseal(b: &mut [u8]) {
+    let table = u64::from_le_bytes(b[96..104].try_into().unwrap()) as usize;
+    let count = u32::from_le_bytes(b[88..92].try_into().unwrap()) as usize;
+    if table + count * SECTION_ENTRY_BYTES != b.len() {
+        return;
+    }
+    for i in 0..count {
+        let e = table + i * SECTION_ENTRY_BYTES;
+        let off = u64::from_le_bytes(b[e + 8..e + 16].try_into().unwrap()) as usize;
+        let len = u64::from_le_bytes(b[e + 16..e + 24].try_into().unwrap()) as usize;
+        if let Some(s) = off.checked_add(len).filter(|&end| end <= table) {
+            let sum = xxh3(&b[off..s]);
+            b[e + 24..e + 32].copy_from_slice(&sum.to_le_bytes());
+        }
+    }
+    let sum = xxh3(&b[table..]);
+    b[104..112].copy_from_slice(&sum.to_le_bytes());
+    let sum = xxh3(&b[..120]);
+    b[120..128].copy_from_slice(&sum.to_le_bytes());
+}
+
+/// Every byte of a layer file set to hostile values, checksums recomputed: opening gives a
+/// typed error or an index; an index answers every query and verifies or fails, never
+/// panics. The unchanged file opens and verifies.
+#[test]
+fn a_crafted_layer_is_refused_never_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, data, _, layer) = layered(tmp.path());
+    let dir = Store::new(&data).generation_dir(&layer);
+    let layer_file = fs::read_dir(dir.join(LAYERS_DIR))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let good = fs::read(&layer_file).unwrap();
+    // A private copy of the generation whose layer file the test rewrites.
+    let copy = tmp.path().join("copy");
+    fs::create_dir_all(copy.join(SEGMENTS_DIR)).unwrap();
+    fs::create_dir_all(copy.join(LAYERS_DIR)).unwrap();
+    fs::copy(dir.join(INDEX_FILE), copy.join(INDEX_FILE)).unwrap();
+    for e in fs::read_dir(dir.join(SEGMENTS_DIR)).unwrap() {
+        let e = e.unwrap();
+        fs::copy(e.path(), copy.join(SEGMENTS_DIR).join(e.file_name())).unwrap();
+    }
+    let target = copy.join(LAYERS_DIR).join(layer_file.file_name().unwrap());
+    let open = |bytes: &[u8]| {
+        fs::write(&target, bytes).unwrap();
+        MappedIndex::open_file(&copy.join(INDEX_FILE), PersonKey::demo())
+    };
+    let index = open(&good).expect("the layer as written opens");
+    index.verify().expect("and verifies");
+    drop(index);
+    let queries: Vec<Query> = (1..=6)
+        .map(|c| card(if c >= 5 { KUMIAI } else { KYOSAI }, c))
+        .chain((1..=3).map(person_q))
+        .collect();
+    let (mut refused, mut opened) = (0, 0);
+    for at in 0..good.len() {
+        for value in [0x00u8, 0xFF, good[at].wrapping_add(1)] {
+            if value == good[at] {
+                continue;
+            }
+            let mut bad = good.clone();
+            bad[at] = value;
+            if at >= 128 {
+                reseal(&mut bad);
+            }
+            match open(&bad) {
+                Err(_) => refused += 1,
+                Ok(index) => {
+                    opened += 1;
+                    for q in &queries {
+                        let mut out = Vec::new();
+                        answer(&index, q, Date::parse(BUILT_ON).unwrap(), &mut out);
+                    }
+                    let _ = index.verify();
+                }
+            }
+        }
+    }
+    assert!(
+        refused > 0 && opened > 0,
+        "refused {refused}, opened {opened}"
+    );
+    // A layer on another base, or out of its place, is refused by its link.
+    fs::write(&target, &good).unwrap();
+    let renamed = copy.join(LAYERS_DIR).join("0002-00000000000000ab.shl");
+    fs::rename(&target, &renamed).unwrap();
+    fs::copy(
+        &renamed,
+        copy.join(LAYERS_DIR).join("0001-00000000000000ab.shl"),
+    )
+    .unwrap();
+    let Err(err) = MappedIndex::open_file(&copy.join(INDEX_FILE), PersonKey::demo()) else {
+        panic!("a layer out of its place opened");
+    };
+    assert!(err.to_string().contains("does not stack it"), "{err}");
+}
