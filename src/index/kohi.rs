@@ -609,7 +609,7 @@ mod tests {
     fn verify_one_holder_of(n: usize) -> Result<(), String> {
         let d = |s: &str| Date::parse(s).unwrap();
         let payer = PayerNumber::from_body("5413601").unwrap();
-        let number = IndividualNumber::parse("123456789018").unwrap();
+        let number = IndividualNumber::from_first11(12_345_678_901);
         let certs: Vec<Certificate> = (0..n)
             .map(|i| Certificate {
                 individual_number: Some(number),

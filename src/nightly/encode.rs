@@ -322,7 +322,7 @@ mod tests {
     const SYMBOLS: [&str; 6] = [
         "",
         "12",
-        "123456789012345678",
+        "12345678901234567A",
         "ABCDEFGHIJKLMN",
         "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
         "ABCDEFGHIJKLMNOPQRSTUVWXYY",

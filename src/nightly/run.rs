@@ -352,8 +352,15 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
         None => index.verify_structure_of(&fresh_segments)?,
     }
     phases.end("deep_check");
+    // The live generation's report (the one this build would replace): the payers' guard
+    // compares with it, and report.html shows the change against it; none before the first
+    // publication.
+    let previous: Option<Report> = store.live().ok().and_then(|live| {
+        let path = store.generation_dir(&live).join(REPORT_FILE);
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    });
     let mut refused = guard(store, cfg, &index);
-    refused.extend(guard_registers(store, cfg, &kohi.report));
+    refused.extend(guard_registers(previous.as_ref(), cfg, &kohi.report));
     let mut report = Report {
         generation: id.clone(),
         built_on: cfg.built_on.to_string(),
@@ -378,12 +385,6 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
         layer: None,
     };
     drop(index);
-    // The live generation's report (the one this build would replace), for report.html's
-    // comparison; none before the first publication.
-    let previous: Option<Report> = store.live().ok().and_then(|live| {
-        let path = store.generation_dir(&live).join(REPORT_FILE);
-        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
-    });
     write_report_files(&tmp, &report, &lines, previous.as_ref())?;
     progress.finish();
     if !refused.is_empty() {
@@ -584,8 +585,8 @@ fn guard(store: &Store, cfg: &BuildConfig, new: &MappedIndex) -> Vec<String> {
 /// certificates valid today fall by more than `max_drop_percent`, or that went missing,
 /// refuses the build (a truncated register would turn its recipients into "not found").
 /// Compared with the live generation's `report.json` (it needs no person key).
-fn guard_registers(store: &Store, cfg: &BuildConfig, new: &KohiReport) -> Vec<String> {
-    let Some(live) = live_report(store) else {
+fn guard_registers(live: Option<&Report>, cfg: &BuildConfig, new: &KohiReport) -> Vec<String> {
+    let Some(live) = live else {
         return Vec::new();
     };
     let Some(before) = live.kohi.as_ref().map(payers_covered) else {
@@ -620,12 +621,6 @@ fn payers_covered(kohi: &KohiReport) -> BTreeMap<String, u64> {
         .filter(|p| !p.payer_name.is_empty())
         .map(|p| (p.payer_number.clone(), p.counts.covered_today))
         .collect()
-}
-
-fn live_report(store: &Store) -> Option<Report> {
-    let live_id = store.current().ok()??;
-    let path = store.generation_dir(&live_id).join(REPORT_FILE);
-    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
 
 /// Whether a count that was `before` and is `after` fell by more than `max_percent`.
