@@ -69,8 +69,9 @@ pub struct Config {
     /// Days of change files after the snapshots (0 = none); see `changes`.
     pub change_days: u32,
     /// Directory of the materialized snapshots, the state after the change files (beside
-    /// the snapshots, not in them).
-    pub materialized_out: PathBuf,
+    /// the snapshots, not in them); `None`: not written (at the nation's scale they would
+    /// double the disk a run needs, and the queries' truth does not need them).
+    pub materialized_out: Option<PathBuf>,
     /// Show a progress bar on stderr (hidden anyway when stderr is not a terminal).
     pub progress: bool,
     /// Replace a previous generator output in `out` instead of refusing a non-empty directory.
@@ -87,7 +88,7 @@ impl Config {
             persons,
             seed,
             claims_out: claims_files::default_dir(&out),
-            materialized_out: default_materialized_dir(&out),
+            materialized_out: Some(default_materialized_dir(&out)),
             out,
             date: Date::today_jst(),
             defect_rate: 0.0,
@@ -572,12 +573,13 @@ pub fn generate(cfg: &Config) -> Result<Summary> {
         payers: u64::from(payers),
         ..KohiSummary::default()
     };
-    let mut mw = if cfg.change_days > 0 {
-        prepare_out(&cfg.materialized_out, cfg.overwrite)?;
-        write_insurers(&cfg.materialized_out, &u)?;
-        Some(Writer::create(&cfg.materialized_out, &u, cfg.date)?)
-    } else {
-        None
+    let mut mw = match (&cfg.materialized_out, cfg.change_days > 0) {
+        (Some(dir), true) => {
+            prepare_out(dir, cfg.overwrite)?;
+            write_insurers(dir, &u)?;
+            Some(Writer::create(dir, &u, cfg.date)?)
+        }
+        _ => None,
     };
     let mut groups: Vec<changes::Group> = Vec::new();
     let mut csum = stream::ChangesSummary::default();
@@ -633,8 +635,10 @@ pub fn generate(cfg: &Config) -> Result<Summary> {
                     kw.append(outs)?;
                     ksum.add(&stats);
                 }
-                if let (Some(mw), Some(ch)) = (mw.as_mut(), out.changes) {
-                    mw.append(out.materialized)?;
+                if let Some(ch) = out.changes {
+                    if let Some(mw) = mw.as_mut() {
+                        mw.append(out.materialized)?;
+                    }
                     csum.add_events(&ch.causes, &ch.defects);
                     groups.extend(ch.groups);
                 }
@@ -648,12 +652,12 @@ pub fn generate(cfg: &Config) -> Result<Summary> {
         kw.finish()?;
     }
     pb.finish_and_clear();
-    let change_entries = match mw.as_mut() {
-        Some(mw) => {
-            mw.finish()?;
-            write_changes(cfg, &u, groups, &mut csum)?
-        }
-        None => Vec::new(),
+    if let Some(mw) = mw.as_mut() {
+        mw.finish()?;
+    }
+    let change_entries = match cfg.change_days {
+        0 => Vec::new(),
+        _ => write_changes(cfg, &u, groups, &mut csum)?,
     };
     let (older_files, stale_lines) = write_older(cfg, &p, &u, stale_queries)?;
     if let Some(mut q) = queries {
@@ -703,7 +707,7 @@ pub fn generate(cfg: &Config) -> Result<Summary> {
     );
     s.claims = receipts.len() as u64;
     s.claims_by_expected = claims_by_expected;
-    s.changes = mw.is_some().then_some(csum);
+    s.changes = (cfg.change_days > 0).then_some(csum);
     if cfg.kohi {
         ksum.claims_with_ko = receipts.iter().filter(|r| r.with_ko).count() as u64;
         s.kohi = Some(ksum);
@@ -723,9 +727,11 @@ fn write_changes(
     csum.first_day = cfg.date.to_string();
     csum.last_day = last.to_string();
     csum.queries_date = last.add_days(1).to_string();
-    csum.materialized_dir = cfg.materialized_out.display().to_string();
     let (entries, last_day) = stream::write(&cfg.out, u, cfg.seed, cfg.date, groups, csum)?;
-    stream::date_materialized(&cfg.materialized_out, u, cfg.date, &last_day)?;
+    if let Some(dir) = &cfg.materialized_out {
+        csum.materialized_dir = Some(dir.display().to_string());
+        stream::date_materialized(dir, u, cfg.date, &last_day)?;
+    }
     Ok(entries)
 }
 

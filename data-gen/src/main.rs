@@ -52,6 +52,11 @@ struct Args {
     /// Directory of the materialized snapshots (default: OUT.materialized, beside OUT).
     #[arg(long)]
     materialized_out: Option<PathBuf>,
+    /// Do not write the materialized snapshots (the queries' and claims' truth still holds
+    /// for the state after the changes): for runs at the nation's scale, where they would
+    /// take another 16 GB.
+    #[arg(long, conflicts_with = "materialized_out")]
+    no_materialized: bool,
     /// Public-expense (公費) registers too: OUT/kohi/payers.csv and one
     /// OUT/kohi/<payer_number>/<YYYYMMDD>.csv per payer (医療扶助, 自立支援医療, 難病,
     /// 小児慢性特定疾病 and the municipality's 子ども医療費助成, one payer of each per
@@ -82,7 +87,10 @@ fn run(args: Args) -> Result<()> {
     }
     cfg.change_days = args.changes_days;
     if let Some(dir) = args.materialized_out {
-        cfg.materialized_out = dir;
+        cfg.materialized_out = Some(dir);
+    }
+    if args.no_materialized {
+        cfg.materialized_out = None;
     }
     cfg.progress = !args.quiet;
     cfg.overwrite = args.overwrite;

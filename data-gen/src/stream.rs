@@ -40,7 +40,8 @@ pub struct ChangesSummary {
     pub defects: BTreeMap<String, u64>,
     /// Insurers with at least one change file.
     pub insurers_changed: u64,
-    pub materialized_dir: String,
+    /// Where the materialized snapshots went; `None` with `--no-materialized`.
+    pub materialized_dir: Option<String>,
 }
 
 impl ChangesSummary {

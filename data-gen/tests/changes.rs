@@ -198,13 +198,18 @@ fn assert_same(a: &[(Option<String>, u8)], b: &[(Option<String>, u8)], what: &st
     );
 }
 
-fn generate_with_changes(dir: &Path) -> (Config, Summary) {
-    let mut cfg = Config::new(10_000, 5, dir.join("snap"));
+fn changes_config(out: PathBuf) -> Config {
+    let mut cfg = Config::new(10_000, 5, out);
     cfg.date = Date::parse(DATE).unwrap();
     cfg.defect_rate = 0.002;
     cfg.queries = 5_000;
     cfg.claims = 2_000;
     cfg.change_days = DAYS;
+    cfg
+}
+
+fn generate_with_changes(dir: &Path) -> (Config, Summary) {
+    let cfg = changes_config(dir.join("snap"));
     let summary = generate(&cfg).unwrap();
     (cfg, summary)
 }
@@ -231,7 +236,12 @@ fn day_by_day_builds_answer_as_the_materialized_truth() {
     }
     let last = first.add_days(DAYS as i32 - 1);
     let truth_data = dir.path().join("truth");
-    build(&cfg.materialized_out, &truth_data, last, Reuse::Nothing);
+    build(
+        cfg.materialized_out.as_ref().unwrap(),
+        &truth_data,
+        last,
+        Reuse::Nothing,
+    );
     let (built, truth) = (open(&data), open(&truth_data));
 
     let today = last.add_days(1);
@@ -313,4 +323,49 @@ fn every_injected_change_defect_is_reported_under_its_rule() {
     }
     let want: BTreeMap<String, u64> = summary.changes.unwrap().defects;
     assert_eq!(found, want);
+}
+
+/// Every file under `dir`, by relative path, with its bytes.
+fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).unwrap().to_path_buf();
+                out.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn without_the_materialized_snapshots_the_rest_is_byte_for_byte_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let (with, summary) = generate_with_changes(dir.path());
+    let mut without = changes_config(dir.path().join("snap-alone"));
+    without.claims_out = dir.path().join("claims-alone");
+    without.materialized_out = None;
+    let alone = generate(&without).unwrap();
+    let materialized = with.materialized_out.as_ref().unwrap();
+    assert!(materialized.join("insurers.csv").exists());
+    assert!(!dir.path().join("snap-alone.materialized").exists());
+    assert_eq!(alone.changes.as_ref().unwrap().materialized_dir, None);
+    assert_eq!(
+        summary.changes.unwrap().rows,
+        alone.changes.unwrap().rows,
+        "the same change rows"
+    );
+    assert!(
+        tree(&with.out) == tree(&without.out),
+        "the same snapshots, change files and queries"
+    );
+    assert!(
+        tree(&with.claims_out) == tree(&without.claims_out),
+        "the same claims files"
+    );
 }
