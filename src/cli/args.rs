@@ -159,8 +159,9 @@ pub struct BuildArgs {
     #[arg(long, requires = "publish")]
     pub endpoint: Option<String>,
     /// With --watch: a build starts once no file has landed for this many milliseconds (or
-    /// 10 times as long after the first, whatever keeps landing).
-    #[arg(long, default_value_t = 500, requires = "watch")]
+    /// 10 times as long after the first, whatever keeps landing). Default 0: at once, files
+    /// that land during a build going into the next one.
+    #[arg(long, default_value_t = 0, requires = "watch")]
     pub settle_ms: u64,
     /// With --watch: generations kept in the data directory (older ones are removed once
     /// there are twice as many).

@@ -35,7 +35,10 @@ use std::time::{Duration, Instant};
 pub struct Pace {
     /// How often the snapshots directory is looked at.
     pub poll: Duration,
-    /// A build starts once nothing more has landed for this long.
+    /// A build starts once nothing more has landed for this long. Zero by default: a writer
+    /// renames complete files into place, so waiting would only delay the answers (the
+    /// commonest trouble a clinic sees is a registration not yet answered); files that land
+    /// while a build runs go into the next one together anyway.
     pub settle: Duration,
     /// ... or this long after the first file, whatever keeps landing.
     pub settle_max: Duration,
@@ -49,8 +52,8 @@ impl Default for Pace {
     fn default() -> Pace {
         Pace {
             poll: Duration::from_millis(200),
-            settle: Duration::from_millis(500),
-            settle_max: Duration::from_secs(5),
+            settle: Duration::ZERO,
+            settle_max: Duration::ZERO,
             retry_first: Duration::from_secs(1),
             retry_max: Duration::from_secs(60),
         }
