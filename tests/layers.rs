@@ -7,7 +7,7 @@
 use shikaku::domain::{Date, PersonKey};
 use shikaku::format::{xxh3, LAYERS_DIR, SECTION_ENTRY_BYTES, SEGMENTS_DIR};
 use shikaku::generations::{Store, INDEX_FILE};
-use shikaku::index::MappedIndex;
+use shikaku::index::{MappedIndex, VerifiedSegments};
 use shikaku::nightly::run::{run, BuildConfig, Reuse};
 use shikaku::nightly::{GenerationKind, Report};
 use shikaku::query::answer::answer;
@@ -221,6 +221,41 @@ fn a_layer_generation_shares_its_parent_and_writes_only_what_changed() {
     store.rollback(None, PersonKey::demo()).unwrap();
     assert_eq!(store.live().unwrap(), base);
     assert_eq!(answers(&data)[2], "1", "card 3 is back");
+}
+
+/// A process that verified the base verifies of the layer generation only what is new:
+/// its layer and delta segment, not the main file both share by hard link; a copy of the
+/// main file (another inode) is verified again.
+#[test]
+fn a_swap_to_a_layer_verifies_only_what_is_new() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, data, base, layer) = layered(tmp.path());
+    let store = Store::new(&data);
+    let known = VerifiedSegments::default();
+    let open = |id: &str| store.open_named(id, PersonKey::demo()).unwrap();
+    let first = open(&base).verify_new(&known).unwrap();
+    assert!(!first.main_known);
+    let swap = open(&layer).verify_new(&known).unwrap();
+    let main_bytes = fs::metadata(store.generation_dir(&base).join(INDEX_FILE))
+        .unwrap()
+        .len();
+    assert!(swap.main_known, "the main file is the one verified");
+    assert_eq!((swap.segments_verified, swap.segments_known), (1, 2));
+    assert!(swap.bytes_verified < main_bytes, "{swap:?}");
+    // The same bytes under another inode are not known.
+    let copy = tmp.path().join("copy");
+    fs::create_dir(&copy).unwrap();
+    for name in [INDEX_FILE, SEGMENTS_DIR] {
+        let from = store.generation_dir(&base).join(name);
+        std::process::Command::new("cp")
+            .args(["-r", from.to_str().unwrap(), copy.to_str().unwrap()])
+            .status()
+            .unwrap();
+    }
+    let copied = MappedIndex::open_file(&copy.join(INDEX_FILE), PersonKey::demo()).unwrap();
+    let again = copied.verify_new(&known).unwrap();
+    assert!(!again.main_known);
+    assert_eq!(again.segments_verified, 2);
 }
 
 #[test]

@@ -104,6 +104,9 @@ impl MappedIndex {
         })
         .map_err(|e| OpenError::Format(path.display().to_string(), e))?;
         index.segment_files = files;
+        let meta =
+            std::fs::metadata(path).map_err(|e| OpenError::Io(path.display().to_string(), e))?;
+        index.main_file = Some(FileId::of(&meta));
         index.path = Some(path.to_path_buf());
         add_layer_files(&mut index, path)?;
         Ok(index)
@@ -240,6 +243,7 @@ fn preload(mut mapped: MappedIndex, key: PersonKey, path: &Path) -> Result<Mappe
     segment_files.truncate(mapped.base_insurers());
     let layered = mapped.layer_count() > 0;
     let main_path = mapped.path.take();
+    let main_file = mapped.main_file;
     drop(mapped);
     let all = Bytes::from_owner(all.make_read_only().map_err(Preload::Io)?);
     let part = |name: &str| ranges.get(name).map(|r| all.slice(r.clone()));
@@ -258,6 +262,7 @@ fn preload(mut mapped: MappedIndex, key: PersonKey, path: &Path) -> Result<Mappe
     })
     .map_err(Preload::Format)?;
     index.segment_files = segment_files;
+    index.main_file = main_file;
     index.path = main_path;
     if layered {
         // A change generation's layers and delta segments are small: mapped, not copied.

@@ -64,6 +64,9 @@ impl VerifiedSegments {
 /// What a verification did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Verify {
+    /// The main file was known verified (the same file, verified before by this process):
+    /// only the layers stacked on it were checked.
+    pub main_known: bool,
     /// Segment files checked here.
     pub segments_verified: usize,
     /// Segment files known verified (the same file, verified before by this process).
@@ -117,7 +120,10 @@ impl<B: AsRef<[u8]>> Index<B> {
     {
         let fresh = self.segments_not_known(known);
         let (main, segments) = rayon::join(
-            || self.verify_main(),
+            || match self.main_known(known) {
+                true => self.verify_layers(),
+                false => self.verify_main(),
+            },
             || fresh.par_iter().try_for_each(|&i| self.verify_segment(i)),
         );
         main?;
@@ -160,6 +166,11 @@ impl<B: AsRef<[u8]>> Index<B> {
         main.and(segments)
     }
 
+    /// Whether `known` holds the main file: a change generation's, shared with its parent.
+    pub(super) fn main_known(&self, known: &VerifiedSegments) -> bool {
+        self.main_file.is_some_and(|f| known.knows(f))
+    }
+
     /// Positions of the segments whose files `known` does not hold.
     pub(super) fn segments_not_known(&self, known: &VerifiedSegments) -> Vec<usize> {
         (0..self.segments.len())
@@ -170,6 +181,7 @@ impl<B: AsRef<[u8]>> Index<B> {
     /// Once the main file and segments `fresh` passed: `known` learns their files, and what
     /// was checked is counted.
     pub(super) fn learn_verified(&self, fresh: &[usize], known: &VerifiedSegments) -> Verify {
+        let main_known = self.main_known(known);
         for seg in &self.segments {
             // Found UTF-8 by a check of this file, now or when this process verified it
             // before, or by the builder's deep check of the bytes it signed.
@@ -178,14 +190,20 @@ impl<B: AsRef<[u8]>> Index<B> {
         known.add(
             fresh
                 .iter()
-                .filter_map(|&i| self.segment_files.get(i).copied()),
+                .filter_map(|&i| self.segment_files.get(i).copied())
+                .chain(self.main_file),
         );
-        let bytes_verified = self.main.as_ref().len() as u64
+        let main_bytes = match main_known {
+            true => 0,
+            false => self.main.as_ref().len() as u64,
+        };
+        let bytes_verified = main_bytes
             + fresh
                 .iter()
                 .map(|&i| self.segments[i].bytes.as_ref().len() as u64)
                 .sum::<u64>();
         Verify {
+            main_known,
             segments_verified: fresh.len(),
             segments_known: self.segments.len() - fresh.len(),
             bytes_verified,
