@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Compaction after a stream of change generations, against today's incremental build, with
+# every answer compared across it (docs/operations.md "Change generations").
+#   perf/compaction.sh SNAP DAYS      (SNAP: shikaku-datagen --changes-days DAYS output, the
+#                                      materialized snapshots not needed: --no-materialized)
+# Day 1 builds the base. Day 2 is built as today's incremental build would (`build --compact`:
+# its change files re-read with each touched insurer's snapshot, a new main file), the figure
+# compaction is held to. Days 3..DAYS are change generations (layers, folded by the builder's
+# own bound when they pass it). Then the workload (SNAP/queries.csv, dated the day after the
+# last change) is answered from the layered generation, `build --compact` folds the layers into
+# a base, and the workload is answered again: 0 answers may differ, and the validities are
+# compared with the generator's truth. Old generations are removed as it goes (the nation's
+# would not fit twice). Settings: WORK [/tmp/shikaku-compaction], PORT [17491],
+# BIN [target/release, built].
+set -euo pipefail
+cd "$(dirname "$0")/.."
+snap=$(realpath "$1")
+days=$2
+work=${WORK:-/tmp/shikaku-compaction}
+port=${PORT:-17491}
+if [[ -z ${BIN:-} ]]; then
+  cargo build --release --workspace -q
+fi
+bin=${BIN:-$PWD/target/release}
+rm -rf "$work" && mkdir -p "$work"
+# The snapshots' day (the newest snapshot file's name; some insurers have older ones too).
+first=$(find "$snap" -mindepth 2 -maxdepth 2 -name '2*.csv' -printf '%f\n' | sort | tail -n 1 |
+  sed -E 's|([0-9]{4})([0-9]{2})([0-9]{2})\.csv|\1-\2-\3|')
+data=$work/data
+
+# Bytes the newest generation of DATA wrote: its files not hard-linked from an older one.
+written() {
+  find "$data/generations/$(cat "$data/CURRENT")" -type f -links 1 -printf '%s\n' |
+    awk '{s += $1} END {print s + 0}'
+}
+kind() {
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); k=r.get("generation_kind","base"); print(k + (" %d" % r["layer_count"] if k == "layer" else ""))' \
+    "$data/generations/$(cat "$data/CURRENT")/report.json"
+}
+build() { # LABEL DATE ARGS...: one build, its wall and CPU seconds, bytes written, kind
+  local label=$1 on=$2 t0 t1
+  shift 2
+  t0=$(date +%s.%N)
+  /usr/bin/time -f '%U %S %M' -o "$work/last.time" "$bin/shikaku" build --snapshots "$snap" \
+    --data "$data" --date "$on" --max-drop-percent 100 "$@" >"$work/last.out" 2>"$work/last.err" ||
+    { tail -n 5 "$work/last.err" >&2; exit 1; }
+  t1=$(date +%s.%N)
+  printf '%-28s %s  wall %7.2f s  cpu %7.2f s  peak %6.0f MB  written %14s  %s\n' "$label" "$on" \
+    "$(echo "$t1 - $t0" | bc -l)" "$(awk '{print $1 + $2}' "$work/last.time")" \
+    "$(awk '{print $3 / 1024}' "$work/last.time")" "$(written)" "$(kind)"
+  # After a base, keep it and its parent only (the nation's would not fit many times).
+  if [[ $(kind) == base ]]; then
+    "$bin/shikaku" generations gc --data "$data" --keep 2 >"$work/gc.out" 2>&1 ||
+      { cat "$work/gc.out" >&2; exit 1; }
+  fi
+}
+
+build "base" "$first"
+build "incremental (day 2)" "$(date -d "$first + 1 day" +%F)" --compact
+for ((d = 2; d < days; d++)); do
+  build "day $((d + 1))" "$(date -d "$first + $d day" +%F)"
+done
+last=$(date -d "$first + $((days - 1)) day" +%F)
+
+# The workload as CSV batches of 10,000, dated as the generator's truth holds it.
+qdate=$(date -d "$last + 1 day" +%F)
+python3 - "$snap/queries.csv" "$work/batches" "$qdate" <<'PY'
+import csv, os, sys
+rows = list(csv.reader(open(sys.argv[1], encoding="utf-8")))
+head, body = rows[0], rows[1:]
+keep = [i for i, h in enumerate(head) if h != "expected"]
+d = head.index("date")
+for r in body:
+    r[d] = r[d] or sys.argv[3]
+os.makedirs(sys.argv[2], exist_ok=True)
+for n in range(0, len(body), 10000):
+    with open(f"{sys.argv[2]}/{n // 10000:05}.csv", "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow([head[i] for i in keep])
+        w.writerows([[r[i] for i in keep] for r in body[n:n + 10000]])
+PY
+SP=
+trap '[[ -n $SP ]] && kill "$SP" 2>/dev/null; wait 2>/dev/null || true' EXIT
+answer() { # OUT: the answers of every batch from the live generation
+  "$bin/shikaku" serve --data "$data" --resp 127.0.0.1:0 --http "127.0.0.1:$port" --threads 1 \
+    >"$1.log" 2>&1 &
+  SP=$!
+  until curl -sf "127.0.0.1:$port/healthz" >/dev/null 2>&1; do
+    kill -0 "$SP" || { cat "$1.log" >&2; exit 1; }
+    sleep 0.2
+  done
+  : >"$1"
+  for b in "$work"/batches/*.csv; do
+    curl -sf -H 'content-type: text/csv' --data-binary "@$b" "127.0.0.1:$port/v1/batch" >>"$1"
+  done
+  kill "$SP"
+  wait "$SP" 2>/dev/null || true
+  SP=
+}
+answer "$work/answers.layered.csv"
+build "compaction (--compact)" "$last" --compact
+answer "$work/answers.compacted.csv"
+python3 - "$work/answers.layered.csv" "$work/answers.compacted.csv" "$snap/queries.csv" <<'PY'
+import csv, sys
+def load(path):
+    rows, head = [], None
+    for r in csv.reader(open(path, encoding="utf-8")):
+        if r and r[0] == "kind":
+            head = r
+            continue
+        rows.append([c for h, c in zip(head, r) if h != "generation"])
+    return head, rows
+head, a = load(sys.argv[1])
+_, b = load(sys.argv[2])
+want = [r["expected"] for r in csv.DictReader(open(sys.argv[3], encoding="utf-8"))]
+v = [h for h in head if h != "generation"].index("validity")
+differ = sum(x != y for x, y in zip(a, b)) + abs(len(a) - len(b))
+cards = sum(r[0] == "card" for r in a)
+wrong = sum(r[v] != w for r, w in zip(a, want))
+print(f"queries {len(a)} ({cards} card, {len(a) - cards} person): {differ} answers differ "
+      f"across the compaction; {wrong} validities differ from the generator's truth")
+sys.exit(1 if differ or len(a) != len(want) else 0)
+PY
