@@ -11,7 +11,8 @@
 # a base, and the workload is answered again: 0 answers may differ, and the validities are
 # compared with the generator's truth. Old generations are removed as it goes (the nation's
 # would not fit twice). Settings: WORK [/tmp/shikaku-compaction], PORT [17491],
-# BIN [target/release, built].
+# BIN [target/release, built], INCREMENTAL [1; 0: day 2 a change generation too, for a disk
+# that holds only two generations: the incremental build then writes a third].
 set -euo pipefail
 cd "$(dirname "$0")/.."
 snap=$(realpath "$1")
@@ -56,7 +57,11 @@ build() { # LABEL DATE ARGS...: one build, its wall and CPU seconds, bytes writt
 }
 
 build "base" "$first"
-build "incremental (day 2)" "$(date -d "$first + 1 day" +%F)" --compact
+if [[ ${INCREMENTAL:-1} == 1 ]]; then
+  build "incremental (day 2)" "$(date -d "$first + 1 day" +%F)" --compact
+else
+  build "day 2" "$(date -d "$first + 1 day" +%F)"
+fi
 for ((d = 2; d < days; d++)); do
   build "day $((d + 1))" "$(date -d "$first + $d day" +%F)"
 done
