@@ -1,5 +1,5 @@
-//! A replica's download of one generation: every file into `DATA/tmp/<id>` (a segment file
-//! a local generation holds is hard-linked instead, a file already there from a download
+//! A replica's download of one generation: every file into `DATA/tmp/<id>` (a segment, layer
+//! or main file a local generation holds is hard-linked instead, a file already there from a download
 //! killed part way is kept), each checked against the manifest, the index as a whole against
 //! every checksum of its own, then sealed as a local build does. Before it starts it checks
 //! that what it will fetch fits on the file system, and says so when it does not, rather than
@@ -71,7 +71,13 @@ pub fn download_verified(
         fs::create_dir_all(&dir).map_err(FleetError::io(&dir))?;
     }
     let local = local_shared(store)?;
-    require_room(manifest, &tmp, &local, free)?;
+    // A change generation's main file is its base's: linked when a local generation holds
+    // the very file (size and xxh3), looked for once (hashing it is a pass over the file).
+    let local_main = match manifest.main_file() {
+        Some(f) if !matches_entry(&tmp.join(INDEX_FILE), f)? => same_local_main(store, f)?,
+        _ => None,
+    };
+    require_room(manifest, &tmp, &local, local_main.as_deref(), free)?;
     let mut out = Fetched::default();
     let mismatch = |file: &str, why: String| FleetError::Mismatch {
         id: id.clone(),
@@ -86,27 +92,23 @@ pub fn download_verified(
             continue;
         }
         let shared = is_shared(&f.path);
-        // A change generation's main file is its base's: linked when a local generation
-        // holds the very file (size and xxh3).
-        let local_main = (f.path == INDEX_FILE)
-            .then(|| same_local_main(store, f))
-            .transpose()?
-            .flatten();
-        if let Some(from) = local
-            .get(&f.path)
-            .filter(|_| shared)
-            .or(local_main.as_ref())
-        {
-            if matches_entry(from, f)? {
-                let _ = fs::remove_file(&dest);
-                fs::hard_link(from, &dest).map_err(FleetError::io(&dest))?;
-                out.linked_files += 1;
-                continue;
-            }
+        let main = f.path == INDEX_FILE;
+        let local_shared = local.get(&f.path).filter(|_| shared);
+        let linkable = match (local_main.as_ref().filter(|_| main), local_shared) {
+            (Some(from), _) => Some(from.clone()),
+            (None, Some(from)) if matches_entry(from, f)? => Some(from.clone()),
+            (None, _) => None,
+        };
+        if let Some(from) = linkable {
+            let _ = fs::remove_file(&dest);
+            fs::hard_link(&from, &dest).map_err(FleetError::io(&dest))?;
+            out.linked_files += 1;
+            continue;
         }
-        let object = match shared {
-            true => keys::shared(&f.path),
-            false => keys::generation_file(id, &f.path),
+        let object = match (shared, main) {
+            (true, _) => keys::shared(&f.path),
+            (false, true) => main_object(remote, id, f)?,
+            (false, false) => keys::generation_file(id, &f.path),
         };
         let part = PathBuf::from(format!("{}.part", dest.display()));
         let got = remote.download_file(&object, &part, f.bytes, between_files)?;
@@ -175,11 +177,12 @@ fn place_signature(remote: &dyn Bucket, id: &str, tmp: &Path) -> Result<(), Flee
 }
 
 /// Refuses a download that cannot fit: the bytes of every file neither in `tmp` at its size
-/// already nor a local segment to link, against the free space of `tmp`'s file system.
+/// already nor a local segment, layer or main file to link, against the free space of `tmp`'s file system.
 fn require_room(
     manifest: &Manifest,
     tmp: &Path,
     local: &HashMap<String, PathBuf>,
+    local_main: Option<&Path>,
     free: FreeBytes,
 ) -> Result<(), FleetError> {
     let needed_bytes: u64 = manifest
@@ -187,6 +190,7 @@ fn require_room(
         .iter()
         .filter(|f| fs::metadata(tmp.join(&f.path)).map_or(true, |m| m.len() != f.bytes))
         .filter(|f| !(is_shared(&f.path) && local.contains_key(&f.path)))
+        .filter(|f| !(local_main.is_some() && f.path == INDEX_FILE))
         .map(|f| f.bytes)
         .sum();
     let free_bytes = free(tmp).map_err(FleetError::io(tmp))?;
@@ -210,6 +214,17 @@ fn matches_entry(path: &Path, entry: &FileEntry) -> Result<bool, FleetError> {
     }
     let (_, xxh3) = super::remote::file_xxh3(path)?;
     Ok(hex(xxh3) == entry.xxh3)
+}
+
+/// Where the store keeps generation `id`'s main file: under its content (`main/<xxh3>.shk`),
+/// or, published before `main/`, in the generation's own directory.
+fn main_object(remote: &dyn Bucket, id: &str, entry: &FileEntry) -> Result<String, FleetError> {
+    let key = keys::main_file(&entry.xxh3);
+    let listed = remote.list(keys::MAIN)?;
+    match listed.objects.iter().any(|l| l.key == key) {
+        true => Ok(key),
+        false => Ok(keys::generation_file(id, INDEX_FILE)),
+    }
 }
 
 /// A local generation's main file with the size and xxh3 of `entry`, if there is one.
