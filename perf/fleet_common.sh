@@ -1,6 +1,7 @@
 # The fleet's set-up shared by perf/fleet.sh and perf/freshness.sh (sourced, not run): moto's
 # S3 server on loopback with bucket `perf`, and replicas that follow a store.
-# Needs: $work, $bin, $replicas set by the caller.
+# Needs: $work, $bin, $replicas set by the caller; REPLICA_DIR (default $work) holds the
+# replicas' data directories (another file system, when the disk is short).
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 ms() { date +%s%3N; }
@@ -29,7 +30,7 @@ start_replicas() {
     http=$(port)
     echo "$http" >"$work/r$i.http"
     "$bin/shikaku" serve --threads 1 --resp "127.0.0.1:$(port)" --http "127.0.0.1:$http" \
-      --data "$work/r$i" --follow "$1" --replica-id "r$i" 2>"$work/r$i.log" >/dev/null &
+      --data "${REPLICA_DIR:-$work}/r$i" --follow "$1" --replica-id "r$i" 2>"$work/r$i.log" >/dev/null &
     pids+=($!)
     replica_pids+=($!)
   done
