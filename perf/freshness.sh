@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Freshness through the fleet: from a change file's rename into the delivery to every
-# replica answering a card of the file (its first row) from the generation built from it,
+# replica answering a card of the file from the generation built from it,
 # and serving that generation, with `shikaku build --watch --publish` on
 # the builder, moto's S3 server on loopback, 3 replicas (`serve --follow`) and the promote
 # policy `auto-changes`. The change files are data-gen's (`--changes-days 1`): the FILES
@@ -50,18 +50,22 @@ watch_pid=$!
 until grep -q "watching for change files" "$work/watch.log"; do sleep 0.1; done
 sleep 1
 
-# A card query (HTTP /v1/card's JSON) for the first row of change file $1, on the build date.
-card_query() {
+# A batch (HTTP /v1/batch's JSON) of a card query for every row of change file $1, on the
+# build date: one request per replica per poll, and whichever rows change what an answer
+# shows (a row the build rejects, or an update of nothing shown, changes nothing).
+card_queries() {
   python3 - "$1" "$on" <<'PY'
 import csv, json, sys
-row = next(csv.DictReader(open(sys.argv[1], encoding="utf-8")))
-q = {k: row[k].strip() for k in ("insurer_number", "symbol", "number", "branch", "birthdate")}
-print(json.dumps({**{k: v for k, v in q.items() if v}, "date": sys.argv[2]}, ensure_ascii=False))
+qs = []
+for row in csv.DictReader(open(sys.argv[1], encoding="utf-8")):
+    q = {k: row[k].strip() for k in ("insurer_number", "symbol", "number", "branch", "birthdate")}
+    qs.append({"kind": "card", **{k: v for k, v in q.items() if v}, "date": sys.argv[2]})
+print(json.dumps(qs, ensure_ascii=False))
 PY
 }
-answer() { # replica, query: its answer without the generation that gave it
+answer() { # replica, batch: its answers without the generation that gave them
   curl -s -H 'Host: localhost' -H 'Content-Type: application/json' --data-binary "$2" \
-    "http://127.0.0.1:$(cat "$work/r$1.http")/v1/card" | sed 's/"generation":"[^"]*",\{0,1\}//'
+    "http://127.0.0.1:$(cat "$work/r$1.http")/v1/batch" | sed 's/"generation":"[^"]*",\{0,1\}//g'
 }
 # Until every replica answers query $1 otherwise than it did before the rename
 # ($before_answers); gives up (prints "unchanged") 30 s after a replica serves generation $2
@@ -84,7 +88,7 @@ head -n "$files" "$work/staged.list" | while read -r bytes rel; do
   before=$(built_gen)
   c0=$(cpu_ms "$watch_pid"); m0=$(cpu_ms "$moto_pid")
   r0=0; for p in "${replica_pids[@]}"; do r0=$((r0 + $(cpu_ms "$p"))); done
-  query=$(card_query "$work/staged/$rel")
+  query=$(card_queries "$work/staged/$rel")
   before_answers=()
   for i in $(seq "$replicas"); do before_answers[$i]=$(answer "$i" "$query"); done
   live_at=
