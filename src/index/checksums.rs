@@ -64,14 +64,8 @@ impl<B: AsRef<[u8]> + Sync> Index<B> {
         };
         (0..self.segments.len()).try_for_each(|i| wanted(i).map(drop))?;
         let fresh = self.segments_not_known(known);
-        let main_check = self.main_check(known);
         let (main, segments) = rayon::join(
-            || match main_check {
-                super::verify::MainCheck::Checked => self.check_main_hashes(expected.main),
-                // The same file, checked by this process before; the manifest's size for it
-                // still holds.
-                super::verify::MainCheck::Known => same_size(self.main.as_ref(), expected.main),
-            },
+            || self.check_main_hashes(expected.main),
             || {
                 fresh.par_iter().try_for_each(|&i| {
                     let seg = &self.segments[i];
@@ -86,7 +80,7 @@ impl<B: AsRef<[u8]> + Sync> Index<B> {
         );
         main?;
         segments?;
-        Ok(self.learn_verified(&fresh, main_check, known))
+        Ok(self.learn_verified(&fresh, known))
     }
 
     fn check_main_hashes(&self, want: FileHash) -> Result<(), FormatError> {
@@ -98,20 +92,6 @@ impl<B: AsRef<[u8]> + Sync> Index<B> {
         timed(Phase::SignedChecksums, || {
             check_file(self.main.as_ref(), want, "main file", &parts)
         })
-    }
-}
-
-/// Whether the main file has the size the signed manifest gives it.
-fn same_size(bytes: &[u8], want: FileHash) -> Result<(), FormatError> {
-    match bytes.len() as u64 == want.bytes {
-        true => Ok(()),
-        false => Err(FormatError::Checksum {
-            what: format!(
-                "main file ({} bytes, the signed manifest says {})",
-                bytes.len(),
-                want.bytes
-            ),
-        }),
     }
 }
 

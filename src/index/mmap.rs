@@ -104,7 +104,6 @@ impl MappedIndex {
         })
         .map_err(|e| OpenError::Format(path.display().to_string(), e))?;
         index.segment_files = files;
-        index.main_file = std::fs::metadata(path).ok().map(|m| FileId::of(&m));
         index.path = Some(path.to_path_buf());
         add_layer_files(&mut index, path)?;
         Ok(index)
@@ -241,7 +240,6 @@ fn preload(mut mapped: MappedIndex, key: PersonKey, path: &Path) -> Result<Mappe
     segment_files.truncate(mapped.base_insurers());
     let layered = mapped.layer_count() > 0;
     let main_path = mapped.path.take();
-    let main_file = mapped.main_file;
     drop(mapped);
     let all = Bytes::from_owner(all.make_read_only().map_err(Preload::Io)?);
     let part = |name: &str| ranges.get(name).map(|r| all.slice(r.clone()));
@@ -260,7 +258,6 @@ fn preload(mut mapped: MappedIndex, key: PersonKey, path: &Path) -> Result<Mappe
     })
     .map_err(Preload::Format)?;
     index.segment_files = segment_files;
-    index.main_file = main_file;
     index.path = main_path;
     if layered {
         // A change generation's layers and delta segments are small: mapped, not copied.
@@ -324,9 +321,8 @@ mod tests {
         main
     }
 
-    /// A process verifies a segment or main file once: a generation that shares its segments
-    /// by hard link verifies its main file and nothing else, one that shares its main file
-    /// too (a change generation's) not even that; a copy (another inode, bytes that may have
+    /// A process verifies a segment file once: a generation that shares it by hard link
+    /// verifies its main file and nothing else; a copy (another inode, bytes that may have
     /// been changed since) is verified whole, and a damaged copy refused though the original
     /// is known.
     #[test]
@@ -344,8 +340,7 @@ mod tests {
                 p.segments_verified, 0,
                 "the preloaded copy is of the same files"
             );
-            assert!(p.main_known, "the preloaded copy is of the same main file");
-            Ok::<_, OpenError>((v.segments_verified, v.segments_known, v.main_known))
+            Ok::<_, OpenError>((v.segments_verified, v.segments_known))
         };
         let root = tempfile::tempdir().unwrap();
         let first = root.path().join("first");
@@ -353,11 +348,10 @@ mod tests {
         let segments = std::fs::read_dir(first.join(SEGMENTS_DIR)).unwrap().count();
         assert!(segments >= 1);
         let known = VerifiedSegments::default();
-        assert_eq!(verify(&path, &known).unwrap(), (segments, 0, false));
-        assert_eq!(verify(&path, &known).unwrap(), (0, segments, true));
-        // Segments linked, the main file copied.
+        assert_eq!(verify(&path, &known).unwrap(), (segments, 0));
+        assert_eq!(verify(&path, &known).unwrap(), (0, segments));
         let linked = copy_generation(&first, &root.path().join("linked"), true);
-        assert_eq!(verify(&linked, &known).unwrap(), (0, segments, false));
+        assert_eq!(verify(&linked, &known).unwrap(), (0, segments));
         let copied = copy_generation(&first, &root.path().join("copied"), false);
         let damaged = root.path().join("copied").join(SEGMENTS_DIR);
         let victim = std::fs::read_dir(&damaged)
@@ -375,6 +369,6 @@ mod tests {
         assert!(refused.contains("checksum"), "{refused}");
         // A fresh set knows nothing: `shikaku verify` checks every file.
         let fresh = VerifiedSegments::default();
-        assert_eq!(verify(&linked, &fresh).unwrap(), (segments, 0, false));
+        assert_eq!(verify(&linked, &fresh).unwrap(), (segments, 0));
     }
 }

@@ -38,10 +38,9 @@ impl FileId {
 /// few tens of thousands; past it, it forgets them all and verifies afresh.
 const VERIFIED_SEGMENTS_MAX: usize = 1 << 20;
 
-/// The segment and main files a process has verified whole (checksum and structure), so that
-/// a generation sharing them by hard link verifies only its new files: a nightly swap with 1%
-/// of the insurers changed checks 1% of the segments, and a change generation its layers and
-/// delta segments, not the main file it shares with its parent.
+/// The segment files a process has verified whole (checksum and structure), so that a
+/// generation sharing them by hard link verifies only its main file and its new segments: a
+/// nightly swap with 1% of the insurers changed checks 1% of the segments.
 #[derive(Debug, Default)]
 pub struct VerifiedSegments {
     files: Mutex<HashSet<FileId>>,
@@ -69,17 +68,8 @@ pub struct Verify {
     pub segments_verified: usize,
     /// Segment files known verified (the same file, verified before by this process).
     pub segments_known: usize,
-    /// Bytes checked: the main file (unless known) and the segments verified.
+    /// Bytes checked: the main file and the segments verified.
     pub bytes_verified: u64,
-    /// The main file was known verified (the same file, verified before by this process).
-    pub main_known: bool,
-}
-
-/// Whether the main file is checked now or known verified before.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum MainCheck {
-    Checked,
-    Known,
 }
 
 impl<B: AsRef<[u8]>> Index<B> {
@@ -126,26 +116,13 @@ impl<B: AsRef<[u8]>> Index<B> {
         B: Sync,
     {
         let fresh = self.segments_not_known(known);
-        let main_check = self.main_check(known);
         let (main, segments) = rayon::join(
-            || match main_check {
-                MainCheck::Checked => self.verify_main(),
-                // Its layers are this generation's own: checked whatever the main file is.
-                MainCheck::Known => self.verify_layers(),
-            },
+            || self.verify_main(),
             || fresh.par_iter().try_for_each(|&i| self.verify_segment(i)),
         );
         main?;
         segments?;
-        Ok(self.learn_verified(&fresh, main_check, known))
-    }
-
-    /// Whether `known` holds the main file (by device and inode) as verified.
-    pub(super) fn main_check(&self, known: &VerifiedSegments) -> MainCheck {
-        match self.main_file.is_some_and(|f| known.knows(f)) {
-            true => MainCheck::Known,
-            false => MainCheck::Checked,
-        }
+        Ok(self.learn_verified(&fresh, known))
     }
 
     /// The deep structural checks of [`Index::verify`] without its checksums, every file on
@@ -192,12 +169,7 @@ impl<B: AsRef<[u8]>> Index<B> {
 
     /// Once the main file and segments `fresh` passed: `known` learns their files, and what
     /// was checked is counted.
-    pub(super) fn learn_verified(
-        &self,
-        fresh: &[usize],
-        main: MainCheck,
-        known: &VerifiedSegments,
-    ) -> Verify {
+    pub(super) fn learn_verified(&self, fresh: &[usize], known: &VerifiedSegments) -> Verify {
         for seg in &self.segments {
             // Found UTF-8 by a check of this file, now or when this process verified it
             // before, or by the builder's deep check of the bytes it signed.
@@ -206,14 +178,9 @@ impl<B: AsRef<[u8]>> Index<B> {
         known.add(
             fresh
                 .iter()
-                .filter_map(|&i| self.segment_files.get(i).copied())
-                .chain(self.main_file),
+                .filter_map(|&i| self.segment_files.get(i).copied()),
         );
-        let main_bytes = match main {
-            MainCheck::Checked => self.main.as_ref().len() as u64,
-            MainCheck::Known => 0,
-        };
-        let bytes_verified = main_bytes
+        let bytes_verified = self.main.as_ref().len() as u64
             + fresh
                 .iter()
                 .map(|&i| self.segments[i].bytes.as_ref().len() as u64)
@@ -222,7 +189,6 @@ impl<B: AsRef<[u8]>> Index<B> {
             segments_verified: fresh.len(),
             segments_known: self.segments.len() - fresh.len(),
             bytes_verified,
-            main_known: main == MainCheck::Known,
         }
     }
 

@@ -76,7 +76,6 @@ fn verify_new(index: &MappedIndex) -> Result<Trust, FormatError> {
         trust = %trust,
         segments_verified = v.segments_verified,
         segments_known = v.segments_known,
-        main_known = v.main_known,
         verified_mb = v.bytes_verified >> 20,
         ms = started.elapsed().as_millis() as u64,
         "verified"
