@@ -15,18 +15,8 @@ bin=${BIN:-target/release}
 # not fit the disk three times over.
 replicas=${REPLICAS:-3}
 rm -rf "$work" && mkdir -p "$work"
-export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ms() { date +%s%3N; }
-
-moto_port=$(port)
-export AWS_ENDPOINT_URL=http://127.0.0.1:$moto_port
-python3 -m moto.server -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
-pids=($!)
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
-trap cleanup EXIT
-until curl -s -o /dev/null "$AWS_ENDPOINT_URL"; do sleep 0.1; done
-curl -s -X PUT "$AWS_ENDPOINT_URL/perf" >/dev/null
+source perf/fleet_common.sh
+start_moto
 store=s3://perf/fleet
 
 nice -n 10 "$bin/shikaku-datagen" --persons "$persons" --seed 7 --out "$work/snap" --date "$date_" --queries 1000 --quiet >/dev/null
@@ -36,13 +26,7 @@ echo "generation $g1: $(du -sb --apparent-size "$work/data/generations/$g1" | cu
 echo "publish (full): $("$bin/shikaku" publish --data "$work/data" --to $store | head -n 1)"
 
 # The replicas, one core each; they download the first generation before serving.
-for i in $(seq "$replicas"); do
-  resp=$(port); http=$(port)
-  echo "$http" >"$work/r$i.http"
-  "$bin/shikaku" serve --threads 1 --resp "127.0.0.1:$resp" --http "127.0.0.1:$http" \
-    --data "$work/r$i" --follow $store --replica-id "r$i" 2>"$work/r$i.log" >/dev/null &
-  pids+=($!)
-done
+start_replicas $store
 sealed_line() { # replica, generation: its log line saying it holds the generation
   grep "verified and sealed" "$work/r$1.log" | grep -- "generation=$2" || true
 }
@@ -56,9 +40,6 @@ for i in $(seq "$replicas"); do
   echo "r$i download+verify+seal of $g1: $(sealed_line $i "$g1" | grep -o 'downloaded_bytes=[0-9]*\|elapsed_ms=[0-9]*' | tr '\n' ' ')"
 done
 
-serving() { # replica: the generation it serves
-  curl -s "http://127.0.0.1:$(cat "$work/r$1.http")/v1/generation" | grep -o '^{"id":"[^"]*"' | cut -d'"' -f4 || true
-}
 promote() { # generation: prints ms from the command's start to every replica serving it
   ((replicas)) || return 0
   local t0; t0=$(ms)
@@ -68,11 +49,6 @@ promote() { # generation: prints ms from the command's start to every replica se
   local t1; t1=$(ms)
   wait $cmd
   echo "promote $1: every replica live $((t1 - t0)) ms after the command started; the command (the move, then the store's clean-up) took $(($(ms) - t0)) ms"
-}
-until_live() { # generation: until every replica serves it
-  for i in $(seq "$replicas"); do
-    until [ "$(serving $i)" = "$1" ]; do sleep 0.01; done
-  done
 }
 promote "$g1"
 

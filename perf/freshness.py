@@ -28,7 +28,7 @@ watch = lines(f"{work}/watch.log")
 logs = [lines(f"{work}/r{i}.log") for i in range(1, replicas + 1)]
 rows = []
 for run in open(f"{work}/runs.tsv"):
-    rel, nrows, gen, t0, t1, written, cpu_builder, cpu_replicas, cpu_moto = run.rstrip("\n").split("\t")
+    rel, nrows, gen, t0, t1, written, cpu_builder, cpu_replicas, cpu_moto, answered = run.rstrip("\n").split("\t")
     t0, t1 = int(t0), int(t1)
     start = next(ms_of(l) for l in watch if "building from what landed" in l and ms_of(l) >= t0 - 5)
     built = next(l for l in watch if "published from what landed" in l and f"generation={gen}" in l)
@@ -42,7 +42,7 @@ for run in open(f"{work}/runs.tsv"):
         took.append(int(field(s, "elapsed_ms")))
         live.append(next(ms_of(l) for l in log if "made live" in l and f"generation={gen}" in l))
     r = {
-        "file": rel, "rows": int(nrows), "total_ms": t1 - t0,
+        "file": rel, "rows": int(nrows), "total_ms": t1 - t0, "card_answer": answered,
         "settle_ms": start - t0,
         "build_ms": ms_of(built) - start, "phases_ms": phases,
         "upload_ms": int(field(up, "elapsed_ms")),

@@ -340,8 +340,12 @@ fn publish_writes_the_manifest_last() {
             .unwrap_or_else(|| panic!("{key}: {listed:?}"))
             .modified_ms
     };
+    let main = Manifest::of_local(&Store::new(data.path()), &g1).unwrap();
+    let main = keys::main_file(&main.main_file().unwrap().xxh3);
+    let main_at = remote.list(keys::MAIN).unwrap().objects;
+    let main_at = main_at.iter().find(|l| l.key == main).unwrap().modified_ms;
     let manifest = at(keys::MANIFEST);
-    assert!(manifest >= at("report.json") && manifest >= at("index.shk"));
+    assert!(manifest >= at("report.json") && manifest >= main_at);
 }
 
 /// A replica checks the free space before a download and says so when the generation cannot
@@ -490,15 +494,20 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-/// A change generation goes through the store as its files are: the layer file and its
-/// delta segment travel, every file the replica holds already (the base's main file and
-/// segments) is linked, not downloaded.
+/// A change generation goes through the store as its files are: the layer file, its delta
+/// segment and its report travel; its main file, the parent's, is in the store once under
+/// its content key (`main/<xxh3>.shk`) and is not uploaded again (before, each change
+/// generation sent the whole main file under its own key: 3.6 GB for the nation). A
+/// replica following the store links the main file and the segments it holds and goes live
+/// on the change generation when the pointer names it.
 #[test]
 fn a_change_generation_travels_as_its_layer_and_delta_segments() {
+    use shikaku::fleet::follow::{Follower, Seen};
     let Some(moto) = Moto::start("a_change_generation_travels_as_its_layer_and_delta_segments")
     else {
         return;
     };
+    let follower_remote = remote(&moto, "layers");
     let remote = remote(&moto, "layers");
     let work = tempfile::tempdir().unwrap();
     let (snap, data) = (work.path().join("s"), work.path().join("d"));
@@ -524,6 +533,16 @@ fn a_change_generation_travels_as_its_layer_and_delta_segments() {
     let g1 = build();
     let source = Store::new(&data);
     publish(&remote, &source, None).unwrap();
+    let m1 = Manifest::of_local(&source, &g1).unwrap();
+    let main = m1.main_file().unwrap().clone();
+    let main_key = keys::main_file(&main.xxh3);
+    assert_eq!(remote.head(&main_key).unwrap(), Some(main.bytes));
+    assert_eq!(
+        remote
+            .head(&keys::generation_file(&g1, "index.shk"))
+            .unwrap(),
+        None
+    );
     let number: String = shikaku::domain::IndividualNumber::from_first11(30000007919)
         .expose_digits()
         .iter()
@@ -546,22 +565,93 @@ fn a_change_generation_travels_as_its_layer_and_delta_segments() {
     )
     .unwrap();
     assert_eq!(report.layer_count, 1, "a change generation");
+    let m2 = Manifest::of_local(&source, &g2).unwrap();
+    assert_eq!(m2.main_file(), Some(&main), "the parent's main file");
     let (sent, _) = publish(&remote, &source, None).unwrap();
-    // The layer file, its delta segment and the generation's own files (main file, report).
-    assert_eq!(sent.uploaded_files, 4, "{sent:?}");
+    // The layer file, its delta segment and the report; not the main file.
+    let sent_files = ["report.json"].into_iter().chain(
+        m2.shared()
+            .filter(|f| !m1.files.contains(f))
+            .map(|f| f.path.as_str()),
+    );
+    let sent_bytes: u64 = sent_files
+        .map(|p| m2.files.iter().find(|f| f.path == p).unwrap().bytes)
+        .sum();
+    assert_eq!(
+        (sent.uploaded_files, sent.uploaded_bytes),
+        (3, sent_bytes),
+        "{sent:?}"
+    );
+    assert!(sent.uploaded_bytes < main.bytes, "{sent:?} {main:?}");
 
+    // A replica follows: the base downloaded, the change generation linked but for its
+    // own files, each made live when the pointer names it.
     let key = shikaku::domain::PersonKey::demo();
     let replica = tempfile::tempdir().unwrap();
     let store = Store::new(replica.path());
-    let m1 = Manifest::of_local(&source, &g1).unwrap();
-    download(&remote, &store, &m1, &key, &mut || {}).unwrap();
-    let m2 = Manifest::of_local(&source, &g2).unwrap();
-    let fetched = download(&remote, &store, &m2, &key, &mut || {}).unwrap();
-    assert_eq!(
-        (fetched.downloaded_files, fetched.linked_files),
-        (3, m1.files.len() - 1),
-        "{fetched:?}"
-    );
+    let follower = Follower::new(Box::new(follower_remote), store.clone(), key.clone(), "r1");
+    let mut seen = Seen::default();
+    let follow_to = |id: &str, seen: &mut Seen| {
+        follower.tick(seen);
+        assert!(store.list().unwrap().iter().any(|g| g == id), "{id} ready");
+        ready(&remote, "r1", &[id]);
+        let promote = Move::Promote {
+            id: id.into(),
+            unpin: false,
+        };
+        move_pointer(&remote, &promote, Quorum::All).unwrap();
+        follower.tick(seen);
+        assert_eq!(store.current().unwrap().as_deref(), Some(id));
+    };
+    follow_to(&g1, &mut seen);
+    follow_to(&g2, &mut seen);
+    let inode = |id: &str| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(store.generation_dir(id).join("index.shk"))
+            .unwrap()
+            .ino()
+    };
+    assert_eq!(inode(&g1), inode(&g2), "the main file linked, not fetched");
     let index = store.open_verified(&g2, key).unwrap();
     assert_eq!((index.generation(), index.layer_count()), (g2.as_str(), 1));
+}
+
+/// A store published before main files were kept by their content (the main file under
+/// `generations/<id>/index.shk`) is still read: a replica downloads the main file from
+/// there, and a publish of the same generation again sends nothing.
+#[test]
+fn a_store_with_main_files_under_their_generation_is_still_read() {
+    let Some(p) = published(
+        "a_store_with_main_files_under_their_generation_is_still_read",
+        "old",
+    ) else {
+        return;
+    };
+    let (remote, g1, manifest) = (&p.remote, &p.id, &p.manifest);
+    let main = manifest.main_file().unwrap();
+    let bytes = remote
+        .get(&keys::main_file(&main.xxh3))
+        .unwrap()
+        .unwrap()
+        .bytes;
+    let old = keys::generation_file(g1, "index.shk");
+    remote.put(&old, bytes, Put::Overwrite).unwrap().unwrap();
+    remote.delete(&keys::main_file(&main.xxh3)).unwrap();
+
+    let (again, _) = publish(remote, &Store::new(p.built.path()), Some(g1)).unwrap();
+    assert_eq!(
+        (again.uploaded_files, again.already),
+        (0, true),
+        "{again:?}"
+    );
+    let key = shikaku::domain::PersonKey::demo();
+    let replica = tempfile::tempdir().unwrap();
+    let store = Store::new(replica.path());
+    let fetched = download(remote, &store, manifest, &key, &mut || {}).unwrap();
+    assert_eq!(
+        fetched.downloaded_files,
+        manifest.files.len(),
+        "{fetched:?}"
+    );
+    store.open_verified(g1, key).unwrap();
 }

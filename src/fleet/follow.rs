@@ -38,7 +38,7 @@ pub const POINTER_POLL: Duration = Duration::from_millis(250);
 /// How often the follower does what it does not do every tick.
 #[derive(Debug, Clone, Copy)]
 pub struct Pace {
-    /// How often the store's generations are listed.
+    /// How often the store's generations are listed: a new generation is seen within this.
     pub list_every: Duration,
     /// A replica rewrites its state at least this often, so `fleet status` shows it is alive.
     pub state_every: Duration,
@@ -51,7 +51,9 @@ pub struct Pace {
 impl Default for Pace {
     fn default() -> Pace {
         Pace {
-            list_every: Duration::from_secs(2),
+            // Two LISTs (`generations/`, `main/`) a second: freshness, a change answered
+            // on every replica within seconds, is worth it (2 s before, half of the wait).
+            list_every: Duration::from_secs(1),
             state_every: Duration::from_secs(5),
             retry_first: Duration::from_secs(1),
             retry_max: Duration::from_secs(30),
@@ -92,8 +94,13 @@ pub struct Seen {
     written: Option<(ReplicaState, Instant)>,
     /// Generations whose download failed: failures so far and when to try again.
     failed: HashMap<String, (u32, Instant)>,
-    /// The thread holding the fleet's previous generation ready, while it runs.
-    holding: Option<std::thread::JoinHandle<()>>,
+    /// The thread holding the fleet's previous generation ready, while it runs: the
+    /// generation, and whether it could be opened and verified.
+    holding: Option<(String, std::thread::JoinHandle<bool>)>,
+    /// Previous generations that could not be held ready (a generation is immutable: it is
+    /// not opened and verified again on every tick; before, it was, about four times a
+    /// second).
+    unholdable: std::collections::HashSet<String>,
     troubles: Troubles,
 }
 
@@ -485,7 +492,14 @@ impl Follower {
             return;
         };
         let serving = (self.serving)();
-        let busy = seen.holding.as_ref().is_some_and(|h| !h.is_finished());
+        let busy = seen.holding.as_ref().is_some_and(|(_, h)| !h.is_finished());
+        if !busy {
+            if let Some((id, h)) = seen.holding.take() {
+                if !h.join().unwrap_or(false) {
+                    seen.unholdable.insert(id);
+                }
+            }
+        }
         let held_here = self
             .store
             .list()
@@ -495,10 +509,12 @@ impl Follower {
         if busy
             || serving.as_deref() != Some(p.live.as_str())
             || live.holds_ready(prev)
+            || seen.unholdable.contains(prev)
             || !held_here
         {
             return;
         }
+        let held = prev.to_owned();
         let (store, key, live, prev) = (
             self.store.clone(),
             self.key.clone(),
@@ -514,12 +530,18 @@ impl Follower {
                     .map_err(|e| e.to_string())
                     .and_then(|i| VerifiedIndex::verify(i).map_err(|e| e.to_string()));
                 match opened {
-                    Ok(index) => live.hold_ready(index),
-                    Err(e) => tracing::warn!(generation = %prev, "cannot hold the fleet's previous generation ready: {e}"),
+                    Ok(index) => {
+                        live.hold_ready(index);
+                        true
+                    }
+                    Err(e) => {
+                        tracing::warn!(generation = %prev, "cannot hold the fleet's previous generation ready (not tried again; a rollback to it verifies it as a reload does): {e}");
+                        false
+                    }
                 }
             });
         match spawned {
-            Ok(h) => seen.holding = Some(h),
+            Ok(h) => seen.holding = Some((held, h)),
             Err(e) => tracing::warn!("cannot start a thread to hold the previous generation: {e}"),
         }
     }

@@ -4,7 +4,10 @@
 //!
 //! ```text
 //! PREFIX/segments/<name>.seg             segment files, content-named, shared by generations
-//! PREFIX/generations/<id>/index.shk      the main file
+//! PREFIX/layers/<name>                   layer files, content-named, shared by generations
+//! PREFIX/main/<xxh3>.shk                 main files, by the xxh3 the manifest gives them: a
+//!                                        change generation shares its parent's
+//! PREFIX/generations/<id>/index.shk      the main file, in stores published before `main/`
 //! PREFIX/generations/<id>/report.json    the build report
 //! PREFIX/generations/<id>/manifest.json  every file's size and xxh3; written last
 //! PREFIX/pointer.json                    the fleet's live and previous generation
@@ -50,6 +53,15 @@ pub mod keys {
     pub const MANIFEST: &str = "manifest.json";
 
     pub const LAYERS: &str = "layers";
+    pub const MAIN: &str = "main";
+    /// Every prefix of files kept once by their content, for every generation naming them.
+    pub const CONTENT: [&str; 3] = [SEGMENTS, LAYERS, MAIN];
+
+    /// A main file by its xxh3 (16 hex digits, as its manifest entry gives it): a change
+    /// generation's main file is its parent's, so it is uploaded once for both.
+    pub fn main_file(xxh3: &str) -> String {
+        format!("{MAIN}/{xxh3}.shk")
+    }
 
     pub fn segment(name: &str) -> String {
         format!("{SEGMENTS}/{name}")

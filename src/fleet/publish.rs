@@ -1,7 +1,9 @@
-//! `shikaku publish`: uploads a local generation to the store. Segment files the store already
-//! has (same name, same size: the name is the content's checksum) are not sent again, so a
-//! nightly build with a few insurers changed sends about those few. Order: segments, main
-//! file, report, manifest. A generation is in the store once its manifest is, and the manifest
+//! `shikaku publish`: uploads a local generation to the store. Segment, layer and main files
+//! the store already has (same name, same size: the name is the content's checksum) are not
+//! sent again, so a nightly build with a few insurers changed sends about those few, and a
+//! change generation (a layer over its parent's main file) sends its layer file, its delta
+//! segments, its report and its manifest. Order: segments and layers, main file, report,
+//! manifest. A generation is in the store once its manifest is, and the manifest
 //! goes up last, so a publish killed part way leaves nothing a replica would take, and running
 //! it again sends only what is still missing. (Before, the report went up after the manifest:
 //! a publish killed between them left a generation replicas waited on forever; they now step
@@ -80,7 +82,7 @@ pub fn publish(
             remote.upload_file(&keys::shared(&file.path), &dir.join(&file.path))?;
         out.uploaded_files += 1;
     }
-    send_missing(remote, &manifest, &dir, INDEX_FILE, &mut out)?;
+    send_main(remote, &manifest, &dir, &mut out)?;
     send_missing(remote, &manifest, &dir, REPORT_FILE, &mut out)?;
     if !out.already {
         let json = match signed_manifest(&dir, &manifest)? {
@@ -129,6 +131,33 @@ fn signed_manifest(dir: &Path, manifest: &Manifest) -> Result<Option<Signed>, Fl
     Ok(Some((json, sig)))
 }
 
+/// Uploads the main file under its content key (`main/<xxh3>.shk`) unless the store has it
+/// there at its size (a change generation's main file is its parent's, sent with the
+/// parent), or the generation was published whole before by a shikaku that kept the main
+/// file under the generation's own key.
+fn send_main(
+    remote: &Remote,
+    manifest: &Manifest,
+    dir: &Path,
+    out: &mut Published,
+) -> Result<(), FleetError> {
+    let Some(file) = manifest.main_file() else {
+        return Ok(());
+    };
+    let key = keys::main_file(&file.xxh3);
+    if remote.head(&key)? == Some(file.bytes) {
+        return Ok(());
+    }
+    let old_key = keys::generation_file(&manifest.generation, INDEX_FILE);
+    if out.already && remote.head(&old_key)? == Some(file.bytes) {
+        return Ok(());
+    }
+    tracing::debug!(key, bytes = file.bytes, "uploading the main file");
+    out.uploaded_bytes += remote.upload_file(&key, &dir.join(INDEX_FILE))?;
+    out.uploaded_files += 1;
+    Ok(())
+}
+
 /// Uploads generation file `name` unless the store has it at its size (a generation is
 /// immutable, so same id, same name, same size is the same file).
 fn send_missing(
@@ -156,6 +185,8 @@ pub struct StoredGenerations {
     pub files: BTreeMap<String, BTreeSet<String>>,
     /// Keys the listing had to step over (see `remote::Listing`).
     pub unnamable: Vec<String>,
+    /// The main files under `main/` (their keys) and their sizes.
+    pub mains: BTreeMap<String, u64>,
 }
 
 impl StoredGenerations {
@@ -169,33 +200,47 @@ impl StoredGenerations {
     }
 
     /// The files generation `id`'s manifest names in its own directory (not the shared
-    /// segments) that the listing lacks.
+    /// segments) that the listing lacks; its main file is there under `main/` at its size,
+    /// or (published before `main/`) in the generation's directory.
     pub fn missing(&self, manifest: &Manifest) -> Vec<String> {
         let listed = self.files.get(&manifest.generation);
+        let main_there = manifest
+            .main_file()
+            .is_some_and(|f| self.mains.get(&keys::main_file(&f.xxh3)) == Some(&f.bytes));
         manifest
             .files
             .iter()
             .filter(|f| !super::manifest::is_shared(&f.path))
+            .filter(|f| !(main_there && f.path == INDEX_FILE))
             .filter(|f| !listed.is_some_and(|l| l.contains(&f.path)))
             .map(|f| f.path.clone())
             .collect()
     }
 }
 
-/// Lists `generations/`.
+/// Lists `generations/` and `main/`.
 pub fn list_generations(remote: &dyn Bucket) -> Result<StoredGenerations, FleetError> {
-    Ok(listed_generations(remote.list(keys::GENERATIONS)?))
+    listed_generations(remote, remote.list(keys::GENERATIONS)?)
 }
 
-/// Lists `generations/<id>/` alone.
+/// Lists `generations/<id>/` alone, and `main/`.
 pub fn list_generations_of(remote: &dyn Bucket, id: &str) -> Result<StoredGenerations, FleetError> {
     let dir = format!("{}/{id}", keys::GENERATIONS);
-    Ok(listed_generations(remote.list(&dir)?))
+    listed_generations(remote, remote.list(&dir)?)
 }
 
-fn listed_generations(listing: super::remote::Listing) -> StoredGenerations {
+fn listed_generations(
+    remote: &dyn Bucket,
+    listing: super::remote::Listing,
+) -> Result<StoredGenerations, FleetError> {
+    let mains = remote.list(keys::MAIN)?;
     let mut out = StoredGenerations {
-        unnamable: listing.unnamable,
+        unnamable: [listing.unnamable, mains.unnamable].concat(),
+        mains: mains
+            .objects
+            .into_iter()
+            .map(|l| (l.key, l.bytes))
+            .collect(),
         ..StoredGenerations::default()
     };
     let dir = format!("{}/", keys::GENERATIONS);
@@ -210,7 +255,7 @@ fn listed_generations(listing: super::remote::Listing) -> StoredGenerations {
                 .insert(file.to_owned());
         }
     }
-    out
+    Ok(out)
 }
 
 /// The generations in the store with a manifest, oldest first.

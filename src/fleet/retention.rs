@@ -1,6 +1,7 @@
 //! What the store and each replica keep: the live generation, the previous one (so a rollback
 //! never waits for a download), and every generation newer than the live one (published,
-//! not yet promoted). The rest go, and with them the segment files no kept generation names.
+//! not yet promoted). The rest go, and with them the segment, layer and main files no kept
+//! generation names.
 
 use super::manifest::Manifest;
 use super::pointer::Pointer;
@@ -9,8 +10,8 @@ use super::remote::Remote;
 use super::{keys, unix_now_ms, FleetError};
 use std::collections::HashSet;
 
-/// A segment file younger than this is never deleted: a publish running now may have just
-/// uploaded it, and its manifest is not in the store yet.
+/// A segment, layer or main file younger than this is never deleted: a publish running now
+/// may have just uploaded it, and its manifest is not in the store yet.
 pub const SEGMENT_GRACE_MS: u64 = 60 * 60 * 1000;
 
 /// Whether generation `id` is kept while `pointer` is as it is.
@@ -41,6 +42,7 @@ pub fn gc_store(remote: &Remote, pointer: &Pointer) -> Result<Removed, FleetErro
         };
         let m = Manifest::parse(&got.bytes, &key, id)?;
         referenced.extend(m.shared().map(|f| keys::shared(&f.path)));
+        referenced.extend(m.main_file().map(|f| keys::main_file(&f.xxh3)));
     }
     for id in stored.iter().filter(|id| !kept(pointer, id)) {
         remote.delete(&keys::manifest(id))?;
@@ -50,8 +52,8 @@ pub fn gc_store(remote: &Remote, pointer: &Pointer) -> Result<Removed, FleetErro
         removed.generations.push(id.clone());
     }
     let now = unix_now_ms();
-    // Segment and layer files no kept generation names (counted together as segments).
-    for prefix in [keys::SEGMENTS, keys::LAYERS] {
+    // Segment, layer and main files no kept generation names (counted together as segments).
+    for prefix in keys::CONTENT {
         for listed in remote.list(prefix)?.objects {
             if referenced.contains(&listed.key)
                 || now.saturating_sub(listed.modified_ms) < SEGMENT_GRACE_MS

@@ -257,6 +257,11 @@ impl Manifest {
         Ok(m)
     }
 
+    /// The main file's entry (the first, as `parse` and `of_dir` make sure).
+    pub fn main_file(&self) -> Option<&FileEntry> {
+        self.files.first().filter(|f| f.path == INDEX_FILE)
+    }
+
     /// The segment files' names (without `segments/`).
     pub fn segments(&self) -> impl Iterator<Item = (&str, &FileEntry)> {
         self.files

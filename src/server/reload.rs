@@ -36,6 +36,19 @@ struct Watch {
     /// The last error reading CURRENT, so a garbage CURRENT is logged once per change, not
     /// every poll.
     unreadable: Option<String>,
+    /// The id whose open failed for want of a descriptor: tried again every poll (nothing is
+    /// wrong with it), logged once.
+    waiting: Option<String>,
+}
+
+/// Why a swap did not happen.
+#[derive(Debug)]
+pub enum NotSwapped {
+    /// Refused until `CURRENT` names another generation or a reload is asked for.
+    Refused(String),
+    /// The process had no descriptor left to open it: nothing is wrong with the generation,
+    /// so it is tried again at the next poll (before, it was refused until CURRENT changed).
+    NoDescriptor(String),
 }
 
 impl Reloader {
@@ -89,10 +102,19 @@ impl Reloader {
             let swapped = self.swap_to(&wanted);
             watch.swapping = None;
             match swapped {
-                Ok(()) => watch.refused = None,
-                Err(why) => self.refuse(watch, wanted, &why),
+                Ok(()) => (watch.refused, watch.waiting) = (None, None),
+                Err(NotSwapped::Refused(why)) => self.refuse(watch, wanted, &why),
+                Err(NotSwapped::NoDescriptor(why)) => self.wait_for_descriptor(watch, wanted, &why),
             }
         }
+    }
+
+    fn wait_for_descriptor(&self, watch: &mut Watch, wanted: String, why: &str) {
+        if watch.waiting.as_deref() != Some(wanted.as_str()) {
+            tracing::warn!(generation = %wanted, "cannot open the generation to swap to, tried again every poll: {why}");
+        }
+        self.set_refusal(Some(format!("{wanted}: {why}; tried again every poll")));
+        watch.waiting = Some(wanted);
     }
 
     fn refuse(&self, watch: &mut Watch, wanted: String, why: &str) {
@@ -113,7 +135,7 @@ impl Reloader {
 
     /// Opens, verifies (faulting every page in) and publishes generation `id`; one held
     /// ready (a fleet's replica verified it when it downloaded it) is published as it is.
-    pub fn swap_to(&self, id: &str) -> Result<(), String> {
+    pub fn swap_to(&self, id: &str) -> Result<(), NotSwapped> {
         let _quiet = self.live.background();
         #[cfg(test)]
         super::supervise::inject::maybe_panic(id);
@@ -121,14 +143,15 @@ impl Reloader {
         let (index, held) = match self.live.take_ready(id) {
             Some(index) => (index, true),
             None => {
-                let index = self
-                    .store
-                    .open_named(id, self.key.clone())
-                    .map_err(|e| e.to_string())?;
-                (
-                    VerifiedIndex::verify(index).map_err(|e| e.to_string())?,
-                    false,
-                )
+                let index = self.store.open_named(id, self.key.clone()).map_err(|e| {
+                    match for_want_of_descriptors(&e) {
+                        true => NotSwapped::NoDescriptor(e.to_string()),
+                        false => NotSwapped::Refused(e.to_string()),
+                    }
+                })?;
+                let verified =
+                    VerifiedIndex::verify(index).map_err(|e| NotSwapped::Refused(e.to_string()))?;
+                (verified, false)
             }
         };
         self.live.publish_verified(index);
@@ -136,6 +159,19 @@ impl Reloader {
         tracing::info!(generation = %id, elapsed_ms = started.elapsed().as_millis() as u64, held_ready = held, "hot-swapped");
         Ok(())
     }
+}
+
+/// Whether `e`, or an error it was caused by, says the process is out of descriptors.
+fn for_want_of_descriptors(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(e) = cause {
+        let io = e.downcast_ref::<std::io::Error>();
+        if io.is_some_and(super::descriptors::out_of_descriptors) {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 #[cfg(test)]
@@ -172,6 +208,35 @@ mod tests {
         let request: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n";
         let session = crate::server::http::HttpSession::default();
         crate::server::tests::feed(session, &shared, &[request]).0
+    }
+
+    /// An open that failed for want of a descriptor is tried again, whatever wraps the
+    /// error; any other failure refuses the generation.
+    #[test]
+    fn only_a_want_of_descriptors_is_tried_again() {
+        fn check(errno: i32, expected: bool) {
+            let io = || std::io::Error::from_raw_os_error(errno);
+            let store = crate::generations::StoreError::Io {
+                path: "g/index.shk".into(),
+                source: io(),
+            };
+            let open = crate::index::OpenError::Io("g/index.shk".into(), io());
+            let from_open = crate::generations::StoreError::from(crate::index::OpenError::Io(
+                "g/index.shk".into(),
+                io(),
+            ));
+            for e in [
+                &store as &(dyn std::error::Error + 'static),
+                &open,
+                &from_open,
+            ] {
+                assert_eq!(for_want_of_descriptors(e), expected, "{errno}: {e}");
+            }
+        }
+        check(libc::EMFILE, true);
+        check(libc::ENFILE, true);
+        check(libc::ENOENT, false);
+        check(libc::EIO, false);
     }
 
     #[test]
