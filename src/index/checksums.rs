@@ -64,8 +64,16 @@ impl<B: AsRef<[u8]> + Sync> Index<B> {
         };
         (0..self.segments.len()).try_for_each(|i| wanted(i).map(drop))?;
         let fresh = self.segments_not_known(known);
+        let main_known = self.main_known(known);
         let (main, segments) = rayon::join(
-            || self.check_main_hashes(expected.main),
+            // The layers (small) are checked whole; the base's main file unless this process
+            // verified that very file before.
+            || match main_known {
+                true => self.verify_layers(),
+                false => self
+                    .check_main_hashes(expected.main)
+                    .and(self.verify_layers()),
+            },
             || {
                 fresh.par_iter().try_for_each(|&i| {
                     let seg = &self.segments[i];
@@ -80,7 +88,7 @@ impl<B: AsRef<[u8]> + Sync> Index<B> {
         );
         main?;
         segments?;
-        Ok(self.learn_verified(&fresh, known))
+        Ok(self.learn_verified(&fresh, main_known, known))
     }
 
     fn check_main_hashes(&self, want: FileHash) -> Result<(), FormatError> {

@@ -104,6 +104,7 @@ impl MappedIndex {
         })
         .map_err(|e| OpenError::Format(path.display().to_string(), e))?;
         index.segment_files = files;
+        index.main_file = std::fs::metadata(path).ok().map(|m| FileId::of(&m));
         index.path = Some(path.to_path_buf());
         add_layer_files(&mut index, path)?;
         Ok(index)
@@ -238,6 +239,7 @@ fn preload(mut mapped: MappedIndex, key: PersonKey, path: &Path) -> Result<Mappe
     // The copy is of these files: a process that verified one knows the copy by it too.
     let mut segment_files = std::mem::take(&mut mapped.segment_files);
     segment_files.truncate(mapped.base_insurers());
+    let main_file = mapped.main_file;
     let layered = mapped.layer_count() > 0;
     let main_path = mapped.path.take();
     drop(mapped);
@@ -258,6 +260,7 @@ fn preload(mut mapped: MappedIndex, key: PersonKey, path: &Path) -> Result<Mappe
     })
     .map_err(Preload::Format)?;
     index.segment_files = segment_files;
+    index.main_file = main_file;
     index.path = main_path;
     if layered {
         // A change generation's layers and delta segments are small: mapped, not copied.

@@ -361,6 +361,7 @@ impl<B: AsRef<[u8]>> Index<B> {
             kohi,
             key,
             segment_files: Vec::new(),
+            main_file: None,
             path: None,
             layers: None,
         })

@@ -164,7 +164,15 @@ pub(super) fn encode_state(
             .map(|e| e.as_str().to_owned()),
         file: d.snapshot.as_ref().map(|f| f.rel_path.to_string()),
         state_file: Some(state_file),
-        changes: changes.iter().map(applied_report).collect(),
+        changes: changes
+            .iter()
+            .zip(inputs)
+            .map(|(c, input)| ChangeReport {
+                bytes: input.identity.0,
+                mtime_ns: input.identity.1,
+                ..applied_report(c)
+            })
+            .collect(),
     })
 }
 
@@ -209,5 +217,7 @@ pub(super) fn applied_report(c: &ChangeSummary) -> ChangeReport {
         rows_rejected: c.rejected,
         encoding: c.encoding.map(|e| e.as_str().to_owned()),
         by_rule: rule_map(&c.by_rule),
+        bytes: 0,
+        mtime_ns: 0,
     }
 }

@@ -190,6 +190,8 @@ pub(super) fn superseded_report(c: &ChangeFile) -> ChangeReport {
         rows_rejected: 0,
         encoding: None,
         by_rule: Default::default(),
+        bytes: 0,
+        mtime_ns: 0,
     }
 }
 
