@@ -443,16 +443,26 @@ fn layer_persons(live: &MappedIndex, changes: &[InsurerChange], files: &FileName
         .iter()
         .map(|c| c.result.part.number.to_string())
         .collect();
+    // The touched persons' new records, of every touched insurer, in one list by person:
+    // one pass over the insurers' links, not one search per person and insurer.
+    let mut new_links: Vec<(RefOrder, Link)> = changes
+        .iter()
+        .flat_map(|c| {
+            c.links
+                .iter()
+                .filter(|(l, _)| touched.contains(&l.hash))
+                .map(|&(l, full)| ((c.position, Vec::new(), full), l))
+        })
+        .collect();
+    new_links.sort_unstable_by_key(|(_, l)| l.hash);
     let mut out = Persons::default();
     let mut ordered: Vec<(RefOrder, Link)> = Vec::new();
     let mut group: Vec<Link> = Vec::new();
     for hash in touched {
         ordered.clear();
-        for c in changes {
-            let from = c.links.partition_point(|(l, _)| l.hash < hash);
-            let own = c.links[from..].iter().take_while(|(l, _)| l.hash == hash);
-            ordered.extend(own.map(|&(l, full)| ((c.position, Vec::new(), full), l)));
-        }
+        let from = new_links.partition_point(|(_, l)| l.hash < hash);
+        let own = new_links[from..].iter().take_while(|(_, l)| l.hash == hash);
+        ordered.extend(own.cloned());
         ordered.extend(parent_links(live, hash, &numbers));
         // A full build's order: by insurer, then as the insurer's segment has them.
         ordered.sort_unstable();
