@@ -174,7 +174,7 @@ pub(super) fn process_insurer(
         Some(s) if d.changes.is_empty() => {
             process_snapshot(&s, insurer_index, cfg, previous, segments_dir, stages)?
         }
-        _ => super::changes::process_state(d, insurer_index, cfg, previous, segments_dir)?,
+        _ => super::changes::process_state(d, insurer_index, cfg, previous, segments_dir, stages)?,
     };
     result.changes.extend(superseded);
     Ok(result)

@@ -13,7 +13,7 @@ use super::encode::{InsurerPart, Link};
 use super::insurer::write_segment;
 use super::layer_diff::{diff_insurer, InsurerChange};
 use super::link::{push_person, sort_findings, Persons};
-use super::profile::Phases;
+use super::profile::{Phases, StageTimes};
 use super::report::{
     read_rejects, ChangeOutcome, GenerationKind, InsurerReport, LayerReport, Report, ReportLine,
 };
@@ -259,12 +259,13 @@ pub(super) fn run_layer(
     let mut phases = Phases::new();
     let live = &plan.live;
     let first = live.segment_count() as u32;
+    let stages = StageTimes::default();
     let mut changes = plan
         .touched
         .par_iter()
         .enumerate()
         .map(|(k, (position, d, inputs, _))| {
-            diff_insurer(live, *position, d, inputs, cfg, first + k as u32)
+            diff_insurer(live, *position, d, inputs, cfg, first + k as u32, &stages)
         })
         .collect::<Result<Vec<_>, _>>()?;
     number_delta_segments(&mut changes, first);
@@ -336,6 +337,7 @@ pub(super) fn run_layer(
     report.index_bytes = index.total_bytes();
     report.phases_ms = phases.wall_ms.clone();
     report.phases_cpu_ms = phases.cpu_ms.clone();
+    report.stages_cpu_ms = stages.cpu_ms();
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     drop(index);
     super::run::write_report_files(&tmp, &report, &lines, Some(&plan.report))?;
@@ -354,7 +356,7 @@ pub(super) fn run_layer(
     report.phases_ms = phases.wall_ms;
     report.phases_cpu_ms = phases.cpu_ms;
     report.elapsed_ms = started.elapsed().as_millis() as u64;
-    tracing::info!(generation = %id, layer = sequence, phases_ms = ?report.phases_ms, bytes_written, "published a change generation");
+    tracing::info!(generation = %id, layer = sequence, phases_ms = ?report.phases_ms, stages_cpu_ms = ?report.stages_cpu_ms, bytes_written, "published a change generation");
     Ok(BuildOutcome {
         generation: id,
         report,
