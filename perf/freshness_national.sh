@@ -106,7 +106,7 @@ print(json.dumps({
     "generation_kind": r.get("generation_kind", "base"), "to_current_ms": int(to_current),
     "to_answer_ms": int(to_answer), "written_bytes": int(written), "build_cpu_ms": int(cpu),
     "build_wall_ms": r.get("elapsed_ms"), "phases_ms": r.get("phases_ms"),
-    "phases_cpu_ms": r.get("phases_cpu_ms"), "probe_was": was,
+    "phases_cpu_ms": r.get("phases_cpu_ms"), "stages_cpu_ms": r.get("stages_cpu_ms"), "probe_was": was,
 }))
 PY
   tail -n 1 "$work/runs.jsonl"
@@ -129,5 +129,6 @@ for r in runs:
     if r["kind"] == "b":
         print(f"(b) {r['files']} files, {r['rows']} rows ({r['rows_rejected']} rejected): rename to CURRENT "
               f"{r['to_current_ms']} ms, to the server answering {r['to_answer_ms']} ms, written "
-              f"{r['written_bytes']} bytes, build CPU {r['build_cpu_ms']} ms, phases CPU {r['phases_cpu_ms']}")
+              f"{r['written_bytes']} bytes, build CPU {r['build_cpu_ms']} ms, phases CPU {r['phases_cpu_ms']}, "
+              f"stages CPU {r['stages_cpu_ms']}")
 PY
