@@ -485,3 +485,54 @@ fn the_guard_refuses_a_change_file_that_loses_most_of_an_insurer() {
         .expect("a layer report");
     assert_eq!(layer.covered_today.get(KYOSAI), Some(&2));
 }
+
+/// The plan does not read the change files the live view applied: a file found under its
+/// name with the size and modification time recorded is taken as read (here its bytes were
+/// changed behind the build's back, time and size kept, and the next layer is still built on
+/// the recorded hash); a file whose time moved is read again, and a changed content then
+/// makes a base build.
+#[test]
+fn applied_change_files_are_known_by_name_size_and_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (snap, data, _, first) = layered(tmp.path());
+    let applied = snap
+        .join(KYOSAI)
+        .join("changes")
+        .join("20261110-090000.csv");
+    let recorded = report_of(&Store::new(&data).generation_dir(&first))
+        .layer
+        .unwrap()
+        .applied[KYOSAI]
+        .clone();
+    let mtime = fs::metadata(&applied).unwrap().modified().unwrap();
+    let mut bytes = fs::read(&applied).unwrap();
+    let at = bytes.len() - 2;
+    bytes[at] = if bytes[at] == b'e' { b'E' } else { b'e' };
+    fs::write(&applied, &bytes).unwrap();
+    let set_time = |t| {
+        fs::File::options()
+            .write(true)
+            .open(&applied)
+            .unwrap()
+            .set_modified(t)
+            .unwrap()
+    };
+    set_time(mtime);
+    change_file(
+        &snap,
+        KUMIAI,
+        "20261111-090000",
+        &[format!("{},add", member(KUMIAI, 6, 2, "2026-11-11", ""))],
+    );
+    let second = run(&config(&snap, &data, Reuse::UnchangedInsurers)).unwrap();
+    let report = report_of(&second.generation_dir);
+    assert_eq!(report.generation_kind, GenerationKind::Layer);
+    assert_eq!(report.layer.unwrap().applied[KYOSAI], recorded);
+    // Its time moved: read, hashed, found changed: the state is rebuilt from the files.
+    set_time(mtime + std::time::Duration::from_secs(1));
+    let third = run(&config(&snap, &data, Reuse::UnchangedInsurers)).unwrap();
+    assert_eq!(
+        report_of(&third.generation_dir).generation_kind,
+        GenerationKind::Base
+    );
+}
