@@ -233,14 +233,7 @@ fn a_layer_generation_shares_its_parent_and_writes_only_what_changed() {
 fn layers_stack_then_fold_into_a_base() {
     let tmp = tempfile::tempdir().unwrap();
     let (snap, data, _, first) = layered(tmp.path());
-    change_file(
-        &snap,
-        KUMIAI,
-        "20261111-090000",
-        &[format!("{},add", member(KUMIAI, 6, 2, "2026-11-11", ""))],
-    );
-    let second = run(&config(&snap, &data, Reuse::UnchangedInsurers)).unwrap();
-    let report = report_of(&second.generation_dir);
+    let report = second_layer(&snap, &data);
     assert_eq!(report.layer_count, 2);
     assert_eq!(report.parent.as_deref(), Some(first.as_str()));
     let before: Vec<String> = (1..=6)
@@ -258,6 +251,18 @@ fn layers_stack_then_fold_into_a_base() {
         .chain((1..=3).map(|p| ask(&data, &person_q(p))))
         .collect();
     assert_eq!(before, after);
+}
+
+/// Kumiai's change file adding card 6 (person 2), built: the report of the generation.
+fn second_layer(snap: &Path, data: &Path) -> Report {
+    change_file(
+        snap,
+        KUMIAI,
+        "20261111-090000",
+        &[format!("{},add", member(KUMIAI, 6, 2, "2026-11-11", ""))],
+    );
+    let second = run(&config(snap, data, Reuse::UnchangedInsurers)).unwrap();
+    report_of(&second.generation_dir)
 }
 
 /// Recomputes a layer file's section checksums, its section table's and its header's, so a
@@ -518,14 +523,7 @@ fn applied_change_files_are_known_by_name_size_and_time() {
             .unwrap()
     };
     set_time(mtime);
-    change_file(
-        &snap,
-        KUMIAI,
-        "20261111-090000",
-        &[format!("{},add", member(KUMIAI, 6, 2, "2026-11-11", ""))],
-    );
-    let second = run(&config(&snap, &data, Reuse::UnchangedInsurers)).unwrap();
-    let report = report_of(&second.generation_dir);
+    let report = second_layer(&snap, &data);
     assert_eq!(report.generation_kind, GenerationKind::Layer);
     assert_eq!(report.layer.unwrap().applied[KYOSAI], recorded);
     // Its time moved: read, hashed, found changed: the state is rebuilt from the files.
