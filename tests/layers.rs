@@ -145,9 +145,7 @@ fn report_of(dir: &Path) -> Report {
 /// A base, then a change file of kyosai (card 2 lost, card 4 added for person 1, card 3
 /// deleted): one layer; the main file and kumiai's segment are the parent's inodes.
 fn layered(tmp: &Path) -> (PathBuf, PathBuf, String, String) {
-    let (snap, data) = (tmp.join("s"), tmp.join("d"));
-    base_delivery(&snap);
-    let base = run(&config(&snap, &data, Reuse::UnchangedInsurers)).unwrap();
+    let (snap, data, base) = based(tmp);
     change_file(
         &snap,
         KYOSAI,
@@ -159,7 +157,15 @@ fn layered(tmp: &Path) -> (PathBuf, PathBuf, String, String) {
         ],
     );
     let layer = run(&config(&snap, &data, Reuse::UnchangedInsurers)).unwrap();
-    (snap, data, base.generation, layer.generation)
+    (snap, data, base, layer.generation)
+}
+
+/// The base delivery built: (snapshots, data, the base generation).
+fn based(tmp: &Path) -> (PathBuf, PathBuf, String) {
+    let (snap, data) = (tmp.join("s"), tmp.join("d"));
+    base_delivery(&snap);
+    let base = run(&config(&snap, &data, Reuse::UnchangedInsurers)).unwrap();
+    (snap, data, base.generation)
 }
 
 #[test]
@@ -262,14 +268,7 @@ fn a_swap_to_a_layer_verifies_only_what_is_new() {
 fn layers_stack_then_fold_into_a_base() {
     let tmp = tempfile::tempdir().unwrap();
     let (snap, data, _, first) = layered(tmp.path());
-    change_file(
-        &snap,
-        KUMIAI,
-        "20261111-090000",
-        &[format!("{},add", member(KUMIAI, 6, 2, "2026-11-11", ""))],
-    );
-    let second = run(&config(&snap, &data, Reuse::UnchangedInsurers)).unwrap();
-    let report = report_of(&second.generation_dir);
+    let report = second_layer(&snap, &data);
     assert_eq!(report.layer_count, 2);
     assert_eq!(report.parent.as_deref(), Some(first.as_str()));
     let before: Vec<String> = (1..=6)
@@ -287,6 +286,18 @@ fn layers_stack_then_fold_into_a_base() {
         .chain((1..=3).map(|p| ask(&data, &person_q(p))))
         .collect();
     assert_eq!(before, after);
+}
+
+/// Kumiai's change file adding card 6 (person 2), built: the report of the generation.
+fn second_layer(snap: &Path, data: &Path) -> Report {
+    change_file(
+        snap,
+        KUMIAI,
+        "20261111-090000",
+        &[format!("{},add", member(KUMIAI, 6, 2, "2026-11-11", ""))],
+    );
+    let second = run(&config(snap, data, Reuse::UnchangedInsurers)).unwrap();
+    report_of(&second.generation_dir)
 }
 
 /// Recomputes a layer file's section checksums, its section table's and its header's, so a
@@ -389,4 +400,172 @@ fn a_crafted_layer_is_refused_never_a_panic() {
         panic!("a layer out of its place opened");
     };
     assert!(err.to_string().contains("does not stack it"), "{err}");
+}
+
+/// A layer built with a signing key is signed, its manifest taking the parent's entries for
+/// the files it shares; a server trusting the key checks it as signed, and one that verified
+/// the parent checks only the layer's new files (not the main file again).
+#[test]
+fn a_signed_layer_is_checked_as_signed_and_only_what_is_new() {
+    use shikaku::generations::manifest::Manifest;
+    use shikaku::index::VerifiedSegments;
+    use shikaku::signing::{new_key_file, verify_generation, SigningKey, Trust, TrustedKeys};
+    let tmp = tempfile::tempdir().unwrap();
+    let (snap, data) = (tmp.path().join("s"), tmp.path().join("d"));
+    let key_path = tmp.path().join("signing.key");
+    let public = new_key_file(&key_path).unwrap();
+    let signed = |reuse| BuildConfig {
+        signing: Some(std::sync::Arc::new(SigningKey::load(&key_path).unwrap())),
+        ..config(&snap, &data, reuse)
+    };
+    base_delivery(&snap);
+    let base = run(&signed(Reuse::UnchangedInsurers)).unwrap();
+    change_file(
+        &snap,
+        KYOSAI,
+        "20261110-090000",
+        &[format!(
+            "{KYOSAI},12,2,00,,,,,,,2010-04-01,2026-11-10,,,,lose"
+        )],
+    );
+    let layer = run(&signed(Reuse::UnchangedInsurers)).unwrap();
+    assert_eq!(
+        report_of(&layer.generation_dir).generation_kind,
+        GenerationKind::Layer
+    );
+    let manifest = |dir: &Path| -> Manifest {
+        serde_json::from_slice(&fs::read(dir.join("manifest.json")).unwrap()).unwrap()
+    };
+    let (b, l) = (
+        manifest(&base.generation_dir),
+        manifest(&layer.generation_dir),
+    );
+    let main = |m: &Manifest| {
+        m.files
+            .iter()
+            .find(|f| f.path == INDEX_FILE)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(main(&b), main(&l));
+    assert!(l.files.iter().any(|f| f.path.starts_with(LAYERS_DIR)));
+    assert_eq!(l.generation_kind.as_deref(), Some("layer"));
+    let trusted = TrustedKeys::of([public]);
+    let known = VerifiedSegments::default();
+    let open = |id: &str| Store::new(&data).open_named(id, PersonKey::demo()).unwrap();
+    let (trust, first) = verify_generation(&open(&base.generation), &trusted, &known).unwrap();
+    assert!(matches!(trust, Trust::Signed(_)));
+    let (trust, second) = verify_generation(&open(&layer.generation), &trusted, &known).unwrap();
+    assert!(matches!(trust, Trust::Signed(_)));
+    let main_bytes = fs::metadata(layer.generation_dir.join(INDEX_FILE))
+        .unwrap()
+        .len();
+    assert!(first.bytes_verified >= main_bytes);
+    assert_eq!(second.segments_verified, 1, "the delta segment only");
+    assert!(second.bytes_verified < main_bytes, "{second:?}");
+    // Unsigned, the same: the main file a process verified is not verified again.
+    let deep = VerifiedSegments::default();
+    let base_index = open(&base.generation);
+    assert!(base_index.verify_new(&deep).unwrap().bytes_verified >= main_bytes);
+    let again = open(&layer.generation).verify_new(&deep).unwrap();
+    assert!(again.bytes_verified < main_bytes, "{again:?}");
+}
+
+/// The delivery guard holds for change generations: a change file that loses more than
+/// `--max-drop-percent` of an insurer's members covered today refuses the generation (kept
+/// under `refused/`, the live one unchanged) unless `--accept` names the insurer.
+#[test]
+fn the_guard_refuses_a_change_file_that_loses_most_of_an_insurer() {
+    use shikaku::nightly::run::BuildError;
+    let tmp = tempfile::tempdir().unwrap();
+    let (snap, data, base) = based(tmp.path());
+    change_file(
+        &snap,
+        KYOSAI,
+        "20261110-090000",
+        &[
+            format!("{KYOSAI},12,1,00,,,,,,,2015-04-01,2026-11-10,,,,lose"),
+            format!("{KYOSAI},12,2,00,,,,,,,2010-04-01,2026-11-10,,,,lose"),
+        ],
+    );
+    let guarded = |accept: Vec<&str>| BuildConfig {
+        max_drop_percent: 50.0,
+        accept: accept
+            .into_iter()
+            .map(|a| shikaku::domain::InsurerNumber::parse(a).unwrap())
+            .collect(),
+        ..config(&snap, &data, Reuse::UnchangedInsurers)
+    };
+    match run(&guarded(Vec::new())) {
+        Err(BuildError::Refused { reasons, .. }) => {
+            assert_eq!(reasons.len(), 1, "{reasons:?}");
+            assert!(reasons[0].contains(KYOSAI) && reasons[0].contains("from 3 to 1"));
+        }
+        other => panic!("not refused: {:?}", other.map(|o| o.generation)),
+    }
+    let store = Store::new(&data);
+    assert_eq!(store.live().unwrap(), base);
+    assert_eq!(fs::read_dir(store.refused_dir()).unwrap().count(), 1);
+    let accepted = run(&guarded(vec![KYOSAI])).unwrap();
+    let report = report_of(&accepted.generation_dir);
+    assert_eq!(report.generation_kind, GenerationKind::Layer);
+    let layer = report.layer.expect("a layer report");
+    assert_eq!(layer.covered_today.get(KYOSAI), Some(&1));
+    // The next layer compares with the layered count (1), not the base's (3): adding a
+    // member back passes the guard.
+    change_file(
+        &snap,
+        KYOSAI,
+        "20261111-090000",
+        &[format!("{},add", member(KYOSAI, 7, 7, "2026-11-11", ""))],
+    );
+    let next = run(&guarded(Vec::new())).unwrap();
+    let layer = report_of(&next.generation_dir)
+        .layer
+        .expect("a layer report");
+    assert_eq!(layer.covered_today.get(KYOSAI), Some(&2));
+}
+
+/// The plan does not read the change files the live view applied: a file found under its
+/// name with the size and modification time recorded is taken as read (here its bytes were
+/// changed behind the build's back, time and size kept, and the next layer is still built on
+/// the recorded hash); a file whose time moved is read again, and a changed content then
+/// makes a base build.
+#[test]
+fn applied_change_files_are_known_by_name_size_and_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (snap, data, _, first) = layered(tmp.path());
+    let applied = snap
+        .join(KYOSAI)
+        .join("changes")
+        .join("20261110-090000.csv");
+    let recorded = report_of(&Store::new(&data).generation_dir(&first))
+        .layer
+        .unwrap()
+        .applied[KYOSAI]
+        .clone();
+    let mtime = fs::metadata(&applied).unwrap().modified().unwrap();
+    let mut bytes = fs::read(&applied).unwrap();
+    let at = bytes.len() - 2;
+    bytes[at] = if bytes[at] == b'e' { b'E' } else { b'e' };
+    fs::write(&applied, &bytes).unwrap();
+    let set_time = |t| {
+        fs::File::options()
+            .write(true)
+            .open(&applied)
+            .unwrap()
+            .set_modified(t)
+            .unwrap()
+    };
+    set_time(mtime);
+    let report = second_layer(&snap, &data);
+    assert_eq!(report.generation_kind, GenerationKind::Layer);
+    assert_eq!(report.layer.unwrap().applied[KYOSAI], recorded);
+    // Its time moved: read, hashed, found changed: the state is rebuilt from the files.
+    set_time(mtime + std::time::Duration::from_secs(1));
+    let third = run(&config(&snap, &data, Reuse::UnchangedInsurers)).unwrap();
+    assert_eq!(
+        report_of(&third.generation_dir).generation_kind,
+        GenerationKind::Base
+    );
 }

@@ -52,6 +52,7 @@ pub fn rows(data: &[u8]) {
         bytes: data.to_vec(),
         xxh3: 0,
         refused: None,
+        identity: (0, 0),
     };
     let mut issues = Vec::new();
     let s = apply_change_file(&mut state, &input, insurer, &mut issues);

@@ -112,6 +112,17 @@ impl Manifest {
     /// The manifest of the generation `id` in directory `dir` (sealed or still being built):
     /// its main file, segment files and report, each hashed now.
     pub fn of_dir(dir: &Path, id: &str) -> Result<Manifest, ManifestError> {
+        Manifest::of_dir_sharing(dir, id, None)
+    }
+
+    /// [`Manifest::of_dir`], but a file that is the very file (a hard link: same device and
+    /// inode) `shared`'s directory holds under the same path takes that manifest's entry
+    /// instead of being read again: a change generation hashes only what it wrote.
+    pub fn of_dir_sharing(
+        dir: &Path,
+        id: &str,
+        shared: Option<(&Path, &Manifest)>,
+    ) -> Result<Manifest, ManifestError> {
         let mut paths = vec![INDEX_FILE.to_owned()];
         let seg_dir = dir.join(SEGMENTS_DIR);
         if seg_dir.is_dir() {
@@ -150,7 +161,12 @@ impl Manifest {
         use rayon::prelude::*;
         let files = paths
             .par_iter()
-            .map(|p| entry(dir, p))
+            .map(
+                |p| match shared.and_then(|(from, m)| shared_entry(dir, from, m, p)) {
+                    Some(e) => Ok(e),
+                    None => entry(dir, p),
+                },
+            )
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Manifest {
             format: MANIFEST_FORMAT,
@@ -281,6 +297,17 @@ impl Manifest {
     }
 }
 
+/// `m`'s entry of `rel` when `dir/rel` is a hard link of `from/rel` and has its size.
+fn shared_entry(dir: &Path, from: &Path, m: &Manifest, rel: &str) -> Option<FileEntry> {
+    use std::os::unix::fs::MetadataExt;
+    let e = m.files.iter().find(|e| e.path == rel)?;
+    let (a, b) = (
+        std::fs::metadata(dir.join(rel)).ok()?,
+        std::fs::metadata(from.join(rel)).ok()?,
+    );
+    (a.dev() == b.dev() && a.ino() == b.ino() && a.len() == e.bytes).then(|| e.clone())
+}
+
 fn entry(dir: &Path, rel: &str) -> Result<FileEntry, ManifestError> {
     let path = dir.join(rel);
     let (bytes, xxh3) = file_xxh3(&path).map_err(io_error(&path))?;
@@ -387,5 +414,30 @@ mod tests {
             .is_layer_on("g0"));
         assert!(with(r#""generation_kind":"patch""#).is_err());
         assert!(with(r#""parent":"../g0""#).is_err());
+    }
+
+    /// A shared entry is taken only for a hard link of the parent's file: a file of the same
+    /// path written anew (other content, same size) is hashed.
+    #[test]
+    fn sharing_takes_only_hard_links() {
+        let root = tempfile::tempdir().unwrap();
+        let (parent, child) = (root.path().join("p"), root.path().join("c"));
+        for d in [&parent, &child] {
+            std::fs::create_dir_all(d.join(SEGMENTS_DIR)).unwrap();
+        }
+        let seg = format!("{SEGMENTS_DIR}/01130012-0123456789abcdef.seg");
+        std::fs::write(parent.join(INDEX_FILE), b"main").unwrap();
+        std::fs::write(parent.join(&seg), b"seg1").unwrap();
+        let mut known = Manifest::of_dir(&parent, "g0").unwrap();
+        // A parent's manifest whose entries differ from the bytes: a shared entry shows.
+        for e in &mut known.files {
+            e.xxh3 = "00000000000000ff".into();
+        }
+        std::fs::hard_link(parent.join(INDEX_FILE), child.join(INDEX_FILE)).unwrap();
+        std::fs::write(child.join(&seg), b"seg2").unwrap();
+        let got = Manifest::of_dir_sharing(&child, "g1", Some((&parent, &known))).unwrap();
+        let xxh3 = |p: &str| got.files.iter().find(|e| e.path == p).unwrap().xxh3.clone();
+        assert_eq!(xxh3(INDEX_FILE), "00000000000000ff");
+        assert_eq!(xxh3(&seg), hex(xxhash_rust::xxh3::xxh3_64(b"seg2")));
     }
 }

@@ -64,16 +64,15 @@ impl<B: AsRef<[u8]> + Sync> Index<B> {
         };
         (0..self.segments.len()).try_for_each(|i| wanted(i).map(drop))?;
         let fresh = self.segments_not_known(known);
+        let main_known = self.main_known(known);
         let (main, segments) = rayon::join(
-            || {
-                match self.main_known(known) {
-                    // Its bytes were checked whole by this process; the manifest must still
-                    // name a main file of its size.
-                    true => self.check_main_size(expected.main),
-                    false => self.check_main_hashes(expected.main),
-                }?;
-                // Layers are small, and a manifest need not name them: checked whole.
-                self.verify_layers()
+            // The layers (small) are checked whole; the base's main file unless this process
+            // verified that very file before.
+            || match main_known {
+                true => self.verify_layers(),
+                false => self
+                    .check_main_hashes(expected.main)
+                    .and(self.verify_layers()),
             },
             || {
                 fresh.par_iter().try_for_each(|&i| {
@@ -89,20 +88,7 @@ impl<B: AsRef<[u8]> + Sync> Index<B> {
         );
         main?;
         segments?;
-        Ok(self.learn_verified(&fresh, known))
-    }
-
-    fn check_main_size(&self, want: FileHash) -> Result<(), FormatError> {
-        match self.main.as_ref().len() as u64 == want.bytes {
-            true => Ok(()),
-            false => Err(FormatError::Checksum {
-                what: format!(
-                    "main file ({} bytes, the signed manifest says {})",
-                    self.main.as_ref().len(),
-                    want.bytes
-                ),
-            }),
-        }
+        Ok(self.learn_verified(&fresh, main_known, known))
     }
 
     fn check_main_hashes(&self, want: FileHash) -> Result<(), FormatError> {

@@ -104,9 +104,7 @@ impl MappedIndex {
         })
         .map_err(|e| OpenError::Format(path.display().to_string(), e))?;
         index.segment_files = files;
-        let meta =
-            std::fs::metadata(path).map_err(|e| OpenError::Io(path.display().to_string(), e))?;
-        index.main_file = Some(FileId::of(&meta));
+        index.main_file = std::fs::metadata(path).ok().map(|m| FileId::of(&m));
         index.path = Some(path.to_path_buf());
         add_layer_files(&mut index, path)?;
         Ok(index)
@@ -241,9 +239,9 @@ fn preload(mut mapped: MappedIndex, key: PersonKey, path: &Path) -> Result<Mappe
     // The copy is of these files: a process that verified one knows the copy by it too.
     let mut segment_files = std::mem::take(&mut mapped.segment_files);
     segment_files.truncate(mapped.base_insurers());
+    let main_file = mapped.main_file;
     let layered = mapped.layer_count() > 0;
     let main_path = mapped.path.take();
-    let main_file = mapped.main_file;
     drop(mapped);
     let all = Bytes::from_owner(all.make_read_only().map_err(Preload::Io)?);
     let part = |name: &str| ranges.get(name).map(|r| all.slice(r.clone()));

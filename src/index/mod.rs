@@ -120,8 +120,8 @@ pub struct Index<B> {
     /// Each segment's file (device and inode), when opened from files: what a process that
     /// verified it knows it by ([`VerifiedSegments`]). Empty for an index held in memory.
     segment_files: Vec<FileId>,
-    /// The main file's identity, when opened from a file: a change generation shares its
-    /// parent's by hard link, so a process that verified it need not again.
+    /// The main file's (device and inode), when opened from a file: a change generation
+    /// shares its parent's by hard link, and a process that verified it does not again.
     main_file: Option<FileId>,
     /// The main file's path, when opened from files: its directory holds the segment files
     /// and a signed manifest (`crate::signing`).

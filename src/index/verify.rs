@@ -38,9 +38,11 @@ impl FileId {
 /// few tens of thousands; past it, it forgets them all and verifies afresh.
 const VERIFIED_SEGMENTS_MAX: usize = 1 << 20;
 
-/// The segment files a process has verified whole (checksum and structure), so that a
-/// generation sharing them by hard link verifies only its main file and its new segments: a
-/// nightly swap with 1% of the insurers changed checks 1% of the segments.
+/// The segment files (and main files) a process has verified whole (checksum and
+/// structure), so that a generation sharing them by hard link verifies only what is new: a
+/// nightly swap with 1% of the insurers changed checks 1% of the segments and its main file;
+/// a change generation, which shares its parent's main file, checks its layers and delta
+/// segments only.
 #[derive(Debug, Default)]
 pub struct VerifiedSegments {
     files: Mutex<HashSet<FileId>>,
@@ -119,8 +121,10 @@ impl<B: AsRef<[u8]>> Index<B> {
         B: Sync,
     {
         let fresh = self.segments_not_known(known);
+        let main_known = self.main_known(known);
         let (main, segments) = rayon::join(
-            || match self.main_known(known) {
+            || match main_known {
+                // The base's main file was verified here before: only the layers are new.
                 true => self.verify_layers(),
                 false => self.verify_main(),
             },
@@ -128,7 +132,7 @@ impl<B: AsRef<[u8]>> Index<B> {
         );
         main?;
         segments?;
-        Ok(self.learn_verified(&fresh, known))
+        Ok(self.learn_verified(&fresh, main_known, known))
     }
 
     /// The deep structural checks of [`Index::verify`] without its checksums, every file on
@@ -166,11 +170,6 @@ impl<B: AsRef<[u8]>> Index<B> {
         main.and(segments)
     }
 
-    /// Whether `known` holds the main file: a change generation's, shared with its parent.
-    pub(super) fn main_known(&self, known: &VerifiedSegments) -> bool {
-        self.main_file.is_some_and(|f| known.knows(f))
-    }
-
     /// Positions of the segments whose files `known` does not hold.
     pub(super) fn segments_not_known(&self, known: &VerifiedSegments) -> Vec<usize> {
         (0..self.segments.len())
@@ -178,10 +177,19 @@ impl<B: AsRef<[u8]>> Index<B> {
             .collect()
     }
 
-    /// Once the main file and segments `fresh` passed: `known` learns their files, and what
-    /// was checked is counted.
-    pub(super) fn learn_verified(&self, fresh: &[usize], known: &VerifiedSegments) -> Verify {
-        let main_known = self.main_known(known);
+    /// Whether `known` holds the main file (the same file, by device and inode).
+    pub(super) fn main_known(&self, known: &VerifiedSegments) -> bool {
+        self.main_file.is_some_and(|f| known.knows(f))
+    }
+
+    /// Once the main file (unless `main_known`) and segments `fresh` passed: `known` learns
+    /// their files, and what was checked is counted.
+    pub(super) fn learn_verified(
+        &self,
+        fresh: &[usize],
+        main_known: bool,
+        known: &VerifiedSegments,
+    ) -> Verify {
         for seg in &self.segments {
             // Found UTF-8 by a check of this file, now or when this process verified it
             // before, or by the builder's deep check of the bytes it signed.

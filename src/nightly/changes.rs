@@ -11,6 +11,7 @@
 
 use super::encode::{encode_insurer, InsurerRows};
 use super::insurer::{report_line, write_segment, InsurerResult};
+use super::profile::{Stage, StageClock, StageTimes};
 use super::report::{ChangeOutcome, ChangeReport, Counts};
 use super::reuse::{file_identity, Previous, ReuseError};
 use super::run::{BuildConfig, BuildError};
@@ -33,6 +34,7 @@ pub(super) fn process_state(
     cfg: &BuildConfig,
     previous: Option<&Previous>,
     segments_dir: &Path,
+    stages: &StageTimes,
 ) -> Result<InsurerResult, BuildError> {
     // Read once: what is hashed is what is applied. A file gone since discovery stops the
     // build with an error naming it.
@@ -72,9 +74,11 @@ pub(super) fn process_state(
             }
         }
     }
-    let mut fresh = encode_state(d, &inputs, insurer_index, cfg, None)?;
+    let mut clock = stages.clock();
+    let mut fresh = encode_state(d, &inputs, insurer_index, cfg, None, &mut clock)?;
     fresh.identity = identity.unwrap_or((0, 0));
     write_segment(&mut fresh.part, segments_dir)?;
+    clock.end(Stage::WriteSegment);
     Ok(fresh)
 }
 
@@ -88,8 +92,10 @@ pub(super) fn encode_state(
     insurer_index: u32,
     cfg: &BuildConfig,
     rows_out: Option<&mut Vec<(crate::domain::Record, u32)>>,
+    clock: &mut StageClock<'_>,
 ) -> Result<InsurerResult, BuildError> {
     let m = snapshot::materialize(d, inputs)?;
+    clock.end(Stage::Materialize);
     check_change_files(&m.changes, &m.issues)?;
     let Materialized {
         records,
@@ -122,6 +128,7 @@ pub(super) fn encode_state(
         &cfg.key,
         cfg.built_on,
     )?;
+    clock.end(Stage::Encode);
     let mut by_rule = RuleCounts::default();
     let (mut rows_read, mut rows_rejected) = (0, 0);
     if let Some(s) = &snapshot_summary {
@@ -164,7 +171,15 @@ pub(super) fn encode_state(
             .map(|e| e.as_str().to_owned()),
         file: d.snapshot.as_ref().map(|f| f.rel_path.to_string()),
         state_file: Some(state_file),
-        changes: changes.iter().map(applied_report).collect(),
+        changes: changes
+            .iter()
+            .zip(inputs)
+            .map(|(c, input)| ChangeReport {
+                bytes: input.identity.0,
+                mtime_ns: input.identity.1,
+                ..applied_report(c)
+            })
+            .collect(),
     })
 }
 
@@ -209,5 +224,7 @@ pub(super) fn applied_report(c: &ChangeSummary) -> ChangeReport {
         rows_rejected: c.rejected,
         encoding: c.encoding.map(|e| e.as_str().to_owned()),
         by_rule: rule_map(&c.by_rule),
+        bytes: 0,
+        mtime_ns: 0,
     }
 }

@@ -174,7 +174,7 @@ pub(super) fn process_insurer(
         Some(s) if d.changes.is_empty() => {
             process_snapshot(&s, insurer_index, cfg, previous, segments_dir, stages)?
         }
-        _ => super::changes::process_state(d, insurer_index, cfg, previous, segments_dir)?,
+        _ => super::changes::process_state(d, insurer_index, cfg, previous, segments_dir, stages)?,
     };
     result.changes.extend(superseded);
     Ok(result)
@@ -190,6 +190,8 @@ pub(super) fn superseded_report(c: &ChangeFile) -> ChangeReport {
         rows_rejected: 0,
         encoding: None,
         by_rule: Default::default(),
+        bytes: 0,
+        mtime_ns: 0,
     }
 }
 

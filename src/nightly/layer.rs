@@ -3,7 +3,8 @@
 //! file and the changed cards' delta segments, and shares everything else of its parent by
 //! hard link. Each touched insurer is diffed against the parent's layered view
 //! (`layer_diff`); the persons whose records changed get new entries, checked again (X1, X3)
-//! from all their records as a full build would. Past [`MAX_LAYERS`] layers, or layers
+//! from all their records as a full build would. Past [`MAX_LAYERS`] layers (or
+//! [`FOLD_DELTA_SEGMENTS_MAX`] delta segments), or layers
 //! heavier than [`FOLD_LAYER_SHARE_PERCENT`] of the base, the build folds them into a new base
 //! (the incremental build, `run`), as `shikaku build --compact` does.
 
@@ -12,8 +13,10 @@ use super::encode::{InsurerPart, Link};
 use super::insurer::write_segment;
 use super::layer_diff::{diff_insurer, InsurerChange};
 use super::link::{push_person, sort_findings, Persons};
-use super::profile::Phases;
-use super::report::{read_rejects, GenerationKind, LayerReport, Report, ReportLine};
+use super::profile::{Phases, StageTimes};
+use super::report::{
+    read_rejects, ChangeOutcome, GenerationKind, InsurerReport, LayerReport, Report, ReportLine,
+};
 use super::reuse::file_identity;
 use super::run::{insurer_input, io_err, BuildConfig, BuildError, BuildOutcome};
 use crate::domain::PersonHash;
@@ -27,8 +30,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::time::Instant;
 
-/// Most layers a generation stacks: the build after it folds them into a new base.
-pub const MAX_LAYERS: usize = 16;
+/// Most layers a generation stacks: the build after it folds them into a new base. Lookups
+/// do not pay per layer (the layers are folded into two maps at open); opening does, a little
+/// per layer file (docs/operations.md, "Change generations": the measurement).
+pub const MAX_LAYERS: usize = 256;
+/// Most delta segments the layers hold together: each is a file mapped on its own, and a
+/// server swapping generations maps both (the kernel's default `vm.max_map_count` is 65,530;
+/// the nation's base maps 3,445 files).
+pub const FOLD_DELTA_SEGMENTS_MAX: usize = 16_384;
 /// The build folds when the layers and their delta segments pass this share of the base's
 /// bytes (and [`FOLD_LAYER_BYTES_MIN`]): each layer's persons and cards cost memory at open
 /// and a map read per lookup of what they touched.
@@ -46,6 +55,7 @@ pub(super) struct LayerPlan {
     /// how many of them the live view had applied.
     touched: Vec<(usize, InsurerDelivery, Vec<ChangeInput>, usize)>,
     applied: BTreeMap<String, Vec<(String, String)>>,
+    applied_identity: BTreeMap<String, Vec<(u64, u64)>>,
 }
 
 /// Why a build does not make a layer (said in the log), or the plan for one.
@@ -63,6 +73,10 @@ pub(super) fn plan(
             "the live generation has {} layers",
             live.layer_count()
         ));
+    }
+    let deltas = live.segment_count() - live.base_insurers();
+    if deltas > FOLD_DELTA_SEGMENTS_MAX {
+        return Err(format!("its layers hold {deltas} delta segments"));
     }
     let (layer_bytes, total) = (live.layer_bytes(), live.total_bytes());
     if layer_bytes > FOLD_LAYER_BYTES_MIN
@@ -88,14 +102,19 @@ pub(super) fn plan(
     }
     let mut deliveries: Vec<&InsurerDelivery> = discovery.deliveries.iter().collect();
     deliveries.sort_by_key(|d| d.insurer.number.to_key());
+    let by_number: HashMap<&str, &InsurerReport> = report
+        .insurers
+        .iter()
+        .map(|r| (r.insurer_number.as_str(), r))
+        .collect();
     let mut applied = BTreeMap::new();
+    let mut applied_identity = BTreeMap::new();
     let mut touched = Vec::new();
     for (position, (d, info)) in deliveries.into_iter().zip(base).enumerate() {
         let number = d.insurer.number.as_str();
-        let r = report
-            .insurers
-            .iter()
-            .find(|r| r.insurer_number == number && info.number_str() == number)
+        let r = by_number
+            .get(number)
+            .filter(|_| info.number_str() == number)
             .ok_or_else(|| format!("insurer {number} is new"))?;
         if d.insurer.name != info.name || d.insurer.kind.code() != info.entry.kind {
             return Err(format!("insurer {number} was renamed"));
@@ -108,27 +127,31 @@ pub(super) fn plan(
         if snapshot != was || snapshot.as_ref().is_some_and(|s| s.1 == 0) {
             return Err(format!("insurer {number} has a new snapshot"));
         }
-        let so_far: Vec<(String, String)> = match &report.layer {
-            Some(l) => l.applied.get(number).cloned().unwrap_or_default(),
-            None => r
-                .applied_changes()
-                .into_iter()
-                .map(|(f, h)| (f.to_owned(), h.to_owned()))
-                .collect(),
-        };
+        let so_far = SoFar::of(&report, r);
+        if so_far.unchanged(d) {
+            if !so_far.files.is_empty() {
+                applied.insert(number.to_owned(), so_far.files);
+                applied_identity.insert(number.to_owned(), so_far.identities);
+            }
+            continue;
+        }
         let inputs = ChangeInput::read_all(&d.changes).map_err(|e| e.to_string())?;
         let now: Vec<(String, String)> = inputs
             .iter()
             .map(|c| (c.file.rel_path.to_string(), hex(c.xxh3)))
             .collect();
-        if !now.starts_with(&so_far) {
+        if !now.starts_with(&so_far.files) {
             return Err(format!("a change file of insurer {number} changed or went"));
         }
-        if now.len() > so_far.len() {
-            touched.push((position, d.clone(), inputs, so_far.len()));
-        }
         if !now.is_empty() {
-            applied.insert(number.to_owned(), now);
+            applied.insert(number.to_owned(), now.clone());
+            applied_identity.insert(
+                number.to_owned(),
+                inputs.iter().map(|c| c.identity).collect(),
+            );
+        }
+        if now.len() > so_far.files.len() {
+            touched.push((position, d.clone(), inputs, so_far.files.len()));
         }
     }
     if touched.is_empty() {
@@ -141,7 +164,56 @@ pub(super) fn plan(
         lines,
         touched,
         applied,
+        applied_identity,
     })
+}
+
+/// What the live view applied of one insurer's change files, in order: (file, xxh3), and
+/// each file's (size, modification time) when it was read.
+struct SoFar {
+    files: Vec<(String, String)>,
+    identities: Vec<(u64, u64)>,
+}
+
+impl SoFar {
+    fn of(report: &Report, r: &InsurerReport) -> SoFar {
+        let number = r.insurer_number.as_str();
+        match &report.layer {
+            Some(l) => SoFar {
+                files: l.applied.get(number).cloned().unwrap_or_default(),
+                identities: l.applied_identity.get(number).cloned().unwrap_or_default(),
+            },
+            None => {
+                let applied = r
+                    .changes
+                    .iter()
+                    .filter(|c| c.outcome == ChangeOutcome::Applied);
+                SoFar {
+                    files: applied
+                        .clone()
+                        .map(|c| (c.file.clone(), c.xxh3.clone()))
+                        .collect(),
+                    identities: applied.map(|c| (c.bytes, c.mtime_ns)).collect(),
+                }
+            }
+        }
+    }
+
+    /// The delivery's change files are the ones applied, by name, size and modification
+    /// time: nothing of them to read. A file rewritten in place gets a new modification time
+    /// (and is read and hashed again); an unknown identity never matches.
+    fn unchanged(&self, d: &InsurerDelivery) -> bool {
+        d.changes.len() == self.files.len()
+            && self.identities.len() == self.files.len()
+            && d.changes
+                .iter()
+                .zip(self.files.iter().zip(&self.identities))
+                .all(|(f, ((name, _), &identity))| {
+                    *f.rel_path == **name
+                        && identity != (0, 0)
+                        && file_identity(&f.path).ok() == Some(identity)
+                })
+    }
 }
 
 /// Whether the public-expense registers are the ones the live generation's base read: the
@@ -187,12 +259,13 @@ pub(super) fn run_layer(
     let mut phases = Phases::new();
     let live = &plan.live;
     let first = live.segment_count() as u32;
+    let stages = StageTimes::default();
     let mut changes = plan
         .touched
         .par_iter()
         .enumerate()
         .map(|(k, (position, d, inputs, _))| {
-            diff_insurer(live, *position, d, inputs, cfg, first + k as u32)
+            diff_insurer(live, *position, d, inputs, cfg, first + k as u32, &stages)
         })
         .collect::<Result<Vec<_>, _>>()?;
     number_delta_segments(&mut changes, first);
@@ -259,19 +332,31 @@ pub(super) fn run_layer(
     phases.end("verify");
     let lines = layer_lines(&plan, &changes, &persons);
     let mut report = layer_report(&plan, &changes, &persons, &id, &layer_name, bytes_written);
+    report.refused = layer_guard(cfg, &plan.report, &changes);
+    report.published = report.refused.is_empty();
     report.index_bytes = index.total_bytes();
     report.phases_ms = phases.wall_ms.clone();
     report.phases_cpu_ms = phases.cpu_ms.clone();
+    report.stages_cpu_ms = stages.cpu_ms();
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     drop(index);
     super::run::write_report_files(&tmp, &report, &lines, Some(&plan.report))?;
+    phases.end("report");
+    if !report.refused.is_empty() {
+        return Err(super::run::keep_refused(store, &tmp, &id, report.refused));
+    }
+    if let Some(key) = &cfg.signing {
+        // The parent's files keep its manifest's entries: what is hashed is what was written.
+        crate::signing::sign_generation_sharing(&tmp, &id, key, Some(&parent_dir))?;
+        phases.end("sign");
+    }
     let dir = store.seal(&id)?;
     store.publish(&id)?;
     phases.end("publish");
     report.phases_ms = phases.wall_ms;
     report.phases_cpu_ms = phases.cpu_ms;
     report.elapsed_ms = started.elapsed().as_millis() as u64;
-    tracing::info!(generation = %id, layer = sequence, phases_ms = ?report.phases_ms, bytes_written, "published a change generation");
+    tracing::info!(generation = %id, layer = sequence, phases_ms = ?report.phases_ms, stages_cpu_ms = ?report.stages_cpu_ms, bytes_written, "published a change generation");
     Ok(BuildOutcome {
         generation: id,
         report,
@@ -360,16 +445,26 @@ fn layer_persons(live: &MappedIndex, changes: &[InsurerChange], files: &FileName
         .iter()
         .map(|c| c.result.part.number.to_string())
         .collect();
+    // The touched persons' new records, of every touched insurer, in one list by person:
+    // one pass over the insurers' links, not one search per person and insurer.
+    let mut new_links: Vec<(RefOrder, Link)> = changes
+        .iter()
+        .flat_map(|c| {
+            c.links
+                .iter()
+                .filter(|(l, _)| touched.contains(&l.hash))
+                .map(|&(l, full)| ((c.position, Vec::new(), full), l))
+        })
+        .collect();
+    new_links.sort_unstable_by_key(|(_, l)| l.hash);
     let mut out = Persons::default();
     let mut ordered: Vec<(RefOrder, Link)> = Vec::new();
     let mut group: Vec<Link> = Vec::new();
     for hash in touched {
         ordered.clear();
-        for c in changes {
-            let from = c.links.partition_point(|(l, _)| l.hash < hash);
-            let own = c.links[from..].iter().take_while(|(l, _)| l.hash == hash);
-            ordered.extend(own.map(|&(l, full)| ((c.position, Vec::new(), full), l)));
-        }
+        let from = new_links.partition_point(|(_, l)| l.hash < hash);
+        let own = new_links[from..].iter().take_while(|(_, l)| l.hash == hash);
+        ordered.extend(own.cloned());
         ordered.extend(parent_links(live, hash, &numbers));
         // A full build's order: by insurer, then as the insurer's segment has them.
         ordered.sort_unstable();
@@ -553,6 +648,46 @@ fn touched_parent_records(
     out
 }
 
+/// The delivery guard on a change generation, as on a base build: a touched insurer whose
+/// members covered today fall by more than `--max-drop-percent` from the live report's count
+/// (a change file losing most of an insurer by mistake) refuses the generation unless
+/// `--accept` names it.
+fn layer_guard(cfg: &BuildConfig, live: &Report, changes: &[InsurerChange]) -> Vec<String> {
+    let mut refused = Vec::new();
+    for c in changes {
+        let number = c.result.part.number;
+        let after = c.result.counts.covered_today;
+        let Some(was) = covered_today(live, number.as_str()) else {
+            continue;
+        };
+        if super::run::dropped_too_far(was, after, cfg.max_drop_percent)
+            && !cfg.accept.contains(&number)
+        {
+            refused.push(format!(
+                "insurer {number}: members covered today fell from {was} to {after} (more than {}%) by its change files; pass --accept {number} if it is real",
+                cfg.max_drop_percent
+            ));
+        }
+    }
+    refused
+}
+
+/// An insurer's members covered today in the live view: its last layer's count, else the
+/// base's report's (the report's insurer entries describe the base's segments, which the
+/// next fold reuses, so layers do not rewrite them).
+fn covered_today(live: &Report, number: &str) -> Option<u64> {
+    let layered = live
+        .layer
+        .as_ref()
+        .and_then(|l| l.covered_today.get(number));
+    layered.copied().or_else(|| {
+        live.insurers
+            .iter()
+            .find(|r| r.insurer_number == number)
+            .map(|r| r.counts.covered_today)
+    })
+}
+
 fn layer_report(
     plan: &LayerPlan,
     changes: &[InsurerChange],
@@ -577,6 +712,22 @@ fn layer_report(
         file: format!("{LAYERS_DIR}/{layer_file}"),
         change_files,
         applied: plan.applied.clone(),
+        applied_identity: plan.applied_identity.clone(),
+        covered_today: {
+            let mut m = plan
+                .report
+                .layer
+                .as_ref()
+                .map(|l| l.covered_today.clone())
+                .unwrap_or_default();
+            m.extend(changes.iter().map(|c| {
+                (
+                    c.result.part.number.to_string(),
+                    c.result.counts.covered_today,
+                )
+            }));
+            m
+        },
         insurers_touched: changes
             .iter()
             .map(|c| c.result.part.number.to_string())

@@ -8,6 +8,7 @@
 use super::changes::encode_state;
 use super::encode::{encode_insurer, InsurerPart, InsurerRows, Link};
 use super::insurer::InsurerResult;
+use super::profile::{Stage, StageTimes};
 use super::run::{insurer_input, BuildConfig, BuildError};
 use crate::domain::{PersonHash, Record};
 use crate::format::writer::{segment_file_bytes, write_index, IndexContents};
@@ -55,9 +56,11 @@ pub(super) fn diff_insurer(
     inputs: &[ChangeInput],
     cfg: &BuildConfig,
     delta_segment: u32,
+    stages: &StageTimes,
 ) -> Result<InsurerChange, BuildError> {
+    let mut clock = stages.clock();
     let mut rows = Vec::new();
-    let mut result = encode_state(d, inputs, 0, cfg, Some(&mut rows))?;
+    let mut result = encode_state(d, inputs, 0, cfg, Some(&mut rows), &mut clock)?;
     let new = open_alone(&result.part, cfg)?;
     let mut old: BTreeMap<Vec<u8>, (usize, usize, usize)> = live
         .segment_cards(position)?
@@ -140,6 +143,7 @@ pub(super) fn diff_insurer(
     let links = place_links(&result.part.links, &placed);
     result.part.links = Vec::new();
     result.part.segment.bytes = Vec::new();
+    clock.end(Stage::Diff);
     Ok(InsurerChange {
         position,
         result,

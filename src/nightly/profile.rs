@@ -87,15 +87,23 @@ pub(crate) enum Stage {
     Encode,
     /// The segment file written and fsynced.
     WriteSegment,
+    /// An insurer's state with change files: its snapshot read and parsed, its change files
+    /// applied (`snapshot::materialize`).
+    Materialize,
+    /// A change generation's insurer: its state compared card by card with the parent's
+    /// view, the changed cards encoded again as a delta segment.
+    Diff,
 }
 
 impl Stage {
-    const ALL: [Stage; 5] = [
+    const ALL: [Stage; 7] = [
         Stage::ReadFile,
         Stage::Decode,
         Stage::ParseRows,
         Stage::Encode,
         Stage::WriteSegment,
+        Stage::Materialize,
+        Stage::Diff,
     ];
 
     fn name(self) -> &'static str {
@@ -105,6 +113,8 @@ impl Stage {
             Stage::ParseRows => "parse_rows",
             Stage::Encode => "encode",
             Stage::WriteSegment => "write_segment",
+            Stage::Materialize => "materialize",
+            Stage::Diff => "diff",
         }
     }
 }

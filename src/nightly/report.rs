@@ -96,6 +96,13 @@ pub struct ChangeReport {
     pub encoding: Option<String>,
     #[serde(default)]
     pub by_rule: BTreeMap<String, u64>,
+    /// Size and modification time (ns) of the file read, taken before the read: a later
+    /// build finding the same name, size and time takes `xxh3` as the file's without reading
+    /// it again (0 when unknown: the file is read and hashed).
+    #[serde(default)]
+    pub bytes: u64,
+    #[serde(default)]
+    pub mtime_ns: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -249,6 +256,16 @@ pub struct LayerReport {
     /// Every change file the layered view holds per insurer (the base's and every layer's),
     /// in order, as (file, xxh3): what the next change build compares with.
     pub applied: BTreeMap<String, Vec<(String, String)>>,
+    /// The (size, modification time in ns) of each file of `applied`, in its order: a file
+    /// found with the same name and identity is not read again. Absent (an older report): every
+    /// file is read and hashed.
+    #[serde(default)]
+    pub applied_identity: BTreeMap<String, Vec<(u64, u64)>>,
+    /// Members covered today of each insurer a layer since the base touched, as of its last
+    /// layer: what the next layer's delivery guard compares with (the insurer entries above
+    /// describe the base).
+    #[serde(default)]
+    pub covered_today: BTreeMap<String, u64>,
     pub insurers_touched: Vec<String>,
     pub cards_changed: u64,
     pub cards_removed: u64,

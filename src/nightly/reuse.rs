@@ -47,14 +47,7 @@ fn is_cross_insurer(rule: &str) -> bool {
 /// Size and modification time (ns) of a file: how a build recognizes an unchanged delivery.
 /// Deliveries are new files named by their date; a file edited in place gets a new
 /// modification time. `shikaku build --full` ignores the live generation altogether.
-pub fn file_identity(path: &Path) -> std::io::Result<(u64, u64)> {
-    let m = std::fs::metadata(path)?;
-    let mtime = m
-        .modified()?
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    Ok((m.len(), mtime))
-}
+pub use crate::snapshot::file_identity;
 
 /// One reused insurer.
 pub struct Reused {

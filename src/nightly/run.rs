@@ -388,14 +388,7 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
     write_report_files(&tmp, &report, &lines, previous.as_ref())?;
     progress.finish();
     if !refused.is_empty() {
-        // Keep the refused build for inspection, outside `generations/` so it can never go live.
-        let kept = store.refused_dir().join(&id);
-        std::fs::create_dir_all(store.refused_dir()).map_err(io_err(&kept))?;
-        std::fs::rename(&tmp, &kept).map_err(io_err(&kept))?;
-        return Err(BuildError::Refused {
-            reasons: refused,
-            report: kept.join(REPORT_FILE).display().to_string(),
-        });
+        return Err(keep_refused(store, &tmp, &id, refused));
     }
     if let Some(key) = &cfg.signing {
         progress.phase("signing");
@@ -623,8 +616,29 @@ fn payers_covered(kohi: &KohiReport) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// Keeps a build the guard refused for inspection, outside `generations/` so it can never go
+/// live, and says so.
+pub(super) fn keep_refused(
+    store: &Store,
+    tmp: &Path,
+    id: &str,
+    reasons: Vec<String>,
+) -> BuildError {
+    let kept = store.refused_dir().join(id);
+    let moved = std::fs::create_dir_all(store.refused_dir())
+        .and_then(|()| std::fs::rename(tmp, &kept))
+        .map_err(io_err(&kept));
+    match moved {
+        Ok(()) => BuildError::Refused {
+            reasons,
+            report: kept.join(REPORT_FILE).display().to_string(),
+        },
+        Err(e) => e,
+    }
+}
+
 /// Whether a count that was `before` and is `after` fell by more than `max_percent`.
-fn dropped_too_far(before: u64, after: u64, max_percent: f64) -> bool {
+pub(super) fn dropped_too_far(before: u64, after: u64, max_percent: f64) -> bool {
     before > 0 && (before - after.min(before)) as f64 / before as f64 * 100.0 > max_percent
 }
 

@@ -81,10 +81,29 @@ pub fn signed_bytes(manifest_json: &[u8]) -> Vec<u8> {
 /// leaves a manifest without a signature (a generation deep-checked on open), never a
 /// signature without its manifest. Returns the manifest.
 pub fn sign_generation(dir: &Path, id: &str, key: &SigningKey) -> Result<Manifest, SigningError> {
-    let manifest = Manifest::of_dir(dir, id).map_err(|e| SigningError::Manifest {
-        id: id.to_owned(),
-        source: Box::new(e),
-    })?;
+    sign_generation_sharing(dir, id, key, None)
+}
+
+/// [`sign_generation`] for a change generation: the files it shares with its parent (in
+/// `parent`, signed) take the entries of the parent's manifest, so signing costs what the
+/// generation wrote, not the nation's bytes. A parent without a readable manifest shares
+/// nothing: every file is hashed.
+pub fn sign_generation_sharing(
+    dir: &Path,
+    id: &str,
+    key: &SigningKey,
+    parent: Option<&Path>,
+) -> Result<Manifest, SigningError> {
+    let parent_manifest = parent.and_then(|p| {
+        let bytes = std::fs::read(p.join(MANIFEST_FILE)).ok()?;
+        Some((p, serde_json::from_slice::<Manifest>(&bytes).ok()?))
+    });
+    let shared = parent_manifest.as_ref().map(|(p, m)| (*p, m));
+    let manifest =
+        Manifest::of_dir_sharing(dir, id, shared).map_err(|e| SigningError::Manifest {
+            id: id.to_owned(),
+            source: Box::new(e),
+        })?;
     let json = manifest.to_json();
     let sig_json = signature_file(&json, key);
     write_synced(&dir.join(MANIFEST_FILE), &json)?;

@@ -188,6 +188,21 @@ pub struct ChangeInput {
     /// Why the file was refused unread (F3: not a regular file, or a link out of the
     /// snapshots directory), as a snapshot file would be.
     pub refused: Option<String>,
+    /// The file's (size, modification time) taken before it was read: a later build that
+    /// finds the same name and identity takes the recorded hash instead of reading the file
+    /// again ((0, 0) when unknown, which never matches).
+    pub identity: (u64, u64),
+}
+
+/// A file's (size in bytes, modification time in ns since the epoch): how a build knows a
+/// file unchanged without reading it.
+pub fn file_identity(path: &std::path::Path) -> std::io::Result<(u64, u64)> {
+    let m = std::fs::metadata(path)?;
+    let mtime = m
+        .modified()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    Ok((m.len(), mtime))
 }
 
 impl ChangeInput {
@@ -196,6 +211,8 @@ impl ChangeInput {
     /// changes. A pipe, device, link out of the delivery or file over
     /// [`MAX_CHANGE_FILE_BYTES`] is refused unread (F3).
     pub fn read(file: &ChangeFile) -> Result<ChangeInput, SnapshotError> {
+        // Before the read: a file replaced after it has another identity next time.
+        let identity = file_identity(&file.path).unwrap_or((0, 0));
         let source =
             Source::open_within_at_most(&file.path, file.snapshots_root(), MAX_CHANGE_FILE_BYTES);
         let (bytes, refused) = match source {
@@ -208,6 +225,7 @@ impl ChangeInput {
             xxh3: xxhash_rust::xxh3::xxh3_64(&bytes),
             bytes,
             refused,
+            identity,
         })
     }
 

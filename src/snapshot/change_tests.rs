@@ -52,6 +52,7 @@ fn input(name: &str, text: &str) -> ChangeInput {
         bytes: text.as_bytes().to_vec(),
         xxh3: xxhash_rust::xxh3::xxh3_64(text.as_bytes()),
         refused: None,
+        identity: (0, 0),
     }
 }
 

@@ -488,6 +488,8 @@ mod tests {
                         rows_rejected: 0,
                         encoding: None,
                         by_rule: BTreeMap::new(),
+                        bytes: 0,
+                        mtime_ns: 0,
                     })
                     .collect(),
                 state_file: None,
