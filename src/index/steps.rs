@@ -127,9 +127,8 @@ impl<B: AsRef<[u8]>> Index<B> {
 
     /// Starts loading a person's record references.
     pub(super) fn prefetch_person_refs(&self, p: &PersonEntry) {
-        let refs = &self.main.as_ref()[self.person_refs.clone()];
-        let start = p.refs_start as usize * PERSON_REF_BYTES;
-        prefetch(refs.get(start..).unwrap_or_default());
+        // The base's refs or, for a person a layer holds, the layers' (`refs_of`).
+        prefetch(self.refs_of(p));
     }
 
     /// Starts loading a person's records (at most [`PREFETCH_RECORDS`]) and their insurers'
