@@ -128,6 +128,49 @@ fn the_server_never_writes_index_files_and_the_build_never_talks_to_it() {
     assert!(bad.is_empty(), "build files naming the server: {bad:?}");
 }
 
+/// The order of the lookup steps is the staged lookup's alone (`src/index/staged.rs`): no
+/// other file of the library takes a step, so a new kind of record or a rule of the layers
+/// is added in one place and every path (RESP, HTTP, batch, claims, `query`) sees it.
+#[test]
+fn only_the_staged_lookup_takes_the_lookup_steps() {
+    const STEPS: [&str; 13] = [
+        ".card_probe(",
+        ".prefetch_probe(",
+        ".probed_records(",
+        ".lost_person(",
+        ".person_entry(",
+        ".prefetch_person_bucket(",
+        ".prefetch_person_entry(",
+        ".prefetch_person_refs(",
+        ".prefetch_person_records(",
+        ".prefetch_person_text(",
+        ".prefetch_search_entry(",
+        ".prefetch_search_recipient(",
+        ".narrow_search(",
+    ];
+    let bad: Vec<String> = sources("")
+        .into_iter()
+        .filter(|(p, _)| rel(p) != "index/staged.rs")
+        .filter_map(|(p, t)| {
+            let c = code(&p, &t);
+            let taken: Vec<_> = STEPS.iter().filter(|s| c.contains(*s)).collect();
+            (!taken.is_empty()).then(|| format!("{}: {taken:?}", rel(&p)))
+        })
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "lookup steps taken outside the staged lookup: {bad:?}"
+    );
+    let staged =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/index/staged.rs"))
+            .unwrap();
+    let missing: Vec<_> = STEPS.iter().filter(|s| !staged.contains(*s)).collect();
+    assert!(
+        missing.is_empty(),
+        "steps the staged lookup does not take: {missing:?}"
+    );
+}
+
 #[test]
 fn load_does_not_import_server() {
     let bad = offenders("load", |c| crate_modules(c).contains("server"));

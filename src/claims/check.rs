@@ -1,18 +1,19 @@
 //! The check of one receipt: each day of service is a card query on that day, decided by the
 //! same rules, and the same code, as every card query the server answers. The card is looked
-//! up once per receipt (its records found by `card_probe` and `probed_records`); each day then
-//! runs the card-query decision over those records.
+//! up once per receipt (the index's staged lookup finds its records); each day then runs the
+//! card-query decision over those records.
 //!
-//! Receipts are checked in groups of [`GROUP_RECEIPTS`], step by step as the server answers a
-//! pipelined group of card queries: a lookup in a large index is mostly waiting on memory (the
-//! card's directory slot, its records, their text), so each step first asks for the memory of
-//! every receipt of the group and the cache misses overlap instead of following one another.
+//! Receipts are checked in groups of [`GROUP_RECEIPTS`], their lookups driven in lockstep as
+//! the server answers a pipelined group of card queries (`index::run_group`): a lookup in a
+//! large index is mostly waiting on memory (the card's directory slot, its records, their
+//! text), so each step first asks for the next one's memory and the cache misses of the
+//! group overlap instead of following one another.
 
 use super::kohi::KohiChecker;
 use super::uke::{Insurance, Receipt, UkeFile};
 use super::{Reason, Verdict};
 use crate::domain::{text, Date};
-use crate::index::{CardProbe, CardRecords, Index, RecordView};
+use crate::index::{run_group, CardRecords, Index, RecordView, Staged, Target};
 use crate::query::answer::GROUP_QUERIES;
 use crate::query::{CardFields, CardQuery, Lookup, Outcome, QueryError};
 use std::borrow::Cow;
@@ -43,15 +44,10 @@ pub struct Checker {
     kohi: KohiChecker,
 }
 
-/// One receipt of a group: decided before any lookup (no card to look up), or its card query
-/// and where its records would be.
+/// One receipt of a group: decided before any lookup (no card to look up), or its card query.
 enum Slot {
     Decided(Checked),
-    Card {
-        q: CardQuery,
-        probe: Option<CardProbe>,
-        points: Option<u64>,
-    },
+    Card { q: CardQuery, points: Option<u64> },
 }
 
 /// The card-query decision for one day over a card's records found once for the receipt.
@@ -81,33 +77,37 @@ impl Checker {
                 self.spare.push((q.symbol, q.number));
             }
         }
-        // Step 1: each receipt read and its card's probe (no index memory but the insurer
-        // table); ask for the card's directory slot.
         for r in receipts {
             let spare = self.spare.pop().unwrap_or_default();
-            let slot = prepare(index, file, r, spare);
-            if let Slot::Card { probe: Some(p), .. } = &slot {
-                index.prefetch_probe(p);
-            }
-            self.slots.push(slot);
+            self.slots.push(prepare(file, r, spare));
         }
-        // Step 2: the cards' records.
-        let cards: [_; GROUP_RECEIPTS] = std::array::from_fn(|i| match self.slots.get(i) {
-            Some(Slot::Card { probe, .. }) => index.probed_records(probe.as_ref()),
-            _ => index.probed_records(None),
-        });
-        for c in &cards[..receipts.len()] {
-            c.prefetch();
-        }
-        // Step 3: their text (the reading compared with RE 37).
-        for c in &cards[..receipts.len()] {
-            c.prefetch_text();
-        }
-        // Step 4: each day of service decided, in order, and the public expenses joined.
-        for ((r, slot), card) in receipts.iter().zip(&mut self.slots).zip(cards) {
+        // The cards' records, looked up in lockstep (claims decide the days themselves: no
+        // lost record's person is looked for ahead).
+        let mut group: Vec<_> = self
+            .slots
+            .iter()
+            .filter_map(|slot| match slot {
+                Slot::Card { q, .. } => Some(Staged::new(
+                    index,
+                    Target::Card {
+                        insurer: &q.insurer,
+                        symbol: &q.symbol,
+                        number: &q.number,
+                        lost_on: None,
+                    },
+                )),
+                Slot::Decided(_) => None,
+            })
+            .collect();
+        run_group(&mut group);
+        let cards: Vec<CardRecords<'_, B>> = group.into_iter().map(|s| s.found().card).collect();
+        let mut cards = cards.into_iter();
+        // Each day of service decided, in order, and the public expenses joined.
+        for (r, slot) in receipts.iter().zip(&mut self.slots) {
             let (checked, q) = match slot {
                 Slot::Decided(checked) => (checked.clone(), None),
-                Slot::Card { q, points, .. } => {
+                Slot::Card { q, points } => {
+                    let card = cards.next().expect("a lookup for every card slot");
                     (decide(index, file, r, q, card, *points), Some(&*q))
                 }
             };
@@ -119,12 +119,7 @@ impl Checker {
 
 /// Reads receipt `r` up to its card lookup: a receipt that cannot get one is decided here.
 /// `spare` holds buffers for the card query's symbol and number.
-fn prepare<B: AsRef<[u8]>>(
-    index: &Index<B>,
-    file: &UkeFile<'_>,
-    r: &Receipt,
-    spare: (String, String),
-) -> Slot {
+fn prepare(file: &UkeFile<'_>, r: &Receipt, spare: (String, String)) -> Slot {
     let (points, points_error) = match &r.insurance {
         Some(ins) => match read_points(file.text(&ins.points)) {
             Ok(p) => (Some(p), None),
@@ -162,10 +157,7 @@ fn prepare<B: AsRef<[u8]>>(
         return error("RE 6".into(), (r.line, why));
     }
     match CardQuery::parse_reusing(&card_fields(file, r, ins), spare.0, spare.1) {
-        Ok(q) => {
-            let probe = index.card_probe(&q.insurer, &q.symbol, &q.number);
-            Slot::Card { q, probe, points }
-        }
+        Ok(q) => Slot::Card { q, points },
         Err(e) => {
             let (field, line) = uke_field(&e, r.line, ins.line);
             error(field.into(), (line, e.to_string()))

@@ -291,13 +291,19 @@ impl<B: AsRef<[u8]>> Index<B> {
         payer: &'s PayerInfo,
         recipient: &str,
     ) -> impl Iterator<Item = CertificateView<'s>> + Clone + 's {
-        let mut search = [CertificateSearch::new(payer, recipient)];
-        self.search_certificates(&mut search);
-        self.certificates_from(payer, recipient, search[0].first())
+        let target = super::Target::Certificates {
+            payer: payer.number,
+            recipient,
+        };
+        let first = super::Staged::new(self, target)
+            .run()
+            .certificates
+            .map_or(payer.certificates.end, |(_, first)| first);
+        self.certificates_from(payer, recipient, first)
     }
 
     /// The certificates of (`payer`, `recipient`) from `first`, the first of the payer's run
-    /// not before `recipient` (a [`CertificateSearch`]'s result): those equal to it.
+    /// not before `recipient` (what a staged lookup found): those equal to it.
     pub fn certificates_from<'s>(
         &'s self,
         payer: &'s PayerInfo,
@@ -324,42 +330,48 @@ impl<B: AsRef<[u8]>> Index<B> {
         })
     }
 
-    /// Runs binary searches in payers' runs side by side, each to the first certificate not
-    /// before its recipient. A probe is two dependent reads (the entry, for its string's
-    /// offset; then the recipient's bytes), each likely a cache miss in a large table: each
-    /// round first asks for every search's entry, then for every recipient, then narrows
-    /// them all, so the misses of a group of queries overlap rather than follow one another.
-    /// Only the entry's offset and length and the recipient's bytes are read.
-    pub fn search_certificates(&self, searches: &mut [CertificateSearch<'_>]) {
-        // The sections sliced once, not at every probe.
+    /// A search's steps, which `staged.rs` takes in lockstep with a group's other lookups: a
+    /// probe is two dependent reads (the entry, for its string's offset; then the
+    /// recipient's bytes), each likely a cache miss in a large table. Ask for the middle
+    /// certificate's entry; then, once it is in, for its recipient's bytes; then halve.
+    pub(super) fn prefetch_search_entry(&self, s: &CertificateSearch<'_>) {
+        if s.lo < s.hi {
+            let table = &self.main.as_ref()[self.kohi.certificates.clone()];
+            if let Some(e) = entry_in(table, s.mid()) {
+                prefetch(e);
+            }
+        }
+    }
+
+    /// See [`Self::prefetch_search_entry`].
+    pub(super) fn prefetch_search_recipient(&self, s: &CertificateSearch<'_>) {
+        if s.lo < s.hi {
+            let b = self.main.as_ref();
+            let (table, strings) = (
+                &b[self.kohi.certificates.clone()],
+                &b[self.kohi.strings.clone()],
+            );
+            prefetch(recipient_in(table, strings, s.mid()));
+        }
+    }
+
+    /// Halves the search's range; whether it was still open (else it is done).
+    pub(super) fn narrow_search(&self, s: &mut CertificateSearch<'_>) -> bool {
+        if s.lo >= s.hi {
+            return false;
+        }
         let b = self.main.as_ref();
         let (table, strings) = (
             &b[self.kohi.certificates.clone()],
             &b[self.kohi.strings.clone()],
         );
-        loop {
-            let mut open = false;
-            for s in searches.iter().filter(|s| s.lo < s.hi) {
-                if let Some(e) = entry_in(table, s.mid()) {
-                    prefetch(e);
-                }
-            }
-            for s in searches.iter().filter(|s| s.lo < s.hi) {
-                prefetch(recipient_in(table, strings, s.mid()));
-            }
-            for s in searches.iter_mut().filter(|s| s.lo < s.hi) {
-                open = true;
-                let mid = s.mid();
-                if bytes_before(recipient_in(table, strings, mid), s.key) {
-                    s.lo = mid + 1;
-                } else {
-                    s.hi = mid;
-                }
-            }
-            if !open {
-                return;
-            }
+        let mid = s.mid();
+        if bytes_before(recipient_in(table, strings, mid), s.key) {
+            s.lo = mid + 1;
+        } else {
+            s.hi = mid;
         }
+        true
     }
 
     /// The certificates whose individual number hashes to `hash`, in table order.
@@ -493,17 +505,17 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
-/// One binary search of [`Index::search_certificates`]: a recipient number in its payer's
-/// run, narrowed to `lo..hi`; done when they meet, at the first certificate not before it.
+/// One binary search of a staged lookup: a recipient number in its payer's run, narrowed to
+/// `lo..hi`; done when they meet, at the first certificate not before it.
 #[derive(Debug, Clone, Copy)]
-pub struct CertificateSearch<'k> {
+pub(crate) struct CertificateSearch<'k> {
     key: &'k [u8],
     lo: usize,
     hi: usize,
 }
 
 impl<'k> CertificateSearch<'k> {
-    pub fn new(payer: &PayerInfo, recipient: &'k str) -> CertificateSearch<'k> {
+    pub(super) fn new(payer: &PayerInfo, recipient: &'k str) -> CertificateSearch<'k> {
         CertificateSearch {
             key: recipient.as_bytes(),
             lo: payer.certificates.start,
@@ -511,8 +523,8 @@ impl<'k> CertificateSearch<'k> {
         }
     }
 
-    /// A search with nothing to do (a slot of a group that holds no public-expense query).
-    pub fn none() -> CertificateSearch<'static> {
+    /// A search with nothing to do (a lookup of another kind).
+    pub(super) fn none() -> CertificateSearch<'static> {
         CertificateSearch {
             key: &[],
             lo: 0,
@@ -524,8 +536,13 @@ impl<'k> CertificateSearch<'k> {
         self.lo + (self.hi - self.lo) / 2
     }
 
+    /// Whether the search has steps left.
+    pub(super) fn is_open(&self) -> bool {
+        self.lo < self.hi
+    }
+
     /// Where the search ended: the first certificate not before the key.
-    pub fn first(&self) -> usize {
+    pub(super) fn first(&self) -> usize {
         self.lo
     }
 }

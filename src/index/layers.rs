@@ -1,18 +1,17 @@
 //! Change layers stacked on a base (FORMAT.md, "Layer files"). Each layer file is opened as a
 //! small index of its own (`open_as`), checked against its base and the layers below it
 //! (its link: base id and header checksum, parent, sequence, segment count), and folded into
-//! in-memory maps, newest layer winning: (insurer, card key) → where the card's records are
-//! now (a delta segment, or nowhere: a tombstone), and person hash → the person's entry, its
-//! refs copied here. Every ref and card value is checked against the segments at open, so a
+//! in-memory tables (`layer_tables.rs`), newest layer winning: (insurer, card key) → where
+//! the card's records are now (a delta segment, or nowhere: a tombstone), and person hash →
+//! the person's entry, its refs copied here. Every ref and card value is checked against the segments at open, so a
 //! lookup through a layer reads nothing out of bounds, verified or not.
 
+use super::layer_tables::{card_hash, LayerCards, LayerPersons};
 use super::open::{malformed, within};
 use super::verify::walk_fst;
 use super::{FileKind, Index};
 use crate::domain::InsurerNumber;
 use crate::format::*;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 /// Where the layered view finds a card's records: a segment (by global number) and a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,24 +21,6 @@ pub(crate) struct CardLoc {
     pub count: u16,
 }
 
-/// Person hashes are keyed BLAKE3, uniform already: their first 8 bytes are the map's hash.
-#[derive(Default)]
-pub(crate) struct HashPrefix(u64);
-
-impl Hasher for HashPrefix {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for (i, b) in bytes.iter().take(8).enumerate() {
-            self.0 ^= u64::from(*b) << (8 * i);
-        }
-    }
-}
-
-type PersonMap = HashMap<[u8; 16], PersonEntry, BuildHasherDefault<HashPrefix>>;
-/// One insurer's cards in the layers: key → where (`None`: removed).
-type CardMap = HashMap<Box<[u8]>, Option<CardLoc>>;
 /// Where a card's records are: (global segment, first record, end).
 pub type CardPlace = (usize, usize, usize);
 
@@ -52,10 +33,9 @@ struct LayerFile<B> {
 /// Every layer of a generation, folded for lookups.
 pub(crate) struct Layers<B> {
     files: Vec<LayerFile<B>>,
-    /// By base insurer position: the cards the layers hold for it (`None` in the map: a
-    /// tombstone), or `None` for an insurer no layer touched (one array read per lookup).
-    cards: Vec<Option<CardMap>>,
-    persons: PersonMap,
+    /// (base insurer position, card key) → where the card's records are now, or removed.
+    cards: LayerCards,
+    persons: LayerPersons,
     /// The layered persons' refs, as u64 LE bytes; a layered entry's `refs_start` counts from
     /// `base_refs`, past the base's refs, so one entry type serves both.
     refs: Vec<u8>,
@@ -129,8 +109,8 @@ impl<B: AsRef<[u8]>> Index<B> {
         let layers = self.layers.get_or_insert_with(|| {
             Box::new(Layers {
                 files: Vec::new(),
-                cards: (0..base_insurers).map(|_| None).collect(),
-                persons: PersonMap::default(),
+                cards: LayerCards::new(base_insurers),
+                persons: LayerPersons::default(),
                 refs: Vec::new(),
                 base_refs,
             })
@@ -166,12 +146,10 @@ impl<B: AsRef<[u8]>> Index<B> {
                 .into_iter()
                 .map(|(p, k)| (p, k.into_boxed_slice(), None)),
         ) {
-            layers.cards[pos]
-                .get_or_insert_with(HashMap::new)
-                .insert(key, loc);
+            layers.cards.insert(pos, &key, loc);
         }
         for p in persons {
-            layers.persons.insert(p.hash.0, p);
+            layers.persons.insert(p);
         }
         self.segments.append(&mut layer.segments);
         self.insurers.extend(layer.insurers.iter().cloned());
@@ -239,36 +217,57 @@ impl<B: AsRef<[u8]>> Index<B> {
     }
 
     /// What the layers say of a card of base insurer `insurer`: `None` when no layer holds
-    /// it (the base answers), `Some(None)` for a card a layer removed.
-    pub(super) fn layered_card(&self, insurer: usize, key: &[u8]) -> Option<Option<CardLoc>> {
-        let cards = self.layers.as_ref()?.cards.get(insurer)?.as_ref()?;
-        cards.get(key).copied()
+    /// it (the base answers), `Some(None)` for a card a layer removed. `hash` is the card's
+    /// [`card_hash`], made at the lookup's first step.
+    pub(super) fn layered_card(
+        &self,
+        insurer: usize,
+        key: &[u8],
+        hash: u64,
+    ) -> Option<Option<CardLoc>> {
+        if hash == 0 {
+            return None;
+        }
+        self.layers.as_ref()?.cards.get(hash, insurer, key)
+    }
+
+    /// The layers' hash of a card of base insurer `insurer` when a layer touched that
+    /// insurer; else 0 (no layer holds the card, and the lookup need not hash its key).
+    pub(super) fn layer_card_hash(&self, insurer: usize, key: &[u8]) -> u64 {
+        match &self.layers {
+            Some(l) if l.cards.touch(insurer) => card_hash(insurer, key),
+            _ => 0,
+        }
+    }
+
+    /// Starts loading the layers' slot of a card hashed [`Self::layer_card_hash`].
+    pub(super) fn prefetch_layer_card(&self, hash: u64) {
+        if let (Some(l), true) = (&self.layers, hash != 0) {
+            l.cards.prefetch(hash);
+        }
+    }
+
+    /// Starts loading the layers' slot of the person of `hash`, when there are layers.
+    pub(super) fn prefetch_layered_person(&self, hash: &[u8; 16]) {
+        if let Some(l) = &self.layers {
+            l.persons.prefetch(hash);
+        }
     }
 
     /// The layers' entry of a person, when a layer touched them.
     pub(super) fn layered_person(&self, hash: &[u8; 16]) -> Option<PersonEntry> {
-        self.layers.as_ref()?.persons.get(hash).copied()
-    }
-
-    /// Whether a layer touched base insurer `insurer`'s cards.
-    pub fn layers_touch(&self, insurer: usize) -> bool {
-        self.layers
-            .as_ref()
-            .is_some_and(|l| l.cards.get(insurer).is_some_and(Option::is_some))
+        self.layers.as_ref()?.persons.get(hash)
     }
 
     /// The cards the layers hold for base insurer `insurer` (key, and where, or `None` for
     /// a tombstone).
     pub fn layered_cards(&self, insurer: usize) -> Vec<(Vec<u8>, Option<CardPlace>)> {
-        let Some(cards) = self
-            .layers
-            .as_ref()
-            .and_then(|l| l.cards.get(insurer)?.as_ref())
-        else {
+        let Some(layers) = &self.layers else {
             return Vec::new();
         };
-        cards
-            .iter()
+        layers
+            .cards
+            .of_insurer(insurer)
             .map(|(k, loc)| {
                 let at = loc.map(|l| {
                     let start = l.start as usize;

@@ -1,12 +1,15 @@
 //! The index reader: generic over its bytes (`AsRef<[u8]>`), so tests read a `Vec` and
 //! production an mmap. A pure reader: it knows where records are and what they hold, not what
 //! they mean for a query (that is `query::lookup`). `open` checks the structure and `verify`
-//! every checksum (`open.rs`); the lookup steps find a card's or a person's records
-//! (`steps.rs`), with cache prefetches between them (`prefetch.rs`); `RecordView` reads a
+//! every checksum (`open.rs`); the staged lookup (`staged.rs`) alone knows the order of the
+//! lookup steps that find a card's or a person's records or a payer's certificates
+//! (`steps.rs`, `kohi.rs`, the layers' `layers.rs` and `layer_tables.rs`), with cache
+//! prefetches between them (`prefetch.rs`); `RecordView` reads a
 //! record in place (`record.rs`); `InsurerSlots` finds an insurer (`slots.rs`).
 
 mod checksums;
 mod kohi;
+mod layer_tables;
 mod layers;
 mod mmap;
 mod open;
@@ -14,15 +17,17 @@ mod phases;
 mod prefetch;
 mod record;
 mod slots;
+mod staged;
 mod steps;
 mod verify;
 
 pub use checksums::{ExpectedFiles, FileHash};
-pub use kohi::{CertificateSearch, CertificateView, PayerInfo};
+pub use kohi::{CertificateView, PayerInfo};
 pub use mmap::{map_file, set_residence, MappedIndex, OpenError, Residence};
 pub use phases::{phase_times, Phase};
 pub use record::RecordView;
-pub use steps::{CardProbe, CardRecords};
+pub use staged::{run_group, Found, Staged, Step, Target};
+pub use steps::CardRecords;
 pub use verify::{FileId, VerifiedSegments, Verify};
 
 use crate::domain::{Date, PersonKey};

@@ -31,19 +31,10 @@ impl<B: AsRef<[u8]>> Index<B> {
         self.insurer_index(n)
     }
 
-    /// All records of one card (insurer, symbol, number), in branch then date order.
-    pub fn card_records(
-        &self,
-        insurer: &InsurerNumber,
-        symbol: &str,
-        number: &str,
-    ) -> CardRecords<'_, B> {
-        self.probed_records(self.card_probe(insurer, symbol, number).as_ref())
-    }
-
     /// The first step of a card lookup, which touches no index memory but the insurer table:
-    /// the card's segment and key. `None` when no such card can exist.
-    pub fn card_probe(
+    /// the card's segment and key (and its hash in the layers, when a layer touched the
+    /// insurer). `None` when no such card can exist.
+    pub(super) fn card_probe(
         &self,
         insurer: &InsurerNumber,
         symbol: &str,
@@ -52,15 +43,20 @@ impl<B: AsRef<[u8]>> Index<B> {
         let insurer = self.insurer_index(insurer)?;
         let mut key = [0u8; MAX_CARD_KEY_BYTES];
         let len = card_key(symbol, number, &mut key)?;
-        Some(CardProbe { insurer, key, len })
+        let layer_hash = self.layer_card_hash(insurer, &key[..len]);
+        Some(CardProbe {
+            insurer,
+            key,
+            len,
+            layer_hash,
+        })
     }
 
-    /// Starts loading the memory [`Self::probed_records`] will read first (the card's
-    /// directory slot), so a batch can overlap the cache misses of its queries.
-    pub fn prefetch_probe(&self, probe: &CardProbe) {
-        if self.layers_touch(probe.insurer) {
-            return;
-        }
+    /// Starts loading the memory [`Self::probed_records`] will read first (the layers' slot
+    /// of the card, when a layer touched its insurer, and the card's directory slot), so a
+    /// batch can overlap the cache misses of its queries.
+    pub(super) fn prefetch_probe(&self, probe: &CardProbe) {
+        self.prefetch_layer_card(probe.layer_hash);
         if let Some(dir) = self.directory_of(probe) {
             let slots = dir.len() / DIRECTORY_SLOT_BYTES;
             let home = directory_home(probe.key(), slots);
@@ -75,23 +71,11 @@ impl<B: AsRef<[u8]>> Index<B> {
             .then(|| &seg.bytes.as_ref()[seg.directory.clone()])
     }
 
-    /// The records of the card `key` of base insurer `insurer` (by table position) in the
-    /// layered view (for a change build's diff).
-    pub fn card_at(&self, insurer: usize, key: &[u8]) -> CardRecords<'_, B> {
-        let mut probe = CardProbe {
-            insurer,
-            key: [0u8; MAX_CARD_KEY_BYTES],
-            len: key.len().min(MAX_CARD_KEY_BYTES),
-        };
-        probe.key[..probe.len].copy_from_slice(&key[..probe.len]);
-        self.probed_records(Some(&probe))
-    }
-
     /// The second step: the records a probe names (none for `None`). A card a layer holds is
     /// found there (one array read more for an insurer no layer touched); else in the base.
-    pub fn probed_records(&self, probe: Option<&CardProbe>) -> CardRecords<'_, B> {
+    pub(super) fn probed_records(&self, probe: Option<&CardProbe>) -> CardRecords<'_, B> {
         let found = probe.and_then(|p| {
-            if let Some(layered) = self.layered_card(p.insurer, p.key()) {
+            if let Some(layered) = self.layered_card(p.insurer, p.key(), p.layer_hash) {
                 return layered.map(|l| (l.segment as usize, (l.start, l.count)));
             }
             let found = match self.directory_of(p) {
@@ -111,23 +95,20 @@ impl<B: AsRef<[u8]>> Index<B> {
                 next: start as usize,
                 end: start as usize + count as usize,
             },
-            None => CardRecords {
-                index: self,
-                insurer: 0,
-                next: 0,
-                end: 0,
-            },
+            None => CardRecords::none(self),
         }
     }
 
     /// The first step of a person lookup: the keyed hash of an individual number (no index
-    /// memory is read).
+    /// memory is read; an audit line names a person so).
     pub fn person_hash(&self, n: &IndividualNumber) -> PersonHash {
         self.key.hash(n)
     }
 
-    /// Starts loading the person's bucket of the bucket directory.
-    pub fn prefetch_person_bucket(&self, hash: &PersonHash) {
+    /// Starts loading the person's bucket of the bucket directory (and their slot in the
+    /// layers, when there are layers).
+    pub(super) fn prefetch_person_bucket(&self, hash: &PersonHash) {
+        self.prefetch_layered_person(&hash.0);
         let starts = &self.main.as_ref()[self.person_buckets.clone()];
         if let Some(at) = format::person_bucket_offset(starts, &hash.0) {
             prefetch(&starts[at..]);
@@ -136,7 +117,7 @@ impl<B: AsRef<[u8]>> Index<B> {
 
     /// Starts loading the person's entry in the person table. Reads the bucket directory:
     /// call it once [`Self::prefetch_person_bucket`] has had time to bring it in.
-    pub fn prefetch_person_entry(&self, hash: &PersonHash) {
+    pub(super) fn prefetch_person_entry(&self, hash: &PersonHash) {
         let table = &self.main.as_ref()[self.persons.clone()];
         let starts = &self.main.as_ref()[self.person_buckets.clone()];
         if let Some((start, _)) = format::person_bucket_range(table, starts, &hash.0) {
@@ -145,16 +126,15 @@ impl<B: AsRef<[u8]>> Index<B> {
     }
 
     /// Starts loading a person's record references.
-    pub fn prefetch_person_refs(&self, p: &PersonEntry) {
-        let refs = &self.main.as_ref()[self.person_refs.clone()];
-        let start = p.refs_start as usize * PERSON_REF_BYTES;
-        prefetch(refs.get(start..).unwrap_or_default());
+    pub(super) fn prefetch_person_refs(&self, p: &PersonEntry) {
+        // The base's refs or, for a person a layer holds, the layers' (`refs_of`).
+        prefetch(self.refs_of(p));
     }
 
     /// Starts loading a person's records (at most [`PREFETCH_RECORDS`]) and their insurers'
     /// table rows. Reads the person's references: call it once
     /// [`Self::prefetch_person_refs`] has had time to bring them in.
-    pub fn prefetch_person_records(&self, p: &PersonEntry) {
+    pub(super) fn prefetch_person_records(&self, p: &PersonEntry) {
         for (ins, rec) in self.person_refs(p).take(PREFETCH_RECORDS) {
             if let Some(seg) = self.segments.get(ins as usize) {
                 let at = seg.records.start + rec as usize * RECORD_BYTES;
@@ -172,14 +152,14 @@ impl<B: AsRef<[u8]>> Index<B> {
     /// Starts loading the text of a person's records (at most [`PREFETCH_RECORDS`]), which a
     /// person query's answer shows. Reads the records: call it once
     /// [`Self::prefetch_person_records`] has had time to bring them in.
-    pub fn prefetch_person_text(&self, p: &PersonEntry) {
+    pub(super) fn prefetch_person_text(&self, p: &PersonEntry) {
         for r in self.person_records(p).take(PREFETCH_RECORDS) {
             r.prefetch_text();
         }
     }
 
     /// Finds a person by hash (see [`format::find_person`]).
-    pub fn person_entry(&self, hash: &PersonHash) -> Option<PersonEntry> {
+    pub(super) fn person_entry(&self, hash: &PersonHash) -> Option<PersonEntry> {
         if let Some(p) = self.layered_person(&hash.0) {
             return Some(p);
         }
@@ -250,10 +230,12 @@ pub struct CardRecords<'a, B> {
 
 /// Where a card's records would be: its insurer (by table position) and its key.
 #[derive(Clone, Copy)]
-pub struct CardProbe {
+pub(crate) struct CardProbe {
     insurer: usize,
     key: [u8; MAX_CARD_KEY_BYTES],
     len: usize,
+    /// The card's hash in the layers' table, 0 when no layer touched the insurer.
+    layer_hash: u64,
 }
 
 impl CardProbe {
@@ -262,14 +244,24 @@ impl CardProbe {
     }
 }
 
-impl<B: AsRef<[u8]>> CardRecords<'_, B> {
+impl<'a, B: AsRef<[u8]>> CardRecords<'a, B> {
+    /// No records (a lookup that found no card, or looked for none).
+    pub(super) fn none(index: &'a Index<B>) -> CardRecords<'a, B> {
+        CardRecords {
+            index,
+            insurer: 0,
+            next: 0,
+            end: 0,
+        }
+    }
+
     /// Where the records are: (global segment, first record, end).
     pub fn location(&self) -> (usize, usize, usize) {
         (self.insurer, self.next, self.end)
     }
 
     /// Starts loading the card's records (at most [`PREFETCH_RECORDS`] of them).
-    pub fn prefetch(&self) {
+    pub(super) fn prefetch(&self) {
         let Some(seg) = self.index.segments.get(self.insurer) else {
             return;
         };
@@ -284,7 +276,7 @@ impl<B: AsRef<[u8]>> CardRecords<'_, B> {
     /// The person of the card's first record when that record does not cover `date`: the
     /// person a card query then looks up (is there a newer qualification elsewhere?), so a
     /// group can prefetch them. Reads the record, as [`Self::prefetch_text`] does.
-    pub fn lost_person(&self, date: Date) -> Option<PersonHash> {
+    pub(super) fn lost_person(&self, date: Date) -> Option<PersonHash> {
         self.clone()
             .next()
             .filter(|first| !first.covers(date))
@@ -293,7 +285,7 @@ impl<B: AsRef<[u8]>> CardRecords<'_, B> {
 
     /// Starts loading the text of the card's first record. Reads that record: call it once
     /// [`Self::prefetch`] has had time to bring it in.
-    pub fn prefetch_text(&self) {
+    pub(super) fn prefetch_text(&self) {
         if let Some(first) = self.clone().next() {
             first.prefetch_text();
         }

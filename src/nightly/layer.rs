@@ -496,7 +496,7 @@ fn parent_links(
     hash: PersonHash,
     numbers: &HashSet<String>,
 ) -> Vec<(RefOrder, Link)> {
-    let Some(entry) = live.person_entry(&hash) else {
+    let Some(entry) = live.find_person(hash) else {
         return Vec::new();
     };
     live.person_refs(&entry)
@@ -636,7 +636,7 @@ fn touched_parent_records(
         .collect();
     let mut out = HashSet::new();
     for hash in touched {
-        let Some(e) = live.person_entry(hash) else {
+        let Some(e) = live.find_person(*hash) else {
             continue;
         };
         for v in live.person_records(&e) {

@@ -2,13 +2,12 @@
 //! ([`answer`], [`answer_card`], [`answer_person`]), or up to [`GROUP_QUERIES`] together, step
 //! by step, so their cache misses overlap ([`answer_group`]: RESP pipelines, JSON batches).
 
-use super::kohi::{answer_kohi, answer_kohi_found, write_certificate};
+use super::kohi::{answer_kohi_found, kohi_target, write_certificate};
 use super::{
     write_answer, write_json_str, CardQuery, KohiQuery, Lookup, PersonQuery, Query, QueryError,
 };
 use crate::domain::{Date, PersonHash, Validity};
-use crate::format::PersonEntry;
-use crate::index::{CardProbe, CardRecords, CertificateSearch, Index};
+use crate::index::{run_group, Found, Index, Staged, Target};
 
 /// Answers a card query into `out` (the answer JSON of docs/api.md#answer) and returns its validity.
 pub fn answer_card<B: AsRef<[u8]>>(
@@ -17,10 +16,7 @@ pub fn answer_card<B: AsRef<[u8]>>(
     today: Date,
     out: &mut Vec<u8>,
 ) -> Validity {
-    let outcome = index.card(q, today);
-    let date = q.date.unwrap_or(today);
-    write_answer(out, &outcome, date, index.generation(), q.limit_consent);
-    outcome.validity()
+    answer_one(index, GroupQuery::Card(q), today, out)
 }
 
 /// Answers a person query into `out` and returns its validity.
@@ -30,12 +26,64 @@ pub fn answer_person<B: AsRef<[u8]>>(
     today: Date,
     out: &mut Vec<u8>,
 ) -> Validity {
-    let hash = index.person_hash(&q.individual_number);
-    let outcome = index.person_in(q, index.person_entry(&hash), today);
-    let date = q.date.unwrap_or(today);
-    write_answer(out, &outcome, date, index.generation(), q.limit_consent);
-    add_public_expenses(index, &hash, date, out);
-    outcome.validity()
+    answer_one(index, GroupQuery::Person(q), today, out)
+}
+
+/// A query's staged lookup as a group of one, answered into `out`.
+fn answer_one<B: AsRef<[u8]>>(
+    index: &Index<B>,
+    q: GroupQuery<'_>,
+    today: Date,
+    out: &mut Vec<u8>,
+) -> Validity {
+    let found = Staged::new(index, target(q, today)).run();
+    answer_found(index, q, found, today, out)
+}
+
+/// What the staged lookup of `q` finds: for a card query, also the person of a first record
+/// that does not cover the day (the card query's check for a newer record, docs/api.md#card-query,
+/// looks them up).
+fn target<'q>(q: GroupQuery<'q>, today: Date) -> Target<'q> {
+    match q {
+        GroupQuery::Card(c) => Target::Card {
+            insurer: &c.insurer,
+            symbol: &c.symbol,
+            number: &c.number,
+            lost_on: Some(c.date.unwrap_or(today)),
+        },
+        GroupQuery::Person(p) => Target::Person(&p.individual_number),
+        GroupQuery::Kohi(k) => kohi_target(k),
+    }
+}
+
+/// Answers `query` from what its staged lookup found, appending to `out`, and returns its
+/// validity.
+fn answer_found<'a, B: AsRef<[u8]>>(
+    index: &'a Index<B>,
+    query: GroupQuery<'_>,
+    found: Found<'a, B>,
+    today: Date,
+    out: &mut Vec<u8>,
+) -> Validity {
+    match query {
+        GroupQuery::Card(q) => {
+            let outcome = index.card_in(q, found.card, today);
+            let date = q.date.unwrap_or(today);
+            write_answer(out, &outcome, date, index.generation(), q.limit_consent);
+            outcome.validity()
+        }
+        GroupQuery::Person(q) => {
+            let (hash, entry) = found
+                .person
+                .expect("a person lookup keeps the person's hash");
+            let outcome = index.person_in(q, entry, today);
+            let date = q.date.unwrap_or(today);
+            write_answer(out, &outcome, date, index.generation(), q.limit_consent);
+            add_public_expenses(index, &hash, date, out);
+            outcome.validity()
+        }
+        GroupQuery::Kohi(q) => answer_kohi_found(index, q, found.certificates, today, out),
+    }
 }
 
 /// Adds `public_expenses` to the person answer just written into `out`: the person's
@@ -71,11 +119,7 @@ pub fn answer<B: AsRef<[u8]>>(
     today: Date,
     out: &mut Vec<u8>,
 ) -> Validity {
-    match q {
-        Query::Card(c) => answer_card(index, c, today, out),
-        Query::Person(p) => answer_person(index, p, today, out),
-        Query::Kohi(k) => answer_kohi(index, k, today, out),
-    }
+    answer_one(index, GroupQuery::of(q), today, out)
 }
 
 /// Writes a query error as `{"error":"<field>: <reason>","field":"<field>"}`.
@@ -110,33 +154,30 @@ impl<'a> GroupQuery<'a> {
     }
 }
 
-/// What [`answer_group`] reuses from one group to the next: the answer being written, and
-/// the group's card probes. A probe carries its key (up to 162 bytes): building a fixed array
-/// of sixteen for every group copied 3 KB even for a group of one (2% of a core at depth 1).
+/// What [`answer_group`] reuses from one group to the next: the answer being written.
 pub struct GroupScratch {
     answer: Vec<u8>,
-    probes: Vec<Option<CardProbe>>,
 }
 
 impl Default for GroupScratch {
     fn default() -> GroupScratch {
         GroupScratch {
             answer: Vec::with_capacity(2048),
-            probes: Vec::with_capacity(GROUP_QUERIES),
         }
     }
 }
 
 /// Answers up to [`GROUP_QUERIES`] queries in order, each as [`answer_card`],
-/// [`answer_person`] or [`answer_kohi`] would, calling `each(i, Some((validity, answer JSON)))` for a query and
+/// [`answer_person`] or [`super::kohi::answer_kohi`] would, calling `each(i, Some((validity, answer JSON)))` for a query and
 /// `each(i, None)` for a `None` slot (a query that did not parse, say), so the caller writes
 /// every reply in order.
 ///
 /// Why in a group: a lookup in a large index is mostly waiting on memory (a card's directory
 /// slot, its records, their text; a person's bucket, table entry, references: cache misses in
-/// a row; a public-expense query's binary search, two dependent reads a probe). The group
-/// goes step by step, first asking the CPU for that step's memory for every query, so the
-/// misses of sixteen queries overlap instead of following one another.
+/// a row; a public-expense query's binary search, two dependent reads a probe). The index's
+/// staged lookups go step by step in lockstep ([`run_group`]), each step first asking for
+/// the next one's memory, so the misses of sixteen queries overlap instead of following one
+/// another.
 pub fn answer_group<B: AsRef<[u8]>>(
     index: &Index<B>,
     queries: &[Option<GroupQuery<'_>>],
@@ -148,164 +189,39 @@ pub fn answer_group<B: AsRef<[u8]>>(
         queries.len() <= GROUP_QUERIES,
         "at most GROUP_QUERIES queries"
     );
+    let answer = &mut scratch.answer;
     if let [one] = queries {
-        // Nothing to overlap a single query's misses with: the steps below would only cost
-        // (sixteen-slot arrays for one query; a pipelining depth of 1 is the reception desk).
-        return answer_alone(index, *one, today, &mut scratch.answer, each);
+        // A group of one: nothing to overlap its misses with, and no group to hold.
+        let Some(q) = one else {
+            return each(0, None);
+        };
+        answer.clear();
+        let v = answer_one(index, *q, today, answer);
+        return each(0, Some((v, answer)));
     }
-    let query = |i: usize| queries.get(i).copied().flatten();
-    let card = |i: usize| match query(i) {
-        Some(GroupQuery::Card(q)) => Some(q),
-        _ => None,
-    };
-    let person = |i: usize| match query(i) {
-        Some(GroupQuery::Person(q)) => Some(q),
-        _ => None,
-    };
-    // Step 1: what needs no index memory (card keys, person hashes); ask for the first line.
-    let GroupScratch { answer, probes } = scratch;
-    probes.clear();
-    probes.extend(
-        (0..queries.len())
-            .map(|i| card(i).and_then(|q| index.card_probe(&q.insurer, &q.symbol, &q.number))),
-    );
-    let hashes: [_; GROUP_QUERIES] =
-        std::array::from_fn(|i| person(i).map(|q| index.person_hash(&q.individual_number)));
-    for p in probes.iter().flatten() {
-        index.prefetch_probe(p);
+    let mut group: Vec<_> = queries
+        .iter()
+        .flatten()
+        .map(|q| Staged::new(index, target(*q, today)))
+        .collect();
+    run_group(&mut group);
+    let mut found = group.into_iter().map(Staged::found);
+    for (i, q) in queries.iter().enumerate() {
+        let Some(q) = q else {
+            each(i, None);
+            continue;
+        };
+        let f = found.next().expect("a lookup for every query");
+        answer.clear();
+        let v = answer_found(index, *q, f, today, answer);
+        each(i, Some((v, answer)));
     }
-    for h in hashes.iter().flatten() {
-        index.prefetch_person_bucket(h);
-    }
-    // Step 2: card records, person table entries.
-    let cards: [_; GROUP_QUERIES] =
-        std::array::from_fn(|i| index.probed_records(probes.get(i).and_then(Option::as_ref)));
-    for c in &cards {
-        c.prefetch();
-    }
-    for h in hashes.iter().flatten() {
-        index.prefetch_person_entry(h);
-    }
-    // Step 3: card text, person references; for a card whose first record does not cover
-    // the date, the bucket of its person, whom the card query's check for a newer record (docs/api.md#card-query) will look up.
-    for c in &cards {
-        c.prefetch_text();
-    }
-    let lost: [_; GROUP_QUERIES] = std::array::from_fn(|i| {
-        card(i).and_then(|q| cards[i].lost_person(q.date.unwrap_or(today)))
-    });
-    for h in lost.iter().flatten() {
-        index.prefetch_person_bucket(h);
-    }
-    let entries: [_; GROUP_QUERIES] =
-        std::array::from_fn(|i| hashes[i].as_ref().and_then(|h| index.person_entry(h)));
-    for e in entries.iter().flatten() {
-        index.prefetch_person_refs(e);
-    }
-    for h in lost.iter().flatten() {
-        index.prefetch_person_entry(h);
-    }
-    // Step 4: person records; the references of the lost cards' persons.
-    for e in entries.iter().flatten() {
-        index.prefetch_person_records(e);
-    }
-    let lost_entries: [_; GROUP_QUERIES] =
-        std::array::from_fn(|i| lost[i].as_ref().and_then(|h| index.person_entry(h)));
-    for e in lost_entries.iter().flatten() {
-        index.prefetch_person_refs(e);
-    }
-    // Step 5: the text of person records (a person query's answer shows them); the lost
-    // cards' persons' records (the card query's check for a newer record reads only their dates: docs/api.md#card-query).
-    for e in entries.iter().flatten() {
-        index.prefetch_person_text(e);
-    }
-    for e in lost_entries.iter().flatten() {
-        index.prefetch_person_records(e);
-    }
-    // Step 6: the public-expense queries' binary searches, side by side.
-    let payers: [_; GROUP_QUERIES] = std::array::from_fn(|i| match query(i) {
-        Some(GroupQuery::Kohi(q)) => index.payer(q.payer).map(|p| (p, q.recipient.as_str())),
-        _ => None,
-    });
-    let mut searches: [_; GROUP_QUERIES] = std::array::from_fn(|i| match payers[i] {
-        Some((p, recipient)) => CertificateSearch::new(p, recipient),
-        None => CertificateSearch::none(),
-    });
-    index.search_certificates(&mut searches);
-    // Step 7: answer, in order.
-    for (i, card) in cards.into_iter().take(queries.len()).enumerate() {
-        match query(i) {
-            None => each(i, None),
-            Some(GroupQuery::Kohi(q)) => {
-                answer.clear();
-                let found = payers[i].map(|(p, _)| (p, searches[i].first()));
-                let v = answer_kohi_found(index, q, found, today, answer);
-                each(i, Some((v, answer)));
-            }
-            Some(q) => {
-                let v = answer_slot(index, q, card, (hashes[i], entries[i]), today, answer);
-                each(i, Some((v, answer)));
-            }
-        }
-    }
-}
-
-/// [`answer_group`] for a group of one: its lookup without the steps.
-fn answer_alone<B: AsRef<[u8]>>(
-    index: &Index<B>,
-    query: Option<GroupQuery<'_>>,
-    today: Date,
-    answer: &mut Vec<u8>,
-    mut each: impl FnMut(usize, Option<(Validity, &[u8])>),
-) {
-    let Some(q) = query else {
-        return each(0, None);
-    };
-    let (card, person) = match q {
-        GroupQuery::Card(c) => (
-            index.card_records(&c.insurer, &c.symbol, &c.number),
-            (None, None),
-        ),
-        GroupQuery::Person(p) => {
-            let hash = index.person_hash(&p.individual_number);
-            (
-                index.probed_records(None),
-                (Some(hash), index.person_entry(&hash)),
-            )
-        }
-        GroupQuery::Kohi(_) => (index.probed_records(None), (None, None)),
-    };
-    let v = answer_slot(index, q, card, person, today, answer);
-    each(0, Some((v, answer)));
-}
-
-/// Answers `query`, whose records were found as `card` (a card query) or as the person's hash
-/// and table entry (a person query), into `answer`, and returns its validity.
-fn answer_slot<'a, B: AsRef<[u8]>>(
-    index: &'a Index<B>,
-    query: GroupQuery<'_>,
-    card: CardRecords<'a, B>,
-    (hash, entry): (Option<PersonHash>, Option<PersonEntry>),
-    today: Date,
-    answer: &mut Vec<u8>,
-) -> Validity {
-    answer.clear();
-    let (outcome, date, consent) = match query {
-        GroupQuery::Card(q) => (index.card_in(q, card, today), q.date, q.limit_consent),
-        GroupQuery::Person(q) => (index.person_in(q, entry, today), q.date, q.limit_consent),
-        GroupQuery::Kohi(q) => return answer_kohi(index, q, today, answer),
-    };
-    let date = date.unwrap_or(today);
-    write_answer(answer, &outcome, date, index.generation(), consent);
-    if let (GroupQuery::Person(_), Some(hash)) = (query, hash) {
-        add_public_expenses(index, &hash, date, answer);
-    }
-    outcome.validity()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::query::kohi::answer_kohi;
     use crate::query::{CardFields, PersonFields};
     use crate::testing::{day as d, individual_number as person, three_cards_index};
 

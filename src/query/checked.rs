@@ -133,7 +133,7 @@ impl VerifiedSoFar {
         index: &Index<B>,
         hash: &PersonHash,
     ) -> Result<(), FormatError> {
-        if let Some(p) = index.person_entry(hash) {
+        if let Some(p) = index.find_person(*hash) {
             for (i, _) in index.person_refs(&p) {
                 self.segment(index, i as usize)?;
             }

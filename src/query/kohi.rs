@@ -10,7 +10,7 @@ use crate::domain::text::{quote_raw, write_decimal};
 use crate::domain::{
     normalize_recipient_into, Date, InstitutionCode, PayerNumber, PersonHash, Validity,
 };
-use crate::index::{CertificateView, Index, PayerInfo};
+use crate::index::{CertificateView, Index, PayerInfo, Staged, Target};
 
 /// 公費 eligibility query after normalization.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,21 +215,41 @@ impl PublicExpense for CertificateView<'_> {
 }
 
 /// The public-expense query over an index: 4 when the index does not hold the payer's list.
+/// The staged lookup of one query finds the payer's run and the recipient in it.
 pub fn lookup_kohi<'a, B: AsRef<[u8]>>(
     index: &'a Index<B>,
     q: &KohiQuery,
     today: Date,
 ) -> KohiOutcome<CertificateView<'a>> {
-    let Some(payer) = index.payer(q.payer) else {
-        return KohiOutcome::NotFound;
-    };
-    let date = q.date.unwrap_or(today);
-    decide(
-        index.certificates_of(payer, &q.recipient),
-        q.birthdate,
-        date,
-        q.institution,
-    )
+    let found = Staged::new(index, kohi_target(q)).run().certificates;
+    lookup_kohi_found(index, q, found, today)
+}
+
+/// What the staged lookup of public-expense query `q` finds.
+pub fn kohi_target(q: &KohiQuery) -> Target<'_> {
+    Target::Certificates {
+        payer: q.payer,
+        recipient: &q.recipient,
+    }
+}
+
+/// [`lookup_kohi`] where the payer's run was searched already: `found` the payer, if the
+/// index holds its list, and the first certificate not before the recipient.
+fn lookup_kohi_found<'a, B: AsRef<[u8]>>(
+    index: &'a Index<B>,
+    q: &KohiQuery,
+    found: Option<(&'a PayerInfo, usize)>,
+    today: Date,
+) -> KohiOutcome<CertificateView<'a>> {
+    match found {
+        None => KohiOutcome::NotFound,
+        Some((payer, first)) => decide(
+            index.certificates_from(payer, &q.recipient, first),
+            q.birthdate,
+            q.date.unwrap_or(today),
+            q.institution,
+        ),
+    }
 }
 
 /// Answers a public-expense query into `out` and returns its validity.
@@ -239,14 +259,13 @@ pub fn answer_kohi<B: AsRef<[u8]>>(
     today: Date,
     out: &mut Vec<u8>,
 ) -> Validity {
-    let outcome = lookup_kohi(index, q, today);
-    write_kohi_answer(out, &outcome, q.date.unwrap_or(today), index.generation());
-    outcome.validity()
+    let found = Staged::new(index, kohi_target(q)).run().certificates;
+    answer_kohi_found(index, q, found, today, out)
 }
 
-/// [`answer_kohi`] where the payer's run was searched already (a group's queries search side
-/// by side, `Index::search_certificates`): `found` the payer, if the index holds its list,
-/// and the first certificate not before the recipient.
+/// [`answer_kohi`] where the payer's run was searched already (in a group's staged lookups):
+/// `found` the payer, if the index holds its list, and the first certificate not before the
+/// recipient.
 pub fn answer_kohi_found<B: AsRef<[u8]>>(
     index: &Index<B>,
     q: &KohiQuery,
@@ -254,17 +273,8 @@ pub fn answer_kohi_found<B: AsRef<[u8]>>(
     today: Date,
     out: &mut Vec<u8>,
 ) -> Validity {
-    let date = q.date.unwrap_or(today);
-    let outcome = match found {
-        None => KohiOutcome::NotFound,
-        Some((payer, first)) => decide(
-            index.certificates_from(payer, &q.recipient, first),
-            q.birthdate,
-            date,
-            q.institution,
-        ),
-    };
-    write_kohi_answer(out, &outcome, date, index.generation());
+    let outcome = lookup_kohi_found(index, q, found, today);
+    write_kohi_answer(out, &outcome, q.date.unwrap_or(today), index.generation());
     outcome.validity()
 }
 

@@ -4,19 +4,19 @@
 use super::{CardQuery, Outcome, PersonQuery, Qualification};
 use crate::domain::{Branch, Date};
 use crate::format::PersonEntry;
-use crate::index::{CardRecords, Index, RecordView};
+use crate::index::{CardRecords, Index, RecordView, Staged, Target};
 
 /// A card or person query answered from an index, whole ([`Lookup::card`],
-/// [`Lookup::person`]) or from records already found in steps ([`Lookup::card_in`],
-/// [`Lookup::person_in`], as `answer_group` does).
+/// [`Lookup::person`]: the index's staged lookup of one query) or from records a staged
+/// lookup found ([`Lookup::card_in`], [`Lookup::person_in`], as `answer_group` does).
 pub trait Lookup<B> {
     /// A card query: among the card's records of the query's birthdate (and branch, if given),
     /// the one covering the date; several branches or several covering records are a
     /// multiple; else a newer qualification of the same person elsewhere, or the record
     /// nearest before the date. `today` is used when the query gives no date.
     fn card(&self, q: &CardQuery, today: Date) -> Outcome<RecordView<'_>>;
-    /// [`Lookup::card`] over the records of the query's card, found by [`Index::card_records`] or in
-    /// steps ([`Index::card_probe`], [`Index::probed_records`]).
+    /// [`Lookup::card`] over the records of the query's card, found by the index's staged
+    /// lookup ([`crate::index::Staged`], [`Index::card_records`]).
     fn card_in<'a>(
         &'a self,
         q: &CardQuery,
@@ -26,7 +26,7 @@ pub trait Lookup<B> {
     /// A person query: the person's record covering the date (all of them when several do),
     /// else the record nearest before it; a person whose identity is unverified is not found.
     fn person(&self, q: &PersonQuery, today: Date) -> Outcome<RecordView<'_>>;
-    /// [`Lookup::person`] for a person found by [`Index::person_entry`] (`None`: no such person).
+    /// [`Lookup::person`] for a person a staged lookup found (`None`: no such person).
     fn person_in(
         &self,
         q: &PersonQuery,
@@ -83,7 +83,7 @@ impl<B: AsRef<[u8]>> Lookup<B> for Index<B> {
             (None, _) => {}
         }
         let newer_elsewhere = candidates().filter_map(|r| r.person()).any(|h| {
-            self.person_entry(&h).is_some_and(|p| {
+            self.find_person(h).is_some_and(|p| {
                 p.identity_verified() && self.person_records(&p).any(|r| r.covers(date))
             })
         });
@@ -94,8 +94,8 @@ impl<B: AsRef<[u8]>> Lookup<B> for Index<B> {
     }
 
     fn person(&self, q: &PersonQuery, today: Date) -> Outcome<RecordView<'_>> {
-        let hash = self.person_hash(&q.individual_number);
-        self.person_in(q, self.person_entry(&hash), today)
+        let found = Staged::new(self, Target::Person(&q.individual_number)).run();
+        self.person_in(q, found.person.and_then(|(_, e)| e), today)
     }
 
     fn person_in(
