@@ -57,9 +57,10 @@ pub(crate) struct Segment<B> {
     directory: Range<usize>,
     records: Range<usize>,
     heap: Range<usize>,
-    /// Whether the whole string heap is UTF-8, checked once on first use: then each text cut
-    /// from it on character boundaries is UTF-8 too, and answers copy it without validating
-    /// every name again (that was a tenth of the server's time per answer).
+    /// Whether the whole string heap is UTF-8, set by the verification that checked it: then
+    /// each text cut from it on character boundaries is UTF-8 too, and answers copy it
+    /// without validating every name again (that was a tenth of the server's time per
+    /// answer). Unset, each text is validated when read.
     heap_utf8: std::sync::OnceLock<bool>,
     body: Range<usize>,
     fst: Range<usize>,
@@ -224,9 +225,12 @@ impl<B: AsRef<[u8]>> Index<B> {
             insurer: &self.insurers[i],
             rec: &b[at..at + RECORD_BYTES],
             heap,
-            heap_utf8: *seg
-                .heap_utf8
-                .get_or_init(|| std::str::from_utf8(heap).is_ok()),
+            // Known only once a verification checked the whole heap (a server verifies every
+            // segment before serving). Not checked here on first use: a builder reading a
+            // few records of each of thousands of segments (a change generation's persons)
+            // would validate gigabytes of heaps for them; unknown, each text is validated
+            // on its own.
+            heap_utf8: seg.heap_utf8.get().copied().unwrap_or(false),
         })
     }
 }
