@@ -13,12 +13,13 @@
 # Prints, per file: rows (and rows rejected), rename → CURRENT and rename → the server
 # answering the file's probe card as lost (ms), bytes the generation wrote (files not hard
 # linked from its parent), CPU s of the build (the watch process, and the report's phases),
-# then the medians of (a). BIN [target/release], PORT [17590].
+# then the medians of (a). BIN [target/release], PORT [17590], ON [2026-11-25: the change
+# files' day; later than any change file DATA already holds].
 set -euo pipefail
 cd "$(dirname "$0")/.."
 persons=${1:-1000000}
 work=${WORK:-/tmp/shikaku-freshness-national-$persons}
-on=2026-11-25
+on=${ON:-2026-11-25}
 bin=${BIN:-target/release}
 port=${PORT:-17590}
 mkdir -p "$work"
