@@ -123,6 +123,7 @@ pub(super) fn encode_state(
             snapshot_date: date,
             file: state_file.clone(),
             rows,
+            persons: Vec::new(),
         },
         insurer_index,
         &cfg.key,

@@ -112,6 +112,7 @@ fn read_and_encode(
             snapshot_date: s.file.date,
             file: s.file.rel_path.to_string(),
             rows,
+            persons: Vec::new(),
         },
         insurer_index,
         &cfg.key,

@@ -5,7 +5,7 @@
 use crate::domain::text::mask_digit_runs;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
 /// One line of `rejects.csv`.
@@ -266,6 +266,27 @@ pub struct LayerReport {
     /// describe the base).
     #[serde(default)]
     pub covered_today: BTreeMap<String, u64>,
+    /// Rows of the materialized state of each insurer a layer since the base touched, as of
+    /// its last layer: the line an added record takes follows them.
+    #[serde(default)]
+    pub state_records: BTreeMap<String, u64>,
+    /// The materialized state's name of each insurer a layer since the base touched, as of
+    /// its last layer: what X1/X3 lines name its records by.
+    #[serde(default)]
+    pub state_files: BTreeMap<String, String>,
+    /// Insurers whose records' lines in the view may be older than their state's (a layer
+    /// removed a record before them): their changes take the full path until the next base.
+    #[serde(default)]
+    pub lines_shifted: BTreeSet<String>,
+    /// Touched insurers this layer computed by their named cards (the card path) and by
+    /// their whole state (the full path); docs/delivery.md, "Change generations".
+    #[serde(default)]
+    pub insurers_card_path: u64,
+    #[serde(default)]
+    pub insurers_full_path: u64,
+    /// Bytes of delivery files (snapshots, change files) this layer's build read.
+    #[serde(default)]
+    pub delivery_bytes_read: u64,
     pub insurers_touched: Vec<String>,
     pub cards_changed: u64,
     pub cards_removed: u64,

@@ -1,0 +1,425 @@
+//! The card path of a change generation (docs/delivery.md, "Change generations"): for an
+//! insurer whose new change files name a few cards, only those cards are read from the
+//! parent's layered view (every field of a record but the clear individual number, and its
+//! person's hash), changed by the rules every state is changed by (`snapshot::apply`: C1,
+//! C2, C4 on the rows R1–R7 and W1–W4 passed), and encoded alone: the work is in proportion
+//! to the change, not to the insurer. Where its result could differ from the full path's
+//! (`layer_diff::diff_insurer`) it says so (`None`) and the build takes the full path; the
+//! conditions are [`parent_state`]'s and [`card_path`]'s.
+
+use super::changes::{applied_report, check_change_files};
+use super::encode::{encode_insurer, InsurerRows};
+use super::insurer::report_line;
+use super::layer_diff::{diff_cards, diff_insurer, open_alone, InsurerChange, LinesMoved};
+use super::profile::{Stage, StageTimes};
+use super::report::{Report, ReportLine};
+use super::run::{BuildConfig, BuildError};
+use crate::domain::{Date, InsurerNumber, PersonHash, Record};
+use crate::format::{card_key, MAX_CARD_KEY_BYTES};
+use crate::index::{CardPlace, MappedIndex};
+use crate::snapshot::apply::{apply_file, materialized_file_name, read_change_input};
+use crate::snapshot::change::{ChangeRows, Changeable, RecordKey, RecordLoss};
+use crate::snapshot::{Change, ChangeInput, ChangeRow, InsurerDelivery, State};
+use std::collections::{BTreeMap, HashSet};
+
+/// An insurer with new change files.
+pub(super) struct Touched {
+    pub position: usize,
+    pub delivery: InsurerDelivery,
+    /// Its change files from the first the plan read (in order): those before, `known`, are
+    /// the ones the view applied, by name, size and modification time.
+    pub read: Vec<ChangeInput>,
+    pub known: usize,
+    /// How many of its change files the live view had applied.
+    pub applied_before: usize,
+}
+
+impl Touched {
+    /// The change files the view has not applied.
+    fn new_inputs(&self) -> &[ChangeInput] {
+        &self.read[self.applied_before - self.known..]
+    }
+}
+
+/// One touched insurer's change: by its cards when [`card_path`] can be exact, else by its
+/// whole state (`diff_insurer`), which reads the change files the plan did not.
+pub(super) fn insurer_change(
+    (live, report, lines): (&MappedIndex, &Report, &[ReportLine]),
+    t: &Touched,
+    cfg: &BuildConfig,
+    delta_segment: u32,
+    stages: &StageTimes,
+) -> Result<InsurerChange, BuildError> {
+    let d = &t.delivery;
+    let number = d.insurer.number.as_str();
+    let parent = parent_state(report, lines, number, t.applied_before, cfg.built_on);
+    if let Some(parent) = parent {
+        let inputs = t.new_inputs();
+        let found = card_path(
+            live,
+            t.position,
+            d,
+            inputs,
+            &parent,
+            cfg,
+            delta_segment,
+            stages,
+        )?;
+        if let Some(change) = found {
+            return Ok(change);
+        }
+    }
+    let mut inputs = ChangeInput::read_all(&d.changes[..t.known])?;
+    let prefix_bytes: u64 = inputs.iter().map(|c| c.bytes.len() as u64).sum();
+    inputs.extend(t.read.iter().cloned());
+    let mut change = diff_insurer(
+        live,
+        t.position,
+        d,
+        &inputs,
+        t.applied_before,
+        cfg,
+        delta_segment,
+        stages,
+    )?;
+    change.bytes_read += prefix_bytes;
+    Ok(change)
+}
+
+/// What the card path takes of the parent's report for one insurer.
+pub(super) struct ParentState {
+    /// Rows of the insurer's materialized state.
+    pub state_records: u64,
+    pub covered_today: u64,
+    /// The insurer's report lines but X1/X3, in order.
+    pub lines: Vec<ReportLine>,
+}
+
+/// The parent's state of insurer `number` when the card path can be exact for it, else
+/// `None`: the parent holds the insurer's state materialized (a change file applied, so its
+/// records are numbered by the state's rows, not a snapshot's lines); no line moved since
+/// (no record removed by a layer's full path); the day is the parent's (members covered
+/// today count as of the build's day); and no exact duplicate row in the state (a `DUP`
+/// line: the view keeps one record of the rows an `update` or `delete` changes together).
+pub(super) fn parent_state(
+    report: &Report,
+    lines: &[ReportLine],
+    number: &str,
+    applied_before: usize,
+    built_on: Date,
+) -> Option<ParentState> {
+    let layer = report.layer.as_ref();
+    if applied_before == 0
+        || report.built_on != built_on.to_string()
+        || layer.is_some_and(|l| l.lines_shifted.contains(number))
+    {
+        return None;
+    }
+    let base = report
+        .insurers
+        .iter()
+        .find(|r| r.insurer_number == number)?;
+    let state_records = layer
+        .and_then(|l| l.state_records.get(number).copied())
+        .unwrap_or(base.counts.rows_indexed + base.counts.rows_deduplicated);
+    let covered_today = layer
+        .and_then(|l| l.covered_today.get(number).copied())
+        .unwrap_or(base.counts.covered_today);
+    let prefix = format!("{number}/");
+    let lines: Vec<ReportLine> = lines
+        .iter()
+        .filter(|l| l.file.starts_with(&prefix) && l.rule != "X1" && l.rule != "X3")
+        .cloned()
+        .collect();
+    if lines.iter().any(|l| l.rule == "DUP") {
+        return None;
+    }
+    Some(ParentState {
+        state_records,
+        covered_today,
+        lines,
+    })
+}
+
+/// A record of the card path's state: the individual number replaced by its person's hash,
+/// as the view holds it. Changed by the rules a state of records is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Held {
+    record: Record,
+    person: Option<PersonHash>,
+}
+
+impl Changeable for Held {
+    type Key = RecordKey;
+    type Loss = RecordLoss;
+
+    fn key(&self) -> RecordKey {
+        RecordKey::of(&self.record)
+    }
+
+    fn lose(&mut self, loss: &RecordLoss) {
+        self.record.lose(loss);
+    }
+
+    fn describe(key: &RecordKey) -> String {
+        <Record as Changeable>::describe(key)
+    }
+}
+
+/// Insurer `d` (base position `position`) of `live` after its new change files `inputs`,
+/// by the cards they name; `None` when the result could differ from the full path's: a key
+/// whose card cannot be encoded, an X2 line of the parent on a named card, a record removed
+/// (every later record's line moves), two persons' records on one card and branch (their
+/// order is their individual numbers', which the view does not hold), or a DUP or X2
+/// finding on the named cards.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn card_path(
+    live: &MappedIndex,
+    position: usize,
+    d: &InsurerDelivery,
+    inputs: &[ChangeInput],
+    parent: &ParentState,
+    cfg: &BuildConfig,
+    delta_segment: u32,
+    stages: &StageTimes,
+) -> Result<Option<InsurerChange>, BuildError> {
+    let mut clock = stages.clock();
+    let number = d.insurer.number;
+    let Some(last) = inputs.last() else {
+        return Ok(None);
+    };
+    let parsed: Vec<_> = inputs
+        .iter()
+        .map(|input| read_change_input(input, number))
+        .collect();
+    let Some(keys) = named_cards(&parsed) else {
+        return Ok(None);
+    };
+    let Some(held) = held_cards(live, &number, &keys, parent, cfg.built_on)? else {
+        return Ok(None);
+    };
+    let (old, initial, old_covered) = held;
+    let initial_count = initial.len();
+    let (initial_lines, initial): (Vec<u32>, Vec<Held>) = initial.into_iter().unzip();
+    let mut state = State::new(initial);
+    let mut issues = Vec::new();
+    let summaries: Vec<_> = inputs
+        .iter()
+        .zip(parsed)
+        .map(|(input, rows)| {
+            let rows = rows.map(|r| held_rows(r, cfg));
+            apply_file(&mut state, input, move |_| rows, &mut issues)
+        })
+        .collect();
+    check_change_files(&summaries, &issues)?;
+    clock.end(Stage::Materialize);
+    if state.removed() > 0 {
+        return Ok(None);
+    }
+    let records = state.into_records();
+    let added = (records.len() - initial_count) as u64;
+    let first_added = parent.state_records + 2;
+    let (rows, persons): (Vec<(Record, u32)>, Vec<Option<PersonHash>>) = records
+        .into_iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let line = initial_lines.get(i).copied().unwrap_or_else(|| {
+                let at = first_added + (i - initial_count) as u64;
+                u32::try_from(at).unwrap_or(u32::MAX)
+            });
+            ((h.record, line), h.person)
+        })
+        .unzip();
+    if persons_share_a_branch(&rows, &persons) {
+        return Ok(None);
+    }
+    let date = last.file.time.date;
+    let state_file = materialized_file_name(number, date);
+    let part = encode_insurer(
+        InsurerRows {
+            number,
+            name: d.insurer.name.clone(),
+            kind: d.insurer.kind,
+            snapshot_date: date,
+            file: state_file.clone(),
+            rows: rows.clone(),
+            persons: persons.clone(),
+        },
+        0,
+        &cfg.key,
+        cfg.built_on,
+    )?;
+    if !part.findings.is_empty() {
+        return Ok(None);
+    }
+    clock.end(Stage::Encode);
+    let new = open_alone(&part, cfg)?;
+    let diff = diff_cards(live, &new, old, delta_segment)?;
+    let delta = diff
+        .encoded_delta(&part, (rows, persons), cfg, delta_segment)
+        .transpose()?;
+    let links = diff.links(&part.links, |k| k.to_vec());
+    let applied = summaries
+        .iter()
+        .zip(inputs)
+        .map(|(c, input)| super::report::ChangeReport {
+            bytes: input.identity.0,
+            mtime_ns: input.identity.1,
+            ..applied_report(c)
+        })
+        .collect();
+    clock.end(Stage::Diff);
+    Ok(Some(InsurerChange {
+        position,
+        number,
+        covered_today: parent.covered_today + u64::from(part.covered_count) - old_covered,
+        state_records: parent.state_records + added,
+        applied,
+        lines: state_lines(parent, issues.into_iter().map(report_line), &state_file),
+        state_file,
+        delta,
+        tombstones: diff.tombstones,
+        links,
+        touched: diff.touched,
+        lines_moved: LinesMoved::Kept,
+        cards: Some(keys.into_keys().collect()),
+        cards_changed: diff.changed.len() as u64,
+        lines_shifted: false,
+        bytes_read: 0,
+    }))
+}
+
+/// The cards (keys as in a segment's FST, with their symbol and number) the valid rows of
+/// `parsed` name; `None` when a key cannot be encoded (the full path reports it).
+fn named_cards<E>(parsed: &[Result<ChangeRows, E>]) -> Option<BTreeMap<Vec<u8>, (String, String)>> {
+    let mut keys = BTreeMap::new();
+    let mut key = [0u8; MAX_CARD_KEY_BYTES];
+    for rows in parsed.iter().flatten() {
+        for row in &rows.rows {
+            if let ChangeRow::Valid { change, .. } = row {
+                let k = change.key();
+                let n = card_key(&k.symbol, &k.number, &mut key)?;
+                keys.entry(key[..n].to_vec())
+                    .or_insert_with(|| (k.symbol.clone(), k.number.clone()));
+            }
+        }
+    }
+    Some(keys)
+}
+
+/// The named cards' places in the view, their records in state order (by line) with their
+/// lines, and how many of them cover the build's day; `None` when a parent X2 line names one
+/// of their records or two records claim one line.
+#[allow(clippy::type_complexity)]
+fn held_cards(
+    live: &MappedIndex,
+    insurer: &InsurerNumber,
+    keys: &BTreeMap<Vec<u8>, (String, String)>,
+    parent: &ParentState,
+    built_on: Date,
+) -> Result<Option<(BTreeMap<Vec<u8>, CardPlace>, Vec<(u32, Held)>, u64)>, BuildError> {
+    let x2: HashSet<u64> = parent
+        .lines
+        .iter()
+        .filter(|l| l.rule == "X2")
+        .map(|l| l.line)
+        .collect();
+    let mut old = BTreeMap::new();
+    let mut held = Vec::new();
+    let mut covered = 0;
+    for (key, (symbol, number)) in keys {
+        let found = live.card_records(insurer, symbol, number).place();
+        let Some(place @ (seg, a, b)) = found else {
+            continue;
+        };
+        old.insert(key.clone(), place);
+        for r in a..b {
+            let Some(v) = live.record_view(seg, r) else {
+                return Ok(None);
+            };
+            if x2.contains(&u64::from(v.line())) {
+                return Ok(None);
+            }
+            let record = v.record()?;
+            covered += u64::from(record.covers(built_on));
+            held.push((
+                v.line(),
+                Held {
+                    record,
+                    person: v.person(),
+                },
+            ));
+        }
+    }
+    held.sort_by_key(|(line, _)| *line);
+    if held.windows(2).any(|w| w[0].0 == w[1].0) {
+        return Ok(None);
+    }
+    Ok(Some((old, held, covered)))
+}
+
+/// A change file's rows with each record's individual number replaced by its person's hash.
+fn held_rows(rows: ChangeRows, cfg: &BuildConfig) -> ChangeRows<Held> {
+    let held = |mut record: Record| {
+        let person = record.individual_number.take().map(|n| cfg.key.hash(&n));
+        Held { record, person }
+    };
+    ChangeRows {
+        encoding: rows.encoding,
+        file_warnings: rows.file_warnings,
+        rows: rows
+            .rows
+            .into_iter()
+            .map(|row| match row {
+                ChangeRow::Valid {
+                    change,
+                    line,
+                    warnings,
+                } => ChangeRow::Valid {
+                    change: match change {
+                        Change::Add(r) => Change::Add(held(r)),
+                        Change::Update(r) => Change::Update(held(r)),
+                        Change::Lose { key, loss } => Change::Lose { key, loss },
+                        Change::Delete(key) => Change::Delete(key),
+                    },
+                    line,
+                    warnings,
+                },
+                ChangeRow::Rejected(issue) => ChangeRow::Rejected(issue),
+            })
+            .collect(),
+    }
+}
+
+/// Whether two records of one card and branch have different persons (or one none): a full
+/// build orders them by their individual numbers.
+fn persons_share_a_branch(rows: &[(Record, u32)], persons: &[Option<PersonHash>]) -> bool {
+    let mut seen: BTreeMap<(&str, &str, crate::domain::Branch), Option<PersonHash>> =
+        BTreeMap::new();
+    for ((r, _), p) in rows.iter().zip(persons) {
+        let at = (r.symbol.as_str(), r.number.as_str(), r.branch);
+        if *seen.entry(at).or_insert(*p) != *p {
+            return true;
+        }
+    }
+    false
+}
+
+/// The insurer's report lines in the new view, in a full path's order: the parent's lines of
+/// its files, the new files' (`new`), then the parent's X2 lines (on cards the path did not
+/// change, so the same), under the new state's name.
+fn state_lines(
+    parent: &ParentState,
+    new: impl Iterator<Item = ReportLine>,
+    state_file: &str,
+) -> Vec<ReportLine> {
+    let (findings, files): (Vec<&ReportLine>, Vec<&ReportLine>) =
+        parent.lines.iter().partition(|l| l.rule == "X2");
+    let mut out: Vec<ReportLine> = files.into_iter().cloned().collect();
+    out.extend(new);
+    out.extend(findings.into_iter().map(|l| ReportLine {
+        file: state_file.to_owned(),
+        ..l.clone()
+    }));
+    out
+}
