@@ -349,3 +349,100 @@ fn the_card_path_reads_only_the_new_change_files_and_answers_as_a_full_build() {
     );
     step_answers(&snap, &data, tmp.path(), (1, 1));
 }
+
+mod prop {
+    //! Random change sequences built twice, step by step: by the card path where it can be
+    //! exact (`Reuse::UnchangedInsurers`) and by the full path alone (`Reuse::WholeStates`).
+    //! Each step's generations hold the same delta segments (by content), report lines,
+    //! layer accounting and answers.
+    use super::*;
+    use proptest::prelude::*;
+
+    /// kind 0..4 (add, update, lose, delete), card, qualification year, birth, copay/loss.
+    type Row = (u8, u32, u8, usize, bool);
+
+    fn qual(y: u8) -> String {
+        format!("{}-04-01", 2014 + u32::from(y))
+    }
+
+    fn row(insurer: &str, &(kind, c, q, b, alt): &Row) -> String {
+        let copay = if alt { "20" } else { "30" };
+        let record =
+            || member(insurer, c, BIRTHS[b], &qual(q), "").replace(",30,", &format!(",{copay},"));
+        match kind {
+            0 => format!("{},add", record()),
+            1 => format!("{},update", record()),
+            2 => keyed(
+                "lose",
+                insurer,
+                c,
+                &qual(q),
+                if alt { "2026-11-05" } else { "2019-01-01" },
+            ),
+            _ => keyed("delete", insurer, c, &qual(q), ""),
+        }
+    }
+
+    fn segments(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir.join("segments"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn rows() -> impl Strategy<Value = Vec<Row>> {
+        let kind = prop_oneof![3 => Just(0u8), 2 => Just(1u8), 3 => Just(2u8), 1 => Just(3u8)];
+        proptest::collection::vec((kind, 0..CARDS, 0u8..2, 0..2usize, any::<bool>()), 1..6)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+        #[test]
+        fn the_card_path_makes_the_full_paths_generation(
+            steps in proptest::collection::vec(
+                (proptest::option::of(rows()), proptest::option::of(rows())),
+                1..5,
+            ),
+        ) {
+            let tmp = tempfile::tempdir().unwrap();
+            let snap = tmp.path().join("s");
+            let (cards, whole) = (tmp.path().join("c"), tmp.path().join("w"));
+            base(&snap);
+            for data in [&cards, &whole] {
+                run(&config(&snap, data, Reuse::UnchangedInsurers)).unwrap();
+            }
+            for (day, (kyosai, kumiai)) in steps.iter().enumerate() {
+                let name = format!("202611{:02}-000000", 11 + day);
+                for (insurer, rows) in [(KYOSAI, kyosai), (KUMIAI, kumiai)] {
+                    if let Some(rows) = rows {
+                        let rows: Vec<String> = rows.iter().map(|r| row(insurer, r)).collect();
+                        changes(&snap, insurer, &name, &rows);
+                    }
+                }
+                if kyosai.is_none() && kumiai.is_none() {
+                    continue;
+                }
+                let a = run(&config(&snap, &cards, Reuse::UnchangedInsurers)).unwrap();
+                let b = run(&config(&snap, &whole, Reuse::WholeStates)).unwrap();
+                let (la, lb) = (a.report.layer.clone().unwrap(), b.report.layer.clone().unwrap());
+                prop_assert_eq!(lb.insurers_card_path, 0);
+                prop_assert_eq!(segments(&a.generation_dir), segments(&b.generation_dir));
+                prop_assert_eq!(
+                    fs::read_to_string(a.generation_dir.join(REJECTS_FILE)).unwrap(),
+                    fs::read_to_string(b.generation_dir.join(REJECTS_FILE)).unwrap()
+                );
+                prop_assert_eq!(&la.change_files, &lb.change_files);
+                prop_assert_eq!(&la.covered_today, &lb.covered_today);
+                prop_assert_eq!(&la.state_records, &lb.state_records);
+                prop_assert_eq!(&la.state_files, &lb.state_files);
+                prop_assert_eq!(
+                    (la.cards_changed, la.cards_removed, la.persons_touched, la.records_written),
+                    (lb.cards_changed, lb.cards_removed, lb.persons_touched, lb.records_written)
+                );
+                prop_assert_eq!(answers(&cards), answers(&whole));
+            }
+        }
+    }
+}

@@ -53,7 +53,8 @@ pub(super) fn insurer_change(
     let d = &t.delivery;
     let number = d.insurer.number.as_str();
     let parent = parent_state(report, lines, number, t.applied_before, cfg.built_on);
-    if let Some(parent) = parent {
+    let card_path_allowed = cfg.reuse != super::run::Reuse::WholeStates;
+    if let Some(parent) = parent.filter(|_| card_path_allowed) {
         let inputs = t.new_inputs();
         let found = card_path(
             live,
