@@ -11,7 +11,7 @@
 use super::changes::hex;
 use super::encode::{InsurerPart, Link};
 use super::insurer::write_segment;
-use super::layer_cards::{insurer_change, Touched};
+use super::layer_cards::{insurer_change, lines_by_insurer, Touched};
 use super::layer_diff::{InsurerChange, LinesMoved, Replaced};
 use super::link::{push_person, sort_findings, Persons};
 use super::profile::{Phases, StageTimes};
@@ -279,13 +279,20 @@ pub(super) fn run_layer(
     let live = &plan.live;
     let first = live.segment_count() as u32;
     let stages = StageTimes::default();
+    let numbers = plan
+        .touched
+        .iter()
+        .map(|t| t.delivery.insurer.number.as_str());
+    let own_lines = lines_by_insurer(&plan.lines, numbers);
     let mut changes = plan
         .touched
         .par_iter()
         .enumerate()
         .map(|(k, t)| {
-            let parent = (live, &plan.report, plan.lines.as_slice());
-            insurer_change(parent, t, cfg, first + k as u32, &stages)
+            let own = own_lines
+                .get(t.delivery.insurer.number.as_str())
+                .map_or(&[][..], Vec::as_slice);
+            insurer_change((live, &plan.report, own), t, cfg, first + k as u32, &stages)
         })
         .collect::<Result<Vec<_>, _>>()?;
     number_delta_segments(&mut changes, first);

@@ -20,7 +20,7 @@ use crate::index::{CardPlace, MappedIndex};
 use crate::snapshot::apply::{apply_file, materialized_file_name, read_change_input};
 use crate::snapshot::change::{ChangeRows, Changeable, RecordKey, RecordLoss};
 use crate::snapshot::{Change, ChangeInput, ChangeRow, InsurerDelivery, State};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// An insurer with new change files.
 pub(super) struct Touched {
@@ -94,14 +94,17 @@ pub(super) struct ParentState {
     pub covered_today: u64,
     /// The insurer's report lines but X1/X3, in order.
     pub lines: Vec<ReportLine>,
+    /// Lines of records whose card has a finding (X2, or a `DUP` kept): the card path
+    /// cannot change such a card exactly.
+    on_cards: HashSet<u64>,
 }
 
 /// The parent's state of insurer `number` when the card path can be exact for it, else
 /// `None`: the parent holds the insurer's state materialized (a change file applied, so its
 /// records are numbered by the state's rows, not a snapshot's lines); no line moved since
 /// (no record removed by a layer's full path); the day is the parent's (members covered
-/// today count as of the build's day); and no exact duplicate row in the state (a `DUP`
-/// line: the view keeps one record of the rows an `update` or `delete` changes together).
+/// today count as of the build's day); and each `DUP` line names the line kept. `lines`
+/// are the insurer's report lines but X1/X3 ([`lines_by_insurer`]).
 pub(super) fn parent_state(
     report: &Report,
     lines: &[ReportLine],
@@ -126,20 +129,45 @@ pub(super) fn parent_state(
     let covered_today = layer
         .and_then(|l| l.covered_today.get(number).copied())
         .unwrap_or(base.counts.covered_today);
-    let prefix = format!("{number}/");
-    let lines: Vec<ReportLine> = lines
-        .iter()
-        .filter(|l| l.file.starts_with(&prefix) && l.rule != "X1" && l.rule != "X3")
-        .cloned()
-        .collect();
-    if lines.iter().any(|l| l.rule == "DUP") {
-        return None;
+    let mut on_cards = HashSet::new();
+    for l in lines {
+        match l.rule {
+            "X2" => on_cards.insert(l.line),
+            // The duplicate left out is the kept record's card's.
+            "DUP" => on_cards.insert(kept_line(&l.reason)?),
+            _ => true,
+        };
     }
     Some(ParentState {
         state_records,
         covered_today,
-        lines,
+        lines: lines.to_vec(),
+        on_cards,
     })
+}
+
+/// The line a `DUP` line's reason names as kept (`encode::segment_order` writes it).
+fn kept_line(reason: &str) -> Option<u64> {
+    let rest = reason.strip_prefix("the same row as line ")?;
+    let digits = rest.split(|c: char| !c.is_ascii_digit()).next()?;
+    digits.parse().ok()
+}
+
+/// Each touched insurer's report lines in the parent but X1/X3, in order: one pass over
+/// the parent's lines.
+pub(super) fn lines_by_insurer<'a>(
+    lines: &[ReportLine],
+    numbers: impl Iterator<Item = &'a str>,
+) -> HashMap<String, Vec<ReportLine>> {
+    let mut out: HashMap<String, Vec<ReportLine>> =
+        numbers.map(|n| (n.to_owned(), Vec::new())).collect();
+    for l in lines.iter().filter(|l| l.rule != "X1" && l.rule != "X3") {
+        let number = l.file.split_once('/').map_or("", |(n, _)| n);
+        if let Some(own) = out.get_mut(number) {
+            own.push(l.clone());
+        }
+    }
+    out
 }
 
 /// A record of the card path's state: the individual number replaced by its person's hash,
@@ -169,7 +197,7 @@ impl Changeable for Held {
 
 /// Insurer `d` (base position `position`) of `live` after its new change files `inputs`,
 /// by the cards they name; `None` when the result could differ from the full path's: a key
-/// whose card cannot be encoded, an X2 line of the parent on a named card, a record removed
+/// whose card cannot be encoded, a finding of the parent on a named card, a record removed
 /// (every later record's line moves), two persons' records on one card and branch (their
 /// order is their individual numbers', which the view does not hold), or a DUP or X2
 /// finding on the named cards.
@@ -309,8 +337,9 @@ fn named_cards<E>(parsed: &[Result<ChangeRows, E>]) -> Option<BTreeMap<Vec<u8>, 
 }
 
 /// The named cards' places in the view, their records in state order (by line) with their
-/// lines, and how many of them cover the build's day; `None` when a parent X2 line names one
-/// of their records or two records claim one line.
+/// lines, and how many of them cover the build's day; `None` when a card has a finding in
+/// the parent (X2, or an exact duplicate left out: the view holds one record of the rows an
+/// `update` or `delete` changes together) or two records claim one line.
 #[allow(clippy::type_complexity)]
 fn held_cards(
     live: &MappedIndex,
@@ -319,12 +348,6 @@ fn held_cards(
     parent: &ParentState,
     built_on: Date,
 ) -> Result<Option<(BTreeMap<Vec<u8>, CardPlace>, Vec<(u32, Held)>, u64)>, BuildError> {
-    let x2: HashSet<u64> = parent
-        .lines
-        .iter()
-        .filter(|l| l.rule == "X2")
-        .map(|l| l.line)
-        .collect();
     let mut old = BTreeMap::new();
     let mut held = Vec::new();
     let mut covered = 0;
@@ -338,7 +361,7 @@ fn held_cards(
             let Some(v) = live.record_view(seg, r) else {
                 return Ok(None);
             };
-            if x2.contains(&u64::from(v.line())) {
+            if parent.on_cards.contains(&u64::from(v.line())) {
                 return Ok(None);
             }
             let record = v.record()?;
@@ -407,15 +430,17 @@ fn persons_share_a_branch(rows: &[(Record, u32)], persons: &[Option<PersonHash>]
 }
 
 /// The insurer's report lines in the new view, in a full path's order: the parent's lines of
-/// its files, the new files' (`new`), then the parent's X2 lines (on cards the path did not
-/// change, so the same), under the new state's name.
+/// its files, the new files' (`new`), then the parent's findings (`DUP`, X2: on cards the
+/// path did not change, so the same), under the new state's name.
 fn state_lines(
     parent: &ParentState,
     new: impl Iterator<Item = ReportLine>,
     state_file: &str,
 ) -> Vec<ReportLine> {
-    let (findings, files): (Vec<&ReportLine>, Vec<&ReportLine>) =
-        parent.lines.iter().partition(|l| l.rule == "X2");
+    let (findings, files): (Vec<&ReportLine>, Vec<&ReportLine>) = parent
+        .lines
+        .iter()
+        .partition(|l| l.rule == "X2" || l.rule == "DUP");
     let mut out: Vec<ReportLine> = files.into_iter().cloned().collect();
     out.extend(new);
     out.extend(findings.into_iter().map(|l| ReportLine {
