@@ -296,9 +296,7 @@ fn the_card_path_reads_only_the_new_change_files_and_answers_as_a_full_build() {
     );
     step(&snap, &data, tmp.path(), (0, 1));
 
-    // Delete then add of one key (the last record, so no later line moves): a record
-    // removed takes the full path, which finds the lines unmoved; the next change of the
-    // insurer takes the card path again.
+    // Delete then add of one key, by its card.
     changes(
         &snap,
         KYOSAI,
@@ -314,7 +312,7 @@ fn the_card_path_reads_only_the_new_change_files_and_answers_as_a_full_build() {
             member(KYOSAI, 6, BIRTHS[1], "2026-11-01", "")
         )],
     );
-    step(&snap, &data, tmp.path(), (0, 1));
+    step(&snap, &data, tmp.path(), (1, 0));
     changes(
         &snap,
         KYOSAI,
@@ -329,15 +327,16 @@ fn the_card_path_reads_only_the_new_change_files_and_answers_as_a_full_build() {
     );
     step(&snap, &data, tmp.path(), (2, 0));
 
-    // A record removed before others moves their lines: the full path, and the insurer
-    // stays on it until the next base (the view's lines are older than its state's).
+    // A record removed before others moves their lines up (the view keeps their old lines;
+    // the layer's removals say how they moved), and the next layers name them so: by the
+    // card path, and by the full path (kumiai's card 9, delivered twice).
     changes(
         &snap,
         KYOSAI,
         "20261117-000000",
         &[keyed("delete", KYOSAI, 2, "2015-04-01", "")],
     );
-    step_answers(&snap, &data, tmp.path(), (0, 1));
+    step(&snap, &data, tmp.path(), (1, 0));
     changes(
         &snap,
         KYOSAI,
@@ -350,14 +349,41 @@ fn the_card_path_reads_only_the_new_change_files_and_answers_as_a_full_build() {
         "20261118-000000",
         &[keyed("lose", KUMIAI, 11, "2020-04-01", "2026-11-18")],
     );
-    step_answers(&snap, &data, tmp.path(), (1, 1));
+    step(&snap, &data, tmp.path(), (2, 0));
+    changes(
+        &snap,
+        KUMIAI,
+        "20261119-000000",
+        &[keyed("delete", KUMIAI, 8, "2015-04-01", "")],
+    );
+    step(&snap, &data, tmp.path(), (1, 0));
+    changes(
+        &snap,
+        KUMIAI,
+        "20261120-000000",
+        &[keyed("lose", KUMIAI, 9, "2015-04-01", "2026-11-20")],
+    );
+    changes(
+        &snap,
+        KYOSAI,
+        "20261120-000000",
+        &[keyed("delete", KYOSAI, 1, "2015-04-01", "")],
+    );
+    step(&snap, &data, tmp.path(), (1, 1));
+    changes(
+        &snap,
+        KUMIAI,
+        "20261121-000000",
+        &[keyed("lose", KUMIAI, 10, "2015-04-01", "2026-11-21")],
+    );
+    step(&snap, &data, tmp.path(), (1, 0));
 }
 
 mod prop {
     //! Random change sequences built twice, step by step: by the card path where it can be
     //! exact (`Reuse::UnchangedInsurers`) and by the full path alone (`Reuse::WholeStates`).
     //! Each step's generations hold the same delta segments (by content), report lines,
-    //! layer accounting and answers.
+    //! layer accounting and answers, and name the lines a full build names.
     use super::*;
     use proptest::prelude::*;
 
@@ -445,6 +471,14 @@ mod prop {
                     (lb.cards_changed, lb.cards_removed, lb.persons_touched, lb.records_written)
                 );
                 prop_assert_eq!(answers(&cards), answers(&whole));
+                // And the lines a full build names (X1/X3 reasons aside, see
+                // `sorted_rejects`).
+                let full_dir = tmp.path().join(format!("f{day}"));
+                let full = run(&config(&snap, &full_dir, Reuse::Nothing)).unwrap();
+                prop_assert_eq!(
+                    sorted_rejects(&a.generation_dir),
+                    sorted_rejects(&full.generation_dir)
+                );
             }
         }
     }

@@ -12,11 +12,14 @@ use super::changes::hex;
 use super::encode::{InsurerPart, Link};
 use super::insurer::write_segment;
 use super::layer_cards::{insurer_change, lines_by_insurer, Touched};
-use super::layer_diff::{InsurerChange, LinesMoved, Replaced};
+use super::layer_diff::{
+    parent_links, removed_lines, InsurerChange, LinesMoved, RefOrder, Removals, Replaced,
+};
 use super::link::{push_person, sort_findings, Persons};
 use super::profile::{Phases, StageTimes};
 use super::report::{
-    read_rejects, ChangeOutcome, GenerationKind, InsurerReport, LayerReport, Report, ReportLine,
+    read_rejects, ChangeOutcome, GenerationKind, InsurerReport, LayerReport, Removal, Report,
+    ReportLine,
 };
 use super::reuse::file_identity;
 use super::run::{insurer_input, io_err, BuildConfig, BuildError, BuildOutcome};
@@ -298,7 +301,8 @@ pub(super) fn run_layer(
     number_delta_segments(&mut changes, first);
     phases.end("materialize_encode_diff");
     let files = FileNames::new(live, &plan.report, &changes);
-    let persons = layer_persons(live, &changes, &files);
+    let removed_lines = removed_lines(&plan.report, &changes, first);
+    let persons = layer_persons(live, &changes, &files, &removed_lines);
     phases.end("persons");
     let id = generations::new_generation_id();
     let tmp = store.begin(&id)?;
@@ -355,6 +359,9 @@ pub(super) fn run_layer(
     phases.end("verify");
     let lines = layer_lines(&plan, &changes, &persons);
     let mut report = layer_report(&plan, &changes, &persons, &id, &layer_name, bytes_written);
+    if let Some(l) = &mut report.layer {
+        l.removed_lines = removed_lines;
+    }
     report.refused = layer_guard(cfg, &plan.report, &changes);
     report.published = report.refused.is_empty();
     report.index_bytes = index.total_bytes();
@@ -462,7 +469,14 @@ impl FileNames {
 /// parent's records of the insurers the layer did not touch, and the touched insurers' new
 /// ones. A person left without records gets an entry without refs (not found, as in a full
 /// build).
-fn layer_persons(live: &MappedIndex, changes: &[InsurerChange], files: &FileNames) -> Persons {
+/// `removals`: what the layers, this one's included, removed from each insurer's state (a
+/// record kept from before moved up a line for each removed before it).
+fn layer_persons(
+    live: &MappedIndex,
+    changes: &[InsurerChange],
+    files: &FileNames,
+    removals: &BTreeMap<String, Vec<Removal>>,
+) -> Persons {
     let touched: BTreeSet<PersonHash> = changes
         .iter()
         .flat_map(|c| c.touched.iter().copied())
@@ -488,7 +502,12 @@ fn layer_persons(live: &MappedIndex, changes: &[InsurerChange], files: &FileName
         let from = new_links.partition_point(|(_, l)| l.hash < hash);
         let own = new_links[from..].iter().take_while(|(_, l)| l.hash == hash);
         ordered.extend(own.cloned());
-        ordered.extend(parent_links(live, hash, &replaced));
+        ordered.extend(parent_links(
+            live,
+            hash,
+            &replaced,
+            Removals(Some(removals)),
+        ));
         // A full build's order: by insurer, then as the insurer's segment has them.
         ordered.sort_unstable();
         group.clear();
@@ -506,40 +525,6 @@ fn layer_persons(live: &MappedIndex, changes: &[InsurerChange], files: &FileName
     }
     sort_findings(&mut out.findings);
     out
-}
-
-/// Where a full build puts a person's ref: its insurer's position, then the record's place
-/// in the insurer's segment (card key, then record; see `layer_diff::CardOrder` for a
-/// touched insurer's).
-type RefOrder = (usize, Vec<u8>, u32);
-
-/// A person's records in the parent's view, but those `replaced`.
-fn parent_links(
-    live: &MappedIndex,
-    hash: PersonHash,
-    replaced: &Replaced,
-) -> Vec<(RefOrder, Link)> {
-    let Some(entry) = live.find_person(hash) else {
-        return Vec::new();
-    };
-    live.person_refs(&entry)
-        .filter_map(|(seg, rec)| {
-            let v = live.record_view(seg as usize, rec as usize)?;
-            if replaced.insurers.contains(v.insurer_number()) {
-                return None;
-            }
-            let r = v.entry().ok()?;
-            let position = live.insurer_position(&v.insurer().entry.number)?;
-            let mut key = [0u8; MAX_CARD_KEY_BYTES];
-            let len = card_key(v.symbol(), v.number(), &mut key)?;
-            let card = (v.insurer_number().to_owned(), key[..len].to_vec());
-            if replaced.cards.contains(&card) {
-                return None;
-            }
-            let order = (position, key[..len].to_vec(), rec);
-            Some((order, Link::of_entry(hash, seg, rec, &r)))
-        })
-        .collect()
 }
 
 /// The layer file's bytes.
@@ -629,9 +614,9 @@ fn layer_lines(plan: &LayerPlan, changes: &[InsurerChange], persons: &Persons) -
                         .get(&l.line)
                         .filter(|(_, person)| person.is_none_or(|p| !touched.contains(&p)))
                         .map(|(line, _)| *line),
-                    LinesMoved::Kept => {
+                    LinesMoved::Shifted(removed) => {
                         let line = (c.number.to_string(), l.line);
-                        (!touched_lines.contains(&line)).then_some(l.line)
+                        (!touched_lines.contains(&line)).then(|| Removal::shift(removed, l.line))
                     }
                 };
                 if let Some(line) = moved {
@@ -660,13 +645,19 @@ fn touched_parent_records(
     touched: &HashSet<PersonHash>,
 ) -> HashSet<(String, u64)> {
     let live = &plan.live;
+    let removals = Removals(plan.report.layer.as_ref().map(|l| &l.removed_lines));
     let mut out = HashSet::new();
     for hash in touched {
         let Some(e) = live.find_person(*hash) else {
             continue;
         };
-        for v in live.person_records(&e) {
-            out.insert((v.insurer_number().to_owned(), u64::from(v.line())));
+        for (seg, rec) in live.person_refs(&e) {
+            let Some(v) = live.record_view(seg as usize, rec as usize) else {
+                continue;
+            };
+            let number = v.insurer_number();
+            let line = removals.line_now(number, seg as usize, u64::from(v.line()));
+            out.insert((number.to_owned(), line));
         }
     }
     out
@@ -772,6 +763,7 @@ fn layer_report(
         state_records,
         state_files,
         lines_shifted,
+        removed_lines: BTreeMap::new(),
         insurers_card_path: card_path,
         insurers_full_path: changes.len() as u64 - card_path,
         delivery_bytes_read: plan.bytes_read + changes.iter().map(|c| c.bytes_read).sum::<u64>(),

@@ -12,7 +12,7 @@ use super::encode::{encode_insurer, InsurerRows};
 use super::insurer::report_line;
 use super::layer_diff::{diff_cards, diff_insurer, open_alone, InsurerChange, LinesMoved};
 use super::profile::{Stage, StageTimes};
-use super::report::{Report, ReportLine};
+use super::report::{Removal, Report, ReportLine};
 use super::run::{BuildConfig, BuildError};
 use crate::domain::{Date, InsurerNumber, PersonHash, Record};
 use crate::format::{card_key, MAX_CARD_KEY_BYTES};
@@ -73,6 +73,12 @@ pub(super) fn insurer_change(
     let mut inputs = ChangeInput::read_all(&d.changes[..t.known])?;
     let prefix_bytes: u64 = inputs.iter().map(|c| c.bytes.len() as u64).sum();
     inputs.extend(t.read.iter().cloned());
+    let removals = report
+        .layer
+        .as_ref()
+        .and_then(|l| l.removed_lines.get(number))
+        .map_or(&[][..], Vec::as_slice);
+    let line_now = |seg: usize, line: u64| Removal::line_now(removals, seg, line);
     let mut change = diff_insurer(
         live,
         t.position,
@@ -82,6 +88,7 @@ pub(super) fn insurer_change(
         cfg,
         delta_segment,
         stages,
+        &line_now,
     )?;
     change.bytes_read += prefix_bytes;
     Ok(change)
@@ -97,6 +104,16 @@ pub(super) struct ParentState {
     /// Lines of records whose card has a finding (X2, or a `DUP` kept): the card path
     /// cannot change such a card exactly.
     on_cards: HashSet<u64>,
+    /// What the layers since the base removed from the state.
+    removals: Vec<Removal>,
+}
+
+impl ParentState {
+    /// The line in the parent's state of a record of segment `segment` with `line` in the
+    /// view.
+    fn line_now(&self, segment: usize, line: u64) -> u64 {
+        Removal::line_now(&self.removals, segment, line)
+    }
 }
 
 /// The parent's state of insurer `number` when the card path can be exact for it, else
@@ -143,7 +160,29 @@ pub(super) fn parent_state(
         covered_today,
         lines: lines.to_vec(),
         on_cards,
+        removals: layer
+            .and_then(|l| l.removed_lines.get(number).cloned())
+            .unwrap_or_default(),
     })
+}
+
+/// A finding's reason with the line it names (`… as line N …`, as `DUP` and X2 reasons
+/// name the other row) moved up for the records `removed` before it.
+fn shift_reason(reason: &str, removed: &[u64]) -> String {
+    const AT: &str = "as line ";
+    let Some(at) = reason.find(AT).map(|i| i + AT.len()) else {
+        return reason.to_owned();
+    };
+    let digits = reason[at..].bytes().take_while(u8::is_ascii_digit).count();
+    match reason[at..at + digits].parse::<u64>() {
+        Ok(line) => format!(
+            "{}{}{}",
+            &reason[..at],
+            Removal::shift(removed, line),
+            &reason[at + digits..]
+        ),
+        Err(_) => reason.to_owned(),
+    }
 }
 
 /// The line a `DUP` line's reason names as kept (`encode::segment_order` writes it).
@@ -228,8 +267,7 @@ pub(super) fn card_path(
         return Ok(None);
     };
     let (old, initial, old_covered) = held;
-    let initial_count = initial.len();
-    let (initial_lines, initial): (Vec<u32>, Vec<Held>) = initial.into_iter().unzip();
+    let (initial_lines, initial): (Vec<u64>, Vec<Held>) = initial.into_iter().unzip();
     let mut state = State::new(initial);
     let mut issues = Vec::new();
     let summaries: Vec<_> = inputs
@@ -242,23 +280,12 @@ pub(super) fn card_path(
         .collect();
     check_change_files(&summaries, &issues)?;
     clock.end(Stage::Materialize);
-    if state.removed() > 0 {
-        return Ok(None);
-    }
-    let records = state.into_records();
-    let added = (records.len() - initial_count) as u64;
-    let first_added = parent.state_records + 2;
-    let (rows, persons): (Vec<(Record, u32)>, Vec<Option<PersonHash>>) = records
-        .into_iter()
-        .enumerate()
-        .map(|(i, h)| {
-            let line = initial_lines.get(i).copied().unwrap_or_else(|| {
-                let at = first_added + (i - initial_count) as u64;
-                u32::try_from(at).unwrap_or(u32::MAX)
-            });
-            ((h.record, line), h.person)
-        })
-        .unzip();
+    let Numbered {
+        rows,
+        persons,
+        removed,
+        state_records,
+    } = numbered(state.into_slots(), &initial_lines, parent.state_records);
     if persons_share_a_branch(&rows, &persons) {
         return Ok(None);
     }
@@ -283,7 +310,8 @@ pub(super) fn card_path(
     }
     clock.end(Stage::Encode);
     let new = open_alone(&part, cfg)?;
-    let diff = diff_cards(live, &new, old, delta_segment)?;
+    let line_now = |seg: usize, line: u64| parent.line_now(seg, line);
+    let diff = diff_cards(live, &new, old, delta_segment, &line_now)?;
     let delta = diff
         .encoded_delta(&part, (rows, persons), cfg, delta_segment)
         .transpose()?;
@@ -302,20 +330,73 @@ pub(super) fn card_path(
         position,
         number,
         covered_today: parent.covered_today + u64::from(part.covered_count) - old_covered,
-        state_records: parent.state_records + added,
+        state_records,
         applied,
-        lines: state_lines(parent, issues.into_iter().map(report_line), &state_file),
+        lines: state_lines(
+            parent,
+            issues.into_iter().map(report_line),
+            &state_file,
+            &removed,
+        ),
         state_file,
         delta,
         tombstones: diff.tombstones,
         links,
         touched: diff.touched,
-        lines_moved: LinesMoved::Kept,
+        lines_moved: LinesMoved::Shifted(removed.clone()),
         cards: Some(keys.into_keys().collect()),
         cards_changed: diff.changed.len() as u64,
+        removed,
         lines_shifted: false,
         bytes_read: 0,
     }))
+}
+
+/// The named cards' state after the change files, numbered as the materialized state.
+struct Numbered {
+    rows: Vec<(Record, u32)>,
+    persons: Vec<Option<PersonHash>>,
+    /// Lines (before) of the records removed, ascending.
+    removed: Vec<u64>,
+    /// Rows of the whole state after.
+    state_records: u64,
+}
+
+/// Numbers the slots of the named cards' state (`initial_lines`: the lines of the records
+/// it started with, ascending) as the whole state's rows: a record kept moves up a line for
+/// each removed before it; one added follows the state's last (`state_records` before).
+fn numbered(slots: Vec<Option<Held>>, initial_lines: &[u64], state_records: u64) -> Numbered {
+    let mut removed = Vec::new();
+    let mut kept = Vec::new();
+    let mut added = Vec::new();
+    for (i, slot) in slots.into_iter().enumerate() {
+        match (slot, initial_lines.get(i)) {
+            (None, Some(&line)) => removed.push(line),
+            (None, None) => {}
+            (Some(h), Some(&line)) => kept.push((h, line)),
+            (Some(h), None) => added.push(h),
+        }
+    }
+    let state_records = state_records - removed.len() as u64;
+    let line32 = |line: u64| u32::try_from(line).unwrap_or(u32::MAX);
+    let kept = kept
+        .into_iter()
+        .map(|(h, line)| (h, line32(Removal::shift(&removed, line))));
+    let added_count = added.len() as u64;
+    let added = added
+        .into_iter()
+        .enumerate()
+        .map(|(k, h)| (h, line32(state_records + 2 + k as u64)));
+    let (rows, persons) = kept
+        .chain(added)
+        .map(|(h, line)| ((h.record, line), h.person))
+        .unzip();
+    Numbered {
+        rows,
+        persons,
+        removed,
+        state_records: state_records + added_count,
+    }
 }
 
 /// The cards (keys as in a segment's FST, with their symbol and number) the valid rows of
@@ -347,7 +428,7 @@ fn held_cards(
     keys: &BTreeMap<Vec<u8>, (String, String)>,
     parent: &ParentState,
     built_on: Date,
-) -> Result<Option<(BTreeMap<Vec<u8>, CardPlace>, Vec<(u32, Held)>, u64)>, BuildError> {
+) -> Result<Option<(BTreeMap<Vec<u8>, CardPlace>, Vec<(u64, Held)>, u64)>, BuildError> {
     let mut old = BTreeMap::new();
     let mut held = Vec::new();
     let mut covered = 0;
@@ -361,13 +442,14 @@ fn held_cards(
             let Some(v) = live.record_view(seg, r) else {
                 return Ok(None);
             };
-            if parent.on_cards.contains(&u64::from(v.line())) {
+            let line = parent.line_now(seg, u64::from(v.line()));
+            if parent.on_cards.contains(&line) {
                 return Ok(None);
             }
             let record = v.record()?;
             covered += u64::from(record.covers(built_on));
             held.push((
-                v.line(),
+                line,
                 Held {
                     record,
                     person: v.person(),
@@ -436,6 +518,7 @@ fn state_lines(
     parent: &ParentState,
     new: impl Iterator<Item = ReportLine>,
     state_file: &str,
+    removed: &[u64],
 ) -> Vec<ReportLine> {
     let (findings, files): (Vec<&ReportLine>, Vec<&ReportLine>) = parent
         .lines
@@ -445,6 +528,8 @@ fn state_lines(
     out.extend(new);
     out.extend(findings.into_iter().map(|l| ReportLine {
         file: state_file.to_owned(),
+        line: Removal::shift(removed, l.line),
+        reason: shift_reason(&l.reason, removed),
         ..l.clone()
     }));
     out

@@ -13,7 +13,7 @@ use super::changes::encode_state;
 use super::encode::{encode_insurer, InsurerPart, InsurerRows, Link};
 use super::insurer::InsurerResult;
 use super::profile::{Stage, StageTimes};
-use super::report::{ChangeReport, ReportLine};
+use super::report::{ChangeReport, Removal, Report, ReportLine};
 use super::run::{insurer_input, BuildConfig, BuildError};
 use crate::domain::{InsurerNumber, PersonHash, Record};
 use crate::format::writer::{segment_file_bytes, write_index, IndexContents};
@@ -54,8 +54,11 @@ pub(super) struct InsurerChange {
     /// full path), else the card path's cards.
     pub cards: Option<HashSet<Vec<u8>>>,
     pub cards_changed: u64,
-    /// Whether a record's line in the state may differ from the one the view holds for it
-    /// (a record removed before it): the next layer cannot take lines from the view.
+    /// The records this layer removed from the state, by their lines before it (ascending):
+    /// every record the view keeps moves up a line for each before it.
+    pub removed: Vec<u64>,
+    /// Whether lines moved in a way `removed` does not say: the next layer cannot take
+    /// lines from the view.
     pub lines_shifted: bool,
     /// Bytes of delivery files the path read itself (the change files the plan read aside;
     /// the full path's caller adds those it read for it).
@@ -90,14 +93,88 @@ impl Replaced {
     }
 }
 
+/// What the layers removed from each insurer's state (`LayerReport::removed_lines`).
+#[derive(Clone, Copy)]
+pub(super) struct Removals<'a>(pub Option<&'a BTreeMap<String, Vec<Removal>>>);
+
+impl Removals<'_> {
+    /// The line now of insurer `number`'s record of segment `segment` with `line` in the
+    /// view.
+    pub fn line_now(&self, number: &str, segment: usize, line: u64) -> u64 {
+        match self.0.and_then(|m| m.get(number)) {
+            Some(r) => Removal::line_now(r, segment, line),
+            None => line,
+        }
+    }
+}
+
+/// The parent's removals with this layer's (its first segment `first`).
+pub(super) fn removed_lines(
+    report: &Report,
+    changes: &[InsurerChange],
+    first: u32,
+) -> BTreeMap<String, Vec<Removal>> {
+    let mut out = report
+        .layer
+        .as_ref()
+        .map(|l| l.removed_lines.clone())
+        .unwrap_or_default();
+    for c in changes.iter().filter(|c| !c.removed.is_empty()) {
+        out.entry(c.number.to_string()).or_default().push(Removal {
+            first_segment: first,
+            lines: c.removed.clone(),
+        });
+    }
+    out
+}
+
+/// Where a full build puts a person's ref: its insurer's position, then the record's place
+/// in the insurer's segment (card key, then record; see `layer_diff::CardOrder` for a
+/// touched insurer's).
+pub(super) type RefOrder = (usize, Vec<u8>, u32);
+
+/// A person's records in the parent's view, but those `replaced`.
+pub(super) fn parent_links(
+    live: &MappedIndex,
+    hash: PersonHash,
+    replaced: &Replaced,
+    removals: Removals<'_>,
+) -> Vec<(RefOrder, Link)> {
+    let Some(entry) = live.find_person(hash) else {
+        return Vec::new();
+    };
+    live.person_refs(&entry)
+        .filter_map(|(seg, rec)| {
+            let v = live.record_view(seg as usize, rec as usize)?;
+            if replaced.insurers.contains(v.insurer_number()) {
+                return None;
+            }
+            let r = v.entry().ok()?;
+            let position = live.insurer_position(&v.insurer().entry.number)?;
+            let mut key = [0u8; MAX_CARD_KEY_BYTES];
+            let len = card_key(v.symbol(), v.number(), &mut key)?;
+            let card = (v.insurer_number().to_owned(), key[..len].to_vec());
+            if replaced.cards.contains(&card) {
+                return None;
+            }
+            let order = (position, key[..len].to_vec(), rec);
+            let mut link = Link::of_entry(hash, seg, rec, &r);
+            let line = removals.line_now(v.insurer_number(), seg as usize, u64::from(r.line));
+            link.line = u32::try_from(line).unwrap_or(u32::MAX);
+            Some((order, link))
+        })
+        .collect()
+}
+
 /// Where the parent's X1/X3 lines of the insurer's unchanged records go.
 pub(super) enum LinesMoved {
     /// An unchanged record's line in the parent's state → its line in the new state, and its
     /// person: cross-insurer lines of untouched persons move with them.
     Map(HashMap<u64, (u64, Option<PersonHash>)>),
-    /// Every record kept its line (the card path: nothing removed): the lines of untouched
-    /// persons stay, renamed to the new state file.
-    Kept,
+    /// Every record kept moves up a line for each of these (the card path's removed
+    /// records' lines before the layer, ascending): the lines of untouched persons move so,
+    /// renamed to the new state file.
+    Shifted(Vec<u64>),
 }
 
 /// A card of the new state: its records in the path's encoding (`start`, `count`) and where
@@ -123,6 +200,7 @@ pub(super) fn diff_insurer(
     cfg: &BuildConfig,
     delta_segment: u32,
     stages: &StageTimes,
+    line_now: &dyn Fn(usize, u64) -> u64,
 ) -> Result<InsurerChange, BuildError> {
     let mut clock = stages.clock();
     let mut rows = Vec::new();
@@ -139,7 +217,7 @@ pub(super) fn diff_insurer(
             None => old.remove(&k),
         };
     }
-    let diff = diff_cards(live, &new, old, delta_segment)?;
+    let diff = diff_cards(live, &new, old, delta_segment, line_now)?;
     let InsurerResult {
         part,
         counts,
@@ -155,7 +233,13 @@ pub(super) fn diff_insurer(
         super::reuse::file_identity(&f.path).map_or(0, |i| i.0)
     });
     clock.end(Stage::Diff);
-    let lines_shifted = diff.lines_moved.iter().any(|(was, (now, _))| was != now);
+    // Lines of the records kept from before (not rewritten) as a removal's map. A state
+    // with exact duplicates has rows the view does not hold, whose lines it cannot map.
+    let removed = removed_by_shift(&diff.lines_moved);
+    let lines_shifted = removed
+        .as_ref()
+        .is_none_or(|r| !r.is_empty() && part.rows_deduplicated > 0);
+    let removed = removed.filter(|_| !lines_shifted).unwrap_or_default();
     Ok(InsurerChange {
         position,
         number: part.number,
@@ -171,9 +255,29 @@ pub(super) fn diff_insurer(
         lines_moved: LinesMoved::Map(diff.lines_moved),
         cards: None,
         cards_changed: diff.changed.len() as u64,
+        removed,
         lines_shifted,
         bytes_read: snapshot_bytes,
     })
+}
+
+/// Removed lines that map every kept record's line before (`moved`: before → after) as
+/// the state's removals did: for each rise of the shift between two kept lines, that many
+/// at the lower (a record removed between them counts for every line from the upper on).
+/// `None` when a line moved down, which no removal does.
+fn removed_by_shift(moved: &HashMap<u64, (u64, Option<PersonHash>)>) -> Option<Vec<u64>> {
+    let mut pairs: Vec<(u64, u64)> = moved.iter().map(|(&was, &(now, _))| (was, now)).collect();
+    pairs.sort_unstable();
+    let (mut out, mut below, mut shift) = (Vec::new(), 0, 0);
+    for (was, now) in pairs {
+        let s = was.checked_sub(now)?;
+        if s < shift {
+            return None;
+        }
+        out.extend(std::iter::repeat_n(below, (s - shift) as usize));
+        (below, shift) = (was, s);
+    }
+    Some(out)
 }
 
 /// The cards of a path's encoding (`new`) compared with where the parent's view has them
@@ -187,11 +291,14 @@ pub(super) struct CardDiff {
     delta_records: usize,
 }
 
+/// `line_now` gives a parent's record's line in the parent's state from its segment and its
+/// line in the view.
 pub(super) fn diff_cards(
     live: &MappedIndex,
     new: &Index<Vec<u8>>,
     mut old: BTreeMap<Vec<u8>, CardPlace>,
     delta_segment: u32,
+    line_now: &dyn Fn(usize, u64) -> u64,
 ) -> Result<CardDiff, BuildError> {
     let mut touched = HashSet::new();
     let mut mark = |seg: usize,
@@ -224,7 +331,8 @@ pub(super) fn diff_cards(
                 if let (Some(x), Some(y)) =
                     (live.record_view(seg, a + j), new.record_view(0, start + j))
                 {
-                    lines_moved.insert(u64::from(x.line()), (u64::from(y.line()), y.person()));
+                    let was = line_now(seg, u64::from(x.line()));
+                    lines_moved.insert(was, (u64::from(y.line()), y.person()));
                 }
             }
             placed.push(Placed {

@@ -244,6 +244,34 @@ pub struct Report {
 /// it too).
 pub use crate::generations::GenerationKind;
 
+/// The records one layer removed from an insurer's state ([`LayerReport::removed_lines`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Removal {
+    /// The layer's first segment in the global numbering: records in segments before it
+    /// were in the view before the layer.
+    pub first_segment: u32,
+    /// Lines (before the layer) of the records removed, ascending; a line may repeat.
+    pub lines: Vec<u64>,
+}
+
+impl Removal {
+    /// The line now of a record in segment `segment` whose line in the view is `line`,
+    /// after the layers `removals` (in order).
+    pub fn line_now(removals: &[Removal], segment: usize, line: u64) -> u64 {
+        removals
+            .iter()
+            .filter(|r| r.first_segment as usize > segment)
+            .fold(line, |line, r| {
+                line - r.lines.partition_point(|&x| x < line) as u64
+            })
+    }
+
+    /// A layer's removals as the line map they make: `line` before → after.
+    pub fn shift(lines: &[u64], line: u64) -> u64 {
+        line - lines.partition_point(|&x| x < line) as u64
+    }
+}
+
 /// A layer generation's own part of `report.json`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerReport {
@@ -274,10 +302,16 @@ pub struct LayerReport {
     /// its last layer: what X1/X3 lines name its records by.
     #[serde(default)]
     pub state_files: BTreeMap<String, String>,
-    /// Insurers whose records' lines in the view may be older than their state's (a layer
-    /// removed a record before them): their changes take the full path until the next base.
+    /// Insurers whose records' lines in the view may be older than their state's in a way
+    /// `removed_lines` does not say (a full path removed records of a state with exact
+    /// duplicates): their changes take the full path until the next base.
     #[serde(default)]
     pub lines_shifted: BTreeSet<String>,
+    /// Per insurer, the records each layer since the base removed from its state, by their
+    /// lines before that layer: a record the view keeps from before that layer has moved up
+    /// a line for each removed before it (its line in the view is not rewritten).
+    #[serde(default)]
+    pub removed_lines: BTreeMap<String, Vec<Removal>>,
     /// Touched insurers this layer computed by their named cards (the card path) and by
     /// their whole state (the full path); docs/delivery.md, "Change generations".
     #[serde(default)]

@@ -173,6 +173,11 @@ impl<T: Changeable> State<T> {
         self.replaced
     }
 
+    /// Every record pushed, in order: `None` where one was removed.
+    pub fn into_slots(self) -> Vec<Option<T>> {
+        self.records
+    }
+
     pub fn into_records(self) -> Vec<T> {
         self.records.into_iter().flatten().collect()
     }
