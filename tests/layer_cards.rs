@@ -210,6 +210,30 @@ fn step_answers(
 }
 
 #[test]
+fn a_snapshot_numbered_as_its_state_takes_the_card_path_at_its_first_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (snap, data) = (tmp.path().join("s"), tmp.path().join("d"));
+    base(&snap);
+    for insurer in INSURERS {
+        fs::remove_dir_all(snap.join(insurer).join("changes")).unwrap();
+    }
+    // Kumiai's snapshot has a row rejected: its lines are not its state's rows.
+    let path = snap.join(KUMIAI).join("20261101.csv");
+    let text = fs::read_to_string(&path).unwrap();
+    fs::write(&path, text.replacen("\n", "\nnot,a,row\n", 1)).unwrap();
+    run(&config(&snap, &data, Reuse::UnchangedInsurers)).unwrap();
+    let lose = |insurer, c| keyed("lose", insurer, c, "2015-04-01", "2026-11-11");
+    changes(&snap, KYOSAI, "20261111-000000", &[lose(KYOSAI, 3)]);
+    changes(&snap, KUMIAI, "20261111-000000", &[lose(KUMIAI, 10)]);
+    step(&snap, &data, tmp.path(), (1, 1));
+    // Kumiai's state moved every line up from its snapshot's, and it has a duplicate row
+    // the view does not hold: it keeps the full path; kyosai the card path.
+    changes(&snap, KUMIAI, "20261112-000000", &[lose(KUMIAI, 8)]);
+    changes(&snap, KYOSAI, "20261112-000000", &[lose(KYOSAI, 4)]);
+    step(&snap, &data, tmp.path(), (1, 1));
+}
+
+#[test]
 fn the_card_path_reads_only_the_new_change_files_and_answers_as_a_full_build() {
     let tmp = tempfile::tempdir().unwrap();
     let (snap, data) = (tmp.path().join("s"), tmp.path().join("d"));
@@ -434,11 +458,18 @@ mod prop {
                 (proptest::option::of(rows()), proptest::option::of(rows())),
                 1..5,
             ),
+            plain in any::<(bool, bool)>(),
         ) {
             let tmp = tempfile::tempdir().unwrap();
             let snap = tmp.path().join("s");
             let (cards, whole) = (tmp.path().join("c"), tmp.path().join("w"));
             base(&snap);
+            // An insurer of snapshots alone in the base: its records numbered by lines.
+            for (insurer, plain) in [(KYOSAI, plain.0), (KUMIAI, plain.1)] {
+                if plain {
+                    fs::remove_dir_all(snap.join(insurer).join("changes")).unwrap();
+                }
+            }
             for data in [&cards, &whole] {
                 run(&config(&snap, data, Reuse::UnchangedInsurers)).unwrap();
             }

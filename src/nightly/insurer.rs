@@ -34,6 +34,8 @@ pub(super) struct InsurerResult {
     pub state_file: Option<String>,
     /// Its change files, applied and superseded.
     pub changes: Vec<ChangeReport>,
+    /// See [`InsurerReport::state_numbered`](super::report::InsurerReport).
+    pub state_numbered: bool,
 }
 
 pub(super) fn report_line(issue: Issue) -> ReportLine {
@@ -101,6 +103,12 @@ fn read_and_encode(
             )
         }
     };
+    // Row i on line i + 2 (none rejected, none over several lines): numbered as its state.
+    let state_numbered = summary.rejected == 0
+        && summary.file_reject.is_none()
+        && rows
+            .last()
+            .is_none_or(|(_, line)| u64::from(*line) == rows.len() as u64 + 1);
     lines.extend(summary.file_warnings.iter().cloned().map(report_line));
     lines.extend(summary.file_reject.iter().cloned().map(report_line));
     let rows_in_file = rows.len() as u64;
@@ -150,6 +158,7 @@ fn read_and_encode(
         encoding: summary.encoding.map(|e| e.as_str().to_owned()),
         state_file: None,
         changes: Vec::new(),
+        state_numbered,
     })
 }
 
@@ -236,6 +245,7 @@ fn process_snapshot(
                         file: report.file.clone(),
                         state_file: None,
                         changes: Vec::new(),
+                        state_numbered: report.state_numbered,
                     });
                 }
                 // Parsed afresh below: a fresh segment replaces the corrupt one.

@@ -117,11 +117,11 @@ impl ParentState {
 }
 
 /// The parent's state of insurer `number` when the card path can be exact for it, else
-/// `None`: the parent holds the insurer's state materialized (a change file applied, so its
-/// records are numbered by the state's rows, not a snapshot's lines); no line moved since
-/// (no record removed by a layer's full path); the day is the parent's (members covered
-/// today count as of the build's day); and each `DUP` line names the line kept. `lines`
-/// are the insurer's report lines but X1/X3 ([`lines_by_insurer`]).
+/// `None`: the parent numbers the insurer's records as its state does (a change file
+/// applied, or a snapshot whose rows are its lines 2, 3, …: `state_numbered`); no line
+/// moved in a way the layers' removals do not say (`lines_shifted`); the day is the
+/// parent's (members covered today count as of the build's day); and each `DUP` line names
+/// the line kept. `lines` are the insurer's report lines but X1/X3 ([`lines_by_insurer`]).
 pub(super) fn parent_state(
     report: &Report,
     lines: &[ReportLine],
@@ -130,16 +130,16 @@ pub(super) fn parent_state(
     built_on: Date,
 ) -> Option<ParentState> {
     let layer = report.layer.as_ref();
-    if applied_before == 0
+    let base = report
+        .insurers
+        .iter()
+        .find(|r| r.insurer_number == number)?;
+    if (applied_before == 0 && !base.state_numbered)
         || report.built_on != built_on.to_string()
         || layer.is_some_and(|l| l.lines_shifted.contains(number))
     {
         return None;
     }
-    let base = report
-        .insurers
-        .iter()
-        .find(|r| r.insurer_number == number)?;
     let state_records = layer
         .and_then(|l| l.state_records.get(number).copied())
         .unwrap_or(base.counts.rows_indexed + base.counts.rows_deduplicated);

@@ -134,6 +134,11 @@ pub struct InsurerReport {
     /// (`DUP`, `X1`–`X3`) name its lines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_file: Option<String>,
+    /// Its records are numbered as its materialized state numbers them (record i on line
+    /// i + 2): a state, or a snapshot whose rows are its lines 2, 3, … (none rejected, none
+    /// over several lines). A change generation's card path needs it.
+    #[serde(default)]
+    pub state_numbered: bool,
     #[serde(flatten)]
     pub counts: Counts,
 }

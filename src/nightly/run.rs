@@ -296,6 +296,7 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
             encoding: None,
             changes: Vec::new(),
             state_file: None,
+            state_numbered: false,
             counts,
         });
         lines.push(line);
@@ -497,6 +498,7 @@ fn split(results: Vec<InsurerResult>) -> Split {
             encoding: r.encoding,
             changes: r.changes,
             state_file: r.state_file,
+            state_numbered: r.state_numbered,
             counts: r.counts,
         });
         lines.extend(r.lines);

@@ -493,6 +493,7 @@ mod tests {
                     })
                     .collect(),
                 state_file: None,
+                state_numbered: false,
                 counts: Counts::default(),
             })
             .collect();
