@@ -226,11 +226,11 @@ fn a_snapshot_numbered_as_its_state_takes_the_card_path_at_its_first_change() {
     changes(&snap, KYOSAI, "20261111-000000", &[lose(KYOSAI, 3)]);
     changes(&snap, KUMIAI, "20261111-000000", &[lose(KUMIAI, 10)]);
     step(&snap, &data, tmp.path(), (1, 1));
-    // Kumiai's state moved every line up from its snapshot's, and it has a duplicate row
-    // the view does not hold: it keeps the full path; kyosai the card path.
+    // Kumiai's state moved every line up from its snapshot's (as a removal before them):
+    // both by their cards now.
     changes(&snap, KUMIAI, "20261112-000000", &[lose(KUMIAI, 8)]);
     changes(&snap, KYOSAI, "20261112-000000", &[lose(KYOSAI, 4)]);
-    step(&snap, &data, tmp.path(), (1, 1));
+    step(&snap, &data, tmp.path(), (2, 0));
 }
 
 #[test]

@@ -233,13 +233,11 @@ pub(super) fn diff_insurer(
         super::reuse::file_identity(&f.path).map_or(0, |i| i.0)
     });
     clock.end(Stage::Diff);
-    // Lines of the records kept from before (not rewritten) as a removal's map. A state
-    // with exact duplicates has rows the view does not hold, whose lines it cannot map.
+    // Lines of the records the view keeps from before (not rewritten) as a removal's map:
+    // exact at each of them, the only lines it is asked for (report lines are the state's).
     let removed = removed_by_shift(&diff.lines_moved);
-    let lines_shifted = removed
-        .as_ref()
-        .is_none_or(|r| !r.is_empty() && part.rows_deduplicated > 0);
-    let removed = removed.filter(|_| !lines_shifted).unwrap_or_default();
+    let lines_shifted = removed.is_none();
+    let removed = removed.unwrap_or_default();
     Ok(InsurerChange {
         position,
         number: part.number,

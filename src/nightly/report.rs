@@ -307,9 +307,9 @@ pub struct LayerReport {
     /// its last layer: what X1/X3 lines name its records by.
     #[serde(default)]
     pub state_files: BTreeMap<String, String>,
-    /// Insurers whose records' lines in the view may be older than their state's in a way
-    /// `removed_lines` does not say (a full path removed records of a state with exact
-    /// duplicates): their changes take the full path until the next base.
+    /// Insurers whose records' lines in the view moved in a way `removed_lines` cannot say
+    /// (a line moved down, which no removal does: a guard): their changes take the full
+    /// path until the next base.
     #[serde(default)]
     pub lines_shifted: BTreeSet<String>,
     /// Per insurer, the records each layer since the base removed from its state, by their
