@@ -61,7 +61,7 @@ pub(super) fn process_state(
                         encoding: report.encoding.clone(),
                         file: report.file.clone(),
                         state_file: report.state_file.clone(),
-                        state_numbered: report.state_numbered,
+                        line_gaps: report.line_gaps.clone(),
                         changes: report
                             .changes
                             .iter()
@@ -173,7 +173,7 @@ pub(super) fn encode_state(
             .map(|e| e.as_str().to_owned()),
         file: d.snapshot.as_ref().map(|f| f.rel_path.to_string()),
         state_file: Some(state_file),
-        state_numbered: true,
+        line_gaps: Some(Vec::new()),
         changes: changes
             .iter()
             .zip(inputs)

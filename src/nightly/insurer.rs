@@ -34,8 +34,8 @@ pub(super) struct InsurerResult {
     pub state_file: Option<String>,
     /// Its change files, applied and superseded.
     pub changes: Vec<ChangeReport>,
-    /// See [`InsurerReport::state_numbered`](super::report::InsurerReport).
-    pub state_numbered: bool,
+    /// See [`InsurerReport::line_gaps`](super::report::InsurerReport).
+    pub line_gaps: Option<Vec<u64>>,
 }
 
 pub(super) fn report_line(issue: Issue) -> ReportLine {
@@ -103,12 +103,7 @@ fn read_and_encode(
             )
         }
     };
-    // Row i on line i + 2 (none rejected, none over several lines): numbered as its state.
-    let state_numbered = summary.rejected == 0
-        && summary.file_reject.is_none()
-        && rows
-            .last()
-            .is_none_or(|(_, line)| u64::from(*line) == rows.len() as u64 + 1);
+    let line_gaps = Some(line_gaps(&rows));
     lines.extend(summary.file_warnings.iter().cloned().map(report_line));
     lines.extend(summary.file_reject.iter().cloned().map(report_line));
     let rows_in_file = rows.len() as u64;
@@ -158,8 +153,22 @@ fn read_and_encode(
         encoding: summary.encoding.map(|e| e.as_str().to_owned()),
         state_file: None,
         changes: Vec::new(),
-        state_numbered,
+        line_gaps,
     })
+}
+
+/// The lines from 2 on that start no indexed row (a row rejected, a row's further lines),
+/// in order: row i of the state is on line i + 2, so a row's line less the gaps before it
+/// is its state's.
+fn line_gaps(rows: &[(crate::domain::Record, u32)]) -> Vec<u64> {
+    let mut gaps = Vec::new();
+    let mut next = 2;
+    for (_, line) in rows {
+        let line = u64::from(*line);
+        gaps.extend(next..line);
+        next = line + 1;
+    }
+    gaps
 }
 
 /// Room for the rows of a snapshot of `file_bytes`: rows take about 100 bytes (107 in the
@@ -245,7 +254,7 @@ fn process_snapshot(
                         file: report.file.clone(),
                         state_file: None,
                         changes: Vec::new(),
-                        state_numbered: report.state_numbered,
+                        line_gaps: report.line_gaps.clone(),
                     });
                 }
                 // Parsed afresh below: a fresh segment replaces the corrupt one.

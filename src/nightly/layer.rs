@@ -13,7 +13,7 @@ use super::encode::{InsurerPart, Link};
 use super::insurer::write_segment;
 use super::layer_cards::{insurer_change, lines_by_insurer, Touched};
 use super::layer_diff::{
-    parent_links, removed_lines, InsurerChange, LinesMoved, RefOrder, Removals, Replaced,
+    parent_links, removed_lines, InsurerChange, LineMaps, LinesMoved, RefOrder, Replaced,
 };
 use super::link::{push_person, sort_findings, Persons};
 use super::profile::{Phases, StageTimes};
@@ -287,6 +287,19 @@ pub(super) fn run_layer(
         .iter()
         .map(|t| t.delivery.insurer.number.as_str());
     let own_lines = lines_by_insurer(&plan.lines, numbers);
+    let no_removals = BTreeMap::new();
+    let parent_removals = plan
+        .report
+        .layer
+        .as_ref()
+        .map_or(&no_removals, |l| &l.removed_lines);
+    let untouched = std::iter::empty();
+    let parent_maps = LineMaps::new(
+        &plan.report,
+        parent_removals,
+        live.base_insurers(),
+        untouched,
+    );
     let mut changes = plan
         .touched
         .par_iter()
@@ -295,14 +308,17 @@ pub(super) fn run_layer(
             let own = own_lines
                 .get(t.delivery.insurer.number.as_str())
                 .map_or(&[][..], Vec::as_slice);
-            insurer_change((live, &plan.report, own), t, cfg, first + k as u32, &stages)
+            let parent = (live, &plan.report, &parent_maps, own);
+            insurer_change(parent, t, cfg, first + k as u32, &stages)
         })
         .collect::<Result<Vec<_>, _>>()?;
     number_delta_segments(&mut changes, first);
     phases.end("materialize_encode_diff");
     let files = FileNames::new(live, &plan.report, &changes);
     let removed_lines = removed_lines(&plan.report, &changes, first);
-    let persons = layer_persons(live, &changes, &files, &removed_lines);
+    let touched = changes.iter().map(|c| c.number.to_string());
+    let new_maps = LineMaps::new(&plan.report, &removed_lines, live.base_insurers(), touched);
+    let persons = layer_persons(live, &changes, &files, &new_maps);
     phases.end("persons");
     let id = generations::new_generation_id();
     let tmp = store.begin(&id)?;
@@ -357,7 +373,7 @@ pub(super) fn run_layer(
         "the layer generation carries its id"
     );
     phases.end("verify");
-    let lines = layer_lines(&plan, &changes, &persons);
+    let lines = layer_lines(&plan, &changes, &persons, &parent_maps);
     let mut report = layer_report(&plan, &changes, &persons, &id, &layer_name, bytes_written);
     if let Some(l) = &mut report.layer {
         l.removed_lines = removed_lines;
@@ -469,13 +485,12 @@ impl FileNames {
 /// parent's records of the insurers the layer did not touch, and the touched insurers' new
 /// ones. A person left without records gets an entry without refs (not found, as in a full
 /// build).
-/// `removals`: what the layers, this one's included, removed from each insurer's state (a
-/// record kept from before moved up a line for each removed before it).
+/// `lines`: how the new generation numbers each insurer's records.
 fn layer_persons(
     live: &MappedIndex,
     changes: &[InsurerChange],
     files: &FileNames,
-    removals: &BTreeMap<String, Vec<Removal>>,
+    lines: &LineMaps<'_>,
 ) -> Persons {
     let touched: BTreeSet<PersonHash> = changes
         .iter()
@@ -502,12 +517,7 @@ fn layer_persons(
         let from = new_links.partition_point(|(_, l)| l.hash < hash);
         let own = new_links[from..].iter().take_while(|(_, l)| l.hash == hash);
         ordered.extend(own.cloned());
-        ordered.extend(parent_links(
-            live,
-            hash,
-            &replaced,
-            Removals(Some(removals)),
-        ));
+        ordered.extend(parent_links(live, hash, &replaced, lines));
         // A full build's order: by insurer, then as the insurer's segment has them.
         ordered.sort_unstable();
         group.clear();
@@ -594,13 +604,18 @@ fn link_parent(parent: &Path, tmp: &Path) -> Result<(), BuildError> {
 /// insurers (whose state's lines are new) and the X1/X3 lines of the touched persons
 /// (checked again); an untouched person's X1/X3 line on a touched insurer's unchanged record
 /// moves to the record's line in the new state.
-fn layer_lines(plan: &LayerPlan, changes: &[InsurerChange], persons: &Persons) -> Vec<ReportLine> {
+fn layer_lines(
+    plan: &LayerPlan,
+    changes: &[InsurerChange],
+    persons: &Persons,
+    maps: &LineMaps<'_>,
+) -> Vec<ReportLine> {
     let touched: HashSet<PersonHash> = persons.entries.iter().map(|p| p.hash).collect();
     let by_prefix: HashMap<String, &InsurerChange> = changes
         .iter()
         .map(|c| (format!("{}/", c.number.as_str()), c))
         .collect();
-    let touched_lines = touched_parent_records(plan, &touched);
+    let touched_lines = touched_parent_records(plan, &touched, maps);
     let mut lines = Vec::new();
     for l in &plan.lines {
         let cross = l.rule == "X1" || l.rule == "X3";
@@ -611,12 +626,13 @@ fn layer_lines(plan: &LayerPlan, changes: &[InsurerChange], persons: &Persons) -
             Some(c) if cross => {
                 let moved = match &c.lines_moved {
                     LinesMoved::Map(map) => map
-                        .get(&l.line)
+                        .get(&maps.report_to_state(c.number.as_str(), l.line))
                         .filter(|(_, person)| person.is_none_or(|p| !touched.contains(&p)))
                         .map(|(line, _)| *line),
                     LinesMoved::Shifted(removed) => {
                         let line = (c.number.to_string(), l.line);
-                        (!touched_lines.contains(&line)).then(|| Removal::shift(removed, l.line))
+                        let state = maps.report_to_state(c.number.as_str(), l.line);
+                        (!touched_lines.contains(&line)).then(|| Removal::shift(removed, state))
                     }
                 };
                 if let Some(line) = moved {
@@ -643,9 +659,9 @@ fn layer_lines(plan: &LayerPlan, changes: &[InsurerChange], persons: &Persons) -
 fn touched_parent_records(
     plan: &LayerPlan,
     touched: &HashSet<PersonHash>,
+    maps: &LineMaps<'_>,
 ) -> HashSet<(String, u64)> {
     let live = &plan.live;
-    let removals = Removals(plan.report.layer.as_ref().map(|l| &l.removed_lines));
     let mut out = HashSet::new();
     for hash in touched {
         let Some(e) = live.find_person(*hash) else {
@@ -656,7 +672,7 @@ fn touched_parent_records(
                 continue;
             };
             let number = v.insurer_number();
-            let line = removals.line_now(number, seg as usize, u64::from(v.line()));
+            let line = maps.report_line(number, seg as usize, u64::from(v.line()));
             out.insert((number.to_owned(), line));
         }
     }

@@ -10,7 +10,9 @@
 use super::changes::{applied_report, check_change_files};
 use super::encode::{encode_insurer, InsurerRows};
 use super::insurer::report_line;
-use super::layer_diff::{diff_cards, diff_insurer, open_alone, InsurerChange, LinesMoved};
+use super::layer_diff::{
+    diff_cards, diff_insurer, open_alone, InsurerChange, LineMaps, LinesMoved,
+};
 use super::profile::{Stage, StageTimes};
 use super::report::{Removal, Report, ReportLine};
 use super::run::{BuildConfig, BuildError};
@@ -44,7 +46,7 @@ impl Touched {
 /// One touched insurer's change: by its cards when [`card_path`] can be exact, else by its
 /// whole state (`diff_insurer`), which reads the change files the plan did not.
 pub(super) fn insurer_change(
-    (live, report, lines): (&MappedIndex, &Report, &[ReportLine]),
+    (live, report, maps, lines): (&MappedIndex, &Report, &LineMaps<'_>, &[ReportLine]),
     t: &Touched,
     cfg: &BuildConfig,
     delta_segment: u32,
@@ -52,7 +54,13 @@ pub(super) fn insurer_change(
 ) -> Result<InsurerChange, BuildError> {
     let d = &t.delivery;
     let number = d.insurer.number.as_str();
-    let parent = parent_state(report, lines, number, t.applied_before, cfg.built_on);
+    let parent = parent_state(
+        (report, maps),
+        lines,
+        number,
+        t.applied_before,
+        cfg.built_on,
+    );
     let card_path_allowed = cfg.reuse != super::run::Reuse::WholeStates;
     if let Some(parent) = parent.filter(|_| card_path_allowed) {
         let inputs = t.new_inputs();
@@ -73,12 +81,7 @@ pub(super) fn insurer_change(
     let mut inputs = ChangeInput::read_all(&d.changes[..t.known])?;
     let prefix_bytes: u64 = inputs.iter().map(|c| c.bytes.len() as u64).sum();
     inputs.extend(t.read.iter().cloned());
-    let removals = report
-        .layer
-        .as_ref()
-        .and_then(|l| l.removed_lines.get(number))
-        .map_or(&[][..], Vec::as_slice);
-    let line_now = |seg: usize, line: u64| Removal::line_now(removals, seg, line);
+    let line_now = |seg: usize, line: u64| maps.state_line(number, seg, line);
     let mut change = diff_insurer(
         live,
         t.position,
@@ -95,7 +98,7 @@ pub(super) fn insurer_change(
 }
 
 /// What the card path takes of the parent's report for one insurer.
-pub(super) struct ParentState {
+pub(super) struct ParentState<'a> {
     /// Rows of the insurer's materialized state.
     pub state_records: u64,
     pub covered_today: u64,
@@ -104,37 +107,43 @@ pub(super) struct ParentState {
     /// Lines of records whose card has a finding (X2, or a `DUP` kept): the card path
     /// cannot change such a card exactly.
     on_cards: HashSet<u64>,
-    /// What the layers since the base removed from the state.
-    removals: Vec<Removal>,
+    /// How the parent numbers the insurer's records and report lines.
+    maps: &'a LineMaps<'a>,
+    number: String,
 }
 
-impl ParentState {
+impl ParentState<'_> {
     /// The line in the parent's state of a record of segment `segment` with `line` in the
     /// view.
     fn line_now(&self, segment: usize, line: u64) -> u64 {
-        Removal::line_now(&self.removals, segment, line)
+        self.maps.state_line(&self.number, segment, line)
+    }
+
+    /// A line the parent's report names, as the parent's state's.
+    fn report_to_state(&self, line: u64) -> u64 {
+        self.maps.report_to_state(&self.number, line)
     }
 }
 
 /// The parent's state of insurer `number` when the card path can be exact for it, else
-/// `None`: the parent numbers the insurer's records as its state does (a change file
-/// applied, or a snapshot whose rows are its lines 2, 3, …: `state_numbered`); no line
-/// moved in a way the layers' removals do not say (`lines_shifted`); the day is the
-/// parent's (members covered today count as of the build's day); and each `DUP` line names
-/// the line kept. `lines` are the insurer's report lines but X1/X3 ([`lines_by_insurer`]).
-pub(super) fn parent_state(
-    report: &Report,
+/// `None`: the parent's report says how its records are numbered (a change file applied,
+/// or `line_gaps`); no line moved in a way the layers' removals do not say
+/// (`lines_shifted`); the day is the parent's (members covered today count as of the
+/// build's day); and each `DUP` line names the line kept. `lines` are the insurer's report
+/// lines but X1/X3 ([`lines_by_insurer`]).
+pub(super) fn parent_state<'a>(
+    (report, maps): (&Report, &'a LineMaps<'a>),
     lines: &[ReportLine],
     number: &str,
     applied_before: usize,
     built_on: Date,
-) -> Option<ParentState> {
+) -> Option<ParentState<'a>> {
     let layer = report.layer.as_ref();
     let base = report
         .insurers
         .iter()
         .find(|r| r.insurer_number == number)?;
-    if (applied_before == 0 && !base.state_numbered)
+    if (applied_before == 0 && base.line_gaps.is_none())
         || report.built_on != built_on.to_string()
         || layer.is_some_and(|l| l.lines_shifted.contains(number))
     {
@@ -148,39 +157,34 @@ pub(super) fn parent_state(
         .unwrap_or(base.counts.covered_today);
     let mut on_cards = HashSet::new();
     for l in lines {
-        match l.rule {
-            "X2" => on_cards.insert(l.line),
+        let line = match l.rule {
+            "X2" => l.line,
             // The duplicate left out is the kept record's card's.
-            "DUP" => on_cards.insert(kept_line(&l.reason)?),
-            _ => true,
+            "DUP" => kept_line(&l.reason)?,
+            _ => continue,
         };
+        on_cards.insert(maps.report_to_state(number, line));
     }
     Some(ParentState {
         state_records,
         covered_today,
         lines: lines.to_vec(),
         on_cards,
-        removals: layer
-            .and_then(|l| l.removed_lines.get(number).cloned())
-            .unwrap_or_default(),
+        maps,
+        number: number.to_owned(),
     })
 }
 
 /// A finding's reason with the line it names (`… as line N …`, as `DUP` and X2 reasons
-/// name the other row) moved up for the records `removed` before it.
-fn shift_reason(reason: &str, removed: &[u64]) -> String {
+/// name the other row) numbered by `line`.
+fn shift_reason(reason: &str, line: impl Fn(u64) -> u64) -> String {
     const AT: &str = "as line ";
     let Some(at) = reason.find(AT).map(|i| i + AT.len()) else {
         return reason.to_owned();
     };
     let digits = reason[at..].bytes().take_while(u8::is_ascii_digit).count();
     match reason[at..at + digits].parse::<u64>() {
-        Ok(line) => format!(
-            "{}{}{}",
-            &reason[..at],
-            Removal::shift(removed, line),
-            &reason[at + digits..]
-        ),
+        Ok(n) => format!("{}{}{}", &reason[..at], line(n), &reason[at + digits..]),
         Err(_) => reason.to_owned(),
     }
 }
@@ -246,7 +250,7 @@ pub(super) fn card_path(
     position: usize,
     d: &InsurerDelivery,
     inputs: &[ChangeInput],
-    parent: &ParentState,
+    parent: &ParentState<'_>,
     cfg: &BuildConfig,
     delta_segment: u32,
     stages: &StageTimes,
@@ -426,7 +430,7 @@ fn held_cards(
     live: &MappedIndex,
     insurer: &InsurerNumber,
     keys: &BTreeMap<Vec<u8>, (String, String)>,
-    parent: &ParentState,
+    parent: &ParentState<'_>,
     built_on: Date,
 ) -> Result<Option<(BTreeMap<Vec<u8>, CardPlace>, Vec<(u64, Held)>, u64)>, BuildError> {
     let mut old = BTreeMap::new();
@@ -515,7 +519,7 @@ fn persons_share_a_branch(rows: &[(Record, u32)], persons: &[Option<PersonHash>]
 /// its files, the new files' (`new`), then the parent's findings (`DUP`, X2: on cards the
 /// path did not change, so the same), under the new state's name.
 fn state_lines(
-    parent: &ParentState,
+    parent: &ParentState<'_>,
     new: impl Iterator<Item = ReportLine>,
     state_file: &str,
     removed: &[u64],
@@ -526,10 +530,12 @@ fn state_lines(
         .partition(|l| l.rule == "X2" || l.rule == "DUP");
     let mut out: Vec<ReportLine> = files.into_iter().cloned().collect();
     out.extend(new);
+    // Named by the parent's report, then moved up for this layer's removals.
+    let line = |n: u64| Removal::shift(removed, parent.report_to_state(n));
     out.extend(findings.into_iter().map(|l| ReportLine {
         file: state_file.to_owned(),
-        line: Removal::shift(removed, l.line),
-        reason: shift_reason(&l.reason, removed),
+        line: line(l.line),
+        reason: shift_reason(&l.reason, line),
         ..l.clone()
     }));
     out

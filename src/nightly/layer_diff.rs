@@ -93,17 +93,82 @@ impl Replaced {
     }
 }
 
-/// What the layers removed from each insurer's state (`LayerReport::removed_lines`).
-#[derive(Clone, Copy)]
-pub(super) struct Removals<'a>(pub Option<&'a BTreeMap<String, Vec<Removal>>>);
+/// How a generation numbers each insurer's records: a record's line in the view is its
+/// snapshot's line for a base segment of an insurer whose snapshot has gaps
+/// (`InsurerReport::line_gaps`), less the layers' removals before it; and the report names
+/// an insurer's lines by its state's rows once a layer touched it (else by its snapshot's).
+pub(super) struct LineMaps<'a> {
+    gaps: HashMap<&'a str, &'a [u64]>,
+    removals: &'a BTreeMap<String, Vec<Removal>>,
+    base_segments: usize,
+    /// Insurers whose report lines are their state's though they have gaps.
+    state_named: HashSet<String>,
+}
 
-impl Removals<'_> {
-    /// The line now of insurer `number`'s record of segment `segment` with `line` in the
+impl<'a> LineMaps<'a> {
+    /// The parent's numbering (`removals`: its layers'), or, with this layer's removals and
+    /// touched insurers, the new generation's.
+    pub fn new(
+        report: &'a Report,
+        removals: &'a BTreeMap<String, Vec<Removal>>,
+        base_segments: usize,
+        touched: impl Iterator<Item = String>,
+    ) -> LineMaps<'a> {
+        let gaps = report
+            .insurers
+            .iter()
+            .filter_map(|r| {
+                let g = r.line_gaps.as_deref().filter(|g| !g.is_empty())?;
+                Some((r.insurer_number.as_str(), g))
+            })
+            .collect();
+        let mut state_named: HashSet<String> = touched.collect();
+        if let Some(l) = &report.layer {
+            state_named.extend(l.state_records.keys().cloned());
+        }
+        LineMaps {
+            gaps,
+            removals,
+            base_segments,
+            state_named,
+        }
+    }
+
+    fn gaps(&self, number: &str) -> &[u64] {
+        self.gaps.get(number).copied().unwrap_or_default()
+    }
+
+    /// The state's line of insurer `number`'s record of segment `segment`, `line` in the
     /// view.
-    pub fn line_now(&self, number: &str, segment: usize, line: u64) -> u64 {
-        match self.0.and_then(|m| m.get(number)) {
+    pub fn state_line(&self, number: &str, segment: usize, line: u64) -> u64 {
+        let line = match segment < self.base_segments {
+            true => Removal::shift(self.gaps(number), line),
+            false => line,
+        };
+        match self.removals.get(number) {
             Some(r) => Removal::line_now(r, segment, line),
             None => line,
+        }
+    }
+
+    /// Whether the report names insurer `number`'s records by its state's lines.
+    fn state_named(&self, number: &str) -> bool {
+        self.gaps(number).is_empty() || self.state_named.contains(number)
+    }
+
+    /// The report's line of the record [`Self::state_line`] numbers.
+    pub fn report_line(&self, number: &str, segment: usize, line: u64) -> u64 {
+        match self.state_named(number) {
+            true => self.state_line(number, segment, line),
+            false => line,
+        }
+    }
+
+    /// A line the report names of insurer `number`, as its state's.
+    pub fn report_to_state(&self, number: &str, line: u64) -> u64 {
+        match self.state_named(number) {
+            true => line,
+            false => Removal::shift(self.gaps(number), line),
         }
     }
 }
@@ -138,7 +203,7 @@ pub(super) fn parent_links(
     live: &MappedIndex,
     hash: PersonHash,
     replaced: &Replaced,
-    removals: Removals<'_>,
+    lines: &LineMaps<'_>,
 ) -> Vec<(RefOrder, Link)> {
     let Some(entry) = live.find_person(hash) else {
         return Vec::new();
@@ -159,7 +224,7 @@ pub(super) fn parent_links(
             }
             let order = (position, key[..len].to_vec(), rec);
             let mut link = Link::of_entry(hash, seg, rec, &r);
-            let line = removals.line_now(v.insurer_number(), seg as usize, u64::from(r.line));
+            let line = lines.report_line(v.insurer_number(), seg as usize, u64::from(r.line));
             link.line = u32::try_from(line).unwrap_or(u32::MAX);
             Some((order, link))
         })

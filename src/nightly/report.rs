@@ -134,11 +134,12 @@ pub struct InsurerReport {
     /// (`DUP`, `X1`–`X3`) name its lines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_file: Option<String>,
-    /// Its records are numbered as its materialized state numbers them (record i on line
-    /// i + 2): a state, or a snapshot whose rows are its lines 2, 3, … (none rejected, none
-    /// over several lines). A change generation's card path needs it.
-    #[serde(default)]
-    pub state_numbered: bool,
+    /// A snapshot's lines from 2 on that start no indexed row (a row rejected, a row's
+    /// further lines): record i of the insurer's state is on line i + 2, its snapshot's
+    /// line less the gaps before it. A change generation numbers its records so.
+    /// `None` in a report that did not say (the card path does not take its first change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line_gaps: Option<Vec<u64>>,
     #[serde(flatten)]
     pub counts: Counts,
 }

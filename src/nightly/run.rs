@@ -296,7 +296,7 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
             encoding: None,
             changes: Vec::new(),
             state_file: None,
-            state_numbered: false,
+            line_gaps: None,
             counts,
         });
         lines.push(line);
@@ -498,7 +498,7 @@ fn split(results: Vec<InsurerResult>) -> Split {
             encoding: r.encoding,
             changes: r.changes,
             state_file: r.state_file,
-            state_numbered: r.state_numbered,
+            line_gaps: r.line_gaps,
             counts: r.counts,
         });
         lines.extend(r.lines);

@@ -493,7 +493,7 @@ mod tests {
                     })
                     .collect(),
                 state_file: None,
-                state_numbered: false,
+                line_gaps: None,
                 counts: Counts::default(),
             })
             .collect();
