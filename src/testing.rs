@@ -100,6 +100,7 @@ pub fn insurer(
             .enumerate()
             .map(|(i, m)| (m.record(), i as u32 + 2))
             .collect(),
+        persons: Vec::new(),
     }
 }
 

@@ -62,6 +62,7 @@ fn sample() -> &'static IndexFiles<Vec<u8>> {
             snapshot_date: d("2026-11-01"),
             file: format!("{number}/20261101.csv"),
             rows,
+            persons: Vec::new(),
         };
         let insurers = vec![
             insurer(

@@ -275,6 +275,7 @@ fn rows_by_insurer(rows: &[Row]) -> Vec<InsurerRows> {
                 .filter(|(_, r)| r.insurer == i)
                 .map(|(n, r)| (to_record(r), n as u32 + 2))
                 .collect(),
+            persons: Vec::new(),
         })
         .collect()
 }

@@ -38,6 +38,7 @@ pub fn population(persons: usize) -> Vec<InsurerRows> {
             snapshot_date: day(TODAY),
             file: String::new(),
             rows: Vec::new(),
+            persons: Vec::new(),
         })
         .collect();
     let today = day(TODAY);

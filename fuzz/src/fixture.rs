@@ -119,6 +119,7 @@ pub fn files() -> Result<IndexFiles<Vec<u8>>, FormatError> {
                 .filter(|(_, m)| m.insurer == number)
                 .map(|(i, m)| (record(m), i as u32 + 2))
                 .collect(),
+            persons: Vec::new(),
         })
         .collect();
     build_in_memory(rows, &PersonKey::demo(), date(TODAY), GENERATION)

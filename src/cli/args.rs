@@ -144,6 +144,11 @@ pub struct BuildArgs {
     /// folds by itself past 16 layers or layers of more than 5% of the base's bytes.
     #[arg(long)]
     pub compact: bool,
+    /// A change generation computes every touched insurer from its whole state (the full
+    /// path), never by the cards its new change files name (the card path): the same
+    /// generation, at the full path's cost; for comparing the two.
+    #[arg(long, conflicts_with_all = ["full", "compact"])]
+    pub whole_states: bool,
     /// Keep running: each change file or snapshot renamed into the snapshots directory (only
     /// names ending in .csv count) is built into a generation and made live within seconds;
     /// files landing together go into one build. Stops between builds on SIGTERM or SIGINT.

@@ -38,10 +38,11 @@ pub(super) fn run_build(args: BuildArgs, key_file: Option<PathBuf>) -> anyhow::R
         built_on,
         max_drop_percent: args.max_drop_percent,
         accept,
-        reuse: match (args.full, args.compact) {
-            (true, _) => Reuse::Nothing,
-            (false, true) => Reuse::Fold,
-            (false, false) => Reuse::UnchangedInsurers,
+        reuse: match (args.full, args.compact, args.whole_states) {
+            (true, ..) => Reuse::Nothing,
+            (false, true, _) => Reuse::Fold,
+            (false, false, true) => Reuse::WholeStates,
+            (false, false, false) => Reuse::UnchangedInsurers,
         },
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()) && !args.watch,
         signing: args

@@ -23,6 +23,7 @@ mod verify;
 
 pub use checksums::{ExpectedFiles, FileHash};
 pub use kohi::{CertificateView, PayerInfo};
+pub use layers::CardPlace;
 pub use mmap::{map_file, set_residence, MappedIndex, OpenError, Residence};
 pub use phases::{phase_times, Phase};
 pub use record::RecordView;

@@ -2,7 +2,7 @@
 
 use super::prefetch::{prefetch, prefetch_lines};
 use super::InsurerInfo;
-use crate::domain::{covers, Branch, Date, LimitCategory, PersonHash, ReasonOfLoss};
+use crate::domain::{covers, Branch, Date, LimitCategory, PersonHash, ReasonOfLoss, Record};
 use crate::format::{self, *};
 
 /// A record borrowed from the index bytes. Field reads decode on demand.
@@ -91,6 +91,29 @@ impl<'a> RecordView<'a> {
         prefetch_lines(self.heap.get(start..end).unwrap_or_default());
         prefetch(self.insurer.name.as_bytes());
         prefetch(self.insurer.number_str.as_bytes());
+    }
+
+    /// The record as a snapshot row would give it, but without the individual number (the
+    /// index holds only its hash, [`Self::person`]): every field a change may keep or change.
+    pub fn record(&self) -> Result<Record, FormatError> {
+        let e = self.entry()?;
+        Ok(Record {
+            insurer: self.insurer.entry.number,
+            symbol: self.symbol().to_owned(),
+            number: self.number().to_owned(),
+            branch: e.branch,
+            individual_number: None,
+            name: self.name().to_owned(),
+            name_kana: self.name_kana().to_owned(),
+            sex: e.sex,
+            birthdate: e.birthdate,
+            relationship: e.relationship,
+            qualification_date: e.qualification_date,
+            disqualification_date: e.disqualification_date,
+            reason_of_loss: e.reason_of_loss,
+            copay_ratio: e.copay_ratio,
+            limit_category: e.limit_category,
+        })
     }
 
     /// The full decoded record (slow path, for tools and tests).

@@ -228,6 +228,14 @@ pub struct CardRecords<'a, B> {
     end: usize,
 }
 
+impl<B> CardRecords<'_, B> {
+    /// Where the card's records are: (global segment, first record, end); `None` when
+    /// there are none (no such card, or a layer removed it).
+    pub fn place(&self) -> Option<super::layers::CardPlace> {
+        (self.next < self.end).then_some((self.insurer, self.next, self.end))
+    }
+}
+
 /// Where a card's records would be: its insurer (by table position) and its key.
 #[derive(Clone, Copy)]
 pub(crate) struct CardProbe {

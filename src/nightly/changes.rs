@@ -61,6 +61,7 @@ pub(super) fn process_state(
                         encoding: report.encoding.clone(),
                         file: report.file.clone(),
                         state_file: report.state_file.clone(),
+                        line_gaps: report.line_gaps.clone(),
                         changes: report
                             .changes
                             .iter()
@@ -123,6 +124,7 @@ pub(super) fn encode_state(
             snapshot_date: date,
             file: state_file.clone(),
             rows,
+            persons: Vec::new(),
         },
         insurer_index,
         &cfg.key,
@@ -171,6 +173,7 @@ pub(super) fn encode_state(
             .map(|e| e.as_str().to_owned()),
         file: d.snapshot.as_ref().map(|f| f.rel_path.to_string()),
         state_file: Some(state_file),
+        line_gaps: Some(Vec::new()),
         changes: changes
             .iter()
             .zip(inputs)

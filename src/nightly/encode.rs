@@ -17,6 +17,9 @@ pub struct InsurerRows {
     pub file: String,
     /// Indexed rows with their line numbers.
     pub rows: Vec<(Record, u32)>,
+    /// Each row's person, when the caller knows it (a record read back from an index keeps
+    /// its hash, not its individual number); empty: hashed from the rows' individual numbers.
+    pub persons: Vec<Option<PersonHash>>,
 }
 
 /// What the person stage needs of each linked record.
@@ -97,11 +100,19 @@ pub fn encode_insurer(
     key: &PersonKey,
     built_on: Date,
 ) -> Result<InsurerPart, FormatError> {
-    let (rows, duplicates) = segment_order(&input.rows, &input.file);
+    let (kept, duplicates) = segment_order(&input.rows, &input.file);
     let rows_deduplicated = duplicates.len() as u64;
-    let hashes: Vec<Option<PersonHash>> = rows
+    let rows: Vec<&(Record, u32)> = kept.iter().map(|&i| &input.rows[i as usize]).collect();
+    let hashes: Vec<Option<PersonHash>> = kept
         .iter()
-        .map(|(r, _)| r.individual_number.as_ref().map(|n| key.hash(n)))
+        .map(|&i| match input.persons.get(i as usize) {
+            Some(known) => *known,
+            None => input.rows[i as usize]
+                .0
+                .individual_number
+                .as_ref()
+                .map(|n| key.hash(n)),
+        })
         .collect();
     let inputs: Vec<SegmentInput<'_>> = rows
         .iter()
@@ -150,7 +161,7 @@ pub fn encode_insurer(
     })
 }
 
-/// The rows in segment order, each exact duplicate left out, and a `DUP` line for every
+/// The rows' positions in segment order, each exact duplicate left out, and a `DUP` line for every
 /// duplicate (docs/delivery.md drops nothing without a line in the report).
 ///
 /// Segment order is the encoded card key's (the FST's); the records of one card follow in
@@ -158,10 +169,7 @@ pub fn encode_insurer(
 /// fails). Equal records are next to each other in that order, so one sort serves both the
 /// deduplication and the segment, and the sort moves 4-byte positions rather than records.
 /// The `DUP` lines come in record order, as [`dedup`] gives them.
-fn segment_order<'r>(
-    rows: &'r [(Record, u32)],
-    file: &str,
-) -> (Vec<&'r (Record, u32)>, Vec<ReportLine>) {
+fn segment_order(rows: &[(Record, u32)], file: &str) -> (Vec<u32>, Vec<ReportLine>) {
     let keys = CardKeys::of(rows);
     let mut order: Vec<u32> = (0..rows.len() as u32).collect();
     order.sort_unstable_by(|&a, &b| {
@@ -170,14 +178,14 @@ fn segment_order<'r>(
             .then_with(|| keys.cmp_full(a, b))
             .then_with(|| rows[a as usize].cmp(&rows[b as usize]))
     });
-    let mut kept: Vec<&(Record, u32)> = Vec::with_capacity(rows.len());
+    let mut kept: Vec<u32> = Vec::with_capacity(rows.len());
     // (duplicate, the line kept in its place)
     let mut duplicates: Vec<(&(Record, u32), u32)> = Vec::new();
     for &i in &order {
         let row = &rows[i as usize];
-        match kept.last() {
+        match kept.last().map(|&k| &rows[k as usize]) {
             Some(earlier) if earlier.0 == row.0 => duplicates.push((row, earlier.1)),
-            _ => kept.push(row),
+            _ => kept.push(i),
         }
     }
     duplicates.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -311,7 +319,7 @@ mod tests {
     fn check(rows: Vec<(Record, u32)>) {
         let (expected, expected_lines) = naive(rows.clone(), "f.csv");
         let (kept, lines) = segment_order(&rows, "f.csv");
-        let kept: Vec<(Record, u32)> = kept.into_iter().cloned().collect();
+        let kept: Vec<(Record, u32)> = kept.into_iter().map(|i| rows[i as usize].clone()).collect();
         assert_eq!(kept, expected);
         assert_eq!(lines, expected_lines);
     }

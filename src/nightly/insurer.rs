@@ -34,6 +34,8 @@ pub(super) struct InsurerResult {
     pub state_file: Option<String>,
     /// Its change files, applied and superseded.
     pub changes: Vec<ChangeReport>,
+    /// See [`InsurerReport::line_gaps`](super::report::InsurerReport).
+    pub line_gaps: Option<Vec<u64>>,
 }
 
 pub(super) fn report_line(issue: Issue) -> ReportLine {
@@ -101,6 +103,7 @@ fn read_and_encode(
             )
         }
     };
+    let line_gaps = Some(line_gaps(&rows));
     lines.extend(summary.file_warnings.iter().cloned().map(report_line));
     lines.extend(summary.file_reject.iter().cloned().map(report_line));
     let rows_in_file = rows.len() as u64;
@@ -112,6 +115,7 @@ fn read_and_encode(
             snapshot_date: s.file.date,
             file: s.file.rel_path.to_string(),
             rows,
+            persons: Vec::new(),
         },
         insurer_index,
         &cfg.key,
@@ -149,7 +153,22 @@ fn read_and_encode(
         encoding: summary.encoding.map(|e| e.as_str().to_owned()),
         state_file: None,
         changes: Vec::new(),
+        line_gaps,
     })
+}
+
+/// The lines from 2 on that start no indexed row (a row rejected, a row's further lines),
+/// in order: row i of the state is on line i + 2, so a row's line less the gaps before it
+/// is its state's.
+fn line_gaps(rows: &[(crate::domain::Record, u32)]) -> Vec<u64> {
+    let mut gaps = Vec::new();
+    let mut next = 2;
+    for (_, line) in rows {
+        let line = u64::from(*line);
+        gaps.extend(next..line);
+        next = line + 1;
+    }
+    gaps
 }
 
 /// Room for the rows of a snapshot of `file_bytes`: rows take about 100 bytes (107 in the
@@ -235,6 +254,7 @@ fn process_snapshot(
                         file: report.file.clone(),
                         state_file: None,
                         changes: Vec::new(),
+                        line_gaps: report.line_gaps.clone(),
                     });
                 }
                 // Parsed afresh below: a fresh segment replaces the corrupt one.

@@ -11,11 +11,15 @@
 use super::changes::hex;
 use super::encode::{InsurerPart, Link};
 use super::insurer::write_segment;
-use super::layer_diff::{diff_insurer, InsurerChange};
+use super::layer_cards::{insurer_change, lines_by_insurer, Touched};
+use super::layer_diff::{
+    parent_links, removed_lines, InsurerChange, LineMaps, LinesMoved, RefOrder, Replaced,
+};
 use super::link::{push_person, sort_findings, Persons};
 use super::profile::{Phases, StageTimes};
 use super::report::{
-    read_rejects, ChangeOutcome, GenerationKind, InsurerReport, LayerReport, Report, ReportLine,
+    read_rejects, ChangeOutcome, GenerationKind, InsurerReport, LayerReport, Removal, Report,
+    ReportLine,
 };
 use super::reuse::file_identity;
 use super::run::{insurer_input, io_err, BuildConfig, BuildError, BuildOutcome};
@@ -51,11 +55,12 @@ pub(super) struct LayerPlan {
     live: MappedIndex,
     report: Report,
     lines: Vec<ReportLine>,
-    /// Touched insurers: base position, delivery, every change file read (in order), and
-    /// how many of them the live view had applied.
-    touched: Vec<(usize, InsurerDelivery, Vec<ChangeInput>, usize)>,
+    /// Touched insurers.
+    touched: Vec<Touched>,
     applied: BTreeMap<String, Vec<(String, String)>>,
     applied_identity: BTreeMap<String, Vec<(u64, u64)>>,
+    /// Bytes of change files the plan read.
+    bytes_read: u64,
 }
 
 /// Why a build does not make a layer (said in the log), or the plan for one.
@@ -110,6 +115,7 @@ pub(super) fn plan(
     let mut applied = BTreeMap::new();
     let mut applied_identity = BTreeMap::new();
     let mut touched = Vec::new();
+    let mut bytes_read = 0;
     for (position, (d, info)) in deliveries.into_iter().zip(base).enumerate() {
         let number = d.insurer.number.as_str();
         let r = by_number
@@ -135,23 +141,31 @@ pub(super) fn plan(
             }
             continue;
         }
-        let inputs = ChangeInput::read_all(&d.changes).map_err(|e| e.to_string())?;
-        let now: Vec<(String, String)> = inputs
-            .iter()
-            .map(|c| (c.file.rel_path.to_string(), hex(c.xxh3)))
-            .collect();
+        let known = so_far.known(d);
+        let read = ChangeInput::read_all(&d.changes[known..]).map_err(|e| e.to_string())?;
+        bytes_read += read.iter().map(|c| c.bytes.len() as u64).sum::<u64>();
+        let mut now: Vec<(String, String)> = so_far.files[..known].to_vec();
+        now.extend(
+            read.iter()
+                .map(|c| (c.file.rel_path.to_string(), hex(c.xxh3))),
+        );
         if !now.starts_with(&so_far.files) {
             return Err(format!("a change file of insurer {number} changed or went"));
         }
         if !now.is_empty() {
+            let mut identities = so_far.identities[..known].to_vec();
+            identities.extend(read.iter().map(|c| c.identity));
             applied.insert(number.to_owned(), now.clone());
-            applied_identity.insert(
-                number.to_owned(),
-                inputs.iter().map(|c| c.identity).collect(),
-            );
+            applied_identity.insert(number.to_owned(), identities);
         }
         if now.len() > so_far.files.len() {
-            touched.push((position, d.clone(), inputs, so_far.files.len()));
+            touched.push(Touched {
+                position,
+                delivery: d.clone(),
+                read,
+                known,
+                applied_before: so_far.files.len(),
+            });
         }
     }
     if touched.is_empty() {
@@ -165,6 +179,7 @@ pub(super) fn plan(
         touched,
         applied,
         applied_identity,
+        bytes_read,
     })
 }
 
@@ -199,20 +214,27 @@ impl SoFar {
         }
     }
 
+    /// How many of the delivery's first change files are the ones applied, by name, size
+    /// and modification time (see [`Self::unchanged`]): they need not be read to be known.
+    fn known(&self, d: &InsurerDelivery) -> usize {
+        d.changes
+            .iter()
+            .zip(self.files.iter().zip(&self.identities))
+            .take_while(|(f, ((name, _), &identity))| {
+                *f.rel_path == **name
+                    && identity != (0, 0)
+                    && file_identity(&f.path).ok() == Some(identity)
+            })
+            .count()
+    }
+
     /// The delivery's change files are the ones applied, by name, size and modification
     /// time: nothing of them to read. A file rewritten in place gets a new modification time
     /// (and is read and hashed again); an unknown identity never matches.
     fn unchanged(&self, d: &InsurerDelivery) -> bool {
         d.changes.len() == self.files.len()
             && self.identities.len() == self.files.len()
-            && d.changes
-                .iter()
-                .zip(self.files.iter().zip(&self.identities))
-                .all(|(f, ((name, _), &identity))| {
-                    *f.rel_path == **name
-                        && identity != (0, 0)
-                        && file_identity(&f.path).ok() == Some(identity)
-                })
+            && self.known(d) == self.files.len()
     }
 }
 
@@ -260,18 +282,43 @@ pub(super) fn run_layer(
     let live = &plan.live;
     let first = live.segment_count() as u32;
     let stages = StageTimes::default();
+    let numbers = plan
+        .touched
+        .iter()
+        .map(|t| t.delivery.insurer.number.as_str());
+    let own_lines = lines_by_insurer(&plan.lines, numbers);
+    let no_removals = BTreeMap::new();
+    let parent_removals = plan
+        .report
+        .layer
+        .as_ref()
+        .map_or(&no_removals, |l| &l.removed_lines);
+    let untouched = std::iter::empty();
+    let parent_maps = LineMaps::new(
+        &plan.report,
+        parent_removals,
+        live.base_insurers(),
+        untouched,
+    );
     let mut changes = plan
         .touched
         .par_iter()
         .enumerate()
-        .map(|(k, (position, d, inputs, _))| {
-            diff_insurer(live, *position, d, inputs, cfg, first + k as u32, &stages)
+        .map(|(k, t)| {
+            let own = own_lines
+                .get(t.delivery.insurer.number.as_str())
+                .map_or(&[][..], Vec::as_slice);
+            let parent = (live, &plan.report, &parent_maps, own);
+            insurer_change(parent, t, cfg, first + k as u32, &stages)
         })
         .collect::<Result<Vec<_>, _>>()?;
     number_delta_segments(&mut changes, first);
     phases.end("materialize_encode_diff");
     let files = FileNames::new(live, &plan.report, &changes);
-    let persons = layer_persons(live, &changes, &files);
+    let removed_lines = removed_lines(&plan.report, &changes, first);
+    let touched = changes.iter().map(|c| c.number.to_string());
+    let new_maps = LineMaps::new(&plan.report, &removed_lines, live.base_insurers(), touched);
+    let persons = layer_persons(live, &changes, &files, &new_maps);
     phases.end("persons");
     let id = generations::new_generation_id();
     let tmp = store.begin(&id)?;
@@ -301,11 +348,7 @@ pub(super) fn run_layer(
     };
     let tombstones: Vec<Tombstone> = changes
         .iter()
-        .flat_map(|c| {
-            c.tombstones
-                .iter()
-                .map(|k| (c.result.part.number, k.clone()))
-        })
+        .flat_map(|c| c.tombstones.iter().map(|k| (c.number, k.clone())))
         .collect();
     let deltas: Vec<&InsurerPart> = changes.iter().filter_map(|c| c.delta.as_ref()).collect();
     let layer_bytes = encode_layer(cfg, &id, &deltas, &persons, &link, &tombstones)?;
@@ -330,8 +373,11 @@ pub(super) fn run_layer(
         "the layer generation carries its id"
     );
     phases.end("verify");
-    let lines = layer_lines(&plan, &changes, &persons);
+    let lines = layer_lines(&plan, &changes, &persons, &parent_maps);
     let mut report = layer_report(&plan, &changes, &persons, &id, &layer_name, bytes_written);
+    if let Some(l) = &mut report.layer {
+        l.removed_lines = removed_lines;
+    }
     report.refused = layer_guard(cfg, &plan.report, &changes);
     report.published = report.refused.is_empty();
     report.index_bytes = index.total_bytes();
@@ -408,8 +454,11 @@ impl FileNames {
                 ))
             })
             .collect();
+        if let Some(l) = &report.layer {
+            by_number.extend(l.state_files.clone());
+        }
         for c in changes {
-            by_number.insert(c.result.part.number.to_string(), c.result.part.file.clone());
+            by_number.insert(c.number.to_string(), c.state_file.clone());
         }
         let mut by_segment: Vec<String> = (0..live.segment_count())
             .map(|s| {
@@ -419,7 +468,7 @@ impl FileNames {
             })
             .collect();
         for c in changes.iter().filter(|c| c.delta.is_some()) {
-            by_segment.push(c.result.part.file.clone());
+            by_segment.push(c.state_file.clone());
         }
         FileNames { by_segment }
     }
@@ -436,15 +485,18 @@ impl FileNames {
 /// parent's records of the insurers the layer did not touch, and the touched insurers' new
 /// ones. A person left without records gets an entry without refs (not found, as in a full
 /// build).
-fn layer_persons(live: &MappedIndex, changes: &[InsurerChange], files: &FileNames) -> Persons {
+/// `lines`: how the new generation numbers each insurer's records.
+fn layer_persons(
+    live: &MappedIndex,
+    changes: &[InsurerChange],
+    files: &FileNames,
+    lines: &LineMaps<'_>,
+) -> Persons {
     let touched: BTreeSet<PersonHash> = changes
         .iter()
         .flat_map(|c| c.touched.iter().copied())
         .collect();
-    let numbers: HashSet<String> = changes
-        .iter()
-        .map(|c| c.result.part.number.to_string())
-        .collect();
+    let replaced = Replaced::of(changes);
     // The touched persons' new records, of every touched insurer, in one list by person:
     // one pass over the insurers' links, not one search per person and insurer.
     let mut new_links: Vec<(RefOrder, Link)> = changes
@@ -453,7 +505,7 @@ fn layer_persons(live: &MappedIndex, changes: &[InsurerChange], files: &FileName
             c.links
                 .iter()
                 .filter(|(l, _)| touched.contains(&l.hash))
-                .map(|&(l, full)| ((c.position, Vec::new(), full), l))
+                .map(|(l, (key, at))| ((c.position, key.clone(), *at), *l))
         })
         .collect();
     new_links.sort_unstable_by_key(|(_, l)| l.hash);
@@ -465,7 +517,7 @@ fn layer_persons(live: &MappedIndex, changes: &[InsurerChange], files: &FileName
         let from = new_links.partition_point(|(_, l)| l.hash < hash);
         let own = new_links[from..].iter().take_while(|(_, l)| l.hash == hash);
         ordered.extend(own.cloned());
-        ordered.extend(parent_links(live, hash, &numbers));
+        ordered.extend(parent_links(live, hash, &replaced, lines));
         // A full build's order: by insurer, then as the insurer's segment has them.
         ordered.sort_unstable();
         group.clear();
@@ -483,36 +535,6 @@ fn layer_persons(live: &MappedIndex, changes: &[InsurerChange], files: &FileName
     }
     sort_findings(&mut out.findings);
     out
-}
-
-/// Where a full build puts a person's ref: its insurer's position, then the record's place
-/// in the insurer's segment (card key, then record; a touched insurer's records by their
-/// place in its state's encoding, their key left empty).
-type RefOrder = (usize, Vec<u8>, u32);
-
-/// A person's records in the parent's view, but those of the insurers `numbers`.
-fn parent_links(
-    live: &MappedIndex,
-    hash: PersonHash,
-    numbers: &HashSet<String>,
-) -> Vec<(RefOrder, Link)> {
-    let Some(entry) = live.find_person(hash) else {
-        return Vec::new();
-    };
-    live.person_refs(&entry)
-        .filter_map(|(seg, rec)| {
-            let v = live.record_view(seg as usize, rec as usize)?;
-            if numbers.contains(v.insurer_number()) {
-                return None;
-            }
-            let r = v.entry().ok()?;
-            let position = live.insurer_position(&v.insurer().entry.number)?;
-            let mut key = [0u8; MAX_CARD_KEY_BYTES];
-            let len = card_key(v.symbol(), v.number(), &mut key)?;
-            let order = (position, key[..len].to_vec(), rec);
-            Some((order, Link::of_entry(hash, seg, rec, &r)))
-        })
-        .collect()
 }
 
 /// The layer file's bytes.
@@ -582,67 +604,76 @@ fn link_parent(parent: &Path, tmp: &Path) -> Result<(), BuildError> {
 /// insurers (whose state's lines are new) and the X1/X3 lines of the touched persons
 /// (checked again); an untouched person's X1/X3 line on a touched insurer's unchanged record
 /// moves to the record's line in the new state.
-fn layer_lines(plan: &LayerPlan, changes: &[InsurerChange], persons: &Persons) -> Vec<ReportLine> {
+fn layer_lines(
+    plan: &LayerPlan,
+    changes: &[InsurerChange],
+    persons: &Persons,
+    maps: &LineMaps<'_>,
+) -> Vec<ReportLine> {
     let touched: HashSet<PersonHash> = persons.entries.iter().map(|p| p.hash).collect();
     let by_prefix: HashMap<String, &InsurerChange> = changes
         .iter()
-        .map(|c| (format!("{}/", c.result.part.number.as_str()), c))
+        .map(|c| (format!("{}/", c.number.as_str()), c))
         .collect();
-    let touched_records: HashSet<(String, u64)> = touched_parent_records(plan, &touched);
+    let touched_lines = touched_parent_records(plan, &touched, maps);
     let mut lines = Vec::new();
     for l in &plan.lines {
         let cross = l.rule == "X1" || l.rule == "X3";
         let insurer = l.file.split_once('/').map(|(n, _)| format!("{n}/"));
+        // A line names its insurer's file: `<insurer>/...`.
+        let insurer_of = |file: &str| file.split_once('/').map_or("", |(n, _)| n).to_owned();
         match insurer.and_then(|p| by_prefix.get(&p)) {
             Some(c) if cross => {
-                if let Some((line, person)) = c.lines_moved.get(&l.line) {
-                    if person.is_none_or(|p| !touched.contains(&p)) {
-                        lines.push(ReportLine {
-                            file: c.result.part.file.clone(),
-                            line: *line,
-                            ..l.clone()
-                        });
+                let moved = match &c.lines_moved {
+                    LinesMoved::Map(map) => map
+                        .get(&maps.report_to_state(c.number.as_str(), l.line))
+                        .filter(|(_, person)| person.is_none_or(|p| !touched.contains(&p)))
+                        .map(|(line, _)| *line),
+                    LinesMoved::Shifted(removed) => {
+                        let line = (c.number.to_string(), l.line);
+                        let state = maps.report_to_state(c.number.as_str(), l.line);
+                        (!touched_lines.contains(&line)).then(|| Removal::shift(removed, state))
                     }
+                };
+                if let Some(line) = moved {
+                    lines.push(ReportLine {
+                        file: c.state_file.clone(),
+                        line,
+                        ..l.clone()
+                    });
                 }
             }
             Some(_) => {}
-            None if cross && touched_records.contains(&(l.file.clone(), l.line)) => {}
+            None if cross && touched_lines.contains(&(insurer_of(&l.file), l.line)) => {}
             None => lines.push(l.clone()),
         }
     }
     for c in changes {
-        lines.extend(c.result.lines.iter().cloned());
+        lines.extend(c.lines.iter().cloned());
     }
     lines.extend(persons.findings.iter().cloned());
     lines
 }
 
-/// (file, line) of the touched persons' records in the parent's view.
+/// (insurer, line) of the touched persons' records in the parent's view.
 fn touched_parent_records(
     plan: &LayerPlan,
     touched: &HashSet<PersonHash>,
+    maps: &LineMaps<'_>,
 ) -> HashSet<(String, u64)> {
     let live = &plan.live;
-    let files: HashMap<&str, String> = plan
-        .report
-        .insurers
-        .iter()
-        .filter_map(|r| {
-            Some((
-                r.insurer_number.as_str(),
-                r.state_file.clone().or_else(|| r.file.clone())?,
-            ))
-        })
-        .collect();
     let mut out = HashSet::new();
     for hash in touched {
         let Some(e) = live.find_person(*hash) else {
             continue;
         };
-        for v in live.person_records(&e) {
-            if let Some(f) = files.get(v.insurer_number()) {
-                out.insert((f.clone(), u64::from(v.line())));
-            }
+        for (seg, rec) in live.person_refs(&e) {
+            let Some(v) = live.record_view(seg as usize, rec as usize) else {
+                continue;
+            };
+            let number = v.insurer_number();
+            let line = maps.report_line(number, seg as usize, u64::from(v.line()));
+            out.insert((number.to_owned(), line));
         }
     }
     out
@@ -655,8 +686,8 @@ fn touched_parent_records(
 fn layer_guard(cfg: &BuildConfig, live: &Report, changes: &[InsurerChange]) -> Vec<String> {
     let mut refused = Vec::new();
     for c in changes {
-        let number = c.result.part.number;
-        let after = c.result.counts.covered_today;
+        let number = c.number;
+        let after = c.covered_today;
         let Some(was) = covered_today(live, number.as_str()) else {
             continue;
         };
@@ -703,10 +734,28 @@ fn layer_report(
     report.generation_kind = GenerationKind::Layer;
     report.parent = Some(plan.live_id.clone());
     report.layer_count = plan.live.layer_count() as u32 + 1;
-    let mut change_files = Vec::new();
-    for ((_, _, _, applied_before), c) in plan.touched.iter().zip(changes) {
-        change_files.extend(c.result.changes.iter().skip(*applied_before).cloned());
-    }
+    let change_files = changes.iter().flat_map(|c| c.applied.clone()).collect();
+    let parent = plan.report.layer.as_ref();
+    let mut state_records = parent.map(|l| l.state_records.clone()).unwrap_or_default();
+    state_records.extend(
+        changes
+            .iter()
+            .map(|c| (c.number.to_string(), c.state_records)),
+    );
+    let mut lines_shifted = parent.map(|l| l.lines_shifted.clone()).unwrap_or_default();
+    lines_shifted.extend(
+        changes
+            .iter()
+            .filter(|c| c.lines_shifted)
+            .map(|c| c.number.to_string()),
+    );
+    let card_path = changes.iter().filter(|c| c.cards.is_some()).count() as u64;
+    let mut state_files = parent.map(|l| l.state_files.clone()).unwrap_or_default();
+    state_files.extend(
+        changes
+            .iter()
+            .map(|c| (c.number.to_string(), c.state_file.clone())),
+    );
     report.layer = Some(LayerReport {
         base: plan.live.base_generation().to_owned(),
         file: format!("{LAYERS_DIR}/{layer_file}"),
@@ -720,18 +769,21 @@ fn layer_report(
                 .as_ref()
                 .map(|l| l.covered_today.clone())
                 .unwrap_or_default();
-            m.extend(changes.iter().map(|c| {
-                (
-                    c.result.part.number.to_string(),
-                    c.result.counts.covered_today,
-                )
-            }));
+            m.extend(
+                changes
+                    .iter()
+                    .map(|c| (c.number.to_string(), c.covered_today)),
+            );
             m
         },
-        insurers_touched: changes
-            .iter()
-            .map(|c| c.result.part.number.to_string())
-            .collect(),
+        state_records,
+        state_files,
+        lines_shifted,
+        removed_lines: BTreeMap::new(),
+        insurers_card_path: card_path,
+        insurers_full_path: changes.len() as u64 - card_path,
+        delivery_bytes_read: plan.bytes_read + changes.iter().map(|c| c.bytes_read).sum::<u64>(),
+        insurers_touched: changes.iter().map(|c| c.number.to_string()).collect(),
         cards_changed: changes.iter().map(|c| c.cards_changed).sum(),
         cards_removed: changes.iter().map(|c| c.tombstones.len() as u64).sum(),
         persons_touched: persons.entries.len() as u64,

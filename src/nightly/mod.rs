@@ -7,6 +7,7 @@ pub mod html;
 mod insurer;
 pub mod kohi;
 mod layer;
+mod layer_cards;
 mod layer_diff;
 pub mod link;
 mod profile;

@@ -5,7 +5,7 @@
 use crate::domain::text::mask_digit_runs;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
 /// One line of `rejects.csv`.
@@ -134,6 +134,12 @@ pub struct InsurerReport {
     /// (`DUP`, `X1`–`X3`) name its lines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_file: Option<String>,
+    /// A snapshot's lines from 2 on that start no indexed row (a row rejected, a row's
+    /// further lines): record i of the insurer's state is on line i + 2, its snapshot's
+    /// line less the gaps before it. A change generation numbers its records so.
+    /// `None` in a report that did not say (the card path does not take its first change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line_gaps: Option<Vec<u64>>,
     #[serde(flatten)]
     pub counts: Counts,
 }
@@ -244,6 +250,34 @@ pub struct Report {
 /// it too).
 pub use crate::generations::GenerationKind;
 
+/// The records one layer removed from an insurer's state ([`LayerReport::removed_lines`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Removal {
+    /// The layer's first segment in the global numbering: records in segments before it
+    /// were in the view before the layer.
+    pub first_segment: u32,
+    /// Lines (before the layer) of the records removed, ascending; a line may repeat.
+    pub lines: Vec<u64>,
+}
+
+impl Removal {
+    /// The line now of a record in segment `segment` whose line in the view is `line`,
+    /// after the layers `removals` (in order).
+    pub fn line_now(removals: &[Removal], segment: usize, line: u64) -> u64 {
+        removals
+            .iter()
+            .filter(|r| r.first_segment as usize > segment)
+            .fold(line, |line, r| {
+                line - r.lines.partition_point(|&x| x < line) as u64
+            })
+    }
+
+    /// A layer's removals as the line map they make: `line` before → after.
+    pub fn shift(lines: &[u64], line: u64) -> u64 {
+        line - lines.partition_point(|&x| x < line) as u64
+    }
+}
+
 /// A layer generation's own part of `report.json`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerReport {
@@ -266,6 +300,33 @@ pub struct LayerReport {
     /// describe the base).
     #[serde(default)]
     pub covered_today: BTreeMap<String, u64>,
+    /// Rows of the materialized state of each insurer a layer since the base touched, as of
+    /// its last layer: the line an added record takes follows them.
+    #[serde(default)]
+    pub state_records: BTreeMap<String, u64>,
+    /// The materialized state's name of each insurer a layer since the base touched, as of
+    /// its last layer: what X1/X3 lines name its records by.
+    #[serde(default)]
+    pub state_files: BTreeMap<String, String>,
+    /// Insurers whose records' lines in the view moved in a way `removed_lines` cannot say
+    /// (a line moved down, which no removal does: a guard): their changes take the full
+    /// path until the next base.
+    #[serde(default)]
+    pub lines_shifted: BTreeSet<String>,
+    /// Per insurer, the records each layer since the base removed from its state, by their
+    /// lines before that layer: a record the view keeps from before that layer has moved up
+    /// a line for each removed before it (its line in the view is not rewritten).
+    #[serde(default)]
+    pub removed_lines: BTreeMap<String, Vec<Removal>>,
+    /// Touched insurers this layer computed by their named cards (the card path) and by
+    /// their whole state (the full path); docs/delivery.md, "Change generations".
+    #[serde(default)]
+    pub insurers_card_path: u64,
+    #[serde(default)]
+    pub insurers_full_path: u64,
+    /// Bytes of delivery files (snapshots, change files) this layer's build read.
+    #[serde(default)]
+    pub delivery_bytes_read: u64,
     pub insurers_touched: Vec<String>,
     pub cards_changed: u64,
     pub cards_removed: u64,

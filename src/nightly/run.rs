@@ -61,6 +61,10 @@ pub enum Reuse {
     Fold,
     /// Parse and encode everything (`shikaku build --full`).
     Nothing,
+    /// As `UnchangedInsurers`, but a change generation computes every touched insurer from
+    /// its whole state (the full path, `layer_diff`), never by its named cards: what the
+    /// card path (`layer_cards`) is checked against.
+    WholeStates,
 }
 
 #[derive(Debug, Error)]
@@ -196,14 +200,16 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
     let discovery = snapshot::discover_at(&cfg.snapshots, ChangeTime::for_build(cfg.built_on))?;
     let mut deliveries = discovery.deliveries.clone();
     deliveries.sort_by_key(|s| s.insurer.number.to_key());
-    if cfg.reuse == Reuse::UnchangedInsurers {
+    if matches!(cfg.reuse, Reuse::UnchangedInsurers | Reuse::WholeStates) {
         match super::layer::plan(store, cfg, &discovery) {
             Ok(plan) => return super::layer::run_layer(cfg, store, plan, started),
             Err(why) => tracing::info!("building a base generation, not a change layer: {why}"),
         }
     }
     let previous = match cfg.reuse {
-        Reuse::UnchangedInsurers | Reuse::Fold => Previous::load(store, &cfg.key),
+        Reuse::UnchangedInsurers | Reuse::Fold | Reuse::WholeStates => {
+            Previous::load(store, &cfg.key)
+        }
         Reuse::Nothing => None,
     };
     let id = generations::new_generation_id();
@@ -290,6 +296,7 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
             encoding: None,
             changes: Vec::new(),
             state_file: None,
+            line_gaps: None,
             counts,
         });
         lines.push(line);
@@ -491,6 +498,7 @@ fn split(results: Vec<InsurerResult>) -> Split {
             encoding: r.encoding,
             changes: r.changes,
             state_file: r.state_file,
+            line_gaps: r.line_gaps,
             counts: r.counts,
         });
         lines.extend(r.lines);

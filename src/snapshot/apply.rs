@@ -150,6 +150,12 @@ impl<T: Changeable> State<T> {
         }
     }
 
+    /// Records removed from the state (by an `update` of a key held more than once, or a
+    /// `delete`): every record after one removed moves up a place.
+    pub fn removed(&self) -> usize {
+        self.records.len() - self.live
+    }
+
     pub fn records(&self) -> impl Iterator<Item = &T> {
         self.records.iter().flatten()
     }
@@ -165,6 +171,11 @@ impl<T: Changeable> State<T> {
     /// See the field: rows read = records + replaced + rejected holds for the state.
     pub fn replaced(&self) -> u64 {
         self.replaced
+    }
+
+    /// Every record pushed, in order: `None` where one was removed.
+    pub fn into_slots(self) -> Vec<Option<T>> {
+        self.records
     }
 
     pub fn into_records(self) -> Vec<T> {
@@ -254,6 +265,15 @@ impl ChangeSummary {
     pub fn balanced(&self) -> bool {
         self.rows_read == self.applied + self.rejected
     }
+}
+
+/// A change file's rows as [`apply_change_file`] reads them (`Err` when the file is rejected
+/// whole), for a caller that looks at the rows before it applies them with [`apply_file`].
+pub fn read_change_input(
+    input: &ChangeInput,
+    insurer: InsurerNumber,
+) -> Result<ChangeRows, SnapshotError> {
+    read_changes_bytes(&input.bytes, &context(input, insurer))
 }
 
 fn context(input: &ChangeInput, insurer: InsurerNumber) -> FileContext {

@@ -493,6 +493,7 @@ mod tests {
                     })
                     .collect(),
                 state_file: None,
+                line_gaps: None,
                 counts: Counts::default(),
             })
             .collect();
