@@ -14,7 +14,8 @@
 # answering the file's probe card as lost (ms), bytes the generation wrote (files not hard
 # linked from its parent), CPU s of the build (the watch process, and the report's phases),
 # then the medians of (a). BIN [target/release], PORT [17590], ON [2026-11-25: the change
-# files' day; later than any change file DATA already holds].
+# files' day; later than any change file DATA already holds], SEED [7: which members the rows
+# change; another for a data directory that took a run's rows already].
 set -euo pipefail
 cd "$(dirname "$0")/.."
 persons=${1:-1000000}
@@ -41,7 +42,7 @@ if [[ -z ${SNAP:-} ]]; then
 fi
 rm -rf "$work/staged"
 python3 perf/freshness_rows.py "$snap" "$work/staged" "$on" "${FILES:-5}" "${ROWS:-10000}" \
-  "${DAY_ROWS:-55000}" "${DAY_INSURERS:-1000}" 7 >"$work/staged.list"
+  "${DAY_ROWS:-55000}" "${DAY_INSURERS:-1000}" "${SEED:-7}" >"$work/staged.list"
 
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
