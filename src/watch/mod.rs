@@ -249,7 +249,10 @@ impl Watch {
                 b.generation_kind = Some(out.report.generation_kind.as_str().to_owned());
                 self.status.failing_for = 0;
                 self.build_backoff = Backoff::default();
-                self.built = files;
+                // The build read the delivery after `files` was listed: what landed in
+                // between and went into it is built too.
+                let after = self.scanner.scan().unwrap_or_default();
+                self.built = built_after(files, after, &out.report);
                 // A build dated with --date takes its day's change files; later ones never.
                 self.due = self
                     .cfg
@@ -429,30 +432,67 @@ fn live_report(store: &Store) -> Option<Report> {
 /// name: one that landed while no watch ran. (Older snapshots than an insurer's newest are
 /// named by no report: only a snapshot newer than the one the report names counts.)
 fn missing_from(report: &Report, files: &Files) -> bool {
-    let named: std::collections::HashSet<String> = report
-        .insurers
-        .iter()
-        .flat_map(|i| i.files().map(str::to_owned).collect::<Vec<_>>())
-        .collect();
-    let newest_named = |insurer: &str| {
-        report
+    let named = Named::of(report);
+    files.keys().any(|p| !named.holds(p))
+}
+
+/// The delivery files a generation's report says it was built from: each insurer's snapshot,
+/// state and change files, and the change files its layers applied (a change generation's
+/// `insurers` are its base's).
+struct Named<'r> {
+    report: &'r Report,
+    names: std::collections::HashSet<String>,
+}
+
+impl<'r> Named<'r> {
+    fn of(report: &'r Report) -> Named<'r> {
+        let mut names: std::collections::HashSet<String> = report
             .insurers
             .iter()
-            .find(|i| i.insurer_number == insurer)
-            .and_then(|i| i.file.clone())
-    };
-    files.keys().any(|p| {
-        let shown = masked(&p.display().to_string());
-        if named.contains(&shown) {
-            return false;
+            .flat_map(|i| i.files().map(str::to_owned).collect::<Vec<_>>())
+            .collect();
+        if let Some(layer) = &report.layer {
+            names.extend(layer.applied.values().flatten().map(|(f, _)| f.clone()));
         }
+        Named { report, names }
+    }
+
+    /// Whether `p` (relative to the snapshots directory) is named, or is a snapshot older
+    /// than the one named for its insurer.
+    fn holds(&self, p: &Path) -> bool {
+        let shown = masked(&p.display().to_string());
+        if self.names.contains(&shown) {
+            return true;
+        }
+        let newest_named = |insurer: &str| {
+            self.report
+                .insurers
+                .iter()
+                .find(|i| i.insurer_number == insurer)
+                .and_then(|i| i.file.clone())
+        };
         let parts: Vec<&str> = p.iter().filter_map(|c| c.to_str()).collect();
         match parts.as_slice() {
-            [_, "changes", _] => true,
-            [insurer, _] => newest_named(insurer).is_none_or(|n| shown > n),
-            _ => false,
+            [_, "changes", _] => false,
+            [insurer, _] => newest_named(insurer).is_some_and(|n| shown <= n),
+            _ => true,
         }
-    })
+    }
+}
+
+/// What counts as built after a build that started from `before` and published `report`:
+/// `before`, and every file of `after` (a scan once it was published) the report names, so
+/// that files landing while it ran and taken by it are not built for again, and files
+/// landing after it read the delivery are.
+fn built_after(before: Files, after: Files, report: &Report) -> Files {
+    let named = Named::of(report);
+    let mut built = before;
+    for (p, id) in after {
+        if named.holds(&p) {
+            built.entry(p).or_insert(id);
+        }
+    }
+    built
 }
 
 #[cfg(test)]
@@ -546,6 +586,72 @@ mod tests {
         check(&["01130012/changes/20261111-090000.csv"], true);
         check(&["01130012/20261201.csv"], true);
         check(&["06139992/20261101.csv"], true);
+    }
+
+    /// A change generation's report: its base's insurers, and its layers' change files.
+    fn layered() -> Report {
+        let mut r = report(
+            "g2",
+            &[(
+                "01130012",
+                "01130012/20261101.csv",
+                &["01130012/changes/20261110-090000.csv"],
+            )],
+        );
+        let applied = [(
+            "01130012".to_owned(),
+            vec![
+                (
+                    "01130012/changes/20261110-090000.csv".to_owned(),
+                    "0".into(),
+                ),
+                (
+                    "01130012/changes/20261111-090000.csv".to_owned(),
+                    "1".into(),
+                ),
+            ],
+        )];
+        r.layer = Some(crate::nightly::report::LayerReport {
+            applied: applied.into_iter().collect(),
+            ..Default::default()
+        });
+        r
+    }
+
+    fn files(paths: &[&str]) -> Files {
+        paths.iter().map(|f| (PathBuf::from(f), (1, 1))).collect()
+    }
+
+    #[test]
+    fn a_restart_over_change_layers_builds_nothing_they_hold() {
+        let live = layered();
+        let held = [
+            "01130012/20261101.csv",
+            "01130012/changes/20261111-090000.csv",
+        ];
+        assert!(!missing_from(&live, &files(&held)));
+        let new = ["01130012/changes/20261112-090000.csv"];
+        assert!(missing_from(&live, &files(&new)));
+    }
+
+    /// Files that land while a build runs: those it took count as built, the rest do not.
+    #[test]
+    fn what_a_build_took_while_it_ran_is_not_built_again() {
+        let before = files(&["01130012/20261101.csv"]);
+        let after = files(&[
+            "01130012/20261101.csv",
+            "01130012/changes/20261111-090000.csv",
+            "01130012/changes/20261112-090000.csv",
+        ]);
+        let built = built_after(before, after, &layered());
+        let keys: Vec<_> = built.keys().map(|p| p.display().to_string()).collect();
+        assert_eq!(
+            keys,
+            [
+                "01130012/20261101.csv",
+                "01130012/changes/20261111-090000.csv"
+            ]
+        );
     }
 
     #[test]
