@@ -81,62 +81,12 @@ printf 'full build of the materialized snapshots: %.2f s, %s bytes\n' "$t" "$(wr
 # a query without a date is dated as the generator's truth holds it (the day after the last
 # change), not on the day the script runs.
 qdate=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["changes"]["queries_date"])' "$work/summary.json")
-python3 - "$work/snap/queries.csv" "$work/batches" "$qdate" <<'PY'
-import csv, os, sys
-rows = list(csv.reader(open(sys.argv[1], encoding="utf-8")))
-head, body = rows[0], rows[1:]
-keep = [i for i, h in enumerate(head) if h != "expected"]
-d = head.index("date")
-for r in body:
-    r[d] = r[d] or sys.argv[3]
-os.makedirs(sys.argv[2], exist_ok=True)
-for n in range(0, len(body), 10000):
-    with open(f"{sys.argv[2]}/{n // 10000:05}.csv", "w", encoding="utf-8", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow([head[i] for i in keep])
-        w.writerows([[r[i] for i in keep] for r in body[n:n + 10000]])
-PY
-SP=
-trap '[[ -n $SP ]] && kill "$SP" 2>/dev/null; wait 2>/dev/null || true' EXIT
-answer() { # DATA OUT: the answers of every batch
-  "$bin/shikaku" serve --data "$1" --resp 127.0.0.1:0 --http "127.0.0.1:$port" --threads 1 \
-    >"$2.log" 2>&1 &
-  SP=$!
-  for _ in $(seq 200); do
-    curl -sf "127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
-    sleep 0.1
-  done
-  : >"$2"
-  for b in "$work"/batches/*.csv; do
-    curl -sf -H 'content-type: text/csv' --data-binary "@$b" "127.0.0.1:$port/v1/batch" >>"$2"
-  done
-  kill "$SP"
-  wait "$SP" 2>/dev/null || true
-  SP=
-}
-answer "$work/data" "$work/answers.changes.csv"
-answer "$work/truth" "$work/answers.truth.csv"
-python3 - "$work/answers.changes.csv" "$work/answers.truth.csv" "$work/snap/queries.csv" <<'PY'
-import csv, sys
-def load(path):
-    rows, head = [], None
-    for r in csv.reader(open(path, encoding="utf-8")):
-        if r and r[0] == "kind":
-            head = r
-            continue
-        rows.append([c for h, c in zip(head, r) if h != "generation"])
-    return head, rows
-head, a = load(sys.argv[1])
-_, b = load(sys.argv[2])
-want = [r["expected"] for r in csv.DictReader(open(sys.argv[3], encoding="utf-8"))]
-v = [h for h in head if h != "generation"].index("validity")
-differ = sum(x != y for x, y in zip(a, b)) + abs(len(a) - len(b))
-cards = sum(r[0] == "card" for r in a)
-wrong = sum(r[v] != w for r, w in zip(a, want))
-print(f"queries {len(a)} ({cards} card, {len(a) - cards} person): {differ} answers differ "
-      f"between the generations; {wrong} validities differ from the generator's truth")
-sys.exit(1 if differ or len(a) != len(want) else 0)
-PY
+source perf/workload_answers.sh
+workload_batches "$work/snap/queries.csv" "$qdate"
+workload_answer "$work/data" "$work/answers.changes.csv"
+workload_answer "$work/truth" "$work/answers.truth.csv"
+workload_compare "$work/answers.changes.csv" "$work/answers.truth.csv" "$work/snap/queries.csv" \
+  "between the generations"
 
 files=$(tail -n +2 "$work/snap.claims/truth.csv" | cut -d, -f1 | sort -u | sed "s|^|$work/snap.claims/|")
 # shellcheck disable=SC2086

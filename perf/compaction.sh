@@ -69,60 +69,10 @@ last=$(date -d "$first + $((days - 1)) day" +%F)
 
 # The workload as CSV batches of 10,000, dated as the generator's truth holds it.
 qdate=$(date -d "$last + 1 day" +%F)
-python3 - "$snap/queries.csv" "$work/batches" "$qdate" <<'PY'
-import csv, os, sys
-rows = list(csv.reader(open(sys.argv[1], encoding="utf-8")))
-head, body = rows[0], rows[1:]
-keep = [i for i, h in enumerate(head) if h != "expected"]
-d = head.index("date")
-for r in body:
-    r[d] = r[d] or sys.argv[3]
-os.makedirs(sys.argv[2], exist_ok=True)
-for n in range(0, len(body), 10000):
-    with open(f"{sys.argv[2]}/{n // 10000:05}.csv", "w", encoding="utf-8", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow([head[i] for i in keep])
-        w.writerows([[r[i] for i in keep] for r in body[n:n + 10000]])
-PY
-SP=
-trap '[[ -n $SP ]] && kill "$SP" 2>/dev/null; wait 2>/dev/null || true' EXIT
-answer() { # OUT: the answers of every batch from the live generation
-  "$bin/shikaku" serve --data "$data" --resp 127.0.0.1:0 --http "127.0.0.1:$port" --threads 1 \
-    >"$1.log" 2>&1 &
-  SP=$!
-  until curl -sf "127.0.0.1:$port/healthz" >/dev/null 2>&1; do
-    kill -0 "$SP" || { cat "$1.log" >&2; exit 1; }
-    sleep 0.2
-  done
-  : >"$1"
-  for b in "$work"/batches/*.csv; do
-    curl -sf -H 'content-type: text/csv' --data-binary "@$b" "127.0.0.1:$port/v1/batch" >>"$1"
-  done
-  kill "$SP"
-  wait "$SP" 2>/dev/null || true
-  SP=
-}
-answer "$work/answers.layered.csv"
+source perf/workload_answers.sh
+workload_batches "$snap/queries.csv" "$qdate"
+workload_answer "$data" "$work/answers.layered.csv"
 build "compaction (--compact)" "$last" --compact
-answer "$work/answers.compacted.csv"
-python3 - "$work/answers.layered.csv" "$work/answers.compacted.csv" "$snap/queries.csv" <<'PY'
-import csv, sys
-def load(path):
-    rows, head = [], None
-    for r in csv.reader(open(path, encoding="utf-8")):
-        if r and r[0] == "kind":
-            head = r
-            continue
-        rows.append([c for h, c in zip(head, r) if h != "generation"])
-    return head, rows
-head, a = load(sys.argv[1])
-_, b = load(sys.argv[2])
-want = [r["expected"] for r in csv.DictReader(open(sys.argv[3], encoding="utf-8"))]
-v = [h for h in head if h != "generation"].index("validity")
-differ = sum(x != y for x, y in zip(a, b)) + abs(len(a) - len(b))
-cards = sum(r[0] == "card" for r in a)
-wrong = sum(r[v] != w for r, w in zip(a, want))
-print(f"queries {len(a)} ({cards} card, {len(a) - cards} person): {differ} answers differ "
-      f"across the compaction; {wrong} validities differ from the generator's truth")
-sys.exit(1 if differ or len(a) != len(want) else 0)
-PY
+workload_answer "$data" "$work/answers.compacted.csv"
+workload_compare "$work/answers.layered.csv" "$work/answers.compacted.csv" "$snap/queries.csv" \
+  "across the compaction"

@@ -389,11 +389,11 @@ fn a_crafted_layer_is_refused_never_a_panic() {
     );
     // A layer on another base, or out of its place, is refused by its link.
     fs::write(&target, &good).unwrap();
-    let renamed = copy.join(LAYERS_DIR).join("0002-00000000000000ab.shl");
+    let renamed = copy.join(LAYERS_DIR).join("0002-0a1b2c3d4e5f6a7b.shl");
     fs::rename(&target, &renamed).unwrap();
     fs::copy(
         &renamed,
-        copy.join(LAYERS_DIR).join("0001-00000000000000ab.shl"),
+        copy.join(LAYERS_DIR).join("0001-0a1b2c3d4e5f6a7b.shl"),
     )
     .unwrap();
     let Err(err) = MappedIndex::open_file(&copy.join(INDEX_FILE), PersonKey::demo()) else {

@@ -150,7 +150,7 @@ mod tests {
         ] {
             assert!(decode_tombstones(cut).is_err());
         }
-        assert_eq!(layer_sequence_of("0012-00000000000000ab.shl"), Some(12));
+        assert_eq!(layer_sequence_of("0012-0a1b2c3d4e5f6a7b.shl"), Some(12));
         assert_eq!(layer_sequence_of("12-ab.shl"), None);
     }
 }

@@ -238,8 +238,8 @@ mod tests {
         let mut state = 7u64;
         let mut next = || {
             state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+                .wrapping_mul(0x5851_f42d_4c95_7f2d)
+                .wrapping_add(0x1405_7b7e_f767_814f);
             state >> 33
         };
         for i in 0..3000u32 {

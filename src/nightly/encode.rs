@@ -330,7 +330,7 @@ mod tests {
     const SYMBOLS: [&str; 6] = [
         "",
         "12",
-        "12345678901234567A",
+        "12A45678B01234567C",
         "ABCDEFGHIJKLMN",
         "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
         "ABCDEFGHIJKLMNOPQRSTUVWXYY",

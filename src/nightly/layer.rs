@@ -396,12 +396,7 @@ pub(super) fn run_layer(
         crate::signing::sign_generation_sharing(&tmp, &id, key, Some(&parent_dir))?;
         phases.end("sign");
     }
-    let dir = store.seal(&id)?;
-    store.publish(&id)?;
-    phases.end("publish");
-    report.phases_ms = phases.wall_ms;
-    report.phases_cpu_ms = phases.cpu_ms;
-    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    let dir = super::run::seal_and_publish(store, &id, &mut report, phases, started)?;
     tracing::info!(generation = %id, layer = sequence, phases_ms = ?report.phases_ms, stages_cpu_ms = ?report.stages_cpu_ms, bytes_written, "published a change generation");
     Ok(BuildOutcome {
         generation: id,

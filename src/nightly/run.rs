@@ -402,12 +402,7 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
         crate::signing::sign_generation(&tmp, &id, key)?;
         phases.end("sign");
     }
-    let dir = store.seal(&id)?;
-    store.publish(&id)?;
-    phases.end("publish");
-    report.phases_ms = phases.wall_ms;
-    report.phases_cpu_ms = phases.cpu_ms;
-    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    let dir = seal_and_publish(store, &id, &mut report, phases, started)?;
     tracing::info!(
         generation = %id,
         phases_ms = ?report.phases_ms,
@@ -420,6 +415,24 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
         report,
         generation_dir: dir,
     })
+}
+
+/// Seals generation `id` and makes it live, then gives `report` the phases' times and the
+/// build's: the last step of a base and of a change generation alike.
+pub(super) fn seal_and_publish(
+    store: &Store,
+    id: &str,
+    report: &mut Report,
+    mut phases: Phases,
+    started: Instant,
+) -> Result<std::path::PathBuf, BuildError> {
+    let dir = store.seal(id)?;
+    store.publish(id)?;
+    phases.end("publish");
+    report.phases_ms = phases.wall_ms;
+    report.phases_cpu_ms = phases.cpu_ms;
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(dir)
 }
 
 pub(super) fn insurer_input(p: &InsurerPart) -> InsurerInput<'_> {
