@@ -4,6 +4,9 @@
 //! build over snapshots and change files answers every query as a full build over
 //! `shikaku materialize`'s output does.
 
+mod delivery_support;
+
+use delivery_support::*;
 use shikaku::domain::{Date, PersonKey};
 use shikaku::generations::{Store, REJECTS_FILE};
 use shikaku::nightly::run::{run, BuildConfig, BuildOutcome, Reuse};
@@ -14,19 +17,6 @@ use shikaku::snapshot::materialize::materialize_delivery;
 use shikaku::snapshot::ChangeTime;
 use std::fs;
 use std::path::Path;
-
-const HEADER: &str = "insurer_number,symbol,number,branch,individual_number,name,name_kana,sex,birthdate,relationship,qualification_date,disqualification_date,reason_of_loss,copay_ratio,limit_category";
-const KYOSAI: &str = "33120015";
-const KUMIAI: &str = "06139992";
-const BUILT_ON: &str = "2026-11-24";
-
-fn person(p: u32) -> String {
-    shikaku::domain::IndividualNumber::from_first11(30000000000 + u64::from(p) * 7919)
-        .expose_digits()
-        .iter()
-        .map(|&b| b as char)
-        .collect()
-}
 
 /// A snapshot row of card `number`, linked to person `number % 7` (so persons span cards and
 /// insurers).
@@ -39,23 +29,6 @@ fn member(insurer: &str, number: u32, birth: &str, qual: &str, disq: &str) -> St
 
 fn change(kind: &str, row: &str) -> String {
     format!("{row},{kind}")
-}
-
-/// The key columns of card `number` alone, as a `lose` or `delete` may give them.
-fn keyed(kind: &str, insurer: &str, number: u32, qual: &str, disq: &str) -> String {
-    format!("{insurer},12,{number},00,,,,,,,{qual},{disq},,,,{kind}")
-}
-
-fn write(path: &Path, text: &str) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, text).unwrap();
-}
-
-fn write_insurers(snap: &Path) {
-    write(
-        &snap.join("insurers.csv"),
-        &format!("insurer_number,insurer_name,kind\n{KYOSAI},共済,kyosai\n{KUMIAI},組合,kumiai\n"),
-    );
 }
 
 fn write_snapshot(snap: &Path, insurer: &str, date: &str, rows: &[String]) {
@@ -83,17 +56,7 @@ fn write_changes(snap: &Path, insurer: &str, name: &str, rows: &[String]) {
 }
 
 fn config(snap: &Path, data: &Path) -> BuildConfig {
-    BuildConfig {
-        snapshots: snap.to_owned(),
-        data: data.to_owned(),
-        key: PersonKey::demo(),
-        built_on: Date::parse(BUILT_ON).unwrap(),
-        max_drop_percent: 100.0,
-        accept: Vec::new(),
-        reuse: Reuse::UnchangedInsurers,
-        progress: false,
-        signing: None,
-    }
+    delivery_support::config(snap, data, Reuse::UnchangedInsurers)
 }
 
 fn card(data: &Path, insurer: &str, number: u32, birth: &str, date: &str) -> String {

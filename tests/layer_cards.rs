@@ -4,30 +4,21 @@
 //! full build of the same delivery does. Each step says which path it expects and checks
 //! the equivalence.
 
+mod delivery_support;
+
+use delivery_support::*;
 use shikaku::domain::{Date, PersonKey};
 use shikaku::generations::{Store, REJECTS_FILE};
-use shikaku::nightly::run::{run, BuildConfig, BuildOutcome, Reuse};
+use shikaku::nightly::run::{run, BuildOutcome, Reuse};
 use shikaku::nightly::GenerationKind;
 use shikaku::query::answer::answer;
 use shikaku::query::{CardFields, CardQuery, PersonFields, PersonQuery, Query};
 use std::fs;
 use std::path::Path;
 
-const HEADER: &str = "insurer_number,symbol,number,branch,individual_number,name,name_kana,sex,birthdate,relationship,qualification_date,disqualification_date,reason_of_loss,copay_ratio,limit_category";
-const KYOSAI: &str = "33120015";
-const KUMIAI: &str = "06139992";
 const INSURERS: [&str; 2] = [KYOSAI, KUMIAI];
-const BUILT_ON: &str = "2026-11-24";
 const CARDS: u32 = 12;
 const BIRTHS: [&str; 2] = ["1980-01-23", "1975-05-06"];
-
-fn person(p: u32) -> String {
-    shikaku::domain::IndividualNumber::from_first11(30000000000 + u64::from(p) * 7919)
-        .expose_digits()
-        .iter()
-        .map(|&b| b as char)
-        .collect()
-}
 
 /// Card `number` of person `number % 7`.
 fn member(insurer: &str, number: u32, birth: &str, qual: &str, disq: &str) -> String {
@@ -35,15 +26,6 @@ fn member(insurer: &str, number: u32, birth: &str, qual: &str, disq: &str) -> St
         "{insurer},12,{number},00,{},山田 太郎,ヤマダ タロウ,1,{birth},1,{qual},{disq},,30,",
         person(number % 7)
     )
-}
-
-fn keyed(kind: &str, insurer: &str, number: u32, qual: &str, disq: &str) -> String {
-    format!("{insurer},12,{number},00,,,,,,,{qual},{disq},,,,{kind}")
-}
-
-fn write(path: &Path, text: &str) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, text).unwrap();
 }
 
 /// Writes a change file; returns its size in bytes.
@@ -59,28 +41,11 @@ fn changes(snap: &Path, insurer: &str, name: &str, rows: &[String]) -> u64 {
     text.len() as u64
 }
 
-fn config(snap: &Path, data: &Path, reuse: Reuse) -> BuildConfig {
-    BuildConfig {
-        snapshots: snap.to_owned(),
-        data: data.to_owned(),
-        key: PersonKey::demo(),
-        built_on: Date::parse(BUILT_ON).unwrap(),
-        max_drop_percent: 100.0,
-        accept: Vec::new(),
-        reuse,
-        progress: false,
-        signing: None,
-    }
-}
-
 /// Both insurers with a snapshot and a first change file (so their states are materialized
 /// in the base); person 1 holds kyosai card 1 and kumiai card 8; kumiai's card 9 is
 /// delivered twice (a `DUP` line).
 fn base(snap: &Path) {
-    write(
-        &snap.join("insurers.csv"),
-        &format!("insurer_number,insurer_name,kind\n{KYOSAI},共済,kyosai\n{KUMIAI},組合,kumiai\n"),
-    );
+    write_insurers(snap);
     let rows = |insurer: &str, cards: &[u32]| {
         let rows: Vec<String> = cards
             .iter()

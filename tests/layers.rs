@@ -4,6 +4,9 @@
 //! parent; `--compact` folds; and a crafted layer file is refused with a typed error, never
 //! a panic.
 
+mod delivery_support;
+
+use delivery_support::*;
 use shikaku::domain::{Date, PersonKey};
 use shikaku::format::{xxh3, LAYERS_DIR, SECTION_ENTRY_BYTES, SEGMENTS_DIR};
 use shikaku::generations::{Store, INDEX_FILE};
@@ -16,19 +19,6 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-const HEADER: &str = "insurer_number,symbol,number,branch,individual_number,name,name_kana,sex,birthdate,relationship,qualification_date,disqualification_date,reason_of_loss,copay_ratio,limit_category";
-const KYOSAI: &str = "33120015";
-const KUMIAI: &str = "06139992";
-const BUILT_ON: &str = "2026-11-24";
-
-fn person(p: u32) -> String {
-    shikaku::domain::IndividualNumber::from_first11(30000000000 + u64::from(p) * 7919)
-        .expose_digits()
-        .iter()
-        .map(|&b| b as char)
-        .collect()
-}
-
 fn member(insurer: &str, number: u32, p: u32, qual: &str, disq: &str) -> String {
     format!(
         "{insurer},12,{number},00,{},山田 太郎,ヤマダ タロウ,1,1980-01-23,1,{qual},{disq},,30,",
@@ -36,35 +26,13 @@ fn member(insurer: &str, number: u32, p: u32, qual: &str, disq: &str) -> String 
     )
 }
 
-fn write(path: &Path, text: &str) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, text).unwrap();
-}
-
 fn write_rows(path: &Path, header: &str, rows: &[String]) {
     write(path, &format!("{header}\n{}\n", rows.join("\n")));
 }
 
-fn config(snap: &Path, data: &Path, reuse: Reuse) -> BuildConfig {
-    BuildConfig {
-        snapshots: snap.to_owned(),
-        data: data.to_owned(),
-        key: PersonKey::demo(),
-        built_on: Date::parse(BUILT_ON).unwrap(),
-        max_drop_percent: 100.0,
-        accept: Vec::new(),
-        reuse,
-        progress: false,
-        signing: None,
-    }
-}
-
 /// Two insurers: kyosai cards 1–3 (persons 1–3), kumiai card 5 (person 1 again, lost).
 fn base_delivery(snap: &Path) {
-    write(
-        &snap.join("insurers.csv"),
-        &format!("insurer_number,insurer_name,kind\n{KYOSAI},共済,kyosai\n{KUMIAI},組合,kumiai\n"),
-    );
+    write_insurers(snap);
     write_rows(
         &snap.join(KYOSAI).join("20261101.csv"),
         HEADER,

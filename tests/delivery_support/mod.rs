@@ -1,0 +1,56 @@
+//! A small delivery for the change-file tests (tests/changes.rs, layers.rs, layer_cards.rs):
+//! two insurers, snapshot rows and change rows of numbered cards, and the build's settings.
+
+#![allow(dead_code)]
+
+use shikaku::domain::{Date, PersonKey};
+use shikaku::nightly::run::{BuildConfig, Reuse};
+use std::fs;
+use std::path::Path;
+
+pub const HEADER: &str = "insurer_number,symbol,number,branch,individual_number,name,name_kana,sex,birthdate,relationship,qualification_date,disqualification_date,reason_of_loss,copay_ratio,limit_category";
+pub const KYOSAI: &str = "33120015";
+pub const KUMIAI: &str = "06139992";
+pub const BUILT_ON: &str = "2026-11-24";
+
+/// Person `p`'s individual number (valid check digit), as a snapshot row gives it.
+pub fn person(p: u32) -> String {
+    shikaku::domain::IndividualNumber::from_first11(30000000000 + u64::from(p) * 7919)
+        .expose_digits()
+        .iter()
+        .map(|&b| b as char)
+        .collect()
+}
+
+/// The key columns of card `number` alone, as a `lose` or `delete` may give them.
+pub fn keyed(kind: &str, insurer: &str, number: u32, qual: &str, disq: &str) -> String {
+    format!("{insurer},12,{number},00,,,,,,,{qual},{disq},,,,{kind}")
+}
+
+pub fn write(path: &Path, text: &str) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, text).unwrap();
+}
+
+/// `insurers.csv` naming the two insurers.
+pub fn write_insurers(snap: &Path) {
+    write(
+        &snap.join("insurers.csv"),
+        &format!("insurer_number,insurer_name,kind\n{KYOSAI},共済,kyosai\n{KUMIAI},組合,kumiai\n"),
+    );
+}
+
+/// A build of `snap` into `data` on [`BUILT_ON`], with no delivery guard.
+pub fn config(snap: &Path, data: &Path, reuse: Reuse) -> BuildConfig {
+    BuildConfig {
+        snapshots: snap.to_owned(),
+        data: data.to_owned(),
+        key: PersonKey::demo(),
+        built_on: Date::parse(BUILT_ON).unwrap(),
+        max_drop_percent: 100.0,
+        accept: Vec::new(),
+        reuse,
+        progress: false,
+        signing: None,
+    }
+}
