@@ -46,12 +46,8 @@ print(kind, " ".join(f"{k}={v}" for k, v in sorted(r.get("phases_ms", {}).items(
 PY
 }
 
-# Bytes the newest generation of DATA wrote: its files not hard-linked from an older one.
-written() {
-  local gen
-  gen=$(cat "$1/CURRENT")
-  find "$1/generations/$gen" -type f -links 1 -printf '%s\n' | awk '{s += $1} END {print s + 0}'
-}
+# Bytes the newest generation of DATA wrote: its files not hard-linked from its parent.
+written() { python3 perf/written_bytes.py "$1"; }
 
 t=$(secs "$bin/shikaku-datagen" --persons "$persons" --seed 7 --out "$work/snap" --date "$date_" \
   --defects "${DEFECTS:-0.001}" --queries "$queries" --claims "$claims" --changes-days "$days" --quiet)

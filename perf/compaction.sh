@@ -29,11 +29,8 @@ first=$(find "$snap" -mindepth 2 -maxdepth 2 -name '2*.csv' -printf '%f\n' | sor
   sed -E 's|([0-9]{4})([0-9]{2})([0-9]{2})\.csv|\1-\2-\3|')
 data=$work/data
 
-# Bytes the newest generation of DATA wrote: its files not hard-linked from an older one.
-written() {
-  find "$data/generations/$(cat "$data/CURRENT")" -type f -links 1 -printf '%s\n' |
-    awk '{s += $1} END {print s + 0}'
-}
+# Bytes the newest generation of DATA wrote: its files not hard-linked from its parent.
+written() { python3 perf/written_bytes.py "$data"; }
 kind() {
   python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); k=r.get("generation_kind","base"); print(k + (" %d" % r["layer_count"] if k == "layer" else ""))' \
     "$data/generations/$(cat "$data/CURRENT")/report.json"

@@ -101,7 +101,7 @@ head -n "$files" "$work/staged.list" | while read -r bytes rel; do
   c1=$(cpu_ms "$watch_pid"); m1=$(cpu_ms "$moto_pid")
   r1=0; for p in "${replica_pids[@]}"; do r1=$((r1 + $(cpu_ms "$p"))); done
   rows=$(($(wc -l <"$work/snap/$rel") - 1))
-  written=$(find "$work/data/generations/$g" -type f -links 1 -printf '%s\n' | awk '{s += $1} END {print s + 0}')
+  written=$(python3 perf/written_bytes.py "$work/data" "$g")
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rel" "$rows" "$g" "$t0" "$t1" "$written" \
     $((c1 - c0)) $((r1 - r0)) $((m1 - m0)) "$answered" >>"$work/runs.tsv"
   sleep 1

@@ -95,7 +95,7 @@ for rel in sys.argv[3:]:
   g=$(cat "$data/CURRENT")
   sleep 0.3
   c1=$(cpu_ms "$watch_pid")
-  written=$(find "$data/generations/$g" -type f -links 1 -printf '%s\n' | awk '{s += $1} END {print s + 0}')
+  written=$(python3 perf/written_bytes.py "$data" "$g")
   python3 - "$data/generations/$g/report.json" "$kind" "$#" "$rows" "$((t_current - t0))" \
     "$((t_answer - t0))" "$written" "$((c1 - c0))" "$was" >>"$work/runs.jsonl" <<'PY'
 import json, sys

@@ -263,8 +263,7 @@ fn folding(snap: &Path, data: &Path) -> BuildConfig {
 fn x1_lines(data: &Path) -> usize {
     let store = Store::new(data);
     let dir = store.generation_dir(&store.live().unwrap());
-    fs::read_to_string(dir.join(REJECTS_FILE))
-        .unwrap()
+    delivery_support::whole_rejects(&dir)
         .lines()
         .filter(|l| l.contains(",X1,"))
         .count()
@@ -745,7 +744,7 @@ fn a_reused_insurer_keeps_its_report_lines_once() {
     let lines = |data: &Path| {
         let store = Store::new(data);
         let live = store.live().unwrap();
-        let rejects = fs::read_to_string(store.generation_dir(&live).join(REJECTS_FILE)).unwrap();
+        let rejects = delivery_support::whole_rejects(&store.generation_dir(&live));
         rejects.lines().filter(|l| l.contains(",W1,")).count()
     };
     run(&config(&snap, &data)).unwrap();

@@ -115,7 +115,7 @@ fn answers(data: &Path) -> Vec<String> {
 /// written with, which may name another insurer's state by an older name (either path),
 /// so those lines are compared without their reason.
 fn sorted_rejects(dir: &Path) -> Vec<String> {
-    let text = fs::read_to_string(dir.join(REJECTS_FILE)).unwrap();
+    let text = delivery_support::whole_rejects(dir);
     let mut lines: Vec<String> = text
         .lines()
         .map(|l| {
@@ -257,7 +257,7 @@ fn the_card_path_reads_only_the_new_change_files_and_answers_as_a_full_build() {
     let out = step(&snap, &data, tmp.path(), (2, 0));
     let layer = out.report.layer.unwrap();
     assert_eq!(layer.delivery_bytes_read, bytes);
-    let rejects = fs::read_to_string(out.generation_dir.join(REJECTS_FILE)).unwrap();
+    let rejects = delivery_support::whole_rejects(&out.generation_dir);
     assert!(rejects.contains(",X1,"), "{rejects}");
 
     // The X1 goes again when the kumiai record is corrected (the card path, by the card).
@@ -271,7 +271,7 @@ fn the_card_path_reads_only_the_new_change_files_and_answers_as_a_full_build() {
         )],
     );
     let out = step(&snap, &data, tmp.path(), (1, 0));
-    let rejects = fs::read_to_string(out.generation_dir.join(REJECTS_FILE)).unwrap();
+    let rejects = delivery_support::whole_rejects(&out.generation_dir);
     assert!(!rejects.contains(",X1,"), "{rejects}");
 
     // A rejected row (C1) and a C4 in a file: the same lines as the full build's. Card 9
@@ -462,6 +462,10 @@ mod prop {
                 prop_assert_eq!(
                     fs::read_to_string(a.generation_dir.join(REJECTS_FILE)).unwrap(),
                     fs::read_to_string(b.generation_dir.join(REJECTS_FILE)).unwrap()
+                );
+                prop_assert_eq!(
+                    delivery_support::whole_rejects(&a.generation_dir),
+                    delivery_support::whole_rejects(&b.generation_dir)
                 );
                 prop_assert_eq!(&la.change_files, &lb.change_files);
                 prop_assert_eq!(&la.covered_today, &lb.covered_today);

@@ -107,7 +107,7 @@ fn inode(p: &Path) -> (u64, u64) {
 }
 
 fn report_of(dir: &Path) -> Report {
-    serde_json::from_slice(&fs::read(dir.join("report.json")).unwrap()).unwrap()
+    shikaku::nightly::report_files::read_whole_report(dir).unwrap()
 }
 
 /// A base, then a change file of kyosai (card 2 lost, card 4 added for person 1, card 3
@@ -254,6 +254,94 @@ fn layers_stack_then_fold_into_a_base() {
         .chain((1..=3).map(|p| ask(&data, &person_q(p))))
         .collect();
     assert_eq!(before, after);
+}
+
+#[test]
+fn a_layers_reports_hold_its_own_part_and_read_back_whole() {
+    use shikaku::nightly::report_files::{read_whole, REPORTS_DIR};
+    let tmp = tempfile::tempdir().unwrap();
+    let (snap, data, base, first) = layered(tmp.path());
+    second_layer(&snap, &data);
+    let store = Store::new(&data);
+    let dir = store.generation_dir(&store.live().unwrap());
+    // The whole view: the one the build kept (taken from this process), then read from disk.
+    let (kept, read) = (read_whole(&dir).unwrap(), read_whole(&dir).unwrap());
+    assert_eq!(
+        serde_json::to_value(&kept.report).unwrap(),
+        serde_json::to_value(&read.report).unwrap()
+    );
+    assert_eq!(kept.lines, read.lines);
+    let whole = read.report.layer.unwrap();
+    assert_eq!(whole.applied.len(), 2, "{:?}", whole.applied);
+    assert!(whole.applied[KUMIAI][0].0.ends_with("20261111-090000.csv"));
+    assert!(whole.dropped.is_none());
+    assert_eq!(read.report.insurers.len(), 2, "the base's insurers");
+    // On disk, the layer's own part: no insurers, only the file it applied.
+    let own: Report = serde_json::from_slice(&fs::read(dir.join("report.json")).unwrap()).unwrap();
+    assert!(own.insurers.is_empty());
+    let layer = own.layer.unwrap();
+    assert_eq!(layer.applied.keys().collect::<Vec<_>>(), [KUMIAI]);
+    assert_eq!(layer.dropped.unwrap().insurers.len(), 1);
+    // The base's report and the first layer's own are shared by hard link, not copied.
+    let reports = dir.join(REPORTS_DIR);
+    let b = store.generation_dir(&base);
+    assert_eq!(
+        inode(&reports.join("base.json")),
+        inode(&b.join("report.json"))
+    );
+    assert_eq!(
+        inode(&reports.join("layer-0001.json")),
+        inode(&store.generation_dir(&first).join("report.json"))
+    );
+    assert_eq!(
+        inode(&reports.join("layer-0002.json")),
+        inode(&dir.join("report.json"))
+    );
+    let page = fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(page.contains("reports/base.html"), "{page}");
+}
+
+#[test]
+fn a_layer_stacks_on_an_older_builds_whole_report() {
+    use shikaku::nightly::report_files::{read_whole, whole_rejects, REPORTS_DIR};
+    let tmp = tempfile::tempdir().unwrap();
+    let (snap, data, _, first) = layered(tmp.path());
+    let store = Store::new(&data);
+    let dir = store.generation_dir(&first);
+    // The first layer as an older build wrote it: its whole view in report.json and
+    // rejects.csv, no reports/.
+    let rejects = whole_rejects(&dir).unwrap();
+    let whole = read_whole(&dir).unwrap();
+    fs::remove_dir_all(dir.join(REPORTS_DIR)).unwrap();
+    for name in ["report.json", "rejects.csv"] {
+        fs::remove_file(dir.join(name)).unwrap();
+    }
+    fs::write(
+        dir.join("report.json"),
+        serde_json::to_vec(&whole.report).unwrap(),
+    )
+    .unwrap();
+    fs::write(dir.join("rejects.csv"), &rejects).unwrap();
+    second_layer(&snap, &data);
+    let live = store.generation_dir(&store.live().unwrap());
+    assert_eq!(
+        inode(&live.join(REPORTS_DIR).join("base.json")),
+        inode(&dir.join("report.json"))
+    );
+    let now = read_whole(&live).unwrap();
+    assert_eq!(now.report.layer_count, 2);
+    assert_eq!(now.report.layer.unwrap().applied.len(), 2);
+    // The first layer's findings but kumiai's (taken back), and the second's own.
+    let kept = whole.lines.iter().filter(|l| !l.file.starts_with(KUMIAI));
+    assert_eq!(now.lines.len(), kept.count() + count_lines(&live) - 1);
+}
+
+/// Data lines of a generation's own `rejects.csv`.
+fn count_lines(dir: &Path) -> usize {
+    fs::read_to_string(dir.join("rejects.csv"))
+        .unwrap()
+        .lines()
+        .count()
 }
 
 /// Kumiai's change file adding card 6 (person 2), built: the report of the generation.

@@ -50,6 +50,91 @@ pub fn render(report: &Report, previous: Option<&Report>) -> String {
     h
 }
 
+/// The page of a change generation (`report` its own part, masked): what its layer applied
+/// and touched, each change file it applied, and a link to its base's page (beside it in
+/// `reports/`), which shows the insurers.
+pub fn render_layer(report: &Report) -> String {
+    let mut h = String::with_capacity(16 * 1024);
+    let title = format!("shikaku change generation {}", report.generation);
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"ja\"><head><meta charset=\"utf-8\"><title>{}</title>\n<style>{STYLE}</style></head><body>\n<h1>{}</h1>\n",
+        esc(&title),
+        esc(&title)
+    );
+    status(&mut h, report);
+    if let Some(l) = &report.layer {
+        let _ = write!(
+            h,
+            "<p>Layer {} on base {} (parent {}). The base's report, with every insurer: <a href=\"{}/base.html\">{}/base.html</a>.</p>",
+            report.layer_count,
+            esc(&l.base),
+            esc(report.parent.as_deref().unwrap_or("")),
+            super::report_files::REPORTS_DIR,
+            super::report_files::REPORTS_DIR,
+        );
+        layer_summary(&mut h, report, l);
+        h.push_str("<h2>Change files applied</h2><table><tr><th>file</th><th>read</th><th>applied</th><th>rejected</th></tr>");
+        for c in &l.change_files {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                esc(&c.file),
+                grouped(count(c.rows_read)),
+                grouped(count(c.rows_applied)),
+                grouped(count(c.rows_rejected)),
+            );
+        }
+        h.push_str("</table>");
+    }
+    h.push_str("</body></html>\n");
+    h
+}
+
+fn layer_summary(h: &mut String, r: &Report, l: &super::report::LayerReport) {
+    let rows_of = |f: fn(&ChangeReport) -> u64| l.change_files.iter().map(f).sum::<u64>();
+    h.push_str("<h2>Summary</h2><table>");
+    let rows: [(&str, &str, u64); 12] = [
+        (
+            "Change files applied",
+            "layer.change_files",
+            l.change_files.len() as u64,
+        ),
+        ("Rows read", "layer.rows_read", rows_of(|c| c.rows_read)),
+        (
+            "Rows applied",
+            "layer.rows_applied",
+            rows_of(|c| c.rows_applied),
+        ),
+        (
+            "Rows rejected",
+            "layer.rows_rejected",
+            rows_of(|c| c.rows_rejected),
+        ),
+        (
+            "Insurers touched",
+            "layer.insurers_touched",
+            l.insurers_touched.len() as u64,
+        ),
+        ("Cards changed", "layer.cards_changed", l.cards_changed),
+        ("Cards removed", "layer.cards_removed", l.cards_removed),
+        (
+            "Persons checked again",
+            "layer.persons_touched",
+            l.persons_touched,
+        ),
+        (
+            "Records written",
+            "layer.records_written",
+            l.records_written,
+        ),
+        ("Bytes written", "layer.bytes_written", l.bytes_written),
+        ("Index bytes", "index_bytes", r.index_bytes),
+        ("Build time (ms)", "elapsed_ms", r.elapsed_ms),
+    ];
+    number_rows(h, &rows);
+}
+
 const STYLE: &str = "body{font-family:sans-serif;margin:2em;color:#222;max-width:1200px}\
 h1{font-size:1.5em}h2{margin-top:2em;border-bottom:2px solid #2b6cb0}\
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .6em}\
@@ -145,7 +230,12 @@ fn summary(h: &mut String, r: &Report) {
         ("Index bytes", "index_bytes", r.index_bytes),
         ("Build time (ms)", "elapsed_ms", r.elapsed_ms),
     ];
-    for (label, field, n) in rows {
+    number_rows(h, &rows);
+}
+
+/// Table rows of a label and a number named by its field, and the table's end.
+fn number_rows(h: &mut String, rows: &[(&str, &str, u64)]) {
+    for &(label, field, n) in rows {
         let _ = write!(h, "<tr><th>{label}</th>");
         num(h, field, count(n));
         h.push_str("</tr>");

@@ -3,282 +3,40 @@
 //! file and the changed cards' delta segments, and shares everything else of its parent by
 //! hard link. Each touched insurer is diffed against the parent's layered view
 //! (`layer_diff`); the persons whose records changed get new entries, checked again (X1, X3)
-//! from all their records as a full build would. Past [`MAX_LAYERS`] layers (or
-//! [`FOLD_DELTA_SEGMENTS_MAX`] delta segments), or layers
-//! heavier than [`FOLD_LAYER_SHARE_PERCENT`] of the base, the build folds them into a new base
+//! from all their records as a full build would. Whether a build makes one, and of which
+//! files, is `layer_plan`'s; past its fold bound the build folds the layers into a new base
 //! (the incremental build, `run`), as `shikaku build --compact` does.
 
-use super::changes::hex;
 use super::encode::{InsurerPart, Link};
 use super::insurer::write_segment;
-use super::layer_cards::{insurer_change, lines_by_insurer, Touched};
+use super::layer_cards::{insurer_change, lines_by_insurer};
 use super::layer_diff::{
     parent_links, removed_lines, InsurerChange, LineMaps, LinesMoved, RefOrder, Replaced,
 };
+pub(super) use super::layer_plan::plan;
+use super::layer_plan::LayerPlan;
 use super::link::{push_person, sort_findings, Persons};
 use super::profile::{Phases, StageTimes};
-use super::report::{
-    read_rejects, ChangeOutcome, GenerationKind, InsurerReport, LayerReport, Removal, Report,
-    ReportLine,
-};
-use super::reuse::file_identity;
+use super::report::{Dropped, GenerationKind, LayerReport, Removal, Report, ReportLine};
+use super::report_files::{self, Whole};
 use super::run::{insurer_input, io_err, BuildConfig, BuildError, BuildOutcome};
 use crate::domain::PersonHash;
 use crate::format::writer::{IndexTail, IndexWriter};
 use crate::format::*;
-use crate::generations::{self, Store, StoreError, INDEX_FILE, REJECTS_FILE, REPORT_FILE};
+use crate::generations::{self, Store, StoreError, INDEX_FILE};
 use crate::index::MappedIndex;
-use crate::snapshot::{self, ChangeInput, Discovery, InsurerDelivery};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::time::Instant;
-
-/// Most layers a generation stacks: the build after it folds them into a new base. Lookups
-/// do not pay per layer (the layers are folded into two maps at open); opening does, a little
-/// per layer file (docs/operations.md, "Change generations": the measurement).
-pub const MAX_LAYERS: usize = 256;
-/// Most delta segments the layers hold together: each is a file mapped on its own, and a
-/// server swapping generations maps both (the kernel's default `vm.max_map_count` is 65,530;
-/// the nation's base maps 3,445 files).
-pub const FOLD_DELTA_SEGMENTS_MAX: usize = 16_384;
-/// The build folds when the layers and their delta segments pass this share of the base's
-/// bytes (and [`FOLD_LAYER_BYTES_MIN`]): each layer's persons and cards cost memory at open
-/// and a map read per lookup of what they touched.
-pub const FOLD_LAYER_SHARE_PERCENT: u64 = 5;
-/// Layers smaller than this never make a build fold by their share (a small index's).
-pub const FOLD_LAYER_BYTES_MIN: u64 = 1 << 20;
-
-/// A change generation to build: the live generation and what changed since.
-pub(super) struct LayerPlan {
-    live_id: String,
-    live: MappedIndex,
-    report: Report,
-    lines: Vec<ReportLine>,
-    /// Touched insurers.
-    touched: Vec<Touched>,
-    applied: BTreeMap<String, Vec<(String, String)>>,
-    applied_identity: BTreeMap<String, Vec<(u64, u64)>>,
-    /// Bytes of change files the plan read.
-    bytes_read: u64,
-}
-
-/// Why a build does not make a layer (said in the log), or the plan for one.
-pub(super) fn plan(
-    store: &Store,
-    cfg: &BuildConfig,
-    discovery: &Discovery,
-) -> Result<LayerPlan, String> {
-    let live_id = store.current().ok().flatten().ok_or("no live generation")?;
-    let live = store
-        .open_named(&live_id, cfg.key.clone())
-        .map_err(|e| format!("the live generation cannot be opened ({e})"))?;
-    if live.layer_count() >= MAX_LAYERS {
-        return Err(format!(
-            "the live generation has {} layers",
-            live.layer_count()
-        ));
-    }
-    let deltas = live.segment_count() - live.base_insurers();
-    if deltas > FOLD_DELTA_SEGMENTS_MAX {
-        return Err(format!("its layers hold {deltas} delta segments"));
-    }
-    let (layer_bytes, total) = (live.layer_bytes(), live.total_bytes());
-    if layer_bytes > FOLD_LAYER_BYTES_MIN
-        && layer_bytes * 100 > (total - layer_bytes) * FOLD_LAYER_SHARE_PERCENT
-    {
-        return Err(format!("its layers hold {layer_bytes} of {total} bytes"));
-    }
-    let dir = store.generation_dir(&live_id);
-    let report: Report = std::fs::read(dir.join(REPORT_FILE))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or("the live generation's report cannot be read")?;
-    let lines = std::fs::read(dir.join(REJECTS_FILE))
-        .ok()
-        .and_then(|b| read_rejects(&b).ok())
-        .ok_or("the live generation's rejects cannot be read")?;
-    if !same_kohi(&report, cfg)? {
-        return Err("the public-expense registers changed".into());
-    }
-    let base = live.insurers();
-    if discovery.deliveries.len() != base.len() {
-        return Err("insurers came or went".into());
-    }
-    let mut deliveries: Vec<&InsurerDelivery> = discovery.deliveries.iter().collect();
-    deliveries.sort_by_key(|d| d.insurer.number.to_key());
-    let by_number: HashMap<&str, &InsurerReport> = report
-        .insurers
-        .iter()
-        .map(|r| (r.insurer_number.as_str(), r))
-        .collect();
-    let mut applied = BTreeMap::new();
-    let mut applied_identity = BTreeMap::new();
-    let mut touched = Vec::new();
-    let mut bytes_read = 0;
-    for (position, (d, info)) in deliveries.into_iter().zip(base).enumerate() {
-        let number = d.insurer.number.as_str();
-        let r = by_number
-            .get(number)
-            .filter(|_| info.number_str() == number)
-            .ok_or_else(|| format!("insurer {number} is new"))?;
-        if d.insurer.name != info.name || d.insurer.kind.code() != info.entry.kind {
-            return Err(format!("insurer {number} was renamed"));
-        }
-        let snapshot = d.snapshot.as_ref().map(|f| {
-            let (bytes, mtime) = file_identity(&f.path).unwrap_or((0, 0));
-            (f.rel_path.to_string(), bytes, mtime)
-        });
-        let was = r.file.clone().map(|f| (f, r.file_bytes, r.file_mtime_ns));
-        if snapshot != was || snapshot.as_ref().is_some_and(|s| s.1 == 0) {
-            return Err(format!("insurer {number} has a new snapshot"));
-        }
-        let so_far = SoFar::of(&report, r);
-        if so_far.unchanged(d) {
-            if !so_far.files.is_empty() {
-                applied.insert(number.to_owned(), so_far.files);
-                applied_identity.insert(number.to_owned(), so_far.identities);
-            }
-            continue;
-        }
-        let known = so_far.known(d);
-        let read = ChangeInput::read_all(&d.changes[known..]).map_err(|e| e.to_string())?;
-        bytes_read += read.iter().map(|c| c.bytes.len() as u64).sum::<u64>();
-        let mut now: Vec<(String, String)> = so_far.files[..known].to_vec();
-        now.extend(
-            read.iter()
-                .map(|c| (c.file.rel_path.to_string(), hex(c.xxh3))),
-        );
-        if !now.starts_with(&so_far.files) {
-            return Err(format!("a change file of insurer {number} changed or went"));
-        }
-        if !now.is_empty() {
-            let mut identities = so_far.identities[..known].to_vec();
-            identities.extend(read.iter().map(|c| c.identity));
-            applied.insert(number.to_owned(), now.clone());
-            applied_identity.insert(number.to_owned(), identities);
-        }
-        if now.len() > so_far.files.len() {
-            touched.push(Touched {
-                position,
-                delivery: d.clone(),
-                read,
-                known,
-                applied_before: so_far.files.len(),
-            });
-        }
-    }
-    if touched.is_empty() {
-        return Err("no new change files".into());
-    }
-    Ok(LayerPlan {
-        live_id,
-        live,
-        report,
-        lines,
-        touched,
-        applied,
-        applied_identity,
-        bytes_read,
-    })
-}
-
-/// What the live view applied of one insurer's change files, in order: (file, xxh3), and
-/// each file's (size, modification time) when it was read.
-struct SoFar {
-    files: Vec<(String, String)>,
-    identities: Vec<(u64, u64)>,
-}
-
-impl SoFar {
-    fn of(report: &Report, r: &InsurerReport) -> SoFar {
-        let number = r.insurer_number.as_str();
-        match &report.layer {
-            Some(l) => SoFar {
-                files: l.applied.get(number).cloned().unwrap_or_default(),
-                identities: l.applied_identity.get(number).cloned().unwrap_or_default(),
-            },
-            None => {
-                let applied = r
-                    .changes
-                    .iter()
-                    .filter(|c| c.outcome == ChangeOutcome::Applied);
-                SoFar {
-                    files: applied
-                        .clone()
-                        .map(|c| (c.file.clone(), c.xxh3.clone()))
-                        .collect(),
-                    identities: applied.map(|c| (c.bytes, c.mtime_ns)).collect(),
-                }
-            }
-        }
-    }
-
-    /// How many of the delivery's first change files are the ones applied, by name, size
-    /// and modification time (see [`Self::unchanged`]): they need not be read to be known.
-    fn known(&self, d: &InsurerDelivery) -> usize {
-        d.changes
-            .iter()
-            .zip(self.files.iter().zip(&self.identities))
-            .take_while(|(f, ((name, _), &identity))| {
-                *f.rel_path == **name
-                    && identity != (0, 0)
-                    && file_identity(&f.path).ok() == Some(identity)
-            })
-            .count()
-    }
-
-    /// The delivery's change files are the ones applied, by name, size and modification
-    /// time: nothing of them to read. A file rewritten in place gets a new modification time
-    /// (and is read and hashed again); an unknown identity never matches.
-    fn unchanged(&self, d: &InsurerDelivery) -> bool {
-        d.changes.len() == self.files.len()
-            && self.identities.len() == self.files.len()
-            && self.known(d) == self.files.len()
-    }
-}
-
-/// Whether the public-expense registers are the ones the live generation's base read: the
-/// same payers, each from the same register and change files (the certificates live in the
-/// main file, so any change to them makes a base).
-fn same_kohi(report: &Report, cfg: &BuildConfig) -> Result<bool, String> {
-    let now_time = snapshot::ChangeTime::for_build(cfg.built_on);
-    let k = snapshot::kohi::discover_kohi(&cfg.snapshots, now_time).map_err(|e| e.to_string())?;
-    let now: BTreeSet<(String, Option<String>, Vec<String>)> = k
-        .registers
-        .iter()
-        .map(|r| {
-            let changes = r.changes.iter().map(|c| c.rel_path.to_string()).collect();
-            let file = r.file.as_ref().map(|f| f.rel_path.to_string());
-            (r.payer.number.to_string(), file, changes)
-        })
-        .collect();
-    let was: BTreeSet<(String, Option<String>, Vec<String>)> = report
-        .kohi
-        .iter()
-        .flat_map(|k| &k.payers)
-        .filter(|p| !p.payer_name.is_empty())
-        .map(|p| {
-            let changes = p
-                .changes
-                .iter()
-                .filter(|c| c.outcome == super::report::ChangeOutcome::Applied)
-                .map(|c| c.file.clone())
-                .collect();
-            (p.payer_number.clone(), p.file.clone(), changes)
-        })
-        .collect();
-    Ok(now == was)
-}
 
 /// Builds, verifies and publishes the change generation `plan` describes.
 pub(super) fn run_layer(
     cfg: &BuildConfig,
     store: &Store,
     plan: LayerPlan,
-    started: Instant,
+    (started, mut phases): (Instant, Phases),
 ) -> Result<BuildOutcome, BuildError> {
-    let mut phases = Phases::new();
     let live = &plan.live;
     let first = live.segment_count() as u32;
     let stages = StageTimes::default();
@@ -373,10 +131,11 @@ pub(super) fn run_layer(
         "the layer generation carries its id"
     );
     phases.end("verify");
-    let lines = layer_lines(&plan, &changes, &persons, &parent_maps);
+    let (dropped, own_lines) = layer_lines(&plan, &changes, &persons, &parent_maps);
     let mut report = layer_report(&plan, &changes, &persons, &id, &layer_name, bytes_written);
     if let Some(l) = &mut report.layer {
         l.removed_lines = removed_lines;
+        l.dropped = Some(dropped);
     }
     report.refused = layer_guard(cfg, &plan.report, &changes);
     report.published = report.refused.is_empty();
@@ -386,7 +145,16 @@ pub(super) fn run_layer(
     report.stages_cpu_ms = stages.cpu_ms();
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     drop(index);
-    super::run::write_report_files(&tmp, &report, &lines, Some(&plan.report))?;
+    drop(changes);
+    let parent = Whole {
+        report: plan.report,
+        lines: plan.lines,
+    };
+    let whole = report_files::write_layer_reports(&tmp, &parent_dir, parent, &report, &own_lines)
+        .map_err(|e| BuildError::Io {
+        path: e.path.clone(),
+        source: std::io::Error::other(e.reason),
+    })?;
     phases.end("report");
     if !report.refused.is_empty() {
         return Err(super::run::keep_refused(store, &tmp, &id, report.refused));
@@ -398,6 +166,9 @@ pub(super) fn run_layer(
     }
     let dir = super::run::seal_and_publish(store, &id, &mut report, phases, started)?;
     tracing::info!(generation = %id, layer = sequence, phases_ms = ?report.phases_ms, stages_cpu_ms = ?report.stages_cpu_ms, bytes_written, "published a change generation");
+    // The outcome's report is the layer's own, as its report.json holds it; the whole view
+    // is kept for the next build of this process (a watch's), which starts from it.
+    report_files::keep_whole(&dir, whole);
     Ok(BuildOutcome {
         generation: id,
         report,
@@ -595,59 +366,63 @@ fn link_parent(parent: &Path, tmp: &Path) -> Result<(), BuildError> {
     Ok(())
 }
 
-/// `rejects.csv` of the change generation: the parent's lines but those of the touched
-/// insurers (whose state's lines are new) and the X1/X3 lines of the touched persons
-/// (checked again); an untouched person's X1/X3 line on a touched insurer's unchanged record
-/// moves to the record's line in the new state.
+/// The change generation's findings as its parent's and its own: the parent's lines it takes
+/// back (every line of a touched insurer, whose state's lines are new, and the X1/X3 lines on
+/// the records of the persons checked again), and the lines it adds (a touched insurer's
+/// X1/X3 lines of persons not checked again, moved to their records' lines in the new state;
+/// its change files' and state's findings; the persons' X1/X3).
 fn layer_lines(
     plan: &LayerPlan,
     changes: &[InsurerChange],
     persons: &Persons,
     maps: &LineMaps<'_>,
-) -> Vec<ReportLine> {
+) -> (Dropped, Vec<ReportLine>) {
     let touched: HashSet<PersonHash> = persons.entries.iter().map(|p| p.hash).collect();
-    let by_prefix: HashMap<String, &InsurerChange> = changes
-        .iter()
-        .map(|c| (format!("{}/", c.number.as_str()), c))
-        .collect();
+    let by_number: HashMap<&str, &InsurerChange> =
+        changes.iter().map(|c| (c.number.as_str(), c)).collect();
     let touched_lines = touched_parent_records(plan, &touched, maps);
+    let mut dropped = Dropped {
+        insurers: by_number.keys().map(|n| (*n).to_owned()).collect(),
+        records: BTreeSet::new(),
+    };
     let mut lines = Vec::new();
     for l in &plan.lines {
-        let cross = l.rule == "X1" || l.rule == "X3";
-        let insurer = l.file.split_once('/').map(|(n, _)| format!("{n}/"));
+        if l.rule != "X1" && l.rule != "X3" {
+            continue;
+        }
         // A line names its insurer's file: `<insurer>/...`.
-        let insurer_of = |file: &str| file.split_once('/').map_or("", |(n, _)| n).to_owned();
-        match insurer.and_then(|p| by_prefix.get(&p)) {
-            Some(c) if cross => {
-                let moved = match &c.lines_moved {
-                    LinesMoved::Map(map) => map
-                        .get(&maps.report_to_state(c.number.as_str(), l.line))
-                        .filter(|(_, person)| person.is_none_or(|p| !touched.contains(&p)))
-                        .map(|(line, _)| *line),
-                    LinesMoved::Shifted(removed) => {
-                        let line = (c.number.to_string(), l.line);
-                        let state = maps.report_to_state(c.number.as_str(), l.line);
-                        (!touched_lines.contains(&line)).then(|| Removal::shift(removed, state))
-                    }
-                };
-                if let Some(line) = moved {
-                    lines.push(ReportLine {
-                        file: c.state_file.clone(),
-                        line,
-                        ..l.clone()
-                    });
-                }
+        let insurer = l.file.split_once('/').map_or("", |(n, _)| n);
+        let Some(c) = by_number.get(insurer) else {
+            let record = (insurer.to_owned(), l.line);
+            if touched_lines.contains(&record) {
+                dropped.records.insert(record);
             }
-            Some(_) => {}
-            None if cross && touched_lines.contains(&(insurer_of(&l.file), l.line)) => {}
-            None => lines.push(l.clone()),
+            continue;
+        };
+        let moved = match &c.lines_moved {
+            LinesMoved::Map(map) => map
+                .get(&maps.report_to_state(c.number.as_str(), l.line))
+                .filter(|(_, person)| person.is_none_or(|p| !touched.contains(&p)))
+                .map(|(line, _)| *line),
+            LinesMoved::Shifted(removed) => {
+                let line = (c.number.to_string(), l.line);
+                let state = maps.report_to_state(c.number.as_str(), l.line);
+                (!touched_lines.contains(&line)).then(|| Removal::shift(removed, state))
+            }
+        };
+        if let Some(line) = moved {
+            lines.push(ReportLine {
+                file: c.state_file.clone(),
+                line,
+                ..l.clone()
+            });
         }
     }
     for c in changes {
         lines.extend(c.lines.iter().cloned());
     }
     lines.extend(persons.findings.iter().cloned());
-    lines
+    (dropped, lines)
 }
 
 /// (insurer, line) of the touched persons' records in the parent's view.
@@ -722,13 +497,18 @@ fn layer_report(
     layer_file: &str,
     bytes_written: u64,
 ) -> Report {
-    let mut report = plan.report.clone();
-    report.generation = id.to_owned();
-    report.published = true;
-    report.refused = Vec::new();
-    report.generation_kind = GenerationKind::Layer;
-    report.parent = Some(plan.live_id.clone());
-    report.layer_count = plan.live.layer_count() as u32 + 1;
+    // The layer's own part (`report_files`): the base's insurers, notes and registers stay
+    // in the base's report.
+    let mut report = Report {
+        generation: id.to_owned(),
+        built_on: plan.report.built_on.clone(),
+        published: true,
+        totals: plan.report.totals.clone(),
+        generation_kind: GenerationKind::Layer,
+        parent: Some(plan.live_id.clone()),
+        layer_count: plan.live.layer_count() as u32 + 1,
+        ..Report::default()
+    };
     let change_files = changes.iter().flat_map(|c| c.applied.clone()).collect();
     let parent = plan.report.layer.as_ref();
     let mut state_records = parent.map(|l| l.state_records.clone()).unwrap_or_default();
@@ -778,6 +558,7 @@ fn layer_report(
         insurers_card_path: card_path,
         insurers_full_path: changes.len() as u64 - card_path,
         delivery_bytes_read: plan.bytes_read + changes.iter().map(|c| c.bytes_read).sum::<u64>(),
+        dropped: None,
         insurers_touched: changes.iter().map(|c| c.number.to_string()).collect(),
         cards_changed: changes.iter().map(|c| c.cards_changed).sum(),
         cards_removed: changes.iter().map(|c| c.tombstones.len() as u64).sum(),

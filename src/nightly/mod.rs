@@ -9,9 +9,11 @@ pub mod kohi;
 mod layer;
 mod layer_cards;
 mod layer_diff;
+mod layer_plan;
 pub mod link;
 mod profile;
 pub mod report;
+pub mod report_files;
 pub mod reuse;
 pub mod run;
 

@@ -201,7 +201,7 @@ pub struct KohiReport {
     pub payers: Vec<PayerReport>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Report {
     pub generation: String,
     pub built_on: String,
@@ -288,7 +288,8 @@ pub struct LayerReport {
     /// The change files this layer applied, each with its row accounting.
     pub change_files: Vec<ChangeReport>,
     /// Every change file the layered view holds per insurer (the base's and every layer's),
-    /// in order, as (file, xxh3): what the next change build compares with.
+    /// in order, as (file, xxh3): what the next change build compares with. In a layer's own
+    /// report (`dropped` set), only the files this layer added to each touched insurer's.
     pub applied: BTreeMap<String, Vec<(String, String)>>,
     /// The (size, modification time in ns) of each file of `applied`, in its order: a file
     /// found with the same name and identity is not read again. Absent (an older report): every
@@ -335,6 +336,34 @@ pub struct LayerReport {
     pub records_written: u64,
     /// Bytes this generation wrote: the layer file and its delta segments.
     pub bytes_written: u64,
+    /// Set when the report is the layer's own (`report_files`): which of its parent's
+    /// findings the layer took back, its own `rejects.csv` holding the ones it added. `None`:
+    /// a report that holds the whole view itself (an older build's, or one read whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped: Option<Dropped>,
+}
+
+/// The parent's findings a layer takes back: every line of a touched insurer's files (its
+/// state's lines are written again, moved where a removal moved them), and the X1/X3 lines on
+/// the records of persons it checked again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dropped {
+    /// Touched insurers, as their files' first path component.
+    pub insurers: BTreeSet<String>,
+    /// (insurer, line) of the X1/X3 lines taken back from untouched insurers.
+    pub records: BTreeSet<(String, u64)>,
+}
+
+impl Dropped {
+    /// Whether `line`, a finding of the parent, is one the layer takes back.
+    pub fn drops(&self, line: &ReportLine) -> bool {
+        let insurer = line.file.split_once('/').map_or("", |(n, _)| n);
+        if self.insurers.contains(insurer) {
+            return true;
+        }
+        let cross = line.rule == "X1" || line.rule == "X3";
+        cross && self.records.contains(&(insurer.to_owned(), line.line))
+    }
 }
 
 impl Report {
@@ -427,6 +456,9 @@ pub fn rule_meaning(rule: &str) -> &'static str {
 /// afresh, the findings by rule, and where the report is (`dir`, the generation's directory).
 pub fn console_summary(report: &Report, dir: &std::path::Path) -> String {
     use std::fmt::Write as _;
+    if let Some(layer) = &report.layer {
+        return layer_summary(report, layer, dir);
+    }
     let t = &report.totals;
     let mut out = format!(
         "published {} in {:.1} s: {} rows read, {} indexed, {} rejected, {} duplicates; {} index bytes\n",
@@ -494,6 +526,31 @@ pub fn console_summary(report: &Report, dir: &std::path::Path) -> String {
         dir.join(crate::generations::REPORT_FILE).display()
     );
     out
+}
+
+/// [`console_summary`] of a change generation: what its layer applied and touched.
+fn layer_summary(report: &Report, l: &LayerReport, dir: &std::path::Path) -> String {
+    let rows = |f: fn(&ChangeReport) -> u64| l.change_files.iter().map(f).sum::<u64>();
+    format!(
+        "published {} in {:.1} s: a change generation, layer {} on base {}\n\
+         change files: {} applied, {} rows read, {} applied, {} rejected\n\
+         insurers touched: {}, cards changed: {}, cards removed: {}, persons checked again: {}; {} bytes written\n\
+         report: {} (its own change files and findings; rejects.csv and report.html beside it, the base's in reports/)\n",
+        report.generation,
+        report.elapsed_ms as f64 / 1000.0,
+        report.layer_count,
+        l.base,
+        l.change_files.len(),
+        rows(|c| c.rows_read),
+        rows(|c| c.rows_applied),
+        rows(|c| c.rows_rejected),
+        l.insurers_touched.len(),
+        l.cards_changed,
+        l.cards_removed,
+        l.persons_touched,
+        l.bytes_written,
+        dir.join(crate::generations::REPORT_FILE).display()
+    )
 }
 
 /// Reads an earlier `rejects.csv` back (for an incremental build).

@@ -12,12 +12,12 @@
 
 use super::encode::InsurerPart;
 use super::link::PreviousPersons;
-use super::report::{read_rejects, Counts, InsurerReport, Report, ReportLine};
+use super::report::{Counts, InsurerReport, ReportLine};
 use super::run::verify_ranges;
 use crate::domain::{Date, InsurerNumber, PersonKey};
 use crate::format::writer::{EncodedSegment, SegmentMeta};
 use crate::format::{FormatError, SEGMENTS_DIR};
-use crate::generations::{Store, REJECTS_FILE, REPORT_FILE};
+use crate::generations::Store;
 use crate::index::MappedIndex;
 use crate::snapshot::InsurerEntry;
 use std::collections::HashMap;
@@ -72,9 +72,9 @@ impl Previous {
             );
             return None;
         }
-        let report: Report =
-            serde_json::from_slice(&std::fs::read(dir.join(REPORT_FILE)).ok()?).ok()?;
-        let lines = read_rejects(&std::fs::read(dir.join(REJECTS_FILE)).ok()?).ok()?;
+        // A change generation's reports stack on its base's (`report_files`).
+        let super::report_files::Whole { report, lines } =
+            super::report_files::read_whole(&dir).ok()?;
         let positions: HashMap<&str, usize> = index
             .insurers()
             .iter()

@@ -14,6 +14,7 @@ use crate::format::writer::{IndexTail, IndexWriter, InsurerInput};
 use crate::format::{FormatError, SEGMENTS_DIR};
 use crate::generations::{self, Store, StoreError, INDEX_FILE, REJECTS_FILE, REPORT_FILE};
 use crate::index::MappedIndex;
+use crate::snapshot::Identities;
 use crate::snapshot::{self, ChangeTime, Finding, Rule, SnapshotError};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
@@ -168,10 +169,16 @@ impl Progress {
 
 /// Runs a whole build. On success the new generation is live.
 pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
+    run_listed(cfg, &Identities::default())
+}
+
+/// [`run`], with the identities of delivery files the caller has just listed (a watch):
+/// a change build takes them instead of asking the file system for every change file.
+pub fn run_listed(cfg: &BuildConfig, listed: &Identities) -> Result<BuildOutcome, BuildError> {
     let existed = cfg.data.exists();
     let store = Store::new(&cfg.data);
     let lock = store.lock()?;
-    let result = run_locked(cfg, &store);
+    let result = run_locked(cfg, &store, listed);
     if result.is_err() && !existed {
         // The directory is this build's alone (made by it, and locked since): a first build
         // that fails leaves none, rather than a `LOCK` that would make `serve` and `query`
@@ -187,7 +194,11 @@ pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
     result
 }
 
-fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildError> {
+fn run_locked(
+    cfg: &BuildConfig,
+    store: &Store,
+    listed: &Identities,
+) -> Result<BuildOutcome, BuildError> {
     let started = Instant::now();
     let cleaned = store.clean_tmp()?;
     if cleaned > 0 {
@@ -197,15 +208,22 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
             store.tmp_dir().display()
         );
     }
+    // A change generation's report counts these two phases too (a base build's phases begin
+    // at reading).
+    let mut phases = Phases::new();
     let discovery = snapshot::discover_at(&cfg.snapshots, ChangeTime::for_build(cfg.built_on))?;
-    let mut deliveries = discovery.deliveries.clone();
-    deliveries.sort_by_key(|s| s.insurer.number.to_key());
+    phases.end("discover");
     if matches!(cfg.reuse, Reuse::UnchangedInsurers | Reuse::WholeStates) {
-        match super::layer::plan(store, cfg, &discovery) {
-            Ok(plan) => return super::layer::run_layer(cfg, store, plan, started),
+        match super::layer::plan(store, cfg, &discovery, listed) {
+            Ok(plan) => {
+                phases.end("plan");
+                return super::layer::run_layer(cfg, store, plan, (started, phases));
+            }
             Err(why) => tracing::info!("building a base generation, not a change layer: {why}"),
         }
     }
+    let mut deliveries = discovery.deliveries.clone();
+    deliveries.sort_by_key(|s| s.insurer.number.to_key());
     let previous = match cfg.reuse {
         Reuse::UnchangedInsurers | Reuse::Fold | Reuse::WholeStates => {
             Previous::load(store, &cfg.key)
@@ -362,10 +380,10 @@ fn run_locked(cfg: &BuildConfig, store: &Store) -> Result<BuildOutcome, BuildErr
     // The live generation's report (the one this build would replace): the payers' guard
     // compares with it, and report.html shows the change against it; none before the first
     // publication.
-    let previous: Option<Report> = store.live().ok().and_then(|live| {
-        let path = store.generation_dir(&live).join(REPORT_FILE);
-        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
-    });
+    let previous: Option<Report> = store
+        .live()
+        .ok()
+        .and_then(|live| super::report_files::read_whole_report(&store.generation_dir(&live)).ok());
     let mut refused = guard(store, cfg, &index);
     refused.extend(guard_registers(previous.as_ref(), cfg, &kohi.report));
     let mut report = Report {
@@ -680,8 +698,8 @@ fn live_covered_counts(
         ),
         Err(e) => {
             tracing::warn!(live_id, "the live generation cannot be opened ({e}); the guard compares with its report.json");
-            let path = store.generation_dir(live_id).join(REPORT_FILE);
-            let report: Report = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+            let report =
+                super::report_files::read_whole_report(&store.generation_dir(live_id)).ok()?;
             // Lines for unlisted directories (F4) have no snapshot date: not insurers.
             Some(
                 report

@@ -87,7 +87,9 @@ mod read;
 mod row;
 mod types;
 
-pub use apply::{file_identity, materialize, ChangeInput, ChangeSummary, Materialized, State};
+pub use apply::{
+    file_identity, materialize, ChangeInput, ChangeSummary, Identities, Materialized, State,
+};
 pub use change::{read_changes_bytes, Change, ChangeKind, ChangeRow, RecordKey};
 pub use decode::{count_data_lines, Encoding, Undecodable};
 pub use discover::{

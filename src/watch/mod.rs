@@ -21,8 +21,9 @@ use crate::fleet::policy::{autopromote, Decision};
 use crate::fleet::publish::publish;
 use crate::fleet::retention::gc_store;
 use crate::fleet::Remote;
-use crate::generations::{Store, REPORT_FILE};
-use crate::nightly::run::{run, BuildConfig, BuildError};
+use crate::generations::Store;
+use crate::nightly::report_files;
+use crate::nightly::run::{run_listed, BuildConfig, BuildError};
 use crate::nightly::Report;
 use crate::snapshot::ChangeTime;
 use scan::{changed, Files, Scanner};
@@ -140,9 +141,17 @@ impl Watch {
         let now = scanner.scan().unwrap_or_default();
         // What the live generation was built from counts as built: a restart builds only
         // when something landed while it was down.
-        let built = match live_report(&store) {
-            Some(report) if !missing_from(&report, &now) => now,
-            _ => Files::new(),
+        let built = match live_whole(&store) {
+            Some((dir, whole)) => {
+                let missing = missing_from(&whole.report, &now);
+                // The first change build starts from it instead of reading it again.
+                report_files::keep_whole(&dir, whole);
+                match missing {
+                    false => now,
+                    true => Files::new(),
+                }
+            }
+            None => Files::new(),
         };
         let status = Status {
             state: "watching",
@@ -233,7 +242,7 @@ impl Watch {
         self.status.last_build.files = landed;
         self.status.write(&data);
         let started = Instant::now();
-        let result = run(&cfg);
+        let result = run_listed(&cfg, &identities(&files));
         self.status.builds += 1;
         let b = &mut self.status.last_build;
         b.elapsed_ms = started.elapsed().as_millis() as u64;
@@ -422,10 +431,21 @@ fn rows_rejected(report: &Report) -> u64 {
     }
 }
 
-fn live_report(store: &Store) -> Option<Report> {
-    let live = store.live().ok()?;
-    let bytes = std::fs::read(store.generation_dir(&live).join(REPORT_FILE)).ok()?;
-    serde_json::from_slice(&bytes).ok()
+/// The identities of the delivery's files as the watch listed them, for the build.
+fn identities(files: &Files) -> crate::snapshot::Identities {
+    crate::snapshot::Identities::listed(
+        files
+            .iter()
+            .filter_map(|(p, &(bytes, mtime))| Some((p.to_str()?.to_owned(), bytes, mtime as u64))),
+    )
+}
+
+/// The live generation's directory and its whole report (a change generation's stacked on
+/// its base's).
+fn live_whole(store: &Store) -> Option<(std::path::PathBuf, report_files::Whole)> {
+    let dir = store.generation_dir(&store.live().ok()?);
+    let whole = report_files::read_whole(&dir).ok()?;
+    Some((dir, whole))
 }
 
 /// Whether `files` holds a snapshot or change file the live generation's report does not
@@ -488,8 +508,9 @@ fn built_after(before: Files, after: Files, report: &Report) -> Files {
     let named = Named::of(report);
     let mut built = before;
     for (p, id) in after {
-        if named.holds(&p) {
-            built.entry(p).or_insert(id);
+        // Only a file new since `before` can be one the build took that `before` lacks.
+        if !built.contains_key(&p) && named.holds(&p) {
+            built.insert(p, id);
         }
     }
     built
@@ -541,20 +562,8 @@ mod tests {
             generation: id.into(),
             built_on: "2026-11-24".into(),
             published: true,
-            refused: Vec::new(),
-            totals: Counts::default(),
             insurers,
-            notes: Vec::new(),
-            elapsed_ms: 0,
-            phases_ms: BTreeMap::new(),
-            phases_cpu_ms: BTreeMap::new(),
-            stages_cpu_ms: BTreeMap::new(),
-            index_bytes: 0,
-            kohi: None,
-            generation_kind: crate::nightly::GenerationKind::Base,
-            parent: None,
-            layer_count: 0,
-            layer: None,
+            ..Report::default()
         }
     }
 

@@ -54,3 +54,9 @@ pub fn config(snap: &Path, data: &Path, reuse: Reuse) -> BuildConfig {
         signing: None,
     }
 }
+
+/// The whole `rejects.csv` of the generation in `dir` (a change generation's own lists only
+/// what its layer added).
+pub fn whole_rejects(dir: &Path) -> String {
+    String::from_utf8(shikaku::nightly::report_files::whole_rejects(dir).unwrap()).unwrap()
+}
