@@ -216,31 +216,39 @@ pub fn file_identity(path: &std::path::Path) -> std::io::Result<(u64, u64)> {
     Ok((m.len(), mtime))
 }
 
-/// Sizes and modification times (ns) of delivery files, by path relative to the snapshots
-/// directory, as a caller listed them just before a build (a watch's poll): the build takes a
-/// change file's identity from here rather than asking the file system again (at the nation,
-/// 334,000 stats a build). A file the listing lacks is asked for. A file rewritten in place
-/// after the listing keeps its listed identity until listed again, as the watch sees it.
+/// One directory's files as a caller listed them: (name, (size, modification time in ns)),
+/// sorted by name.
+pub type ListedFiles = std::sync::Arc<Vec<(String, (u64, u128))>>;
+
+/// Sizes and modification times (ns) of delivery files, by directory relative to the
+/// snapshots directory, as a caller listed them just before a build (a watch's poll): the
+/// build takes a change file's identity from here rather than asking the file system again
+/// (at the nation, 334,000 stats a build). A file the listing lacks is asked for. A file
+/// rewritten in place after the listing keeps its listed identity until listed again, as the
+/// watch sees it.
 #[derive(Debug, Default)]
 pub struct Identities {
-    listed: std::collections::HashMap<String, (u64, u64)>,
+    listed: std::collections::HashMap<String, ListedFiles>,
 }
 
 impl Identities {
-    /// Identities from a listing: (relative path, size, modification time in ns).
-    pub fn listed(files: impl IntoIterator<Item = (String, u64, u64)>) -> Identities {
+    /// Identities from a listing: each directory (relative path) and its files.
+    pub fn listed(dirs: impl IntoIterator<Item = (String, ListedFiles)>) -> Identities {
         Identities {
-            listed: files
-                .into_iter()
-                .map(|(path, bytes, mtime)| (path, (bytes, mtime)))
-                .collect(),
+            listed: dirs.into_iter().collect(),
         }
     }
 
     /// `file`'s (size, modification time): as listed, else from the file system.
     pub fn of(&self, file: &ChangeFile) -> std::io::Result<(u64, u64)> {
-        match self.listed.get(&*file.rel_path) {
-            Some(&identity) => Ok(identity),
+        let listed = file.rel_path.rsplit_once('/').and_then(|(dir, name)| {
+            let files = self.listed.get(dir)?;
+            let at = files.binary_search_by(|(n, _)| n.as_str().cmp(name)).ok()?;
+            let (bytes, mtime) = files[at].1;
+            Some((bytes, mtime as u64))
+        });
+        match listed {
+            Some(identity) => Ok(identity),
             None => file_identity(&file.path),
         }
     }

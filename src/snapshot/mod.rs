@@ -88,7 +88,8 @@ mod row;
 mod types;
 
 pub use apply::{
-    file_identity, materialize, ChangeInput, ChangeSummary, Identities, Materialized, State,
+    file_identity, materialize, ChangeInput, ChangeSummary, Identities, ListedFiles, Materialized,
+    State,
 };
 pub use change::{read_changes_bytes, Change, ChangeKind, ChangeRow, RecordKey};
 pub use decode::{count_data_lines, Encoding, Undecodable};

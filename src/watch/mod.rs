@@ -304,7 +304,7 @@ impl Watch {
         let now = ChangeTime::for_build(built_on);
         self.built
             .keys()
-            .filter_map(|p| change_time(p))
+            .filter_map(|p| change_time(&p))
             .filter(|t| *t > now)
             .min()
     }
@@ -435,8 +435,8 @@ fn rows_rejected(report: &Report) -> u64 {
 fn identities(files: &Files) -> crate::snapshot::Identities {
     crate::snapshot::Identities::listed(
         files
-            .iter()
-            .filter_map(|(p, &(bytes, mtime))| Some((p.to_str()?.to_owned(), bytes, mtime as u64))),
+            .dirs()
+            .filter_map(|(d, f)| Some((d.to_str()?.to_owned(), f.clone()))),
     )
 }
 
@@ -453,7 +453,7 @@ fn live_whole(store: &Store) -> Option<(std::path::PathBuf, report_files::Whole)
 /// named by no report: only a snapshot newer than the one the report names counts.)
 fn missing_from(report: &Report, files: &Files) -> bool {
     let named = Named::of(report);
-    files.keys().any(|p| !named.holds(p))
+    files.keys().any(|p| !named.holds(&p))
 }
 
 /// The delivery files a generation's report says it was built from: each insurer's snapshot,
@@ -507,10 +507,12 @@ impl<'r> Named<'r> {
 fn built_after(before: Files, after: Files, report: &Report) -> Files {
     let named = Named::of(report);
     let mut built = before;
-    for (p, id) in after {
-        // Only a file new since `before` can be one the build took that `before` lacks.
-        if !built.contains_key(&p) && named.holds(&p) {
-            built.insert(p, id);
+    // Only a file new since `before` can be one the build took that `before` lacks.
+    for p in changed(&built, &after) {
+        if let Some(id) = after.get(&p).filter(|_| !built.contains_key(&p)) {
+            if named.holds(&p) {
+                built.insert(p, id);
+            }
         }
     }
     built
