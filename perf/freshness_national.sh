@@ -15,7 +15,8 @@
 # linked from its parent), CPU s of the build (the watch process, and the report's phases),
 # then the medians of (a). BIN [target/release], PORT [17590], ON [2026-11-25: the change
 # files' day; later than any change file DATA already holds], SEED [7: which members the rows
-# change; another for a data directory that took a run's rows already].
+# change], RUN [0: the how-manieth run over DATA; each run's rows are the next members and its
+# files are named later the same day, so a data directory takes several runs on one ON].
 set -euo pipefail
 cd "$(dirname "$0")/.."
 persons=${1:-1000000}

@@ -24,6 +24,10 @@ snap, staged, day, files, rows_per_file, day_rows, day_insurers, seed = sys.argv
 files, rows_per_file, day_rows, day_insurers = int(files), int(rows_per_file), int(day_rows), int(day_insurers)
 compact = day.replace("-", "")
 rng = random.Random(int(seed))
+# RUN (env, default 0): the how-manieth run over one data directory. Each run's rows are the
+# next members (a run changing the members an earlier one lost would see its rows rejected,
+# C1, and its probes never change), and its files are named later the same day.
+run = int(os.environ.get("RUN", "0"))
 
 
 def snapshot_of(insurer):
@@ -105,17 +109,19 @@ insurers = [r["insurer_number"] for r in csv.DictReader(open(os.path.join(snap, 
 # Insurers with members (a snapshot of more than its header).
 sizes = {i: os.path.getsize(p) for i in insurers if (p := snapshot_of(i)) and os.path.getsize(p) > 400}
 largest = max(sizes, key=sizes.get)
-members = head_rows(snapshot_of(largest), files * rows_per_file)
+block = files * rows_per_file
+members = head_rows(snapshot_of(largest), block * (run + 1))[block * run:]
 for k in range(files):
     # Keys distinct within a file (C4); files share keys only when the insurer is small.
     start = (k * rows_per_file) % max(1, len(members))
     mine = (members[start:] + members[:start])[:rows_per_file]
-    rows, probe = change_rows(mine, rows_per_file, f"98{k}")
-    print("a", write(largest, f"{compact}-00000{k + 1}", rows), len(rows), json.dumps(probe))
+    rows, probe = change_rows(mine, rows_per_file, f"{98 - run}{k}")
+    print("a", write(largest, f"{compact}-0{run}000{k + 1}", rows), len(rows), json.dumps(probe))
 
 chosen = rng.sample(sorted(sizes), min(day_insurers, len(sizes)))
 total = sum(sizes[i] for i in chosen)
 for i in chosen:
     n = max(1, round(day_rows * sizes[i] / total))
-    rows, probe = change_rows(head_rows(snapshot_of(i), n), n, "97")
-    print("b", write(i, f"{compact}-120000", rows), len(rows), json.dumps(probe))
+    rows, probe = change_rows(head_rows(snapshot_of(i), n * (run + 1))[n * run:], n,
+                              "97" if run == 0 else f"96{run}")
+    print("b", write(i, f"{compact}-12{run:02d}00", rows), len(rows), json.dumps(probe))

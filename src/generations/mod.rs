@@ -366,10 +366,21 @@ impl Store {
 
     /// Opens generation `id` and checks every checksum, as a server does before serving it.
     pub fn open_verified(&self, id: &str, key: PersonKey) -> Result<MappedIndex, StoreError> {
-        let index = self.open(id, key)?;
         // Every file, on every core: nothing is known verified to a fresh set.
+        self.open_verified_known(id, key, &crate::index::VerifiedSegments::default())
+    }
+
+    /// [`Self::open_verified`], checking only the files `known` does not hold (and adding
+    /// them to it).
+    pub fn open_verified_known(
+        &self,
+        id: &str,
+        key: PersonKey,
+        known: &crate::index::VerifiedSegments,
+    ) -> Result<MappedIndex, StoreError> {
+        let index = self.open(id, key)?;
         index
-            .verify_new(&crate::index::VerifiedSegments::default())
+            .verify_new(known)
             .map_err(|e| OpenError::Format(shown(&self.index_path(id)), e))?;
         Ok(index)
     }
@@ -509,8 +520,22 @@ impl Store {
     /// Removes nothing unless `CURRENT` names a generation that passes verification: when
     /// the live one is damaged, the older ones may be the way back.
     pub fn gc(&self, keep: usize, key: PersonKey) -> Result<Collected, StoreError> {
+        self.gc_known(keep, key, &crate::index::VerifiedSegments::default())
+    }
+
+    /// [`Self::gc`], where the live generation's files `known` holds as verified (by an
+    /// earlier check of this process: a watch verifies off its loop, then collects) are not
+    /// verified again.
+    pub fn gc_known(
+        &self,
+        keep: usize,
+        key: PersonKey,
+        known: &crate::index::VerifiedSegments,
+    ) -> Result<Collected, StoreError> {
         let excess = self.list()?.len().saturating_sub(keep);
-        self.collect(key, keep, |older| older.into_iter().take(excess).collect())
+        self.collect(key, known, keep, |older| {
+            older.into_iter().take(excess).collect()
+        })
     }
 
     /// As [`Self::gc`], but the generations older than the live one that go are those
@@ -523,7 +548,8 @@ impl Store {
         key: PersonKey,
     ) -> Result<Collected, StoreError> {
         let kept = self.list()?.iter().filter(|g| keep(g)).count();
-        self.collect(key, kept, |older| {
+        let known = crate::index::VerifiedSegments::default();
+        self.collect(key, &known, kept, |older| {
             older.into_iter().filter(|g| !keep(g)).collect()
         })
     }
@@ -533,12 +559,13 @@ impl Store {
     fn collect(
         &self,
         key: PersonKey,
+        known: &crate::index::VerifiedSegments,
         keep_refused: usize,
         pick: impl FnOnce(Vec<String>) -> Vec<String>,
     ) -> Result<Collected, StoreError> {
         let older = match self.live() {
             Ok(live) => {
-                self.open_verified(&live, key)
+                self.open_verified_known(&live, key, known)
                     .map_err(|e| StoreError::LiveUnverified {
                         id: live.clone(),
                         source: Box::new(e),

@@ -113,6 +113,13 @@ struct Watch {
     unpublished: Vec<String>,
     /// A build published since old generations were last looked at.
     collect_due: bool,
+    /// What the live generation's check before a collection found verified, kept across
+    /// collections: a change generation shares its parent's files, so each check is of
+    /// what is new.
+    verified: std::sync::Arc<crate::index::VerifiedSegments>,
+    /// That check, off the loop (at the nation a base's files are 22 GB, 36 s to read: the
+    /// loop would not see a change file meanwhile); the collection follows once it is done.
+    checking: Option<std::thread::JoinHandle<()>>,
     /// When the promote policy was last applied (none: at the next poll).
     promote_looked: Option<Instant>,
     /// Since when a generation has waited for replicas to hold it.
@@ -169,6 +176,8 @@ impl Watch {
             upload_backoff: Backoff::default(),
             unpublished: Vec::new(),
             collect_due: false,
+            verified: Default::default(),
+            checking: None,
             promote_looked: None,
             waiting_since: None,
             status,
@@ -181,8 +190,7 @@ impl Watch {
         }
         self.upload();
         if self.collect_due && self.unpublished.is_empty() {
-            self.collect();
-            self.collect_due = false;
+            self.collect_due = !self.collect();
         }
         self.promote();
     }
@@ -311,19 +319,44 @@ impl Watch {
 
     /// Removes old generations once there are twice `keep` (not while an upload waits: the
     /// generations waiting are the newest, but their removal would be one fault away).
-    fn collect(&self) {
+    /// Removes old generations once there are twice `keep`; whether it is done (false while
+    /// the live generation is being checked off the loop: the removal waits for that).
+    fn collect(&mut self) -> bool {
         let count = self.store.list().map_or(0, |l| l.len());
         if count <= self.cfg.keep.saturating_mul(2) {
-            return;
+            return true;
         }
+        match self.checking.take() {
+            Some(t) if !t.is_finished() => {
+                self.checking = Some(t);
+                return false;
+            }
+            Some(t) => {
+                let _ = t.join();
+            }
+            None => {
+                // Check the live generation's files into `verified` first, off the loop; the
+                // removal below then checks only what was published meanwhile.
+                let (store, key) = (self.store.clone(), self.cfg.build.key.clone());
+                let verified = self.verified.clone();
+                self.checking = Some(std::thread::spawn(move || {
+                    if let Ok(live) = store.live() {
+                        let _ = store.open_verified_known(&live, key, &verified);
+                    }
+                }));
+                return false;
+            }
+        }
+        let key = self.cfg.build.key.clone();
         let collected = self
             .store
             .lock()
-            .and_then(|_lock| self.store.gc(self.cfg.keep, self.cfg.build.key.clone()));
+            .and_then(|_lock| self.store.gc_known(self.cfg.keep, key, &self.verified));
         match collected {
             Ok(c) => tracing::info!(removed = ?c.generations, "old generations removed"),
             Err(e) => tracing::warn!("cannot remove old generations: {e}"),
         }
+        true
     }
 
     /// Uploads the generations built and not uploaded yet, oldest first.
