@@ -532,10 +532,33 @@ impl Store {
         key: PersonKey,
         known: &crate::index::VerifiedSegments,
     ) -> Result<Collected, StoreError> {
+        let check = |live: &str| self.open_verified_known(live, key, known).map(drop);
+        self.collect(check, keep, self.oldest_beyond(keep)?)
+    }
+
+    /// [`Self::gc`] by the builder that wrote and verified the live generation `built` (a
+    /// watch, right after its build): that generation is not read again. Any other live
+    /// generation is checked whole first, as `gc` does.
+    pub fn gc_built(
+        &self,
+        keep: usize,
+        key: PersonKey,
+        built: &str,
+    ) -> Result<Collected, StoreError> {
+        let check = |live: &str| match live == built {
+            true => Ok(()),
+            false => self.open_verified(live, key).map(drop),
+        };
+        self.collect(check, keep, self.oldest_beyond(keep)?)
+    }
+
+    /// A pick of the oldest generations beyond the newest `keep`.
+    fn oldest_beyond(
+        &self,
+        keep: usize,
+    ) -> Result<impl FnOnce(Vec<String>) -> Vec<String>, StoreError> {
         let excess = self.list()?.len().saturating_sub(keep);
-        self.collect(key, known, keep, |older| {
-            older.into_iter().take(excess).collect()
-        })
+        Ok(move |older: Vec<String>| older.into_iter().take(excess).collect())
     }
 
     /// As [`Self::gc`], but the generations older than the live one that go are those
@@ -548,8 +571,8 @@ impl Store {
         key: PersonKey,
     ) -> Result<Collected, StoreError> {
         let kept = self.list()?.iter().filter(|g| keep(g)).count();
-        let known = crate::index::VerifiedSegments::default();
-        self.collect(key, &known, kept, |older| {
+        let check = |live: &str| self.open_verified(live, key).map(drop);
+        self.collect(check, kept, |older| {
             older.into_iter().filter(|g| !keep(g)).collect()
         })
     }
@@ -558,18 +581,16 @@ impl Store {
     /// live one (oldest first), those to remove; `keep_refused` refused builds are kept.
     fn collect(
         &self,
-        key: PersonKey,
-        known: &crate::index::VerifiedSegments,
+        check: impl FnOnce(&str) -> Result<(), StoreError>,
         keep_refused: usize,
         pick: impl FnOnce(Vec<String>) -> Vec<String>,
     ) -> Result<Collected, StoreError> {
         let older = match self.live() {
             Ok(live) => {
-                self.open_verified_known(&live, key, known)
-                    .map_err(|e| StoreError::LiveUnverified {
-                        id: live.clone(),
-                        source: Box::new(e),
-                    })?;
+                check(&live).map_err(|e| StoreError::LiveUnverified {
+                    id: live.clone(),
+                    source: Box::new(e),
+                })?;
                 self.older_than(&live)?
             }
             // Nothing was ever published: no generation to remove, refused builds maybe.

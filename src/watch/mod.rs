@@ -120,6 +120,9 @@ struct Watch {
     /// That check, off the loop (at the nation a base's files are 22 GB, 36 s to read: the
     /// loop would not see a change file meanwhile); the collection follows once it is done.
     checking: Option<std::thread::JoinHandle<()>>,
+    /// The generation this watch last built and published (verified as it was written: a
+    /// collection while it is live does not read it again).
+    built_live: Option<String>,
     /// When the promote policy was last applied (none: at the next poll).
     promote_looked: Option<Instant>,
     /// Since when a generation has waited for replicas to hold it.
@@ -178,6 +181,7 @@ impl Watch {
             collect_due: false,
             verified: Default::default(),
             checking: None,
+            built_live: None,
             promote_looked: None,
             waiting_since: None,
             status,
@@ -260,6 +264,7 @@ impl Watch {
                 tracing::info!(generation = %out.generation, kind = out.report.generation_kind.as_str(), rows_rejected = rows_rejected(&out.report), elapsed_ms = b.elapsed_ms, phases_ms = ?out.report.phases_ms, "published from what landed; its report says what was applied");
                 b.outcome = Some(Outcome::Published);
                 b.generation = Some(out.generation.clone());
+                self.built_live = Some(out.generation.clone());
                 b.error = None;
                 b.phases_ms = out.report.phases_ms.clone();
                 b.rows_rejected = rows_rejected(&out.report);
@@ -326,6 +331,21 @@ impl Watch {
         if count <= self.cfg.keep.saturating_mul(2) {
             return true;
         }
+        let live = self.store.live().ok();
+        if let Some(built) = self
+            .built_live
+            .as_deref()
+            .filter(|b| live.as_deref() == Some(*b))
+        {
+            // The live generation is this watch's last build, verified as it was written.
+            let key = self.cfg.build.key.clone();
+            let collected = self
+                .store
+                .lock()
+                .and_then(|_lock| self.store.gc_built(self.cfg.keep, key, built));
+            log_collected(collected);
+            return true;
+        }
         match self.checking.take() {
             Some(t) if !t.is_finished() => {
                 self.checking = Some(t);
@@ -352,10 +372,7 @@ impl Watch {
             .store
             .lock()
             .and_then(|_lock| self.store.gc_known(self.cfg.keep, key, &self.verified));
-        match collected {
-            Ok(c) => tracing::info!(removed = ?c.generations, "old generations removed"),
-            Err(e) => tracing::warn!("cannot remove old generations: {e}"),
-        }
+        log_collected(collected);
         true
     }
 
@@ -461,6 +478,13 @@ fn rows_rejected(report: &Report) -> u64 {
     match &report.layer {
         Some(layer) => layer.change_files.iter().map(|c| c.rows_rejected).sum(),
         None => report.totals.rows_rejected,
+    }
+}
+
+fn log_collected(collected: Result<crate::generations::Collected, crate::generations::StoreError>) {
+    match collected {
+        Ok(c) => tracing::info!(removed = ?c.generations, "old generations removed"),
+        Err(e) => tracing::warn!("cannot remove old generations: {e}"),
     }
 }
 
