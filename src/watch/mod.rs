@@ -67,7 +67,7 @@ pub struct WatchConfig {
     pub date: Option<Date>,
     pub pace: Pace,
     /// Generations kept in the data directory (older ones are removed once there are twice
-    /// as many: removal verifies the live generation first, which is not free).
+    /// as many; removal needs the live generation verified: see `Watch::collect`).
     pub keep: usize,
     /// The fleet's store, to upload to and promote in.
     pub publish: Option<Remote>,
