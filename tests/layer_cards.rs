@@ -7,11 +7,9 @@
 mod delivery_support;
 
 use delivery_support::*;
-use shikaku::domain::{Date, PersonKey};
-use shikaku::generations::{Store, REJECTS_FILE};
+use shikaku::generations::REJECTS_FILE;
 use shikaku::nightly::run::{run, BuildOutcome, Reuse};
 use shikaku::nightly::GenerationKind;
-use shikaku::query::answer::answer;
 use shikaku::query::{CardFields, CardQuery, PersonFields, PersonQuery, Query};
 use std::fs;
 use std::path::Path;
@@ -64,15 +62,6 @@ fn base(snap: &Path) {
     let add = |insurer, c| format!("{},add", member(insurer, c, BIRTHS[0], "2020-04-01", ""));
     changes(snap, KYOSAI, "20261110-000000", &[add(KYOSAI, 5)]);
     changes(snap, KUMIAI, "20261110-000000", &[add(KUMIAI, 11)]);
-}
-
-fn ask(data: &Path, q: &Query) -> String {
-    let index = Store::new(data).open_current(PersonKey::demo()).unwrap();
-    let mut out = Vec::new();
-    answer(&index, q, Date::parse(BUILT_ON).unwrap(), &mut out);
-    String::from_utf8(out)
-        .unwrap()
-        .replace(index.generation(), "")
 }
 
 fn answers(data: &Path) -> Vec<String> {

@@ -60,15 +60,6 @@ fn change_file(snap: &Path, insurer: &str, name: &str, rows: &[String]) {
     );
 }
 
-fn ask(data: &Path, q: &Query) -> String {
-    let index = Store::new(data).open_current(PersonKey::demo()).unwrap();
-    let mut out = Vec::new();
-    answer(&index, q, Date::parse(BUILT_ON).unwrap(), &mut out);
-    String::from_utf8(out)
-        .unwrap()
-        .replace(index.generation(), "")
-}
-
 fn card(insurer: &str, number: u32) -> Query {
     Query::Card(
         CardQuery::parse(&CardFields {

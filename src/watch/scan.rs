@@ -7,8 +7,10 @@
 //!
 //! Polling, not inotify: deliveries often land on a network share, whose writers inotify does
 //! not see; one inotify watch per directory (about 7,000 at national scale, each insurer's
-//! own and its `changes/`) runs into the per-user watch limit; and a poll that stats only the
-//! directories costs a few milliseconds each quarter second (perf/RESULTS.md).
+//! own and its `changes/`) runs into the per-user watch limit; and a poll stats only the
+//! directories and re-lists only those that moved. Its result shares each directory's
+//! listing ([`Files`]): one map of every path took ≈ 1 s a poll at the nation's 338,000
+//! files (perf/RESULTS.md).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;

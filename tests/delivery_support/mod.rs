@@ -60,3 +60,16 @@ pub fn config(snap: &Path, data: &Path, reuse: Reuse) -> BuildConfig {
 pub fn whole_rejects(dir: &Path) -> String {
     String::from_utf8(shikaku::nightly::report_files::whole_rejects(dir).unwrap()).unwrap()
 }
+
+/// The answer to `q` on [`BUILT_ON`] from the live generation of `data`, without its
+/// generation id (so two data directories' answers compare).
+pub fn ask(data: &Path, q: &shikaku::query::Query) -> String {
+    let index = shikaku::generations::Store::new(data)
+        .open_current(PersonKey::demo())
+        .unwrap();
+    let mut out = Vec::new();
+    shikaku::query::answer::answer(&index, q, Date::parse(BUILT_ON).unwrap(), &mut out);
+    String::from_utf8(out)
+        .unwrap()
+        .replace(index.generation(), "")
+}
