@@ -81,8 +81,11 @@ def change_rows(members, n, tag):
                 m["disqualification_date"] = day
                 m["reason_of_loss"] = "03"
                 if probe is None and covered:
+                    # With its branch: twins on one card share a birthdate, and a query
+                    # without the branch answers "multiple" before and after.
                     probe = {"insurer_number": m["insurer_number"], "symbol": m["symbol"],
-                             "number": m["number"], "birthdate": m["birthdate"], "date": day}
+                             "number": m["number"], "branch": m["branch"],
+                             "birthdate": m["birthdate"], "date": day}
         else:
             m = dict(members[i % len(members)])
             m["change"] = "add"

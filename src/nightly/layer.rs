@@ -144,7 +144,6 @@ pub(super) fn run_layer(
     report.phases_cpu_ms = phases.cpu_ms.clone();
     report.stages_cpu_ms = stages.cpu_ms();
     report.elapsed_ms = started.elapsed().as_millis() as u64;
-    drop(index);
     drop(changes);
     let parent = Whole {
         report: plan.report,
@@ -173,6 +172,7 @@ pub(super) fn run_layer(
         generation: id,
         report,
         generation_dir: dir,
+        index,
     })
 }
 

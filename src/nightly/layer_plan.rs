@@ -9,7 +9,6 @@ use super::changes::hex;
 use super::layer_cards::Touched;
 use super::report::{ChangeOutcome, InsurerReport, Report, ReportLine};
 use super::report_files::{self, Whole};
-use super::reuse::file_identity;
 use super::run::BuildConfig;
 use crate::generations::Store;
 use crate::index::MappedIndex;
@@ -107,7 +106,7 @@ pub(super) fn plan(
             return Err(format!("insurer {number} was renamed"));
         }
         let snapshot = d.snapshot.as_ref().map(|f| {
-            let (bytes, mtime) = file_identity(&f.path).unwrap_or((0, 0));
+            let (bytes, mtime) = listed.of_path(&f.rel_path, &f.path).unwrap_or((0, 0));
             (f.rel_path.to_string(), bytes, mtime)
         });
         let was = r.file.clone().map(|f| (f, r.file_bytes, r.file_mtime_ns));

@@ -14,8 +14,8 @@ use crate::format::writer::{IndexTail, IndexWriter, InsurerInput};
 use crate::format::{FormatError, SEGMENTS_DIR};
 use crate::generations::{self, Store, StoreError, INDEX_FILE, REJECTS_FILE, REPORT_FILE};
 use crate::index::MappedIndex;
-use crate::snapshot::Identities;
 use crate::snapshot::{self, ChangeTime, Finding, Rule, SnapshotError};
+use crate::snapshot::{Identities, ScanCache};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap};
@@ -105,11 +105,23 @@ pub(super) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError +
 }
 
 /// A finished, published build.
-#[derive(Debug)]
 pub struct BuildOutcome {
     pub generation: String,
     pub report: Report,
     pub generation_dir: PathBuf,
+    /// The generation as the build opened it to verify it. A process that builds again (a
+    /// watch) holds it until then: the next build's open of the live generation takes the
+    /// mappings of every file they share instead of mapping them again (`index::mmap`).
+    pub index: MappedIndex,
+}
+
+impl std::fmt::Debug for BuildOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildOutcome")
+            .field("generation", &self.generation)
+            .field("generation_dir", &self.generation_dir)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A build's progress: a bar on a terminal; otherwise (cron, systemd) a log line at each
@@ -169,16 +181,21 @@ impl Progress {
 
 /// Runs a whole build. On success the new generation is live.
 pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
-    run_listed(cfg, &Identities::default())
+    run_listed(cfg, &Identities::default(), None)
 }
 
-/// [`run`], with the identities of delivery files the caller has just listed (a watch):
-/// a change build takes them instead of asking the file system for every change file.
-pub fn run_listed(cfg: &BuildConfig, listed: &Identities) -> Result<BuildOutcome, BuildError> {
+/// [`run`], with the identities of delivery files the caller has just listed and its scans
+/// of the insurer directories, kept from build to build (a watch): a change build takes them
+/// instead of asking the file system for every change file since the base.
+pub fn run_listed(
+    cfg: &BuildConfig,
+    listed: &Identities,
+    scans: Option<&ScanCache>,
+) -> Result<BuildOutcome, BuildError> {
     let existed = cfg.data.exists();
     let store = Store::new(&cfg.data);
     let lock = store.lock()?;
-    let result = run_locked(cfg, &store, listed);
+    let result = run_locked(cfg, &store, (listed, scans));
     if result.is_err() && !existed {
         // The directory is this build's alone (made by it, and locked since): a first build
         // that fails leaves none, rather than a `LOCK` that would make `serve` and `query`
@@ -197,7 +214,7 @@ pub fn run_listed(cfg: &BuildConfig, listed: &Identities) -> Result<BuildOutcome
 fn run_locked(
     cfg: &BuildConfig,
     store: &Store,
-    listed: &Identities,
+    (listed, scans): (&Identities, Option<&ScanCache>),
 ) -> Result<BuildOutcome, BuildError> {
     let started = Instant::now();
     let cleaned = store.clean_tmp()?;
@@ -211,7 +228,8 @@ fn run_locked(
     // A change generation's report counts these two phases too (a base build's phases begin
     // at reading).
     let mut phases = Phases::new();
-    let discovery = snapshot::discover_at(&cfg.snapshots, ChangeTime::for_build(cfg.built_on))?;
+    let now = ChangeTime::for_build(cfg.built_on);
+    let discovery = snapshot::discover_scanned(&cfg.snapshots, now, scans)?;
     phases.end("discover");
     if matches!(cfg.reuse, Reuse::UnchangedInsurers | Reuse::WholeStates) {
         match super::layer::plan(store, cfg, &discovery, listed) {
@@ -409,7 +427,6 @@ fn run_locked(
         layer_count: 0,
         layer: None,
     };
-    drop(index);
     write_report_files(&tmp, &report, &lines, previous.as_ref())?;
     progress.finish();
     if !refused.is_empty() {
@@ -432,6 +449,7 @@ fn run_locked(
         generation: id,
         report,
         generation_dir: dir,
+        index,
     })
 }
 

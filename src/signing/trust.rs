@@ -102,7 +102,7 @@ pub fn verify_generation(
     known: &VerifiedSegments,
 ) -> Result<(Trust, Verify), FormatError> {
     // Cold, the pages come in read ahead rather than a fault at a time.
-    index.read_ahead();
+    index.read_ahead(known);
     match signed_manifest(index.dir(), trusted) {
         Ok((key, manifest)) => {
             let expected = expected_files(&manifest, index.generation())?;

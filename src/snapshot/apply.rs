@@ -241,7 +241,12 @@ impl Identities {
 
     /// `file`'s (size, modification time): as listed, else from the file system.
     pub fn of(&self, file: &ChangeFile) -> std::io::Result<(u64, u64)> {
-        let listed = file.rel_path.rsplit_once('/').and_then(|(dir, name)| {
+        self.of_path(&file.rel_path, &file.path)
+    }
+
+    /// The file at `path` (`rel_path` in the snapshots directory): as [`Self::of`].
+    pub fn of_path(&self, rel_path: &str, path: &std::path::Path) -> std::io::Result<(u64, u64)> {
+        let listed = rel_path.rsplit_once('/').and_then(|(dir, name)| {
             let files = self.listed.get(dir)?;
             let at = files.binary_search_by(|(n, _)| n.as_str().cmp(name)).ok()?;
             let (bytes, mtime) = files[at].1;
@@ -249,7 +254,7 @@ impl Identities {
         });
         match listed {
             Some(identity) => Ok(identity),
-            None => file_identity(&file.path),
+            None => file_identity(path),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! the newest `SNAPSHOTS/<insurer_number>/<YYYYMMDD>.csv`.
 
 use super::decode::{decode, Source};
+use super::dir_scan::{scan_insurer_dir, sorted_entries, Scan, ScanCache};
 use super::error::SnapshotError;
 use super::read::record_line;
 use crate::domain::text::quote_raw;
@@ -476,6 +477,16 @@ pub fn discover(snapshots_dir: &Path, built_on: Date) -> Result<Discovery, Snaps
 /// [`discover`] as of `now`: a snapshot dated after `now`'s day, or a change file timed after
 /// `now`, is not read.
 pub fn discover_at(snapshots_dir: &Path, now: ChangeTime) -> Result<Discovery, SnapshotError> {
+    discover_scanned(snapshots_dir, now, None)
+}
+
+/// [`discover_at`], taking each insurer directory's scan from `scans` while it holds (a
+/// watch's: see [`ScanCache`]).
+pub fn discover_scanned(
+    snapshots_dir: &Path,
+    now: ChangeTime,
+    scans: Option<&ScanCache>,
+) -> Result<Discovery, SnapshotError> {
     let built_on = now.date;
     let (insurers, unknown_columns) = read_insurers_reporting(&snapshots_dir.join(INSURERS_FILE))?;
     let mut findings: Vec<Finding> = unknown_columns
@@ -486,6 +497,7 @@ pub fn discover_at(snapshots_dir: &Path, now: ChangeTime) -> Result<Discovery, S
         insurers.iter().map(|e| (e.number, e)).collect();
     // Several directories could name one insurer (e.g. full-width digits); pool their files.
     let mut files: BTreeMap<InsurerNumber, Scan> = BTreeMap::new();
+    let mut seen = scans.map(|_| std::collections::HashSet::new());
     for (name, path, is_dir) in sorted_entries(snapshots_dir)? {
         if is_dir && name == super::kohi::KOHI_DIR {
             // The public-expense registers: `kohi::discover_kohi` reads them.
@@ -497,7 +509,13 @@ pub fn discover_at(snapshots_dir: &Path, now: ChangeTime) -> Result<Discovery, S
             }
             continue;
         }
-        let mut scan = scan_insurer_dir(&path, &name)?;
+        let mut scan = match scans {
+            Some(cache) => cache.scan(&path, &name)?,
+            None => scan_insurer_dir(&path, &name)?,
+        };
+        if let Some(seen) = seen.as_mut() {
+            seen.insert(path.clone());
+        }
         findings.append(&mut scan.findings);
         let insurer = InsurerNumber::parse(&name).ok();
         match insurer.filter(|n| listed.contains_key(n)) {
@@ -516,6 +534,9 @@ pub fn discover_at(snapshots_dir: &Path, now: ChangeTime) -> Result<Discovery, S
                 })
             }
         }
+    }
+    if let (Some(cache), Some(seen)) = (scans, seen) {
+        cache.retain(&seen);
     }
     let mut snapshots = Vec::new();
     let mut deliveries = Vec::new();
@@ -614,113 +635,9 @@ pub(super) fn newest_first_order(a: &SnapshotFile, b: &SnapshotFile) -> std::cmp
     (a.date, &a.rel_path).cmp(&(b.date, &b.rel_path))
 }
 
-/// Entries of a directory as (name, path, is directory), sorted by name. Names that are not
-/// UTF-8 are shown lossily; they can never be insurer numbers or dates anyway.
-pub(super) fn sorted_entries(dir: &Path) -> Result<Vec<(String, PathBuf, bool)>, SnapshotError> {
-    let read = std::fs::read_dir(dir).map_err(|e| SnapshotError::io(dir, e))?;
-    let mut out = Vec::new();
-    for entry in read {
-        let entry = entry.map_err(|e| SnapshotError::io(dir, e))?;
-        let path = entry.path();
-        // The entry's type from the listing (no stat: at the nation the changes directories
-        // hold 334,000 files); a symbolic link is followed, so a linked directory or file
-        // counts as what it points at.
-        let file_type = entry.file_type().map_err(|e| SnapshotError::io(&path, e))?;
-        let is_dir = match file_type.is_symlink() {
-            true => std::fs::metadata(&path)
-                .map_err(|e| SnapshotError::io(&path, e))?
-                .is_dir(),
-            false => file_type.is_dir(),
-        };
-        out.push((
-            entry.file_name().to_string_lossy().into_owned(),
-            path,
-            is_dir,
-        ));
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// What one insurer directory holds.
-#[derive(Debug, Default)]
-pub(super) struct Scan {
-    pub dated: Vec<SnapshotFile>,
-    pub changes: Vec<ChangeFile>,
-    pub findings: Vec<Finding>,
-}
-
-impl Scan {
-    fn extend(&mut self, other: Scan) {
-        self.dated.extend(other.dated);
-        self.changes.extend(other.changes);
-        self.findings.extend(other.findings);
-    }
-}
-
-/// The dated snapshot files and change files of one insurer directory, and findings for
-/// anything else.
-pub(super) fn scan_insurer_dir(dir: &Path, dir_name: &str) -> Result<Scan, SnapshotError> {
-    let mut scan = Scan::default();
-    for (name, path, is_dir) in sorted_entries(dir)? {
-        let rel_path: Arc<str> = format!("{dir_name}/{name}").into();
-        if is_dir && name == CHANGES_DIR {
-            scan_changes_dir(&path, &rel_path, &mut scan)?;
-            continue;
-        }
-        match snapshot_date(&name).filter(|_| !is_dir) {
-            Some(date) => scan.dated.push(SnapshotFile {
-                path,
-                rel_path,
-                date,
-            }),
-            None => scan.findings.push(Finding::BadFileName { path: rel_path }),
-        }
-    }
-    Ok(scan)
-}
-
-/// The change files of `<insurer>/changes/`. Only names ending `.csv` are read: a writer
-/// renames a complete file into place, so anything else may be a file still being written.
-fn scan_changes_dir(dir: &Path, dir_rel: &str, scan: &mut Scan) -> Result<(), SnapshotError> {
-    for (name, path, is_dir) in sorted_entries(dir)? {
-        let rel_path: Arc<str> = format!("{dir_rel}/{name}").into();
-        let csv_stem = name
-            .len()
-            .checked_sub(4)
-            .filter(|&i| name.is_char_boundary(i) && name[i..].eq_ignore_ascii_case(".csv"))
-            .map(|i| &name[..i]);
-        match (csv_stem, is_dir) {
-            (Some(stem), false) => match ChangeTime::parse(stem) {
-                Some(time) => scan.changes.push(ChangeFile {
-                    path,
-                    rel_path,
-                    time,
-                }),
-                None => scan
-                    .findings
-                    .push(Finding::BadChangeFileName { path: rel_path }),
-            },
-            (None, false) => scan
-                .findings
-                .push(Finding::IgnoredChangeFile { path: rel_path }),
-            (_, true) => scan.findings.push(Finding::BadFileName { path: rel_path }),
-        }
-    }
-    Ok(())
-}
-
-/// `YYYYMMDD.csv` (extension in any case) naming a real date.
-fn snapshot_date(file_name: &str) -> Option<Date> {
-    let (stem, ext) = file_name.split_once('.')?;
-    if !ext.eq_ignore_ascii_case("csv") || stem.len() != 8 || !text::is_ascii_digits(stem) {
-        return None;
-    }
-    Date::parse(stem).ok()
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::dir_scan::snapshot_date;
     use super::*;
 
     #[test]

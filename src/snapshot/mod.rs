@@ -78,6 +78,7 @@
 pub mod apply;
 pub mod change;
 pub(crate) mod decode;
+mod dir_scan;
 mod discover;
 mod error;
 mod header;
@@ -93,9 +94,11 @@ pub use apply::{
 };
 pub use change::{read_changes_bytes, Change, ChangeKind, ChangeRow, RecordKey};
 pub use decode::{count_data_lines, Encoding, Undecodable};
+pub use dir_scan::ScanCache;
 pub use discover::{
-    discover, discover_at, read_insurers, ChangeFile, ChangeTime, Discovery, Finding,
-    InsurerDelivery, InsurerEntry, InsurerSnapshot, SnapshotFile, CHANGES_DIR, INSURERS_FILE,
+    discover, discover_at, discover_scanned, read_insurers, ChangeFile, ChangeTime, Discovery,
+    Finding, InsurerDelivery, InsurerEntry, InsurerSnapshot, SnapshotFile, CHANGES_DIR,
+    INSURERS_FILE,
 };
 pub use error::SnapshotError;
 pub use header::Column;

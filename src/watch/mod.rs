@@ -100,6 +100,8 @@ struct Watch {
     cfg: WatchConfig,
     store: Store,
     scanner: Scanner,
+    /// The insurer directories' scans, kept from build to build (`ScanCache`).
+    scans: crate::snapshot::ScanCache,
     /// The files the last build started from.
     built: Files,
     /// Files seen differing from `built`: when first, and the listing and time of the last
@@ -123,6 +125,9 @@ struct Watch {
     /// The generation this watch last built and published (verified as it was written: a
     /// collection while it is live does not read it again).
     built_live: Option<String>,
+    /// That generation as its build opened it, held until the next build, which opens it
+    /// as the live generation and so takes the mappings of all the files they share.
+    held: Option<crate::index::MappedIndex>,
     /// When the promote policy was last applied (none: at the next poll).
     promote_looked: Option<Instant>,
     /// Since when a generation has waited for replicas to hold it.
@@ -172,6 +177,7 @@ impl Watch {
             cfg,
             store,
             scanner,
+            scans: Default::default(),
             built,
             pending: None,
             due: None,
@@ -182,6 +188,7 @@ impl Watch {
             verified: Default::default(),
             checking: None,
             built_live: None,
+            held: None,
             promote_looked: None,
             waiting_since: None,
             status,
@@ -254,7 +261,7 @@ impl Watch {
         self.status.last_build.files = landed;
         self.status.write(&data);
         let started = Instant::now();
-        let result = run_listed(&cfg, &identities(&files));
+        let result = run_listed(&cfg, &identities(&files), Some(&self.scans));
         self.status.builds += 1;
         let b = &mut self.status.last_build;
         b.elapsed_ms = started.elapsed().as_millis() as u64;
@@ -265,6 +272,7 @@ impl Watch {
                 b.outcome = Some(Outcome::Published);
                 b.generation = Some(out.generation.clone());
                 self.built_live = Some(out.generation.clone());
+                self.held = Some(out.index);
                 b.error = None;
                 b.phases_ms = out.report.phases_ms.clone();
                 b.rows_rejected = rows_rejected(&out.report);

@@ -3,9 +3,9 @@
 //! (`kohi/<payer_number>/changes/<YYYYMMDD>-<hhmmss>.csv`).
 
 use super::super::decode::{decode, Source};
+use super::super::dir_scan::{scan_insurer_dir, sorted_entries};
 use super::super::discover::{
-    bad_line, newest_dated, scan_insurer_dir, sort_changes, sorted_entries, ChangeFile, ChangeTime,
-    Finding, SnapshotFile,
+    bad_line, newest_dated, sort_changes, ChangeFile, ChangeTime, Finding, SnapshotFile,
 };
 use super::super::error::SnapshotError;
 use super::super::header::ColumnSet;
