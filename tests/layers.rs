@@ -223,6 +223,67 @@ fn a_swap_to_a_layer_verifies_only_what_is_new() {
     assert_eq!(again.segments_verified, 2);
 }
 
+/// Every card and person of the delivery, answered from `index`.
+fn answers(index: &MappedIndex) -> Vec<String> {
+    let queries = (1..=6)
+        .map(|c| card(if c >= 5 { KUMIAI } else { KYOSAI }, c))
+        .chain((1..=3).map(person_q));
+    queries
+        .map(|q| {
+            let mut out = Vec::new();
+            answer(index, &q, Date::parse(BUILT_ON).unwrap(), &mut out);
+            String::from_utf8(out).unwrap()
+        })
+        .collect()
+}
+
+/// A child generation opened from its parent (the layers folded so far cloned, only the new
+/// one read) is the generation a fresh open makes; from anything but an ancestor, the open
+/// is a fresh one.
+#[test]
+fn a_child_opened_from_its_parent_is_what_a_fresh_open_makes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (snap, data, base, first) = layered(tmp.path());
+    let store = Store::new(&data);
+    let key = PersonKey::demo;
+    let (base_index, parent) = (
+        store.open_named(&base, key()).unwrap(),
+        store.open_named(&first, key()).unwrap(),
+    );
+    let second = second_layer(&snap, &data).generation;
+    let fresh = store.open_named(&second, key()).unwrap();
+    assert_eq!(fresh.layers_read(), 2);
+    let check = |parent: &MappedIndex, read: usize| {
+        let child = store
+            .open_named_after(&second, key(), Some(parent))
+            .unwrap();
+        assert_eq!(child.layers_read(), read);
+        assert_eq!(child.generation(), fresh.generation());
+        assert_eq!(child.layer_count(), fresh.layer_count());
+        assert_eq!(child.segment_count(), fresh.segment_count());
+        assert_eq!(answers(&child), answers(&fresh));
+        child.verify().unwrap();
+    };
+    check(&parent, 1);
+    check(&base_index, 2);
+    check(&fresh, 0);
+    // Not an ancestor: the child of the first layer is no parent of the base.
+    let back = store.open_named_after(&base, key(), Some(&parent)).unwrap();
+    assert_eq!((back.layer_count(), back.layers_read()), (0, 0));
+    assert_eq!(answers(&back), answers(&base_index));
+    // A parent whose layer file is not the one on disk (another inode, same name): fresh.
+    let layer_dir = store.generation_dir(&second).join(LAYERS_DIR);
+    let lowest = fs::read_dir(&layer_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .min()
+        .unwrap();
+    let bytes = fs::read(&lowest).unwrap();
+    fs::remove_file(&lowest).unwrap();
+    fs::write(&lowest, bytes).unwrap();
+    check(&parent, 2);
+}
+
 #[test]
 fn layers_stack_then_fold_into_a_base() {
     let tmp = tempfile::tempdir().unwrap();

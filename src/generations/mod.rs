@@ -353,7 +353,21 @@ impl Store {
     /// serves reports the id that CURRENT names, or the server would see CURRENT name
     /// another generation than the one it serves and reload it again and again.
     pub fn open_named(&self, id: &str, key: PersonKey) -> Result<MappedIndex, StoreError> {
-        let index = self.open(id, key)?;
+        self.open_named_after(id, key, None)
+    }
+
+    /// [`Store::open_named`], starting from `parent` when generation `id` is a child of it
+    /// (`MappedIndex::open_file_after`).
+    pub fn open_named_after(
+        &self,
+        id: &str,
+        key: PersonKey,
+        parent: Option<&MappedIndex>,
+    ) -> Result<MappedIndex, StoreError> {
+        let index = match parent {
+            Some(parent) => MappedIndex::open_file_after(&self.locate(id)?, key, parent)?,
+            None => self.open(id, key)?,
+        };
         if index.generation() != id {
             return Err(StoreError::Misnamed {
                 path: shown(&self.index_path(id)),

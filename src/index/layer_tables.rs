@@ -23,7 +23,7 @@ struct Slot {
 }
 
 /// The layers' cards, newest layer winning.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct LayerCards {
     /// A power of two long, at most half full, so linear probes stay short.
     slots: Vec<Slot>,
@@ -167,7 +167,7 @@ impl LayerCards {
 }
 
 /// The layers' persons: keyed hash → entry, newest layer winning.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct LayerPersons {
     /// A power of two long, at most half full.
     slots: Vec<Option<PersonEntry>>,

@@ -25,12 +25,16 @@ pub(crate) struct CardLoc {
 pub type CardPlace = (usize, usize, usize);
 
 /// One layer file, opened (its segments moved into the base's numbering) with its link.
+#[derive(Clone)]
 struct LayerFile<B> {
     index: Index<B>,
     link: LayerLink,
+    /// The file's name and identity, when opened from one (`open_file_after` compares them).
+    file: Option<(String, super::FileId)>,
 }
 
 /// Every layer of a generation, folded for lookups.
+#[derive(Clone)]
 pub(crate) struct Layers<B> {
     files: Vec<LayerFile<B>>,
     /// (base insurer position, card key) → where the card's records are now, or removed.
@@ -47,6 +51,19 @@ impl<B> Layers<B> {
         self.files
             .last()
             .map_or("", |f| f.index.header.generation_id.as_str())
+    }
+
+    /// Each layer file's name and identity, in sequence order (`None` for one not opened
+    /// from a file).
+    pub(crate) fn file_ids(&self) -> impl Iterator<Item = Option<&(String, super::FileId)>> {
+        self.files.iter().map(|f| f.file.as_ref())
+    }
+
+    /// Records the top layer's file.
+    pub(crate) fn set_top_file(&mut self, name: String, id: super::FileId) {
+        if let Some(top) = self.files.last_mut() {
+            top.file = Some((name, id));
+        }
     }
 
     pub(crate) fn file_bytes(&self) -> u64 {
@@ -154,7 +171,11 @@ impl<B: AsRef<[u8]>> Index<B> {
         self.segments.append(&mut layer.segments);
         self.insurers.extend(layer.insurers.iter().cloned());
         self.segment_files.append(&mut layer.segment_files);
-        layers.files.push(LayerFile { index: layer, link });
+        layers.files.push(LayerFile {
+            index: layer,
+            link,
+            file: None,
+        });
         Ok(())
     }
 
@@ -308,6 +329,11 @@ impl<B: AsRef<[u8]>> Index<B> {
         self.layers.as_ref().map_or(0, |l| l.files.len())
     }
 
+    /// How many layers its open read and folded (the rest came folded from a parent).
+    pub fn layers_read(&self) -> usize {
+        self.layers_read
+    }
+
     /// The base's generation id (the main file's), whatever the layers.
     pub fn base_generation(&self) -> &str {
         &self.header.generation_id
@@ -334,7 +360,13 @@ impl<B: AsRef<[u8]>> Index<B> {
     /// Each layer file's checksums and person table (`verify`); its delta segments are
     /// verified with the base's segments, its refs and card values were checked at open.
     pub fn verify_layers(&self) -> Result<(), FormatError> {
-        for f in self.layers.iter().flat_map(|l| &l.files) {
+        self.verify_layers_from(0)
+    }
+
+    /// [`Self::verify_layers`] for the layers past the first `below` (a build reads back the
+    /// layer it wrote; those below were checked when they were written or opened to serve).
+    pub fn verify_layers_from(&self, below: usize) -> Result<(), FormatError> {
+        for f in self.layers.iter().flat_map(|l| l.files.iter().skip(below)) {
             let place = format!("layer {}", f.index.header.generation_id);
             f.index
                 .verify_person_table()

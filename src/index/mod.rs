@@ -53,6 +53,7 @@ pub(crate) struct Section {
 /// (the `Arc`'s allocation), and a map over the FST range costs nothing to make when a long
 /// key needs it ([`Segment::fst`]).
 #[repr(C, align(64))]
+#[derive(Clone)]
 pub(crate) struct Segment<B> {
     bytes: B,
     directory: Range<usize>,
@@ -110,7 +111,9 @@ impl<B: AsRef<[u8]>> IndexFiles<B> {
     }
 }
 
-/// An opened index over `B`.
+/// An opened index over `B`. A clone shares `B`'s bytes (a `Bytes` is a handle) and copies
+/// the tables built at open: what a child generation's open starts from (`open_file_after`).
+#[derive(Clone)]
 pub struct Index<B> {
     main: B,
     header: Header,
@@ -137,6 +140,9 @@ pub struct Index<B> {
     /// and `segments` then go on past the base's with the layers' delta segments, in the
     /// global segment numbering person refs use.
     layers: Option<Box<layers::Layers<B>>>,
+    /// How many of the layers this open read and folded: all of them, or only those past
+    /// the parent it started from (`open_file_after`).
+    layers_read: usize,
 }
 
 /// Which file of a generation an [`Index`] was opened from.

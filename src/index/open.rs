@@ -364,6 +364,7 @@ impl<B: AsRef<[u8]>> Index<B> {
             main_file: None,
             path: None,
             layers: None,
+            layers_read: 0,
         })
     }
 }

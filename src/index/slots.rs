@@ -5,6 +5,7 @@
 /// replaced a binary search of the 3,400 sorted keys, whose twelve dependent, unpredictable
 /// steps were about 5% of a card query's work; std's `HashMap` hashes with SipHash, slower
 /// than the one multiply here. Keys are never 0 (digits or blanks), so 0 marks a free slot.
+#[derive(Clone)]
 pub(super) struct InsurerSlots {
     shift: u32,
     slots: Vec<(u64, u32)>,

@@ -119,9 +119,9 @@ pub(super) fn run_layer(
     phases.end("write");
     // Read back what was written: the layered view opens, carries the new id, and its
     // layers and new delta segments verify.
-    let index =
-        MappedIndex::open_file(&tmp.join(INDEX_FILE), cfg.key.clone()).map_err(StoreError::from)?;
-    index.verify_layers()?;
+    let index = MappedIndex::open_file_after(&tmp.join(INDEX_FILE), cfg.key.clone(), live)
+        .map_err(StoreError::from)?;
+    index.verify_layers_from(live.layer_count())?;
     for i in first as usize..index.segment_count() {
         index.verify_segment(i)?;
     }

@@ -9,7 +9,7 @@ use super::changes::hex;
 use super::layer_cards::Touched;
 use super::report::{ChangeOutcome, InsurerReport, Report, ReportLine};
 use super::report_files::{self, Whole};
-use super::run::BuildConfig;
+use super::run::{BuildConfig, Kept};
 use crate::generations::Store;
 use crate::index::MappedIndex;
 use crate::snapshot::{self, ChangeInput, Discovery, Identities, InsurerDelivery};
@@ -53,11 +53,13 @@ pub(super) fn plan(
     store: &Store,
     cfg: &BuildConfig,
     discovery: &Discovery,
-    listed: &Identities,
+    kept: &Kept,
 ) -> Result<LayerPlan, String> {
+    let listed = &kept.listed;
+    let started = std::time::Instant::now();
     let live_id = store.current().ok().flatten().ok_or("no live generation")?;
     let live = store
-        .open_named(&live_id, cfg.key.clone())
+        .open_named_after(&live_id, cfg.key.clone(), kept.last)
         .map_err(|e| format!("the live generation cannot be opened ({e})"))?;
     if live.layer_count() >= MAX_LAYERS {
         return Err(format!(
@@ -75,12 +77,15 @@ pub(super) fn plan(
     {
         return Err(format!("its layers hold {layer_bytes} of {total} bytes"));
     }
+    let opened_ms = started.elapsed().as_millis() as u64;
     let dir = store.generation_dir(&live_id);
     let Whole { report, lines } = report_files::read_whole(&dir)
         .map_err(|e| format!("the live generation's report cannot be read ({e})"))?;
+    let report_ms = started.elapsed().as_millis() as u64;
     if !same_kohi(&report, cfg)? {
         return Err("the public-expense registers changed".into());
     }
+    let kohi_ms = started.elapsed().as_millis() as u64;
     let base = live.insurers();
     if discovery.deliveries.len() != base.len() {
         return Err("insurers came or went".into());
@@ -147,6 +152,15 @@ pub(super) fn plan(
     if touched.is_empty() {
         return Err("no new change files".into());
     }
+    // Where a plan's time goes, for whoever measures a watch (RUST_LOG=shikaku=debug).
+    let total_ms = started.elapsed().as_millis() as u64;
+    tracing::debug!(
+        opened_ms,
+        report_ms,
+        kohi_ms,
+        total_ms,
+        "planned a change generation"
+    );
     Ok(LayerPlan {
         live_id,
         live,

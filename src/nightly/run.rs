@@ -181,21 +181,29 @@ impl Progress {
 
 /// Runs a whole build. On success the new generation is live.
 pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
-    run_listed(cfg, &Identities::default(), None)
+    run_kept(cfg, &Kept::default())
 }
 
-/// [`run`], with the identities of delivery files the caller has just listed and its scans
-/// of the insurer directories, kept from build to build (a watch): a change build takes them
-/// instead of asking the file system for every change file since the base.
-pub fn run_listed(
-    cfg: &BuildConfig,
-    listed: &Identities,
-    scans: Option<&ScanCache>,
-) -> Result<BuildOutcome, BuildError> {
+/// What a process that builds again and again (a watch) keeps for its next build, so that a
+/// change build costs what changed, not what the delivery and the live generation hold.
+#[derive(Default)]
+pub struct Kept<'a> {
+    /// The delivery's files' identities as just listed: a change build takes them instead
+    /// of asking the file system for every change file since the base.
+    pub listed: Identities,
+    /// The insurer directories' scans, kept from build to build.
+    pub scans: Option<&'a ScanCache>,
+    /// The generation the last build made, as it opened it: the live generation's open
+    /// starts from it (`MappedIndex::open_file_after`).
+    pub last: Option<&'a MappedIndex>,
+}
+
+/// [`run`], with what the caller kept from its last build.
+pub fn run_kept(cfg: &BuildConfig, kept: &Kept) -> Result<BuildOutcome, BuildError> {
     let existed = cfg.data.exists();
     let store = Store::new(&cfg.data);
     let lock = store.lock()?;
-    let result = run_locked(cfg, &store, (listed, scans));
+    let result = run_locked(cfg, &store, kept);
     if result.is_err() && !existed {
         // The directory is this build's alone (made by it, and locked since): a first build
         // that fails leaves none, rather than a `LOCK` that would make `serve` and `query`
@@ -211,11 +219,7 @@ pub fn run_listed(
     result
 }
 
-fn run_locked(
-    cfg: &BuildConfig,
-    store: &Store,
-    (listed, scans): (&Identities, Option<&ScanCache>),
-) -> Result<BuildOutcome, BuildError> {
+fn run_locked(cfg: &BuildConfig, store: &Store, kept: &Kept) -> Result<BuildOutcome, BuildError> {
     let started = Instant::now();
     let cleaned = store.clean_tmp()?;
     if cleaned > 0 {
@@ -229,10 +233,10 @@ fn run_locked(
     // at reading).
     let mut phases = Phases::new();
     let now = ChangeTime::for_build(cfg.built_on);
-    let discovery = snapshot::discover_scanned(&cfg.snapshots, now, scans)?;
+    let discovery = snapshot::discover_scanned(&cfg.snapshots, now, kept.scans)?;
     phases.end("discover");
     if matches!(cfg.reuse, Reuse::UnchangedInsurers | Reuse::WholeStates) {
-        match super::layer::plan(store, cfg, &discovery, listed) {
+        match super::layer::plan(store, cfg, &discovery, kept) {
             Ok(plan) => {
                 phases.end("plan");
                 return super::layer::run_layer(cfg, store, plan, (started, phases));

@@ -143,11 +143,15 @@ impl Reloader {
         let (index, held) = match self.live.take_ready(id) {
             Some(index) => (index, true),
             None => {
-                let index = self.store.open_named(id, self.key.clone()).map_err(|e| {
-                    match for_want_of_descriptors(&e) {
-                        true => NotSwapped::NoDescriptor(e.to_string()),
-                        false => NotSwapped::Refused(e.to_string()),
-                    }
+                // A change generation of the one served opens as its child: only its new
+                // layers are read and folded.
+                let serving = self.live.load();
+                let parent = Some(&serving.index);
+                let opened = self.store.open_named_after(id, self.key.clone(), parent);
+                drop(serving);
+                let index = opened.map_err(|e| match for_want_of_descriptors(&e) {
+                    true => NotSwapped::NoDescriptor(e.to_string()),
+                    false => NotSwapped::Refused(e.to_string()),
                 })?;
                 let verified =
                     VerifiedIndex::verify(index).map_err(|e| NotSwapped::Refused(e.to_string()))?;
@@ -156,7 +160,7 @@ impl Reloader {
         };
         self.live.publish_verified(index);
         self.set_refusal(None);
-        tracing::info!(generation = %id, elapsed_ms = started.elapsed().as_millis() as u64, held_ready = held, "hot-swapped");
+        tracing::info!(generation = %id, elapsed_ms = started.elapsed().as_millis() as u64, held_ready = held, layers_read = self.live.load().index.layers_read(), "hot-swapped");
         Ok(())
     }
 }

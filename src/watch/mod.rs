@@ -23,7 +23,7 @@ use crate::fleet::retention::gc_store;
 use crate::fleet::Remote;
 use crate::generations::Store;
 use crate::nightly::report_files;
-use crate::nightly::run::{run_listed, BuildConfig, BuildError};
+use crate::nightly::run::{run_kept, BuildConfig, BuildError, Kept};
 use crate::nightly::Report;
 use crate::snapshot::ChangeTime;
 use scan::{changed, Files, Scanner};
@@ -261,7 +261,12 @@ impl Watch {
         self.status.last_build.files = landed;
         self.status.write(&data);
         let started = Instant::now();
-        let result = run_listed(&cfg, &identities(&files), Some(&self.scans));
+        let kept = Kept {
+            listed: identities(&files),
+            scans: Some(&self.scans),
+            last: self.held.as_ref(),
+        };
+        let result = run_kept(&cfg, &kept);
         self.status.builds += 1;
         let b = &mut self.status.last_build;
         b.elapsed_ms = started.elapsed().as_millis() as u64;
