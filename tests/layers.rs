@@ -267,6 +267,11 @@ fn a_child_opened_from_its_parent_is_what_a_fresh_open_makes() {
     check(&parent, 1);
     check(&base_index, 2);
     check(&fresh, 0);
+    // A parent the caller is done with becomes the child.
+    let moved = store.open_named(&first, key()).unwrap();
+    let child = store.open_named_from(&second, key(), moved).unwrap();
+    assert_eq!(child.layers_read(), 1);
+    assert_eq!(answers(&child), answers(&fresh));
     // Not an ancestor: the child of the first layer is no parent of the base.
     let back = store.open_named_after(&base, key(), Some(&parent)).unwrap();
     assert_eq!((back.layer_count(), back.layers_read()), (0, 0));

@@ -356,6 +356,18 @@ impl Store {
         self.open_named_after(id, key, None)
     }
 
+    /// [`Store::open_named_after`] for a caller done with `parent`
+    /// (`MappedIndex::open_file_from`).
+    pub fn open_named_from(
+        &self,
+        id: &str,
+        key: PersonKey,
+        parent: MappedIndex,
+    ) -> Result<MappedIndex, StoreError> {
+        let index = MappedIndex::open_file_from(&self.locate(id)?, key, parent)?;
+        self.named(id, index)
+    }
+
     /// [`Store::open_named`], starting from `parent` when generation `id` is a child of it
     /// (`MappedIndex::open_file_after`).
     pub fn open_named_after(
@@ -368,6 +380,11 @@ impl Store {
             Some(parent) => MappedIndex::open_file_after(&self.locate(id)?, key, parent)?,
             None => self.open(id, key)?,
         };
+        self.named(id, index)
+    }
+
+    /// `index`, opened as generation `id`, unless it carries another id.
+    fn named(&self, id: &str, index: MappedIndex) -> Result<MappedIndex, StoreError> {
         if index.generation() != id {
             return Err(StoreError::Misnamed {
                 path: shown(&self.index_path(id)),

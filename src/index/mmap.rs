@@ -287,9 +287,9 @@ fn add_layers(
 
 impl MappedIndex {
     /// [`Self::open_file`] for a generation that may be a child of `parent`, an index this
-    /// process holds (a server's live generation, a watch's last build): when its main file
-    /// is `parent`'s (the same inode) and its layer files begin with all of `parent`'s (the
-    /// same names and inodes), it starts from a clone of `parent`, the base's tables and
+    /// process holds (a server's live generation, a change build's parent): when its main
+    /// file is `parent`'s (the same inode) and its layer files begin with all of `parent`'s
+    /// (the same names and inodes), it starts from a clone of `parent`, the base's tables and
     /// the layers folded so far, and opens only the layers past them. Folding every layer
     /// again took most of a swap's 180 ms at the nation after a dozen change files, and
     /// grows with the day's layers; a clone copies the folded tables. Anything else (another
@@ -299,17 +299,53 @@ impl MappedIndex {
         key: PersonKey,
         parent: &MappedIndex,
     ) -> Result<MappedIndex, OpenError> {
-        match Self::child_of(path, &key, parent) {
-            Some(opened) => opened,
+        match Self::layers_past(path, &key, parent) {
+            Some(Ok(names)) => Self::stack(path, parent.clone(), &names),
+            Some(Err(e)) => Err(e),
             None => Self::open_file(path, key),
         }
     }
 
-    fn child_of(
+    /// [`Self::open_file_after`] for a caller that is done with `parent` (a watch's last
+    /// build, which the next build opens as the live generation): it becomes the child, so
+    /// not even its tables are copied.
+    pub fn open_file_from(
+        path: &Path,
+        key: PersonKey,
+        parent: MappedIndex,
+    ) -> Result<MappedIndex, OpenError> {
+        match Self::layers_past(path, &key, &parent) {
+            Some(Ok(names)) => Self::stack(path, parent, &names),
+            Some(Err(e)) => Err(e),
+            None => {
+                drop(parent);
+                Self::open_file(path, key)
+            }
+        }
+    }
+
+    /// `parent` as the index at `path`, with its layer files `names` stacked on it.
+    fn stack(
+        path: &Path,
+        mut index: MappedIndex,
+        names: &[String],
+    ) -> Result<MappedIndex, OpenError> {
+        let started = std::time::Instant::now();
+        index.path = Some(path.to_path_buf());
+        index.layers_read = 0;
+        add_layers(&mut index, path, names)?;
+        let ms = started.elapsed().as_millis() as u64;
+        tracing::debug!(path = %path.display(), ms, layers_read = names.len(), "opened as a child of a generation held");
+        Ok(index)
+    }
+
+    /// The names of the layer files of the generation at `path` past `parent`'s, when it is
+    /// a child of `parent` (see [`Self::open_file_after`]); `None` when it is not.
+    fn layers_past(
         path: &Path,
         key: &PersonKey,
         parent: &MappedIndex,
-    ) -> Option<Result<MappedIndex, OpenError>> {
+    ) -> Option<Result<Vec<String>, OpenError>> {
         if residence() != Residence::Mapped || parent.key.fingerprint() != key.fingerprint() {
             return None;
         }
@@ -317,7 +353,7 @@ impl MappedIndex {
         if parent.main_file != Some(main) {
             return None;
         }
-        let names = match layer_names(path) {
+        let mut names = match layer_names(path) {
             Ok(names) => names,
             Err(e) => return Some(Err(e)),
         };
@@ -339,10 +375,7 @@ impl MappedIndex {
                 return None;
             }
         }
-        let mut index = parent.clone();
-        index.path = Some(path.to_path_buf());
-        index.layers_read = 0;
-        Some(add_layers(&mut index, path, &names[held.len()..]).map(|()| index))
+        Some(Ok(names.split_off(held.len())))
     }
 }
 

@@ -9,7 +9,7 @@ use super::changes::hex;
 use super::layer_cards::Touched;
 use super::report::{ChangeOutcome, InsurerReport, Report, ReportLine};
 use super::report_files::{self, Whole};
-use super::run::{BuildConfig, Kept};
+use super::run::BuildConfig;
 use crate::generations::Store;
 use crate::index::MappedIndex;
 use crate::snapshot::{self, ChangeInput, Discovery, Identities, InsurerDelivery};
@@ -53,14 +53,15 @@ pub(super) fn plan(
     store: &Store,
     cfg: &BuildConfig,
     discovery: &Discovery,
-    kept: &Kept,
+    (listed, last): (&Identities, Option<MappedIndex>),
 ) -> Result<LayerPlan, String> {
-    let listed = &kept.listed;
     let started = std::time::Instant::now();
     let live_id = store.current().ok().flatten().ok_or("no live generation")?;
-    let live = store
-        .open_named_after(&live_id, cfg.key.clone(), kept.last)
-        .map_err(|e| format!("the live generation cannot be opened ({e})"))?;
+    let live = match last {
+        Some(last) => store.open_named_from(&live_id, cfg.key.clone(), last),
+        None => store.open_named(&live_id, cfg.key.clone()),
+    };
+    let live = live.map_err(|e| format!("the live generation cannot be opened ({e})"))?;
     if live.layer_count() >= MAX_LAYERS {
         return Err(format!(
             "the live generation has {} layers",

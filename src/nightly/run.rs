@@ -181,7 +181,7 @@ impl Progress {
 
 /// Runs a whole build. On success the new generation is live.
 pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
-    run_kept(cfg, &Kept::default())
+    run_kept(cfg, Kept::default())
 }
 
 /// What a process that builds again and again (a watch) keeps for its next build, so that a
@@ -193,13 +193,13 @@ pub struct Kept<'a> {
     pub listed: Identities,
     /// The insurer directories' scans, kept from build to build.
     pub scans: Option<&'a ScanCache>,
-    /// The generation the last build made, as it opened it: the live generation's open
-    /// starts from it (`MappedIndex::open_file_after`).
-    pub last: Option<&'a MappedIndex>,
+    /// The generation the last build made, as it opened it: a change build's open of the
+    /// live generation becomes it (`MappedIndex::open_file_from`), not a fresh open.
+    pub last: Option<MappedIndex>,
 }
 
 /// [`run`], with what the caller kept from its last build.
-pub fn run_kept(cfg: &BuildConfig, kept: &Kept) -> Result<BuildOutcome, BuildError> {
+pub fn run_kept(cfg: &BuildConfig, kept: Kept) -> Result<BuildOutcome, BuildError> {
     let existed = cfg.data.exists();
     let store = Store::new(&cfg.data);
     let lock = store.lock()?;
@@ -219,7 +219,11 @@ pub fn run_kept(cfg: &BuildConfig, kept: &Kept) -> Result<BuildOutcome, BuildErr
     result
 }
 
-fn run_locked(cfg: &BuildConfig, store: &Store, kept: &Kept) -> Result<BuildOutcome, BuildError> {
+fn run_locked(
+    cfg: &BuildConfig,
+    store: &Store,
+    mut kept: Kept,
+) -> Result<BuildOutcome, BuildError> {
     let started = Instant::now();
     let cleaned = store.clean_tmp()?;
     if cleaned > 0 {
@@ -236,7 +240,7 @@ fn run_locked(cfg: &BuildConfig, store: &Store, kept: &Kept) -> Result<BuildOutc
     let discovery = snapshot::discover_scanned(&cfg.snapshots, now, kept.scans)?;
     phases.end("discover");
     if matches!(cfg.reuse, Reuse::UnchangedInsurers | Reuse::WholeStates) {
-        match super::layer::plan(store, cfg, &discovery, kept) {
+        match super::layer::plan(store, cfg, &discovery, (&kept.listed, kept.last.take())) {
             Ok(plan) => {
                 phases.end("plan");
                 return super::layer::run_layer(cfg, store, plan, (started, phases));

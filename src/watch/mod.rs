@@ -264,9 +264,9 @@ impl Watch {
         let kept = Kept {
             listed: identities(&files),
             scans: Some(&self.scans),
-            last: self.held.as_ref(),
+            last: self.held.take(),
         };
-        let result = run_kept(&cfg, &kept);
+        let result = run_kept(&cfg, kept);
         self.status.builds += 1;
         let b = &mut self.status.last_build;
         b.elapsed_ms = started.elapsed().as_millis() as u64;
