@@ -78,8 +78,8 @@ fn map_open(file: &File) -> std::io::Result<memmap2::Mmap> {
 /// a file with one still open (a change generation shares all but a few with its parent, by
 /// hard link; a nightly generation every unchanged insurer's) takes the same mapping instead
 /// of mapping it again: at the nation a generation is 3,446 files, and mapping them anew
-/// (and faulting each one's first pages in, and unmapping the old ones) took 180 ms of every
-/// server swap and of every change build's two opens. An identity is a live inode while its
+/// (and faulting each one's first pages in, and unmapping the old ones) was a quarter of a
+/// server's swap to a change generation (183–210 ms, 129–183 ms sharing). An identity is a live inode while its
 /// mapping lives (the mapping holds the inode), so it cannot name another file meanwhile;
 /// published files are never written (see [`map_file`]).
 static MAPPED: std::sync::Mutex<MappedFiles> = std::sync::Mutex::new(MappedFiles {
@@ -174,9 +174,9 @@ impl MappedIndex {
     /// a verification about to read them all then finds the next files read ahead in large
     /// requests while it checks the ones before, instead of faulting them in a page-cache
     /// miss at a time. A change generation's files but its new ones are known (and skipped
-    /// by the verification too): asking for the 3,446 files of the nation's took a core for
-    /// a tenth of a second at every swap. Only advice: a file that cannot be opened or
-    /// advised is left to the faults.
+    /// by the verification too): asking for all 3,446 of the nation's at every swap was a
+    /// fifth of a server's CPU samples in a profile of change after change. Only advice: a
+    /// file that cannot be opened or advised is left to the faults.
     pub fn read_ahead(&self, known: &super::VerifiedSegments) {
         let (Some(main), Some(dir)) = (&self.path, self.dir()) else {
             return;

@@ -110,8 +110,8 @@ pub struct BuildOutcome {
     pub report: Report,
     pub generation_dir: PathBuf,
     /// The generation as the build opened it to verify it. A process that builds again (a
-    /// watch) holds it until then: the next build's open of the live generation takes the
-    /// mappings of every file they share instead of mapping them again (`index::mmap`).
+    /// watch) holds it until then and hands it back ([`Kept::last`]): the next build takes it
+    /// as the live generation instead of opening it again.
     pub index: MappedIndex,
 }
 

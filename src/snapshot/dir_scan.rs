@@ -1,6 +1,6 @@
 //! What an insurer directory holds (its dated snapshots, its `changes/`, and findings for
-//! anything else), and [`ScanCache`]: insurer directories as a process last scanned them, for one that discovers the same
-//! delivery build after build (a watch). At the nation a delivery holds 3,445 insurer
+//! anything else), and [`ScanCache`]: insurer directories as a process last scanned them,
+//! for one that discovers the same delivery build after build (a watch). At the nation a delivery holds 3,445 insurer
 //! directories and, after 30 days, 334,000 change files: listing them all again took 0.6 s
 //! of every change build, though a change file touches one directory. A directory's scan is
 //! taken again when its modification time, or its `changes/`'s, moved (a name added, removed
@@ -19,17 +19,17 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-/// Entries of a directory as (name, path, is directory), sorted by name. Names that are not
-/// UTF-8 are shown lossily; they can never be insurer numbers or dates anyway.
-pub(super) fn sorted_entries(dir: &Path) -> Result<Vec<(String, PathBuf, bool)>, SnapshotError> {
+/// A directory entry: (name, path, is directory).
+type Entry = (String, PathBuf, bool);
+
+/// Entries of a directory, sorted by name. Names that are not UTF-8 are shown lossily; they
+/// can never be insurer numbers or dates anyway.
+pub(super) fn sorted_entries(dir: &Path) -> Result<Vec<Entry>, SnapshotError> {
     sorted_entries_noting_links(dir).map(|(entries, _)| entries)
 }
 
 /// [`sorted_entries`], and whether any was a symbolic link.
-#[allow(clippy::type_complexity)]
-fn sorted_entries_noting_links(
-    dir: &Path,
-) -> Result<(Vec<(String, PathBuf, bool)>, bool), SnapshotError> {
+fn sorted_entries_noting_links(dir: &Path) -> Result<(Vec<Entry>, bool), SnapshotError> {
     let read = std::fs::read_dir(dir).map_err(|e| SnapshotError::io(dir, e))?;
     let mut out = Vec::new();
     let mut linked = false;

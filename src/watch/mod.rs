@@ -125,8 +125,8 @@ struct Watch {
     /// The generation this watch last built and published (verified as it was written: a
     /// collection while it is live does not read it again).
     built_live: Option<String>,
-    /// That generation as its build opened it, held until the next build, which opens it
-    /// as the live generation and so takes the mappings of all the files they share.
+    /// That generation as its build opened it, held until the next build, which takes it as
+    /// the live generation instead of opening it again (`Kept::last`).
     held: Option<crate::index::MappedIndex>,
     /// When the promote policy was last applied (none: at the next poll).
     promote_looked: Option<Instant>,
