@@ -458,9 +458,13 @@ fn a_signed_generation_reaches_a_replica_signed_and_is_checked_by_checksums_only
     let store = Store::new(replica.path());
     let manifest = Manifest::of_local(&built_store, &g1).unwrap();
     shikaku::signing::set_trusted_keys(TrustedKeys::of([public]));
+    let to = shikaku::fleet::download::Destination {
+        store: &store,
+        serving: None,
+    };
     let (_, index) = shikaku::fleet::download::download_verified(
         &remote,
-        &store,
+        to,
         &manifest,
         &shikaku::domain::PersonKey::demo(),
         shikaku::fleet::download::free_bytes,

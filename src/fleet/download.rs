@@ -51,14 +51,26 @@ pub fn download(
     key: &PersonKey,
     between_files: &mut dyn FnMut(),
 ) -> Result<Fetched, FleetError> {
-    download_verified(remote, store, manifest, key, free_bytes, between_files).map(|(f, _)| f)
+    let to = Destination {
+        store,
+        serving: None,
+    };
+    download_verified(remote, to, manifest, key, free_bytes, between_files).map(|(f, _)| f)
+}
+
+/// Where a download goes: the replica's store, and the server's generations when the
+/// replica serves (a change generation of the one served opens as its child, reading only
+/// its new layers: `MappedIndex::open_file_after`).
+pub struct Destination<'a> {
+    pub store: &'a Store,
+    pub serving: Option<&'a crate::server::live::Live>,
 }
 
 /// [`download`], giving also the index as it was verified (its mapping stays valid through
 /// the seal, which renames its directory); `free` tells the room there is.
 pub fn download_verified(
     remote: &dyn Bucket,
-    store: &Store,
+    Destination { store, serving }: Destination,
     manifest: &Manifest,
     key: &PersonKey,
     free: FreeBytes,
@@ -139,8 +151,14 @@ pub fn download_verified(
     // checksum of its own, and the deep check unless a trusted key signed the manifest
     // (`crate::signing::verify_generation`), before it is sealed.
     let index_path = tmp.join(INDEX_FILE);
-    let index = MappedIndex::open_file(&index_path, key.clone())
-        .map_err(|e| mismatch(INDEX_FILE, e.to_string()))?;
+    // What is served now (not when the download began: a rollback meanwhile moved it).
+    let serving = serving.map(|live| live.load());
+    let index = match &serving {
+        Some(parent) => MappedIndex::open_file_after(&index_path, key.clone(), &parent.index),
+        None => MappedIndex::open_file(&index_path, key.clone()),
+    };
+    drop(serving);
+    let index = index.map_err(|e| mismatch(INDEX_FILE, e.to_string()))?;
     let index = VerifiedIndex::verify(index).map_err(|e| mismatch(INDEX_FILE, e.to_string()))?;
     if index.id() != id {
         return Err(mismatch(

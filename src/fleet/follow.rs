@@ -10,7 +10,7 @@
 //! take, and ends the trouble on the tick after its cause is gone. A download that failed is
 //! tried again with backoff; one killed part way resumes.
 
-use super::download::{download_verified, free_bytes, FreeBytes};
+use super::download::{download_verified, free_bytes, Destination, FreeBytes};
 use super::health::FollowHealth;
 use super::manifest::Manifest;
 use super::pointer::Pointer;
@@ -554,9 +554,13 @@ impl Follower {
     ) -> Result<(Fetched, VerifiedIndex, Duration), FleetError> {
         let started = Instant::now();
         let mut looked = Instant::now();
+        let to = Destination {
+            store: &self.store,
+            serving: self.live.as_deref(),
+        };
         let (fetched, verified) = download_verified(
             &*self.remote,
-            &self.store,
+            to,
             manifest,
             &self.key,
             self.free_bytes,
