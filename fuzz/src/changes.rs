@@ -7,20 +7,26 @@
 //! normalized text; no issue quotes an individual number in clear.
 
 use super::input::assert_no_clear_number;
-use shikaku::domain::{normalize_card_text, Date, InsurerNumber};
+use shikaku::domain::{normalize_card_text, Date, IndividualNumber, InsurerNumber};
 use shikaku::snapshot::apply::apply_change_file;
 use shikaku::snapshot::{
     read_snapshot_bytes, ChangeFile, ChangeInput, ChangeTime, FileContext, RowOutcome, State,
 };
 use std::path::PathBuf;
 
-/// The individual number of the first record is the synthetic worked example of the check
-/// digit (first eleven digits 12345678901, check 8), no person's; the fixture writes it as
-/// the file an insurer would send.
-const STATE: &str = "insurer_number,symbol,number,branch,individual_number,name,name_kana,sex,birthdate,relationship,qualification_date,disqualification_date,reason_of_loss,copay_ratio,limit_category
-06139992,12,1,00,123456789018,山田 太郎,ヤマダ タロウ,1,1980-01-23,1,2015-04-01,,,30,
+/// The fixed state as the file an insurer would send. The first record's individual number
+/// is the synthetic worked example of the check digit (first eleven digits 12345678901,
+/// check 8), no person's; it is completed here, so no 12-digit number stands in the source.
+fn state_file() -> String {
+    let example = IndividualNumber::from_first11(12_345_678_901);
+    let number = std::str::from_utf8(example.expose_digits()).expect("digits");
+    format!(
+        "insurer_number,symbol,number,branch,individual_number,name,name_kana,sex,birthdate,relationship,qualification_date,disqualification_date,reason_of_loss,copay_ratio,limit_category
+06139992,12,1,00,{number},山田 太郎,ヤマダ タロウ,1,1980-01-23,1,2015-04-01,,,30,
 06139992,12,2,01,,山田 花子,ヤマダ ハナコ,2,1982-02-02,2,2015-04-01,2020-04-01,03,30,
-";
+"
+    )
+}
 
 fn state(insurer: InsurerNumber) -> State {
     let ctx = FileContext {
@@ -30,7 +36,7 @@ fn state(insurer: InsurerNumber) -> State {
         snapshot_date: Date::parse("2026-11-01").expect("fixture date"),
     };
     let mut records = Vec::new();
-    read_snapshot_bytes(STATE.as_bytes(), &ctx, |o| {
+    read_snapshot_bytes(state_file().as_bytes(), &ctx, |o| {
         if let RowOutcome::Indexed { record, .. } = o {
             records.push(record);
         }

@@ -141,8 +141,15 @@ pub(super) fn snapshot_date(file_name: &str) -> Option<Date> {
     Date::parse(stem).ok()
 }
 
-/// A directory whose time is younger than this when scanned is scanned again next time.
+/// A directory whose time is younger than this when listed is listed again next time.
 const RACY: Duration = Duration::from_secs(2);
+
+/// Whether a listing of a directory taken `at`, when its modification time was `mtime`,
+/// holds while that time does not move: the time was already older than a file system
+/// clock's tick (see the module docs). The watch's scanner and [`ScanCache`] both ask this.
+pub fn settled(mtime: SystemTime, at: SystemTime) -> bool {
+    at.duration_since(mtime).is_ok_and(|age| age >= RACY)
+}
 
 /// Scans of insurer directories, each with the modification times it was taken at.
 #[derive(Debug, Default)]
@@ -189,8 +196,7 @@ impl ScanCache {
         }
         let at = SystemTime::now();
         let scan = scan_insurer_dir(dir, dir_name)?;
-        let settled = |t: SystemTime| at.duration_since(t).is_ok_and(|age| age >= RACY);
-        let keep = !scan.linked && settled(stamps.0) && stamps.1.is_none_or(settled);
+        let keep = !scan.linked && settled(stamps.0, at) && stamps.1.is_none_or(|t| settled(t, at));
         let mut dirs = self.lock();
         match keep {
             true => dirs.insert(
@@ -238,6 +244,23 @@ mod tests {
     fn set_old(path: &Path) {
         let old = SystemTime::now() - Duration::from_secs(60);
         fs::File::open(path).unwrap().set_modified(old).unwrap();
+    }
+
+    #[test]
+    fn a_listing_holds_once_its_directory_was_two_seconds_old() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let check = |age_ms: i64, expected: bool| {
+            let at = match age_ms >= 0 {
+                true => t + Duration::from_millis(age_ms as u64),
+                false => t - Duration::from_millis(age_ms.unsigned_abs()),
+            };
+            assert_eq!(settled(t, at), expected, "{age_ms} ms");
+        };
+        check(2_000, true);
+        check(60_000, true);
+        check(1_999, false);
+        check(0, false);
+        check(-1, false); // a time in the future (a clock set back): never trusted
     }
 
     #[test]

@@ -94,7 +94,7 @@ pub use apply::{
 };
 pub use change::{read_changes_bytes, Change, ChangeKind, ChangeRow, RecordKey};
 pub use decode::{count_data_lines, Encoding, Undecodable};
-pub use dir_scan::ScanCache;
+pub use dir_scan::{settled, ScanCache};
 pub use discover::{
     discover, discover_at, discover_scanned, read_insurers, ChangeFile, ChangeTime, Discovery,
     Finding, InsurerDelivery, InsurerEntry, InsurerSnapshot, SnapshotFile, CHANGES_DIR,

@@ -335,10 +335,10 @@ impl Watch {
             .min()
     }
 
-    /// Removes old generations once there are twice `keep` (not while an upload waits: the
-    /// generations waiting are the newest, but their removal would be one fault away).
-    /// Removes old generations once there are twice `keep`; whether it is done (false while
-    /// the live generation is being checked off the loop: the removal waits for that).
+    /// Removes old generations once there are twice `keep` (the caller waits while an upload
+    /// does: the generations waiting are the newest, but their removal would be one fault
+    /// away); whether it is done (false while the live generation is being checked off the
+    /// loop: the removal waits for that).
     fn collect(&mut self) -> bool {
         let count = self.store.list().map_or(0, |l| l.len());
         if count <= self.cfg.keep.saturating_mul(2) {

@@ -17,10 +17,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-/// A directory whose time is younger than this when listed is listed again next poll.
-const RACY: Duration = Duration::from_secs(2);
 /// The deepest directory listed: SNAPSHOTS/kohi/<payer>/changes (a register's change files;
 /// an insurer's are one level up, in SNAPSHOTS/<insurer>/changes).
 const DEPTH_MAX: usize = 3;
@@ -162,11 +160,7 @@ impl Scanner {
         let dir = self.root.join(rel);
         let mtime = fs::metadata(&dir)?.modified()?;
         if let Some(old) = self.listed.remove(rel) {
-            let settled = old
-                .at
-                .duration_since(old.mtime)
-                .is_ok_and(|age| age >= RACY);
-            if old.mtime == mtime && settled {
+            if old.mtime == mtime && crate::snapshot::settled(old.mtime, old.at) {
                 return Ok(old);
             }
         }
