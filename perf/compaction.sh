@@ -3,16 +3,20 @@
 # every answer compared across it (docs/operations.md "Change generations").
 #   perf/compaction.sh SNAP DAYS      (SNAP: shikaku-datagen --changes-days DAYS output, the
 #                                      materialized snapshots not needed: --no-materialized)
-# Day 1 builds the base. Day 2 is built as today's incremental build would (`build --compact`:
+# Day 1 builds the base. Day 2 is built as today's incremental build would (`build --fold`:
 # its change files re-read with each touched insurer's snapshot, a new main file), the figure
 # compaction is held to. Days 3..DAYS are change generations (layers, folded by the builder's
 # own bound when they pass it). Then the workload (SNAP/queries.csv, dated the day after the
-# last change) is answered from the layered generation, `build --compact` folds the layers into
-# a base, and the workload is answered again: 0 answers may differ, and the validities are
+# last change) is answered from the layered generation, `build --compact` merges the layers
+# into one, the workload is answered again, then (FOLD [1]) `build --fold` folds them into a
+# base and it is answered a third time: 0 answers may differ, and the validities are
 # compared with the generator's truth. Old generations are removed as it goes (the nation's
 # would not fit twice). Settings: WORK [/tmp/shikaku-compaction], PORT [17491],
 # BIN [target/release, built], INCREMENTAL [1; 0: day 2 a change generation too, for a disk
-# that holds only two generations: the incremental build then writes a third].
+# that holds only two generations: the incremental build then writes a third], UNTIL [layers:
+# stop once the layered answers are in], FROM [compaction: only the compaction and the second
+# answers, on the WORK an UNTIL=layers run left; e.g. to compact the nation's layers with
+# another binary without building them again].
 set -euo pipefail
 cd "$(dirname "$0")/.."
 snap=$(realpath "$1")
@@ -23,7 +27,7 @@ if [[ -z ${BIN:-} ]]; then
   cargo build --release --workspace -q
 fi
 bin=${BIN:-$PWD/target/release}
-rm -rf "$work" && mkdir -p "$work"
+[[ ${FROM:-} == compaction ]] || { rm -rf "$work" && mkdir -p "$work"; }
 # The snapshots' day (the newest snapshot file's name; some insurers have older ones too).
 first=$(find "$snap" -mindepth 2 -maxdepth 2 -name '2*.csv' -printf '%f\n' | sort | tail -n 1 |
   sed -E 's|([0-9]{4})([0-9]{2})([0-9]{2})\.csv|\1-\2-\3|')
@@ -53,23 +57,32 @@ build() { # LABEL DATE ARGS...: one build, its wall and CPU seconds, bytes writt
   fi
 }
 
+last=$(date -d "$first + $((days - 1)) day" +%F)
+source perf/workload_answers.sh
+if [[ ${FROM:-} != compaction ]]; then
 build "base" "$first"
 if [[ ${INCREMENTAL:-1} == 1 ]]; then
-  build "incremental (day 2)" "$(date -d "$first + 1 day" +%F)" --compact
+  build "incremental (day 2)" "$(date -d "$first + 1 day" +%F)" --fold
 else
   build "day 2" "$(date -d "$first + 1 day" +%F)"
 fi
 for ((d = 2; d < days; d++)); do
   build "day $((d + 1))" "$(date -d "$first + $d day" +%F)"
 done
-last=$(date -d "$first + $((days - 1)) day" +%F)
 
 # The workload as CSV batches of 10,000, dated as the generator's truth holds it.
 qdate=$(date -d "$last + 1 day" +%F)
-source perf/workload_answers.sh
 workload_batches "$snap/queries.csv" "$qdate"
 workload_answer "$data" "$work/answers.layered.csv"
+[[ ${UNTIL:-} != layers ]] || exit 0
+fi
 build "compaction (--compact)" "$last" --compact
 workload_answer "$data" "$work/answers.compacted.csv"
 workload_compare "$work/answers.layered.csv" "$work/answers.compacted.csv" "$snap/queries.csv" \
   "across the compaction"
+if [[ ${FOLD:-1} == 1 ]]; then
+  build "fold into a base (--fold)" "$last" --fold
+  workload_answer "$data" "$work/answers.folded.csv"
+  workload_compare "$work/answers.layered.csv" "$work/answers.folded.csv" "$snap/queries.csv" \
+    "across the fold"
+fi

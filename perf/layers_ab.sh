@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # perf/layers_ab.sh: what unfolded change layers cost a lookup. Generates PERSONS [1000000]
 # with DAYS [11] days of change files, builds day by day (a base, then one change generation
-# a day: DAYS - 1 layers), copies the data directory and folds the copy (`build --compact`),
+# a day: DAYS - 1 layers), copies the data directory and folds the copy (`build --fold`),
 # then serves each in turn under the same load with perf/ab.sh's measurement (server CPU time
 # per answer, closed loop, 50 connections at depth P [16]), ROUNDS [2] alternations.
 # The queries are the generator's, whose `expected` is the snapshot day's: answers a change
@@ -25,7 +25,7 @@ done
 last=$(date -d "$date_ + $((days - 1)) day" +%F)
 cp -a "$work/layered/data" "$work/folded/data"
 "$bin/shikaku" build --snapshots "$work/snap" --data "$work/folded/data" --date "$last" \
-  --max-drop-percent 100 --compact >/dev/null 2>&1
+  --max-drop-percent 100 --fold >/dev/null 2>&1
 for side in layered folded; do
   ln -s "$work/snap" "$work/$side/snapshots"
   gen=$(cat "$work/$side/data/CURRENT")

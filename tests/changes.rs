@@ -555,8 +555,8 @@ mod equivalence {
     //! Property (docs/delivery.md#change-files): after random snapshots and random change
     //! files, built step by step (each build a change layer over the last when only change
     //! files are new, else incremental), every card and person query answers as a full
-    //! build over `materialize_delivery`'s output does; and folded (`--compact`), the
-    //! generation is a full build's.
+    //! build over `materialize_delivery`'s output does, the layers merged into one
+    //! (`--compact`) now and then; and folded (`--fold`), the generation is a full build's.
     use super::*;
     use proptest::prelude::*;
 
@@ -627,6 +627,7 @@ mod equivalence {
         fn changes_answer_as_a_full_build_of_the_materialized_snapshots(
             snapshots in proptest::collection::vec(snapshot(), INSURERS.len()),
             steps in proptest::collection::vec(proptest::collection::vec(changes(), INSURERS.len()), 1..5),
+            merges in proptest::collection::vec(any::<bool>(), 5),
         ) {
             let tmp = tempfile::tempdir().unwrap();
             let (snap, data) = (tmp.path().join("s"), tmp.path().join("d"));
@@ -646,7 +647,11 @@ mod equivalence {
                     }
                 }
                 if fs::read_dir(&snap).unwrap().count() > 1 {
-                    run(&config(&snap, &data)).unwrap();
+                    let built = run(&config(&snap, &data)).unwrap();
+                    // Now and then the layers so far merged into one (`--compact`).
+                    if merges[day] && built.index.layer_count() > 0 {
+                        run(&BuildConfig { reuse: Reuse::Compact, ..config(&snap, &data) }).unwrap();
+                    }
                 }
             }
             if Store::new(&data).live().is_err() {

@@ -1,7 +1,7 @@
 //! Change generations (layers) end to end: a build whose only new inputs are change files
 //! writes one layer file and the changed cards' delta segments and shares the rest of its
 //! parent by hard link; the server's reader stacks the layers; rollback returns to the
-//! parent; `--compact` folds; and a crafted layer file is refused with a typed error, never
+//! parent; `--fold` folds; and a crafted layer file is refused with a typed error, never
 //! a panic.
 
 mod delivery_support;
@@ -14,7 +14,7 @@ use shikaku::index::{MappedIndex, VerifiedSegments};
 use shikaku::nightly::run::{run, BuildConfig, Reuse};
 use shikaku::nightly::{GenerationKind, Report};
 use shikaku::query::answer::answer;
-use shikaku::query::{CardFields, CardQuery, PersonFields, PersonQuery, Query};
+use shikaku::query::Query;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -58,33 +58,6 @@ fn change_file(snap: &Path, insurer: &str, name: &str, rows: &[String]) {
         &format!("{HEADER},change"),
         rows,
     );
-}
-
-fn card(insurer: &str, number: u32) -> Query {
-    Query::Card(
-        CardQuery::parse(&CardFields {
-            insurer_number: Some(insurer),
-            symbol: Some("12"),
-            number: Some(&number.to_string()),
-            branch: Some("00"),
-            birthdate: Some("1980-01-23"),
-            date: Some(BUILT_ON),
-            limit_consent: false,
-        })
-        .unwrap(),
-    )
-}
-
-fn person_q(p: u32) -> Query {
-    let n = person(p);
-    Query::Person(
-        PersonQuery::parse(&PersonFields {
-            individual_number: Some(&n),
-            date: Some(BUILT_ON),
-            limit_consent: false,
-        })
-        .unwrap(),
-    )
 }
 
 fn validity(answer: &str) -> &str {

@@ -136,18 +136,25 @@ pub struct BuildArgs {
     /// Parse every snapshot and change file again instead of reusing the live generation's
     /// unchanged insurers (recognized by path, size and modification time of the snapshot,
     /// and path and content of each change file).
-    #[arg(long, conflicts_with_all = ["watch", "compact"])]
+    #[arg(long, conflicts_with_all = ["watch", "compact", "fold"])]
     pub full: bool,
-    /// Fold the live generation's change layers into a new base (the incremental build), even
-    /// when only change files are new. Without it, a build whose only new inputs are change
-    /// files of insurers the live generation holds makes a change generation (one layer), and
-    /// folds by itself past 16 layers or layers of more than 5% of the base's bytes.
-    #[arg(long)]
+    /// Merge the live generation's change layers into one layer on the same base, from the
+    /// index alone (no snapshot or change file is read; the answers stay the same): what a
+    /// change build does by itself once its generation stacks 32 layers. New delivery files
+    /// wait for the next build.
+    #[arg(long, conflicts_with_all = ["watch", "fold", "whole_states"])]
     pub compact: bool,
+    /// Fold the live generation's change layers into a new base (the incremental build: each
+    /// insurer a layer touched read again), even when only change files are new. Without it,
+    /// a build whose only new inputs are change files of insurers the live generation holds
+    /// makes a change generation (one layer), and folds by itself once the layers hold more
+    /// than 5% of the base's bytes.
+    #[arg(long, conflicts_with = "full")]
+    pub fold: bool,
     /// A change generation computes every touched insurer from its whole state (the full
     /// path), never by the cards its new change files name (the card path): the same
     /// generation, at the full path's cost; for comparing the two.
-    #[arg(long, conflicts_with_all = ["full", "compact"])]
+    #[arg(long, conflicts_with_all = ["full", "compact", "fold"])]
     pub whole_states: bool,
     /// Keep running: each change file or snapshot renamed into the snapshots directory (only
     /// names ending in .csv count) is built into a generation and made live within seconds;

@@ -38,11 +38,16 @@ pub(super) fn run_build(args: BuildArgs, key_file: Option<PathBuf>) -> anyhow::R
         built_on,
         max_drop_percent: args.max_drop_percent,
         accept,
-        reuse: match (args.full, args.compact, args.whole_states) {
-            (true, ..) => Reuse::Nothing,
-            (false, true, _) => Reuse::Fold,
-            (false, false, true) => Reuse::WholeStates,
-            (false, false, false) => Reuse::UnchangedInsurers,
+        reuse: if args.full {
+            Reuse::Nothing
+        } else if args.compact {
+            Reuse::Compact
+        } else if args.fold {
+            Reuse::Fold
+        } else if args.whole_states {
+            Reuse::WholeStates
+        } else {
+            Reuse::UnchangedInsurers
         },
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()) && !args.watch,
         signing: args

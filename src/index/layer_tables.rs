@@ -190,6 +190,11 @@ impl LayerPersons {
         self.slots[at] = Some(p);
     }
 
+    /// Every person a layer holds, with the newest layer's entry (in no particular order).
+    pub(crate) fn entries(&self) -> impl Iterator<Item = PersonEntry> + '_ {
+        self.slots.iter().flatten().copied()
+    }
+
     /// Starts loading the slot the person of `hash` is looked for in first.
     pub(crate) fn prefetch(&self, hash: &[u8; 16]) {
         if let Some(slot) = self.slots.get(self.home(hash)) {

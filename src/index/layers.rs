@@ -299,6 +299,18 @@ impl<B: AsRef<[u8]>> Index<B> {
             .collect()
     }
 
+    /// Every person the layers hold, with the newest layer's entry, sorted by hash: their
+    /// refs ([`Self::person_refs`]) name records in the global numbering.
+    pub fn layered_persons(&self) -> Vec<PersonEntry> {
+        let mut out: Vec<PersonEntry> = self
+            .layers
+            .iter()
+            .flat_map(|l| l.persons.entries())
+            .collect();
+        out.sort_unstable_by_key(|p| p.hash);
+        out
+    }
+
     /// The insurer of a segment by its global number (a base insurer's, or a delta
     /// segment's).
     pub fn segment_insurer(&self, segment: usize) -> Option<&super::InsurerInfo> {

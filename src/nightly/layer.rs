@@ -304,7 +304,7 @@ fn layer_persons(
 }
 
 /// The layer file's bytes.
-fn encode_layer(
+pub(super) fn encode_layer(
     cfg: &BuildConfig,
     id: &str,
     deltas: &[&InsurerPart],
@@ -337,7 +337,7 @@ fn encode_layer(
     Ok(out.into_inner())
 }
 
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
+pub(super) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
     use std::io::Write;
     let mut f = std::fs::File::create(path).map_err(io_err(path))?;
     f.write_all(bytes).map_err(io_err(path))?;
@@ -569,6 +569,7 @@ fn layer_report(
             .map(|d| d.records_indexed)
             .sum(),
         bytes_written,
+        merged_layers: 0,
     });
     report
 }

@@ -9,6 +9,7 @@ pub mod kohi;
 mod layer;
 mod layer_cards;
 mod layer_diff;
+mod layer_merge;
 mod layer_plan;
 pub mod link;
 mod profile;

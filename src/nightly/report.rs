@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
 /// One line of `rejects.csv`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct ReportLine {
     pub file: String,
     /// 1-based line in the file (the header is line 1); 0 for a whole file.
@@ -336,6 +336,10 @@ pub struct LayerReport {
     pub records_written: u64,
     /// Bytes this generation wrote: the layer file and its delta segments.
     pub bytes_written: u64,
+    /// Layers this one merged (a compaction, `layer_merge`): it applied no change file of
+    /// its own, and holds what they held. 0 for a layer of change files.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub merged_layers: u64,
     /// Set when the report is the layer's own (`report_files`): which of its parent's
     /// findings the layer took back, its own `rejects.csv` holding the ones it added. `None`:
     /// a report that holds the whole view itself (an older build's, or one read whole).

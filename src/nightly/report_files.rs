@@ -232,8 +232,22 @@ pub(super) fn write_layer_reports(
     let reports = tmp.join(REPORTS_DIR);
     std::fs::create_dir_all(&reports).map_err(|e| err(&reports, e))?;
     link_parent_reports(parent_dir, &reports)?;
+    // What a read from disk would find: the masked report and the findings as parsed back.
+    let own_lines = write_own(tmp, &masked, own_lines)?;
+    Ok(stack_whole(parent, masked, own_lines))
+}
+
+/// Writes a layer's own report and findings under `reports/` as its sequence's, linked as
+/// the generation's `report.json` and `rejects.csv`, and its page; returns the findings as
+/// read back.
+fn write_own(
+    tmp: &Path,
+    masked: &Report,
+    own_lines: &[ReportLine],
+) -> Result<Vec<ReportLine>, ReportFilesError> {
+    let reports = tmp.join(REPORTS_DIR);
     let sequence = masked.layer_count;
-    let json = serde_json::to_vec_pretty(&masked).map_err(|e| err(&reports, e))?;
+    let json = serde_json::to_vec_pretty(masked).map_err(|e| err(&reports, e))?;
     let mut rejects = Vec::new();
     write_rejects(&mut rejects, own_lines).map_err(|e| err(&reports, e))?;
     let own_json = reports.join(layer_report_name(sequence));
@@ -244,10 +258,149 @@ pub(super) fn write_layer_reports(
     hard_link(&own_json, &tmp.join(REPORT_FILE))?;
     hard_link(&own_rejects, &tmp.join(REJECTS_FILE))?;
     let html = tmp.join(super::html::REPORT_HTML_FILE);
-    std::fs::write(&html, super::html::render_layer(&masked)).map_err(|e| err(&html, e))?;
-    // What a read from disk would find: the masked report and the findings as parsed back.
-    let own_lines = read_rejects(&rejects).map_err(|e| err(&own_rejects, e))?;
-    Ok(stack_whole(parent, masked, own_lines))
+    std::fs::write(&html, super::html::render_layer(masked)).map_err(|e| err(&html, e))?;
+    read_rejects(&rejects).map_err(|e| err(&own_rejects, e))
+}
+
+/// Writes a merged layer's reports into `tmp` (`layer_merge`): under `reports/` the base's,
+/// linked from the parent's, and the merged layer's own part as layer 1, whose findings are
+/// the view's (`whole`, the parent's) less the base's it keeps. `own` is the merged layer's
+/// report with the view's whole `layer` part; its `applied` and `dropped` become its own
+/// here. Returns the merged generation's whole view, the same findings as `whole`'s.
+pub(super) fn write_merged_reports(
+    tmp: &Path,
+    parent_dir: &Path,
+    whole: Whole,
+    own: &mut Report,
+) -> Result<Whole, ReportFilesError> {
+    let parent_reports = parent_dir.join(REPORTS_DIR);
+    let base_rejects = parent_reports.join(BASE_REJECTS);
+    let base_lines = read_lines(&base_rejects)?;
+    let Some(layer) = own.layer.as_mut() else {
+        return Err(err(parent_dir, "a merged generation has a layer part"));
+    };
+    let touched: std::collections::BTreeSet<String> = layer.state_files.keys().cloned().collect();
+    let (base_kept, own_lines, records) = split_findings(&base_lines, &whole.lines, &touched)
+        .map_err(|reason| err(&base_rejects, reason))?;
+    let (base_applied, base_identity) = base_applied(&whole.report);
+    layer.applied = past_prefix(&layer.applied, &base_applied);
+    layer.applied_identity = past_prefix(&layer.applied_identity, &base_identity);
+    layer.dropped = Some(super::report::Dropped {
+        insurers: touched,
+        records,
+    });
+    let masked = own.masked();
+    let reports = tmp.join(REPORTS_DIR);
+    std::fs::create_dir_all(&reports).map_err(|e| err(&reports, e))?;
+    for name in [BASE_REPORT, BASE_REJECTS, BASE_HTML] {
+        let from = parent_reports.join(name);
+        if from.exists() {
+            hard_link(&from, &reports.join(name))?;
+        }
+    }
+    // The view as `read_whole` reads it back: the base's findings kept, then the layer's.
+    let mut lines = base_kept;
+    lines.extend(write_own(tmp, &masked, &own_lines)?);
+    let Whole { report, lines: _ } = whole;
+    let mut top = masked;
+    if let Some(l) = top.layer.as_mut() {
+        l.applied = report
+            .layer
+            .as_ref()
+            .map(|w| w.applied.clone())
+            .unwrap_or_default();
+        l.applied_identity = report
+            .layer
+            .as_ref()
+            .map(|w| w.applied_identity.clone())
+            .unwrap_or_default();
+        l.dropped = None;
+    }
+    let report = Report {
+        totals: report.totals,
+        insurers: report.insurers,
+        notes: report.notes,
+        kohi: report.kohi,
+        ..top
+    };
+    Ok(Whole { report, lines })
+}
+
+/// The base's findings (`base`) split against a view's (`view`), for a layer that stands
+/// for every layer since the base: those the view keeps, the view's others (the layer's
+/// own), and the (insurer, line) of the base's X1/X3 lines of insurers no layer touched that
+/// the view took back. A finding of the base the view lacks and no layer could have taken
+/// back is an error.
+#[allow(clippy::type_complexity)]
+fn split_findings(
+    base: &[ReportLine],
+    view: &[ReportLine],
+    touched: &std::collections::BTreeSet<String>,
+) -> Result<
+    (
+        Vec<ReportLine>,
+        Vec<ReportLine>,
+        std::collections::BTreeSet<(String, u64)>,
+    ),
+    String,
+> {
+    let mut in_view: std::collections::HashMap<&ReportLine, usize> = Default::default();
+    for l in view {
+        *in_view.entry(l).or_default() += 1;
+    }
+    let insurer = |l: &ReportLine| l.file.split_once('/').map_or("", |(n, _)| n).to_owned();
+    let mut records = std::collections::BTreeSet::new();
+    let mut left = in_view.clone();
+    for l in base.iter().filter(|l| !touched.contains(&insurer(l))) {
+        match left.get_mut(l) {
+            Some(n) if *n > 0 => *n -= 1,
+            _ if l.rule == "X1" || l.rule == "X3" => {
+                records.insert((insurer(l), l.line));
+            }
+            _ => return Err(format!("the base's finding {l:?} is not in the view")),
+        }
+    }
+    let dropped = super::report::Dropped {
+        insurers: touched.clone(),
+        records: records.clone(),
+    };
+    let kept: Vec<ReportLine> = base.iter().filter(|l| !dropped.drops(l)).cloned().collect();
+    let mut left = in_view;
+    for l in &kept {
+        match left.get_mut(l) {
+            Some(n) if *n > 0 => *n -= 1,
+            _ => {
+                return Err(format!(
+                    "the base's finding {l:?} is kept but not in the view"
+                ))
+            }
+        }
+    }
+    let own = view
+        .iter()
+        .filter(|l| match left.get_mut(l) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        })
+        .cloned()
+        .collect();
+    Ok((kept, own, records))
+}
+
+/// Each insurer's list past the base's part of it (the files the layers added).
+fn past_prefix<T: Clone>(
+    all: &BTreeMap<String, Vec<T>>,
+    base: &BTreeMap<String, Vec<T>>,
+) -> BTreeMap<String, Vec<T>> {
+    all.iter()
+        .filter_map(|(n, items)| {
+            let skip = base.get(n).map_or(0, Vec::len).min(items.len());
+            (skip < items.len()).then(|| (n.clone(), items[skip..].to_vec()))
+        })
+        .collect()
 }
 
 /// Links into `reports` the parent generation's stack: a report that holds its whole view (a

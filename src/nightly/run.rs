@@ -58,8 +58,11 @@ pub enum Reuse {
     #[default]
     UnchangedInsurers,
     /// As `UnchangedInsurers`, but always a new base: the layers folded
-    /// (`shikaku build --compact`).
+    /// (`shikaku build --fold`).
     Fold,
+    /// The live generation's layers merged into one on the same base, from the index alone
+    /// (`shikaku build --compact`, `layer_merge.rs`); the delivery is not read.
+    Compact,
     /// Parse and encode everything (`shikaku build --full`).
     Nothing,
     /// As `UnchangedInsurers`, but a change generation computes every touched insurer from
@@ -90,6 +93,10 @@ pub enum BuildError {
         "row accounting does not balance for {0}: this is a bug in shikaku, nothing was published"
     )]
     Accounting(String),
+    #[error("the live generation {generation} has no change layers: nothing to compact (a new base is `shikaku build --fold`)")]
+    NothingToCompact { generation: String },
+    #[error("merging the change layers: {0}: this is a bug in shikaku, nothing was published")]
+    Merge(String),
     #[error("not published: {}; see {report}", reasons.join("; "))]
     Refused {
         reasons: Vec<String>,
@@ -236,6 +243,11 @@ fn run_locked(
     // A change generation's report counts these two phases too (a base build's phases begin
     // at reading).
     let mut phases = Phases::new();
+    if cfg.reuse == Reuse::Compact {
+        let source = super::layer_merge::merge_source(cfg, store, kept.last.take())?;
+        phases.end("plan");
+        return super::layer_merge::run_merge(cfg, store, source, (started, phases));
+    }
     let now = ChangeTime::for_build(cfg.built_on);
     let discovery = snapshot::discover_scanned(&cfg.snapshots, now, kept.scans)?;
     phases.end("discover");
@@ -243,7 +255,8 @@ fn run_locked(
         match super::layer::plan(store, cfg, &discovery, (&kept.listed, kept.last.take())) {
             Ok(plan) => {
                 phases.end("plan");
-                return super::layer::run_layer(cfg, store, plan, (started, phases));
+                let built = super::layer::run_layer(cfg, store, plan, (started, phases))?;
+                return super::layer_merge::merge_when_due(cfg, store, built);
             }
             Err(why) => tracing::info!("building a base generation, not a change layer: {why}"),
         }
@@ -251,7 +264,7 @@ fn run_locked(
     let mut deliveries = discovery.deliveries.clone();
     deliveries.sort_by_key(|s| s.insurer.number.to_key());
     let previous = match cfg.reuse {
-        Reuse::UnchangedInsurers | Reuse::Fold | Reuse::WholeStates => {
+        Reuse::UnchangedInsurers | Reuse::Fold | Reuse::WholeStates | Reuse::Compact => {
             Previous::load(store, &cfg.key)
         }
         Reuse::Nothing => None,

@@ -73,3 +73,34 @@ pub fn ask(data: &Path, q: &shikaku::query::Query) -> String {
         .unwrap()
         .replace(index.generation(), "")
 }
+
+/// A card query of card `number` (symbol 12, branch 00, born 1980-01-23) on [`BUILT_ON`].
+pub fn card(insurer: &str, number: u32) -> shikaku::query::Query {
+    use shikaku::query::{CardFields, CardQuery, Query};
+    Query::Card(
+        CardQuery::parse(&CardFields {
+            insurer_number: Some(insurer),
+            symbol: Some("12"),
+            number: Some(&number.to_string()),
+            branch: Some("00"),
+            birthdate: Some("1980-01-23"),
+            date: Some(BUILT_ON),
+            limit_consent: false,
+        })
+        .unwrap(),
+    )
+}
+
+/// A person query of person `p` on [`BUILT_ON`].
+pub fn person_q(p: u32) -> shikaku::query::Query {
+    use shikaku::query::{PersonFields, PersonQuery, Query};
+    let n = person(p);
+    Query::Person(
+        PersonQuery::parse(&PersonFields {
+            individual_number: Some(&n),
+            date: Some(BUILT_ON),
+            limit_consent: false,
+        })
+        .unwrap(),
+    )
+}

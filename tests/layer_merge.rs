@@ -1,0 +1,234 @@
+//! Compaction of change layers (`shikaku build --compact`, and by itself at 32 layers): the
+//! live generation's layers merged into one on the same base, from the index alone. Every
+//! answer and every finding of the view stay what they were, the base's files are shared,
+//! and change generations stacked on the merged layer are what they would have been on the
+//! layers it merged.
+
+mod delivery_support;
+
+use delivery_support::*;
+use shikaku::domain::PersonKey;
+use shikaku::format::LAYERS_DIR;
+use shikaku::generations::{Store, INDEX_FILE};
+use shikaku::nightly::run::{run, BuildError, Reuse};
+use shikaku::nightly::Report;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+fn member(insurer: &str, number: u32, p: u32, qual: &str) -> String {
+    format!(
+        "{insurer},12,{number},00,{},山田 太郎,ヤマダ タロウ,1,1980-01-23,1,{qual},,,30,",
+        person(p)
+    )
+}
+
+fn rows(header: &str, rows: &[String]) -> String {
+    format!("{header}\n{}\n", rows.join("\n"))
+}
+
+/// Kyosai cards 1–4 (persons 1–4, card 4 twice: a duplicate row), kumiai card 5 (person 1).
+fn base_delivery(snap: &Path) {
+    write_insurers(snap);
+    let kyosai: Vec<String> = [1, 2, 3, 4, 4]
+        .iter()
+        .map(|&c| member(KYOSAI, c, c, "2015-04-01"))
+        .collect();
+    write(
+        &snap.join(KYOSAI).join("20261101.csv"),
+        &rows(HEADER, &kyosai),
+    );
+    let kumiai = [member(KUMIAI, 5, 1, "2001-04-01")];
+    write(
+        &snap.join(KUMIAI).join("20261101.csv"),
+        &rows(HEADER, &kumiai),
+    );
+}
+
+fn change_file(snap: &Path, insurer: &str, name: &str, lines: &[String]) {
+    let path = snap
+        .join(insurer)
+        .join("changes")
+        .join(format!("{name}.csv"));
+    write(&path, &rows(&format!("{HEADER},change"), lines));
+}
+
+/// The change files of day `day` (one per build).
+fn day_changes(snap: &Path, day: u32) {
+    let name = format!("202611{:02}-090000", 10 + day);
+    match day {
+        0 => change_file(
+            snap,
+            KYOSAI,
+            &name,
+            &[
+                keyed("lose", KYOSAI, 2, "2015-04-01", "2026-11-10"),
+                format!("{},add", member(KYOSAI, 6, 1, "2026-11-10")),
+                keyed("delete", KYOSAI, 3, "2015-04-01", ""),
+            ],
+        ),
+        1 => change_file(
+            snap,
+            KUMIAI,
+            &name,
+            &[format!("{},add", member(KUMIAI, 7, 2, "2026-11-11"))],
+        ),
+        2 => change_file(
+            snap,
+            KYOSAI,
+            &name,
+            &[
+                format!("{},update", member(KYOSAI, 6, 1, "2026-11-10")).replace(",30,", ",20,"),
+                // A row no rule lets in: a finding of the layer.
+                format!("{},add", member(KYOSAI, 8, 3, "2026-13-01")),
+                format!("{},add", member(KYOSAI, 9, 4, "2026-11-12")),
+            ],
+        ),
+        _ => change_file(
+            snap,
+            KYOSAI,
+            &name,
+            &[
+                keyed("delete", KYOSAI, 1, "2015-04-01", ""),
+                format!("{},add", member(KYOSAI, 10, 2, "2026-11-13")),
+            ],
+        ),
+    }
+}
+
+/// Every card and person of the delivery, answered from the live generation of `data`.
+fn answers(data: &Path) -> Vec<String> {
+    let cards = (1..=10).map(|c| card(if c == 5 || c == 7 { KUMIAI } else { KYOSAI }, c));
+    cards
+        .chain((1..=4).map(person_q))
+        .map(|q| ask(data, &q))
+        .collect()
+}
+
+/// The live generation's findings, whole, sorted (a merged view need not list them in the
+/// same order).
+fn findings(data: &Path) -> Vec<String> {
+    let store = Store::new(data);
+    let dir = store.generation_dir(&store.live().unwrap());
+    let mut lines: Vec<String> = whole_rejects(&dir).lines().map(str::to_owned).collect();
+    lines.sort();
+    lines
+}
+
+fn live_report(data: &Path) -> Report {
+    let store = Store::new(data);
+    let dir = store.generation_dir(&store.live().unwrap());
+    shikaku::nightly::report_files::read_whole_report(&dir).unwrap()
+}
+
+fn layer_files(dir: &Path) -> usize {
+    fs::read_dir(dir.join(LAYERS_DIR)).unwrap().count()
+}
+
+#[test]
+fn layers_merge_into_one_that_answers_and_reports_as_they_did() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (snap, data, plain) = (
+        tmp.path().join("s"),
+        tmp.path().join("d"),
+        tmp.path().join("p"),
+    );
+    base_delivery(&snap);
+    for d in [&data, &plain] {
+        run(&config(&snap, d, Reuse::UnchangedInsurers)).unwrap();
+    }
+    for day in 0..3 {
+        day_changes(&snap, day);
+        for d in [&data, &plain] {
+            run(&config(&snap, d, Reuse::UnchangedInsurers)).unwrap();
+        }
+    }
+    let store = Store::new(&data);
+    let before = store.live().unwrap();
+    let (answers_before, findings_before) = (answers(&data), findings(&data));
+    assert!(
+        findings_before.iter().any(|l| l.contains("DUP")),
+        "{findings_before:?}"
+    );
+    assert!(
+        findings_before.iter().any(|l| l.contains("changes/")),
+        "{findings_before:?}"
+    );
+
+    let merged = run(&config(&snap, &data, Reuse::Compact)).unwrap();
+    let report = live_report(&data);
+    let layer = report.layer.as_ref().unwrap();
+    assert_eq!((report.layer_count, layer.merged_layers), (1, 3));
+    assert_eq!(report.parent.as_deref(), Some(before.as_str()));
+    assert_eq!(layer_files(&merged.generation_dir), 1);
+    assert_eq!(answers(&data), answers_before);
+    assert_eq!(findings(&data), findings_before);
+    merged.index.verify().unwrap();
+    // The base's main file is shared, not written again.
+    let base_dir = store.generation_dir(merged.index.base_generation());
+    let ino = |p: &Path| fs::metadata(p.join(INDEX_FILE)).unwrap().ino();
+    assert_eq!(ino(&merged.generation_dir), ino(&base_dir));
+    // Rollback returns to the generation the merge replaced, exactly; the merge comes back.
+    assert_eq!(store.rollback(None, PersonKey::demo()).unwrap(), before);
+    assert_eq!(answers(&data), answers_before);
+    store
+        .rollback(Some(&merged.generation), PersonKey::demo())
+        .unwrap();
+    // A change generation on the merged layer is what it is on the three layers.
+    day_changes(&snap, 3);
+    for d in [&data, &plain] {
+        run(&config(&snap, d, Reuse::UnchangedInsurers)).unwrap();
+    }
+    assert_eq!(live_report(&data).layer_count, 2);
+    assert_eq!(answers(&data), answers(&plain));
+    assert_eq!(findings(&data), findings(&plain));
+    // Merged again (two layers, one of them a merge), then folded: the same answers.
+    run(&config(&snap, &data, Reuse::Compact)).unwrap();
+    assert_eq!(answers(&data), answers(&plain));
+    assert_eq!(findings(&data), findings(&plain));
+    run(&config(&snap, &data, Reuse::Fold)).unwrap();
+    assert_eq!(answers(&data), answers(&plain));
+}
+
+#[test]
+fn compacting_a_base_is_refused_with_nothing_to_compact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (snap, data) = (tmp.path().join("s"), tmp.path().join("d"));
+    base_delivery(&snap);
+    let base = run(&config(&snap, &data, Reuse::UnchangedInsurers)).unwrap();
+    let e = run(&config(&snap, &data, Reuse::Compact)).unwrap_err();
+    assert!(
+        matches!(&e, BuildError::NothingToCompact { generation } if *generation == base.generation),
+        "{e}"
+    );
+    assert!(e.to_string().contains("--fold"), "{e}");
+    assert_eq!(Store::new(&data).live().unwrap(), base.generation);
+}
+
+/// A change build whose generation stacks 32 layers merges them by itself, after
+/// publishing it: the live generation is the merge, with the same answers.
+#[test]
+fn the_build_merges_by_itself_at_32_layers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (snap, data) = (tmp.path().join("s"), tmp.path().join("d"));
+    base_delivery(&snap);
+    run(&config(&snap, &data, Reuse::UnchangedInsurers)).unwrap();
+    let mut layers = Vec::new();
+    for n in 0..33u32 {
+        let insurer = if n.is_multiple_of(2) { KYOSAI } else { KUMIAI };
+        let name = format!("20261110-{:02}{:02}00", 9 + n / 60, n % 60);
+        let row = format!("{},add", member(insurer, 100 + n, 1 + n % 4, "2026-11-10"));
+        change_file(&snap, insurer, &name, &[row]);
+        let out = run(&config(&snap, &data, Reuse::UnchangedInsurers)).unwrap();
+        layers.push(out.index.layer_count());
+    }
+    let want: Vec<usize> = (1..=31).chain([1, 2]).collect();
+    assert_eq!(layers, want);
+    let report = live_report(&data);
+    assert_eq!(report.layer.as_ref().unwrap().merged_layers, 0);
+    let card_of = |n: u32| card(if n.is_multiple_of(2) { KYOSAI } else { KUMIAI }, 100 + n);
+    for n in 0..33 {
+        let a = ask(&data, &card_of(n));
+        assert!(a.contains("\"validity\":1"), "card {n}: {a}");
+    }
+}
