@@ -8,7 +8,6 @@
 //! (the incremental build, `run`), as `shikaku build --compact` does.
 
 use super::encode::{InsurerPart, Link};
-use super::insurer::write_segment;
 use super::layer_cards::{insurer_change, lines_by_insurer};
 use super::layer_diff::{
     parent_links, removed_lines, InsurerChange, LineMaps, LinesMoved, RefOrder, Replaced,
@@ -83,19 +82,8 @@ pub(super) fn run_layer(
     let parent_dir = store.generation_dir(&plan.live_id);
     link_parent(&parent_dir, &tmp)?;
     let segments_dir = tmp.join(SEGMENTS_DIR);
-    let mut bytes_written = 0;
-    let mut deltas: Vec<&mut InsurerPart> = changes
-        .iter_mut()
-        .filter_map(|c| c.delta.as_mut())
-        .collect();
-    for d in &mut deltas {
-        bytes_written += d.segment.meta.body_bytes() + SEGMENT_HEADER_BYTES as u64;
-        let name = segment_file_name(&d.number, d.segment.meta.xxh3);
-        // The same content under the same name: already here, shared with the parent.
-        if !segments_dir.join(&name).exists() {
-            write_segment(d, &segments_dir)?;
-        }
-    }
+    let deltas = changes.iter_mut().filter_map(|c| c.delta.as_mut());
+    let mut bytes_written = super::layer_merge::write_deltas(deltas.collect(), &segments_dir)?;
     let sequence = live.layer_count() as u32 + 1;
     let link = LayerLink {
         base_generation: live.base_generation().to_owned(),

@@ -26,7 +26,7 @@ use crate::format::*;
 use crate::generations::{self, Store, StoreError, INDEX_FILE};
 use crate::index::MappedIndex;
 use rayon::prelude::*;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
@@ -170,24 +170,16 @@ pub(super) fn run_merge(
         .filter_map(Result::transpose)
         .collect::<Result<Vec<_>, _>>()?;
     phases.end("merge_cards");
-    let moved = number_deltas(&mut insurers, base as u32);
+    let moved = number_deltas(&live, &mut insurers, base as u32);
     let persons = merged_persons(&live, &moved)?;
     phases.end("persons");
     let id = generations::new_generation_id();
     let tmp = store.begin(&id)?;
     let parent_dir = store.generation_dir(&live_id);
     link_base(&live, &parent_dir, &tmp)?;
-    let mut bytes_written = 0;
     let segments_dir = tmp.join(SEGMENTS_DIR);
-    for d in insurers.iter_mut().filter_map(|m| m.delta.as_mut()) {
-        bytes_written += d.segment.meta.body_bytes() + SEGMENT_HEADER_BYTES as u64;
-        if !segments_dir
-            .join(segment_file_name(&d.number, d.segment.meta.xxh3))
-            .exists()
-        {
-            write_segment(d, &segments_dir)?;
-        }
-    }
+    let deltas = insurers.iter_mut().filter_map(|m| m.delta.as_mut());
+    let mut bytes_written = write_deltas(deltas.collect(), &segments_dir)?;
     let link = LayerLink {
         base_generation: live.base_generation().to_owned(),
         base_header_xxh3: live.base_header_xxh3(),
@@ -282,6 +274,25 @@ pub(super) fn run_merge(
         generation_dir: dir,
         index,
     })
+}
+
+/// Writes the delta segments (each fsynced: in parallel, so the waits overlap) that are not
+/// in `segments_dir` already under their content's name, and returns their bytes.
+pub(super) fn write_deltas(
+    deltas: Vec<&mut InsurerPart>,
+    segments_dir: &Path,
+) -> Result<u64, BuildError> {
+    deltas
+        .into_par_iter()
+        .map(|d| {
+            let name = segment_file_name(&d.number, d.segment.meta.xxh3);
+            // The same content under the same name: already here, shared with the parent.
+            if !segments_dir.join(name).exists() {
+                write_segment(d, segments_dir)?;
+            }
+            Ok(d.segment.meta.body_bytes() + SEGMENT_HEADER_BYTES as u64)
+        })
+        .sum()
 }
 
 /// Base insurer `position`'s cards in the layers, merged: the records of each card the view
@@ -380,13 +391,51 @@ fn encoded(
     })
 }
 
-/// Numbers the merged delta segments from `first`, in insurer order, and returns where
-/// each record a layer held went: (old segment, old record) → (new segment, new record).
-fn number_deltas(insurers: &mut [MergedInsurer], first: u32) -> HashMap<(u32, u32), (u32, u32)> {
-    let mut out = HashMap::new();
+/// Where each record of the layers' delta segments went, by old segment (past the base's)
+/// and record: the packed person ref of its place in a merged delta segment, or `NOWHERE`
+/// (a record of a card the view no longer finds there). Vectors, not a map: at the nation
+/// the layers of a month hold millions of records.
+struct Moved {
+    base: u32,
+    by_segment: Vec<Vec<u64>>,
+}
+
+const NOWHERE: u64 = u64::MAX;
+
+impl Moved {
+    fn get(&self, segment: u32, record: u32) -> Option<u64> {
+        let s = self
+            .by_segment
+            .get((segment.checked_sub(self.base)?) as usize)?;
+        s.get(record as usize).copied().filter(|&r| r != NOWHERE)
+    }
+}
+
+/// Numbers the merged delta segments from `first` (the base's insurer count), in insurer
+/// order, and says where each record a layer held went.
+fn number_deltas(live: &MappedIndex, insurers: &mut [MergedInsurer], first: u32) -> Moved {
+    let by_segment = (first as usize..live.segment_count())
+        .map(|s| {
+            let records = live.segment_insurer(s).map_or(0, |i| i.entry.record_count);
+            vec![NOWHERE; records as usize]
+        })
+        .collect();
+    let mut out = Moved {
+        base: first,
+        by_segment,
+    };
     let with_delta = insurers.iter_mut().filter(|m| m.delta.is_some());
     for (segment, m) in (first..).zip(with_delta) {
-        out.extend(m.moved.drain(..).map(|(old, rec)| (old, (segment, rec))));
+        for ((old_seg, old_rec), rec) in m.moved.drain(..) {
+            // Cards in the layers' table lie in delta segments, checked at open.
+            let slot = old_seg
+                .checked_sub(first)
+                .and_then(|i| out.by_segment.get_mut(i as usize))
+                .and_then(|v| v.get_mut(old_rec as usize));
+            if let Some(slot) = slot {
+                *slot = encode_person_ref(segment, rec);
+            }
+        }
     }
     out
 }
@@ -394,24 +443,21 @@ fn number_deltas(insurers: &mut [MergedInsurer], first: u32) -> HashMap<(u32, u3
 /// Every person a layer holds, with its newest entry, refs re-pointed: a base record's
 /// stays, a delta record's goes where `moved` says. A ref to a record no card of the view
 /// holds would be a person the layers failed to check again: refused, never written.
-fn merged_persons(
-    live: &MappedIndex,
-    moved: &HashMap<(u32, u32), (u32, u32)>,
-) -> Result<super::link::Persons, BuildError> {
+fn merged_persons(live: &MappedIndex, moved: &Moved) -> Result<super::link::Persons, BuildError> {
     let base = live.base_insurers() as u32;
     let mut out = super::link::Persons::default();
     for p in live.layered_persons() {
         let refs_start = out.refs.len() as u32;
         for (seg, rec) in live.person_refs(&p) {
-            let (seg, rec) = match seg < base {
-                true => (seg, rec),
-                false => *moved.get(&(seg, rec)).ok_or_else(|| {
+            let r = match seg < base {
+                true => encode_person_ref(seg, rec),
+                false => moved.get(seg, rec).ok_or_else(|| {
                     BuildError::Merge(format!(
                         "a person's ref names record {rec} of delta segment {seg}, which no card of the view holds"
                     ))
                 })?,
             };
-            out.refs.push(encode_person_ref(seg, rec));
+            out.refs.push(r);
         }
         out.entries.push(PersonEntry { refs_start, ..p });
     }
