@@ -161,6 +161,8 @@ fn layers_merge_into_one_that_answers_and_reports_as_they_did() {
     assert_eq!((report.layer_count, layer.merged_layers), (1, 3));
     assert_eq!(report.parent.as_deref(), Some(before.as_str()));
     assert_eq!(layer_files(&merged.generation_dir), 1);
+    let page = fs::read_to_string(merged.generation_dir.join("report.html")).unwrap();
+    assert!(page.contains("merged the 3 layers"), "{page}");
     assert_eq!(answers(&data), answers_before);
     assert_eq!(findings(&data), findings_before);
     merged.index.verify().unwrap();

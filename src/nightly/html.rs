@@ -73,6 +73,13 @@ pub fn render_layer(report: &Report) -> String {
             super::report_files::REPORTS_DIR,
             super::report_files::REPORTS_DIR,
         );
+        if l.merged_layers > 0 {
+            let _ = write!(
+                h,
+                "<p>A compaction: this layer merged the {} layers before it into one, from the index alone; it applied no change file of its own, and answers as they did.</p>",
+                l.merged_layers
+            );
+        }
         layer_summary(&mut h, report, l);
         h.push_str("<h2>Change files applied</h2><table><tr><th>file</th><th>read</th><th>applied</th><th>rejected</th></tr>");
         for c in &l.change_files {
