@@ -223,6 +223,17 @@ fn the_build_merges_by_itself_at_32_layers() {
         change_file(&snap, insurer, &name, &[row]);
         let out = run(&config(&snap, &data, Reuse::UnchangedInsurers)).unwrap();
         layers.push(out.index.layer_count());
+        // The 32nd layer is published, then the merge standing in for it, its child: a
+        // publisher uploads both, parent first.
+        let merged = out.report.layer.as_ref().unwrap().merged_layers;
+        match n {
+            31 => {
+                assert_eq!(merged, 32);
+                assert_eq!(out.before.len(), 1);
+                assert_eq!(out.report.parent.as_ref(), out.before.first());
+            }
+            _ => assert_eq!((merged, out.before.len()), (0, 0)),
+        }
     }
     let want: Vec<usize> = (1..=31).chain([1, 2]).collect();
     assert_eq!(layers, want);

@@ -77,18 +77,18 @@ pub(super) fn run_build(args: BuildArgs, key_file: Option<PathBuf>) -> anyhow::R
             );
             if let Some(remote) = remote {
                 let store = Store::new(&args.data);
-                let (p, took) =
-                    crate::fleet::publish::publish(&remote, &store, Some(&out.generation))
-                        .with_context(|| {
-                            format!("publishing {} to {}", out.generation, remote.url())
-                        })?;
-                println!(
-                    "uploaded to {}: {} of its {} bytes in {:.2} s",
-                    remote.url(),
-                    p.uploaded_bytes,
-                    p.bytes,
-                    took.as_secs_f64()
-                );
+                // A change generation a merge stood in for first: the merge's parent.
+                for id in out.before.iter().chain([&out.generation]) {
+                    let (p, took) = crate::fleet::publish::publish(&remote, &store, Some(id))
+                        .with_context(|| format!("publishing {id} to {}", remote.url()))?;
+                    println!(
+                        "uploaded {id} to {}: {} of its {} bytes in {:.2} s",
+                        remote.url(),
+                        p.uploaded_bytes,
+                        p.bytes,
+                        took.as_secs_f64()
+                    );
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

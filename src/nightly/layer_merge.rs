@@ -102,6 +102,7 @@ pub(super) fn merge_when_due(
         report,
         generation_dir,
         index,
+        before,
     } = built;
     let source = MergeSource {
         live_id: generation.clone(),
@@ -109,7 +110,10 @@ pub(super) fn merge_when_due(
         whole,
     };
     match run_merge(cfg, store, source, (Instant::now(), Phases::new())) {
-        Ok(merged) => Ok(merged),
+        Ok(merged) => Ok(BuildOutcome {
+            before: before.into_iter().chain([generation]).collect(),
+            ..merged
+        }),
         Err(e) => {
             // The merge took the change generation's index: it is opened again.
             tracing::warn!("the layers stay unmerged: {e}");
@@ -119,6 +123,7 @@ pub(super) fn merge_when_due(
                 report,
                 generation_dir,
                 index,
+                before,
             })
         }
     }
@@ -273,6 +278,7 @@ pub(super) fn run_merge(
         report,
         generation_dir: dir,
         index,
+        before: Vec::new(),
     })
 }
 

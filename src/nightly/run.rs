@@ -120,6 +120,10 @@ pub struct BuildOutcome {
     /// watch) holds it until then and hands it back ([`Kept::last`]): the next build takes it
     /// as the live generation instead of opening it again.
     pub index: MappedIndex,
+    /// Generations this build published before this one, oldest first: the change
+    /// generation a merge then stood in for (`layer_merge::merge_when_due`). A publisher
+    /// uploads them first, so a replica's parent is always in the store.
+    pub before: Vec<String>,
 }
 
 impl std::fmt::Debug for BuildOutcome {
@@ -467,6 +471,7 @@ fn run_locked(
         "published"
     );
     Ok(BuildOutcome {
+        before: Vec::new(),
         generation: id,
         report,
         generation_dir: dir,

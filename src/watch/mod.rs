@@ -296,6 +296,9 @@ impl Watch {
                     .then(|| self.due_after(cfg.built_on))
                     .flatten();
                 if self.cfg.publish.is_some() {
+                    // A change generation a merge stood in for goes up first: it is the
+                    // merge's parent, which the fleet's policy promotes before it.
+                    self.unpublished.extend(out.before);
                     self.unpublished.push(out.generation);
                 }
                 self.collect_due = true;
