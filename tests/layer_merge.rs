@@ -98,10 +98,22 @@ fn day_changes(snap: &Path, day: u32) {
 
 /// Every card and person of the delivery, answered from the live generation of `data`.
 fn answers(data: &Path) -> Vec<String> {
+    answers_of(&Store::new(data).open_current(PersonKey::demo()).unwrap())
+}
+
+/// Every card and person of the delivery, answered from `index` (its id left out).
+fn answers_of(index: &shikaku::index::MappedIndex) -> Vec<String> {
     let cards = (1..=10).map(|c| card(if c == 5 || c == 7 { KUMIAI } else { KYOSAI }, c));
+    let on = shikaku::domain::Date::parse(BUILT_ON).unwrap();
     cards
         .chain((1..=4).map(person_q))
-        .map(|q| ask(data, &q))
+        .map(|q| {
+            let mut out = Vec::new();
+            shikaku::query::answer::answer(index, &q, on, &mut out);
+            String::from_utf8(out)
+                .unwrap()
+                .replace(index.generation(), "")
+        })
         .collect()
 }
 
@@ -155,6 +167,7 @@ fn layers_merge_into_one_that_answers_and_reports_as_they_did() {
         "{findings_before:?}"
     );
 
+    let layered = store.open_named(&before, PersonKey::demo()).unwrap();
     let merged = run(&config(&snap, &data, Reuse::Compact)).unwrap();
     let report = live_report(&data);
     let layer = report.layer.as_ref().unwrap();
@@ -166,6 +179,14 @@ fn layers_merge_into_one_that_answers_and_reports_as_they_did() {
     assert_eq!(answers(&data), answers_before);
     assert_eq!(findings(&data), findings_before);
     merged.index.verify().unwrap();
+    // Opened by a process holding the layered generation (a server swapping to it), the
+    // merge starts from the base's tables and reads its one layer.
+    let swapped = store
+        .open_named_after(&merged.generation, PersonKey::demo(), Some(&layered))
+        .unwrap();
+    assert_eq!((swapped.layer_count(), swapped.layers_read()), (1, 1));
+    assert_eq!(answers_of(&swapped), answers_before);
+    swapped.verify().unwrap();
     // The base's main file is shared, not written again.
     let base_dir = store.generation_dir(merged.index.base_generation());
     let ino = |p: &Path| fs::metadata(p.join(INDEX_FILE)).unwrap().ino();

@@ -71,6 +71,33 @@ impl<B> Layers<B> {
     }
 }
 
+impl<B: Clone> Index<B> {
+    /// This generation's base alone, its layers left out: a copy of the base's tables (the
+    /// files' bytes shared), what a generation on the same base that is not this one's child
+    /// opens from (`open_file_after`).
+    pub fn base_only(&self) -> Index<B> {
+        let base = self.header.insurer_count as usize;
+        Index {
+            main: self.main.clone(),
+            header: self.header.clone(),
+            sections: self.sections.clone(),
+            insurer_slots: self.insurer_slots.clone(),
+            insurers: self.insurers[..base].to_vec(),
+            segments: self.segments[..base].to_vec(),
+            persons: self.persons.clone(),
+            person_refs: self.person_refs.clone(),
+            person_buckets: self.person_buckets.clone(),
+            kohi: self.kohi.clone(),
+            key: self.key.clone(),
+            segment_files: self.segment_files[..base.min(self.segment_files.len())].to_vec(),
+            main_file: self.main_file,
+            path: self.path.clone(),
+            layers: None,
+            layers_read: 0,
+        }
+    }
+}
+
 impl<B: AsRef<[u8]>> Index<B> {
     /// Stacks one layer file on this generation (its base and the layers below): `load`
     /// gives each of its delta segment files. A layer that is not the next one of this very

@@ -302,6 +302,9 @@ impl MappedIndex {
         match Self::layers_past(path, &key, parent) {
             Some(Ok(names)) => Self::stack(path, parent.clone(), &names),
             Some(Err(e)) => Err(e),
+            None if Self::same_base(path, &key, parent) => {
+                Self::stack(path, parent.base_only(), &layer_names(path)?)
+            }
             None => Self::open_file(path, key),
         }
     }
@@ -317,11 +320,25 @@ impl MappedIndex {
         match Self::layers_past(path, &key, &parent) {
             Some(Ok(names)) => Self::stack(path, parent, &names),
             Some(Err(e)) => Err(e),
+            None if Self::same_base(path, &key, &parent) => {
+                Self::stack(path, parent.base_only(), &layer_names(path)?)
+            }
             None => {
                 drop(parent);
                 Self::open_file(path, key)
             }
         }
+    }
+
+    /// Whether the generation at `path` stacks on the same base as `parent` (its main file,
+    /// by device and inode, and the same key) though it is not `parent`'s child (a merge of
+    /// `parent`'s layers, a rollback to an older change generation): it opens from the base's
+    /// tables `parent` holds, and reads every layer of its own.
+    fn same_base(path: &Path, key: &PersonKey, parent: &MappedIndex) -> bool {
+        let main = std::fs::metadata(path).map(|m| FileId::of(&m));
+        residence() == Residence::Mapped
+            && parent.key.fingerprint() == key.fingerprint()
+            && main.is_ok_and(|m| parent.main_file == Some(m))
     }
 
     /// `parent` as the index at `path`, with its layer files `names` stacked on it.
