@@ -266,3 +266,34 @@ fn the_build_merges_by_itself_at_32_layers() {
         assert!(a.contains("\"validity\":1"), "card {n}: {a}");
     }
 }
+
+/// A signed delivery's merge is signed too, its manifest sharing the base's entries: a
+/// replica that trusts the key verifies it as signed, and only what the merge wrote.
+#[test]
+fn a_merge_of_signed_layers_is_signed() {
+    use shikaku::index::VerifiedSegments;
+    use shikaku::signing::{new_key_file, verify_generation, Trust, TrustedKeys};
+    let tmp = tempfile::tempdir().unwrap();
+    let (snap, data) = (tmp.path().join("s"), tmp.path().join("d"));
+    let key_path = tmp.path().join("signing.key");
+    let public = new_key_file(&key_path).unwrap();
+    let signed = |reuse| signed_config(&snap, &data, &key_path, reuse);
+    base_delivery(&snap);
+    let base = run(&signed(Reuse::UnchangedInsurers)).unwrap();
+    for day in 0..2 {
+        day_changes(&snap, day);
+        run(&signed(Reuse::UnchangedInsurers)).unwrap();
+    }
+    let merged = run(&signed(Reuse::Compact)).unwrap();
+    let trusted = TrustedKeys::of([public]);
+    let known = VerifiedSegments::default();
+    let open = |id: &str| Store::new(&data).open_named(id, PersonKey::demo()).unwrap();
+    let (trust, _) = verify_generation(&open(&base.generation), &trusted, &known).unwrap();
+    assert!(matches!(trust, Trust::Signed(_)));
+    let (trust, checked) = verify_generation(&open(&merged.generation), &trusted, &known).unwrap();
+    assert!(matches!(trust, Trust::Signed(_)), "{trust:?}");
+    let main_bytes = fs::metadata(merged.generation_dir.join(INDEX_FILE))
+        .unwrap()
+        .len();
+    assert!(checked.bytes_verified < main_bytes, "{checked:?}");
+}

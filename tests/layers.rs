@@ -495,15 +495,12 @@ fn a_crafted_layer_is_refused_never_a_panic() {
 fn a_signed_layer_is_checked_as_signed_and_only_what_is_new() {
     use shikaku::generations::manifest::Manifest;
     use shikaku::index::VerifiedSegments;
-    use shikaku::signing::{new_key_file, verify_generation, SigningKey, Trust, TrustedKeys};
+    use shikaku::signing::{new_key_file, verify_generation, Trust, TrustedKeys};
     let tmp = tempfile::tempdir().unwrap();
     let (snap, data) = (tmp.path().join("s"), tmp.path().join("d"));
     let key_path = tmp.path().join("signing.key");
     let public = new_key_file(&key_path).unwrap();
-    let signed = |reuse| BuildConfig {
-        signing: Some(std::sync::Arc::new(SigningKey::load(&key_path).unwrap())),
-        ..config(&snap, &data, reuse)
-    };
+    let signed = |reuse| signed_config(&snap, &data, &key_path, reuse);
     base_delivery(&snap);
     let base = run(&signed(Reuse::UnchangedInsurers)).unwrap();
     change_file(

@@ -104,3 +104,13 @@ pub fn person_q(p: u32) -> shikaku::query::Query {
         .unwrap(),
     )
 }
+
+/// [`config`], signing with the key in `key_path` (`shikaku::signing::new_key_file`).
+pub fn signed_config(snap: &Path, data: &Path, key_path: &Path, reuse: Reuse) -> BuildConfig {
+    BuildConfig {
+        signing: Some(std::sync::Arc::new(
+            shikaku::signing::SigningKey::load(key_path).unwrap(),
+        )),
+        ..config(snap, data, reuse)
+    }
+}
