@@ -649,7 +649,7 @@ mod equivalence {
                 if fs::read_dir(&snap).unwrap().count() > 1 {
                     let built = run(&config(&snap, &data)).unwrap();
                     // Now and then the layers so far merged into one (`--compact`).
-                    if merges[day] && built.index.layer_count() > 0 {
+                    if merges[day] && built.index.layer_count() > 1 {
                         run(&BuildConfig { reuse: Reuse::Compact, ..config(&snap, &data) }).unwrap();
                     }
                 }

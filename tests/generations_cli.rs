@@ -180,3 +180,20 @@ fn gc_removes_refused_builds_beyond_keep() {
     assert_eq!(list(data.path()), "* g3\n");
     assert!(data.path().join("refused/r2").is_dir());
 }
+
+/// A person key variable set but empty is refused with what to do, never taken for the demo
+/// key (whose hashes would answer nobody) nor read as a file named "".
+#[test]
+fn an_empty_person_key_variable_is_refused_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_shikaku"))
+        .args(["query", "person", "--data"])
+        .arg(tmp.path())
+        .args(["--individual-number", "123456789018"])
+        .env("SHIKAKU_PERSON_KEY_FILE", "")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("is set but empty"), "{stderr}");
+}

@@ -11,7 +11,7 @@ use shikaku::domain::PersonKey;
 use shikaku::format::LAYERS_DIR;
 use shikaku::generations::{Store, INDEX_FILE};
 use shikaku::nightly::run::{run, BuildError, Reuse};
-use shikaku::nightly::Report;
+use shikaku::nightly::{report_files, Report};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -172,6 +172,9 @@ fn layers_merge_into_one_that_answers_and_reports_as_they_did() {
     let report = live_report(&data);
     let layer = report.layer.as_ref().unwrap();
     assert_eq!((report.layer_count, layer.merged_layers), (1, 3));
+    // The merged layers' change files, with their rows, stay in the merge's report.
+    let rejected: u64 = layer.change_files.iter().map(|c| c.rows_rejected).sum();
+    assert_eq!((layer.change_files.len(), rejected), (3, 1));
     assert_eq!(report.parent.as_deref(), Some(before.as_str()));
     assert_eq!(layer_files(&merged.generation_dir), 1);
     let page = fs::read_to_string(merged.generation_dir.join("report.html")).unwrap();
@@ -213,19 +216,31 @@ fn layers_merge_into_one_that_answers_and_reports_as_they_did() {
     assert_eq!(answers(&data), answers(&plain));
 }
 
+/// A base, or a single layer (a merge's own, or one change generation), has nothing to
+/// compact: refused, the live generation unchanged.
 #[test]
-fn compacting_a_base_is_refused_with_nothing_to_compact() {
+fn compacting_fewer_than_two_layers_is_refused_with_nothing_to_compact() {
     let tmp = tempfile::tempdir().unwrap();
     let (snap, data) = (tmp.path().join("s"), tmp.path().join("d"));
     base_delivery(&snap);
+    let refused = |live: &str, layers: usize| {
+        let e = run(&config(&snap, &data, Reuse::Compact)).unwrap_err();
+        assert!(
+            matches!(&e, BuildError::NothingToCompact { generation, layers: n } if generation == live && *n == layers),
+            "{e}"
+        );
+        assert!(e.to_string().contains("--fold"), "{e}");
+        assert_eq!(Store::new(&data).live().unwrap(), live);
+    };
     let base = run(&config(&snap, &data, Reuse::UnchangedInsurers)).unwrap();
-    let e = run(&config(&snap, &data, Reuse::Compact)).unwrap_err();
-    assert!(
-        matches!(&e, BuildError::NothingToCompact { generation } if *generation == base.generation),
-        "{e}"
-    );
-    assert!(e.to_string().contains("--fold"), "{e}");
-    assert_eq!(Store::new(&data).live().unwrap(), base.generation);
+    refused(&base.generation, 0);
+    day_changes(&snap, 0);
+    let one = run(&config(&snap, &data, Reuse::UnchangedInsurers)).unwrap();
+    refused(&one.generation, 1);
+    day_changes(&snap, 1);
+    run(&config(&snap, &data, Reuse::UnchangedInsurers)).unwrap();
+    let merged = run(&config(&snap, &data, Reuse::Compact)).unwrap();
+    refused(&merged.generation, 1);
 }
 
 /// A change build whose generation stacks 32 layers merges them by itself, after
@@ -246,14 +261,20 @@ fn the_build_merges_by_itself_at_32_layers() {
         layers.push(out.index.layer_count());
         // The 32nd layer is published, then the merge standing in for it, its child: a
         // publisher uploads both, parent first.
-        let merged = out.report.layer.as_ref().unwrap().merged_layers;
-        match n {
-            31 => {
-                assert_eq!(merged, 32);
-                assert_eq!(out.before.len(), 1);
-                assert_eq!(out.report.parent.as_ref(), out.before.first());
+        // What the build applied is the change generation's report, whether or not it
+        // merged after: its rows, not the merge's.
+        assert_eq!(out.report.layer.as_ref().unwrap().change_files.len(), 1);
+        match (n, &out.merged) {
+            (31, Some(m)) => {
+                assert_eq!(m.merged_layers, 32);
+                assert_eq!(out.published(), [out.generation.as_str(), &m.generation]);
+                assert_eq!(out.live(), m.generation);
+                assert_eq!(out.index.generation(), m.generation);
+                let merge = report_files::read_whole_report(&m.generation_dir).unwrap();
+                assert_eq!(merge.parent.as_ref(), Some(&out.generation));
             }
-            _ => assert_eq!((merged, out.before.len()), (0, 0)),
+            (31, None) => panic!("the 32nd layer was not merged"),
+            (_, m) => assert!(m.is_none(), "layer {n}: {m:?}"),
         }
     }
     let want: Vec<usize> = (1..=31).chain([1, 2]).collect();

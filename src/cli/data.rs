@@ -75,10 +75,21 @@ pub(super) fn run_build(args: BuildArgs, key_file: Option<PathBuf>) -> anyhow::R
                 "{}",
                 crate::nightly::report::console_summary(&out.report, &out.generation_dir)
             );
+            if let Some(m) = &out.merged {
+                println!(
+                    "then merged the {} layers into one: {} in {:.1} s, live now (report: {})",
+                    m.merged_layers,
+                    m.generation,
+                    m.elapsed_ms as f64 / 1000.0,
+                    m.generation_dir
+                        .join(crate::generations::REPORT_FILE)
+                        .display()
+                );
+            }
             if let Some(remote) = remote {
                 let store = Store::new(&args.data);
                 // A change generation a merge stood in for first: the merge's parent.
-                for id in out.before.iter().chain([&out.generation]) {
+                for id in out.published() {
                     let (p, took) = crate::fleet::publish::publish(&remote, &store, Some(id))
                         .with_context(|| format!("publishing {id} to {}", remote.url()))?;
                     println!(

@@ -23,6 +23,13 @@ pub const PERSON_KEY_ENV: &str = "SHIKAKU_PERSON_KEY_FILE";
 /// demo key (with a warning: acceptable for demo data only, docs/api.md#individual-number).
 pub fn person_key(path: Option<&Path>) -> anyhow::Result<PersonKey> {
     let from_env = std::env::var_os(PERSON_KEY_ENV).map(std::path::PathBuf::from);
+    // Set but empty is a mistake, not a wish for the demo key: its hashes would answer
+    // nobody's individual number.
+    if path.is_none() && from_env.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+        anyhow::bail!(
+            "{PERSON_KEY_ENV} is set but empty: name the person key file, or unset it to use the demo key"
+        );
+    }
     match path.map(Path::to_path_buf).or(from_env) {
         Some(p) => {
             let text = std::fs::read_to_string(&p)

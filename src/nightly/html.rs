@@ -76,7 +76,7 @@ pub fn render_layer(report: &Report) -> String {
         if l.merged_layers > 0 {
             let _ = write!(
                 h,
-                "<p>A compaction: this layer merged the {} layers before it into one, from the index alone; it applied no change file of its own, and answers as they did.</p>",
+                "<p>A compaction: this layer merged the {} layers before it into one, from the index alone, and answers as they did. The change files below are theirs, each applied by its own layer; it read none.</p>",
                 l.merged_layers
             );
         }

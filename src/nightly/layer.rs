@@ -157,7 +157,7 @@ pub(super) fn run_layer(
     // is kept for the next build of this process (a watch's), which starts from it.
     report_files::keep_whole(&dir, whole);
     Ok(BuildOutcome {
-        before: Vec::new(),
+        merged: None,
         generation: id,
         report,
         generation_dir: dir,

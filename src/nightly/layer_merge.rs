@@ -19,7 +19,7 @@ use super::layer_diff::LineMaps;
 use super::profile::Phases;
 use super::report::{GenerationKind, LayerReport, Removal, Report};
 use super::report_files::{self, Whole};
-use super::run::{io_err, BuildConfig, BuildError, BuildOutcome};
+use super::run::{io_err, BuildConfig, BuildError, BuildOutcome, Merged};
 use crate::domain::{InsurerKind, PersonHash};
 use crate::format::writer::{encode_segment, SegmentInput};
 use crate::format::*;
@@ -102,31 +102,43 @@ pub(super) fn merge_when_due(
         report,
         generation_dir,
         index,
-        before,
+        merged: _,
     } = built;
     let source = MergeSource {
         live_id: generation.clone(),
         live: index,
         whole,
     };
-    match run_merge(cfg, store, source, (Instant::now(), Phases::new())) {
-        Ok(merged) => Ok(BuildOutcome {
-            before: before.into_iter().chain([generation]).collect(),
-            ..merged
-        }),
-        Err(e) => {
-            // The merge took the change generation's index: it is opened again.
-            tracing::warn!("the layers stay unmerged: {e}");
-            let index = store.open_named(&generation, cfg.key.clone())?;
-            Ok(BuildOutcome {
+    let index = match run_merge(cfg, store, source, (Instant::now(), Phases::new())) {
+        Ok(m) => {
+            let layer = m.report.layer.as_ref();
+            let merged = Merged {
+                generation: m.generation,
+                generation_dir: m.generation_dir,
+                merged_layers: layer.map_or(0, |l| l.merged_layers),
+                elapsed_ms: m.report.elapsed_ms,
+            };
+            return Ok(BuildOutcome {
                 generation,
                 report,
                 generation_dir,
-                index,
-                before,
-            })
+                index: m.index,
+                merged: Some(merged),
+            });
         }
-    }
+        Err(e) => {
+            // The merge took the change generation's index: it is opened again.
+            tracing::warn!("the layers stay unmerged: {e}");
+            store.open_named(&generation, cfg.key.clone())?
+        }
+    };
+    Ok(BuildOutcome {
+        generation,
+        report,
+        generation_dir,
+        index,
+        merged: None,
+    })
 }
 
 /// One insurer's merged cards.
@@ -154,9 +166,11 @@ pub(super) fn run_merge(
         whole,
     } = source;
     let merged_layers = live.layer_count();
-    if merged_layers == 0 {
+    // One layer is what a merge would make of it again.
+    if merged_layers < 2 {
         return Err(BuildError::NothingToCompact {
             generation: live_id,
+            layers: merged_layers,
         });
     }
     let base = live.base_insurers();
@@ -278,7 +292,7 @@ pub(super) fn run_merge(
         report,
         generation_dir: dir,
         index,
-        before: Vec::new(),
+        merged: None,
     })
 }
 

@@ -535,6 +535,23 @@ pub fn console_summary(report: &Report, dir: &std::path::Path) -> String {
 /// [`console_summary`] of a change generation: what its layer applied and touched.
 fn layer_summary(report: &Report, l: &LayerReport, dir: &std::path::Path) -> String {
     let rows = |f: fn(&ChangeReport) -> u64| l.change_files.iter().map(f).sum::<u64>();
+    if l.merged_layers > 0 {
+        return format!(
+            "published {} in {:.1} s: a compaction, {} layers merged into one on base {}\n\
+             change files of the layers merged: {}; cards held: {}, cards removed: {}, persons held: {}; {} bytes written\n\
+             report: {}\n",
+            report.generation,
+            report.elapsed_ms as f64 / 1000.0,
+            l.merged_layers,
+            l.base,
+            l.change_files.len(),
+            l.cards_changed,
+            l.cards_removed,
+            l.persons_touched,
+            l.bytes_written,
+            dir.join(crate::generations::REPORT_FILE).display()
+        );
+    }
     format!(
         "published {} in {:.1} s: a change generation, layer {} on base {}\n\
          change files: {} applied, {} rows read, {} applied, {} rejected\n\

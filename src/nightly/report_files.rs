@@ -282,6 +282,14 @@ pub(super) fn write_merged_reports(
     let touched: std::collections::BTreeSet<String> = layer.state_files.keys().cloned().collect();
     let (base_kept, own_lines, records) = split_findings(&base_lines, &whole.lines, &touched)
         .map_err(|reason| err(&base_rejects, reason))?;
+    // The change files the merged layers applied, each with its row accounting, kept: the
+    // layers' own reports stay behind with their generations.
+    for sequence in 1..=whole.report.layer_count {
+        let merged = read_report(&parent_reports.join(layer_report_name(sequence)))?;
+        layer
+            .change_files
+            .extend(merged.layer.into_iter().flat_map(|l| l.change_files));
+    }
     let (base_applied, base_identity) = base_applied(&whole.report);
     layer.applied = past_prefix(&layer.applied, &base_applied);
     layer.applied_identity = past_prefix(&layer.applied_identity, &base_identity);

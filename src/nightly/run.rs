@@ -93,8 +93,8 @@ pub enum BuildError {
         "row accounting does not balance for {0}: this is a bug in shikaku, nothing was published"
     )]
     Accounting(String),
-    #[error("the live generation {generation} has no change layers: nothing to compact (a new base is `shikaku build --fold`)")]
-    NothingToCompact { generation: String },
+    #[error("the live generation {generation} has {layers} change layer(s): nothing to compact (a new base is `shikaku build --fold`)")]
+    NothingToCompact { generation: String, layers: usize },
     #[error("merging the change layers: {0}: this is a bug in shikaku, nothing was published")]
     Merge(String),
     #[error("not published: {}; see {report}", reasons.join("; "))]
@@ -120,10 +120,36 @@ pub struct BuildOutcome {
     /// watch) holds it until then and hands it back ([`Kept::last`]): the next build takes it
     /// as the live generation instead of opening it again.
     pub index: MappedIndex,
-    /// Generations this build published before this one, oldest first: the change
-    /// generation a merge then stood in for (`layer_merge::merge_when_due`). A publisher
-    /// uploads them first, so a replica's parent is always in the store.
-    pub before: Vec<String>,
+    /// When the build then merged the layers (`layer_merge::merge_when_due`): the merge,
+    /// published after the change generation and live now (`index` is it). `generation`,
+    /// `report` and `generation_dir` stay the change generation's: what the build applied.
+    pub merged: Option<Merged>,
+}
+
+/// A merge of the layers a build made after publishing its change generation.
+#[derive(Debug, Clone)]
+pub struct Merged {
+    pub generation: String,
+    pub generation_dir: PathBuf,
+    pub merged_layers: u64,
+    pub elapsed_ms: u64,
+}
+
+impl BuildOutcome {
+    /// The generation the build left live: the merge, when it merged, else its own.
+    pub fn live(&self) -> &str {
+        self.merged
+            .as_ref()
+            .map_or(&self.generation, |m| &m.generation)
+    }
+
+    /// The generations the build published, in order (a publisher uploads them so: a merge's
+    /// parent is the change generation).
+    pub fn published(&self) -> Vec<&str> {
+        std::iter::once(self.generation.as_str())
+            .chain(self.merged.as_ref().map(|m| m.generation.as_str()))
+            .collect()
+    }
 }
 
 impl std::fmt::Debug for BuildOutcome {
@@ -471,7 +497,7 @@ fn run_locked(
         "published"
     );
     Ok(BuildOutcome {
-        before: Vec::new(),
+        merged: None,
         generation: id,
         report,
         generation_dir: dir,

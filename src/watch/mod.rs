@@ -273,10 +273,14 @@ impl Watch {
         b.at_ms = crate::fleet::unix_now_ms();
         match result {
             Ok(out) => {
-                tracing::info!(generation = %out.generation, kind = out.report.generation_kind.as_str(), rows_rejected = rows_rejected(&out.report), elapsed_ms = b.elapsed_ms, phases_ms = ?out.report.phases_ms, "published from what landed; its report says what was applied");
+                let merged_into = out.merged.as_ref().map(|m| m.generation.clone());
+                tracing::info!(generation = %out.generation, kind = out.report.generation_kind.as_str(), rows_rejected = rows_rejected(&out.report), elapsed_ms = b.elapsed_ms, phases_ms = ?out.report.phases_ms, merged_into = merged_into.as_deref().unwrap_or(""), "published from what landed; its report says what was applied");
                 b.outcome = Some(Outcome::Published);
                 b.generation = Some(out.generation.clone());
-                self.built_live = Some(out.generation.clone());
+                b.merged_into = merged_into;
+                self.built_live = Some(out.live().to_owned());
+                let published: Vec<String> =
+                    out.published().into_iter().map(str::to_owned).collect();
                 self.held = Some(out.index);
                 b.error = None;
                 b.phases_ms = out.report.phases_ms.clone();
@@ -298,8 +302,7 @@ impl Watch {
                 if self.cfg.publish.is_some() {
                     // A change generation a merge stood in for goes up first: it is the
                     // merge's parent, which the fleet's policy promotes before it.
-                    self.unpublished.extend(out.before);
-                    self.unpublished.push(out.generation);
+                    self.unpublished.extend(published);
                 }
                 self.collect_due = true;
             }

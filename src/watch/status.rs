@@ -36,6 +36,10 @@ pub struct Build {
     /// Rows the build rejected (its report says which, and why).
     pub rows_rejected: u64,
     pub generation_kind: Option<String>,
+    /// When the build then merged the layers (at 32, `docs/operations.md`): the merge, live
+    /// now; `generation` and the figures above stay the change generation's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
     pub at_ms: u64,
 }
 
