@@ -6,7 +6,8 @@
 # per answer, closed loop, 50 connections at depth P [16]), ROUNDS [2] alternations.
 # The queries are the generator's, whose `expected` is the snapshot day's: answers a change
 # moved count as "wrong" in both, and the two counts must be equal (the layered and the
-# folded generation answer alike). WORK [/tmp/shikaku-layers-ab]; BIN [target/release].
+# folded generation answer alike). WORK [/tmp/shikaku-layers-ab]; BIN [target/release];
+# MERGE [0; 1: the layered side's layers merged into one first, `build --compact`].
 set -euo pipefail
 cd "$(dirname "$0")/.."
 persons=${PERSONS:-1000000}
@@ -24,6 +25,10 @@ for ((d = 0; d < days; d++)); do
 done
 last=$(date -d "$date_ + $((days - 1)) day" +%F)
 cp -a "$work/layered/data" "$work/folded/data"
+if [[ ${MERGE:-0} == 1 ]]; then
+  "$bin/shikaku" build --snapshots "$work/snap" --data "$work/layered/data" --date "$last" \
+    --max-drop-percent 100 --compact >/dev/null 2>&1
+fi
 "$bin/shikaku" build --snapshots "$work/snap" --data "$work/folded/data" --date "$last" \
   --max-drop-percent 100 --fold >/dev/null 2>&1
 for side in layered folded; do
@@ -31,6 +36,7 @@ for side in layered folded; do
   gen=$(cat "$work/$side/data/CURRENT")
   python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(sys.argv[2], r['generation'], r.get('generation_kind'), 'layers', r.get('layer_count', 0))" \
     "$work/$side/data/generations/$gen/report.json" "$side"
+  find "$work/$side/data/generations/$gen/segments" -name '*.seg' | wc -l | sed 's/^/  segment files: /'
 done
 for ((round = 1; round <= ${ROUNDS:-2}; round++)); do
   for side in layered folded; do
