@@ -3,7 +3,8 @@
 # with DAYS [11] days of change files, builds day by day (a base, then one change generation
 # a day: DAYS - 1 layers), copies the data directory and folds the copy (`build --fold`),
 # then serves each in turn under the same load with perf/ab.sh's measurement (server CPU time
-# per answer, closed loop, 50 connections at depth P [16]), ROUNDS [2] alternations.
+# per answer, closed loop, 50 connections at depth P [16]), ROUNDS [2] alternations (the side
+# that goes first alternating too).
 # The queries are the generator's, whose `expected` is the snapshot day's: answers a change
 # moved count as "wrong" in both, and the two counts must be equal (the layered and the
 # folded generation answer alike). WORK [/tmp/shikaku-layers-ab]; BIN [target/release];
@@ -39,7 +40,10 @@ for side in layered folded; do
   find "$work/$side/data/generations/$gen/segments" -name '*.seg' | wc -l | sed 's/^/  segment files: /'
 done
 for ((round = 1; round <= ${ROUNDS:-2}; round++)); do
-  for side in layered folded; do
+  # Which side goes first alternates, so an order effect cancels over the rounds.
+  sides="layered folded"
+  ((round % 2 == 0)) && sides="folded layered"
+  for side in $sides; do
     echo "round $round, $side:"
     WORK="$work/$side" ROUNDS=1 P="${P:-16}" perf/ab.sh "$bin/shikaku" | grep -v '^#' | sed "s/^/  /"
   done
