@@ -19,7 +19,7 @@ use super::layer_diff::LineMaps;
 use super::profile::Phases;
 use super::report::{GenerationKind, LayerReport, Removal, Report};
 use super::report_files::{self, Whole};
-use super::run::{io_err, BuildConfig, BuildError, BuildOutcome, Merged};
+use super::run::{io_err, BuildConfig, BuildError, BuildOutcome};
 use crate::domain::{InsurerKind, PersonHash};
 use crate::format::writer::{encode_segment, SegmentInput};
 use crate::format::*;
@@ -28,6 +28,7 @@ use crate::index::MappedIndex;
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// A change build whose generation stacks this many layers merges them (after publishing
@@ -37,6 +38,32 @@ pub const MERGE_AT_LAYERS: usize = 32;
 /// A change build whose layers hold more delta segments than this merges them too: each is a
 /// file mapped on its own (the merged layer holds at most one per insurer).
 pub const MERGE_AT_DELTA_SEGMENTS: usize = 8_192;
+
+/// A merge of the layers a build made after publishing its change generation.
+#[derive(Debug, Clone)]
+pub struct Merged {
+    pub generation: String,
+    pub generation_dir: PathBuf,
+    pub merged_layers: u64,
+    pub elapsed_ms: u64,
+}
+
+impl BuildOutcome {
+    /// The generation the build left live: the merge, when it merged, else its own.
+    pub fn live(&self) -> &str {
+        self.merged
+            .as_ref()
+            .map_or(&self.generation, |m| &m.generation)
+    }
+
+    /// The generations the build published, in order (a publisher uploads them so: a merge's
+    /// parent is the change generation).
+    pub fn published(&self) -> Vec<&str> {
+        std::iter::once(self.generation.as_str())
+            .chain(self.merged.as_ref().map(|m| m.generation.as_str()))
+            .collect()
+    }
+}
 
 /// Whether a generation's layers are due for a merge, and why.
 pub(super) fn merge_due(index: &MappedIndex) -> Option<String> {

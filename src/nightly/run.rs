@@ -126,32 +126,6 @@ pub struct BuildOutcome {
     pub merged: Option<Merged>,
 }
 
-/// A merge of the layers a build made after publishing its change generation.
-#[derive(Debug, Clone)]
-pub struct Merged {
-    pub generation: String,
-    pub generation_dir: PathBuf,
-    pub merged_layers: u64,
-    pub elapsed_ms: u64,
-}
-
-impl BuildOutcome {
-    /// The generation the build left live: the merge, when it merged, else its own.
-    pub fn live(&self) -> &str {
-        self.merged
-            .as_ref()
-            .map_or(&self.generation, |m| &m.generation)
-    }
-
-    /// The generations the build published, in order (a publisher uploads them so: a merge's
-    /// parent is the change generation).
-    pub fn published(&self) -> Vec<&str> {
-        std::iter::once(self.generation.as_str())
-            .chain(self.merged.as_ref().map(|m| m.generation.as_str()))
-            .collect()
-    }
-}
-
 impl std::fmt::Debug for BuildOutcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BuildOutcome")
@@ -220,6 +194,8 @@ impl Progress {
 pub fn run(cfg: &BuildConfig) -> Result<BuildOutcome, BuildError> {
     run_kept(cfg, Kept::default())
 }
+
+pub use super::layer_merge::Merged;
 
 /// What a process that builds again and again (a watch) keeps for its next build, so that a
 /// change build costs what changed, not what the delivery and the live generation hold.
