@@ -186,10 +186,16 @@ fn gc_removes_refused_builds_beyond_keep() {
 #[test]
 fn an_empty_person_key_variable_is_refused_clearly() {
     let tmp = tempfile::tempdir().unwrap();
+    // A synthetic number with its check digit, never written out whole in the source.
+    let number: String = shikaku::domain::IndividualNumber::from_first11(12_345_678_901)
+        .expose_digits()
+        .iter()
+        .map(|&b| b as char)
+        .collect();
     let out = Command::new(env!("CARGO_BIN_EXE_shikaku"))
         .args(["query", "person", "--data"])
         .arg(tmp.path())
-        .args(["--individual-number", "123456789018"])
+        .args(["--individual-number", &number])
         .env("SHIKAKU_PERSON_KEY_FILE", "")
         .output()
         .unwrap();

@@ -98,11 +98,7 @@ pub(super) fn run_layer(
         .collect();
     let deltas: Vec<&InsurerPart> = changes.iter().filter_map(|c| c.delta.as_ref()).collect();
     let layer_bytes = encode_layer(cfg, &id, &deltas, &persons, &link, &tombstones)?;
-    let layer_name = layer_file_name(sequence, u64_at(&layer_bytes, 120));
-    let layers_dir = tmp.join(LAYERS_DIR);
-    std::fs::create_dir_all(&layers_dir).map_err(io_err(&layers_dir))?;
-    let layer_path = layers_dir.join(&layer_name);
-    write_synced(&layer_path, &layer_bytes)?;
+    let layer_name = write_layer_file(&tmp, sequence, &layer_bytes)?;
     bytes_written += layer_bytes.len() as u64;
     phases.end("write");
     // Read back what was written: the layered view opens, carries the new id, and its
@@ -137,11 +133,7 @@ pub(super) fn run_layer(
         report: plan.report,
         lines: plan.lines,
     };
-    let whole = report_files::write_layer_reports(&tmp, &parent_dir, parent, &report, &own_lines)
-        .map_err(|e| BuildError::Io {
-        path: e.path.clone(),
-        source: std::io::Error::other(e.reason),
-    })?;
+    let whole = report_files::write_layer_reports(&tmp, &parent_dir, parent, &report, &own_lines)?;
     phases.end("report");
     if !report.refused.is_empty() {
         return Err(super::run::keep_refused(store, &tmp, &id, report.refused));
@@ -326,7 +318,21 @@ pub(super) fn encode_layer(
     Ok(out.into_inner())
 }
 
-pub(super) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
+/// Writes a layer file into `tmp`'s `layers/`, fsynced, named by its place in the stack and
+/// its header checksum; returns the name.
+pub(super) fn write_layer_file(
+    tmp: &Path,
+    sequence: u32,
+    bytes: &[u8],
+) -> Result<String, BuildError> {
+    let name = layer_file_name(sequence, u64_at(bytes, 120));
+    let dir = tmp.join(LAYERS_DIR);
+    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    write_synced(&dir.join(&name), bytes)?;
+    Ok(name)
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
     use std::io::Write;
     let mut f = std::fs::File::create(path).map_err(io_err(path))?;
     f.write_all(bytes).map_err(io_err(path))?;

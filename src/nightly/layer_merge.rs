@@ -14,7 +14,7 @@
 
 use super::encode::InsurerPart;
 use super::insurer::write_segment;
-use super::layer::{encode_layer, write_synced};
+use super::layer::{encode_layer, write_layer_file};
 use super::layer_diff::LineMaps;
 use super::profile::Phases;
 use super::report::{GenerationKind, LayerReport, Removal, Report};
@@ -94,10 +94,7 @@ pub(super) fn merge_source(
         None => store.open_named(&live_id, cfg.key.clone())?,
     };
     let dir = store.generation_dir(&live_id);
-    let whole = report_files::read_whole(&dir).map_err(|e| BuildError::Io {
-        path: e.path.clone(),
-        source: std::io::Error::other(e.reason),
-    })?;
+    let whole = report_files::read_whole(&dir)?;
     Ok(MergeSource {
         live_id,
         live,
@@ -242,10 +239,7 @@ pub(super) fn run_merge(
         .collect();
     let deltas: Vec<&InsurerPart> = insurers.iter().filter_map(|m| m.delta.as_ref()).collect();
     let layer_bytes = encode_layer(cfg, &id, &deltas, &persons, &link, &tombstones)?;
-    let layer_name = layer_file_name(1, u64_at(&layer_bytes, 120));
-    let layers_dir = tmp.join(LAYERS_DIR);
-    std::fs::create_dir_all(&layers_dir).map_err(io_err(&layers_dir))?;
-    write_synced(&layers_dir.join(&layer_name), &layer_bytes)?;
+    let layer_name = write_layer_file(&tmp, 1, &layer_bytes)?;
     bytes_written += layer_bytes.len() as u64;
     phases.end("write");
     let index = MappedIndex::open_file_after(&tmp.join(INDEX_FILE), cfg.key.clone(), &live)
@@ -299,13 +293,7 @@ pub(super) fn run_merge(
     if let Some(l) = &mut report.layer {
         l.removed_lines = removed_lines;
     }
-    let whole =
-        report_files::write_merged_reports(&tmp, &parent_dir, whole, &mut report).map_err(|e| {
-            BuildError::Io {
-                path: e.path.clone(),
-                source: std::io::Error::other(e.reason),
-            }
-        })?;
+    let whole = report_files::write_merged_reports(&tmp, &parent_dir, whole, &mut report)?;
     phases.end("report");
     if let Some(key) = &cfg.signing {
         crate::signing::sign_generation_sharing(&tmp, &id, key, Some(&parent_dir))?;

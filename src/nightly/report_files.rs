@@ -309,28 +309,10 @@ pub(super) fn write_merged_reports(
     // The view as `read_whole` reads it back: the base's findings kept, then the layer's.
     let mut lines = base_kept;
     lines.extend(write_own(tmp, &masked, &own_lines)?);
-    let Whole { report, lines: _ } = whole;
-    let mut top = masked;
-    if let Some(l) = top.layer.as_mut() {
-        l.applied = report
-            .layer
-            .as_ref()
-            .map(|w| w.applied.clone())
-            .unwrap_or_default();
-        l.applied_identity = report
-            .layer
-            .as_ref()
-            .map(|w| w.applied_identity.clone())
-            .unwrap_or_default();
-        l.dropped = None;
-    }
-    let report = Report {
-        totals: report.totals,
-        insurers: report.insurers,
-        notes: report.notes,
-        kohi: report.kohi,
-        ..top
-    };
+    // The merged layer stacked on the base's part of the view, as `read_whole` stacks it.
+    let mut report = whole.report;
+    report.layer = None;
+    stack(&mut report, masked);
     Ok(Whole { report, lines })
 }
 

@@ -83,6 +83,8 @@ pub enum BuildError {
     Reuse(#[from] ReuseError),
     #[error("signing the generation: {0}")]
     Signing(#[from] crate::signing::SigningError),
+    #[error(transparent)]
+    Reports(#[from] super::report_files::ReportFilesError),
     #[error("{path}: {source}")]
     Io {
         path: String,
